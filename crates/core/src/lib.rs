@@ -1,0 +1,22 @@
+//! Countersign core: the domain rules of the authenticator and the sign-in
+//! server, free of I/O. Nothing here touches the network, the disk or the
+//! system clock; time and randomness are always parameters.
+
+pub mod enroll;
+mod error;
+pub mod keys;
+pub mod migration;
+pub mod otp;
+pub mod otpauth;
+pub mod protocol;
+pub mod qr;
+pub mod secret;
+mod uri;
+pub mod vault;
+
+pub use enroll::Enrollment;
+pub use error::Error;
+pub use keys::{PublicKey, Signature, SigningKey};
+pub use otp::{Algorithm, Otp, OtpKind};
+pub use otpauth::OtpAccount;
+pub use secret::{Passcode, SecretBytes};

@@ -1,0 +1,168 @@
+//! Image transforms that turn hard camera frames and screenshots into
+//! something the QR detector can read.
+
+use image::imageops::{self, FilterType};
+use image::GrayImage;
+
+/// Inverts a frame, for light-on-dark (dark mode) codes.
+pub fn invert(img: &GrayImage) -> GrayImage {
+    let mut out = img.clone();
+    imageops::invert(&mut out);
+    out
+}
+
+/// Stretches the grey levels so that the 1st and 99th percentiles become
+/// black and white: faint grey-on-grey codes get full contrast.
+pub fn stretch(img: &GrayImage) -> GrayImage {
+    let mut hist = [0u32; 256];
+    for p in img.as_raw() {
+        hist[*p as usize] += 1;
+    }
+    let total = img.as_raw().len() as u32;
+    let cut = total / 100;
+    let low = percentile(&hist, cut);
+    let high = 255 - percentile_rev(&hist, cut);
+    if high <= low {
+        return img.clone();
+    }
+    let span = f32::from(high - low);
+    let mut out = img.clone();
+    for p in out.iter_mut() {
+        let v = (f32::from(p.saturating_sub(low)) * 255.0 / span).min(255.0);
+        *p = v as u8;
+    }
+    out
+}
+
+fn percentile(hist: &[u32; 256], cut: u32) -> u8 {
+    let mut seen = 0;
+    for (level, count) in hist.iter().enumerate() {
+        seen += count;
+        if seen > cut {
+            return level as u8;
+        }
+    }
+    255
+}
+
+fn percentile_rev(hist: &[u32; 256], cut: u32) -> u8 {
+    let mut seen = 0;
+    for (level, count) in hist.iter().rev().enumerate() {
+        seen += count;
+        if seen > cut {
+            return level as u8;
+        }
+    }
+    255
+}
+
+/// Resamples a frame by `factor`. Upscaling restores
+/// enough shape at 1.5–2 px per module for the finder patterns to be found.
+pub fn scale(img: &GrayImage, factor: f32, filter: FilterType) -> GrayImage {
+    let w = ((img.width() as f32 * factor).round() as u32).max(1);
+    let h = ((img.height() as f32 * factor).round() as u32).max(1);
+    imageops::resize(img, w, h, filter)
+}
+
+/// Gaussian blur: removes sensor noise and JPEG ringing.
+pub fn blur(img: &GrayImage, sigma: f32) -> GrayImage {
+    imageops::blur(img, sigma)
+}
+
+/// Unsharp mask: steepens edges softened by defocus.
+pub fn sharpen(img: &GrayImage, sigma: f32) -> GrayImage {
+    imageops::unsharpen(img, sigma, 0)
+}
+
+/// Binarises with a local mean over a `window`-pixel square (from an
+/// integral image), so a lighting gradient across a photo does not push one
+/// side of the code to all black or all white. Returns `true` for dark.
+pub fn adaptive_threshold(img: &GrayImage, window: u32, bias: i32) -> Vec<bool> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let stride = w + 1;
+    let mut integral = vec![0u64; stride * (h + 1)];
+    for y in 0..h {
+        let mut row = 0u64;
+        for x in 0..w {
+            row += u64::from(img.as_raw()[y * w + x]);
+            integral[(y + 1) * stride + x + 1] = integral[y * stride + x + 1] + row;
+        }
+    }
+    let r = (window / 2).max(1) as usize;
+    let mut out = vec![false; w * h];
+    for y in 0..h {
+        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
+        for x in 0..w {
+            let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
+            let sum = integral[y1 * stride + x1] + integral[y0 * stride + x0]
+                - integral[y0 * stride + x1]
+                - integral[y1 * stride + x0];
+            let area = ((y1 - y0) * (x1 - x0)) as u64;
+            let mean = (sum / area) as i32;
+            out[y * w + x] = i32::from(img.as_raw()[y * w + x]) < mean - bias;
+        }
+    }
+    out
+}
+
+/// Share of horizontally adjacent pixel pairs that differ strongly: near 0
+/// for screenshots and photos, above 0.3 for sensor noise. Noisy frames are
+/// smoothed before detection, which also keeps the detector from chasing
+/// thousands of false finder patterns.
+pub fn noise_level(img: &GrayImage) -> f32 {
+    let w = img.width() as usize;
+    let raw = img.as_raw();
+    if w < 2 || raw.is_empty() {
+        return 0.0;
+    }
+    // Every 4th row is plenty for an estimate.
+    let mut jumps = 0u64;
+    let mut pairs = 0u64;
+    for row in raw.chunks_exact(w).step_by(4) {
+        for pair in row.windows(2) {
+            pairs += 1;
+            if pair[0].abs_diff(pair[1]) > 48 {
+                jumps += 1;
+            }
+        }
+    }
+    jumps as f32 / pairs.max(1) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stretch_spreads_a_narrow_range() {
+        let img = GrayImage::from_fn(100, 1, |x, _| image::Luma([if x < 50 { 150 } else { 200 }]));
+        let out = stretch(&img);
+        assert_eq!(out.get_pixel(0, 0).0[0], 0);
+        assert_eq!(out.get_pixel(99, 0).0[0], 255);
+    }
+
+    #[test]
+    fn adaptive_threshold_follows_a_gradient() {
+        // Dark stripes on a background that brightens left to right.
+        let img = GrayImage::from_fn(200, 20, |x, _| {
+            let base = 60 + (x / 2) as u8;
+            image::Luma([if x % 10 < 5 { base / 2 } else { base }])
+        });
+        let bits = adaptive_threshold(&img, 20, 2);
+        assert!(bits[2] && !bits[7] && bits[192] && !bits[197]);
+    }
+
+    #[test]
+    fn noise_level_tells_noise_from_flat() {
+        let flat = GrayImage::from_pixel(64, 64, image::Luma([200]));
+        let mut state = 0x2545_f491_u32;
+        let noisy = GrayImage::from_fn(64, 64, |_, _| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            image::Luma([(state >> 24) as u8])
+        });
+        assert!(noise_level(&flat) < 0.01);
+        assert!(noise_level(&noisy) > 0.3);
+    }
+}
