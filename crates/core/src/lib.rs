@@ -2,12 +2,15 @@
 //! server, free of I/O. Nothing here touches the network, the disk or the
 //! system clock; time and randomness are always parameters.
 
+pub mod api;
 pub mod enroll;
 mod error;
 pub mod keys;
 pub mod migration;
 pub mod otp;
 pub mod otpauth;
+pub mod password;
+pub mod pin;
 pub mod protocol;
 pub mod qr;
 pub mod secret;

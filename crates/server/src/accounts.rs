@@ -1,0 +1,388 @@
+//! Users and passwords: creation with a temporary password, sign-in with
+//! lockout, changes under the password policy, administrator actions.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use countersign_core::password::{temporary_password, Violation};
+use ring::rand::SecureRandom;
+use zeroize::Zeroizing;
+
+use crate::store::{NewAudit, NewUser, Role, UserRow};
+use crate::{Error, Server};
+
+/// Hashes a password with Argon2id (default parameters, random salt).
+pub fn hash_password(password: &str) -> Result<String, Error> {
+    let mut raw = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| Error::Internal("random generator failed".into()))?;
+    let salt = SaltString::encode_b64(&raw).map_err(|e| Error::Internal(format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))
+}
+
+/// Checks a password against an Argon2id PHC string.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// A hash of a password nobody has: verifying against it makes a sign-in
+/// for an unknown user cost the same as for a known one.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password("no user has this password").unwrap_or_default())
+}
+
+/// Checks a username: 2–64 of lower-case letters, digits, `.`, `_`, `-`.
+pub fn check_username(username: &str) -> Result<(), Error> {
+    let ok = (2..=64).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_username",
+            "a username is 2–64 lower-case letters, digits, '.', '_' or '-'",
+        ))
+    }
+}
+
+/// What a successful password step leads to.
+#[derive(Debug)]
+pub struct PasswordOk {
+    /// The user.
+    pub user: UserRow,
+    /// A temporary password: must be changed before anything else.
+    pub must_change: bool,
+}
+
+impl Server {
+    /// Creates a user and returns the temporary password (shown once,
+    /// stored only as a hash). Without `ssn_last4`, four random digits.
+    pub fn add_user(
+        &self,
+        username: &str,
+        first: &str,
+        last: &str,
+        ssn_last4: Option<&str>,
+        actor: &str,
+        now: u64,
+    ) -> Result<(UserRow, Zeroizing<String>), Error> {
+        check_username(username)?;
+        for (field, value) in [("first name", first), ("last name", last)] {
+            if value.trim().is_empty() || value.len() > 64 {
+                return Err(Error::invalid(
+                    "invalid_name",
+                    format!("the {field} must be 1–64 characters"),
+                ));
+            }
+        }
+        let digits = match ssn_last4 {
+            Some(d) if d.len() == 4 && d.bytes().all(|b| b.is_ascii_digit()) => {
+                Zeroizing::new(d.to_string())
+            }
+            Some(_) => {
+                return Err(Error::invalid(
+                    "invalid_ssn_last4",
+                    "the SSN digits must be exactly four digits",
+                ))
+            }
+            None => self.random_digits(4)?,
+        };
+        let password = Zeroizing::new(temporary_password(
+            &self.config.users.temporary_password_template,
+            first.trim(),
+            last.trim(),
+            &digits,
+        ));
+        let hash = hash_password(&password)?;
+        let user = self
+            .store
+            .insert_user(
+                &NewUser {
+                    username,
+                    first_name: first.trim(),
+                    last_name: last.trim(),
+                    password_hash: &hash,
+                },
+                now,
+            )?
+            .ok_or_else(|| {
+                Error::refused(
+                    409,
+                    "user_exists",
+                    format!("user {username} already exists"),
+                )
+            })?;
+        self.audit(
+            NewAudit {
+                actor,
+                action: "user.add",
+                target: username,
+                ip: "",
+                outcome: "ok",
+                detail: "",
+            },
+            now,
+        )?;
+        Ok((user, password))
+    }
+
+    fn random_digits(&self, n: usize) -> Result<Zeroizing<String>, Error> {
+        let mut bytes = vec![0u8; n];
+        self.rng
+            .fill(&mut bytes)
+            .map_err(|_| Error::Internal("random generator failed".into()))?;
+        Ok(Zeroizing::new(
+            bytes.iter().map(|b| char::from(b'0' + b % 10)).collect(),
+        ))
+    }
+
+    /// A user by name, or 404.
+    pub fn user(&self, username: &str) -> Result<UserRow, Error> {
+        self.store
+            .user_by_name(username)?
+            .ok_or_else(|| Error::not_found("user"))
+    }
+
+    /// The password step of a sign-in. Unknown user and wrong password get
+    /// the same answer; failures count towards the lockout.
+    pub fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<PasswordOk, Error> {
+        let invalid = || {
+            Error::refused(
+                401,
+                "invalid_credentials",
+                "Your account or password is incorrect.",
+            )
+        };
+        let audit = |outcome: &str, detail: &str| {
+            self.audit(
+                NewAudit {
+                    actor: username,
+                    action: "signin.password",
+                    target: username,
+                    ip,
+                    outcome,
+                    detail,
+                },
+                now,
+            )
+        };
+        let Some(user) = self.store.user_by_name(username)? else {
+            verify_password(dummy_hash(), password);
+            audit("refused", "unknown user")?;
+            return Err(invalid());
+        };
+        if user.disabled {
+            audit("refused", "disabled")?;
+            return Err(Error::refused(
+                403,
+                "account_disabled",
+                "This account is disabled. Contact the help desk.",
+            ));
+        }
+        if user.locked_until > now {
+            audit("refused", "locked")?;
+            return Err(locked(user.locked_until, now));
+        }
+        if !verify_password(&user.password_hash, password) {
+            let lock_secs = self.config.lockout.minutes * 60;
+            if let Some(until) = self.store.record_failure(
+                user.id,
+                self.config.lockout.max_failures,
+                lock_secs,
+                now,
+            )? {
+                audit("locked", "too many failed sign-ins")?;
+                return Err(locked(until, now));
+            }
+            audit("refused", "wrong password")?;
+            return Err(invalid());
+        }
+        self.store.clear_failures(user.id)?;
+        audit(
+            "ok",
+            if user.must_change {
+                "temporary password"
+            } else {
+                ""
+            },
+        )?;
+        Ok(PasswordOk {
+            must_change: user.must_change,
+            user,
+        })
+    }
+
+    /// A user's own password change. Every broken rule is reported.
+    pub fn change_password(
+        &self,
+        username: &str,
+        current: &str,
+        new: &str,
+        confirm: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<Result<(), Vec<Violation>>, Error> {
+        let user = self.user(username)?;
+        let policy = &self.config.password;
+        let audit = |outcome: &str, detail: &str| {
+            self.audit(
+                NewAudit {
+                    actor: username,
+                    action: "password.change",
+                    target: username,
+                    ip,
+                    outcome,
+                    detail,
+                },
+                now,
+            )
+        };
+        if user.locked_until > now {
+            return Err(locked(user.locked_until, now));
+        }
+        if !verify_password(&user.password_hash, current) {
+            let lock_secs = self.config.lockout.minutes * 60;
+            self.store
+                .record_failure(user.id, self.config.lockout.max_failures, lock_secs, now)?;
+            audit("refused", "wrong_current")?;
+            return Ok(Err(vec![Violation::WrongCurrent]));
+        }
+        let mut violations = Vec::new();
+        if new != confirm {
+            violations.push(Violation::Mismatch);
+        }
+        violations.extend(policy.check(new));
+        let min_age = policy.min_age_hours * 3600;
+        if !user.must_change
+            && user.password_changed_at > 0
+            && now < user.password_changed_at + min_age
+        {
+            violations.push(Violation::TooSoon(policy.min_age_hours));
+        }
+        if violations.is_empty()
+            || !violations
+                .iter()
+                .any(|v| matches!(v, Violation::TooShort(_)))
+        {
+            let history = self.store.password_history(user.id, policy.history)?;
+            if history.iter().any(|h| verify_password(h, new)) {
+                violations.push(Violation::Reused(policy.history));
+            }
+        }
+        if !violations.is_empty() {
+            let codes: Vec<&str> = violations.iter().map(Violation::code).collect();
+            audit("refused", &codes.join(","))?;
+            return Ok(Err(violations));
+        }
+        self.store
+            .set_password(user.id, &hash_password(new)?, true, now)?;
+        audit("ok", "")?;
+        Ok(Ok(()))
+    }
+
+    /// Administrator reset: a new temporary password the user must change.
+    /// Exempt from the minimum age.
+    pub fn reset_password(
+        &self,
+        username: &str,
+        actor: &str,
+        now: u64,
+    ) -> Result<Zeroizing<String>, Error> {
+        let user = self.user(username)?;
+        let digits = self.random_digits(4)?;
+        let password = Zeroizing::new(temporary_password(
+            &self.config.users.temporary_password_template,
+            &user.first_name,
+            &user.last_name,
+            &digits,
+        ));
+        self.store
+            .set_password(user.id, &hash_password(&password)?, false, now)?;
+        self.admin_audit(actor, "user.reset_password", username, now)?;
+        Ok(password)
+    }
+
+    /// Clears a lockout.
+    pub fn unlock(&self, username: &str, actor: &str, now: u64) -> Result<(), Error> {
+        let user = self.user(username)?;
+        self.store.clear_failures(user.id)?;
+        self.admin_audit(actor, "user.unlock", username, now)
+    }
+
+    /// Disables (or re-enables) an account.
+    pub fn set_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        actor: &str,
+        now: u64,
+    ) -> Result<(), Error> {
+        let user = self.user(username)?;
+        self.store.set_disabled(user.id, disabled)?;
+        self.admin_audit(
+            actor,
+            if disabled {
+                "user.disable"
+            } else {
+                "user.enable"
+            },
+            username,
+            now,
+        )
+    }
+
+    /// Removes every device and void activation codes: the user registers again.
+    pub fn reset_methods(&self, username: &str, actor: &str, now: u64) -> Result<usize, Error> {
+        let user = self.user(username)?;
+        let n = self.store.remove_devices_of(user.id, now)?;
+        self.store.set_push_blocked(user.id, false)?;
+        self.admin_audit(actor, "user.reset_methods", username, now)?;
+        Ok(n)
+    }
+
+    /// Sets a user's role.
+    pub fn set_role(&self, username: &str, role: Role, actor: &str, now: u64) -> Result<(), Error> {
+        let user = self.user(username)?;
+        self.store.set_role(user.id, role)?;
+        self.admin_audit(actor, "user.role", username, now)
+    }
+
+    fn admin_audit(&self, actor: &str, action: &str, target: &str, now: u64) -> Result<(), Error> {
+        self.audit(
+            NewAudit {
+                actor,
+                action,
+                target,
+                ip: "",
+                outcome: "ok",
+                detail: "",
+            },
+            now,
+        )
+    }
+}
+
+fn locked(until: u64, now: u64) -> Error {
+    let minutes = until.saturating_sub(now).div_ceil(60).max(1);
+    Error::refused(
+        423,
+        "account_locked",
+        format!("Your account is locked after too many failed attempts. Try again in {minutes} minute(s) or contact the help desk."),
+    )
+}

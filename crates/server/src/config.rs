@@ -1,0 +1,390 @@
+//! The server's configuration: one TOML file, read once into a typed,
+//! validated struct; a few environment variables override it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use countersign_core::password::{PasswordPolicy, DEFAULT_TEMPLATE};
+use serde::Deserialize;
+
+/// Everything configurable. Missing keys take the seed guide's defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Organisation name shown on pages and in enrollment payloads (`i`).
+    pub org_name: String,
+    /// Email domain completing bare usernames, e.g. `alacop.gov`.
+    pub email_domain: String,
+    /// The legal warning shown on every page.
+    pub banner: String,
+    /// Where the server listens.
+    pub listen: SocketAddr,
+    /// The URL devices reach the server at; derived from `listen` if empty.
+    pub public_url: String,
+    /// TLS settings.
+    pub tls: TlsConfig,
+    /// Password rules.
+    pub password: PasswordPolicy,
+    /// Sign-in lockout.
+    pub lockout: LockoutConfig,
+    /// Push challenges.
+    pub push: PushConfig,
+    /// TOTP verification.
+    pub totp: TotpConfig,
+    /// Temporary passwords.
+    pub users: UsersConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// How the server speaks TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `self_signed` (default: generated on first start and kept),
+    /// `files` (a provided certificate and key), or `off` (plain HTTP behind
+    /// a TLS-terminating reverse proxy).
+    pub mode: TlsMode,
+    /// PEM certificate chain, for `files`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key, for `files`.
+    pub key_file: Option<PathBuf>,
+}
+
+/// See [`TlsConfig::mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// Self-signed certificate kept in the data folder; devices pin it.
+    SelfSigned,
+    /// Certificate and key files.
+    Files,
+    /// Plain HTTP (only behind a reverse proxy).
+    Off,
+}
+
+/// Failed sign-ins before a lockout, and its length.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LockoutConfig {
+    /// Failures that lock the account.
+    pub max_failures: u32,
+    /// Minutes the lock lasts.
+    pub minutes: u64,
+}
+
+/// Push challenge rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// Seconds a challenge can be answered.
+    pub ttl_seconds: u64,
+    /// Push-fatigue limit: challenges per user per window.
+    pub max_per_window: u32,
+    /// The window, in minutes.
+    pub window_minutes: u64,
+}
+
+/// TOTP rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TotpConfig {
+    /// Steps accepted either side of now.
+    pub skew: u64,
+    /// Digits of issued secrets.
+    pub digits: u32,
+    /// Seconds per step of issued secrets.
+    pub period: u32,
+}
+
+/// Users.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsersConfig {
+    /// Temporary password template; see `countersign_core::password`.
+    pub temporary_password_template: String,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// One JSON object per line instead of text.
+    pub json: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            org_name: "ALEA".into(),
+            email_domain: "alacop.gov".into(),
+            banner: "You are accessing a restricted information system. Usage may be monitored, recorded and subject to audit. Unauthorized use is prohibited and subject to criminal and civil penalties.".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            public_url: String::new(),
+            tls: TlsConfig::default(),
+            password: PasswordPolicy::default(),
+            lockout: LockoutConfig::default(),
+            push: PushConfig::default(),
+            totp: TotpConfig::default(),
+            users: UsersConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            mode: TlsMode::SelfSigned,
+            cert_file: None,
+            key_file: None,
+        }
+    }
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        LockoutConfig {
+            max_failures: 5,
+            minutes: 10,
+        }
+    }
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            ttl_seconds: 60,
+            max_per_window: 5,
+            window_minutes: 15,
+        }
+    }
+}
+
+impl Default for TotpConfig {
+    fn default() -> Self {
+        TotpConfig {
+            skew: 1,
+            digits: 6,
+            period: 30,
+        }
+    }
+}
+
+impl Default for UsersConfig {
+    fn default() -> Self {
+        UsersConfig {
+            temporary_password_template: DEFAULT_TEMPLATE.into(),
+        }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has an unknown or mistyped key.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid {
+        /// The key, e.g. `push.ttl_seconds`.
+        key: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Reads `path` (or the defaults when `None`), then applies
+    /// `COUNTERSIGN_LISTEN`, and validates.
+    pub fn load(
+        path: Option<&Path>,
+        listen_override: Option<SocketAddr>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Self::parse(&text).map_err(|e| match e {
+                    ConfigError::Parse { message, .. } => ConfigError::Parse {
+                        path: p.display().to_string(),
+                        message,
+                    },
+                    other => other,
+                })?
+            }
+            None => Config::default(),
+        };
+        if let Some(listen) = listen_override {
+            config.listen = listen;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (without validating).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: String::new(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Checks every value's range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.into(),
+            })
+        };
+        if self.org_name.trim().is_empty() || self.org_name.len() > 64 {
+            return invalid("org_name", "must be 1–64 characters");
+        }
+        if self.email_domain.is_empty()
+            || !self.email_domain.contains('.')
+            || self.email_domain.contains('@')
+        {
+            return invalid("email_domain", "must be a domain such as alacop.gov");
+        }
+        if !self.public_url.is_empty() {
+            if let Err(e) = countersign_core::enroll::check_server_url(&self.public_url) {
+                return Err(ConfigError::Invalid {
+                    key: "public_url",
+                    problem: e.to_string(),
+                });
+            }
+        }
+        if self.tls.mode == TlsMode::Files
+            && (self.tls.cert_file.is_none() || self.tls.key_file.is_none())
+        {
+            return invalid("tls.mode", "`files` needs tls.cert_file and tls.key_file");
+        }
+        if !(4..=128).contains(&self.password.min_length) {
+            return invalid("password.min_length", "must be between 4 and 128");
+        }
+        if self.password.history > 100 {
+            return invalid("password.history", "must be at most 100");
+        }
+        if self.lockout.max_failures == 0 {
+            return invalid("lockout.max_failures", "must be at least 1");
+        }
+        if !(1..=600).contains(&self.push.ttl_seconds) {
+            return invalid("push.ttl_seconds", "must be between 1 and 600");
+        }
+        if self.push.max_per_window == 0 || self.push.window_minutes == 0 {
+            return invalid(
+                "push.max_per_window",
+                "the push-fatigue limit and window must be at least 1",
+            );
+        }
+        if self.totp.skew > 10 {
+            return invalid("totp.skew", "must be at most 10 steps");
+        }
+        if !(6..=8).contains(&self.totp.digits) {
+            return invalid("totp.digits", "must be 6, 7 or 8");
+        }
+        if !(15..=300).contains(&self.totp.period) {
+            return invalid("totp.period", "must be between 15 and 300 seconds");
+        }
+        if !self.users.temporary_password_template.contains('{') {
+            return invalid(
+                "users.temporary_password_template",
+                "must contain at least one {placeholder}",
+            );
+        }
+        Ok(())
+    }
+
+    /// The base URL devices are given.
+    pub fn public_url(&self) -> String {
+        if !self.public_url.is_empty() {
+            return self.public_url.trim_end_matches('/').to_string();
+        }
+        let scheme = if self.tls.mode == TlsMode::Off {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}", self.listen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_seed_guide() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(
+            (
+                c.password.min_length,
+                c.password.history,
+                c.password.min_age_hours
+            ),
+            (14, 24, 24)
+        );
+        assert_eq!((c.lockout.max_failures, c.lockout.minutes), (5, 10));
+        assert_eq!(
+            (
+                c.push.ttl_seconds,
+                c.push.max_per_window,
+                c.push.window_minutes
+            ),
+            (60, 5, 15)
+        );
+        assert_eq!(c.public_url(), "https://127.0.0.1:8443");
+    }
+
+    #[test]
+    fn a_partial_file_keeps_defaults() {
+        let c = Config::parse("org_name = \"ACME\"\n[push]\nttl_seconds = 30\n").unwrap();
+        assert_eq!(
+            (
+                c.org_name.as_str(),
+                c.push.ttl_seconds,
+                c.push.max_per_window
+            ),
+            ("ACME", 30, 5)
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let unknown = Config::parse("[push]\nttl = 30\n").unwrap_err().to_string();
+        assert!(unknown.contains("unknown field `ttl`"), "{unknown}");
+        let mistyped = Config::parse("[lockout]\nminutes = \"ten\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(mistyped.contains("minutes"), "{mistyped}");
+        let c = Config::parse("[totp]\ndigits = 9\n").unwrap();
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "configuration key `totp.digits`: must be 6, 7 or 8"
+        );
+        let c = Config::parse("email_domain = \"nodot\"\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("configuration key `email_domain`"));
+    }
+}

@@ -1,0 +1,29 @@
+//! The Countersign sign-in server: users and passwords, authenticator
+//! activation, number-matching push challenges, TOTP, and a hash-chained
+//! audit log, served over HTTPS by axum.
+
+pub mod accounts;
+pub mod activation;
+pub mod admin;
+pub mod api;
+pub mod config;
+pub mod datadir;
+mod error;
+pub mod push;
+pub mod serve;
+pub mod state;
+pub mod store;
+pub mod tls;
+pub mod totp;
+
+pub use error::Error;
+pub use state::Server;
+
+/// Unix seconds now. The only place the server reads the clock; domain
+/// functions take the time as a parameter.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,117 @@
+//! Running the server: listener, TLS, the expiry sweeper, the runtime file
+//! admin commands read, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::datadir::{write_private, DataDir};
+use crate::{api, Server};
+
+/// What a running server tells admin commands (`server.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Runtime {
+    /// Base URL reachable on this machine.
+    pub url: String,
+    /// TLS pin (base64url), when TLS is on.
+    pub pin: Option<String>,
+    /// Process id.
+    pub pid: u32,
+}
+
+/// A started server.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    sweeper: tokio::task::JoinHandle<()>,
+    runtime_file: std::path::PathBuf,
+}
+
+impl Running {
+    /// Stops accepting, lets open requests finish (up to 2 s), and waits.
+    pub async fn shutdown(self) {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
+        self.sweeper.abort();
+        let _ = self.task.await;
+        let _ = std::fs::remove_file(&self.runtime_file);
+    }
+
+    /// Waits until the server stops by itself.
+    pub async fn wait(self) -> std::io::Result<()> {
+        let r = self.task.await.unwrap_or(Ok(()));
+        self.sweeper.abort();
+        let _ = std::fs::remove_file(&self.runtime_file);
+        r
+    }
+
+    /// A handle to ask for shutdown from elsewhere (signal handler).
+    pub fn handle(&self) -> axum_server::Handle {
+        self.handle.clone()
+    }
+}
+
+/// Binds `listen` and starts serving in the background.
+pub async fn start(
+    server: Arc<Server>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    listen: SocketAddr,
+    dir: &DataDir,
+) -> anyhow::Result<Running> {
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let app = api::router(server.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let task = match tls {
+        Some(config) => {
+            let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+            let srv = axum_server::from_tcp_rustls(listener, rustls_config).handle(handle.clone());
+            tokio::spawn(srv.serve(app))
+        }
+        None => {
+            let srv = axum_server::from_tcp(listener).handle(handle.clone());
+            tokio::spawn(srv.serve(app))
+        }
+    };
+    let sweeper = tokio::spawn(sweep(server.clone()));
+    let runtime = Runtime {
+        url: format!("{scheme}://{addr}"),
+        pin: server
+            .tls_pin
+            .map(|p| data_encoding::BASE64URL_NOPAD.encode(&p)),
+        pid: std::process::id(),
+    };
+    let runtime_file = dir.runtime_file();
+    write_private(&runtime_file, &serde_json::to_vec_pretty(&runtime)?)?;
+    tracing::info!(url = %runtime.url, "countersign-server listening");
+    Ok(Running {
+        addr,
+        handle,
+        task,
+        sweeper,
+        runtime_file,
+    })
+}
+
+/// Once a second, expires overdue challenges so followers hear about it.
+async fn sweep(server: Arc<Server>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = server.expire_overdue(crate::now()) {
+            tracing::error!(error = %e, "expiring challenges failed");
+        }
+    }
+}
+
+/// Reads the runtime file of a running server, if any.
+pub fn running_server(dir: &DataDir) -> Option<Runtime> {
+    let bytes = std::fs::read(dir.runtime_file()).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

@@ -1,0 +1,62 @@
+//! The server's shared state, built once at start and passed to every
+//! handler and subcommand.
+
+use countersign_core::vault::SealingKey;
+use countersign_core::SigningKey;
+use ring::rand::SystemRandom;
+
+use crate::config::Config;
+use crate::datadir::DataDir;
+use crate::push::Hub;
+use crate::store::{NewAudit, Store};
+use crate::Error;
+
+/// Everything a request needs.
+pub struct Server {
+    /// Validated configuration.
+    pub config: Config,
+    /// The database.
+    pub store: Store,
+    /// Signs challenge envelopes.
+    pub server_key: SigningKey,
+    /// Seals stored TOTP secrets.
+    pub master_key: SealingKey,
+    /// SHA-256 of the admin token.
+    pub admin_token_hash: [u8; 32],
+    /// SHA-256 of the TLS certificate's SPKI, when devices should pin it.
+    pub tls_pin: Option<[u8; 32]>,
+    /// Live channels to devices and sign-in pages.
+    pub hub: Hub,
+    /// Randomness.
+    pub rng: SystemRandom,
+}
+
+impl Server {
+    /// Opens the data folder's database and keys.
+    pub fn open(config: Config, dir: &DataDir) -> anyhow::Result<Self> {
+        let store = Store::open(&dir.database())?;
+        let token = dir.admin_token()?;
+        Ok(Server {
+            config,
+            store,
+            server_key: dir.server_key()?,
+            master_key: dir.master_key()?,
+            admin_token_hash: sha256(token.as_bytes()),
+            tls_pin: None,
+            hub: Hub::default(),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// Appends an audit row; a failure to audit fails the operation.
+    pub fn audit(&self, e: NewAudit<'_>, now: u64) -> Result<(), Error> {
+        Ok(self.store.audit(&e, now)?)
+    }
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
+    out
+}

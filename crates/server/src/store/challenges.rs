@@ -1,0 +1,167 @@
+//! Push challenges.
+
+use countersign_core::api::ChallengeStatus;
+use countersign_core::protocol::{Challenge, ChallengeKind};
+use rusqlite::{params, Row};
+
+use super::{optional, Store, StoreError};
+
+/// A challenge to store.
+pub struct NewChallenge<'a> {
+    /// The protocol view (sent to the device).
+    pub challenge: &'a Challenge,
+    /// Owner.
+    pub user_id: i64,
+    /// The number shown on the sign-in page (never sent to the device).
+    pub number: u8,
+}
+
+/// A stored challenge.
+#[derive(Debug, Clone)]
+pub struct ChallengeRow {
+    /// What the device sees.
+    pub challenge: Challenge,
+    /// Owner.
+    pub user_id: i64,
+    /// The number on the sign-in page.
+    pub number: u8,
+    /// Stored status (a pending row past its expiry is expired: see
+    /// [`ChallengeRow::status_at`]).
+    pub status: ChallengeStatus,
+    /// Device acknowledged receipt.
+    pub delivered_at: Option<u64>,
+    /// Prompt opened on the device.
+    pub shown_at: Option<u64>,
+    /// Answered.
+    pub answered_at: Option<u64>,
+}
+
+impl ChallengeRow {
+    /// The status as of `now`.
+    pub fn status_at(&self, now: u64) -> ChallengeStatus {
+        if self.status == ChallengeStatus::Pending && now >= self.challenge.expires_at {
+            ChallengeStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+const COLUMNS: &str = "id, device_id, application, ip, location, kind, created_at, expires_at, user_id, number, status, \
+                       delivered_at, shown_at, answered_at, (SELECT username FROM users WHERE users.id = challenges.user_id)";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
+    let kind: String = r.get(5)?;
+    let status: String = r.get(10)?;
+    Ok(ChallengeRow {
+        challenge: Challenge {
+            id: r.get(0)?,
+            device_id: r.get(1)?,
+            account: r.get(14)?,
+            application: r.get(2)?,
+            ip: r.get(3)?,
+            location: r.get(4)?,
+            kind: if kind == "test" {
+                ChallengeKind::Test
+            } else {
+                ChallengeKind::SignIn
+            },
+            created_at: r.get(6)?,
+            expires_at: r.get(7)?,
+        },
+        user_id: r.get(8)?,
+        number: r.get(9)?,
+        status: ChallengeStatus::parse(&status).unwrap_or(ChallengeStatus::Expired),
+        delivered_at: r.get(11)?,
+        shown_at: r.get(12)?,
+        answered_at: r.get(13)?,
+    })
+}
+
+impl Store {
+    /// Stores a new pending challenge.
+    pub fn insert_challenge(&self, c: &NewChallenge<'_>) -> Result<(), StoreError> {
+        let ch = c.challenge;
+        let kind = match ch.kind {
+            ChallengeKind::SignIn => "sign_in",
+            ChallengeKind::Test => "test",
+        };
+        self.conn().execute(
+            "INSERT INTO challenges (id, user_id, device_id, number, kind, application, ip, location, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![ch.id, c.user_id, ch.device_id, c.number, kind, ch.application, ch.ip, ch.location, ch.created_at, ch.expires_at],
+        )?;
+        Ok(())
+    }
+
+    /// A challenge by id.
+    pub fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError> {
+        optional(self.conn().query_row(
+            &format!("SELECT {COLUMNS} FROM challenges WHERE id = ?1"),
+            [id],
+            row,
+        ))
+    }
+
+    /// A device's challenges still open at `now`, oldest first.
+    pub fn pending_for_device(
+        &self,
+        device_id: &str,
+        now: u64,
+    ) -> Result<Vec<ChallengeRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM challenges WHERE device_id = ?1 AND status = 'pending' AND expires_at > ?2 ORDER BY created_at, rowid"
+        ))?;
+        let rows = stmt
+            .query_map(params![device_id, now], row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Challenges created for a user since `since`.
+    pub fn challenges_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM challenges WHERE user_id = ?1 AND created_at >= ?2",
+            params![user_id, since],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Records the answer if the challenge is still pending and unexpired.
+    /// False when it was answered or expired meanwhile (a replay).
+    pub fn answer_challenge(
+        &self,
+        id: &str,
+        status: ChallengeStatus,
+        response_json: &str,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE challenges SET status = ?2, response = ?3, answered_at = ?4 WHERE id = ?1 AND status = 'pending' AND expires_at > ?4",
+            params![id, status.as_str(), response_json, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Records a delivery or shown receipt (the first one counts).
+    pub fn record_receipt(&self, id: &str, shown: bool, at: u64) -> Result<(), StoreError> {
+        let sql = if shown {
+            "UPDATE challenges SET shown_at = COALESCE(shown_at, ?2), delivered_at = COALESCE(delivered_at, ?2) WHERE id = ?1"
+        } else {
+            "UPDATE challenges SET delivered_at = COALESCE(delivered_at, ?2) WHERE id = ?1"
+        };
+        self.conn().execute(sql, params![id, at])?;
+        Ok(())
+    }
+
+    /// Marks pending challenges past their expiry as expired; returns them.
+    pub fn expire_challenges(&self, now: u64) -> Result<Vec<ChallengeRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "UPDATE challenges SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?1 RETURNING {COLUMNS}"
+        ))?;
+        let rows = stmt.query_map([now], row)?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+}

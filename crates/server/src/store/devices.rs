@@ -1,0 +1,262 @@
+//! Activation codes and enrolled devices.
+
+use rusqlite::{params, Row};
+use serde::Serialize;
+
+use super::{optional, Store, StoreError};
+
+/// A pending activation.
+#[derive(Debug, Clone)]
+pub struct ActivationRow {
+    /// Public half of the code, used to find it.
+    pub id: String,
+    /// The user being enrolled.
+    pub user_id: i64,
+    /// SHA-256 of the secret half.
+    pub secret_hash: Vec<u8>,
+    /// Expiry.
+    pub expires_at: u64,
+    /// Wrong secrets tried.
+    pub attempts: u32,
+    /// When it was used, if it was.
+    pub used_at: Option<u64>,
+}
+
+/// A device to bind.
+pub struct NewDevice<'a> {
+    /// New id.
+    pub id: &'a str,
+    /// Owner.
+    pub user_id: i64,
+    /// Name the person gave it.
+    pub name: &'a str,
+    /// Platform.
+    pub platform: &'a str,
+    /// App version.
+    pub app_version: &'a str,
+    /// Ed25519 public key.
+    pub public_key: &'a [u8; 32],
+    /// SHA-256 of the channel token.
+    pub token_hash: &'a [u8],
+    /// TOTP secret sealed under the master key.
+    pub totp_secret: &'a [u8],
+    /// TOTP hash name.
+    pub totp_algorithm: &'a str,
+    /// TOTP digits.
+    pub totp_digits: u32,
+    /// TOTP period.
+    pub totp_period: u32,
+}
+
+/// An enrolled device.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceRow {
+    /// Id.
+    pub id: String,
+    /// Owner.
+    pub user_id: i64,
+    /// Name.
+    pub name: String,
+    /// Platform.
+    pub platform: String,
+    /// App version.
+    pub app_version: String,
+    /// Ed25519 public key.
+    #[serde(skip)]
+    pub public_key: [u8; 32],
+    /// SHA-256 of the channel token.
+    #[serde(skip)]
+    pub token_hash: Vec<u8>,
+    /// Sealed TOTP secret.
+    #[serde(skip)]
+    pub totp_secret: Vec<u8>,
+    /// TOTP hash.
+    pub totp_algorithm: String,
+    /// TOTP digits.
+    pub totp_digits: u32,
+    /// TOTP period.
+    pub totp_period: u32,
+    /// Last TOTP step accepted (replay guard), -1 if none.
+    pub last_totp_step: i64,
+    /// Enrolled.
+    pub created_at: u64,
+    /// Last contact.
+    pub last_seen_at: u64,
+}
+
+const COLUMNS: &str = "id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, totp_algorithm, \
+                       totp_digits, totp_period, last_totp_step, created_at, last_seen_at";
+
+fn device(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
+    let key: Vec<u8> = r.get(5)?;
+    let mut public_key = [0u8; 32];
+    if key.len() == 32 {
+        public_key.copy_from_slice(&key);
+    }
+    Ok(DeviceRow {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        name: r.get(2)?,
+        platform: r.get(3)?,
+        app_version: r.get(4)?,
+        public_key,
+        token_hash: r.get(6)?,
+        totp_secret: r.get(7)?,
+        totp_algorithm: r.get(8)?,
+        totp_digits: r.get(9)?,
+        totp_period: r.get(10)?,
+        last_totp_step: r.get(11)?,
+        created_at: r.get(12)?,
+        last_seen_at: r.get(13)?,
+    })
+}
+
+impl Store {
+    /// Stores a new activation code (its secret half hashed).
+    pub fn insert_activation(
+        &self,
+        id: &str,
+        user_id: i64,
+        secret_hash: &[u8],
+        now: u64,
+        ttl: u64,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO activations (id, user_id, secret_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, user_id, secret_hash, now, now + ttl],
+        )?;
+        Ok(())
+    }
+
+    /// An activation by its public id.
+    pub fn activation(&self, id: &str) -> Result<Option<ActivationRow>, StoreError> {
+        optional(self.conn().query_row(
+            "SELECT id, user_id, secret_hash, expires_at, attempts, used_at FROM activations WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(ActivationRow {
+                    id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    secret_hash: r.get(2)?,
+                    expires_at: r.get(3)?,
+                    attempts: r.get(4)?,
+                    used_at: r.get(5)?,
+                })
+            },
+        ))
+    }
+
+    /// Counts a wrong secret against an activation.
+    pub fn count_activation_attempt(&self, id: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE activations SET attempts = attempts + 1 WHERE id = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// Marks the activation used and binds the device, atomically: if the
+    /// code was used meanwhile, nothing is written and `false` returned.
+    pub fn complete_activation(
+        &self,
+        activation_id: &str,
+        d: &NewDevice<'_>,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let used = tx.execute(
+            "UPDATE activations SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
+            params![activation_id, now],
+        )?;
+        if used == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO devices (id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, \
+             totp_algorithm, totp_digits, totp_period, created_at, last_seen_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+            params![
+                d.id,
+                d.user_id,
+                d.name,
+                d.platform,
+                d.app_version,
+                &d.public_key[..],
+                d.token_hash,
+                d.totp_secret,
+                d.totp_algorithm,
+                d.totp_digits,
+                d.totp_period,
+                now
+            ],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// An active (not removed) device.
+    pub fn device(&self, id: &str) -> Result<Option<DeviceRow>, StoreError> {
+        optional(self.conn().query_row(
+            &format!("SELECT {COLUMNS} FROM devices WHERE id = ?1 AND removed_at IS NULL"),
+            [id],
+            device,
+        ))
+    }
+
+    /// A user's active devices, newest first.
+    pub fn devices_of(&self, user_id: i64) -> Result<Vec<DeviceRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM devices WHERE user_id = ?1 AND removed_at IS NULL ORDER BY created_at DESC, rowid DESC"
+        ))?;
+        let rows = stmt
+            .query_map([user_id], device)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Records contact from a device.
+    pub fn touch_device(&self, id: &str, now: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        Ok(())
+    }
+
+    /// Accepts TOTP step `step` for a device unless it, or a later one, was
+    /// accepted before (replay guard). True when accepted.
+    pub fn accept_totp_step(&self, device_id: &str, step: u64) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE devices SET last_totp_step = ?2 WHERE id = ?1 AND last_totp_step < ?2",
+            params![device_id, step as i64],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Removes a device (kept for the audit trail, no longer usable).
+    pub fn remove_device(&self, id: &str, now: u64) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE devices SET removed_at = ?2 WHERE id = ?1 AND removed_at IS NULL",
+            params![id, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Removes every device of a user and voids unused activation codes.
+    pub fn remove_devices_of(&self, user_id: i64, now: u64) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE devices SET removed_at = ?2 WHERE user_id = ?1 AND removed_at IS NULL",
+            params![user_id, now],
+        )?;
+        tx.execute(
+            "UPDATE activations SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
+            params![user_id, now],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,202 @@
+//! SQLite storage (WAL): schema migrations and the queries the server
+//! needs. Every multi-step change runs in one transaction, so a crash never
+//! leaves half of it behind. Times are Unix seconds.
+
+mod audit;
+mod challenges;
+mod devices;
+mod users;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension};
+
+pub use audit::{AuditEntry, AuditFilter, NewAudit};
+pub use challenges::{ChallengeRow, NewChallenge};
+pub use devices::{ActivationRow, DeviceRow, NewDevice};
+pub use users::{NewUser, Role, UserRow};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer version.
+    #[error("the database has schema version {0}, newer than this server understands")]
+    TooNew(i64),
+}
+
+/// Schema, one migration per entry; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    first_name TEXT NOT NULL,
+    last_name TEXT NOT NULL,
+    role TEXT NOT NULL DEFAULT 'officer',
+    password_hash TEXT NOT NULL,
+    must_change INTEGER NOT NULL DEFAULT 1,
+    password_changed_at INTEGER NOT NULL DEFAULT 0,
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER NOT NULL DEFAULT 0,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    push_blocked INTEGER NOT NULL DEFAULT 0,
+    skip_setup_until INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE password_history (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX password_history_user ON password_history(user_id, created_at);
+CREATE TABLE activations (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    secret_hash BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    used_at INTEGER
+);
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    app_version TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    token_hash BLOB NOT NULL,
+    totp_secret BLOB NOT NULL,
+    totp_algorithm TEXT NOT NULL,
+    totp_digits INTEGER NOT NULL,
+    totp_period INTEGER NOT NULL,
+    last_totp_step INTEGER NOT NULL DEFAULT -1,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL DEFAULT 0,
+    removed_at INTEGER
+);
+CREATE INDEX devices_user ON devices(user_id);
+CREATE TABLE challenges (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    application TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    location TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    delivered_at INTEGER,
+    shown_at INTEGER,
+    answered_at INTEGER,
+    response TEXT
+);
+CREATE INDEX challenges_device ON challenges(device_id, status);
+CREATE INDEX challenges_user ON challenges(user_id, created_at);
+CREATE INDEX challenges_pending ON challenges(status, expires_at);
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE INDEX audit_target ON audit(target, at);
+"#];
+
+/// The database. One connection behind a mutex: SQLite serialises writers
+/// anyway, and every query here takes microseconds.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and runs pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError::TooNew(version));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The connection; a poisoned lock (a panic while holding it) is taken
+    /// over, since SQLite itself rolled back any open transaction.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Schema version.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+}
+
+/// `query_row` that maps "no rows" to `None`.
+fn optional<T>(r: rusqlite::Result<T>) -> Result<Option<T>, StoreError> {
+    Ok(r.optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_run_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("db");
+        assert_eq!(
+            Store::open(&path).unwrap().schema_version().unwrap(),
+            MIGRATIONS.len() as i64
+        );
+        assert_eq!(
+            Store::open(&path).unwrap().schema_version().unwrap(),
+            MIGRATIONS.len() as i64
+        );
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(Store::open(&path), Err(StoreError::TooNew(99))));
+    }
+}

@@ -1,0 +1,262 @@
+//! Users, their password history and lock state.
+
+use rusqlite::{params, Row};
+use serde::Serialize;
+
+use super::{optional, Store, StoreError};
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Signs in and approves.
+    Officer,
+    /// Also uses the help-desk console.
+    Helpdesk,
+    /// Also administers.
+    Admin,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Officer => "officer",
+            Role::Helpdesk => "helpdesk",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored or typed name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "officer" => Some(Role::Officer),
+            "helpdesk" => Some(Role::Helpdesk),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A new user.
+pub struct NewUser<'a> {
+    /// Unique, case-insensitive.
+    pub username: &'a str,
+    /// Given name.
+    pub first_name: &'a str,
+    /// Family name.
+    pub last_name: &'a str,
+    /// Argon2id PHC string.
+    pub password_hash: &'a str,
+}
+
+/// A stored user.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRow {
+    /// Row id.
+    pub id: i64,
+    /// Username.
+    pub username: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Role.
+    pub role: Role,
+    /// Argon2id PHC string.
+    #[serde(skip)]
+    pub password_hash: String,
+    /// Must change the (temporary) password at next sign-in.
+    pub must_change: bool,
+    /// Last change made by the user (0: never).
+    pub password_changed_at: u64,
+    /// Failed sign-ins since the last success.
+    pub failed_logins: u32,
+    /// Locked until this time (0: not locked).
+    pub locked_until: u64,
+    /// Disabled by an administrator.
+    pub disabled: bool,
+    /// Pushes blocked after a fraud report.
+    pub push_blocked: bool,
+    /// Registration postponed until this time.
+    pub skip_setup_until: u64,
+    /// Created.
+    pub created_at: u64,
+}
+
+const COLUMNS: &str = "id, username, first_name, last_name, role, password_hash, must_change, password_changed_at, \
+                       failed_logins, locked_until, disabled, push_blocked, skip_setup_until, created_at";
+
+fn user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    let role: String = r.get(4)?;
+    Ok(UserRow {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        first_name: r.get(2)?,
+        last_name: r.get(3)?,
+        role: Role::parse(&role).unwrap_or(Role::Officer),
+        password_hash: r.get(5)?,
+        must_change: r.get(6)?,
+        password_changed_at: r.get(7)?,
+        failed_logins: r.get(8)?,
+        locked_until: r.get(9)?,
+        disabled: r.get(10)?,
+        push_blocked: r.get(11)?,
+        skip_setup_until: r.get(12)?,
+        created_at: r.get(13)?,
+    })
+}
+
+impl Store {
+    /// Adds a user with a temporary password; `None` if the name is taken.
+    pub fn insert_user(&self, u: &NewUser<'_>, now: u64) -> Result<Option<UserRow>, StoreError> {
+        let conn = self.conn();
+        let inserted = conn.execute(
+            "INSERT OR IGNORE INTO users (username, first_name, last_name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![u.username, u.first_name, u.last_name, u.password_hash, now],
+        )?;
+        if inserted == 0 {
+            return Ok(None);
+        }
+        let id = conn.last_insert_rowid();
+        conn.execute(
+            "INSERT INTO password_history (user_id, hash, created_at) VALUES (?1, ?2, ?3)",
+            params![id, u.password_hash, now],
+        )?;
+        Ok(Some(conn.query_row(
+            &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+            [id],
+            user,
+        )?))
+    }
+
+    /// A user by name (case-insensitive).
+    pub fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
+        optional(self.conn().query_row(
+            &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
+            [username],
+            user,
+        ))
+    }
+
+    /// A user by id.
+    pub fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
+        optional(self.conn().query_row(
+            &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+            [id],
+            user,
+        ))
+    }
+
+    /// All users, by name.
+    pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY username"))?;
+        let rows = stmt.query_map([], user)?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// The last `n` password hashes, newest first.
+    pub fn password_history(&self, user_id: i64, n: usize) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT hash FROM password_history WHERE user_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2")?;
+        let rows = stmt
+            .query_map(params![user_id, n as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Sets a new password hash and records it in the history.
+    /// `by_user`: a change the user made (counts for the minimum age);
+    /// otherwise an administrator reset, which also forces a change.
+    pub fn set_password(
+        &self,
+        user_id: i64,
+        hash: &str,
+        by_user: bool,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if by_user {
+            tx.execute(
+                "UPDATE users SET password_hash = ?2, must_change = 0, password_changed_at = ?3 WHERE id = ?1",
+                params![user_id, hash, now],
+            )?;
+        } else {
+            tx.execute(
+                "UPDATE users SET password_hash = ?2, must_change = 1, failed_logins = 0, locked_until = 0 WHERE id = ?1",
+                params![user_id, hash],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO password_history (user_id, hash, created_at) VALUES (?1, ?2, ?3)",
+            params![user_id, hash, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Counts a failed sign-in; locks the account once `max` is reached.
+    /// Returns the lock's end, if locked.
+    pub fn record_failure(
+        &self,
+        user_id: i64,
+        max: u32,
+        lock_secs: u64,
+        now: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let conn = self.conn();
+        let failures: u32 = conn.query_row(
+            "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?1 RETURNING failed_logins",
+            [user_id],
+            |r| r.get(0),
+        )?;
+        if failures >= max {
+            let until = now + lock_secs;
+            conn.execute(
+                "UPDATE users SET locked_until = ?2, failed_logins = 0 WHERE id = ?1",
+                params![user_id, until],
+            )?;
+            return Ok(Some(until));
+        }
+        Ok(None)
+    }
+
+    /// Clears failures and any lock.
+    pub fn clear_failures(&self, user_id: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = ?1",
+            [user_id],
+        )?;
+        Ok(())
+    }
+
+    /// Disables or enables a user.
+    pub fn set_disabled(&self, user_id: i64, disabled: bool) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE users SET disabled = ?2 WHERE id = ?1",
+            params![user_id, disabled],
+        )?;
+        Ok(())
+    }
+
+    /// Blocks or unblocks pushes.
+    pub fn set_push_blocked(&self, user_id: i64, blocked: bool) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE users SET push_blocked = ?2 WHERE id = ?1",
+            params![user_id, blocked],
+        )?;
+        Ok(())
+    }
+
+    /// Sets the role.
+    pub fn set_role(&self, user_id: i64, role: Role) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE users SET role = ?2 WHERE id = ?1",
+            params![user_id, role.as_str()],
+        )?;
+        Ok(())
+    }
+}

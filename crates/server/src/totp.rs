@@ -1,0 +1,83 @@
+//! TOTP verification: the offline fallback and the help desk's phone check.
+
+use countersign_core::otp::{Algorithm, Otp, OtpKind};
+
+use crate::activation::totp_aad;
+use crate::store::NewAudit;
+use crate::{Error, Server};
+
+impl Server {
+    /// Checks a code from any of the user's devices. A time step once
+    /// accepted for a device is refused again (replay), and every failure
+    /// counts towards the lockout. `Ok(true)` when accepted.
+    pub fn verify_totp(
+        &self,
+        username: &str,
+        code: &str,
+        actor: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<bool, Error> {
+        let user = self.user(username)?;
+        let audit = |outcome: &str, detail: &str| {
+            self.audit(
+                NewAudit {
+                    actor,
+                    action: "totp.verify",
+                    target: username,
+                    ip,
+                    outcome,
+                    detail,
+                },
+                now,
+            )
+        };
+        if user.locked_until > now {
+            audit("refused", "locked")?;
+            return Err(Error::refused(
+                423,
+                "account_locked",
+                "The account is locked after too many failed attempts.",
+            ));
+        }
+        let mut replayed = false;
+        for device in self.store.devices_of(user.id)? {
+            let secret = self
+                .master_key
+                .open(&device.totp_secret, totp_aad(&device.id).as_bytes())?;
+            let otp = Otp::new(
+                &secret,
+                Algorithm::parse(&device.totp_algorithm)?,
+                device.totp_digits,
+                OtpKind::Totp {
+                    period: device.totp_period,
+                },
+            )?;
+            if let Some(step) = otp.verify_totp(code, now, self.config.totp.skew) {
+                if self.store.accept_totp_step(&device.id, step)? {
+                    self.store.clear_failures(user.id)?;
+                    audit("ok", &format!("device {}", device.id))?;
+                    return Ok(true);
+                }
+                replayed = true;
+            }
+        }
+        let lock_secs = self.config.lockout.minutes * 60;
+        let locked =
+            self.store
+                .record_failure(user.id, self.config.lockout.max_failures, lock_secs, now)?;
+        audit(
+            if locked.is_some() {
+                "locked"
+            } else {
+                "refused"
+            },
+            if replayed {
+                "code already used"
+            } else {
+                "wrong code"
+            },
+        )?;
+        Ok(false)
+    }
+}
