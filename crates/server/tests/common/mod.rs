@@ -1,0 +1,278 @@
+//! A real server on loopback (temporary data folder, TLS with a pinned
+//! self-signed certificate) and a minimal device built on the core.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use countersign_core::api::{ActivateRequest, ActivateResponse, ErrorBody, Verdict};
+use countersign_core::otp::{decode_base32, Otp, OtpKind};
+use countersign_core::pin::PinnedVerifier;
+use countersign_core::protocol::{ChallengeEnvelope, Decision, Response};
+use countersign_core::{Enrollment, SigningKey};
+use countersign_server::config::Config;
+use countersign_server::datadir::DataDir;
+use countersign_server::serve::{self, Running};
+use countersign_server::{now, tls, Server};
+use futures_util::StreamExt;
+use ring::rand::SystemRandom;
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub server: Arc<Server>,
+    pub running: Option<Running>,
+    pub url: String,
+    pub http: reqwest::Client,
+    pub admin_token: String,
+    pub config: Config,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let dir = tempfile::tempdir().unwrap();
+        Self::boot(dir, config).await
+    }
+
+    async fn boot(dir: tempfile::TempDir, config: Config) -> Self {
+        let data = DataDir::open(dir.path()).unwrap();
+        let t = tls::setup(&config, &data).unwrap();
+        let mut server = Server::open(config.clone(), &data).unwrap();
+        server.tls_pin = t.pin;
+        let server = Arc::new(server);
+        let running = serve::start(server.clone(), t.config, config.listen, &data)
+            .await
+            .unwrap();
+        let url = format!("https://{}", running.addr);
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(PinnedVerifier::client_config(t.pin.unwrap()).unwrap())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let admin_token = data.admin_token().unwrap();
+        let mut ts = TestServer {
+            dir,
+            server,
+            running: Some(running),
+            url,
+            http,
+            admin_token,
+            config,
+        };
+        // Enrollment payloads carry the real address.
+        ts.config.listen = ts.running.as_ref().unwrap().addr;
+        ts
+    }
+
+    /// Stops the server and starts it again on the same data and port.
+    pub async fn restart(mut self) -> Self {
+        let addr = self.running.as_ref().unwrap().addr;
+        self.running.take().unwrap().shutdown().await;
+        let mut config = self.config.clone();
+        config.listen = addr;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::boot(dir, config).await
+    }
+
+    pub fn add_user(&self, username: &str) -> String {
+        let (_, pw) = self
+            .server
+            .add_user(username, "Clark", "Kent", Some("4321"), "test", now())
+            .unwrap();
+        pw.to_string()
+    }
+
+    pub fn enrollment(&self, username: &str) -> Enrollment {
+        self.server.enrollment(username, "test", now()).unwrap()
+    }
+
+    /// Activates a new device for `username` over HTTP.
+    pub async fn enroll(&self, username: &str) -> TestDevice {
+        let e = self.enrollment(username);
+        let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+        let resp = self.activate(&e.code, &key).await;
+        assert_eq!(resp.status(), 200, "activation");
+        let a: ActivateResponse = resp.json().await.unwrap();
+        TestDevice {
+            key,
+            activation: a,
+            server_key: e.server_key,
+        }
+    }
+
+    pub async fn activate(&self, code: &str, key: &SigningKey) -> reqwest::Response {
+        let req = ActivateRequest {
+            code: code.into(),
+            device_key: key.public_key(),
+            device_name: "Test phone".into(),
+            platform: "cli".into(),
+            app_version: "0.1.0".into(),
+        };
+        self.http
+            .post(format!("{}/api/v1/devices/activate", self.url))
+            .json(&req)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a test challenge through the admin API; returns (id, number).
+    pub async fn push(&self, username: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/admin/push", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(&serde_json::json!({"username": username, "application": "ALEA Portal", "ip": "203.0.113.7", "location": "Montgomery, AL"}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn push_ok(&self, username: &str) -> (String, u8) {
+        let resp = self.push(username).await;
+        assert_eq!(resp.status(), 200, "push");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        (
+            v["challenge_id"].as_str().unwrap().to_string(),
+            v["number"].as_u64().unwrap() as u8,
+        )
+    }
+
+    pub async fn status(&self, challenge_id: &str) -> String {
+        let v: Verdict = self
+            .http
+            .get(format!("{}/api/v1/challenges/{challenge_id}", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v.status.as_str().to_string()
+    }
+
+    pub async fn check_totp(&self, username: &str, code: &str) -> bool {
+        let v: serde_json::Value = self
+            .http
+            .post(format!("{}/api/v1/totp/verify", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(&serde_json::json!({"username": username, "code": code}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["accepted"].as_bool().unwrap()
+    }
+}
+
+pub struct TestDevice {
+    pub key: SigningKey,
+    pub activation: ActivateResponse,
+    pub server_key: countersign_core::PublicKey,
+}
+
+impl TestDevice {
+    pub fn id(&self) -> &str {
+        &self.activation.device_id
+    }
+
+    pub fn challenges_url(&self, ts: &TestServer) -> String {
+        format!("{}/api/v1/devices/{}/challenges", ts.url, self.id())
+    }
+
+    /// Long-poll for challenges.
+    pub async fn poll(&self, ts: &TestServer, wait: u64) -> Vec<ChallengeEnvelope> {
+        let resp = ts
+            .http
+            .get(format!("{}?wait={wait}", self.challenges_url(ts)))
+            .bearer_auth(&self.activation.channel_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let list: Vec<ChallengeEnvelope> = resp.json().await.unwrap();
+        for e in &list {
+            e.verify(&self.server_key).expect("server signature");
+        }
+        list
+    }
+
+    pub fn response(&self, challenge_id: &str, decision: Decision, number: Option<u8>) -> Response {
+        Response::sign(
+            challenge_id,
+            self.id(),
+            decision,
+            number,
+            "",
+            now(),
+            &self.key,
+        )
+        .unwrap()
+    }
+
+    /// Posts an answer; returns the HTTP status and the body.
+    pub async fn answer(&self, ts: &TestServer, r: &Response) -> (u16, serde_json::Value) {
+        let resp = ts
+            .http
+            .post(format!(
+                "{}/api/v1/challenges/{}/response",
+                ts.url, r.challenge_id
+            ))
+            .json(r)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    pub fn otp(&self) -> Otp {
+        let t = &self.activation.totp;
+        Otp::new(
+            &decode_base32(&t.secret).unwrap(),
+            t.algorithm,
+            t.digits,
+            OtpKind::Totp { period: t.period },
+        )
+        .unwrap()
+    }
+}
+
+/// Reads SSE `data:` payloads of `challenge` events until `n` arrived.
+pub async fn sse_challenges(resp: reqwest::Response, n: usize) -> Vec<ChallengeEnvelope> {
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("stream open")
+            .unwrap();
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            if block.lines().any(|l| l == "event: challenge") {
+                let data = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap();
+                out.push(serde_json::from_str(data).unwrap());
+            }
+        }
+    }
+    out
+}
+
+pub async fn error_code(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body: ErrorBody = resp.json().await.unwrap();
+    (status, body.code)
+}
