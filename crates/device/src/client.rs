@@ -1,0 +1,231 @@
+//! The HTTP client a device uses to reach its server: TLS pinned to the
+//! key from the enrollment QR code when there is one (rustls, ring).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use countersign_core::api::{ActivateRequest, ActivateResponse, ErrorBody, Verdict};
+use countersign_core::pin::PinnedVerifier;
+use countersign_core::protocol::{ChallengeEnvelope, Receipt, Response};
+use futures_util::{Stream, StreamExt};
+
+use crate::Error;
+
+/// A connection to one server.
+#[derive(Clone)]
+pub struct ServerClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+fn network(e: reqwest::Error) -> Error {
+    Error::Network(e.without_url().to_string())
+}
+
+impl ServerClient {
+    /// A client for `base`, trusting only `pin` when given, else the web PKI.
+    pub fn new(base: &str, pin: Option<[u8; 32]>) -> Result<Self, Error> {
+        let tls = match pin {
+            Some(pin) => PinnedVerifier::client_config(pin),
+            None => {
+                let roots = rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+            }
+        }
+        .map_err(|e| Error::Network(format!("TLS setup failed: {e}")))?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(network)?;
+        Ok(ServerClient {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    async fn check(resp: reqwest::Response) -> Result<reqwest::Response, Error> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        match resp.json::<ErrorBody>().await {
+            Ok(b) => Err(Error::Server {
+                code: b.code,
+                message: b.message,
+            }),
+            Err(_) => Err(Error::Server {
+                code: status.as_u16().to_string(),
+                message: status.to_string(),
+            }),
+        }
+    }
+
+    /// Activates a device.
+    pub async fn activate(&self, req: &ActivateRequest) -> Result<ActivateResponse, Error> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/devices/activate", self.base))
+            .timeout(Duration::from_secs(30))
+            .json(req)
+            .send()
+            .await
+            .map_err(network)?;
+        Self::check(resp).await?.json().await.map_err(network)
+    }
+
+    /// Open challenges; waits up to `wait` seconds for one when there is none.
+    pub async fn pending(
+        &self,
+        device_id: &str,
+        token: &str,
+        wait: u64,
+    ) -> Result<Vec<ChallengeEnvelope>, Error> {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/api/v1/devices/{device_id}/challenges?wait={wait}",
+                self.base
+            ))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(wait + 30))
+            .send()
+            .await
+            .map_err(network)?;
+        Self::check(resp).await?.json().await.map_err(network)
+    }
+
+    /// The live challenge stream (server-sent events).
+    pub async fn stream(
+        &self,
+        device_id: &str,
+        token: &str,
+    ) -> Result<impl Stream<Item = Result<ChallengeEnvelope, Error>> + use<>, Error> {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/api/v1/devices/{device_id}/challenges",
+                self.base
+            ))
+            .bearer_auth(token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .map_err(network)?;
+        let bytes = Self::check(resp).await?.bytes_stream();
+        Ok(sse_events(bytes))
+    }
+
+    /// Posts a signed answer; returns the verdict.
+    pub async fn respond(&self, r: &Response) -> Result<Verdict, Error> {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/api/v1/challenges/{}/response",
+                self.base, r.challenge_id
+            ))
+            .timeout(Duration::from_secs(30))
+            .json(r)
+            .send()
+            .await
+            .map_err(network)?;
+        Self::check(resp).await?.json().await.map_err(network)
+    }
+
+    /// Posts a signed receipt.
+    pub async fn receipt(&self, r: &Receipt) -> Result<(), Error> {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/api/v1/challenges/{}/receipt",
+                self.base, r.challenge_id
+            ))
+            .timeout(Duration::from_secs(30))
+            .json(r)
+            .send()
+            .await
+            .map_err(network)?;
+        Self::check(resp).await.map(|_| ())
+    }
+
+    /// Tells the server this device is gone.
+    pub async fn remove_device(&self, device_id: &str, token: &str) -> Result<(), Error> {
+        let resp = self
+            .http
+            .delete(format!("{}/api/v1/devices/{device_id}", self.base))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(network)?;
+        Self::check(resp).await.map(|_| ())
+    }
+}
+
+/// Parses `challenge` events out of a server-sent-events byte stream.
+fn sse_events<S, B>(bytes: S) -> impl Stream<Item = Result<ChallengeEnvelope, Error>>
+where
+    S: Stream<Item = Result<B, reqwest::Error>> + Unpin,
+    B: AsRef<[u8]>,
+{
+    futures_util::stream::unfold((bytes, String::new()), |(mut bytes, mut buf)| async move {
+        loop {
+            if let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                if let Some(env) = parse_event(&block) {
+                    return Some((env, (bytes, buf)));
+                }
+                continue;
+            }
+            match bytes.next().await {
+                Some(Ok(chunk)) => buf.push_str(&String::from_utf8_lossy(chunk.as_ref())),
+                Some(Err(e)) => return Some((Err(network(e)), (bytes, buf))),
+                None => return None,
+            }
+            if buf.len() > 1 << 20 {
+                return Some((
+                    Err(Error::Network(
+                        "event stream sent an over-long event".into(),
+                    )),
+                    (bytes, String::new()),
+                ));
+            }
+        }
+    })
+}
+
+fn parse_event(block: &str) -> Option<Result<ChallengeEnvelope, Error>> {
+    let mut event = "message";
+    let mut data = String::new();
+    for line in block.lines() {
+        if let Some(e) = line.strip_prefix("event:") {
+            event = e.trim();
+        } else if let Some(d) = line.strip_prefix("data:") {
+            data.push_str(d.strip_prefix(' ').unwrap_or(d));
+        }
+    }
+    (event == "challenge").then(|| {
+        serde_json::from_str(&data)
+            .map_err(|e| Error::Network(format!("malformed challenge event: {e}")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_comments_are_skipped_and_bad_json_reported() {
+        assert!(parse_event(":\n\n").is_none());
+        assert!(matches!(
+            parse_event("event: challenge\ndata: {oops}\n\n"),
+            Some(Err(Error::Network(_)))
+        ));
+    }
+}

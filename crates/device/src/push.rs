@@ -1,0 +1,271 @@
+//! Push approval: enrolling with a server, fetching and verifying sign-in
+//! requests, and answering them with a signature made by the device key.
+
+use std::time::Duration;
+
+use countersign_core::api::{ActivateRequest, ChallengeStatus, Verdict};
+use countersign_core::otp::decode_base32;
+use countersign_core::protocol::{ChallengeEnvelope, Decision, Response};
+use countersign_core::{Enrollment, Passcode, SigningKey};
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::accounts::{Account, NewPush, PushInfo};
+use crate::client::ServerClient;
+use crate::history::HistoryEntry;
+use crate::vault::Vault;
+use crate::Error;
+
+/// Clock difference with the server beyond which the user is warned:
+/// past about half a TOTP step, codes start failing.
+pub const DRIFT_WARNING: i64 = 15;
+
+/// A verified sign-in request waiting for an answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pending {
+    /// The push account it is for.
+    pub account_id: String,
+    /// The account's label.
+    pub account: String,
+    /// The signed challenge.
+    pub envelope: ChallengeEnvelope,
+    /// Server clock minus device clock, in seconds.
+    pub drift: i64,
+}
+
+impl Pending {
+    /// The clock warning to show, if any.
+    pub fn drift_warning(&self) -> Option<String> {
+        (self.drift.abs() > DRIFT_WARNING).then(|| {
+            format!(
+                "this device's clock is {} s {} the server's: set the time automatically, or one-time codes will fail",
+                self.drift.abs(),
+                if self.drift > 0 { "behind" } else { "ahead of" }
+            )
+        })
+    }
+}
+
+/// A client for a push account's server.
+pub fn client_for(account: &Account) -> Result<ServerClient, Error> {
+    let push = account
+        .push
+        .as_ref()
+        .ok_or_else(|| Error::NotPush(account.label()))?;
+    ServerClient::new(&push.server_url, push.pin)
+}
+
+/// Enrolls this device with the server of an enrollment payload: makes a
+/// device key, activates, and stores the push account. The passcode seals
+/// the device key; a wrong one is counted and nothing is enrolled.
+pub async fn enroll(
+    vault: &mut Vault,
+    payload: &str,
+    passcode: &Passcode,
+    device_name: &str,
+    platform: &str,
+    now: u64,
+) -> Result<Account, Error> {
+    let enrollment = Enrollment::parse(payload)?;
+    let kek = vault.passcode_key(passcode, now)?;
+    let wrapped: Vec<u8> = vault
+        .conn
+        .query_row("SELECT data_key FROM vault", [], |r| r.get(0))?;
+    if kek.unwrap_key(&wrapped, b"vault/data-key").is_err() {
+        return Err(vault.passcode_failed(now)?);
+    }
+    vault.passcode_ok()?;
+    let key = SigningKey::generate(&vault.rng)?;
+    let client = ServerClient::new(&enrollment.server, enrollment.pin)?;
+    let activation = client
+        .activate(&ActivateRequest {
+            code: enrollment.code.clone(),
+            device_key: key.public_key(),
+            device_name: device_name.to_string(),
+            platform: platform.to_string(),
+            app_version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+        .await?;
+    let secret = decode_base32(&activation.totp.secret)?;
+    vault.add_push(
+        &NewPush {
+            issuer: &activation.issuer,
+            name: &activation.account,
+            push: PushInfo {
+                server_url: enrollment.server.clone(),
+                server_key: enrollment.server_key,
+                pin: enrollment.pin,
+                device_id: activation.device_id.clone(),
+            },
+            totp_secret: &secret,
+            algorithm: activation.totp.algorithm,
+            digits: activation.totp.digits,
+            period: activation.totp.period,
+            channel_token: &activation.channel_token,
+            signing_key: &key,
+        },
+        &kek,
+        now,
+    )
+}
+
+/// Checks an envelope from `account`'s server: signature, addressee and
+/// expiry. A failure is logged and recorded, never shown as a request.
+pub fn accept(
+    vault: &mut Vault,
+    account: &Account,
+    env: ChallengeEnvelope,
+    now: u64,
+) -> Option<Pending> {
+    let push = account.push.as_ref()?;
+    let c = &env.challenge;
+    let reason = if env.verify(&push.server_key).is_err() {
+        Some("bad server signature")
+    } else if c.device_id != push.device_id {
+        Some("addressed to another device")
+    } else if c.expires_at <= now {
+        Some("expired")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        tracing::warn!(account = %account.label(), challenge = %c.id, reason, "dropped a sign-in request");
+        let entry = history_entry(account, &env, now, "dropped", reason);
+        if let Err(e) = vault.record(&account.id, &entry) {
+            tracing::error!(error = %e, "could not record history");
+        }
+        return None;
+    }
+    let drift = env.sent_at as i64 - now as i64;
+    Some(Pending {
+        account_id: account.id.clone(),
+        account: account.label(),
+        envelope: env,
+        drift,
+    })
+}
+
+/// Every verified request waiting on any push account; with `wait` > 0,
+/// waits that long for one to arrive.
+pub async fn pending(vault: &mut Vault, wait: u64, now: u64) -> Result<Vec<Pending>, Error> {
+    let accounts: Vec<Account> = vault
+        .accounts()?
+        .into_iter()
+        .filter(|a| a.push.is_some())
+        .collect();
+    let mut requests = Vec::new();
+    for a in &accounts {
+        let token = vault.channel_token(&a.id)?;
+        let token = String::from_utf8_lossy(token.expose()).into_owned();
+        let device_id = a
+            .push
+            .as_ref()
+            .map(|p| p.device_id.clone())
+            .unwrap_or_default();
+        let client = client_for(a)?;
+        requests.push(async move { client.pending(&device_id, &token, wait).await });
+    }
+    let results = join_all(requests).await;
+    let mut out = Vec::new();
+    for (a, result) in accounts.iter().zip(results) {
+        for env in result? {
+            if let Some(p) = accept(vault, a, env, now) {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Answers a waiting request. Approving needs the number shown on the
+/// sign-in page; every answer needs the passcode, which unseals the device
+/// key. A wrong passcode is counted and nothing is sent.
+pub async fn answer(
+    vault: &mut Vault,
+    request: &Pending,
+    decision: Decision,
+    number: Option<u8>,
+    reason: &str,
+    passcode: &Passcode,
+    now: u64,
+) -> Result<Verdict, Error> {
+    let account = vault.find(&request.account_id)?;
+    let push = account
+        .push
+        .clone()
+        .ok_or_else(|| Error::NotPush(account.label()))?;
+    let key = vault.signing_key(&account.id, passcode, now)?;
+    let c = &request.envelope.challenge;
+    let response = Response::sign(&c.id, &push.device_id, decision, number, reason, now, &key)?;
+    let result = client_for(&account)?.respond(&response).await;
+    let (label, outcome) = match &result {
+        Ok(v) => (decision.as_str(), v.status.as_str().to_string()),
+        Err(e) => (decision.as_str(), format!("not sent: {}", e.code())),
+    };
+    vault.record(
+        &account.id,
+        &history_entry(&account, &request.envelope, now, label, &outcome),
+    )?;
+    result
+}
+
+/// Finds a waiting request by id (fetching without waiting).
+pub async fn find_pending(
+    vault: &mut Vault,
+    challenge_id: &str,
+    now: u64,
+) -> Result<Pending, Error> {
+    pending(vault, 0, now)
+        .await?
+        .into_iter()
+        .find(|p| p.envelope.challenge.id == challenge_id)
+        .ok_or_else(|| Error::NoChallenge(challenge_id.into()))
+}
+
+/// Removes an account; for a push account the server is told first, and a
+/// server that cannot be reached does not keep the account on the device.
+pub async fn remove_account(vault: &mut Vault, account: &Account) -> Result<Option<Error>, Error> {
+    let mut warning = None;
+    if let Some(push) = &account.push {
+        let token = vault.channel_token(&account.id)?;
+        let token = String::from_utf8_lossy(token.expose()).into_owned();
+        let client = client_for(account)?;
+        match tokio::time::timeout(
+            Duration::from_secs(15),
+            client.remove_device(&push.device_id, &token),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warning = Some(e),
+            Err(_) => warning = Some(Error::Network("the server did not answer in time".into())),
+        }
+    }
+    vault.remove(&account.id)?;
+    Ok(warning)
+}
+
+fn history_entry(
+    account: &Account,
+    env: &ChallengeEnvelope,
+    now: u64,
+    decision: &str,
+    result: &str,
+) -> HistoryEntry {
+    let c = &env.challenge;
+    HistoryEntry {
+        at: now,
+        account: account.label(),
+        challenge_id: c.id.clone(),
+        application: c.application.clone(),
+        ip: c.ip.clone(),
+        location: c.location.clone(),
+        decision: decision.into(),
+        result: result.into(),
+    }
+}
+
+/// True when the verdict is the one the person hoped for.
+pub fn approved(v: &Verdict) -> bool {
+    v.status == ChallengeStatus::Approved
+}
