@@ -1,27 +1,131 @@
-//! `countersign`: the headless authenticator.
+//! `countersign`: the headless authenticator. A thin layer over
+//! `countersign-device`: parse arguments, call the engine, print.
 
+mod secrets;
+mod watch;
+
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use countersign_core::protocol::Decision;
+use countersign_core::{migration, OtpAccount};
+use countersign_device::accounts::Account;
+use countersign_device::vault::Vault;
+use countersign_device::{now, push, scanner, Error};
+use secrets::Source;
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  success
-  1  the request was refused or nothing was found (e.g. no QR code in an image)
-  2  bad usage, or a file that is missing or unreadable";
+  0  success (answer: the server approved)
+  1  refused or nothing found: no QR code in an image, wrong passcode,
+     no such account or request, or the server's verdict was not approved
+  2  bad usage or bad input: missing or unreadable file, malformed URI
+  3  the server could not be reached, or another failure
+
+The passcode is read from --passcode-file, COUNTERSIGN_PASSCODE, or the
+terminal (no echo); backup passphrases from --passphrase-file,
+COUNTERSIGN_PASSPHRASE, or the terminal.";
 
 /// Countersign authenticator: approve sign-ins and show one-time codes.
 #[derive(Parser)]
 #[command(name = "countersign", version, after_help = EXIT_CODES)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Args)]
+struct Global {
+    /// Folder of the vault (default: the platform's data folder).
+    #[arg(long, global = true, env = "COUNTERSIGN_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Read the passcode from this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    passcode_file: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Create the vault, protected by a passcode (at least 6 characters).
+    Init,
+    /// Add accounts: an otpauth:// URI, an otpauth-migration:// export, a
+    /// countersign://enroll payload (activates with the server), or the QR
+    /// codes in an image.
+    Add {
+        /// The URI or payload.
+        #[arg(required_unless_present = "qr", conflicts_with = "qr")]
+        uri: Option<String>,
+        /// Read the payload from a QR code image instead.
+        #[arg(long, value_name = "IMAGE")]
+        qr: Option<PathBuf>,
+        /// Device name given to the server when enrolling.
+        #[arg(long, default_value = "countersign CLI")]
+        device_name: String,
+    },
+    /// List accounts.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show current codes (one account, or all).
+    Code {
+        /// Account id or part of its name.
+        account: Option<String>,
+        /// Keep redrawing with the countdown.
+        #[arg(long)]
+        watch: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename an account.
+    Rename {
+        /// Account id or part of its name.
+        account: String,
+        /// The new name.
+        name: String,
+    },
+    /// Move an account to a place in the list (0 = top).
+    Move {
+        /// Account id or part of its name.
+        account: String,
+        /// New position.
+        position: usize,
+    },
+    /// Remove an account (a push account is also removed from its server).
+    Remove {
+        /// Account id or part of its name.
+        account: String,
+    },
+    /// Export every account to an encrypted backup file.
+    Export {
+        /// The file to write.
+        file: PathBuf,
+        /// Read the passphrase from this file.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Import an encrypted backup file.
+    Import {
+        /// The backup file.
+        file: PathBuf,
+        /// Read the passphrase from this file.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Sign-in requests seen and what was done with them, newest first.
+    History {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Decode the QR codes in image files (PNG or JPEG) and print each
     /// payload on its own line.
     Scan {
@@ -32,20 +136,418 @@ enum Command {
         #[arg(long, default_value_t = 1000, value_name = "MS")]
         budget_ms: u64,
     },
+    /// List sign-in requests waiting for an answer.
+    Pending {
+        /// Wait up to this many seconds for one to arrive.
+        #[arg(long, default_value_t = 0, value_name = "S")]
+        wait: u64,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a sign-in request.
+    Answer {
+        /// The request id (from `pending`).
+        id: String,
+        #[command(flatten)]
+        decision: DecisionArgs,
+        /// The number shown on the sign-in screen (to approve).
+        #[arg(long, value_name = "NN", required_if_eq("approve", "true"))]
+        number: Option<u8>,
+    },
+    /// Stay connected and answer each request as it arrives, like the app.
+    Watch,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct DecisionArgs {
+    /// Yes, it's me (needs --number).
+    #[arg(long)]
+    approve: bool,
+    /// No, it's not me.
+    #[arg(long)]
+    deny: bool,
+    /// Deny and report as fraud: blocks further requests.
+    #[arg(long)]
+    report: bool,
+    /// Deny because the number is not visible.
+    #[arg(long)]
+    cannot_see_number: bool,
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COUNTERSIGN_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Scan { images, budget_ms } => scan(&images, Duration::from_millis(budget_ms)),
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
     }
+}
+
+/// Maps an error to the documented exit codes.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<Error>() {
+        Some(
+            Error::WrongPasscode { .. }
+            | Error::Backoff(_)
+            | Error::Wiped
+            | Error::NoAccount(_)
+            | Error::Ambiguous(_)
+            | Error::Duplicate(_)
+            | Error::NoChallenge(_)
+            | Error::NotPush(_)
+            | Error::Locked,
+        ) => 1,
+        Some(
+            Error::Core(_)
+            | Error::File { .. }
+            | Error::Image { .. }
+            | Error::WeakPasscode
+            | Error::Backup(_),
+        ) => 2,
+        Some(Error::NoVault(_) | Error::VaultExists(_)) => 2,
+        Some(_) => 3,
+        None if e.downcast_ref::<countersign_core::Error>().is_some()
+            || e.downcast_ref::<secrets::BadInput>().is_some() =>
+        {
+            2
+        }
+        None => 3,
+    }
+}
+
+struct Ctx {
+    home: PathBuf,
+    passcode_file: Option<PathBuf>,
+}
+
+impl Ctx {
+    fn passcode(&self) -> Source<'_> {
+        Source {
+            file: self.passcode_file.as_deref(),
+            env: "COUNTERSIGN_PASSCODE",
+            what: "passcode",
+        }
+    }
+
+    /// Opens and unlocks the vault.
+    fn unlock(&self) -> anyhow::Result<Vault> {
+        let mut vault = Vault::open(&self.home)?;
+        let passcode = self.passcode().read()?;
+        vault.unlock(&passcode, now())?;
+        Ok(vault)
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let home = match cli.global.home {
+        Some(h) => h,
+        None => countersign_device::default_home().context("no home folder: pass --home DIR")?,
+    };
+    let ctx = Ctx {
+        home,
+        passcode_file: cli.global.passcode_file,
+    };
+    let rt = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match cli.command {
+        Command::Init => {
+            let passcode = ctx.passcode().read_new()?;
+            let vault = Vault::create(
+                &ctx.home,
+                &passcode,
+                countersign_core::vault::DEFAULT_ITERATIONS,
+                now(),
+            )?;
+            eprintln!("created the vault at {}", vault.path().display());
+        }
+        Command::Scan { images, budget_ms } => {
+            return Ok(scan(&images, Duration::from_millis(budget_ms)))
+        }
+        Command::Add {
+            uri,
+            qr,
+            device_name,
+        } => {
+            let payloads = match (uri, qr) {
+                (Some(u), _) => vec![u],
+                (None, Some(image)) => {
+                    let scan = scanner::scan_file(&image, scanner::DEFAULT_BUDGET)?;
+                    if scan.payloads.is_empty() {
+                        eprintln!("{}: no QR code found", image.display());
+                        return Ok(ExitCode::from(1));
+                    }
+                    scan.payloads
+                }
+                (None, None) => unreachable!("clap requires one of them"),
+            };
+            let mut vault = ctx.unlock()?;
+            for payload in payloads {
+                add(&ctx, &mut vault, &payload, &device_name, &rt()?)?;
+            }
+        }
+        Command::List { json } => {
+            let vault = Vault::open(&ctx.home)?;
+            let accounts = vault.accounts()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&accounts)?);
+            } else if accounts.is_empty() {
+                eprintln!("no accounts yet: add one with `countersign add`");
+            } else {
+                for a in accounts {
+                    let push = if a.push.is_some() {
+                        "  [sign-in approval]"
+                    } else {
+                        ""
+                    };
+                    println!("{:<24} {}{push}", a.id, a.label());
+                }
+            }
+        }
+        Command::Code {
+            account,
+            watch,
+            json,
+        } => {
+            let mut vault = ctx.unlock()?;
+            let accounts = match &account {
+                Some(q) => vec![vault.find(q)?],
+                None => vault.accounts()?,
+            };
+            if watch {
+                return watch::codes(&mut vault, &accounts);
+            }
+            let codes = accounts
+                .iter()
+                .map(|a| vault.code(a, now()))
+                .collect::<Result<Vec<_>, _>>()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&codes)?);
+            } else {
+                for c in codes {
+                    if account.is_some() {
+                        println!("{}", c.code);
+                    } else {
+                        println!("{}  {:>2}s  {}", c.code, c.seconds_left, c.account);
+                    }
+                }
+            }
+        }
+        Command::Rename { account, name } => {
+            let mut vault = Vault::open(&ctx.home)?;
+            let a = vault.find(&account)?;
+            vault.rename(&a.id, &name)?;
+            eprintln!("renamed {} to {name}", a.label());
+        }
+        Command::Move { account, position } => {
+            let mut vault = Vault::open(&ctx.home)?;
+            let a = vault.find(&account)?;
+            vault.move_to(&a.id, position)?;
+        }
+        Command::Remove { account } => {
+            let mut vault = ctx.unlock()?;
+            let a = vault.find(&account)?;
+            if let Some(w) = rt()?.block_on(push::remove_account(&mut vault, &a))? {
+                eprintln!("warning: the server was not told ({w}); ask the help desk to remove the device");
+            }
+            eprintln!("removed {}", a.label());
+        }
+        Command::Export {
+            file,
+            passphrase_file,
+        } => {
+            let mut vault = ctx.unlock()?;
+            let source = Source {
+                file: passphrase_file.as_deref(),
+                env: "COUNTERSIGN_PASSPHRASE",
+                what: "backup passphrase",
+            };
+            let n = vault.export(&file, &source.read_new()?)?;
+            eprintln!("exported {n} account(s) to {}", file.display());
+        }
+        Command::Import {
+            file,
+            passphrase_file,
+        } => {
+            let mut vault = ctx.unlock()?;
+            let source = Source {
+                file: passphrase_file.as_deref(),
+                env: "COUNTERSIGN_PASSPHRASE",
+                what: "backup passphrase",
+            };
+            let report = vault.import(&file, &source.read()?, now())?;
+            for a in &report.added {
+                eprintln!("added {a}");
+            }
+            for a in &report.duplicates {
+                eprintln!("skipped {a}: already here");
+            }
+        }
+        Command::History { json } => {
+            let vault = Vault::open(&ctx.home)?;
+            let history = vault.history()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&history)?);
+            } else {
+                for h in history {
+                    println!(
+                        "{} {} {} from {} {}: {} -> {}",
+                        h.at, h.account, h.application, h.ip, h.location, h.decision, h.result
+                    );
+                }
+            }
+        }
+        Command::Pending { wait, json } => {
+            let mut vault = ctx.unlock()?;
+            let list = rt()?.block_on(push::pending(&mut vault, wait, now()))?;
+            for p in &list {
+                if let Some(w) = p.drift_warning() {
+                    eprintln!("warning: {w}");
+                }
+            }
+            if json {
+                let rows: Vec<serde_json::Value> = list.iter().map(pending_json).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if list.is_empty() {
+                eprintln!("no sign-in requests waiting");
+            } else {
+                for p in &list {
+                    let c = &p.envelope.challenge;
+                    println!(
+                        "{}  {}  {}  from {} {}  expires in {} s",
+                        c.id,
+                        p.account,
+                        c.application,
+                        c.ip,
+                        c.location,
+                        c.expires_at.saturating_sub(now())
+                    );
+                }
+            }
+        }
+        Command::Answer {
+            id,
+            decision,
+            number,
+        } => {
+            let mut vault = ctx.unlock()?;
+            let (decision, reason) = match (decision.approve, decision.deny, decision.report) {
+                (true, _, _) => (Decision::Approve, ""),
+                (_, true, _) => (Decision::Deny, ""),
+                (_, _, true) => (Decision::Report, ""),
+                _ => (Decision::Deny, "cannot_see_number"),
+            };
+            let rt = rt()?;
+            let request = rt.block_on(push::find_pending(&mut vault, &id, now()))?;
+            let passcode = ctx.passcode().read()?;
+            let verdict = rt.block_on(push::answer(
+                &mut vault,
+                &request,
+                decision,
+                number,
+                reason,
+                &passcode,
+                now(),
+            ))?;
+            println!("{}", verdict.status.as_str());
+            let wanted = match decision {
+                Decision::Approve => push::approved(&verdict),
+                Decision::Deny => verdict.status == countersign_core::api::ChallengeStatus::Denied,
+                Decision::Report => {
+                    verdict.status == countersign_core::api::ChallengeStatus::Reported
+                }
+            };
+            return Ok(if wanted {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+        Command::Watch => {
+            let vault = ctx.unlock()?;
+            return rt()?.block_on(watch::requests(vault, &ctx.passcode()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn add(
+    ctx: &Ctx,
+    vault: &mut Vault,
+    payload: &str,
+    device_name: &str,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let added: Vec<Account> = if payload
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("otpauth-migration:")
+    {
+        let mut out = Vec::new();
+        for a in migration::parse(payload)? {
+            match vault.add_otp(&a, now()) {
+                Ok(x) => out.push(x),
+                Err(Error::Duplicate(label)) => eprintln!("skipped {label}: already here"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        out
+    } else if payload
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("countersign:")
+    {
+        eprintln!("activating with the server...");
+        let passcode = ctx.passcode().read()?;
+        vec![rt.block_on(push::enroll(
+            vault,
+            payload,
+            &passcode,
+            device_name,
+            "cli",
+            now(),
+        ))?]
+    } else {
+        vec![vault.add_otp(&OtpAccount::parse(payload)?, now())?]
+    };
+    for a in added {
+        let what = if a.push.is_some() {
+            " (sign-in approval and codes)"
+        } else {
+            ""
+        };
+        eprintln!("added {}{what}", a.label());
+        println!("{}", a.id);
+    }
+    Ok(())
+}
+
+fn pending_json(p: &push::Pending) -> serde_json::Value {
+    let c = &p.envelope.challenge;
+    serde_json::json!({
+        "id": c.id, "account": p.account, "app": c.application, "ip": c.ip, "location": c.location,
+        "created_at": c.created_at, "expires_at": c.expires_at, "kind": c.kind, "clock_drift": p.drift,
+    })
 }
 
 fn scan(images: &[PathBuf], budget: Duration) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     let mut nothing_found = false;
     for path in images {
-        match countersign_device::scanner::scan_file(path, budget) {
+        match scanner::scan_file(path, budget) {
             Ok(scan) if scan.payloads.is_empty() => {
                 nothing_found = true;
                 let why = if scan.out_of_time {
@@ -62,6 +564,7 @@ fn scan(images: &[PathBuf], budget: Duration) -> ExitCode {
             }
         }
     }
+    let _ = std::io::stdout().flush();
     if code == ExitCode::SUCCESS && nothing_found {
         code = ExitCode::from(1);
     }

@@ -265,6 +265,16 @@ fn history_entry(
     }
 }
 
+impl Vault {
+    /// A push account's channel token, for [`crate::channel::spawn`].
+    pub fn channel_token_for(&mut self, id: &str) -> Result<zeroize::Zeroizing<String>, Error> {
+        let token = self.channel_token(id)?;
+        Ok(zeroize::Zeroizing::new(
+            String::from_utf8_lossy(token.expose()).into_owned(),
+        ))
+    }
+}
+
 /// True when the verdict is the one the person hoped for.
 pub fn approved(v: &Verdict) -> bool {
     v.status == ChallengeStatus::Approved

@@ -1,0 +1,458 @@
+//! The `countersign` CLI against the real `countersign-server` binary on
+//! loopback: enrollment from the server's PNG QR code, number-matching
+//! push, offline devices, restarts, TOTP, and oathtool agreement.
+
+// Test support: a failed step should stop the test right there.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSCODE: &str = "246810";
+
+fn cli_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_countersign"))
+}
+
+/// The server binary beside the CLI's: `cargo test --workspace` builds
+/// every binary before running any test.
+fn server_bin() -> PathBuf {
+    let bin = cli_bin().with_file_name("countersign-server");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace` (or build countersign-server first)",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Env {
+    tmp: tempfile::TempDir,
+    port: u16,
+    server: Option<Child>,
+}
+
+impl Env {
+    fn new(ttl: u64) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let port = free_port();
+        std::fs::write(
+            tmp.path().join("server.toml"),
+            format!(
+                "listen = \"127.0.0.1:{port}\"\n[push]\nttl_seconds = {ttl}\nmax_per_window = 50\n"
+            ),
+        )
+        .unwrap();
+        let env = Env {
+            tmp,
+            port,
+            server: None,
+        };
+        let out = env.server_cmd(&[
+            "user",
+            "add",
+            "cs0101",
+            "--first",
+            "Clark",
+            "--last",
+            "Kent",
+            "--ssn-last4",
+            "4321",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "New$Alacop#k4321c"
+        );
+        env
+    }
+
+    fn data(&self) -> PathBuf {
+        self.tmp.path().join("server-data")
+    }
+
+    fn home(&self) -> PathBuf {
+        self.tmp.path().join("device-home")
+    }
+
+    fn server_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(server_bin());
+        c.arg("--data")
+            .arg(self.data())
+            .arg("--config")
+            .arg(self.tmp.path().join("server.toml"))
+            .args(args);
+        c.env_remove("COUNTERSIGN_LISTEN");
+        c
+    }
+
+    fn server_cmd(&self, args: &[&str]) -> Output {
+        self.server_command(args).output().unwrap()
+    }
+
+    fn start_server(&mut self) {
+        let child = self
+            .server_command(&["serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.server = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
+            || !self.data().join("server.json").exists()
+        {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop_server(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            // SIGTERM for a graceful stop, as an operator would.
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    fn cli_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(cli_bin());
+        c.arg("--home")
+            .arg(self.home())
+            .args(args)
+            .env("COUNTERSIGN_PASSCODE", PASSCODE);
+        c
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        self.cli_command(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Starts `countersign-server push` and reads the number it prints first.
+    fn push(&self) -> (Child, u8) {
+        let mut child = self
+            .server_command(&[
+                "push",
+                "cs0101",
+                "--app",
+                "ALEA Portal",
+                "--ip",
+                "203.0.113.7",
+                "--timeout",
+                "30",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let number = line
+            .trim()
+            .strip_prefix("number: ")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .parse()
+            .unwrap();
+        (child, number)
+    }
+
+    /// Enrolls the CLI from the PNG QR code the server writes.
+    fn enroll(&self) {
+        let png = self.tmp.path().join("enroll.png");
+        let out = self.server_cmd(&[
+            "user",
+            "enroll-link",
+            "cs0101",
+            "--png",
+            png.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let payload = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            payload.starts_with("countersign://enroll?v=1&s=https%3A%2F%2F127.0.0.1%3A"),
+            "{payload}"
+        );
+        let init = self.cli(&["init"]);
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let add = self.cli(&["add", "--qr", png.to_str().unwrap()]);
+        assert!(
+            add.status.success(),
+            "{}",
+            String::from_utf8_lossy(&add.stderr)
+        );
+        assert!(String::from_utf8_lossy(&add.stderr)
+            .contains("added ALEA (cs0101@alacop.gov) (sign-in approval and codes)"));
+    }
+
+    /// The one pending request's id.
+    fn pending_id(&self) -> String {
+        let out = self.cli(&["pending", "--json", "--wait", "10"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+        assert_eq!(list[0]["app"], "ALEA Portal");
+        assert_eq!(list[0]["ip"], "203.0.113.7");
+        assert_eq!(list[0]["account"], "ALEA (cs0101@alacop.gov)");
+        list[0]["id"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn finish(child: Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+#[test]
+fn push_approve_mismatch_deny_report_and_offline_device() {
+    let mut env = Env::new(60);
+    env.start_server();
+    env.enroll();
+
+    // Approved with the right number. The device was offline (no stream)
+    // when the request was created, and gets it when it asks.
+    let (push, number) = env.push();
+    let id = env.pending_id();
+    let out = env.cli(&["answer", &id, "--approve", "--number", &number.to_string()]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "approved");
+    assert!(out.status.success());
+    let (code, stdout) = finish(push);
+    assert_eq!(
+        (code, stdout.lines().last().unwrap()),
+        (0, "result: approved")
+    );
+
+    // A wrong number fails the sign-in.
+    let (push, number) = env.push();
+    let id = env.pending_id();
+    let wrong = if number == 99 { 10 } else { number + 1 };
+    let out = env.cli(&["answer", &id, "--approve", "--number", &wrong.to_string()]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        (Some(1), "number_mismatch")
+    );
+    assert_eq!(finish(push), (1, "result: number_mismatch\n".to_string()));
+
+    // A wrong passcode changes nothing: the request is still open.
+    let (push, _) = env.push();
+    let id = env.pending_id();
+    let out = env
+        .cli_command(&["answer", &id, "--deny"])
+        .env("COUNTERSIGN_PASSCODE", "999999")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passcode"));
+    let out = env.cli(&["answer", &id, "--deny"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "denied");
+    assert_eq!(finish(push).0, 1);
+
+    // Report: the sign-in fails and further pushes are blocked.
+    let (push, _) = env.push();
+    let id = env.pending_id();
+    assert_eq!(
+        String::from_utf8_lossy(&env.cli(&["answer", &id, "--report"]).stdout).trim(),
+        "reported"
+    );
+    assert_eq!(finish(push).0, 1);
+    let blocked = env.server_cmd(&["push", "cs0101", "--timeout", "1"]);
+    assert_eq!(blocked.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&blocked.stderr).contains("blocked"),
+        "{}",
+        String::from_utf8_lossy(&blocked.stderr)
+    );
+
+    // The device's history shows what happened, newest first.
+    let history: serde_json::Value =
+        serde_json::from_slice(&env.cli(&["history", "--json"]).stdout).unwrap();
+    let decisions: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        decisions,
+        ["reported", "denied", "number_mismatch", "approved"]
+    );
+
+    // The audit log holds every step and its chain verifies.
+    let verify = env.server_cmd(&["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[test]
+fn expiry_restart_while_watching_and_totp() {
+    let mut env = Env::new(3);
+    env.start_server();
+    env.enroll();
+
+    // Unanswered: the push command exits 2 after expiry.
+    let (push, _) = env.push();
+    assert_eq!(finish(push).0, 2);
+
+    // `watch` stays connected; the server restarts under it; the next
+    // request still arrives and is approved at the prompt.
+    let mut watch = env
+        .cli_command(&["watch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = watch.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("watch never said {needle:?}"));
+            if line.contains(needle) {
+                return;
+            }
+        }
+    };
+    wait_for("connected: ALEA");
+    env.stop_server();
+    env.start_server();
+    wait_for("connected: ALEA");
+    let (push, number) = env.push();
+    wait_for("Are you trying to sign in?");
+    writeln!(watch.stdin.as_mut().unwrap(), "{number}").unwrap();
+    let (code, stdout) = finish(push);
+    assert_eq!(
+        (code, stdout.lines().last().unwrap()),
+        (0, "result: approved")
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    // TOTP: the code the CLI shows is accepted once, then refused.
+    let out = env.cli(&["code", "cs0101"]);
+    let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(code.len(), 6, "{code}");
+    let check = env.server_cmd(&["user", "check-code", "cs0101", &code]);
+    assert_eq!(
+        (
+            check.status.code(),
+            String::from_utf8_lossy(&check.stdout).trim()
+        ),
+        (Some(0), "accepted")
+    );
+    let replay = env.server_cmd(&["user", "check-code", "cs0101", &code]);
+    assert_eq!(
+        (
+            replay.status.code(),
+            String::from_utf8_lossy(&replay.stdout).trim()
+        ),
+        (Some(1), "refused")
+    );
+}
+
+#[test]
+fn codes_agree_with_oathtool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let run = |args: &[&str]| {
+        Command::new(cli_bin())
+            .arg("--home")
+            .arg(&home)
+            .args(args)
+            .env("COUNTERSIGN_PASSCODE", PASSCODE)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["init"]).status.success());
+    let cases = [
+        ("sha1", "SHA1", "HZHV7CIOLKROPPDLBG3R2IM74TIJ6T3K", 6),
+        ("sha256", "SHA256", "UFUOVPTRMOGIJFAI2FW47ALKTSPZCLGJ6Q7I3UP25DBLDAY2SM3Q", 8),
+        ("sha512", "SHA512", "YH5V5DECRSDBBDPCZZWYPE4OABQ6WN7HAQ2PIAFAZNVZZMKUM5QOXCSABIN7JME5QFEGPNC6IPTWLJ2MMNUUXB2OLL43WJGKDSC3UYY", 8),
+    ];
+    for (name, alg, secret, digits) in cases {
+        let uri =
+            format!("otpauth://totp/Test:{name}?secret={secret}&algorithm={alg}&digits={digits}");
+        assert!(run(&["add", &uri]).status.success(), "{name}");
+        // Retry across a step boundary rather than compare two different steps.
+        for attempt in 0.. {
+            let ours = String::from_utf8_lossy(&run(&["code", name]).stdout)
+                .trim()
+                .to_string();
+            let theirs = Command::new("oathtool")
+                .args([
+                    &format!("--totp={}", name),
+                    "-d",
+                    &digits.to_string(),
+                    "-b",
+                    secret,
+                ])
+                .output()
+                .expect("oathtool is installed (Debian package oathtool; test.sh installs it)");
+            let theirs = String::from_utf8_lossy(&theirs.stdout).trim().to_string();
+            if ours == theirs {
+                break;
+            }
+            assert!(
+                attempt < 2,
+                "{name}: countersign {ours} vs oathtool {theirs}"
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
