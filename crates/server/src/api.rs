@@ -50,6 +50,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/api/v1/challenges/{id}/receipt", post(receipt))
         .route("/api/v1/totp/verify", post(verify_totp))
         .route("/api/v1/admin/push", post(admin_push))
+        .route("/api/v1/admin/streams", get(admin_streams))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(server)
 }
@@ -382,27 +383,26 @@ async fn admin_push(
     Body(b): Body<PushRequest>,
 ) -> Result<Json<crate::push::Created>, ApiError> {
     require_admin(&s, &headers)?;
-    let actor = if b.actor.is_empty() {
-        "admin-cli"
-    } else {
-        b.actor.as_str()
+    let actor = if b.actor.is_empty() { "admin-cli" } else { b.actor.as_str() };
+    let application = if b.application.is_empty() { "Help desk test" } else { b.application.as_str() };
+    let origin = Origin { application, ip: &b.ip, location: &b.location, kind: ChallengeKind::Test, actor };
+    // A device id alone names its user too.
+    let username = match (&b.device_id, b.username.is_empty()) {
+        (Some(id), true) => {
+            let device = s.store.device(id)?.ok_or_else(|| Error::not_found("device"))?;
+            s.store.user_by_id(device.user_id)?.ok_or_else(|| Error::not_found("user"))?.username
+        }
+        _ => b.username.clone(),
     };
-    let application = if b.application.is_empty() {
-        "Help desk test"
-    } else {
-        b.application.as_str()
-    };
-    let origin = Origin {
-        application,
-        ip: &b.ip,
-        location: &b.location,
-        kind: ChallengeKind::Test,
-        actor,
-    };
-    Ok(Json(s.create_challenge(
-        &b.username,
-        b.device_id.as_deref(),
-        &origin,
-        now(),
-    )?))
+    Ok(Json(s.create_challenge(&username, b.device_id.as_deref(), &origin, now())?))
+}
+
+#[derive(Serialize)]
+struct Streams {
+    connected: usize,
+}
+
+async fn admin_streams(State(s): AppState, headers: HeaderMap) -> Result<Json<Streams>, ApiError> {
+    require_admin(&s, &headers)?;
+    Ok(Json(Streams { connected: s.hub.total_connected() }))
 }

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod activation;
 pub mod admin;
 pub mod api;
+pub mod bench;
 pub mod config;
 pub mod datadir;
 mod error;

@@ -70,6 +70,22 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Load driver: push round trips and idle-stream memory against a
+    /// fresh server started as a child process.
+    Bench {
+        /// Devices connected during the round-trip phase.
+        #[arg(long, default_value_t = 1000)]
+        devices: usize,
+        /// Round trips in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds of round trips.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Idle streams for the memory figure (0 to skip).
+        #[arg(long, default_value_t = 10_000)]
+        idle_streams: usize,
+    },
     /// Read the audit log, or verify its hash chain.
     Audit {
         #[command(subcommand)]
@@ -185,6 +201,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Bench { devices, concurrency, seconds, idle_streams } = cli.command {
+        init_logging(false);
+        let opts = countersign_server::bench::BenchOptions {
+            devices,
+            concurrency: concurrency.max(1),
+            duration: Duration::from_secs(seconds),
+            idle_streams,
+        };
+        countersign_server::bench::run(&opts)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let listen = match &cli.command {
         Command::Serve { listen } => *listen,
         _ => None,
@@ -225,6 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User(cmd) => user(&mut server, &dir, cmd, actor),
+        Command::Bench { .. } => unreachable!("handled above"),
         Command::Push {
             username,
             app,

@@ -40,6 +40,12 @@ impl Hub {
             .map_or(0, broadcast::Sender::receiver_count)
     }
 
+    /// Streams connected across all devices.
+    pub fn total_connected(&self) -> usize {
+        let map = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        map.values().map(broadcast::Sender::receiver_count).sum()
+    }
+
     fn publish(&self, challenge: Challenge) {
         let mut map = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = map.get(&challenge.device_id) {

@@ -52,10 +52,13 @@ pub fn setup(config: &Config, dir: &DataDir) -> anyhow::Result<Tls> {
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| anyhow::anyhow!("{}: not a PEM private key: {e}", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server_config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
+    // Devices hold one long-lived connection each; resumption tickets would
+    // only cost memory and CPU per connection.
+    server_config.send_tls13_tickets = 0;
     Ok(Tls {
         config: Some(Arc::new(server_config)),
         pin: Some(pin),
