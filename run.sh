@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up Countersign on this machine and runs it: installs what is missing,
-# builds in release mode, and starts what is built so far.
+# builds in release mode, starts the sign-in server (embedded SQLite, HTTPS
+# on 127.0.0.1:8443 with a self-signed certificate), creates a demo officer,
+# enrolls the headless authenticator and waits for sign-in requests.
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/lib.sh
@@ -9,16 +11,46 @@ apt_need $APT_BUILD $APT_TAURI
 rust_need
 
 say "Building Countersign (release; the first build takes a few minutes)"
-cargo build --release --locked --bin countersign
+cargo build --release --locked --bin countersign --bin countersign-server
+SERVER=target/release/countersign-server
+CLI=target/release/countersign
+export COUNTERSIGN_DATA="${COUNTERSIGN_DATA:-$PWD/.countersign/server}"
+export COUNTERSIGN_HOME="${COUNTERSIGN_HOME:-$PWD/.countersign/device}"
+DEMO_USER="${DEMO_USER:-cs0101}"
 
-say "The authenticator CLI is ready: target/release/countersign"
-say "Scanning a sample enrollment screenshot to show it working"
-target/release/countersign scan tests/fixtures/qr/screenshot_totp_sha1.png
+say "Starting the sign-in server (data in $COUNTERSIGN_DATA)"
+"$SERVER" serve &
+SERVER_PID=$!
+trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null' EXIT
+for _ in $(seq 1 100); do
+  [ -f "$COUNTERSIGN_DATA/server.json" ] && break
+  sleep 0.1
+done
+[ -f "$COUNTERSIGN_DATA/server.json" ] || { echo "error: the server did not start" >&2; exit 1; }
 
-cat >&2 <<'MSG'
+if ! "$SERVER" user show "$DEMO_USER" >/dev/null 2>&1; then
+  say "Creating the demo officer $DEMO_USER (Clark Kent); the temporary password follows"
+  "$SERVER" user add "$DEMO_USER" --first Clark --last Kent --ssn-last4 4321
+fi
 
-Countersign is built. Try:
-  target/release/countersign scan IMAGE...   decode QR codes in screenshots or photos
-  target/release/countersign --help          everything the CLI does
-The sign-in server and the desktop app are being built (see docs/ARCHITECTURE.md).
+if [ ! -f "$COUNTERSIGN_HOME/vault.db" ]; then
+  say "Creating the authenticator's vault: choose a passcode (at least 6 characters)"
+  "$CLI" init
+fi
+if ! "$CLI" list 2>/dev/null | grep -q "sign-in approval"; then
+  say "Enrolling the authenticator for $DEMO_USER (enter the passcode again)"
+  "$CLI" add "$("$SERVER" user enroll-link "$DEMO_USER")" --device-name "$(hostname) CLI"
+fi
+
+cat >&2 <<MSG
+
+Countersign is running.
+  Server:        $(sed -n 's/.*"url": "\(.*\)".*/\1/p' "$COUNTERSIGN_DATA/server.json")   (stops when you leave this script)
+  Authenticator: waiting for sign-in requests below.
+
+In another terminal, send a number-matching request and read its number:
+  COUNTERSIGN_DATA=$COUNTERSIGN_DATA $SERVER push $DEMO_USER
+Type that number here, then the passcode. Codes for the offline fallback:
+  COUNTERSIGN_HOME=$COUNTERSIGN_HOME $CLI code
 MSG
+"$CLI" watch

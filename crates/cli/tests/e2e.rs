@@ -329,6 +329,25 @@ fn push_approve_mismatch_deny_report_and_offline_device() {
         "{}",
         String::from_utf8_lossy(&verify.stdout)
     );
+
+    // Removing the push account removes the device on the server too.
+    let show =
+        String::from_utf8_lossy(&env.server_cmd(&["user", "show", "cs0101"]).stdout).to_string();
+    assert!(show.contains("device: "), "{show}");
+    let out = env.cli(&["remove", "cs0101"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let show =
+        String::from_utf8_lossy(&env.server_cmd(&["user", "show", "cs0101"]).stdout).to_string();
+    assert!(!show.contains("device: "), "{show}");
 }
 
 #[test]

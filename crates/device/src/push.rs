@@ -279,3 +279,42 @@ impl Vault {
 pub fn approved(v: &Verdict) -> bool {
     v.status == ChallengeStatus::Approved
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use countersign_core::protocol::{Challenge, ChallengeKind};
+
+    fn pending(drift: i64) -> Pending {
+        let challenge = Challenge {
+            id: "c".into(),
+            device_id: "d".into(),
+            account: "a".into(),
+            application: "app".into(),
+            ip: String::new(),
+            location: String::new(),
+            kind: ChallengeKind::SignIn,
+            created_at: 0,
+            expires_at: 60,
+        };
+        let key = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+        let envelope = ChallengeEnvelope::sign(challenge, 0, &key);
+        Pending {
+            account_id: "x".into(),
+            account: "a".into(),
+            envelope,
+            drift,
+        }
+    }
+
+    #[test]
+    fn clock_drift_beyond_fifteen_seconds_warns() {
+        assert!(pending(15).drift_warning().is_none());
+        assert!(pending(-15).drift_warning().is_none());
+        assert!(pending(16).drift_warning().unwrap().contains("16 s behind"));
+        assert!(pending(-40)
+            .drift_warning()
+            .unwrap()
+            .contains("40 s ahead of"));
+    }
+}

@@ -383,18 +383,43 @@ async fn admin_push(
     Body(b): Body<PushRequest>,
 ) -> Result<Json<crate::push::Created>, ApiError> {
     require_admin(&s, &headers)?;
-    let actor = if b.actor.is_empty() { "admin-cli" } else { b.actor.as_str() };
-    let application = if b.application.is_empty() { "Help desk test" } else { b.application.as_str() };
-    let origin = Origin { application, ip: &b.ip, location: &b.location, kind: ChallengeKind::Test, actor };
+    let actor = if b.actor.is_empty() {
+        "admin-cli"
+    } else {
+        b.actor.as_str()
+    };
+    let application = if b.application.is_empty() {
+        "Help desk test"
+    } else {
+        b.application.as_str()
+    };
+    let origin = Origin {
+        application,
+        ip: &b.ip,
+        location: &b.location,
+        kind: ChallengeKind::Test,
+        actor,
+    };
     // A device id alone names its user too.
     let username = match (&b.device_id, b.username.is_empty()) {
         (Some(id), true) => {
-            let device = s.store.device(id)?.ok_or_else(|| Error::not_found("device"))?;
-            s.store.user_by_id(device.user_id)?.ok_or_else(|| Error::not_found("user"))?.username
+            let device = s
+                .store
+                .device(id)?
+                .ok_or_else(|| Error::not_found("device"))?;
+            s.store
+                .user_by_id(device.user_id)?
+                .ok_or_else(|| Error::not_found("user"))?
+                .username
         }
         _ => b.username.clone(),
     };
-    Ok(Json(s.create_challenge(&username, b.device_id.as_deref(), &origin, now())?))
+    Ok(Json(s.create_challenge(
+        &username,
+        b.device_id.as_deref(),
+        &origin,
+        now(),
+    )?))
 }
 
 #[derive(Serialize)]
@@ -404,5 +429,7 @@ struct Streams {
 
 async fn admin_streams(State(s): AppState, headers: HeaderMap) -> Result<Json<Streams>, ApiError> {
     require_admin(&s, &headers)?;
-    Ok(Json(Streams { connected: s.hub.total_connected() }))
+    Ok(Json(Streams {
+        connected: s.hub.total_connected(),
+    }))
 }

@@ -54,14 +54,24 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
         bail!("open-file limit is {limit}; {needed} are needed (raise `ulimit -n`)");
     }
     let tmp = tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let config_path = tmp.join("bench.toml");
-    std::fs::write(&config_path, format!("listen = \"127.0.0.1:{port}\"\n[push]\nmax_per_window = 1000000\nttl_seconds = 60\n"))?;
+    std::fs::write(
+        &config_path,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n[push]\nmax_per_window = 1000000\nttl_seconds = 60\n"
+        ),
+    )?;
     let total = opts.devices.max(opts.idle_streams);
     eprintln!("seeding {total} users and devices in {}", tmp.display());
     let devices = seed(&tmp, &config_path, total)?;
     let mut child = start_child(&tmp, &config_path)?;
-    let result = tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(drive(&tmp, &child, opts, devices));
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(drive(&tmp, &child, opts, devices));
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&tmp);
@@ -70,8 +80,12 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
 
 fn tempdir() -> anyhow::Result<std::path::PathBuf> {
     let mut b = [0u8; 8];
-    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut b).map_err(|_| anyhow::anyhow!("random generator failed"))?;
-    let dir = std::env::temp_dir().join(format!("countersign-bench-{}", data_encoding::HEXLOWER.encode(&b)));
+    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut b)
+        .map_err(|_| anyhow::anyhow!("random generator failed"))?;
+    let dir = std::env::temp_dir().join(format!(
+        "countersign-bench-{}",
+        data_encoding::HEXLOWER.encode(&b)
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
@@ -89,9 +103,15 @@ fn seed(dir: &Path, config_path: &Path, n: usize) -> anyhow::Result<Vec<Device>>
     let mut devices = Vec::with_capacity(n);
     for i in 0..n {
         let username = format!("bench{i:05}");
-        server
-            .store
-            .insert_user(&NewUser { username: &username, first_name: "Bench", last_name: "User", password_hash: &hash }, t)?;
+        server.store.insert_user(
+            &NewUser {
+                username: &username,
+                first_name: "Bench",
+                last_name: "User",
+                password_hash: &hash,
+            },
+            t,
+        )?;
         let e = server.enrollment(&username, "bench", t)?;
         let key = SigningKey::generate(&rng)?;
         let req = ActivateRequest {
@@ -102,7 +122,11 @@ fn seed(dir: &Path, config_path: &Path, n: usize) -> anyhow::Result<Vec<Device>>
             app_version: String::new(),
         };
         let a = server.activate(&req, "127.0.0.1", t)?;
-        devices.push(Device { id: a.device_id, token: a.channel_token, key });
+        devices.push(Device {
+            id: a.device_id,
+            token: a.channel_token,
+            key,
+        });
     }
     Ok(devices)
 }
@@ -132,7 +156,12 @@ fn start_child(dir: &Path, config_path: &Path) -> anyhow::Result<Child> {
     Ok(child)
 }
 
-async fn drive(dir: &Path, child: &Child, opts: &BenchOptions, devices: Vec<Device>) -> anyhow::Result<()> {
+async fn drive(
+    dir: &Path,
+    child: &Child,
+    opts: &BenchOptions,
+    devices: Vec<Device>,
+) -> anyhow::Result<()> {
     let data = DataDir::open(dir)?;
     let rt = running_server(&data).context("runtime file")?;
     let pin: [u8; 32] = data_encoding::BASE64URL_NOPAD
@@ -156,10 +185,18 @@ async fn drive(dir: &Path, child: &Child, opts: &BenchOptions, devices: Vec<Devi
     for d in devices.iter().take(opts.devices) {
         let (tx, rx) = mpsc::channel(8);
         inboxes.insert(d.id.clone(), rx);
-        streams.push(tokio::spawn(stream_device(http.clone(), base.clone(), d.clone(), Some(tx))));
+        streams.push(tokio::spawn(stream_device(
+            http.clone(),
+            base.clone(),
+            d.clone(),
+            Some(tx),
+        )));
     }
     wait_connected(&http, &base, &admin, opts.devices).await;
-    eprintln!("driving round trips for {:?} with {} in flight", opts.duration, opts.concurrency);
+    eprintln!(
+        "driving round trips for {:?} with {} in flight",
+        opts.duration, opts.concurrency
+    );
     let deadline = Instant::now() + opts.duration;
     let mut workers = Vec::new();
     let per_worker: Vec<Vec<(Arc<Device>, mpsc::Receiver<ChallengeEnvelope>)>> = {
@@ -174,7 +211,9 @@ async fn drive(dir: &Path, child: &Child, opts: &BenchOptions, devices: Vec<Devi
     let started = Instant::now();
     for bucket in per_worker {
         let (http, base, admin) = (http.clone(), base.clone(), admin.clone());
-        workers.push(tokio::spawn(async move { worker(http, base, admin, bucket, deadline).await }));
+        workers.push(tokio::spawn(async move {
+            worker(http, base, admin, bucket, deadline).await
+        }));
     }
     let mut latencies = Vec::new();
     let mut errors = 0usize;
@@ -185,13 +224,29 @@ async fn drive(dir: &Path, child: &Child, opts: &BenchOptions, devices: Vec<Devi
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied();
-    let ms = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.2} ms", d.as_secs_f64() * 1000.0));
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+    };
+    let ms = |d: Option<Duration>| {
+        d.map_or("-".into(), |d| {
+            format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+        })
+    };
     println!("push round trips (create → delivered over SSE → signed approval → approved), TLS on loopback");
     println!("  devices connected:   {}", opts.devices);
     println!("  in flight:           {}", opts.concurrency);
-    println!("  round trips:         {} in {:.1} s ({} errors)", latencies.len(), elapsed.as_secs_f64(), errors);
-    println!("  throughput:          {:.0} round trips/s", latencies.len() as f64 / elapsed.as_secs_f64());
+    println!(
+        "  round trips:         {} in {:.1} s ({} errors)",
+        latencies.len(),
+        elapsed.as_secs_f64(),
+        errors
+    );
+    println!(
+        "  throughput:          {:.0} round trips/s",
+        latencies.len() as f64 / elapsed.as_secs_f64()
+    );
     println!("  latency p50:         {}", ms(pct(0.50)));
     println!("  latency p99:         {}", ms(pct(0.99)));
     println!("  latency max:         {}", ms(latencies.last().copied()));
@@ -205,9 +260,19 @@ async fn drive(dir: &Path, child: &Child, opts: &BenchOptions, devices: Vec<Devi
         let before = rss_kib(child.id());
         eprintln!("opening {} idle device streams", opts.idle_streams);
         let mut idle = Vec::new();
-        for chunk in devices.iter().take(opts.idle_streams).collect::<Vec<_>>().chunks(200) {
+        for chunk in devices
+            .iter()
+            .take(opts.idle_streams)
+            .collect::<Vec<_>>()
+            .chunks(200)
+        {
             for d in chunk {
-                idle.push(tokio::spawn(stream_device(http.clone(), base.clone(), (*d).clone(), None)));
+                idle.push(tokio::spawn(stream_device(
+                    http.clone(),
+                    base.clone(),
+                    (*d).clone(),
+                    None,
+                )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -215,11 +280,20 @@ async fn drive(dir: &Path, child: &Child, opts: &BenchOptions, devices: Vec<Devi
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = rss_kib(child.id());
         println!("server memory (VmRSS of the serve process)");
-        println!("  at start:            {} MiB", rss_start.unwrap_or(0) / 1024);
+        println!(
+            "  at start:            {} MiB",
+            rss_start.unwrap_or(0) / 1024
+        );
         println!("  before idle streams: {} MiB", before.unwrap_or(0) / 1024);
-        println!("  with {connected} idle streams: {} MiB", after.unwrap_or(0) / 1024);
+        println!(
+            "  with {connected} idle streams: {} MiB",
+            after.unwrap_or(0) / 1024
+        );
         if let (Some(b), Some(a)) = (before, after) {
-            println!("  per stream:          {:.1} KiB", (a.saturating_sub(b)) as f64 / connected.max(1) as f64);
+            println!(
+                "  per stream:          {:.1} KiB",
+                (a.saturating_sub(b)) as f64 / connected.max(1) as f64
+            );
         }
         for s in idle {
             s.abort();
@@ -229,7 +303,12 @@ async fn drive(dir: &Path, child: &Child, opts: &BenchOptions, devices: Vec<Devi
 }
 
 /// Holds a device's SSE stream; forwards envelopes to the worker if asked.
-async fn stream_device(http: reqwest::Client, base: String, d: Arc<Device>, tx: Option<mpsc::Sender<ChallengeEnvelope>>) {
+async fn stream_device(
+    http: reqwest::Client,
+    base: String,
+    d: Arc<Device>,
+    tx: Option<mpsc::Sender<ChallengeEnvelope>>,
+) {
     let resp = http
         .get(format!("{base}/api/v1/devices/{}/challenges", d.id))
         .bearer_auth(&d.token)
@@ -267,7 +346,12 @@ async fn wait_connected(http: &reqwest::Client, base: &str, admin: &str, n: usiz
             .ok()
             .and_then(|r| r.error_for_status().ok());
         let count = match got {
-            Some(r) => r.json::<serde_json::Value>().await.ok().and_then(|v| v["connected"].as_u64()).unwrap_or(0) as usize,
+            Some(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["connected"].as_u64())
+                .unwrap_or(0) as usize,
             None => 0,
         };
         if count >= n || Instant::now() > deadline {
@@ -322,14 +406,27 @@ async fn round_trip(
         .json()
         .await?;
     let env = loop {
-        let env = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await?.context("stream closed")?;
+        let env = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await?
+            .context("stream closed")?;
         if env.challenge.id == created.challenge_id {
             break env;
         }
     };
-    let r = Response::sign(&env.challenge.id, &d.id, Decision::Approve, Some(created.number), "", now(), &d.key)?;
+    let r = Response::sign(
+        &env.challenge.id,
+        &d.id,
+        Decision::Approve,
+        Some(created.number),
+        "",
+        now(),
+        &d.key,
+    )?;
     let v: Verdict = http
-        .post(format!("{base}/api/v1/challenges/{}/response", r.challenge_id))
+        .post(format!(
+            "{base}/api/v1/challenges/{}/response",
+            r.challenge_id
+        ))
         .json(&r)
         .send()
         .await?
@@ -344,5 +441,8 @@ async fn round_trip(
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

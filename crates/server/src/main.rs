@@ -45,6 +45,10 @@ enum Command {
         /// Address to listen on (default from the configuration: 127.0.0.1:8443).
         #[arg(long, env = "COUNTERSIGN_LISTEN", value_name = "ADDR")]
         listen: Option<SocketAddr>,
+        /// Serve plain HTTP, for a TLS-terminating reverse proxy in front
+        /// (the same as `tls.mode = "off"`). Never expose it directly.
+        #[arg(long)]
+        behind_proxy: bool,
     },
     /// Manage users.
     #[command(subcommand)]
@@ -201,7 +205,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Bench { devices, concurrency, seconds, idle_streams } = cli.command {
+    if let Command::Bench {
+        devices,
+        concurrency,
+        seconds,
+        idle_streams,
+    } = cli.command
+    {
         init_logging(false);
         let opts = countersign_server::bench::BenchOptions {
             devices,
@@ -212,11 +222,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         countersign_server::bench::run(&opts)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let listen = match &cli.command {
-        Command::Serve { listen } => *listen,
-        _ => None,
+    let (listen, behind_proxy) = match &cli.command {
+        Command::Serve {
+            listen,
+            behind_proxy,
+        } => (*listen, *behind_proxy),
+        _ => (None, false),
     };
-    let config = Config::load(cli.config.as_deref(), listen)?;
+    let mut config = Config::load(cli.config.as_deref(), listen)?;
+    if behind_proxy {
+        config.tls.mode = countersign_server::config::TlsMode::Off;
+    }
     init_logging(config.log.json);
     let data = match cli.data {
         Some(d) => d,
