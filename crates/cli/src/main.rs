@@ -2,6 +2,7 @@
 //! `countersign-device`: parse arguments, call the engine, print.
 
 mod secrets;
+mod simulate;
 mod watch;
 
 use std::io::Write;
@@ -28,7 +29,9 @@ Exit codes:
 
 The passcode is read from --passcode-file, COUNTERSIGN_PASSCODE, or the
 terminal (no echo); backup passphrases from --passphrase-file,
-COUNTERSIGN_PASSPHRASE, or the terminal.";
+COUNTERSIGN_PASSPHRASE, or the terminal. Each command that needs a secret
+unlocks the vault for itself and locks it when it ends; answering a request
+needs the passcode again, since it unseals the device key.";
 
 /// Countersign authenticator: approve sign-ins and show one-time codes.
 #[derive(Parser)]
@@ -157,6 +160,37 @@ enum Command {
     },
     /// Stay connected and answer each request as it arrives, like the app.
     Watch,
+    /// Enroll many test devices (one per enrollment payload in a file) that
+    /// answer requests by themselves, printing what each saw.
+    Simulate {
+        /// File of enrollment payloads, one per line.
+        #[arg(long, value_name = "FILE")]
+        payloads: PathBuf,
+        /// Reach the server at this URL instead of the payloads' one.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// Weight of approvals (need --numbers).
+        #[arg(long, default_value_t = 1)]
+        approve: u32,
+        /// Weight of denials.
+        #[arg(long, default_value_t = 0)]
+        deny: u32,
+        /// Weight of approvals with a wrong number.
+        #[arg(long, default_value_t = 0)]
+        mismatch: u32,
+        /// Weight of fraud reports.
+        #[arg(long, default_value_t = 0)]
+        report: u32,
+        /// Milliseconds to wait before answering.
+        #[arg(long, default_value_t = 0, value_name = "MS")]
+        delay_ms: u64,
+        /// Stop after this many seconds (default: run until interrupted).
+        #[arg(long, value_name = "S")]
+        seconds: Option<u64>,
+        /// Output of `countersign-server push` to read numbers from.
+        #[arg(long, value_name = "FILE")]
+        numbers: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -475,6 +509,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             });
+        }
+        Command::Simulate {
+            payloads,
+            server,
+            approve,
+            deny,
+            mismatch,
+            report,
+            delay_ms,
+            seconds,
+            numbers,
+        } => {
+            let opts = simulate::Options {
+                payloads,
+                server,
+                mix: [approve, deny, mismatch, report],
+                delay: Duration::from_millis(delay_ms),
+                duration: seconds.map(Duration::from_secs),
+                numbers,
+            };
+            return rt()?.block_on(simulate::run(opts));
         }
         Command::Watch => {
             let vault = ctx.unlock()?;

@@ -145,8 +145,9 @@ impl Env {
             .unwrap()
     }
 
-    /// Starts `countersign-server push` and reads the number it prints first.
-    fn push(&self) -> (Child, u8) {
+    /// Starts `countersign-server push` and reads the number and the
+    /// challenge id it prints first.
+    fn push_with_id(&self) -> (Child, u8, String) {
         let mut child = self
             .server_command(&[
                 "push",
@@ -162,16 +163,26 @@ impl Env {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let number = line
+        let mut reader = BufReader::new(child.stdout.as_mut().unwrap());
+        let (mut first, mut second) = (String::new(), String::new());
+        reader.read_line(&mut first).unwrap();
+        reader.read_line(&mut second).unwrap();
+        let number = first
             .trim()
             .strip_prefix("number: ")
-            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .unwrap_or_else(|| panic!("first line: {first:?}"))
             .parse()
             .unwrap();
+        let id = second
+            .trim()
+            .strip_prefix("challenge: ")
+            .unwrap_or_else(|| panic!("second line: {second:?}"))
+            .to_string();
+        (child, number, id)
+    }
+
+    fn push(&self) -> (Child, u8) {
+        let (child, number, _) = self.push_with_id();
         (child, number)
     }
 
@@ -276,7 +287,11 @@ fn push_approve_mismatch_deny_report_and_offline_device() {
         ),
         (Some(1), "number_mismatch")
     );
-    assert_eq!(finish(push), (1, "result: number_mismatch\n".to_string()));
+    let (code, stdout) = finish(push);
+    assert_eq!(
+        (code, stdout.lines().last().unwrap()),
+        (1, "result: number_mismatch")
+    );
 
     // A wrong passcode changes nothing: the request is still open.
     let (push, _) = env.push();
@@ -474,4 +489,63 @@ fn codes_agree_with_oathtool() {
             std::thread::sleep(Duration::from_secs(1));
         }
     }
+}
+
+#[test]
+fn simulated_devices_answer_by_themselves() {
+    let mut env = Env::new(30);
+    env.start_server();
+    let payloads = env.tmp.path().join("payloads.txt");
+    let out = env.server_cmd(&["user", "enroll-link", "cs0101"]);
+    std::fs::write(&payloads, &out.stdout).unwrap();
+    let numbers = env.tmp.path().join("numbers.log");
+    std::fs::write(&numbers, "").unwrap();
+    let sim = Command::new(cli_bin())
+        .args([
+            "simulate",
+            "--payloads",
+            payloads.to_str().unwrap(),
+            "--numbers",
+            numbers.to_str().unwrap(),
+            "--seconds",
+            "20",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the device to be enrolled and connected.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let show = String::from_utf8_lossy(&env.server_cmd(&["user", "show", "cs0101"]).stdout)
+            .to_string();
+        if show.contains("simulated device 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the simulated device never enrolled"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (push, number, id) = env.push_with_id();
+    std::fs::write(&numbers, format!("number: {number}\nchallenge: {id}\n")).unwrap();
+    let (code, stdout) = finish(push);
+    assert_eq!(
+        (code, stdout.lines().last().unwrap()),
+        (0, "result: approved")
+    );
+    let mut sim = sim;
+    let _ = Command::new("kill").arg(sim.id().to_string()).status();
+    let out = sim.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("device #1 enrolled for cs0101@alacop.gov"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("ALEA Portal from 203.0.113.7 -> approve -> approved"),
+        "{printed}"
+    );
 }

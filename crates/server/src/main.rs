@@ -53,7 +53,8 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
-    /// Send a test push to a user's authenticator: prints `number: NN` first,
+    /// Send a test push to a user's authenticator: prints `number: NN` first
+    /// and `challenge: ID` second,
     /// then waits for the answer.
     Push {
         /// The user.
@@ -290,6 +291,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 let created = client.push(&req).await?;
                 println!("number: {}", created.number);
+                println!("challenge: {}", created.challenge_id);
                 std::io::stdout().flush()?;
                 eprintln!(
                     "waiting for the answer on the device (challenge {})...",
