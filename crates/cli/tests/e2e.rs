@@ -536,7 +536,6 @@ fn simulated_devices_answer_by_themselves() {
         (code, stdout.lines().last().unwrap()),
         (0, "result: approved")
     );
-    let mut sim = sim;
     let _ = Command::new("kill").arg(sim.id().to_string()).status();
     let out = sim.wait_with_output().unwrap();
     let printed = String::from_utf8_lossy(&out.stdout);
