@@ -308,6 +308,79 @@ mod tests {
     }
 
     #[test]
+    fn envelopes_with_a_bad_signature_or_another_addressee_are_dropped_and_recorded() {
+        use countersign_core::vault::{KdfParams, MIN_ITERATIONS};
+        let tmp = tempfile::tempdir().unwrap();
+        let passcode = Passcode::new("246810");
+        let mut vault = Vault::create(tmp.path(), &passcode, MIN_ITERATIONS, 100).unwrap();
+        let server = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+        let device = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+        let kdf: String = vault
+            .conn
+            .query_row("SELECT kdf FROM vault", [], |r| r.get(0))
+            .unwrap();
+        let kek = serde_json::from_str::<KdfParams>(&kdf)
+            .unwrap()
+            .derive(&passcode)
+            .unwrap();
+        let account = vault
+            .add_push(
+                &NewPush {
+                    issuer: "ALEA",
+                    name: "cs0101@alacop.gov",
+                    push: PushInfo {
+                        server_url: "https://127.0.0.1:1".into(),
+                        server_key: server.public_key(),
+                        pin: None,
+                        device_id: "d".into(),
+                    },
+                    totp_secret: &countersign_core::SecretBytes::new(vec![1; 20]),
+                    algorithm: countersign_core::Algorithm::Sha1,
+                    digits: 6,
+                    period: 30,
+                    channel_token: "token",
+                    signing_key: &device,
+                },
+                &kek,
+                100,
+            )
+            .unwrap();
+        let good = pending(0).envelope.challenge;
+        let ok = ChallengeEnvelope::sign(good.clone(), 100, &server);
+        assert!(
+            accept(&mut vault, &account, ok, 10).is_some(),
+            "signed by the server, addressed here, not expired"
+        );
+        let forged = ChallengeEnvelope::sign(good.clone(), 100, &device);
+        assert!(accept(&mut vault, &account, forged, 10).is_none());
+        let elsewhere = ChallengeEnvelope::sign(
+            Challenge {
+                device_id: "other".into(),
+                ..good.clone()
+            },
+            100,
+            &server,
+        );
+        assert!(accept(&mut vault, &account, elsewhere, 10).is_none());
+        let late = ChallengeEnvelope::sign(good, 100, &server);
+        assert!(accept(&mut vault, &account, late, 61).is_none());
+        let results: Vec<String> = vault
+            .history()
+            .unwrap()
+            .into_iter()
+            .map(|h| format!("{}: {}", h.decision, h.result))
+            .collect();
+        assert_eq!(
+            results,
+            [
+                "dropped: expired",
+                "dropped: addressed to another device",
+                "dropped: bad server signature"
+            ]
+        );
+    }
+
+    #[test]
     fn clock_drift_beyond_fifteen_seconds_warns() {
         assert!(pending(15).drift_warning().is_none());
         assert!(pending(-15).drift_warning().is_none());
