@@ -51,6 +51,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/api/v1/totp/verify", post(verify_totp))
         .route("/api/v1/admin/push", post(admin_push))
         .route("/api/v1/admin/streams", get(admin_streams))
+        .merge(crate::web::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(server)
 }
@@ -112,7 +113,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
 }
 
 /// The client's address (empty when unknown, e.g. in-process tests).
-pub struct ClientIp(String);
+pub struct ClientIp(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Infallible;

@@ -35,6 +35,33 @@ pub struct Config {
     pub users: UsersConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Sign-in pages.
+    pub web: WebConfig,
+}
+
+/// Sign-in pages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// The application name shown in push requests from the sign-in page.
+    pub application: String,
+    /// URL prefixes a `return_to` may start with (anything else is refused).
+    pub return_to_allow: Vec<String>,
+    /// Days a "Stay signed in" session lasts.
+    pub stay_signed_in_days: u64,
+    /// Minutes a browser session lasts otherwise (and an unfinished sign-in).
+    pub session_minutes: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            application: "ALEA Portal".into(),
+            return_to_allow: Vec::new(),
+            stay_signed_in_days: 30,
+            session_minutes: 480,
+        }
+    }
 }
 
 /// How the server speaks TLS.
@@ -128,6 +155,7 @@ impl Default for Config {
             totp: TotpConfig::default(),
             users: UsersConfig::default(),
             log: LogConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -302,6 +330,26 @@ impl Config {
         }
         if !(15..=300).contains(&self.totp.period) {
             return invalid("totp.period", "must be between 15 and 300 seconds");
+        }
+        if self.web.stay_signed_in_days == 0 || self.web.stay_signed_in_days > 365 {
+            return invalid("web.stay_signed_in_days", "must be between 1 and 365");
+        }
+        if self.web.session_minutes < 5 || self.web.session_minutes > 7 * 24 * 60 {
+            return invalid(
+                "web.session_minutes",
+                "must be between 5 minutes and 7 days",
+            );
+        }
+        if let Some(bad) = self
+            .web
+            .return_to_allow
+            .iter()
+            .find(|p| countersign_core::enroll::check_server_url(p).is_err())
+        {
+            return Err(ConfigError::Invalid {
+                key: "web.return_to_allow",
+                problem: format!("'{bad}' is not an http(s) URL prefix"),
+            });
         }
         if !self.users.temporary_password_template.contains('{') {
             return invalid(

@@ -16,6 +16,7 @@ pub mod state;
 pub mod store;
 pub mod tls;
 pub mod totp;
+pub mod web;
 
 pub use error::Error;
 pub use state::Server;

@@ -5,6 +5,7 @@
 mod audit;
 mod challenges;
 mod devices;
+mod sessions;
 mod users;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension};
 pub use audit::{AuditEntry, AuditFilter, NewAudit};
 pub use challenges::{ChallengeRow, NewChallenge};
 pub use devices::{ActivationRow, DeviceRow, NewDevice};
+pub use sessions::WebSession;
 pub use users::{NewUser, Role, UserRow};
 
 /// A storage failure.
@@ -29,7 +31,8 @@ pub enum StoreError {
 }
 
 /// Schema, one migration per entry; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
     username TEXT NOT NULL UNIQUE COLLATE NOCASE,
@@ -112,7 +115,22 @@ CREATE TABLE audit (
     hash BLOB NOT NULL
 );
 CREATE INDEX audit_target ON audit(target, at);
-"#];
+"#,
+    r#"
+CREATE TABLE web_sessions (
+    id_hash BLOB PRIMARY KEY,
+    csrf TEXT NOT NULL,
+    username TEXT NOT NULL DEFAULT '',
+    stage TEXT NOT NULL,
+    challenge_id TEXT NOT NULL DEFAULT '',
+    return_to TEXT NOT NULL DEFAULT '',
+    persistent INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
+"#,
+];
 
 /// The database. One connection behind a mutex: SQLite serialises writers
 /// anyway, and every query here takes microseconds.

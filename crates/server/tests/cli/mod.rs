@@ -1,8 +1,5 @@
 //! The `countersign-server` command on a temporary data folder.
 
-// Test support: a failed step should stop the test right there.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::process::{Command, Output};
 
 fn run(dir: &std::path::Path, args: &[&str]) -> Output {

@@ -1,0 +1,893 @@
+//! The sign-in pages: email → password → (first sign-in) new password →
+//! (no method yet) app registration → number-matching push or a code →
+//! "Stay signed in?" → the application; and the three sign-out pages.
+//!
+//! A browser session (cookie `cs_session`, stored hashed) records the stage
+//! reached; each handler checks it, so no step can be skipped. Every form
+//! carries the session's CSRF token. The session id changes at each gain in
+//! privilege (password accepted, second factor accepted).
+
+mod pages;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use countersign_core::api::ChallengeStatus;
+use countersign_core::protocol::ChallengeKind;
+use maud::Markup;
+use ring::rand::SecureRandom;
+use serde::Deserialize;
+
+use crate::api::ClientIp;
+use crate::push::Origin;
+use crate::state::sha256;
+use crate::store::{NewAudit, WebSession};
+use crate::{now, Error, Server};
+
+const COOKIE: &str = "cs_session";
+
+type AppState = State<Arc<Server>>;
+
+/// The pages, with their security headers.
+pub fn router() -> Router<Arc<Server>> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/signin") }))
+        .route("/signin", get(signin_page).post(signin_post))
+        .route("/signin/back", get(back))
+        .route("/signin/password", get(password_page).post(password_post))
+        .route(
+            "/signin/update-password",
+            get(update_page).post(update_post),
+        )
+        .route("/signin/register", get(register_page))
+        .route("/signin/register/status", get(register_status))
+        .route("/signin/register/test", get(register_test))
+        .route("/signin/register/done", get(register_done))
+        .route("/signin/register/finish", post(register_finish))
+        .route("/signin/mfa", get(mfa_page))
+        .route("/signin/mfa/done", get(mfa_done))
+        .route("/signin/mfa/resend", post(mfa_resend))
+        .route("/signin/mfa/code", get(code_page).post(code_post))
+        .route("/signin/stay", get(stay_page).post(stay_post))
+        .route("/my", get(my_page))
+        .route("/signout", get(signout_page).post(signout_post))
+        .route("/signout/pick", post(signout_pick))
+        .route("/signout/wait", get(signout_wait))
+        .route("/signout/done", get(signout_done))
+        .route("/signin/options", get(options_page))
+        .route("/help", get(help_page))
+        .route("/register", get(new_user_page))
+        .route("/recover", get(recover_page))
+        .route(
+            "/static/site.css",
+            get(|| async { static_file("text/css", include_str!("../../static/site.css")) }),
+        )
+        .route(
+            "/static/signin.js",
+            get(|| async {
+                static_file("text/javascript", include_str!("../../static/signin.js"))
+            }),
+        )
+        .layer(middleware::from_fn(security_headers))
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, "x-frame-options", "DENY");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "referrer-policy", "no-referrer");
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, "cache-control", "no-store");
+    }
+    resp
+}
+
+fn static_file(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A page to send, with a new session cookie when one was issued.
+struct Page {
+    body: Response,
+    cookie: Option<String>,
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        let mut resp = self.body;
+        if let Some(c) = self.cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            resp.headers_mut().append(header::SET_COOKIE, c);
+        }
+        resp
+    }
+}
+
+fn html(s: &Server, title: &str, body: Markup) -> Response {
+    let frame = pages::Frame {
+        org: &s.config.org_name,
+        banner: &s.config.banner,
+    };
+    let markup = pages::layout(&frame, title, body);
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            kv.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_string)
+        })
+}
+
+fn load(s: &Server, headers: &HeaderMap) -> Result<Option<WebSession>, Error> {
+    match cookie_value(headers) {
+        Some(v) => Ok(s.store.session(&sha256(v.as_bytes()), now())?),
+        None => Ok(None),
+    }
+}
+
+fn random_token(s: &Server) -> Result<String, Error> {
+    let mut b = [0u8; 32];
+    s.rng
+        .fill(&mut b)
+        .map_err(|_| Error::Internal("random generator failed".into()))?;
+    Ok(data_encoding::BASE64URL_NOPAD.encode(&b))
+}
+
+/// Stores `session` under a fresh id (and CSRF token); returns the cookie.
+/// Used for new sessions and at every privilege change.
+fn issue(s: &Server, session: &mut WebSession, old: Option<&[u8]>) -> Result<String, Error> {
+    if let Some(old) = old {
+        s.store.delete_session(old)?;
+    }
+    let id = random_token(s)?;
+    session.id_hash = sha256(id.as_bytes()).to_vec();
+    session.csrf = random_token(s)?;
+    let t = now();
+    let lifetime = if session.persistent {
+        s.config.web.stay_signed_in_days * 86_400
+    } else {
+        s.config.web.session_minutes * 60
+    };
+    session.created_at = t;
+    session.expires_at = t + lifetime;
+    s.store.save_session(session)?;
+    let max_age = if session.persistent {
+        format!("; Max-Age={lifetime}")
+    } else {
+        String::new()
+    };
+    Ok(format!(
+        "{COOKIE}={id}; Path=/; Secure; HttpOnly; SameSite=Lax{max_age}"
+    ))
+}
+
+fn fresh(stage: &str) -> WebSession {
+    WebSession {
+        id_hash: Vec::new(),
+        csrf: String::new(),
+        username: String::new(),
+        stage: stage.into(),
+        challenge_id: String::new(),
+        return_to: String::new(),
+        persistent: false,
+        created_at: 0,
+        expires_at: 0,
+    }
+}
+
+/// Where a session's stage continues.
+fn stage_url(stage: &str) -> &'static str {
+    match stage {
+        "password" => "/signin/password",
+        "change" => "/signin/update-password",
+        "register" => "/signin/register",
+        "mfa" => "/signin/mfa",
+        "stay" => "/signin/stay",
+        "done" => "/my",
+        _ => "/signin",
+    }
+}
+
+/// The session, if it is at `stage`; otherwise where to go instead.
+fn at_stage(
+    s: &Server,
+    headers: &HeaderMap,
+    stage: &str,
+) -> Result<Result<WebSession, Redirect>, Error> {
+    Ok(match load(s, headers)? {
+        Some(session) if session.stage == stage => Ok(session),
+        Some(session) => Err(Redirect::to(stage_url(&session.stage))),
+        None => Err(Redirect::to("/signin")),
+    })
+}
+
+fn csrf_ok(session: &WebSession, form: &HashMap<String, String>) -> bool {
+    form.get("csrf").is_some_and(|t| {
+        countersign_core::secret::constant_time_eq(t.as_bytes(), session.csrf.as_bytes())
+    })
+}
+
+fn forbidden(s: &Server) -> Response {
+    let body = pages::info(
+        "Request refused",
+        &["This form expired or did not come from this site. Start again."],
+    );
+    (StatusCode::FORBIDDEN, html(s, "Request refused", body)).into_response()
+}
+
+fn account(s: &Server, username: &str) -> String {
+    format!("{username}@{}", s.config.email_domain)
+}
+
+fn audit(
+    s: &Server,
+    session: &WebSession,
+    action: &str,
+    ip: &str,
+    outcome: &str,
+) -> Result<(), Error> {
+    let who = session.username.as_str();
+    s.audit(
+        NewAudit {
+            actor: who,
+            action,
+            target: who,
+            ip,
+            outcome,
+            detail: "",
+        },
+        now(),
+    )
+}
+
+macro_rules! stage {
+    ($s:expr, $headers:expr, $stage:expr) => {
+        match at_stage(&$s, &$headers, $stage)? {
+            Ok(session) => session,
+            Err(redirect) => return Ok(redirect.into_response()),
+        }
+    };
+}
+
+type PageResult = Result<Response, crate::api::ApiError>;
+
+#[derive(Deserialize)]
+struct SigninQuery {
+    return_to: Option<String>,
+}
+
+async fn signin_page(
+    State(s): AppState,
+    headers: HeaderMap,
+    Query(q): Query<SigninQuery>,
+) -> PageResult {
+    let mut session = match load(&s, &headers)? {
+        Some(session) if session.stage == "done" => return Ok(Redirect::to("/my").into_response()),
+        Some(session) => session,
+        None => fresh("start"),
+    };
+    if let Some(target) = q.return_to {
+        if s.config
+            .web
+            .return_to_allow
+            .iter()
+            .any(|p| target.starts_with(p.as_str()))
+        {
+            session.return_to = target;
+        } else {
+            let who = NewAudit {
+                actor: "",
+                action: "signin.return_to",
+                target: "",
+                ip: "",
+                outcome: "refused",
+                detail: "not on the allow-list",
+            };
+            s.audit(who, now())?;
+        }
+    }
+    session.stage = "start".into();
+    let old = if session.id_hash.is_empty() {
+        None
+    } else {
+        Some(session.id_hash.clone())
+    };
+    let cookie = issue(&s, &mut session, old.as_deref())?;
+    let body = pages::email(&session.csrf, &s.config.email_domain, None);
+    Ok(Page {
+        body: html(&s, "Sign in", body),
+        cookie: Some(cookie),
+    }
+    .into_response())
+}
+
+async fn signin_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let Some(mut session) = load(&s, &headers)? else {
+        return Ok(Redirect::to("/signin").into_response());
+    };
+    if !csrf_ok(&session, &form) {
+        return Ok(forbidden(&s));
+    }
+    let email = form
+        .get("email")
+        .map(|e| e.trim().to_lowercase())
+        .unwrap_or_default();
+    let username = match email.split_once('@') {
+        Some((user, domain)) if domain == s.config.email_domain => user.to_string(),
+        Some(_) => String::new(),
+        None => email.clone(),
+    };
+    if crate::accounts::check_username(&username).is_err() {
+        let msg = format!(
+            "Enter a valid email address, such as username@{}.",
+            s.config.email_domain
+        );
+        let body = pages::email(&session.csrf, &s.config.email_domain, Some(&msg));
+        return Ok(html(&s, "Sign in", body));
+    }
+    // Unknown and known accounts go on alike: the password step answers for both.
+    session.username = username;
+    session.stage = "password".into();
+    s.store.save_session(&session)?;
+    Ok(Redirect::to("/signin/password").into_response())
+}
+
+async fn back(State(s): AppState, headers: HeaderMap) -> PageResult {
+    if let Some(mut session) = load(&s, &headers)? {
+        if session.stage == "password" {
+            session.stage = "start".into();
+            s.store.save_session(&session)?;
+        }
+    }
+    Ok(Redirect::to("/signin").into_response())
+}
+
+async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = stage!(s, headers, "password");
+    Ok(html(
+        &s,
+        "Enter password",
+        pages::password(&session.csrf, &account(&s, &session.username), None),
+    ))
+}
+
+async fn password_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = stage!(s, headers, "password");
+    if !csrf_ok(&session, &form) {
+        return Ok(forbidden(&s));
+    }
+    let password = zeroize::Zeroizing::new(form.get("password").cloned().unwrap_or_default());
+    match s.check_password(&session.username, &password, &ip, now()) {
+        Ok(ok) => {
+            session.stage = if ok.must_change {
+                "change"
+            } else if s.store.devices_of(ok.user.id)?.is_empty() {
+                "register"
+            } else {
+                "mfa"
+            }
+            .into();
+            let old = session.id_hash.clone();
+            let cookie = issue(&s, &mut session, Some(&old))?;
+            Ok(Page {
+                body: Redirect::to(stage_url(&session.stage)).into_response(),
+                cookie: Some(cookie),
+            }
+            .into_response())
+        }
+        Err(Error::Refused { message, .. }) => {
+            let body = pages::password(
+                &session.csrf,
+                &account(&s, &session.username),
+                Some(&message),
+            );
+            Ok((StatusCode::UNAUTHORIZED, html(&s, "Enter password", body)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn update_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = stage!(s, headers, "change");
+    Ok(html(
+        &s,
+        "Update your password",
+        pages::update_password(&session.csrf, &account(&s, &session.username), &[]),
+    ))
+}
+
+async fn update_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = stage!(s, headers, "change");
+    if !csrf_ok(&session, &form) {
+        return Ok(forbidden(&s));
+    }
+    let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
+    let (current, new, confirm) = (field("current"), field("new"), field("confirm"));
+    match s.change_password(&session.username, &current, &new, &confirm, &ip, now()) {
+        Ok(Ok(())) => {
+            let user = s.user(&session.username)?;
+            session.stage = if s.store.devices_of(user.id)?.is_empty() {
+                "register"
+            } else {
+                "mfa"
+            }
+            .into();
+            s.store.save_session(&session)?;
+            Ok(Redirect::to(stage_url(&session.stage)).into_response())
+        }
+        Ok(Err(violations)) => {
+            let messages: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            let body =
+                pages::update_password(&session.csrf, &account(&s, &session.username), &messages);
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                html(&s, "Update your password", body),
+            )
+                .into_response())
+        }
+        Err(Error::Refused { message, .. }) => {
+            let body =
+                pages::update_password(&session.csrf, &account(&s, &session.username), &[message]);
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                html(&s, "Update your password", body),
+            )
+                .into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn register_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = stage!(s, headers, "register");
+    let payload = s
+        .enrollment(&session.username, &session.username, now())?
+        .to_uri();
+    let code =
+        qrcode::QrCode::new(payload.as_bytes()).map_err(|e| Error::Internal(e.to_string()))?;
+    let img = code
+        .render::<image::Luma<u8>>()
+        .module_dimensions(4, 4)
+        .build();
+    let mut png = Vec::new();
+    image::DynamicImage::ImageLuma8(img)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let data_url = format!(
+        "data:image/png;base64,{}",
+        data_encoding::BASE64.encode(&png)
+    );
+    let body = pages::register_app(&account(&s, &session.username), &data_url, &payload);
+    Ok(html(&s, "Keep your account secure", body))
+}
+
+async fn register_status(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = stage!(s, headers, "register");
+    let user = s.user(&session.username)?;
+    let activated = !s.store.devices_of(user.id)?.is_empty();
+    Ok(Json(serde_json::json!({ "activated": activated })).into_response())
+}
+
+async fn register_test(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+) -> PageResult {
+    let mut session = stage!(s, headers, "register");
+    let user = s.user(&session.username)?;
+    if s.store.devices_of(user.id)?.is_empty() {
+        return Ok(Redirect::to("/signin/register").into_response());
+    }
+    let (id, number) = current_or_new_challenge(&s, &mut session, &ip, ChallengeKind::Test)?;
+    Ok(html(
+        &s,
+        "Keep your account secure",
+        pages::register_test(&account(&s, &session.username), &id, number),
+    ))
+}
+
+async fn register_done(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let mut session = stage!(s, headers, "register");
+    let status = challenge_status(&s, &session)?;
+    if status != Some(ChallengeStatus::Approved) {
+        session.challenge_id.clear();
+        s.store.save_session(&session)?;
+        return Ok(Redirect::to("/signin/register/test").into_response());
+    }
+    Ok(html(
+        &s,
+        "Keep your account secure",
+        pages::register_done(&session.csrf, &account(&s, &session.username)),
+    ))
+}
+
+async fn register_finish(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = stage!(s, headers, "register");
+    if !csrf_ok(&session, &form) {
+        return Ok(forbidden(&s));
+    }
+    if challenge_status(&s, &session)? != Some(ChallengeStatus::Approved) {
+        return Ok(Redirect::to("/signin/register/test").into_response());
+    }
+    audit(&s, &session, "signin.register", &ip, "app")?;
+    second_factor_ok(&s, &mut session)
+}
+
+/// The session's challenge if still pending, else a new one.
+fn current_or_new_challenge(
+    s: &Server,
+    session: &mut WebSession,
+    ip: &str,
+    kind: ChallengeKind,
+) -> Result<(String, u8), Error> {
+    if !session.challenge_id.is_empty() {
+        if let Ok((row, ChallengeStatus::Pending)) =
+            s.challenge_status(&session.challenge_id, now())
+        {
+            return Ok((row.challenge.id, row.number));
+        }
+    }
+    let origin = Origin {
+        application: &s.config.web.application,
+        ip,
+        location: "",
+        kind,
+        actor: &session.username,
+    };
+    let created = s.create_challenge(&session.username, None, &origin, now())?;
+    session.challenge_id = created.challenge_id.clone();
+    s.store.save_session(session)?;
+    Ok((created.challenge_id, created.number))
+}
+
+fn challenge_status(s: &Server, session: &WebSession) -> Result<Option<ChallengeStatus>, Error> {
+    if session.challenge_id.is_empty() {
+        return Ok(None);
+    }
+    let (row, status) = s.challenge_status(&session.challenge_id, now())?;
+    // Only this account's challenge counts.
+    let user = s.user(&session.username)?;
+    Ok((row.user_id == user.id).then_some(status))
+}
+
+async fn mfa_page(State(s): AppState, headers: HeaderMap, ClientIp(ip): ClientIp) -> PageResult {
+    let mut session = stage!(s, headers, "mfa");
+    let who = account(&s, &session.username);
+    match current_or_new_challenge(&s, &mut session, &ip, ChallengeKind::SignIn) {
+        Ok((id, number)) => Ok(html(
+            &s,
+            "Approve sign in request",
+            pages::approve(&who, &id, number, None),
+        )),
+        Err(Error::Refused { message, .. }) => Ok(html(
+            &s,
+            "Approve sign in request",
+            pages::not_approved(&session.csrf, &who, &message),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn mfa_done(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let mut session = stage!(s, headers, "mfa");
+    let who = account(&s, &session.username);
+    let message = match challenge_status(&s, &session)? {
+        Some(ChallengeStatus::Approved) => return second_factor_ok(&s, &mut session),
+        Some(ChallengeStatus::Pending) | None => return Ok(Redirect::to("/signin/mfa").into_response()),
+        Some(ChallengeStatus::Denied) => "The request was denied in the app. We didn't sign you in.",
+        Some(ChallengeStatus::NumberMismatch) => "The number entered in the app didn't match. We didn't sign you in.",
+        Some(ChallengeStatus::Reported) => {
+            "The request was reported as not yours. Sign-in requests are blocked for your account; contact the help desk."
+        }
+        Some(ChallengeStatus::Expired) => {
+            "We didn't hear from you. We sent a sign-in request to your app, but you didn't respond in time."
+        }
+    };
+    Ok(html(
+        &s,
+        "Approve sign in request",
+        pages::not_approved(&session.csrf, &who, message),
+    ))
+}
+
+async fn mfa_resend(
+    State(s): AppState,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = stage!(s, headers, "mfa");
+    if !csrf_ok(&session, &form) {
+        return Ok(forbidden(&s));
+    }
+    session.challenge_id.clear();
+    s.store.save_session(&session)?;
+    Ok(Redirect::to("/signin/mfa").into_response())
+}
+
+async fn code_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = stage!(s, headers, "mfa");
+    Ok(html(
+        &s,
+        "Enter code",
+        pages::code(&session.csrf, &account(&s, &session.username), None),
+    ))
+}
+
+async fn code_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = stage!(s, headers, "mfa");
+    if !csrf_ok(&session, &form) {
+        return Ok(forbidden(&s));
+    }
+    let code = form
+        .get("code")
+        .map(|c| c.trim().to_string())
+        .unwrap_or_default();
+    let who = account(&s, &session.username);
+    match s.verify_totp(&session.username, &code, &session.username, &ip, now()) {
+        Ok(true) => second_factor_ok(&s, &mut session),
+        Ok(false) => {
+            let body = pages::code(
+                &session.csrf,
+                &who,
+                Some("That code didn't work. Check the code and try again."),
+            );
+            Ok((StatusCode::UNAUTHORIZED, html(&s, "Enter code", body)).into_response())
+        }
+        Err(Error::Refused { message, .. }) => Ok((
+            StatusCode::UNAUTHORIZED,
+            html(
+                &s,
+                "Enter code",
+                pages::code(&session.csrf, &who, Some(&message)),
+            ),
+        )
+            .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The second factor is proven: new session id, then "Stay signed in?".
+fn second_factor_ok(s: &Server, session: &mut WebSession) -> PageResult {
+    session.stage = "stay".into();
+    session.challenge_id.clear();
+    let old = session.id_hash.clone();
+    let cookie = issue(s, session, Some(&old))?;
+    Ok(Page {
+        body: Redirect::to("/signin/stay").into_response(),
+        cookie: Some(cookie),
+    }
+    .into_response())
+}
+
+async fn stay_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = stage!(s, headers, "stay");
+    Ok(html(
+        &s,
+        "Stay signed in?",
+        pages::stay(&session.csrf, &account(&s, &session.username)),
+    ))
+}
+
+async fn stay_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = stage!(s, headers, "stay");
+    if !csrf_ok(&session, &form) {
+        return Ok(forbidden(&s));
+    }
+    session.persistent = form.get("stay").map(String::as_str) == Some("yes");
+    session.stage = "done".into();
+    let old = session.id_hash.clone();
+    let cookie = issue(&s, &mut session, Some(&old))?;
+    audit(
+        &s,
+        &session,
+        "signin.complete",
+        &ip,
+        if session.persistent {
+            "stay_signed_in"
+        } else {
+            "browser_session"
+        },
+    )?;
+    let target = if session.return_to.is_empty() {
+        "/my".to_string()
+    } else {
+        session.return_to.clone()
+    };
+    Ok(Page {
+        body: Redirect::to(&target).into_response(),
+        cookie: Some(cookie),
+    }
+    .into_response())
+}
+
+async fn my_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = stage!(s, headers, "done");
+    let user = s.user(&session.username)?;
+    let devices: Vec<(String, String)> = s
+        .store
+        .devices_of(user.id)?
+        .into_iter()
+        .map(|d| (d.name, d.platform))
+        .collect();
+    let filter = crate::store::AuditFilter {
+        user: Some(user.username.clone()),
+        since: None,
+    };
+    let recent: Vec<(u64, String, String)> = s
+        .store
+        .audit_entries(&filter)?
+        .into_iter()
+        .rev()
+        .filter(|e| e.action.starts_with("signin."))
+        .take(10)
+        .map(|e| (e.at, e.action, e.outcome))
+        .collect();
+    Ok(html(
+        &s,
+        "My sign-ins",
+        pages::my_sign_ins(
+            &session.csrf,
+            &account(&s, &session.username),
+            &devices,
+            &recent,
+        ),
+    ))
+}
+
+async fn signout_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    match load(&s, &headers)? {
+        Some(session) if !session.username.is_empty() => Ok(html(
+            &s,
+            "Sign out",
+            pages::pick_account(&session.csrf, &account(&s, &session.username)),
+        )),
+        _ => Ok(Redirect::to("/signout/done").into_response()),
+    }
+}
+
+async fn signout_pick(
+    State(s): AppState,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let Some(session) = load(&s, &headers)? else {
+        return Ok(Redirect::to("/signout/done").into_response());
+    };
+    if !csrf_ok(&session, &form) {
+        return Ok(forbidden(&s));
+    }
+    Ok(html(
+        &s,
+        "Sign out",
+        pages::pick_account(&session.csrf, &account(&s, &session.username)),
+    ))
+}
+
+async fn signout_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let Some(session) = load(&s, &headers)? else {
+        return Ok(Redirect::to("/signout/done").into_response());
+    };
+    if !csrf_ok(&session, &form) {
+        return Ok(forbidden(&s));
+    }
+    s.store.delete_session(&session.id_hash)?;
+    audit(&s, &session, "signout", &ip, "ok")?;
+    let expire = format!("{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
+    Ok(Page {
+        body: Redirect::to("/signout/wait").into_response(),
+        cookie: Some(expire),
+    }
+    .into_response())
+}
+
+async fn signout_wait(State(s): AppState) -> Response {
+    let mut resp = html(&s, "Signing out", pages::signing_out());
+    resp.headers_mut()
+        .insert("refresh", HeaderValue::from_static("1; url=/signout/done"));
+    resp
+}
+
+async fn signout_done(State(s): AppState) -> Response {
+    html(&s, "You signed out", pages::signed_out())
+}
+
+async fn options_page(State(s): AppState) -> Response {
+    html(
+        &s,
+        "Sign-in options",
+        pages::info(
+            "Sign-in options",
+            &["This feature is not supported. Sign in with your email address and password."],
+        ),
+    )
+}
+
+async fn help_page(State(s): AppState) -> Response {
+    html(
+        &s,
+        "Help Center",
+        pages::info(
+            "Help Center",
+            &[
+                "Sign in with your agency email address and password, then approve the request in the Countersign app by typing the number shown on the sign-in page.",
+                "If your phone is not with you, choose \"I can't use my Countersign app right now\" and enter a code from the app.",
+                "If you are locked out or lost your phone, contact the help desk.",
+            ],
+        ),
+    )
+}
+
+async fn new_user_page(State(s): AppState) -> Response {
+    html(&s, "New User Registration", pages::info("New User Registration", &["New accounts are created by your administrator. Contact the help desk to request one."]))
+}
+
+async fn recover_page(State(s): AppState) -> Response {
+    html(&s, "Can't access your account?", pages::info("Can't access your account?", &["Contact the help desk: they can unlock your account or issue a temporary password."]))
+}

@@ -1,0 +1,275 @@
+//! The sign-in pages' HTML (maud, compiled in). Every page carries the
+//! branding, the legal banner and the standard links; no inline script or
+//! style, so the Content-Security-Policy can forbid both.
+
+use maud::{html, Markup, DOCTYPE};
+
+/// What every page shows around its content.
+pub struct Frame<'a> {
+    /// Organisation name.
+    pub org: &'a str,
+    /// Legal warning banner.
+    pub banner: &'a str,
+}
+
+/// Wraps `body` in the common page.
+pub fn layout(f: &Frame<'_>, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " – " (f.org) }
+                link rel="stylesheet" href="/static/site.css";
+                script src="/static/signin.js" defer {}
+            }
+            body {
+                header { (f.org) " | Staff sign-in" }
+                main { (body) }
+                p.banner role="note" { (f.banner) }
+            }
+        }
+    }
+}
+
+/// The links under every sign-in form.
+pub fn links() -> Markup {
+    html! {
+        nav.links aria-label="More options" {
+            a href="/recover" { "Can't access your account?" }
+            a href="/register" { "New User Registration" }
+            a href="/help" { "Help Center" }
+            a href="/signin/options" { "Sign-in options" }
+        }
+    }
+}
+
+/// A hidden CSRF field.
+pub fn csrf(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
+}
+
+/// An error line, if any.
+pub fn error(message: Option<&str>) -> Markup {
+    html! { @if let Some(m) = message { p.error role="alert" { (m) } } }
+}
+
+/// Step 1: the account.
+pub fn email(token: &str, domain: &str, message: Option<&str>) -> Markup {
+    html! {
+        h1 { "Sign in" }
+        (error(message))
+        form method="post" action="/signin" {
+            (csrf(token))
+            label for="email" { "Email" }
+            input #email type="text" name="email" autocomplete="username" autofocus required placeholder=(format!("username@{domain}"));
+            button type="submit" { "Next" }
+        }
+        (links())
+    }
+}
+
+/// Step 2: the password.
+pub fn password(token: &str, account: &str, message: Option<&str>) -> Markup {
+    html! {
+        p.account { a href="/signin/back" aria-label="Back to the email step" { "←" } " " (account) }
+        h1 { "Enter password" }
+        (error(message))
+        form method="post" action="/signin/password" {
+            (csrf(token))
+            label for="password" { "Password" }
+            input #password type="password" name="password" autocomplete="current-password" autofocus required;
+            p { a href="/recover" { "Reset Password" } }
+            button type="submit" { "Sign in" }
+        }
+        (links())
+    }
+}
+
+/// First sign-in: the temporary password must be replaced.
+pub fn update_password(token: &str, account: &str, violations: &[String]) -> Markup {
+    html! {
+        p.account { (account) }
+        h1 { "Update your password" }
+        p { "You need to update your password because this is the first time you are signing in, or because your password has expired." }
+        @if !violations.is_empty() {
+            ul.violations.error role="alert" { @for v in violations { li { (v) } } }
+        }
+        form method="post" action="/signin/update-password" {
+            (csrf(token))
+            label for="current" { "Current password" }
+            input #current type="password" name="current" autocomplete="current-password" required;
+            label for="new" { "New password" }
+            input #new type="password" name="new" autocomplete="new-password" required;
+            label for="confirm" { "Confirm password" }
+            input #confirm type="password" name="confirm" autocomplete="new-password" required;
+            button type="submit" { "Sign in" }
+        }
+    }
+}
+
+/// MFA: the number to type into the app, followed live.
+pub fn approve(account: &str, challenge_id: &str, number: u8, message: Option<&str>) -> Markup {
+    html! {
+        p.account { (account) }
+        h1 { "Approve sign in request" }
+        (error(message))
+        p { "Open your Countersign app, and enter the number shown to sign in." }
+        p.number #challenge data-id=(challenge_id) data-next="/signin/mfa/done" aria-live="polite" { (number) }
+        p { "No numbers in your app? Make sure to upgrade to the latest version." }
+        p { a href="/signin/mfa/done" { "I've approved it" } }
+        p { a href="/signin/mfa/code" { "I can't use my Countersign app right now" } }
+    }
+}
+
+/// MFA: the request ended without an approval.
+pub fn not_approved(token: &str, account: &str, message: &str) -> Markup {
+    html! {
+        p.account { (account) }
+        h1 { "Approve sign in request" }
+        p.error role="alert" { (message) }
+        form method="post" action="/signin/mfa/resend" {
+            (csrf(token))
+            button type="submit" { "Send another request" }
+        }
+        p { a href="/signin/mfa/code" { "I can't use my Countersign app right now" } }
+    }
+}
+
+/// MFA fallback: a code from the app.
+pub fn code(token: &str, account: &str, message: Option<&str>) -> Markup {
+    html! {
+        p.account { (account) }
+        h1 { "Enter code" }
+        (error(message))
+        p { "Enter the code displayed in the Countersign app on your mobile device." }
+        form method="post" action="/signin/mfa/code" {
+            (csrf(token))
+            label for="code" { "Code" }
+            input #code type="text" name="code" inputmode="numeric" autocomplete="one-time-code" autofocus required;
+            button type="submit" { "Verify" }
+        }
+        p { a href="/signin/mfa" { "Use the app's sign-in request instead" } }
+    }
+}
+
+/// Registration of the authenticator app: the QR code, then a wait.
+pub fn register_app(account: &str, qr_data_url: &str, payload: &str) -> Markup {
+    html! {
+        p.account { (account) }
+        h1 { "Keep your account secure" }
+        p { "Your organization requires you to set up the following methods of proving who you are." }
+        h2 { "Countersign app: scan the QR code" }
+        p { "Use the Countersign app to scan the QR code. This will connect the app with your account." }
+        img.qr src=(qr_data_url) alt="QR code to enroll the Countersign app";
+        details {
+            summary { "Can't scan the image? Copy the link" }
+            p.payload #payload { (payload) }
+        }
+        p #activation data-poll="/signin/register/status" data-next="/signin/register/test" aria-live="polite" {
+            "Waiting for the app to connect…"
+        }
+        p { a href="/signin/register/test" { "Next" } }
+    }
+}
+
+/// Registration: the test push.
+pub fn register_test(account: &str, challenge_id: &str, number: u8) -> Markup {
+    html! {
+        p.account { (account) }
+        h1 { "Keep your account secure" }
+        h2 { "Let's try it out" }
+        p { "Approve the notification we're sending to your app by entering the number shown below." }
+        p.number #challenge data-id=(challenge_id) data-next="/signin/register/done" aria-live="polite" { (number) }
+    }
+}
+
+/// Registration finished.
+pub fn register_done(token: &str, account: &str) -> Markup {
+    html! {
+        p.account { (account) }
+        h1 { "Keep your account secure" }
+        p.ok role="status" { "Notification approved" }
+        p { "Success! You have set up your Countersign app as a sign-in method." }
+        form method="post" action="/signin/register/finish" {
+            (csrf(token))
+            button type="submit" { "Done" }
+        }
+    }
+}
+
+/// "Stay signed in?"
+pub fn stay(token: &str, account: &str) -> Markup {
+    html! {
+        p.account { (account) }
+        h1 { "Stay signed in?" }
+        p { "Do this to reduce the number of times you are asked to sign in." }
+        form method="post" action="/signin/stay" {
+            (csrf(token))
+            button.secondary type="submit" name="stay" value="no" { "No" }
+            " "
+            button type="submit" name="stay" value="yes" { "Yes" }
+        }
+    }
+}
+
+/// The signed-in landing page.
+pub fn my_sign_ins(
+    token: &str,
+    account: &str,
+    devices: &[(String, String)],
+    recent: &[(u64, String, String)],
+) -> Markup {
+    html! {
+        h1 { "My sign-ins" }
+        p { "Signed in as " strong { (account) } }
+        h2 { "Sign-in methods" }
+        ul { @for (name, platform) in devices { li { "Countersign app: " (name) " (" (platform) ")" } } }
+        h2 { "Recent activity" }
+        ul { @for (at, action, outcome) in recent { li { (at) " " (action) ": " (outcome) } } }
+        form method="post" action="/signout/pick" {
+            (csrf(token))
+            button type="submit" { "Sign out" }
+        }
+    }
+}
+
+/// Sign-out step 1.
+pub fn pick_account(token: &str, account: &str) -> Markup {
+    html! {
+        h1 { "Pick an account to sign out" }
+        form method="post" action="/signout" {
+            (csrf(token))
+            button type="submit" name="account" value=(account) { (account) }
+        }
+    }
+}
+
+/// Sign-out step 2 (moves on with a meta refresh, no script needed).
+pub fn signing_out() -> Markup {
+    html! {
+        h1 { "Please wait while we sign you out" }
+        p role="status" { "Signing you out…" }
+        p { a href="/signout/done" { "Continue" } }
+    }
+}
+
+/// Sign-out step 3.
+pub fn signed_out() -> Markup {
+    html! {
+        h1 { "You signed out of your account" }
+        p { "It's a good idea to close all browser windows." }
+        p { a href="/signin?again=1" { "Click here to log in to the previous application again" } }
+        p { a href="/signin" { "Click here to log in" } }
+    }
+}
+
+/// A plain information page.
+pub fn info(title: &str, paragraphs: &[&str]) -> Markup {
+    html! {
+        h1 { (title) }
+        @for p in paragraphs { p { (p) } }
+        p { a href="/signin" { "Back to sign in" } }
+    }
+}

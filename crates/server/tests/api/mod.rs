@@ -1,0 +1,530 @@
+//! The server core against a real server on loopback.
+
+use std::time::Duration;
+
+use crate::common::{error_code, sse_challenges, TestServer};
+use countersign_core::password::Violation;
+use countersign_core::protocol::Decision;
+use countersign_core::SigningKey;
+use countersign_server::now;
+use ring::rand::SystemRandom;
+
+#[tokio::test]
+async fn activation_good_reused_expired_and_wrong_code() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0101");
+
+    // Good, then the same code again.
+    let e = ts.enrollment("cs0101");
+    assert!(e.server.starts_with("https://127.0.0.1:"));
+    assert!(e.pin.is_some());
+    let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+    assert_eq!(ts.activate(&e.code, &key).await.status(), 200);
+    assert_eq!(
+        error_code(ts.activate(&e.code, &key).await).await,
+        (409, "code_used".into())
+    );
+
+    // Expired: ten minutes and a second later.
+    let e = ts.enrollment("cs0101");
+    let req = countersign_core::api::ActivateRequest {
+        code: e.code.clone(),
+        device_key: key.public_key(),
+        device_name: "phone".into(),
+        platform: "cli".into(),
+        app_version: String::new(),
+    };
+    let err = ts.server.activate(&req, "", now() + 601).unwrap_err();
+    assert_eq!(err.code(), "code_expired");
+
+    // Five wrong secrets kill the code, even for the right secret after.
+    let e = ts.enrollment("cs0101");
+    let (id, _) = e.code.split_once('-').unwrap();
+    for _ in 0..5 {
+        let wrong = format!("{id}-{}", "x".repeat(26));
+        assert_eq!(
+            error_code(ts.activate(&wrong, &key).await).await,
+            (400, "invalid_code".into())
+        );
+    }
+    assert_eq!(
+        error_code(ts.activate(&e.code, &key).await).await,
+        (429, "too_many_attempts".into())
+    );
+    // A code nobody issued.
+    assert_eq!(
+        error_code(ts.activate("nonsense", &key).await).await,
+        (400, "invalid_code".into())
+    );
+}
+
+#[tokio::test]
+async fn challenge_arrives_over_sse_and_long_poll_without_the_number() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0102");
+    let dev = ts.enroll("cs0102").await;
+
+    let sse = ts
+        .http
+        .get(dev.challenges_url(&ts))
+        .bearer_auth(&dev.activation.channel_token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+    let (id, _number) = ts.push_ok("cs0102").await;
+    let got = sse_challenges(sse, 1).await;
+    assert_eq!(got[0].challenge.id, id);
+    got[0]
+        .verify(&dev.server_key)
+        .expect("signed by the server");
+    assert_eq!(got[0].challenge.application, "ALEA Portal");
+    let json = serde_json::to_string(&got[0]).unwrap();
+    assert!(
+        !json.contains("number"),
+        "the number never goes to the device: {json}"
+    );
+
+    // Long poll: waits, then returns the new challenge.
+    let poll = {
+        let (url, token, http) = (
+            dev.challenges_url(&ts),
+            dev.activation.channel_token.clone(),
+            ts.http.clone(),
+        );
+        tokio::spawn(async move {
+            http.get(format!("{url}?wait=20"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The first challenge is still pending, so the poll may already have it;
+    // answer it first to make the next poll wait for a new one.
+    let first: Vec<countersign_core::protocol::ChallengeEnvelope> =
+        serde_json::from_str(&poll.await.unwrap()).unwrap();
+    assert_eq!(first[0].challenge.id, id);
+    let (status, _) = dev
+        .answer(&ts, &dev.response(&id, Decision::Deny, None))
+        .await;
+    assert_eq!(status, 200);
+    let poll = {
+        let (url, token, http) = (
+            dev.challenges_url(&ts),
+            dev.activation.channel_token.clone(),
+            ts.http.clone(),
+        );
+        tokio::spawn(async move {
+            http.get(format!("{url}?wait=20"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (id2, _) = ts.push_ok("cs0102").await;
+    let second: Vec<countersign_core::protocol::ChallengeEnvelope> =
+        serde_json::from_str(&poll.await.unwrap()).unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].challenge.id, id2);
+
+    // A wrong channel token is refused.
+    let resp = ts
+        .http
+        .get(dev.challenges_url(&ts))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(resp).await, (401, "unauthorized".into()));
+}
+
+#[tokio::test]
+async fn approve_deny_report_and_wrong_number() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0103");
+    let dev = ts.enroll("cs0103").await;
+
+    let (id, number) = ts.push_ok("cs0103").await;
+    let (status, body) = dev
+        .answer(&ts, &dev.response(&id, Decision::Approve, Some(number)))
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("approved")));
+    assert_eq!(ts.status(&id).await, "approved");
+
+    let (id, number) = ts.push_ok("cs0103").await;
+    let wrong = if number == 99 { 10 } else { number + 1 };
+    let (_, body) = dev
+        .answer(&ts, &dev.response(&id, Decision::Approve, Some(wrong)))
+        .await;
+    assert_eq!(body["status"], "number_mismatch");
+
+    let (id, _) = ts.push_ok("cs0103").await;
+    let (_, body) = dev
+        .answer(&ts, &dev.response(&id, Decision::Deny, None))
+        .await;
+    assert_eq!(body["status"], "denied");
+
+    let (id, _) = ts.push_ok("cs0103").await;
+    let (_, body) = dev
+        .answer(&ts, &dev.response(&id, Decision::Report, None))
+        .await;
+    assert_eq!(body["status"], "reported");
+    // A report blocks further pushes until the help desk resets.
+    assert_eq!(
+        error_code(ts.push("cs0103").await).await,
+        (403, "push_blocked".into())
+    );
+    ts.server
+        .reset_methods("cs0103", "helpdesk", now())
+        .unwrap();
+    assert_eq!(
+        error_code(ts.push("cs0103").await).await,
+        (409, "no_device".into())
+    );
+}
+
+#[tokio::test]
+async fn expired_replayed_and_foreign_answers_are_refused() {
+    let ts = TestServer::start_with(|c| c.push.ttl_seconds = 1).await;
+    ts.add_user("cs0104");
+    let dev = ts.enroll("cs0104").await;
+
+    // Expired: the status follows, and a late answer gets "expired".
+    let (id, number) = ts.push_ok("cs0104").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(ts.status(&id).await, "expired");
+    let (status, body) = dev
+        .answer(&ts, &dev.response(&id, Decision::Approve, Some(number)))
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("expired")));
+
+    let ts2 = TestServer::start().await;
+    ts2.add_user("cs0105");
+    let dev = ts2.enroll("cs0105").await;
+    let other = ts2.enroll("cs0105").await;
+    let (id, number) = ts2.push_ok("cs0105").await; // goes to the newest device: `other`
+                                                    // Signed by a key that is not the device's.
+    let thief = countersign_core::protocol::Response::sign(
+        &id,
+        other.id(),
+        Decision::Approve,
+        Some(number),
+        "",
+        now(),
+        &SigningKey::generate(&SystemRandom::new()).unwrap(),
+    )
+    .unwrap();
+    let (status, body) = other.answer(&ts2, &thief).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("bad_signature"))
+    );
+    // Signed by another enrolled device of the same user.
+    let (status, body) = dev
+        .answer(&ts2, &dev.response(&id, Decision::Approve, Some(number)))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("wrong_device")));
+    // The real answer, then a replay of it.
+    let good = other.response(&id, Decision::Approve, Some(number));
+    assert_eq!(other.answer(&ts2, &good).await.1["status"], "approved");
+    let (status, body) = other.answer(&ts2, &good).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("already_answered"))
+    );
+}
+
+#[tokio::test]
+async fn push_fatigue_limit() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0106");
+    ts.enroll("cs0106").await;
+    for _ in 0..5 {
+        ts.push_ok("cs0106").await;
+    }
+    assert_eq!(
+        error_code(ts.push("cs0106").await).await,
+        (429, "push_limited".into())
+    );
+}
+
+#[tokio::test]
+async fn totp_accepts_refuses_replay_and_honours_skew() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0107");
+    let dev = ts.enroll("cs0107").await;
+    let otp = dev.otp();
+    let t = now();
+    // The previous step's code is within the ±1 skew.
+    assert!(
+        ts.check_totp("cs0107", &otp.code(t - 30)).await,
+        "previous step accepted"
+    );
+    assert!(
+        ts.check_totp("cs0107", &otp.code(t)).await,
+        "current step accepted"
+    );
+    assert!(
+        !ts.check_totp("cs0107", &otp.code(t)).await,
+        "replay refused"
+    );
+    assert!(
+        !ts.check_totp("cs0107", &otp.code(t - 90)).await,
+        "three steps old refused"
+    );
+    assert!(!ts.check_totp("cs0107", "000000").await || otp.code(t) == "000000");
+    // The admin token is required.
+    let resp = ts
+        .http
+        .post(format!("{}/api/v1/totp/verify", ts.url))
+        .json(&serde_json::json!({"username": "cs0107", "code": "123456"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(resp).await, (401, "unauthorized".into()));
+}
+
+#[tokio::test]
+async fn password_rules_each_have_their_message() {
+    let ts = TestServer::start().await;
+    let temp = ts.add_user("cs0108");
+    assert_eq!(temp, "New$Alacop#k4321c");
+    let s = &ts.server;
+    let t = now();
+    let ok = s.check_password("cs0108", &temp, "127.0.0.1", t).unwrap();
+    assert!(ok.must_change, "a temporary password must be changed");
+
+    let change = |new: &str, confirm: &str, at: u64| {
+        s.change_password("cs0108", &temp, new, confirm, "", at)
+            .unwrap()
+    };
+    assert_eq!(
+        change("Short-1a", "Short-1a", t),
+        Err(vec![Violation::TooShort(14)])
+    );
+    assert_eq!(
+        change("lower-case-only-1", "lower-case-only-1", t),
+        Err(vec![Violation::NoUpper])
+    );
+    assert_eq!(
+        change("UPPER-CASE-ONLY-1", "UPPER-CASE-ONLY-1", t),
+        Err(vec![Violation::NoLower])
+    );
+    assert_eq!(
+        change("No-Digits-Here-At-All", "No-Digits-Here-At-All", t),
+        Err(vec![Violation::NoDigit])
+    );
+    assert_eq!(
+        change("NoSpecials1234567", "NoSpecials1234567", t),
+        Err(vec![Violation::NoSpecial])
+    );
+    assert_eq!(
+        change("Mismatch-12345678", "Mismatch-12345679", t),
+        Err(vec![Violation::Mismatch])
+    );
+    assert_eq!(change(&temp, &temp, t), Err(vec![Violation::Reused(24)]));
+    assert_eq!(
+        s.change_password(
+            "cs0108",
+            "not-the-password",
+            "Good-Password-123",
+            "Good-Password-123",
+            "",
+            t
+        )
+        .unwrap(),
+        Err(vec![Violation::WrongCurrent])
+    );
+    // A good change, then a second one within 24 hours, then reuse.
+    assert_eq!(change("Good-Password-123", "Good-Password-123", t), Ok(()));
+    let again =
+        |cur: &str, new: &str, at: u64| s.change_password("cs0108", cur, new, new, "", at).unwrap();
+    assert_eq!(
+        again("Good-Password-123", "Other-Password-456", t + 3600),
+        Err(vec![Violation::TooSoon(24)])
+    );
+    assert_eq!(
+        again("Good-Password-123", "Good-Password-123", t + 25 * 3600),
+        Err(vec![Violation::Reused(24)])
+    );
+    assert_eq!(
+        again("Good-Password-123", "Other-Password-456", t + 25 * 3600),
+        Ok(())
+    );
+    // An administrator reset is exempt from the minimum age and forces a change.
+    let reset = s
+        .reset_password("cs0108", "admin", t + 25 * 3600 + 1)
+        .unwrap();
+    assert!(
+        s.check_password("cs0108", &reset, "", t + 25 * 3600 + 2)
+            .unwrap()
+            .must_change
+    );
+}
+
+#[tokio::test]
+async fn lockout_after_five_failures_and_unlock() {
+    let ts = TestServer::start().await;
+    let temp = ts.add_user("cs0109");
+    let s = &ts.server;
+    let t = now();
+    for i in 0..4 {
+        assert_eq!(
+            s.check_password("cs0109", "wrong", "", t)
+                .unwrap_err()
+                .code(),
+            "invalid_credentials",
+            "failure {i}"
+        );
+    }
+    assert_eq!(
+        s.check_password("cs0109", "wrong", "", t)
+            .unwrap_err()
+            .code(),
+        "account_locked"
+    );
+    // Locked: even the right password is refused, for ten minutes.
+    assert_eq!(
+        s.check_password("cs0109", &temp, "", t + 60)
+            .unwrap_err()
+            .code(),
+        "account_locked"
+    );
+    assert!(
+        s.check_password("cs0109", &temp, "", t + 601).is_ok(),
+        "the lock ends after 10 minutes"
+    );
+    for _ in 0..5 {
+        let _ = s.check_password("cs0109", "wrong", "", t + 700);
+    }
+    assert_eq!(
+        s.check_password("cs0109", &temp, "", t + 701)
+            .unwrap_err()
+            .code(),
+        "account_locked"
+    );
+    s.unlock("cs0109", "helpdesk", t + 702).unwrap();
+    assert!(s.check_password("cs0109", &temp, "", t + 703).is_ok());
+    // Unknown user and wrong password look the same.
+    assert_eq!(
+        s.check_password("nobody", "x", "", t)
+            .unwrap_err()
+            .to_string(),
+        s.check_password("cs0109", "x", "", t + 704)
+            .unwrap_err()
+            .to_string()
+    );
+}
+
+#[tokio::test]
+async fn pending_challenge_survives_a_restart() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0110");
+    let dev = ts.enroll("cs0110").await;
+    let (id, number) = ts.push_ok("cs0110").await;
+    let ts = ts.restart().await;
+    let pending = dev.poll(&ts, 0).await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].challenge.id, id);
+    let (_, body) = dev
+        .answer(&ts, &dev.response(&id, Decision::Approve, Some(number)))
+        .await;
+    assert_eq!(body["status"], "approved");
+}
+
+#[tokio::test]
+async fn bad_bodies_get_clear_errors_and_change_nothing() {
+    let ts = TestServer::start().await;
+    let post = |path: &str, body: Vec<u8>| {
+        ts.http
+            .post(format!("{}{path}", ts.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let (status, code) = error_code(
+        post("/api/v1/devices/activate", b"{not json".to_vec())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "invalid_json"));
+    let (status, code) = error_code(
+        post("/api/v1/devices/activate", br#"{"code": 5}"#.to_vec())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "invalid_json"));
+    let (status, code) = error_code(
+        post("/api/v1/devices/activate", vec![b' '; 20_000])
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (413, "body_too_large"));
+    let (status, code) = error_code(
+        post("/api/v1/challenges/x/response", b"[]".to_vec())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "invalid_json"));
+    let resp = ts
+        .http
+        .get(format!("{}/api/v1/challenges/unknown", ts.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(resp).await, (404, "not_found".into()));
+}
+
+#[tokio::test]
+async fn audit_chain_records_every_step_and_verifies() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0111");
+    let dev = ts.enroll("cs0111").await;
+    let (id, number) = ts.push_ok("cs0111").await;
+    dev.answer(&ts, &dev.response(&id, Decision::Approve, Some(number)))
+        .await;
+    let rows = ts.server.store.audit_entries(&Default::default()).unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    for want in [
+        "user.add",
+        "device.enroll_link",
+        "device.activate",
+        "challenge.create",
+        "challenge.answer",
+    ] {
+        assert!(actions.contains(&want), "{want} in {actions:?}");
+    }
+    let answer = rows
+        .iter()
+        .find(|r| r.action == "challenge.answer")
+        .unwrap();
+    assert_eq!(answer.outcome, "approved");
+    assert!(
+        answer.detail.contains("signature"),
+        "the device signature is kept"
+    );
+    assert_eq!(ts.server.store.verify_audit().unwrap(), Ok(rows.len()));
+    // No secret reaches the log: not the temporary password, the channel
+    // token or the TOTP secret.
+    let all = serde_json::to_string(&rows).unwrap();
+    assert!(
+        !all.contains("New$Alacop")
+            && !all.contains(&dev.activation.channel_token)
+            && !all.contains(&dev.activation.totp.secret)
+    );
+}

@@ -1,0 +1,326 @@
+//! The sign-in pages over HTTPS on loopback, driven like a browser without
+//! JavaScript (cookies, forms, redirects).
+
+use crate::common::{TestDevice, TestServer};
+use countersign_core::api::ActivateResponse;
+use countersign_core::pin::PinnedVerifier;
+use countersign_core::protocol::Decision;
+use countersign_core::SigningKey;
+use ring::rand::SystemRandom;
+
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// The text between `start` and the next `end` after it.
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let i = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start:?} not in page:\n{html}"))
+        + start.len();
+    let j = html[i..].find(end).unwrap() + i;
+    &html[i..j]
+}
+
+impl Browser {
+    fn new(ts: &TestServer) -> Self {
+        let pin = ts.server.tls_pin.unwrap();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(PinnedVerifier::client_config(pin).unwrap())
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        Browser {
+            http,
+            base: ts.url.clone(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.url().path().to_string(),
+            r.text().await.unwrap(),
+        )
+    }
+
+    /// Posts a form with the CSRF token from `page`.
+    async fn post(&self, path: &str, page: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
+        let csrf = between(page, "name=\"csrf\" value=\"", "\"").to_string();
+        let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+        form.extend_from_slice(fields);
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.url().path().to_string(),
+            r.text().await.unwrap(),
+        )
+    }
+
+    async fn sign_in(&self, email: &str, password: &str) -> (u16, String, String) {
+        let (_, _, page) = self.get("/signin").await;
+        let (_, path, page) = self.post("/signin", &page, &[("email", email)]).await;
+        assert_eq!(path, "/signin/password");
+        self.post("/signin/password", &page, &[("password", password)])
+            .await
+    }
+}
+
+async fn approve_from_page(ts: &TestServer, dev: &TestDevice, page: &str, decision: Decision) {
+    let id = between(page, "data-id=\"", "\"");
+    let number: u8 = between(page, "aria-live=\"polite\">", "<")
+        .trim()
+        .parse()
+        .unwrap();
+    let pending = dev.poll(ts, 5).await;
+    assert!(
+        pending.iter().any(|e| e.challenge.id == id),
+        "the device got the page's challenge"
+    );
+    let n = if decision == Decision::Approve {
+        Some(number)
+    } else {
+        None
+    };
+    dev.answer(ts, &dev.response(id, decision, n)).await;
+}
+
+#[tokio::test]
+async fn first_sign_in_registration_push_code_and_sign_out() {
+    let ts = TestServer::start().await;
+    let temp = ts.add_user("cs0301");
+    let b = Browser::new(&ts);
+
+    // Pages carry the banner, the links and a strict CSP.
+    let r = b
+        .http
+        .get(format!("{}/signin", ts.url))
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let page = r.text().await.unwrap();
+    for text in [
+        "You are accessing a restricted information system",
+        "New User Registration",
+        "Help Center",
+        "Sign-in options",
+    ] {
+        assert!(page.contains(text), "{text}");
+    }
+
+    // Wrong password: one message for every cause.
+    let (status, _, page) = b.sign_in("cs0301@alacop.gov", "wrong").await;
+    assert_eq!(status, 401);
+    assert!(page.contains("Your account or password is incorrect."));
+    let (status, _, page) = Browser::new(&ts).sign_in("nobody", "wrong").await;
+    assert_eq!(status, 401);
+    assert!(page.contains("Your account or password is incorrect."));
+
+    // A bare username is completed; the temporary password must be changed.
+    let (_, path, page) = b.sign_in("cs0301", &temp).await;
+    assert_eq!(path, "/signin/update-password");
+    let (status, _, page) = b
+        .post(
+            "/signin/update-password",
+            &page,
+            &[
+                ("current", &temp),
+                ("new", "Short-1a"),
+                ("confirm", "Short-1a"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("The password must be at least 14 characters long."));
+    let (_, _, page) = b
+        .post(
+            "/signin/update-password",
+            &page,
+            &[("current", &temp), ("new", &temp), ("confirm", &temp)],
+        )
+        .await;
+    assert!(page.contains("The password must differ from your last 24 passwords."));
+    let new = "Correct-Horse-9-Battery";
+    let (_, path, page) = b
+        .post(
+            "/signin/update-password",
+            &page,
+            &[("current", &temp), ("new", new), ("confirm", new)],
+        )
+        .await;
+
+    // No method yet: register the app from the page's enrollment payload.
+    assert_eq!(path, "/signin/register");
+    assert!(page.contains("Keep your account secure") && page.contains("data:image/png;base64,"));
+    let payload = between(&page, "<p class=\"payload\" id=\"payload\">", "<").replace("&amp;", "&");
+    let enrollment = countersign_core::Enrollment::parse(&payload).unwrap();
+    let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let activation: ActivateResponse = ts
+        .activate(&enrollment.code, &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let dev = TestDevice {
+        key,
+        activation,
+        server_key: enrollment.server_key,
+    };
+    assert!(b
+        .get("/signin/register/status")
+        .await
+        .2
+        .contains("\"activated\":true"));
+    let (_, _, page) = b.get("/signin/register/test").await;
+    approve_from_page(&ts, &dev, &page, Decision::Approve).await;
+    let (_, _, page) = b.get("/signin/register/done").await;
+    assert!(page.contains("Notification approved"));
+    let (_, path, page) = b.post("/signin/register/finish", &page, &[]).await;
+    assert_eq!(path, "/signin/stay");
+    let (_, path, page) = b.post("/signin/stay", &page, &[("stay", "yes")]).await;
+    assert_eq!(path, "/my");
+    assert!(
+        page.contains("My sign-ins") && page.contains("Countersign app: Test phone"),
+        "{page}"
+    );
+
+    // Sign out through the three pages.
+    let (_, _, page) = b.get("/signout").await;
+    assert!(page.contains("Pick an account to sign out"));
+    let csrf = between(&page, "name=\"csrf\" value=\"", "\"").to_string();
+    let r = b
+        .http
+        .post(format!("{}/signout", ts.url))
+        .form(&[("csrf", csrf.as_str()), ("account", "cs0301@alacop.gov")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.url().path(), "/signout/wait");
+    assert_eq!(r.headers()["refresh"], "1; url=/signout/done");
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Please wait while we sign you out"));
+    let (_, _, page) = b.get("/signout/done").await;
+    assert!(
+        page.contains("You signed out of your account") && page.contains("Click here to log in")
+    );
+    assert_eq!(
+        b.get("/my").await.1,
+        "/signin",
+        "signed out: no way back without signing in"
+    );
+
+    // Sign in again: number matching, denied once, then approved.
+    let (_, path, page) = b.sign_in("cs0301@alacop.gov", new).await;
+    assert_eq!(path, "/signin/mfa");
+    assert!(page.contains("Approve sign in request"));
+    approve_from_page(&ts, &dev, &page, Decision::Deny).await;
+    let (_, _, page) = b.get("/signin/mfa/done").await;
+    assert!(page.contains("The request was denied in the app."));
+    let (_, path, page) = b.post("/signin/mfa/resend", &page, &[]).await;
+    assert_eq!(path, "/signin/mfa");
+    approve_from_page(&ts, &dev, &page, Decision::Approve).await;
+    let (_, path, page) = b.get("/signin/mfa/done").await;
+    assert_eq!(path, "/signin/stay");
+    let (_, path, _) = b.post("/signin/stay", &page, &[("stay", "no")]).await;
+    assert_eq!(path, "/my");
+
+    // "I can't use my app": a code from the app.
+    let other = Browser::new(&ts);
+    let (_, _, _) = other.sign_in("cs0301", new).await;
+    let (_, _, page) = other.get("/signin/mfa/code").await;
+    let (status, _, page) = other
+        .post("/signin/mfa/code", &page, &[("code", "000000")])
+        .await;
+    if status == 401 {
+        assert!(page.contains("That code didn't work."));
+    }
+    let (_, _, page) = other.get("/signin/mfa/code").await;
+    let code = dev.otp().code(countersign_server::now());
+    let (_, path, _) = other
+        .post("/signin/mfa/code", &page, &[("code", &code)])
+        .await;
+    assert_eq!(path, "/signin/stay");
+
+    // Every step is in the audit log.
+    let actions: Vec<String> = ts
+        .server
+        .store
+        .audit_entries(&Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for a in [
+        "signin.password",
+        "password.change",
+        "signin.register",
+        "signin.complete",
+        "signout",
+        "totp.verify",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn forms_without_the_token_and_skipped_steps_are_refused() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0302");
+    let b = Browser::new(&ts);
+    let _ = b.get("/signin").await;
+    let r = b
+        .http
+        .post(format!("{}/signin", ts.url))
+        .form(&[("email", "cs0302"), ("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = b
+        .http
+        .post(format!("{}/signin", ts.url))
+        .form(&[("email", "cs0302")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Jumping ahead lands back on the current step.
+    assert_eq!(b.get("/signin/mfa").await.1, "/signin");
+    assert_eq!(b.get("/signin/stay").await.1, "/signin");
+    assert_eq!(Browser::new(&ts).get("/my").await.1, "/signin");
+    // An open redirect through return_to is refused and logged.
+    let (_, _, page) = b.get("/signin?return_to=https://evil.example/").await;
+    assert!(page.contains("Sign in"));
+    let refused = ts
+        .server
+        .store
+        .audit_entries(&Default::default())
+        .unwrap()
+        .into_iter()
+        .any(|e| e.action == "signin.return_to" && e.outcome == "refused");
+    assert!(refused);
+}
