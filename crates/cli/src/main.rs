@@ -404,11 +404,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             passphrase_file,
         } => {
             let mut vault = ctx.unlock()?;
-            let source = Source {
-                file: passphrase_file.as_deref(),
-                env: "COUNTERSIGN_PASSPHRASE",
-                what: "backup passphrase",
-            };
+            let source = Source::passphrase(passphrase_file.as_deref());
             let n = vault.export(&file, &source.read_new()?)?;
             eprintln!("exported {n} account(s) to {}", file.display());
         }
@@ -417,11 +413,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             passphrase_file,
         } => {
             let mut vault = ctx.unlock()?;
-            let source = Source {
-                file: passphrase_file.as_deref(),
-                env: "COUNTERSIGN_PASSPHRASE",
-                what: "backup passphrase",
-            };
+            let source = Source::passphrase(passphrase_file.as_deref());
             let report = vault.import(&file, &source.read()?, now())?;
             for a in &report.added {
                 eprintln!("added {a}");

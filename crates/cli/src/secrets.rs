@@ -33,7 +33,16 @@ pub struct Source<'a> {
     pub what: &'static str,
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    /// The backup passphrase: `--passphrase-file`, `COUNTERSIGN_PASSPHRASE` or the terminal.
+    pub fn passphrase(file: Option<&'a Path>) -> Self {
+        Source {
+            file,
+            env: "COUNTERSIGN_PASSPHRASE",
+            what: "backup passphrase",
+        }
+    }
+
     /// Reads the secret once.
     pub fn read(&self) -> anyhow::Result<Passcode> {
         if let Some(path) = self.file {

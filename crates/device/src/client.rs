@@ -122,36 +122,41 @@ impl ServerClient {
         Ok(sse_events(bytes))
     }
 
-    /// Posts a signed answer; returns the verdict.
-    pub async fn respond(&self, r: &Response) -> Result<Verdict, Error> {
+    /// Posts a signed message about a challenge to `.../challenges/{id}/{what}`.
+    async fn post_signed<T: serde::Serialize>(
+        &self,
+        challenge_id: &str,
+        what: &str,
+        body: &T,
+    ) -> Result<reqwest::Response, Error> {
         let resp = self
             .http
             .post(format!(
-                "{}/api/v1/challenges/{}/response",
-                self.base, r.challenge_id
+                "{}/api/v1/challenges/{challenge_id}/{what}",
+                self.base
             ))
             .timeout(Duration::from_secs(30))
-            .json(r)
+            .json(body)
             .send()
             .await
             .map_err(network)?;
-        Self::check(resp).await?.json().await.map_err(network)
+        Self::check(resp).await
+    }
+
+    /// Posts a signed answer; returns the verdict.
+    pub async fn respond(&self, r: &Response) -> Result<Verdict, Error> {
+        self.post_signed(&r.challenge_id, "response", r)
+            .await?
+            .json()
+            .await
+            .map_err(network)
     }
 
     /// Posts a signed receipt.
     pub async fn receipt(&self, r: &Receipt) -> Result<(), Error> {
-        let resp = self
-            .http
-            .post(format!(
-                "{}/api/v1/challenges/{}/receipt",
-                self.base, r.challenge_id
-            ))
-            .timeout(Duration::from_secs(30))
-            .json(r)
-            .send()
+        self.post_signed(&r.challenge_id, "receipt", r)
             .await
-            .map_err(network)?;
-        Self::check(resp).await.map(|_| ())
+            .map(|_| ())
     }
 
     /// Tells the server this device is gone.
