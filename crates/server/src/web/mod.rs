@@ -282,6 +282,17 @@ macro_rules! stage {
     };
 }
 
+/// [`stage!`] for a form post: also refuses a missing or wrong CSRF token.
+macro_rules! stage_form {
+    ($s:expr, $headers:expr, $stage:expr, $form:expr) => {{
+        let session = stage!($s, $headers, $stage);
+        if !csrf_ok(&session, &$form) {
+            return Ok(forbidden(&$s));
+        }
+        session
+    }};
+}
+
 type PageResult = Result<Response, crate::api::ApiError>;
 
 #[derive(Deserialize)]
@@ -394,10 +405,7 @@ async fn password_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage!(s, headers, "password");
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
+    let mut session = stage_form!(s, headers, "password", form);
     let password = zeroize::Zeroizing::new(form.get("password").cloned().unwrap_or_default());
     match s.check_password(&session.username, &password, &ip, now()) {
         Ok(ok) => {
@@ -444,10 +452,7 @@ async fn update_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage!(s, headers, "change");
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
+    let mut session = stage_form!(s, headers, "change", form);
     let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
     let (current, new, confirm) = (field("current"), field("new"), field("confirm"));
     match s.change_password(&session.username, &current, &new, &confirm, &ip, now()) {
@@ -554,10 +559,7 @@ async fn register_finish(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage!(s, headers, "register");
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
+    let mut session = stage_form!(s, headers, "register", form);
     if challenge_status(&s, &session)? != Some(ChallengeStatus::Approved) {
         return Ok(Redirect::to("/signin/register/test").into_response());
     }
@@ -647,10 +649,7 @@ async fn mfa_resend(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage!(s, headers, "mfa");
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
+    let mut session = stage_form!(s, headers, "mfa", form);
     session.challenge_id.clear();
     s.store.save_session(&session)?;
     Ok(Redirect::to("/signin/mfa").into_response())
@@ -671,10 +670,7 @@ async fn code_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage!(s, headers, "mfa");
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
+    let mut session = stage_form!(s, headers, "mfa", form);
     let code = form
         .get("code")
         .map(|c| c.trim().to_string())
@@ -731,10 +727,7 @@ async fn stay_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage!(s, headers, "stay");
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
+    let mut session = stage_form!(s, headers, "stay", form);
     session.persistent = form.get("stay").map(String::as_str) == Some("yes");
     session.stage = "done".into();
     let old = session.id_hash.clone();
