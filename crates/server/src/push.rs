@@ -301,21 +301,21 @@ impl Server {
                 now,
             )
         };
-        if response.challenge_id != challenge_id || response.device_id != row.challenge.device_id {
-            audit(
-                "refused",
-                "answer from another device or for another challenge",
-            )?;
-            return Err(Error::refused(
-                403,
-                "wrong_device",
-                "this challenge was sent to another device",
-            ));
-        }
-        let device = self
-            .store
-            .device(&response.device_id)?
-            .ok_or_else(|| Error::not_found("device"))?;
+        let device = match self.addressee(
+            &row,
+            challenge_id,
+            &response.challenge_id,
+            &response.device_id,
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                audit(
+                    "refused",
+                    "answer from another device or for another challenge",
+                )?;
+                return Err(e);
+            }
+        };
         if let Err(e) = response.verify(&PublicKey(device.public_key)) {
             audit("refused", "bad signature")?;
             return Err(e.into());
@@ -388,20 +388,36 @@ impl Server {
         })
     }
 
-    /// Records a signed delivery or shown receipt.
-    pub fn receipt(&self, challenge_id: &str, receipt: &Receipt, now: u64) -> Result<(), Error> {
-        let (row, _) = self.challenge_status(challenge_id, now)?;
-        if receipt.challenge_id != challenge_id || receipt.device_id != row.challenge.device_id {
+    /// The device a message about a challenge must come from: the one the
+    /// challenge was sent to, naming that same challenge.
+    fn addressee(
+        &self,
+        row: &ChallengeRow,
+        challenge_id: &str,
+        claimed: &str,
+        device_id: &str,
+    ) -> Result<DeviceRow, Error> {
+        if claimed != challenge_id || device_id != row.challenge.device_id {
             return Err(Error::refused(
                 403,
                 "wrong_device",
                 "this challenge was sent to another device",
             ));
         }
-        let device = self
-            .store
-            .device(&receipt.device_id)?
-            .ok_or_else(|| Error::not_found("device"))?;
+        self.store
+            .device(device_id)?
+            .ok_or_else(|| Error::not_found("device"))
+    }
+
+    /// Records a signed delivery or shown receipt.
+    pub fn receipt(&self, challenge_id: &str, receipt: &Receipt, now: u64) -> Result<(), Error> {
+        let (row, _) = self.challenge_status(challenge_id, now)?;
+        let device = self.addressee(
+            &row,
+            challenge_id,
+            &receipt.challenge_id,
+            &receipt.device_id,
+        )?;
         receipt.verify(&PublicKey(device.public_key))?;
         let shown = receipt.event == ReceiptEvent::Shown;
         self.store.record_receipt(challenge_id, shown, now)?;
