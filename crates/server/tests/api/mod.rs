@@ -528,3 +528,48 @@ async fn audit_chain_records_every_step_and_verifies() {
             && !all.contains(&dev.activation.totp.secret)
     );
 }
+
+#[tokio::test]
+async fn receipts_are_recorded_only_from_the_addressed_device() {
+    use countersign_core::protocol::{Receipt, ReceiptEvent};
+    let ts = TestServer::start().await;
+    ts.add_user("cs0112");
+    let dev = ts.enroll("cs0112").await;
+    let (id, _) = ts.push_ok("cs0112").await;
+    let post = |r: Receipt| {
+        let (http, url) = (
+            ts.http.clone(),
+            format!("{}/api/v1/challenges/{id}/receipt", ts.url),
+        );
+        async move { http.post(url).json(&r).send().await.unwrap() }
+    };
+    let forged = Receipt::sign(
+        &id,
+        dev.id(),
+        ReceiptEvent::Delivered,
+        now(),
+        &SigningKey::generate(&SystemRandom::new()).unwrap(),
+    );
+    assert_eq!(
+        error_code(post(forged).await).await,
+        (401, "bad_signature".into())
+    );
+    let other = Receipt::sign(
+        &id,
+        "another-device",
+        ReceiptEvent::Delivered,
+        now(),
+        &dev.key,
+    );
+    assert_eq!(
+        error_code(post(other).await).await,
+        (403, "wrong_device".into())
+    );
+    let shown = Receipt::sign(&id, dev.id(), ReceiptEvent::Shown, now(), &dev.key);
+    assert_eq!(post(shown).await.status(), 204);
+    let row = ts.server.store.challenge(&id).unwrap().unwrap();
+    assert!(
+        row.shown_at.is_some() && row.delivered_at.is_some(),
+        "shown implies delivered"
+    );
+}
