@@ -2,7 +2,8 @@
 # Sets up Countersign on this machine and runs it: installs what is missing,
 # builds in release mode, starts the sign-in server (embedded SQLite, HTTPS
 # on 127.0.0.1:8443 with a self-signed certificate), creates a demo officer,
-# enrolls the headless authenticator and waits for sign-in requests.
+# then opens the Countersign app when there is a display, or enrolls the
+# headless authenticator (the `countersign` CLI) and waits for requests.
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/lib.sh
@@ -11,7 +12,11 @@ apt_need $APT_BUILD $APT_TAURI
 rust_need
 
 say "Building Countersign (release; the first build takes a few minutes)"
-cargo build --release --locked --bin countersign --bin countersign-server
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  cargo build --release --locked --bin countersign --bin countersign-server --bin countersign-app
+else
+  cargo build --release --locked --bin countersign --bin countersign-server
+fi
 SERVER=target/release/countersign-server
 CLI=target/release/countersign
 export COUNTERSIGN_DATA="${COUNTERSIGN_DATA:-$PWD/.countersign/server}"
@@ -31,6 +36,24 @@ done
 if ! "$SERVER" user show "$DEMO_USER" >/dev/null 2>&1; then
   say "Creating the demo officer $DEMO_USER (Clark Kent); the temporary password follows"
   "$SERVER" user add "$DEMO_USER" --first Clark --last Kent --ssn-last4 4321
+fi
+
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  ENROLL="$COUNTERSIGN_DATA/enroll-$DEMO_USER.png"
+  "$SERVER" user enroll-link "$DEMO_USER" --png "$ENROLL" >"$COUNTERSIGN_DATA/enroll-$DEMO_USER.txt"
+  cat >&2 <<MSG
+
+Countersign is running.
+  Server: $(sed -n 's/.*"url": "\(.*\)".*/\1/p' "$COUNTERSIGN_DATA/server.json")   (stops when the app quits)
+  App:    opening now. Choose a passcode, then Add account > Image file:
+          $ENROLL   (or paste the link in $COUNTERSIGN_DATA/enroll-$DEMO_USER.txt)
+
+Send a number-matching request from another terminal:
+  COUNTERSIGN_DATA=$COUNTERSIGN_DATA $SERVER push $DEMO_USER
+MSG
+  say "Opening the Countersign app (vault in $COUNTERSIGN_HOME)"
+  target/release/countersign-app
+  exit 0
 fi
 
 if [ ! -f "$COUNTERSIGN_HOME/vault.db" ]; then

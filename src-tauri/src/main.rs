@@ -1,10 +1,7 @@
-//! The Countersign app. The Tauri window is being built; until then the
-//! `countersign` CLI is the authenticator.
+//! The Countersign app's desktop entry point.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
-    eprintln!(
-        "countersign-app {}: the desktop app is not built yet; use the `countersign` CLI.",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+    countersign_app::run();
 }

@@ -13,8 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use countersign_core::protocol::Decision;
-use countersign_core::{migration, OtpAccount};
-use countersign_device::accounts::Account;
+use countersign_device::intake::Intake;
 use countersign_device::vault::Vault;
 use countersign_device::{now, push, scanner, Error};
 use secrets::Source;
@@ -538,38 +537,19 @@ fn add(
     device_name: &str,
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<()> {
-    let added: Vec<Account> = if payload
-        .trim_start()
-        .to_ascii_lowercase()
-        .starts_with("otpauth-migration:")
-    {
-        let mut out = Vec::new();
-        for a in migration::parse(payload)? {
-            match vault.add_otp(&a, now()) {
-                Ok(x) => out.push(x),
-                Err(Error::Duplicate(label)) => eprintln!("skipped {label}: already here"),
-                Err(e) => return Err(e.into()),
-            }
+    let intake = Intake::parse(payload)?;
+    let passcode = match intake {
+        Intake::Enroll(_) => {
+            eprintln!("activating with the server...");
+            Some(ctx.passcode().read()?)
         }
-        out
-    } else if payload
-        .trim_start()
-        .to_ascii_lowercase()
-        .starts_with("countersign:")
-    {
-        eprintln!("activating with the server...");
-        let passcode = ctx.passcode().read()?;
-        vec![rt.block_on(push::enroll(
-            vault,
-            payload,
-            &passcode,
-            device_name,
-            "cli",
-            now(),
-        ))?]
-    } else {
-        vec![vault.add_otp(&OtpAccount::parse(payload)?, now())?]
+        Intake::Otp(_) => None,
     };
+    let result = rt.block_on(intake.add(vault, passcode.as_ref(), device_name, "cli", now()))?;
+    for label in result.skipped {
+        eprintln!("skipped {label}: already here");
+    }
+    let added = result.added;
     for a in added {
         let what = if a.push.is_some() {
             " (sign-in approval and codes)"

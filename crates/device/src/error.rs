@@ -50,6 +50,9 @@ pub enum Error {
     /// The passcode is too weak.
     #[error("the passcode must be at least 6 characters")]
     WeakPasscode,
+    /// Adding a push account needs the passcode to seal the device key.
+    #[error("enter the passcode: it protects the new sign-in approval key")]
+    PasscodeNeeded,
     /// The session locked itself after being idle.
     #[error("locked after being idle: unlock again")]
     Locked,
@@ -102,6 +105,7 @@ impl Error {
             Error::Wiped => "wiped",
             Error::WeakPasscode => "weak_passcode",
             Error::Locked => "locked",
+            Error::PasscodeNeeded => "passcode_needed",
             Error::NoAccount(_) => "no_account",
             Error::Ambiguous(_) => "ambiguous",
             Error::Duplicate(_) => "duplicate",

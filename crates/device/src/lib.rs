@@ -4,6 +4,8 @@
 //!
 //! - [`vault::Vault`]: the encrypted account store, passcode and lock.
 //! - [`accounts`]: OTP and push accounts, codes, names, order.
+//! - [`inbox`]: the queue of requests waiting for the person.
+//! - [`intake`]: what a pasted or scanned text would add, then adding it.
 //! - [`push`]: enrollment, sign-in requests, answers.
 //! - [`channel`]: the live request stream with reconnects.
 //! - [`backup`]: encrypted export and import.
@@ -15,6 +17,8 @@ pub mod channel;
 pub mod client;
 mod error;
 pub mod history;
+pub mod inbox;
+pub mod intake;
 pub mod push;
 pub mod scanner;
 pub mod vault;

@@ -1,0 +1,456 @@
+//! The window's commands. Each one converts data between the UI and the
+//! engine; errors reach the UI as `{code, message}`.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use countersign_core::protocol::Decision;
+use countersign_core::Passcode;
+use countersign_device::accounts::AccountKind;
+use countersign_device::history::HistoryEntry;
+use countersign_device::intake::{Added, Intake, PreviewItem};
+use countersign_device::push::{self, Pending};
+use countersign_device::vault::Vault;
+use countersign_device::{now, scanner, Error};
+use serde::Serialize;
+use tauri::{AppHandle, Runtime, State};
+
+use crate::AppState;
+
+/// A command's failure as the UI receives it.
+#[derive(Debug, Serialize)]
+pub struct CommandError {
+    /// Stable code the UI maps to a message (the engine's codes, plus
+    /// `bad_input`).
+    pub code: &'static str,
+    /// The engine's own message, shown when the UI has none better.
+    pub message: String,
+}
+
+impl From<Error> for CommandError {
+    fn from(e: Error) -> Self {
+        CommandError {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn bad_input(message: impl Into<String>) -> CommandError {
+    CommandError {
+        code: "bad_input",
+        message: message.into(),
+    }
+}
+
+type Result<T> = std::result::Result<T, CommandError>;
+
+/// Where the app stands, for choosing the first screen.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// `none` (first run), `locked` or `unlocked`.
+    pub vault: &'static str,
+    /// Wrong passcodes since the last success.
+    pub failures: u32,
+    /// The data folder.
+    pub home: String,
+    /// The app version.
+    pub version: &'static str,
+}
+
+/// An account row.
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    /// Vault id.
+    pub id: String,
+    /// Issuer, if any.
+    pub issuer: Option<String>,
+    /// Account name.
+    pub name: String,
+    /// `totp`, `hotp` or `push`.
+    pub kind: AccountKind,
+    /// Current code (TOTP and push accounts; HOTP codes are made on request).
+    pub code: Option<String>,
+    /// Seconds until the code changes.
+    pub seconds_left: u64,
+    /// The code's period.
+    pub period: u32,
+}
+
+/// A waiting sign-in request as the prompt shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestView {
+    /// Challenge id.
+    pub id: String,
+    /// The account it is for.
+    pub account: String,
+    /// The application signing in.
+    pub application: String,
+    /// Where from.
+    pub ip: String,
+    /// Location, if known.
+    pub location: String,
+    /// Created (server time, Unix seconds).
+    pub created_at: u64,
+    /// Expires (server time, Unix seconds).
+    pub expires_at: u64,
+    /// Seconds left by this device's clock, corrected for drift.
+    pub seconds_left: i64,
+    /// A clock warning, if any.
+    pub drift_warning: Option<String>,
+}
+
+impl From<&Pending> for RequestView {
+    fn from(p: &Pending) -> Self {
+        let c = &p.envelope.challenge;
+        RequestView {
+            id: c.id.clone(),
+            account: p.account.clone(),
+            application: c.application.clone(),
+            ip: c.ip.clone(),
+            location: c.location.clone(),
+            created_at: c.created_at,
+            expires_at: c.expires_at,
+            seconds_left: c.expires_at as i64 - (now() as i64 + p.drift),
+            drift_warning: p.drift_warning(),
+        }
+    }
+}
+
+/// Runs `f` on the open vault, opening it from disk first if needed.
+async fn with_vault<T>(
+    state: &AppState,
+    f: impl FnOnce(&mut Vault) -> std::result::Result<T, Error>,
+) -> Result<T> {
+    let mut guard = state.vault.lock().await;
+    if guard.is_none() {
+        *guard = Some(Vault::open(&state.home)?);
+    }
+    let vault = guard.as_mut().ok_or(Error::Locked)?;
+    Ok(f(vault)?)
+}
+
+/// Where the app stands.
+#[tauri::command]
+pub async fn status(state: State<'_, AppState>) -> Result<Status> {
+    let mut guard = state.vault.lock().await;
+    if guard.is_none() && Vault::file(&state.home).exists() {
+        *guard = Some(Vault::open(&state.home)?);
+    }
+    let (vault, failures) = match guard.as_ref() {
+        None => ("none", 0),
+        Some(v) if v.is_unlocked() => ("unlocked", 0),
+        Some(v) => ("locked", v.failures()?),
+    };
+    Ok(Status {
+        vault,
+        failures,
+        home: state.home.display().to_string(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// First run: creates the vault under a new passcode.
+#[tauri::command]
+pub async fn create_vault<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    passcode: String,
+    confirm: String,
+) -> Result<()> {
+    if passcode != confirm {
+        return Err(bad_input("the two passcodes differ"));
+    }
+    let vault = Vault::create(
+        &state.home,
+        &Passcode::new(passcode),
+        countersign_core::vault::DEFAULT_ITERATIONS,
+        now(),
+    )?;
+    *state.vault.lock().await = Some(vault);
+    crate::listener::start(&app).await;
+    Ok(())
+}
+
+/// Unlocks with the passcode and starts listening for requests.
+#[tauri::command]
+pub async fn unlock<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    passcode: String,
+) -> Result<()> {
+    let passcode = Passcode::new(passcode);
+    with_vault(&state, |v| v.unlock(&passcode, now())).await?;
+    crate::listener::start(&app).await;
+    Ok(())
+}
+
+/// Locks now.
+#[tauri::command]
+pub async fn lock(state: State<'_, AppState>) -> Result<()> {
+    if let Some(v) = state.vault.lock().await.as_mut() {
+        v.lock();
+    }
+    Ok(())
+}
+
+/// Every account with its current code.
+#[tauri::command]
+pub async fn accounts(state: State<'_, AppState>) -> Result<Vec<AccountView>> {
+    with_vault(&state, |v| {
+        let t = now();
+        v.accounts()?
+            .into_iter()
+            .map(|a| {
+                let code = match a.kind {
+                    AccountKind::Hotp => None,
+                    _ => Some(v.code(&a, t)?),
+                };
+                Ok(AccountView {
+                    seconds_left: code.as_ref().map_or(0, |c| c.seconds_left),
+                    code: code.map(|c| c.code),
+                    id: a.id,
+                    issuer: a.issuer,
+                    name: a.name,
+                    kind: a.kind,
+                    period: a.period,
+                })
+            })
+            .collect()
+    })
+    .await
+}
+
+/// Makes the next code of a counter-based account.
+#[tauri::command]
+pub async fn next_hotp(state: State<'_, AppState>, id: String) -> Result<String> {
+    with_vault(&state, |v| {
+        let a = v.find(&id)?;
+        Ok(v.code(&a, now())?.code)
+    })
+    .await
+}
+
+/// What a pasted or scanned text would add.
+#[tauri::command]
+pub fn preview(text: String) -> Result<Vec<PreviewItem>> {
+    Ok(Intake::parse(&text)?.preview())
+}
+
+/// Adds what the text describes; an enrollment activates with its server.
+#[tauri::command]
+pub async fn add<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    text: String,
+    passcode: Option<String>,
+) -> Result<Added> {
+    let intake = Intake::parse(&text)?;
+    let passcode = passcode.map(Passcode::new);
+    let added = {
+        let mut guard = state.vault.lock().await;
+        let vault = guard.as_mut().ok_or(Error::Locked)?;
+        intake
+            .add(vault, passcode.as_ref(), &device_name(), platform(), now())
+            .await?
+    };
+    crate::listener::start(&app).await;
+    Ok(added)
+}
+
+/// Decodes the QR codes in an image, given as a `data:` URL or base64.
+#[tauri::command]
+pub async fn scan_image(image: String) -> Result<Vec<String>> {
+    let b64 = image.split_once(',').map_or(image.as_str(), |(_, b)| b);
+    let bytes = data_encoding::BASE64
+        .decode(b64.trim().as_bytes())
+        .map_err(|_| bad_input("the image could not be read"))?;
+    let scan = tauri::async_runtime::spawn_blocking(move || {
+        scanner::scan_bytes(bytes, scanner::DEFAULT_BUDGET)
+    })
+    .await
+    .map_err(|_| CommandError::from(Error::ScannerStopped))??;
+    if scan.payloads.is_empty() {
+        return Err(bad_input(if scan.out_of_time {
+            "no QR code found in time: try a sharper or closer image"
+        } else {
+            "no QR code found in the image"
+        }));
+    }
+    Ok(scan.payloads)
+}
+
+/// Renames an account.
+#[tauri::command]
+pub async fn rename(state: State<'_, AppState>, id: String, name: String) -> Result<()> {
+    with_vault(&state, |v| v.rename(&id, &name)).await
+}
+
+/// Moves an account to `position` (from 0).
+#[tauri::command]
+pub async fn move_account(state: State<'_, AppState>, id: String, position: usize) -> Result<()> {
+    with_vault(&state, |v| v.move_to(&id, position)).await
+}
+
+/// Removes an account (a push account is removed from its server too);
+/// returns a warning when the server could not be told.
+#[tauri::command]
+pub async fn remove(state: State<'_, AppState>, id: String) -> Result<Option<String>> {
+    let mut guard = state.vault.lock().await;
+    let vault = guard.as_mut().ok_or(Error::Locked)?;
+    let account = vault.find(&id)?;
+    let warning = push::remove_account(vault, &account).await?;
+    state
+        .listening
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
+    Ok(warning.map(|e| e.to_string()))
+}
+
+/// Waiting sign-in requests, oldest first; expired ones leave the queue.
+#[tauri::command]
+pub fn requests(state: State<'_, AppState>) -> Vec<RequestView> {
+    let mut inbox = state.inbox();
+    inbox.expire(now());
+    inbox.waiting().iter().map(RequestView::from).collect()
+}
+
+/// The verdict on an answer.
+#[derive(Debug, Serialize)]
+pub struct AnswerView {
+    /// The server's verdict: approved, denied, reported, number_mismatch, expired.
+    pub status: String,
+}
+
+/// Answers a request: `approve` (with the number), `deny`, `report` or
+/// `cannot_see`. Needs the passcode, which unseals the device key.
+#[tauri::command]
+pub async fn answer(
+    state: State<'_, AppState>,
+    id: String,
+    decision: String,
+    number: Option<String>,
+    passcode: String,
+) -> Result<AnswerView> {
+    let (decision, reason) = match decision.as_str() {
+        "approve" => (Decision::Approve, ""),
+        "deny" => (Decision::Deny, ""),
+        "report" => (Decision::Report, ""),
+        "cannot_see" => (Decision::Deny, "cannot_see_number"),
+        other => return Err(bad_input(format!("unknown answer '{other}'"))),
+    };
+    let number = match (decision, number.as_deref().map(str::trim)) {
+        (Decision::Approve, Some(n)) => Some(
+            n.parse::<u8>()
+                .ok()
+                .filter(|n| (10..=99).contains(n))
+                .ok_or_else(|| bad_input("enter the two-digit number shown on the sign-in page"))?,
+        ),
+        (Decision::Approve, None) => {
+            return Err(bad_input(
+                "enter the two-digit number shown on the sign-in page",
+            ))
+        }
+        _ => None,
+    };
+    let request = state
+        .inbox()
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| Error::NoChallenge(id.clone()))?;
+    let passcode = Passcode::new(passcode);
+    let verdict = {
+        let mut guard = state.vault.lock().await;
+        let vault = guard.as_mut().ok_or(Error::Locked)?;
+        push::answer(vault, &request, decision, number, reason, &passcode, now()).await
+    };
+    match verdict {
+        Ok(v) => {
+            state.inbox().remove(&id);
+            Ok(AnswerView {
+                status: v.status.as_str().to_string(),
+            })
+        }
+        // A wrong passcode keeps the request so the person can retry.
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The activity history, newest first.
+#[tauri::command]
+pub async fn history(state: State<'_, AppState>) -> Result<Vec<HistoryEntry>> {
+    with_vault(&state, |v| v.history()).await
+}
+
+/// Changes the passcode.
+#[tauri::command]
+pub async fn change_passcode(
+    state: State<'_, AppState>,
+    old: String,
+    new: String,
+    confirm: String,
+) -> Result<()> {
+    if new != confirm {
+        return Err(bad_input("the two new passcodes differ"));
+    }
+    let (old, new) = (Passcode::new(old), Passcode::new(new));
+    with_vault(&state, |v| v.change_passcode(&old, &new, now())).await
+}
+
+/// Sets the idle time before the app locks, and whether hiding the window locks it.
+#[tauri::command]
+pub async fn set_auto_lock(
+    state: State<'_, AppState>,
+    seconds: u64,
+    when_hidden: bool,
+) -> Result<()> {
+    if !(30..=86_400).contains(&seconds) {
+        return Err(bad_input(
+            "auto-lock must be between 30 seconds and 24 hours",
+        ));
+    }
+    state.lock_when_hidden.store(when_hidden, Ordering::Relaxed);
+    with_vault(&state, |v| v.set_idle_timeout(Duration::from_secs(seconds))).await
+}
+
+/// Writes an encrypted backup; returns how many accounts it holds.
+#[tauri::command]
+pub async fn export_backup(
+    state: State<'_, AppState>,
+    path: String,
+    passphrase: String,
+) -> Result<usize> {
+    let passphrase = Passcode::new(passphrase);
+    with_vault(&state, |v| v.export(&PathBuf::from(path), &passphrase)).await
+}
+
+/// Reads an encrypted backup; returns the labels added and skipped.
+#[tauri::command]
+pub async fn import_backup(
+    state: State<'_, AppState>,
+    path: String,
+    passphrase: String,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let passphrase = Passcode::new(passphrase);
+    with_vault(&state, |v| {
+        let r = v.import(&PathBuf::from(path), &passphrase, now())?;
+        Ok((r.added, r.duplicates))
+    })
+    .await
+}
+
+fn device_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .map_or_else(
+            || "Countersign app".into(),
+            |h| format!("Countersign app on {h}"),
+        )
+}
+
+fn platform() -> &'static str {
+    std::env::consts::OS
+}

@@ -1,0 +1,54 @@
+//! What the app holds between commands: the vault, the waiting requests and
+//! which push accounts are listened to.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use countersign_device::inbox::Inbox;
+use countersign_device::vault::Vault;
+
+/// The app's state, managed by Tauri.
+pub struct AppState {
+    /// The home folder holding `vault.db`.
+    pub home: PathBuf,
+    /// The open vault, once there is one.
+    pub vault: tokio::sync::Mutex<Option<Vault>>,
+    /// Verified requests waiting for the person.
+    pub inbox: Mutex<Inbox>,
+    /// Push accounts whose request channel runs.
+    pub listening: Mutex<HashSet<String>>,
+    /// Lock when the window is hidden.
+    pub lock_when_hidden: AtomicBool,
+}
+
+impl AppState {
+    /// State for the vault in `home`.
+    pub fn new(home: PathBuf) -> Self {
+        AppState {
+            home,
+            vault: tokio::sync::Mutex::new(None),
+            inbox: Mutex::new(Inbox::default()),
+            listening: Mutex::new(HashSet::new()),
+            lock_when_hidden: AtomicBool::new(false),
+        }
+    }
+
+    /// The window was hidden: lock if the setting asks for it.
+    pub fn hidden(&self) {
+        if !self.lock_when_hidden.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(mut guard) = self.vault.try_lock() {
+            if let Some(v) = guard.as_mut() {
+                v.lock();
+            }
+        }
+    }
+
+    /// The inbox, even if a panicking thread poisoned its lock.
+    pub fn inbox(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
