@@ -1,17 +1,28 @@
 //! A small W3C WebDriver client (the few commands the window tests use),
 //! plus the Xvfb display and `tauri-driver` it talks through.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// A process killed when the test ends.
-pub struct Proc(pub Child);
+/// A process, with all it started, killed when the test ends.
+pub struct Proc(Child);
+
+impl Proc {
+    /// Spawns `cmd` as the leader of a new process group, so that what it
+    /// starts (tauri-driver starts WebKitWebDriver and the app) dies with it.
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<Self> {
+        cmd.process_group(0).spawn().map(Proc)
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -26,20 +37,20 @@ pub fn xvfb() -> (String, Proc) {
             continue;
         }
         let display = format!(":{n}");
-        let child = Command::new("Xvfb")
-            .args([
-                display.as_str(),
-                "-screen",
-                "0",
-                "1280x900x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb is missing: ./test.sh installs it (Debian package xvfb)");
-        let proc = Proc(child);
+        let proc = Proc::spawn(
+            Command::new("Xvfb")
+                .args([
+                    display.as_str(),
+                    "-screen",
+                    "0",
+                    "1280x900x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("Xvfb is missing: ./test.sh installs it (Debian package xvfb)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
             assert!(Instant::now() < deadline, "Xvfb did not start on {display}");
@@ -62,6 +73,9 @@ impl Session {
     /// opens the app at `app` with `env` set.
     pub fn start(app: &Path, display: &str, port: u16, env: &[(&str, &Path)]) -> Self {
         let driver = home_bin("tauri-driver");
+        // What the driver and the app print, for a failed run to be read.
+        let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tauri-driver.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(&driver);
         cmd.args([
             "--port",
@@ -69,19 +83,20 @@ impl Session {
             "--native-port",
             &(port + 1).to_string(),
         ])
+        // Not WEBKIT_DISABLE_COMPOSITING_MODE: without compositing, a
+        // screenshot after a resize never returns.
         .env("DISPLAY", display)
-        .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log));
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let driver = Proc(cmd.spawn().unwrap_or_else(|e| {
+        let driver = Proc::spawn(&mut cmd).unwrap_or_else(|e| {
             panic!(
                 "{} could not start ({e}): ./test.sh installs it (cargo install tauri-driver)",
                 driver.display()
             )
-        }));
+        });
         // WebDriver is plain HTTP, but reqwest's client wants a TLS provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::blocking::Client::builder()
@@ -105,7 +120,7 @@ impl Session {
             .unwrap();
         let id = v["value"]["sessionId"]
             .as_str()
-            .unwrap_or_else(|| panic!("no session: {v}"))
+            .unwrap_or_else(|| panic!("no session: {v}; see {}", log_path.display()))
             .to_string();
         Session {
             http,
@@ -173,6 +188,16 @@ impl Session {
             "POST",
             &format!("/element/{id}/value"),
             json!({"text": text}),
+        );
+    }
+
+    /// Chooses `path` in a file input (which may be hidden behind its label).
+    pub fn choose_file(&self, css: &str, path: &Path) {
+        let id = self.element(css);
+        self.send(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({"text": path.to_string_lossy()}),
         );
     }
 
