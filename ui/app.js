@@ -22,6 +22,7 @@ const MESSAGES = {
   passcode_needed: "Enter your passcode to add this account.",
   backup: "The backup file is damaged or the passphrase is wrong.",
   file: "The file could not be read or written.",
+  screen: "This screen cannot be captured here. Use an image file or the camera.",
 };
 
 function message(e) {
@@ -268,6 +269,20 @@ async function scanImage(dataUrl) {
     return true;
   } catch (e) { $("add-error").textContent = message(e); $("preview").hidden = false; return false; }
 }
+
+$("btn-screen").addEventListener("click", async () => {
+  $("add-error").textContent = "";
+  $("scan-status").textContent = "Looking for a QR code on the screen…";
+  try {
+    const payloads = await call("scan_screen");
+    $("scan-status").textContent = "";
+    await previewText(payloads[0]);
+  } catch (e) {
+    $("scan-status").textContent = "";
+    $("add-error").textContent = message(e);
+    $("preview").hidden = false;
+  }
+});
 
 let stream = null;
 $("btn-camera").addEventListener("click", async () => {

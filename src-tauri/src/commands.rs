@@ -12,7 +12,7 @@ use countersign_device::history::HistoryEntry;
 use countersign_device::intake::{Added, Intake, PreviewItem};
 use countersign_device::push::{self, Pending};
 use countersign_device::vault::Vault;
-use countersign_device::{now, scanner, Error};
+use countersign_device::{now, scanner, screen, Error};
 use serde::Serialize;
 use tauri::{AppHandle, Runtime, State};
 
@@ -271,11 +271,42 @@ pub async fn scan_image(image: String) -> Result<Vec<String>> {
     })
     .await
     .map_err(|_| CommandError::from(Error::ScannerStopped))??;
+    found(scan, "in the image", "try a sharper or closer image")
+}
+
+/// Decodes the QR codes on the screen. The window steps aside while the
+/// screen is captured, so it does not cover the sign-in page's code.
+#[tauri::command]
+pub async fn scan_screen<R: Runtime>(window: tauri::WebviewWindow<R>) -> Result<Vec<String>> {
+    let visible = window.is_visible().unwrap_or(false);
+    if visible {
+        let _ = window.hide();
+        // Give the display a moment to repaint what the window covered.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let scan = tauri::async_runtime::spawn_blocking(|| screen::scan_screen(SCREEN_BUDGET)).await;
+    if visible {
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
+    let scan = scan.map_err(|_| CommandError::from(Error::ScannerStopped))??;
+    found(
+        scan,
+        "on the screen",
+        "make the code larger or move it to the main screen",
+    )
+}
+
+/// A whole screen is larger than a photo of a code: give it more time.
+const SCREEN_BUDGET: Duration = Duration::from_secs(3);
+
+/// The payloads of a scan, or a message saying nothing was found `where`.
+fn found(scan: countersign_core::qr::Scan, place: &str, hint: &str) -> Result<Vec<String>> {
     if scan.payloads.is_empty() {
         return Err(bad_input(if scan.out_of_time {
-            "no QR code found in time: try a sharper or closer image"
+            format!("no QR code found {place} in time: {hint}")
         } else {
-            "no QR code found in the image"
+            format!("no QR code found {place}")
         }));
     }
     Ok(scan.payloads)

@@ -24,6 +24,7 @@ pub fn with_commands<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Bu
         commands::preview,
         commands::add,
         commands::scan_image,
+        commands::scan_screen,
         commands::rename,
         commands::move_account,
         commands::remove,

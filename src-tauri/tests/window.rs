@@ -1,8 +1,9 @@
 //! The real app in a real window: Xvfb + tauri-driver + WebKitWebDriver,
 //! against a real server on loopback. First run, an OTP account whose code
-//! agrees with oathtool, enrollment from a QR image file, a number-matching
-//! push answered wrong then right, lock and unlock. Screenshots of each
-//! screen go to `target/screenshots/` at desktop size and at 360×740.
+//! agrees with oathtool, an account read off the screen, enrollment from a
+//! QR image file, a number-matching push answered wrong then right, lock and
+//! unlock. Screenshots of each screen go to `target/screenshots/` at desktop
+//! size and at 360×740.
 
 // Test support: a failed step should stop the test right there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,10 +15,13 @@ use std::process::Command;
 use std::time::Instant;
 
 use common::webdriver::{xvfb, Session};
+use common::x11::QrWindow;
 use common::{Server, PASSCODE};
 use serde_json::json;
 
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+const SCREEN_URI: &str =
+    "otpauth://totp/ALEA:screen%40alacop.gov?secret=GEZDGNBVGY3TQOJQ&issuer=ALEA";
 
 fn shown(id: &str) -> String {
     format!("!document.getElementById('{id}').hidden")
@@ -110,6 +114,25 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
         "window {shown_code}, oathtool {before}/{after}"
     );
 
+    // An account read off the screen: the code is in another window, as
+    // on a sign-in page beside the app.
+    let _qr = QrWindow::show(&display, SCREEN_URI, 920, 40);
+    s.click("#btn-add");
+    s.wait_for(&shown("screen-add"), "the add screen");
+    s.click("#btn-screen");
+    s.wait_for(&shown("preview"), "the preview of the code on the screen");
+    assert!(
+        s.text("#preview-list").contains("screen@alacop.gov"),
+        "{} {}",
+        s.text("#preview-list"),
+        s.text("#add-error")
+    );
+    s.click("#btn-confirm-add");
+    s.wait_for(
+        "document.querySelectorAll('#account-list .account').length == 2",
+        "the account from the screen",
+    );
+
     // Enrollment from the server's QR code as an image file.
     let png = server.tmp.path().join("enroll.png");
     let out = server
@@ -134,7 +157,7 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     s.type_into("#preview-pass", PASSCODE);
     s.click("#btn-confirm-add");
     s.wait_for(
-        "document.querySelectorAll('#account-list .account').length == 2",
+        "document.querySelectorAll('#account-list .account').length == 3",
         "the push account",
     );
     shots.take(&s, "3-accounts");
@@ -207,6 +230,6 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
             "return document.querySelectorAll('#account-list .account').length;",
             json!([])
         ),
-        json!(2)
+        json!(3)
     );
 }

@@ -26,6 +26,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The screen could not be captured here.
+    #[error("{0}: add the account from an image file or the camera instead")]
+    ScreenUnavailable(String),
     /// The worker thread of a scan stopped unexpectedly.
     #[error("the QR scanner stopped unexpectedly")]
     ScannerStopped,
@@ -97,6 +100,7 @@ impl Error {
             Error::Core(_) => "invalid_input",
             Error::File { .. } => "file",
             Error::Image { .. } => "image",
+            Error::ScreenUnavailable(_) => "screen",
             Error::ScannerStopped => "scanner",
             Error::NoVault(_) => "no_vault",
             Error::VaultExists(_) => "vault_exists",

@@ -21,6 +21,7 @@ pub mod inbox;
 pub mod intake;
 pub mod push;
 pub mod scanner;
+pub mod screen;
 pub mod vault;
 
 pub use error::Error;

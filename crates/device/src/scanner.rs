@@ -5,23 +5,46 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use countersign_core::qr::{self, Scan};
+use image::GrayImage;
+use zeroize::Zeroize;
 
 use crate::Error;
 
 /// How long a scan may take by default before it answers "no QR code found".
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(1);
 
-/// Scans image bytes (PNG or JPEG) on a worker thread. The core checks the
-/// budget between steps; should one step still overrun, the caller gets
-/// its answer at the budget (plus a grace of a quarter of it) and the
-/// worker's late result is dropped.
+/// Scans image bytes (PNG or JPEG) on a worker thread, within `budget`.
 pub fn scan_bytes(bytes: Vec<u8>, budget: Duration) -> Result<Scan, Error> {
+    on_worker(budget, move |out_of_time| {
+        qr::scan_bytes(&bytes, out_of_time)
+    })
+}
+
+/// Scans a grey frame (a camera frame or a screen capture) on a worker
+/// thread, within `budget`. The frame is wiped afterwards; the scanner's
+/// working copies of it are freed but not wiped.
+pub fn scan_frame(frame: GrayImage, budget: Duration) -> Result<Scan, Error> {
+    on_worker(budget, move |out_of_time| {
+        let scan = qr::scan(&frame, out_of_time);
+        frame.into_raw().zeroize();
+        Ok(scan)
+    })
+}
+
+/// Runs a scan on a worker thread. The core checks the budget between
+/// steps; should one step still overrun, the caller gets its answer at the
+/// budget (plus a grace of a quarter of it) and the worker's late result is
+/// dropped.
+fn on_worker<F>(budget: Duration, scan: F) -> Result<Scan, Error>
+where
+    F: FnOnce(&dyn Fn() -> bool) -> Result<Scan, countersign_core::Error> + Send + 'static,
+{
     let (tx, rx) = mpsc::channel();
     let start = Instant::now();
     std::thread::Builder::new()
         .name("qr-scan".into())
         .spawn(move || {
-            let result = qr::scan_bytes(&bytes, &|| start.elapsed() >= budget);
+            let result = scan(&|| start.elapsed() >= budget);
             // The receiver may have given up already; nothing to do then.
             let _ = tx.send(result);
         })

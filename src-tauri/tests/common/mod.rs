@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod webdriver;
+pub mod x11;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
