@@ -7,13 +7,17 @@ cd "$(dirname "$0")"
 
 apt_need $APT_BUILD $APT_TAURI $APT_TEST
 rust_need
-cargo_tool_need tauri-driver tauri-driver
+cargo_tool_need tauri-driver tauri-driver "^2"
+cargo_tool_need tauri-cli cargo-tauri "^2"
 
 say "Checking formatting (cargo fmt --check)"
 cargo fmt --all -- --check
 
 say "Linting (cargo clippy, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "Packaging the app as a .deb (Tauri bundler, debug build) for the package test"
+(cd src-tauri && cargo tauri build --debug --bundles deb --ci --no-binary-patching -- --locked)
 
 say "Running all tests (cargo test --workspace; the app's window tests run under Xvfb)"
 cargo test --workspace --locked

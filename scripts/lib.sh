@@ -41,13 +41,14 @@ rust_need() {
   done
 }
 
-# cargo_tool_need CRATE BIN: installs a Rust tool from crates.io if missing
-# (tauri-driver drives the app's window in the end-to-end tests).
+# cargo_tool_need CRATE BIN [VERSION]: installs a Rust tool from crates.io if missing
+# (tauri-driver drives the app's window in the end-to-end tests; tauri-cli
+# bundles the app as a .deb).
 cargo_tool_need() {
   if command -v "$2" >/dev/null 2>&1 || [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/$2" ]; then
     say "Rust tool present: $2"
     return 0
   fi
-  say "Installing $1 from crates.io (cargo install --locked $1)"
-  cargo install --locked "$1"
+  say "Installing $1 ${3:-} from crates.io (cargo install --locked; a few minutes)"
+  cargo install --locked "$1" ${3:+--version "$3"}
 }

@@ -264,4 +264,22 @@ fn number_matching_push_is_approved_with_the_number_and_passcode() {
     );
     let history = call(&w, "history", json!({})).unwrap();
     assert_eq!(history[0]["result"], "approved");
+
+    // "I can't see the number" denies; "Report" blocks further requests.
+    for (decision, verdict) in [("cannot_see", "denied"), ("report", "reported")] {
+        let (_, mut push, _) = server.push();
+        let r = wait_for_request(&w);
+        let answer = call(
+            &w,
+            "answer",
+            json!({"id": r["id"], "decision": decision, "passcode": PASSCODE}),
+        )
+        .unwrap();
+        assert_eq!(answer["status"], verdict);
+        assert_eq!(push.wait().unwrap().code(), Some(1), "{decision}");
+    }
+    let blocked = server.command(&["push", "cs0101"]).output().unwrap();
+    assert!(!blocked.status.success());
+    let said = String::from_utf8_lossy(&blocked.stderr);
+    assert!(said.contains("blocked"), "{said}");
 }

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use common::webdriver::{xvfb, Session};
 use common::x11::QrWindow;
-use common::{Server, PASSCODE};
+use common::{free_port, Server, PASSCODE};
 use serde_json::json;
 
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
@@ -60,11 +60,7 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     let server = Server::start();
     let (display, _xvfb) = xvfb();
     let home = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let app = PathBuf::from(env!("CARGO_BIN_EXE_countersign-app"));
     let s = Session::start(&app, &display, port, &[("COUNTERSIGN_HOME", home.path())]);
     let shots = Shots::new();

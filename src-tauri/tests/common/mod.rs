@@ -27,13 +27,22 @@ impl Drop for Server {
     }
 }
 
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The server binary beside the app's.
 pub fn server_bin() -> PathBuf {
     let bin =
         PathBuf::from(env!("CARGO_BIN_EXE_countersign-app")).with_file_name("countersign-server");
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo test --workspace`",
+        "{} is missing: build the workspace (cargo test --workspace)",
         bin.display()
     );
     bin
@@ -42,15 +51,16 @@ pub fn server_bin() -> PathBuf {
 impl Server {
     /// Starts it and waits until it answers.
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// Starts it with `config` added to its TOML file.
+    pub fn start_with(config: &str) -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         std::fs::write(
             tmp.path().join("server.toml"),
-            format!("listen = \"127.0.0.1:{port}\"\n"),
+            format!("listen = \"127.0.0.1:{port}\"\n{config}"),
         )
         .unwrap();
         let cmd = |args: &[&str]| {

@@ -65,13 +65,24 @@ pub fn xvfb() -> (String, Proc) {
 pub struct Session {
     http: reqwest::blocking::Client,
     base: String,
-    _driver: Proc,
+    driver: Proc,
 }
 
 impl Session {
     /// Starts tauri-driver on `port` (WebKitWebDriver on `port + 1`) and
     /// opens the app at `app` with `env` set.
     pub fn start(app: &Path, display: &str, port: u16, env: &[(&str, &Path)]) -> Self {
+        Self::start_timed(app, display, port, env).0
+    }
+
+    /// [`Session::start`], also returning when the app was asked to start
+    /// (after the driver is up).
+    pub fn start_timed(
+        app: &Path,
+        display: &str,
+        port: u16,
+        env: &[(&str, &Path)],
+    ) -> (Self, Instant) {
         let driver = home_bin("tauri-driver");
         // What the driver and the app print, for a failed run to be read.
         let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tauri-driver.log");
@@ -111,6 +122,7 @@ impl Session {
         }
         let caps =
             json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}});
+        let launched = Instant::now();
         let v: Value = http
             .post(format!("{base}/session"))
             .json(&caps)
@@ -122,11 +134,17 @@ impl Session {
             .as_str()
             .unwrap_or_else(|| panic!("no session: {v}; see {}", log_path.display()))
             .to_string();
-        Session {
+        let session = Session {
             http,
             base: format!("{base}/session/{id}"),
-            _driver: driver,
-        }
+            driver,
+        };
+        (session, launched)
+    }
+
+    /// The driver's process id; the app runs below it.
+    pub fn driver_pid(&self) -> u32 {
+        self.driver.0.id()
     }
 
     fn send(&self, method: &str, path: &str, body: Value) -> Value {

@@ -1,0 +1,150 @@
+//! The Debian package the Tauri bundler makes (`cargo tauri build --debug
+//! --bundles deb`, which ./test.sh runs before the tests): its metadata and
+//! files; then installed with dpkg, the installed app opens in a real
+//! window and creates its vault; then it is removed again.
+//!
+//! Installing needs root (or sudo without a password). The test refuses to
+//! touch a machine where the package is installed already.
+
+// Test support: a failed step should stop the test right there.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::webdriver::{xvfb, Session};
+use common::{free_port, PASSCODE};
+
+const PACKAGE: &str = "countersign";
+const INSTALLED: &str = "/usr/bin/countersign-app";
+
+fn deb() -> PathBuf {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_countersign-app"))
+        .with_file_name("bundle/deb")
+        .join(format!(
+            "Countersign_{}_{arch}.deb",
+            env!("CARGO_PKG_VERSION")
+        ));
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo tauri build --debug --bundles deb` in src-tauri (./test.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// dpkg as root: directly, or through sudo when it needs no password.
+fn dpkg_as_root(args: &[&str]) -> Output {
+    let root = text(&run("id", &["-u"])).trim() == "0";
+    let out = if root {
+        run("dpkg", args)
+    } else {
+        let mut with = vec!["-n", "dpkg"];
+        with.extend_from_slice(args);
+        run("sudo", &with)
+    };
+    assert!(
+        out.status.success(),
+        "dpkg {args:?} failed (installing needs root or password-less sudo): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn installed() -> bool {
+    text(&run("dpkg-query", &["-W", "-f=${Status}", PACKAGE])).contains("install ok installed")
+}
+
+/// Removes the package when the test ends, passed or failed.
+struct Installation;
+
+impl Drop for Installation {
+    fn drop(&mut self) {
+        if installed() {
+            dpkg_as_root(&["-r", PACKAGE]);
+        }
+    }
+}
+
+#[test]
+fn the_deb_installs_runs_and_removes_cleanly() {
+    let deb = deb();
+    let deb_str = deb.to_str().unwrap();
+
+    let fields = text(&run(
+        "dpkg-deb",
+        &["-f", deb_str, "Package", "Version", "Depends"],
+    ));
+    assert!(fields.contains(&format!("Package: {PACKAGE}")), "{fields}");
+    assert!(
+        fields.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))),
+        "{fields}"
+    );
+    assert!(fields.contains("libwebkit2gtk-4.1-0"), "{fields}");
+    let files = text(&run("dpkg-deb", &["-c", deb_str]));
+    for want in [
+        "usr/bin/countersign-app",
+        "usr/share/applications/Countersign.desktop",
+        "usr/share/icons/hicolor/128x128/apps/countersign-app.png",
+    ] {
+        assert!(
+            files.lines().any(|l| l.trim_end().ends_with(want)),
+            "{want} is not in the package:\n{files}"
+        );
+    }
+
+    assert!(
+        !installed(),
+        "{PACKAGE} is installed on this machine already; the test would replace it. Remove it first (dpkg -r {PACKAGE})."
+    );
+    let _installation = Installation;
+    dpkg_as_root(&["-i", deb_str]);
+    assert!(installed(), "dpkg did not record the installation");
+    assert!(Path::new(INSTALLED).exists());
+
+    // The installed app opens in a window and creates its vault.
+    let (display, _xvfb) = xvfb();
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let s = Session::start(
+        Path::new(INSTALLED),
+        &display,
+        port,
+        &[("COUNTERSIGN_HOME", home.path())],
+    );
+    s.wait_for(
+        "!document.getElementById('screen-first').hidden",
+        "the first-run screen",
+    );
+    s.type_into("#first-pass", PASSCODE);
+    s.type_into("#first-confirm", PASSCODE);
+    s.click("#form-first button[type=submit]");
+    s.wait_for(
+        "!document.getElementById('screen-main').hidden",
+        "the account list",
+    );
+    assert!(home.path().join("vault.db").exists());
+    drop(s);
+
+    dpkg_as_root(&["-r", PACKAGE]);
+    assert!(!installed());
+    assert!(!Path::new(INSTALLED).exists(), "removal left the binary");
+}
