@@ -51,8 +51,11 @@ fn main() {
     std::thread::sleep(Duration::from_secs(5));
     let memory = Memory::of_app_below(s.driver_pid());
     println!(
-        "idle memory, 20 accounts: app {:.0} MB RSS; app + WebKit {:.0} MB RSS, {:.0} MB PSS",
+        "idle memory, 20 accounts: app {:.0} MB RSS, {:.0} MB PSS, {:.0} MB private heap; \
+         app + WebKit {:.0} MB RSS, {:.0} MB PSS",
         mb(memory.app_rss),
+        mb(memory.app_pss),
+        mb(memory.app_anon),
         mb(memory.total_rss),
         mb(memory.total_pss)
     );
@@ -182,6 +185,8 @@ fn mb(bytes: u64) -> f64 {
 /// Memory of the app process and everything it started.
 struct Memory {
     app_rss: u64,
+    app_pss: u64,
+    app_anon: u64,
     total_rss: u64,
     total_pss: u64,
 }
@@ -221,6 +226,8 @@ impl Memory {
         let tree = below(app);
         Memory {
             app_rss: field(app, "Rss:"),
+            app_pss: field(app, "Pss:"),
+            app_anon: field(app, "Anonymous:"),
             total_rss: tree.iter().map(|p| field(*p, "Rss:")).sum(),
             total_pss: tree.iter().map(|p| field(*p, "Pss:")).sum(),
         }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use countersign_core::api::{ActivateRequest, ActivateResponse, ErrorBody, Verdict};
 use countersign_core::pin::PinnedVerifier;
 use countersign_core::protocol::{ChallengeEnvelope, Receipt, Response};
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncReadExt;
 
 use crate::Error;
 
@@ -101,12 +103,15 @@ impl ServerClient {
         Self::check(resp).await?.json().await.map_err(network)
     }
 
-    /// The live challenge stream (server-sent events).
+    /// The live challenge stream. The device asks for the upgraded
+    /// connection (`Upgrade: countersign-events`, see PROTOCOL.md), which
+    /// costs the server less per device; a server that answers with plain
+    /// server-sent events is read the same way.
     pub async fn stream(
         &self,
         device_id: &str,
         token: &str,
-    ) -> Result<impl Stream<Item = Result<ChallengeEnvelope, Error>> + use<>, Error> {
+    ) -> Result<BoxStream<'static, Result<ChallengeEnvelope, Error>>, Error> {
         let resp = self
             .http
             .get(format!(
@@ -115,11 +120,20 @@ impl ServerClient {
             ))
             .bearer_auth(token)
             .header("accept", "text/event-stream")
+            .header("connection", "upgrade")
+            .header("upgrade", EVENTS_UPGRADE)
             .send()
             .await
             .map_err(network)?;
-        let bytes = Self::check(resp).await?.bytes_stream();
-        Ok(sse_events(bytes))
+        if resp.status() == reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            let io = resp.upgrade().await.map_err(network)?;
+            return Ok(sse_events(read_chunks(io).boxed()).boxed());
+        }
+        let bytes = Self::check(resp)
+            .await?
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(network));
+        Ok(sse_events(bytes).boxed())
     }
 
     /// Posts a signed message about a challenge to `.../challenges/{id}/{what}`.
@@ -174,23 +188,48 @@ impl ServerClient {
 }
 
 /// Parses `challenge` events out of a server-sent-events byte stream.
-fn sse_events<S, B>(bytes: S) -> impl Stream<Item = Result<ChallengeEnvelope, Error>>
+/// The `Upgrade` token of the challenge stream.
+pub const EVENTS_UPGRADE: &str = "countersign-events";
+
+/// The bytes of an upgraded connection, as they arrive.
+fn read_chunks<R>(io: R) -> impl Stream<Item = Result<Vec<u8>, Error>> + Send
 where
-    S: Stream<Item = Result<B, reqwest::Error>> + Unpin,
+    R: tokio::io::AsyncRead + Unpin + Send,
+{
+    futures_util::stream::unfold(Some(io), |io| async move {
+        let mut io = io?;
+        let mut buf = vec![0u8; 4096];
+        match io.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(buf), Some(io)))
+            }
+            Err(e) => Some((Err(Error::Network(e.to_string())), None)),
+        }
+    })
+}
+
+/// Splits an event stream into challenge envelopes. Bytes are gathered
+/// until a blank line ends an event, so a character split across two reads
+/// stays whole.
+fn sse_events<S, B>(bytes: S) -> impl Stream<Item = Result<ChallengeEnvelope, Error>> + Send
+where
+    S: Stream<Item = Result<B, Error>> + Unpin + Send,
     B: AsRef<[u8]>,
 {
-    futures_util::stream::unfold((bytes, String::new()), |(mut bytes, mut buf)| async move {
+    futures_util::stream::unfold((bytes, Vec::new()), |(mut bytes, mut buf)| async move {
         loop {
-            if let Some(end) = buf.find("\n\n") {
-                let block: String = buf.drain(..end + 2).collect();
-                if let Some(env) = parse_event(&block) {
+            if let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = buf.drain(..end + 2).collect();
+                if let Some(env) = parse_event(&String::from_utf8_lossy(&block)) {
                     return Some((env, (bytes, buf)));
                 }
                 continue;
             }
             match bytes.next().await {
-                Some(Ok(chunk)) => buf.push_str(&String::from_utf8_lossy(chunk.as_ref())),
-                Some(Err(e)) => return Some((Err(network(e)), (bytes, buf))),
+                Some(Ok(chunk)) => buf.extend_from_slice(chunk.as_ref()),
+                Some(Err(e)) => return Some((Err(e), (bytes, buf))),
                 None => return None,
             }
             if buf.len() > 1 << 20 {
@@ -198,7 +237,7 @@ where
                     Err(Error::Network(
                         "event stream sent an over-long event".into(),
                     )),
-                    (bytes, String::new()),
+                    (bytes, Vec::new()),
                 ));
             }
         }
@@ -224,6 +263,38 @@ fn parse_event(block: &str) -> Option<Result<ChallengeEnvelope, Error>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn events_split_anywhere_arrive_whole() {
+        use countersign_core::protocol::{Challenge, ChallengeKind};
+        let key = countersign_core::SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+        let challenge = Challenge {
+            id: "c1".into(),
+            device_id: "d".into(),
+            account: "a".into(),
+            application: "Dossier pénal".into(),
+            ip: String::new(),
+            location: "Montréal".into(),
+            kind: ChallengeKind::SignIn,
+            created_at: 0,
+            expires_at: 60,
+        };
+        let envelope = ChallengeEnvelope::sign(challenge, 0, &key);
+        let json = serde_json::to_string(&envelope).unwrap();
+        let text = format!(":\n\nevent: challenge\nid: c1\ndata: {json}\n\n");
+        let bytes = text.as_bytes();
+        // Every split point, including inside the two-byte letters.
+        for cut in 1..bytes.len() {
+            let chunks = vec![Ok(bytes[..cut].to_vec()), Ok(bytes[cut..].to_vec())];
+            let got: Vec<_> = sse_events(futures_util::stream::iter(chunks))
+                .collect()
+                .await;
+            assert_eq!(got.len(), 1, "cut at {cut}");
+            let got = got[0].as_ref().unwrap();
+            assert_eq!(got.challenge.application, "Dossier pénal", "cut at {cut}");
+            assert_eq!(got.challenge.location, "Montréal", "cut at {cut}");
+        }
+    }
 
     #[test]
     fn keep_alive_comments_are_skipped_and_bad_json_reported() {

@@ -26,6 +26,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::events;
 use crate::push::Origin;
 use crate::state::sha256;
 use crate::{now, Error, Server};
@@ -196,6 +197,7 @@ async fn device_challenges(
     Path(id): Path<String>,
     Query(q): Query<Wait>,
     headers: HeaderMap,
+    mut request: Request,
 ) -> Result<Response, ApiError> {
     let now = now();
     s.authenticate_device(&id, bearer(&headers), now)?;
@@ -203,10 +205,16 @@ async fn device_challenges(
     // between is missed; duplicates are filtered by id.
     let mut rx = s.hub.subscribe(&id);
     let pending = s.pending_envelopes(&id, now)?;
+    if events::wants_upgrade(&headers) {
+        let envelopes = challenge_events(s, id, rx, pending);
+        return events::upgrade(&mut request, envelopes).ok_or_else(|| {
+            Error::invalid("no_upgrade", "this connection cannot be upgraded").into()
+        });
+    }
     if wants_events(&headers) {
-        let stream = challenge_events(s, id, rx, pending);
+        let stream = challenge_events(s, id, rx, pending).map(|e| Ok::<_, Infallible>(event(&e)));
         return Ok(Sse::new(stream)
-            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            .keep_alive(KeepAlive::new().interval(events::KEEP_ALIVE))
             .into_response());
     }
     if !pending.is_empty() || q.wait == 0 {
@@ -221,14 +229,16 @@ async fn device_challenges(
     Ok(Json(got).into_response())
 }
 
+/// The envelopes a device stream carries: the pending ones, then each new
+/// one, each once.
 fn challenge_events(
     s: Arc<Server>,
     device_id: String,
     rx: tokio::sync::broadcast::Receiver<Arc<countersign_core::protocol::Challenge>>,
     pending: Vec<ChallengeEnvelope>,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+) -> impl Stream<Item = ChallengeEnvelope> + Send + 'static {
     let seen: HashSet<String> = pending.iter().map(|e| e.challenge.id.clone()).collect();
-    let first = stream::iter(pending.into_iter().map(|e| Ok(event(&e))));
+    let first = stream::iter(pending);
     let live = stream::unfold(
         (s, device_id, rx, seen),
         |(s, device_id, mut rx, mut seen)| async move {
@@ -241,10 +251,9 @@ fn challenge_events(
                         .unwrap_or_default(),
                     Err(RecvError::Closed) => return None,
                 };
-                let fresh: Vec<Result<Event, Infallible>> = envelopes
-                    .iter()
+                let fresh: Vec<ChallengeEnvelope> = envelopes
+                    .into_iter()
                     .filter(|e| seen.insert(e.challenge.id.clone()))
-                    .map(|e| Ok(event(e)))
                     .collect();
                 if !fresh.is_empty() {
                     return Some((stream::iter(fresh), (s, device_id, rx, seen)));
@@ -259,7 +268,7 @@ fn challenge_events(
 fn event(e: &ChallengeEnvelope) -> Event {
     let data = serde_json::to_string(e).unwrap_or_default();
     Event::default()
-        .event("challenge")
+        .event(events::CHALLENGE)
         .id(e.challenge.id.clone())
         .data(data)
 }

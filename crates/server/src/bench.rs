@@ -18,6 +18,7 @@ use countersign_core::protocol::{ChallengeEnvelope, Decision, Response};
 use countersign_core::SigningKey;
 use futures_util::StreamExt;
 use ring::rand::SystemRandom;
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
@@ -38,6 +39,9 @@ pub struct BenchOptions {
     pub duration: Duration,
     /// Idle streams for the memory phase (0: skip).
     pub idle_streams: usize,
+    /// Streams ask for the upgraded connection (as devices do) rather than
+    /// plain server-sent events.
+    pub upgrade: bool,
 }
 
 struct Device {
@@ -189,6 +193,7 @@ async fn drive(
             http.clone(),
             base.clone(),
             d.clone(),
+            opts.upgrade,
             Some(tx),
         )));
     }
@@ -234,7 +239,14 @@ async fn drive(
             format!("{:.2} ms", d.as_secs_f64() * 1000.0)
         })
     };
-    println!("push round trips (create → delivered over SSE → signed approval → approved), TLS on loopback");
+    let transport = if opts.upgrade {
+        "the upgraded stream"
+    } else {
+        "plain SSE"
+    };
+    println!(
+        "push round trips (create → delivered over {transport} → signed approval → approved), TLS on loopback"
+    );
     println!("  devices connected:   {}", opts.devices);
     println!("  in flight:           {}", opts.concurrency);
     println!(
@@ -271,6 +283,7 @@ async fn drive(
                     http.clone(),
                     base.clone(),
                     (*d).clone(),
+                    opts.upgrade,
                     None,
                 )));
             }
@@ -302,32 +315,58 @@ async fn drive(
     Ok(())
 }
 
-/// Holds a device's SSE stream; forwards envelopes to the worker if asked.
+/// Holds a device's challenge stream (upgraded or plain SSE); forwards
+/// envelopes to the worker if asked.
 async fn stream_device(
     http: reqwest::Client,
     base: String,
     d: Arc<Device>,
+    upgrade: bool,
     tx: Option<mpsc::Sender<ChallengeEnvelope>>,
 ) {
-    let resp = http
+    let mut req = http
         .get(format!("{base}/api/v1/devices/{}/challenges", d.id))
         .bearer_auth(&d.token)
         .header("accept", "text/event-stream")
-        .timeout(Duration::from_secs(3600))
-        .send()
-        .await;
-    let Ok(resp) = resp else { return };
-    let mut bytes = resp.bytes_stream();
-    let mut buf = String::new();
-    while let Some(Ok(chunk)) = bytes.next().await {
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
+        .timeout(Duration::from_secs(3600));
+    if upgrade {
+        req = req
+            .header("connection", "upgrade")
+            .header("upgrade", crate::events::UPGRADE);
+    }
+    let Ok(resp) = req.send().await else { return };
+    let mut buf = Vec::new();
+    let mut deliver = |chunk: &[u8]| {
+        buf.extend_from_slice(chunk);
+        let mut found = Vec::new();
+        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+            let block: Vec<u8> = buf.drain(..end + 2).collect();
+            let block = String::from_utf8_lossy(&block);
             let data = block.lines().find_map(|l| l.strip_prefix("data: "));
-            if let (Some(tx), Some(data)) = (&tx, data) {
-                if let Ok(env) = serde_json::from_str::<ChallengeEnvelope>(data) {
-                    let _ = tx.send(env).await;
-                }
+            if let Some(env) = data.and_then(|d| serde_json::from_str(d).ok()) {
+                found.push(env);
+            }
+        }
+        found
+    };
+    let mut chunks = if resp.status() == reqwest::StatusCode::SWITCHING_PROTOCOLS {
+        let Ok(io) = resp.upgrade().await else { return };
+        futures_util::stream::unfold(io, |mut io| async move {
+            let mut chunk = vec![0u8; 4096];
+            let n = io.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+            chunk.truncate(n);
+            Some((chunk, io))
+        })
+        .boxed()
+    } else {
+        resp.bytes_stream()
+            .filter_map(|chunk| async move { chunk.ok().map(|c| c.to_vec()) })
+            .boxed()
+    };
+    while let Some(chunk) = chunks.next().await {
+        for env in deliver(&chunk) {
+            if let Some(tx) = &tx {
+                let _ = tx.send(env).await;
             }
         }
     }

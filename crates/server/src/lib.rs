@@ -10,6 +10,7 @@ pub mod bench;
 pub mod config;
 pub mod datadir;
 mod error;
+pub mod events;
 pub mod push;
 pub mod serve;
 pub mod state;

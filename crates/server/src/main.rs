@@ -90,6 +90,10 @@ enum Command {
         /// Idle streams for the memory figure (0 to skip).
         #[arg(long, default_value_t = 10_000)]
         idle_streams: usize,
+        /// Hold plain server-sent-event streams (as browsers do) instead of
+        /// the upgraded streams devices use.
+        #[arg(long)]
+        sse: bool,
     },
     /// Read the audit log, or verify its hash chain.
     Audit {
@@ -211,6 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         concurrency,
         seconds,
         idle_streams,
+        sse,
     } = cli.command
     {
         init_logging(false);
@@ -219,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             concurrency: concurrency.max(1),
             duration: Duration::from_secs(seconds),
             idle_streams,
+            upgrade: !sse,
         };
         countersign_server::bench::run(&opts)?;
         return Ok(ExitCode::SUCCESS);

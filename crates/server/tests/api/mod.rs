@@ -150,6 +150,69 @@ async fn challenge_arrives_over_sse_and_long_poll_without_the_number() {
 }
 
 #[tokio::test]
+async fn challenge_arrives_on_the_upgraded_stream_and_a_closed_one_is_let_go() {
+    use tokio::io::AsyncReadExt;
+    let ts = TestServer::start().await;
+    ts.add_user("cs0103");
+    let dev = ts.enroll("cs0103").await;
+    let device_id = dev.activation.device_id.clone();
+
+    let resp = ts
+        .http
+        .get(dev.challenges_url(&ts))
+        .bearer_auth(&dev.activation.channel_token)
+        .header("connection", "upgrade")
+        .header("upgrade", countersign_server::events::UPGRADE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    assert_eq!(resp.headers()["upgrade"], "countersign-events");
+    let mut io = resp.upgrade().await.unwrap();
+    assert_eq!(ts.server.hub.connected(&device_id), 1);
+
+    let (id, _number) = ts.push_ok("cs0103").await;
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !text.windows(2).any(|w| w == b"\n\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), io.read(&mut chunk))
+            .await
+            .expect("an event within 10 s")
+            .unwrap();
+        assert!(n > 0, "the server closed the stream");
+        text.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.starts_with("event: challenge\n"), "{text}");
+    let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    let envelope: countersign_core::protocol::ChallengeEnvelope =
+        serde_json::from_str(data).unwrap();
+    assert_eq!(envelope.challenge.id, id);
+    envelope
+        .verify(&dev.server_key)
+        .expect("signed by the server");
+
+    // A device that hangs up is let go at once, not at the next keep-alive.
+    drop(io);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while ts.server.hub.connected(&device_id) > 0 {
+        assert!(std::time::Instant::now() < deadline, "the stream was kept");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Without the token there is no stream, upgraded or not.
+    let refused = ts
+        .http
+        .get(dev.challenges_url(&ts))
+        .header("connection", "upgrade")
+        .header("upgrade", countersign_server::events::UPGRADE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+}
+
+#[tokio::test]
 async fn approve_deny_report_and_wrong_number() {
     let ts = TestServer::start().await;
     ts.add_user("cs0103");
