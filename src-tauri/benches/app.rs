@@ -19,11 +19,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::webdriver::{xvfb, Session};
-use common::{free_port, Server, PASSCODE};
+use common::{Server, PASSCODE};
 use countersign_core::Passcode;
 use countersign_device::intake::Intake;
 use countersign_device::vault::Vault;
+use countersign_testkit::{xvfb, Session};
 use serde_json::json;
 
 const ACCOUNTS: usize = 20;
@@ -106,8 +106,7 @@ fn otp(uri: &str) -> countersign_core::OtpAccount {
 /// Starts the app and unlocks it; returns the session and the time from
 /// the launch to the full account list on the screen.
 fn launch(app: &Path, display: &str, home: &Path) -> (Session, Duration) {
-    let (s, started) =
-        Session::start_timed(app, display, free_port(), &[("COUNTERSIGN_HOME", home)]);
+    let (s, started) = Session::tauri_timed(app, display, &[("COUNTERSIGN_HOME", home)]);
     s.wait_for(
         "!document.getElementById('screen-lock').hidden",
         "the lock screen",

@@ -14,8 +14,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::webdriver::{xvfb, Session};
-use common::{free_port, PASSCODE};
+use common::PASSCODE;
+use countersign_testkit::{xvfb, Session};
 
 const PACKAGE: &str = "countersign";
 const INSTALLED: &str = "/usr/bin/countersign-app";
@@ -123,11 +123,9 @@ fn the_deb_installs_runs_and_removes_cleanly() {
     // The installed app opens in a window and creates its vault.
     let (display, _xvfb) = xvfb();
     let home = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let s = Session::start(
+    let s = Session::tauri(
         Path::new(INSTALLED),
         &display,
-        port,
         &[("COUNTERSIGN_HOME", home.path())],
     );
     s.wait_for(

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use common::webdriver::{xvfb, Session};
 use common::x11::QrWindow;
-use common::{free_port, Server, PASSCODE};
+use common::{Server, PASSCODE};
+use countersign_testkit::{xvfb, Session};
 use serde_json::json;
 
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
@@ -60,9 +60,8 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     let server = Server::start();
     let (display, _xvfb) = xvfb();
     let home = tempfile::tempdir().unwrap();
-    let port = free_port();
     let app = PathBuf::from(env!("CARGO_BIN_EXE_countersign-app"));
-    let s = Session::start(&app, &display, port, &[("COUNTERSIGN_HOME", home.path())]);
+    let s = Session::tauri(&app, &display, &[("COUNTERSIGN_HOME", home.path())]);
     let shots = Shots::new();
 
     // First run: choose the passcode.

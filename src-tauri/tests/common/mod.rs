@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-pub mod webdriver;
 pub mod x11;
 
 use std::io::{BufRead, BufReader};
@@ -27,15 +26,6 @@ impl Drop for Server {
     }
 }
 
-/// A loopback port nobody listens on now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The server binary beside the app's.
 pub fn server_bin() -> PathBuf {
     let bin =
@@ -57,7 +47,7 @@ impl Server {
     /// Starts it with `config` added to its TOML file.
     pub fn start_with(config: &str) -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = countersign_testkit::free_port();
         std::fs::write(
             tmp.path().join("server.toml"),
             format!("listen = \"127.0.0.1:{port}\"\n{config}"),

@@ -1,67 +1,16 @@
-//! A small W3C WebDriver client (the few commands the window tests use),
-//! plus the Xvfb display and `tauri-driver` it talks through.
+//! A small W3C WebDriver client: the few commands the end-to-end tests
+//! use, on a session opened through tauri-driver (the app) or chromedriver
+//! (headless chromium).
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// A process, with all it started, killed when the test ends.
-pub struct Proc(Child);
+use crate::process::{cargo_bin, free_port, wait_for_port, Proc};
 
-impl Proc {
-    /// Spawns `cmd` as the leader of a new process group, so that what it
-    /// starts (tauri-driver starts WebKitWebDriver and the app) dies with it.
-    pub fn spawn(cmd: &mut Command) -> std::io::Result<Self> {
-        cmd.process_group(0).spawn().map(Proc)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts Xvfb on a free display number; returns it and the process.
-pub fn xvfb() -> (String, Proc) {
-    for n in 90..140 {
-        if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            || Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        {
-            continue;
-        }
-        let display = format!(":{n}");
-        let proc = Proc::spawn(
-            Command::new("Xvfb")
-                .args([
-                    display.as_str(),
-                    "-screen",
-                    "0",
-                    "1280x900x24",
-                    "-nolisten",
-                    "tcp",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )
-        .expect("Xvfb is missing: ./test.sh installs it (Debian package xvfb)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-            assert!(Instant::now() < deadline, "Xvfb did not start on {display}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        return (display, proc);
-    }
-    panic!("no free X display number");
-}
-
-/// A WebDriver session on the app, through tauri-driver.
+/// A WebDriver session.
 pub struct Session {
     http: reqwest::blocking::Client,
     base: String,
@@ -69,45 +18,76 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts tauri-driver on `port` (WebKitWebDriver on `port + 1`) and
-    /// opens the app at `app` with `env` set.
-    pub fn start(app: &Path, display: &str, port: u16, env: &[(&str, &Path)]) -> Self {
-        Self::start_timed(app, display, port, env).0
+    /// Starts tauri-driver (WebKitWebDriver beside it) and opens the app at
+    /// `app` on `display`, with `env` set for it.
+    pub fn tauri(app: &Path, display: &str, env: &[(&str, &Path)]) -> Self {
+        Self::tauri_timed(app, display, env).0
     }
 
-    /// [`Session::start`], also returning when the app was asked to start
+    /// [`Session::tauri`], also returning when the app was asked to start
     /// (after the driver is up).
-    pub fn start_timed(
-        app: &Path,
-        display: &str,
-        port: u16,
-        env: &[(&str, &Path)],
-    ) -> (Self, Instant) {
-        let driver = home_bin("tauri-driver");
-        // What the driver and the app print, for a failed run to be read.
-        let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tauri-driver.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut cmd = Command::new(&driver);
+    pub fn tauri_timed(app: &Path, display: &str, env: &[(&str, &Path)]) -> (Self, Instant) {
+        let port = free_port();
+        let native = free_port();
+        let mut cmd = Command::new(cargo_bin("tauri-driver"));
         cmd.args([
             "--port",
             &port.to_string(),
             "--native-port",
-            &(port + 1).to_string(),
+            &native.to_string(),
         ])
         // Not WEBKIT_DISABLE_COMPOSITING_MODE: without compositing, a
         // screenshot after a resize never returns.
-        .env("DISPLAY", display)
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log));
+        .env("DISPLAY", display);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let driver = Proc::spawn(&mut cmd).unwrap_or_else(|e| {
-            panic!(
-                "{} could not start ({e}): ./test.sh installs it (cargo install tauri-driver)",
-                driver.display()
-            )
+        let caps = json!({"tauri:options": {"application": app}});
+        Self::open(
+            cmd,
+            "tauri-driver (cargo install tauri-driver; ./test.sh does)",
+            port,
+            caps,
+        )
+    }
+
+    /// Starts chromedriver and a headless Debian chromium that accepts the
+    /// test server's self-signed certificate.
+    pub fn chromium(width: u32, height: u32) -> Self {
+        let port = free_port();
+        let mut cmd = Command::new("chromedriver");
+        cmd.arg(format!("--port={port}"));
+        let caps = json!({
+            "browserName": "chrome",
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    format!("--window-size={width},{height}"),
+                ],
+            },
         });
+        Self::open(
+            cmd,
+            "chromedriver (Debian chromium-driver; ./test.sh installs it)",
+            port,
+            caps,
+        )
+        .0
+    }
+
+    fn open(mut cmd: Command, what: &str, port: u16, caps: Value) -> (Self, Instant) {
+        // What the driver and the browser print, for a failed run to be read.
+        let log_path = log_path(port);
+        let log = std::fs::File::create(&log_path).unwrap();
+        cmd.stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        let driver =
+            Proc::spawn(&mut cmd).unwrap_or_else(|e| panic!("{what} could not start: {e}"));
         // WebDriver is plain HTTP, but reqwest's client wants a TLS provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::blocking::Client::builder()
@@ -115,17 +95,11 @@ impl Session {
             .build()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tauri-driver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let caps =
-            json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}});
+        wait_for_port(port, what);
         let launched = Instant::now();
         let v: Value = http
             .post(format!("{base}/session"))
-            .json(&caps)
+            .json(&json!({"capabilities": {"alwaysMatch": caps}}))
             .send()
             .unwrap()
             .json()
@@ -144,7 +118,7 @@ impl Session {
 
     /// The driver's process id; the app runs below it.
     pub fn driver_pid(&self) -> u32 {
-        self.driver.0.id()
+        self.driver.id()
     }
 
     fn send(&self, method: &str, path: &str, body: Value) -> Value {
@@ -159,6 +133,19 @@ impl Session {
             panic!("WebDriver {method} {path}: {e}: {}", v["value"]["message"]);
         }
         v["value"].clone()
+    }
+
+    /// Opens `url`.
+    pub fn goto(&self, url: &str) {
+        self.send("POST", "/url", json!({ "url": url }));
+    }
+
+    /// The address of the page shown.
+    pub fn url(&self) -> String {
+        self.send("GET", "/url", json!({}))
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Runs a script in the window and returns its value.
@@ -253,15 +240,7 @@ impl Drop for Session {
     }
 }
 
-fn home_bin(name: &str) -> std::path::PathBuf {
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
-        .unwrap_or_default();
-    let local = cargo_home.join("bin").join(name);
-    if local.exists() {
-        local
-    } else {
-        name.into()
-    }
+/// Where a driver's output goes: the system's temporary folder.
+fn log_path(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("countersign-webdriver-{port}.log"))
 }

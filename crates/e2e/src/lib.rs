@@ -1,0 +1,145 @@
+//! The stack an end-to-end journey runs against: the real
+//! `countersign-server` binary on loopback (HTTPS, self-signed, a temporary
+//! data folder) with one officer, and the `countersign` CLI as that
+//! officer's authenticator (its own temporary home).
+//!
+//! Test support: a failed step panics with what went wrong.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use countersign_testkit::Proc;
+
+/// The passcode of the officer's authenticator.
+pub const PASSCODE: &str = "246810";
+
+/// The server, the officer and the officer's authenticator.
+pub struct Stack {
+    tmp: tempfile::TempDir,
+    port: u16,
+    _server: Proc,
+    /// The officer's temporary password, as `user add` printed it.
+    pub temporary_password: String,
+}
+
+/// A binary of the workspace, beside the test's own `deps` folder:
+/// `cargo test --workspace` builds every binary before running a test.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+impl Stack {
+    /// Starts the server with `username` (Clark Kent, SSN last four 4321).
+    pub fn start(username: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let port = countersign_testkit::free_port();
+        std::fs::write(
+            tmp.path().join("server.toml"),
+            format!("listen = \"127.0.0.1:{port}\"\n"),
+        )
+        .unwrap();
+        let stack_cmd = |args: &[&str]| server_command(tmp.path(), args);
+        let out = stack_cmd(&[
+            "user",
+            "add",
+            username,
+            "--first",
+            "Clark",
+            "--last",
+            "Kent",
+            "--ssn-last4",
+            "4321",
+        ])
+        .output()
+        .unwrap();
+        assert_ok(&out, "user add");
+        let temporary_password = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let server = Proc::spawn(
+            stack_cmd(&["serve"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            || !tmp.path().join("data/server.json").exists()
+        {
+            assert!(Instant::now() < deadline, "the server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Stack {
+            tmp,
+            port,
+            _server: server,
+            temporary_password,
+        }
+    }
+
+    /// The address of a page.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Runs a `countersign-server` subcommand on the stack's data folder.
+    pub fn server(&self, args: &[&str]) -> Output {
+        server_command(self.tmp.path(), args).output().unwrap()
+    }
+
+    /// Runs the officer's `countersign` CLI (passcode from the environment).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let out = Command::new(workspace_bin("countersign"))
+            .arg("--home")
+            .arg(self.tmp.path().join("officer"))
+            .args(args)
+            .env("COUNTERSIGN_PASSCODE", PASSCODE)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_ok(&out, &format!("countersign {args:?}"));
+        out
+    }
+
+    /// A scratch file path in the stack's folder.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// The one request waiting on the officer's authenticator.
+    pub fn pending_request(&self) -> serde_json::Value {
+        let out = self.cli(&["pending", "--json", "--wait", "15"]);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+        list[0].clone()
+    }
+}
+
+fn server_command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(workspace_bin("countersign-server"));
+    c.arg("--data")
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(dir.join("server.toml"))
+        .args(args)
+        .env_remove("COUNTERSIGN_LISTEN");
+    c
+}
+
+/// Panics with the command's error output unless it succeeded.
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
