@@ -9,6 +9,7 @@ apt_need $APT_BUILD $APT_TAURI $APT_TEST
 rust_need
 cargo_tool_need tauri-driver tauri-driver "^2"
 cargo_tool_need tauri-cli cargo-tauri "^2"
+npm_need crates/e2e
 
 say "Checking formatting (cargo fmt --check)"
 cargo fmt --all -- --check

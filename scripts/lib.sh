@@ -52,3 +52,17 @@ cargo_tool_need() {
   say "Installing $1 ${3:-} from crates.io (cargo install --locked; a few minutes)"
   cargo install --locked "$1" ${3:+--version "$3"}
 }
+
+# npm_need DIR: installs DIR's npm packages as its package-lock.json pins
+# them (Node.js and npm from Debian if the machine has none).
+npm_need() {
+  if ! command -v npm >/dev/null 2>&1; then
+    apt_need nodejs npm
+  fi
+  if [ -d "$1/node_modules" ] && [ "$1/node_modules/.package-lock.json" -nt "$1/package-lock.json" ]; then
+    say "npm packages present in $1"
+    return 0
+  fi
+  say "Installing npm packages in $1 (npm ci)"
+  (cd "$1" && npm ci --no-audit --no-fund)
+}

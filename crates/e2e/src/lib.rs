@@ -27,6 +27,8 @@ pub struct Stack {
 
 /// A binary of the workspace, beside the test's own `deps` folder:
 /// `cargo test --workspace` builds every binary before running a test.
+/// (`cargo test -p countersign-e2e` alone does not rebuild them: build
+/// `countersign-server` and `countersign` first, or use `--workspace`.)
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();

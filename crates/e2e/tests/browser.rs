@@ -5,7 +5,8 @@
 //! authenticator from a screenshot of the page's QR code, the test push
 //! answered with the number read off the page, sign-out through its three
 //! pages, number matching denied then approved, and a code from the app.
-//! Screenshots of each page go to `target/screenshots/web/`.
+//! Screenshots of each page go to `target/screenshots/web/`, and axe-core
+//! checks each of those pages for accessibility problems.
 
 // Test support: a failed step should stop the test right there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,6 +21,8 @@ struct Pages<'a> {
     s: &'a Session,
     shots: PathBuf,
     n: u32,
+    /// axe-core's script, injected into each page checked.
+    axe: String,
 }
 
 impl Pages<'_> {
@@ -37,10 +40,29 @@ impl Pages<'_> {
         );
     }
 
+    /// A screenshot of the page, and its accessibility check.
     fn shot(&mut self, name: &str) {
         self.n += 1;
         self.s
             .screenshot(&self.shots.join(format!("{:02}-{name}.png", self.n)));
+        self.accessible(name);
+    }
+
+    /// axe-core (WCAG 2 A and AA rules) finds no serious or critical
+    /// problem on the page.
+    fn accessible(&self, name: &str) {
+        self.s.script(&self.axe, json!([]));
+        let found = self.s.script_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'best-practice'] })
+               .then(r => done(r.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '
+                   + v.nodes.map(n => n.target.join(' ')).join(', '))))
+               .catch(e => done(['axe failed: ' + e]));",
+            json!([]),
+        );
+        assert_eq!(found, json!([]), "accessibility problems on {name}");
     }
 
     fn submit(&self, form_action: &str) {
@@ -87,7 +109,19 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     let s = Session::chromium(1280, 900);
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../screenshots/web");
     std::fs::create_dir_all(&shots).unwrap();
-    let mut p = Pages { s: &s, shots, n: 0 };
+    let axe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node_modules/axe-core/axe.min.js");
+    let axe = std::fs::read_to_string(&axe).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; install it with `npm ci` in crates/e2e (./test.sh does)",
+            axe.display()
+        )
+    });
+    let mut p = Pages {
+        s: &s,
+        shots,
+        n: 0,
+        axe,
+    };
 
     // Sign in with the temporary password: a bare username is completed.
     s.goto(&stack.url("/signin"));

@@ -157,6 +157,16 @@ impl Session {
         )
     }
 
+    /// Runs an asynchronous script: it gets a callback as its last
+    /// argument and answers by calling it.
+    pub fn script_async(&self, script: &str, args: Value) -> Value {
+        self.send(
+            "POST",
+            "/execute/async",
+            json!({"script": script, "args": args}),
+        )
+    }
+
     /// Waits until `condition` (a script expression) is true.
     pub fn wait_for(&self, condition: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);

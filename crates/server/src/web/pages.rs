@@ -94,7 +94,9 @@ pub fn update_password(token: &str, account: &str, violations: &[String]) -> Mar
         h1 { "Update your password" }
         p { "You need to update your password because this is the first time you are signing in, or because your password has expired." }
         @if !violations.is_empty() {
-            ul.violations.error role="alert" { @for v in violations { li { (v) } } }
+            // The alert role goes on a wrapper: on the list itself it would
+            // hide the list from screen readers.
+            div role="alert" { ul.violations.error { @for v in violations { li { (v) } } } }
         }
         form method="post" action="/signin/update-password" {
             (csrf(token))
