@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::process::{cargo_bin, free_port, wait_for_port, Proc};
+use crate::process::{cargo_bin, free_port, free_ports, wait_for_port, Proc};
 
 /// A WebDriver session.
 pub struct Session {
@@ -27,8 +27,7 @@ impl Session {
     /// [`Session::tauri`], also returning when the app was asked to start
     /// (after the driver is up).
     pub fn tauri_timed(app: &Path, display: &str, env: &[(&str, &Path)]) -> (Self, Instant) {
-        let port = free_port();
-        let native = free_port();
+        let [port, native] = free_ports();
         let mut cmd = Command::new(cargo_bin("tauri-driver"));
         cmd.args([
             "--port",
