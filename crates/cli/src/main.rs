@@ -149,7 +149,9 @@ enum Command {
     },
     /// Answer a sign-in request.
     Answer {
-        /// The request id (from `pending`).
+        /// The request id (from `pending`). Ids are base64url and may
+        /// start with '-'.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[command(flatten)]
         decision: DecisionArgs,

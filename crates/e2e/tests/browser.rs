@@ -78,7 +78,7 @@ impl Pages<'_> {
         self.submit("/signin");
         self.at("/signin/password");
         self.says("cs0301@alacop.gov");
-        if self.n < 2 {
+        if self.n < 3 {
             self.shot("password");
         }
         self.s.type_into("#password", password);
@@ -127,6 +127,11 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     s.goto(&stack.url("/signin"));
     p.says("New User Registration");
     p.shot("signin");
+    s.click("a[href='/register']");
+    p.at("/register");
+    p.says("Ask for an account.");
+    p.shot("new-user-registration");
+    s.goto(&stack.url("/signin"));
     p.sign_in("cs0301", &temp);
 
     // The forced change: each broken rule gets its message.

@@ -12,6 +12,7 @@ pub mod datadir;
 mod error;
 pub mod events;
 pub mod push;
+pub mod registration;
 pub mod serve;
 pub mod state;
 pub mod store;

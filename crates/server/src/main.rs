@@ -125,6 +125,28 @@ enum Format {
 }
 
 #[derive(Subcommand)]
+enum RequestCommand {
+    /// Create the account a request asks for; prints its temporary password once.
+    Approve {
+        /// The request's number.
+        id: i64,
+        /// The username to give, e.g. cs0102.
+        username: String,
+        /// Last four SSN digits for the temporary password (random if omitted).
+        #[arg(long, value_name = "NNNN")]
+        ssn_last4: Option<String>,
+    },
+    /// Refuse a request; the reason is kept with it and in the audit log.
+    Reject {
+        /// The request's number.
+        id: i64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum UserCommand {
     /// Create a user; prints the temporary password once.
     Add {
@@ -188,6 +210,18 @@ enum UserCommand {
         /// Also write the QR code as a PNG file.
         #[arg(long, value_name = "FILE")]
         png: Option<PathBuf>,
+    },
+    /// New User Registration requests: lists the pending ones, or decides one.
+    Requests {
+        /// Approve or reject one; without it, list.
+        #[command(subcommand)]
+        decide: Option<RequestCommand>,
+        /// List decided requests too.
+        #[arg(long)]
+        all: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a TOTP code the user reads out (a used code is refused).
     CheckCode {
@@ -456,6 +490,43 @@ fn user(
                 eprintln!("QR code written to {}", path.display());
             }
         }
+        UserCommand::Requests { decide, all, json } => match decide {
+            Some(RequestCommand::Approve {
+                id,
+                username,
+                ssn_last4,
+            }) => {
+                let (user, password) =
+                    server.approve_registration(id, &username, ssn_last4.as_deref(), actor, now)?;
+                eprintln!("request #{id} approved: created {} ({} {}); temporary password (shown once, must be changed at first sign-in):", user.username, user.first_name, user.last_name);
+                println!("{}", password.as_str());
+            }
+            Some(RequestCommand::Reject { id, reason }) => {
+                server.reject_registration(id, &reason, actor, now)?;
+                eprintln!("request #{id} rejected");
+            }
+            None => {
+                let requests = server.store.registrations(all)?;
+                if json {
+                    serde_json::to_writer_pretty(std::io::stdout().lock(), &requests)?;
+                    println!();
+                } else if requests.is_empty() {
+                    eprintln!("no {}requests", if all { "" } else { "pending " });
+                } else {
+                    for r in requests {
+                        println!(
+                            "#{:<4} {:<9} {:<24} {:<32} {} — {}",
+                            r.id,
+                            r.status,
+                            format!("{} {}", r.form.first_name, r.form.last_name),
+                            r.form.email,
+                            r.form.agency,
+                            r.form.reason.lines().next().unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        },
         UserCommand::CheckCode { username, code } => {
             let ok = server.verify_totp(&username, &code, actor, "", now)?;
             println!("{}", if ok { "accepted" } else { "refused" });

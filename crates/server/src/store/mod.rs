@@ -5,6 +5,7 @@
 mod audit;
 mod challenges;
 mod devices;
+mod requests;
 mod sessions;
 mod users;
 
@@ -16,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension};
 pub use audit::{AuditEntry, AuditFilter, NewAudit};
 pub use challenges::{ChallengeRow, NewChallenge};
 pub use devices::{ActivationRow, DeviceRow, NewDevice};
+pub use requests::{NewRegistration, RegistrationRequest};
 pub use sessions::WebSession;
 pub use users::{NewUser, Role, UserRow};
 
@@ -129,6 +131,26 @@ CREATE TABLE web_sessions (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
+"#,
+    r#"
+CREATE TABLE registration_requests (
+    id INTEGER PRIMARY KEY,
+    first_name TEXT NOT NULL,
+    last_name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    agency TEXT NOT NULL,
+    phone TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    decided_by TEXT NOT NULL DEFAULT '',
+    decided_at INTEGER NOT NULL DEFAULT 0,
+    username TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX registration_requests_status ON registration_requests(status, created_at);
+CREATE INDEX registration_requests_ip ON registration_requests(ip, created_at);
 "#,
 ];
 

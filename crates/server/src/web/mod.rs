@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use crate::api::ClientIp;
 use crate::push::Origin;
+use crate::registration;
 use crate::state::sha256;
 use crate::store::{NewAudit, WebSession};
 use crate::{now, Error, Server};
@@ -62,7 +63,7 @@ pub fn router() -> Router<Arc<Server>> {
         .route("/signout/done", get(signout_done))
         .route("/signin/options", get(options_page))
         .route("/help", get(help_page))
-        .route("/register", get(new_user_page))
+        .route("/register", get(new_user_page).post(new_user_post))
         .route("/recover", get(recover_page))
         .route(
             "/static/site.css",
@@ -877,8 +878,59 @@ async fn help_page(State(s): AppState) -> Response {
     )
 }
 
-async fn new_user_page(State(s): AppState) -> Response {
-    html(&s, "New User Registration", pages::info("New User Registration", &["New accounts are created by your administrator. Contact the help desk to request one."]))
+/// The request form. It uses the browser's sign-in session (or starts one)
+/// for its CSRF token, without moving the sign-in along.
+async fn new_user_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let (session, cookie) = match load(&s, &headers)? {
+        Some(session) => (session, None),
+        None => {
+            let mut session = fresh("start");
+            let cookie = issue(&s, &mut session, None)?;
+            (session, Some(cookie))
+        }
+    };
+    let body = pages::new_user(&session.csrf, &HashMap::new(), &[]);
+    Ok(Page {
+        body: html(&s, "New User Registration", body),
+        cookie,
+    }
+    .into_response())
+}
+
+async fn new_user_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let Some(session) = load(&s, &headers)? else {
+        return Ok(forbidden(&s));
+    };
+    if !csrf_ok(&session, &form) {
+        return Ok(forbidden(&s));
+    }
+    let refill = |problems: &[String], status: StatusCode| {
+        let body = pages::new_user(&session.csrf, &form, problems);
+        (status, html(&s, "New User Registration", body)).into_response()
+    };
+    let request = match registration::validate(&form) {
+        Ok(r) => r,
+        Err(problems) => return Ok(refill(&problems, StatusCode::UNPROCESSABLE_ENTITY)),
+    };
+    match s.request_registration(&request, &ip, now()) {
+        Ok(id) => Ok(html(
+            &s,
+            "Request sent",
+            pages::new_user_sent(&request.email, id),
+        )),
+        Err(Error::Refused {
+            status, message, ..
+        }) => Ok(refill(
+            &[message],
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn recover_page(State(s): AppState) -> Response {

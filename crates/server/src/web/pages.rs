@@ -2,6 +2,8 @@
 //! branding, the legal banner and the standard links; no inline script or
 //! style, so the Content-Security-Policy can forbid both.
 
+use std::collections::HashMap;
+
 use maud::{html, Markup, DOCTYPE};
 
 /// What every page shows around its content.
@@ -264,6 +266,46 @@ pub fn signed_out() -> Markup {
         p { "It's a good idea to close all browser windows." }
         p { a href="/signin?again=1" { "Click here to log in to the previous application again" } }
         p { a href="/signin" { "Click here to log in" } }
+    }
+}
+
+/// New User Registration: the request form, filled again after a problem.
+pub fn new_user(token: &str, values: &HashMap<String, String>, problems: &[String]) -> Markup {
+    let value = |name: &str| values.get(name).map(String::as_str).unwrap_or_default();
+    let field = |name: &str, label: &str, kind: &str, autocomplete: &str, required: bool| {
+        html! {
+            label for=(name) { (label) @if !required { " (optional)" } }
+            input id=(name) type=(kind) name=(name) value=(value(name)) autocomplete=(autocomplete) required[required];
+        }
+    };
+    html! {
+        h1 { "New User Registration" }
+        p { "Ask for an account. An administrator checks each request and contacts you at the email address you give." }
+        @if !problems.is_empty() {
+            div role="alert" { ul.violations.error { @for p in problems { li { (p) } } } }
+        }
+        form method="post" action="/register" {
+            (csrf(token))
+            (field("first_name", "First name", "text", "given-name", true))
+            (field("last_name", "Last name", "text", "family-name", true))
+            (field("email", "Work email", "email", "email", true))
+            (field("agency", "Agency or department", "text", "organization", true))
+            (field("phone", "Work phone", "tel", "tel", false))
+            label for="reason" { "Why do you need an account?" }
+            textarea #reason name="reason" rows="4" required { (value("reason")) }
+            button type="submit" { "Send request" }
+        }
+        p { a href="/signin" { "Back to sign in" } }
+    }
+}
+
+/// New User Registration: the request is queued.
+pub fn new_user_sent(email: &str, id: i64) -> Markup {
+    html! {
+        h1 { "Request sent" }
+        p role="status" { "Your request (number " (id) ") is waiting for an administrator." }
+        p { "You will hear at " strong { (email) } " when it is decided. Your temporary password will be given to you in person or by phone, never by email." }
+        p { a href="/signin" { "Back to sign in" } }
     }
 }
 

@@ -79,6 +79,17 @@ impl Browser {
     }
 }
 
+/// The actions in the audit log, oldest first.
+fn audit_actions(ts: &TestServer) -> Vec<String> {
+    ts.server
+        .store
+        .audit_entries(&Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect()
+}
+
 async fn approve_from_page(ts: &TestServer, dev: &TestDevice, page: &str, decision: Decision) {
     let id = between(page, "data-id=\"", "\"");
     let number: u8 = between(page, "aria-live=\"polite\">", "<")
@@ -266,14 +277,7 @@ async fn first_sign_in_registration_push_code_and_sign_out() {
     assert_eq!(path, "/signin/stay");
 
     // Every step is in the audit log.
-    let actions: Vec<String> = ts
-        .server
-        .store
-        .audit_entries(&Default::default())
-        .unwrap()
-        .into_iter()
-        .map(|e| e.action)
-        .collect();
+    let actions = audit_actions(&ts);
     for a in [
         "signin.password",
         "password.change",
@@ -323,4 +327,156 @@ async fn forms_without_the_token_and_skipped_steps_are_refused() {
         .into_iter()
         .any(|e| e.action == "signin.return_to" && e.outcome == "refused");
     assert!(refused);
+}
+
+#[tokio::test]
+async fn new_user_registration_is_queued_then_approved_from_the_command_line() {
+    let ts = TestServer::start().await;
+    let b = Browser::new(&ts);
+    let (_, _, page) = b.get("/signin").await;
+    assert!(page.contains("href=\"/register\""));
+
+    // Problems: each its own message, and what was typed stays.
+    let (status, _, form) = b.get("/register").await;
+    assert_eq!(status, 200);
+    let (status, _, page) = b
+        .post(
+            "/register",
+            &form,
+            &[("first_name", "Lois"), ("email", "lois@nowhere")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    for want in [
+        "Enter your last name.",
+        "Enter your agency or department.",
+        "Say why you need an account.",
+        "Enter a valid work email address, such as name@agency.gov.",
+    ] {
+        assert!(page.contains(want), "{want}");
+    }
+    assert!(page.contains("value=\"Lois\""), "the first name is kept");
+    assert!(ts.server.store.registrations(true).unwrap().is_empty());
+
+    // Without the form's token nothing is queued.
+    let r = b
+        .http
+        .post(format!("{}/register", ts.url))
+        .form(&[("first_name", "Eve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let good = [
+        ("first_name", "Lois"),
+        ("last_name", "Lane"),
+        ("email", "Lois.Lane@metropolis.gov"),
+        ("agency", "Metropolis PD"),
+        ("phone", ""),
+        ("reason", "Records access for the fraud unit"),
+    ];
+    let (status, _, sent) = b.post("/register", &page, &good).await;
+    assert_eq!(status, 200);
+    assert!(sent.contains("Request sent") && sent.contains("lois.lane@metropolis.gov"));
+    let queued = ts.server.store.registrations(false).unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        (
+            queued[0].form.first_name.as_str(),
+            queued[0].status.as_str()
+        ),
+        ("Lois", "pending")
+    );
+
+    // The administrator lists and approves it; the new officer signs in
+    // with the temporary password and must change it.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_countersign-server"))
+            .arg("--data")
+            .arg(ts.dir.path())
+            .args(args)
+            .env_remove("COUNTERSIGN_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let list = cli(&["user", "requests"]);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.contains("#1") && listed.contains("Lois Lane"),
+        "{listed}"
+    );
+    let id = queued[0].id.to_string();
+    let approved = cli(&[
+        "user",
+        "requests",
+        "approve",
+        &id,
+        "cs0401",
+        "--ssn-last4",
+        "1234",
+    ]);
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let temp = String::from_utf8_lossy(&approved.stdout).trim().to_string();
+    assert_eq!(temp, "New$Alacop#l1234l");
+    let again = cli(&["user", "requests", "reject", &id, "--reason", "late"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("approved already"));
+    let (_, path, _) = Browser::new(&ts).sign_in("cs0401", &temp).await;
+    assert_eq!(path, "/signin/update-password");
+
+    let actions = audit_actions(&ts);
+    for a in ["registration.request", "registration.approve", "user.add"] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn registration_requests_are_limited_per_address() {
+    let ts = TestServer::start().await;
+    let b = Browser::new(&ts);
+    let mut last = (0, String::new());
+    for i in 0..=countersign_server::registration::MAX_PER_IP_PER_HOUR {
+        let (_, _, form) = b.get("/register").await;
+        let email = format!("officer{i}@agency.gov");
+        let fields = [
+            ("first_name", "Jimmy"),
+            ("last_name", "Olsen"),
+            ("email", email.as_str()),
+            ("agency", "Daily Planet PD"),
+            ("reason", "Photo archive"),
+        ];
+        let (status, _, page) = b.post("/register", &form, &fields).await;
+        last = (status, page);
+    }
+    assert_eq!(last.0, 429);
+    assert!(last
+        .1
+        .contains("Too many requests were sent from this network."));
+    assert_eq!(
+        ts.server.store.registrations(false).unwrap().len() as u64,
+        countersign_server::registration::MAX_PER_IP_PER_HOUR
+    );
+    // A different administrator decision: rejection needs a reason.
+    let err = ts
+        .server
+        .reject_registration(1, " ", "admin-cli", countersign_server::now())
+        .unwrap_err();
+    assert_eq!(err.code(), "reason_needed");
+    ts.server
+        .reject_registration(
+            1,
+            "not an agency we serve",
+            "admin-cli",
+            countersign_server::now(),
+        )
+        .unwrap();
+    assert_eq!(
+        ts.server.store.registration(1).unwrap().unwrap().status,
+        "rejected"
+    );
 }

@@ -1,0 +1,286 @@
+//! New User Registration: a request form anyone may send from the sign-in
+//! page, queued for an administrator who approves it (creating the account
+//! under the temporary-password template) or rejects it with a reason.
+
+use std::collections::HashMap;
+
+use zeroize::Zeroizing;
+
+use crate::store::{NewAudit, NewRegistration, UserRow};
+use crate::{Error, Server};
+
+/// Requests one address may send in an hour: enough for typing mistakes,
+/// too few to flood the administrators' queue.
+pub const MAX_PER_IP_PER_HOUR: u64 = 5;
+
+/// The form's fields, checked: each problem gets its own message.
+pub fn validate(form: &HashMap<String, String>) -> Result<NewRegistration, Vec<String>> {
+    let field = |name: &str| form.get(name).map(|v| v.trim()).unwrap_or_default();
+    let mut problems = Vec::new();
+    let mut text = |name: &str, max: usize, missing: &str| -> String {
+        let v = field(name);
+        if v.is_empty() {
+            problems.push(missing.to_string());
+        } else if v.chars().count() > max {
+            problems.push(format!(
+                "The {} must be at most {max} characters.",
+                label(name)
+            ));
+        } else if v.chars().any(|c| c.is_control() && c != '\n' && c != '\r') {
+            problems.push(format!(
+                "The {} contains characters that are not allowed.",
+                label(name)
+            ));
+        }
+        v.to_string()
+    };
+    let first_name = text("first_name", 64, "Enter your first name.");
+    let last_name = text("last_name", 64, "Enter your last name.");
+    let agency = text("agency", 100, "Enter your agency or department.");
+    let reason = text("reason", 1000, "Say why you need an account.");
+    let email = field("email").to_lowercase();
+    if !plausible_email(&email) {
+        problems.push("Enter a valid work email address, such as name@agency.gov.".into());
+    }
+    let phone = field("phone").to_string();
+    if !phone.is_empty() && !plausible_phone(&phone) {
+        problems.push("Enter a phone number of 7 to 15 digits, or leave it empty.".into());
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(NewRegistration {
+        first_name,
+        last_name,
+        email,
+        agency,
+        phone,
+        reason,
+    })
+}
+
+fn label(name: &str) -> &'static str {
+    match name {
+        "first_name" => "first name",
+        "last_name" => "last name",
+        "agency" => "agency",
+        _ => "reason",
+    }
+}
+
+fn plausible_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    e.len() <= 254
+        && !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && e.chars().all(|c| c.is_ascii_graphic())
+}
+
+fn plausible_phone(p: &str) -> bool {
+    let digits = p.chars().filter(char::is_ascii_digit).count();
+    (7..=15).contains(&digits)
+        && p.chars()
+            .all(|c| c.is_ascii_digit() || "+-(). ".contains(c))
+}
+
+impl Server {
+    /// Queues a request from `ip`; returns its number.
+    pub fn request_registration(
+        &self,
+        r: &NewRegistration,
+        ip: &str,
+        now: u64,
+    ) -> Result<i64, Error> {
+        let audit = |outcome: &str, detail: &str| {
+            self.audit(
+                NewAudit {
+                    actor: "",
+                    action: "registration.request",
+                    target: &r.email,
+                    ip,
+                    outcome,
+                    detail,
+                },
+                now,
+            )
+        };
+        let recent = self
+            .store
+            .registrations_from(ip, now.saturating_sub(3600))?;
+        if recent >= MAX_PER_IP_PER_HOUR {
+            audit("refused", "too many requests from this address")?;
+            return Err(Error::refused(
+                429,
+                "too_many_requests",
+                "Too many requests were sent from this network. Try again in an hour, or call the help desk.",
+            ));
+        }
+        let id = self.store.add_registration(r, ip, now)?;
+        audit("queued", &format!("request #{id}"))?;
+        Ok(id)
+    }
+
+    /// Approves request `id`: creates `username` from it and returns the
+    /// user with the temporary password (to be handed over once).
+    pub fn approve_registration(
+        &self,
+        id: i64,
+        username: &str,
+        ssn_last4: Option<&str>,
+        actor: &str,
+        now: u64,
+    ) -> Result<(UserRow, Zeroizing<String>), Error> {
+        let request = self.pending_registration(id)?;
+        let (user, password) = self.add_user(
+            username,
+            &request.form.first_name,
+            &request.form.last_name,
+            ssn_last4,
+            actor,
+            now,
+        )?;
+        if !self
+            .store
+            .decide_registration(id, "approved", actor, username, "", now)?
+        {
+            return Err(Error::refused(
+                409,
+                "already_decided",
+                format!("request #{id} was decided meanwhile; {username} was created anyway"),
+            ));
+        }
+        self.audit(
+            NewAudit {
+                actor,
+                action: "registration.approve",
+                target: username,
+                ip: "",
+                outcome: "ok",
+                detail: &format!("request #{id}"),
+            },
+            now,
+        )?;
+        Ok((user, password))
+    }
+
+    /// Rejects request `id` with a reason (kept with it and in the audit log).
+    pub fn reject_registration(
+        &self,
+        id: i64,
+        reason: &str,
+        actor: &str,
+        now: u64,
+    ) -> Result<(), Error> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::invalid(
+                "reason_needed",
+                "give a reason for the rejection",
+            ));
+        }
+        let request = self.pending_registration(id)?;
+        if !self
+            .store
+            .decide_registration(id, "rejected", actor, "", reason, now)?
+        {
+            return Err(Error::refused(
+                409,
+                "already_decided",
+                format!("request #{id} was decided meanwhile"),
+            ));
+        }
+        self.audit(
+            NewAudit {
+                actor,
+                action: "registration.reject",
+                target: &request.form.email,
+                ip: "",
+                outcome: "rejected",
+                detail: &format!("request #{id}: {reason}"),
+            },
+            now,
+        )
+    }
+
+    fn pending_registration(&self, id: i64) -> Result<crate::store::RegistrationRequest, Error> {
+        match self.store.registration(id)? {
+            Some(r) if r.status == "pending" => Ok(r),
+            Some(r) => Err(Error::refused(
+                409,
+                "already_decided",
+                format!("request #{id} is {} already", r.status),
+            )),
+            None => Err(Error::not_found(&format!("request #{id}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(fields: &[(&str, &str)]) -> HashMap<String, String> {
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("first_name", " Lois "),
+        ("last_name", "Lane"),
+        ("email", "Lois.Lane@Metropolis.gov"),
+        ("agency", "Metropolis PD"),
+        ("phone", "+1 (205) 555-0100"),
+        ("reason", "Records access for the fraud unit"),
+    ];
+
+    #[test]
+    fn a_complete_form_is_taken_trimmed() {
+        let r = validate(&form(GOOD)).unwrap();
+        assert_eq!(r.first_name, "Lois");
+        assert_eq!(r.email, "lois.lane@metropolis.gov");
+    }
+
+    #[test]
+    fn each_problem_has_its_message() {
+        let problems = validate(&form(&[
+            ("email", "not-an-email"),
+            ("phone", "12"),
+            ("agency", &"x".repeat(101)),
+        ]))
+        .unwrap_err();
+        for want in [
+            "Enter your first name.",
+            "Enter your last name.",
+            "The agency must be at most 100 characters.",
+            "Say why you need an account.",
+            "Enter a valid work email address, such as name@agency.gov.",
+            "Enter a phone number of 7 to 15 digits, or leave it empty.",
+        ] {
+            assert!(problems.iter().any(|p| p == want), "{want} in {problems:?}");
+        }
+        assert_eq!(problems.len(), 6, "{problems:?}");
+    }
+
+    #[test]
+    fn odd_emails_are_refused() {
+        for bad in [
+            "a@b",
+            "@x.gov",
+            "a@@x.gov",
+            "a b@x.gov",
+            "a@.gov",
+            "a@x.gov.",
+        ] {
+            let mut f = form(GOOD);
+            f.insert("email".into(), bad.into());
+            assert!(validate(&f).is_err(), "{bad}");
+        }
+    }
+}
