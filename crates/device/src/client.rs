@@ -127,13 +127,13 @@ impl ServerClient {
             .map_err(network)?;
         if resp.status() == reqwest::StatusCode::SWITCHING_PROTOCOLS {
             let io = resp.upgrade().await.map_err(network)?;
-            return Ok(sse_events(read_chunks(io).boxed()).boxed());
+            return Ok(sse_events(read_chunks(io).boxed(), STREAM_SILENCE).boxed());
         }
         let bytes = Self::check(resp)
             .await?
             .bytes_stream()
             .map(|chunk| chunk.map_err(network));
-        Ok(sse_events(bytes).boxed())
+        Ok(sse_events(bytes, STREAM_SILENCE).boxed())
     }
 
     /// Posts a signed message about a challenge to `.../challenges/{id}/{what}`.
@@ -210,38 +210,56 @@ where
     })
 }
 
+/// The server writes at least a keep-alive comment every 15 s; a stream
+/// silent for this long is a dead connection (a dropped NAT mapping, a
+/// suspended laptop), and the channel reconnects.
+pub const STREAM_SILENCE: Duration = Duration::from_secs(45);
+
 /// Splits an event stream into challenge envelopes. Bytes are gathered
 /// until a blank line ends an event, so a character split across two reads
-/// stays whole.
-fn sse_events<S, B>(bytes: S) -> impl Stream<Item = Result<ChallengeEnvelope, Error>> + Send
+/// stays whole. A stream silent for `silence` ends with an error.
+fn sse_events<S, B>(
+    bytes: S,
+    silence: Duration,
+) -> impl Stream<Item = Result<ChallengeEnvelope, Error>> + Send
 where
     S: Stream<Item = Result<B, Error>> + Unpin + Send,
     B: AsRef<[u8]>,
 {
-    futures_util::stream::unfold((bytes, Vec::new()), |(mut bytes, mut buf)| async move {
-        loop {
-            if let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = buf.drain(..end + 2).collect();
-                if let Some(env) = parse_event(&String::from_utf8_lossy(&block)) {
-                    return Some((env, (bytes, buf)));
+    futures_util::stream::unfold(
+        (bytes, Vec::new()),
+        move |(mut bytes, mut buf)| async move {
+            loop {
+                if let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                    let block: Vec<u8> = buf.drain(..end + 2).collect();
+                    if let Some(env) = parse_event(&String::from_utf8_lossy(&block)) {
+                        return Some((env, (bytes, buf)));
+                    }
+                    continue;
                 }
-                continue;
+                let Ok(next) = tokio::time::timeout(silence, bytes.next()).await else {
+                    let e = Error::Network(format!(
+                        "the server sent nothing for {} s",
+                        silence.as_secs()
+                    ));
+                    return Some((Err(e), (bytes, buf)));
+                };
+                match next {
+                    Some(Ok(chunk)) => buf.extend_from_slice(chunk.as_ref()),
+                    Some(Err(e)) => return Some((Err(e), (bytes, buf))),
+                    None => return None,
+                }
+                if buf.len() > 1 << 20 {
+                    return Some((
+                        Err(Error::Network(
+                            "event stream sent an over-long event".into(),
+                        )),
+                        (bytes, Vec::new()),
+                    ));
+                }
             }
-            match bytes.next().await {
-                Some(Ok(chunk)) => buf.extend_from_slice(chunk.as_ref()),
-                Some(Err(e)) => return Some((Err(e), (bytes, buf))),
-                None => return None,
-            }
-            if buf.len() > 1 << 20 {
-                return Some((
-                    Err(Error::Network(
-                        "event stream sent an over-long event".into(),
-                    )),
-                    (bytes, Vec::new()),
-                ));
-            }
-        }
-    })
+        },
+    )
 }
 
 fn parse_event(block: &str) -> Option<Result<ChallengeEnvelope, Error>> {
@@ -286,7 +304,7 @@ mod tests {
         // Every split point, including inside the two-byte letters.
         for cut in 1..bytes.len() {
             let chunks = vec![Ok(bytes[..cut].to_vec()), Ok(bytes[cut..].to_vec())];
-            let got: Vec<_> = sse_events(futures_util::stream::iter(chunks))
+            let got: Vec<_> = sse_events(futures_util::stream::iter(chunks), STREAM_SILENCE)
                 .collect()
                 .await;
             assert_eq!(got.len(), 1, "cut at {cut}");
@@ -294,6 +312,19 @@ mod tests {
             assert_eq!(got.challenge.application, "Dossier pénal", "cut at {cut}");
             assert_eq!(got.challenge.location, "Montréal", "cut at {cut}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_silent_stream_ends_with_an_error() {
+        let silent = futures_util::stream::pending::<Result<Vec<u8>, Error>>();
+        let mut events = Box::pin(sse_events(silent, Duration::from_millis(50)));
+        let got = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("the silence limit ends the wait");
+        let Some(Err(Error::Network(e))) = got else {
+            panic!("an error, not {:?}", got.map(|r| r.is_ok()))
+        };
+        assert!(e.contains("sent nothing"), "{e}");
     }
 
     #[test]
