@@ -182,8 +182,13 @@ impl Server {
                 now,
             )
         };
+        if let Err(e) = self.address_failures.check(ip, now) {
+            audit("refused", "too many failures from this address")?;
+            return Err(e);
+        }
         let Some(user) = self.store.user_by_name(username)? else {
             verify_password(dummy_hash(), password);
+            self.address_failures.failed(ip, now);
             audit("refused", "unknown user")?;
             return Err(invalid());
         };
@@ -200,6 +205,7 @@ impl Server {
             return Err(locked(user.locked_until, now));
         }
         if !verify_password(&user.password_hash, password) {
+            self.address_failures.failed(ip, now);
             let lock_secs = self.config.lockout.minutes * 60;
             if let Some(until) = self.store.record_failure(
                 user.id,

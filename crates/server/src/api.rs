@@ -26,6 +26,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::config::TlsMode;
 use crate::events;
 use crate::push::Origin;
 use crate::state::sha256;
@@ -114,18 +115,36 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
 }
 
 /// The client's address (empty when unknown, e.g. in-process tests).
+/// Behind the reverse proxy (`tls.mode = "off"`) every connection comes
+/// from the proxy, so the address is the last one the proxy appended to
+/// `X-Forwarded-For`; anything before it was written by the client and is
+/// not trusted.
 pub struct ClientIp(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<Arc<Server>> for ClientIp {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        s: &Arc<Server>,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_string())
             .unwrap_or_default();
-        Ok(ClientIp(ip))
+        if s.config.tls.mode != TlsMode::Off {
+            return Ok(ClientIp(peer));
+        }
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|last| last.trim().parse::<std::net::IpAddr>().ok());
+        Ok(ClientIp(forwarded.map_or(peer, |ip| ip.to_string())))
     }
 }
 

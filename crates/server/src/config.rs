@@ -98,6 +98,11 @@ pub struct LockoutConfig {
     pub max_failures: u32,
     /// Minutes the lock lasts.
     pub minutes: u64,
+    /// Failed passwords and codes one network address may send, across
+    /// all accounts, within `per_address_minutes`.
+    pub per_address_failures: u32,
+    /// The window of that limit, in minutes.
+    pub per_address_minutes: u64,
 }
 
 /// Push challenge rules.
@@ -175,6 +180,8 @@ impl Default for LockoutConfig {
         LockoutConfig {
             max_failures: 5,
             minutes: 10,
+            per_address_failures: 30,
+            per_address_minutes: 15,
         }
     }
 }
@@ -312,6 +319,12 @@ impl Config {
         }
         if self.lockout.max_failures == 0 {
             return invalid("lockout.max_failures", "must be at least 1");
+        }
+        if self.lockout.per_address_failures == 0 || self.lockout.per_address_minutes == 0 {
+            return invalid(
+                "lockout.per_address_failures",
+                "the per-address limit and its window must be at least 1",
+            );
         }
         if !(1..=600).contains(&self.push.ttl_seconds) {
             return invalid("push.ttl_seconds", "must be between 1 and 600");

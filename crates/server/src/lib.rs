@@ -11,6 +11,7 @@ pub mod config;
 pub mod datadir;
 mod error;
 pub mod events;
+pub mod limits;
 pub mod push;
 pub mod registration;
 pub mod serve;

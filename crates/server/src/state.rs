@@ -7,6 +7,7 @@ use ring::rand::SystemRandom;
 
 use crate::config::Config;
 use crate::datadir::DataDir;
+use crate::limits::AddressLimiter;
 use crate::push::Hub;
 use crate::store::{NewAudit, Store};
 use crate::Error;
@@ -29,6 +30,8 @@ pub struct Server {
     pub hub: Hub,
     /// Randomness.
     pub rng: SystemRandom,
+    /// Failed password and code attempts per network address.
+    pub address_failures: AddressLimiter,
 }
 
 impl Server {
@@ -37,7 +40,6 @@ impl Server {
         let store = Store::open(&dir.database())?;
         let token = dir.admin_token()?;
         Ok(Server {
-            config,
             store,
             server_key: dir.server_key()?,
             master_key: dir.master_key()?,
@@ -45,6 +47,11 @@ impl Server {
             tls_pin: None,
             hub: Hub::default(),
             rng: SystemRandom::new(),
+            address_failures: AddressLimiter::new(
+                config.lockout.per_address_failures,
+                config.lockout.per_address_minutes * 60,
+            ),
+            config,
         })
     }
 

@@ -32,6 +32,10 @@ impl Server {
                 now,
             )
         };
+        if let Err(e) = self.address_failures.check(ip, now) {
+            audit("refused", "too many failures from this address")?;
+            return Err(e);
+        }
         if user.locked_until > now {
             audit("refused", "locked")?;
             return Err(Error::refused(
@@ -62,6 +66,7 @@ impl Server {
                 replayed = true;
             }
         }
+        self.address_failures.failed(ip, now);
         let lock_secs = self.config.lockout.minutes * 60;
         let locked =
             self.store

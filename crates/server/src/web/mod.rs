@@ -249,6 +249,14 @@ fn forbidden(s: &Server) -> Response {
     (StatusCode::FORBIDDEN, html(s, "Request refused", body)).into_response()
 }
 
+/// The HTTP status of a refusal shown on a page (401 if it is not one).
+fn refusal(status: u16) -> StatusCode {
+    StatusCode::from_u16(status)
+        .ok()
+        .filter(StatusCode::is_client_error)
+        .unwrap_or(StatusCode::UNAUTHORIZED)
+}
+
 fn account(s: &Server, username: &str) -> String {
     format!("{username}@{}", s.config.email_domain)
 }
@@ -426,13 +434,15 @@ async fn password_post(
             }
             .into_response())
         }
-        Err(Error::Refused { message, .. }) => {
+        Err(Error::Refused {
+            status, message, ..
+        }) => {
             let body = pages::password(
                 &session.csrf,
                 &account(&s, &session.username),
                 Some(&message),
             );
-            Ok((StatusCode::UNAUTHORIZED, html(&s, "Enter password", body)).into_response())
+            Ok((refusal(status), html(&s, "Enter password", body)).into_response())
         }
         Err(e) => Err(e.into()),
     }
@@ -687,8 +697,10 @@ async fn code_post(
             );
             Ok((StatusCode::UNAUTHORIZED, html(&s, "Enter code", body)).into_response())
         }
-        Err(Error::Refused { message, .. }) => Ok((
-            StatusCode::UNAUTHORIZED,
+        Err(Error::Refused {
+            status, message, ..
+        }) => Ok((
+            refusal(status),
             html(
                 &s,
                 "Enter code",
@@ -925,10 +937,7 @@ async fn new_user_post(
         )),
         Err(Error::Refused {
             status, message, ..
-        }) => Ok(refill(
-            &[message],
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-        )),
+        }) => Ok(refill(&[message], refusal(status))),
         Err(e) => Err(e.into()),
     }
 }

@@ -636,3 +636,39 @@ async fn receipts_are_recorded_only_from_the_addressed_device() {
         "shown implies delivered"
     );
 }
+
+#[tokio::test]
+async fn behind_the_proxy_the_client_is_the_address_it_appended() {
+    use axum::extract::{ConnectInfo, FromRequestParts};
+    use countersign_server::api::ClientIp;
+    use countersign_server::config::{Config, TlsMode};
+    use countersign_server::datadir::DataDir;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = DataDir::open(tmp.path()).unwrap();
+    let address = |mode: TlsMode| {
+        let mut config = Config::default();
+        config.tls.mode = mode;
+        let server = Arc::new(countersign_server::Server::open(config, &data).unwrap());
+        async move {
+            let (mut parts, ()) = axum::http::Request::builder()
+                .header("x-forwarded-for", "6.6.6.6, 203.0.113.9")
+                .body(())
+                .unwrap()
+                .into_parts();
+            parts
+                .extensions
+                .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 443))));
+            let ClientIp(ip) = ClientIp::from_request_parts(&mut parts, &server)
+                .await
+                .unwrap();
+            ip
+        }
+    };
+    // The client's own "6.6.6.6" is not believed; the proxy's entry is.
+    assert_eq!(address(TlsMode::Off).await, "203.0.113.9");
+    // Serving TLS itself, the server ignores the header.
+    assert_eq!(address(TlsMode::SelfSigned).await, "10.0.0.1");
+}

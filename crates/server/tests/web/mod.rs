@@ -480,3 +480,37 @@ async fn registration_requests_are_limited_per_address() {
         "rejected"
     );
 }
+
+#[tokio::test]
+async fn one_address_failing_across_accounts_is_slowed_down() {
+    let ts = TestServer::start_with(|c| c.lockout.per_address_failures = 3).await;
+    let temp = ts.add_user("cs0501");
+    ts.add_user("cs0502");
+    // Three wrong passwords for three accounts (one of them unknown).
+    for user in ["cs0501", "cs0502", "nobody"] {
+        let (status, _, page) = Browser::new(&ts).sign_in(user, "Wrong-password-1").await;
+        assert_eq!(status, 401);
+        assert!(page.contains("Your account or password is incorrect."));
+    }
+    // Now even the right password is refused from this address, with a
+    // message that says why and for how long; no account got locked.
+    let (status, path, page) = Browser::new(&ts).sign_in("cs0501", &temp).await;
+    assert_eq!((status, path.as_str()), (429, "/signin/password"));
+    assert!(
+        page.contains("Too many failed attempts from this network. Try again in 15 minute(s)."),
+        "{page}"
+    );
+    assert_eq!(ts.server.user("cs0501").unwrap().locked_until, 0);
+    assert!(ts
+        .server
+        .store
+        .audit_entries(&Default::default())
+        .unwrap()
+        .iter()
+        .any(|e| e.detail == "too many failures from this address"));
+    // The server's own commands are never limited.
+    assert!(ts
+        .server
+        .check_password("cs0501", &temp, "", countersign_server::now())
+        .is_ok());
+}

@@ -1,0 +1,121 @@
+//! Failed attempts per network address. The per-account lockout stops a
+//! guesser aiming at one officer; this stops one address trying many
+//! accounts (or many codes) at once. Only failures count, so a station
+//! whose officers share one address is not slowed by its own sign-ins.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use crate::Error;
+
+/// Addresses tracked at most; past this, the quietest are forgotten first
+/// so a flood of spoofed-looking addresses cannot grow memory without end.
+const MAX_ADDRESSES: usize = 100_000;
+
+/// Failures per address within a sliding window.
+pub struct AddressLimiter {
+    max: u32,
+    window: u64,
+    failures: Mutex<HashMap<String, VecDeque<u64>>>,
+}
+
+impl AddressLimiter {
+    /// At most `max` failures from one address in `window` seconds.
+    pub fn new(max: u32, window: u64) -> Self {
+        AddressLimiter {
+            max,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Refuses `ip` while it has too many recent failures. An empty address
+    /// (a command on the server itself) is never limited.
+    pub fn check(&self, ip: &str, now: u64) -> Result<(), Error> {
+        if ip.is_empty() {
+            return Ok(());
+        }
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(times) = map.get_mut(ip) else {
+            return Ok(());
+        };
+        self.forget_old(times, now);
+        if times.len() < self.max as usize {
+            return Ok(());
+        }
+        let retry = times.front().map_or(0, |t| t + self.window - now);
+        Err(Error::refused(
+            429,
+            "too_many_attempts",
+            format!(
+                "Too many failed attempts from this network. Try again in {} minute(s).",
+                retry.div_ceil(60).max(1)
+            ),
+        ))
+    }
+
+    /// Counts a failure from `ip`.
+    pub fn failed(&self, ip: &str, now: u64) {
+        if ip.is_empty() {
+            return;
+        }
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_ADDRESSES && !map.contains_key(ip) {
+            map.retain(|_, times| times.back().is_some_and(|t| t + self.window > now));
+            if map.len() >= MAX_ADDRESSES {
+                let quietest = map
+                    .iter()
+                    .min_by_key(|(_, times)| times.back().copied())
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = quietest {
+                    map.remove(&k);
+                }
+            }
+        }
+        let times = map.entry(ip.to_string()).or_default();
+        self.forget_old(times, now);
+        times.push_back(now);
+    }
+
+    fn forget_old(&self, times: &mut VecDeque<u64>, now: u64) {
+        while times.front().is_some_and(|t| t + self.window <= now) {
+            times.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_refused_after_max_failures_until_they_age_out() {
+        let l = AddressLimiter::new(3, 600);
+        for t in 0..3 {
+            assert!(l.check("203.0.113.7", 100 + t).is_ok());
+            l.failed("203.0.113.7", 100 + t);
+        }
+        let err = l.check("203.0.113.7", 200).unwrap_err();
+        assert_eq!(err.code(), "too_many_attempts");
+        assert!(
+            err.to_string().contains("Try again in 9 minute(s)"),
+            "{err}"
+        );
+        assert!(
+            l.check("198.51.100.1", 200).is_ok(),
+            "other addresses go on"
+        );
+        assert!(
+            l.check("203.0.113.7", 700).is_ok(),
+            "the first failure aged out"
+        );
+    }
+
+    #[test]
+    fn the_server_itself_is_never_limited() {
+        let l = AddressLimiter::new(1, 600);
+        l.failed("", 1);
+        l.failed("", 2);
+        assert!(l.check("", 3).is_ok());
+    }
+}
