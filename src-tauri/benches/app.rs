@@ -19,7 +19,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Server, PASSCODE};
+use common::{Stack, PASSCODE};
 use countersign_core::Passcode;
 use countersign_device::intake::Intake;
 use countersign_device::vault::Vault;
@@ -31,7 +31,7 @@ const LAUNCHES: usize = 5;
 const PUSHES: usize = 20;
 
 fn main() {
-    let server = Server::start_with("[push]\nmax_per_window = 1000\n");
+    let server = Stack::start_with("cs0101", "[push]\nmax_per_window = 1000\n");
     let (display, _xvfb) = xvfb();
     let home = tempfile::tempdir().unwrap();
     fill_vault(home.path(), &server);
@@ -68,7 +68,7 @@ fn main() {
 }
 
 /// 19 OTP accounts and one push account, added through the engine.
-fn fill_vault(home: &Path, server: &Server) {
+fn fill_vault(home: &Path, server: &Stack) {
     let passcode = Passcode::new(PASSCODE);
     let now = countersign_device::now();
     let mut vault = Vault::create(
@@ -122,7 +122,7 @@ fn launch(app: &Path, display: &str, home: &Path) -> (Session, Duration) {
 
 /// One push: from the moment the challenge is created to the prompt
 /// painted, then answered so the next one starts from the account list.
-fn push_to_prompt(s: &Session, server: &Server) -> Duration {
+fn push_to_prompt(s: &Session, server: &Stack) -> Duration {
     s.script(
         "window.__painted = null;
          const seen = () => {

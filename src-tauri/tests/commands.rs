@@ -17,7 +17,7 @@ use tauri::WebviewWindow;
 
 mod common;
 
-use common::{Server, PASSCODE};
+use common::PASSCODE;
 
 fn app(home: &Path) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
     let app = countersign_app::with_commands(mock_builder())
@@ -190,7 +190,7 @@ fn wait_for_request(w: &WebviewWindow<MockRuntime>) -> Value {
 
 #[test]
 fn number_matching_push_is_approved_with_the_number_and_passcode() {
-    let server = Server::start();
+    let server = common::server();
     let payload = server.enroll_link();
 
     let tmp = tempfile::tempdir().unwrap();
@@ -278,7 +278,7 @@ fn number_matching_push_is_approved_with_the_number_and_passcode() {
         assert_eq!(answer["status"], verdict);
         assert_eq!(push.wait().unwrap().code(), Some(1), "{decision}");
     }
-    let blocked = server.command(&["push", "cs0101"]).output().unwrap();
+    let blocked = server.server_command(&["push", "cs0101"]).output().unwrap();
     assert!(!blocked.status.success());
     let said = String::from_utf8_lossy(&blocked.stderr);
     assert!(said.contains("blocked"), "{said}");

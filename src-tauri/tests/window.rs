@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use common::x11::QrWindow;
-use common::{Server, PASSCODE};
+use common::PASSCODE;
 use countersign_testkit::{xvfb, Session};
 use serde_json::json;
 
@@ -57,7 +57,7 @@ impl Shots {
 
 #[test]
 fn the_app_in_a_window_enrolls_and_approves_a_push() {
-    let server = Server::start();
+    let server = common::server();
     let (display, _xvfb) = xvfb();
     let home = tempfile::tempdir().unwrap();
     let app = PathBuf::from(env!("CARGO_BIN_EXE_countersign-app"));
@@ -129,9 +129,9 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     );
 
     // Enrollment from the server's QR code as an image file.
-    let png = server.tmp.path().join("enroll.png");
+    let png = server.file("enroll.png");
     let out = server
-        .command(&["user", "enroll-link", "cs0101", "--png"])
+        .server_command(&["user", "enroll-link", "cs0101", "--png"])
         .arg(&png)
         .output()
         .unwrap();

@@ -7,8 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use countersign_testkit::Proc;
@@ -21,6 +23,8 @@ pub struct Stack {
     tmp: tempfile::TempDir,
     port: u16,
     _server: Proc,
+    /// The officer's username.
+    pub username: String,
     /// The officer's temporary password, as `user add` printed it.
     pub temporary_password: String,
 }
@@ -44,11 +48,16 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 impl Stack {
     /// Starts the server with `username` (Clark Kent, SSN last four 4321).
     pub fn start(username: &str) -> Self {
+        Self::start_with(username, "")
+    }
+
+    /// [`Stack::start`] with `config` added to the server's TOML file.
+    pub fn start_with(username: &str, config: &str) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let port = countersign_testkit::free_port();
         std::fs::write(
             tmp.path().join("server.toml"),
-            format!("listen = \"127.0.0.1:{port}\"\n"),
+            format!("listen = \"127.0.0.1:{port}\"\n{config}"),
         )
         .unwrap();
         let stack_cmd = |args: &[&str]| server_command(tmp.path(), args);
@@ -84,6 +93,7 @@ impl Stack {
             tmp,
             port,
             _server: server,
+            username: username.to_string(),
             temporary_password,
         }
     }
@@ -95,7 +105,40 @@ impl Stack {
 
     /// Runs a `countersign-server` subcommand on the stack's data folder.
     pub fn server(&self, args: &[&str]) -> Output {
-        server_command(self.tmp.path(), args).output().unwrap()
+        self.server_command(args).output().unwrap()
+    }
+
+    /// A `countersign-server` subcommand on the stack's data folder, to
+    /// run as the caller likes.
+    pub fn server_command(&self, args: &[&str]) -> Command {
+        server_command(self.tmp.path(), args)
+    }
+
+    /// A fresh enrollment payload for the officer.
+    pub fn enroll_link(&self) -> String {
+        let out = self.server(&["user", "enroll-link", &self.username]);
+        assert_ok(&out, "user enroll-link");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Starts `countersign-server push` for the officer; returns the number
+    /// it shows, the command, and a reader of the rest of its output.
+    pub fn push(&self) -> (String, Child, JoinHandle<String>) {
+        let mut child = self
+            .server_command(&["push", &self.username])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let number = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("number: ").map(str::to_string))
+            .expect("push prints the number");
+        let rest =
+            std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+        (number, child, rest)
     }
 
     /// Runs the officer's `countersign` CLI (passcode from the environment).
