@@ -234,6 +234,51 @@ impl Server {
         })
     }
 
+    /// How long `user` may still postpone registering methods, in seconds:
+    /// the whole allowance if never used, what is left of it otherwise.
+    pub fn skip_setup_left(&self, user: &UserRow, now: u64) -> Option<u64> {
+        let allowance = self.config.users.skip_setup_hours * 3600;
+        match user.skip_setup_until {
+            _ if allowance == 0 => None,
+            0 => Some(allowance),
+            until if until > now => Some(until - now),
+            _ => None,
+        }
+    }
+
+    /// "Skip setup": the officer signs in without a second method until the
+    /// grace ends. The grace starts at the first skip and is not renewed.
+    pub fn skip_setup(&self, username: &str, ip: &str, now: u64) -> Result<u64, Error> {
+        let user = self.user(username)?;
+        let audit = |outcome: &str, detail: &str| {
+            self.audit(
+                NewAudit {
+                    actor: username,
+                    action: "signin.register.skip",
+                    target: username,
+                    ip,
+                    outcome,
+                    detail,
+                },
+                now,
+            )
+        };
+        let Some(left) = self.skip_setup_left(&user, now) else {
+            audit("refused", "no time left to postpone")?;
+            return Err(Error::refused(
+                403,
+                "setup_required",
+                "Setup can no longer be postponed. Set up your sign-in methods now.",
+            ));
+        };
+        let until = now + left;
+        if user.skip_setup_until == 0 {
+            self.store.set_skip_setup_until(user.id, until)?;
+        }
+        audit("ok", &format!("postponed until {until}"))?;
+        Ok(until)
+    }
+
     /// A user's own password change. Every broken rule is reported.
     pub fn change_password(
         &self,

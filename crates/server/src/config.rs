@@ -135,6 +135,9 @@ pub struct TotpConfig {
 pub struct UsersConfig {
     /// Temporary password template; see `countersign_core::password`.
     pub temporary_password_template: String,
+    /// Hours an officer may postpone registering sign-in methods ("Skip
+    /// setup", once per account); 0 turns skipping off.
+    pub skip_setup_hours: u64,
 }
 
 /// Logging.
@@ -210,6 +213,7 @@ impl Default for UsersConfig {
     fn default() -> Self {
         UsersConfig {
             temporary_password_template: DEFAULT_TEMPLATE.into(),
+            skip_setup_hours: 24,
         }
     }
 }
@@ -316,6 +320,9 @@ impl Config {
         }
         if self.password.history > 100 {
             return invalid("password.history", "must be at most 100");
+        }
+        if self.users.skip_setup_hours > 24 * 30 {
+            return invalid("users.skip_setup_hours", "must be at most 720 (30 days)");
         }
         if self.lockout.max_failures == 0 {
             return invalid("lockout.max_failures", "must be at least 1");

@@ -251,6 +251,15 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the end of the "Skip setup" grace.
+    pub fn set_skip_setup_until(&self, user_id: i64, until: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE users SET skip_setup_until = ?2 WHERE id = ?1",
+            params![user_id, until],
+        )?;
+        Ok(())
+    }
+
     /// Sets the role.
     pub fn set_role(&self, user_id: i64, role: Role) -> Result<(), StoreError> {
         self.conn().execute(

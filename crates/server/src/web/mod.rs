@@ -51,6 +51,7 @@ pub fn router() -> Router<Arc<Server>> {
         .route("/signin/register/test", get(register_test))
         .route("/signin/register/done", get(register_done))
         .route("/signin/register/finish", post(register_finish))
+        .route("/signin/register/skip", post(register_skip))
         .route("/signin/mfa", get(mfa_page))
         .route("/signin/mfa/done", get(mfa_done))
         .route("/signin/mfa/resend", post(mfa_resend))
@@ -520,8 +521,38 @@ async fn register_page(State(s): AppState, headers: HeaderMap) -> PageResult {
         "data:image/png;base64,{}",
         data_encoding::BASE64.encode(&png)
     );
-    let body = pages::register_app(&account(&s, &session.username), &data_url, &payload);
+    let user = s.user(&session.username)?;
+    let hours_left = s
+        .skip_setup_left(&user, now())
+        .map(|secs| secs.div_ceil(3600));
+    let skip = hours_left.map(|h| (session.csrf.as_str(), h));
+    let body = pages::register_app(&account(&s, &session.username), &data_url, &payload, skip);
     Ok(html(&s, "Keep your account secure", body))
+}
+
+/// "Skip setup": signed in on the password alone until the grace ends.
+async fn register_skip(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = stage_form!(s, headers, "register", form);
+    match s.skip_setup(&session.username, &ip, now()) {
+        Ok(_) => second_factor_ok(&s, &mut session),
+        Err(Error::Refused {
+            status, message, ..
+        }) => Ok((
+            refusal(status),
+            html(
+                &s,
+                "Keep your account secure",
+                pages::info("Keep your account secure", &[&message]),
+            ),
+        )
+            .into_response()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn register_status(State(s): AppState, headers: HeaderMap) -> PageResult {
@@ -712,7 +743,8 @@ async fn code_post(
     }
 }
 
-/// The second factor is proven: new session id, then "Stay signed in?".
+/// The sign-in is complete (a second factor proven, or setup skipped while
+/// allowed): new session id, then "Stay signed in?".
 fn second_factor_ok(s: &Server, session: &mut WebSession) -> PageResult {
     session.stage = "stay".into();
     session.challenge_id.clear();

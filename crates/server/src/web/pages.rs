@@ -158,8 +158,15 @@ pub fn code(token: &str, account: &str, message: Option<&str>) -> Markup {
     }
 }
 
-/// Registration of the authenticator app: the QR code, then a wait.
-pub fn register_app(account: &str, qr_data_url: &str, payload: &str) -> Markup {
+/// Registration of the authenticator app: the QR code, then a wait;
+/// "Skip setup" while the officer may still postpone (`skip`: the form's
+/// token and the hours left).
+pub fn register_app(
+    account: &str,
+    qr_data_url: &str,
+    payload: &str,
+    skip: Option<(&str, u64)>,
+) -> Markup {
     html! {
         p.account { (account) }
         h1 { "Keep your account secure" }
@@ -175,6 +182,13 @@ pub fn register_app(account: &str, qr_data_url: &str, payload: &str) -> Markup {
             "Waiting for the app to connect…"
         }
         p { a href="/signin/register/test" { "Next" } }
+        @if let Some((token, hours)) = skip {
+            form method="post" action="/signin/register/skip" {
+                (csrf(token))
+                p { "You can postpone this for " (hours) " more hour(s). After that, you must set up your methods to sign in." }
+                button.secondary type="submit" { "Skip setup" }
+            }
+        }
     }
 }
 

@@ -514,3 +514,76 @@ async fn one_address_failing_across_accounts_is_slowed_down() {
         .check_password("cs0501", &temp, "", countersign_server::now())
         .is_ok());
 }
+
+#[tokio::test]
+async fn skip_setup_postpones_registration_once() {
+    let ts = TestServer::start().await;
+    let temp = ts.add_user("cs0601");
+    let new = "Correct-Horse-9-Battery";
+    let b = Browser::new(&ts);
+    let (_, _, page) = b.sign_in("cs0601", &temp).await;
+    let (_, path, page) = b
+        .post(
+            "/signin/update-password",
+            &page,
+            &[("current", &temp), ("new", new), ("confirm", new)],
+        )
+        .await;
+    assert_eq!(path, "/signin/register");
+    assert!(
+        page.contains("You can postpone this for 24 more hour(s)."),
+        "{page}"
+    );
+    let (_, path, _) = b.post("/signin/register/skip", &page, &[]).await;
+    assert_eq!(path, "/signin/stay", "signed in on the password alone");
+    let until = ts.server.user("cs0601").unwrap().skip_setup_until;
+    let t = countersign_server::now();
+    assert!((t + 23 * 3600..=t + 24 * 3600).contains(&until), "{until}");
+
+    // Next time the grace is shorter, not renewed.
+    ts.server
+        .store
+        .set_skip_setup_until(ts.server.user("cs0601").unwrap().id, t + 3 * 3600)
+        .unwrap();
+    let b = Browser::new(&ts);
+    let (_, path, page) = b.sign_in("cs0601", new).await;
+    assert_eq!(path, "/signin/register");
+    assert!(page.contains("for 3 more hour(s)"), "{page}");
+    let (_, path, _) = b.post("/signin/register/skip", &page, &[]).await;
+    assert_eq!(path, "/signin/stay");
+    assert_eq!(
+        ts.server.user("cs0601").unwrap().skip_setup_until,
+        t + 3 * 3600
+    );
+
+    // Once it has run out, setup is required.
+    ts.server
+        .store
+        .set_skip_setup_until(ts.server.user("cs0601").unwrap().id, t - 1)
+        .unwrap();
+    let b = Browser::new(&ts);
+    let (_, path, page) = b.sign_in("cs0601", new).await;
+    assert_eq!(path, "/signin/register");
+    assert!(
+        !page.contains("Skip setup"),
+        "no button once the grace is over"
+    );
+    let err = ts
+        .server
+        .skip_setup("cs0601", "", countersign_server::now())
+        .unwrap_err();
+    assert_eq!(err.code(), "setup_required");
+    assert!(err
+        .to_string()
+        .contains("Setup can no longer be postponed."));
+    let skips: Vec<String> = ts
+        .server
+        .store
+        .audit_entries(&Default::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "signin.register.skip")
+        .map(|e| e.outcome)
+        .collect();
+    assert_eq!(skips, ["ok", "ok", "refused"]);
+}
