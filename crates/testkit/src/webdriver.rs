@@ -42,10 +42,12 @@ impl Session {
             cmd.env(k, v);
         }
         let caps = json!({"tauri:options": {"application": app}});
+        // tauri-driver listens before WebKitWebDriver behind it does, and
+        // drops a request it cannot forward: wait for both.
         Self::open(
             cmd,
             "tauri-driver (cargo install tauri-driver; ./test.sh does)",
-            port,
+            &[port, native],
             caps,
         )
     }
@@ -73,13 +75,16 @@ impl Session {
         Self::open(
             cmd,
             "chromedriver (Debian chromium-driver; ./test.sh installs it)",
-            port,
+            &[port],
             caps,
         )
         .0
     }
 
-    fn open(mut cmd: Command, what: &str, port: u16, caps: Value) -> (Self, Instant) {
+    /// Starts the driver with `cmd`, waits until every one of `ports`
+    /// listens (the first is the one spoken to) and opens a session.
+    fn open(mut cmd: Command, what: &str, ports: &[u16], caps: Value) -> (Self, Instant) {
+        let port = ports[0];
         // What the driver and the browser print, for a failed run to be read.
         let log_path = log_path(port);
         let log = std::fs::File::create(&log_path).unwrap();
@@ -94,7 +99,9 @@ impl Session {
             .build()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        wait_for_port(port, what);
+        for &p in ports {
+            wait_for_port(p, what);
+        }
         let launched = Instant::now();
         let v: Value = http
             .post(format!("{base}/session"))
