@@ -6,6 +6,7 @@ pub mod api;
 pub mod enroll;
 mod error;
 pub mod keys;
+pub mod methods;
 pub mod migration;
 pub mod otp;
 pub mod otpauth;
@@ -14,6 +15,7 @@ pub mod pin;
 pub mod protocol;
 pub mod qr;
 pub mod secret;
+pub mod time;
 mod uri;
 pub mod vault;
 

@@ -5,7 +5,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use countersign_core::password::{temporary_password, Violation};
 use ring::rand::SecureRandom;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::store::{NewAudit, NewUser, Role, UserRow};
 use crate::{Error, Server};
@@ -136,14 +136,21 @@ impl Server {
         Ok((user, password))
     }
 
-    fn random_digits(&self, n: usize) -> Result<Zeroizing<String>, Error> {
-        let mut bytes = vec![0u8; n];
-        self.rng
-            .fill(&mut bytes)
-            .map_err(|_| Error::Internal("random generator failed".into()))?;
-        Ok(Zeroizing::new(
-            bytes.iter().map(|b| char::from(b'0' + b % 10)).collect(),
-        ))
+    /// `n` uniformly random decimal digits (bytes of 250 and above are
+    /// drawn again, so no digit is likelier than another).
+    pub(crate) fn random_digits(&self, n: usize) -> Result<Zeroizing<String>, Error> {
+        let mut out = Zeroizing::new(String::with_capacity(n));
+        let mut byte = [0u8; 1];
+        while out.len() < n {
+            self.rng
+                .fill(&mut byte)
+                .map_err(|_| Error::Internal("random generator failed".into()))?;
+            if byte[0] < 250 {
+                out.push(char::from(b'0' + byte[0] % 10));
+            }
+        }
+        byte.zeroize();
+        Ok(out)
     }
 
     /// A user by name, or 404.
@@ -314,27 +321,13 @@ impl Server {
             audit("refused", "wrong_current")?;
             return Ok(Err(vec![Violation::WrongCurrent]));
         }
-        let mut violations = Vec::new();
-        if new != confirm {
-            violations.push(Violation::Mismatch);
-        }
-        violations.extend(policy.check(new));
+        let mut violations = self.new_password_violations(&user, new, confirm)?;
         let min_age = policy.min_age_hours * 3600;
         if !user.must_change
             && user.password_changed_at > 0
             && now < user.password_changed_at + min_age
         {
             violations.push(Violation::TooSoon(policy.min_age_hours));
-        }
-        if violations.is_empty()
-            || !violations
-                .iter()
-                .any(|v| matches!(v, Violation::TooShort(_)))
-        {
-            let history = self.store.password_history(user.id, policy.history)?;
-            if history.iter().any(|h| verify_password(h, new)) {
-                violations.push(Violation::Reused(policy.history));
-            }
         }
         if !violations.is_empty() {
             let codes: Vec<&str> = violations.iter().map(Violation::code).collect();
@@ -345,6 +338,75 @@ impl Server {
             .set_password(user.id, &hash_password(new)?, true, now)?;
         audit("ok", "")?;
         Ok(Ok(()))
+    }
+
+    /// The rules a new password breaks, minimum age aside: confirmation,
+    /// composition, and reuse of one of the last passwords.
+    fn new_password_violations(
+        &self,
+        user: &UserRow,
+        new: &str,
+        confirm: &str,
+    ) -> Result<Vec<Violation>, Error> {
+        let policy = &self.config.password;
+        let mut violations = Vec::new();
+        if new != confirm {
+            violations.push(Violation::Mismatch);
+        }
+        violations.extend(policy.check(new));
+        if !violations
+            .iter()
+            .any(|v| matches!(v, Violation::TooShort(_)))
+        {
+            let history = self.store.password_history(user.id, policy.history)?;
+            if history.iter().any(|h| verify_password(h, new)) {
+                violations.push(Violation::Reused(policy.history));
+            }
+        }
+        Ok(violations)
+    }
+
+    /// Self-service reset after the user proved who they are with a
+    /// registered method ("Can't access your account?"): the same rules as
+    /// a change, except the minimum age (a forgotten password cannot wait
+    /// a day); any lockout is cleared.
+    pub fn recover_password(
+        &self,
+        username: &str,
+        new: &str,
+        confirm: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<Result<(), Vec<Violation>>, Error> {
+        let user = self.user(username)?;
+        let violations = self.new_password_violations(&user, new, confirm)?;
+        let outcome = if violations.is_empty() {
+            "ok"
+        } else {
+            "refused"
+        };
+        let codes: Vec<&str> = violations.iter().map(Violation::code).collect();
+        if violations.is_empty() {
+            self.store
+                .set_password(user.id, &hash_password(new)?, true, now)?;
+            self.store.clear_failures(user.id)?;
+        }
+        self.audit(
+            NewAudit {
+                actor: username,
+                action: "password.recover",
+                target: username,
+                ip,
+                outcome,
+                detail: &codes.join(","),
+            },
+            now,
+        )?;
+        Ok(if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(violations)
+        })
     }
 
     /// Administrator reset: a new temporary password the user must change.
@@ -398,10 +460,13 @@ impl Server {
         )
     }
 
-    /// Removes every device and void activation codes: the user registers again.
+    /// Removes every method (devices, phone, security answers) and voids
+    /// activation codes: the user registers again at the next sign-in.
     pub fn reset_methods(&self, username: &str, actor: &str, now: u64) -> Result<usize, Error> {
         let user = self.user(username)?;
         let n = self.store.remove_devices_of(user.id, now)?;
+        self.store.remove_phone(user.id)?;
+        self.store.remove_answers(user.id)?;
         self.store.set_push_blocked(user.id, false)?;
         self.admin_audit(actor, "user.reset_methods", username, now)?;
         Ok(n)

@@ -37,6 +37,55 @@ pub struct Config {
     pub log: LogConfig,
     /// Sign-in pages.
     pub web: WebConfig,
+    /// Codes sent by text message or voice call.
+    pub telephony: TelephonyConfig,
+}
+
+/// Where text messages and voice calls go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelephonyConfig {
+    /// `outbox` (development: each message is a JSON file in
+    /// `outbox_dir`) or `webhook` (production: each message is POSTed as
+    /// JSON to `webhook_url`, which hands it to the SMS/voice provider).
+    pub mode: TelephonyMode,
+    /// The outbox folder; `outbox` under the data folder if unset.
+    pub outbox_dir: Option<PathBuf>,
+    /// The provider bridge's URL (https, or http on loopback).
+    pub webhook_url: String,
+    /// The environment variable holding the bearer token sent to the
+    /// webhook (kept out of the file so the file can be shared).
+    pub webhook_token_env: String,
+    /// Minutes a code can be entered.
+    pub code_minutes: u64,
+    /// Codes one account may be sent per window.
+    pub max_per_window: u32,
+    /// The window, in minutes.
+    pub window_minutes: u64,
+}
+
+/// See [`TelephonyConfig::mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TelephonyMode {
+    /// JSON files in a folder.
+    Outbox,
+    /// HTTP POST to a provider bridge.
+    Webhook,
+}
+
+impl Default for TelephonyConfig {
+    fn default() -> Self {
+        TelephonyConfig {
+            mode: TelephonyMode::Outbox,
+            outbox_dir: None,
+            webhook_url: String::new(),
+            webhook_token_env: "COUNTERSIGN_TELEPHONY_TOKEN".into(),
+            code_minutes: 5,
+            max_per_window: 5,
+            window_minutes: 15,
+        }
+    }
 }
 
 /// Sign-in pages.
@@ -164,6 +213,7 @@ impl Default for Config {
             users: UsersConfig::default(),
             log: LogConfig::default(),
             web: WebConfig::default(),
+            telephony: TelephonyConfig::default(),
         }
     }
 }
@@ -340,6 +390,27 @@ impl Config {
             return invalid(
                 "push.max_per_window",
                 "the push-fatigue limit and window must be at least 1",
+            );
+        }
+        if self.telephony.mode == TelephonyMode::Webhook {
+            let url = &self.telephony.webhook_url;
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if !(url.starts_with("https://") || loopback) {
+                return invalid(
+                    "telephony.webhook_url",
+                    "`webhook` needs an https:// URL (http only on loopback)",
+                );
+            }
+        }
+        if !(1..=30).contains(&self.telephony.code_minutes) {
+            return invalid("telephony.code_minutes", "must be between 1 and 30");
+        }
+        if self.telephony.max_per_window == 0 || self.telephony.window_minutes == 0 {
+            return invalid(
+                "telephony.max_per_window",
+                "the sending limit and its window must be at least 1",
             );
         }
         if self.totp.skew > 10 {

@@ -10,6 +10,7 @@ use crate::datadir::DataDir;
 use crate::limits::AddressLimiter;
 use crate::push::Hub;
 use crate::store::{NewAudit, Store};
+use crate::telephony::Gateway;
 use crate::Error;
 
 /// Everything a request needs.
@@ -32,6 +33,8 @@ pub struct Server {
     pub rng: SystemRandom,
     /// Failed password and code attempts per network address.
     pub address_failures: AddressLimiter,
+    /// Sends codes by text and call.
+    pub telephony: Gateway,
 }
 
 impl Server {
@@ -51,6 +54,7 @@ impl Server {
                 config.lockout.per_address_failures,
                 config.lockout.per_address_minutes * 60,
             ),
+            telephony: Gateway::new(&config.telephony, dir.root())?,
             config,
         })
     }

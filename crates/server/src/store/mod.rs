@@ -5,6 +5,7 @@
 mod audit;
 mod challenges;
 mod devices;
+mod methods;
 mod requests;
 mod sessions;
 mod users;
@@ -17,6 +18,7 @@ use rusqlite::{Connection, OptionalExtension};
 pub use audit::{AuditEntry, AuditFilter, NewAudit};
 pub use challenges::{ChallengeRow, NewChallenge};
 pub use devices::{ActivationRow, DeviceRow, NewDevice};
+pub use methods::{Methods, PhoneCode};
 pub use requests::{NewRegistration, RegistrationRequest};
 pub use sessions::WebSession;
 pub use users::{NewUser, Role, UserRow};
@@ -151,6 +153,35 @@ CREATE TABLE registration_requests (
 );
 CREATE INDEX registration_requests_status ON registration_requests(status, created_at);
 CREATE INDEX registration_requests_ip ON registration_requests(ip, created_at);
+"#,
+    r#"
+ALTER TABLE web_sessions ADD COLUMN pending TEXT NOT NULL DEFAULT '';
+ALTER TABLE web_sessions ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE phones (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    number TEXT NOT NULL,
+    verified_at INTEGER NOT NULL
+);
+CREATE TABLE security_answers (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    question INTEGER NOT NULL,
+    answer_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, question)
+);
+CREATE TABLE phone_codes (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    number TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    code_hash BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    used_at INTEGER
+);
+CREATE INDEX phone_codes_user ON phone_codes(user_id, created_at);
 "#,
 ];
 

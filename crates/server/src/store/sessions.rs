@@ -14,8 +14,15 @@ pub struct WebSession {
     pub csrf: String,
     /// The account being signed in (empty before the email step).
     pub username: String,
-    /// `start`, `password`, `change`, `register`, `mfa`, `stay`, `done`.
+    /// `start`, `password`, `change`, `mfa`, `register`, `stay`, `done`;
+    /// recovery: `recover`, `recover_reset`.
     pub stage: String,
+    /// The step in progress within the stage: the phone code being waited
+    /// for, the security questions asked, the CAPTCHA's answer hash.
+    pub pending: String,
+    /// A second factor was proven in this session (registration may then
+    /// add methods to an account that has some).
+    pub verified: bool,
     /// The push challenge being waited for.
     pub challenge_id: String,
     /// Where to go after signing in (already checked against the allow-list).
@@ -39,6 +46,8 @@ fn session(r: &Row<'_>) -> rusqlite::Result<WebSession> {
         persistent: r.get(6)?,
         created_at: r.get(7)?,
         expires_at: r.get(8)?,
+        pending: r.get(9)?,
+        verified: r.get(10)?,
     })
 }
 
@@ -46,9 +55,9 @@ impl Store {
     /// Stores a session (insert or replace).
     pub fn save_session(&self, s: &WebSession) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![s.id_hash, s.csrf, s.username, s.stage, s.challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at],
+            "INSERT OR REPLACE INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, verified) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![s.id_hash, s.csrf, s.username, s.stage, s.challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, s.pending, s.verified],
         )?;
         Ok(())
     }
@@ -56,7 +65,7 @@ impl Store {
     /// A live session by id hash.
     pub fn session(&self, id_hash: &[u8], now: u64) -> Result<Option<WebSession>, StoreError> {
         optional(self.conn().query_row(
-            "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at \
+            "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, verified \
              FROM web_sessions WHERE id_hash = ?1 AND expires_at > ?2",
             params![id_hash, now],
             session,

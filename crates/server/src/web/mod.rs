@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Form, Router};
 use countersign_core::api::ChallengeStatus;
 use countersign_core::protocol::ChallengeKind;
 use maud::Markup;
@@ -46,18 +46,7 @@ pub fn router() -> Router<Arc<Server>> {
             "/signin/update-password",
             get(update_page).post(update_post),
         )
-        .route("/signin/register", get(register_page))
-        .route("/signin/register/status", get(register_status))
-        .route("/signin/register/test", get(register_test))
-        .route("/signin/register/done", get(register_done))
-        .route("/signin/register/finish", post(register_finish))
-        .route("/signin/register/skip", post(register_skip))
-        .route("/signin/mfa", get(mfa_page))
-        .route("/signin/mfa/done", get(mfa_done))
-        .route("/signin/mfa/resend", post(mfa_resend))
-        .route("/signin/mfa/code", get(code_page).post(code_post))
         .route("/signin/stay", get(stay_page).post(stay_post))
-        .route("/my", get(my_page))
         .route("/signout", get(signout_page).post(signout_post))
         .route("/signout/pick", post(signout_pick))
         .route("/signout/wait", get(signout_wait))
@@ -65,7 +54,10 @@ pub fn router() -> Router<Arc<Server>> {
         .route("/signin/options", get(options_page))
         .route("/help", get(help_page))
         .route("/register", get(new_user_page).post(new_user_post))
-        .route("/recover", get(recover_page))
+        .merge(my::routes())
+        .merge(register::routes())
+        .merge(verify::routes())
+        .merge(recover::routes())
         .route(
             "/static/site.css",
             get(|| async { static_file("text/css", include_str!("../../static/site.css")) }),
@@ -207,6 +199,8 @@ fn fresh(stage: &str) -> WebSession {
         persistent: false,
         created_at: 0,
         expires_at: 0,
+        pending: String::new(),
+        verified: false,
     }
 }
 
@@ -215,22 +209,24 @@ fn stage_url(stage: &str) -> &'static str {
     match stage {
         "password" => "/signin/password",
         "change" => "/signin/update-password",
-        "register" => "/signin/register",
-        "mfa" => "/signin/mfa",
+        "register" | "add" => "/signin/register",
+        "mfa" | "recover" => "/signin/mfa",
         "stay" => "/signin/stay",
         "done" => "/my",
+        "recover_start" => "/recover",
+        "recover_reset" => "/recover/password",
         _ => "/signin",
     }
 }
 
-/// The session, if it is at `stage`; otherwise where to go instead.
-fn at_stage(
+/// The session, if it is at one of `stages`; otherwise where to go instead.
+fn at_stages(
     s: &Server,
     headers: &HeaderMap,
-    stage: &str,
+    stages: &[&str],
 ) -> Result<Result<WebSession, Redirect>, Error> {
     Ok(match load(s, headers)? {
-        Some(session) if session.stage == stage => Ok(session),
+        Some(session) if stages.contains(&session.stage.as_str()) => Ok(session),
         Some(session) => Err(Redirect::to(stage_url(&session.stage))),
         None => Err(Redirect::to("/signin")),
     })
@@ -283,9 +279,11 @@ fn audit(
     )
 }
 
+/// The session, if it is at one of the stages; otherwise the handler
+/// answers with a redirect to where the session is.
 macro_rules! stage {
-    ($s:expr, $headers:expr, $stage:expr) => {
-        match at_stage(&$s, &$headers, $stage)? {
+    ($s:expr, $headers:expr, $stages:expr) => {
+        match $crate::web::at_stages(&$s, &$headers, $stages)? {
             Ok(session) => session,
             Err(redirect) => return Ok(redirect.into_response()),
         }
@@ -294,16 +292,21 @@ macro_rules! stage {
 
 /// [`stage!`] for a form post: also refuses a missing or wrong CSRF token.
 macro_rules! stage_form {
-    ($s:expr, $headers:expr, $stage:expr, $form:expr) => {{
-        let session = stage!($s, $headers, $stage);
-        if !csrf_ok(&session, &$form) {
-            return Ok(forbidden(&$s));
+    ($s:expr, $headers:expr, $stages:expr, $form:expr) => {{
+        let session = stage!($s, $headers, $stages);
+        if !$crate::web::csrf_ok(&session, &$form) {
+            return Ok($crate::web::forbidden(&$s));
         }
         session
     }};
 }
 
 type PageResult = Result<Response, crate::api::ApiError>;
+
+mod my;
+mod recover;
+mod register;
+mod verify;
 
 #[derive(Deserialize)]
 struct SigninQuery {
@@ -370,11 +373,7 @@ async fn signin_post(
         .get("email")
         .map(|e| e.trim().to_lowercase())
         .unwrap_or_default();
-    let username = match email.split_once('@') {
-        Some((user, domain)) if domain == s.config.email_domain => user.to_string(),
-        Some(_) => String::new(),
-        None => email.clone(),
-    };
+    let username = username_of(&s, &email);
     if crate::accounts::check_username(&username).is_err() {
         let msg = format!(
             "Enter a valid email address, such as username@{}.",
@@ -401,7 +400,7 @@ async fn back(State(s): AppState, headers: HeaderMap) -> PageResult {
 }
 
 async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, "password");
+    let session = stage!(s, headers, &["password"]);
     Ok(html(
         &s,
         "Enter password",
@@ -415,16 +414,14 @@ async fn password_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, "password", form);
+    let mut session = stage_form!(s, headers, &["password"], form);
     let password = zeroize::Zeroizing::new(form.get("password").cloned().unwrap_or_default());
     match s.check_password(&session.username, &password, &ip, now()) {
         Ok(ok) => {
             session.stage = if ok.must_change {
                 "change"
-            } else if s.store.devices_of(ok.user.id)?.is_empty() {
-                "register"
             } else {
-                "mfa"
+                after_password(&s, &ok.user.username)?
             }
             .into();
             let old = session.id_hash.clone();
@@ -450,7 +447,7 @@ async fn password_post(
 }
 
 async fn update_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, "change");
+    let session = stage!(s, headers, &["change"]);
     Ok(html(
         &s,
         "Update your password",
@@ -464,18 +461,12 @@ async fn update_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, "change", form);
+    let mut session = stage_form!(s, headers, &["change"], form);
     let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
     let (current, new, confirm) = (field("current"), field("new"), field("confirm"));
     match s.change_password(&session.username, &current, &new, &confirm, &ip, now()) {
         Ok(Ok(())) => {
-            let user = s.user(&session.username)?;
-            session.stage = if s.store.devices_of(user.id)?.is_empty() {
-                "register"
-            } else {
-                "mfa"
-            }
-            .into();
+            session.stage = after_password(&s, &session.username)?.into();
             s.store.save_session(&session)?;
             Ok(Redirect::to(stage_url(&session.stage)).into_response())
         }
@@ -502,111 +493,37 @@ async fn update_post(
     }
 }
 
-async fn register_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, "register");
-    let payload = s
-        .enrollment(&session.username, &session.username, now())?
-        .to_uri();
-    let code =
-        qrcode::QrCode::new(payload.as_bytes()).map_err(|e| Error::Internal(e.to_string()))?;
-    let img = code
-        .render::<image::Luma<u8>>()
-        .module_dimensions(4, 4)
-        .build();
-    let mut png = Vec::new();
-    image::DynamicImage::ImageLuma8(img)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let data_url = format!(
-        "data:image/png;base64,{}",
-        data_encoding::BASE64.encode(&png)
-    );
-    let user = s.user(&session.username)?;
-    let hours_left = s
-        .skip_setup_left(&user, now())
-        .map(|secs| secs.div_ceil(3600));
-    let skip = hours_left.map(|h| (session.csrf.as_str(), h));
-    let body = pages::register_app(&account(&s, &session.username), &data_url, &payload, skip);
-    Ok(html(&s, "Keep your account secure", body))
-}
-
-/// "Skip setup": signed in on the password alone until the grace ends.
-async fn register_skip(
-    State(s): AppState,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
-) -> PageResult {
-    let mut session = stage_form!(s, headers, "register", form);
-    match s.skip_setup(&session.username, &ip, now()) {
-        Ok(_) => second_factor_ok(&s, &mut session),
-        Err(Error::Refused {
-            status, message, ..
-        }) => Ok((
-            refusal(status),
-            html(
-                &s,
-                "Keep your account secure",
-                pages::info("Keep your account secure", &[&message]),
-            ),
-        )
-            .into_response()),
-        Err(e) => Err(e.into()),
+/// The username in what was typed: a bare username, or an address in the
+/// configured domain (anything else is no username).
+fn username_of(s: &Server, email: &str) -> String {
+    match email.split_once('@') {
+        Some((user, domain)) if domain == s.config.email_domain => user.to_string(),
+        Some(_) => String::new(),
+        None => email.to_string(),
     }
 }
 
-async fn register_status(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, "register");
-    let user = s.user(&session.username)?;
-    let activated = !s.store.devices_of(user.id)?.is_empty();
-    Ok(Json(serde_json::json!({ "activated": activated })).into_response())
+/// Where a sign-in goes once the password is settled: proof with a
+/// registered method, or (nothing registered yet) registration.
+fn after_password(s: &Server, username: &str) -> Result<&'static str, Error> {
+    Ok(if s.methods(username)?.count() == 0 {
+        "register"
+    } else {
+        "mfa"
+    })
 }
 
-async fn register_test(
-    State(s): AppState,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
-) -> PageResult {
-    let mut session = stage!(s, headers, "register");
-    let user = s.user(&session.username)?;
-    if s.store.devices_of(user.id)?.is_empty() {
-        return Ok(Redirect::to("/signin/register").into_response());
+/// Moves the session to `stage` under a new id (every step forward is a
+/// gain in privilege) and goes to the stage's page.
+fn advance(s: &Server, session: &mut WebSession, stage: &str) -> PageResult {
+    session.stage = stage.into();
+    let old = session.id_hash.clone();
+    let cookie = issue(s, session, Some(&old))?;
+    Ok(Page {
+        body: Redirect::to(stage_url(stage)).into_response(),
+        cookie: Some(cookie),
     }
-    let (id, number) = current_or_new_challenge(&s, &mut session, &ip, ChallengeKind::Test)?;
-    Ok(html(
-        &s,
-        "Keep your account secure",
-        pages::register_test(&account(&s, &session.username), &id, number),
-    ))
-}
-
-async fn register_done(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let mut session = stage!(s, headers, "register");
-    let status = challenge_status(&s, &session)?;
-    if status != Some(ChallengeStatus::Approved) {
-        session.challenge_id.clear();
-        s.store.save_session(&session)?;
-        return Ok(Redirect::to("/signin/register/test").into_response());
-    }
-    Ok(html(
-        &s,
-        "Keep your account secure",
-        pages::register_done(&session.csrf, &account(&s, &session.username)),
-    ))
-}
-
-async fn register_finish(
-    State(s): AppState,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
-) -> PageResult {
-    let mut session = stage_form!(s, headers, "register", form);
-    if challenge_status(&s, &session)? != Some(ChallengeStatus::Approved) {
-        return Ok(Redirect::to("/signin/register/test").into_response());
-    }
-    audit(&s, &session, "signin.register", &ip, "app")?;
-    second_factor_ok(&s, &mut session)
+    .into_response())
 }
 
 /// The session's challenge if still pending, else a new one.
@@ -646,119 +563,8 @@ fn challenge_status(s: &Server, session: &WebSession) -> Result<Option<Challenge
     Ok((row.user_id == user.id).then_some(status))
 }
 
-async fn mfa_page(State(s): AppState, headers: HeaderMap, ClientIp(ip): ClientIp) -> PageResult {
-    let mut session = stage!(s, headers, "mfa");
-    let who = account(&s, &session.username);
-    match current_or_new_challenge(&s, &mut session, &ip, ChallengeKind::SignIn) {
-        Ok((id, number)) => Ok(html(
-            &s,
-            "Approve sign in request",
-            pages::approve(&who, &id, number, None),
-        )),
-        Err(Error::Refused { message, .. }) => Ok(html(
-            &s,
-            "Approve sign in request",
-            pages::not_approved(&session.csrf, &who, &message),
-        )),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn mfa_done(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let mut session = stage!(s, headers, "mfa");
-    let who = account(&s, &session.username);
-    let message = match challenge_status(&s, &session)? {
-        Some(ChallengeStatus::Approved) => return second_factor_ok(&s, &mut session),
-        Some(ChallengeStatus::Pending) | None => return Ok(Redirect::to("/signin/mfa").into_response()),
-        Some(ChallengeStatus::Denied) => "The request was denied in the app. We didn't sign you in.",
-        Some(ChallengeStatus::NumberMismatch) => "The number entered in the app didn't match. We didn't sign you in.",
-        Some(ChallengeStatus::Reported) => {
-            "The request was reported as not yours. Sign-in requests are blocked for your account; contact the help desk."
-        }
-        Some(ChallengeStatus::Expired) => {
-            "We didn't hear from you. We sent a sign-in request to your app, but you didn't respond in time."
-        }
-    };
-    Ok(html(
-        &s,
-        "Approve sign in request",
-        pages::not_approved(&session.csrf, &who, message),
-    ))
-}
-
-async fn mfa_resend(
-    State(s): AppState,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> PageResult {
-    let mut session = stage_form!(s, headers, "mfa", form);
-    session.challenge_id.clear();
-    s.store.save_session(&session)?;
-    Ok(Redirect::to("/signin/mfa").into_response())
-}
-
-async fn code_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, "mfa");
-    Ok(html(
-        &s,
-        "Enter code",
-        pages::code(&session.csrf, &account(&s, &session.username), None),
-    ))
-}
-
-async fn code_post(
-    State(s): AppState,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
-) -> PageResult {
-    let mut session = stage_form!(s, headers, "mfa", form);
-    let code = form
-        .get("code")
-        .map(|c| c.trim().to_string())
-        .unwrap_or_default();
-    let who = account(&s, &session.username);
-    match s.verify_totp(&session.username, &code, &session.username, &ip, now()) {
-        Ok(true) => second_factor_ok(&s, &mut session),
-        Ok(false) => {
-            let body = pages::code(
-                &session.csrf,
-                &who,
-                Some("That code didn't work. Check the code and try again."),
-            );
-            Ok((StatusCode::UNAUTHORIZED, html(&s, "Enter code", body)).into_response())
-        }
-        Err(Error::Refused {
-            status, message, ..
-        }) => Ok((
-            refusal(status),
-            html(
-                &s,
-                "Enter code",
-                pages::code(&session.csrf, &who, Some(&message)),
-            ),
-        )
-            .into_response()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The sign-in is complete (a second factor proven, or setup skipped while
-/// allowed): new session id, then "Stay signed in?".
-fn second_factor_ok(s: &Server, session: &mut WebSession) -> PageResult {
-    session.stage = "stay".into();
-    session.challenge_id.clear();
-    let old = session.id_hash.clone();
-    let cookie = issue(s, session, Some(&old))?;
-    Ok(Page {
-        body: Redirect::to("/signin/stay").into_response(),
-        cookie: Some(cookie),
-    }
-    .into_response())
-}
-
 async fn stay_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, "stay");
+    let session = stage!(s, headers, &["stay"]);
     Ok(html(
         &s,
         "Stay signed in?",
@@ -772,7 +578,7 @@ async fn stay_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, "stay", form);
+    let mut session = stage_form!(s, headers, &["stay"], form);
     session.persistent = form.get("stay").map(String::as_str) == Some("yes");
     session.stage = "done".into();
     let old = session.id_hash.clone();
@@ -798,40 +604,6 @@ async fn stay_post(
         cookie: Some(cookie),
     }
     .into_response())
-}
-
-async fn my_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, "done");
-    let user = s.user(&session.username)?;
-    let devices: Vec<(String, String)> = s
-        .store
-        .devices_of(user.id)?
-        .into_iter()
-        .map(|d| (d.name, d.platform))
-        .collect();
-    let filter = crate::store::AuditFilter {
-        user: Some(user.username.clone()),
-        since: None,
-    };
-    let recent: Vec<(u64, String, String)> = s
-        .store
-        .audit_entries(&filter)?
-        .into_iter()
-        .rev()
-        .filter(|e| e.action.starts_with("signin."))
-        .take(10)
-        .map(|e| (e.at, e.action, e.outcome))
-        .collect();
-    Ok(html(
-        &s,
-        "My sign-ins",
-        pages::my_sign_ins(
-            &session.csrf,
-            &account(&s, &session.username),
-            &devices,
-            &recent,
-        ),
-    ))
 }
 
 async fn signout_page(State(s): AppState, headers: HeaderMap) -> PageResult {
@@ -972,8 +744,4 @@ async fn new_user_post(
         }) => Ok(refill(&[message], refusal(status))),
         Err(e) => Err(e.into()),
     }
-}
-
-async fn recover_page(State(s): AppState) -> Response {
-    html(&s, "Can't access your account?", pages::info("Can't access your account?", &["Contact the help desk: they can unlock your account or issue a temporary password."]))
 }

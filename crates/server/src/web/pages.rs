@@ -57,6 +57,13 @@ pub fn error(message: Option<&str>) -> Markup {
     html! { @if let Some(m) = message { p.error role="alert" { (m) } } }
 }
 
+/// Every problem with a form, as one alert.
+pub fn problems(list: &[String]) -> Markup {
+    // The alert role goes on a wrapper: on the list itself it would hide
+    // the list from screen readers.
+    html! { @if !list.is_empty() { div role="alert" { ul.violations.error { @for p in list { li { (p) } } } } } }
+}
+
 /// Step 1: the account.
 pub fn email(token: &str, domain: &str, message: Option<&str>) -> Markup {
     html! {
@@ -95,11 +102,7 @@ pub fn update_password(token: &str, account: &str, violations: &[String]) -> Mar
         p.account { (account) }
         h1 { "Update your password" }
         p { "You need to update your password because this is the first time you are signing in, or because your password has expired." }
-        @if !violations.is_empty() {
-            // The alert role goes on a wrapper: on the list itself it would
-            // hide the list from screen readers.
-            div role="alert" { ul.violations.error { @for v in violations { li { (v) } } } }
-        }
+        (problems(violations))
         form method="post" action="/signin/update-password" {
             (csrf(token))
             label for="current" { "Current password" }
@@ -109,110 +112,6 @@ pub fn update_password(token: &str, account: &str, violations: &[String]) -> Mar
             label for="confirm" { "Confirm password" }
             input #confirm type="password" name="confirm" autocomplete="new-password" required;
             button type="submit" { "Sign in" }
-        }
-    }
-}
-
-/// MFA: the number to type into the app, followed live.
-pub fn approve(account: &str, challenge_id: &str, number: u8, message: Option<&str>) -> Markup {
-    html! {
-        p.account { (account) }
-        h1 { "Approve sign in request" }
-        (error(message))
-        p { "Open your Countersign app, and enter the number shown to sign in." }
-        p.number #challenge data-id=(challenge_id) data-next="/signin/mfa/done" aria-live="polite" { (number) }
-        p { "No numbers in your app? Make sure to upgrade to the latest version." }
-        p { a href="/signin/mfa/done" { "I've approved it" } }
-        p { a href="/signin/mfa/code" { "I can't use my Countersign app right now" } }
-    }
-}
-
-/// MFA: the request ended without an approval.
-pub fn not_approved(token: &str, account: &str, message: &str) -> Markup {
-    html! {
-        p.account { (account) }
-        h1 { "Approve sign in request" }
-        p.error role="alert" { (message) }
-        form method="post" action="/signin/mfa/resend" {
-            (csrf(token))
-            button type="submit" { "Send another request" }
-        }
-        p { a href="/signin/mfa/code" { "I can't use my Countersign app right now" } }
-    }
-}
-
-/// MFA fallback: a code from the app.
-pub fn code(token: &str, account: &str, message: Option<&str>) -> Markup {
-    html! {
-        p.account { (account) }
-        h1 { "Enter code" }
-        (error(message))
-        p { "Enter the code displayed in the Countersign app on your mobile device." }
-        form method="post" action="/signin/mfa/code" {
-            (csrf(token))
-            label for="code" { "Code" }
-            input #code type="text" name="code" inputmode="numeric" autocomplete="one-time-code" autofocus required;
-            button type="submit" { "Verify" }
-        }
-        p { a href="/signin/mfa" { "Use the app's sign-in request instead" } }
-    }
-}
-
-/// Registration of the authenticator app: the QR code, then a wait;
-/// "Skip setup" while the officer may still postpone (`skip`: the form's
-/// token and the hours left).
-pub fn register_app(
-    account: &str,
-    qr_data_url: &str,
-    payload: &str,
-    skip: Option<(&str, u64)>,
-) -> Markup {
-    html! {
-        p.account { (account) }
-        h1 { "Keep your account secure" }
-        p { "Your organization requires you to set up the following methods of proving who you are." }
-        h2 { "Countersign app: scan the QR code" }
-        p { "Use the Countersign app to scan the QR code. This will connect the app with your account." }
-        img.qr src=(qr_data_url) alt="QR code to enroll the Countersign app";
-        details {
-            summary { "Can't scan the image? Copy the link" }
-            p.payload #payload { (payload) }
-        }
-        p #activation data-poll="/signin/register/status" data-next="/signin/register/test" aria-live="polite" {
-            "Waiting for the app to connect…"
-        }
-        p { a href="/signin/register/test" { "Next" } }
-        @if let Some((token, hours)) = skip {
-            form method="post" action="/signin/register/skip" {
-                (csrf(token))
-                p { "You can postpone this for " (hours) " more hour(s). After that, you must set up your methods to sign in." }
-                button.secondary type="submit" { "Skip setup" }
-            }
-        }
-    }
-}
-
-/// Registration: the test push.
-pub fn register_test(account: &str, challenge_id: &str, number: u8) -> Markup {
-    html! {
-        p.account { (account) }
-        h1 { "Keep your account secure" }
-        h2 { "Let's try it out" }
-        p { "Approve the notification we're sending to your app by entering the number shown below." }
-        p.number #challenge data-id=(challenge_id) data-next="/signin/register/done" aria-live="polite" { (number) }
-    }
-}
-
-/// Registration finished.
-pub fn register_done(token: &str, account: &str) -> Markup {
-    html! {
-        p.account { (account) }
-        h1 { "Keep your account secure" }
-        p.ok role="status" { "Notification approved" }
-        p { "Success! You have set up your Countersign app as a sign-in method." }
-        form method="post" action="/signin/register/finish" {
-            (csrf(token))
-            button type="submit" { "Done" }
         }
     }
 }
@@ -228,27 +127,6 @@ pub fn stay(token: &str, account: &str) -> Markup {
             button.secondary type="submit" name="stay" value="no" { "No" }
             " "
             button type="submit" name="stay" value="yes" { "Yes" }
-        }
-    }
-}
-
-/// The signed-in landing page.
-pub fn my_sign_ins(
-    token: &str,
-    account: &str,
-    devices: &[(String, String)],
-    recent: &[(u64, String, String)],
-) -> Markup {
-    html! {
-        h1 { "My sign-ins" }
-        p { "Signed in as " strong { (account) } }
-        h2 { "Sign-in methods" }
-        ul { @for (name, platform) in devices { li { "Countersign app: " (name) " (" (platform) ")" } } }
-        h2 { "Recent activity" }
-        ul { @for (at, action, outcome) in recent { li { (at) " " (action) ": " (outcome) } } }
-        form method="post" action="/signout/pick" {
-            (csrf(token))
-            button type="submit" { "Sign out" }
         }
     }
 }
@@ -295,9 +173,7 @@ pub fn new_user(token: &str, values: &HashMap<String, String>, problems: &[Strin
     html! {
         h1 { "New User Registration" }
         p { "Ask for an account. An administrator checks each request and contacts you at the email address you give." }
-        @if !problems.is_empty() {
-            div role="alert" { ul.violations.error { @for p in problems { li { (p) } } } }
-        }
+        (self::problems(problems))
         form method="post" action="/register" {
             (csrf(token))
             (field("first_name", "First name", "text", "given-name", true))

@@ -1,6 +1,8 @@
 //! The sign-in pages over HTTPS on loopback, driven like a browser without
 //! JavaScript (cookies, forms, redirects).
 
+mod methods;
+
 use crate::common::{TestDevice, TestServer};
 use countersign_core::api::ActivateResponse;
 use countersign_core::pin::PinnedVerifier;
@@ -88,6 +90,52 @@ fn audit_actions(ts: &TestServer) -> Vec<String> {
         .into_iter()
         .map(|e| e.action)
         .collect()
+}
+
+/// A valid security-question form: questions 0, 2, 4, 6, 8.
+pub fn answers() -> Vec<(String, &'static str)> {
+    let mut f = Vec::new();
+    for (i, (q, a)) in [
+        ("0", "Mobile"),
+        ("2", "Ford Falcon"),
+        ("4", "Lincoln Elementary"),
+        ("6", "Tuscaloosa"),
+        ("8", "Skynyrd"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        f.push((format!("q{}", i + 1), q));
+        f.push((format!("a{}", i + 1), a));
+    }
+    f
+}
+
+/// Borrows a form's fields.
+pub fn as_refs<'a>(fields: &'a [(String, &'static str)]) -> Vec<(&'a str, &'a str)> {
+    fields.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+}
+
+/// (action, outcome) of every audit row, oldest first.
+pub fn audit_outcomes(ts: &TestServer) -> Vec<(String, String)> {
+    ts.server
+        .store
+        .audit_entries(&Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.outcome))
+        .collect()
+}
+
+/// Asserts that each (action, outcome) is in the audit log.
+pub fn assert_audited(ts: &TestServer, wanted: &[(&str, &str)]) {
+    let rows = audit_outcomes(ts);
+    for (a, o) in wanted {
+        assert!(
+            rows.iter().any(|(x, y)| x == a && y == o),
+            "{a} {o} in {rows:?}"
+        );
+    }
 }
 
 async fn approve_from_page(ts: &TestServer, dev: &TestDevice, page: &str, decision: Decision) {
@@ -208,6 +256,33 @@ async fn first_sign_in_registration_push_code_and_sign_out() {
     let (_, _, page) = b.get("/signin/register/done").await;
     assert!(page.contains("Notification approved"));
     let (_, path, page) = b.post("/signin/register/finish", &page, &[]).await;
+    assert_eq!(path, "/signin/register");
+    assert!(page.contains("Method 2 of 2: Phone"), "{page}");
+
+    // The second method: security questions, after a refused first try.
+    let (_, _, page) = b.get("/signin/register/choose").await;
+    assert!(page.contains("Security questions") && !page.contains(">Countersign app<"));
+    let (_, _, page) = b.get("/signin/register?method=questions").await;
+    let mut fields = answers();
+    fields[2].1 = "0"; // q2: the first question again
+    fields[7].1 = "ab"; // a4
+    let (status, _, page) = b
+        .post("/signin/register/questions", &page, &as_refs(&fields))
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("Choose five different questions."), "{page}");
+    assert!(page.contains("is too short"), "{page}");
+    let fields = answers();
+    let (_, path, page) = b
+        .post("/signin/register/questions", &page, &as_refs(&fields))
+        .await;
+    assert_eq!(path, "/signin/register/complete");
+    assert!(
+        page.contains("Success!")
+            && page.contains("Countersign app")
+            && page.contains("Security questions")
+    );
+    let (_, path, page) = b.post("/signin/register/complete", &page, &[]).await;
     assert_eq!(path, "/signin/stay");
     let (_, path, page) = b.post("/signin/stay", &page, &[("stay", "yes")]).await;
     assert_eq!(path, "/my");

@@ -1,0 +1,396 @@
+//! Registering and using the methods besides the app: a phone that gets a
+//! one-time code by text or call, and security questions. Wrong codes and
+//! answers count towards the account lockout and the per-address limit,
+//! exactly like wrong passwords.
+
+use countersign_core::methods::{check_answers, normalise_answer, AnswerProblem, PhoneNumber};
+use countersign_core::secret::constant_time_eq;
+
+use crate::accounts::{hash_password, verify_password};
+use crate::state::sha256;
+use crate::store::{Methods, NewAudit, PhoneCode, UserRow};
+use crate::telephony::{Channel, Message};
+use crate::{Error, Server};
+
+/// Wrong entries one phone code survives.
+const CODE_ATTEMPTS: u32 = 5;
+
+/// What a code is for; a code sent for one purpose is refused for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Verifying a phone being registered.
+    Register,
+    /// A second factor at sign-in.
+    SignIn,
+    /// Proving identity to reset a password.
+    Recover,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Register => "register",
+            Purpose::SignIn => "signin",
+            Purpose::Recover => "recover",
+        }
+    }
+}
+
+/// A method a user may remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodKind {
+    /// Every enrolled app.
+    App,
+    /// The phone.
+    Phone,
+    /// The security questions.
+    Questions,
+}
+
+impl MethodKind {
+    /// Reads a form value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "app" => Some(MethodKind::App),
+            "phone" => Some(MethodKind::Phone),
+            "questions" => Some(MethodKind::Questions),
+            _ => None,
+        }
+    }
+}
+
+impl Server {
+    /// The methods `username` has registered.
+    pub fn methods(&self, username: &str) -> Result<Methods, Error> {
+        let user = self.user(username)?;
+        Ok(self.store.methods_of(user.id)?)
+    }
+
+    /// Registers five security questions and answers (stored as Argon2id
+    /// hashes of the normalised answers), replacing earlier ones.
+    pub fn register_answers(
+        &self,
+        username: &str,
+        chosen: &[(usize, String)],
+        ip: &str,
+        now: u64,
+    ) -> Result<Result<(), Vec<AnswerProblem>>, Error> {
+        let user = self.user(username)?;
+        let normalised = match check_answers(chosen) {
+            Ok(n) => n,
+            Err(problems) => return Ok(Err(problems)),
+        };
+        let mut hashed = Vec::with_capacity(normalised.len());
+        for ((q, _), answer) in chosen.iter().zip(normalised) {
+            let answer = zeroize::Zeroizing::new(answer);
+            hashed.push((*q, hash_password(&answer)?));
+        }
+        self.store.set_answers(user.id, &hashed, now)?;
+        self.method_audit(username, "method.questions.register", ip, "ok", "", now)?;
+        Ok(Ok(()))
+    }
+
+    /// Checks answers to the `asked` questions (same order). All must be
+    /// right; a wrong set counts as one failed sign-in.
+    pub fn check_answers(
+        &self,
+        username: &str,
+        asked: &[usize],
+        given: &[String],
+        ip: &str,
+        now: u64,
+    ) -> Result<bool, Error> {
+        let user = self.usable_user(username, "method.questions.check", ip, now)?;
+        let mut all = asked.len() == given.len() && !asked.is_empty();
+        for (q, a) in asked.iter().zip(given) {
+            let answer = zeroize::Zeroizing::new(normalise_answer(a));
+            let ok = match self.store.answer_hash(user.id, *q)? {
+                Some(hash) => verify_password(&hash, &answer),
+                None => false,
+            };
+            all &= ok;
+        }
+        if all {
+            self.store.clear_failures(user.id)?;
+            self.method_audit(username, "method.questions.check", ip, "ok", "", now)?;
+        } else {
+            self.failed(&user, "method.questions.check", ip, "wrong answers", now)?;
+        }
+        Ok(all)
+    }
+
+    /// Sends a six-digit code to `number` (the registered phone when
+    /// `None`) by text or call; returns the code's id for the session.
+    pub async fn send_phone_code(
+        &self,
+        username: &str,
+        number: Option<&PhoneNumber>,
+        channel: Channel,
+        purpose: Purpose,
+        ip: &str,
+        now: u64,
+    ) -> Result<String, Error> {
+        let action = "method.phone.send";
+        let user = self.usable_user(username, action, ip, now)?;
+        let to = match number {
+            Some(n) => n.as_str().to_string(),
+            None => self.store.methods_of(user.id)?.phone.ok_or_else(|| {
+                Error::refused(409, "no_phone", "No phone is registered for this account.")
+            })?,
+        };
+        let t = &self.config.telephony;
+        if self
+            .store
+            .phone_codes_since(user.id, now.saturating_sub(t.window_minutes * 60))?
+            >= t.max_per_window
+        {
+            self.method_audit(username, action, ip, "refused", "sending limit", now)?;
+            return Err(Error::refused(
+                429,
+                "too_many_codes",
+                format!(
+                    "Too many codes were sent to this account. Wait {} minutes, or use another method.",
+                    t.window_minutes
+                ),
+            ));
+        }
+        let code = self.random_digits(6)?;
+        let mut id = [0u8; 16];
+        ring::rand::SecureRandom::fill(&self.rng, &mut id)
+            .map_err(|_| Error::Internal("random generator failed".into()))?;
+        let id = data_encoding::BASE64URL_NOPAD.encode(&id);
+        self.store.insert_phone_code(&PhoneCode {
+            id: id.clone(),
+            user_id: user.id,
+            number: to.clone(),
+            channel: channel.as_str().into(),
+            purpose: purpose.as_str().into(),
+            code_hash: code_hash(&id, &code).to_vec(),
+            created_at: now,
+            expires_at: now + t.code_minutes * 60,
+            attempts: 0,
+            used_at: None,
+        })?;
+        let text = zeroize::Zeroizing::new(match channel {
+            Channel::Sms => format!(
+                "{} verification code: {}. It expires in {} minutes. Never share it.",
+                self.config.org_name, *code, t.code_minutes
+            ),
+            Channel::Voice => {
+                let spoken: Vec<String> = code.chars().map(String::from).collect();
+                format!(
+                    "This is {}. Your verification code is {}. Again, your code is {}.",
+                    self.config.org_name,
+                    spoken.join(" "),
+                    spoken.join(" ")
+                )
+            }
+        });
+        let detail = format!(
+            "{} to {}",
+            channel.as_str(),
+            countersign_core::methods::mask(&to)
+        );
+        match self
+            .telephony
+            .send(&Message {
+                to: &to,
+                channel,
+                text: &text,
+                at: now,
+            })
+            .await
+        {
+            Ok(()) => {
+                self.method_audit(username, action, ip, purpose.as_str(), &detail, now)?;
+                Ok(id)
+            }
+            Err(e) => {
+                self.method_audit(username, action, ip, "failed", &detail, now)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks a code sent by [`Server::send_phone_code`]. `Ok(Some(number))`
+    /// (the phone it went to) when right; `Ok(None)` when wrong; refused
+    /// when the code is used, expired, for another purpose, or tried too
+    /// often.
+    pub fn check_phone_code(
+        &self,
+        username: &str,
+        code_id: &str,
+        code: &str,
+        purpose: Purpose,
+        ip: &str,
+        now: u64,
+    ) -> Result<Option<String>, Error> {
+        let action = "method.phone.check";
+        let user = self.usable_user(username, action, ip, now)?;
+        let sent = self
+            .store
+            .phone_code(code_id)?
+            .filter(|c| c.user_id == user.id && c.purpose == purpose.as_str());
+        let Some(sent) = sent else {
+            return Err(Error::refused(404, "no_code", "Send a new code first."));
+        };
+        if sent.used_at.is_some() || sent.expires_at <= now || sent.attempts >= CODE_ATTEMPTS {
+            self.method_audit(
+                username,
+                action,
+                ip,
+                "refused",
+                "code used, expired or tried too often",
+                now,
+            )?;
+            return Err(Error::refused(
+                410,
+                "code_expired",
+                "That code can no longer be used. Send a new code.",
+            ));
+        }
+        let code = code.trim();
+        let right = code.len() == 6 && constant_time_eq(&code_hash(code_id, code), &sent.code_hash);
+        if !right {
+            self.store.phone_code_failed(code_id)?;
+            self.failed(&user, action, ip, "wrong code", now)?;
+            return Ok(None);
+        }
+        if !self.store.use_phone_code(code_id, now)? {
+            return Err(Error::refused(
+                410,
+                "code_expired",
+                "That code was already used. Send a new code.",
+            ));
+        }
+        self.store.clear_failures(user.id)?;
+        self.method_audit(username, action, ip, "ok", purpose.as_str(), now)?;
+        Ok(Some(sent.number))
+    }
+
+    /// Registers `number` as the user's phone (after its code was checked).
+    pub fn register_phone(
+        &self,
+        username: &str,
+        number: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<(), Error> {
+        let user = self.user(username)?;
+        self.store.set_phone(user.id, number, now)?;
+        let masked = countersign_core::methods::mask(number);
+        self.method_audit(username, "method.phone.register", ip, "ok", &masked, now)
+    }
+
+    /// Removes one kind of method; `actor` is the user or a staff member.
+    /// Returns whether there was anything to remove.
+    pub fn remove_method(
+        &self,
+        username: &str,
+        kind: MethodKind,
+        actor: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<bool, Error> {
+        let user = self.user(username)?;
+        let (removed, what) = match kind {
+            MethodKind::App => (self.store.remove_devices_of(user.id, now)? > 0, "app"),
+            MethodKind::Phone => (self.store.remove_phone(user.id)?, "phone"),
+            MethodKind::Questions => (self.store.remove_answers(user.id)?, "questions"),
+        };
+        self.audit(
+            NewAudit {
+                actor,
+                action: "method.remove",
+                target: username,
+                ip,
+                outcome: if removed { "ok" } else { "nothing" },
+                detail: what,
+            },
+            now,
+        )?;
+        Ok(removed)
+    }
+
+    /// The user, if a code or answer may be tried for them now.
+    fn usable_user(
+        &self,
+        username: &str,
+        action: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<UserRow, Error> {
+        let user = self.user(username)?;
+        if let Err(e) = self.address_failures.check(ip, now) {
+            self.method_audit(
+                username,
+                action,
+                ip,
+                "refused",
+                "too many failures from this address",
+                now,
+            )?;
+            return Err(e);
+        }
+        if user.disabled || user.locked_until > now {
+            self.method_audit(username, action, ip, "refused", "locked or disabled", now)?;
+            return Err(Error::refused(
+                423,
+                "account_locked",
+                "Your account is locked after too many failed attempts. Try again later or contact the help desk.",
+            ));
+        }
+        Ok(user)
+    }
+
+    /// Counts a failure against the account and the address.
+    fn failed(
+        &self,
+        user: &UserRow,
+        action: &str,
+        ip: &str,
+        detail: &str,
+        now: u64,
+    ) -> Result<(), Error> {
+        self.address_failures.failed(ip, now);
+        let locked = self.store.record_failure(
+            user.id,
+            self.config.lockout.max_failures,
+            self.config.lockout.minutes * 60,
+            now,
+        )?;
+        let outcome = if locked.is_some() {
+            "locked"
+        } else {
+            "refused"
+        };
+        self.method_audit(&user.username, action, ip, outcome, detail, now)
+    }
+
+    fn method_audit(
+        &self,
+        username: &str,
+        action: &str,
+        ip: &str,
+        outcome: &str,
+        detail: &str,
+        now: u64,
+    ) -> Result<(), Error> {
+        self.audit(
+            NewAudit {
+                actor: username,
+                action,
+                target: username,
+                ip,
+                outcome,
+                detail,
+            },
+            now,
+        )
+    }
+}
+
+/// What is stored of a sent code: SHA-256 over its id and digits.
+fn code_hash(id: &str, code: &str) -> [u8; 32] {
+    sha256(zeroize::Zeroizing::new(format!("{id}:{code}")).as_bytes())
+}

@@ -1,0 +1,196 @@
+//! Sign-in methods besides devices: verified phones, security answers and
+//! the one-time codes sent to phones.
+
+use rusqlite::{params, Row};
+
+use super::{optional, Store, StoreError};
+
+/// What a user has registered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Methods {
+    /// At least one authenticator app (device) is enrolled.
+    pub app: bool,
+    /// The verified phone number (E.164).
+    pub phone: Option<String>,
+    /// Indexes of the questions answered.
+    pub questions: Vec<usize>,
+}
+
+impl Methods {
+    /// How many of the three kinds are registered.
+    pub fn count(&self) -> usize {
+        usize::from(self.app)
+            + usize::from(self.phone.is_some())
+            + usize::from(!self.questions.is_empty())
+    }
+}
+
+/// A code sent to a phone.
+#[derive(Debug, Clone)]
+pub struct PhoneCode {
+    /// Random id, kept in the browser session.
+    pub id: String,
+    /// Owner.
+    pub user_id: i64,
+    /// Where it went (E.164).
+    pub number: String,
+    /// `sms` or `voice`.
+    pub channel: String,
+    /// `register`, `signin` or `recover`.
+    pub purpose: String,
+    /// SHA-256 of the code.
+    pub code_hash: Vec<u8>,
+    /// Sent.
+    pub created_at: u64,
+    /// No longer accepted after.
+    pub expires_at: u64,
+    /// Wrong codes tried.
+    pub attempts: u32,
+    /// When it was accepted, if it was.
+    pub used_at: Option<u64>,
+}
+
+fn phone_code(r: &Row<'_>) -> rusqlite::Result<PhoneCode> {
+    Ok(PhoneCode {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        number: r.get(2)?,
+        channel: r.get(3)?,
+        purpose: r.get(4)?,
+        code_hash: r.get(5)?,
+        created_at: r.get(6)?,
+        expires_at: r.get(7)?,
+        attempts: r.get(8)?,
+        used_at: r.get(9)?,
+    })
+}
+
+impl Store {
+    /// The methods `user_id` has registered.
+    pub fn methods_of(&self, user_id: i64) -> Result<Methods, StoreError> {
+        let conn = self.conn();
+        let app: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1 AND removed_at IS NULL)",
+            [user_id],
+            |r| r.get(0),
+        )?;
+        let phone = optional(conn.query_row(
+            "SELECT number FROM phones WHERE user_id = ?1",
+            [user_id],
+            |r| r.get(0),
+        ))?;
+        let mut stmt = conn.prepare(
+            "SELECT question FROM security_answers WHERE user_id = ?1 ORDER BY question",
+        )?;
+        let questions = stmt
+            .query_map([user_id], |r| r.get::<_, i64>(0))?
+            .map(|q| q.map(|q| q as usize))
+            .collect::<Result<_, _>>()?;
+        Ok(Methods {
+            app,
+            phone,
+            questions,
+        })
+    }
+
+    /// Registers (or replaces) the user's verified phone.
+    pub fn set_phone(&self, user_id: i64, number: &str, now: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO phones (user_id, number, verified_at) VALUES (?1, ?2, ?3)",
+            params![user_id, number, now],
+        )?;
+        Ok(())
+    }
+
+    /// Removes the user's phone; true if there was one.
+    pub fn remove_phone(&self, user_id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM phones WHERE user_id = ?1", [user_id])?
+            > 0)
+    }
+
+    /// Replaces the user's security answers with `answers` (question index,
+    /// Argon2id hash of the normalised answer), in one transaction.
+    pub fn set_answers(
+        &self,
+        user_id: i64,
+        answers: &[(usize, String)],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM security_answers WHERE user_id = ?1", [user_id])?;
+        for (q, hash) in answers {
+            tx.execute(
+                "INSERT INTO security_answers (user_id, question, answer_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![user_id, *q as i64, hash, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Removes the user's security answers; true if there were some.
+    pub fn remove_answers(&self, user_id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM security_answers WHERE user_id = ?1", [user_id])?
+            > 0)
+    }
+
+    /// The stored hash of the answer to question `q`.
+    pub fn answer_hash(&self, user_id: i64, q: usize) -> Result<Option<String>, StoreError> {
+        optional(self.conn().query_row(
+            "SELECT answer_hash FROM security_answers WHERE user_id = ?1 AND question = ?2",
+            params![user_id, q as i64],
+            |r| r.get(0),
+        ))
+    }
+
+    /// Records a code sent to a phone.
+    pub fn insert_phone_code(&self, c: &PhoneCode) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO phone_codes (id, user_id, number, channel, purpose, code_hash, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![c.id, c.user_id, c.number, c.channel, c.purpose, c.code_hash, c.created_at, c.expires_at],
+        )?;
+        Ok(())
+    }
+
+    /// A sent code by id.
+    pub fn phone_code(&self, id: &str) -> Result<Option<PhoneCode>, StoreError> {
+        optional(self.conn().query_row(
+            "SELECT id, user_id, number, channel, purpose, code_hash, created_at, expires_at, attempts, used_at \
+             FROM phone_codes WHERE id = ?1",
+            [id],
+            phone_code,
+        ))
+    }
+
+    /// Counts a wrong code against `id`.
+    pub fn phone_code_failed(&self, id: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE phone_codes SET attempts = attempts + 1 WHERE id = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// Marks `id` used; false if it already was (a race lost).
+    pub fn use_phone_code(&self, id: &str, now: u64) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE phone_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
+            params![id, now],
+        )? == 1)
+    }
+
+    /// Codes sent to `user_id` since `since` (the sending limit).
+    pub fn phone_codes_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM phone_codes WHERE user_id = ?1 AND created_at >= ?2",
+            params![user_id, since],
+            |r| r.get(0),
+        )?)
+    }
+}

@@ -1,0 +1,234 @@
+//! "Can't access your account?": the account and a CAPTCHA, then proof
+//! with a registered method (the verification pages, stage `recover`),
+//! then a new password under the usual rules. Unavailable for an account
+//! that has not changed its temporary password and registered a method;
+//! an unknown account gets the same answer, so the page does not reveal
+//! which accounts exist.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use maud::{html, Markup};
+
+use super::pages::{csrf, error, info, problems as problems_list};
+use super::{
+    account, advance, at_stages, csrf_ok, forbidden, fresh, html as page, issue, load, AppState,
+    Page, PageResult, COOKIE,
+};
+use crate::api::ClientIp;
+use crate::captcha;
+use crate::store::{NewAudit, WebSession};
+use crate::{now, Error, Server};
+
+const TITLE: &str = "Get back into your account";
+
+/// The recovery routes.
+pub fn routes() -> Router<Arc<Server>> {
+    Router::new()
+        .route("/recover", get(start_page).post(start_post))
+        .route("/recover/password", get(password_page).post(password_post))
+}
+
+/// The first form with a new CAPTCHA, whose answer's hash the session
+/// keeps for one try.
+fn start_form(
+    s: &Server,
+    session: &mut WebSession,
+    email: &str,
+    message: Option<&str>,
+) -> Result<Markup, Error> {
+    let c = captcha::generate(&s.rng)?;
+    session.pending = data_encoding::HEXLOWER.encode(&crate::state::sha256(c.answer.as_bytes()));
+    s.store.save_session(session)?;
+    let src = format!(
+        "data:image/png;base64,{}",
+        data_encoding::BASE64.encode(&c.png)
+    );
+    let (w, h) = captcha::SIZE;
+    Ok(html! {
+        h1 { (TITLE) }
+        h2 { "Who are you?" }
+        p { "To recover your account, begin by entering your email or username and the characters in the picture below." }
+        (error(message))
+        form method="post" action="/recover" {
+            (csrf(&session.csrf))
+            label for="email" { "Email or Username" }
+            input #email type="text" name="email" autocomplete="username" required value=(email) placeholder=(format!("username@{}", s.config.email_domain));
+            img.captcha #captcha src=(src) width=(w) height=(h) alt="Five letters and digits, distorted, to show a person is asking";
+            label for="captcha-answer" { "Enter the characters in the picture" }
+            input #captcha-answer type="text" name="captcha" autocomplete="off" autocapitalize="characters" required;
+            button type="submit" { "Next" }
+        }
+        p { a href="/recover" { "Show other characters" } }
+        p { a href="/signin" { "Cancel" } }
+    })
+}
+
+async fn start_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    if let Some(session) = load(&s, &headers)? {
+        if session.stage == "done" {
+            return Ok(Redirect::to("/my").into_response());
+        }
+        s.store.delete_session(&session.id_hash)?;
+    }
+    let mut session = fresh("recover_start");
+    let cookie = issue(&s, &mut session, None)?;
+    let body = start_form(&s, &mut session, "", None)?;
+    Ok(Page {
+        body: page(&s, TITLE, body),
+        cookie: Some(cookie),
+    }
+    .into_response())
+}
+
+async fn start_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = match at_stages(&s, &headers, &["recover_start"])? {
+        Ok(session) => session,
+        Err(_) => return Ok(Redirect::to("/recover").into_response()),
+    };
+    if !csrf_ok(&session, &form) {
+        return Ok(forbidden(&s));
+    }
+    let email = form
+        .get("email")
+        .map(|e| e.trim().to_lowercase())
+        .unwrap_or_default();
+    let audit = |target: &str, outcome: &str, detail: &str| {
+        s.audit(
+            NewAudit {
+                actor: target,
+                action: "recover.start",
+                target,
+                ip: &ip,
+                outcome,
+                detail,
+            },
+            now(),
+        )
+    };
+    if let Err(Error::Refused {
+        status, message, ..
+    }) = s.address_failures.check(&ip, now())
+    {
+        audit("", "refused", "too many failures from this address")?;
+        let body = start_form(&s, &mut session, &email, Some(&message))?;
+        return Ok((super::refusal(status), page(&s, TITLE, body)).into_response());
+    }
+    let expected = data_encoding::HEXLOWER
+        .decode(session.pending.as_bytes())
+        .unwrap_or_default();
+    let typed = form.get("captcha").map(String::as_str).unwrap_or_default();
+    if expected.is_empty() || !captcha::matches(&expected, typed) {
+        s.address_failures.failed(&ip, now());
+        audit("", "refused", "CAPTCHA not matched")?;
+        let message =
+            "The characters you entered didn't match the picture. Try again with the new picture.";
+        let body = start_form(&s, &mut session, &email, Some(message))?;
+        return Ok((StatusCode::UNAUTHORIZED, page(&s, TITLE, body)).into_response());
+    }
+    let username = super::username_of(&s, &email);
+    let eligible = match s.store.user_by_name(&username)? {
+        Some(user) => {
+            !user.disabled && !user.must_change && s.store.methods_of(user.id)?.count() > 0
+        }
+        None => false,
+    };
+    if !eligible {
+        audit(
+            &username,
+            "refused",
+            "unknown account or no method registered",
+        )?;
+        session.pending.clear();
+        s.store.save_session(&session)?;
+        let body = info(
+            TITLE,
+            &[
+                "We can't reset this account's password online. Either the account doesn't exist, or it has not yet been set up: sign in with your new password and set up your sign-in methods first.",
+                "Contact the help desk to get back into your account.",
+            ],
+        );
+        return Ok(page(&s, TITLE, body));
+    }
+    audit(&username, "ok", "")?;
+    session.username = username;
+    advance(&s, &mut session, "recover")
+}
+
+fn password_form(token: &str, account: &str, problems: &[String]) -> Markup {
+    html! {
+        p.account { (account) }
+        h1 { "Choose a new password" }
+        (problems_list(problems))
+        form method="post" action="/recover/password" {
+            (csrf(token))
+            label for="new" { "New password" }
+            input #new type="password" name="new" autocomplete="new-password" required;
+            label for="confirm" { "Confirm new password" }
+            input #confirm type="password" name="confirm" autocomplete="new-password" required;
+            button type="submit" { "Finish" }
+        }
+    }
+}
+
+async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = match at_stages(&s, &headers, &["recover_reset"])? {
+        Ok(session) => session,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    let body = password_form(&session.csrf, &account(&s, &session.username), &[]);
+    Ok(page(&s, "Choose a new password", body))
+}
+
+async fn password_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let session = match at_stages(&s, &headers, &["recover_reset"])? {
+        Ok(session) => session,
+        Err(redirect) => return Ok(redirect.into_response()),
+    };
+    if !csrf_ok(&session, &form) {
+        return Ok(forbidden(&s));
+    }
+    let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
+    let (new, confirm) = (field("new"), field("confirm"));
+    match s.recover_password(&session.username, &new, &confirm, &ip, now())? {
+        Ok(()) => {
+            // The recovery session ends here: signing in starts afresh.
+            s.store.delete_session(&session.id_hash)?;
+            let body = html! {
+                h1 { "Your password has been reset" }
+                p role="status" { "You can now sign in to " (account(&s, &session.username)) " with your new password." }
+                p { a href="/signin" { "Sign in" } }
+            };
+            let mut resp: Response = page(&s, "Your password has been reset", body);
+            let expire = format!("{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
+            if let Ok(v) = HeaderValue::from_str(&expire) {
+                resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
+            }
+            Ok(resp)
+        }
+        Err(violations) => {
+            let messages: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            let body = password_form(&session.csrf, &account(&s, &session.username), &messages);
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page(&s, "Choose a new password", body),
+            )
+                .into_response())
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! The methods besides the app through the pages: a phone (codes by text
+//! and call through the outbox gateway), security questions, recovery with
+//! the CAPTCHA, and adding and removing methods on "My sign-ins".
+
+use super::{answers, as_refs, assert_audited, between, Browser};
+use crate::common::TestServer;
+
+const NEW: &str = "Correct-Horse-9-Battery";
+
+/// The newest message in the outbox: (channel, the six-digit code).
+pub fn last_message(ts: &TestServer) -> (String, String) {
+    let dir = ts.dir.path().join("outbox");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(files.last().unwrap()).unwrap()).unwrap();
+    (
+        v["channel"].as_str().unwrap().to_string(),
+        code_in(v["text"].as_str().unwrap()),
+    )
+}
+
+/// The first six-digit run in `text`, read with spaces between digits
+/// removed (a call spells the code out).
+pub fn code_in(text: &str) -> String {
+    let squeezed: String = text.chars().filter(|c| *c != ' ').collect();
+    let digits: Vec<char> = squeezed.chars().collect();
+    digits
+        .windows(6)
+        .find(|w| w.iter().all(char::is_ascii_digit))
+        .map(|w| w.iter().collect())
+        .unwrap_or_else(|| panic!("no code in {text:?}"))
+}
+
+/// Signs in with the temporary password and sets [`NEW`]; returns the
+/// registration page.
+async fn first_sign_in(ts: &TestServer, b: &Browser, user: &str) -> String {
+    let temp = ts.add_user(user);
+    let (_, _, page) = b.sign_in(user, &temp).await;
+    let (_, path, page) = b
+        .post(
+            "/signin/update-password",
+            &page,
+            &[("current", &temp), ("new", NEW), ("confirm", NEW)],
+        )
+        .await;
+    assert_eq!(path, "/signin/register");
+    page
+}
+
+fn font() -> Vec<(char, [u8; 7])> {
+    use countersign_server::captcha::{glyph, ALPHABET};
+    ALPHABET
+        .iter()
+        .map(|&c| (char::from(c), glyph(c).unwrap()))
+        .collect()
+}
+
+fn captcha_png(page: &str) -> Vec<u8> {
+    let b64 = between(page, "id=\"captcha\" src=\"data:image/png;base64,", "\"");
+    data_encoding::BASE64.decode(b64.as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn phone_registration_then_sign_in_by_text_and_call() {
+    let ts = TestServer::start_with(|c| c.telephony.max_per_window = 3).await;
+    let b = Browser::new(&ts);
+    let _ = first_sign_in(&ts, &b, "cs0701").await;
+
+    // No app: "I want to set up a different method" → Phone.
+    let (_, _, page) = b.get("/signin/register?method=phone").await;
+    assert!(page.contains("Method 1 of 2: Phone"), "{page}");
+    let (status, _, page) = b
+        .post(
+            "/signin/register/phone",
+            &page,
+            &[("phone", "555-0123"), ("channel", "sms")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("That phone number can't be used: phone: enter a 10-digit number"),
+        "{page}"
+    );
+    let (_, path, page) = b
+        .post(
+            "/signin/register/phone",
+            &page,
+            &[("phone", "(205) 555-0123"), ("channel", "sms")],
+        )
+        .await;
+    assert_eq!(path, "/signin/register/phone/verify");
+    assert!(
+        page.contains("We just sent a 6 digit code to +XXXXXXXXX23"),
+        "{page}"
+    );
+    let (channel, code) = last_message(&ts);
+    assert_eq!(channel, "sms");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, _, page) = b
+        .post("/signin/register/phone/verify", &page, &[("code", wrong)])
+        .await;
+    assert_eq!(status, 401);
+    assert!(page.contains("That code didn't work."));
+    let (_, _, page) = b
+        .post("/signin/register/phone/verify", &page, &[("code", &code)])
+        .await;
+    assert!(
+        page.contains("Verification complete. Your phone has been registered."),
+        "{page}"
+    );
+    assert_eq!(
+        ts.server.methods("cs0701").unwrap().phone.as_deref(),
+        Some("+12055550123")
+    );
+
+    // Second method: questions; then the confirmation and "Stay signed in?".
+    let (_, _, page) = b.get("/signin/register").await;
+    assert!(page.contains("Method 2 of 2: Countersign app"), "{page}");
+    let (_, _, page) = b.get("/signin/register?method=questions").await;
+    let (_, path, page) = b
+        .post("/signin/register/questions", &page, &as_refs(&answers()))
+        .await;
+    assert_eq!(path, "/signin/register/complete");
+    assert!(page.contains("Phone +XXXXXXXXX23"), "{page}");
+    let (_, path, _) = b.post("/signin/register/complete", &page, &[]).await;
+    assert_eq!(path, "/signin/stay");
+
+    // Next sign-in: no app, so the other methods are offered; a call.
+    let b = Browser::new(&ts);
+    let (_, path, page) = b.sign_in("cs0701", NEW).await;
+    assert_eq!(path, "/signin/mfa/other");
+    assert!(
+        page.contains("Text +XXXXXXXXX23") && page.contains("Call +XXXXXXXXX23"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("security questions"),
+        "questions are not a sign-in method here"
+    );
+    let (_, path, page) = b
+        .post("/signin/mfa/phone/send", &page, &[("channel", "voice")])
+        .await;
+    assert_eq!(path, "/signin/mfa/phone");
+    assert!(page.contains("We're calling +XXXXXXXXX23 now."), "{page}");
+    let (channel, code) = last_message(&ts);
+    assert_eq!(channel, "voice");
+    let (_, path, page) = b.post("/signin/mfa/phone", &page, &[("code", &code)]).await;
+    assert_eq!(path, "/signin/stay");
+    let _ = page;
+
+    // A used code is refused; and sending is limited per account.
+    let b = Browser::new(&ts);
+    let (_, _, page) = b.sign_in("cs0701", NEW).await;
+    let (_, _, page) = b
+        .post("/signin/mfa/phone/send", &page, &[("channel", "sms")])
+        .await;
+    let (status, _, _) = b.post("/signin/mfa/phone", &page, &[("code", &code)]).await;
+    assert_eq!(status, 401, "the call's code does not work for this text");
+    let (_, _, page) = b.get("/signin/mfa/other").await;
+    let (status, _, page) = b
+        .post("/signin/mfa/phone/send", &page, &[("channel", "sms")])
+        .await;
+    assert_eq!(status, 429, "three codes in the window");
+    assert!(
+        page.contains("Too many codes were sent to this account."),
+        "{page}"
+    );
+
+    assert_audited(
+        &ts,
+        &[
+            ("method.phone.send", "register"),
+            ("method.phone.check", "refused"),
+            ("method.phone.register", "ok"),
+            ("method.questions.register", "ok"),
+            ("method.phone.send", "signin"),
+            ("method.phone.check", "ok"),
+        ],
+    );
+    let log = std::fs::read_to_string(
+        ts.dir
+            .path()
+            .join("outbox")
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
+    let in_audit = format!(
+        "{:?}",
+        ts.server.store.audit_entries(&Default::default()).unwrap()
+    );
+    assert!(
+        !in_audit.contains(&code_in(&log)),
+        "no code in the audit log"
+    );
+}
+
+#[tokio::test]
+async fn the_test_solver_reads_the_captcha() {
+    // The recovery tests depend on this; it also measures how weak the
+    // CAPTCHA is against a simple script.
+    let rng = ring::rand::SystemRandom::new();
+    let font = font();
+    let mut read = 0;
+    for _ in 0..50 {
+        let c = countersign_server::captcha::generate(&rng).unwrap();
+        let got = countersign_testkit::captcha::solve(
+            &c.png,
+            &font,
+            countersign_server::captcha::CELL,
+            countersign_server::captcha::LENGTH,
+        );
+        if got == c.answer {
+            read += 1;
+        } else {
+            eprintln!("{} read as {got}", c.answer);
+            std::fs::write(format!("/tmp/captcha-{}.png", c.answer), &c.png).unwrap();
+        }
+    }
+    assert!(read >= 48, "read {read} of 50");
+}
+
+#[tokio::test]
+async fn recovery_needs_the_captcha_a_method_and_a_password_under_the_rules() {
+    let ts = TestServer::start().await;
+    let b = Browser::new(&ts);
+    let _ = first_sign_in(&ts, &b, "cs0801").await;
+    // App and questions.
+    let _dev = ts.enroll("cs0801").await;
+    ts.server
+        .register_answers(
+            "cs0801",
+            &answers()
+                .chunks(2)
+                .map(|p| (p[0].1.parse().unwrap(), p[1].1.to_string()))
+                .collect::<Vec<_>>(),
+            "",
+            countersign_server::now(),
+        )
+        .unwrap()
+        .unwrap();
+    // Someone who never finished the first sign-in can't recover.
+    ts.add_user("cs0802");
+
+    let font = font();
+    let solve = |page: &str| {
+        countersign_testkit::captcha::solve(
+            &captcha_png(page),
+            &font,
+            countersign_server::captcha::CELL,
+            countersign_server::captcha::LENGTH,
+        )
+    };
+    let b = Browser::new(&ts);
+    let (_, _, page) = b.get("/recover").await;
+    assert!(page.contains("Email or Username"));
+    let (status, _, page) = b
+        .post(
+            "/recover",
+            &page,
+            &[("email", "cs0801"), ("captcha", "XXXXX")],
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(page.contains("didn't match the picture"), "{page}");
+    for unknown in ["cs0802@alacop.gov", "nobody"] {
+        let b = Browser::new(&ts);
+        let (_, _, page) = b.get("/recover").await;
+        let answer = solve(&page);
+        let (_, _, page) = b
+            .post(
+                "/recover",
+                &page,
+                &[("email", unknown), ("captcha", &answer)],
+            )
+            .await;
+        assert!(
+            page.contains("We can't reset this account's password online."),
+            "{unknown}: {page}"
+        );
+    }
+
+    let answer = solve(&page);
+    let (_, path, page) = b
+        .post(
+            "/recover",
+            &page,
+            &[("email", "CS0801@alacop.gov"), ("captcha", &answer)],
+        )
+        .await;
+    assert_eq!(
+        path, "/signin/mfa",
+        "the app's request is the default proof"
+    );
+    assert!(page.contains("Verify your identity"), "{page}");
+    let (_, _, page) = b.get("/signin/mfa/other").await;
+    assert!(page.contains("Answer my security questions"), "{page}");
+    let (_, _, page) = b.get("/signin/mfa/questions").await;
+    let asked: Vec<String> = page
+        .split("<label for=\"a")
+        .skip(1)
+        .map(|l| between(l, "\">", "<").replace("&#39;", "'"))
+        .collect();
+    assert_eq!(asked.len(), 3, "{page}");
+    let all = answers();
+    let answer_to = |q: &str| {
+        let n = countersign_core::methods::SECURITY_QUESTIONS
+            .iter()
+            .position(|x| *x == q)
+            .unwrap()
+            .to_string();
+        let i = all.iter().position(|(_, v)| *v == n).unwrap();
+        all[i + 1].1.to_lowercase()
+    };
+    let wrong: Vec<(String, String)> = (0..3)
+        .map(|i| (format!("a{i}"), "not it".to_string()))
+        .collect();
+    let wrong: Vec<(&str, &str)> = wrong
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, _, page) = b.post("/signin/mfa/questions", &page, &wrong).await;
+    assert_eq!(status, 401);
+    assert!(page.contains("One or more answers didn't match."));
+    let right: Vec<(String, String)> = asked
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (format!("a{i}"), answer_to(q)))
+        .collect();
+    let right: Vec<(&str, &str)> = right
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (_, path, page) = b.post("/signin/mfa/questions", &page, &right).await;
+    assert_eq!(path, "/recover/password");
+
+    let (status, _, page) = b
+        .post(
+            "/recover/password",
+            &page,
+            &[("new", "short"), ("confirm", "short")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("at least 14 characters"), "{page}");
+    let (status, _, page) = b
+        .post(
+            "/recover/password",
+            &page,
+            &[("new", NEW), ("confirm", NEW)],
+        )
+        .await;
+    assert_eq!(status, 422, "one of the last 24");
+    assert!(
+        page.contains("must differ from your last 24 passwords"),
+        "{page}"
+    );
+    let newer = "Another-Long-Pass-42";
+    let (_, _, page) = b
+        .post(
+            "/recover/password",
+            &page,
+            &[("new", newer), ("confirm", newer)],
+        )
+        .await;
+    assert!(page.contains("Your password has been reset"), "{page}");
+    assert_eq!(
+        b.get("/recover/password").await.1,
+        "/signin",
+        "the recovery session ended"
+    );
+
+    let (_, path, _) = Browser::new(&ts).sign_in("cs0801", newer).await;
+    assert_eq!(path, "/signin/mfa");
+    assert_audited(
+        &ts,
+        &[
+            ("recover.start", "refused"),
+            ("recover.start", "ok"),
+            ("method.questions.check", "refused"),
+            ("method.questions.check", "ok"),
+            ("password.recover", "refused"),
+            ("password.recover", "ok"),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn methods_are_added_and_removed_on_my_sign_ins() {
+    let ts = TestServer::start().await;
+    let b = Browser::new(&ts);
+    let _ = first_sign_in(&ts, &b, "cs0901").await;
+    let (_, _, page) = b.get("/signin/register?method=questions").await;
+    let (_, _, page) = b
+        .post("/signin/register/questions", &page, &as_refs(&answers()))
+        .await;
+    assert!(page.contains("Method 2 of 2"), "{page}");
+    let (_, path, page) = b.post("/signin/register/skip", &page, &[]).await;
+    assert_eq!(path, "/signin/stay");
+    let (_, path, page) = b.post("/signin/stay", &page, &[("stay", "no")]).await;
+    assert_eq!(path, "/my");
+    assert!(
+        page.contains("Your organization requires two sign-in methods."),
+        "{page}"
+    );
+
+    // The only method can't go.
+    let (_, _, only) = b.get("/my/methods/remove?method=questions").await;
+    assert!(only.contains("This is your only sign-in method"), "{only}");
+
+    // Add a phone from "My sign-ins".
+    let (_, path, page) = b.post("/my/methods/add", &page, &[]).await;
+    assert_eq!(path, "/signin/register/choose");
+    assert!(
+        page.contains(">Phone<") && !page.contains(">Security questions<"),
+        "{page}"
+    );
+    let (_, _, page) = b.get("/signin/register?method=phone").await;
+    let (_, _, page) = b
+        .post(
+            "/signin/register/phone",
+            &page,
+            &[("phone", "+1 205 555 0199"), ("channel", "sms")],
+        )
+        .await;
+    let (_, code) = last_message(&ts);
+    let (_, _, page) = b
+        .post("/signin/register/phone/verify", &page, &[("code", &code)])
+        .await;
+    let next = between(&page, "<a class=\"button\" href=\"", "\"").to_string();
+    assert_eq!(next, "/my?added=1");
+    let (_, _, page) = b.get(&next).await;
+    assert!(
+        page.contains("The sign-in method was added.") && page.contains("Phone: +XXXXXXXXX99"),
+        "{page}"
+    );
+
+    // Remove the questions, after the confirmation.
+    let (_, _, page) = b.get("/my/methods/remove?method=questions").await;
+    assert!(page.contains("Remove your security questions?"), "{page}");
+    let (_, path, page) = b
+        .post("/my/methods/remove", &page, &[("method", "questions")])
+        .await;
+    assert_eq!(path, "/my");
+    assert!(
+        page.contains("The sign-in method was removed.") && !page.contains("Security questions ("),
+        "{page}"
+    );
+    assert!(ts.server.methods("cs0901").unwrap().questions.is_empty());
+    let removed = ts
+        .server
+        .store
+        .audit_entries(&Default::default())
+        .unwrap()
+        .into_iter()
+        .any(|e| e.action == "method.remove" && e.detail == "questions" && e.outcome == "ok");
+    assert!(removed);
+}
