@@ -359,6 +359,8 @@ function openRequest(r) {
   tickRequest();
   show("request");
   $("req-number").focus();
+  // Tells the server the prompt is on screen (for the help desk's timeline).
+  call("request_shown", { id: r.id }).catch(() => {});
 }
 
 function tickRequest() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use countersign_core::protocol::Decision;
+use countersign_core::protocol::{Decision, ReceiptEvent};
 use countersign_core::Passcode;
 use countersign_device::accounts::AccountKind;
 use countersign_device::history::HistoryEntry;
@@ -346,6 +346,21 @@ pub fn requests(state: State<'_, AppState>) -> Vec<RequestView> {
     let mut inbox = state.inbox();
     inbox.expire(now());
     inbox.waiting().iter().map(RequestView::from).collect()
+}
+
+/// The prompt for request `id` is on screen: the server is told (signed
+/// "shown" receipt), so the help desk sees the request reached the person.
+#[tauri::command]
+pub async fn request_shown(state: State<'_, AppState>, id: String) -> Result<()> {
+    let request = state
+        .inbox()
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| Error::NoChallenge(id.clone()))?;
+    let mut guard = state.vault.lock().await;
+    let vault = guard.as_mut().ok_or(Error::Locked)?;
+    push::acknowledge(vault, &request, ReceiptEvent::Shown, now()).await;
+    Ok(())
 }
 
 /// The verdict on an answer.

@@ -29,6 +29,7 @@ pub fn with_commands<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Bu
         commands::move_account,
         commands::remove,
         commands::requests,
+        commands::request_shown,
         commands::answer,
         commands::history,
         commands::change_passcode,

@@ -2,6 +2,7 @@
 //! verifies each request with the engine, queues it, tells the window,
 //! raises it and shows a system notification.
 
+use countersign_core::protocol::ReceiptEvent;
 use countersign_device::channel::{self, ChannelEvent};
 use countersign_device::{now, push};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
@@ -78,7 +79,11 @@ async fn receive<R: Runtime>(app: AppHandle<R>, mut rx: mpsc::Receiver<ChannelEv
                     let Ok(account) = vault.find(&account_id) else {
                         continue;
                     };
-                    push::accept(vault, &account, *envelope, now())
+                    let request = push::accept(vault, &account, *envelope, now());
+                    if let Some(r) = &request {
+                        push::acknowledge(vault, r, ReceiptEvent::Delivered, now()).await;
+                    }
+                    request
                 };
                 let Some(request) = request else { continue };
                 let view = RequestView::from(&request);

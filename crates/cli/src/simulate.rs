@@ -77,6 +77,7 @@ pub async fn run(opts: Options) -> anyhow::Result<ExitCode> {
             .activate(&ActivateRequest {
                 code: e.code.clone(),
                 device_key: key.public_key(),
+                receipt_key: None,
                 device_name: format!("simulated device {}", i + 1),
                 platform: "cli".into(),
                 app_version: env!("CARGO_PKG_VERSION").into(),

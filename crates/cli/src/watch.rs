@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use countersign_core::protocol::Decision;
+use countersign_core::protocol::{Decision, ReceiptEvent};
 use countersign_device::accounts::Account;
 use countersign_device::channel::{self, ChannelEvent};
 use countersign_device::now;
@@ -100,6 +100,7 @@ pub async fn requests(mut vault: Vault, passcode: &Source<'_>) -> anyhow::Result
                 let Some(request) = push::accept(&mut vault, account, *envelope, now()) else {
                     continue;
                 };
+                push::acknowledge(&mut vault, &request, ReceiptEvent::Delivered, now()).await;
                 prompt(&mut vault, &request, passcode, &mut stdin.lock()).await?;
             }
         }
@@ -131,6 +132,7 @@ async fn prompt(
     if let Some(w) = p.drift_warning() {
         eprintln!("  warning: {w}");
     }
+    push::acknowledge(vault, p, ReceiptEvent::Shown, now()).await;
     eprint!(
         "Enter the number shown to sign in (n = No, it's not me; s = I can't see the number): "
     );

@@ -569,3 +569,124 @@ fn simulated_devices_answer_by_themselves() {
         "{printed:?}"
     );
 }
+
+/// `helpdesk timeline ID --json`, parsed.
+fn timeline(env: &Env, id: &str) -> serde_json::Value {
+    let out = env.server_cmd(&["helpdesk", "timeline", id, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The time of `step` in a timeline, if it happened.
+fn step_at(t: &serde_json::Value, step: &str) -> Option<u64> {
+    t["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == step)
+        .and_then(|s| s["at_ms"].as_u64())
+}
+
+#[test]
+fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
+    let mut env = Env::new(60);
+    env.start_server();
+    env.enroll();
+
+    // The device is offline: the request is created, not delivered.
+    let (push, number, id) = env.push_with_id();
+    let t = timeline(&env, &id);
+    assert!(step_at(&t, "created").is_some());
+    assert_eq!(step_at(&t, "delivered"), None, "{t}");
+    let show = env.server_cmd(&["helpdesk", "show", "cs0101"]);
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(shown.contains("not connected"), "{shown}");
+
+    // `watch` connects, gets the request and shows it: both receipts,
+    // signed with the device's receipt key, land on the timeline.
+    let mut watch = env
+        .cli_command(&["watch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = watch.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .unwrap_or_else(|_| panic!("watch never showed the request"))
+        .contains("Are you trying to sign in?")
+    {}
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let t = loop {
+        let t = timeline(&env, &id);
+        if step_at(&t, "shown").is_some() {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no shown receipt: {t}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (created, delivered) = (
+        step_at(&t, "created").unwrap(),
+        step_at(&t, "delivered").unwrap(),
+    );
+    assert!(delivered >= created, "{t}");
+    let show = env.server_cmd(&["helpdesk", "show", "cs0101"]);
+    assert!(String::from_utf8_lossy(&show.stdout).contains("connected (1 streams)"));
+
+    writeln!(watch.stdin.as_mut().unwrap(), "{number}").unwrap();
+    assert_eq!(finish(push).0, 0);
+    let t = timeline(&env, &id);
+    assert_eq!(t["status"], "approved");
+    let answered = &t["steps"][3];
+    assert_eq!(answered["detail"], "approved with the right number", "{t}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    // A fix needs a reason; with one, it is audited with it.
+    let out = env.server_cmd(&[
+        "helpdesk",
+        "fix",
+        "cs0101",
+        "clear-push-block",
+        "--reason",
+        "",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Give a reason"));
+    let out = env.server_cmd(&[
+        "helpdesk",
+        "fix",
+        "cs0101",
+        "clear-push-block",
+        "--reason",
+        "ticket 4411: blocked by mistake",
+        "--staff",
+        "hd-lee",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit = env.server_cmd(&["audit", "--user", "cs0101", "--format", "csv"]);
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.lines().any(|l| l.contains("hd-lee")
+            && l.contains("helpdesk.clear_push_block")
+            && l.contains("ticket 4411")),
+        "{audit}"
+    );
+    assert!(audit.contains("challenge.delivered") && audit.contains("challenge.shown"));
+}

@@ -11,8 +11,13 @@ use crate::otp::Algorithm;
 pub struct ActivateRequest {
     /// The one-time activation code from the enrollment payload.
     pub code: String,
-    /// The device's new Ed25519 public key.
+    /// The device's new Ed25519 public key; answers are signed with it.
     pub device_key: PublicKey,
+    /// The key of the device's delivery and shown receipts. Its private
+    /// half is usable without the passcode, so it can only acknowledge a
+    /// request, never answer one.
+    #[serde(default)]
+    pub receipt_key: Option<PublicKey>,
     /// A name the person recognises, e.g. "Clark's phone".
     pub device_name: String,
     /// `linux`, `android`, `ios`, `windows`, `macos` or `cli`.

@@ -7,7 +7,7 @@ use countersign_core::{OtpAccount, Passcode, PublicKey, SecretBytes, SigningKey}
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::vault::{secret_aad, signing_key_aad, token_aad, Vault};
+use crate::vault::{receipt_key_aad, secret_aad, signing_key_aad, token_aad, Vault};
 use crate::Error;
 
 /// What an account does.
@@ -114,6 +114,9 @@ pub struct NewPush<'a> {
     pub channel_token: &'a str,
     /// The device key, sealed under the passcode key.
     pub signing_key: &'a SigningKey,
+    /// The receipt key, sealed under the data key (usable while unlocked,
+    /// without the passcode: it only acknowledges requests).
+    pub receipt_key: &'a SigningKey,
 }
 
 const COLUMNS: &str =
@@ -261,10 +264,11 @@ impl Vault {
             p.signing_key.pkcs8().expose(),
             signing_key_aad(&id).as_bytes(),
         )?;
+        let receipt = self.seal(p.receipt_key.pkcs8().expose(), &receipt_key_aad(&id))?;
         self.conn.execute(
             "INSERT INTO accounts (id, position, issuer, name, kind, algorithm, digits, period, secret, fingerprint, created_at, \
-             server_url, server_key, pin, device_id, channel_token, signing_key) \
-             VALUES (?1, ?2, ?3, ?4, 'push', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             server_url, server_key, pin, device_id, channel_token, signing_key, receipt_key) \
+             VALUES (?1, ?2, ?3, ?4, 'push', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             params![
                 id,
                 self.next_position()?,
@@ -281,7 +285,8 @@ impl Vault {
                 p.push.pin.map(|x| x.to_vec()),
                 p.push.device_id,
                 token,
-                signing
+                signing,
+                receipt
             ],
         )?;
         self.find(&id)
@@ -305,6 +310,23 @@ impl Vault {
             |r| r.get(0),
         )?;
         self.open_sealed(&blob, &token_aad(id))
+    }
+
+    /// A push account's receipt key (`None` for accounts enrolled before
+    /// receipt keys existed).
+    pub(crate) fn receipt_key(&mut self, id: &str) -> Result<Option<SigningKey>, Error> {
+        let blob: Option<Vec<u8>> = self.conn.query_row(
+            "SELECT receipt_key FROM accounts WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        match blob {
+            Some(b) => {
+                let pkcs8 = self.open_sealed(&b, &receipt_key_aad(id))?;
+                Ok(Some(SigningKey::from_pkcs8(pkcs8.expose())?))
+            }
+            None => Ok(None),
+        }
     }
 
     /// A push account's device key: needs the passcode; a wrong one counts.

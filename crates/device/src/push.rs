@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use countersign_core::api::{ActivateRequest, ChallengeStatus, Verdict};
 use countersign_core::otp::decode_base32;
-use countersign_core::protocol::{ChallengeEnvelope, Decision, Response};
+use countersign_core::protocol::{ChallengeEnvelope, Decision, Receipt, ReceiptEvent, Response};
 use countersign_core::{Enrollment, Passcode, SigningKey};
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -76,11 +76,13 @@ pub async fn enroll(
     }
     vault.passcode_ok()?;
     let key = SigningKey::generate(&vault.rng)?;
+    let receipt_key = SigningKey::generate(&vault.rng)?;
     let client = ServerClient::new(&enrollment.server, enrollment.pin)?;
     let activation = client
         .activate(&ActivateRequest {
             code: enrollment.code.clone(),
             device_key: key.public_key(),
+            receipt_key: Some(receipt_key.public_key()),
             device_name: device_name.to_string(),
             platform: platform.to_string(),
             app_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -103,6 +105,7 @@ pub async fn enroll(
             period: activation.totp.period,
             channel_token: &activation.channel_token,
             signing_key: &key,
+            receipt_key: &receipt_key,
         },
         &kek,
         now,
@@ -174,7 +177,39 @@ pub async fn pending(vault: &mut Vault, wait: u64, now: u64) -> Result<Vec<Pendi
             }
         }
     }
+    for p in &out {
+        acknowledge(vault, p, ReceiptEvent::Delivered, now).await;
+    }
     Ok(out)
+}
+
+/// Tells the server, with a receipt signed by the receipt key, that a
+/// request reached this device (`Delivered`) or was put in front of the
+/// person (`Shown`), so the help desk can tell "the phone never got it"
+/// from "the user typed the wrong number". Best effort: a failure is
+/// logged, never in the person's way.
+pub async fn acknowledge(vault: &mut Vault, request: &Pending, event: ReceiptEvent, now: u64) {
+    let sent = async {
+        let account = vault.find(&request.account_id)?;
+        let Some(push) = account.push.clone() else {
+            return Ok(());
+        };
+        let Some(key) = vault.receipt_key(&account.id)? else {
+            return Ok(());
+        };
+        let receipt = Receipt::sign(
+            &request.envelope.challenge.id,
+            &push.device_id,
+            event,
+            now,
+            &key,
+        );
+        client_for(&account)?.receipt(&receipt).await
+    }
+    .await;
+    if let Err(e) = sent {
+        tracing::warn!(challenge = %request.envelope.challenge.id, error = %e, "receipt not sent");
+    }
 }
 
 /// Answers a waiting request. Approving needs the number shown on the
@@ -340,6 +375,7 @@ mod tests {
                     period: 30,
                     channel_token: "token",
                     signing_key: &device,
+                    receipt_key: &device,
                 },
                 &kek,
                 100,

@@ -26,7 +26,8 @@ pub const DEFAULT_IDLE: Duration = Duration::from_secs(300);
 /// Shortest passcode.
 pub const MIN_PASSCODE: usize = 6;
 
-const SCHEMA: &[&str] = &[r#"
+const SCHEMA: &[&str] = &[
+    r#"
 CREATE TABLE vault (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     kdf TEXT NOT NULL,
@@ -69,7 +70,11 @@ CREATE TABLE history (
     decision TEXT NOT NULL,
     result TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE accounts ADD COLUMN receipt_key BLOB;
+"#,
+];
 
 /// The vault file and, while unlocked, its data key.
 pub struct Vault {
@@ -386,6 +391,11 @@ pub(crate) fn secret_aad(id: &str) -> String {
 /// Associated data of a push account's sealed channel token.
 pub(crate) fn token_aad(id: &str) -> String {
     format!("account/{id}/channel-token")
+}
+
+/// Associated data of a push account's sealed receipt key.
+pub(crate) fn receipt_key_aad(id: &str) -> String {
+    format!("account/{id}/receipt-key")
 }
 
 /// Associated data of a push account's sealed signing key.

@@ -189,6 +189,7 @@ impl Server {
                 platform,
                 app_version: &req.app_version,
                 public_key: &req.device_key.0,
+                receipt_key: req.receipt_key.as_ref().map(|k| &k.0),
                 token_hash: &sha256(channel_token.as_bytes()),
                 totp_secret: &sealed,
                 totp_algorithm: Algorithm::Sha1.as_str(),

@@ -62,6 +62,18 @@ impl AdminClient {
         Ok(resp.json().await?)
     }
 
+    /// Request streams open now: in all, and of `device` if given.
+    pub async fn streams(&self, device: Option<&str>) -> anyhow::Result<crate::api::Streams> {
+        let mut req = self
+            .http
+            .get(format!("{}/api/v1/admin/streams", self.base))
+            .bearer_auth(&self.token);
+        if let Some(d) = device {
+            req = req.query(&[("device", d)]);
+        }
+        Ok(req.send().await?.error_for_status()?.json().await?)
+    }
+
     /// Waits until the challenge is final or `timeout` passes; returns its
     /// status then.
     pub async fn wait(

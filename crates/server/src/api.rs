@@ -451,14 +451,28 @@ async fn admin_push(
     )?))
 }
 
-#[derive(Serialize)]
-struct Streams {
-    connected: usize,
+/// Body of `GET /api/v1/admin/streams[?device=ID]`.
+#[derive(Serialize, Deserialize)]
+pub struct Streams {
+    /// Request streams open across all devices.
+    pub connected: usize,
+    /// Those of the device asked about.
+    pub device: Option<usize>,
 }
 
-async fn admin_streams(State(s): AppState, headers: HeaderMap) -> Result<Json<Streams>, ApiError> {
+#[derive(Deserialize)]
+struct StreamsQuery {
+    device: Option<String>,
+}
+
+async fn admin_streams(
+    State(s): AppState,
+    headers: HeaderMap,
+    Query(q): Query<StreamsQuery>,
+) -> Result<Json<Streams>, ApiError> {
     require_admin(&s, &headers)?;
     Ok(Json(Streams {
         connected: s.hub.total_connected(),
+        device: q.device.map(|d| s.hub.connected(&d)),
     }))
 }

@@ -121,6 +121,7 @@ fn seed(dir: &Path, config_path: &Path, n: usize) -> anyhow::Result<Vec<Device>>
         let req = ActivateRequest {
             code: e.code,
             device_key: key.public_key(),
+            receipt_key: None,
             device_name: "bench".into(),
             platform: "cli".into(),
             app_version: String::new(),

@@ -12,6 +12,7 @@ pub mod config;
 pub mod datadir;
 mod error;
 pub mod events;
+pub mod helpdesk;
 pub mod limits;
 pub mod methods;
 pub mod push;
@@ -26,6 +27,14 @@ pub mod web;
 
 pub use error::Error;
 pub use state::Server;
+
+/// Unix milliseconds now (delivery latencies).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 /// Unix seconds now. The only place the server reads the clock; domain
 /// functions take the time as a parameter.

@@ -17,6 +17,8 @@ use countersign_server::datadir::DataDir;
 use countersign_server::store::{AuditFilter, Role};
 use countersign_server::{now, serve, tls, Server};
 
+mod helpdesk_cli;
+
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success (push: approved; check-code: accepted)
@@ -53,6 +55,10 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Help-desk operations: find users, challenge timelines, fixes with
+    /// a reason, push health.
+    #[command(subcommand)]
+    Helpdesk(helpdesk_cli::HelpdeskCommand),
     /// Send a test push to a user's authenticator: prints `number: NN` first
     /// and `challenge: ID` second,
     /// then waits for the answer.
@@ -309,6 +315,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User(cmd) => user(&mut server, &dir, cmd, actor),
+        Command::Helpdesk(cmd) => helpdesk_cli::run(&server, &dir, cmd),
         Command::Bench { .. } => unreachable!("handled above"),
         Command::Push {
             username,
@@ -369,7 +376,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             since,
             format,
         } => {
-            let rows = server.store.audit_entries(&AuditFilter { user, since })?;
+            let rows = server.store.audit_entries(&AuditFilter {
+                user,
+                since,
+                ..AuditFilter::default()
+            })?;
             let mut out = std::io::stdout().lock();
             match format {
                 Format::Json => serde_json::to_writer_pretty(&mut out, &rows)?,

@@ -188,6 +188,7 @@ impl Server {
             challenge: &challenge,
             user_id: user.id,
             number,
+            created_ms: ms_at(now),
         })?;
         audit(
             "ok",
@@ -418,9 +419,14 @@ impl Server {
             &receipt.challenge_id,
             &receipt.device_id,
         )?;
-        receipt.verify(&PublicKey(device.public_key))?;
+        // Receipts are signed with the receipt key when the device has one
+        // (it needs no passcode); older devices sign with the device key.
+        receipt.verify(&PublicKey(device.receipt_key.unwrap_or(device.public_key)))?;
         let shown = receipt.event == ReceiptEvent::Shown;
-        self.store.record_receipt(challenge_id, shown, now)?;
+        if !self.store.record_receipt(challenge_id, shown, ms_at(now))? {
+            // A repeat (the device re-fetched the request): nothing new.
+            return Ok(());
+        }
         let action = if shown {
             "challenge.shown"
         } else {
@@ -481,5 +487,17 @@ impl Server {
             },
             now,
         )
+    }
+}
+
+/// `now` (Unix seconds) in milliseconds: the clock's milliseconds when it
+/// still reads the same second, else the start of that second (tests pass
+/// times of their own).
+fn ms_at(now: u64) -> u64 {
+    let ms = crate::now_ms();
+    if ms / 1000 == now {
+        ms
+    } else {
+        now * 1000
     }
 }

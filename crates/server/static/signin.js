@@ -1,5 +1,6 @@
-// Moves the sign-in pages on by themselves: follows a push challenge's
-// status (server-sent events) and waits for an authenticator activation.
+// Moves the pages on by themselves: follows a push challenge's status
+// (server-sent events), waits for an authenticator activation, and on the
+// help-desk console updates a challenge's timeline and tails the audit log.
 (function () {
   "use strict";
   var challenge = document.getElementById("challenge");
@@ -23,5 +24,36 @@
         .catch(function () { setTimeout(poll, 2000); });
     };
     setTimeout(poll, 1000);
+  }
+  var timeline = document.getElementById("timeline");
+  if (timeline) {
+    var steps = new EventSource(timeline.dataset.events);
+    steps.addEventListener("timeline", function (e) {
+      var t = JSON.parse(e.data);
+      t.steps.forEach(function (st) {
+        var li = timeline.querySelector('li[data-step="' + st.step + '"]');
+        if (!li) { return; }
+        li.className = st.at ? "done" : "missing";
+        li.querySelector(".when").textContent = st.at || "\u2014";
+        li.querySelector(".detail").textContent = st.detail;
+      });
+      document.getElementById("timeline-status").textContent = "Status: " + t.status.replace(/_/g, " ");
+      if (!t.open) { steps.close(); }
+    });
+  }
+  var audit = document.getElementById("audit");
+  if (audit) {
+    var tail = new EventSource(audit.dataset.tail);
+    tail.addEventListener("row", function (e) {
+      var r = JSON.parse(e.data);
+      var tr = document.createElement("tr");
+      [r.seq, r.at, r.actor, r.action, r.target, r.outcome, r.detail].forEach(function (v) {
+        var td = document.createElement("td");
+        td.textContent = v;
+        tr.appendChild(td);
+      });
+      tr.className = "new";
+      audit.tBodies[0].insertBefore(tr, audit.tBodies[0].firstChild);
+    });
   }
 })();

@@ -56,6 +56,17 @@ pub struct AuditFilter {
     pub user: Option<String>,
     /// Only rows at or after this time.
     pub since: Option<u64>,
+    /// Only rows before this time.
+    pub until: Option<u64>,
+    /// Only rows by this actor.
+    pub actor: Option<String>,
+    /// Only rows whose action starts with this (`signin.` matches every
+    /// sign-in step).
+    pub action: Option<String>,
+    /// Only rows with this outcome.
+    pub outcome: Option<String>,
+    /// Only rows after this sequence number (a live tail).
+    pub after_seq: Option<i64>,
 }
 
 fn chain_hash(prev: &[u8], seq: i64, at: u64, e: &NewAudit<'_>) -> Vec<u8> {
@@ -120,10 +131,23 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit \
-             WHERE (?1 IS NULL OR actor = ?1 OR target = ?1) AND (?2 IS NULL OR at >= ?2) ORDER BY seq",
+             WHERE (?1 IS NULL OR actor = ?1 OR target = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at < ?3) \
+             AND (?4 IS NULL OR actor = ?4) AND (?5 IS NULL OR substr(action, 1, length(?5)) = ?5) \
+             AND (?6 IS NULL OR outcome = ?6) AND (?7 IS NULL OR seq > ?7) ORDER BY seq",
         )?;
         let rows = stmt
-            .query_map(params![f.user, f.since], entry)?
+            .query_map(
+                params![
+                    f.user,
+                    f.since,
+                    f.until,
+                    f.actor,
+                    f.action,
+                    f.outcome,
+                    f.after_seq
+                ],
+                entry,
+            )?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }

@@ -14,6 +14,8 @@ pub struct NewChallenge<'a> {
     pub user_id: i64,
     /// The number shown on the sign-in page (never sent to the device).
     pub number: u8,
+    /// Creation, in Unix milliseconds (for delivery latency).
+    pub created_ms: u64,
 }
 
 /// A stored challenge.
@@ -34,6 +36,12 @@ pub struct ChallengeRow {
     pub shown_at: Option<u64>,
     /// Answered.
     pub answered_at: Option<u64>,
+    /// Creation, Unix milliseconds.
+    pub created_ms: u64,
+    /// First delivery receipt, Unix milliseconds (server clock).
+    pub delivered_ms: Option<u64>,
+    /// The device's signed answer (JSON), once answered.
+    pub response: Option<String>,
 }
 
 impl ChallengeRow {
@@ -48,7 +56,8 @@ impl ChallengeRow {
 }
 
 const COLUMNS: &str = "id, device_id, application, ip, location, kind, created_at, expires_at, user_id, number, status, \
-                       delivered_at, shown_at, answered_at, (SELECT username FROM users WHERE users.id = challenges.user_id)";
+                       delivered_at, shown_at, answered_at, (SELECT username FROM users WHERE users.id = challenges.user_id), \
+                       created_ms, delivered_ms, response";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
     let kind: String = r.get(5)?;
@@ -75,6 +84,9 @@ fn row(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
         delivered_at: r.get(11)?,
         shown_at: r.get(12)?,
         answered_at: r.get(13)?,
+        created_ms: r.get(15)?,
+        delivered_ms: r.get(16)?,
+        response: r.get(17)?,
     })
 }
 
@@ -87,9 +99,9 @@ impl Store {
             ChallengeKind::Test => "test",
         };
         self.conn().execute(
-            "INSERT INTO challenges (id, user_id, device_id, number, kind, application, ip, location, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![ch.id, c.user_id, ch.device_id, c.number, kind, ch.application, ch.ip, ch.location, ch.created_at, ch.expires_at],
+            "INSERT INTO challenges (id, user_id, device_id, number, kind, application, ip, location, created_at, expires_at, created_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![ch.id, c.user_id, ch.device_id, c.number, kind, ch.application, ch.ip, ch.location, ch.created_at, ch.expires_at, c.created_ms],
         )?;
         Ok(())
     }
@@ -144,15 +156,42 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Records a delivery or shown receipt (the first one counts).
-    pub fn record_receipt(&self, id: &str, shown: bool, at: u64) -> Result<(), StoreError> {
+    /// Records a delivery or shown receipt at `at_ms` (Unix ms); only
+    /// the first of each kind counts. True if this one was the first.
+    pub fn record_receipt(&self, id: &str, shown: bool, at_ms: u64) -> Result<bool, StoreError> {
         let sql = if shown {
-            "UPDATE challenges SET shown_at = COALESCE(shown_at, ?2), delivered_at = COALESCE(delivered_at, ?2) WHERE id = ?1"
+            "UPDATE challenges SET shown_at = ?2, delivered_at = COALESCE(delivered_at, ?2), \
+             delivered_ms = COALESCE(delivered_ms, ?3) WHERE id = ?1 AND shown_at IS NULL"
         } else {
-            "UPDATE challenges SET delivered_at = COALESCE(delivered_at, ?2) WHERE id = ?1"
+            "UPDATE challenges SET delivered_at = ?2, delivered_ms = ?3 WHERE id = ?1 AND delivered_at IS NULL"
         };
-        self.conn().execute(sql, params![id, at])?;
-        Ok(())
+        Ok(self.conn().execute(sql, params![id, at_ms / 1000, at_ms])? == 1)
+    }
+
+    /// A user's challenges, newest first.
+    pub fn challenges_of(
+        &self,
+        user_id: i64,
+        limit: usize,
+    ) -> Result<Vec<ChallengeRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM challenges WHERE user_id = ?1 ORDER BY created_ms DESC, rowid DESC LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(params![user_id, limit as i64], row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Every challenge created since `since` (Unix seconds), oldest first.
+    pub fn challenges_created_since(&self, since: u64) -> Result<Vec<ChallengeRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM challenges WHERE created_at >= ?1 ORDER BY created_at"
+        ))?;
+        let rows = stmt.query_map([since], row)?.collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     /// Marks pending challenges past their expiry as expired; returns them.

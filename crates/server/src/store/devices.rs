@@ -36,6 +36,9 @@ pub struct NewDevice<'a> {
     pub app_version: &'a str,
     /// Ed25519 public key.
     pub public_key: &'a [u8; 32],
+    /// Ed25519 key of the device's delivery and shown receipts, which it
+    /// can sign without the passcode.
+    pub receipt_key: Option<&'a [u8; 32]>,
     /// SHA-256 of the channel token.
     pub token_hash: &'a [u8],
     /// TOTP secret sealed under the master key.
@@ -82,10 +85,13 @@ pub struct DeviceRow {
     pub created_at: u64,
     /// Last contact.
     pub last_seen_at: u64,
+    /// The receipt key, if the device registered one.
+    #[serde(skip)]
+    pub receipt_key: Option<[u8; 32]>,
 }
 
 const COLUMNS: &str = "id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, totp_algorithm, \
-                       totp_digits, totp_period, last_totp_step, created_at, last_seen_at";
+                       totp_digits, totp_period, last_totp_step, created_at, last_seen_at, receipt_key";
 
 fn device(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
     let key: Vec<u8> = r.get(5)?;
@@ -108,6 +114,9 @@ fn device(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
         last_totp_step: r.get(11)?,
         created_at: r.get(12)?,
         last_seen_at: r.get(13)?,
+        receipt_key: r
+            .get::<_, Option<Vec<u8>>>(14)?
+            .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok()),
     })
 }
 
@@ -174,8 +183,8 @@ impl Store {
         }
         tx.execute(
             "INSERT INTO devices (id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, \
-             totp_algorithm, totp_digits, totp_period, created_at, last_seen_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+             totp_algorithm, totp_digits, totp_period, created_at, last_seen_at, receipt_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
             params![
                 d.id,
                 d.user_id,
@@ -188,7 +197,8 @@ impl Store {
                 d.totp_algorithm,
                 d.totp_digits,
                 d.totp_period,
-                now
+                now,
+                d.receipt_key.map(|k| k.to_vec())
             ],
         )?;
         tx.commit()?;

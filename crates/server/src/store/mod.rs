@@ -183,6 +183,12 @@ CREATE TABLE phone_codes (
 );
 CREATE INDEX phone_codes_user ON phone_codes(user_id, created_at);
 "#,
+    r#"
+ALTER TABLE devices ADD COLUMN receipt_key BLOB;
+ALTER TABLE challenges ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE challenges ADD COLUMN delivered_ms INTEGER;
+CREATE INDEX challenges_created ON challenges(created_at);
+"#,
 ];
 
 /// The database. One connection behind a mutex: SQLite serialises writers

@@ -54,6 +54,7 @@ pub fn router() -> Router<Arc<Server>> {
         .route("/signin/options", get(options_page))
         .route("/help", get(help_page))
         .route("/register", get(new_user_page).post(new_user_post))
+        .merge(helpdesk::routes())
         .merge(my::routes())
         .merge(register::routes())
         .merge(verify::routes())
@@ -303,6 +304,7 @@ macro_rules! stage_form {
 
 type PageResult = Result<Response, crate::api::ApiError>;
 
+mod helpdesk;
 mod my;
 mod recover;
 mod register;

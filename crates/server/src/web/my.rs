@@ -69,7 +69,7 @@ async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery
     let methods = listed(&s, user.id, &m)?;
     let filter = AuditFilter {
         user: Some(user.username.clone()),
-        since: None,
+        ..AuditFilter::default()
     };
     let recent: Vec<(u64, String, String, String)> = s
         .store
@@ -107,6 +107,9 @@ async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery
                 (csrf(&session.csrf))
                 button.secondary type="submit" { "Add sign-in method" }
             }
+        }
+        @if user.role != crate::store::Role::Officer {
+            p { a href="/helpdesk" { "Help desk console" } }
         }
         h2 { "Recent activity" }
         table {

@@ -30,6 +30,7 @@ async fn activation_good_reused_expired_and_wrong_code() {
     let req = countersign_core::api::ActivateRequest {
         code: e.code.clone(),
         device_key: key.public_key(),
+        receipt_key: None,
         device_name: "phone".into(),
         platform: "cli".into(),
         app_version: String::new(),

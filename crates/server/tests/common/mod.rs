@@ -111,6 +111,7 @@ impl TestServer {
         let req = ActivateRequest {
             code: code.into(),
             device_key: key.public_key(),
+            receipt_key: None,
             device_name: "Test phone".into(),
             platform: "cli".into(),
             app_version: "0.1.0".into(),

@@ -1,0 +1,447 @@
+//! What the help desk needs to see where a push flow breaks and to fix an
+//! account: user search, a challenge's timeline (created → delivered →
+//! shown → answered → result), fixes that record the staff member's
+//! reason, and push health figures. Pages and commands sit on top.
+
+use countersign_core::api::ChallengeStatus;
+use countersign_core::protocol::{ChallengeKind, Decision, Response};
+use serde::Serialize;
+
+use crate::push::Origin;
+use crate::store::{ChallengeRow, DeviceRow, NewAudit, UserRow};
+use crate::{Error, Server};
+
+/// One step of a challenge's life.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Step {
+    /// `created`, `delivered`, `shown`, `answered`, `result`.
+    pub step: &'static str,
+    /// When (Unix ms), if it happened.
+    pub at_ms: Option<u64>,
+    /// What the help desk reads: "not delivered", "approved with the right
+    /// number", "wrong number (typed 42)".
+    pub detail: String,
+}
+
+/// A challenge seen from the help desk.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeline {
+    /// Challenge id.
+    pub id: String,
+    /// Whose.
+    pub username: String,
+    /// The device it went to.
+    pub device_id: String,
+    /// `sign_in` or `test`.
+    pub kind: &'static str,
+    /// The application shown.
+    pub application: String,
+    /// The number on the sign-in page (to read to the officer).
+    pub number: u8,
+    /// Status now.
+    pub status: &'static str,
+    /// Whether the status can still change.
+    pub open: bool,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// A device with whether it listens right now.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    /// The stored device.
+    #[serde(flatten)]
+    pub device: DeviceRow,
+    /// Request streams open now.
+    pub streams: usize,
+}
+
+/// A fix the help desk applies; each needs a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// Clear a lockout.
+    Unlock,
+    /// A new temporary password (returned, to read to the officer).
+    ResetPassword,
+    /// Remove every method: registration again at the next sign-in.
+    ResetMethods,
+    /// Remove one device.
+    RemoveDevice(String),
+    /// Clear the push block a fraud report set.
+    ClearPushBlock,
+    /// Give this many more hours to register methods.
+    ExtendSkipSetup(u64),
+}
+
+impl Fix {
+    /// Reads a form's or command line's action.
+    pub fn parse(action: &str, device: Option<&str>, hours: Option<u64>) -> Result<Self, Error> {
+        let missing = |what: &str| Error::invalid("invalid_fix", format!("{action} needs {what}"));
+        Ok(match action {
+            "unlock" => Fix::Unlock,
+            "reset-password" => Fix::ResetPassword,
+            "reset-methods" => Fix::ResetMethods,
+            "remove-device" => Fix::RemoveDevice(
+                device
+                    .filter(|d| !d.is_empty())
+                    .ok_or_else(|| missing("a device"))?
+                    .to_string(),
+            ),
+            "clear-push-block" => Fix::ClearPushBlock,
+            "extend-skip-setup" => {
+                let h = hours.ok_or_else(|| missing("a number of hours"))?;
+                if !(1..=720).contains(&h) {
+                    return Err(Error::invalid("invalid_fix", "extend by 1 to 720 hours"));
+                }
+                Fix::ExtendSkipSetup(h)
+            }
+            other => {
+                return Err(Error::invalid(
+                    "invalid_fix",
+                    format!("unknown fix '{other}': unlock, reset-password, reset-methods, remove-device, clear-push-block or extend-skip-setup"),
+                ))
+            }
+        })
+    }
+
+    /// The audit action.
+    fn action(&self) -> &'static str {
+        match self {
+            Fix::Unlock => "helpdesk.unlock",
+            Fix::ResetPassword => "helpdesk.reset_password",
+            Fix::ResetMethods => "helpdesk.reset_methods",
+            Fix::RemoveDevice(_) => "helpdesk.remove_device",
+            Fix::ClearPushBlock => "helpdesk.clear_push_block",
+            Fix::ExtendSkipSetup(_) => "helpdesk.extend_skip_setup",
+        }
+    }
+}
+
+/// Push figures over a window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    /// Request streams open now.
+    pub connected: usize,
+    /// Challenges created per minute, oldest minute first.
+    pub per_minute: Vec<u32>,
+    /// Challenges in the window.
+    pub total: usize,
+    /// Delivery latency (creation → delivery receipt), ms: p50, p90, p99.
+    pub latency_ms: Option<[u64; 3]>,
+    /// Every delivery latency, ms (for the histogram).
+    pub latencies_ms: Vec<u64>,
+    /// Share of finished challenges that expired.
+    pub expired_rate: f64,
+    /// Share of answered challenges with a wrong number.
+    pub mismatch_rate: f64,
+}
+
+/// Milliseconds of a row's delivery, if delivered.
+fn delivered_ms(r: &ChallengeRow) -> Option<u64> {
+    r.delivered_ms.or(r.delivered_at.map(|s| s * 1000))
+}
+
+/// The `q`-th quantile of sorted `v`.
+fn quantile(v: &[u64], q: f64) -> u64 {
+    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// A row's timeline at `now`.
+pub fn timeline(r: &ChallengeRow, now: u64) -> Timeline {
+    let status = r.status_at(now);
+    let response: Option<Response> = r
+        .response
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok());
+    let created = Step {
+        step: "created",
+        at_ms: Some(r.created_ms.max(r.challenge.created_at * 1000)),
+        detail: format!("{} for {}", r.challenge.application, r.challenge.account),
+    };
+    let delivered = Step {
+        step: "delivered",
+        at_ms: delivered_ms(r),
+        detail: if delivered_ms(r).is_some() {
+            "the device acknowledged it".into()
+        } else {
+            "not delivered: the device has not fetched it".into()
+        },
+    };
+    let shown = Step {
+        step: "shown",
+        at_ms: r.shown_at.map(|s| s * 1000),
+        detail: if r.shown_at.is_some() {
+            "the prompt was opened on the device".into()
+        } else {
+            "not shown".into()
+        },
+    };
+    let answered = Step {
+        step: "answered",
+        at_ms: r.answered_at.map(|s| s * 1000),
+        detail: match (&response, status) {
+            (Some(resp), ChallengeStatus::NumberMismatch) => format!(
+                "approved with a wrong number (typed {}, shown {})",
+                resp.number.map_or("nothing".into(), |n| n.to_string()),
+                r.number
+            ),
+            (Some(resp), _) => match resp.decision {
+                Decision::Approve => "approved with the right number".into(),
+                Decision::Deny if resp.reason == "cannot_see_number" => {
+                    "denied: can't see the number".into()
+                }
+                Decision::Deny => "denied: \"No, it's not me\"".into(),
+                Decision::Report => "reported as fraud".into(),
+            },
+            (None, _) => "no answer".into(),
+        },
+    };
+    let result = Step {
+        step: "result",
+        at_ms: match status {
+            ChallengeStatus::Pending => None,
+            ChallengeStatus::Expired => Some(r.challenge.expires_at * 1000),
+            _ => r.answered_at.map(|s| s * 1000),
+        },
+        detail: status.as_str().replace('_', " "),
+    };
+    Timeline {
+        id: r.challenge.id.clone(),
+        username: r.challenge.account.clone(),
+        device_id: r.challenge.device_id.clone(),
+        kind: match r.challenge.kind {
+            ChallengeKind::SignIn => "sign_in",
+            ChallengeKind::Test => "test",
+        },
+        application: r.challenge.application.clone(),
+        number: r.number,
+        status: status.as_str(),
+        open: status == ChallengeStatus::Pending,
+        steps: vec![created, delivered, shown, answered, result],
+    }
+}
+
+impl Server {
+    /// Users whose username, name or email contains `q` (case-insensitive).
+    pub fn find_users(&self, q: &str) -> Result<Vec<UserRow>, Error> {
+        let q = q.trim().to_lowercase();
+        let q = q
+            .strip_suffix(&format!("@{}", self.config.email_domain))
+            .unwrap_or(&q)
+            .to_string();
+        Ok(self
+            .store
+            .list_users()?
+            .into_iter()
+            .filter(|u| {
+                q.is_empty()
+                    || u.username.to_lowercase().contains(&q)
+                    || format!("{} {}", u.first_name, u.last_name)
+                        .to_lowercase()
+                        .contains(&q)
+            })
+            .take(50)
+            .collect())
+    }
+
+    /// A user's devices with their live streams.
+    pub fn devices_view(&self, user: &UserRow) -> Result<Vec<DeviceView>, Error> {
+        Ok(self
+            .store
+            .devices_of(user.id)?
+            .into_iter()
+            .map(|d| DeviceView {
+                streams: self.hub.connected(&d.id),
+                device: d,
+            })
+            .collect())
+    }
+
+    /// A challenge's timeline.
+    pub fn timeline(&self, id: &str, now: u64) -> Result<Timeline, Error> {
+        let row = self
+            .store
+            .challenge(id)?
+            .ok_or_else(|| Error::not_found("challenge"))?;
+        Ok(timeline(&row, now))
+    }
+
+    /// A test push from the help desk to one of `username`'s devices.
+    pub fn helpdesk_push(
+        &self,
+        username: &str,
+        device_id: Option<&str>,
+        label: &str,
+        staff: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<(String, u8), Error> {
+        let origin = Origin {
+            application: if label.trim().is_empty() {
+                "Help desk test"
+            } else {
+                label.trim()
+            },
+            ip,
+            location: "",
+            kind: ChallengeKind::Test,
+            actor: staff,
+        };
+        let created = self.create_challenge(username, device_id, &origin, now)?;
+        Ok((created.challenge_id, created.number))
+    }
+
+    /// Applies `fix` to `username` for `staff`, with `reason` in the audit
+    /// log. Returns a new temporary password for [`Fix::ResetPassword`].
+    pub fn apply_fix(
+        &self,
+        username: &str,
+        fix: &Fix,
+        staff: &str,
+        reason: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<Option<zeroize::Zeroizing<String>>, Error> {
+        let reason = reason.trim();
+        if reason.len() < 3 {
+            return Err(Error::invalid(
+                "reason_required",
+                "Give a reason (it goes into the audit log).",
+            ));
+        }
+        if reason.chars().count() > 500 {
+            return Err(Error::invalid(
+                "reason_too_long",
+                "Keep the reason under 500 characters.",
+            ));
+        }
+        let user = self.user(username)?;
+        let mut password = None;
+        let mut detail = reason.to_string();
+        match fix {
+            Fix::Unlock => self.unlock(username, staff, now)?,
+            Fix::ResetPassword => password = Some(self.reset_password(username, staff, now)?),
+            Fix::ResetMethods => {
+                self.reset_methods(username, staff, now)?;
+            }
+            Fix::RemoveDevice(id) => {
+                let owned = self.store.devices_of(user.id)?.iter().any(|d| &d.id == id);
+                if !owned || !self.store.remove_device(id, now)? {
+                    return Err(Error::not_found("device"));
+                }
+                detail = format!("device {id}: {reason}");
+            }
+            Fix::ClearPushBlock => self.store.set_push_blocked(user.id, false)?,
+            Fix::ExtendSkipSetup(hours) => {
+                let until = user.skip_setup_until.max(now) + hours * 3600;
+                self.store.set_skip_setup_until(user.id, until)?;
+                detail = format!("until {until}: {reason}");
+            }
+        }
+        self.audit(
+            NewAudit {
+                actor: staff,
+                action: fix.action(),
+                target: username,
+                ip,
+                outcome: "ok",
+                detail: &detail,
+            },
+            now,
+        )?;
+        Ok(password)
+    }
+
+    /// Push figures over the last `minutes`.
+    pub fn push_health(&self, minutes: u64, now: u64) -> Result<Health, Error> {
+        let since = now.saturating_sub(minutes * 60);
+        let rows = self.store.challenges_created_since(since)?;
+        let mut per_minute = vec![0u32; minutes as usize];
+        let mut latencies: Vec<u64> = Vec::new();
+        let (mut finished, mut expired, mut answered, mut mismatched) = (0u32, 0u32, 0u32, 0u32);
+        for r in &rows {
+            let slot = ((r.challenge.created_at - since) / 60) as usize;
+            if let Some(m) = per_minute.get_mut(slot) {
+                *m += 1;
+            }
+            if let Some(d) = delivered_ms(r) {
+                latencies.push(d.saturating_sub(r.created_ms.max(r.challenge.created_at * 1000)));
+            }
+            match r.status_at(now) {
+                ChallengeStatus::Pending => {}
+                ChallengeStatus::Expired => {
+                    finished += 1;
+                    expired += 1;
+                }
+                ChallengeStatus::NumberMismatch => {
+                    finished += 1;
+                    answered += 1;
+                    mismatched += 1;
+                }
+                _ => {
+                    finished += 1;
+                    answered += 1;
+                }
+            }
+        }
+        latencies.sort_unstable();
+        let rate = |a: u32, b: u32| {
+            if b == 0 {
+                0.0
+            } else {
+                f64::from(a) / f64::from(b)
+            }
+        };
+        Ok(Health {
+            connected: self.hub.total_connected(),
+            per_minute,
+            total: rows.len(),
+            latency_ms: (!latencies.is_empty()).then(|| {
+                [
+                    quantile(&latencies, 0.5),
+                    quantile(&latencies, 0.9),
+                    quantile(&latencies, 0.99),
+                ]
+            }),
+            latencies_ms: latencies,
+            expired_rate: rate(expired, finished),
+            mismatch_rate: rate(mismatched, answered),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_of_sorted_latencies() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), 51);
+        assert_eq!(quantile(&v, 0.99), 99);
+        assert_eq!(quantile(&[7], 0.9), 7);
+    }
+
+    #[test]
+    fn fixes_are_read_with_what_they_need() {
+        assert_eq!(Fix::parse("unlock", None, None).unwrap(), Fix::Unlock);
+        assert_eq!(
+            Fix::parse("remove-device", Some("d1"), None).unwrap(),
+            Fix::RemoveDevice("d1".into())
+        );
+        assert_eq!(
+            Fix::parse("extend-skip-setup", None, Some(24)).unwrap(),
+            Fix::ExtendSkipSetup(24)
+        );
+        for (a, d, h, says) in [
+            ("remove-device", None, None, "needs a device"),
+            ("extend-skip-setup", None, None, "needs a number of hours"),
+            ("extend-skip-setup", None, Some(0), "1 to 720"),
+            ("delete-everything", None, None, "unknown fix"),
+        ] {
+            let e = Fix::parse(a, d, h).unwrap_err().to_string();
+            assert!(e.contains(says), "{a}: {e}");
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The help-desk console over HTTPS: staff only (an officer gets 403 on
+//! every URL), a user's devices and live streams, a test push followed on
+//! its timeline through delivered, shown and approved, fixes that need and
+//! record a reason, the audit log with its CSV export, push health.
+
+use countersign_core::protocol::{Decision, Receipt, ReceiptEvent};
+use countersign_server::now;
+use countersign_server::store::Role;
+
+use super::{answers, approve_from_page, assert_audited, between, Browser};
+use crate::common::{TestDevice, TestServer};
+
+const NEW: &str = "Correct-Horse-9-Battery";
+
+/// A user with the app (returned) and security questions, signed in
+/// through the pages (password change, number matching) in `b`.
+async fn signed_in(ts: &TestServer, b: &Browser, username: &str) -> TestDevice {
+    let temp = ts.add_user(username);
+    let dev = ts.enroll(username).await;
+    let chosen: Vec<(usize, String)> = answers()
+        .chunks(2)
+        .map(|p| (p[0].1.parse().unwrap(), p[1].1.to_string()))
+        .collect();
+    ts.server
+        .register_answers(username, &chosen, "", now())
+        .unwrap()
+        .unwrap();
+    let (_, _, page) = b.sign_in(username, &temp).await;
+    let (_, path, page) = b
+        .post(
+            "/signin/update-password",
+            &page,
+            &[("current", &temp), ("new", NEW), ("confirm", NEW)],
+        )
+        .await;
+    assert_eq!(path, "/signin/mfa");
+    approve_from_page(ts, &dev, &page, Decision::Approve).await;
+    let (_, path, page) = b.get("/signin/mfa/done").await;
+    assert_eq!(path, "/signin/stay");
+    let (_, path, _) = b.post("/signin/stay", &page, &[("stay", "no")]).await;
+    assert_eq!(path, "/my");
+    dev
+}
+
+async fn receipt(ts: &TestServer, dev: &TestDevice, id: &str, event: ReceiptEvent) {
+    let r = Receipt::sign(id, dev.id(), event, now(), &dev.key);
+    let resp = ts
+        .http
+        .post(format!("{}/api/v1/challenges/{id}/receipt", ts.url))
+        .json(&r)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+}
+
+#[tokio::test]
+async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
+    let ts = TestServer::start().await;
+    let officer_browser = Browser::new(&ts);
+    let officer = signed_in(&ts, &officer_browser, "cs1001").await;
+    let staff = Browser::new(&ts);
+    let _staff_dev = signed_in(&ts, &staff, "hd0001").await;
+    ts.server
+        .set_role("hd0001", Role::Helpdesk, "admin", now())
+        .unwrap();
+
+    // An officer: 403 on every console URL, pages and actions alike.
+    for path in [
+        "/helpdesk",
+        "/helpdesk?q=cs",
+        "/helpdesk/users/cs1001",
+        "/helpdesk/challenges/x",
+        "/helpdesk/challenges/x/events",
+        "/helpdesk/audit",
+        "/helpdesk/audit?format=csv",
+        "/helpdesk/audit/events",
+        "/helpdesk/health",
+    ] {
+        let (status, _, _) = officer_browser.get(path).await;
+        assert_eq!(status, 403, "{path}");
+    }
+    let (_, _, my) = officer_browser.get("/my").await;
+    for path in ["/helpdesk/users/cs1001/fix", "/helpdesk/users/cs1001/push"] {
+        let (status, _, _) = officer_browser
+            .post(path, &my, &[("action", "unlock"), ("reason", "me")])
+            .await;
+        assert_eq!(status, 403, "{path}");
+    }
+    assert!(!my.contains("Help desk console"));
+    // No session at all: to sign-in.
+    assert_eq!(Browser::new(&ts).get("/helpdesk").await.1, "/signin");
+
+    // Staff: find the officer by name; the device is not listening.
+    let (_, _, my) = staff.get("/my").await;
+    assert!(my.contains("Help desk console"));
+    let (status, _, page) = staff.get("/helpdesk?q=kent").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("/helpdesk/users/cs1001"), "{page}");
+    let (_, _, page) = staff.get("/helpdesk/users/cs1001").await;
+    assert!(page.contains("no: no request stream open"), "{page}");
+
+    // A test push: the number to read out, and "not delivered" until the
+    // device acknowledges.
+    let (_, path, page) = staff
+        .post(
+            "/helpdesk/users/cs1001/push",
+            &page,
+            &[
+                ("device", officer.id()),
+                ("label", "Help desk test (ticket 7)"),
+            ],
+        )
+        .await;
+    let id = path
+        .strip_prefix("/helpdesk/challenges/")
+        .unwrap()
+        .to_string();
+    assert!(page.contains("Read this number to the officer"), "{page}");
+    assert!(page.contains("not delivered"), "{page}");
+    let number: u8 = between(&page, "<p class=\"number\">", "<").parse().unwrap();
+    let pending = officer.poll(&ts, 5).await;
+    assert_eq!(
+        pending[0].challenge.application,
+        "Help desk test (ticket 7)"
+    );
+    receipt(&ts, &officer, &id, ReceiptEvent::Delivered).await;
+    receipt(&ts, &officer, &id, ReceiptEvent::Shown).await;
+    officer
+        .answer(&ts, &officer.response(&id, Decision::Approve, Some(number)))
+        .await;
+    let (_, _, page) = staff.get(&format!("/helpdesk/challenges/{id}")).await;
+    assert!(page.contains("the device acknowledged it"), "{page}");
+    assert!(
+        page.contains("the prompt was opened on the device"),
+        "{page}"
+    );
+    assert!(page.contains("approved with the right number"), "{page}");
+
+    // The live form: server-sent events carry the whole timeline.
+    let resp = staff
+        .http
+        .get(format!("{}/helpdesk/challenges/{id}/events", ts.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let events = resp.text().await.unwrap();
+    assert!(
+        events.starts_with("event: timeline") && events.contains("\"status\":\"approved\""),
+        "{events}"
+    );
+
+    // A wrong number shows as such.
+    let (_, _, page) = staff.get("/helpdesk/users/cs1001").await;
+    let (_, path, _) = staff
+        .post(
+            "/helpdesk/users/cs1001/push",
+            &page,
+            &[("device", officer.id()), ("label", "")],
+        )
+        .await;
+    let id2 = path
+        .strip_prefix("/helpdesk/challenges/")
+        .unwrap()
+        .to_string();
+    let wrong = if number == 10 { 11 } else { 10 };
+    officer
+        .answer(&ts, &officer.response(&id2, Decision::Approve, Some(wrong)))
+        .await;
+    let t = ts.server.timeline(&id2, now()).unwrap();
+    assert_eq!(t.status, "number_mismatch");
+    assert!(
+        t.steps[3].detail.contains(&format!("typed {wrong}")),
+        "{:?}",
+        t.steps
+    );
+
+    // Fixes: a reason is required, then recorded with the staff name.
+    let (_, _, page) = staff.get("/helpdesk/users/cs1001").await;
+    let (status, _, page) = staff
+        .post(
+            "/helpdesk/users/cs1001/fix",
+            &page,
+            &[("action", "reset-methods"), ("reason", "")],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("Give a reason"), "{page}");
+    let (_, path, page) = staff
+        .post(
+            "/helpdesk/users/cs1001/fix",
+            &page,
+            &[
+                ("action", "reset-methods"),
+                ("reason", "new phone, ticket 7"),
+            ],
+        )
+        .await;
+    assert_eq!(path, "/helpdesk/users/cs1001");
+    assert!(page.contains("Done: reset methods."), "{page}");
+    let (_, _, page) = staff
+        .post(
+            "/helpdesk/users/cs1001/fix",
+            &page,
+            &[
+                ("action", "reset-password"),
+                ("reason", "forgot it, ticket 8"),
+            ],
+        )
+        .await;
+    let temp = between(&page, "<p class=\"number password\">", "<").to_string();
+    assert!(temp.starts_with("New$Alacop#"), "{page}");
+
+    // The officer is sent back to registration at the next sign-in.
+    let b = Browser::new(&ts);
+    let (_, _, page) = b.sign_in("cs1001", &temp).await;
+    let (_, path, _) = b
+        .post(
+            "/signin/update-password",
+            &page,
+            &[
+                ("current", &temp),
+                ("new", "Another-Long-Pass-42"),
+                ("confirm", "Another-Long-Pass-42"),
+            ],
+        )
+        .await;
+    assert_eq!(path, "/signin/register");
+
+    // The audit log: filtered, exported with the reasons, health drawn.
+    let (_, _, page) = staff
+        .get("/helpdesk/audit?actor=hd0001&action=helpdesk.")
+        .await;
+    assert!(
+        page.contains("new phone, ticket 7") && page.contains("forgot it, ticket 8"),
+        "{page}"
+    );
+    assert!(!page.contains("signin.password"), "filtered by action");
+    let csv = staff
+        .http
+        .get(format!("{}/helpdesk/audit?format=csv&user=cs1001", ts.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("seq,at,actor,action,target,ip,outcome,detail\n"));
+    assert!(
+        csv.lines().any(
+            |l| l.contains("\"hd0001\",\"helpdesk.reset_methods\",\"cs1001\"")
+                && l.contains("new phone, ticket 7")
+        ),
+        "{csv}"
+    );
+    let (_, _, page) = staff.get("/helpdesk/health").await;
+    assert!(
+        page.contains("<svg") && page.contains("Challenges per minute"),
+        "{page}"
+    );
+    let h = ts.server.push_health(60, now()).unwrap();
+    assert!(h.total >= 3 && h.latency_ms.is_some(), "{h:?}");
+    assert_audited(
+        &ts,
+        &[
+            ("helpdesk.reset_methods", "ok"),
+            ("helpdesk.reset_password", "ok"),
+            ("challenge.delivered", "ok"),
+            ("challenge.shown", "ok"),
+        ],
+    );
+}
