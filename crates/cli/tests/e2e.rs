@@ -248,6 +248,39 @@ impl Drop for Env {
     }
 }
 
+/// `countersign watch` with its messages (stderr) as lines on a channel.
+fn watch(env: &Env) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut watch = env
+        .cli_command(&["watch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = watch.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (watch, rx)
+}
+
+/// Waits (30 s at most) for a line containing `needle`.
+fn said(rx: &std::sync::mpsc::Receiver<String>, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("watch never said {needle:?}"));
+        if line.contains(needle) {
+            return;
+        }
+    }
+}
+
 fn finish(child: Child) -> (i32, String) {
     let out = child.wait_with_output().unwrap();
     (
@@ -377,32 +410,8 @@ fn expiry_restart_while_watching_and_totp() {
 
     // `watch` stays connected; the server restarts under it; the next
     // request still arrives and is approved at the prompt.
-    let mut watch = env
-        .cli_command(&["watch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = watch.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let wait_for = |needle: &str| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("watch never said {needle:?}"));
-            if line.contains(needle) {
-                return;
-            }
-        }
-    };
+    let (mut watch, rx) = watch(&env);
+    let wait_for = |needle: &str| said(&rx, needle);
     wait_for("connected: ALEA");
     env.stop_server();
     env.start_server();
@@ -608,26 +617,8 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
 
     // `watch` connects, gets the request and shows it: both receipts,
     // signed with the device's receipt key, land on the timeline.
-    let mut watch = env
-        .cli_command(&["watch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = watch.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !rx
-        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        .unwrap_or_else(|_| panic!("watch never showed the request"))
-        .contains("Are you trying to sign in?")
-    {}
+    let (mut watch, rx) = watch(&env);
+    said(&rx, "Are you trying to sign in?");
     let deadline = Instant::now() + Duration::from_secs(10);
     let t = loop {
         let t = timeline(&env, &id);
