@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use countersign_testkit::Proc;
 
+mod pages;
+pub use pages::{Pages, ANSWERS};
+
 /// The passcode of the officer's authenticator.
 pub const PASSCODE: &str = "246810";
 
@@ -143,16 +146,24 @@ impl Stack {
 
     /// Runs the officer's `countersign` CLI (passcode from the environment).
     pub fn cli(&self, args: &[&str]) -> Output {
-        let out = Command::new(workspace_bin("countersign"))
-            .arg("--home")
-            .arg(self.tmp.path().join("officer"))
-            .args(args)
-            .env("COUNTERSIGN_PASSCODE", PASSCODE)
+        let out = self
+            .cli_command(args)
             .stdin(Stdio::null())
             .output()
             .unwrap();
         assert_ok(&out, &format!("countersign {args:?}"));
         out
+    }
+
+    /// The officer's `countersign` CLI as a command, to run as the caller
+    /// likes (e.g. `watch` with a piped stdin).
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(workspace_bin("countersign"));
+        c.arg("--home")
+            .arg(self.tmp.path().join("officer"))
+            .args(args)
+            .env("COUNTERSIGN_PASSCODE", PASSCODE);
+        c
     }
 
     /// A scratch file path in the stack's folder.

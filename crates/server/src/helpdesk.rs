@@ -170,7 +170,7 @@ pub fn timeline(r: &ChallengeRow, now: u64) -> Timeline {
     };
     let shown = Step {
         step: "shown",
-        at_ms: r.shown_at.map(|s| s * 1000),
+        at_ms: r.shown_ms.or(r.shown_at.map(|s| s * 1000)),
         detail: if r.shown_at.is_some() {
             "the prompt was opened on the device".into()
         } else {
@@ -179,7 +179,7 @@ pub fn timeline(r: &ChallengeRow, now: u64) -> Timeline {
     };
     let answered = Step {
         step: "answered",
-        at_ms: r.answered_at.map(|s| s * 1000),
+        at_ms: r.answered_ms.or(r.answered_at.map(|s| s * 1000)),
         detail: match (&response, status) {
             (Some(resp), ChallengeStatus::NumberMismatch) => format!(
                 "approved with a wrong number (typed {}, shown {})",
@@ -202,7 +202,7 @@ pub fn timeline(r: &ChallengeRow, now: u64) -> Timeline {
         at_ms: match status {
             ChallengeStatus::Pending => None,
             ChallengeStatus::Expired => Some(r.challenge.expires_at * 1000),
-            _ => r.answered_at.map(|s| s * 1000),
+            _ => r.answered_ms.or(r.answered_at.map(|s| s * 1000)),
         },
         detail: status.as_str().replace('_', " "),
     };

@@ -346,7 +346,7 @@ impl Server {
         let json = serde_json::to_string(response).map_err(|e| Error::Internal(e.to_string()))?;
         if !self
             .store
-            .answer_challenge(challenge_id, verdict, &json, now)?
+            .answer_challenge(challenge_id, verdict, &json, now, ms_at(now))?
         {
             audit("refused", "already answered")?;
             return Err(Error::refused(

@@ -40,6 +40,10 @@ pub struct ChallengeRow {
     pub created_ms: u64,
     /// First delivery receipt, Unix milliseconds (server clock).
     pub delivered_ms: Option<u64>,
+    /// First shown receipt, Unix milliseconds.
+    pub shown_ms: Option<u64>,
+    /// Answer, Unix milliseconds.
+    pub answered_ms: Option<u64>,
     /// The device's signed answer (JSON), once answered.
     pub response: Option<String>,
 }
@@ -57,7 +61,7 @@ impl ChallengeRow {
 
 const COLUMNS: &str = "id, device_id, application, ip, location, kind, created_at, expires_at, user_id, number, status, \
                        delivered_at, shown_at, answered_at, (SELECT username FROM users WHERE users.id = challenges.user_id), \
-                       created_ms, delivered_ms, response";
+                       created_ms, delivered_ms, response, shown_ms, answered_ms";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
     let kind: String = r.get(5)?;
@@ -87,6 +91,8 @@ fn row(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
         created_ms: r.get(15)?,
         delivered_ms: r.get(16)?,
         response: r.get(17)?,
+        shown_ms: r.get(18)?,
+        answered_ms: r.get(19)?,
     })
 }
 
@@ -148,10 +154,12 @@ impl Store {
         status: ChallengeStatus,
         response_json: &str,
         now: u64,
+        now_ms: u64,
     ) -> Result<bool, StoreError> {
         let n = self.conn().execute(
-            "UPDATE challenges SET status = ?2, response = ?3, answered_at = ?4 WHERE id = ?1 AND status = 'pending' AND expires_at > ?4",
-            params![id, status.as_str(), response_json, now],
+            "UPDATE challenges SET status = ?2, response = ?3, answered_at = ?4, answered_ms = ?5 \
+             WHERE id = ?1 AND status = 'pending' AND expires_at > ?4",
+            params![id, status.as_str(), response_json, now, now_ms],
         )?;
         Ok(n == 1)
     }
@@ -160,7 +168,7 @@ impl Store {
     /// the first of each kind counts. True if this one was the first.
     pub fn record_receipt(&self, id: &str, shown: bool, at_ms: u64) -> Result<bool, StoreError> {
         let sql = if shown {
-            "UPDATE challenges SET shown_at = ?2, delivered_at = COALESCE(delivered_at, ?2), \
+            "UPDATE challenges SET shown_at = ?2, shown_ms = ?3, delivered_at = COALESCE(delivered_at, ?2), \
              delivered_ms = COALESCE(delivered_ms, ?3) WHERE id = ?1 AND shown_at IS NULL"
         } else {
             "UPDATE challenges SET delivered_at = ?2, delivered_ms = ?3 WHERE id = ?1 AND delivered_at IS NULL"

@@ -187,6 +187,8 @@ CREATE INDEX phone_codes_user ON phone_codes(user_id, created_at);
 ALTER TABLE devices ADD COLUMN receipt_key BLOB;
 ALTER TABLE challenges ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE challenges ADD COLUMN delivered_ms INTEGER;
+ALTER TABLE challenges ADD COLUMN shown_ms INTEGER;
+ALTER TABLE challenges ADD COLUMN answered_ms INTEGER;
 CREATE INDEX challenges_created ON challenges(created_at);
 "#,
 ];
