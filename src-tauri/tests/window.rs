@@ -158,7 +158,7 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     shots.take(&s, "3-accounts");
 
     // A push answered with the wrong number: the server says mismatch.
-    let (number, mut push, _) = server.push();
+    let (number, mut push, said) = server.push();
     let sent = Instant::now();
     s.wait_for(&shown("screen-request"), "the sign-in request");
     println!("push to prompt visible: {} ms", sent.elapsed().as_millis());
@@ -174,6 +174,30 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     assert_eq!(s.text("#verdict-title"), "Numbers didn't match");
     assert_eq!(push.wait().unwrap().code(), Some(1));
     s.click("#btn-verdict-ok");
+
+    // The app acknowledged it, signed: delivered, then shown (the prompt
+    // was on screen), as the help desk's timeline shows.
+    let said = said.join().unwrap();
+    let id = said
+        .lines()
+        .find_map(|l| l.strip_prefix("challenge: "))
+        .unwrap_or_else(|| panic!("no challenge id in {said:?}"));
+    let out = server.server(&["helpdesk", "timeline", id, "--json"]);
+    let timeline: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for step in ["delivered", "shown"] {
+        assert!(
+            timeline["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|st| st["step"] == step && st["at_ms"].is_u64()),
+            "{step} missing: {timeline}"
+        );
+    }
+    assert!(
+        timeline.to_string().contains(&format!("typed {wrong}")),
+        "{timeline}"
+    );
 
     // The right number and the passcode approve.
     let (number, mut push, rest) = server.push();

@@ -253,6 +253,47 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
         ),
         "{csv}"
     );
+    // The live tail: a row written after the page was opened arrives.
+    let last = ts
+        .server
+        .store
+        .audit_entries(&Default::default())
+        .unwrap()
+        .last()
+        .unwrap()
+        .seq;
+    let mut tail = staff
+        .http
+        .get(format!(
+            "{}/helpdesk/audit/events?after={last}&action=helpdesk.",
+            ts.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    ts.server
+        .apply_fix(
+            "cs1001",
+            &countersign_server::helpdesk::Fix::Unlock,
+            "hd0001",
+            "ticket 9",
+            "",
+            now(),
+        )
+        .unwrap();
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), tail.chunk())
+        .await
+        .expect("a row within 10 s")
+        .unwrap()
+        .unwrap();
+    let event = String::from_utf8_lossy(&chunk);
+    assert!(
+        event.starts_with("event: row")
+            && event.contains("helpdesk.unlock")
+            && event.contains("ticket 9"),
+        "{event}"
+    );
+
     let (_, _, page) = staff.get("/helpdesk/health").await;
     assert!(
         page.contains("<svg") && page.contains("Challenges per minute"),
