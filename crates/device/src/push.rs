@@ -8,6 +8,7 @@ use countersign_core::otp::decode_base32;
 use countersign_core::protocol::{ChallengeEnvelope, Decision, Receipt, ReceiptEvent, Response};
 use countersign_core::{Enrollment, Passcode, SigningKey};
 use futures_util::future::join_all;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 
 use crate::accounts::{Account, NewPush, PushInfo};
@@ -149,15 +150,65 @@ pub fn accept(
 }
 
 /// Every verified request waiting on any push account; with `wait` > 0,
-/// waits that long for one to arrive.
+/// waits up to that long for one to arrive. As soon as one account has a
+/// request the other long-polls are dropped and those accounts asked once
+/// more without waiting, so one quiet account never holds up the others.
 pub async fn pending(vault: &mut Vault, wait: u64, now: u64) -> Result<Vec<Pending>, Error> {
     let accounts: Vec<Account> = vault
         .accounts()?
         .into_iter()
         .filter(|a| a.push.is_some())
         .collect();
-    let mut requests = Vec::new();
-    for a in &accounts {
+    let mut results: Vec<Option<Result<Vec<ChallengeEnvelope>, Error>>> =
+        accounts.iter().map(|_| None).collect();
+    {
+        let mut polls: FuturesUnordered<_> = fetches(vault, &accounts, wait)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| async move { (i, f.await) })
+            .collect();
+        while let Some((i, r)) = polls.next().await {
+            let found = matches!(&r, Ok(v) if !v.is_empty());
+            results[i] = Some(r);
+            if found {
+                break;
+            }
+        }
+    }
+    let left: Vec<usize> = (0..accounts.len())
+        .filter(|i| results[*i].is_none())
+        .collect();
+    if !left.is_empty() {
+        let rest: Vec<Account> = left.iter().map(|i| accounts[*i].clone()).collect();
+        for (i, r) in left
+            .into_iter()
+            .zip(join_all(fetches(vault, &rest, 0)?).await)
+        {
+            results[i] = Some(r);
+        }
+    }
+    let mut out = Vec::new();
+    for (a, result) in accounts.iter().zip(results) {
+        for env in result.unwrap_or_else(|| Ok(Vec::new()))? {
+            if let Some(p) = accept(vault, a, env, now) {
+                out.push(p);
+            }
+        }
+    }
+    for p in &out {
+        acknowledge(vault, p, ReceiptEvent::Delivered, now).await;
+    }
+    Ok(out)
+}
+
+type Fetch = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<ChallengeEnvelope>, Error>> + Send>,
+>;
+
+/// One pending-request fetch per account (each owns its client and token).
+fn fetches(vault: &mut Vault, accounts: &[Account], wait: u64) -> Result<Vec<Fetch>, Error> {
+    let mut out: Vec<Fetch> = Vec::new();
+    for a in accounts {
         let token = vault.channel_token(&a.id)?;
         let token = String::from_utf8_lossy(token.expose()).into_owned();
         let device_id = a
@@ -166,19 +217,9 @@ pub async fn pending(vault: &mut Vault, wait: u64, now: u64) -> Result<Vec<Pendi
             .map(|p| p.device_id.clone())
             .unwrap_or_default();
         let client = client_for(a)?;
-        requests.push(async move { client.pending(&device_id, &token, wait).await });
-    }
-    let results = join_all(requests).await;
-    let mut out = Vec::new();
-    for (a, result) in accounts.iter().zip(results) {
-        for env in result? {
-            if let Some(p) = accept(vault, a, env, now) {
-                out.push(p);
-            }
-        }
-    }
-    for p in &out {
-        acknowledge(vault, p, ReceiptEvent::Delivered, now).await;
+        out.push(Box::pin(async move {
+            client.pending(&device_id, &token, wait).await
+        }));
     }
     Ok(out)
 }
