@@ -5,29 +5,43 @@
 //! gets 403 on every console URL; no session goes to sign-in.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use countersign_core::methods::mask;
 use countersign_core::time::format_utc;
-use futures_util::stream;
 use maud::{html, Markup};
 
 use super::pages::{csrf, error};
 use super::{html as page, load, AppState, PageResult};
 use crate::api::ClientIp;
-use crate::helpdesk::{Fix, Timeline};
+use crate::helpdesk::Fix;
 use crate::store::{AuditEntry, AuditFilter, Role, UserRow, WebSession};
 use crate::{now, Error, Server};
 
+macro_rules! staff {
+    ($s:expr, $headers:expr) => {
+        match $crate::web::helpdesk::staff(&$s, &$headers)? {
+            Ok(who) => who,
+            Err(resp) => return Ok(resp),
+        }
+    };
+    ($s:expr, $headers:expr, $form:expr) => {{
+        let who = staff!($s, $headers);
+        if !$crate::web::csrf_ok(&who.0, &$form) {
+            return Ok($crate::web::forbidden(&$s));
+        }
+        who
+    }};
+}
+
+mod audit;
 mod svg;
+mod timeline;
 
 /// The console's routes.
 pub fn routes() -> Router<Arc<Server>> {
@@ -36,10 +50,10 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/helpdesk/users/{username}", get(user_page))
         .route("/helpdesk/users/{username}/fix", post(fix_post))
         .route("/helpdesk/users/{username}/push", post(push_post))
-        .route("/helpdesk/challenges/{id}", get(timeline_page))
-        .route("/helpdesk/challenges/{id}/events", get(timeline_events))
-        .route("/helpdesk/audit", get(audit_page))
-        .route("/helpdesk/audit/events", get(audit_events))
+        .route("/helpdesk/challenges/{id}", get(timeline::page))
+        .route("/helpdesk/challenges/{id}/events", get(timeline::events))
+        .route("/helpdesk/audit", get(audit::page))
+        .route("/helpdesk/audit/events", get(audit::events))
         .route("/helpdesk/health", get(health_page))
 }
 
@@ -63,22 +77,6 @@ fn staff(
         ));
     }
     Ok(Ok((session, user)))
-}
-
-macro_rules! staff {
-    ($s:expr, $headers:expr) => {
-        match staff(&$s, &$headers)? {
-            Ok(who) => who,
-            Err(resp) => return Ok(resp),
-        }
-    };
-    ($s:expr, $headers:expr, $form:expr) => {{
-        let who = staff!($s, $headers);
-        if !$crate::web::csrf_ok(&who.0, &$form) {
-            return Ok($crate::web::forbidden(&$s));
-        }
-        who
-    }};
 }
 
 /// The console's frame: its navigation over `body`.
@@ -365,244 +363,6 @@ async fn push_post(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-// --- A challenge's timeline ---------------------------------------------------
-
-fn timeline_body(t: &Timeline) -> Markup {
-    html! {
-        h1 { "Challenge timeline" }
-        p.account { (t.username) " · " (t.application) " · " (t.kind.replace('_', " ")) }
-        @if t.open {
-            p { "Read this number to the officer; they type it into the app:" }
-        } @else {
-            p { "The number on the sign-in page was:" }
-        }
-        p.number { (t.number) }
-        ol.timeline #timeline data-events=(format!("/helpdesk/challenges/{}/events", t.id)) aria-live="polite" {
-            @for step in &t.steps {
-                li data-step=(step.step) class=(if step.at_ms.is_some() { "done" } else { "missing" }) {
-                    strong { (step.step) } " "
-                    span.when { @if let Some(ms) = step.at_ms { (at_ms(ms)) } @else { "—" } } " "
-                    span.detail { (step.detail) }
-                }
-            }
-        }
-        p #timeline-status role="status" { "Status: " (t.status.replace('_', " ")) }
-        p { a href=(format!("/helpdesk/users/{}", t.username)) { "Back to " (t.username) } }
-    }
-}
-
-async fn timeline_page(
-    State(s): AppState,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> PageResult {
-    let (_, me) = staff!(s, headers);
-    let t = s.timeline(&id, now())?;
-    Ok(console(&s, "Challenge timeline", &me, timeline_body(&t)))
-}
-
-/// The timeline as server-sent events: one `timeline` event (JSON, with
-/// each time also as text) whenever it changes, until the challenge ends.
-async fn timeline_events(
-    State(s): AppState,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> PageResult {
-    let _ = staff!(s, headers);
-    s.timeline(&id, now())?;
-    let stream = stream::unfold(
-        (s, id, String::new(), false),
-        |(s, id, last, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                let Ok(t) = s.timeline(&id, now()) else {
-                    return None;
-                };
-                let json = serde_json::json!({
-                    "status": t.status,
-                    "open": t.open,
-                    "steps": t.steps.iter().map(|st| serde_json::json!({
-                        "step": st.step,
-                        "at": st.at_ms.map(at_ms),
-                        "detail": st.detail,
-                    })).collect::<Vec<_>>(),
-                })
-                .to_string();
-                if json != last {
-                    let ev = Event::default().event("timeline").data(json.clone());
-                    return Some((Ok::<_, Infallible>(ev), (s, id, json, !t.open)));
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        },
-    );
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response())
-}
-
-// --- The audit log -------------------------------------------------------------
-
-fn filter_of(q: &HashMap<String, String>) -> AuditFilter {
-    let text = |k: &str| {
-        q.get(k)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let time = |k: &str| text(k).and_then(|v| v.parse::<u64>().ok());
-    AuditFilter {
-        user: text("user"),
-        actor: text("actor"),
-        action: text("action"),
-        outcome: text("outcome"),
-        since: time("since"),
-        until: time("until"),
-        after_seq: None,
-    }
-}
-
-fn csv_field(v: &str) -> String {
-    // Quoted always; a leading formula character is neutralised for
-    // spreadsheets.
-    let v = if v.starts_with(['=', '+', '-', '@']) {
-        format!("'{v}")
-    } else {
-        v.to_string()
-    };
-    format!("\"{}\"", v.replace('"', "\"\""))
-}
-
-async fn audit_page(
-    State(s): AppState,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> PageResult {
-    let (_, me) = staff!(s, headers);
-    let filter = filter_of(&q);
-    let rows = s.store.audit_entries(&filter)?;
-    if q.get("format").map(String::as_str) == Some("csv") {
-        let mut out = String::from("seq,at,actor,action,target,ip,outcome,detail\n");
-        for r in &rows {
-            let cols = [&r.actor, &r.action, &r.target, &r.ip, &r.outcome, &r.detail]
-                .map(|c| csv_field(c));
-            out.push_str(&format!(
-                "{},{},{}\n",
-                r.seq,
-                csv_field(&format_utc(r.at)),
-                cols.join(",")
-            ));
-        }
-        return Ok((
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"audit.csv\"",
-                ),
-            ],
-            out,
-        )
-            .into_response());
-    }
-    let last = rows.last().map_or(0, |r| r.seq);
-    let shown: Vec<&AuditEntry> = rows.iter().rev().take(200).collect();
-    let value = |k: &str| q.get(k).cloned().unwrap_or_default();
-    let query: String = ["user", "actor", "action", "outcome", "since", "until"]
-        .iter()
-        .filter_map(|k| {
-            q.get(*k)
-                .filter(|v| !v.is_empty())
-                .map(|v| format!("&{k}={}", urlencode(v)))
-        })
-        .collect();
-    let field = |name: &str, label: &str| {
-        html! {
-            label for=(format!("f-{name}")) { (label) }
-            input id=(format!("f-{name}")) type="text" name=(name) value=(value(name));
-        }
-    };
-    let body = html! {
-        h1 { "Audit log" }
-        form.filters method="get" action="/helpdesk/audit" {
-            (field("user", "User (actor or target)"))
-            (field("actor", "Actor"))
-            (field("action", "Action (prefix, e.g. signin.)"))
-            (field("outcome", "Outcome"))
-            (field("since", "Since (Unix time)"))
-            (field("until", "Until (Unix time)"))
-            button type="submit" { "Filter" }
-        }
-        p {
-            a href=(format!("/helpdesk/audit?format=csv{query}")) download="audit.csv" { "Export CSV" }
-            " · " (rows.len()) " rows; newest first, 200 shown; new rows appear as they are written."
-        }
-        table #audit data-tail=(format!("/helpdesk/audit/events?after={last}{query}")) {
-            thead { tr { th scope="col" { "#" } th scope="col" { "When" } th scope="col" { "Actor" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Outcome" } th scope="col" { "Detail" } } }
-            tbody {
-                @for r in shown {
-                    tr { td { (r.seq) } td { (format_utc(r.at)) } td { (r.actor) } td { (r.action) } td { (r.target) } td { (r.outcome) } td { (r.detail) } }
-                }
-            }
-        }
-    };
-    Ok(console(&s, "Audit log", &me, body))
-}
-
-/// Percent-encodes a query value.
-fn urlencode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// New audit rows matching the filter, as `row` events, as they are written.
-async fn audit_events(
-    State(s): AppState,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> PageResult {
-    let _ = staff!(s, headers);
-    let mut filter = filter_of(&q);
-    filter.after_seq = q.get("after").and_then(|a| a.parse().ok()).or(Some(0));
-    let stream = stream::unfold(
-        (s, filter, Vec::<AuditEntry>::new()),
-        |(s, mut filter, mut queue)| async move {
-            loop {
-                if let Some(r) = queue.pop() {
-                    let data = serde_json::json!({
-                        "seq": r.seq, "at": format_utc(r.at), "actor": r.actor, "action": r.action,
-                        "target": r.target, "outcome": r.outcome, "detail": r.detail,
-                    })
-                    .to_string();
-                    return Some((
-                        Ok::<_, Infallible>(Event::default().event("row").data(data)),
-                        (s, filter, queue),
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let Ok(mut rows) = s.store.audit_entries(&filter) else {
-                    return None;
-                };
-                if let Some(last) = rows.last() {
-                    filter.after_seq = Some(last.seq);
-                }
-                rows.reverse();
-                queue = rows;
-            }
-        },
-    );
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response())
 }
 
 // --- Push health ---------------------------------------------------------------
