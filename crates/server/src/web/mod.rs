@@ -26,7 +26,6 @@ use serde::Deserialize;
 
 use crate::api::ClientIp;
 use crate::push::Origin;
-use crate::registration;
 use crate::state::sha256;
 use crate::store::{NewAudit, WebSession};
 use crate::{now, Error, Server};
@@ -47,13 +46,13 @@ pub fn router() -> Router<Arc<Server>> {
             get(update_page).post(update_post),
         )
         .route("/signin/stay", get(stay_page).post(stay_post))
-        .route("/signout", get(signout_page).post(signout_post))
-        .route("/signout/pick", post(signout_pick))
-        .route("/signout/wait", get(signout_wait))
-        .route("/signout/done", get(signout_done))
+        .route("/signout", get(signout::page).post(signout::post))
+        .route("/signout/pick", post(signout::pick))
+        .route("/signout/wait", get(signout::wait))
+        .route("/signout/done", get(signout::done))
         .route("/signin/options", get(options_page))
         .route("/help", get(help_page))
-        .route("/register", get(new_user_page).post(new_user_post))
+        .route("/register", get(new_user::page).post(new_user::post))
         .merge(helpdesk::routes())
         .merge(my::routes())
         .merge(register::routes())
@@ -306,8 +305,10 @@ type PageResult = Result<Response, crate::api::ApiError>;
 
 mod helpdesk;
 mod my;
+mod new_user;
 mod recover;
 mod register;
+mod signout;
 mod verify;
 
 #[derive(Deserialize)]
@@ -608,68 +609,6 @@ async fn stay_post(
     .into_response())
 }
 
-async fn signout_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    match load(&s, &headers)? {
-        Some(session) if !session.username.is_empty() => Ok(html(
-            &s,
-            "Sign out",
-            pages::pick_account(&session.csrf, &account(&s, &session.username)),
-        )),
-        _ => Ok(Redirect::to("/signout/done").into_response()),
-    }
-}
-
-async fn signout_pick(
-    State(s): AppState,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> PageResult {
-    let Some(session) = load(&s, &headers)? else {
-        return Ok(Redirect::to("/signout/done").into_response());
-    };
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
-    Ok(html(
-        &s,
-        "Sign out",
-        pages::pick_account(&session.csrf, &account(&s, &session.username)),
-    ))
-}
-
-async fn signout_post(
-    State(s): AppState,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
-) -> PageResult {
-    let Some(session) = load(&s, &headers)? else {
-        return Ok(Redirect::to("/signout/done").into_response());
-    };
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
-    s.store.delete_session(&session.id_hash)?;
-    audit(&s, &session, "signout", &ip, "ok")?;
-    let expire = format!("{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
-    Ok(Page {
-        body: Redirect::to("/signout/wait").into_response(),
-        cookie: Some(expire),
-    }
-    .into_response())
-}
-
-async fn signout_wait(State(s): AppState) -> Response {
-    let mut resp = html(&s, "Signing out", pages::signing_out());
-    resp.headers_mut()
-        .insert("refresh", HeaderValue::from_static("1; url=/signout/done"));
-    resp
-}
-
-async fn signout_done(State(s): AppState) -> Response {
-    html(&s, "You signed out", pages::signed_out())
-}
-
 async fn options_page(State(s): AppState) -> Response {
     html(
         &s,
@@ -694,56 +633,4 @@ async fn help_page(State(s): AppState) -> Response {
             ],
         ),
     )
-}
-
-/// The request form. It uses the browser's sign-in session (or starts one)
-/// for its CSRF token, without moving the sign-in along.
-async fn new_user_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let (session, cookie) = match load(&s, &headers)? {
-        Some(session) => (session, None),
-        None => {
-            let mut session = fresh("start");
-            let cookie = issue(&s, &mut session, None)?;
-            (session, Some(cookie))
-        }
-    };
-    let body = pages::new_user(&session.csrf, &HashMap::new(), &[]);
-    Ok(Page {
-        body: html(&s, "New User Registration", body),
-        cookie,
-    }
-    .into_response())
-}
-
-async fn new_user_post(
-    State(s): AppState,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
-) -> PageResult {
-    let Some(session) = load(&s, &headers)? else {
-        return Ok(forbidden(&s));
-    };
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
-    let refill = |problems: &[String], status: StatusCode| {
-        let body = pages::new_user(&session.csrf, &form, problems);
-        (status, html(&s, "New User Registration", body)).into_response()
-    };
-    let request = match registration::validate(&form) {
-        Ok(r) => r,
-        Err(problems) => return Ok(refill(&problems, StatusCode::UNPROCESSABLE_ENTITY)),
-    };
-    match s.request_registration(&request, &ip, now()) {
-        Ok(id) => Ok(html(
-            &s,
-            "Request sent",
-            pages::new_user_sent(&request.email, id),
-        )),
-        Err(Error::Refused {
-            status, message, ..
-        }) => Ok(refill(&[message], refusal(status))),
-        Err(e) => Err(e.into()),
-    }
 }
