@@ -127,6 +127,23 @@ impl Store {
     }
 
     /// Rows matching `f`, oldest first.
+    /// Rows with `action` and `outcome` about `target` since `since`
+    /// (per-account limits that outlive a restart).
+    pub fn audit_count(
+        &self,
+        target: &str,
+        action: &str,
+        outcome: &str,
+        since: u64,
+    ) -> Result<u32, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM audit WHERE target = ?1 AND at >= ?2 AND action = ?3 AND outcome = ?4",
+            params![target, since, action, outcome],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The rows `f` selects, oldest first.
     pub fn audit_entries(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(

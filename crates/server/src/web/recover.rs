@@ -27,6 +27,9 @@ use crate::{now, Error, Server};
 
 const TITLE: &str = "Get back into your account";
 
+/// Recoveries one account may start per hour.
+const RECOVERIES_PER_HOUR: u32 = 5;
+
 /// The recovery routes.
 pub fn routes() -> Router<Arc<Server>> {
     Router::new()
@@ -137,6 +140,20 @@ async fn start_post(
         return Ok((StatusCode::UNAUTHORIZED, page(&s, TITLE, body)).into_response());
     }
     let username = super::username_of(&s, &email);
+    // Per account: a few recoveries an hour, whoever starts them.
+    let started =
+        s.store
+            .audit_count(&username, "recover.start", "ok", now().saturating_sub(3600))?;
+    if started >= RECOVERIES_PER_HOUR {
+        audit(&username, "refused", "too many recoveries for this account")?;
+        session.pending.clear();
+        s.store.save_session(&session)?;
+        let body = info(
+            TITLE,
+            &["Too many attempts to recover this account in the last hour. Try again later, or contact the help desk."],
+        );
+        return Ok((StatusCode::TOO_MANY_REQUESTS, page(&s, TITLE, body)).into_response());
+    }
     let eligible = match s.store.user_by_name(&username)? {
         Some(user) => {
             !user.disabled && !user.must_change && s.store.methods_of(user.id)?.count() > 0

@@ -60,6 +60,29 @@ fn font() -> Vec<(char, [u8; 7])> {
         .collect()
 }
 
+/// "Can't access your account?" for `email`, reading the CAPTCHA; a
+/// misread picture is tried again with the next one, as a person would.
+async fn start_recovery(b: &Browser, email: &str) -> (u16, String, String) {
+    let font = font();
+    let (_, _, mut page) = b.get("/recover").await;
+    for _ in 0..3 {
+        let answer = countersign_testkit::captcha::solve(
+            &captcha_png(&page),
+            &font,
+            countersign_server::captcha::CELL,
+            countersign_server::captcha::LENGTH,
+        );
+        let (status, path, next) = b
+            .post("/recover", &page, &[("email", email), ("captcha", &answer)])
+            .await;
+        if !(status == 401 && next.contains("didn't match the picture")) {
+            return (status, path, next);
+        }
+        page = next;
+    }
+    panic!("the CAPTCHA was misread three times");
+}
+
 fn captcha_png(page: &str) -> Vec<u8> {
     let b64 = between(page, "id=\"captcha\" src=\"data:image/png;base64,", "\"");
     data_encoding::BASE64.decode(b64.as_bytes()).unwrap()
@@ -251,15 +274,6 @@ async fn recovery_needs_the_captcha_a_method_and_a_password_under_the_rules() {
     // Someone who never finished the first sign-in can't recover.
     ts.add_user("cs0802");
 
-    let font = font();
-    let solve = |page: &str| {
-        countersign_testkit::captcha::solve(
-            &captcha_png(page),
-            &font,
-            countersign_server::captcha::CELL,
-            countersign_server::captcha::LENGTH,
-        )
-    };
     let b = Browser::new(&ts);
     let (_, _, page) = b.get("/recover").await;
     assert!(page.contains("Email or Username"));
@@ -273,30 +287,14 @@ async fn recovery_needs_the_captcha_a_method_and_a_password_under_the_rules() {
     assert_eq!(status, 401);
     assert!(page.contains("didn't match the picture"), "{page}");
     for unknown in ["cs0802@alacop.gov", "nobody"] {
-        let b = Browser::new(&ts);
-        let (_, _, page) = b.get("/recover").await;
-        let answer = solve(&page);
-        let (_, _, page) = b
-            .post(
-                "/recover",
-                &page,
-                &[("email", unknown), ("captcha", &answer)],
-            )
-            .await;
+        let (_, _, page) = start_recovery(&Browser::new(&ts), unknown).await;
         assert!(
             page.contains("We can't reset this account's password online."),
             "{unknown}: {page}"
         );
     }
 
-    let answer = solve(&page);
-    let (_, path, page) = b
-        .post(
-            "/recover",
-            &page,
-            &[("email", "CS0801@alacop.gov"), ("captcha", &answer)],
-        )
-        .await;
+    let (_, path, page) = start_recovery(&b, "CS0801@alacop.gov").await;
     assert_eq!(
         path, "/signin/mfa",
         "the app's request is the default proof"
@@ -464,4 +462,36 @@ async fn methods_are_added_and_removed_on_my_sign_ins() {
         .into_iter()
         .any(|e| e.action == "method.remove" && e.detail == "questions" && e.outcome == "ok");
     assert!(removed);
+}
+
+#[tokio::test]
+async fn recovery_is_limited_per_account() {
+    let ts = TestServer::start().await;
+    let _ = first_sign_in(&ts, &Browser::new(&ts), "cs0811").await;
+    let chosen: Vec<(usize, String)> = answers()
+        .chunks(2)
+        .map(|p| (p[0].1.parse().unwrap(), p[1].1.to_string()))
+        .collect();
+    ts.server
+        .register_answers("cs0811", &chosen, "", countersign_server::now())
+        .unwrap()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let b = Browser::new(&ts);
+        let (status, path, page) = start_recovery(&b, "cs0811").await;
+        statuses.push((status, path.clone()));
+        if status == 429 {
+            assert!(
+                page.contains("Too many attempts to recover this account"),
+                "{page}"
+            );
+        }
+    }
+    let ok = statuses
+        .iter()
+        .filter(|(_, p)| p.starts_with("/signin/mfa"))
+        .count();
+    assert_eq!(ok, 5, "{statuses:?}");
+    assert_eq!(statuses[5].0, 429, "{statuses:?}");
 }
