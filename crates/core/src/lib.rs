@@ -25,3 +25,4 @@ pub use keys::{PublicKey, Signature, SigningKey};
 pub use otp::{Algorithm, Otp, OtpKind};
 pub use otpauth::OtpAccount;
 pub use secret::{Passcode, SecretBytes};
+pub use uri::percent_encode;

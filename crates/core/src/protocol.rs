@@ -29,7 +29,8 @@ pub enum ChallengeKind {
 }
 
 impl ChallengeKind {
-    fn as_str(self) -> &'static str {
+    /// The wire and stored name: `sign_in` or `test`.
+    pub fn as_str(self) -> &'static str {
         match self {
             ChallengeKind::SignIn => "sign_in",
             ChallengeKind::Test => "test",

@@ -38,7 +38,7 @@ pub(crate) fn percent_decode(
 
 /// Percent-encodes everything but RFC 3986 unreserved characters and `@`
 /// (valid in paths and queries, and common in account names).
-pub(crate) fn percent_encode(s: &str) -> String {
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'@') {

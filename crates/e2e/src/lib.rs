@@ -175,35 +175,7 @@ impl Stack {
     /// the six-digit code it carries). The outbox stands in for the
     /// officer's phone.
     pub fn phone_message(&self) -> (String, String) {
-        let dir = self.tmp.path().join("data/outbox");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let newest = loop {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-                .unwrap_or_default();
-            files.retain(|p| p.extension().is_some_and(|e| e == "json"));
-            files.sort();
-            if let Some(f) = files.pop() {
-                break f;
-            }
-            assert!(Instant::now() < deadline, "nothing in {}", dir.display());
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&newest).unwrap()).unwrap();
-        let text: String = v["text"]
-            .as_str()
-            .unwrap()
-            .chars()
-            .filter(|c| *c != ' ')
-            .collect();
-        let chars: Vec<char> = text.chars().collect();
-        let code = chars
-            .windows(6)
-            .find(|w| w.iter().all(char::is_ascii_digit))
-            .map(|w| w.iter().collect())
-            .unwrap_or_else(|| panic!("no code in {text:?}"));
-        (v["channel"].as_str().unwrap().to_string(), code)
+        countersign_testkit::outbox::newest(&self.tmp.path().join("data/outbox"))
     }
 
     /// The one request waiting on the officer's authenticator.

@@ -217,15 +217,7 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     s.click("a[href='/recover']");
     p.at("/recover");
     p.shot("recover");
-    let font: Vec<(char, [u8; 7])> = countersign_server::captcha::ALPHABET
-        .iter()
-        .map(|&c| {
-            (
-                char::from(c),
-                countersign_server::captcha::glyph(c).unwrap(),
-            )
-        })
-        .collect();
+    let font = countersign_server::captcha::font();
     let mut tries = 0;
     loop {
         let src = s.script("return document.getElementById('captcha').src;", json!([]));

@@ -102,6 +102,15 @@ pub fn glyph(c: u8) -> Option<[u8; 7]> {
     })
 }
 
+/// Every character with its glyph (for readers of the picture, such as the
+/// tests').
+pub fn font() -> Vec<(char, [u8; 7])> {
+    ALPHABET
+        .iter()
+        .filter_map(|&c| glyph(c).map(|g| (char::from(c), g)))
+        .collect()
+}
+
 /// A drawn CAPTCHA.
 pub struct Captcha {
     /// The characters to type.

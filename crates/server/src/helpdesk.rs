@@ -210,10 +210,7 @@ pub fn timeline(r: &ChallengeRow, now: u64) -> Timeline {
         id: r.challenge.id.clone(),
         username: r.challenge.account.clone(),
         device_id: r.challenge.device_id.clone(),
-        kind: match r.challenge.kind {
-            ChallengeKind::SignIn => "sign_in",
-            ChallengeKind::Test => "test",
-        },
+        kind: r.challenge.kind.as_str(),
         application: r.challenge.application.clone(),
         number: r.number,
         status: status.as_str(),

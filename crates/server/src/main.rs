@@ -14,7 +14,7 @@ use countersign_server::admin::AdminClient;
 use countersign_server::api::PushRequest;
 use countersign_server::config::Config;
 use countersign_server::datadir::DataDir;
-use countersign_server::store::{AuditFilter, Role};
+use countersign_server::store::{csv_field, AuditFilter, Role};
 use countersign_server::{now, serve, tls, Server};
 
 mod helpdesk_cli;
@@ -390,7 +390,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         let cols = [
                             &r.actor, &r.action, &r.target, &r.ip, &r.outcome, &r.detail, &r.hash,
                         ]
-                        .map(|c| csv(c));
+                        .map(|c| csv_field(c));
                         writeln!(out, "{},{},{}", r.seq, r.at, cols.join(","))?;
                     }
                 }
@@ -569,14 +569,6 @@ fn status(u: &countersign_server::store::UserRow, now: u64) -> String {
         "active".into()
     } else {
         s.join(", ")
-    }
-}
-
-fn csv(field: &str) -> String {
-    if field.contains([',', '"', '\n']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
     }
 }
 

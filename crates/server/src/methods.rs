@@ -155,10 +155,7 @@ impl Server {
             ));
         }
         let code = self.random_digits(6)?;
-        let mut id = [0u8; 16];
-        ring::rand::SecureRandom::fill(&self.rng, &mut id)
-            .map_err(|_| Error::Internal("random generator failed".into()))?;
-        let id = data_encoding::BASE64URL_NOPAD.encode(&id);
+        let id = countersign_core::protocol::random_id(&self.rng)?;
         self.store.insert_phone_code(&PhoneCode {
             id: id.clone(),
             user_id: user.id,

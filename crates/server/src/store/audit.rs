@@ -69,6 +69,18 @@ pub struct AuditFilter {
     pub after_seq: Option<i64>,
 }
 
+/// One CSV field of an audit export: always quoted, and a leading formula
+/// character (`=`, `+`, `-`, `@`) neutralised so a spreadsheet shows the
+/// text instead of running it.
+pub fn csv_field(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@']) {
+        format!("'{v}")
+    } else {
+        v.to_string()
+    };
+    format!("\"{}\"", v.replace('"', "\"\""))
+}
+
 fn chain_hash(prev: &[u8], seq: i64, at: u64, e: &NewAudit<'_>) -> Vec<u8> {
     let mut ctx = Context::new(&SHA256);
     ctx.update(b"countersign/v1/audit");
@@ -224,6 +236,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(csv_field("plain"), "\"plain\"");
+        assert_eq!(csv_field("say \"hi\", then"), "\"say \"\"hi\"\", then\"");
+        for formula in ["=1+1", "+1", "-1", "@SUM(A1)"] {
+            assert_eq!(csv_field(formula), format!("\"'{formula}\""));
+        }
+    }
 
     fn row<'a>(action: &'a str) -> NewAudit<'a> {
         NewAudit {

@@ -100,10 +100,7 @@ impl Store {
     /// Stores a new pending challenge.
     pub fn insert_challenge(&self, c: &NewChallenge<'_>) -> Result<(), StoreError> {
         let ch = c.challenge;
-        let kind = match ch.kind {
-            ChallengeKind::SignIn => "sign_in",
-            ChallengeKind::Test => "test",
-        };
+        let kind = ch.kind.as_str();
         self.conn().execute(
             "INSERT INTO challenges (id, user_id, device_id, number, kind, application, ip, location, created_at, expires_at, created_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",

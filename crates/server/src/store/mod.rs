@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension};
 
-pub use audit::{AuditEntry, AuditFilter, NewAudit};
+pub use audit::{csv_field, AuditEntry, AuditFilter, NewAudit};
 pub use challenges::{ChallengeRow, NewChallenge};
 pub use devices::{ActivationRow, DeviceRow, NewDevice};
 pub use methods::{Methods, PhoneCode};

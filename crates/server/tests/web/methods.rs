@@ -9,31 +9,7 @@ const NEW: &str = "Correct-Horse-9-Battery";
 
 /// The newest message in the outbox: (channel, the six-digit code).
 pub fn last_message(ts: &TestServer) -> (String, String) {
-    let dir = ts.dir.path().join("outbox");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(files.last().unwrap()).unwrap()).unwrap();
-    (
-        v["channel"].as_str().unwrap().to_string(),
-        code_in(v["text"].as_str().unwrap()),
-    )
-}
-
-/// The first six-digit run in `text`, read with spaces between digits
-/// removed (a call spells the code out).
-pub fn code_in(text: &str) -> String {
-    let squeezed: String = text.chars().filter(|c| *c != ' ').collect();
-    let digits: Vec<char> = squeezed.chars().collect();
-    digits
-        .windows(6)
-        .find(|w| w.iter().all(char::is_ascii_digit))
-        .map(|w| w.iter().collect())
-        .unwrap_or_else(|| panic!("no code in {text:?}"))
+    countersign_testkit::outbox::newest(&ts.dir.path().join("outbox"))
 }
 
 /// Signs in with the temporary password and sets [`NEW`]; returns the
@@ -52,23 +28,14 @@ async fn first_sign_in(ts: &TestServer, b: &Browser, user: &str) -> String {
     page
 }
 
-fn font() -> Vec<(char, [u8; 7])> {
-    use countersign_server::captcha::{glyph, ALPHABET};
-    ALPHABET
-        .iter()
-        .map(|&c| (char::from(c), glyph(c).unwrap()))
-        .collect()
-}
-
 /// "Can't access your account?" for `email`, reading the CAPTCHA; a
 /// misread picture is tried again with the next one, as a person would.
 async fn start_recovery(b: &Browser, email: &str) -> (u16, String, String) {
-    let font = font();
     let (_, _, mut page) = b.get("/recover").await;
     for _ in 0..3 {
         let answer = countersign_testkit::captcha::solve(
             &captcha_png(&page),
-            &font,
+            &countersign_server::captcha::font(),
             countersign_server::captcha::CELL,
             countersign_server::captcha::LENGTH,
         );
@@ -222,7 +189,7 @@ async fn phone_registration_then_sign_in_by_text_and_call() {
         ts.server.store.audit_entries(&Default::default()).unwrap()
     );
     assert!(
-        !in_audit.contains(&code_in(&log)),
+        !in_audit.contains(&countersign_testkit::outbox::code_in(&log)),
         "no code in the audit log"
     );
 }
@@ -232,13 +199,12 @@ async fn the_test_solver_reads_the_captcha() {
     // The recovery tests depend on this; it also measures how weak the
     // CAPTCHA is against a simple script.
     let rng = ring::rand::SystemRandom::new();
-    let font = font();
     let mut read = 0;
     for _ in 0..50 {
         let c = countersign_server::captcha::generate(&rng).unwrap();
         let got = countersign_testkit::captcha::solve(
             &c.png,
-            &font,
+            &countersign_server::captcha::font(),
             countersign_server::captcha::CELL,
             countersign_server::captcha::LENGTH,
         );

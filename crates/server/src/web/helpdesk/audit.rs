@@ -8,12 +8,13 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
+use countersign_core::percent_encode;
 use countersign_core::time::format_utc;
 use futures_util::stream;
 use maud::html;
 
 use super::console;
-use crate::store::{AuditEntry, AuditFilter};
+use crate::store::{csv_field, AuditEntry, AuditFilter};
 use crate::web::{AppState, PageResult};
 
 fn filter_of(q: &HashMap<String, String>) -> AuditFilter {
@@ -32,17 +33,6 @@ fn filter_of(q: &HashMap<String, String>) -> AuditFilter {
         until: time("until"),
         after_seq: None,
     }
-}
-
-fn csv_field(v: &str) -> String {
-    // Quoted always; a leading formula character is neutralised for
-    // spreadsheets.
-    let v = if v.starts_with(['=', '+', '-', '@']) {
-        format!("'{v}")
-    } else {
-        v.to_string()
-    };
-    format!("\"{}\"", v.replace('"', "\"\""))
 }
 
 pub(super) async fn page(
@@ -85,7 +75,7 @@ pub(super) async fn page(
         .filter_map(|k| {
             q.get(*k)
                 .filter(|v| !v.is_empty())
-                .map(|v| format!("&{k}={}", urlencode(v)))
+                .map(|v| format!("&{k}={}", percent_encode(v)))
         })
         .collect();
     let field = |name: &str, label: &str| {
@@ -119,18 +109,6 @@ pub(super) async fn page(
         }
     };
     Ok(console(&s, "Audit log", &me, body))
-}
-
-/// Percent-encodes a query value.
-fn urlencode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// New audit rows matching the filter, as `row` events, as they are written.
