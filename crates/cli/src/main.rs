@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use countersign_core::protocol::Decision;
+use countersign_core::protocol::{Decision, ReceiptEvent};
 use countersign_device::intake::Intake;
 use countersign_device::vault::Vault;
 use countersign_device::{now, push, scanner, Error};
@@ -439,8 +439,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Pending { wait, json } => {
             let mut vault = ctx.unlock()?;
-            let list = rt()?.block_on(push::pending(&mut vault, wait, now()))?;
+            let rt = rt()?;
+            let list = rt.block_on(push::pending(&mut vault, wait, now()))?;
             for p in &list {
+                rt.block_on(push::acknowledge(
+                    &mut vault,
+                    p,
+                    ReceiptEvent::Delivered,
+                    now(),
+                ));
                 if let Some(w) = p.drift_warning() {
                     eprintln!("warning: {w}");
                 }

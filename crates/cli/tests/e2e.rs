@@ -645,6 +645,15 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
     let _ = watch.kill();
     let _ = watch.wait();
 
+    // Listed by `pending` (for a script): delivered, not shown.
+    let (push, number, id) = env.push_with_id();
+    assert_eq!(env.pending_id(), id);
+    let t = timeline(&env, &id);
+    assert!(step_at(&t, "delivered").is_some(), "{t}");
+    assert_eq!(step_at(&t, "shown"), None, "{t}");
+    env.cli(&["answer", &id, "--approve", "--number", &number.to_string()]);
+    assert_eq!(finish(push).0, 0);
+
     // A fix needs a reason; with one, it is audited with it.
     let out = env.server_cmd(&[
         "helpdesk",

@@ -149,7 +149,8 @@ pub fn accept(
     })
 }
 
-/// Every verified request waiting on any push account; with `wait` > 0,
+/// Every verified request waiting on any push account (no receipt is sent:
+/// the caller acknowledges what it delivers); with `wait` > 0,
 /// waits up to that long for one to arrive. As soon as one account has a
 /// request the other long-polls are dropped and those accounts asked once
 /// more without waiting, so one quiet account never holds up the others.
@@ -194,9 +195,6 @@ pub async fn pending(vault: &mut Vault, wait: u64, now: u64) -> Result<Vec<Pendi
                 out.push(p);
             }
         }
-    }
-    for p in &out {
-        acknowledge(vault, p, ReceiptEvent::Delivered, now).await;
     }
     Ok(out)
 }

@@ -126,14 +126,28 @@ pub struct Health {
     pub per_minute: Vec<u32>,
     /// Challenges in the window.
     pub total: usize,
-    /// Delivery latency (creation → delivery receipt), ms: p50, p90, p99.
-    pub latency_ms: Option<[u64; 3]>,
-    /// Every delivery latency, ms (for the histogram).
+    /// Every delivery latency (creation → delivery receipt), ms, sorted.
+    #[serde(skip)]
     pub latencies_ms: Vec<u64>,
     /// Share of finished challenges that expired.
     pub expired_rate: f64,
     /// Share of answered challenges with a wrong number.
     pub mismatch_rate: f64,
+}
+
+impl Health {
+    /// Delivery latency percentiles, ms: p50, p90, p99 (none without a
+    /// delivery).
+    pub fn latency_ms(&self) -> Option<[u64; 3]> {
+        let v = &self.latencies_ms;
+        (!v.is_empty()).then(|| [quantile(v, 0.5), quantile(v, 0.9), quantile(v, 0.99)])
+    }
+}
+
+/// Milliseconds of a row's creation (rows from before milliseconds were
+/// kept have only seconds).
+fn created_ms(r: &ChallengeRow) -> u64 {
+    r.created_ms.max(r.challenge.created_at * 1000)
 }
 
 /// Milliseconds of a row's delivery, if delivered.
@@ -156,7 +170,7 @@ pub fn timeline(r: &ChallengeRow, now: u64) -> Timeline {
         .and_then(|j| serde_json::from_str(j).ok());
     let created = Step {
         step: "created",
-        at_ms: Some(r.created_ms.max(r.challenge.created_at * 1000)),
+        at_ms: Some(created_ms(r)),
         detail: format!("{} for {}", r.challenge.application, r.challenge.account),
     };
     let delivered = Step {
@@ -227,19 +241,7 @@ impl Server {
             .strip_suffix(&format!("@{}", self.config.email_domain))
             .unwrap_or(&q)
             .to_string();
-        Ok(self
-            .store
-            .list_users()?
-            .into_iter()
-            .filter(|u| {
-                q.is_empty()
-                    || u.username.to_lowercase().contains(&q)
-                    || format!("{} {}", u.first_name, u.last_name)
-                        .to_lowercase()
-                        .contains(&q)
-            })
-            .take(50)
-            .collect())
+        Ok(self.store.find_users(&q, 50)?)
     }
 
     /// A user's devices with their live streams.
@@ -363,7 +365,7 @@ impl Server {
                 *m += 1;
             }
             if let Some(d) = delivered_ms(r) {
-                latencies.push(d.saturating_sub(r.created_ms.max(r.challenge.created_at * 1000)));
+                latencies.push(d.saturating_sub(created_ms(r)));
             }
             match r.status_at(now) {
                 ChallengeStatus::Pending => {}
@@ -394,13 +396,6 @@ impl Server {
             connected: self.hub.total_connected(),
             per_minute,
             total: rows.len(),
-            latency_ms: (!latencies.is_empty()).then(|| {
-                [
-                    quantile(&latencies, 0.5),
-                    quantile(&latencies, 0.9),
-                    quantile(&latencies, 0.99),
-                ]
-            }),
             latencies_ms: latencies,
             expired_rate: rate(expired, finished),
             mismatch_rate: rate(mismatched, answered),

@@ -31,7 +31,8 @@ pub enum HelpdeskCommand {
     },
     /// A challenge's steps: created, delivered, shown, answered, result.
     Timeline {
-        /// The challenge id (`push` prints it).
+        /// The challenge id (`push` prints it; it may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         challenge: String,
         /// JSON instead of text.
         #[arg(long)]
@@ -48,7 +49,7 @@ pub enum HelpdeskCommand {
         #[arg(long)]
         reason: String,
         /// The device, for remove-device.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         device: Option<String>,
         /// Hours to add, for extend-skip-setup.
         #[arg(long)]
@@ -68,11 +69,19 @@ pub enum HelpdeskCommand {
     },
 }
 
-/// Streams open now per device, from the running server (None if none runs).
-fn streams(dir: &DataDir, device: &str) -> Option<usize> {
+/// Streams open now, from the running server: in all, and per device of
+/// `devices` (None if no server runs). One connection for all questions.
+fn live_streams(dir: &DataDir, devices: &[&str]) -> Option<(usize, Vec<usize>)> {
     let client = AdminClient::connect(dir).ok()?;
     let rt = tokio::runtime::Runtime::new().ok()?;
-    rt.block_on(client.streams(Some(device))).ok()?.device
+    rt.block_on(async {
+        let all = client.streams(None).await.ok()?.connected;
+        let mut each = Vec::with_capacity(devices.len());
+        for d in devices {
+            each.push(client.streams(Some(d)).await.ok()?.device.unwrap_or(0));
+        }
+        Some((all, each))
+    })
 }
 
 /// Runs one help-desk command.
@@ -94,7 +103,11 @@ pub fn run(server: &Server, dir: &DataDir, cmd: HelpdeskCommand) -> anyhow::Resu
             let user = server.user(&username)?;
             let m = server.store.methods_of(user.id)?;
             let devices = server.store.devices_of(user.id)?;
-            let live: Vec<Option<usize>> = devices.iter().map(|d| streams(dir, &d.id)).collect();
+            let ids: Vec<&str> = devices.iter().map(|d| d.id.as_str()).collect();
+            let live: Vec<Option<usize>> = match live_streams(dir, &ids) {
+                Some((_, each)) => each.into_iter().map(Some).collect(),
+                None => vec![None; devices.len()],
+            };
             let challenges = server.store.challenges_of(user.id, 10)?;
             if json {
                 let out = serde_json::json!({
@@ -193,21 +206,19 @@ pub fn run(server: &Server, dir: &DataDir, cmd: HelpdeskCommand) -> anyhow::Resu
         HelpdeskCommand::Health { minutes, json } => {
             let mut h = server.push_health(minutes.clamp(1, 24 * 60), t)?;
             // Only the running server knows its streams.
-            let live = AdminClient::connect(dir).ok().and_then(|client| {
-                let rt = tokio::runtime::Runtime::new().ok()?;
-                rt.block_on(client.streams(None)).ok()
-            });
-            h.connected = live.as_ref().map_or(0, |s| s.connected);
+            let live = live_streams(dir, &[]);
+            h.connected = live.as_ref().map_or(0, |(all, _)| *all);
             if json {
-                h.latencies_ms.clear();
-                println!("{}", serde_json::to_string_pretty(&h)?);
+                let mut out = serde_json::to_value(&h)?;
+                out["latency_ms"] = serde_json::to_value(h.latency_ms())?;
+                println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 match live {
                     Some(_) => println!("devices connected now: {}", h.connected),
                     None => println!("devices connected now: unknown (no server running)"),
                 }
                 println!("challenges ({minutes} min): {}", h.total);
-                match h.latency_ms {
+                match h.latency_ms() {
                     Some([a, b, c]) => {
                         println!("delivery latency: p50 {a} ms, p90 {b} ms, p99 {c} ms")
                     }

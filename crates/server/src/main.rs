@@ -74,8 +74,8 @@ enum Command {
         /// Location shown on the device.
         #[arg(long, default_value = "")]
         location: String,
-        /// A particular device (default: the newest).
-        #[arg(long)]
+        /// A particular device (default: the newest; ids may start with `-`).
+        #[arg(long, allow_hyphen_values = true)]
         device: Option<String>,
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 120)]

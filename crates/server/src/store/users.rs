@@ -156,6 +156,26 @@ impl Store {
         Ok(rows)
     }
 
+    /// Users whose username or "first last" name contains `q` (any case),
+    /// at most `limit`, by username.
+    pub fn find_users(&self, q: &str, limit: usize) -> Result<Vec<UserRow>, StoreError> {
+        let pattern = format!(
+            "%{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM users WHERE username LIKE ?1 ESCAPE '\\' \
+             OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\' ORDER BY username LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(params![pattern, limit as i64], user)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// The last `n` password hashes, newest first.
     pub fn password_history(&self, user_id: i64, n: usize) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
@@ -267,5 +287,42 @@ impl Store {
             params![user_id, role.as_str()],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_are_found_by_part_of_username_or_name_and_wildcards_are_literal() {
+        let store = Store::open_in_memory().unwrap();
+        for (u, f, l) in [
+            ("cs0101", "Clark", "Kent"),
+            ("cs_0102", "Lois", "Lane"),
+            ("hd0001", "Jimmy", "Olsen"),
+        ] {
+            let new = NewUser {
+                username: u,
+                first_name: f,
+                last_name: l,
+                password_hash: "x",
+            };
+            store.insert_user(&new, 1).unwrap();
+        }
+        let names = |q: &str| -> Vec<String> {
+            store
+                .find_users(q, 50)
+                .unwrap()
+                .into_iter()
+                .map(|u| u.username)
+                .collect()
+        };
+        assert_eq!(names("KENT"), ["cs0101"]);
+        assert_eq!(names("lois la"), ["cs_0102"]);
+        assert_eq!(names("cs"), ["cs0101", "cs_0102"]);
+        assert_eq!(names("s_"), ["cs_0102"], "_ is not a wildcard");
+        assert_eq!(names("%"), Vec::<String>::new(), "% is not a wildcard");
+        assert_eq!(store.find_users("", 2).unwrap().len(), 2, "the limit holds");
     }
 }

@@ -274,7 +274,7 @@ fn user_body(
                     @for c in &challenges {
                         tr {
                             td { a href=(format!("/helpdesk/challenges/{}", c.challenge.id)) { (format_utc(c.challenge.created_at)) } }
-                            td { (crate::helpdesk::timeline(c, t).kind) }
+                            td { (c.challenge.kind.as_str()) }
                             td { (c.challenge.application) }
                             td { @if c.delivered_at.is_some() { "yes" } @else { "no" } }
                             td { (c.status_at(t).as_str().replace('_', " ")) }
@@ -332,14 +332,20 @@ async fn fix_post(
         Ok(None) => {
             Ok(Redirect::to(&format!("/helpdesk/users/{username}?done={action}")).into_response())
         }
-        Err(Error::Refused {
-            status, message, ..
-        }) => {
-            let body = user_body(&s, &session, &user, None, Some(&message))?;
-            Ok((super::refusal(status), console(&s, &username, &me, body)).into_response())
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => refused(&s, &session, &me, &user, e),
     }
+}
+
+/// The user's page again, with the refusal's message (other errors pass).
+fn refused(s: &Server, session: &WebSession, me: &UserRow, user: &UserRow, e: Error) -> PageResult {
+    let Error::Refused {
+        status, message, ..
+    } = e
+    else {
+        return Err(e.into());
+    };
+    let body = user_body(s, session, user, None, Some(&message))?;
+    Ok((super::refusal(status), console(s, &user.username, me, body)).into_response())
 }
 
 async fn push_post(
@@ -354,14 +360,7 @@ async fn push_post(
     let label = form.get("label").map(String::as_str).unwrap_or_default();
     match s.helpdesk_push(&username, device, label, &me.username, &ip, now()) {
         Ok((id, _)) => Ok(Redirect::to(&format!("/helpdesk/challenges/{id}")).into_response()),
-        Err(Error::Refused {
-            status, message, ..
-        }) => {
-            let user = s.user(&username)?;
-            let body = user_body(&s, &session, &user, None, Some(&message))?;
-            Ok((super::refusal(status), console(&s, &username, &me, body)).into_response())
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => refused(&s, &session, &me, &s.user(&username)?, e),
     }
 }
 
@@ -378,7 +377,7 @@ async fn health_page(State(s): AppState, headers: HeaderMap) -> PageResult {
             dt { "Devices connected now" } dd #connected { (h.connected) }
             dt { "Challenges" } dd { (h.total) }
             dt { "Delivery latency" } dd #latency {
-                @if let Some([p50, p90, p99]) = h.latency_ms { "p50 " (p50) " ms · p90 " (p90) " ms · p99 " (p99) " ms" }
+                @if let Some([p50, p90, p99]) = h.latency_ms() { "p50 " (p50) " ms · p90 " (p90) " ms · p99 " (p99) " ms" }
                 @else { "no deliveries" }
             }
             dt { "Expired" } dd { (pct(h.expired_rate)) }

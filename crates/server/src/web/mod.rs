@@ -372,11 +372,7 @@ async fn signin_post(
     if !csrf_ok(&session, &form) {
         return Ok(forbidden(&s));
     }
-    let email = form
-        .get("email")
-        .map(|e| e.trim().to_lowercase())
-        .unwrap_or_default();
-    let username = username_of(&s, &email);
+    let username = username_of(&s, form.get("email").map_or("", String::as_str));
     if crate::accounts::check_username(&username).is_err() {
         let msg = format!(
             "Enter a valid email address, such as username@{}.",
@@ -498,11 +494,12 @@ async fn update_post(
 
 /// The username in what was typed: a bare username, or an address in the
 /// configured domain (anything else is no username).
-fn username_of(s: &Server, email: &str) -> String {
+fn username_of(s: &Server, typed: &str) -> String {
+    let email = typed.trim().to_lowercase();
     match email.split_once('@') {
         Some((user, domain)) if domain == s.config.email_domain => user.to_string(),
         Some(_) => String::new(),
-        None => email.to_string(),
+        None => email,
     }
 }
 

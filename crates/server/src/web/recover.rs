@@ -102,10 +102,7 @@ async fn start_post(
     if !csrf_ok(&session, &form) {
         return Ok(forbidden(&s));
     }
-    let email = form
-        .get("email")
-        .map(|e| e.trim().to_lowercase())
-        .unwrap_or_default();
+    let email = form.get("email").map_or("", |e| e.trim());
     let audit = |target: &str, outcome: &str, detail: &str| {
         s.audit(
             NewAudit {
@@ -124,7 +121,7 @@ async fn start_post(
     }) = s.address_failures.check(&ip, now())
     {
         audit("", "refused", "too many failures from this address")?;
-        let body = start_form(&s, &mut session, &email, Some(&message))?;
+        let body = start_form(&s, &mut session, email, Some(&message))?;
         return Ok((super::refusal(status), page(&s, TITLE, body)).into_response());
     }
     let expected = data_encoding::HEXLOWER
@@ -136,10 +133,10 @@ async fn start_post(
         audit("", "refused", "CAPTCHA not matched")?;
         let message =
             "The characters you entered didn't match the picture. Try again with the new picture.";
-        let body = start_form(&s, &mut session, &email, Some(message))?;
+        let body = start_form(&s, &mut session, email, Some(message))?;
         return Ok((StatusCode::UNAUTHORIZED, page(&s, TITLE, body)).into_response());
     }
-    let username = super::username_of(&s, &email);
+    let username = super::username_of(&s, email);
     // Per account: a few recoveries an hour, whoever starts them.
     let started =
         s.store

@@ -405,8 +405,12 @@ pub fn code_form(
     }
 }
 
-/// The pending code's number and channel, if the session waits for one.
-fn pending_code(s: &Server, session: &WebSession) -> Result<Option<(String, String)>, Error> {
+/// The pending code's number (masked) and channel, if the session waits
+/// for one.
+pub(super) fn pending_code(
+    s: &Server,
+    session: &WebSession,
+) -> Result<Option<(String, String)>, Error> {
     if session.pending.is_empty() {
         return Ok(None);
     }
@@ -421,12 +425,22 @@ async fn phone_verify_page(State(s): AppState, headers: HeaderMap) -> PageResult
         return Ok(Redirect::to("/signin/register?method=phone").into_response());
     };
     let m = s.methods(&session.username)?;
-    let body = html! {
+    wizard(
+        &s,
+        &session,
+        &m,
+        Kind::Phone,
+        verify_body(&session, &to, &channel, None),
+    )
+}
+
+/// The code step of registering a phone.
+fn verify_body(session: &WebSession, to: &str, channel: &str, message: Option<&str>) -> Markup {
+    html! {
         h2 { "Phone" }
-        (code_form(&session.csrf, "/signin/register/phone/verify", &to, &channel, None))
+        (code_form(&session.csrf, "/signin/register/phone/verify", to, channel, message))
         p { a href="/signin/register?method=phone" { "Resend code" } }
-    };
-    wizard(&s, &session, &m, Kind::Phone, body)
+    }
 }
 
 async fn phone_verify_post(
@@ -442,11 +456,7 @@ async fn phone_verify_post(
     let code = form.get("code").map(String::as_str).unwrap_or_default();
     let again = |status: StatusCode, message: &str| {
         let m = s.methods(&session.username)?;
-        let body = html! {
-            h2 { "Phone" }
-            (code_form(&session.csrf, "/signin/register/phone/verify", &to, &channel, Some(message)))
-            p { a href="/signin/register?method=phone" { "Resend code" } }
-        };
+        let body = verify_body(&session, &to, &channel, Some(message));
         wizard(&s, &session, &m, Kind::Phone, body).map(|r| (status, r).into_response())
     };
     match s.check_phone_code(

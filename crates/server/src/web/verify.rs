@@ -20,7 +20,7 @@ use maud::{html, Markup};
 use ring::rand::SecureRandom;
 
 use super::pages::{csrf, error};
-use super::register::code_form;
+use super::register::{code_form, pending_code};
 use super::{
     account, advance, challenge_status, current_or_new_challenge, html as page, refusal, AppState,
     PageResult,
@@ -308,16 +308,13 @@ fn phone_body(
     session: &WebSession,
     message: Option<&str>,
 ) -> Result<Option<Markup>, Error> {
-    if session.pending.is_empty() {
-        return Ok(None);
-    }
-    let Some(sent) = s.store.phone_code(&session.pending)? else {
+    let Some((to, channel)) = pending_code(s, session)? else {
         return Ok(None);
     };
     Ok(Some(html! {
         p.account { (account(s, &session.username)) }
         h1 { "Enter code" }
-        (code_form(&session.csrf, "/signin/mfa/phone", &mask(&sent.number), &sent.channel, message))
+        (code_form(&session.csrf, "/signin/mfa/phone", &to, &channel, message))
         p { a href="/signin/mfa/other" { "Other ways to verify" } }
     }))
 }
@@ -383,7 +380,11 @@ fn asked(s: &Server, session: &mut WebSession, m: &Methods) -> Result<Vec<usize>
         s.rng
             .fill(&mut b)
             .map_err(|_| Error::Internal("random generator failed".into()))?;
-        chosen.push(pool.swap_remove(usize::from(b[0]) % pool.len()));
+        // Bytes past the last whole multiple of the pool are drawn again,
+        // so every question is equally likely.
+        if usize::from(b[0]) < 256 - 256 % pool.len() {
+            chosen.push(pool.swap_remove(usize::from(b[0]) % pool.len()));
+        }
     }
     chosen.sort_unstable();
     let list: Vec<String> = chosen.iter().map(ToString::to_string).collect();

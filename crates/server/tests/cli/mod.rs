@@ -165,4 +165,13 @@ fn user_lifecycle_and_audit_from_the_command_line() {
     let push = run(tmp.path(), &["push", "cs0201"]);
     assert_eq!(push.status.code(), Some(3));
     assert!(text(&push.stderr).contains("no server is running"));
+
+    // Ids are base64url and may start with '-': read as ids, not flags.
+    let timeline = run(tmp.path(), &["helpdesk", "timeline", "-Yd2x"]);
+    assert_eq!(timeline.status.code(), Some(3));
+    assert!(
+        text(&timeline.stderr).contains("challenge not found"),
+        "{}",
+        text(&timeline.stderr)
+    );
 }

@@ -300,7 +300,7 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
         "{page}"
     );
     let h = ts.server.push_health(60, now()).unwrap();
-    assert!(h.total >= 3 && h.latency_ms.is_some(), "{h:?}");
+    assert!(h.total >= 3 && h.latency_ms().is_some(), "{h:?}");
     assert_audited(
         &ts,
         &[
