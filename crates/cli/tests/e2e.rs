@@ -690,3 +690,57 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
     );
     assert!(audit.contains("challenge.delivered") && audit.contains("challenge.shown"));
 }
+
+#[test]
+fn a_quiet_account_does_not_hold_up_another_accounts_request() {
+    let mut env = Env::new(60);
+    env.start_server();
+    env.enroll();
+    // A second account on the same authenticator, with nothing waiting.
+    let out = env.server_cmd(&["user", "add", "cs0102", "--first", "Lois", "--last", "Lane"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = env.tmp.path().join("second.png");
+    let out = env.server_cmd(&[
+        "user",
+        "enroll-link",
+        "cs0102",
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let add = env.cli(&["add", "--qr", png.to_str().unwrap()]);
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+
+    // `pending --wait 30` answers with the first account's request without
+    // waiting out the second account's long-poll (which would take the
+    // full 30 s: this is a behaviour, not a speed figure).
+    let (push, number, id) = env.push_with_id();
+    let started = Instant::now();
+    let out = env.cli(&["pending", "--json", "--wait", "30"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "pending waited out the quiet account"
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["id"], id.as_str());
+    env.cli(&["answer", &id, "--approve", "--number", &number.to_string()]);
+    assert_eq!(finish(push).0, 0);
+}

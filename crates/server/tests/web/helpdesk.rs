@@ -176,8 +176,47 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
         t.steps
     );
 
-    // Fixes: a reason is required, then recorded with the staff name.
+    // Fixes: extend the setup deadline; remove the device.
     let (_, _, page) = staff.get("/helpdesk/users/cs1001").await;
+    let before = ts
+        .server
+        .user("cs1001")
+        .unwrap()
+        .skip_setup_until
+        .max(now());
+    let (_, _, page) = staff
+        .post(
+            "/helpdesk/users/cs1001/fix",
+            &page,
+            &[
+                ("action", "extend-skip-setup"),
+                ("hours", "48"),
+                ("reason", "on leave"),
+            ],
+        )
+        .await;
+    assert!(page.contains("Done: extend skip setup."), "{page}");
+    let until = ts.server.user("cs1001").unwrap().skip_setup_until;
+    assert!(
+        (before + 48 * 3600..=now() + 48 * 3600).contains(&until),
+        "{until}"
+    );
+    let (_, _, page) = staff
+        .post(
+            "/helpdesk/users/cs1001/fix",
+            &page,
+            &[
+                ("action", "remove-device"),
+                ("device", officer.id()),
+                ("reason", "phone stolen"),
+            ],
+        )
+        .await;
+    assert!(page.contains("Done: remove device."), "{page}");
+    assert!(ts.server.store.device(officer.id()).unwrap().is_none());
+    assert!(page.contains("No device enrolled."), "{page}");
+
+    // A reason is required, then recorded with the staff name.
     let (status, _, page) = staff
         .post(
             "/helpdesk/users/cs1001/fix",
@@ -237,6 +276,12 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
         "{page}"
     );
     assert!(!page.contains("signin.password"), "filtered by action");
+    let (_, _, page) = staff
+        .get("/helpdesk/audit?user=cs1001&outcome=refused&action=helpdesk.")
+        .await;
+    assert!(!page.contains("ticket 7"), "filtered by outcome: {page}");
+    let (_, _, page) = staff.get("/helpdesk/audit?actor=hd0001&until=1").await;
+    assert!(!page.contains("ticket 7"), "filtered by time: {page}");
     let csv = staff
         .http
         .get(format!("{}/helpdesk/audit?format=csv&user=cs1001", ts.url))
@@ -301,11 +346,19 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
     );
     let h = ts.server.push_health(60, now()).unwrap();
     assert!(h.total >= 3 && h.latency_ms().is_some(), "{h:?}");
+    // Four answered (two sign-ins, two test pushes), one with a wrong number.
+    assert_eq!(
+        (h.total, h.mismatch_rate, h.expired_rate),
+        (4, 0.25, 0.0),
+        "{h:?}"
+    );
     assert_audited(
         &ts,
         &[
             ("helpdesk.reset_methods", "ok"),
             ("helpdesk.reset_password", "ok"),
+            ("helpdesk.extend_skip_setup", "ok"),
+            ("helpdesk.remove_device", "ok"),
             ("challenge.delivered", "ok"),
             ("challenge.shown", "ok"),
         ],

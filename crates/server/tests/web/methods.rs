@@ -143,7 +143,7 @@ async fn phone_registration_then_sign_in_by_text_and_call() {
     assert_eq!(path, "/signin/stay");
     let _ = page;
 
-    // A used code is refused; and sending is limited per account.
+    // Another message's code is refused; and sending is limited per account.
     let b = Browser::new(&ts);
     let (_, _, page) = b.sign_in("cs0701", NEW).await;
     let (_, _, page) = b
@@ -460,4 +460,74 @@ async fn recovery_is_limited_per_account() {
         .count();
     assert_eq!(ok, 5, "{statuses:?}");
     assert_eq!(statuses[5].0, 429, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn phone_codes_are_single_use_bound_to_their_purpose_and_tried_five_times() {
+    use countersign_core::methods::PhoneNumber;
+    use countersign_server::methods::Purpose;
+    use countersign_server::telephony::Channel;
+    let ts = TestServer::start_with(|c| c.lockout.max_failures = 50).await;
+    ts.add_user("cs0721");
+    let phone = PhoneNumber::parse("205 555 0100").unwrap();
+    let t = countersign_server::now();
+    let send = |at: u64| {
+        let server = ts.server.clone();
+        let phone = phone.clone();
+        async move {
+            server
+                .send_phone_code(
+                    "cs0721",
+                    Some(&phone),
+                    Channel::Sms,
+                    Purpose::SignIn,
+                    "",
+                    at,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let check = |id: &str, code: &str, purpose: Purpose| {
+        ts.server
+            .check_phone_code("cs0721", id, code, purpose, "", t)
+    };
+
+    // Right code, wrong purpose: refused; right purpose: once.
+    let id = send(t).await;
+    let (_, code) = last_message(&ts);
+    assert_eq!(
+        check(&id, &code, Purpose::Recover).unwrap_err().code(),
+        "no_code"
+    );
+    assert_eq!(
+        check(&id, &code, Purpose::SignIn).unwrap().as_deref(),
+        Some("+12055550100")
+    );
+    assert_eq!(
+        check(&id, &code, Purpose::SignIn).unwrap_err().code(),
+        "code_expired"
+    );
+
+    // Five wrong tries end a code, even for the right one after them.
+    let id = send(t).await;
+    let (_, code) = last_message(&ts);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        assert_eq!(check(&id, wrong, Purpose::SignIn).unwrap(), None);
+    }
+    assert_eq!(
+        check(&id, &code, Purpose::SignIn).unwrap_err().code(),
+        "code_expired"
+    );
+
+    // A code past its minutes is refused. (Its file sorts first by time:
+    // clear the outbox so it is the one read.)
+    std::fs::remove_dir_all(ts.dir.path().join("outbox")).unwrap();
+    let id = send(t - 10 * 60).await;
+    let (_, code) = last_message(&ts);
+    assert_eq!(
+        check(&id, &code, Purpose::SignIn).unwrap_err().code(),
+        "code_expired"
+    );
 }
