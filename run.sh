@@ -50,6 +50,10 @@ Countersign is running.
 
 Send a number-matching request from another terminal:
   COUNTERSIGN_DATA=$COUNTERSIGN_DATA $SERVER push $DEMO_USER
+Sign in in a browser at $(sed -n 's/.*"url": "\(.*\)".*/\1/p' "$COUNTERSIGN_DATA/server.json")/signin
+  as $DEMO_USER with the temporary password above; texted and called codes
+  land in $COUNTERSIGN_DATA/outbox/. Help-desk console: /helpdesk, for
+  users given the role (COUNTERSIGN_DATA=$COUNTERSIGN_DATA $SERVER user role NAME helpdesk).
 MSG
   say "Opening the Countersign app (vault in $COUNTERSIGN_HOME)"
   target/release/countersign-app
@@ -75,5 +79,8 @@ In another terminal, send a number-matching request and read its number:
   COUNTERSIGN_DATA=$COUNTERSIGN_DATA $SERVER push $DEMO_USER
 Type that number here, then the passcode. Codes for the offline fallback:
   COUNTERSIGN_HOME=$COUNTERSIGN_HOME $CLI code
+Sign in in a browser at $(sed -n 's/.*"url": "\(.*\)".*/\1/p' "$COUNTERSIGN_DATA/server.json")/signin
+  as $DEMO_USER with the temporary password above; texted and called codes
+  land in $COUNTERSIGN_DATA/outbox/.
 MSG
 "$CLI" watch
