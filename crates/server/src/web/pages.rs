@@ -29,19 +29,24 @@ pub fn layout(f: &Frame<'_>, title: &str, body: Markup) -> Markup {
             body {
                 header { (f.org) " | Staff sign-in" }
                 main { (body) }
-                p.banner role="note" { (f.banner) }
+                footer {
+                    nav.footer aria-label="Help" {
+                        a href="/register" { "New User Registration" }
+                        a href="/help" { "Help Center" }
+                    }
+                    p.banner role="note" { (f.banner) }
+                }
             }
         }
     }
 }
 
-/// The links under every sign-in form.
+/// The links under the sign-in forms ("New User Registration" and the
+/// Help Center are in every page's footer).
 pub fn links() -> Markup {
     html! {
         nav.links aria-label="More options" {
             a href="/recover" { "Can't access your account?" }
-            a href="/register" { "New User Registration" }
-            a href="/help" { "Help Center" }
             a href="/signin/options" { "Sign-in options" }
         }
     }

@@ -188,6 +188,18 @@ async fn first_sign_in_registration_push_code_and_sign_out() {
     ] {
         assert!(page.contains(text), "{text}");
     }
+    // Every page, not only the sign-in form, carries them.
+    for path in ["/signout/done", "/help", "/recover"] {
+        let (_, _, page) = Browser::new(&ts).get(path).await;
+        for text in [
+            "You are accessing a restricted information system",
+            "ALEA",
+            "href=\"/register\"",
+            "href=\"/help\"",
+        ] {
+            assert!(page.contains(text), "{text} on {path}");
+        }
+    }
 
     // Wrong password: one message for every cause.
     let (status, _, page) = b.sign_in("cs0301@alacop.gov", "wrong").await;
