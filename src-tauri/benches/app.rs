@@ -23,7 +23,7 @@ use common::{Stack, PASSCODE};
 use countersign_core::Passcode;
 use countersign_device::intake::Intake;
 use countersign_device::vault::Vault;
-use countersign_testkit::{xvfb, Session};
+use countersign_testkit::{process_below, process_tree, xvfb, Session};
 use serde_json::json;
 
 const ACCOUNTS: usize = 20;
@@ -192,43 +192,15 @@ struct Memory {
 
 impl Memory {
     fn of_app_below(driver: u32) -> Self {
-        let procs: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter_map(|pid| {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-                // "pid (comm) state ppid ...": comm may hold spaces.
-                let (head, tail) = stat.rsplit_once(')')?;
-                let comm = head.split_once('(')?.1.to_string();
-                let ppid = tail.split_whitespace().nth(1)?.parse().ok()?;
-                Some((pid, ppid, comm))
-            })
-            .collect();
-        let below = |root: u32| {
-            let mut all = vec![root];
-            let mut i = 0;
-            while i < all.len() {
-                let parent = all[i];
-                all.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
-                i += 1;
-            }
-            all
-        };
-        let app = below(driver)
-            .into_iter()
-            .find(|pid| {
-                procs
-                    .iter()
-                    .any(|p| p.0 == *pid && p.2 == "countersign-app")
-            })
+        let app = process_below(driver, "countersign-app")
             .expect("the app process runs below the driver");
-        let tree = below(app);
+        let tree = process_tree(app);
         Memory {
             app_rss: field(app, "Rss:"),
             app_pss: field(app, "Pss:"),
             app_anon: field(app, "Anonymous:"),
-            total_rss: tree.iter().map(|p| field(*p, "Rss:")).sum(),
-            total_pss: tree.iter().map(|p| field(*p, "Pss:")).sum(),
+            total_rss: tree.iter().map(|p| field(p.0, "Rss:")).sum(),
+            total_pss: tree.iter().map(|p| field(p.0, "Pss:")).sum(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod listener;
+pub mod rendering;
 pub mod state;
 
 use tauri::menu::{Menu, MenuItem};
@@ -50,6 +51,8 @@ pub fn run() {
         )
         .with_writer(std::io::stderr)
         .init();
+    #[cfg(target_os = "linux")]
+    rendering::configure();
     let home = std::env::var_os("COUNTERSIGN_HOME")
         .map(std::path::PathBuf::from)
         .or_else(countersign_device::default_home)

@@ -10,13 +10,14 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use common::x11::QrWindow;
+use common::x11::{pixels_on_screen, screen_image, QrWindow};
 use common::PASSCODE;
-use countersign_testkit::{xvfb, Session};
+use countersign_app::rendering::has_render_node;
+use countersign_testkit::{process_below, xvfb, Session};
 use serde_json::json;
 
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
@@ -35,23 +36,58 @@ fn oathtool() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Screenshots of the window as the X server shows it: what a user sees.
+/// (WebKit's own snapshot, which WebDriver's screenshot asks for, waits
+/// for the next paint, and an idle page drawn without GL has none.)
 struct Shots {
     dir: PathBuf,
+    display: String,
 }
 
 impl Shots {
-    fn new() -> Self {
+    fn new(display: &str) -> Self {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../screenshots");
         std::fs::create_dir_all(&dir).unwrap();
-        Shots { dir }
+        Shots {
+            dir,
+            display: display.to_string(),
+        }
     }
 
     /// One screenshot at desktop size and one at phone size.
     fn take(&self, s: &Session, name: &str) {
-        s.resize(900, 760);
-        s.screenshot(&self.dir.join(format!("{name}-desktop.png")));
-        s.resize(360, 740);
-        s.screenshot(&self.dir.join(format!("{name}-360x740.png")));
+        for (width, height, size) in [(900, 760, "desktop"), (360, 740, "360x740")] {
+            s.resize(width, height);
+            self.window(s)
+                .save(self.dir.join(format!("{name}-{size}.png")))
+                .unwrap();
+        }
+    }
+
+    /// The window once the page has drawn twice and the screen has stopped
+    /// changing (or after two seconds: the code countdown never stops).
+    fn window(&self, s: &Session) -> image::RgbImage {
+        s.script_async(
+            "const done = arguments[0];
+             requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+            json!([]),
+        );
+        let grab = || {
+            let (x, y, w, h) = s.window_rect();
+            let clamp = |v: i64| i16::try_from(v).unwrap_or(0);
+            let size = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+            screen_image(&self.display, clamp(x), clamp(y), size(w), size(h))
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut last = grab();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = grab();
+            if now == last || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
     }
 }
 
@@ -62,10 +98,11 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     let home = tempfile::tempdir().unwrap();
     let app = PathBuf::from(env!("CARGO_BIN_EXE_countersign-app"));
     let s = Session::tauri(&app, &display, &[("COUNTERSIGN_HOME", home.path())]);
-    let shots = Shots::new();
+    let shots = Shots::new(&display);
 
     // First run: choose the passcode.
     s.wait_for(&shown("screen-first"), "the first-run screen");
+    page_reaches_the_screen(&s, &display);
     shots.take(&s, "1-first-run");
     s.type_into("#first-pass", PASSCODE);
     s.type_into("#first-confirm", "246811");
@@ -251,4 +288,49 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
         ),
         json!(3)
     );
+    no_software_gl_without_a_gpu(&s);
+}
+
+/// The page's background fills most of the window on the X screen: frames
+/// reach the display, not only WebKit's own snapshots (which WebDriver's
+/// screenshots are).
+fn page_reaches_the_screen(s: &Session, display: &str) {
+    let bg = s.script(
+        "return getComputedStyle(document.body).backgroundColor.match(/\\d+/g).slice(0, 3).map(Number);",
+        json!([]),
+    );
+    let rgb: Vec<u8> = serde_json::from_value(bg).unwrap();
+    let area = s
+        .script("return window.innerWidth * window.innerHeight;", json!([]))
+        .as_u64()
+        .unwrap() as usize;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = pixels_on_screen(display, [rgb[0], rgb[1], rgb[2]]);
+        if seen >= area / 3 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the window shows {seen} pixels of the page's background {rgb:?}, of {area}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Without a GPU the window process leaves OpenGL alone (src/rendering.rs):
+/// Mesa's software rasteriser and its LLVM are not mapped.
+fn no_software_gl_without_a_gpu(s: &Session) {
+    if has_render_node(Path::new("/dev/dri")) {
+        println!("a GPU render node is present: WebKit's defaults apply");
+        return;
+    }
+    let app = process_below(s.driver_pid(), "countersign-app").expect("the app process");
+    let maps = std::fs::read_to_string(format!("/proc/{app}/maps")).unwrap();
+    for library in ["libLLVM", "swrast_dri", "libGLX_mesa"] {
+        assert!(
+            !maps.contains(library),
+            "the window process maps {library} on a machine without a GPU"
+        );
+    }
 }

@@ -99,3 +99,48 @@ pub fn cargo_bin(name: &str) -> std::path::PathBuf {
         name.into()
     }
 }
+
+/// `root` and every process below it (children, their children…), with
+/// each one's command name, read from `/proc`.
+pub fn process_tree(root: u32) -> Vec<(u32, String)> {
+    let procs: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces.
+            let (head, tail) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1.to_string();
+            let ppid = tail.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid, comm))
+        })
+        .collect();
+    let name = |pid: u32| {
+        procs
+            .iter()
+            .find(|p| p.0 == pid)
+            .map(|p| p.2.clone())
+            .unwrap_or_default()
+    };
+    let mut tree = vec![(root, name(root))];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i].0;
+        tree.extend(
+            procs
+                .iter()
+                .filter(|p| p.1 == parent)
+                .map(|p| (p.0, p.2.clone())),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// The process named `name` below `root` (an app below its driver).
+pub fn process_below(root: u32, name: &str) -> Option<u32> {
+    process_tree(root)
+        .into_iter()
+        .find(|(_, comm)| comm == name)
+        .map(|(pid, _)| pid)
+}

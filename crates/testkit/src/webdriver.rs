@@ -240,7 +240,19 @@ impl Session {
         );
     }
 
-    /// Saves a PNG screenshot of the window.
+    /// The window's place and size on the screen: x, y, width, height.
+    pub fn window_rect(&self) -> (i64, i64, u64, u64) {
+        let r = self.send("GET", "/window/rect", json!({}));
+        let n = |k: &str| r[k].as_f64().unwrap_or_default();
+        (
+            n("x") as i64,
+            n("y") as i64,
+            n("width") as u64,
+            n("height") as u64,
+        )
+    }
+
+    /// Saves a PNG screenshot of the page, as the browser engine draws it.
     pub fn screenshot(&self, path: &Path) {
         let v = self.send("GET", "/screenshot", json!({}));
         let png = data_encoding::BASE64

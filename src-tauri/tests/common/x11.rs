@@ -85,3 +85,36 @@ impl QrWindow {
         QrWindow { _conn: conn }
     }
 }
+
+/// What the X server shows on `display`, as RGB pixels, in the rectangle
+/// at (`x`, `y`) of `width` × `height` (clipped to the screen).
+pub fn screen_image(display: &str, x: i16, y: i16, width: u16, height: u16) -> image::RgbImage {
+    use x11rb::protocol::xproto::ImageFormat;
+    let (conn, screen_num) = x11rb::connect(Some(display)).unwrap();
+    let screen = &conn.setup().roots[screen_num];
+    assert_eq!(screen.root_depth, 24, "a 24-bit screen");
+    let (x, y) = (x.max(0), y.max(0));
+    let width = width.min(screen.width_in_pixels - x as u16);
+    let height = height.min(screen.height_in_pixels - y as u16);
+    let reply = conn
+        .get_image(ImageFormat::Z_PIXMAP, screen.root, x, y, width, height, !0)
+        .unwrap()
+        .reply()
+        .unwrap();
+    // 24-bit ZPixmap: four bytes a pixel, blue green red unused.
+    let rgb = reply
+        .data
+        .chunks_exact(4)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect();
+    image::RgbImage::from_raw(u32::from(width), u32::from(height), rgb).unwrap()
+}
+
+/// How many pixels of the whole screen of `display` have the colour `rgb`:
+/// what the X server shows, not what WebKit says it drew.
+pub fn pixels_on_screen(display: &str, rgb: [u8; 3]) -> usize {
+    screen_image(display, 0, 0, u16::MAX, u16::MAX)
+        .pixels()
+        .filter(|p| p.0 == rgb)
+        .count()
+}
