@@ -590,6 +590,14 @@ fn timeline(env: &Env, id: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Unix milliseconds now.
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 /// The time of `step` in a timeline, if it happened.
 fn step_at(t: &serde_json::Value, step: &str) -> Option<u64> {
     t["steps"]
@@ -606,10 +614,17 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
     env.start_server();
     env.enroll();
 
-    // The device is offline: the request is created, not delivered.
+    // The device is offline: the request is created, not delivered. Its
+    // time is the server's clock to the millisecond.
+    let before = epoch_ms();
     let (push, number, id) = env.push_with_id();
+    let after = epoch_ms();
     let t = timeline(&env, &id);
-    assert!(step_at(&t, "created").is_some());
+    let created = step_at(&t, "created").unwrap();
+    assert!(
+        before <= created && created <= after,
+        "{before} {t} {after}"
+    );
     assert_eq!(step_at(&t, "delivered"), None, "{t}");
     let show = env.server_cmd(&["helpdesk", "show", "cs0101"]);
     let shown = String::from_utf8_lossy(&show.stdout);
@@ -628,11 +643,11 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
         assert!(Instant::now() < deadline, "no shown receipt: {t}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let (created, delivered) = (
-        step_at(&t, "created").unwrap(),
+    let (delivered, shown) = (
         step_at(&t, "delivered").unwrap(),
+        step_at(&t, "shown").unwrap(),
     );
-    assert!(delivered >= created, "{t}");
+    assert!(created <= delivered && delivered <= shown, "{t}");
     let show = env.server_cmd(&["helpdesk", "show", "cs0101"]);
     assert!(String::from_utf8_lossy(&show.stdout).contains("connected (1 streams)"));
 
@@ -642,6 +657,7 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
     assert_eq!(t["status"], "approved");
     let answered = &t["steps"][3];
     assert_eq!(answered["detail"], "approved with the right number", "{t}");
+    assert!(answered["at_ms"].as_u64().unwrap() >= shown, "{t}");
     let _ = watch.kill();
     let _ = watch.wait();
 

@@ -30,7 +30,7 @@ use crate::config::TlsMode;
 use crate::events;
 use crate::push::Origin;
 use crate::state::sha256;
-use crate::{now, Error, Server};
+use crate::{now, now_ms, Error, Server};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -348,7 +348,7 @@ async fn respond(
     ClientIp(ip): ClientIp,
     Body(r): Body<DeviceResponse>,
 ) -> Result<Json<Verdict>, ApiError> {
-    Ok(Json(s.respond(&id, &r, &ip, now())?))
+    Ok(Json(s.respond(&id, &r, &ip, now_ms())?))
 }
 
 async fn receipt(
@@ -356,7 +356,7 @@ async fn receipt(
     Path(id): Path<String>,
     Body(r): Body<Receipt>,
 ) -> Result<StatusCode, ApiError> {
-    s.receipt(&id, &r, now())?;
+    s.receipt(&id, &r, now_ms())?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -447,7 +447,7 @@ async fn admin_push(
         &username,
         b.device_id.as_deref(),
         &origin,
-        now(),
+        now_ms(),
     )?))
 }
 

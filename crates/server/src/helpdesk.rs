@@ -266,7 +266,8 @@ impl Server {
         Ok(timeline(&row, now))
     }
 
-    /// A test push from the help desk to one of `username`'s devices.
+    /// A test push from the help desk to one of `username`'s devices, at
+    /// `now_ms` (Unix milliseconds).
     pub fn helpdesk_push(
         &self,
         username: &str,
@@ -274,7 +275,7 @@ impl Server {
         label: &str,
         staff: &str,
         ip: &str,
-        now: u64,
+        now_ms: u64,
     ) -> Result<(String, u8), Error> {
         let origin = Origin {
             application: if label.trim().is_empty() {
@@ -287,7 +288,7 @@ impl Server {
             kind: ChallengeKind::Test,
             actor: staff,
         };
-        let created = self.create_challenge(username, device_id, &origin, now)?;
+        let created = self.create_challenge(username, device_id, &origin, now_ms)?;
         Ok((created.challenge_id, created.number))
     }
 

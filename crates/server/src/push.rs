@@ -108,14 +108,16 @@ pub struct Origin<'a> {
 
 impl Server {
     /// Creates a challenge for a user's device (the newest unless named)
-    /// and pushes it to the device's streams.
+    /// and pushes it to the device's streams. `now_ms` is Unix
+    /// milliseconds: the help desk's timeline shows them.
     pub fn create_challenge(
         &self,
         username: &str,
         device_id: Option<&str>,
         origin: &Origin<'_>,
-        now: u64,
+        now_ms: u64,
     ) -> Result<Created, Error> {
+        let now = now_ms / 1000;
         let user = self.user(username)?;
         let audit = |outcome: &str, detail: &str| {
             self.audit(
@@ -188,7 +190,7 @@ impl Server {
             challenge: &challenge,
             user_id: user.id,
             number,
-            created_ms: ms_at(now),
+            created_ms: now_ms,
         })?;
         audit(
             "ok",
@@ -278,14 +280,16 @@ impl Server {
         Ok((row, status))
     }
 
-    /// Judges a device's signed answer.
+    /// Judges a device's signed answer, given at `now_ms` (Unix
+    /// milliseconds).
     pub fn respond(
         &self,
         challenge_id: &str,
         response: &Response,
         ip: &str,
-        now: u64,
+        now_ms: u64,
     ) -> Result<Verdict, Error> {
+        let now = now_ms / 1000;
         let (row, status) = self.challenge_status(challenge_id, now)?;
         let target = row.challenge.account.as_str();
         let actor = format!("device:{}", response.device_id);
@@ -346,7 +350,7 @@ impl Server {
         let json = serde_json::to_string(response).map_err(|e| Error::Internal(e.to_string()))?;
         if !self
             .store
-            .answer_challenge(challenge_id, verdict, &json, now, ms_at(now))?
+            .answer_challenge(challenge_id, verdict, &json, now, now_ms)?
         {
             audit("refused", "already answered")?;
             return Err(Error::refused(
@@ -410,8 +414,10 @@ impl Server {
             .ok_or_else(|| Error::not_found("device"))
     }
 
-    /// Records a signed delivery or shown receipt.
-    pub fn receipt(&self, challenge_id: &str, receipt: &Receipt, now: u64) -> Result<(), Error> {
+    /// Records a signed delivery or shown receipt, received at `now_ms`
+    /// (Unix milliseconds).
+    pub fn receipt(&self, challenge_id: &str, receipt: &Receipt, now_ms: u64) -> Result<(), Error> {
+        let now = now_ms / 1000;
         let (row, _) = self.challenge_status(challenge_id, now)?;
         let device = self.addressee(
             &row,
@@ -423,7 +429,7 @@ impl Server {
         // (it needs no passcode); older devices sign with the device key.
         receipt.verify(&PublicKey(device.receipt_key.unwrap_or(device.public_key)))?;
         let shown = receipt.event == ReceiptEvent::Shown;
-        if !self.store.record_receipt(challenge_id, shown, ms_at(now))? {
+        if !self.store.record_receipt(challenge_id, shown, now_ms)? {
             // A repeat (the device re-fetched the request): nothing new.
             return Ok(());
         }
@@ -487,17 +493,5 @@ impl Server {
             },
             now,
         )
-    }
-}
-
-/// `now` (Unix seconds) in milliseconds: the clock's milliseconds when it
-/// still reads the same second, else the start of that second (tests pass
-/// times of their own).
-fn ms_at(now: u64) -> u64 {
-    let ms = crate::now_ms();
-    if ms / 1000 == now {
-        ms
-    } else {
-        now * 1000
     }
 }

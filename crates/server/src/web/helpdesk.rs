@@ -21,7 +21,7 @@ use super::{html as page, load, AppState, PageResult};
 use crate::api::ClientIp;
 use crate::helpdesk::Fix;
 use crate::store::{AuditEntry, AuditFilter, Role, UserRow, WebSession};
-use crate::{now, Error, Server};
+use crate::{now, now_ms, Error, Server};
 
 macro_rules! staff {
     ($s:expr, $headers:expr) => {
@@ -358,7 +358,7 @@ async fn push_post(
     let (session, me) = staff!(s, headers, form);
     let device = form.get("device").map(String::as_str);
     let label = form.get("label").map(String::as_str).unwrap_or_default();
-    match s.helpdesk_push(&username, device, label, &me.username, &ip, now()) {
+    match s.helpdesk_push(&username, device, label, &me.username, &ip, now_ms()) {
         Ok((id, _)) => Ok(Redirect::to(&format!("/helpdesk/challenges/{id}")).into_response()),
         Err(e) => refused(&s, &session, &me, &s.user(&username)?, e),
     }

@@ -28,7 +28,7 @@ use crate::api::ClientIp;
 use crate::push::Origin;
 use crate::state::sha256;
 use crate::store::{NewAudit, WebSession};
-use crate::{now, Error, Server};
+use crate::{now, now_ms, Error, Server};
 
 const COOKIE: &str = "cs_session";
 
@@ -547,7 +547,7 @@ fn current_or_new_challenge(
         kind,
         actor: &session.username,
     };
-    let created = s.create_challenge(&session.username, None, &origin, now())?;
+    let created = s.create_challenge(&session.username, None, &origin, now_ms())?;
     session.challenge_id = created.challenge_id.clone();
     s.store.save_session(session)?;
     Ok((created.challenge_id, created.number))
