@@ -20,7 +20,7 @@ pub use challenges::{ChallengeRow, NewChallenge};
 pub use devices::{ActivationRow, DeviceRow, NewDevice};
 pub use methods::{Methods, PhoneCode};
 pub use requests::{NewRegistration, RegistrationRequest};
-pub use sessions::WebSession;
+pub use sessions::{Pending, WebSession};
 pub use users::{NewUser, Role, UserRow};
 
 /// A storage failure.

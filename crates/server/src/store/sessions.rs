@@ -1,6 +1,7 @@
 //! Browser sessions of the sign-in pages. Only a hash of the session id is
 //! stored, so a copy of the database does not hand out live sessions.
 
+use data_encoding::HEXLOWER;
 use rusqlite::{params, Row};
 
 use super::{optional, Store, StoreError};
@@ -17,9 +18,8 @@ pub struct WebSession {
     /// `start`, `password`, `change`, `mfa`, `register`, `stay`, `done`;
     /// recovery: `recover`, `recover_reset`.
     pub stage: String,
-    /// The step in progress within the stage: the phone code being waited
-    /// for, the security questions asked, the CAPTCHA's answer hash.
-    pub pending: String,
+    /// The step in progress within the stage.
+    pub pending: Pending,
     /// A second factor was proven in this session (registration may then
     /// add methods to an account that has some).
     pub verified: bool,
@@ -35,6 +35,62 @@ pub struct WebSession {
     pub expires_at: u64,
 }
 
+/// The step in progress within a stage, kept between pages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Pending {
+    /// Nothing in progress.
+    #[default]
+    Nothing,
+    /// A phone code was sent: its id.
+    PhoneCode(String),
+    /// These security questions (by number) were asked.
+    Questions(Vec<usize>),
+    /// A CAPTCHA was shown: SHA-256 of its answer.
+    Captcha([u8; 32]),
+}
+
+impl Pending {
+    /// The id of the phone code waited for, if that is the step.
+    pub fn phone_code(&self) -> Option<&str> {
+        match self {
+            Pending::PhoneCode(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// As stored: `code:ID`, `questions:1,2,3`, `captcha:HEX` or empty.
+    fn to_column(&self) -> String {
+        match self {
+            Pending::Nothing => String::new(),
+            Pending::PhoneCode(id) => format!("code:{id}"),
+            Pending::Questions(asked) => {
+                let list: Vec<String> = asked.iter().map(ToString::to_string).collect();
+                format!("questions:{}", list.join(","))
+            }
+            Pending::Captcha(hash) => format!("captcha:{}", HEXLOWER.encode(hash)),
+        }
+    }
+
+    /// Read back; anything else (a row written by an older version) is
+    /// [`Pending::Nothing`]: the step starts again.
+    fn from_column(column: &str) -> Self {
+        let (kind, value) = column.split_once(':').unwrap_or_default();
+        match kind {
+            "code" if !value.is_empty() => Pending::PhoneCode(value.to_string()),
+            "questions" => {
+                let asked: Option<Vec<usize>> = value.split(',').map(|q| q.parse().ok()).collect();
+                asked.map_or(Pending::Nothing, Pending::Questions)
+            }
+            "captcha" => HEXLOWER
+                .decode(value.as_bytes())
+                .ok()
+                .and_then(|h| <[u8; 32]>::try_from(h).ok())
+                .map_or(Pending::Nothing, Pending::Captcha),
+            _ => Pending::Nothing,
+        }
+    }
+}
+
 fn session(r: &Row<'_>) -> rusqlite::Result<WebSession> {
     Ok(WebSession {
         id_hash: r.get(0)?,
@@ -46,7 +102,7 @@ fn session(r: &Row<'_>) -> rusqlite::Result<WebSession> {
         persistent: r.get(6)?,
         created_at: r.get(7)?,
         expires_at: r.get(8)?,
-        pending: r.get(9)?,
+        pending: Pending::from_column(&r.get::<_, String>(9)?),
         verified: r.get(10)?,
     })
 }
@@ -57,7 +113,7 @@ impl Store {
         self.conn().execute(
             "INSERT OR REPLACE INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, verified) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![s.id_hash, s.csrf, s.username, s.stage, s.challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, s.pending, s.verified],
+            params![s.id_hash, s.csrf, s.username, s.stage, s.challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, s.pending.to_column(), s.verified],
         )?;
         Ok(())
     }
@@ -84,5 +140,45 @@ impl Store {
         Ok(self
             .conn()
             .execute("DELETE FROM web_sessions WHERE expires_at <= ?1", [now])?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_step_reads_back_as_written() {
+        for p in [
+            Pending::Nothing,
+            Pending::PhoneCode("AbC-_9".into()),
+            Pending::Questions(vec![0, 4, 11]),
+            Pending::Captcha([7; 32]),
+        ] {
+            assert_eq!(Pending::from_column(&p.to_column()), p);
+        }
+    }
+
+    #[test]
+    fn anything_else_starts_the_step_again() {
+        for column in [
+            "",
+            "AbC-_9",
+            "q:1,2,3",
+            "code:",
+            "questions:1,x",
+            "captcha:00",
+            "captcha:zz",
+            "other:1",
+        ] {
+            assert_eq!(Pending::from_column(column), Pending::Nothing, "{column}");
+        }
+    }
+
+    #[test]
+    fn only_a_sent_code_is_a_phone_code() {
+        assert_eq!(Pending::PhoneCode("x".into()).phone_code(), Some("x"));
+        assert_eq!(Pending::Questions(vec![1]).phone_code(), None);
+        assert_eq!(Pending::Captcha([0; 32]).phone_code(), None);
     }
 }

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use crate::api::ClientIp;
 use crate::push::Origin;
 use crate::state::sha256;
-use crate::store::{NewAudit, WebSession};
+use crate::store::{NewAudit, Pending, WebSession};
 use crate::{now, now_ms, Error, Server};
 
 const COOKIE: &str = "cs_session";
@@ -199,7 +199,7 @@ fn fresh(stage: &str) -> WebSession {
         persistent: false,
         created_at: 0,
         expires_at: 0,
-        pending: String::new(),
+        pending: Pending::Nothing,
         verified: false,
     }
 }

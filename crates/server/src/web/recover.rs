@@ -22,7 +22,7 @@ use super::{
 };
 use crate::api::ClientIp;
 use crate::captcha;
-use crate::store::{NewAudit, WebSession};
+use crate::store::{NewAudit, Pending, WebSession};
 use crate::{now, Error, Server};
 
 const TITLE: &str = "Get back into your account";
@@ -46,7 +46,7 @@ fn start_form(
     message: Option<&str>,
 ) -> Result<Markup, Error> {
     let c = captcha::generate(&s.rng)?;
-    session.pending = data_encoding::HEXLOWER.encode(&crate::state::sha256(c.answer.as_bytes()));
+    session.pending = Pending::Captcha(crate::state::sha256(c.answer.as_bytes()));
     s.store.save_session(session)?;
     let src = format!(
         "data:image/png;base64,{}",
@@ -124,11 +124,12 @@ async fn start_post(
         let body = start_form(&s, &mut session, email, Some(&message))?;
         return Ok((super::refusal(status), page(&s, TITLE, body)).into_response());
     }
-    let expected = data_encoding::HEXLOWER
-        .decode(session.pending.as_bytes())
-        .unwrap_or_default();
     let typed = form.get("captcha").map(String::as_str).unwrap_or_default();
-    if expected.is_empty() || !captcha::matches(&expected, typed) {
+    let matched = match &session.pending {
+        Pending::Captcha(expected) => captcha::matches(expected, typed),
+        _ => false,
+    };
+    if !matched {
         s.address_failures.failed(&ip, now());
         audit("", "refused", "CAPTCHA not matched")?;
         let message =
@@ -143,7 +144,7 @@ async fn start_post(
             .audit_count(&username, "recover.start", "ok", now().saturating_sub(3600))?;
     if started >= RECOVERIES_PER_HOUR {
         audit(&username, "refused", "too many recoveries for this account")?;
-        session.pending.clear();
+        session.pending = Pending::Nothing;
         s.store.save_session(&session)?;
         let body = info(
             TITLE,
@@ -163,7 +164,7 @@ async fn start_post(
             "refused",
             "unknown account or no method registered",
         )?;
-        session.pending.clear();
+        session.pending = Pending::Nothing;
         s.store.save_session(&session)?;
         let body = info(
             TITLE,

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::api::ClientIp;
 use crate::methods::Purpose;
-use crate::store::{Methods, WebSession};
+use crate::store::{Methods, Pending, WebSession};
 use crate::telephony::Channel;
 use crate::{now, Error, Server};
 
@@ -370,7 +370,7 @@ async fn phone_post(
         .await
     {
         Ok(id) => {
-            session.pending = id;
+            session.pending = Pending::PhoneCode(id);
             s.store.save_session(&session)?;
             Ok(Redirect::to("/signin/register/phone/verify").into_response())
         }
@@ -411,11 +411,11 @@ pub(super) fn pending_code(
     s: &Server,
     session: &WebSession,
 ) -> Result<Option<(String, String)>, Error> {
-    if session.pending.is_empty() {
+    let Some(id) = session.pending.phone_code() else {
         return Ok(None);
-    }
+    };
     Ok(s.store
-        .phone_code(&session.pending)?
+        .phone_code(id)?
         .map(|c| (countersign_core::methods::mask(&c.number), c.channel)))
 }
 
@@ -450,7 +450,10 @@ async fn phone_verify_post(
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     let mut session = stage_form!(s, headers, STAGES, form);
-    let Some((to, channel)) = pending_code(&s, &session)? else {
+    let (Some(id), Some((to, channel))) = (
+        session.pending.phone_code().map(str::to_owned),
+        pending_code(&s, &session)?,
+    ) else {
         return Ok(Redirect::to("/signin/register?method=phone").into_response());
     };
     let code = form.get("code").map(String::as_str).unwrap_or_default();
@@ -459,17 +462,10 @@ async fn phone_verify_post(
         let body = verify_body(&session, &to, &channel, Some(message));
         wizard(&s, &session, &m, Kind::Phone, body).map(|r| (status, r).into_response())
     };
-    match s.check_phone_code(
-        &session.username,
-        &session.pending,
-        code,
-        Purpose::Register,
-        &ip,
-        now(),
-    ) {
+    match s.check_phone_code(&session.username, &id, code, Purpose::Register, &ip, now()) {
         Ok(Some(number)) => {
             s.register_phone(&session.username, &number, &ip, now())?;
-            session.pending.clear();
+            session.pending = Pending::Nothing;
             s.store.save_session(&session)?;
             let next = next_url(&s, &mut session)?;
             Ok(page(

@@ -27,7 +27,7 @@ use super::{
 };
 use crate::api::ClientIp;
 use crate::methods::Purpose;
-use crate::store::{Methods, WebSession};
+use crate::store::{Methods, Pending, WebSession};
 use crate::telephony::Channel;
 use crate::{now, Error, Server};
 
@@ -77,7 +77,7 @@ fn questions_allowed(session: &WebSession, m: &Methods) -> bool {
 pub fn proven(s: &Server, session: &mut WebSession) -> PageResult {
     session.verified = true;
     session.challenge_id.clear();
-    session.pending.clear();
+    session.pending = Pending::Nothing;
     let next = if session.stage == "recover" {
         "recover_reset"
     } else if s.methods(&session.username)?.count() < 2 {
@@ -284,7 +284,7 @@ async fn phone_send(
         .await
     {
         Ok(id) => {
-            session.pending = id;
+            session.pending = Pending::PhoneCode(id);
             s.store.save_session(&session)?;
             Ok(Redirect::to("/signin/mfa/phone").into_response())
         }
@@ -334,15 +334,11 @@ async fn phone_post(
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     let mut session = stage_form!(s, headers, STAGES, form);
+    let Some(id) = session.pending.phone_code().map(str::to_owned) else {
+        return Ok(Redirect::to("/signin/mfa/other").into_response());
+    };
     let code = form.get("code").map(String::as_str).unwrap_or_default();
-    let outcome = s.check_phone_code(
-        &session.username,
-        &session.pending,
-        code,
-        purpose(&session),
-        &ip,
-        now(),
-    );
+    let outcome = s.check_phone_code(&session.username, &id, code, purpose(&session), &ip, now());
     let (status, message) = match outcome {
         Ok(Some(_)) => return proven(&s, &mut session),
         Ok(None) => (
@@ -365,13 +361,10 @@ async fn phone_post(
 /// The questions asked in this session: drawn once from the registered
 /// ones and kept, so reloading the page does not show others.
 fn asked(s: &Server, session: &mut WebSession, m: &Methods) -> Result<Vec<usize>, Error> {
-    let kept: Vec<usize> = session
-        .pending
-        .strip_prefix("q:")
-        .map(|l| l.split(',').filter_map(|q| q.parse().ok()).collect())
-        .unwrap_or_default();
-    if !kept.is_empty() && kept.iter().all(|q| m.questions.contains(q)) {
-        return Ok(kept);
+    if let Pending::Questions(kept) = &session.pending {
+        if !kept.is_empty() && kept.iter().all(|q| m.questions.contains(q)) {
+            return Ok(kept.clone());
+        }
     }
     let mut pool = m.questions.clone();
     let mut chosen = Vec::new();
@@ -387,8 +380,7 @@ fn asked(s: &Server, session: &mut WebSession, m: &Methods) -> Result<Vec<usize>
         }
     }
     chosen.sort_unstable();
-    let list: Vec<String> = chosen.iter().map(ToString::to_string).collect();
-    session.pending = format!("q:{}", list.join(","));
+    session.pending = Pending::Questions(chosen.clone());
     s.store.save_session(session)?;
     Ok(chosen)
 }
