@@ -1,6 +1,8 @@
 //! The `countersign` CLI against the real `countersign-server` binary on
 //! loopback: enrollment from the server's PNG QR code, number-matching
-//! push, offline devices, restarts, TOTP, and oathtool agreement.
+//! push, offline devices, restarts, TOTP, and oathtool agreement. The
+//! server and the officer's CLI home come from `countersign_e2e::Stack`,
+//! the same stack the browser and app journeys run against.
 
 // Test support: a failed step should stop the test right there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,246 +12,107 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const PASSCODE: &str = "246810";
+use countersign_e2e::{assert_ok, Stack, PASSCODE};
 
 fn cli_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_countersign"))
 }
 
-/// The server binary beside the CLI's: `cargo test --workspace` builds
-/// every binary before running any test.
-fn server_bin() -> PathBuf {
-    let bin = cli_bin().with_file_name("countersign-server");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo test --workspace` (or build countersign-server first)",
-        bin.display()
+/// The server (not started) with the officer cs0101, requests living `ttl`
+/// seconds.
+fn stack(ttl: u64) -> Stack {
+    let stack = Stack::prepare(
+        "cs0101",
+        &format!("[push]\nttl_seconds = {ttl}\nmax_per_window = 50\n"),
     );
-    bin
+    assert_eq!(stack.temporary_password, "New$Alacop#k4321c");
+    stack
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// The officer's `countersign` CLI, whatever its exit status.
+fn cli(stack: &Stack, args: &[&str]) -> Output {
+    stack
+        .cli_command(args)
+        .stdin(Stdio::null())
+        .output()
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
-struct Env {
-    tmp: tempfile::TempDir,
-    port: u16,
-    server: Option<Child>,
-}
-
-impl Env {
-    fn new(ttl: u64) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let port = free_port();
-        std::fs::write(
-            tmp.path().join("server.toml"),
-            format!(
-                "listen = \"127.0.0.1:{port}\"\n[push]\nttl_seconds = {ttl}\nmax_per_window = 50\n"
-            ),
-        )
+/// Starts `countersign-server push` and reads the number and the challenge
+/// id it prints first.
+fn start_push_with_id(stack: &Stack) -> (Child, u8, String) {
+    let mut child = stack
+        .server_command(&[
+            "push",
+            "cs0101",
+            "--app",
+            "ALEA Portal",
+            "--ip",
+            "203.0.113.7",
+            "--timeout",
+            "30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-        let env = Env {
-            tmp,
-            port,
-            server: None,
-        };
-        let out = env.server_cmd(&[
-            "user",
-            "add",
-            "cs0101",
-            "--first",
-            "Clark",
-            "--last",
-            "Kent",
-            "--ssn-last4",
-            "4321",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            "New$Alacop#k4321c"
-        );
-        env
-    }
-
-    fn data(&self) -> PathBuf {
-        self.tmp.path().join("server-data")
-    }
-
-    fn home(&self) -> PathBuf {
-        self.tmp.path().join("device-home")
-    }
-
-    fn server_command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(server_bin());
-        c.arg("--data")
-            .arg(self.data())
-            .arg("--config")
-            .arg(self.tmp.path().join("server.toml"))
-            .args(args);
-        c.env_remove("COUNTERSIGN_LISTEN");
-        c
-    }
-
-    fn server_cmd(&self, args: &[&str]) -> Output {
-        self.server_command(args).output().unwrap()
-    }
-
-    fn start_server(&mut self) {
-        let child = self
-            .server_command(&["serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.server = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
-            || !self.data().join("server.json").exists()
-        {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop_server(&mut self) {
-        if let Some(mut c) = self.server.take() {
-            // SIGTERM for a graceful stop, as an operator would.
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let _ = c.wait();
-        }
-    }
-
-    fn cli_command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(cli_bin());
-        c.arg("--home")
-            .arg(self.home())
-            .args(args)
-            .env("COUNTERSIGN_PASSCODE", PASSCODE);
-        c
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        self.cli_command(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Starts `countersign-server push` and reads the number and the
-    /// challenge id it prints first.
-    fn push_with_id(&self) -> (Child, u8, String) {
-        let mut child = self
-            .server_command(&[
-                "push",
-                "cs0101",
-                "--app",
-                "ALEA Portal",
-                "--ip",
-                "203.0.113.7",
-                "--timeout",
-                "30",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut reader = BufReader::new(child.stdout.as_mut().unwrap());
-        let (mut first, mut second) = (String::new(), String::new());
-        reader.read_line(&mut first).unwrap();
-        reader.read_line(&mut second).unwrap();
-        let number = first
-            .trim()
-            .strip_prefix("number: ")
-            .unwrap_or_else(|| panic!("first line: {first:?}"))
-            .parse()
-            .unwrap();
-        let id = second
-            .trim()
-            .strip_prefix("challenge: ")
-            .unwrap_or_else(|| panic!("second line: {second:?}"))
-            .to_string();
-        (child, number, id)
-    }
-
-    fn push(&self) -> (Child, u8) {
-        let (child, number, _) = self.push_with_id();
-        (child, number)
-    }
-
-    /// Enrolls the CLI from the PNG QR code the server writes.
-    fn enroll(&self) {
-        let png = self.tmp.path().join("enroll.png");
-        let out = self.server_cmd(&[
-            "user",
-            "enroll-link",
-            "cs0101",
-            "--png",
-            png.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let payload = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(
-            payload.starts_with("countersign://enroll?v=1&s=https%3A%2F%2F127.0.0.1%3A"),
-            "{payload}"
-        );
-        let init = self.cli(&["init"]);
-        assert!(
-            init.status.success(),
-            "{}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-        let add = self.cli(&["add", "--qr", png.to_str().unwrap()]);
-        assert!(
-            add.status.success(),
-            "{}",
-            String::from_utf8_lossy(&add.stderr)
-        );
-        assert!(String::from_utf8_lossy(&add.stderr)
-            .contains("added ALEA (cs0101@alacop.gov) (sign-in approval and codes)"));
-    }
-
-    /// The one pending request's id.
-    fn pending_id(&self) -> String {
-        let out = self.cli(&["pending", "--json", "--wait", "10"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-        assert_eq!(list[0]["app"], "ALEA Portal");
-        assert_eq!(list[0]["ip"], "203.0.113.7");
-        assert_eq!(list[0]["account"], "ALEA (cs0101@alacop.gov)");
-        list[0]["id"].as_str().unwrap().to_string()
-    }
+    let mut reader = BufReader::new(child.stdout.as_mut().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    reader.read_line(&mut first).unwrap();
+    reader.read_line(&mut second).unwrap();
+    let number = first
+        .trim()
+        .strip_prefix("number: ")
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .parse()
+        .unwrap();
+    let id = second
+        .trim()
+        .strip_prefix("challenge: ")
+        .unwrap_or_else(|| panic!("second line: {second:?}"))
+        .to_string();
+    (child, number, id)
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.server.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+fn start_push(stack: &Stack) -> (Child, u8) {
+    let (child, number, _) = start_push_with_id(stack);
+    (child, number)
+}
+
+/// Enrolls the CLI from the PNG QR code the server writes.
+fn enroll(stack: &Stack) {
+    let png = stack.file("enroll.png");
+    let out = stack.server(&[
+        "user",
+        "enroll-link",
+        "cs0101",
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert_ok(&out, "user enroll-link");
+    let payload = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        payload.starts_with("countersign://enroll?v=1&s=https%3A%2F%2F127.0.0.1%3A"),
+        "{payload}"
+    );
+    assert_ok(&cli(stack, &["init"]), "countersign init");
+    let add = cli(stack, &["add", "--qr", png.to_str().unwrap()]);
+    assert_ok(&add, "countersign add");
+    assert!(String::from_utf8_lossy(&add.stderr)
+        .contains("added ALEA (cs0101@alacop.gov) (sign-in approval and codes)"));
+}
+
+/// The one pending request's id.
+fn pending_id(stack: &Stack) -> String {
+    let list = stack.pending_request();
+    assert_eq!(list["app"], "ALEA Portal");
+    assert_eq!(list["ip"], "203.0.113.7");
+    assert_eq!(list["account"], "ALEA (cs0101@alacop.gov)");
+    list["id"].as_str().unwrap().to_string()
 }
 
 /// `countersign watch` with its messages (stderr) as lines on a channel.
-fn watch(env: &Env) -> (Child, std::sync::mpsc::Receiver<String>) {
+fn watch(env: &Stack) -> (Child, std::sync::mpsc::Receiver<String>) {
     let mut watch = env
         .cli_command(&["watch"])
         .stdin(Stdio::piped())
@@ -291,15 +154,18 @@ fn finish(child: Child) -> (i32, String) {
 
 #[test]
 fn push_approve_mismatch_deny_report_and_offline_device() {
-    let mut env = Env::new(60);
+    let mut env = stack(60);
     env.start_server();
-    env.enroll();
+    enroll(&env);
 
     // Approved with the right number. The device was offline (no stream)
     // when the request was created, and gets it when it asks.
-    let (push, number) = env.push();
-    let id = env.pending_id();
-    let out = env.cli(&["answer", &id, "--approve", "--number", &number.to_string()]);
+    let (push, number) = start_push(&env);
+    let id = pending_id(&env);
+    let out = cli(
+        &env,
+        &["answer", &id, "--approve", "--number", &number.to_string()],
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "approved");
     assert!(out.status.success());
     let (code, stdout) = finish(push);
@@ -309,10 +175,13 @@ fn push_approve_mismatch_deny_report_and_offline_device() {
     );
 
     // A wrong number fails the sign-in.
-    let (push, number) = env.push();
-    let id = env.pending_id();
+    let (push, number) = start_push(&env);
+    let id = pending_id(&env);
     let wrong = if number == 99 { 10 } else { number + 1 };
-    let out = env.cli(&["answer", &id, "--approve", "--number", &wrong.to_string()]);
+    let out = cli(
+        &env,
+        &["answer", &id, "--approve", "--number", &wrong.to_string()],
+    );
     assert_eq!(
         (
             out.status.code(),
@@ -327,8 +196,8 @@ fn push_approve_mismatch_deny_report_and_offline_device() {
     );
 
     // A wrong passcode changes nothing: the request is still open.
-    let (push, _) = env.push();
-    let id = env.pending_id();
+    let (push, _) = start_push(&env);
+    let id = pending_id(&env);
     let out = env
         .cli_command(&["answer", &id, "--deny"])
         .env("COUNTERSIGN_PASSCODE", "999999")
@@ -336,19 +205,19 @@ fn push_approve_mismatch_deny_report_and_offline_device() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passcode"));
-    let out = env.cli(&["answer", &id, "--deny"]);
+    let out = cli(&env, &["answer", &id, "--deny"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "denied");
     assert_eq!(finish(push).0, 1);
 
     // Report: the sign-in fails and further pushes are blocked.
-    let (push, _) = env.push();
-    let id = env.pending_id();
+    let (push, _) = start_push(&env);
+    let id = pending_id(&env);
     assert_eq!(
-        String::from_utf8_lossy(&env.cli(&["answer", &id, "--report"]).stdout).trim(),
+        String::from_utf8_lossy(&cli(&env, &["answer", &id, "--report"]).stdout).trim(),
         "reported"
     );
     assert_eq!(finish(push).0, 1);
-    let blocked = env.server_cmd(&["push", "cs0101", "--timeout", "1"]);
+    let blocked = env.server(&["push", "cs0101", "--timeout", "1"]);
     assert_eq!(blocked.status.code(), Some(3));
     assert!(
         String::from_utf8_lossy(&blocked.stderr).contains("blocked"),
@@ -358,7 +227,7 @@ fn push_approve_mismatch_deny_report_and_offline_device() {
 
     // The device's history shows what happened, newest first.
     let history: serde_json::Value =
-        serde_json::from_slice(&env.cli(&["history", "--json"]).stdout).unwrap();
+        serde_json::from_slice(&cli(&env, &["history", "--json"]).stdout).unwrap();
     let decisions: Vec<&str> = history
         .as_array()
         .unwrap()
@@ -371,7 +240,7 @@ fn push_approve_mismatch_deny_report_and_offline_device() {
     );
 
     // The audit log holds every step and its chain verifies.
-    let verify = env.server_cmd(&["audit", "verify"]);
+    let verify = env.server(&["audit", "verify"]);
     assert!(
         verify.status.success(),
         "{}",
@@ -379,10 +248,9 @@ fn push_approve_mismatch_deny_report_and_offline_device() {
     );
 
     // Removing the push account removes the device on the server too.
-    let show =
-        String::from_utf8_lossy(&env.server_cmd(&["user", "show", "cs0101"]).stdout).to_string();
+    let show = String::from_utf8_lossy(&env.server(&["user", "show", "cs0101"]).stdout).to_string();
     assert!(show.contains("device: "), "{show}");
-    let out = env.cli(&["remove", "cs0101"]);
+    let out = cli(&env, &["remove", "cs0101"]);
     assert!(
         out.status.success(),
         "{}",
@@ -393,19 +261,18 @@ fn push_approve_mismatch_deny_report_and_offline_device() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let show =
-        String::from_utf8_lossy(&env.server_cmd(&["user", "show", "cs0101"]).stdout).to_string();
+    let show = String::from_utf8_lossy(&env.server(&["user", "show", "cs0101"]).stdout).to_string();
     assert!(!show.contains("device: "), "{show}");
 }
 
 #[test]
 fn expiry_restart_while_watching_and_totp() {
-    let mut env = Env::new(3);
+    let mut env = stack(3);
     env.start_server();
-    env.enroll();
+    enroll(&env);
 
     // Unanswered: the push command exits 2 after expiry.
-    let (push, _) = env.push();
+    let (push, _) = start_push(&env);
     assert_eq!(finish(push).0, 2);
 
     // `watch` stays connected; the server restarts under it; the next
@@ -416,7 +283,7 @@ fn expiry_restart_while_watching_and_totp() {
     env.stop_server();
     env.start_server();
     wait_for("connected: ALEA");
-    let (push, number) = env.push();
+    let (push, number) = start_push(&env);
     wait_for("Are you trying to sign in?");
     writeln!(watch.stdin.as_mut().unwrap(), "{number}").unwrap();
     let (code, stdout) = finish(push);
@@ -428,10 +295,10 @@ fn expiry_restart_while_watching_and_totp() {
     let _ = watch.wait();
 
     // TOTP: the code the CLI shows is accepted once, then refused.
-    let out = env.cli(&["code", "cs0101"]);
+    let out = cli(&env, &["code", "cs0101"]);
     let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(code.len(), 6, "{code}");
-    let check = env.server_cmd(&["user", "check-code", "cs0101", &code]);
+    let check = env.server(&["user", "check-code", "cs0101", &code]);
     assert_eq!(
         (
             check.status.code(),
@@ -439,7 +306,7 @@ fn expiry_restart_while_watching_and_totp() {
         ),
         (Some(0), "accepted")
     );
-    let replay = env.server_cmd(&["user", "check-code", "cs0101", &code]);
+    let replay = env.server(&["user", "check-code", "cs0101", &code]);
     assert_eq!(
         (
             replay.status.code(),
@@ -502,12 +369,12 @@ fn codes_agree_with_oathtool() {
 
 #[test]
 fn simulated_devices_answer_by_themselves() {
-    let mut env = Env::new(30);
+    let mut env = stack(30);
     env.start_server();
-    let payloads = env.tmp.path().join("payloads.txt");
-    let out = env.server_cmd(&["user", "enroll-link", "cs0101"]);
+    let payloads = env.file("payloads.txt");
+    let out = env.server(&["user", "enroll-link", "cs0101"]);
     std::fs::write(&payloads, &out.stdout).unwrap();
-    let numbers = env.tmp.path().join("numbers.log");
+    let numbers = env.file("numbers.log");
     std::fs::write(&numbers, "").unwrap();
     let sim = Command::new(cli_bin())
         .args([
@@ -526,8 +393,8 @@ fn simulated_devices_answer_by_themselves() {
     // Wait for the device to be enrolled and connected.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let show = String::from_utf8_lossy(&env.server_cmd(&["user", "show", "cs0101"]).stdout)
-            .to_string();
+        let show =
+            String::from_utf8_lossy(&env.server(&["user", "show", "cs0101"]).stdout).to_string();
         if show.contains("simulated device 1") {
             break;
         }
@@ -538,7 +405,7 @@ fn simulated_devices_answer_by_themselves() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let (push, number, id) = env.push_with_id();
+    let (push, number, id) = start_push_with_id(&env);
     std::fs::write(&numbers, format!("number: {number}\nchallenge: {id}\n")).unwrap();
     let (code, stdout) = finish(push);
     assert_eq!(
@@ -580,8 +447,8 @@ fn simulated_devices_answer_by_themselves() {
 }
 
 /// `helpdesk timeline ID --json`, parsed.
-fn timeline(env: &Env, id: &str) -> serde_json::Value {
-    let out = env.server_cmd(&["helpdesk", "timeline", id, "--json"]);
+fn timeline(env: &Stack, id: &str) -> serde_json::Value {
+    let out = env.server(&["helpdesk", "timeline", id, "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -610,14 +477,14 @@ fn step_at(t: &serde_json::Value, step: &str) -> Option<u64> {
 
 #[test]
 fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
-    let mut env = Env::new(60);
+    let mut env = stack(60);
     env.start_server();
-    env.enroll();
+    enroll(&env);
 
     // The device is offline: the request is created, not delivered. Its
     // time is the server's clock to the millisecond.
     let before = epoch_ms();
-    let (push, number, id) = env.push_with_id();
+    let (push, number, id) = start_push_with_id(&env);
     let after = epoch_ms();
     let t = timeline(&env, &id);
     let created = step_at(&t, "created").unwrap();
@@ -626,7 +493,7 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
         "{before} {t} {after}"
     );
     assert_eq!(step_at(&t, "delivered"), None, "{t}");
-    let show = env.server_cmd(&["helpdesk", "show", "cs0101"]);
+    let show = env.server(&["helpdesk", "show", "cs0101"]);
     let shown = String::from_utf8_lossy(&show.stdout);
     assert!(shown.contains("not connected"), "{shown}");
 
@@ -648,7 +515,7 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
         step_at(&t, "shown").unwrap(),
     );
     assert!(created <= delivered && delivered <= shown, "{t}");
-    let show = env.server_cmd(&["helpdesk", "show", "cs0101"]);
+    let show = env.server(&["helpdesk", "show", "cs0101"]);
     assert!(String::from_utf8_lossy(&show.stdout).contains("connected (1 streams)"));
 
     writeln!(watch.stdin.as_mut().unwrap(), "{number}").unwrap();
@@ -662,16 +529,19 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
     let _ = watch.wait();
 
     // Listed by `pending` (for a script): delivered, not shown.
-    let (push, number, id) = env.push_with_id();
-    assert_eq!(env.pending_id(), id);
+    let (push, number, id) = start_push_with_id(&env);
+    assert_eq!(pending_id(&env), id);
     let t = timeline(&env, &id);
     assert!(step_at(&t, "delivered").is_some(), "{t}");
     assert_eq!(step_at(&t, "shown"), None, "{t}");
-    env.cli(&["answer", &id, "--approve", "--number", &number.to_string()]);
+    cli(
+        &env,
+        &["answer", &id, "--approve", "--number", &number.to_string()],
+    );
     assert_eq!(finish(push).0, 0);
 
     // A fix needs a reason; with one, it is audited with it.
-    let out = env.server_cmd(&[
+    let out = env.server(&[
         "helpdesk",
         "fix",
         "cs0101",
@@ -681,7 +551,7 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
     ]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Give a reason"));
-    let out = env.server_cmd(&[
+    let out = env.server(&[
         "helpdesk",
         "fix",
         "cs0101",
@@ -696,7 +566,7 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let audit = env.server_cmd(&["audit", "--user", "cs0101", "--format", "csv"]);
+    let audit = env.server(&["audit", "--user", "cs0101", "--format", "csv"]);
     let audit = String::from_utf8_lossy(&audit.stdout);
     assert!(
         audit.lines().any(|l| l.contains("hd-lee")
@@ -709,18 +579,18 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
 
 #[test]
 fn a_quiet_account_does_not_hold_up_another_accounts_request() {
-    let mut env = Env::new(60);
+    let mut env = stack(60);
     env.start_server();
-    env.enroll();
+    enroll(&env);
     // A second account on the same authenticator, with nothing waiting.
-    let out = env.server_cmd(&["user", "add", "cs0102", "--first", "Lois", "--last", "Lane"]);
+    let out = env.server(&["user", "add", "cs0102", "--first", "Lois", "--last", "Lane"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let png = env.tmp.path().join("second.png");
-    let out = env.server_cmd(&[
+    let png = env.file("second.png");
+    let out = env.server(&[
         "user",
         "enroll-link",
         "cs0102",
@@ -732,7 +602,7 @@ fn a_quiet_account_does_not_hold_up_another_accounts_request() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let add = env.cli(&["add", "--qr", png.to_str().unwrap()]);
+    let add = cli(&env, &["add", "--qr", png.to_str().unwrap()]);
     assert!(
         add.status.success(),
         "{}",
@@ -742,9 +612,9 @@ fn a_quiet_account_does_not_hold_up_another_accounts_request() {
     // `pending --wait 30` answers with the first account's request without
     // waiting out the second account's long-poll (which would take the
     // full 30 s: this is a behaviour, not a speed figure).
-    let (push, number, id) = env.push_with_id();
+    let (push, number, id) = start_push_with_id(&env);
     let started = Instant::now();
-    let out = env.cli(&["pending", "--json", "--wait", "30"]);
+    let out = cli(&env, &["pending", "--json", "--wait", "30"]);
     assert!(
         out.status.success(),
         "{}",
@@ -757,6 +627,9 @@ fn a_quiet_account_does_not_hold_up_another_accounts_request() {
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["id"], id.as_str());
-    env.cli(&["answer", &id, "--approve", "--number", &number.to_string()]);
+    cli(
+        &env,
+        &["answer", &id, "--approve", "--number", &number.to_string()],
+    );
     assert_eq!(finish(push).0, 0);
 }

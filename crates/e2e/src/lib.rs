@@ -25,7 +25,7 @@ pub const PASSCODE: &str = "246810";
 pub struct Stack {
     tmp: tempfile::TempDir,
     port: u16,
-    _server: Proc,
+    server: Option<Proc>,
     /// The officer's username.
     pub username: String,
     /// The officer's temporary password, as `user add` printed it.
@@ -56,6 +56,14 @@ impl Stack {
 
     /// [`Stack::start`] with `config` added to the server's TOML file.
     pub fn start_with(username: &str, config: &str) -> Self {
+        let mut stack = Self::prepare(username, config);
+        stack.start_server();
+        stack
+    }
+
+    /// The data folder, the configuration and the officer, without starting
+    /// the server: [`Stack::start_server`] does.
+    pub fn prepare(username: &str, config: &str) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let port = countersign_testkit::free_port();
         std::fs::write(
@@ -63,41 +71,56 @@ impl Stack {
             format!("listen = \"127.0.0.1:{port}\"\n{config}"),
         )
         .unwrap();
-        let stack_cmd = |args: &[&str]| server_command(tmp.path(), args);
-        let out = stack_cmd(&[
-            "user",
-            "add",
-            username,
-            "--first",
-            "Clark",
-            "--last",
-            "Kent",
-            "--ssn-last4",
-            "4321",
-        ])
+        let out = server_command(
+            tmp.path(),
+            &[
+                "user",
+                "add",
+                username,
+                "--first",
+                "Clark",
+                "--last",
+                "Kent",
+                "--ssn-last4",
+                "4321",
+            ],
+        )
         .output()
         .unwrap();
         assert_ok(&out, "user add");
         let temporary_password = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Stack {
+            tmp,
+            port,
+            server: None,
+            username: username.to_string(),
+            temporary_password,
+        }
+    }
+
+    /// Starts `countersign-server serve` and waits until it answers.
+    pub fn start_server(&mut self) {
+        assert!(self.server.is_none(), "the server is already running");
         let server = Proc::spawn(
-            stack_cmd(&["serve"])
+            self.server_command(&["serve"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         )
         .unwrap();
+        self.server = Some(server);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-            || !tmp.path().join("data/server.json").exists()
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
+            || !self.tmp.path().join("data/server.json").exists()
         {
             assert!(Instant::now() < deadline, "the server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Stack {
-            tmp,
-            port,
-            _server: server,
-            username: username.to_string(),
-            temporary_password,
+    }
+
+    /// Stops the server gracefully (SIGTERM), as an operator would.
+    pub fn stop_server(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.terminate();
         }
     }
 

@@ -19,6 +19,13 @@ impl Proc {
     pub fn id(&self) -> u32 {
         self.0.id()
     }
+
+    /// Asks it to stop (SIGTERM), as an operator would, and waits until it
+    /// has.
+    pub fn terminate(mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
 }
 
 impl Drop for Proc {
