@@ -7,7 +7,8 @@
 //! a screenshot of the page's QR code, the test push answered with the
 //! number read off the page, security questions as the second method,
 //! sign-out through its three pages, number matching denied then approved,
-//! and "I can't use my app" with a code from the app.
+//! "I can't use my app" with a code from the app, an open redirect and a
+//! form posted from another site refused.
 //!
 //! Second: a phone and security questions instead of the app, then "Can't
 //! access your account?" (CAPTCHA, security questions, a new password) and
@@ -122,8 +123,11 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     s.click("button[name=stay][value=no]");
     p.at("/my");
 
-    // "I can't use my app right now": a code from the app instead.
+    // "I can't use my app right now": a code from the app instead. The
+    // link followed to sign in would send the officer to another site
+    // afterwards (an open redirect): the sign-in ends on the portal.
     p.sign_out(false);
+    s.goto(&stack.url("/signin?return_to=https://evil.example/"));
     p.sign_in("cs0301", new);
     p.at("/signin/mfa");
     s.click("a[href='/signin/mfa/other']");
@@ -146,7 +150,26 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     p.at("/signin/stay");
     s.click("button[name=stay][value=yes]");
     p.at("/my");
+    assert!(s.url().starts_with(&stack.url("/")), "{}", s.url());
     p.sign_out(false);
+
+    // A page on another site posts the sign-in form (it cannot know the
+    // form's token, and the browser keeps the SameSite session cookie to
+    // itself): the officer's sign-in does not move on.
+    p.at("/signin");
+    let forged = format!(
+        "<form method=post action='{}'><input name=email value=cs0301></form>\
+         <script>document.forms[0].submit()</script>",
+        stack.url("/signin")
+    );
+    s.goto(&format!(
+        "data:text/html;base64,{}",
+        data_encoding::BASE64.encode(forged.as_bytes())
+    ));
+    p.at("/signin");
+    assert!(s.url().starts_with(&stack.url("/")), "{}", s.url());
+    s.goto(&stack.url("/signin/password"));
+    p.at("/signin");
 
     // Every step is in the audit log.
     let audit = stack.server(&["audit", "--user", "cs0301", "--format", "json"]);
@@ -163,6 +186,15 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     ] {
         assert!(audit.contains(action), "{action} is not in the audit log");
     }
+    // The refused redirect too (before the account was known).
+    let audit = stack.server(&["audit", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&audit.stdout).unwrap();
+    assert!(
+        rows.iter().any(|r| r["action"] == "signin.return_to"
+            && r["outcome"] == "refused"
+            && r["ip"] == "127.0.0.1"),
+        "no refused redirect in {rows:?}"
+    );
 }
 
 #[test]

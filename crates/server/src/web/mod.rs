@@ -319,6 +319,7 @@ struct SigninQuery {
 async fn signin_page(
     State(s): AppState,
     headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     Query(q): Query<SigninQuery>,
 ) -> PageResult {
     let mut session = match load(&s, &headers)? {
@@ -339,7 +340,7 @@ async fn signin_page(
                 actor: "",
                 action: "signin.return_to",
                 target: "",
-                ip: "",
+                ip: &ip,
                 outcome: "refused",
                 detail: "not on the allow-list",
             };
