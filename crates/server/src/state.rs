@@ -4,6 +4,8 @@
 use countersign_core::vault::SealingKey;
 use countersign_core::SigningKey;
 use ring::rand::SystemRandom;
+use std::time::Duration;
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::datadir::DataDir;
@@ -35,6 +37,9 @@ pub struct Server {
     pub address_failures: AddressLimiter,
     /// Sends codes by text and call.
     pub telephony: Gateway,
+    /// Counts audit rows written by this process, so live help-desk views
+    /// wake when something happens instead of polling the database.
+    audit_written: watch::Sender<u64>,
 }
 
 impl Server {
@@ -55,13 +60,33 @@ impl Server {
                 config.lockout.per_address_minutes * 60,
             ),
             telephony: Gateway::new(&config.telephony, dir.root())?,
+            audit_written: watch::Sender::new(0),
             config,
         })
     }
 
     /// Appends an audit row; a failure to audit fails the operation.
     pub fn audit(&self, e: NewAudit<'_>, now: u64) -> Result<(), Error> {
-        Ok(self.store.audit(&e, now)?)
+        self.store.audit(&e, now)?;
+        self.audit_written.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
+    }
+
+    /// A receiver that sees every audit row this process writes from now on.
+    pub fn audit_changes(&self) -> AuditChanges {
+        AuditChanges(self.audit_written.subscribe())
+    }
+}
+
+/// Follows the audit rows a server writes: see [`Server::audit_changes`].
+pub struct AuditChanges(watch::Receiver<u64>);
+
+impl AuditChanges {
+    /// Waits until a row is written after the last wait, or `at_most`.
+    /// The limit picks up rows written by other processes on the same
+    /// database (command-line fixes), which this one cannot see happen.
+    pub async fn next(&mut self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, self.0.changed()).await;
     }
 }
 

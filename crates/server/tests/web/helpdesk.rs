@@ -364,3 +364,32 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
         ],
     );
 }
+
+/// The live timeline and audit tail wait for the next audit row, not for a
+/// polling period: a row wakes them at once (the limit given here, an
+/// hour, is what they would otherwise wait).
+#[tokio::test]
+async fn live_views_wake_on_each_audit_row() {
+    let ts = TestServer::start().await;
+    let mut changes = ts.server.audit_changes();
+    let waiting =
+        tokio::spawn(async move { changes.next(std::time::Duration::from_secs(3600)).await });
+    tokio::task::yield_now().await;
+    ts.server
+        .audit(
+            countersign_server::store::NewAudit {
+                actor: "system",
+                action: "test.row",
+                target: "",
+                ip: "",
+                outcome: "ok",
+                detail: "",
+            },
+            now(),
+        )
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("the row woke the waiting view")
+        .unwrap();
+}

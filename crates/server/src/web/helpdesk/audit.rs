@@ -120,9 +120,10 @@ pub(super) async fn events(
     let _ = staff!(s, headers);
     let mut filter = filter_of(&q);
     filter.after_seq = q.get("after").and_then(|a| a.parse().ok()).or(Some(0));
+    let changes = s.audit_changes();
     let stream = stream::unfold(
-        (s, filter, Vec::<AuditEntry>::new()),
-        |(s, mut filter, mut queue)| async move {
+        (s, filter, changes, Vec::<AuditEntry>::new()),
+        |(s, mut filter, mut changes, mut queue)| async move {
             loop {
                 if let Some(r) = queue.pop() {
                     let data = serde_json::json!({
@@ -132,16 +133,19 @@ pub(super) async fn events(
                     .to_string();
                     return Some((
                         Ok::<_, Infallible>(Event::default().event("row").data(data)),
-                        (s, filter, queue),
+                        (s, filter, changes, queue),
                     ));
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
                 let Ok(mut rows) = s.store.audit_entries(&filter) else {
                     return None;
                 };
-                if let Some(last) = rows.last() {
-                    filter.after_seq = Some(last.seq);
-                }
+                let Some(last) = rows.last() else {
+                    // Nothing new: wait for a row (the limit covers rows
+                    // written by another process).
+                    changes.next(Duration::from_secs(2)).await;
+                    continue;
+                };
+                filter.after_seq = Some(last.seq);
                 rows.reverse();
                 queue = rows;
             }

@@ -59,9 +59,10 @@ pub(super) async fn events(
 ) -> PageResult {
     let _ = staff!(s, headers);
     s.timeline(&id, now())?;
+    let changes = s.audit_changes();
     let stream = stream::unfold(
-        (s, id, String::new(), false),
-        |(s, id, last, done)| async move {
+        (s, id, changes, String::new(), false),
+        |(s, id, mut changes, last, done)| async move {
             if done {
                 return None;
             }
@@ -81,9 +82,11 @@ pub(super) async fn events(
                 .to_string();
                 if json != last {
                     let ev = Event::default().event("timeline").data(json.clone());
-                    return Some((Ok::<_, Infallible>(ev), (s, id, json, !t.open)));
+                    return Some((Ok::<_, Infallible>(ev), (s, id, changes, json, !t.open)));
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                // Every step writes an audit row (expiry too, from the
+                // sweeper); the limit covers another process's writes.
+                changes.next(Duration::from_secs(2)).await;
             }
         },
     );
