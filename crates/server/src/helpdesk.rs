@@ -126,9 +126,15 @@ pub struct Health {
     pub per_minute: Vec<u32>,
     /// Challenges in the window.
     pub total: usize,
-    /// Every delivery latency (creation → delivery receipt), ms, sorted.
+    /// Delivery latencies (creation → delivery receipt), ms, sorted, of
+    /// the challenges whose device was connected when asked: what the push
+    /// path itself takes.
     #[serde(skip)]
     pub latencies_ms: Vec<u64>,
+    /// Challenges delivered only once their device connected (or whose
+    /// connection at the time is unknown): their wait is the device's
+    /// time offline, kept out of the latency.
+    pub delivered_later: usize,
     /// Share of finished challenges that expired.
     pub expired_rate: f64,
     /// Share of answered challenges with a wrong number.
@@ -168,10 +174,18 @@ pub fn timeline(r: &ChallengeRow, now: u64) -> Timeline {
         .response
         .as_deref()
         .and_then(|j| serde_json::from_str(j).ok());
+    let connected = match r.connected_when_asked {
+        Some(true) => "; the device was connected",
+        Some(false) => "; the device was not connected",
+        None => "",
+    };
     let created = Step {
         step: "created",
         at_ms: Some(created_ms(r)),
-        detail: format!("{} for {}", r.challenge.application, r.challenge.account),
+        detail: format!(
+            "{} for {}{connected}",
+            r.challenge.application, r.challenge.account
+        ),
     };
     let delivered = Step {
         step: "delivered",
@@ -359,6 +373,7 @@ impl Server {
         let rows = self.store.challenges_created_since(since)?;
         let mut per_minute = vec![0u32; minutes as usize];
         let mut latencies: Vec<u64> = Vec::new();
+        let mut delivered_later = 0;
         let (mut finished, mut expired, mut answered, mut mismatched) = (0u32, 0u32, 0u32, 0u32);
         for r in &rows {
             let slot = ((r.challenge.created_at - since) / 60) as usize;
@@ -366,7 +381,11 @@ impl Server {
                 *m += 1;
             }
             if let Some(d) = delivered_ms(r) {
-                latencies.push(d.saturating_sub(created_ms(r)));
+                if r.connected_when_asked == Some(true) {
+                    latencies.push(d.saturating_sub(created_ms(r)));
+                } else {
+                    delivered_later += 1;
+                }
             }
             match r.status_at(now) {
                 ChallengeStatus::Pending => {}
@@ -398,6 +417,7 @@ impl Server {
             per_minute,
             total: rows.len(),
             latencies_ms: latencies,
+            delivered_later,
             expired_rate: rate(expired, finished),
             mismatch_rate: rate(mismatched, answered),
         })

@@ -219,11 +219,12 @@ pub fn run(server: &Server, dir: &DataDir, cmd: HelpdeskCommand) -> anyhow::Resu
                 }
                 println!("challenges ({minutes} min): {}", h.total);
                 match h.latency_ms() {
-                    Some([a, b, c]) => {
-                        println!("delivery latency: p50 {a} ms, p90 {b} ms, p99 {c} ms")
-                    }
-                    None => println!("delivery latency: no deliveries"),
+                    Some([a, b, c]) => println!(
+                        "delivery latency (device connected when asked): p50 {a} ms, p90 {b} ms, p99 {c} ms"
+                    ),
+                    None => println!("delivery latency (device connected when asked): no deliveries"),
                 }
+                println!("delivered once the device connected: {}", h.delivered_later);
                 println!("expired: {:.1} %", h.expired_rate * 100.0);
                 println!("wrong number: {:.1} %", h.mismatch_rate * 100.0);
             }

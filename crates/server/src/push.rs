@@ -191,6 +191,7 @@ impl Server {
             user_id: user.id,
             number,
             created_ms: now_ms,
+            connected: self.hub.connected(&device.id) > 0,
         })?;
         audit(
             "ok",

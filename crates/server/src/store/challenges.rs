@@ -16,6 +16,8 @@ pub struct NewChallenge<'a> {
     pub number: u8,
     /// Creation, in Unix milliseconds (for delivery latency).
     pub created_ms: u64,
+    /// The device had a stream open when the challenge was created.
+    pub connected: bool,
 }
 
 /// A stored challenge.
@@ -46,6 +48,9 @@ pub struct ChallengeRow {
     pub answered_ms: Option<u64>,
     /// The device's signed answer (JSON), once answered.
     pub response: Option<String>,
+    /// The device had a stream open when the challenge was created (unknown
+    /// for challenges stored before this was recorded).
+    pub connected_when_asked: Option<bool>,
 }
 
 impl ChallengeRow {
@@ -61,7 +66,7 @@ impl ChallengeRow {
 
 const COLUMNS: &str = "id, device_id, application, ip, location, kind, created_at, expires_at, user_id, number, status, \
                        delivered_at, shown_at, answered_at, (SELECT username FROM users WHERE users.id = challenges.user_id), \
-                       created_ms, delivered_ms, response, shown_ms, answered_ms";
+                       created_ms, delivered_ms, response, shown_ms, answered_ms, connected_when_asked";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
     let kind: String = r.get(5)?;
@@ -93,6 +98,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
         response: r.get(17)?,
         shown_ms: r.get(18)?,
         answered_ms: r.get(19)?,
+        connected_when_asked: r.get(20)?,
     })
 }
 
@@ -102,9 +108,9 @@ impl Store {
         let ch = c.challenge;
         let kind = ch.kind.as_str();
         self.conn().execute(
-            "INSERT INTO challenges (id, user_id, device_id, number, kind, application, ip, location, created_at, expires_at, created_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![ch.id, c.user_id, ch.device_id, c.number, kind, ch.application, ch.ip, ch.location, ch.created_at, ch.expires_at, c.created_ms],
+            "INSERT INTO challenges (id, user_id, device_id, number, kind, application, ip, location, created_at, expires_at, created_ms, connected_when_asked) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![ch.id, c.user_id, ch.device_id, c.number, kind, ch.application, ch.ip, ch.location, ch.created_at, ch.expires_at, c.created_ms, c.connected],
         )?;
         Ok(())
     }

@@ -191,6 +191,9 @@ ALTER TABLE challenges ADD COLUMN shown_ms INTEGER;
 ALTER TABLE challenges ADD COLUMN answered_ms INTEGER;
 CREATE INDEX challenges_created ON challenges(created_at);
 "#,
+    r#"
+ALTER TABLE challenges ADD COLUMN connected_when_asked INTEGER;
+"#,
 ];
 
 /// The database. One connection behind a mutex: SQLite serialises writers
