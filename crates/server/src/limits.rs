@@ -2,8 +2,11 @@
 //! guesser aiming at one officer; this stops one address trying many
 //! accounts (or many codes) at once. Only failures count, so a station
 //! whose officers share one address is not slowed by its own sign-ins.
+//! An IPv6 client is counted by its /64 network: one subscriber commonly
+//! holds a whole /64 and could otherwise change address on every try.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 
 use crate::Error;
@@ -36,7 +39,7 @@ impl AddressLimiter {
             return Ok(());
         }
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(times) = map.get_mut(ip) else {
+        let Some(times) = map.get_mut(&network(ip)) else {
             return Ok(());
         };
         self.forget_old(times, now);
@@ -59,8 +62,9 @@ impl AddressLimiter {
         if ip.is_empty() {
             return;
         }
+        let ip = network(ip);
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_ADDRESSES && !map.contains_key(ip) {
+        if map.len() >= MAX_ADDRESSES && !map.contains_key(&ip) {
             map.retain(|_, times| times.back().is_some_and(|t| t + self.window > now));
             if map.len() >= MAX_ADDRESSES {
                 let quietest = map
@@ -72,7 +76,7 @@ impl AddressLimiter {
                 }
             }
         }
-        let times = map.entry(ip.to_string()).or_default();
+        let times = map.entry(ip).or_default();
         self.forget_old(times, now);
         times.push_back(now);
     }
@@ -81,6 +85,22 @@ impl AddressLimiter {
         while times.front().is_some_and(|t| t + self.window <= now) {
             times.pop_front();
         }
+    }
+}
+
+/// What failures are counted against: the address itself for IPv4 (and
+/// anything that does not parse), the /64 network for IPv6.
+fn network(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", Ipv6Addr::from(prefix))
+            }
+        },
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_string(),
     }
 }
 
@@ -109,6 +129,18 @@ mod tests {
             l.check("203.0.113.7", 700).is_ok(),
             "the first failure aged out"
         );
+    }
+
+    #[test]
+    fn an_ipv6_network_counts_as_one_address() {
+        let l = AddressLimiter::new(2, 600);
+        l.failed("2001:db8:1:2::1", 1);
+        l.failed("2001:db8:1:2:ffff:ffff:ffff:fffe", 2);
+        assert!(l.check("2001:db8:1:2::abcd", 3).is_err(), "same /64");
+        assert!(l.check("2001:db8:1:3::1", 3).is_ok(), "next /64");
+        assert_eq!(network("::ffff:192.0.2.9"), "192.0.2.9");
+        assert_eq!(network("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(network("192.0.2.9"), "192.0.2.9");
     }
 
     #[test]
