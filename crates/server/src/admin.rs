@@ -93,6 +93,7 @@ impl AdminClient {
                     "{}/api/v1/challenges/{challenge_id}?wait={left}",
                     self.base
                 ))
+                .bearer_auth(&self.token)
                 .send()
                 .await?
                 .error_for_status()?

@@ -300,6 +300,12 @@ async fn challenge_status(
     Query(q): Query<Wait>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // Only whoever asked may follow it: the admin token (the `push`
+    // command, the help desk's tools) or the browser session waiting for
+    // this very challenge. Anyone else is told it does not exist.
+    if require_admin(&s, &headers).is_err() && !crate::web::session_follows(&s, &headers, &id)? {
+        return Err(Error::not_found("challenge").into());
+    }
     let (_, status) = s.challenge_status(&id, now())?;
     let mut rx = s.hub.watch(&id, status);
     // Re-read after subscribing, in case it settled in between.

@@ -145,6 +145,17 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
         })
 }
 
+/// Whether the request's browser session is waiting for `challenge_id`.
+pub(crate) fn session_follows(
+    s: &Server,
+    headers: &HeaderMap,
+    challenge_id: &str,
+) -> Result<bool, Error> {
+    Ok(load(s, headers)?.is_some_and(|session| {
+        !session.challenge_id.is_empty() && session.challenge_id == challenge_id
+    }))
+}
+
 fn load(s: &Server, headers: &HeaderMap) -> Result<Option<WebSession>, Error> {
     match cookie_value(headers) {
         Some(v) => Ok(s.store.session(&sha256(v.as_bytes()), now())?),

@@ -673,3 +673,19 @@ async fn behind_the_proxy_the_client_is_the_address_it_appended() {
     // Serving TLS itself, the server ignores the header.
     assert_eq!(address(TlsMode::SelfSigned).await, "10.0.0.1");
 }
+
+#[tokio::test]
+async fn only_the_asker_follows_a_challenge() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0199");
+    let _device = ts.enroll("cs0199").await;
+    let (id, _) = ts.push_ok("cs0199").await;
+    let url = format!("{}/api/v1/challenges/{id}", ts.url);
+    // No admin token and no browser session waiting for it: as if unknown.
+    let resp = ts.http.get(&url).send().await.unwrap();
+    assert_eq!(error_code(resp).await, (404, "not_found".into()));
+    let resp = ts.http.get(&url).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(error_code(resp).await, (404, "not_found".into()));
+    // The admin token (the `push` command) may.
+    assert_eq!(ts.status(&id).await, "pending");
+}

@@ -149,6 +149,7 @@ impl TestServer {
         let v: Verdict = self
             .http
             .get(format!("{}/api/v1/challenges/{challenge_id}", self.url))
+            .bearer_auth(&self.admin_token)
             .send()
             .await
             .unwrap()

@@ -336,11 +336,19 @@ async fn first_sign_in_registration_push_code_and_sign_out() {
     let (_, path, page) = b.sign_in("cs0301@alacop.gov", new).await;
     assert_eq!(path, "/signin/mfa");
     assert!(page.contains("Approve sign in request"));
+    let denied = between(&page, "data-id=\"", "\"").to_string();
     approve_from_page(&ts, &dev, &page, Decision::Deny).await;
     let (_, _, page) = b.get("/signin/mfa/done").await;
     assert!(page.contains("The request was denied in the app."));
     let (_, path, page) = b.post("/signin/mfa/resend", &page, &[]).await;
     assert_eq!(path, "/signin/mfa");
+    // The page's own session follows its challenge; another browser, and
+    // this one for the previous challenge, are told it does not exist.
+    let id = between(&page, "data-id=\"", "\"");
+    let status = format!("/api/v1/challenges/{id}");
+    assert_eq!(b.get(&status).await.0, 200);
+    assert_eq!(Browser::new(&ts).get(&status).await.0, 404);
+    assert_eq!(b.get(&format!("/api/v1/challenges/{denied}")).await.0, 404);
     approve_from_page(&ts, &dev, &page, Decision::Approve).await;
     let (_, path, page) = b.get("/signin/mfa/done").await;
     assert_eq!(path, "/signin/stay");
