@@ -343,41 +343,64 @@ async fn phone_post(
     let mut session = stage_form!(s, headers, STAGES, form);
     let m = s.methods(&session.username)?;
     let typed = form.get("phone").map(String::as_str).unwrap_or_default();
-    let channel = form
-        .get("channel")
-        .and_then(|c| Channel::parse(c))
-        .unwrap_or(Channel::Sms);
-    let refuse = |status: StatusCode, message: &str| {
+    let channel = channel_of(&form);
+    let refuse = |session: &WebSession, status: StatusCode, message: &str| {
         let body = phone_form(&session.csrf, Some(message), typed, channel);
-        wizard(&s, &session, &m, Kind::Phone, body).map(|r| (status, r).into_response())
+        wizard(&s, session, &m, Kind::Phone, body).map(|r| (status, r).into_response())
     };
     let number = match PhoneNumber::parse(typed) {
         Ok(n) => n,
         Err(e) => {
             let message = format!("That phone number can't be used: {e}.");
-            return refuse(StatusCode::UNPROCESSABLE_ENTITY, &message);
+            return refuse(&session, StatusCode::UNPROCESSABLE_ENTITY, &message);
         }
     };
-    match s
-        .send_phone_code(
-            &session.username,
-            Some(&number),
-            channel,
-            Purpose::Register,
-            &ip,
-            now(),
-        )
-        .await
+    match send_code(
+        &s,
+        &mut session,
+        Some(&number),
+        channel,
+        Purpose::Register,
+        &ip,
+    )
+    .await?
     {
+        Ok(()) => Ok(Redirect::to("/signin/register/phone/verify").into_response()),
+        Err((status, message)) => refuse(&session, status, &message),
+    }
+}
+
+/// The channel a form asks for: a text unless it says a call.
+pub(super) fn channel_of(form: &HashMap<String, String>) -> Channel {
+    form.get("channel")
+        .and_then(|c| Channel::parse(c))
+        .unwrap_or(Channel::Sms)
+}
+
+/// Sends a code to `session`'s account (to `number`, or the registered
+/// phone) and makes it the step in progress. A refusal comes back as the
+/// status and message to show on the page.
+pub(super) async fn send_code(
+    s: &Server,
+    session: &mut WebSession,
+    number: Option<&PhoneNumber>,
+    channel: Channel,
+    purpose: Purpose,
+    ip: &str,
+) -> Result<Result<(), (StatusCode, String)>, Error> {
+    let sent = s
+        .send_phone_code(&session.username, number, channel, purpose, ip, now())
+        .await;
+    match sent {
         Ok(id) => {
             session.pending = Pending::PhoneCode(id);
-            s.store.save_session(&session)?;
-            Ok(Redirect::to("/signin/register/phone/verify").into_response())
+            s.store.save_session(session)?;
+            Ok(Ok(()))
         }
         Err(Error::Refused {
             status, message, ..
-        }) => refuse(refusal(status), &message),
-        Err(e) => Err(e.into()),
+        }) => Ok(Err((refusal(status), message))),
+        Err(e) => Err(e),
     }
 }
 
@@ -405,23 +428,31 @@ pub fn code_form(
     }
 }
 
-/// The pending code's number (masked) and channel, if the session waits
-/// for one.
-pub(super) fn pending_code(
-    s: &Server,
-    session: &WebSession,
-) -> Result<Option<(String, String)>, Error> {
+/// A code the session waits for.
+pub(super) struct SentCode {
+    /// Its id, to check what is typed against.
+    pub id: String,
+    /// The number it went to, masked.
+    pub to: String,
+    /// `sms` or `voice`.
+    pub channel: String,
+}
+
+/// The code the session waits for, if any.
+pub(super) fn pending_code(s: &Server, session: &WebSession) -> Result<Option<SentCode>, Error> {
     let Some(id) = session.pending.phone_code() else {
         return Ok(None);
     };
-    Ok(s.store
-        .phone_code(id)?
-        .map(|c| (countersign_core::methods::mask(&c.number), c.channel)))
+    Ok(s.store.phone_code(id)?.map(|c| SentCode {
+        id: id.to_string(),
+        to: countersign_core::methods::mask(&c.number),
+        channel: c.channel,
+    }))
 }
 
 async fn phone_verify_page(State(s): AppState, headers: HeaderMap) -> PageResult {
     let session = stage!(s, headers, STAGES);
-    let Some((to, channel)) = pending_code(&s, &session)? else {
+    let Some(sent) = pending_code(&s, &session)? else {
         return Ok(Redirect::to("/signin/register?method=phone").into_response());
     };
     let m = s.methods(&session.username)?;
@@ -430,7 +461,7 @@ async fn phone_verify_page(State(s): AppState, headers: HeaderMap) -> PageResult
         &session,
         &m,
         Kind::Phone,
-        verify_body(&session, &to, &channel, None),
+        verify_body(&session, &sent.to, &sent.channel, None),
     )
 }
 
@@ -450,19 +481,23 @@ async fn phone_verify_post(
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     let mut session = stage_form!(s, headers, STAGES, form);
-    let (Some(id), Some((to, channel))) = (
-        session.pending.phone_code().map(str::to_owned),
-        pending_code(&s, &session)?,
-    ) else {
+    let Some(sent) = pending_code(&s, &session)? else {
         return Ok(Redirect::to("/signin/register?method=phone").into_response());
     };
     let code = form.get("code").map(String::as_str).unwrap_or_default();
     let again = |status: StatusCode, message: &str| {
         let m = s.methods(&session.username)?;
-        let body = verify_body(&session, &to, &channel, Some(message));
+        let body = verify_body(&session, &sent.to, &sent.channel, Some(message));
         wizard(&s, &session, &m, Kind::Phone, body).map(|r| (status, r).into_response())
     };
-    match s.check_phone_code(&session.username, &id, code, Purpose::Register, &ip, now()) {
+    match s.check_phone_code(
+        &session.username,
+        &sent.id,
+        code,
+        Purpose::Register,
+        &ip,
+        now(),
+    ) {
         Ok(Some(number)) => {
             s.register_phone(&session.username, &number, &ip, now())?;
             session.pending = Pending::Nothing;

@@ -20,7 +20,7 @@ use maud::{html, Markup};
 use ring::rand::SecureRandom;
 
 use super::pages::{csrf, error};
-use super::register::{code_form, pending_code};
+use super::register::{channel_of, code_form, pending_code, send_code};
 use super::{
     account, advance, challenge_status, current_or_new_challenge, html as page, refusal, AppState,
     PageResult,
@@ -28,7 +28,6 @@ use super::{
 use crate::api::ClientIp;
 use crate::methods::Purpose;
 use crate::store::{Methods, Pending, WebSession};
-use crate::telephony::Channel;
 use crate::{now, Error, Server};
 
 /// The verification routes.
@@ -268,38 +267,18 @@ async fn phone_send(
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     let mut session = stage_form!(s, headers, STAGES, form);
-    let channel = form
-        .get("channel")
-        .and_then(|c| Channel::parse(c))
-        .unwrap_or(Channel::Sms);
-    match s
-        .send_phone_code(
-            &session.username,
-            None,
-            channel,
-            purpose(&session),
-            &ip,
-            now(),
-        )
-        .await
-    {
-        Ok(id) => {
-            session.pending = Pending::PhoneCode(id);
-            s.store.save_session(&session)?;
-            Ok(Redirect::to("/signin/mfa/phone").into_response())
-        }
-        Err(Error::Refused {
-            status, message, ..
-        }) => {
+    let purpose = purpose(&session);
+    match send_code(&s, &mut session, None, channel_of(&form), purpose, &ip).await? {
+        Ok(()) => Ok(Redirect::to("/signin/mfa/phone").into_response()),
+        Err((status, message)) => {
             let body = html! {
                 p.account { (account(&s, &session.username)) }
                 h1 { "Verify your identity" }
                 p.error role="alert" { (message) }
                 p { a href="/signin/mfa/other" { "Other ways to verify" } }
             };
-            Ok((refusal(status), page(&s, "Verify your identity", body)).into_response())
+            Ok((status, page(&s, "Verify your identity", body)).into_response())
         }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -308,13 +287,13 @@ fn phone_body(
     session: &WebSession,
     message: Option<&str>,
 ) -> Result<Option<Markup>, Error> {
-    let Some((to, channel)) = pending_code(s, session)? else {
+    let Some(sent) = pending_code(s, session)? else {
         return Ok(None);
     };
     Ok(Some(html! {
         p.account { (account(s, &session.username)) }
         h1 { "Enter code" }
-        (code_form(&session.csrf, "/signin/mfa/phone", &to, &channel, message))
+        (code_form(&session.csrf, "/signin/mfa/phone", &sent.to, &sent.channel, message))
         p { a href="/signin/mfa/other" { "Other ways to verify" } }
     }))
 }
