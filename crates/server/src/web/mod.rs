@@ -199,6 +199,11 @@ fn issue(s: &Server, session: &mut WebSession, old: Option<&[u8]>) -> Result<Str
     ))
 }
 
+/// A `Set-Cookie` value that removes the session cookie.
+fn expired_cookie() -> String {
+    format!("{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
 fn fresh(stage: &str) -> WebSession {
     WebSession {
         id_hash: Vec::new(),

@@ -9,16 +9,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::{Form, Router};
 use maud::{html, Markup};
 
 use super::pages::{csrf, error, info, problems as problems_list};
 use super::{
-    account, advance, at_stages, csrf_ok, forbidden, fresh, html as page, issue, load, AppState,
-    Page, PageResult, COOKIE,
+    account, advance, at_stages, csrf_ok, expired_cookie, forbidden, fresh, html as page, issue,
+    load, AppState, Page, PageResult,
 };
 use crate::api::ClientIp;
 use crate::captcha;
@@ -197,10 +197,7 @@ fn password_form(token: &str, account: &str, problems: &[String]) -> Markup {
 }
 
 async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = match at_stages(&s, &headers, &["recover_reset"])? {
-        Ok(session) => session,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
+    let session = stage!(s, headers, &["recover_reset"]);
     let body = password_form(&session.csrf, &account(&s, &session.username), &[]);
     Ok(page(&s, "Choose a new password", body))
 }
@@ -211,13 +208,7 @@ async fn password_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let session = match at_stages(&s, &headers, &["recover_reset"])? {
-        Ok(session) => session,
-        Err(redirect) => return Ok(redirect.into_response()),
-    };
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
+    let session = stage_form!(s, headers, &["recover_reset"], form);
     let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
     let (new, confirm) = (field("new"), field("confirm"));
     match s.recover_password(&session.username, &new, &confirm, &ip, now())? {
@@ -229,12 +220,11 @@ async fn password_post(
                 p role="status" { "You can now sign in to " (account(&s, &session.username)) " with your new password." }
                 p { a href="/signin" { "Sign in" } }
             };
-            let mut resp: Response = page(&s, "Your password has been reset", body);
-            let expire = format!("{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
-            if let Ok(v) = HeaderValue::from_str(&expire) {
-                resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
+            Ok(Page {
+                body: page(&s, "Your password has been reset", body),
+                cookie: Some(expired_cookie()),
             }
-            Ok(resp)
+            .into_response())
         }
         Err(violations) => {
             let messages: Vec<String> = violations.iter().map(ToString::to_string).collect();

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
 use super::{
-    account, audit, csrf_ok, forbidden, html, load, pages, AppState, Page, PageResult, COOKIE,
+    account, audit, csrf_ok, expired_cookie, forbidden, html, load, pages, AppState, Page,
+    PageResult,
 };
 use crate::api::ClientIp;
 
@@ -56,10 +57,9 @@ pub(super) async fn post(
     }
     s.store.delete_session(&session.id_hash)?;
     audit(&s, &session, "signout", &ip, "ok")?;
-    let expire = format!("{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
     Ok(Page {
         body: Redirect::to("/signout/wait").into_response(),
-        cookie: Some(expire),
+        cookie: Some(expired_cookie()),
     }
     .into_response())
 }
