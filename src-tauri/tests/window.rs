@@ -72,12 +72,13 @@ impl Shots {
              requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
             json!([]),
         );
-        let grab = || {
-            let (x, y, w, h) = s.window_rect();
-            let clamp = |v: i64| i16::try_from(v).unwrap_or(0);
-            let size = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
-            screen_image(&self.display, clamp(x), clamp(y), size(w), size(h))
-        };
+        let (x, y, w, h) = s.window_rect();
+        let (x, y) = (i16::try_from(x).unwrap_or(0), i16::try_from(y).unwrap_or(0));
+        let (w, h) = (
+            u16::try_from(w).unwrap_or(u16::MAX),
+            u16::try_from(h).unwrap_or(u16::MAX),
+        );
+        let grab = || screen_image(&self.display, x, y, w, h);
         let deadline = Instant::now() + Duration::from_secs(2);
         let mut last = grab();
         loop {

@@ -285,24 +285,15 @@ async fn recovery_needs_the_captcha_a_method_and_a_password_under_the_rules() {
         let i = all.iter().position(|(_, v)| *v == n).unwrap();
         all[i + 1].1.to_lowercase()
     };
-    let wrong: Vec<(String, String)> = (0..3)
-        .map(|i| (format!("a{i}"), "not it".to_string()))
-        .collect();
-    let wrong: Vec<(&str, &str)> = wrong
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let fields = ["a0", "a1", "a2"];
+    let wrong: Vec<(&str, &str)> = fields.iter().map(|f| (*f, "not it")).collect();
     let (status, _, page) = b.post("/signin/mfa/questions", &page, &wrong).await;
     assert_eq!(status, 401);
     assert!(page.contains("One or more answers didn't match."));
-    let right: Vec<(String, String)> = asked
-        .iter()
-        .enumerate()
-        .map(|(i, q)| (format!("a{i}"), answer_to(q)))
-        .collect();
-    let right: Vec<(&str, &str)> = right
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
+    let answers: Vec<String> = asked.iter().map(|q| answer_to(q)).collect();
+    let right: Vec<(&str, &str)> = fields
+        .into_iter()
+        .zip(answers.iter().map(String::as_str))
         .collect();
     let (_, path, page) = b.post("/signin/mfa/questions", &page, &right).await;
     assert_eq!(path, "/recover/password");
