@@ -17,13 +17,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::{Stack, PASSCODE};
 use countersign_core::Passcode;
 use countersign_device::intake::Intake;
 use countersign_device::vault::Vault;
-use countersign_testkit::{process_below, process_tree, xvfb, Session};
+use countersign_testkit::{epoch_ms, process_below, process_tree, xvfb, Session};
 use serde_json::json;
 
 const ACCOUNTS: usize = 20;
@@ -157,13 +157,6 @@ fn push_to_prompt(s: &Session, server: &Stack) -> Duration {
     s.click("#btn-verdict-ok");
     s.wait_for("!document.getElementById('screen-main').hidden", "the list");
     Duration::from_millis(painted.saturating_sub(created))
-}
-
-fn epoch_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 fn report(what: &str, samples: &mut [Duration]) {

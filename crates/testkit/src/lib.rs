@@ -11,5 +11,5 @@ pub mod outbox;
 pub mod process;
 pub mod webdriver;
 
-pub use process::{free_port, process_below, process_tree, xvfb, Proc};
+pub use process::{epoch_ms, free_port, process_below, process_tree, xvfb, Proc};
 pub use webdriver::Session;

@@ -37,6 +37,14 @@ impl Drop for Proc {
     }
 }
 
+/// Unix milliseconds now, on the same clock the server reads.
+pub fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 /// A loopback port nobody listens on now.
 pub fn free_port() -> u16 {
     free_ports::<1>()[0]
