@@ -7,7 +7,7 @@
 // Test support: a failed step should stop the test right there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -110,39 +110,6 @@ fn pending_id(stack: &Stack) -> String {
     assert_eq!(list["ip"], "203.0.113.7");
     assert_eq!(list["account"], "ALEA (cs0101@alacop.gov)");
     list["id"].as_str().unwrap().to_string()
-}
-
-/// `countersign watch` with its messages (stderr) as lines on a channel.
-fn watch(env: &Stack) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut watch = env
-        .cli_command(&["watch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = watch.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (watch, rx)
-}
-
-/// Waits (30 s at most) for a line containing `needle`.
-fn said(rx: &std::sync::mpsc::Receiver<String>, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("watch never said {needle:?}"));
-        if line.contains(needle) {
-            return;
-        }
-    }
 }
 
 fn finish(child: Child) -> (i32, String) {
@@ -278,22 +245,20 @@ fn expiry_restart_while_watching_and_totp() {
 
     // `watch` stays connected; the server restarts under it; the next
     // request still arrives and is approved at the prompt.
-    let (mut watch, rx) = watch(&env);
-    let wait_for = |needle: &str| said(&rx, needle);
-    wait_for("connected: ALEA");
+    let mut watch = env.watch();
+    watch.said("connected: ALEA");
     env.stop_server();
     env.start_server();
-    wait_for("connected: ALEA");
+    watch.said("connected: ALEA");
     let (push, number) = start_push(&env);
-    wait_for("Are you trying to sign in?");
-    writeln!(watch.stdin.as_mut().unwrap(), "{number}").unwrap();
+    watch.said("Are you trying to sign in?");
+    watch.type_line(&number.to_string());
     let (code, stdout) = finish(push);
     assert_eq!(
         (code, stdout.lines().last().unwrap()),
         (0, "result: approved")
     );
-    let _ = watch.kill();
-    let _ = watch.wait();
+    drop(watch);
 
     // TOTP: the code the CLI shows is accepted once, then refused.
     let out = cli(&env, &["code", "cs0101"]);
@@ -492,8 +457,8 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
 
     // `watch` connects, gets the request and shows it: both receipts,
     // signed with the device's receipt key, land on the timeline.
-    let (mut watch, rx) = watch(&env);
-    said(&rx, "Are you trying to sign in?");
+    let mut watch = env.watch();
+    watch.said("Are you trying to sign in?");
     let deadline = Instant::now() + Duration::from_secs(10);
     let t = loop {
         let t = timeline(&env, &id);
@@ -511,15 +476,14 @@ fn receipts_put_delivered_and_shown_on_the_help_desk_timeline() {
     let show = env.server(&["helpdesk", "show", "cs0101"]);
     assert!(String::from_utf8_lossy(&show.stdout).contains("connected (1 streams)"));
 
-    writeln!(watch.stdin.as_mut().unwrap(), "{number}").unwrap();
+    watch.type_line(&number.to_string());
     assert_eq!(finish(push).0, 0);
     let t = timeline(&env, &id);
     assert_eq!(t["status"], "approved");
     let answered = &t["steps"][3];
     assert_eq!(answered["detail"], "approved with the right number", "{t}");
     assert!(answered["at_ms"].as_u64().unwrap() >= shown, "{t}");
-    let _ = watch.kill();
-    let _ = watch.wait();
+    drop(watch);
 
     // Listed by `pending` (for a script): delivered, not shown.
     let (push, number, id) = start_push_with_id(&env);

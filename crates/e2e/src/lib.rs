@@ -7,9 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -189,6 +190,25 @@ impl Stack {
         c
     }
 
+    /// Starts `countersign watch` for the officer.
+    pub fn watch(&self) -> Watch {
+        let mut child = self
+            .cli_command(&["watch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Watch { child, lines }
+    }
+
     /// A scratch file path in the stack's folder.
     pub fn file(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
@@ -207,6 +227,42 @@ impl Stack {
         let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
         list[0].clone()
+    }
+}
+
+/// `countersign watch` running for the officer: its messages (stderr) read
+/// line by line, its prompt answered through stdin. Stopped when dropped.
+pub struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Watch {
+    /// Waits (30 s at most) until it prints a line containing `needle`.
+    pub fn said(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("watch never said {needle:?}"));
+            if line.contains(needle) {
+                return;
+            }
+        }
+    }
+
+    /// Types `line` at its prompt.
+    pub fn type_line(&mut self, line: &str) {
+        writeln!(self.child.stdin.as_mut().unwrap(), "{line}").unwrap();
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -9,11 +9,6 @@
 // Test support: a failed step should stop the test right there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
 use countersign_e2e::{assert_ok, Pages, Stack};
 use countersign_testkit::Session;
 
@@ -115,29 +110,8 @@ fn help_desk_follows_a_push_and_resets_an_officer() {
     let number = s.text("p.number").trim().to_string();
 
     // The officer's device comes online: the page moves on by itself.
-    let mut watch = stack
-        .cli_command(&["watch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = watch.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let said = |needle: &str| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("watch never said {needle:?}"))
-            .contains(needle)
-        {}
-    };
-    said("Are you trying to sign in?");
+    let mut watch = stack.watch();
+    watch.said("Are you trying to sign in?");
     s.wait_for(
         "document.querySelector('li[data-step=delivered]').className == 'done' \
          && document.querySelector('li[data-step=shown]').className == 'done'",
@@ -145,7 +119,7 @@ fn help_desk_follows_a_push_and_resets_an_officer() {
     );
     p.says("the prompt was opened on the device");
     p.shot("timeline-shown");
-    writeln!(watch.stdin.as_mut().unwrap(), "{number}").unwrap();
+    watch.type_line(&number);
     p.says("approved with the right number");
     p.says("Status: approved");
     p.shot("timeline-approved");
@@ -168,11 +142,10 @@ fn help_desk_follows_a_push_and_resets_an_officer() {
     s.click("form[action='/helpdesk/users/cs0401/push'] button[type=submit]");
     p.says("Read this number to the officer");
     let number = s.text("p.number").trim().to_string();
-    said("Are you trying to sign in?");
-    writeln!(watch.stdin.as_mut().unwrap(), "{number}").unwrap();
+    watch.said("Are you trying to sign in?");
+    watch.type_line(&number);
     p.says("Status: approved");
-    let _ = watch.kill();
-    let _ = watch.wait();
+    drop(watch);
 
     // Reset the officer's methods, with a reason.
     s.goto(&stack.url("/helpdesk/users/cs0401"));
