@@ -190,6 +190,14 @@ impl Stack {
         c
     }
 
+    /// Approves the one request waiting on the officer's authenticator
+    /// with `number`, as the officer reading it off the page would.
+    pub fn approve_with(&self, number: &str) {
+        let request = self.pending_request();
+        let id = request["id"].as_str().unwrap();
+        self.cli(&["answer", id, "--approve", "--number", number]);
+    }
+
     /// Starts `countersign watch` for the officer.
     pub fn watch(&self) -> Watch {
         let mut child = self

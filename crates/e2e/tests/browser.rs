@@ -67,14 +67,7 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     p.at("/signin/register/test");
     let number = p.number();
     p.shot("register-test-push");
-    let request = stack.pending_request();
-    stack.cli(&[
-        "answer",
-        request["id"].as_str().unwrap(),
-        "--approve",
-        "--number",
-        &number,
-    ]);
+    stack.approve_with(&number);
     p.at("/signin/register/done");
     p.says("Notification approved");
     p.shot("register-done");
@@ -111,14 +104,7 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     p.submit("/signin/mfa/resend");
     p.at("/signin/mfa");
     let number = p.number();
-    let request = stack.pending_request();
-    stack.cli(&[
-        "answer",
-        request["id"].as_str().unwrap(),
-        "--approve",
-        "--number",
-        &number,
-    ]);
+    stack.approve_with(&number);
     p.at("/signin/stay");
     s.click("button[name=stay][value=no]");
     p.at("/my");

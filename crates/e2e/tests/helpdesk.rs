@@ -47,14 +47,7 @@ fn first_sign_in(p: &mut Pages<'_>, stack: &Stack, username: &str, temp: &str) {
     p.change_password(temp, NEW);
     p.at("/signin/mfa");
     let number = p.number();
-    let request = stack.pending_request();
-    stack.cli(&[
-        "answer",
-        request["id"].as_str().unwrap(),
-        "--approve",
-        "--number",
-        &number,
-    ]);
+    stack.approve_with(&number);
     p.at("/signin/register");
     p.submit("/signin/register/skip");
     p.at("/signin/stay");
