@@ -420,3 +420,19 @@ async fn live_views_wake_on_each_audit_row() {
         .expect("the row woke the waiting view")
         .unwrap();
 }
+
+/// The timeline keeps the millisecond a challenge was created at, as the
+/// caller's clock read it, not the start of that second.
+#[tokio::test]
+async fn a_challenge_keeps_its_millisecond() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs1003");
+    let _device = ts.enroll("cs1003").await;
+    let at = now() * 1000 + 789;
+    let (id, _) = ts
+        .server
+        .helpdesk_push("cs1003", None, "", "hd0001", "", at)
+        .unwrap();
+    let t = ts.server.timeline(&id, now()).unwrap();
+    assert_eq!(t.steps[0].at_ms, Some(at), "{:?}", t.steps);
+}
