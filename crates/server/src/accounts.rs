@@ -427,6 +427,7 @@ impl Server {
         ));
         self.store
             .set_password(user.id, &hash_password(&password)?, false, now)?;
+        self.end_sessions(username)?;
         self.admin_audit(actor, "user.reset_password", username, now)?;
         Ok(password)
     }
@@ -448,6 +449,9 @@ impl Server {
     ) -> Result<(), Error> {
         let user = self.user(username)?;
         self.store.set_disabled(user.id, disabled)?;
+        if disabled {
+            self.end_sessions(username)?;
+        }
         self.admin_audit(
             actor,
             if disabled {
@@ -468,6 +472,7 @@ impl Server {
         self.store.remove_phone(user.id)?;
         self.store.remove_answers(user.id)?;
         self.store.set_push_blocked(user.id, false)?;
+        self.end_sessions(username)?;
         self.admin_audit(actor, "user.reset_methods", username, now)?;
         Ok(n)
     }
@@ -477,6 +482,13 @@ impl Server {
         let user = self.user(username)?;
         self.store.set_role(user.id, role)?;
         self.admin_audit(actor, "user.role", username, now)
+    }
+
+    /// Ends every browser session of `username`, stay-signed-in ones too:
+    /// after a help-desk fix, the old cookie leads back to sign-in.
+    fn end_sessions(&self, username: &str) -> Result<(), Error> {
+        self.store.delete_sessions_of(username)?;
+        Ok(())
     }
 
     fn admin_audit(&self, actor: &str, action: &str, target: &str, now: u64) -> Result<(), Error> {

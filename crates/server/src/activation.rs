@@ -10,8 +10,9 @@ use countersign_core::protocol::random_id;
 use countersign_core::{Enrollment, SecretBytes};
 use ring::rand::SecureRandom;
 
+use crate::methods::Authority;
 use crate::state::sha256;
-use crate::store::{NewAudit, NewDevice};
+use crate::store::{Binding, NewAudit, NewDevice};
 use crate::{Error, Server};
 
 /// Seconds an activation code stays valid.
@@ -40,8 +41,17 @@ impl Server {
         Ok(out)
     }
 
-    /// Issues an enrollment payload for a user (the QR code's content).
-    pub fn enrollment(&self, username: &str, actor: &str, now: u64) -> Result<Enrollment, Error> {
+    /// Issues an enrollment payload for a user (the QR code's content) and
+    /// returns it with the activation's public id. Issued on
+    /// [`Authority::FirstMethod`], the code binds a device only while the
+    /// user has no method at all.
+    pub fn enrollment(
+        &self,
+        username: &str,
+        actor: &str,
+        authority: Authority,
+        now: u64,
+    ) -> Result<(Enrollment, String), Error> {
         let user = self.user(username)?;
         let id = self.random_alnum(10)?;
         let secret = zeroize::Zeroizing::new(self.random_alnum(26)?);
@@ -49,6 +59,7 @@ impl Server {
             &id,
             user.id,
             &sha256(secret.as_bytes()),
+            authority == Authority::FirstMethod,
             now,
             ACTIVATION_TTL,
         )?;
@@ -63,14 +74,15 @@ impl Server {
             },
             now,
         )?;
-        Ok(Enrollment {
+        let enrollment = Enrollment {
             server: self.config.public_url(),
             code: format!("{id}-{}", secret.as_str()),
             account: format!("{}@{}", user.username, self.config.email_domain),
             issuer: self.config.org_name.clone(),
             server_key: self.server_key.public_key(),
             pin: self.tls_pin,
-        })
+        };
+        Ok((enrollment, id))
     }
 
     /// Binds a device to the user of a valid activation code.
@@ -198,15 +210,28 @@ impl Server {
             },
             now,
         )?;
-        if !bound {
-            return refuse(
-                "used",
-                Error::refused(
-                    409,
-                    "code_used",
-                    "This activation code was already used. Ask for a new QR code.",
-                ),
-            );
+        match bound {
+            Binding::Bound => {}
+            Binding::CodeUsed => {
+                return refuse(
+                    "used",
+                    Error::refused(
+                        409,
+                        "code_used",
+                        "This activation code was already used. Ask for a new QR code.",
+                    ),
+                )
+            }
+            Binding::AccountHasMethod => {
+                return refuse(
+                    "account has a method now",
+                    Error::refused(
+                        409,
+                        "code_void",
+                        "This QR code is no longer valid: the account's sign-in methods changed. Sign in again to add the app.",
+                    ),
+                )
+            }
         }
         audit(
             &user.username,

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::datadir::DataDir;
+use crate::methods::Authority;
 use crate::push::Created;
 use crate::serve::running_server;
 use crate::store::NewUser;
@@ -116,7 +117,7 @@ fn seed(dir: &Path, config_path: &Path, n: usize) -> anyhow::Result<Vec<Device>>
             },
             t,
         )?;
-        let e = server.enrollment(&username, "bench", t)?;
+        let (e, _) = server.enrollment(&username, "bench", Authority::Proven, t)?;
         let key = SigningKey::generate(&rng)?;
         let req = ActivateRequest {
             code: e.code,

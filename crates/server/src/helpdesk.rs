@@ -8,7 +8,7 @@ use countersign_core::protocol::{ChallengeKind, Decision, Response};
 use serde::Serialize;
 
 use crate::push::Origin;
-use crate::store::{ChallengeRow, DeviceRow, NewAudit, UserRow};
+use crate::store::{ChallengeRow, DeviceRow, NewAudit, Role, UserRow};
 use crate::{Error, Server};
 
 /// One step of a challenge's life.
@@ -115,6 +115,15 @@ impl Fix {
             Fix::ExtendSkipSetup(_) => "helpdesk.extend_skip_setup",
         }
     }
+}
+
+/// Who applies a fix: the name the audit log shows, and their role.
+#[derive(Debug, Clone, Copy)]
+pub struct Staff<'a> {
+    /// As the audit log shows it.
+    pub name: &'a str,
+    /// What they may fix: accounts up to this role.
+    pub role: Role,
 }
 
 /// Push figures over a window.
@@ -307,12 +316,15 @@ impl Server {
     }
 
     /// Applies `fix` to `username` for `staff`, with `reason` in the audit
-    /// log. Returns a new temporary password for [`Fix::ResetPassword`].
+    /// log. Returns a new temporary password for
+    /// [`Fix::ResetPassword`]. An account with a higher role than the
+    /// actor's is refused (and the refusal audited): help-desk staff must
+    /// not take over an administrator.
     pub fn apply_fix(
         &self,
         username: &str,
         fix: &Fix,
-        staff: &str,
+        staff: Staff<'_>,
         reason: &str,
         ip: &str,
         now: u64,
@@ -331,6 +343,36 @@ impl Server {
             ));
         }
         let user = self.user(username)?;
+        let Staff {
+            name: staff,
+            role: staff_role,
+        } = staff;
+        if user.role > staff_role {
+            self.audit(
+                NewAudit {
+                    actor: staff,
+                    action: fix.action(),
+                    target: username,
+                    ip,
+                    outcome: "refused",
+                    detail: &format!(
+                        "target is {}, actor {}",
+                        user.role.as_str(),
+                        staff_role.as_str()
+                    ),
+                },
+                now,
+            )?;
+            return Err(Error::refused(
+                403,
+                "role_too_high",
+                format!(
+                    "{username} is {} and you are {}: only an administrator can fix this account.",
+                    user.role.as_str(),
+                    staff_role.as_str()
+                ),
+            ));
+        }
         let mut password = None;
         let mut detail = reason.to_string();
         match fix {

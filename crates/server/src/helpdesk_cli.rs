@@ -9,7 +9,8 @@ use countersign_core::methods::mask;
 use countersign_core::time::format_utc;
 use countersign_server::admin::AdminClient;
 use countersign_server::datadir::DataDir;
-use countersign_server::helpdesk::Fix;
+use countersign_server::helpdesk::{Fix, Staff};
+use countersign_server::store::Role;
 use countersign_server::{now, Server};
 
 /// Help-desk operations.
@@ -196,7 +197,19 @@ pub fn run(server: &Server, dir: &DataDir, cmd: HelpdeskCommand) -> anyhow::Resu
             staff,
         } => {
             let fix = Fix::parse(&action, device.as_deref(), hours)?;
-            if let Some(password) = server.apply_fix(&username, &fix, &staff, &reason, "", t)? {
+            // Whoever holds the data folder administers the server.
+            let fixed = server.apply_fix(
+                &username,
+                &fix,
+                Staff {
+                    name: &staff,
+                    role: Role::Admin,
+                },
+                &reason,
+                "",
+                t,
+            )?;
+            if let Some(password) = fixed {
                 eprintln!("temporary password for {username} (shown once, must be changed at the next sign-in):");
                 println!("{}", password.as_str());
             } else {

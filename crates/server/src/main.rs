@@ -14,6 +14,7 @@ use countersign_server::admin::AdminClient;
 use countersign_server::api::PushRequest;
 use countersign_server::config::Config;
 use countersign_server::datadir::DataDir;
+use countersign_server::methods::Authority;
 use countersign_server::store::{csv_field, AuditFilter, Role};
 use countersign_server::{now, serve, tls, Server};
 
@@ -494,7 +495,8 @@ fn user(
                 }
             }
             server.tls_pin = tls::setup(&server.config, dir)?.pin;
-            let payload = server.enrollment(&username, actor, now)?.to_uri();
+            let (enrollment, _) = server.enrollment(&username, actor, Authority::Proven, now)?;
+            let payload = enrollment.to_uri();
             println!("{payload}");
             if let Some(path) = png {
                 write_qr(&payload, &path)?;

@@ -36,6 +36,28 @@ impl Purpose {
     }
 }
 
+/// On what authority sign-in methods are changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// A second factor was proven in this session, or staff act: any
+    /// change.
+    Proven,
+    /// The password alone, on an account without any method (first
+    /// sign-in, or after a methods reset): refused once the account has
+    /// one, even one registered a moment ago from another browser.
+    FirstMethod,
+}
+
+/// The refusal when a password-only change meets an account that has a
+/// method now.
+fn methods_changed() -> Error {
+    Error::refused(
+        409,
+        "methods_changed",
+        "This account's sign-in methods changed. Prove it's you with one of them first.",
+    )
+}
+
 /// A method a user may remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MethodKind {
@@ -72,6 +94,7 @@ impl Server {
         &self,
         username: &str,
         chosen: &[(usize, String)],
+        authority: Authority,
         ip: &str,
         now: u64,
     ) -> Result<Result<(), Vec<AnswerProblem>>, Error> {
@@ -85,7 +108,18 @@ impl Server {
             let answer = zeroize::Zeroizing::new(answer);
             hashed.push((*q, hash_password(&answer)?));
         }
-        self.store.set_answers(user.id, &hashed, now)?;
+        let first_only = authority == Authority::FirstMethod;
+        if !self.store.set_answers(user.id, &hashed, first_only, now)? {
+            self.method_audit(
+                username,
+                "method.questions.register",
+                ip,
+                "refused",
+                "account has a method now",
+                now,
+            )?;
+            return Err(methods_changed());
+        }
         self.method_audit(username, "method.questions.register", ip, "ok", "", now)?;
         Ok(Ok(()))
     }
@@ -270,12 +304,19 @@ impl Server {
         &self,
         username: &str,
         number: &str,
+        authority: Authority,
         ip: &str,
         now: u64,
     ) -> Result<(), Error> {
         let user = self.user(username)?;
-        self.store.set_phone(user.id, number, now)?;
         let masked = countersign_core::methods::mask(number);
+        let first_only = authority == Authority::FirstMethod;
+        if !self.store.set_phone(user.id, number, first_only, now)? {
+            let action = "method.phone.register";
+            let why = "account has a method now";
+            self.method_audit(username, action, ip, "refused", why, now)?;
+            return Err(methods_changed());
+        }
         self.method_audit(username, "method.phone.register", ip, "ok", &masked, now)
     }
 

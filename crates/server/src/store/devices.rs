@@ -3,7 +3,7 @@
 use rusqlite::{params, Row};
 use serde::Serialize;
 
-use super::{optional, Store, StoreError};
+use super::{optional, Store, StoreError, HAS_METHOD};
 
 /// A pending activation.
 #[derive(Debug, Clone)]
@@ -20,6 +20,20 @@ pub struct ActivationRow {
     pub attempts: u32,
     /// When it was used, if it was.
     pub used_at: Option<u64>,
+    /// Issued on the password alone (first registration): binds a device
+    /// only while the user has no method at all.
+    pub first_method: bool,
+}
+
+/// How binding a device to an activation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// The device is bound.
+    Bound,
+    /// The code was used meanwhile.
+    CodeUsed,
+    /// A first-method code, but the user has a method now.
+    AccountHasMethod,
 }
 
 /// A device to bind.
@@ -127,12 +141,13 @@ impl Store {
         id: &str,
         user_id: i64,
         secret_hash: &[u8],
+        first_method: bool,
         now: u64,
         ttl: u64,
     ) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT INTO activations (id, user_id, secret_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, user_id, secret_hash, now, now + ttl],
+            "INSERT INTO activations (id, user_id, secret_hash, created_at, expires_at, first_method) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, user_id, secret_hash, now, now + ttl, first_method],
         )?;
         Ok(())
     }
@@ -140,7 +155,7 @@ impl Store {
     /// An activation by its public id.
     pub fn activation(&self, id: &str) -> Result<Option<ActivationRow>, StoreError> {
         optional(self.conn().query_row(
-            "SELECT id, user_id, secret_hash, expires_at, attempts, used_at FROM activations WHERE id = ?1",
+            "SELECT id, user_id, secret_hash, expires_at, attempts, used_at, first_method FROM activations WHERE id = ?1",
             [id],
             |r| {
                 Ok(ActivationRow {
@@ -150,6 +165,7 @@ impl Store {
                     expires_at: r.get(3)?,
                     attempts: r.get(4)?,
                     used_at: r.get(5)?,
+                    first_method: r.get(6)?,
                 })
             },
         ))
@@ -165,21 +181,30 @@ impl Store {
     }
 
     /// Marks the activation used and binds the device, atomically: if the
-    /// code was used meanwhile, nothing is written and `false` returned.
+    /// code was used meanwhile, or is a first-method code and the user has
+    /// a method now, nothing is written.
     pub fn complete_activation(
         &self,
         activation_id: &str,
         d: &NewDevice<'_>,
         now: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Binding, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let first_method: bool = tx.query_row(
+            "SELECT first_method FROM activations WHERE id = ?1",
+            [activation_id],
+            |r| r.get(0),
+        )?;
+        if first_method && tx.query_row(HAS_METHOD, [d.user_id], |r| r.get(0))? {
+            return Ok(Binding::AccountHasMethod);
+        }
         let used = tx.execute(
             "UPDATE activations SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
             params![activation_id, now],
         )?;
         if used == 0 {
-            return Ok(false);
+            return Ok(Binding::CodeUsed);
         }
         tx.execute(
             "INSERT INTO devices (id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, \
@@ -202,7 +227,7 @@ impl Store {
             ],
         )?;
         tx.commit()?;
-        Ok(true)
+        Ok(Binding::Bound)
     }
 
     /// An active (not removed) device.

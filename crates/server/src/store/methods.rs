@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Row};
 
-use super::{optional, Store, StoreError};
+use super::{optional, Store, StoreError, HAS_METHOD};
 
 /// What a user has registered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,13 +93,26 @@ impl Store {
         })
     }
 
-    /// Registers (or replaces) the user's verified phone.
-    pub fn set_phone(&self, user_id: i64, number: &str, now: u64) -> Result<(), StoreError> {
-        self.conn().execute(
+    /// Registers (or replaces) the user's verified phone. With
+    /// `first_only`, only if the user has no method yet: `false` if refused.
+    pub fn set_phone(
+        &self,
+        user_id: i64,
+        number: &str,
+        first_only: bool,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if first_only && tx.query_row(HAS_METHOD, [user_id], |r| r.get(0))? {
+            return Ok(false);
+        }
+        tx.execute(
             "INSERT OR REPLACE INTO phones (user_id, number, verified_at) VALUES (?1, ?2, ?3)",
             params![user_id, number, now],
         )?;
-        Ok(())
+        tx.commit()?;
+        Ok(true)
     }
 
     /// Removes the user's phone; true if there was one.
@@ -111,15 +124,20 @@ impl Store {
     }
 
     /// Replaces the user's security answers with `answers` (question index,
-    /// Argon2id hash of the normalised answer), in one transaction.
+    /// Argon2id hash of the normalised answer), in one transaction. With
+    /// `first_only`, only if the user has no method yet: `false` if refused.
     pub fn set_answers(
         &self,
         user_id: i64,
         answers: &[(usize, String)],
+        first_only: bool,
         now: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        if first_only && tx.query_row(HAS_METHOD, [user_id], |r| r.get(0))? {
+            return Ok(false);
+        }
         tx.execute("DELETE FROM security_answers WHERE user_id = ?1", [user_id])?;
         for (q, hash) in answers {
             tx.execute(
@@ -128,7 +146,7 @@ impl Store {
             )?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// Removes the user's security answers; true if there were some.

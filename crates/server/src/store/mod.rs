@@ -17,10 +17,10 @@ use rusqlite::{Connection, OptionalExtension};
 
 pub use audit::{csv_field, AuditEntry, AuditFilter, NewAudit};
 pub use challenges::{ChallengeRow, NewChallenge};
-pub use devices::{ActivationRow, DeviceRow, NewDevice};
+pub use devices::{ActivationRow, Binding, DeviceRow, NewDevice};
 pub use methods::{Methods, PhoneCode};
 pub use requests::{NewRegistration, RegistrationRequest};
-pub use sessions::{Pending, WebSession};
+pub use sessions::{Factor, FactorMethod, Pending, WebSession};
 pub use users::{NewUser, Role, UserRow};
 
 /// A storage failure.
@@ -194,7 +194,21 @@ CREATE INDEX challenges_created ON challenges(created_at);
     r#"
 ALTER TABLE challenges ADD COLUMN connected_when_asked INTEGER;
 "#,
+    r#"
+ALTER TABLE web_sessions ADD COLUMN factor TEXT NOT NULL DEFAULT '';
+ALTER TABLE web_sessions ADD COLUMN factor_at INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX web_sessions_user ON web_sessions(username);
+ALTER TABLE activations ADD COLUMN first_method INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
+
+/// SQL: whether user `?1` has any sign-in method (an app, a phone or
+/// security answers). Used inside the transaction that registers one, so
+/// "only while the account has none" cannot race another browser.
+const HAS_METHOD: &str =
+    "SELECT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1 AND removed_at IS NULL) \
+     OR EXISTS (SELECT 1 FROM phones WHERE user_id = ?1) \
+     OR EXISTS (SELECT 1 FROM security_answers WHERE user_id = ?1)";
 
 /// The database. One connection behind a mutex: SQLite serialises writers
 /// anyway, and every query here takes microseconds.

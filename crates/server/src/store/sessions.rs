@@ -20,9 +20,9 @@ pub struct WebSession {
     pub stage: String,
     /// The step in progress within the stage.
     pub pending: Pending,
-    /// A second factor was proven in this session (registration may then
-    /// add methods to an account that has some).
-    pub verified: bool,
+    /// The second factor this session proved, if any. Without one, the
+    /// session may act for the account only while it has no method.
+    pub factor: Option<Factor>,
     /// The push challenge being waited for.
     pub challenge_id: String,
     /// Where to go after signing in (already checked against the allow-list).
@@ -47,6 +47,62 @@ pub enum Pending {
     Questions(Vec<usize>),
     /// A CAPTCHA was shown: SHA-256 of its answer.
     Captcha([u8; 32]),
+    /// The app's QR code was shown: the public ids of the activations
+    /// shown in this session, newest last (a reload shows a new one).
+    Enrollment(Vec<String>),
+}
+
+/// A second factor a session proved: with which method, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Factor {
+    /// The method used.
+    pub method: FactorMethod,
+    /// When (Unix seconds).
+    pub at: u64,
+}
+
+/// The methods that prove a second factor. Registering the account's first
+/// method in a session proves that method too (the app by its activation
+/// from the QR code the session showed, a phone by its code, the security
+/// questions by setting them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorMethod {
+    /// The app: a number-matched push, or its activation.
+    App,
+    /// A code from the app.
+    AppCode,
+    /// A code sent by text.
+    Sms,
+    /// A code read by a call.
+    Voice,
+    /// The security questions.
+    Questions,
+}
+
+impl FactorMethod {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactorMethod::App => "app",
+            FactorMethod::AppCode => "app_code",
+            FactorMethod::Sms => "sms",
+            FactorMethod::Voice => "voice",
+            FactorMethod::Questions => "questions",
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            FactorMethod::App,
+            FactorMethod::AppCode,
+            FactorMethod::Sms,
+            FactorMethod::Voice,
+            FactorMethod::Questions,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
 }
 
 impl Pending {
@@ -68,6 +124,7 @@ impl Pending {
                 format!("questions:{}", list.join(","))
             }
             Pending::Captcha(hash) => format!("captcha:{}", HEXLOWER.encode(hash)),
+            Pending::Enrollment(ids) => format!("enroll:{}", ids.join(",")),
         }
     }
 
@@ -77,6 +134,9 @@ impl Pending {
         let (kind, value) = column.split_once(':').unwrap_or_default();
         match kind {
             "code" if !value.is_empty() => Pending::PhoneCode(value.to_string()),
+            "enroll" if !value.is_empty() => {
+                Pending::Enrollment(value.split(',').map(str::to_string).collect())
+            }
             "questions" => {
                 let asked: Option<Vec<usize>> = value.split(',').map(|q| q.parse().ok()).collect();
                 asked.map_or(Pending::Nothing, Pending::Questions)
@@ -92,6 +152,11 @@ impl Pending {
 }
 
 fn session(r: &Row<'_>) -> rusqlite::Result<WebSession> {
+    let factor_at: u64 = r.get(11)?;
+    let factor = FactorMethod::parse(&r.get::<_, String>(10)?).map(|method| Factor {
+        method,
+        at: factor_at,
+    });
     Ok(WebSession {
         id_hash: r.get(0)?,
         csrf: r.get(1)?,
@@ -103,7 +168,7 @@ fn session(r: &Row<'_>) -> rusqlite::Result<WebSession> {
         created_at: r.get(7)?,
         expires_at: r.get(8)?,
         pending: Pending::from_column(&r.get::<_, String>(9)?),
-        verified: r.get(10)?,
+        factor,
     })
 }
 
@@ -111,9 +176,10 @@ impl Store {
     /// Stores a session (insert or replace).
     pub fn save_session(&self, s: &WebSession) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, verified) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![s.id_hash, s.csrf, s.username, s.stage, s.challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, s.pending.to_column(), s.verified],
+            "INSERT OR REPLACE INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![s.id_hash, s.csrf, s.username, s.stage, s.challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, s.pending.to_column(),
+                s.factor.map_or("", |f| f.method.as_str()), s.factor.map_or(0, |f| f.at)],
         )?;
         Ok(())
     }
@@ -121,7 +187,7 @@ impl Store {
     /// A live session by id hash.
     pub fn session(&self, id_hash: &[u8], now: u64) -> Result<Option<WebSession>, StoreError> {
         optional(self.conn().query_row(
-            "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, verified \
+            "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at \
              FROM web_sessions WHERE id_hash = ?1 AND expires_at > ?2",
             params![id_hash, now],
             session,
@@ -133,6 +199,14 @@ impl Store {
         self.conn()
             .execute("DELETE FROM web_sessions WHERE id_hash = ?1", [id_hash])?;
         Ok(())
+    }
+
+    /// Ends every session of `username` (help-desk fixes, disabling);
+    /// returns how many there were.
+    pub fn delete_sessions_of(&self, username: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM web_sessions WHERE username = ?1", [username])?)
     }
 
     /// Drops expired sessions.
@@ -154,6 +228,7 @@ mod tests {
             Pending::PhoneCode("AbC-_9".into()),
             Pending::Questions(vec![0, 4, 11]),
             Pending::Captcha([7; 32]),
+            Pending::Enrollment(vec!["Ab12".into(), "Cd34".into()]),
         ] {
             assert_eq!(Pending::from_column(&p.to_column()), p);
         }

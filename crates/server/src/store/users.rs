@@ -5,8 +5,9 @@ use serde::Serialize;
 
 use super::{optional, Store, StoreError};
 
-/// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What a user may do; each role may do what the ones before it may
+/// (ordered: officer < helpdesk < admin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Signs in and approves.

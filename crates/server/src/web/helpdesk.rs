@@ -19,7 +19,7 @@ use maud::{html, Markup};
 use super::pages::{csrf, error};
 use super::{html as page, load, AppState, PageResult};
 use crate::api::ClientIp;
-use crate::helpdesk::Fix;
+use crate::helpdesk::{Fix, Staff};
 use crate::store::{AuditEntry, AuditFilter, Role, UserRow, WebSession};
 use crate::{now, now_ms, Error, Server};
 
@@ -66,7 +66,7 @@ fn staff(
         return Ok(Err(Redirect::to("/signin").into_response()));
     };
     let user = s.user(&session.username)?;
-    if user.role == Role::Officer || user.disabled {
+    if !is_staff(&user) {
         let body = html! {
             h1 { "Not allowed" }
             p.error role="alert" { "The help-desk console is for help-desk staff. Ask an administrator if you need it." }
@@ -77,6 +77,21 @@ fn staff(
         ));
     }
     Ok(Ok((session, user)))
+}
+
+fn is_staff(user: &UserRow) -> bool {
+    user.role >= Role::Helpdesk && !user.disabled
+}
+
+/// Whether the viewer of a live stream, by their session's id hash, may
+/// still watch: signed in, enabled, still staff. Checked at every wake, so
+/// a stream ends within seconds of sign-out, a lost role or disabling.
+fn may_still_watch(s: &Server, session_hash: &[u8]) -> bool {
+    let Ok(Some(session)) = s.store.session(session_hash, now()) else {
+        return false;
+    };
+    session.stage == "done"
+        && matches!(s.store.user_by_name(&session.username), Ok(Some(u)) if is_staff(&u))
 }
 
 /// The console's frame: its navigation over `body`.
@@ -317,8 +332,20 @@ async fn fix_post(
     let action = form.get("action").map(String::as_str).unwrap_or_default();
     let hours = form.get("hours").and_then(|h| h.trim().parse().ok());
     let reason = form.get("reason").map(String::as_str).unwrap_or_default();
-    let outcome = Fix::parse(action, form.get("device").map(String::as_str), hours)
-        .and_then(|fix| s.apply_fix(&username, &fix, &me.username, reason, &ip, now()));
+    let outcome =
+        Fix::parse(action, form.get("device").map(String::as_str), hours).and_then(|fix| {
+            s.apply_fix(
+                &username,
+                &fix,
+                Staff {
+                    name: &me.username,
+                    role: me.role,
+                },
+                reason,
+                &ip,
+                now(),
+            )
+        });
     match outcome {
         Ok(Some(password)) => {
             let body = html! {

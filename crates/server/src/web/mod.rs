@@ -25,9 +25,10 @@ use ring::rand::SecureRandom;
 use serde::Deserialize;
 
 use crate::api::ClientIp;
+use crate::methods::Authority;
 use crate::push::Origin;
 use crate::state::sha256;
-use crate::store::{NewAudit, Pending, WebSession};
+use crate::store::{Factor, FactorMethod, NewAudit, Pending, WebSession};
 use crate::{now, now_ms, Error, Server};
 
 const COOKIE: &str = "cs_session";
@@ -156,10 +157,70 @@ pub(crate) fn session_follows(
     }))
 }
 
+/// The request's browser session, held to [`second_factor_rule`].
 fn load(s: &Server, headers: &HeaderMap) -> Result<Option<WebSession>, Error> {
-    match cookie_value(headers) {
-        Some(v) => Ok(s.store.session(&sha256(v.as_bytes()), now())?),
-        None => Ok(None),
+    let Some(v) = cookie_value(headers) else {
+        return Ok(None);
+    };
+    let Some(mut session) = s.store.session(&sha256(v.as_bytes()), now())? else {
+        return Ok(None);
+    };
+    second_factor_rule(s, &mut session)?;
+    Ok(Some(session))
+}
+
+/// Stages at which a session acts for the account: registering or removing
+/// methods, finishing a sign-in, being signed in.
+const ACTING_STAGES: &[&str] = &["register", "add", "stay", "done"];
+
+/// The rule no page can skip, applied wherever a session is loaded: a
+/// session acts for an account only with a proven second factor, or while
+/// the account has no method at all (first sign-in, after a methods
+/// reset). A session without one, whose account has gained a method (from
+/// another browser, say), goes back to proving it is the account's holder.
+/// The one exception is the session whose QR code the app was activated
+/// with: that activation proves the app (and binds only while the account
+/// had no method, see [`crate::methods::Authority::FirstMethod`]).
+fn second_factor_rule(s: &Server, session: &mut WebSession) -> Result<(), Error> {
+    if session.factor.is_some() || !ACTING_STAGES.contains(&session.stage.as_str()) {
+        return Ok(());
+    }
+    let user = s.user(&session.username)?;
+    if s.store.methods_of(user.id)?.count() == 0 {
+        return Ok(());
+    }
+    if let Pending::Enrollment(ids) = &session.pending {
+        let mut used = None;
+        for id in ids {
+            let activation = s.store.activation(id)?.filter(|a| a.user_id == user.id);
+            used = used.or(activation.and_then(|a| a.used_at));
+        }
+        if let Some(at) = used {
+            session.factor = Some(Factor {
+                method: FactorMethod::App,
+                at,
+            });
+            session.pending = Pending::Nothing;
+            return Ok(s.store.save_session(session)?);
+        }
+    }
+    back_to_proof(s, session)
+}
+
+/// Sends a session back to proving a second factor.
+fn back_to_proof(s: &Server, session: &mut WebSession) -> Result<(), Error> {
+    session.stage = "mfa".into();
+    session.pending = Pending::Nothing;
+    session.challenge_id.clear();
+    Ok(s.store.save_session(session)?)
+}
+
+/// The authority a session changes methods on: see [`second_factor_rule`].
+fn authority(session: &WebSession) -> Authority {
+    if session.factor.is_some() {
+        Authority::Proven
+    } else {
+        Authority::FirstMethod
     }
 }
 
@@ -216,7 +277,7 @@ fn fresh(stage: &str) -> WebSession {
         created_at: 0,
         expires_at: 0,
         pending: Pending::Nothing,
-        verified: false,
+        factor: None,
     }
 }
 
@@ -324,6 +385,7 @@ mod my;
 mod new_user;
 mod recover;
 mod register;
+pub mod return_to;
 mod signout;
 mod verify;
 
@@ -343,24 +405,24 @@ async fn signin_page(
         Some(session) => session,
         None => fresh("start"),
     };
+    let mut notice = None;
     if let Some(target) = q.return_to {
-        if s.config
-            .web
-            .return_to_allow
-            .iter()
-            .any(|p| target.starts_with(p.as_str()))
-        {
-            session.return_to = target;
-        } else {
-            let who = NewAudit {
-                actor: "",
-                action: "signin.return_to",
-                target: "",
-                ip: &ip,
-                outcome: "refused",
-                detail: "not on the allow-list",
-            };
-            s.audit(who, now())?;
+        match return_to::check(&target, &s.config.web.return_to_allow) {
+            Ok(target) => session.return_to = target,
+            Err(why) => {
+                let who = NewAudit {
+                    actor: "",
+                    action: "signin.return_to",
+                    target: "",
+                    ip: &ip,
+                    outcome: "refused",
+                    detail: why.as_str(),
+                };
+                s.audit(who, now())?;
+                notice = Some(
+                    "The link you followed would send you on to an address this portal does not serve. After you sign in, you will go to My sign-ins.",
+                );
+            }
         }
     }
     session.stage = "start".into();
@@ -370,7 +432,7 @@ async fn signin_page(
         Some(session.id_hash.clone())
     };
     let cookie = issue(&s, &mut session, old.as_deref())?;
-    let body = pages::email(&session.csrf, &s.config.email_domain, None);
+    let body = pages::email(&session.csrf, &s.config.email_domain, notice);
     Ok(Page {
         body: html(&s, "Sign in", body),
         cookie: Some(cookie),

@@ -20,14 +20,17 @@ use serde::Deserialize;
 
 use super::pages::{csrf, error, info, problems as problems_list};
 use super::{
-    account, advance, audit, challenge_status, current_or_new_challenge, html as page, refusal,
-    AppState, PageResult,
+    account, advance, audit, authority, challenge_status, current_or_new_challenge, html as page,
+    refusal, AppState, PageResult,
 };
 use crate::api::ClientIp;
 use crate::methods::Purpose;
-use crate::store::{Methods, Pending, WebSession};
+use crate::store::{Factor, FactorMethod, Methods, Pending, WebSession};
 use crate::telephony::Channel;
 use crate::{now, Error, Server};
+
+/// Activation codes a session remembers (the QR codes it showed).
+const MAX_CODES_SHOWN: usize = 5;
 
 /// Methods an account needs.
 const REQUIRED: usize = 2;
@@ -130,7 +133,7 @@ async fn register_page(
     headers: HeaderMap,
     Query(q): Query<MethodQuery>,
 ) -> PageResult {
-    let session = stage!(s, headers, STAGES);
+    let mut session = stage!(s, headers, STAGES);
     let m = s.methods(&session.username)?;
     if session.stage == "register" && m.count() >= REQUIRED {
         return Ok(Redirect::to("/signin/register/complete").into_response());
@@ -144,7 +147,7 @@ async fn register_page(
         },
     };
     let body = match kind {
-        Kind::App => app_body(&s, &session)?,
+        Kind::App => app_body(&s, &mut session)?,
         Kind::Phone => phone_form(&session.csrf, None, "", Channel::Sms),
         Kind::Questions => questions_form(&session.csrf, &[], &HashMap::new()),
     };
@@ -214,10 +217,26 @@ async fn other_app_page(State(s): AppState) -> Response {
 
 // --- The app -------------------------------------------------------------
 
-fn app_body(s: &Server, session: &WebSession) -> Result<Markup, Error> {
-    let payload = s
-        .enrollment(&session.username, &session.username, now())?
-        .to_uri();
+/// The QR code to scan; the session remembers its activation, whose use
+/// proves the app (see [`super::second_factor_rule`]).
+fn app_body(s: &Server, session: &mut WebSession) -> Result<Markup, Error> {
+    let (enrollment, activation) = s.enrollment(
+        &session.username,
+        &session.username,
+        authority(session),
+        now(),
+    )?;
+    // Codes shown before (a reload shows a new one) may still be scanned.
+    let mut shown = match std::mem::take(&mut session.pending) {
+        Pending::Enrollment(ids) => ids,
+        _ => Vec::new(),
+    };
+    shown.push(activation);
+    let keep = shown.len().saturating_sub(MAX_CODES_SHOWN);
+    shown.drain(..keep);
+    session.pending = Pending::Enrollment(shown);
+    s.store.save_session(session)?;
+    let payload = enrollment.to_uri();
     let code =
         qrcode::QrCode::new(payload.as_bytes()).map_err(|e| Error::Internal(e.to_string()))?;
     let img = code
@@ -438,6 +457,17 @@ pub(super) struct SentCode {
     pub channel: String,
 }
 
+impl SentCode {
+    /// The factor that entering this code proves.
+    pub fn factor(&self) -> FactorMethod {
+        if self.channel == "voice" {
+            FactorMethod::Voice
+        } else {
+            FactorMethod::Sms
+        }
+    }
+}
+
 /// The code the session waits for, if any.
 pub(super) fn pending_code(s: &Server, session: &WebSession) -> Result<Option<SentCode>, Error> {
     let Some(id) = session.pending.phone_code() else {
@@ -499,8 +529,16 @@ async fn phone_verify_post(
         now(),
     ) {
         Ok(Some(number)) => {
-            s.register_phone(&session.username, &number, &ip, now())?;
+            match s.register_phone(&session.username, &number, authority(&session), &ip, now()) {
+                Ok(()) => {}
+                Err(Error::Refused { .. }) => return Ok(methods_changed(&s, &mut session)?),
+                Err(e) => return Err(e.into()),
+            }
             session.pending = Pending::Nothing;
+            session.factor.get_or_insert(Factor {
+                method: sent.factor(),
+                at: now(),
+            });
             s.store.save_session(&session)?;
             let next = next_url(&s, &mut session)?;
             Ok(page(
@@ -577,15 +615,31 @@ async fn questions_post(
         }
     }
     if problems.is_empty() {
-        match s.register_answers(&session.username, &chosen, &ip, now())? {
-            Ok(()) => return Ok(Redirect::to(next_url(&s, &mut session)?).into_response()),
-            Err(p) => problems.extend(p.iter().map(ToString::to_string)),
+        match s.register_answers(&session.username, &chosen, authority(&session), &ip, now()) {
+            Ok(Ok(())) => {
+                session.factor.get_or_insert(Factor {
+                    method: FactorMethod::Questions,
+                    at: now(),
+                });
+                s.store.save_session(&session)?;
+                return Ok(Redirect::to(next_url(&s, &mut session)?).into_response());
+            }
+            Ok(Err(p)) => problems.extend(p.iter().map(ToString::to_string)),
+            Err(Error::Refused { .. }) => return Ok(methods_changed(&s, &mut session)?),
+            Err(e) => return Err(e.into()),
         }
     }
     let m = s.methods(&session.username)?;
     let body = questions_form(&session.csrf, &problems, &form);
     wizard(&s, &session, &m, Kind::Questions, body)
         .map(|r| (StatusCode::UNPROCESSABLE_ENTITY, r).into_response())
+}
+
+/// A password-only registration met an account that has a method now
+/// (registered from another browser): prove one of them first.
+fn methods_changed(s: &Server, session: &mut WebSession) -> Result<Response, Error> {
+    super::back_to_proof(s, session)?;
+    Ok(Redirect::to("/signin/mfa").into_response())
 }
 
 // --- The end -------------------------------------------------------------

@@ -27,7 +27,7 @@ use super::{
 };
 use crate::api::ClientIp;
 use crate::methods::Purpose;
-use crate::store::{Methods, Pending, WebSession};
+use crate::store::{Factor, FactorMethod, Methods, Pending, WebSession};
 use crate::{now, Error, Server};
 
 /// The verification routes.
@@ -73,8 +73,8 @@ fn questions_allowed(session: &WebSession, m: &Methods) -> bool {
 /// Identity proven: a sign-in goes on (registration of missing methods,
 /// then "Stay signed in?"); a recovery goes to the new password. Either
 /// way under a new session id.
-pub fn proven(s: &Server, session: &mut WebSession) -> PageResult {
-    session.verified = true;
+pub fn proven(s: &Server, session: &mut WebSession, method: FactorMethod) -> PageResult {
+    session.factor = Some(Factor { method, at: now() });
     session.challenge_id.clear();
     session.pending = Pending::Nothing;
     let next = if session.stage == "recover" {
@@ -109,7 +109,7 @@ async fn push_done(State(s): AppState, headers: HeaderMap) -> PageResult {
     let mut session = stage!(s, headers, STAGES);
     let who = account(&s, &session.username);
     let message = match challenge_status(&s, &session)? {
-        Some(ChallengeStatus::Approved) => return proven(&s, &mut session),
+        Some(ChallengeStatus::Approved) => return proven(&s, &mut session, FactorMethod::App),
         Some(ChallengeStatus::Pending) | None => return Ok(Redirect::to("/signin/mfa").into_response()),
         Some(ChallengeStatus::Denied) => "The request was denied in the app. We didn't sign you in.",
         Some(ChallengeStatus::NumberMismatch) => "The number entered in the app didn't match. We didn't sign you in.",
@@ -246,7 +246,7 @@ async fn totp_post(
             .into_response()
     };
     match s.verify_totp(&session.username, &code, &session.username, &ip, now()) {
-        Ok(true) => proven(&s, &mut session),
+        Ok(true) => proven(&s, &mut session, FactorMethod::AppCode),
         Ok(false) => Ok(again(
             StatusCode::UNAUTHORIZED,
             "That code didn't work. Check the code and try again.",
@@ -313,13 +313,20 @@ async fn phone_post(
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     let mut session = stage_form!(s, headers, STAGES, form);
-    let Some(id) = session.pending.phone_code().map(str::to_owned) else {
+    let Some(sent) = pending_code(&s, &session)? else {
         return Ok(Redirect::to("/signin/mfa/other").into_response());
     };
     let code = form.get("code").map(String::as_str).unwrap_or_default();
-    let outcome = s.check_phone_code(&session.username, &id, code, purpose(&session), &ip, now());
+    let outcome = s.check_phone_code(
+        &session.username,
+        &sent.id,
+        code,
+        purpose(&session),
+        &ip,
+        now(),
+    );
     let (status, message) = match outcome {
-        Ok(Some(_)) => return proven(&s, &mut session),
+        Ok(Some(_)) => return proven(&s, &mut session, sent.factor()),
         Ok(None) => (
             StatusCode::UNAUTHORIZED,
             "That code didn't work. Check the code and try again.".to_string(),
@@ -413,7 +420,7 @@ async fn questions_post(
         .map(|i| form.get(&format!("a{i}")).cloned().unwrap_or_default())
         .collect();
     let message = match s.check_answers(&session.username, &asked, &given, &ip, now()) {
-        Ok(true) => return proven(&s, &mut session),
+        Ok(true) => return proven(&s, &mut session, FactorMethod::Questions),
         Ok(false) => "One or more answers didn't match. Try again.".to_string(),
         Err(Error::Refused { message, .. }) => message,
         Err(e) => return Err(e.into()),

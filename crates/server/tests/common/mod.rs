@@ -11,6 +11,7 @@ use countersign_core::protocol::{ChallengeEnvelope, Decision, Response};
 use countersign_core::{Enrollment, SigningKey};
 use countersign_server::config::Config;
 use countersign_server::datadir::DataDir;
+use countersign_server::methods::Authority;
 use countersign_server::serve::{self, Running};
 use countersign_server::{now, tls, Server};
 use futures_util::StreamExt;
@@ -90,7 +91,10 @@ impl TestServer {
     }
 
     pub fn enrollment(&self, username: &str) -> Enrollment {
-        self.server.enrollment(username, "test", now()).unwrap()
+        self.server
+            .enrollment(username, "test", Authority::Proven, now())
+            .unwrap()
+            .0
     }
 
     /// Activates a new device for `username` over HTTP.

@@ -4,6 +4,8 @@
 //! record a reason, the audit log with its CSV export, push health.
 
 use countersign_core::protocol::{Decision, Receipt, ReceiptEvent};
+use countersign_server::helpdesk::Staff;
+use countersign_server::methods::Authority;
 use countersign_server::now;
 use countersign_server::store::Role;
 
@@ -14,7 +16,7 @@ const NEW: &str = "Correct-Horse-9-Battery";
 
 /// A user with the app (returned) and security questions, signed in
 /// through the pages (password change, number matching) in `b`.
-async fn signed_in(ts: &TestServer, b: &Browser, username: &str) -> TestDevice {
+pub(super) async fn signed_in(ts: &TestServer, b: &Browser, username: &str) -> TestDevice {
     let temp = ts.add_user(username);
     let dev = ts.enroll(username).await;
     let chosen: Vec<(usize, String)> = answers()
@@ -22,7 +24,7 @@ async fn signed_in(ts: &TestServer, b: &Browser, username: &str) -> TestDevice {
         .map(|p| (p[0].1.parse().unwrap(), p[1].1.to_string()))
         .collect();
     ts.server
-        .register_answers(username, &chosen, "", now())
+        .register_answers(username, &chosen, Authority::Proven, "", now())
         .unwrap()
         .unwrap();
     let (_, _, page) = b.sign_in(username, &temp).await;
@@ -344,7 +346,10 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
         .apply_fix(
             "cs1001",
             &countersign_server::helpdesk::Fix::Unlock,
-            "hd0001",
+            Staff {
+                name: "hd0001",
+                role: Role::Helpdesk,
+            },
             "ticket 9",
             "",
             now(),

@@ -232,6 +232,7 @@ async fn recovery_needs_the_captcha_a_method_and_a_password_under_the_rules() {
                 .chunks(2)
                 .map(|p| (p[0].1.parse().unwrap(), p[1].1.to_string()))
                 .collect::<Vec<_>>(),
+            countersign_server::methods::Authority::Proven,
             "",
             countersign_server::now(),
         )
@@ -430,7 +431,13 @@ async fn recovery_is_limited_per_account() {
         .map(|p| (p[0].1.parse().unwrap(), p[1].1.to_string()))
         .collect();
     ts.server
-        .register_answers("cs0811", &chosen, "", countersign_server::now())
+        .register_answers(
+            "cs0811",
+            &chosen,
+            countersign_server::methods::Authority::Proven,
+            "",
+            countersign_server::now(),
+        )
         .unwrap()
         .unwrap();
     let mut statuses = Vec::new();

@@ -1,8 +1,10 @@
 //! The sign-in pages over HTTPS on loopback, driven like a browser without
 //! JavaScript (cookies, forms, redirects).
 
+mod fixes;
 mod helpdesk;
 mod methods;
+mod takeover;
 
 use crate::common::{TestDevice, TestServer};
 use countersign_core::api::ActivateResponse;

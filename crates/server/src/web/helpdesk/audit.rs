@@ -13,7 +13,7 @@ use countersign_core::time::format_utc;
 use futures_util::stream;
 use maud::html;
 
-use super::console;
+use super::{console, may_still_watch};
 use crate::store::{csv_field, AuditEntry, AuditFilter};
 use crate::web::{AppState, PageResult};
 
@@ -117,37 +117,43 @@ pub(super) async fn events(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
-    let _ = staff!(s, headers);
+    let (viewer, _) = staff!(s, headers);
     let mut filter = filter_of(&q);
     filter.after_seq = q.get("after").and_then(|a| a.parse().ok()).or(Some(0));
     let changes = s.audit_changes();
     let stream = stream::unfold(
         (s, filter, changes, Vec::<AuditEntry>::new()),
-        |(s, mut filter, mut changes, mut queue)| async move {
-            loop {
-                if let Some(r) = queue.pop() {
-                    let data = serde_json::json!({
+        move |(s, mut filter, mut changes, mut queue)| {
+            let viewer = viewer.id_hash.clone();
+            async move {
+                loop {
+                    if !may_still_watch(&s, &viewer) {
+                        return None;
+                    }
+                    if let Some(r) = queue.pop() {
+                        let data = serde_json::json!({
                         "seq": r.seq, "at": format_utc(r.at), "actor": r.actor, "action": r.action,
                         "target": r.target, "outcome": r.outcome, "detail": r.detail,
                     })
                     .to_string();
-                    return Some((
-                        Ok::<_, Infallible>(Event::default().event("row").data(data)),
-                        (s, filter, changes, queue),
-                    ));
+                        return Some((
+                            Ok::<_, Infallible>(Event::default().event("row").data(data)),
+                            (s, filter, changes, queue),
+                        ));
+                    }
+                    let Ok(mut rows) = s.store.audit_entries(&filter) else {
+                        return None;
+                    };
+                    let Some(last) = rows.last() else {
+                        // Nothing new: wait for a row (the limit covers rows
+                        // written by another process).
+                        changes.next(Duration::from_secs(2)).await;
+                        continue;
+                    };
+                    filter.after_seq = Some(last.seq);
+                    rows.reverse();
+                    queue = rows;
                 }
-                let Ok(mut rows) = s.store.audit_entries(&filter) else {
-                    return None;
-                };
-                let Some(last) = rows.last() else {
-                    // Nothing new: wait for a row (the limit covers rows
-                    // written by another process).
-                    changes.next(Duration::from_secs(2)).await;
-                    continue;
-                };
-                filter.after_seq = Some(last.seq);
-                rows.reverse();
-                queue = rows;
             }
         },
     );

@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use futures_util::stream;
 use maud::{html, Markup};
 
-use super::{at_ms, console};
+use super::{at_ms, console, may_still_watch};
 use crate::helpdesk::Timeline;
 use crate::now;
 use crate::web::{AppState, PageResult};
@@ -57,36 +57,42 @@ pub(super) async fn events(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> PageResult {
-    let _ = staff!(s, headers);
+    let (viewer, _) = staff!(s, headers);
     s.timeline(&id, now())?;
     let changes = s.audit_changes();
     let stream = stream::unfold(
         (s, id, changes, String::new(), false),
-        |(s, id, mut changes, last, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                let Ok(t) = s.timeline(&id, now()) else {
+        move |(s, id, mut changes, last, done)| {
+            let viewer = viewer.id_hash.clone();
+            async move {
+                if done {
                     return None;
-                };
-                let json = serde_json::json!({
-                    "status": t.status,
-                    "open": t.open,
-                    "steps": t.steps.iter().map(|st| serde_json::json!({
-                        "step": st.step,
-                        "at": st.at_ms.map(at_ms),
-                        "detail": st.detail,
-                    })).collect::<Vec<_>>(),
-                })
-                .to_string();
-                if json != last {
-                    let ev = Event::default().event("timeline").data(json.clone());
-                    return Some((Ok::<_, Infallible>(ev), (s, id, changes, json, !t.open)));
                 }
-                // Every step writes an audit row (expiry too, from the
-                // sweeper); the limit covers another process's writes.
-                changes.next(Duration::from_secs(2)).await;
+                loop {
+                    if !may_still_watch(&s, &viewer) {
+                        return None;
+                    }
+                    let Ok(t) = s.timeline(&id, now()) else {
+                        return None;
+                    };
+                    let json = serde_json::json!({
+                        "status": t.status,
+                        "open": t.open,
+                        "steps": t.steps.iter().map(|st| serde_json::json!({
+                            "step": st.step,
+                            "at": st.at_ms.map(at_ms),
+                            "detail": st.detail,
+                        })).collect::<Vec<_>>(),
+                    })
+                    .to_string();
+                    if json != last {
+                        let ev = Event::default().event("timeline").data(json.clone());
+                        return Some((Ok::<_, Infallible>(ev), (s, id, changes, json, !t.open)));
+                    }
+                    // Every step writes an audit row (expiry too, from the
+                    // sweeper); the limit covers another process's writes.
+                    changes.next(Duration::from_secs(2)).await;
+                }
             }
         },
     );
