@@ -112,6 +112,7 @@ impl Server {
                     first_name: first.trim(),
                     last_name: last.trim(),
                     password_hash: &hash,
+                    temporary_until: self.temporary_until(now),
                 },
                 now,
             )?
@@ -160,8 +161,12 @@ impl Server {
             .ok_or_else(|| Error::not_found("user"))
     }
 
-    /// The password step of a sign-in. Unknown user and wrong password get
-    /// the same answer; failures count towards the lockout.
+    /// The password step of a sign-in. Unknown user, wrong password, and a
+    /// locked or disabled account with a wrong password get the same
+    /// answer at the same cost (one Argon2id verification), so the answer
+    /// tells nothing about the account; failures count towards the
+    /// lockout. Only the right password learns that the account is locked,
+    /// disabled, or holds an expired temporary password.
     pub fn check_password(
         &self,
         username: &str,
@@ -199,6 +204,25 @@ impl Server {
             audit("refused", "unknown user")?;
             return Err(invalid());
         };
+        let locked_now = user.locked_until > now;
+        if !verify_password(&user.password_hash, password) {
+            self.address_failures.failed(ip, now);
+            if user.disabled || locked_now {
+                audit("refused", "wrong password (account disabled or locked)")?;
+                return Err(invalid());
+            }
+            let lock_secs = self.config.lockout.minutes * 60;
+            if self
+                .store
+                .record_failure(user.id, self.config.lockout.max_failures, lock_secs, now)?
+                .is_some()
+            {
+                audit("locked", "too many failed sign-ins")?;
+            } else {
+                audit("refused", "wrong password")?;
+            }
+            return Err(invalid());
+        }
         if user.disabled {
             audit("refused", "disabled")?;
             return Err(Error::refused(
@@ -207,24 +231,17 @@ impl Server {
                 "This account is disabled. Contact the help desk.",
             ));
         }
-        if user.locked_until > now {
+        if locked_now {
             audit("refused", "locked")?;
             return Err(locked(user.locked_until, now));
         }
-        if !verify_password(&user.password_hash, password) {
-            self.address_failures.failed(ip, now);
-            let lock_secs = self.config.lockout.minutes * 60;
-            if let Some(until) = self.store.record_failure(
-                user.id,
-                self.config.lockout.max_failures,
-                lock_secs,
-                now,
-            )? {
-                audit("locked", "too many failed sign-ins")?;
-                return Err(locked(until, now));
-            }
-            audit("refused", "wrong password")?;
-            return Err(invalid());
+        if user.must_change && user.temporary_until <= now {
+            audit("refused", "temporary password expired")?;
+            return Err(Error::refused(
+                403,
+                "temporary_password_expired",
+                "Your temporary password has expired. Contact the help desk for a new one.",
+            ));
         }
         self.store.clear_failures(user.id)?;
         audit(
@@ -335,7 +352,7 @@ impl Server {
             return Ok(Err(violations));
         }
         self.store
-            .set_password(user.id, &hash_password(new)?, true, now)?;
+            .set_password(user.id, &hash_password(new)?, None, now)?;
         audit("ok", "")?;
         Ok(Ok(()))
     }
@@ -388,7 +405,7 @@ impl Server {
         let codes: Vec<&str> = violations.iter().map(Violation::code).collect();
         if violations.is_empty() {
             self.store
-                .set_password(user.id, &hash_password(new)?, true, now)?;
+                .set_password(user.id, &hash_password(new)?, None, now)?;
             self.store.clear_failures(user.id)?;
         }
         self.audit(
@@ -425,8 +442,12 @@ impl Server {
             &user.last_name,
             &digits,
         ));
-        self.store
-            .set_password(user.id, &hash_password(&password)?, false, now)?;
+        self.store.set_password(
+            user.id,
+            &hash_password(&password)?,
+            Some(self.temporary_until(now)),
+            now,
+        )?;
         self.end_sessions(username)?;
         self.admin_audit(actor, "user.reset_password", username, now)?;
         Ok(password)
@@ -482,6 +503,11 @@ impl Server {
         let user = self.user(username)?;
         self.store.set_role(user.id, role)?;
         self.admin_audit(actor, "user.role", username, now)
+    }
+
+    /// When a temporary password issued at `now` stops working.
+    fn temporary_until(&self, now: u64) -> u64 {
+        now + self.config.users.temporary_password_days * 86_400
     }
 
     /// Ends every browser session of `username`, stay-signed-in ones too:

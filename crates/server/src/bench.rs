@@ -114,6 +114,7 @@ fn seed(dir: &Path, config_path: &Path, n: usize) -> anyhow::Result<Vec<Device>>
                 first_name: "Bench",
                 last_name: "User",
                 password_hash: &hash,
+                temporary_until: t + 86_400,
             },
             t,
         )?;

@@ -187,6 +187,9 @@ pub struct UsersConfig {
     /// Hours an officer may postpone registering sign-in methods ("Skip
     /// setup", once per account); 0 turns skipping off.
     pub skip_setup_hours: u64,
+    /// Days a temporary password (a new account's, or a reset's) works;
+    /// the help desk issues a new one after that.
+    pub temporary_password_days: u64,
 }
 
 /// Logging.
@@ -264,6 +267,7 @@ impl Default for UsersConfig {
         UsersConfig {
             temporary_password_template: DEFAULT_TEMPLATE.into(),
             skip_setup_hours: 24,
+            temporary_password_days: 7,
         }
     }
 }
@@ -370,6 +374,9 @@ impl Config {
         }
         if self.password.history > 100 {
             return invalid("password.history", "must be at most 100");
+        }
+        if !(1..=90).contains(&self.users.temporary_password_days) {
+            return invalid("users.temporary_password_days", "must be between 1 and 90");
         }
         if self.users.skip_setup_hours > 24 * 30 {
             return invalid("users.skip_setup_hours", "must be at most 720 (30 days)");

@@ -49,6 +49,8 @@ pub struct NewUser<'a> {
     pub last_name: &'a str,
     /// Argon2id PHC string.
     pub password_hash: &'a str,
+    /// When the temporary password stops working.
+    pub temporary_until: u64,
 }
 
 /// A stored user.
@@ -69,6 +71,8 @@ pub struct UserRow {
     pub password_hash: String,
     /// Must change the (temporary) password at next sign-in.
     pub must_change: bool,
+    /// When the temporary password stops working (if `must_change`).
+    pub temporary_until: u64,
     /// Last change made by the user (0: never).
     pub password_changed_at: u64,
     /// Failed sign-ins since the last success.
@@ -86,7 +90,7 @@ pub struct UserRow {
 }
 
 const COLUMNS: &str = "id, username, first_name, last_name, role, password_hash, must_change, password_changed_at, \
-                       failed_logins, locked_until, disabled, push_blocked, skip_setup_until, created_at";
+                       failed_logins, locked_until, disabled, push_blocked, skip_setup_until, created_at, temporary_until";
 
 fn user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     let role: String = r.get(4)?;
@@ -105,6 +109,7 @@ fn user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         push_blocked: r.get(11)?,
         skip_setup_until: r.get(12)?,
         created_at: r.get(13)?,
+        temporary_until: r.get(14)?,
     })
 }
 
@@ -113,8 +118,8 @@ impl Store {
     pub fn insert_user(&self, u: &NewUser<'_>, now: u64) -> Result<Option<UserRow>, StoreError> {
         let conn = self.conn();
         let inserted = conn.execute(
-            "INSERT OR IGNORE INTO users (username, first_name, last_name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![u.username, u.first_name, u.last_name, u.password_hash, now],
+            "INSERT OR IGNORE INTO users (username, first_name, last_name, password_hash, created_at, temporary_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![u.username, u.first_name, u.last_name, u.password_hash, now, u.temporary_until],
         )?;
         if inserted == 0 {
             return Ok(None);
@@ -189,28 +194,28 @@ impl Store {
     }
 
     /// Sets a new password hash and records it in the history.
-    /// `by_user`: a change the user made (counts for the minimum age);
-    /// otherwise an administrator reset, which also forces a change.
+    /// `None`: a change the user made (counts for the minimum age);
+    /// `Some(until)`: a temporary password (a reset), which must be changed
+    /// at the next sign-in and stops working at `until`.
     pub fn set_password(
         &self,
         user_id: i64,
         hash: &str,
-        by_user: bool,
+        temporary_until: Option<u64>,
         now: u64,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        if by_user {
-            tx.execute(
+        match temporary_until {
+            None => tx.execute(
                 "UPDATE users SET password_hash = ?2, must_change = 0, password_changed_at = ?3 WHERE id = ?1",
                 params![user_id, hash, now],
-            )?;
-        } else {
-            tx.execute(
-                "UPDATE users SET password_hash = ?2, must_change = 1, failed_logins = 0, locked_until = 0 WHERE id = ?1",
-                params![user_id, hash],
-            )?;
-        }
+            )?,
+            Some(until) => tx.execute(
+                "UPDATE users SET password_hash = ?2, must_change = 1, temporary_until = ?3, failed_logins = 0, locked_until = 0 WHERE id = ?1",
+                params![user_id, hash, until],
+            )?,
+        };
         tx.execute(
             "INSERT INTO password_history (user_id, hash, created_at) VALUES (?1, ?2, ?3)",
             params![user_id, hash, now],
@@ -308,6 +313,7 @@ mod tests {
                 first_name: f,
                 last_name: l,
                 password_hash: "x",
+                temporary_until: 2,
             };
             store.insert_user(&new, 1).unwrap();
         }

@@ -452,12 +452,15 @@ async fn lockout_after_five_failures_and_unlock() {
             "failure {i}"
         );
     }
+    // The fifth locks the account, but answers like any wrong password: a
+    // lock must not tell that the account exists.
     assert_eq!(
         s.check_password("cs0109", "wrong", "", t)
             .unwrap_err()
             .code(),
-        "account_locked"
+        "invalid_credentials"
     );
+    assert!(s.user("cs0109").unwrap().locked_until > t);
     // Locked: even the right password is refused, for ten minutes.
     assert_eq!(
         s.check_password("cs0109", &temp, "", t + 60)
@@ -489,6 +492,96 @@ async fn lockout_after_five_failures_and_unlock() {
             .unwrap_err()
             .to_string()
     );
+}
+
+/// Median time of `f` over `n` runs.
+fn median_time(n: usize, mut f: impl FnMut()) -> std::time::Duration {
+    let mut times: Vec<_> = (0..n)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[n / 2]
+}
+
+#[tokio::test]
+async fn locked_and_disabled_accounts_answer_a_wrong_password_like_an_unknown_user() {
+    let ts = TestServer::start_with(|c| c.lockout.per_address_failures = 10_000).await;
+    let s = &ts.server;
+    let t = now();
+    let locked_temp = ts.add_user("cs0131");
+    let disabled_temp = ts.add_user("cs0132");
+    for _ in 0..5 {
+        let _ = s.check_password("cs0131", "wrong", "", t);
+    }
+    assert!(s.user("cs0131").unwrap().locked_until > t);
+    s.set_disabled("cs0132", true, "admin", t).unwrap();
+
+    // Status, code and message alike.
+    let answer = |user: &str| {
+        let e = s.check_password(user, "wrong", "", t).unwrap_err();
+        (e.status(), e.code(), e.to_string())
+    };
+    let unknown = answer("nobody");
+    assert_eq!(unknown.1, "invalid_credentials");
+    assert_eq!(answer("cs0131"), unknown, "locked");
+    assert_eq!(answer("cs0132"), unknown, "disabled");
+    // And cost alike: each verifies a password hash (the refusal used to
+    // come before it, about 25 times faster). Half is a wide margin.
+    let base = median_time(5, || drop(s.check_password("nobody", "wrong", "", t)));
+    for user in ["cs0131", "cs0132"] {
+        let took = median_time(5, || drop(s.check_password(user, "wrong", "", t)));
+        assert!(took * 2 > base, "{user}: {took:?} against {base:?}");
+    }
+
+    // The right password may learn why: that helps the officer.
+    let e = s.check_password("cs0131", &locked_temp, "", t).unwrap_err();
+    assert_eq!(e.code(), "account_locked");
+    let e = s
+        .check_password("cs0132", &disabled_temp, "", t)
+        .unwrap_err();
+    assert_eq!(e.code(), "account_disabled");
+}
+
+#[tokio::test]
+async fn temporary_passwords_expire_and_the_help_desk_issues_new_ones() {
+    let ts = TestServer::start_with(|c| c.users.temporary_password_days = 2).await;
+    let s = &ts.server;
+    let t = now();
+    let temp = ts.add_user("cs0133");
+    let days = 2 * 86_400;
+    assert!(s.check_password("cs0133", &temp, "", t + days - 60).is_ok());
+    let e = s
+        .check_password("cs0133", &temp, "", t + days + 1)
+        .unwrap_err();
+    assert_eq!(e.code(), "temporary_password_expired");
+    assert!(e.to_string().contains("Contact the help desk"), "{e}");
+    // A wrong password after expiry learns nothing.
+    let e = s
+        .check_password("cs0133", "wrong", "", t + days + 1)
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_credentials");
+    // A reset issues a new one, valid for its own two days.
+    let fresh = s
+        .reset_password("cs0133", "helpdesk", t + days + 2)
+        .unwrap();
+    assert!(s.check_password("cs0133", &fresh, "", t + 2 * days).is_ok());
+    let e = s
+        .check_password("cs0133", &fresh, "", t + 2 * days + 3)
+        .unwrap_err();
+    assert_eq!(e.code(), "temporary_password_expired");
+    // An officer's own password does not expire.
+    let fresh = s
+        .reset_password("cs0133", "helpdesk", t + 3 * days)
+        .unwrap();
+    let own = "Correct-Horse-9-Battery";
+    s.change_password("cs0133", &fresh, own, own, "", t + 3 * days)
+        .unwrap()
+        .unwrap();
+    assert!(s.check_password("cs0133", own, "", t + 300 * days).is_ok());
 }
 
 #[tokio::test]
