@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use countersign_core::protocol::{Decision, ReceiptEvent};
+use countersign_core::text::printable;
 use countersign_device::intake::Intake;
 use countersign_device::vault::Vault;
 use countersign_device::{now, push, scanner, Error};
@@ -348,7 +349,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     } else {
                         ""
                     };
-                    println!("{:<24} {}{push}", a.id, a.label());
+                    println!("{:<24} {}{push}", a.id, printable(&a.label()));
                 }
             }
         }
@@ -376,7 +377,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if account.is_some() {
                         println!("{}", c.code);
                     } else {
-                        println!("{}  {:>2}s  {}", c.code, c.seconds_left, c.account);
+                        let who = printable(&c.account);
+                        println!("{}  {:>2}s  {who}", c.code, c.seconds_left);
                     }
                 }
             }
@@ -385,7 +387,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut vault = Vault::open(&ctx.home)?;
             let a = vault.find(&account)?;
             vault.rename(&a.id, &name)?;
-            eprintln!("renamed {} to {name}", a.label());
+            eprintln!("renamed {} to {}", printable(&a.label()), printable(&name));
         }
         Command::Move { account, position } => {
             let mut vault = Vault::open(&ctx.home)?;
@@ -398,7 +400,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(w) = rt()?.block_on(push::remove_account(&mut vault, &a))? {
                 eprintln!("warning: the server was not told ({w}); ask the help desk to remove the device");
             }
-            eprintln!("removed {}", a.label());
+            eprintln!("removed {}", printable(&a.label()));
         }
         Command::Export {
             file,
@@ -417,10 +419,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let source = Source::passphrase(passphrase_file.as_deref());
             let report = vault.import(&file, &source.read()?, now())?;
             for a in &report.added {
-                eprintln!("added {a}");
+                eprintln!("added {}", printable(a));
             }
             for a in &report.duplicates {
-                eprintln!("skipped {a}: already here");
+                eprintln!("skipped {}: already here", printable(a));
             }
         }
         Command::History { json } => {
@@ -432,7 +434,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 for h in history {
                     println!(
                         "{} {} {} from {} {}: {} -> {}",
-                        h.at, h.account, h.application, h.ip, h.location, h.decision, h.result
+                        h.at,
+                        printable(&h.account),
+                        printable(&h.application),
+                        printable(&h.ip),
+                        printable(&h.location),
+                        h.decision,
+                        h.result
                     );
                 }
             }
@@ -463,10 +471,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!(
                         "{}  {}  {}  from {} {}  expires in {} s",
                         c.id,
-                        p.account,
-                        c.application,
-                        c.ip,
-                        c.location,
+                        printable(&p.account),
+                        printable(&c.application),
+                        printable(&c.ip),
+                        printable(&c.location),
                         c.expires_at.saturating_sub(now())
                     );
                 }
@@ -556,7 +564,7 @@ fn add(
     };
     let result = rt.block_on(intake.add(vault, passcode.as_ref(), device_name, "cli", now()))?;
     for label in result.skipped {
-        eprintln!("skipped {label}: already here");
+        eprintln!("skipped {}: already here", printable(&label));
     }
     let added = result.added;
     for a in added {
@@ -565,7 +573,7 @@ fn add(
         } else {
             ""
         };
-        eprintln!("added {}{what}", a.label());
+        eprintln!("added {}{what}", printable(&a.label()));
         println!("{}", a.id);
     }
     Ok(())

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use countersign_core::protocol::{Decision, ReceiptEvent};
+use countersign_core::text::printable;
 use countersign_device::accounts::Account;
 use countersign_device::channel::{self, ChannelEvent};
 use countersign_device::now;
@@ -74,7 +75,7 @@ pub async fn requests(mut vault: Vault, passcode: &Source<'_>) -> anyhow::Result
     while let Some(event) = rx.recv().await {
         match event {
             ChannelEvent::Connected { account_id } => {
-                eprintln!("connected: {}", label(&accounts, &account_id))
+                eprintln!("connected: {}", printable(&label(&accounts, &account_id)))
             }
             ChannelEvent::Disconnected {
                 account_id,
@@ -125,9 +126,15 @@ async fn prompt(
     let c = &p.envelope.challenge;
     eprintln!();
     eprintln!("Are you trying to sign in?");
-    eprintln!("  account:     {}", p.account);
-    eprintln!("  application: {}", c.application);
-    eprintln!("  from:        {} {}", c.ip, c.location);
+    // What the server sent is shown, never obeyed: no escape sequence in
+    // a label may repaint this prompt.
+    eprintln!("  account:     {}", printable(&p.account));
+    eprintln!("  application: {}", printable(&c.application));
+    eprintln!(
+        "  from:        {} {}",
+        printable(&c.ip),
+        printable(&c.location)
+    );
     eprintln!("  expires in:  {} s", c.expires_at.saturating_sub(now()));
     if let Some(w) = p.drift_warning() {
         eprintln!("  warning: {w}");

@@ -590,3 +590,39 @@ fn a_quiet_account_does_not_hold_up_another_accounts_request() {
     );
     assert_eq!(finish(push).0, 0);
 }
+
+#[test]
+fn a_label_with_control_characters_is_shown_escaped_not_obeyed() {
+    let mut env = stack(60);
+    env.start_server();
+    enroll(&env);
+    // The server refuses such a label now; one stored before (or by a
+    // server that misbehaves) reaches the device signed all the same.
+    let (push, _, id) = start_push_with_id(&env);
+    let evil = "Portal\x1b[2J\rApproved: type 42";
+    rusqlite::Connection::open(env.file("data/countersign.db"))
+        .unwrap()
+        .execute(
+            "UPDATE challenges SET application = ?1 WHERE id = ?2",
+            [evil, id.as_str()],
+        )
+        .unwrap();
+    let out = cli(&env, &["pending"]);
+    assert_ok(&out, "countersign pending");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("Portal\\u{1b}[2J\\u{d}Approved: type 42"),
+        "{shown}"
+    );
+    assert!(!shown.contains(['\x1b', '\r']), "{shown:?}");
+
+    // `watch` shows the prompt with the label escaped too.
+    let mut watch = env.watch();
+    watch.said("Portal\\u{1b}[2J\\u{d}Approved: type 42");
+    watch.type_line("n"); // No, it's not me…
+    watch.type_line("n"); // …but no fraud report.
+    watch.said("result: denied");
+    drop(watch);
+    let (code, _) = finish(push);
+    assert_ne!(code, 0, "the request was denied");
+}

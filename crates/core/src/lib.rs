@@ -15,6 +15,7 @@ pub mod pin;
 pub mod protocol;
 pub mod qr;
 pub mod secret;
+pub mod text;
 pub mod time;
 mod uri;
 pub mod vault;

@@ -84,6 +84,12 @@ impl Server {
                     format!("the {field} must be 1–64 characters"),
                 ));
             }
+            if countersign_core::text::first_unsafe(value).is_some() {
+                return Err(Error::invalid(
+                    "invalid_name",
+                    format!("the {field} must not contain control characters"),
+                ));
+            }
         }
         let digits = match ssn_last4 {
             Some(d) if d.len() == 4 && d.bytes().all(|b| b.is_ascii_digit()) => {

@@ -158,6 +158,21 @@ impl Server {
             return refuse("wrong secret", invalid());
         }
         let name = req.device_name.trim();
+        let unsafe_char = [name, &req.platform, &req.app_version]
+            .into_iter()
+            .find_map(countersign_core::text::first_unsafe);
+        if let Some(c) = unsafe_char {
+            return refuse(
+                "control character",
+                Error::invalid(
+                    "invalid_device_name",
+                    format!(
+                        "the device name, platform and version must not contain control characters (found U+{:04X})",
+                        u32::from(c)
+                    ),
+                ),
+            );
+        }
         if name.is_empty() || name.len() > 64 {
             return refuse(
                 "bad device name",

@@ -336,6 +336,15 @@ impl Server {
                 "Give a reason (it goes into the audit log).",
             ));
         }
+        if let Some(c) = countersign_core::text::first_unsafe(reason) {
+            return Err(Error::invalid(
+                "invalid_reason",
+                format!(
+                    "The reason must be one line of text without control characters (found U+{:04X}).",
+                    u32::from(c)
+                ),
+            ));
+        }
         if reason.chars().count() > 500 {
             return Err(Error::invalid(
                 "reason_too_long",

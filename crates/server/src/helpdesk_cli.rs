@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use countersign_core::methods::mask;
+use countersign_core::text::printable;
 use countersign_core::time::format_utc;
 use countersign_server::admin::AdminClient;
 use countersign_server::datadir::DataDir;
@@ -94,8 +95,8 @@ pub fn run(server: &Server, dir: &DataDir, cmd: HelpdeskCommand) -> anyhow::Resu
                 println!(
                     "{}\t{} {}\t{}",
                     u.username,
-                    u.first_name,
-                    u.last_name,
+                    printable(&u.first_name),
+                    printable(&u.last_name),
                     u.role.as_str()
                 );
             }
@@ -125,8 +126,8 @@ pub fn run(server: &Server, dir: &DataDir, cmd: HelpdeskCommand) -> anyhow::Resu
             println!(
                 "{} ({} {}), role {}",
                 user.username,
-                user.first_name,
-                user.last_name,
+                printable(&user.first_name),
+                printable(&user.last_name),
                 user.role.as_str()
             );
             println!(
@@ -154,9 +155,9 @@ pub fn run(server: &Server, dir: &DataDir, cmd: HelpdeskCommand) -> anyhow::Resu
                 println!(
                     "  device {}: {} ({}, app {}), enrolled {}, last seen {}, {connected}",
                     d.id,
-                    d.name,
-                    d.platform,
-                    d.app_version,
+                    printable(&d.name),
+                    printable(&d.platform),
+                    printable(&d.app_version),
                     format_utc(d.created_at),
                     format_utc(d.last_seen_at)
                 );
@@ -166,7 +167,7 @@ pub fn run(server: &Server, dir: &DataDir, cmd: HelpdeskCommand) -> anyhow::Resu
                     "  challenge {} {} {} {}",
                     c.challenge.id,
                     format_utc(c.challenge.created_at),
-                    c.challenge.application,
+                    printable(&c.challenge.application),
                     c.status_at(t).as_str()
                 );
             }
@@ -178,13 +179,17 @@ pub fn run(server: &Server, dir: &DataDir, cmd: HelpdeskCommand) -> anyhow::Resu
             } else {
                 println!(
                     "{} for {} ({}), number {}: {}",
-                    tl.id, tl.username, tl.application, tl.number, tl.status
+                    tl.id,
+                    tl.username,
+                    printable(&tl.application),
+                    tl.number,
+                    tl.status
                 );
                 for s in &tl.steps {
                     let when = s.at_ms.map_or("-".to_string(), |ms| {
                         format!("{}.{:03}", format_utc(ms / 1000), ms % 1000)
                     });
-                    println!("  {:<10} {:<28} {}", s.step, when, s.detail);
+                    println!("  {:<10} {:<28} {}", s.step, when, printable(&s.detail));
                 }
             }
         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use countersign_core::api::ChallengeStatus;
+use countersign_core::text::printable;
 use countersign_server::admin::AdminClient;
 use countersign_server::api::PushRequest;
 use countersign_server::config::Config;
@@ -400,7 +401,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         writeln!(
                             out,
                             "{:>6} {} {:<14} {:<22} {:<16} {:<10} {}",
-                            r.seq, r.at, r.actor, r.action, r.target, r.outcome, r.detail
+                            r.seq,
+                            r.at,
+                            printable(&r.actor),
+                            printable(&r.action),
+                            printable(&r.target),
+                            printable(&r.outcome),
+                            printable(&r.detail)
                         )?;
                     }
                 }
@@ -439,7 +446,7 @@ fn user(
                     println!(
                         "{:<20} {:<24} {:<9} {}",
                         u.username,
-                        format!("{} {}", u.first_name, u.last_name),
+                        printable(&format!("{} {}", u.first_name, u.last_name)),
                         u.role.as_str(),
                         status(&u, now)
                     );
@@ -451,15 +458,20 @@ fn user(
             println!(
                 "username: {}\nname: {} {}\nrole: {}\nstatus: {}",
                 u.username,
-                u.first_name,
-                u.last_name,
+                printable(&u.first_name),
+                printable(&u.last_name),
                 u.role.as_str(),
                 status(&u, now)
             );
             for d in server.store.devices_of(u.id)? {
                 println!(
                     "device: {} {} ({}, app {}) enrolled {} last seen {}",
-                    d.id, d.name, d.platform, d.app_version, d.created_at, d.last_seen_at
+                    d.id,
+                    printable(&d.name),
+                    printable(&d.platform),
+                    printable(&d.app_version),
+                    d.created_at,
+                    d.last_seen_at
                 );
             }
         }
@@ -531,10 +543,10 @@ fn user(
                             "#{:<4} {:<9} {:<24} {:<32} {} — {}",
                             r.id,
                             r.status,
-                            format!("{} {}", r.form.first_name, r.form.last_name),
-                            r.form.email,
-                            r.form.agency,
-                            r.form.reason.lines().next().unwrap_or_default()
+                            printable(&format!("{} {}", r.form.first_name, r.form.last_name)),
+                            printable(&r.form.email),
+                            printable(&r.form.agency),
+                            printable(r.form.reason.lines().next().unwrap_or_default())
                         );
                     }
                 }

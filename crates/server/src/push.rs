@@ -106,6 +106,33 @@ pub struct Origin<'a> {
     pub actor: &'a str,
 }
 
+/// What a push request shows the officer must be short and plain text: a
+/// control character in a label could repaint the officer's prompt.
+fn check_origin(origin: &Origin<'_>) -> Result<(), Error> {
+    for (field, value) in [
+        ("application", origin.application),
+        ("ip", origin.ip),
+        ("location", origin.location),
+    ] {
+        if value.len() > 128 {
+            return Err(Error::invalid(
+                "invalid_input",
+                format!("{field} is longer than 128 bytes"),
+            ));
+        }
+        if let Some(c) = countersign_core::text::first_unsafe(value) {
+            return Err(Error::invalid(
+                "invalid_input",
+                format!(
+                    "{field} must not contain control characters (found U+{:04X})",
+                    u32::from(c)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Server {
     /// Creates a challenge for a user's device (the newest unless named)
     /// and pushes it to the device's streams. `now_ms` is Unix
@@ -118,6 +145,7 @@ impl Server {
         now_ms: u64,
     ) -> Result<Created, Error> {
         let now = now_ms / 1000;
+        check_origin(origin)?;
         let user = self.user(username)?;
         let audit = |outcome: &str, detail: &str| {
             self.audit(
@@ -161,18 +189,6 @@ impl Server {
                     p.window_minutes
                 ),
             ));
-        }
-        for (field, value) in [
-            ("application", origin.application),
-            ("ip", origin.ip),
-            ("location", origin.location),
-        ] {
-            if value.len() > 128 {
-                return Err(Error::invalid(
-                    "invalid_input",
-                    format!("{field} is longer than 128 bytes"),
-                ));
-            }
         }
         let challenge = Challenge {
             id: random_id(&self.rng)?,

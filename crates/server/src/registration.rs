@@ -26,7 +26,14 @@ pub fn validate(form: &HashMap<String, String>) -> Result<NewRegistration, Vec<S
                 "The {} must be at most {max} characters.",
                 label(name)
             ));
-        } else if v.chars().any(|c| c.is_control() && c != '\n' && c != '\r') {
+        } else if v
+            .chars()
+            // Only the reason may have lines (a form sends them as CR LF).
+            .any(|c| {
+                countersign_core::text::is_unsafe(c)
+                    && !(name == "reason" && matches!(c, '\n' | '\r'))
+            })
+        {
             problems.push(format!(
                 "The {} contains characters that are not allowed.",
                 label(name)
@@ -282,5 +289,31 @@ mod tests {
             f.insert("email".into(), bad.into());
             assert!(validate(&f).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn control_characters_are_refused_except_lines_in_the_reason() {
+        for (field, bad) in [
+            ("first_name", "Lois\x1b[2J"),
+            ("last_name", "Lane\rApproved"),
+            ("agency", "PD\u{202E}dp"),
+            ("reason", "ok\x1b]0;title\x07"),
+        ] {
+            let mut f = form(GOOD);
+            f.insert(field.into(), bad.into());
+            let problems = validate(&f).unwrap_err();
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.contains("characters that are not allowed")),
+                "{field}: {problems:?}"
+            );
+        }
+        let mut f = form(GOOD);
+        f.insert(
+            "reason".into(),
+            "Records access\r\nfor the fraud unit".into(),
+        );
+        assert!(validate(&f).is_ok());
     }
 }

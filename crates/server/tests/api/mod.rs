@@ -782,3 +782,81 @@ async fn only_the_asker_follows_a_challenge() {
     // The admin token (the `push` command) may.
     assert_eq!(ts.status(&id).await, "pending");
 }
+
+#[tokio::test]
+async fn control_characters_are_refused_where_text_enters_and_nothing_changes() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0140");
+    let evil = "Portal\x1b[2J\rApproved: type 42";
+
+    // A device name or platform.
+    let e = ts.enrollment("cs0140");
+    let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let mut req = countersign_core::api::ActivateRequest {
+        code: e.code.clone(),
+        device_key: key.public_key(),
+        receipt_key: None,
+        device_name: evil.into(),
+        platform: "cli".into(),
+        app_version: "0.1.0".into(),
+    };
+    let activate = |req: &countersign_core::api::ActivateRequest| {
+        ts.http
+            .post(format!("{}/api/v1/devices/activate", ts.url))
+            .json(req)
+            .send()
+    };
+    let (status, code) = error_code(activate(&req).await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_device_name"));
+    req.device_name = "Phone".into();
+    req.platform = "cli\u{202E}".into();
+    let (status, _) = error_code(activate(&req).await.unwrap()).await;
+    assert_eq!(status, 400);
+    // Nothing was bound, and the code still works with a plain name.
+    assert!(!ts.server.methods("cs0140").unwrap().app);
+    req.platform = "cli".into();
+    assert_eq!(activate(&req).await.unwrap().status(), 200);
+
+    // A push label (the `push --app` command and the console use the same).
+    let before = ts
+        .server
+        .store
+        .challenges_of(ts.server.user("cs0140").unwrap().id, 10)
+        .unwrap()
+        .len();
+    let resp = ts
+        .http
+        .post(format!("{}/api/v1/admin/push", ts.url))
+        .bearer_auth(&ts.admin_token)
+        .json(&serde_json::json!({"username": "cs0140", "application": evil}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _) = error_code(resp).await;
+    assert_eq!(status, 400);
+    let after = ts
+        .server
+        .store
+        .challenges_of(ts.server.user("cs0140").unwrap().id, 10)
+        .unwrap()
+        .len();
+    assert_eq!(after, before, "no challenge was created");
+
+    // A help-desk reason, and an account's name.
+    let fix = countersign_server::helpdesk::Fix::Unlock;
+    let staff = countersign_server::helpdesk::Staff {
+        name: "hd",
+        role: countersign_server::store::Role::Admin,
+    };
+    let e = ts
+        .server
+        .apply_fix("cs0140", &fix, staff, evil, "", now())
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_reason");
+    let e = ts
+        .server
+        .add_user("cs0141", evil, "Doe", None, "admin", now())
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_name");
+    assert!(ts.server.store.user_by_name("cs0141").unwrap().is_none());
+}

@@ -175,3 +175,44 @@ fn user_lifecycle_and_audit_from_the_command_line() {
         text(&timeline.stderr)
     );
 }
+
+#[test]
+fn stored_control_characters_are_shown_escaped_on_the_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(
+        tmp.path(),
+        &[
+            "user", "add", "cs0202", "--first", "Jimmy", "--last", "Olsen",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Rows written before control characters were refused at the door.
+    let evil = "Pixel\x1b[2J\rApproved: type 42";
+    let db = rusqlite::Connection::open(tmp.path().join("data/countersign.db")).unwrap();
+    db.execute(
+        "INSERT INTO devices (id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, \
+         totp_algorithm, totp_digits, totp_period, created_at) \
+         SELECT 'dev1', id, ?1, 'linux', '1.0', x'00', x'00', x'00', 'SHA1', 6, 30, 0 FROM users WHERE username = 'cs0202'",
+        [evil],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO registration_requests (first_name, last_name, email, agency, phone, reason, ip, created_at) \
+         VALUES (?1, 'Doe', 'jd@agency.gov', ?1, '2055550100', ?1, '127.0.0.1', 0)",
+        [evil],
+    )
+    .unwrap();
+    drop(db);
+    let shown = "Pixel\\u{1b}[2J\\u{d}Approved: type 42";
+    for args in [
+        &["helpdesk", "show", "cs0202"][..],
+        &["user", "show", "cs0202"],
+        &["user", "requests"],
+    ] {
+        let out = run(tmp.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains(shown), "{args:?}: {stdout}");
+        assert!(!stdout.contains(['\x1b', '\r']), "{args:?}: {stdout:?}");
+    }
+}
