@@ -626,3 +626,22 @@ fn a_label_with_control_characters_is_shown_escaped_not_obeyed() {
     let (code, _) = finish(push);
     assert_ne!(code, 0, "the request was denied");
 }
+
+#[test]
+fn a_server_with_another_key_is_named_as_such() {
+    let mut env = stack(60);
+    env.start_server();
+    enroll(&env);
+    // The server is set up anew (or another one answers at its address):
+    // a new TLS key, so the pin from the QR code no longer matches.
+    env.stop_server();
+    for f in ["data/tls-cert.pem", "data/tls-key.pem"] {
+        std::fs::remove_file(env.file(f)).unwrap();
+    }
+    env.start_server();
+    let out = cli(&env, &["pending"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("the server's identity changed"), "{said}");
+    assert!(said.contains("contact the help desk"), "{said}");
+}

@@ -21,7 +21,37 @@ pub struct ServerClient {
 }
 
 fn network(e: reqwest::Error) -> Error {
+    if refused_by_pin(&e) {
+        return Error::ServerIdentityChanged;
+    }
     Error::Network(e.without_url().to_string())
+}
+
+/// Whether the TLS handshake failed because the server's key does not
+/// match the pin ([`PinnedVerifier`] refuses with
+/// `ApplicationVerificationFailure`). The rustls error sits inside an
+/// `io::Error` somewhere down the chain of causes.
+fn refused_by_pin(e: &(dyn std::error::Error + 'static)) -> bool {
+    let pinned = |e: &(dyn std::error::Error + 'static)| {
+        matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure
+            ))
+        )
+    };
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        if pinned(err) || inner.is_some_and(|i| pinned(i) || refused_by_pin(i)) {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 impl ServerClient {

@@ -85,6 +85,10 @@ pub enum Error {
     /// The server could not be reached.
     #[error("cannot reach the server: {0}")]
     Network(String),
+    /// The server's TLS key is not the one pinned at enrollment: another
+    /// server answers at that address, or the server was set up anew.
+    #[error("the server's identity changed: its TLS key is not the one in the QR code this account was enrolled with. Do not approve anything from it; contact the help desk, and enroll the account again if they confirm the server changed")]
+    ServerIdentityChanged,
     /// A backup file is damaged, truncated or from an unknown version.
     #[error("backup file: {0}")]
     Backup(String),
@@ -117,6 +121,7 @@ impl Error {
             Error::NoChallenge(_) => "no_challenge",
             Error::Server { .. } => "server",
             Error::Network(_) => "network",
+            Error::ServerIdentityChanged => "server_identity_changed",
             Error::Backup(_) => "backup",
             Error::Database(_) => "database",
         }

@@ -413,6 +413,8 @@ impl Server {
             self.store
                 .set_password(user.id, &hash_password(new)?, None, now)?;
             self.store.clear_failures(user.id)?;
+            // Whoever knew the old password is signed out everywhere.
+            self.end_sessions(username)?;
         }
         self.audit(
             NewAudit {

@@ -41,6 +41,7 @@ type AppState = State<Arc<Server>>;
 
 /// The router, ready to serve.
 pub fn router(server: Arc<Server>) -> Router {
+    let https = server.tls_pin.is_some();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/time", get(time))
@@ -55,7 +56,22 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/api/v1/admin/streams", get(admin_streams))
         .merge(crate::web::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(move |resp| {
+            hsts(https, resp)
+        }))
         .with_state(server)
+}
+
+/// Over HTTPS, every response tells browsers to come back only over HTTPS
+/// for a year (behind a proxy, the proxy that ends TLS says it).
+async fn hsts(https: bool, mut resp: Response) -> Response {
+    if https {
+        resp.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    resp
 }
 
 /// An error as the client sees it: `{code, message}` with a status.

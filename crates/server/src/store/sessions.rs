@@ -209,6 +209,15 @@ impl Store {
             .execute("DELETE FROM web_sessions WHERE username = ?1", [username])?)
     }
 
+    /// Ends every session of `username` but the one `keep` (after the
+    /// officer changed the password in it).
+    pub fn delete_other_sessions(&self, username: &str, keep: &[u8]) -> Result<usize, StoreError> {
+        Ok(self.conn().execute(
+            "DELETE FROM web_sessions WHERE username = ?1 AND id_hash <> ?2",
+            params![username, keep],
+        )?)
+    }
+
     /// Drops expired sessions.
     pub fn purge_sessions(&self, now: u64) -> Result<usize, StoreError> {
         Ok(self

@@ -66,10 +66,17 @@ fn staff(
         return Ok(Err(Redirect::to("/signin").into_response()));
     };
     let user = s.user(&session.username)?;
-    if !is_staff(&user) {
+    // The console acts on others' accounts: a password alone (a staff
+    // member still within "Skip setup") is not enough.
+    if !is_staff(&user) || session.factor.is_none() {
+        let why = if is_staff(&user) {
+            "The help-desk console needs a sign-in with a second method. Set up your methods, then sign in again."
+        } else {
+            "The help-desk console is for help-desk staff. Ask an administrator if you need it."
+        };
         let body = html! {
             h1 { "Not allowed" }
-            p.error role="alert" { "The help-desk console is for help-desk staff. Ask an administrator if you need it." }
+            p.error role="alert" { (why) }
             p { a href="/my" { "Back to My sign-ins" } }
         };
         return Ok(Err(
@@ -91,6 +98,7 @@ fn may_still_watch(s: &Server, session_hash: &[u8]) -> bool {
         return false;
     };
     session.stage == "done"
+        && session.factor.is_some()
         && matches!(s.store.user_by_name(&session.username), Ok(Some(u)) if is_staff(&u))
 }
 

@@ -544,6 +544,9 @@ async fn update_post(
     let (current, new, confirm) = (field("current"), field("new"), field("confirm"));
     match s.change_password(&session.username, &current, &new, &confirm, &ip, now()) {
         Ok(Ok(())) => {
+            // Another browser that signed in with the old password is out.
+            s.store
+                .delete_other_sessions(&session.username, &session.id_hash)?;
             session.stage = after_password(&s, &session.username)?.into();
             s.store.save_session(&session)?;
             Ok(Redirect::to(stage_url(&session.stage)).into_response())

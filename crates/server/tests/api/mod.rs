@@ -860,3 +860,23 @@ async fn control_characters_are_refused_where_text_enters_and_nothing_changes() 
     assert_eq!(e.code(), "invalid_name");
     assert!(ts.server.store.user_by_name("cs0141").unwrap().is_none());
 }
+
+#[tokio::test]
+async fn https_responses_carry_hsts() {
+    let ts = TestServer::start().await;
+    for path in ["/signin", "/api/v1/time", "/healthz", "/nothing-here"] {
+        let r = ts
+            .http
+            .get(format!("{}{path}", ts.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.headers()
+                .get("strict-transport-security")
+                .map(|v| v.to_str().unwrap()),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+    }
+}

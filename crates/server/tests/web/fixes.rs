@@ -237,3 +237,45 @@ async fn staff_cannot_fix_an_account_above_their_role() {
         )
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_console_needs_a_second_factor_and_a_password_change_ends_other_sessions() {
+    let ts = TestServer::start().await;
+    let temp = ts.add_user("hd1401");
+    ts.server
+        .set_role("hd1401", Role::Helpdesk, "admin", now())
+        .unwrap();
+    // Someone else got in with the temporary password first…
+    let old = Browser::new(&ts);
+    assert_eq!(
+        old.sign_in("hd1401", &temp).await.1,
+        "/signin/update-password"
+    );
+    // …and the officer changes it: that other session ends.
+    let b = Browser::new(&ts);
+    let (_, _, page) = b.sign_in("hd1401", &temp).await;
+    let (_, path, page) = b
+        .post(
+            "/signin/update-password",
+            &page,
+            &[("current", &temp), ("new", NEW), ("confirm", NEW)],
+        )
+        .await;
+    assert_eq!(path, "/signin/register");
+    assert_eq!(old.get("/signin/update-password").await.1, "/signin");
+
+    // A staff member who skipped setup is signed in with the password
+    // alone: not enough for the console.
+    let (_, path, page) = b.post("/signin/register/skip", &page, &[]).await;
+    assert_eq!(path, "/signin/stay");
+    let (_, path, _) = b.post("/signin/stay", &page, &[("stay", "no")]).await;
+    assert_eq!(path, "/my");
+    let (status, _, page) = b.get("/helpdesk").await;
+    assert_eq!(status, 403);
+    assert!(
+        page.contains("needs a sign-in with a second method"),
+        "{page}"
+    );
+    let (status, _, _) = b.get("/helpdesk/audit/events").await;
+    assert_eq!(status, 403);
+}

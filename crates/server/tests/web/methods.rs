@@ -221,8 +221,8 @@ async fn the_test_solver_reads_the_captcha() {
 #[tokio::test]
 async fn recovery_needs_the_captcha_a_method_and_a_password_under_the_rules() {
     let ts = TestServer::start().await;
-    let b = Browser::new(&ts);
-    let _ = first_sign_in(&ts, &b, "cs0801").await;
+    let earlier = Browser::new(&ts);
+    let _ = first_sign_in(&ts, &earlier, "cs0801").await;
     // App and questions.
     let _dev = ts.enroll("cs0801").await;
     ts.server
@@ -333,6 +333,11 @@ async fn recovery_needs_the_captcha_a_method_and_a_password_under_the_rules() {
         b.get("/recover/password").await.1,
         "/signin",
         "the recovery session ended"
+    );
+    assert_eq!(
+        earlier.get("/my").await.1,
+        "/signin",
+        "a session from before the recovery ended too"
     );
 
     let (_, path, _) = Browser::new(&ts).sign_in("cs0801", newer).await;
