@@ -99,13 +99,19 @@ pub async fn start(
     })
 }
 
-/// Once a second, expires overdue challenges so followers hear about it.
+/// Once a second, expires overdue challenges so followers hear about it;
+/// once a minute, drops ended browser sessions.
 async fn sweep(server: Arc<Server>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
+    for n in 0u64.. {
         tick.tick().await;
         if let Err(e) = server.expire_overdue(crate::now()) {
             tracing::error!(error = %e, "expiring challenges failed");
+        }
+        if n % 60 == 0 {
+            if let Err(e) = server.store.purge_sessions(crate::now()) {
+                tracing::error!(error = %e, "dropping ended sessions failed");
+            }
         }
     }
 }

@@ -35,8 +35,14 @@ pub struct Server {
     pub rng: SystemRandom,
     /// Failed password and code attempts per network address.
     pub address_failures: AddressLimiter,
+    /// Refused `return_to` links audited per address (one a minute).
+    pub refused_redirects: AddressLimiter,
     /// Sends codes by text and call.
     pub telephony: Gateway,
+    /// MACs the recovery CAPTCHA's answer kept in the browser.
+    pub web_key: ring::hmac::Key,
+    /// Recovery CAPTCHAs already tried.
+    pub used_captchas: crate::web::presession::UsedCaptchas,
     /// Counts audit rows written by this process, so live help-desk views
     /// wake when something happens instead of polling the database.
     audit_written: watch::Sender<u64>,
@@ -47,10 +53,12 @@ impl Server {
     pub fn open(config: Config, dir: &DataDir) -> anyhow::Result<Self> {
         let store = Store::open(&dir.database())?;
         let token = dir.admin_token()?;
+        let master_key = dir.master_key()?;
         Ok(Server {
+            web_key: crate::web::presession::key(master_key.expose()),
             store,
             server_key: dir.server_key()?,
-            master_key: dir.master_key()?,
+            master_key,
             admin_token_hash: sha256(token.as_bytes()),
             tls_pin: None,
             hub: Hub::default(),
@@ -59,6 +67,8 @@ impl Server {
                 config.lockout.per_address_failures,
                 config.lockout.per_address_minutes * 60,
             ),
+            refused_redirects: AddressLimiter::new(1, 60),
+            used_captchas: Default::default(),
             telephony: Gateway::new(&config.telephony, dir.root())?,
             audit_written: watch::Sender::new(0),
             config,

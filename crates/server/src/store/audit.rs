@@ -67,6 +67,8 @@ pub struct AuditFilter {
     pub outcome: Option<String>,
     /// Only rows after this sequence number (a live tail).
     pub after_seq: Option<i64>,
+    /// Only the newest this many (still returned oldest first).
+    pub newest: Option<usize>,
 }
 
 /// One CSV field of an audit export: always quoted, and a leading formula
@@ -162,9 +164,13 @@ impl Store {
             "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit \
              WHERE (?1 IS NULL OR actor = ?1 OR target = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at < ?3) \
              AND (?4 IS NULL OR actor = ?4) AND (?5 IS NULL OR substr(action, 1, length(?5)) = ?5) \
-             AND (?6 IS NULL OR outcome = ?6) AND (?7 IS NULL OR seq > ?7) ORDER BY seq",
+             AND (?6 IS NULL OR outcome = ?6) AND (?7 IS NULL OR seq > ?7) \
+             ORDER BY seq DESC LIMIT ?8",
         )?;
-        let rows = stmt
+        let limit = f
+            .newest
+            .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut rows: Vec<AuditEntry> = stmt
             .query_map(
                 params![
                     f.user,
@@ -173,11 +179,13 @@ impl Store {
                     f.actor,
                     f.action,
                     f.outcome,
-                    f.after_seq
+                    f.after_seq,
+                    limit
                 ],
                 entry,
             )?
             .collect::<Result<_, _>>()?;
+        rows.reverse();
         Ok(rows)
     }
 

@@ -200,6 +200,8 @@ ALTER TABLE web_sessions ADD COLUMN factor_at INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX web_sessions_user ON web_sessions(username);
 ALTER TABLE activations ADD COLUMN first_method INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN temporary_until INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX audit_target_seq ON audit(target, seq);
+CREATE INDEX audit_actor_seq ON audit(actor, seq);
 UPDATE users SET temporary_until = CAST(strftime('%s', 'now') AS INTEGER) + 7 * 86400 WHERE must_change = 1;
 "#,
 ];

@@ -1,7 +1,6 @@
 //! Browser sessions of the sign-in pages. Only a hash of the session id is
 //! stored, so a copy of the database does not hand out live sessions.
 
-use data_encoding::HEXLOWER;
 use rusqlite::{params, Row};
 
 use super::{optional, Store, StoreError};
@@ -45,8 +44,6 @@ pub enum Pending {
     PhoneCode(String),
     /// These security questions (by number) were asked.
     Questions(Vec<usize>),
-    /// A CAPTCHA was shown: SHA-256 of its answer.
-    Captcha([u8; 32]),
     /// The app's QR code was shown: the public ids of the activations
     /// shown in this session, newest last (a reload shows a new one).
     Enrollment(Vec<String>),
@@ -114,7 +111,7 @@ impl Pending {
         }
     }
 
-    /// As stored: `code:ID`, `questions:1,2,3`, `captcha:HEX` or empty.
+    /// As stored: `code:ID`, `questions:1,2,3`, `enroll:ID,ID` or empty.
     fn to_column(&self) -> String {
         match self {
             Pending::Nothing => String::new(),
@@ -123,7 +120,6 @@ impl Pending {
                 let list: Vec<String> = asked.iter().map(ToString::to_string).collect();
                 format!("questions:{}", list.join(","))
             }
-            Pending::Captcha(hash) => format!("captcha:{}", HEXLOWER.encode(hash)),
             Pending::Enrollment(ids) => format!("enroll:{}", ids.join(",")),
         }
     }
@@ -141,11 +137,6 @@ impl Pending {
                 let asked: Option<Vec<usize>> = value.split(',').map(|q| q.parse().ok()).collect();
                 asked.map_or(Pending::Nothing, Pending::Questions)
             }
-            "captcha" => HEXLOWER
-                .decode(value.as_bytes())
-                .ok()
-                .and_then(|h| <[u8; 32]>::try_from(h).ok())
-                .map_or(Pending::Nothing, Pending::Captcha),
             _ => Pending::Nothing,
         }
     }
@@ -236,7 +227,6 @@ mod tests {
             Pending::Nothing,
             Pending::PhoneCode("AbC-_9".into()),
             Pending::Questions(vec![0, 4, 11]),
-            Pending::Captcha([7; 32]),
             Pending::Enrollment(vec!["Ab12".into(), "Cd34".into()]),
         ] {
             assert_eq!(Pending::from_column(&p.to_column()), p);
@@ -263,6 +253,5 @@ mod tests {
     fn only_a_sent_code_is_a_phone_code() {
         assert_eq!(Pending::PhoneCode("x".into()).phone_code(), Some("x"));
         assert_eq!(Pending::Questions(vec![1]).phone_code(), None);
-        assert_eq!(Pending::Captcha([0; 32]).phone_code(), None);
     }
 }

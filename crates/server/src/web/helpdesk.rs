@@ -233,6 +233,7 @@ fn user_body(
         .audit_entries(&AuditFilter {
             user: Some(user.username.clone()),
             action: Some("signin.".into()),
+            newest: Some(10),
             ..AuditFilter::default()
         })?
         .into_iter()

@@ -30,6 +30,7 @@ use crate::push::Origin;
 use crate::state::sha256;
 use crate::store::{Factor, FactorMethod, NewAudit, Pending, WebSession};
 use crate::{now, now_ms, Error, Server};
+use presession::PreSession;
 
 const COOKIE: &str = "cs_session";
 
@@ -133,7 +134,8 @@ fn html(s: &Server, title: &str, body: Markup) -> Response {
         .into_response()
 }
 
-fn cookie_value(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name`, if the request has it.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -141,7 +143,8 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|kv| {
             kv.trim()
-                .strip_prefix(&format!("{COOKIE}="))
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
                 .map(str::to_string)
         })
 }
@@ -159,7 +162,7 @@ pub(crate) fn session_follows(
 
 /// The request's browser session, held to [`second_factor_rule`].
 fn load(s: &Server, headers: &HeaderMap) -> Result<Option<WebSession>, Error> {
-    let Some(v) = cookie_value(headers) else {
+    let Some(v) = cookie(headers, COOKIE) else {
         return Ok(None);
     };
     let Some(mut session) = s.store.session(&sha256(v.as_bytes()), now())? else {
@@ -383,6 +386,7 @@ type PageResult = Result<Response, crate::api::ApiError>;
 mod helpdesk;
 mod my;
 mod new_user;
+pub mod presession;
 mod recover;
 mod register;
 pub mod return_to;
@@ -400,44 +404,55 @@ async fn signin_page(
     ClientIp(ip): ClientIp,
     Query(q): Query<SigninQuery>,
 ) -> PageResult {
-    let mut session = match load(&s, &headers)? {
-        Some(session) if session.stage == "done" => return Ok(Redirect::to("/my").into_response()),
-        Some(session) => session,
-        None => fresh("start"),
-    };
+    // A sign-in in progress starts again (keeping where it was to go).
+    let mut return_to = String::new();
+    if let Some(session) = load(&s, &headers)? {
+        if session.stage == "done" {
+            return Ok(Redirect::to("/my").into_response());
+        }
+        s.store.delete_session(&session.id_hash)?;
+        return_to = session.return_to;
+    }
     let mut notice = None;
     if let Some(target) = q.return_to {
         match return_to::check(&target, &s.config.web.return_to_allow) {
-            Ok(target) => session.return_to = target,
+            Ok(target) => return_to = target,
             Err(why) => {
-                let who = NewAudit {
-                    actor: "",
-                    action: "signin.return_to",
-                    target: "",
-                    ip: &ip,
-                    outcome: "refused",
-                    detail: why.as_str(),
-                };
-                s.audit(who, now())?;
+                refused_redirect(&s, &ip, why)?;
                 notice = Some(
                     "The link you followed would send you on to an address this portal does not serve. After you sign in, you will go to My sign-ins.",
                 );
             }
         }
     }
-    session.stage = "start".into();
-    let old = if session.id_hash.is_empty() {
-        None
-    } else {
-        Some(session.id_hash.clone())
-    };
-    let cookie = issue(&s, &mut session, old.as_deref())?;
-    let body = pages::email(&session.csrf, &s.config.email_domain, notice);
+    // Nothing is stored until the form comes back.
+    let pre = PreSession::carried_or_new(&s, &headers)?;
+    let body = pages::email(&pre.token, &s.config.email_domain, &return_to, notice);
     Ok(Page {
         body: html(&s, "Sign in", body),
-        cookie: Some(cookie),
+        cookie: Some(pre.cookie()),
     }
     .into_response())
+}
+
+/// Audits a refused `return_to`, at most once a minute per address: a
+/// flood of such links must not flood the audit log.
+fn refused_redirect(s: &Server, ip: &str, why: return_to::Refusal) -> Result<(), Error> {
+    if s.refused_redirects.check(ip, now()).is_err() {
+        return Ok(());
+    }
+    s.refused_redirects.failed(ip, now());
+    s.audit(
+        NewAudit {
+            actor: "",
+            action: "signin.return_to",
+            target: "",
+            ip,
+            outcome: "refused",
+            detail: why.as_str(),
+        },
+        now(),
+    )
 }
 
 async fn signin_post(
@@ -445,26 +460,38 @@ async fn signin_post(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let Some(mut session) = load(&s, &headers)? else {
+    let Some(pre) = PreSession::from_headers(&headers) else {
         return Ok(Redirect::to("/signin").into_response());
     };
-    if !csrf_ok(&session, &form) {
+    if !pre.form_ok(form.get("csrf")) {
         return Ok(forbidden(&s));
     }
+    let allow = &s.config.web.return_to_allow;
+    let return_to = form
+        .get("return_to")
+        .filter(|t| !t.is_empty())
+        .and_then(|t| return_to::check(t, allow).ok())
+        .unwrap_or_default();
     let username = username_of(&s, form.get("email").map_or("", String::as_str));
     if crate::accounts::check_username(&username).is_err() {
         let msg = format!(
             "Enter a valid email address, such as username@{}.",
             s.config.email_domain
         );
-        let body = pages::email(&session.csrf, &s.config.email_domain, Some(&msg));
+        let body = pages::email(&pre.token, &s.config.email_domain, &return_to, Some(&msg));
         return Ok(html(&s, "Sign in", body));
     }
-    // Unknown and known accounts go on alike: the password step answers for both.
+    // Unknown and known accounts go on alike: the password step answers for
+    // both. The session is stored from here on.
+    let mut session = fresh("password");
     session.username = username;
-    session.stage = "password".into();
-    s.store.save_session(&session)?;
-    Ok(Redirect::to("/signin/password").into_response())
+    session.return_to = return_to;
+    let cookie = issue(&s, &mut session, None)?;
+    Ok(Page {
+        body: Redirect::to("/signin/password").into_response(),
+        cookie: Some(cookie),
+    }
+    .into_response())
 }
 
 async fn back(State(s): AppState, headers: HeaderMap) -> PageResult {

@@ -69,6 +69,8 @@ async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery
     let methods = listed(&s, user.id, &m)?;
     let filter = AuditFilter {
         user: Some(user.username.clone()),
+        action: Some("signin.".into()),
+        newest: Some(100),
         ..AuditFilter::default()
     };
     let recent: Vec<(u64, String, String, String)> = s

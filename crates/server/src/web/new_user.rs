@@ -8,28 +8,20 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Form;
 
-use super::{
-    csrf_ok, forbidden, fresh, html, issue, load, pages, refusal, AppState, Page, PageResult,
-};
+use super::presession::PreSession;
+use super::{forbidden, html, pages, refusal, AppState, Page, PageResult};
 use crate::api::ClientIp;
 use crate::registration;
 use crate::{now, Error};
 
-/// The request form. It uses the browser's sign-in session (or starts one)
-/// for its CSRF token, without moving the sign-in along.
+/// The request form. Its token is the browser's pre-session (nothing is
+/// stored for a visitor who only looks).
 pub(super) async fn page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let (session, cookie) = match load(&s, &headers)? {
-        Some(session) => (session, None),
-        None => {
-            let mut session = fresh("start");
-            let cookie = issue(&s, &mut session, None)?;
-            (session, Some(cookie))
-        }
-    };
-    let body = pages::new_user(&session.csrf, &HashMap::new(), &[]);
+    let pre = PreSession::carried_or_new(&s, &headers)?;
+    let body = pages::new_user(&pre.token, &HashMap::new(), &[]);
     Ok(Page {
         body: html(&s, "New User Registration", body),
-        cookie,
+        cookie: Some(pre.cookie()),
     }
     .into_response())
 }
@@ -40,14 +32,12 @@ pub(super) async fn post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let Some(session) = load(&s, &headers)? else {
+    let Some(pre) = PreSession::from_headers(&headers).filter(|p| p.form_ok(form.get("csrf")))
+    else {
         return Ok(forbidden(&s));
     };
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
     let refill = |problems: &[String], status: StatusCode| {
-        let body = pages::new_user(&session.csrf, &form, problems);
+        let body = pages::new_user(&pre.token, &form, problems);
         (status, html(&s, "New User Registration", body)).into_response()
     };
     let request = match registration::validate(&form) {

@@ -70,12 +70,13 @@ pub fn problems(list: &[String]) -> Markup {
 }
 
 /// Step 1: the account.
-pub fn email(token: &str, domain: &str, message: Option<&str>) -> Markup {
+pub fn email(token: &str, domain: &str, return_to: &str, message: Option<&str>) -> Markup {
     html! {
         h1 { "Sign in" }
         (error(message))
         form method="post" action="/signin" {
             (csrf(token))
+            @if !return_to.is_empty() { input type="hidden" name="return_to" value=(return_to); }
             label for="email" { "Email" }
             input #email type="text" name="email" autocomplete="username" autofocus required placeholder=(format!("username@{domain}"));
             button type="submit" { "Next" }

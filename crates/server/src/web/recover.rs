@@ -16,13 +16,14 @@ use axum::{Form, Router};
 use maud::{html, Markup};
 
 use super::pages::{csrf, error, info, problems as problems_list};
+use super::presession::PreSession;
 use super::{
-    account, advance, at_stages, csrf_ok, expired_cookie, forbidden, fresh, html as page, issue,
-    load, AppState, Page, PageResult,
+    account, expired_cookie, forbidden, fresh, html as page, issue, load, AppState, Page,
+    PageResult,
 };
 use crate::api::ClientIp;
 use crate::captcha;
-use crate::store::{NewAudit, Pending, WebSession};
+use crate::store::NewAudit;
 use crate::{now, Error, Server};
 
 const TITLE: &str = "Get back into your account";
@@ -37,29 +38,30 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/recover/password", get(password_page).post(password_post))
 }
 
-/// The first form with a new CAPTCHA, whose answer's hash the session
-/// keeps for one try.
+/// The first form with a new CAPTCHA, whose answer the browser's
+/// pre-session keeps as a MAC (nothing is stored before the form is sent);
+/// the response carries the pre-session's new cookie.
 fn start_form(
     s: &Server,
-    session: &mut WebSession,
+    pre: &mut PreSession,
     email: &str,
     message: Option<&str>,
-) -> Result<Markup, Error> {
+    status: StatusCode,
+) -> PageResult {
     let c = captcha::generate(&s.rng)?;
-    session.pending = Pending::Captcha(crate::state::sha256(c.answer.as_bytes()));
-    s.store.save_session(session)?;
+    pre.set_captcha(&s.web_key, &c.answer, now());
     let src = format!(
         "data:image/png;base64,{}",
         data_encoding::BASE64.encode(&c.png)
     );
     let (w, h) = captcha::SIZE;
-    Ok(html! {
+    let body = html! {
         h1 { (TITLE) }
         h2 { "Who are you?" }
         p { "To recover your account, begin by entering your email or username and the characters in the picture below." }
         (error(message))
         form method="post" action="/recover" {
-            (csrf(&session.csrf))
+            (csrf(&pre.token))
             label for="email" { "Email or Username" }
             input #email type="text" name="email" autocomplete="username" required value=(email) placeholder=(format!("username@{}", s.config.email_domain));
             img.captcha #captcha src=(src) width=(w) height=(h) alt="Five letters and digits, distorted, to show a person is asking";
@@ -69,7 +71,12 @@ fn start_form(
         }
         p { a href="/recover" { "Show other characters" } }
         p { a href="/signin" { "Cancel" } }
-    })
+    };
+    Ok(Page {
+        body: (status, page(s, TITLE, body)).into_response(),
+        cookie: Some(pre.cookie()),
+    }
+    .into_response())
 }
 
 async fn start_page(State(s): AppState, headers: HeaderMap) -> PageResult {
@@ -79,14 +86,8 @@ async fn start_page(State(s): AppState, headers: HeaderMap) -> PageResult {
         }
         s.store.delete_session(&session.id_hash)?;
     }
-    let mut session = fresh("recover_start");
-    let cookie = issue(&s, &mut session, None)?;
-    let body = start_form(&s, &mut session, "", None)?;
-    Ok(Page {
-        body: page(&s, TITLE, body),
-        cookie: Some(cookie),
-    }
-    .into_response())
+    let mut pre = PreSession::carried_or_new(&s, &headers)?;
+    start_form(&s, &mut pre, "", None, StatusCode::OK)
 }
 
 async fn start_post(
@@ -95,11 +96,10 @@ async fn start_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = match at_stages(&s, &headers, &["recover_start"])? {
-        Ok(session) => session,
-        Err(_) => return Ok(Redirect::to("/recover").into_response()),
+    let Some(mut pre) = PreSession::from_headers(&headers) else {
+        return Ok(Redirect::to("/recover").into_response());
     };
-    if !csrf_ok(&session, &form) {
+    if !pre.form_ok(form.get("csrf")) {
         return Ok(forbidden(&s));
     }
     let email = form.get("email").map_or("", |e| e.trim());
@@ -121,21 +121,17 @@ async fn start_post(
     }) = s.address_failures.check(&ip, now())
     {
         audit("", "refused", "too many failures from this address")?;
-        let body = start_form(&s, &mut session, email, Some(&message))?;
-        return Ok((super::refusal(status), page(&s, TITLE, body)).into_response());
+        return start_form(&s, &mut pre, email, Some(&message), super::refusal(status));
     }
+    // One try per picture: a solved picture's cookie cannot be sent again.
     let typed = form.get("captcha").map(String::as_str).unwrap_or_default();
-    let matched = match &session.pending {
-        Pending::Captcha(expected) => captcha::matches(expected, typed),
-        _ => false,
-    };
-    if !matched {
+    let first_try = s.used_captchas.first_use(&pre, now());
+    if !first_try || !pre.captcha_matches(&s.web_key, typed, now()) {
         s.address_failures.failed(&ip, now());
         audit("", "refused", "CAPTCHA not matched")?;
         let message =
             "The characters you entered didn't match the picture. Try again with the new picture.";
-        let body = start_form(&s, &mut session, email, Some(message))?;
-        return Ok((StatusCode::UNAUTHORIZED, page(&s, TITLE, body)).into_response());
+        return start_form(&s, &mut pre, email, Some(message), StatusCode::UNAUTHORIZED);
     }
     let username = super::username_of(&s, email);
     // Per account: a few recoveries an hour, whoever starts them.
@@ -144,8 +140,6 @@ async fn start_post(
             .audit_count(&username, "recover.start", "ok", now().saturating_sub(3600))?;
     if started >= RECOVERIES_PER_HOUR {
         audit(&username, "refused", "too many recoveries for this account")?;
-        session.pending = Pending::Nothing;
-        s.store.save_session(&session)?;
         let body = info(
             TITLE,
             &["Too many attempts to recover this account in the last hour. Try again later, or contact the help desk."],
@@ -164,8 +158,6 @@ async fn start_post(
             "refused",
             "unknown account or no method registered",
         )?;
-        session.pending = Pending::Nothing;
-        s.store.save_session(&session)?;
         let body = info(
             TITLE,
             &[
@@ -176,8 +168,15 @@ async fn start_post(
         return Ok(page(&s, TITLE, body));
     }
     audit(&username, "ok", "")?;
+    // From here on there is a session to keep.
+    let mut session = fresh("recover");
     session.username = username;
-    advance(&s, &mut session, "recover")
+    let cookie = issue(&s, &mut session, None)?;
+    Ok(Page {
+        body: Redirect::to("/signin/mfa").into_response(),
+        cookie: Some(cookie),
+    }
+    .into_response())
 }
 
 fn password_form(token: &str, account: &str, problems: &[String]) -> Markup {

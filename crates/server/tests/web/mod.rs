@@ -1,6 +1,7 @@
 //! The sign-in pages over HTTPS on loopback, driven like a browser without
 //! JavaScript (cookies, forms, redirects).
 
+mod abuse;
 mod fixes;
 mod helpdesk;
 mod methods;

@@ -17,6 +17,9 @@ use super::{console, may_still_watch};
 use crate::store::{csv_field, AuditEntry, AuditFilter};
 use crate::web::{AppState, PageResult};
 
+/// Rows the page shows (and a live tail sends at once), newest first.
+const SHOWN: usize = 200;
+
 fn filter_of(q: &HashMap<String, String>) -> AuditFilter {
     let text = |k: &str| {
         q.get(k)
@@ -32,6 +35,7 @@ fn filter_of(q: &HashMap<String, String>) -> AuditFilter {
         since: time("since"),
         until: time("until"),
         after_seq: None,
+        newest: None,
     }
 }
 
@@ -41,9 +45,14 @@ pub(super) async fn page(
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
     let (_, me) = staff!(s, headers);
-    let filter = filter_of(&q);
+    let mut filter = filter_of(&q);
+    let csv = q.get("format").map(String::as_str) == Some("csv");
+    // The page shows the newest rows; the export has every matching one.
+    if !csv {
+        filter.newest = Some(SHOWN);
+    }
     let rows = s.store.audit_entries(&filter)?;
-    if q.get("format").map(String::as_str) == Some("csv") {
+    if csv {
         let mut out = String::from("seq,at,actor,action,target,ip,outcome,detail\n");
         for r in &rows {
             let cols = [&r.actor, &r.action, &r.target, &r.ip, &r.outcome, &r.detail]
@@ -68,7 +77,7 @@ pub(super) async fn page(
             .into_response());
     }
     let last = rows.last().map_or(0, |r| r.seq);
-    let shown: Vec<&AuditEntry> = rows.iter().rev().take(200).collect();
+    let shown: Vec<&AuditEntry> = rows.iter().rev().collect();
     let value = |k: &str| q.get(k).cloned().unwrap_or_default();
     let query: String = ["user", "actor", "action", "outcome", "since", "until"]
         .iter()
@@ -97,7 +106,7 @@ pub(super) async fn page(
         }
         p {
             a href=(format!("/helpdesk/audit?format=csv{query}")) download="audit.csv" { "Export CSV" }
-            " · " (rows.len()) " rows; newest first, 200 shown; new rows appear as they are written."
+            " · Newest first, at most " (SHOWN) " shown (the export has every matching row); new rows appear as they are written."
         }
         table #audit data-tail=(format!("/helpdesk/audit/events?after={last}{query}")) {
             thead { tr { th scope="col" { "#" } th scope="col" { "When" } th scope="col" { "Actor" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Outcome" } th scope="col" { "Detail" } } }
@@ -120,6 +129,7 @@ pub(super) async fn events(
     let (viewer, _) = staff!(s, headers);
     let mut filter = filter_of(&q);
     filter.after_seq = q.get("after").and_then(|a| a.parse().ok()).or(Some(0));
+    filter.newest = Some(SHOWN);
     let changes = s.audit_changes();
     let stream = stream::unfold(
         (s, filter, changes, Vec::<AuditEntry>::new()),
