@@ -66,7 +66,8 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     std::fs::write(
         &config_path,
         format!(
-            "listen = \"127.0.0.1:{port}\"\n[push]\nmax_per_window = 1000000\nttl_seconds = 60\n"
+            "listen = \"127.0.0.1:{port}\"\n[push]\nmax_per_window = 1000000\nttl_seconds = 60\n\
+             [connections]\nper_address = 1000000\n"
         ),
     )?;
     let total = opts.devices.max(opts.idle_streams);

@@ -39,6 +39,38 @@ pub struct Config {
     pub web: WebConfig,
     /// Codes sent by text message or voice call.
     pub telephony: TelephonyConfig,
+    /// Limits on connections.
+    pub connections: ConnectionsConfig,
+}
+
+/// Limits on connections, so that idle or slow clients cannot take every
+/// file descriptor and stall everyone else.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// Connections open at once; 0: seven eighths of the open-file limit
+    /// (which the server raises to its hard limit at start).
+    pub max: usize,
+    /// Connections one network address (an IPv6 /64) may hold open at
+    /// once, device streams included. Not applied behind a reverse proxy,
+    /// where every connection comes from the proxy.
+    pub per_address: usize,
+    /// Seconds a client has to send a request's headers; also how long an
+    /// idle kept-alive connection stays open.
+    pub header_timeout_seconds: u64,
+    /// Seconds a client has to finish the TLS handshake.
+    pub handshake_timeout_seconds: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            max: 0,
+            per_address: 256,
+            header_timeout_seconds: 10,
+            handshake_timeout_seconds: 10,
+        }
+    }
 }
 
 /// Where text messages and voice calls go.
@@ -217,6 +249,7 @@ impl Default for Config {
             log: LogConfig::default(),
             web: WebConfig::default(),
             telephony: TelephonyConfig::default(),
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -347,6 +380,22 @@ impl Config {
                 problem: problem.into(),
             })
         };
+        let c = &self.connections;
+        if c.per_address == 0 {
+            return invalid("connections.per_address", "must be at least 1");
+        }
+        if !(1..=300).contains(&c.header_timeout_seconds) {
+            return invalid(
+                "connections.header_timeout_seconds",
+                "must be between 1 and 300",
+            );
+        }
+        if !(1..=300).contains(&c.handshake_timeout_seconds) {
+            return invalid(
+                "connections.handshake_timeout_seconds",
+                "must be between 1 and 300",
+            );
+        }
         if self.org_name.trim().is_empty() || self.org_name.len() > 64 {
             return invalid("org_name", "must be 1–64 characters");
         }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod bench;
 pub mod captcha;
 pub mod config;
+pub mod connections;
 pub mod datadir;
 mod error;
 pub mod events;

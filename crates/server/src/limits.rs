@@ -88,9 +88,9 @@ impl AddressLimiter {
     }
 }
 
-/// What failures are counted against: the address itself for IPv4 (and
+/// What limits count against: the address itself for IPv4 (and
 /// anything that does not parse), the /64 network for IPv6.
-fn network(ip: &str) -> String {
+pub fn network(ip: &str) -> String {
     match ip.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::datadir::{write_private, DataDir};
-use crate::{api, Server};
+use crate::{api, connections, Server};
 
 /// What a running server tells admin commands (`server.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,15 +68,39 @@ pub async fn start(
     let handle = axum_server::Handle::new();
     let app = api::router(server.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let limits = &server.config.connections;
+    let (files, total) = connections::raise_file_limit(limits.max);
+    // Behind a reverse proxy every connection comes from the proxy, which
+    // must limit its clients itself.
+    let per_address = tls.is_some().then_some(limits.per_address);
+    let gate = connections::Gate::new(total, per_address);
+    tracing::info!(
+        open_files = files,
+        connections = total,
+        per_address = ?per_address,
+        "connection limits"
+    );
+    let mut srv = axum_server::from_tcp(listener).handle(handle.clone());
+    // Headers must come within the timeout, for the first request and for
+    // each next one on a kept-alive connection (so idle ones close too).
+    let header_timeout = Duration::from_secs(limits.header_timeout_seconds);
+    srv.http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let capped = connections::Capped::new(axum_server::accept::DefaultAcceptor, gate.clone());
     let task = match tls {
         Some(config) => {
             let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(config);
-            let srv = axum_server::from_tcp_rustls(listener, rustls_config).handle(handle.clone());
-            tokio::spawn(srv.serve(app))
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_config)
+                .handshake_timeout(Duration::from_secs(limits.handshake_timeout_seconds))
+                .acceptor(capped);
+            let acceptor = connections::FirstRequest::new(acceptor, header_timeout);
+            tokio::spawn(srv.acceptor(acceptor).serve(app))
         }
         None => {
-            let srv = axum_server::from_tcp(listener).handle(handle.clone());
-            tokio::spawn(srv.serve(app))
+            let acceptor = connections::FirstRequest::new(capped, header_timeout);
+            tokio::spawn(srv.acceptor(acceptor).serve(app))
         }
     };
     let sweeper = tokio::spawn(sweep(server.clone()));

@@ -216,3 +216,189 @@ fn stored_control_characters_are_shown_escaped_on_the_terminal() {
         assert!(!stdout.contains(['\x1b', '\r']), "{args:?}: {stdout:?}");
     }
 }
+
+/// `countersign-server serve` under `ulimit -n 1024`, with `config`; its
+/// runtime file once it listens.
+fn serve_limited(dir: &std::path::Path, config: &str) -> (std::process::Child, serde_json::Value) {
+    let cfg = dir.join("server.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "ulimit -Sn 1024 && ulimit -Hn 1024 && exec \"$0\" --data \"$1\" --config \"$2\" serve",
+        )
+        .arg(env!("CARGO_BIN_EXE_countersign-server"))
+        .arg(dir.join("data"))
+        .arg(&cfg)
+        .env_remove("COUNTERSIGN_LISTEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let runtime = dir.join("data/server.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !runtime.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let r = serde_json::from_slice(&std::fs::read(&runtime).unwrap()).unwrap();
+    (child, r)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The pinned TLS client configuration for a server's runtime file.
+fn pinned(runtime: &serde_json::Value) -> rustls::ClientConfig {
+    let pin = data_encoding::BASE64URL_NOPAD
+        .decode(runtime["pin"].as_str().unwrap().as_bytes())
+        .unwrap();
+    countersign_core::pin::PinnedVerifier::client_config(pin.try_into().unwrap()).unwrap()
+}
+
+/// Opens up to `n` TLS connections to `port` from `source` and sends
+/// nothing on them; returns those the server took.
+async fn idle_tls_connections(
+    runtime: &serde_json::Value,
+    source: &str,
+    port: u16,
+    n: usize,
+) -> Vec<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(pinned(runtime)));
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let to = format!("127.0.0.1:{port}").parse().unwrap();
+        let Ok(tcp) = socket.connect(to).await else {
+            continue;
+        };
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let handshake = connector.connect(name, tcp);
+        if let Ok(Ok(tls)) =
+            tokio::time::timeout(std::time::Duration::from_secs(1), handshake).await
+        {
+            held.push(tls);
+        }
+    }
+    held
+}
+
+/// How many of `conns` the server has closed (read returns 0 or fails).
+async fn closed<C: tokio::io::AsyncRead + Unpin>(conns: &mut [C]) -> usize {
+    use tokio::io::AsyncReadExt;
+    let mut n = 0;
+    for c in conns.iter_mut() {
+        let mut b = [0u8; 1];
+        let read = tokio::time::timeout(std::time::Duration::from_millis(5), c.read(&mut b)).await;
+        if matches!(read, Ok(Ok(0) | Err(_))) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn idle_connections_from_one_client_do_not_stall_others_under_1024_files() {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap();
+    assert!(
+        limit >= 2048,
+        "the test itself needs 2048 open files, has {limit}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut server, runtime) = serve_limited(
+        tmp.path(),
+        &format!("listen = \"127.0.0.1:{port}\"\n[connections]\nheader_timeout_seconds = 3\n"),
+    );
+    // One client (127.0.0.2) opens 1,100 TLS connections and sends
+    // nothing: past its 256, the server closes them at once.
+    let mut held = idle_tls_connections(&runtime, "127.0.0.2", port, 1100).await;
+    assert!(held.len() <= 256, "{} taken", held.len());
+
+    // Another client's request answers at once (within a second, while
+    // those connections are still held).
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(pinned(&runtime))
+        .timeout(std::time::Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let url = format!("{}/healthz", runtime["url"].as_str().unwrap());
+    for _ in 0..5 {
+        let r = http
+            .get(&url)
+            .send()
+            .await
+            .expect("a normal request answers");
+        assert_eq!(r.status(), 200);
+    }
+    // The held ones close when the header timeout passes.
+    assert_eq!(closed(&mut held).await, 0, "still held");
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(
+        closed(&mut held).await,
+        held.len(),
+        "closed after the timeout"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_sends_headers_slowly_or_idles_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut server, _) = serve_limited(
+        tmp.path(),
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\n[tls]\nmode = \"off\"\n[connections]\nheader_timeout_seconds = 2\n"
+        ),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let start = std::time::Instant::now();
+    // Slowloris: a header line now and then, never the end.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let _ = slow.write_all(b"X-Slow: 1\r\n").await;
+    }
+    // Both are closed by the server within the timeout (and a margin).
+    for (what, conn) in [("slow headers", &mut slow), ("idle keep-alive", &mut idle)] {
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(
+            read.is_ok(),
+            "{what}: still open after {:?}",
+            start.elapsed()
+        );
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
