@@ -43,6 +43,9 @@ pub struct BenchOptions {
     /// Streams ask for the upgraded connection (as devices do) rather than
     /// plain server-sent events.
     pub upgrade: bool,
+    /// Wrong-password sign-ins kept running beside a second round-trip
+    /// phase (0: no second phase).
+    pub wrong_passwords: usize,
 }
 
 struct Device {
@@ -67,7 +70,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
         &config_path,
         format!(
             "listen = \"127.0.0.1:{port}\"\n[push]\nmax_per_window = 1000000\nttl_seconds = 60\n\
-             [connections]\nper_address = 1000000\n"
+             [connections]\nper_address = 1000000\n[lockout]\nper_address_failures = 1000000\n"
         ),
     )?;
     let total = opts.devices.max(opts.idle_streams);
@@ -202,47 +205,12 @@ async fn drive(
         )));
     }
     wait_connected(&http, &base, &admin, opts.devices).await;
-    eprintln!(
-        "driving round trips for {:?} with {} in flight",
-        opts.duration, opts.concurrency
-    );
-    let deadline = Instant::now() + opts.duration;
-    let mut workers = Vec::new();
-    let per_worker: Vec<Vec<(Arc<Device>, mpsc::Receiver<ChallengeEnvelope>)>> = {
-        let mut buckets: Vec<Vec<_>> = (0..opts.concurrency).map(|_| Vec::new()).collect();
-        for (i, d) in devices.iter().take(opts.devices).enumerate() {
-            if let Some(rx) = inboxes.remove(&d.id) {
-                buckets[i % opts.concurrency].push((d.clone(), rx));
-            }
+    let mut buckets: Vec<Bucket> = (0..opts.concurrency).map(|_| Vec::new()).collect();
+    for (i, d) in devices.iter().take(opts.devices).enumerate() {
+        if let Some(rx) = inboxes.remove(&d.id) {
+            buckets[i % opts.concurrency].push((d.clone(), rx));
         }
-        buckets
-    };
-    let started = Instant::now();
-    for bucket in per_worker {
-        let (http, base, admin) = (http.clone(), base.clone(), admin.clone());
-        workers.push(tokio::spawn(async move {
-            worker(http, base, admin, bucket, deadline).await
-        }));
     }
-    let mut latencies = Vec::new();
-    let mut errors = 0usize;
-    for w in workers {
-        let (l, e) = w.await?;
-        latencies.extend(l);
-        errors += e;
-    }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-    };
-    let ms = |d: Option<Duration>| {
-        d.map_or("-".into(), |d| {
-            format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-        })
-    };
     let transport = if opts.upgrade {
         "the upgraded stream"
     } else {
@@ -253,19 +221,39 @@ async fn drive(
     );
     println!("  devices connected:   {}", opts.devices);
     println!("  in flight:           {}", opts.concurrency);
-    println!(
-        "  round trips:         {} in {:.1} s ({} errors)",
-        latencies.len(),
-        elapsed.as_secs_f64(),
-        errors
-    );
-    println!(
-        "  throughput:          {:.0} round trips/s",
-        latencies.len() as f64 / elapsed.as_secs_f64()
-    );
-    println!("  latency p50:         {}", ms(pct(0.50)));
-    println!("  latency p99:         {}", ms(pct(0.99)));
-    println!("  latency max:         {}", ms(latencies.last().copied()));
+    let ctx = (http.clone(), base.clone(), admin.clone());
+    let (alone, buckets) = round_trips(&ctx, buckets, opts.duration).await?;
+    alone.print();
+    if opts.wrong_passwords > 0 {
+        println!(
+            "the same, with {} wrong-password sign-ins running beside (each an Argon2id check)",
+            opts.wrong_passwords
+        );
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let signins: Vec<_> = (0..opts.wrong_passwords)
+            .map(|i| {
+                let (http, base, stop) = (http.clone(), base.clone(), stop.clone());
+                tokio::spawn(async move { wrong_passwords(http, base, i, stop).await })
+            })
+            .collect();
+        let (beside, _) = round_trips(&ctx, buckets, opts.duration).await?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut checks = 0;
+        for s in signins {
+            checks += s.await?;
+        }
+        beside.print();
+        println!(
+            "  password checks:     {checks} ({:.0}/s)",
+            checks as f64 / beside.elapsed.as_secs_f64()
+        );
+        if let (Some(a), Some(b)) = (alone.pct(0.99), beside.pct(0.99)) {
+            println!(
+                "  p99 beside / alone:  {:.2}×",
+                b.as_secs_f64() / a.as_secs_f64()
+            );
+        }
+    }
     for s in streams {
         s.abort();
     }
@@ -315,6 +303,156 @@ async fn drive(
         for s in idle {
             s.abort();
         }
+    }
+    Ok(())
+}
+
+/// The devices one worker drives, with their inboxes.
+type Bucket = Vec<(Arc<Device>, mpsc::Receiver<ChallengeEnvelope>)>;
+
+/// What a round-trip phase measured.
+struct Phase {
+    latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+impl Phase {
+    fn pct(&self, p: f64) -> Option<Duration> {
+        let n = self.latencies.len();
+        self.latencies
+            .get(((n as f64 * p) as usize).min(n.saturating_sub(1)))
+            .copied()
+    }
+
+    fn print(&self) {
+        let ms = |d: Option<Duration>| {
+            d.map_or("-".into(), |d| {
+                format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+            })
+        };
+        let secs = self.elapsed.as_secs_f64();
+        println!(
+            "  round trips:         {} in {secs:.1} s ({} errors)",
+            self.latencies.len(),
+            self.errors
+        );
+        println!(
+            "  throughput:          {:.0} round trips/s",
+            self.latencies.len() as f64 / secs
+        );
+        println!("  latency p50:         {}", ms(self.pct(0.50)));
+        println!("  latency p99:         {}", ms(self.pct(0.99)));
+        println!(
+            "  latency max:         {}",
+            ms(self.latencies.last().copied())
+        );
+    }
+}
+
+/// Drives round trips for `duration`, one worker per bucket; returns the
+/// figures and the buckets for another phase.
+async fn round_trips(
+    (http, base, admin): &(reqwest::Client, String, String),
+    buckets: Vec<Bucket>,
+    duration: Duration,
+) -> anyhow::Result<(Phase, Vec<Bucket>)> {
+    eprintln!(
+        "driving round trips for {duration:?} with {} in flight",
+        buckets.len()
+    );
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let workers: Vec<_> = buckets
+        .into_iter()
+        .map(|bucket| {
+            let (http, base, admin) = (http.clone(), base.clone(), admin.clone());
+            tokio::spawn(async move { worker(http, base, admin, bucket, deadline).await })
+        })
+        .collect();
+    let mut phase = Phase {
+        latencies: Vec::new(),
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
+    let mut buckets = Vec::new();
+    for w in workers {
+        let (l, e, bucket) = w.await?;
+        phase.latencies.extend(l);
+        phase.errors += e;
+        buckets.push(bucket);
+    }
+    phase.elapsed = started.elapsed();
+    phase.latencies.sort_unstable();
+    Ok((phase, buckets))
+}
+
+/// Signs in as bench user `i` through the pages with a wrong password,
+/// again and again until `stop`; returns how many passwords were checked.
+async fn wrong_passwords(
+    http: reqwest::Client,
+    base: String,
+    i: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> usize {
+    let mut checks = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match wrong_password(&http, &base, i).await {
+            Ok(()) => checks += 1,
+            Err(e) => {
+                eprintln!("wrong-password sign-in failed: {e:#}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    checks
+}
+
+/// One sign-in through the pages (form token, email, password) ending in
+/// "Your account or password is incorrect".
+async fn wrong_password(http: &reqwest::Client, base: &str, i: usize) -> anyhow::Result<()> {
+    let cookie = |r: &reqwest::Response| -> Vec<String> {
+        r.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+            .collect()
+    };
+    let token = |html: &str| -> anyhow::Result<String> {
+        let start = html
+            .find("name=\"csrf\" value=\"")
+            .context("no form token")?
+            + 20;
+        let end = html[start..].find('"').context("no form token")? + start;
+        Ok(html[start..end].to_string())
+    };
+    let page = http.get(format!("{base}/signin")).send().await?;
+    let pre = cookie(&page).join("; ");
+    let csrf = token(&page.text().await?)?;
+    let email = format!("bench{:05}", i);
+    let r = http
+        .post(format!("{base}/signin"))
+        .header(reqwest::header::COOKIE, &pre)
+        .form(&[("csrf", csrf.as_str()), ("email", email.as_str())])
+        .send()
+        .await?;
+    let session = cookie(&r).join("; ");
+    let page = http
+        .get(format!("{base}/signin/password"))
+        .header(reqwest::header::COOKIE, &session)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let csrf = token(&page)?;
+    let r = http
+        .post(format!("{base}/signin/password"))
+        .header(reqwest::header::COOKIE, &session)
+        .form(&[("csrf", csrf.as_str()), ("password", "Wrong-Password-123")])
+        .send()
+        .await?;
+    if r.status() != reqwest::StatusCode::UNAUTHORIZED {
+        bail!("wrong password answered {}", r.status());
     }
     Ok(())
 }
@@ -408,9 +546,9 @@ async fn worker(
     http: reqwest::Client,
     base: String,
     admin: String,
-    mut devices: Vec<(Arc<Device>, mpsc::Receiver<ChallengeEnvelope>)>,
+    mut devices: Bucket,
     deadline: Instant,
-) -> (Vec<Duration>, usize) {
+) -> (Vec<Duration>, usize, Bucket) {
     let mut latencies = Vec::new();
     let mut errors = 0;
     let mut i = 0;
@@ -428,7 +566,7 @@ async fn worker(
             }
         }
     }
-    (latencies, errors)
+    (latencies, errors, devices)
 }
 
 async fn round_trip(

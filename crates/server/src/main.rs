@@ -102,6 +102,10 @@ enum Command {
         /// the upgraded streams devices use.
         #[arg(long)]
         sse: bool,
+        /// Then round trips again with this many wrong-password sign-ins
+        /// running beside them (0 to skip).
+        #[arg(long, default_value_t = 20)]
+        wrong_passwords: usize,
     },
     /// Read the audit log, or verify its hash chain.
     Audit {
@@ -258,6 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         seconds,
         idle_streams,
         sse,
+        wrong_passwords,
     } = cli.command
     {
         init_logging(false);
@@ -267,6 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             duration: Duration::from_secs(seconds),
             idle_streams,
             upgrade: !sse,
+            wrong_passwords,
         };
         countersign_server::bench::run(&opts)?;
         return Ok(ExitCode::SUCCESS);

@@ -521,7 +521,11 @@ async fn password_post(
 ) -> PageResult {
     let mut session = stage_form!(s, headers, &["password"], form);
     let password = zeroize::Zeroizing::new(form.get("password").cloned().unwrap_or_default());
-    match s.check_password(&session.username, &password, &ip, now()) {
+    let username = session.username.clone();
+    let checked = s
+        .hashing(move |s| s.check_password(&username, &password, &ip, now()))
+        .await;
+    match checked {
         Ok(ok) => {
             session.stage = if ok.must_change {
                 "change"
@@ -569,7 +573,11 @@ async fn update_post(
     let mut session = stage_form!(s, headers, &["change"], form);
     let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
     let (current, new, confirm) = (field("current"), field("new"), field("confirm"));
-    match s.change_password(&session.username, &current, &new, &confirm, &ip, now()) {
+    let username = session.username.clone();
+    let changed = s
+        .hashing(move |s| s.change_password(&username, &current, &new, &confirm, &ip, now()))
+        .await;
+    match changed {
         Ok(Ok(())) => {
             // Another browser that signed in with the old password is out.
             s.store

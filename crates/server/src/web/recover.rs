@@ -210,7 +210,11 @@ async fn password_post(
     let session = stage_form!(s, headers, &["recover_reset"], form);
     let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
     let (new, confirm) = (field("new"), field("confirm"));
-    match s.recover_password(&session.username, &new, &confirm, &ip, now())? {
+    let username = session.username.clone();
+    let set = s
+        .hashing(move |s| s.recover_password(&username, &new, &confirm, &ip, now()))
+        .await?;
+    match set {
         Ok(()) => {
             // The recovery session ends here: signing in starts afresh.
             s.store.delete_session(&session.id_hash)?;

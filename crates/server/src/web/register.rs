@@ -615,7 +615,11 @@ async fn questions_post(
         }
     }
     if problems.is_empty() {
-        match s.register_answers(&session.username, &chosen, authority(&session), &ip, now()) {
+        let (username, authority, ip) = (session.username.clone(), authority(&session), ip.clone());
+        let registered = s
+            .hashing(move |s| s.register_answers(&username, &chosen, authority, &ip, now()))
+            .await;
+        match registered {
             Ok(Ok(())) => {
                 session.factor.get_or_insert(Factor {
                     method: FactorMethod::Questions,

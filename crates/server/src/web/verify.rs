@@ -419,7 +419,11 @@ async fn questions_post(
     let given: Vec<String> = (0..asked.len())
         .map(|i| form.get(&format!("a{i}")).cloned().unwrap_or_default())
         .collect();
-    let message = match s.check_answers(&session.username, &asked, &given, &ip, now()) {
+    let (username, asked_now) = (session.username.clone(), asked.clone());
+    let checked = s
+        .hashing(move |s| s.check_answers(&username, &asked_now, &given, &ip, now()))
+        .await;
+    let message = match checked {
         Ok(true) => return proven(&s, &mut session, FactorMethod::Questions),
         Ok(false) => "One or more answers didn't match. Try again.".to_string(),
         Err(Error::Refused { message, .. }) => message,
