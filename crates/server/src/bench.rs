@@ -419,10 +419,8 @@ async fn wrong_password(http: &reqwest::Client, base: &str, i: usize) -> anyhow:
             .collect()
     };
     let token = |html: &str| -> anyhow::Result<String> {
-        let start = html
-            .find("name=\"csrf\" value=\"")
-            .context("no form token")?
-            + 20;
+        let field = "name=\"csrf\" value=\"";
+        let start = html.find(field).context("no form token")? + field.len();
         let end = html[start..].find('"').context("no form token")? + start;
         Ok(html[start..end].to_string())
     };

@@ -202,17 +202,25 @@ impl Server {
             expires_at: now + p.ttl_seconds,
         };
         let number = random_number(&self.rng)?;
-        self.store.insert_challenge(&NewChallenge {
-            challenge: &challenge,
-            user_id: user.id,
-            number,
-            created_ms: now_ms,
-            connected: self.hub.connected(&device.id) > 0,
+        let detail = format!("challenge {} to device {}", challenge.id, device.id);
+        // The challenge and its audit row commit together.
+        self.write(now, |w| {
+            w.insert_challenge(&NewChallenge {
+                challenge: &challenge,
+                user_id: user.id,
+                number,
+                created_ms: now_ms,
+                connected: self.hub.connected(&device.id) > 0,
+            })?;
+            w.audit(&NewAudit {
+                actor: origin.actor,
+                action: "challenge.create",
+                target: username,
+                ip: origin.ip,
+                outcome: "ok",
+                detail: &detail,
+            })
         })?;
-        audit(
-            "ok",
-            &format!("challenge {} to device {}", challenge.id, device.id),
-        )?;
         let created = Created {
             challenge_id: challenge.id.clone(),
             number,
@@ -365,10 +373,39 @@ impl Server {
             Decision::Report => ChallengeStatus::Reported,
         };
         let json = serde_json::to_string(response).map_err(|e| Error::Internal(e.to_string()))?;
-        if !self
-            .store
-            .answer_challenge(challenge_id, verdict, &json, now, now_ms)?
-        {
+        // The signature is kept so the log proves who approved what.
+        let detail = format!(
+            "challenge {challenge_id} signature {}",
+            response.signature.to_base64()
+        );
+        // The answer, a report's push block and their audit rows commit
+        // together.
+        let answered = self.write(now, |w| {
+            if !w.answer_challenge(challenge_id, verdict, &json, now, now_ms)? {
+                return Ok(false);
+            }
+            w.audit(&NewAudit {
+                actor: &actor,
+                action: "challenge.answer",
+                target,
+                ip,
+                outcome: verdict.as_str(),
+                detail: &detail,
+            })?;
+            if verdict == ChallengeStatus::Reported {
+                w.set_push_blocked(row.user_id, true)?;
+                w.audit(&NewAudit {
+                    actor: &actor,
+                    action: "alert.fraud_report",
+                    target,
+                    ip,
+                    outcome: "push_blocked",
+                    detail: challenge_id,
+                })?;
+            }
+            Ok(true)
+        })?;
+        if !answered {
             audit("refused", "already answered")?;
             return Err(Error::refused(
                 409,
@@ -376,27 +413,7 @@ impl Server {
                 "this challenge was already answered",
             ));
         }
-        // The signature is kept so the log proves who approved what.
-        audit(
-            verdict.as_str(),
-            &format!(
-                "challenge {challenge_id} signature {}",
-                response.signature.to_base64()
-            ),
-        )?;
         if verdict == ChallengeStatus::Reported {
-            self.store.set_push_blocked(row.user_id, true)?;
-            self.audit(
-                NewAudit {
-                    actor: &actor,
-                    action: "alert.fraud_report",
-                    target,
-                    ip,
-                    outcome: "push_blocked",
-                    detail: challenge_id,
-                },
-                now,
-            )?;
             tracing::warn!(
                 user = target,
                 challenge = challenge_id,

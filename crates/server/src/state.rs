@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::datadir::DataDir;
 use crate::limits::AddressLimiter;
 use crate::push::Hub;
-use crate::store::{NewAudit, Store};
+use crate::store::{NewAudit, Store, StoreError, Write};
 use crate::telephony::Gateway;
 use crate::Error;
 
@@ -101,9 +101,19 @@ impl Server {
 
     /// Appends an audit row; a failure to audit fails the operation.
     pub fn audit(&self, e: NewAudit<'_>, now: u64) -> Result<(), Error> {
-        self.store.audit(&e, now)?;
+        self.write(now, |w| w.audit(&e))
+    }
+
+    /// Runs `change` (state changes and their audit rows) in one
+    /// transaction, see [`Store::write`]; then wakes live views.
+    pub fn write<T>(
+        &self,
+        now: u64,
+        change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, Error> {
+        let out = self.store.write(now, change)?;
         self.audit_written.send_modify(|n| *n = n.wrapping_add(1));
-        Ok(())
+        Ok(out)
     }
 
     /// A receiver that sees every audit row this process writes from now on.

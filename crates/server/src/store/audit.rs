@@ -118,8 +118,41 @@ impl Store {
     /// immediate transaction, so concurrent writers (the server and an admin
     /// command) still form a single chain.
     pub fn audit(&self, e: &NewAudit<'_>, now: u64) -> Result<(), StoreError> {
+        self.write(now, |w| w.audit(e))
+    }
+
+    /// Runs `change` in one immediate transaction: what it writes, audit
+    /// rows included, commits together or not at all. A state change and
+    /// its audit row written this way cannot be parted by a crash.
+    pub fn write<T>(
+        &self,
+        now: u64,
+        change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut w = Write { tx, now };
+        let out = change(&mut w)?;
+        w.tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// An open write transaction (see [`Store::write`]).
+pub struct Write<'c> {
+    tx: rusqlite::Transaction<'c>,
+    now: u64,
+}
+
+impl Write<'_> {
+    /// The transaction's connection, for the store's statements.
+    pub(super) fn conn(&self) -> &rusqlite::Connection {
+        &self.tx
+    }
+
+    /// Appends an audit row within the transaction.
+    pub fn audit(&mut self, e: &NewAudit<'_>) -> Result<(), StoreError> {
+        let (tx, now) = (&self.tx, self.now);
         let (seq, prev): (i64, Vec<u8>) = tx
             .query_row(
                 "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -136,11 +169,11 @@ impl Store {
             "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![seq, now, e.actor, e.action, e.target, e.ip, e.outcome, e.detail, prev, hash],
         )?;
-        tx.commit()?;
         Ok(())
     }
+}
 
-    /// Rows matching `f`, oldest first.
+impl Store {
     /// Rows with `action` and `outcome` about `target` since `since`
     /// (per-account limits that outlive a restart).
     pub fn audit_count(

@@ -4,7 +4,7 @@ use countersign_core::api::ChallengeStatus;
 use countersign_core::protocol::{Challenge, ChallengeKind};
 use rusqlite::{params, Row};
 
-use super::{optional, Store, StoreError};
+use super::{optional, Store, StoreError, Write};
 
 /// A challenge to store.
 pub struct NewChallenge<'a> {
@@ -103,18 +103,6 @@ fn row(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
 }
 
 impl Store {
-    /// Stores a new pending challenge.
-    pub fn insert_challenge(&self, c: &NewChallenge<'_>) -> Result<(), StoreError> {
-        let ch = c.challenge;
-        let kind = ch.kind.as_str();
-        self.conn().execute(
-            "INSERT INTO challenges (id, user_id, device_id, number, kind, application, ip, location, created_at, expires_at, created_ms, connected_when_asked) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![ch.id, c.user_id, ch.device_id, c.number, kind, ch.application, ch.ip, ch.location, ch.created_at, ch.expires_at, c.created_ms, c.connected],
-        )?;
-        Ok(())
-    }
-
     /// A challenge by id.
     pub fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError> {
         optional(self.conn().query_row(
@@ -147,24 +135,6 @@ impl Store {
             params![user_id, since],
             |r| r.get(0),
         )?)
-    }
-
-    /// Records the answer if the challenge is still pending and unexpired.
-    /// False when it was answered or expired meanwhile (a replay).
-    pub fn answer_challenge(
-        &self,
-        id: &str,
-        status: ChallengeStatus,
-        response_json: &str,
-        now: u64,
-        now_ms: u64,
-    ) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
-            "UPDATE challenges SET status = ?2, response = ?3, answered_at = ?4, answered_ms = ?5 \
-             WHERE id = ?1 AND status = 'pending' AND expires_at > ?4",
-            params![id, status.as_str(), response_json, now, now_ms],
-        )?;
-        Ok(n == 1)
     }
 
     /// Records a delivery or shown receipt at `at_ms` (Unix ms); only
@@ -213,5 +183,37 @@ impl Store {
         ))?;
         let rows = stmt.query_map([now], row)?.collect::<Result<_, _>>()?;
         Ok(rows)
+    }
+}
+
+impl Write<'_> {
+    /// Stores a new pending challenge.
+    pub fn insert_challenge(&self, c: &NewChallenge<'_>) -> Result<(), StoreError> {
+        let ch = c.challenge;
+        let kind = ch.kind.as_str();
+        self.conn().execute(
+            "INSERT INTO challenges (id, user_id, device_id, number, kind, application, ip, location, created_at, expires_at, created_ms, connected_when_asked) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![ch.id, c.user_id, ch.device_id, c.number, kind, ch.application, ch.ip, ch.location, ch.created_at, ch.expires_at, c.created_ms, c.connected],
+        )?;
+        Ok(())
+    }
+
+    /// Records the answer if the challenge is still pending and unexpired.
+    /// False when it was answered or expired meanwhile (a replay).
+    pub fn answer_challenge(
+        &self,
+        id: &str,
+        status: ChallengeStatus,
+        response_json: &str,
+        now: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE challenges SET status = ?2, response = ?3, answered_at = ?4, answered_ms = ?5 \
+             WHERE id = ?1 AND status = 'pending' AND expires_at > ?4",
+            params![id, status.as_str(), response_json, now, now_ms],
+        )?;
+        Ok(n == 1)
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension};
 
-pub use audit::{csv_field, AuditEntry, AuditFilter, NewAudit};
+pub use audit::{csv_field, AuditEntry, AuditFilter, NewAudit, Write};
 pub use challenges::{ChallengeRow, NewChallenge};
 pub use devices::{ActivationRow, Binding, DeviceRow, NewDevice};
 pub use methods::{Methods, PhoneCode};

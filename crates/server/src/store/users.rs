@@ -3,7 +3,7 @@
 use rusqlite::{params, Row};
 use serde::Serialize;
 
-use super::{optional, Store, StoreError};
+use super::{optional, Store, StoreError, Write};
 
 /// What a user may do; each role may do what the ones before it may
 /// (ordered: officer < helpdesk < admin).
@@ -270,11 +270,7 @@ impl Store {
 
     /// Blocks or unblocks pushes.
     pub fn set_push_blocked(&self, user_id: i64, blocked: bool) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE users SET push_blocked = ?2 WHERE id = ?1",
-            params![user_id, blocked],
-        )?;
-        Ok(())
+        set_push_blocked(&self.conn(), user_id, blocked)
     }
 
     /// Sets the end of the "Skip setup" grace.
@@ -293,6 +289,25 @@ impl Store {
             params![user_id, role.as_str()],
         )?;
         Ok(())
+    }
+}
+
+fn set_push_blocked(
+    conn: &rusqlite::Connection,
+    user_id: i64,
+    blocked: bool,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE users SET push_blocked = ?2 WHERE id = ?1",
+        params![user_id, blocked],
+    )?;
+    Ok(())
+}
+
+impl Write<'_> {
+    /// Blocks (or unblocks) pushes to a user, within the transaction.
+    pub fn set_push_blocked(&self, user_id: i64, blocked: bool) -> Result<(), StoreError> {
+        set_push_blocked(self.conn(), user_id, blocked)
     }
 }
 
