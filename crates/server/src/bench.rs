@@ -230,9 +230,15 @@ async fn drive(
             opts.wrong_passwords
         );
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // A browser's steps, each seen (cookies are set on redirects).
+        let browser = reqwest::Client::builder()
+            .use_preconfigured_tls(PinnedVerifier::client_config(pin)?)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(120))
+            .build()?;
         let signins: Vec<_> = (0..opts.wrong_passwords)
             .map(|i| {
-                let (http, base, stop) = (http.clone(), base.clone(), stop.clone());
+                let (http, base, stop) = (browser.clone(), base.clone(), stop.clone());
                 tokio::spawn(async move { wrong_passwords(http, base, i, stop).await })
             })
             .collect();

@@ -8,4 +8,5 @@ mod api;
 mod cli;
 mod common;
 mod durability;
+mod parsers;
 mod web;
