@@ -13,6 +13,7 @@ pub mod connections;
 pub mod datadir;
 mod error;
 pub mod events;
+pub mod hashing;
 pub mod helpdesk;
 pub mod limits;
 pub mod methods;

@@ -42,8 +42,8 @@ pub struct Server {
     pub telephony: Gateway,
     /// MACs the recovery CAPTCHA's answer kept in the browser.
     pub web_key: ring::hmac::Key,
-    /// Password and answer hashing running at once (see [`Server::hashing`]).
-    hashing: tokio::sync::Semaphore,
+    /// The threads that hash passwords and answers (see [`Server::hashing`]).
+    hashing: crate::hashing::Hashing,
     /// Recovery CAPTCHAs already tried.
     pub used_captchas: crate::web::presession::UsedCaptchas,
     /// Counts audit rows written by this process, so live help-desk views
@@ -72,31 +72,25 @@ impl Server {
             ),
             refused_redirects: AddressLimiter::new(1, 60),
             used_captchas: Default::default(),
-            hashing: tokio::sync::Semaphore::new(hashing_slots()),
+            hashing: Default::default(),
             telephony: Gateway::new(&config.telephony, dir.root())?,
             audit_written: watch::Sender::new(0),
             config,
         })
     }
 
-    /// Runs `work` that hashes passwords or answers (Argon2id: tens of
-    /// milliseconds of CPU each) on the blocking pool, at most half the
-    /// cores at once: a burst of sign-ins queues there instead of stalling
-    /// the async workers that carry device streams and pages.
+    /// Runs `work` that hashes passwords or answers (Argon2id) on the
+    /// hashing threads, off the async workers; see [`crate::hashing`].
     pub async fn hashing<T, F>(self: &Arc<Self>, work: F) -> Result<T, Error>
     where
         F: FnOnce(&Server) -> Result<T, Error> + Send + 'static,
         T: Send + 'static,
     {
-        let _slot = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| Error::Internal("hashing stopped".into()))?;
         let s = self.clone();
-        tokio::task::spawn_blocking(move || work(&s))
+        self.hashing
+            .run(move || work(&s))
             .await
-            .map_err(|e| Error::Internal(format!("hashing failed: {e}")))?
+            .ok_or_else(|| Error::Internal("the hashing threads stopped".into()))?
     }
 
     /// Appends an audit row; a failure to audit fails the operation.
@@ -139,9 +133,4 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
     out
-}
-
-/// Hashing slots: half the cores, at least one.
-fn hashing_slots() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
