@@ -32,7 +32,9 @@ use crate::store::{Factor, FactorMethod, NewAudit, Pending, WebSession};
 use crate::{now, now_ms, Error, Server};
 use presession::PreSession;
 
-const COOKIE: &str = "cs_session";
+/// The session cookie (`__Host-`: Secure, path `/`, no domain, so no other
+/// host or path can set it).
+const COOKIE: &str = "__Host-cs_session";
 
 type AppState = State<Arc<Server>>;
 

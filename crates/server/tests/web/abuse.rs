@@ -80,3 +80,73 @@ async fn ended_sessions_are_dropped_by_the_server() {
     }
     assert_eq!(session_rows(&ts), 1, "only the live one is left");
 }
+
+#[tokio::test]
+async fn session_cookies_are_secure_http_only_lax_and_change_at_each_privilege_gain() {
+    let ts = TestServer::start().await;
+    let temp = ts.add_user("cs1501");
+    // A browser that shows every step (cookies are set on redirects).
+    let pin = ts.server.tls_pin.unwrap();
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(countersign_core::pin::PinnedVerifier::client_config(pin).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut jar: Vec<String> = Vec::new();
+    let mut seen = Vec::new();
+    let mut step = |r: &reqwest::Response, jar: &mut Vec<String>| {
+        for c in r.headers().get_all("set-cookie") {
+            let c = c.to_str().unwrap().to_string();
+            for flag in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+                assert!(c.contains(flag), "{flag} in {c}");
+            }
+            let pair = c.split(';').next().unwrap().to_string();
+            let name = pair.split('=').next().unwrap().to_string();
+            jar.retain(|p| !p.starts_with(&format!("{name}=")));
+            if name == "__Host-cs_session" {
+                seen.push(pair.clone());
+            }
+            jar.push(pair);
+        }
+    };
+    let token = |html: &str| super::between(html, "name=\"csrf\" value=\"", "\"").to_string();
+    let get = |path: &str, jar: &Vec<String>| {
+        http.get(format!("{}{path}", ts.url))
+            .header("cookie", jar.join("; "))
+            .send()
+    };
+    let r = get("/signin", &jar).await.unwrap();
+    step(&r, &mut jar);
+    assert!(jar.iter().any(|c| c.starts_with("__Host-cs_pre=")));
+    let page = r.text().await.unwrap();
+    let r = http
+        .post(format!("{}/signin", ts.url))
+        .header("cookie", jar.join("; "))
+        .form(&[("csrf", token(&page).as_str()), ("email", "cs1501")])
+        .send()
+        .await
+        .unwrap();
+    step(&r, &mut jar);
+    let page = get("/signin/password", &jar)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = http
+        .post(format!("{}/signin/password", ts.url))
+        .header("cookie", jar.join("; "))
+        .form(&[("csrf", token(&page).as_str()), ("password", temp.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/signin/update-password");
+    step(&r, &mut jar);
+    // A session from the email step, a new one once the password was right.
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_ne!(seen[0], seen[1]);
+    // The old one no longer works.
+    let old = vec![seen[0].clone()];
+    let r = get("/signin/update-password", &old).await.unwrap();
+    assert_eq!(r.headers()["location"], "/signin");
+}
