@@ -356,22 +356,26 @@ impl Server {
             name: staff,
             role: staff_role,
         } = staff;
-        if user.role > staff_role {
+        let audit = |outcome: &str, detail: &str| {
             self.audit(
                 NewAudit {
                     actor: staff,
                     action: fix.action(),
                     target: username,
                     ip,
-                    outcome: "refused",
-                    detail: &format!(
-                        "target is {}, actor {}",
-                        user.role.as_str(),
-                        staff_role.as_str()
-                    ),
+                    outcome,
+                    detail,
                 },
                 now,
-            )?;
+            )
+        };
+        if user.role > staff_role {
+            let roles = format!(
+                "target is {}, actor {}",
+                user.role.as_str(),
+                staff_role.as_str()
+            );
+            audit("refused", &roles)?;
             return Err(Error::refused(
                 403,
                 "role_too_high",
@@ -404,17 +408,7 @@ impl Server {
                 detail = format!("until {until}: {reason}");
             }
         }
-        self.audit(
-            NewAudit {
-                actor: staff,
-                action: fix.action(),
-                target: username,
-                ip,
-                outcome: "ok",
-                detail: &detail,
-            },
-            now,
-        )?;
+        audit("ok", &detail)?;
         Ok(password)
     }
 

@@ -102,15 +102,29 @@ impl Store {
         first_only: bool,
         now: u64,
     ) -> Result<bool, StoreError> {
+        self.add_method(user_id, first_only, |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO phones (user_id, number, verified_at) VALUES (?1, ?2, ?3)",
+                params![user_id, number, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Runs `write` in one transaction; with `first_only`, only while the
+    /// user has no method at all (`false` when refused).
+    fn add_method(
+        &self,
+        user_id: i64,
+        first_only: bool,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError>,
+    ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         if first_only && tx.query_row(HAS_METHOD, [user_id], |r| r.get(0))? {
             return Ok(false);
         }
-        tx.execute(
-            "INSERT OR REPLACE INTO phones (user_id, number, verified_at) VALUES (?1, ?2, ?3)",
-            params![user_id, number, now],
-        )?;
+        write(&tx)?;
         tx.commit()?;
         Ok(true)
     }
@@ -133,20 +147,16 @@ impl Store {
         first_only: bool,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        if first_only && tx.query_row(HAS_METHOD, [user_id], |r| r.get(0))? {
-            return Ok(false);
-        }
-        tx.execute("DELETE FROM security_answers WHERE user_id = ?1", [user_id])?;
-        for (q, hash) in answers {
-            tx.execute(
-                "INSERT INTO security_answers (user_id, question, answer_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![user_id, *q as i64, hash, now],
-            )?;
-        }
-        tx.commit()?;
-        Ok(true)
+        self.add_method(user_id, first_only, |tx| {
+            tx.execute("DELETE FROM security_answers WHERE user_id = ?1", [user_id])?;
+            for (q, hash) in answers {
+                tx.execute(
+                    "INSERT INTO security_answers (user_id, question, answer_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![user_id, *q as i64, hash, now],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Removes the user's security answers; true if there were some.

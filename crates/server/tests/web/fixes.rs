@@ -13,10 +13,8 @@ use countersign_server::now;
 use countersign_server::store::Role;
 
 use super::helpdesk::signed_in;
-use super::{approve_from_page, assert_audited, Browser};
+use super::{approve_from_page, assert_audited, Browser, NEW};
 use crate::common::{TestDevice, TestServer};
-
-const NEW: &str = "Correct-Horse-9-Battery";
 
 /// Signs `user` in again in `b`, approving with `dev`; "Stay signed in"
 /// when `stay`.
@@ -253,14 +251,7 @@ async fn the_console_needs_a_second_factor_and_a_password_change_ends_other_sess
     );
     // …and the officer changes it: that other session ends.
     let b = Browser::new(&ts);
-    let (_, _, page) = b.sign_in("hd1401", &temp).await;
-    let (_, path, page) = b
-        .post(
-            "/signin/update-password",
-            &page,
-            &[("current", &temp), ("new", NEW), ("confirm", NEW)],
-        )
-        .await;
+    let (path, page) = b.change_temporary("hd1401", &temp).await;
     assert_eq!(path, "/signin/register");
     assert_eq!(old.get("/signin/update-password").await.1, "/signin");
 

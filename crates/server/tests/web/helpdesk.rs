@@ -12,8 +12,6 @@ use countersign_server::store::Role;
 use super::{answers, approve_from_page, assert_audited, between, Browser};
 use crate::common::{TestDevice, TestServer};
 
-const NEW: &str = "Correct-Horse-9-Battery";
-
 /// A user with the app (returned) and security questions, signed in
 /// through the pages (password change, number matching) in `b`.
 pub(super) async fn signed_in(ts: &TestServer, b: &Browser, username: &str) -> TestDevice {
@@ -27,14 +25,7 @@ pub(super) async fn signed_in(ts: &TestServer, b: &Browser, username: &str) -> T
         .register_answers(username, &chosen, Authority::Proven, "", now())
         .unwrap()
         .unwrap();
-    let (_, _, page) = b.sign_in(username, &temp).await;
-    let (_, path, page) = b
-        .post(
-            "/signin/update-password",
-            &page,
-            &[("current", &temp), ("new", NEW), ("confirm", NEW)],
-        )
-        .await;
+    let (path, page) = b.change_temporary(username, &temp).await;
     assert_eq!(path, "/signin/mfa");
     approve_from_page(ts, &dev, &page, Decision::Approve).await;
     let (_, path, page) = b.get("/signin/mfa/done").await;

@@ -2,10 +2,8 @@
 //! and call through the outbox gateway), security questions, recovery with
 //! the CAPTCHA, and adding and removing methods on "My sign-ins".
 
-use super::{answers, as_refs, assert_audited, between, Browser};
+use super::{answers, as_refs, assert_audited, between, Browser, NEW};
 use crate::common::TestServer;
-
-const NEW: &str = "Correct-Horse-9-Battery";
 
 /// The newest message in the outbox: (channel, the six-digit code).
 pub fn last_message(ts: &TestServer) -> (String, String) {
@@ -14,16 +12,9 @@ pub fn last_message(ts: &TestServer) -> (String, String) {
 
 /// Signs in with the temporary password and sets [`NEW`]; returns the
 /// registration page.
-async fn first_sign_in(ts: &TestServer, b: &Browser, user: &str) -> String {
+pub(super) async fn first_sign_in(ts: &TestServer, b: &Browser, user: &str) -> String {
     let temp = ts.add_user(user);
-    let (_, _, page) = b.sign_in(user, &temp).await;
-    let (_, path, page) = b
-        .post(
-            "/signin/update-password",
-            &page,
-            &[("current", &temp), ("new", NEW), ("confirm", NEW)],
-        )
-        .await;
+    let (path, page) = b.change_temporary(user, &temp).await;
     assert_eq!(path, "/signin/register");
     page
 }

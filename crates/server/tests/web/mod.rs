@@ -14,6 +14,9 @@ use countersign_core::protocol::Decision;
 use countersign_core::SigningKey;
 use ring::rand::SystemRandom;
 
+/// The password the tests' officers choose at their first sign-in.
+const NEW: &str = "Correct-Horse-9-Battery";
+
 struct Browser {
     http: reqwest::Client,
     base: String,
@@ -74,6 +77,20 @@ impl Browser {
             r.url().path().to_string(),
             r.text().await.unwrap(),
         )
+    }
+
+    /// Signs in with the temporary password `temp` and sets [`NEW`]: where
+    /// that lands (path) and the page.
+    async fn change_temporary(&self, user: &str, temp: &str) -> (String, String) {
+        let (_, _, page) = self.sign_in(user, temp).await;
+        let (_, path, page) = self
+            .post(
+                "/signin/update-password",
+                &page,
+                &[("current", temp), ("new", NEW), ("confirm", NEW)],
+            )
+            .await;
+        (path, page)
     }
 
     async fn sign_in(&self, email: &str, password: &str) -> (u16, String, String) {

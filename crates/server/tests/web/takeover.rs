@@ -11,10 +11,9 @@ use countersign_server::methods::Authority;
 use countersign_server::now;
 use ring::rand::SystemRandom;
 
-use super::{answers, approve_from_page, as_refs, assert_audited, between, Browser};
+use super::methods::first_sign_in;
+use super::{answers, approve_from_page, as_refs, assert_audited, between, Browser, NEW};
 use crate::common::{TestDevice, TestServer};
-
-const NEW: &str = "Correct-Horse-9-Battery";
 
 /// The enrollment payload on a registration page.
 fn payload(page: &str) -> countersign_core::Enrollment {
@@ -47,22 +46,6 @@ fn other_answers() -> Vec<(String, &'static str)> {
         f[2 * i].1 = q;
     }
     f
-}
-
-/// Signs in with the temporary password in `b`, sets [`NEW`]; returns
-/// the registration page (the account has no method yet).
-async fn first_sign_in(ts: &TestServer, b: &Browser, user: &str) -> String {
-    let temp = ts.add_user(user);
-    let (_, _, page) = b.sign_in(user, &temp).await;
-    let (_, path, page) = b
-        .post(
-            "/signin/update-password",
-            &page,
-            &[("current", &temp), ("new", NEW), ("confirm", NEW)],
-        )
-        .await;
-    assert_eq!(path, "/signin/register");
-    page
 }
 
 /// The officer registers the app (from the page's QR code, with the test
