@@ -287,8 +287,10 @@ impl Store {
             "UPDATE devices SET removed_at = ?2 WHERE user_id = ?1 AND removed_at IS NULL",
             params![user_id, now],
         )?;
+        // Unused codes die by expiring: `used_at` means a device was bound
+        // (a session that showed the code counts that as proving the app).
         tx.execute(
-            "UPDATE activations SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
+            "UPDATE activations SET expires_at = MIN(expires_at, ?2) WHERE user_id = ?1 AND used_at IS NULL",
             params![user_id, now],
         )?;
         tx.commit()?;

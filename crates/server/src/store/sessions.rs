@@ -56,7 +56,14 @@ pub struct Factor {
     pub method: FactorMethod,
     /// When (Unix seconds).
     pub at: u64,
+    /// Gained by registering the account's first method in this session
+    /// (on the password alone), not by proving a method that was there
+    /// before: enough to finish onboarding, not for the help-desk console.
+    pub by_registration: bool,
 }
+
+/// How a registration-gained factor is stored: `registered:METHOD`.
+const REGISTERED: &str = "registered:";
 
 /// The methods that prove a second factor. Registering the account's first
 /// method in a session proves that method too (the app by its activation
@@ -144,9 +151,15 @@ impl Pending {
 
 fn session(r: &Row<'_>) -> rusqlite::Result<WebSession> {
     let factor_at: u64 = r.get(11)?;
-    let factor = FactorMethod::parse(&r.get::<_, String>(10)?).map(|method| Factor {
+    let column: String = r.get(10)?;
+    let (name, by_registration) = match column.strip_prefix(REGISTERED) {
+        Some(name) => (name, true),
+        None => (column.as_str(), false),
+    };
+    let factor = FactorMethod::parse(name).map(|method| Factor {
         method,
         at: factor_at,
+        by_registration,
     });
     Ok(WebSession {
         id_hash: r.get(0)?,
@@ -170,7 +183,7 @@ impl Store {
             "INSERT OR REPLACE INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![s.id_hash, s.csrf, s.username, s.stage, s.challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, s.pending.to_column(),
-                s.factor.map_or("", |f| f.method.as_str()), s.factor.map_or(0, |f| f.at)],
+                s.factor.map_or(String::new(), |f| format!("{}{}", if f.by_registration { REGISTERED } else { "" }, f.method.as_str())), s.factor.map_or(0, |f| f.at)],
         )?;
         Ok(())
     }

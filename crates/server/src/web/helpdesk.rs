@@ -68,7 +68,7 @@ fn staff(
     let user = s.user(&session.username)?;
     // The console acts on others' accounts: a password alone (a staff
     // member still within "Skip setup") is not enough.
-    if !is_staff(&user) || session.factor.is_none() {
+    if !is_staff(&user) || !proved_a_method(&session) {
         let why = if is_staff(&user) {
             "The help-desk console needs a sign-in with a second method. Set up your methods, then sign in again."
         } else {
@@ -86,6 +86,12 @@ fn staff(
     Ok(Ok((session, user)))
 }
 
+/// Whether the session proved a method the account had before it (a
+/// factor gained by registering the first method is not enough here).
+fn proved_a_method(session: &WebSession) -> bool {
+    session.factor.is_some_and(|f| !f.by_registration)
+}
+
 fn is_staff(user: &UserRow) -> bool {
     user.role >= Role::Helpdesk && !user.disabled
 }
@@ -98,7 +104,7 @@ fn may_still_watch(s: &Server, session_hash: &[u8]) -> bool {
         return false;
     };
     session.stage == "done"
-        && session.factor.is_some()
+        && proved_a_method(&session)
         && matches!(s.store.user_by_name(&session.username), Ok(Some(u)) if is_staff(&u))
 }
 

@@ -204,6 +204,7 @@ fn second_factor_rule(s: &Server, session: &mut WebSession) -> Result<(), Error>
             session.factor = Some(Factor {
                 method: FactorMethod::App,
                 at,
+                by_registration: true,
             });
             session.pending = Pending::Nothing;
             return Ok(s.store.save_session(session)?);

@@ -538,6 +538,7 @@ async fn phone_verify_post(
             session.factor.get_or_insert(Factor {
                 method: sent.factor(),
                 at: now(),
+                by_registration: true,
             });
             s.store.save_session(&session)?;
             let next = next_url(&s, &mut session)?;
@@ -624,6 +625,7 @@ async fn questions_post(
                 session.factor.get_or_insert(Factor {
                     method: FactorMethod::Questions,
                     at: now(),
+                    by_registration: true,
                 });
                 s.store.save_session(&session)?;
                 return Ok(Redirect::to(next_url(&s, &mut session)?).into_response());

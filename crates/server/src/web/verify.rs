@@ -74,7 +74,11 @@ fn questions_allowed(session: &WebSession, m: &Methods) -> bool {
 /// then "Stay signed in?"); a recovery goes to the new password. Either
 /// way under a new session id.
 pub fn proven(s: &Server, session: &mut WebSession, method: FactorMethod) -> PageResult {
-    session.factor = Some(Factor { method, at: now() });
+    session.factor = Some(Factor {
+        method,
+        at: now(),
+        by_registration: false,
+    });
     session.challenge_id.clear();
     session.pending = Pending::Nothing;
     let next = if session.stage == "recover" {

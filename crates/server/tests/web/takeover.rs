@@ -230,3 +230,65 @@ async fn the_first_method_is_refused_once_another_browser_registered_one() {
         ],
     );
 }
+
+#[tokio::test]
+async fn voided_activation_codes_do_not_count_as_the_app_being_activated() {
+    let ts = TestServer::start().await;
+    let attacker = Browser::new(&ts);
+    // The attacker's page shows a QR code (its activation is remembered).
+    let page = first_sign_in(&ts, &attacker, "cs0904").await;
+    assert!(page.contains("data:image/png;base64,"));
+    // The officer registers questions elsewhere, then removing the app (of
+    // which there is none yet) voids every unused activation code.
+    let officer = Browser::new(&ts);
+    let (_, path, _) = officer.sign_in("cs0904", NEW).await;
+    assert_eq!(path, "/signin/register");
+    let (_, _, qa) = officer.get("/signin/register?method=questions").await;
+    let (_, path, _) = officer
+        .post("/signin/register/questions", &qa, &as_refs(&answers()))
+        .await;
+    assert_eq!(path, "/signin/register");
+    ts.server
+        .remove_method(
+            "cs0904",
+            countersign_server::methods::MethodKind::App,
+            "cs0904",
+            "",
+            now(),
+        )
+        .unwrap();
+    // A voided code is not an activation: the attacker proves nothing.
+    let (_, path, _) = attacker.get("/signin/register").await;
+    assert!(path.starts_with("/signin/mfa"), "{path}");
+}
+
+#[tokio::test]
+async fn a_factor_gained_by_registering_the_first_method_does_not_open_the_console() {
+    let ts = TestServer::start().await;
+    let b = Browser::new(&ts);
+    let _ = first_sign_in(&ts, &b, "hd0905").await;
+    ts.server
+        .set_role(
+            "hd0905",
+            countersign_server::store::Role::Helpdesk,
+            "admin",
+            now(),
+        )
+        .unwrap();
+    // Security questions chosen on the password alone, then Skip setup.
+    let (_, _, qa) = b.get("/signin/register?method=questions").await;
+    let (_, path, page) = b
+        .post("/signin/register/questions", &qa, &as_refs(&answers()))
+        .await;
+    assert_eq!(path, "/signin/register");
+    let (_, path, page) = b.post("/signin/register/skip", &page, &[]).await;
+    assert_eq!(path, "/signin/stay");
+    let (_, path, _) = b.post("/signin/stay", &page, &[("stay", "no")]).await;
+    assert_eq!(path, "/my");
+    let (status, _, page) = b.get("/helpdesk").await;
+    assert_eq!(status, 403);
+    assert!(
+        page.contains("needs a sign-in with a second method"),
+        "{page}"
+    );
+}
