@@ -14,7 +14,7 @@ pub struct WebSession {
     pub csrf: String,
     /// The account being signed in (empty before the email step).
     pub username: String,
-    /// `start`, `password`, `change`, `mfa`, `register`, `stay`, `done`;
+    /// `password`, `change`, `mfa`, `register`, `stay`, `done`;
     /// recovery: `recover`, `recover_reset`.
     pub stage: String,
     /// The step in progress within the stage.

@@ -296,7 +296,6 @@ fn stage_url(stage: &str) -> &'static str {
         "mfa" | "recover" => "/signin/mfa",
         "stay" => "/signin/stay",
         "done" => "/my",
-        "recover_start" => "/recover",
         "recover_reset" => "/recover/password",
         _ => "/signin",
     }
@@ -497,14 +496,10 @@ async fn signin_post(
     .into_response())
 }
 
-async fn back(State(s): AppState, headers: HeaderMap) -> PageResult {
-    if let Some(mut session) = load(&s, &headers)? {
-        if session.stage == "password" {
-            session.stage = "start".into();
-            s.store.save_session(&session)?;
-        }
-    }
-    Ok(Redirect::to("/signin").into_response())
+/// "Back" from the password step: the sign-in starts again (the email
+/// page drops the session and keeps where it was to return).
+async fn back() -> Redirect {
+    Redirect::to("/signin")
 }
 
 async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {

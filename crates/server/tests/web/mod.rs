@@ -93,6 +93,26 @@ impl Browser {
         (path, page)
     }
 
+    /// "Skip setup" on the registration `page`, then "Stay signed in?" no:
+    /// signed in without a second method.
+    async fn skip_setup(&self, page: &str) {
+        let (_, path, page) = self.post("/signin/register/skip", page, &[]).await;
+        assert_eq!(path, "/signin/stay");
+        let (_, path, _) = self.post("/signin/stay", &page, &[("stay", "no")]).await;
+        assert_eq!(path, "/my");
+    }
+
+    /// The help-desk console refuses this browser for want of a proven
+    /// second factor.
+    async fn console_needs_a_factor(&self) {
+        let (status, _, page) = self.get("/helpdesk").await;
+        assert_eq!(status, 403);
+        assert!(
+            page.contains("needs a sign-in with a second method"),
+            "{page}"
+        );
+    }
+
     async fn sign_in(&self, email: &str, password: &str) -> (u16, String, String) {
         let (_, _, page) = self.get("/signin").await;
         let (_, path, page) = self.post("/signin", &page, &[("email", email)]).await;
