@@ -137,9 +137,6 @@ pub(super) async fn events(
             let viewer = viewer.id_hash.clone();
             async move {
                 loop {
-                    if !may_still_watch(&s, &viewer) {
-                        return None;
-                    }
                     if let Some(r) = queue.pop() {
                         let data = serde_json::json!({
                         "seq": r.seq, "at": format_utc(r.at), "actor": r.actor, "action": r.action,
@@ -150,6 +147,11 @@ pub(super) async fn events(
                             Ok::<_, Infallible>(Event::default().event("row").data(data)),
                             (s, filter, changes, queue),
                         ));
+                    }
+                    // Checked before each read of new rows (at every
+                    // wake), not for each row sent.
+                    if !may_still_watch(&s, &viewer) {
+                        return None;
                     }
                     let Ok(mut rows) = s.store.audit_entries(&filter) else {
                         return None;
