@@ -7,7 +7,7 @@ use countersign_core::password::{temporary_password, Violation};
 use ring::rand::SecureRandom;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::store::{NewAudit, NewUser, Role, UserRow};
+use crate::store::{NewAudit, NewUser, Role, StoreError, UserRow, Write};
 use crate::{Error, Server};
 
 /// Hashes a password with Argon2id (default parameters, random salt).
@@ -110,18 +110,21 @@ impl Server {
             &digits,
         ));
         let hash = hash_password(&password)?;
+        let new = NewUser {
+            username,
+            first_name: first.trim(),
+            last_name: last.trim(),
+            password_hash: &hash,
+            temporary_until: self.temporary_until(now),
+        };
         let user = self
-            .store
-            .insert_user(
-                &NewUser {
-                    username,
-                    first_name: first.trim(),
-                    last_name: last.trim(),
-                    password_hash: &hash,
-                    temporary_until: self.temporary_until(now),
-                },
-                now,
-            )?
+            .write(now, |w| {
+                let user = w.insert_user(&new, now)?;
+                if user.is_some() {
+                    w.audit(&admin_row(actor, "user.add", username))?;
+                }
+                Ok(user)
+            })?
             .ok_or_else(|| {
                 Error::refused(
                     409,
@@ -129,17 +132,6 @@ impl Server {
                     format!("user {username} already exists"),
                 )
             })?;
-        self.audit(
-            NewAudit {
-                actor,
-                action: "user.add",
-                target: username,
-                ip: "",
-                outcome: "ok",
-                detail: "",
-            },
-            now,
-        )?;
         Ok((user, password))
     }
 
@@ -187,19 +179,8 @@ impl Server {
                 "Your account or password is incorrect.",
             )
         };
-        let audit = |outcome: &str, detail: &str| {
-            self.audit(
-                NewAudit {
-                    actor: username,
-                    action: "signin.password",
-                    target: username,
-                    ip,
-                    outcome,
-                    detail,
-                },
-                now,
-            )
-        };
+        let row = NewAudit::of(username, "signin.password", username, ip);
+        let audit = |outcome, detail| self.audit(row.with(outcome, detail), now);
         if let Err(e) = self.address_failures.check(ip, now) {
             audit("refused", "too many failures from this address")?;
             return Err(e);
@@ -217,16 +198,17 @@ impl Server {
                 audit("refused", "wrong password (account disabled or locked)")?;
                 return Err(invalid());
             }
-            let lock_secs = self.config.lockout.minutes * 60;
-            if self
-                .store
-                .record_failure(user.id, self.config.lockout.max_failures, lock_secs, now)?
-                .is_some()
-            {
-                audit("locked", "too many failed sign-ins")?;
-            } else {
-                audit("refused", "wrong password")?;
-            }
+            let (max, lock_secs) = (
+                self.config.lockout.max_failures,
+                self.config.lockout.minutes * 60,
+            );
+            self.write(now, |w| {
+                let row = match w.record_failure(user.id, max, lock_secs, now)? {
+                    Some(_) => row.with("locked", "too many failed sign-ins"),
+                    None => row.with("refused", "wrong password"),
+                };
+                w.audit(&row)
+            })?;
             return Err(invalid());
         }
         if user.disabled {
@@ -249,15 +231,15 @@ impl Server {
                 "Your temporary password has expired. Contact the help desk for a new one.",
             ));
         }
-        self.store.clear_failures(user.id)?;
-        audit(
-            "ok",
-            if user.must_change {
-                "temporary password"
-            } else {
-                ""
-            },
-        )?;
+        let detail = if user.must_change {
+            "temporary password"
+        } else {
+            ""
+        };
+        self.write(now, |w| {
+            w.clear_failures(user.id)?;
+            w.audit(&row.with("ok", detail))
+        })?;
         Ok(PasswordOk {
             must_change: user.must_change,
             user,
@@ -280,21 +262,9 @@ impl Server {
     /// grace ends. The grace starts at the first skip and is not renewed.
     pub fn skip_setup(&self, username: &str, ip: &str, now: u64) -> Result<u64, Error> {
         let user = self.user(username)?;
-        let audit = |outcome: &str, detail: &str| {
-            self.audit(
-                NewAudit {
-                    actor: username,
-                    action: "signin.register.skip",
-                    target: username,
-                    ip,
-                    outcome,
-                    detail,
-                },
-                now,
-            )
-        };
+        let row = NewAudit::of(username, "signin.register.skip", username, ip);
         let Some(left) = self.skip_setup_left(&user, now) else {
-            audit("refused", "no time left to postpone")?;
+            self.audit(row.with("refused", "no time left to postpone"), now)?;
             return Err(Error::refused(
                 403,
                 "setup_required",
@@ -302,10 +272,13 @@ impl Server {
             ));
         };
         let until = now + left;
-        if user.skip_setup_until == 0 {
-            self.store.set_skip_setup_until(user.id, until)?;
-        }
-        audit("ok", &format!("postponed until {until}"))?;
+        let detail = format!("postponed until {until}");
+        self.write(now, |w| {
+            if user.skip_setup_until == 0 {
+                w.set_skip_setup_until(user.id, until)?;
+            }
+            w.audit(&row.with("ok", &detail))
+        })?;
         Ok(until)
     }
 
@@ -321,27 +294,19 @@ impl Server {
     ) -> Result<Result<(), Vec<Violation>>, Error> {
         let user = self.user(username)?;
         let policy = &self.config.password;
-        let audit = |outcome: &str, detail: &str| {
-            self.audit(
-                NewAudit {
-                    actor: username,
-                    action: "password.change",
-                    target: username,
-                    ip,
-                    outcome,
-                    detail,
-                },
-                now,
-            )
-        };
+        let row = NewAudit::of(username, "password.change", username, ip);
         if user.locked_until > now {
             return Err(locked(user.locked_until, now));
         }
         if !verify_password(&user.password_hash, current) {
-            let lock_secs = self.config.lockout.minutes * 60;
-            self.store
-                .record_failure(user.id, self.config.lockout.max_failures, lock_secs, now)?;
-            audit("refused", "wrong_current")?;
+            let (max, lock_secs) = (
+                self.config.lockout.max_failures,
+                self.config.lockout.minutes * 60,
+            );
+            self.write(now, |w| {
+                w.record_failure(user.id, max, lock_secs, now)?;
+                w.audit(&row.with("refused", "wrong_current"))
+            })?;
             return Ok(Err(vec![Violation::WrongCurrent]));
         }
         let mut violations = self.new_password_violations(&user, new, confirm)?;
@@ -354,12 +319,14 @@ impl Server {
         }
         if !violations.is_empty() {
             let codes: Vec<&str> = violations.iter().map(Violation::code).collect();
-            audit("refused", &codes.join(","))?;
+            self.audit(row.with("refused", &codes.join(",")), now)?;
             return Ok(Err(violations));
         }
-        self.store
-            .set_password(user.id, &hash_password(new)?, None, now)?;
-        audit("ok", "")?;
+        let hash = hash_password(new)?;
+        self.write(now, |w| {
+            w.set_password(user.id, &hash, None, now)?;
+            w.audit(&row.with("ok", ""))
+        })?;
         Ok(Ok(()))
     }
 
@@ -409,24 +376,27 @@ impl Server {
             "refused"
         };
         let codes: Vec<&str> = violations.iter().map(Violation::code).collect();
-        if violations.is_empty() {
-            self.store
-                .set_password(user.id, &hash_password(new)?, None, now)?;
-            self.store.clear_failures(user.id)?;
-            // Whoever knew the old password is signed out everywhere.
-            self.end_sessions(username)?;
-        }
-        self.audit(
-            NewAudit {
+        let hash = match violations.is_empty() {
+            true => Some(hash_password(new)?),
+            false => None,
+        };
+        let detail = codes.join(",");
+        self.write(now, |w| {
+            if let Some(hash) = &hash {
+                w.set_password(user.id, hash, None, now)?;
+                w.clear_failures(user.id)?;
+                // Whoever knew the old password is signed out everywhere.
+                w.delete_sessions_of(username)?;
+            }
+            w.audit(&NewAudit {
                 actor: username,
                 action: "password.recover",
                 target: username,
                 ip,
                 outcome,
-                detail: &codes.join(","),
-            },
-            now,
-        )?;
+                detail: &detail,
+            })
+        })?;
         Ok(if violations.is_empty() {
             Ok(())
         } else {
@@ -443,6 +413,21 @@ impl Server {
         now: u64,
     ) -> Result<Zeroizing<String>, Error> {
         let user = self.user(username)?;
+        let (password, hash) = self.temporary_password_for(&user)?;
+        let until = self.temporary_until(now);
+        self.write(now, |w| {
+            reset_password_in(w, &user, &hash, until, now)?;
+            w.audit(&admin_row(actor, "user.reset_password", username))
+        })?;
+        Ok(password)
+    }
+
+    /// A new temporary password for `user`, with its hash. Hashing takes
+    /// tens of milliseconds, so it is done before the write that stores it.
+    pub(crate) fn temporary_password_for(
+        &self,
+        user: &UserRow,
+    ) -> Result<(Zeroizing<String>, String), Error> {
         let digits = self.random_digits(4)?;
         let password = Zeroizing::new(temporary_password(
             &self.config.users.temporary_password_template,
@@ -450,22 +435,17 @@ impl Server {
             &user.last_name,
             &digits,
         ));
-        self.store.set_password(
-            user.id,
-            &hash_password(&password)?,
-            Some(self.temporary_until(now)),
-            now,
-        )?;
-        self.end_sessions(username)?;
-        self.admin_audit(actor, "user.reset_password", username, now)?;
-        Ok(password)
+        let hash = hash_password(&password)?;
+        Ok((password, hash))
     }
 
     /// Clears a lockout.
     pub fn unlock(&self, username: &str, actor: &str, now: u64) -> Result<(), Error> {
         let user = self.user(username)?;
-        self.store.clear_failures(user.id)?;
-        self.admin_audit(actor, "user.unlock", username, now)
+        self.write(now, |w| {
+            w.clear_failures(user.id)?;
+            w.audit(&admin_row(actor, "user.unlock", username))
+        })
     }
 
     /// Disables (or re-enables) an account.
@@ -477,66 +457,87 @@ impl Server {
         now: u64,
     ) -> Result<(), Error> {
         let user = self.user(username)?;
-        self.store.set_disabled(user.id, disabled)?;
-        if disabled {
-            self.end_sessions(username)?;
-        }
-        self.admin_audit(
-            actor,
+        let action = if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        };
+        self.write(now, |w| {
+            w.set_disabled(user.id, disabled)?;
             if disabled {
-                "user.disable"
-            } else {
-                "user.enable"
-            },
-            username,
-            now,
-        )
+                w.delete_sessions_of(username)?;
+            }
+            w.audit(&admin_row(actor, action, username))
+        })
     }
 
     /// Removes every method (devices, phone, security answers) and voids
     /// activation codes: the user registers again at the next sign-in.
     pub fn reset_methods(&self, username: &str, actor: &str, now: u64) -> Result<usize, Error> {
         let user = self.user(username)?;
-        let n = self.store.remove_devices_of(user.id, now)?;
-        self.store.remove_phone(user.id)?;
-        self.store.remove_answers(user.id)?;
-        self.store.set_push_blocked(user.id, false)?;
-        self.end_sessions(username)?;
-        self.admin_audit(actor, "user.reset_methods", username, now)?;
-        Ok(n)
+        self.write(now, |w| {
+            let n = reset_methods_in(w, &user, now)?;
+            w.audit(&admin_row(actor, "user.reset_methods", username))?;
+            Ok(n)
+        })
     }
 
     /// Sets a user's role.
     pub fn set_role(&self, username: &str, role: Role, actor: &str, now: u64) -> Result<(), Error> {
         let user = self.user(username)?;
-        self.store.set_role(user.id, role)?;
-        self.admin_audit(actor, "user.role", username, now)
+        self.write(now, |w| {
+            w.set_role(user.id, role)?;
+            w.audit(&admin_row(actor, "user.role", username))
+        })
     }
 
     /// When a temporary password issued at `now` stops working.
-    fn temporary_until(&self, now: u64) -> u64 {
+    pub(crate) fn temporary_until(&self, now: u64) -> u64 {
         now + self.config.users.temporary_password_days * 86_400
     }
+}
 
-    /// Ends every browser session of `username`, stay-signed-in ones too:
-    /// after a help-desk fix, the old cookie leads back to sign-in.
-    fn end_sessions(&self, username: &str) -> Result<(), Error> {
-        self.store.delete_sessions_of(username)?;
-        Ok(())
-    }
+/// The writes of a password reset: a temporary password valid `until`,
+/// and every browser session of the user ended (the old cookie leads back
+/// to sign-in).
+pub(crate) fn reset_password_in(
+    w: &mut Write<'_>,
+    user: &UserRow,
+    hash: &str,
+    until: u64,
+    now: u64,
+) -> Result<(), StoreError> {
+    w.set_password(user.id, hash, Some(until), now)?;
+    w.delete_sessions_of(&user.username)?;
+    Ok(())
+}
 
-    fn admin_audit(&self, actor: &str, action: &str, target: &str, now: u64) -> Result<(), Error> {
-        self.audit(
-            NewAudit {
-                actor,
-                action,
-                target,
-                ip: "",
-                outcome: "ok",
-                detail: "",
-            },
-            now,
-        )
+/// The writes of a methods reset: devices, phone and answers removed,
+/// unused activation codes voided, the push block lifted, sessions ended.
+/// Returns how many devices were removed.
+pub(crate) fn reset_methods_in(
+    w: &mut Write<'_>,
+    user: &UserRow,
+    now: u64,
+) -> Result<usize, StoreError> {
+    let n = w.remove_devices_of(user.id, now)?;
+    w.remove_phone(user.id)?;
+    w.remove_answers(user.id)?;
+    w.set_push_blocked(user.id, false)?;
+    w.delete_sessions_of(&user.username)?;
+    Ok(n)
+}
+
+/// The audit row of an administrator's change (command line, admin API,
+/// or the help desk's fix that made it).
+pub(crate) fn admin_row<'a>(actor: &'a str, action: &'a str, target: &'a str) -> NewAudit<'a> {
+    NewAudit {
+        actor,
+        action,
+        target,
+        ip: "",
+        outcome: "ok",
+        detail: "",
     }
 }
 

@@ -55,25 +55,24 @@ impl Server {
         let user = self.user(username)?;
         let id = self.random_alnum(10)?;
         let secret = zeroize::Zeroizing::new(self.random_alnum(26)?);
-        self.store.insert_activation(
-            &id,
-            user.id,
-            &sha256(secret.as_bytes()),
-            authority == Authority::FirstMethod,
-            now,
-            ACTIVATION_TTL,
-        )?;
-        self.audit(
-            NewAudit {
+        self.write(now, |w| {
+            w.insert_activation(
+                &id,
+                user.id,
+                &sha256(secret.as_bytes()),
+                authority == Authority::FirstMethod,
+                now,
+                ACTIVATION_TTL,
+            )?;
+            w.audit(&NewAudit {
                 actor,
                 action: "device.enroll_link",
                 target: username,
                 ip: "",
                 outcome: "ok",
                 detail: &id,
-            },
-            now,
-        )?;
+            })
+        })?;
         let enrollment = Enrollment {
             server: self.config.public_url(),
             code: format!("{id}-{}", secret.as_str()),
@@ -100,26 +99,14 @@ impl Server {
             )
         };
         let (id, secret) = req.code.split_once('-').ok_or_else(invalid)?;
-        let audit = |target: &str, outcome: &str, detail: &str| {
-            self.audit(
-                NewAudit {
-                    actor: "device",
-                    action: "device.activate",
-                    target,
-                    ip,
-                    outcome,
-                    detail,
-                },
-                now,
-            )
-        };
+        let row = |target| NewAudit::of("device", "device.activate", target, ip);
         let Some(act) = self.store.activation(id)? else {
-            audit("", "refused", "unknown code")?;
+            self.audit(row("").with("refused", "unknown code"), now)?;
             return Err(invalid());
         };
         let user = self.store.user_by_id(act.user_id)?.ok_or_else(invalid)?;
         let refuse = |outcome: &str, err: Error| -> Result<ActivateResponse, Error> {
-            audit(&user.username, "refused", outcome)?;
+            self.audit(row(&user.username).with("refused", outcome), now)?;
             Err(err)
         };
         if act.used_at.is_some() {
@@ -154,8 +141,11 @@ impl Server {
         }
         if !countersign_core::secret::constant_time_eq(&sha256(secret.as_bytes()), &act.secret_hash)
         {
-            self.store.count_activation_attempt(id)?;
-            return refuse("wrong secret", invalid());
+            self.write(now, |w| {
+                w.count_activation_attempt(id)?;
+                w.audit(&row(&user.username).with("refused", "wrong secret"))
+            })?;
+            return Err(invalid());
         }
         let name = req.device_name.trim();
         let unsafe_char = [name, &req.platform, &req.app_version]
@@ -207,24 +197,28 @@ impl Server {
             totp_aad(&device_id).as_bytes(),
         )?;
         let t = &self.config.totp;
-        let bound = self.store.complete_activation(
-            id,
-            &NewDevice {
-                id: &device_id,
-                user_id: user.id,
-                name,
-                platform,
-                app_version: &req.app_version,
-                public_key: &req.device_key.0,
-                receipt_key: req.receipt_key.as_ref().map(|k| &k.0),
-                token_hash: &sha256(channel_token.as_bytes()),
-                totp_secret: &sealed,
-                totp_algorithm: Algorithm::Sha1.as_str(),
-                totp_digits: t.digits,
-                totp_period: t.period,
-            },
-            now,
-        )?;
+        let device = NewDevice {
+            id: &device_id,
+            user_id: user.id,
+            name,
+            platform,
+            app_version: &req.app_version,
+            public_key: &req.device_key.0,
+            receipt_key: req.receipt_key.as_ref().map(|k| &k.0),
+            token_hash: &sha256(channel_token.as_bytes()),
+            totp_secret: &sealed,
+            totp_algorithm: Algorithm::Sha1.as_str(),
+            totp_digits: t.digits,
+            totp_period: t.period,
+        };
+        let detail = format!("device {device_id} ({name}, {platform})");
+        let bound = self.write(now, |w| {
+            let bound = w.complete_activation(id, &device, now)?;
+            if bound == Binding::Bound {
+                w.audit(&row(&user.username).with("ok", &detail))?;
+            }
+            Ok(bound)
+        })?;
         match bound {
             Binding::Bound => {}
             Binding::CodeUsed => {
@@ -248,11 +242,6 @@ impl Server {
                 )
             }
         }
-        audit(
-            &user.username,
-            "ok",
-            &format!("device {device_id} ({name}, {platform})"),
-        )?;
         Ok(ActivateResponse {
             device_id,
             channel_token: channel_token.to_string(),

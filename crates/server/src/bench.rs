@@ -112,16 +112,14 @@ fn seed(dir: &Path, config_path: &Path, n: usize) -> anyhow::Result<Vec<Device>>
     let mut devices = Vec::with_capacity(n);
     for i in 0..n {
         let username = format!("bench{i:05}");
-        server.store.insert_user(
-            &NewUser {
-                username: &username,
-                first_name: "Bench",
-                last_name: "User",
-                password_hash: &hash,
-                temporary_until: t + 86_400,
-            },
-            t,
-        )?;
+        let user = NewUser {
+            username: &username,
+            first_name: "Bench",
+            last_name: "User",
+            password_hash: &hash,
+            temporary_until: t + 86_400,
+        };
+        server.store.write(t, |w| w.insert_user(&user, t))?;
         let (e, _) = server.enrollment(&username, "bench", Authority::Proven, t)?;
         let key = SigningKey::generate(&rng)?;
         let req = ActivateRequest {

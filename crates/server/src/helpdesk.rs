@@ -7,6 +7,7 @@ use countersign_core::api::ChallengeStatus;
 use countersign_core::protocol::{ChallengeKind, Decision, Response};
 use serde::Serialize;
 
+use crate::accounts::{admin_row, reset_methods_in, reset_password_in};
 use crate::push::Origin;
 use crate::store::{ChallengeRow, DeviceRow, NewAudit, Role, UserRow};
 use crate::{Error, Server};
@@ -356,26 +357,14 @@ impl Server {
             name: staff,
             role: staff_role,
         } = staff;
-        let audit = |outcome: &str, detail: &str| {
-            self.audit(
-                NewAudit {
-                    actor: staff,
-                    action: fix.action(),
-                    target: username,
-                    ip,
-                    outcome,
-                    detail,
-                },
-                now,
-            )
-        };
+        let row = NewAudit::of(staff, fix.action(), username, ip);
         if user.role > staff_role {
             let roles = format!(
                 "target is {}, actor {}",
                 user.role.as_str(),
                 staff_role.as_str()
             );
-            audit("refused", &roles)?;
+            self.audit(row.with("refused", &roles), now)?;
             return Err(Error::refused(
                 403,
                 "role_too_high",
@@ -386,29 +375,59 @@ impl Server {
                 ),
             ));
         }
-        let mut password = None;
-        let mut detail = reason.to_string();
-        match fix {
-            Fix::Unlock => self.unlock(username, staff, now)?,
-            Fix::ResetPassword => password = Some(self.reset_password(username, staff, now)?),
-            Fix::ResetMethods => {
-                self.reset_methods(username, staff, now)?;
+        let (password, hash) = match fix {
+            Fix::ResetPassword => {
+                let (password, hash) = self.temporary_password_for(&user)?;
+                (Some(password), hash)
             }
-            Fix::RemoveDevice(id) => {
-                let owned = self.store.devices_of(user.id)?.iter().any(|d| &d.id == id);
-                if !owned || !self.store.remove_device(id, now)? {
-                    return Err(Error::not_found("device"));
+            _ => (None, String::new()),
+        };
+        let owned = match fix {
+            Fix::RemoveDevice(id) => self.store.devices_of(user.id)?.iter().any(|d| &d.id == id),
+            _ => true,
+        };
+        let temporary_until = self.temporary_until(now);
+        // The change, the account row it stands for (`user.*`) and the
+        // fix's own row commit together.
+        let done = self.write(now, |w| {
+            let (change, detail) = match fix {
+                Fix::Unlock => {
+                    w.clear_failures(user.id)?;
+                    (Some("user.unlock"), reason.to_string())
                 }
-                detail = format!("device {id}: {reason}");
+                Fix::ResetPassword => {
+                    reset_password_in(w, &user, &hash, temporary_until, now)?;
+                    (Some("user.reset_password"), reason.to_string())
+                }
+                Fix::ResetMethods => {
+                    reset_methods_in(w, &user, now)?;
+                    (Some("user.reset_methods"), reason.to_string())
+                }
+                Fix::RemoveDevice(id) => {
+                    if !owned || !w.remove_device(id, now)? {
+                        return Ok(false);
+                    }
+                    (None, format!("device {id}: {reason}"))
+                }
+                Fix::ClearPushBlock => {
+                    w.set_push_blocked(user.id, false)?;
+                    (None, reason.to_string())
+                }
+                Fix::ExtendSkipSetup(hours) => {
+                    let until = user.skip_setup_until.max(now) + hours * 3600;
+                    w.set_skip_setup_until(user.id, until)?;
+                    (None, format!("until {until}: {reason}"))
+                }
+            };
+            if let Some(action) = change {
+                w.audit(&admin_row(staff, action, username))?;
             }
-            Fix::ClearPushBlock => self.store.set_push_blocked(user.id, false)?,
-            Fix::ExtendSkipSetup(hours) => {
-                let until = user.skip_setup_until.max(now) + hours * 3600;
-                self.store.set_skip_setup_until(user.id, until)?;
-                detail = format!("until {until}: {reason}");
-            }
+            w.audit(&row.with("ok", &detail))?;
+            Ok(true)
+        })?;
+        if !done {
+            return Err(Error::not_found("device"));
         }
-        audit("ok", &detail)?;
         Ok(password)
     }
 

@@ -8,7 +8,7 @@ use countersign_core::secret::constant_time_eq;
 
 use crate::accounts::{hash_password, verify_password};
 use crate::state::sha256;
-use crate::store::{Methods, NewAudit, PhoneCode, UserRow};
+use crate::store::{Methods, NewAudit, PhoneCode, StoreError, UserRow, Write};
 use crate::telephony::{Channel, Message};
 use crate::{Error, Server};
 
@@ -109,18 +109,18 @@ impl Server {
             hashed.push((*q, hash_password(&answer)?));
         }
         let first_only = authority == Authority::FirstMethod;
-        if !self.store.set_answers(user.id, &hashed, first_only, now)? {
-            self.method_audit(
-                username,
-                "method.questions.register",
-                ip,
-                "refused",
-                "account has a method now",
-                now,
-            )?;
+        let action = "method.questions.register";
+        let added = self.write(now, |w| {
+            let added = w.set_answers(user.id, &hashed, first_only, now)?;
+            w.audit(&match added {
+                true => method_row(username, action, ip, "ok", ""),
+                false => method_row(username, action, ip, "refused", "account has a method now"),
+            })?;
+            Ok(added)
+        })?;
+        if !added {
             return Err(methods_changed());
         }
-        self.method_audit(username, "method.questions.register", ip, "ok", "", now)?;
         Ok(Ok(()))
     }
 
@@ -145,10 +145,10 @@ impl Server {
             all &= ok;
         }
         if all {
-            self.store.clear_failures(user.id)?;
-            self.method_audit(username, "method.questions.check", ip, "ok", "", now)?;
+            self.succeeded(&user, "method.questions.check", ip, "", now)?;
         } else {
-            self.failed(&user, "method.questions.check", ip, "wrong answers", now)?;
+            let action = "method.questions.check";
+            self.failed_with(&user, action, ip, "wrong answers", now, |_| Ok(()))?;
         }
         Ok(all)
     }
@@ -190,7 +190,7 @@ impl Server {
         }
         let code = self.random_digits(6)?;
         let id = countersign_core::protocol::random_id(&self.rng)?;
-        self.store.insert_phone_code(&PhoneCode {
+        let sent = PhoneCode {
             id: id.clone(),
             user_id: user.id,
             number: to.clone(),
@@ -201,7 +201,7 @@ impl Server {
             expires_at: now + t.code_minutes * 60,
             attempts: 0,
             used_at: None,
-        })?;
+        };
         let text = zeroize::Zeroizing::new(match channel {
             Channel::Sms => format!(
                 "{} verification code: {}. It expires in {} minutes. Never share it.",
@@ -222,7 +222,7 @@ impl Server {
             channel.as_str(),
             countersign_core::methods::mask(&to)
         );
-        match self
+        let outcome = self
             .telephony
             .send(&Message {
                 to: &to,
@@ -230,17 +230,21 @@ impl Server {
                 text: &text,
                 at: now,
             })
-            .await
-        {
-            Ok(()) => {
-                self.method_audit(username, action, ip, purpose.as_str(), &detail, now)?;
-                Ok(id)
+            .await;
+        // The code is stored with the sending's audit row, after the send:
+        // a failed send counts towards the limit too, but cannot be used.
+        let result = match outcome {
+            Ok(()) => purpose.as_str(),
+            Err(_) => "failed",
+        };
+        self.write(now, |w| {
+            w.insert_phone_code(&sent)?;
+            if outcome.is_err() {
+                w.use_phone_code(&id, now)?;
             }
-            Err(e) => {
-                self.method_audit(username, action, ip, "failed", &detail, now)?;
-                Err(e)
-            }
-        }
+            w.audit(&method_row(username, action, ip, result, &detail))
+        })?;
+        outcome.map(|()| id)
     }
 
     /// Checks a code sent by [`Server::send_phone_code`]. `Ok(Some(number))`
@@ -283,19 +287,26 @@ impl Server {
         let code = code.trim();
         let right = code.len() == 6 && constant_time_eq(&code_hash(code_id, code), &sent.code_hash);
         if !right {
-            self.store.phone_code_failed(code_id)?;
-            self.failed(&user, action, ip, "wrong code", now)?;
+            self.failed_with(&user, action, ip, "wrong code", now, |w| {
+                w.phone_code_failed(code_id)
+            })?;
             return Ok(None);
         }
-        if !self.store.use_phone_code(code_id, now)? {
+        let used = self.write(now, |w| {
+            let used = w.use_phone_code(code_id, now)?;
+            if used {
+                w.clear_failures(user.id)?;
+                w.audit(&method_row(username, action, ip, "ok", purpose.as_str()))?;
+            }
+            Ok(used)
+        })?;
+        if !used {
             return Err(Error::refused(
                 410,
                 "code_expired",
                 "That code was already used. Send a new code.",
             ));
         }
-        self.store.clear_failures(user.id)?;
-        self.method_audit(username, action, ip, "ok", purpose.as_str(), now)?;
         Ok(Some(sent.number))
     }
 
@@ -311,13 +322,19 @@ impl Server {
         let user = self.user(username)?;
         let masked = countersign_core::methods::mask(number);
         let first_only = authority == Authority::FirstMethod;
-        if !self.store.set_phone(user.id, number, first_only, now)? {
-            let action = "method.phone.register";
-            let why = "account has a method now";
-            self.method_audit(username, action, ip, "refused", why, now)?;
+        let action = "method.phone.register";
+        let added = self.write(now, |w| {
+            let added = w.set_phone(user.id, number, first_only, now)?;
+            w.audit(&match added {
+                true => method_row(username, action, ip, "ok", &masked),
+                false => method_row(username, action, ip, "refused", "account has a method now"),
+            })?;
+            Ok(added)
+        })?;
+        if !added {
             return Err(methods_changed());
         }
-        self.method_audit(username, "method.phone.register", ip, "ok", &masked, now)
+        Ok(())
     }
 
     /// Removes one kind of method; `actor` is the user or a staff member.
@@ -331,23 +348,22 @@ impl Server {
         now: u64,
     ) -> Result<bool, Error> {
         let user = self.user(username)?;
-        let (removed, what) = match kind {
-            MethodKind::App => (self.store.remove_devices_of(user.id, now)? > 0, "app"),
-            MethodKind::Phone => (self.store.remove_phone(user.id)?, "phone"),
-            MethodKind::Questions => (self.store.remove_answers(user.id)?, "questions"),
-        };
-        self.audit(
-            NewAudit {
+        self.write(now, |w| {
+            let (removed, what) = match kind {
+                MethodKind::App => (w.remove_devices_of(user.id, now)? > 0, "app"),
+                MethodKind::Phone => (w.remove_phone(user.id)?, "phone"),
+                MethodKind::Questions => (w.remove_answers(user.id)?, "questions"),
+            };
+            w.audit(&NewAudit {
                 actor,
                 action: "method.remove",
                 target: username,
                 ip,
                 outcome: if removed { "ok" } else { "nothing" },
                 detail: what,
-            },
-            now,
-        )?;
-        Ok(removed)
+            })?;
+            Ok(removed)
+        })
     }
 
     /// The user, if a code or answer may be tried for them now.
@@ -381,8 +397,34 @@ impl Server {
         Ok(user)
     }
 
-    /// Counts a failure against the account and the address.
-    fn failed(
+    /// Counts a failure against the account and the address, with `also`
+    /// written in the same transaction.
+    fn failed_with(
+        &self,
+        user: &UserRow,
+        action: &str,
+        ip: &str,
+        detail: &str,
+        now: u64,
+        also: impl FnOnce(&mut Write<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), Error> {
+        self.address_failures.failed(ip, now);
+        let (max, lock_secs) = (
+            self.config.lockout.max_failures,
+            self.config.lockout.minutes * 60,
+        );
+        self.write(now, |w| {
+            also(w)?;
+            let outcome = match w.record_failure(user.id, max, lock_secs, now)? {
+                Some(_) => "locked",
+                None => "refused",
+            };
+            w.audit(&method_row(&user.username, action, ip, outcome, detail))
+        })
+    }
+
+    /// A method proved: failures are cleared with the audit row.
+    fn succeeded(
         &self,
         user: &UserRow,
         action: &str,
@@ -390,19 +432,10 @@ impl Server {
         detail: &str,
         now: u64,
     ) -> Result<(), Error> {
-        self.address_failures.failed(ip, now);
-        let locked = self.store.record_failure(
-            user.id,
-            self.config.lockout.max_failures,
-            self.config.lockout.minutes * 60,
-            now,
-        )?;
-        let outcome = if locked.is_some() {
-            "locked"
-        } else {
-            "refused"
-        };
-        self.method_audit(&user.username, action, ip, outcome, detail, now)
+        self.write(now, |w| {
+            w.clear_failures(user.id)?;
+            w.audit(&method_row(&user.username, action, ip, "ok", detail))
+        })
     }
 
     fn method_audit(
@@ -414,17 +447,25 @@ impl Server {
         detail: &str,
         now: u64,
     ) -> Result<(), Error> {
-        self.audit(
-            NewAudit {
-                actor: username,
-                action,
-                target: username,
-                ip,
-                outcome,
-                detail,
-            },
-            now,
-        )
+        self.audit(method_row(username, action, ip, outcome, detail), now)
+    }
+}
+
+/// The audit row of something the user did with a method.
+fn method_row<'a>(
+    username: &'a str,
+    action: &'a str,
+    ip: &'a str,
+    outcome: &'a str,
+    detail: &'a str,
+) -> NewAudit<'a> {
+    NewAudit {
+        actor: username,
+        action,
+        target: username,
+        ip,
+        outcome,
+        detail,
     }
 }
 

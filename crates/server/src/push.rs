@@ -268,7 +268,7 @@ impl Server {
         ) {
             return Err(unauthorized());
         }
-        self.store.touch_device(device_id, now)?;
+        self.write(now, |w| w.touch_device(device_id, now))?;
         Ok(device)
     }
 
@@ -463,69 +463,68 @@ impl Server {
         // (it needs no passcode); older devices sign with the device key.
         receipt.verify(&PublicKey(device.receipt_key.unwrap_or(device.public_key)))?;
         let shown = receipt.event == ReceiptEvent::Shown;
-        if !self.store.record_receipt(challenge_id, shown, now_ms)? {
-            // A repeat (the device re-fetched the request): nothing new.
-            return Ok(());
-        }
         let action = if shown {
             "challenge.shown"
         } else {
             "challenge.delivered"
         };
         let actor = format!("device:{}", receipt.device_id);
-        self.audit(
-            NewAudit {
-                actor: &actor,
-                action,
-                target: &row.challenge.account,
-                ip: "",
-                outcome: "ok",
-                detail: challenge_id,
-            },
-            now,
-        )
+        self.write(now, |w| {
+            // A repeat (the device re-fetched the request) writes nothing.
+            if w.record_receipt(challenge_id, shown, now_ms)? {
+                w.audit(&NewAudit {
+                    actor: &actor,
+                    action,
+                    target: &row.challenge.account,
+                    ip: "",
+                    outcome: "ok",
+                    detail: challenge_id,
+                })?;
+            }
+            Ok(())
+        })
     }
 
     /// Marks overdue challenges expired and tells their followers.
     pub fn expire_overdue(&self, now: u64) -> Result<usize, Error> {
-        let expired = self.store.expire_challenges(now)?;
-        for row in &expired {
-            let c = &row.challenge;
-            self.audit(
-                NewAudit {
+        let expired = self.write(now, |w| {
+            let expired = w.expire_challenges(now)?;
+            for row in &expired {
+                w.audit(&NewAudit {
                     actor: "system",
                     action: "challenge.expired",
-                    target: &c.account,
+                    target: &row.challenge.account,
                     ip: "",
                     outcome: "expired",
-                    detail: &c.id,
-                },
-                now,
-            )?;
-            self.hub.settle(&c.id, ChallengeStatus::Expired);
+                    detail: &row.challenge.id,
+                })?;
+            }
+            Ok(expired)
+        })?;
+        for row in &expired {
+            self.hub.settle(&row.challenge.id, ChallengeStatus::Expired);
         }
         Ok(expired.len())
     }
 
     /// Removes a device at its own request (the app removed the account).
     pub fn remove_own_device(&self, device: &DeviceRow, now: u64) -> Result<(), Error> {
-        self.store.remove_device(&device.id, now)?;
         let user = self
             .store
             .user_by_id(device.user_id)?
             .map(|u| u.username)
             .unwrap_or_default();
         let actor = format!("device:{}", device.id);
-        self.audit(
-            NewAudit {
+        self.write(now, |w| {
+            w.remove_device(&device.id, now)?;
+            w.audit(&NewAudit {
                 actor: &actor,
                 action: "device.remove",
                 target: &user,
                 ip: "",
                 outcome: "ok",
                 detail: "",
-            },
-            now,
-        )
+            })
+        })
     }
 }

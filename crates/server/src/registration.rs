@@ -103,33 +103,26 @@ impl Server {
         ip: &str,
         now: u64,
     ) -> Result<i64, Error> {
-        let audit = |outcome: &str, detail: &str| {
-            self.audit(
-                NewAudit {
-                    actor: "",
-                    action: "registration.request",
-                    target: &r.email,
-                    ip,
-                    outcome,
-                    detail,
-                },
-                now,
-            )
-        };
+        let row = NewAudit::of("", "registration.request", &r.email, ip);
         let recent = self
             .store
             .registrations_from(ip, now.saturating_sub(3600))?;
         if recent >= MAX_PER_IP_PER_HOUR {
-            audit("refused", "too many requests from this address")?;
+            self.audit(
+                row.with("refused", "too many requests from this address"),
+                now,
+            )?;
             return Err(Error::refused(
                 429,
                 "too_many_requests",
                 "Too many requests were sent from this network. Try again in an hour, or call the help desk.",
             ));
         }
-        let id = self.store.add_registration(r, ip, now)?;
-        audit("queued", &format!("request #{id}"))?;
-        Ok(id)
+        self.write(now, |w| {
+            let id = w.add_registration(r, ip, now)?;
+            w.audit(&row.with("queued", &format!("request #{id}")))?;
+            Ok(id)
+        })
     }
 
     /// Approves request `id`: creates `username` from it and returns the
@@ -151,27 +144,28 @@ impl Server {
             actor,
             now,
         )?;
-        if !self
-            .store
-            .decide_registration(id, "approved", actor, username, "", now)?
-        {
+        let detail = format!("request #{id}");
+        let decided = self.write(now, |w| {
+            let decided = w.decide_registration(id, "approved", actor, username, "", now)?;
+            if decided {
+                w.audit(&NewAudit {
+                    actor,
+                    action: "registration.approve",
+                    target: username,
+                    ip: "",
+                    outcome: "ok",
+                    detail: &detail,
+                })?;
+            }
+            Ok(decided)
+        })?;
+        if !decided {
             return Err(Error::refused(
                 409,
                 "already_decided",
                 format!("request #{id} was decided meanwhile; {username} was created anyway"),
             ));
         }
-        self.audit(
-            NewAudit {
-                actor,
-                action: "registration.approve",
-                target: username,
-                ip: "",
-                outcome: "ok",
-                detail: &format!("request #{id}"),
-            },
-            now,
-        )?;
         Ok((user, password))
     }
 
@@ -191,27 +185,29 @@ impl Server {
             ));
         }
         let request = self.pending_registration(id)?;
-        if !self
-            .store
-            .decide_registration(id, "rejected", actor, "", reason, now)?
-        {
+        let detail = format!("request #{id}: {reason}");
+        let decided = self.write(now, |w| {
+            let decided = w.decide_registration(id, "rejected", actor, "", reason, now)?;
+            if decided {
+                w.audit(&NewAudit {
+                    actor,
+                    action: "registration.reject",
+                    target: &request.form.email,
+                    ip: "",
+                    outcome: "rejected",
+                    detail: &detail,
+                })?;
+            }
+            Ok(decided)
+        })?;
+        if !decided {
             return Err(Error::refused(
                 409,
                 "already_decided",
                 format!("request #{id} was decided meanwhile"),
             ));
         }
-        self.audit(
-            NewAudit {
-                actor,
-                action: "registration.reject",
-                target: &request.form.email,
-                ip: "",
-                outcome: "rejected",
-                detail: &format!("request #{id}: {reason}"),
-            },
-            now,
-        )
+        Ok(())
     }
 
     fn pending_registration(&self, id: i64) -> Result<crate::store::RegistrationRequest, Error> {

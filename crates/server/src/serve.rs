@@ -133,7 +133,7 @@ async fn sweep(server: Arc<Server>) {
             tracing::error!(error = %e, "expiring challenges failed");
         }
         if n % 60 == 0 {
-            if let Err(e) = server.store.purge_sessions(crate::now()) {
+            if let Err(e) = server.write(crate::now(), |w| w.purge_sessions(crate::now())) {
                 tracing::error!(error = %e, "dropping ended sessions failed");
             }
         }

@@ -105,8 +105,15 @@ impl Server {
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, Error> {
-        let out = self.store.write(now, change)?;
-        self.audit_written.send_modify(|n| *n = n.wrapping_add(1));
+        let mut audited = false;
+        let out = self.store.write(now, |w| {
+            let out = change(w)?;
+            audited = w.audited();
+            Ok(out)
+        })?;
+        if audited {
+            self.audit_written.send_modify(|n| *n = n.wrapping_add(1));
+        }
         Ok(out)
     }
 

@@ -19,19 +19,8 @@ impl Server {
         now: u64,
     ) -> Result<bool, Error> {
         let user = self.user(username)?;
-        let audit = |outcome: &str, detail: &str| {
-            self.audit(
-                NewAudit {
-                    actor,
-                    action: "totp.verify",
-                    target: username,
-                    ip,
-                    outcome,
-                    detail,
-                },
-                now,
-            )
-        };
+        let row = NewAudit::of(actor, "totp.verify", username, ip);
+        let audit = |outcome, detail| self.audit(row.with(outcome, detail), now);
         if let Err(e) = self.address_failures.check(ip, now) {
             audit("refused", "too many failures from this address")?;
             return Err(e);
@@ -58,31 +47,38 @@ impl Server {
                 },
             )?;
             if let Some(step) = otp.verify_totp(code, now, self.config.totp.skew) {
-                if self.store.accept_totp_step(&device.id, step)? {
-                    self.store.clear_failures(user.id)?;
-                    audit("ok", &format!("device {}", device.id))?;
+                let detail = format!("device {}", device.id);
+                let accepted = self.write(now, |w| {
+                    let accepted = w.accept_totp_step(&device.id, step)?;
+                    if accepted {
+                        w.clear_failures(user.id)?;
+                        w.audit(&row.with("ok", &detail))?;
+                    }
+                    Ok(accepted)
+                })?;
+                if accepted {
                     return Ok(true);
                 }
                 replayed = true;
             }
         }
         self.address_failures.failed(ip, now);
-        let lock_secs = self.config.lockout.minutes * 60;
-        let locked =
-            self.store
-                .record_failure(user.id, self.config.lockout.max_failures, lock_secs, now)?;
-        audit(
-            if locked.is_some() {
-                "locked"
-            } else {
-                "refused"
-            },
-            if replayed {
-                "code already used"
-            } else {
-                "wrong code"
-            },
-        )?;
+        let (max, lock_secs) = (
+            self.config.lockout.max_failures,
+            self.config.lockout.minutes * 60,
+        );
+        let detail = if replayed {
+            "code already used"
+        } else {
+            "wrong code"
+        };
+        self.write(now, |w| {
+            let outcome = match w.record_failure(user.id, max, lock_secs, now)? {
+                Some(_) => "locked",
+                None => "refused",
+            };
+            w.audit(&row.with(outcome, detail))
+        })?;
         Ok(false)
     }
 }

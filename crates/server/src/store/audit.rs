@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{Store, StoreError};
 
 /// A row to append.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct NewAudit<'a> {
     /// Who acted: a username, `device:<id>`, `admin-cli` or `system`.
     pub actor: &'a str,
@@ -22,6 +22,30 @@ pub struct NewAudit<'a> {
     pub outcome: &'a str,
     /// Extra detail, never a secret.
     pub detail: &'a str,
+}
+
+impl<'a> NewAudit<'a> {
+    /// A row about `action` by `actor` on `target` from `ip`; the outcome
+    /// is given with [`NewAudit::with`] once known.
+    pub fn of(actor: &'a str, action: &'a str, target: &'a str, ip: &'a str) -> Self {
+        NewAudit {
+            actor,
+            action,
+            target,
+            ip,
+            outcome: "",
+            detail: "",
+        }
+    }
+
+    /// This row with its outcome and detail.
+    pub fn with(self, outcome: &'a str, detail: &'a str) -> Self {
+        NewAudit {
+            outcome,
+            detail,
+            ..self
+        }
+    }
 }
 
 /// A stored row.
@@ -131,7 +155,11 @@ impl Store {
     ) -> Result<T, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut w = Write { tx, now };
+        let mut w = Write {
+            tx,
+            now,
+            audited: false,
+        };
         let out = change(&mut w)?;
         w.tx.commit()?;
         Ok(out)
@@ -142,6 +170,7 @@ impl Store {
 pub struct Write<'c> {
     tx: rusqlite::Transaction<'c>,
     now: u64,
+    audited: bool,
 }
 
 impl Write<'_> {
@@ -150,8 +179,14 @@ impl Write<'_> {
         &self.tx
     }
 
+    /// Whether an audit row was appended in this transaction.
+    pub fn audited(&self) -> bool {
+        self.audited
+    }
+
     /// Appends an audit row within the transaction.
     pub fn audit(&mut self, e: &NewAudit<'_>) -> Result<(), StoreError> {
+        self.audited = true;
         let (tx, now) = (&self.tx, self.now);
         let (seq, prev): (i64, Vec<u8>) = tx
             .query_row(

@@ -137,18 +137,6 @@ impl Store {
         )?)
     }
 
-    /// Records a delivery or shown receipt at `at_ms` (Unix ms); only
-    /// the first of each kind counts. True if this one was the first.
-    pub fn record_receipt(&self, id: &str, shown: bool, at_ms: u64) -> Result<bool, StoreError> {
-        let sql = if shown {
-            "UPDATE challenges SET shown_at = ?2, shown_ms = ?3, delivered_at = COALESCE(delivered_at, ?2), \
-             delivered_ms = COALESCE(delivered_ms, ?3) WHERE id = ?1 AND shown_at IS NULL"
-        } else {
-            "UPDATE challenges SET delivered_at = ?2, delivered_ms = ?3 WHERE id = ?1 AND delivered_at IS NULL"
-        };
-        Ok(self.conn().execute(sql, params![id, at_ms / 1000, at_ms])? == 1)
-    }
-
     /// A user's challenges, newest first.
     pub fn challenges_of(
         &self,
@@ -172,16 +160,6 @@ impl Store {
             "SELECT {COLUMNS} FROM challenges WHERE created_at >= ?1 ORDER BY created_at"
         ))?;
         let rows = stmt.query_map([since], row)?.collect::<Result<_, _>>()?;
-        Ok(rows)
-    }
-
-    /// Marks pending challenges past their expiry as expired; returns them.
-    pub fn expire_challenges(&self, now: u64) -> Result<Vec<ChallengeRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "UPDATE challenges SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?1 RETURNING {COLUMNS}"
-        ))?;
-        let rows = stmt.query_map([now], row)?.collect::<Result<_, _>>()?;
         Ok(rows)
     }
 }
@@ -215,5 +193,29 @@ impl Write<'_> {
             params![id, status.as_str(), response_json, now, now_ms],
         )?;
         Ok(n == 1)
+    }
+}
+
+impl Write<'_> {
+    /// Records a delivery or shown receipt at `at_ms` (Unix ms); only
+    /// the first of each kind counts. True if this one was the first.
+    pub fn record_receipt(&self, id: &str, shown: bool, at_ms: u64) -> Result<bool, StoreError> {
+        let sql = if shown {
+            "UPDATE challenges SET shown_at = ?2, shown_ms = ?3, delivered_at = COALESCE(delivered_at, ?2), \
+             delivered_ms = COALESCE(delivered_ms, ?3) WHERE id = ?1 AND shown_at IS NULL"
+        } else {
+            "UPDATE challenges SET delivered_at = ?2, delivered_ms = ?3 WHERE id = ?1 AND delivered_at IS NULL"
+        };
+        Ok(self.conn().execute(sql, params![id, at_ms / 1000, at_ms])? == 1)
+    }
+
+    /// Marks pending challenges past their expiry as expired; returns them.
+    pub fn expire_challenges(&self, now: u64) -> Result<Vec<ChallengeRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "UPDATE challenges SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?1 RETURNING {COLUMNS}"
+        ))?;
+        let rows = stmt.query_map([now], row)?.collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 }

@@ -3,7 +3,7 @@
 use rusqlite::{params, Row};
 use serde::Serialize;
 
-use super::{optional, Store, StoreError, HAS_METHOD};
+use super::{optional, Store, StoreError, Write, HAS_METHOD};
 
 /// A pending activation.
 #[derive(Debug, Clone)]
@@ -135,23 +135,6 @@ fn device(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
 }
 
 impl Store {
-    /// Stores a new activation code (its secret half hashed).
-    pub fn insert_activation(
-        &self,
-        id: &str,
-        user_id: i64,
-        secret_hash: &[u8],
-        first_method: bool,
-        now: u64,
-        ttl: u64,
-    ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO activations (id, user_id, secret_hash, created_at, expires_at, first_method) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, user_id, secret_hash, now, now + ttl, first_method],
-        )?;
-        Ok(())
-    }
-
     /// An activation by its public id.
     pub fn activation(&self, id: &str) -> Result<Option<ActivationRow>, StoreError> {
         optional(self.conn().query_row(
@@ -169,6 +152,46 @@ impl Store {
                 })
             },
         ))
+    }
+
+    /// An active (not removed) device.
+    pub fn device(&self, id: &str) -> Result<Option<DeviceRow>, StoreError> {
+        optional(self.conn().query_row(
+            &format!("SELECT {COLUMNS} FROM devices WHERE id = ?1 AND removed_at IS NULL"),
+            [id],
+            device,
+        ))
+    }
+
+    /// A user's active devices, newest first.
+    pub fn devices_of(&self, user_id: i64) -> Result<Vec<DeviceRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM devices WHERE user_id = ?1 AND removed_at IS NULL ORDER BY created_at DESC, rowid DESC"
+        ))?;
+        let rows = stmt
+            .query_map([user_id], device)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+}
+
+impl Write<'_> {
+    /// Stores a new activation code (its secret half hashed).
+    pub fn insert_activation(
+        &self,
+        id: &str,
+        user_id: i64,
+        secret_hash: &[u8],
+        first_method: bool,
+        now: u64,
+        ttl: u64,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO activations (id, user_id, secret_hash, created_at, expires_at, first_method) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, user_id, secret_hash, now, now + ttl, first_method],
+        )?;
+        Ok(())
     }
 
     /// Counts a wrong secret against an activation.
@@ -189,8 +212,7 @@ impl Store {
         d: &NewDevice<'_>,
         now: u64,
     ) -> Result<Binding, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = self.conn();
         let first_method: bool = tx.query_row(
             "SELECT first_method FROM activations WHERE id = ?1",
             [activation_id],
@@ -226,29 +248,7 @@ impl Store {
                 d.receipt_key.map(|k| k.to_vec())
             ],
         )?;
-        tx.commit()?;
         Ok(Binding::Bound)
-    }
-
-    /// An active (not removed) device.
-    pub fn device(&self, id: &str) -> Result<Option<DeviceRow>, StoreError> {
-        optional(self.conn().query_row(
-            &format!("SELECT {COLUMNS} FROM devices WHERE id = ?1 AND removed_at IS NULL"),
-            [id],
-            device,
-        ))
-    }
-
-    /// A user's active devices, newest first.
-    pub fn devices_of(&self, user_id: i64) -> Result<Vec<DeviceRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM devices WHERE user_id = ?1 AND removed_at IS NULL ORDER BY created_at DESC, rowid DESC"
-        ))?;
-        let rows = stmt
-            .query_map([user_id], device)?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
     }
 
     /// Records contact from a device.
@@ -281,8 +281,7 @@ impl Store {
 
     /// Removes every device of a user and voids unused activation codes.
     pub fn remove_devices_of(&self, user_id: i64, now: u64) -> Result<usize, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = self.conn();
         let n = tx.execute(
             "UPDATE devices SET removed_at = ?2 WHERE user_id = ?1 AND removed_at IS NULL",
             params![user_id, now],
@@ -293,7 +292,6 @@ impl Store {
             "UPDATE activations SET expires_at = MIN(expires_at, ?2) WHERE user_id = ?1 AND used_at IS NULL",
             params![user_id, now],
         )?;
-        tx.commit()?;
         Ok(n)
     }
 }

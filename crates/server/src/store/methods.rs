@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Row};
 
-use super::{optional, Store, StoreError, HAS_METHOD};
+use super::{optional, Store, StoreError, Write, HAS_METHOD};
 
 /// What a user has registered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,6 +93,36 @@ impl Store {
         })
     }
 
+    /// The stored hash of the answer to question `q`.
+    pub fn answer_hash(&self, user_id: i64, q: usize) -> Result<Option<String>, StoreError> {
+        optional(self.conn().query_row(
+            "SELECT answer_hash FROM security_answers WHERE user_id = ?1 AND question = ?2",
+            params![user_id, q as i64],
+            |r| r.get(0),
+        ))
+    }
+
+    /// A sent code by id.
+    pub fn phone_code(&self, id: &str) -> Result<Option<PhoneCode>, StoreError> {
+        optional(self.conn().query_row(
+            "SELECT id, user_id, number, channel, purpose, code_hash, created_at, expires_at, attempts, used_at \
+             FROM phone_codes WHERE id = ?1",
+            [id],
+            phone_code,
+        ))
+    }
+
+    /// Codes sent to `user_id` since `since` (the sending limit).
+    pub fn phone_codes_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM phone_codes WHERE user_id = ?1 AND created_at >= ?2",
+            params![user_id, since],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+impl Write<'_> {
     /// Registers (or replaces) the user's verified phone. With
     /// `first_only`, only if the user has no method yet: `false` if refused.
     pub fn set_phone(
@@ -117,15 +147,13 @@ impl Store {
         &self,
         user_id: i64,
         first_only: bool,
-        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError>,
+        write: impl FnOnce(&rusqlite::Connection) -> Result<(), StoreError>,
     ) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = self.conn();
         if first_only && tx.query_row(HAS_METHOD, [user_id], |r| r.get(0))? {
             return Ok(false);
         }
-        write(&tx)?;
-        tx.commit()?;
+        write(tx)?;
         Ok(true)
     }
 
@@ -167,15 +195,6 @@ impl Store {
             > 0)
     }
 
-    /// The stored hash of the answer to question `q`.
-    pub fn answer_hash(&self, user_id: i64, q: usize) -> Result<Option<String>, StoreError> {
-        optional(self.conn().query_row(
-            "SELECT answer_hash FROM security_answers WHERE user_id = ?1 AND question = ?2",
-            params![user_id, q as i64],
-            |r| r.get(0),
-        ))
-    }
-
     /// Records a code sent to a phone.
     pub fn insert_phone_code(&self, c: &PhoneCode) -> Result<(), StoreError> {
         self.conn().execute(
@@ -184,16 +203,6 @@ impl Store {
             params![c.id, c.user_id, c.number, c.channel, c.purpose, c.code_hash, c.created_at, c.expires_at],
         )?;
         Ok(())
-    }
-
-    /// A sent code by id.
-    pub fn phone_code(&self, id: &str) -> Result<Option<PhoneCode>, StoreError> {
-        optional(self.conn().query_row(
-            "SELECT id, user_id, number, channel, purpose, code_hash, created_at, expires_at, attempts, used_at \
-             FROM phone_codes WHERE id = ?1",
-            [id],
-            phone_code,
-        ))
     }
 
     /// Counts a wrong code against `id`.
@@ -211,14 +220,5 @@ impl Store {
             "UPDATE phone_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
             params![id, now],
         )? == 1)
-    }
-
-    /// Codes sent to `user_id` since `since` (the sending limit).
-    pub fn phone_codes_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
-        Ok(self.conn().query_row(
-            "SELECT COUNT(*) FROM phone_codes WHERE user_id = ?1 AND created_at >= ?2",
-            params![user_id, since],
-            |r| r.get(0),
-        )?)
     }
 }

@@ -3,7 +3,7 @@
 use rusqlite::{params, Row};
 use serde::Serialize;
 
-use super::{optional, Store, StoreError};
+use super::{optional, Store, StoreError, Write};
 
 /// A request as the form sent it (already validated).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,22 +71,6 @@ fn request(r: &Row<'_>) -> rusqlite::Result<RegistrationRequest> {
 }
 
 impl Store {
-    /// Queues a request; returns its number.
-    pub fn add_registration(
-        &self,
-        r: &NewRegistration,
-        ip: &str,
-        now: u64,
-    ) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO registration_requests (first_name, last_name, email, agency, phone, reason, ip, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![r.first_name, r.last_name, r.email, r.agency, r.phone, r.reason, ip, now],
-        )?;
-        Ok(conn.last_insert_rowid())
-    }
-
     /// Requests sent from `ip` since `since`.
     pub fn registrations_from(&self, ip: &str, since: u64) -> Result<u64, StoreError> {
         Ok(self.conn().query_row(
@@ -118,6 +102,24 @@ impl Store {
             params![id],
             request,
         ))
+    }
+}
+
+impl Write<'_> {
+    /// Queues a request; returns its number.
+    pub fn add_registration(
+        &self,
+        r: &NewRegistration,
+        ip: &str,
+        now: u64,
+    ) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO registration_requests (first_name, last_name, email, agency, phone, reason, ip, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![r.first_name, r.last_name, r.email, r.agency, r.phone, r.reason, ip, now],
+        )?;
+        Ok(conn.last_insert_rowid())
     }
 
     /// Decides a pending request; false when it was not pending (decided

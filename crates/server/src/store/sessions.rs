@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Row};
 
-use super::{optional, Store, StoreError};
+use super::{optional, Store, StoreError, Write};
 
 /// A browser's place in the sign-in flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +177,18 @@ fn session(r: &Row<'_>) -> rusqlite::Result<WebSession> {
 }
 
 impl Store {
+    /// A live session by id hash.
+    pub fn session(&self, id_hash: &[u8], now: u64) -> Result<Option<WebSession>, StoreError> {
+        optional(self.conn().query_row(
+            "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at \
+             FROM web_sessions WHERE id_hash = ?1 AND expires_at > ?2",
+            params![id_hash, now],
+            session,
+        ))
+    }
+}
+
+impl Write<'_> {
     /// Stores a session (insert or replace).
     pub fn save_session(&self, s: &WebSession) -> Result<(), StoreError> {
         self.conn().execute(
@@ -186,16 +198,6 @@ impl Store {
                 s.factor.map_or(String::new(), |f| format!("{}{}", if f.by_registration { REGISTERED } else { "" }, f.method.as_str())), s.factor.map_or(0, |f| f.at)],
         )?;
         Ok(())
-    }
-
-    /// A live session by id hash.
-    pub fn session(&self, id_hash: &[u8], now: u64) -> Result<Option<WebSession>, StoreError> {
-        optional(self.conn().query_row(
-            "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at \
-             FROM web_sessions WHERE id_hash = ?1 AND expires_at > ?2",
-            params![id_hash, now],
-            session,
-        ))
     }
 
     /// Ends a session.

@@ -114,28 +114,6 @@ fn user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
 }
 
 impl Store {
-    /// Adds a user with a temporary password; `None` if the name is taken.
-    pub fn insert_user(&self, u: &NewUser<'_>, now: u64) -> Result<Option<UserRow>, StoreError> {
-        let conn = self.conn();
-        let inserted = conn.execute(
-            "INSERT OR IGNORE INTO users (username, first_name, last_name, password_hash, created_at, temporary_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![u.username, u.first_name, u.last_name, u.password_hash, now, u.temporary_until],
-        )?;
-        if inserted == 0 {
-            return Ok(None);
-        }
-        let id = conn.last_insert_rowid();
-        conn.execute(
-            "INSERT INTO password_history (user_id, hash, created_at) VALUES (?1, ?2, ?3)",
-            params![id, u.password_hash, now],
-        )?;
-        Ok(Some(conn.query_row(
-            &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
-            [id],
-            user,
-        )?))
-    }
-
     /// A user by name (case-insensitive).
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
         optional(self.conn().query_row(
@@ -192,6 +170,30 @@ impl Store {
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
+}
+
+impl Write<'_> {
+    /// Adds a user with a temporary password; `None` if the name is taken.
+    pub fn insert_user(&self, u: &NewUser<'_>, now: u64) -> Result<Option<UserRow>, StoreError> {
+        let conn = self.conn();
+        let inserted = conn.execute(
+            "INSERT OR IGNORE INTO users (username, first_name, last_name, password_hash, created_at, temporary_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![u.username, u.first_name, u.last_name, u.password_hash, now, u.temporary_until],
+        )?;
+        if inserted == 0 {
+            return Ok(None);
+        }
+        let id = conn.last_insert_rowid();
+        conn.execute(
+            "INSERT INTO password_history (user_id, hash, created_at) VALUES (?1, ?2, ?3)",
+            params![id, u.password_hash, now],
+        )?;
+        Ok(Some(conn.query_row(
+            &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+            [id],
+            user,
+        )?))
+    }
 
     /// Sets a new password hash and records it in the history.
     /// `None`: a change the user made (counts for the minimum age);
@@ -204,8 +206,7 @@ impl Store {
         temporary_until: Option<u64>,
         now: u64,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = self.conn();
         match temporary_until {
             None => tx.execute(
                 "UPDATE users SET password_hash = ?2, must_change = 0, password_changed_at = ?3 WHERE id = ?1",
@@ -220,7 +221,6 @@ impl Store {
             "INSERT INTO password_history (user_id, hash, created_at) VALUES (?1, ?2, ?3)",
             params![user_id, hash, now],
         )?;
-        tx.commit()?;
         Ok(())
     }
 
@@ -268,9 +268,13 @@ impl Store {
         Ok(())
     }
 
-    /// Blocks or unblocks pushes.
+    /// Blocks (or unblocks) pushes to a user.
     pub fn set_push_blocked(&self, user_id: i64, blocked: bool) -> Result<(), StoreError> {
-        set_push_blocked(&self.conn(), user_id, blocked)
+        self.conn().execute(
+            "UPDATE users SET push_blocked = ?2 WHERE id = ?1",
+            params![user_id, blocked],
+        )?;
+        Ok(())
     }
 
     /// Sets the end of the "Skip setup" grace.
@@ -289,25 +293,6 @@ impl Store {
             params![user_id, role.as_str()],
         )?;
         Ok(())
-    }
-}
-
-fn set_push_blocked(
-    conn: &rusqlite::Connection,
-    user_id: i64,
-    blocked: bool,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE users SET push_blocked = ?2 WHERE id = ?1",
-        params![user_id, blocked],
-    )?;
-    Ok(())
-}
-
-impl Write<'_> {
-    /// Blocks (or unblocks) pushes to a user, within the transaction.
-    pub fn set_push_blocked(&self, user_id: i64, blocked: bool) -> Result<(), StoreError> {
-        set_push_blocked(self.conn(), user_id, blocked)
     }
 }
 
@@ -330,7 +315,7 @@ mod tests {
                 password_hash: "x",
                 temporary_until: 2,
             };
-            store.insert_user(&new, 1).unwrap();
+            store.write(1, |w| w.insert_user(&new, 1)).unwrap();
         }
         let names = |q: &str| -> Vec<String> {
             store

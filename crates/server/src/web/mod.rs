@@ -207,10 +207,20 @@ fn second_factor_rule(s: &Server, session: &mut WebSession) -> Result<(), Error>
                 by_registration: true,
             });
             session.pending = Pending::Nothing;
-            return Ok(s.store.save_session(session)?);
+            return save(s, session);
         }
     }
     back_to_proof(s, session)
+}
+
+/// Stores the session's new state.
+fn save(s: &Server, session: &WebSession) -> Result<(), Error> {
+    s.write(now(), |w| w.save_session(session))
+}
+
+/// Ends the session whose id hashes to `id_hash`.
+fn end(s: &Server, id_hash: &[u8]) -> Result<(), Error> {
+    s.write(now(), |w| w.delete_session(id_hash))
 }
 
 /// Sends a session back to proving a second factor.
@@ -218,7 +228,7 @@ fn back_to_proof(s: &Server, session: &mut WebSession) -> Result<(), Error> {
     session.stage = "mfa".into();
     session.pending = Pending::Nothing;
     session.challenge_id.clear();
-    Ok(s.store.save_session(session)?)
+    save(s, session)
 }
 
 /// The authority a session changes methods on: see [`second_factor_rule`].
@@ -242,7 +252,7 @@ fn random_token(s: &Server) -> Result<String, Error> {
 /// Used for new sessions and at every privilege change.
 fn issue(s: &Server, session: &mut WebSession, old: Option<&[u8]>) -> Result<String, Error> {
     if let Some(old) = old {
-        s.store.delete_session(old)?;
+        end(s, old)?;
     }
     let id = random_token(s)?;
     session.id_hash = sha256(id.as_bytes()).to_vec();
@@ -255,7 +265,7 @@ fn issue(s: &Server, session: &mut WebSession, old: Option<&[u8]>) -> Result<Str
     };
     session.created_at = t;
     session.expires_at = t + lifetime;
-    s.store.save_session(session)?;
+    save(s, session)?;
     let max_age = if session.persistent {
         format!("; Max-Age={lifetime}")
     } else {
@@ -340,6 +350,24 @@ fn account(s: &Server, username: &str) -> String {
     format!("{username}@{}", s.config.email_domain)
 }
 
+/// The audit row of something the officer did in `session`.
+fn session_row<'a>(
+    session: &'a WebSession,
+    action: &'a str,
+    ip: &'a str,
+    outcome: &'a str,
+) -> NewAudit<'a> {
+    let who = session.username.as_str();
+    NewAudit {
+        actor: who,
+        action,
+        target: who,
+        ip,
+        outcome,
+        detail: "",
+    }
+}
+
 fn audit(
     s: &Server,
     session: &WebSession,
@@ -347,18 +375,7 @@ fn audit(
     ip: &str,
     outcome: &str,
 ) -> Result<(), Error> {
-    let who = session.username.as_str();
-    s.audit(
-        NewAudit {
-            actor: who,
-            action,
-            target: who,
-            ip,
-            outcome,
-            detail: "",
-        },
-        now(),
-    )
+    s.audit(session_row(session, action, ip, outcome), now())
 }
 
 /// The session, if it is at one of the stages; otherwise the handler
@@ -412,7 +429,7 @@ async fn signin_page(
         if session.stage == "done" {
             return Ok(Redirect::to("/my").into_response());
         }
-        s.store.delete_session(&session.id_hash)?;
+        end(&s, &session.id_hash)?;
         return_to = session.return_to;
     }
     let mut notice = None;
@@ -578,10 +595,11 @@ async fn update_post(
     match changed {
         Ok(Ok(())) => {
             // Another browser that signed in with the old password is out.
-            s.store
-                .delete_other_sessions(&session.username, &session.id_hash)?;
+            s.write(now(), |w| {
+                w.delete_other_sessions(&session.username, &session.id_hash)
+            })?;
             session.stage = after_password(&s, &session.username)?.into();
-            s.store.save_session(&session)?;
+            save(&s, &session)?;
             Ok(Redirect::to(stage_url(&session.stage)).into_response())
         }
         Ok(Err(violations)) => {
@@ -664,7 +682,7 @@ fn current_or_new_challenge(
     };
     let created = s.create_challenge(&session.username, None, &origin, now_ms())?;
     session.challenge_id = created.challenge_id.clone();
-    s.store.save_session(session)?;
+    save(s, session)?;
     Ok((created.challenge_id, created.number))
 }
 

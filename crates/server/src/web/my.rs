@@ -17,7 +17,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::pages::csrf;
-use super::{account, html as page, AppState, PageResult};
+use super::{account, html as page, save, AppState, PageResult};
 use crate::api::ClientIp;
 use crate::methods::MethodKind;
 use crate::store::{AuditFilter, Methods};
@@ -142,7 +142,7 @@ async fn add_post(
 ) -> PageResult {
     let mut session = stage_form!(s, headers, &["done"], form);
     session.stage = "add".into();
-    s.store.save_session(&session)?;
+    save(&s, &session)?;
     Ok(Redirect::to("/signin/register/choose").into_response())
 }
 

@@ -18,7 +18,7 @@ use maud::{html, Markup};
 use super::pages::{csrf, error, info, problems as problems_list};
 use super::presession::PreSession;
 use super::{
-    account, expired_cookie, forbidden, fresh, html as page, issue, load, AppState, Page,
+    account, end, expired_cookie, forbidden, fresh, html as page, issue, load, AppState, Page,
     PageResult,
 };
 use crate::api::ClientIp;
@@ -84,7 +84,7 @@ async fn start_page(State(s): AppState, headers: HeaderMap) -> PageResult {
         if session.stage == "done" {
             return Ok(Redirect::to("/my").into_response());
         }
-        s.store.delete_session(&session.id_hash)?;
+        end(&s, &session.id_hash)?;
     }
     let mut pre = PreSession::carried_or_new(&s, &headers)?;
     start_form(&s, &mut pre, "", None, StatusCode::OK)
@@ -217,7 +217,7 @@ async fn password_post(
     match set {
         Ok(()) => {
             // The recovery session ends here: signing in starts afresh.
-            s.store.delete_session(&session.id_hash)?;
+            end(&s, &session.id_hash)?;
             let body = html! {
                 h1 { "Your password has been reset" }
                 p role="status" { "You can now sign in to " (account(&s, &session.username)) " with your new password." }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::pages::{csrf, error, info, problems as problems_list};
 use super::{
     account, advance, audit, authority, challenge_status, current_or_new_challenge, html as page,
-    refusal, AppState, PageResult,
+    refusal, save, session_row, AppState, PageResult,
 };
 use crate::api::ClientIp;
 use crate::methods::Purpose;
@@ -114,7 +114,7 @@ fn next_url(s: &Server, session: &mut WebSession) -> Result<&'static str, Error>
     let m = s.methods(&session.username)?;
     Ok(if session.stage == "add" {
         session.stage = "done".into();
-        s.store.save_session(session)?;
+        save(s, session)?;
         "/my?added=1"
     } else if m.count() >= REQUIRED {
         "/signin/register/complete"
@@ -235,7 +235,7 @@ fn app_body(s: &Server, session: &mut WebSession) -> Result<Markup, Error> {
     let keep = shown.len().saturating_sub(MAX_CODES_SHOWN);
     shown.drain(..keep);
     session.pending = Pending::Enrollment(shown);
-    s.store.save_session(session)?;
+    save(s, session)?;
     let payload = enrollment.to_uri();
     let code =
         qrcode::QrCode::new(payload.as_bytes()).map_err(|e| Error::Internal(e.to_string()))?;
@@ -296,7 +296,7 @@ async fn app_approved(State(s): AppState, headers: HeaderMap) -> PageResult {
     let mut session = stage!(s, headers, STAGES);
     if challenge_status(&s, &session)? != Some(ChallengeStatus::Approved) {
         session.challenge_id.clear();
-        s.store.save_session(&session)?;
+        save(&s, &session)?;
         return Ok(Redirect::to("/signin/register/test").into_response());
     }
     Ok(page(
@@ -325,9 +325,11 @@ async fn app_finish(
     if challenge_status(&s, &session)? != Some(ChallengeStatus::Approved) {
         return Ok(Redirect::to("/signin/register/test").into_response());
     }
-    audit(&s, &session, "signin.register", &ip, "app")?;
     session.challenge_id.clear();
-    s.store.save_session(&session)?;
+    s.write(now(), |w| {
+        w.audit(&session_row(&session, "signin.register", &ip, "app"))?;
+        w.save_session(&session)
+    })?;
     Ok(Redirect::to(next_url(&s, &mut session)?).into_response())
 }
 
@@ -413,7 +415,7 @@ pub(super) async fn send_code(
     match sent {
         Ok(id) => {
             session.pending = Pending::PhoneCode(id);
-            s.store.save_session(session)?;
+            save(s, session)?;
             Ok(Ok(()))
         }
         Err(Error::Refused {
@@ -540,7 +542,7 @@ async fn phone_verify_post(
                 at: now(),
                 by_registration: true,
             });
-            s.store.save_session(&session)?;
+            save(&s, &session)?;
             let next = next_url(&s, &mut session)?;
             Ok(page(
                 &s,
@@ -627,7 +629,7 @@ async fn questions_post(
                     at: now(),
                     by_registration: true,
                 });
-                s.store.save_session(&session)?;
+                save(&s, &session)?;
                 return Ok(Redirect::to(next_url(&s, &mut session)?).into_response());
             }
             Ok(Err(p)) => problems.extend(p.iter().map(ToString::to_string)),

@@ -9,10 +9,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 
 use super::{
-    account, audit, csrf_ok, expired_cookie, forbidden, html, load, pages, AppState, Page,
+    account, csrf_ok, expired_cookie, forbidden, html, load, pages, session_row, AppState, Page,
     PageResult,
 };
 use crate::api::ClientIp;
+use crate::now;
 
 pub(super) async fn page(State(s): AppState, headers: HeaderMap) -> PageResult {
     match load(&s, &headers)? {
@@ -55,8 +56,10 @@ pub(super) async fn post(
     if !csrf_ok(&session, &form) {
         return Ok(forbidden(&s));
     }
-    s.store.delete_session(&session.id_hash)?;
-    audit(&s, &session, "signout", &ip, "ok")?;
+    s.write(now(), |w| {
+        w.delete_session(&session.id_hash)?;
+        w.audit(&session_row(&session, "signout", &ip, "ok"))
+    })?;
     Ok(Page {
         body: Redirect::to("/signout/wait").into_response(),
         cookie: Some(expired_cookie()),

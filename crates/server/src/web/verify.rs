@@ -22,8 +22,8 @@ use ring::rand::SecureRandom;
 use super::pages::{csrf, error};
 use super::register::{channel_of, code_form, pending_code, send_code};
 use super::{
-    account, advance, challenge_status, current_or_new_challenge, html as page, refusal, AppState,
-    PageResult,
+    account, advance, challenge_status, current_or_new_challenge, html as page, refusal, save,
+    AppState, PageResult,
 };
 use crate::api::ClientIp;
 use crate::methods::Purpose;
@@ -135,7 +135,7 @@ async fn push_resend(
 ) -> PageResult {
     let mut session = stage_form!(s, headers, STAGES, form);
     session.challenge_id.clear();
-    s.store.save_session(&session)?;
+    save(&s, &session)?;
     Ok(Redirect::to("/signin/mfa").into_response())
 }
 
@@ -371,7 +371,7 @@ fn asked(s: &Server, session: &mut WebSession, m: &Methods) -> Result<Vec<usize>
     }
     chosen.sort_unstable();
     session.pending = Pending::Questions(chosen.clone());
-    s.store.save_session(session)?;
+    save(s, session)?;
     Ok(chosen)
 }
 

@@ -2,7 +2,7 @@
 //! while it takes mixed writes (pushes, signed answers, wrong-password
 //! sign-ins) and `user add` runs beside it. Afterwards nothing it had
 //! acknowledged is lost, SQLite's integrity check and the audit chain
-//! pass, and every challenge has its `challenge.create` audit row.
+//! pass, and every challenge, answer, user and device has its audit row.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -318,6 +318,28 @@ async fn fifty_kills_during_mixed_writes_lose_nothing_acknowledged() {
         )
         .unwrap();
     assert_eq!(orphans, 0, "challenges without their audit row");
+    // Every answer, user and device too: each change commits with its row.
+    for (what, sql) in [
+        (
+            "answers",
+            "SELECT COUNT(*) FROM challenges c WHERE c.answered_at IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM audit a WHERE a.action = 'challenge.answer' AND a.outcome = c.status \
+             AND a.detail LIKE 'challenge ' || c.id || ' %')",
+        ),
+        (
+            "users",
+            "SELECT COUNT(*) FROM users u WHERE NOT EXISTS \
+             (SELECT 1 FROM audit a WHERE a.action = 'user.add' AND a.target = u.username)",
+        ),
+        (
+            "devices",
+            "SELECT COUNT(*) FROM devices d WHERE NOT EXISTS (SELECT 1 FROM audit a \
+             WHERE a.action = 'device.activate' AND a.outcome = 'ok' AND a.detail LIKE 'device ' || d.id || ' %')",
+        ),
+    ] {
+        let orphans: i64 = db.query_row(sql, [], |r| r.get(0)).unwrap();
+        assert_eq!(orphans, 0, "{what} without their audit row");
+    }
     drop(db);
 
     // And the audit chain is whole.

@@ -677,9 +677,10 @@ async fn skip_setup_postpones_registration_once() {
     assert!((t + 23 * 3600..=t + 24 * 3600).contains(&until), "{until}");
 
     // Next time the grace is shorter, not renewed.
+    let id = ts.server.user("cs0601").unwrap().id;
     ts.server
         .store
-        .set_skip_setup_until(ts.server.user("cs0601").unwrap().id, t + 3 * 3600)
+        .write(t, |w| w.set_skip_setup_until(id, t + 3 * 3600))
         .unwrap();
     let b = Browser::new(&ts);
     let (_, path, page) = b.sign_in("cs0601", new).await;
@@ -693,9 +694,10 @@ async fn skip_setup_postpones_registration_once() {
     );
 
     // Once it has run out, setup is required.
+    let id = ts.server.user("cs0601").unwrap().id;
     ts.server
         .store
-        .set_skip_setup_until(ts.server.user("cs0601").unwrap().id, t - 1)
+        .write(t, |w| w.set_skip_setup_until(id, t - 1))
         .unwrap();
     let b = Browser::new(&ts);
     let (_, path, page) = b.sign_in("cs0601", new).await;
