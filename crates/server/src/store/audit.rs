@@ -153,16 +153,17 @@ impl Store {
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut w = Write {
-            tx,
-            now,
-            audited: false,
-        };
-        let out = change(&mut w)?;
-        w.tx.commit()?;
-        Ok(out)
+        self.pool.write(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut w = Write {
+                tx,
+                now,
+                audited: false,
+            };
+            let out = change(&mut w)?;
+            w.tx.commit()?;
+            Ok(out)
+        })
     }
 }
 
@@ -218,94 +219,98 @@ impl Store {
         outcome: &str,
         since: u64,
     ) -> Result<u32, StoreError> {
-        Ok(self.conn().query_row(
-            "SELECT COUNT(*) FROM audit WHERE target = ?1 AND at >= ?2 AND action = ?3 AND outcome = ?4",
-            params![target, since, action, outcome],
-            |r| r.get(0),
-        )?)
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM audit WHERE target = ?1 AND at >= ?2 AND action = ?3 AND outcome = ?4",
+                params![target, since, action, outcome],
+                |r| r.get(0),
+            )?)
+        })
     }
 
     /// The rows `f` selects, oldest first.
     pub fn audit_entries(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit \
-             WHERE (?1 IS NULL OR actor = ?1 OR target = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at < ?3) \
-             AND (?4 IS NULL OR actor = ?4) AND (?5 IS NULL OR substr(action, 1, length(?5)) = ?5) \
-             AND (?6 IS NULL OR outcome = ?6) AND (?7 IS NULL OR seq > ?7) \
-             ORDER BY seq DESC LIMIT ?8",
-        )?;
-        let limit = f
-            .newest
-            .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-        let mut rows: Vec<AuditEntry> = stmt
-            .query_map(
-                params![
-                    f.user,
-                    f.since,
-                    f.until,
-                    f.actor,
-                    f.action,
-                    f.outcome,
-                    f.after_seq,
-                    limit
-                ],
-                entry,
-            )?
-            .collect::<Result<_, _>>()?;
-        rows.reverse();
-        Ok(rows)
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit \
+                 WHERE (?1 IS NULL OR actor = ?1 OR target = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at < ?3) \
+                 AND (?4 IS NULL OR actor = ?4) AND (?5 IS NULL OR substr(action, 1, length(?5)) = ?5) \
+                 AND (?6 IS NULL OR outcome = ?6) AND (?7 IS NULL OR seq > ?7) \
+                 ORDER BY seq DESC LIMIT ?8",
+            )?;
+            let limit = f
+                .newest
+                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            let mut rows: Vec<AuditEntry> = stmt
+                .query_map(
+                    params![
+                        f.user,
+                        f.since,
+                        f.until,
+                        f.actor,
+                        f.action,
+                        f.outcome,
+                        f.after_seq,
+                        limit
+                    ],
+                    entry,
+                )?
+                .collect::<Result<_, _>>()?;
+            rows.reverse();
+            Ok(rows)
+        })
     }
 
     /// Recomputes the whole chain. `Ok(n)` with the number of rows when
     /// intact; `Err(seq)` at the first row that was altered, inserted or
     /// follows a removed one.
     pub fn verify_audit(&self) -> Result<Result<usize, i64>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit ORDER BY seq")?;
-        let mut rows = stmt.query([])?;
-        let mut prev = vec![0u8; 32];
-        let mut expected_seq = 1;
-        let mut n = 0;
-        while let Some(r) = rows.next()? {
-            let seq: i64 = r.get(0)?;
-            let (actor, action, target, ip, outcome, detail): (
-                String,
-                String,
-                String,
-                String,
-                String,
-                String,
-            ) = (
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            );
-            let e = NewAudit {
-                actor: &actor,
-                action: &action,
-                target: &target,
-                ip: &ip,
-                outcome: &outcome,
-                detail: &detail,
-            };
-            let stored_prev: Vec<u8> = r.get(8)?;
-            let stored: Vec<u8> = r.get(9)?;
-            if seq != expected_seq
-                || stored_prev != prev
-                || chain_hash(&prev, seq, r.get(1)?, &e) != stored
-            {
-                return Ok(Err(seq));
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit ORDER BY seq")?;
+            let mut rows = stmt.query([])?;
+            let mut prev = vec![0u8; 32];
+            let mut expected_seq = 1;
+            let mut n = 0;
+            while let Some(r) = rows.next()? {
+                let seq: i64 = r.get(0)?;
+                let (actor, action, target, ip, outcome, detail): (
+                    String,
+                    String,
+                    String,
+                    String,
+                    String,
+                    String,
+                ) = (
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                );
+                let e = NewAudit {
+                    actor: &actor,
+                    action: &action,
+                    target: &target,
+                    ip: &ip,
+                    outcome: &outcome,
+                    detail: &detail,
+                };
+                let stored_prev: Vec<u8> = r.get(8)?;
+                let stored: Vec<u8> = r.get(9)?;
+                if seq != expected_seq
+                    || stored_prev != prev
+                    || chain_hash(&prev, seq, r.get(1)?, &e) != stored
+                {
+                    return Ok(Err(seq));
+                }
+                prev = stored;
+                expected_seq += 1;
+                n += 1;
             }
-            prev = stored;
-            expected_seq += 1;
-            n += 1;
-        }
-        Ok(Ok(n))
+            Ok(Ok(n))
+        })
     }
 }
 
@@ -341,18 +346,18 @@ mod tests {
         }
         assert_eq!(store.verify_audit().unwrap(), Ok(3));
         store
-            .conn()
-            .execute("UPDATE audit SET outcome = 'refused' WHERE seq = 2", [])
+            .pool
+            .write(|c| c.execute("UPDATE audit SET outcome = 'refused' WHERE seq = 2", []))
             .unwrap();
         assert_eq!(store.verify_audit().unwrap(), Err(2));
         store
-            .conn()
-            .execute("UPDATE audit SET outcome = 'ok' WHERE seq = 2", [])
+            .pool
+            .write(|c| c.execute("UPDATE audit SET outcome = 'ok' WHERE seq = 2", []))
             .unwrap();
         assert_eq!(store.verify_audit().unwrap(), Ok(3));
         store
-            .conn()
-            .execute("DELETE FROM audit WHERE seq = 2", [])
+            .pool
+            .write(|c| c.execute("DELETE FROM audit WHERE seq = 2", []))
             .unwrap();
         assert_eq!(store.verify_audit().unwrap(), Err(3));
     }
@@ -365,8 +370,8 @@ mod tests {
         store.audit(&row("a"), 1).unwrap();
         store.audit(&row("b"), 2).unwrap();
         store
-            .conn()
-            .execute("DELETE FROM audit WHERE seq = 2", [])
+            .pool
+            .write(|c| c.execute("DELETE FROM audit WHERE seq = 2", []))
             .unwrap();
         assert_eq!(store.verify_audit().unwrap(), Ok(1));
     }

@@ -105,11 +105,13 @@ fn row(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
 impl Store {
     /// A challenge by id.
     pub fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError> {
-        optional(self.conn().query_row(
-            &format!("SELECT {COLUMNS} FROM challenges WHERE id = ?1"),
-            [id],
-            row,
-        ))
+        self.read(|conn| {
+            optional(conn.query_row(
+                &format!("SELECT {COLUMNS} FROM challenges WHERE id = ?1"),
+                [id],
+                row,
+            ))
+        })
     }
 
     /// A device's challenges still open at `now`, oldest first.
@@ -118,23 +120,26 @@ impl Store {
         device_id: &str,
         now: u64,
     ) -> Result<Vec<ChallengeRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM challenges WHERE device_id = ?1 AND status = 'pending' AND expires_at > ?2 ORDER BY created_at, rowid"
-        ))?;
-        let rows = stmt
-            .query_map(params![device_id, now], row)?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM challenges WHERE device_id = ?1 AND status = 'pending' AND expires_at > ?2 ORDER BY created_at, rowid"
+            ))?;
+            let rows = stmt
+                .query_map(params![device_id, now], row)?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
     }
 
     /// Challenges created for a user since `since`.
     pub fn challenges_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
-        Ok(self.conn().query_row(
-            "SELECT COUNT(*) FROM challenges WHERE user_id = ?1 AND created_at >= ?2",
-            params![user_id, since],
-            |r| r.get(0),
-        )?)
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM challenges WHERE user_id = ?1 AND created_at >= ?2",
+                params![user_id, since],
+                |r| r.get(0),
+            )?)
+        })
     }
 
     /// A user's challenges, newest first.
@@ -143,24 +148,26 @@ impl Store {
         user_id: i64,
         limit: usize,
     ) -> Result<Vec<ChallengeRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM challenges WHERE user_id = ?1 ORDER BY created_ms DESC, rowid DESC LIMIT ?2"
-        ))?;
-        let rows = stmt
-            .query_map(params![user_id, limit as i64], row)?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM challenges WHERE user_id = ?1 ORDER BY created_ms DESC, rowid DESC LIMIT ?2"
+            ))?;
+            let rows = stmt
+                .query_map(params![user_id, limit as i64], row)?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
     }
 
     /// Every challenge created since `since` (Unix seconds), oldest first.
     pub fn challenges_created_since(&self, since: u64) -> Result<Vec<ChallengeRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM challenges WHERE created_at >= ?1 ORDER BY created_at"
-        ))?;
-        let rows = stmt.query_map([since], row)?.collect::<Result<_, _>>()?;
-        Ok(rows)
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM challenges WHERE created_at >= ?1 ORDER BY created_at"
+            ))?;
+            let rows = stmt.query_map([since], row)?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
     }
 }
 

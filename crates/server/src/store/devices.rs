@@ -137,42 +137,47 @@ fn device(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
 impl Store {
     /// An activation by its public id.
     pub fn activation(&self, id: &str) -> Result<Option<ActivationRow>, StoreError> {
-        optional(self.conn().query_row(
-            "SELECT id, user_id, secret_hash, expires_at, attempts, used_at, first_method FROM activations WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(ActivationRow {
-                    id: r.get(0)?,
-                    user_id: r.get(1)?,
-                    secret_hash: r.get(2)?,
-                    expires_at: r.get(3)?,
-                    attempts: r.get(4)?,
-                    used_at: r.get(5)?,
-                    first_method: r.get(6)?,
-                })
-            },
-        ))
+        self.read(|conn| {
+            optional(conn.query_row(
+                "SELECT id, user_id, secret_hash, expires_at, attempts, used_at, first_method FROM activations WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(ActivationRow {
+                        id: r.get(0)?,
+                        user_id: r.get(1)?,
+                        secret_hash: r.get(2)?,
+                        expires_at: r.get(3)?,
+                        attempts: r.get(4)?,
+                        used_at: r.get(5)?,
+                        first_method: r.get(6)?,
+                    })
+                },
+            ))
+        })
     }
 
     /// An active (not removed) device.
     pub fn device(&self, id: &str) -> Result<Option<DeviceRow>, StoreError> {
-        optional(self.conn().query_row(
-            &format!("SELECT {COLUMNS} FROM devices WHERE id = ?1 AND removed_at IS NULL"),
-            [id],
-            device,
-        ))
+        self.read(|conn| {
+            optional(conn.query_row(
+                &format!("SELECT {COLUMNS} FROM devices WHERE id = ?1 AND removed_at IS NULL"),
+                [id],
+                device,
+            ))
+        })
     }
 
     /// A user's active devices, newest first.
     pub fn devices_of(&self, user_id: i64) -> Result<Vec<DeviceRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM devices WHERE user_id = ?1 AND removed_at IS NULL ORDER BY created_at DESC, rowid DESC"
-        ))?;
-        let rows = stmt
-            .query_map([user_id], device)?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM devices WHERE user_id = ?1 AND removed_at IS NULL ORDER BY created_at DESC, rowid DESC"
+            ))?;
+            let rows = stmt
+                .query_map([user_id], device)?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
     }
 }
 

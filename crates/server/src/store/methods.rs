@@ -68,57 +68,64 @@ fn phone_code(r: &Row<'_>) -> rusqlite::Result<PhoneCode> {
 impl Store {
     /// The methods `user_id` has registered.
     pub fn methods_of(&self, user_id: i64) -> Result<Methods, StoreError> {
-        let conn = self.conn();
-        let app: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1 AND removed_at IS NULL)",
-            [user_id],
-            |r| r.get(0),
-        )?;
-        let phone = optional(conn.query_row(
-            "SELECT number FROM phones WHERE user_id = ?1",
-            [user_id],
-            |r| r.get(0),
-        ))?;
-        let mut stmt = conn.prepare(
-            "SELECT question FROM security_answers WHERE user_id = ?1 ORDER BY question",
-        )?;
-        let questions = stmt
-            .query_map([user_id], |r| r.get::<_, i64>(0))?
-            .map(|q| q.map(|q| q as usize))
-            .collect::<Result<_, _>>()?;
-        Ok(Methods {
-            app,
-            phone,
-            questions,
+        self.read(|conn| {
+            let app: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1 AND removed_at IS NULL)",
+                [user_id],
+                |r| r.get(0),
+            )?;
+            let phone = optional(conn.query_row(
+                "SELECT number FROM phones WHERE user_id = ?1",
+                [user_id],
+                |r| r.get(0),
+            ))?;
+            let mut stmt = conn.prepare(
+                "SELECT question FROM security_answers WHERE user_id = ?1 ORDER BY question",
+            )?;
+            let questions = stmt
+                .query_map([user_id], |r| r.get::<_, i64>(0))?
+                .map(|q| q.map(|q| q as usize))
+                .collect::<Result<_, _>>()?;
+            Ok(Methods {
+                app,
+                phone,
+                questions,
+            })
         })
     }
 
     /// The stored hash of the answer to question `q`.
     pub fn answer_hash(&self, user_id: i64, q: usize) -> Result<Option<String>, StoreError> {
-        optional(self.conn().query_row(
-            "SELECT answer_hash FROM security_answers WHERE user_id = ?1 AND question = ?2",
-            params![user_id, q as i64],
-            |r| r.get(0),
-        ))
+        self.read(|conn| {
+            optional(conn.query_row(
+                "SELECT answer_hash FROM security_answers WHERE user_id = ?1 AND question = ?2",
+                params![user_id, q as i64],
+                |r| r.get(0),
+            ))
+        })
     }
 
     /// A sent code by id.
     pub fn phone_code(&self, id: &str) -> Result<Option<PhoneCode>, StoreError> {
-        optional(self.conn().query_row(
-            "SELECT id, user_id, number, channel, purpose, code_hash, created_at, expires_at, attempts, used_at \
-             FROM phone_codes WHERE id = ?1",
-            [id],
-            phone_code,
-        ))
+        self.read(|conn| {
+            optional(conn.query_row(
+                "SELECT id, user_id, number, channel, purpose, code_hash, created_at, expires_at, attempts, used_at \
+                 FROM phone_codes WHERE id = ?1",
+                [id],
+                phone_code,
+            ))
+        })
     }
 
     /// Codes sent to `user_id` since `since` (the sending limit).
     pub fn phone_codes_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
-        Ok(self.conn().query_row(
-            "SELECT COUNT(*) FROM phone_codes WHERE user_id = ?1 AND created_at >= ?2",
-            params![user_id, since],
-            |r| r.get(0),
-        )?)
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM phone_codes WHERE user_id = ?1 AND created_at >= ?2",
+                params![user_id, since],
+                |r| r.get(0),
+            )?)
+        })
     }
 }
 

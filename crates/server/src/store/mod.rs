@@ -6,12 +6,12 @@ mod audit;
 mod challenges;
 mod devices;
 mod methods;
+mod pool;
 mod requests;
 mod sessions;
 mod users;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -214,25 +214,29 @@ const HAS_METHOD: &str =
      OR EXISTS (SELECT 1 FROM phones WHERE user_id = ?1) \
      OR EXISTS (SELECT 1 FROM security_answers WHERE user_id = ?1)";
 
-/// The database. One connection behind a mutex: SQLite serialises writers
-/// anyway, and every query here takes microseconds.
+/// The database: a writer and read-only connections (see [`pool`]).
 pub struct Store {
-    conn: Mutex<Connection>,
+    pool: pool::Pool,
 }
 
 impl Store {
     /// Opens (creating if needed) the database and runs pending migrations.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        Self::setup(conn)
+        let conn = Self::setup(Connection::open(path)?)?;
+        Ok(Store {
+            pool: pool::Pool::new(conn, Some(path))?,
+        })
     }
 
     /// An in-memory database, for tests.
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::setup(Connection::open_in_memory()?)
+        let conn = Self::setup(Connection::open_in_memory()?)?;
+        Ok(Store {
+            pool: pool::Pool::new(conn, None)?,
+        })
     }
 
-    fn setup(mut conn: Connection) -> Result<Self, StoreError> {
+    fn setup(mut conn: Connection) -> Result<Connection, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -247,22 +251,17 @@ impl Store {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
-        Ok(Store {
-            conn: Mutex::new(conn),
-        })
+        Ok(conn)
     }
 
-    /// The connection; a poisoned lock (a panic while holding it) is taken
-    /// over, since SQLite itself rolled back any open transaction.
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` (statements that only read) on a read-only connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        self.pool.read(f)
     }
 
     /// Schema version.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn()
-            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+        self.read(|conn| Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?))
     }
 }
 

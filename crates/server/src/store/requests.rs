@@ -73,35 +73,40 @@ fn request(r: &Row<'_>) -> rusqlite::Result<RegistrationRequest> {
 impl Store {
     /// Requests sent from `ip` since `since`.
     pub fn registrations_from(&self, ip: &str, since: u64) -> Result<u64, StoreError> {
-        Ok(self.conn().query_row(
-            "SELECT COUNT(*) FROM registration_requests WHERE ip = ?1 AND created_at >= ?2",
-            params![ip, since],
-            |r| r.get(0),
-        )?)
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM registration_requests WHERE ip = ?1 AND created_at >= ?2",
+                params![ip, since],
+                |r| r.get(0),
+            )?)
+        })
     }
 
     /// Requests, oldest first: the pending ones, or all.
     pub fn registrations(&self, all: bool) -> Result<Vec<RegistrationRequest>, StoreError> {
-        let conn = self.conn();
-        let sql = if all {
-            format!("SELECT {COLUMNS} FROM registration_requests ORDER BY created_at, id")
-        } else {
-            format!(
-                "SELECT {COLUMNS} FROM registration_requests WHERE status = 'pending' ORDER BY created_at, id"
-            )
-        };
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([], request)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|conn| {
+            let sql = if all {
+                format!("SELECT {COLUMNS} FROM registration_requests ORDER BY created_at, id")
+            } else {
+                format!(
+                    "SELECT {COLUMNS} FROM registration_requests WHERE status = 'pending' ORDER BY created_at, id"
+                )
+            };
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map([], request)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// One request.
     pub fn registration(&self, id: i64) -> Result<Option<RegistrationRequest>, StoreError> {
-        optional(self.conn().query_row(
-            &format!("SELECT {COLUMNS} FROM registration_requests WHERE id = ?1"),
-            params![id],
-            request,
-        ))
+        self.read(|conn| {
+            optional(conn.query_row(
+                &format!("SELECT {COLUMNS} FROM registration_requests WHERE id = ?1"),
+                params![id],
+                request,
+            ))
+        })
     }
 }
 

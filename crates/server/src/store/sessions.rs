@@ -179,12 +179,14 @@ fn session(r: &Row<'_>) -> rusqlite::Result<WebSession> {
 impl Store {
     /// A live session by id hash.
     pub fn session(&self, id_hash: &[u8], now: u64) -> Result<Option<WebSession>, StoreError> {
-        optional(self.conn().query_row(
-            "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at \
-             FROM web_sessions WHERE id_hash = ?1 AND expires_at > ?2",
-            params![id_hash, now],
-            session,
-        ))
+        self.read(|conn| {
+            optional(conn.query_row(
+                "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at \
+                 FROM web_sessions WHERE id_hash = ?1 AND expires_at > ?2",
+                params![id_hash, now],
+                session,
+            ))
+        })
     }
 }
 

@@ -116,59 +116,67 @@ fn user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
 impl Store {
     /// A user by name (case-insensitive).
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
-        optional(self.conn().query_row(
-            &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
-            [username],
-            user,
-        ))
+        self.read(|conn| {
+            optional(conn.query_row(
+                &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
+                [username],
+                user,
+            ))
+        })
     }
 
     /// A user by id.
     pub fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
-        optional(self.conn().query_row(
-            &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
-            [id],
-            user,
-        ))
+        self.read(|conn| {
+            optional(conn.query_row(
+                &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+                [id],
+                user,
+            ))
+        })
     }
 
     /// All users, by name.
     pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY username"))?;
-        let rows = stmt.query_map([], user)?.collect::<Result<_, _>>()?;
-        Ok(rows)
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY username"))?;
+            let rows = stmt.query_map([], user)?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
     }
 
     /// Users whose username or "first last" name contains `q` (any case),
     /// at most `limit`, by username.
     pub fn find_users(&self, q: &str, limit: usize) -> Result<Vec<UserRow>, StoreError> {
-        let pattern = format!(
-            "%{}%",
-            q.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM users WHERE username LIKE ?1 ESCAPE '\\' \
-             OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\' ORDER BY username LIMIT ?2"
-        ))?;
-        let rows = stmt
-            .query_map(params![pattern, limit as i64], user)?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+        self.read(|conn| {
+            let pattern = format!(
+                "%{}%",
+                q.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM users WHERE username LIKE ?1 ESCAPE '\\' \
+                 OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\' ORDER BY username LIMIT ?2"
+            ))?;
+            let rows = stmt
+                .query_map(params![pattern, limit as i64], user)?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
     }
 
     /// The last `n` password hashes, newest first.
     pub fn password_history(&self, user_id: i64, n: usize) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT hash FROM password_history WHERE user_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2")?;
-        let rows = stmt
-            .query_map(params![user_id, n as i64], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT hash FROM password_history WHERE user_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2")?;
+            let rows = stmt
+                .query_map(params![user_id, n as i64], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
     }
 }
 

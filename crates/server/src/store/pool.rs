@@ -1,0 +1,162 @@
+//! The store's connections: one writer (SQLite serialises writers anyway)
+//! and a few read-only connections. In WAL mode a reader sees every commit
+//! made before its statement started and never waits for the writer, so
+//! pages, device streams and long help-desk queries do not queue behind
+//! writes or behind each other.
+//!
+//! An async worker never waits for a connection: when every one it could
+//! use is busy, the wait and the statements run as blocking work
+//! (`block_in_place`), and the worker's other tasks move to another thread.
+//! When one is free, the statements (microseconds) run in place: handing
+//! each of them to another thread measured slower (docs/PERFORMANCE.md).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::StoreError;
+
+/// Read-only connections opened beside the writer.
+const READERS: usize = 4;
+
+/// The writer and the readers.
+pub(super) struct Pool {
+    writer: Mutex<Connection>,
+    /// Empty for an in-memory database, which only its own connection
+    /// sees: reads then use the writer.
+    readers: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    /// Wraps the (migrated) writer and opens readers on the file at `path`.
+    pub(super) fn new(writer: Connection, path: Option<&Path>) -> Result<Self, StoreError> {
+        let mut readers = Vec::new();
+        if let Some(path) = path {
+            for _ in 0..READERS {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(path, flags)?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                readers.push(Mutex::new(conn));
+            }
+        }
+        Ok(Pool {
+            writer: Mutex::new(writer),
+            readers,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `f` on the writer.
+    pub(super) fn write<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        if let Some(mut conn) = free(&self.writer) {
+            return f(&mut conn);
+        }
+        blocking(|| f(&mut take(&self.writer)))
+    }
+
+    /// Runs `f` on a free reader (the writer for an in-memory database).
+    pub(super) fn read<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        if self.readers.is_empty() {
+            return self.write(|c| f(c));
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Some(conn) = free(&self.readers[(start + i) % n]) {
+                return f(&conn);
+            }
+        }
+        blocking(|| f(&take(&self.readers[start % n])))
+    }
+}
+
+/// The connection if nobody holds it.
+fn free(conn: &Mutex<Connection>) -> Option<MutexGuard<'_, Connection>> {
+    match conn.try_lock() {
+        Ok(c) => Some(c),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// The connection, waiting for it. A poisoned lock (a panic while holding
+/// it) is taken over: SQLite rolled back any open transaction.
+fn take(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `f`, announcing to the runtime that it blocks when called on a
+/// worker of a multi-threaded one. (`block_in_place` is refused on a
+/// current-thread runtime, which tests use; there it simply blocks.)
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    let on_worker = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if on_worker {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::store::{NewAudit, Store};
+
+    const HELD: Duration = Duration::from_secs(2);
+
+    /// A store on a file, and a thread holding its writer for [`HELD`].
+    fn busy_store() -> (tempfile::TempDir, Arc<Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db")).unwrap());
+        let (held, wait) = std::sync::mpsc::channel();
+        let s = store.clone();
+        std::thread::spawn(move || {
+            s.pool.write(|_| {
+                held.send(()).unwrap();
+                std::thread::sleep(HELD);
+            })
+        });
+        wait.recv().unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tasks_waiting_for_the_writer_do_not_stall_the_workers() {
+        let (_dir, store) = busy_store();
+        // More writers than workers wait for the connection...
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move {
+                    s.write(1, |w| w.audit(&NewAudit::of("t", "test", "t", "")))
+                        .unwrap()
+                })
+            })
+            .collect();
+        // ...and tasks that need no database still run on time.
+        let t = Instant::now();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let probe = tokio::spawn(tokio::time::sleep(Duration::from_millis(50)));
+        probe.await.unwrap();
+        let waited = t.elapsed();
+        assert!(waited < HELD / 2, "a free task waited {waited:?}");
+        for w in writers {
+            w.await.unwrap();
+        }
+        assert_eq!(store.verify_audit().unwrap(), Ok(4));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_do_not_wait_for_the_writer() {
+        let (_dir, store) = busy_store();
+        let t = Instant::now();
+        assert!(store.user_by_name("nobody").unwrap().is_none());
+        assert!(t.elapsed() < HELD / 2, "a read waited {:?}", t.elapsed());
+    }
+}
