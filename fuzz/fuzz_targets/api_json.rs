@@ -2,7 +2,7 @@
 #![no_main]
 
 use countersign_core::api::{ActivateRequest, ActivateResponse, ErrorBody, Verdict};
-use countersign_server::api::PushRequest;
+use countersign_server::http::api::PushRequest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! panic; a configuration that validates has sane values.
 #![no_main]
 
-use countersign_server::config::Config;
+use countersign_server::infra::config::Config;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 
-use countersign_server::web::presession::PreSession;
-use countersign_server::web::return_to;
+use countersign_server::http::pages::presession::PreSession;
+use countersign_server::http::pages::return_to;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let form: HashMap<String, String> = form_urlencoded::parse(data).into_owned().collect();
-    let _ = countersign_server::registration::validate(&form);
+    let _ = countersign_server::domain::registration::validate(&form);
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

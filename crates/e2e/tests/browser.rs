@@ -235,7 +235,7 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     s.click("a[href='/recover']");
     p.at("/recover");
     p.shot("recover");
-    let font = countersign_server::captcha::font();
+    let font = countersign_server::domain::captcha::font();
     let mut tries = 0;
     loop {
         let src = s.script("return document.getElementById('captcha').src;", json!([]));
@@ -244,8 +244,8 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
         let answer = countersign_testkit::captcha::solve(
             &png,
             &font,
-            countersign_server::captcha::CELL,
-            countersign_server::captcha::LENGTH,
+            countersign_server::domain::captcha::CELL,
+            countersign_server::domain::captcha::LENGTH,
         );
         s.type_into("#email", "cs0302@alacop.gov");
         s.type_into("#captcha-answer", &answer);

@@ -1,34 +1,24 @@
 //! The Countersign sign-in server: users and passwords, authenticator
 //! activation, number-matching push challenges, TOTP, and a hash-chained
 //! audit log, served over HTTPS by axum.
+//!
+//! Layers, each depending only on those after it:
+//! - [`http`] — the router, extractors, API handlers, device streams, the
+//!   sign-in pages and the help-desk console;
+//! - [`domain`] — the rules (accounts, methods, challenges, the help desk's
+//!   fixes), free of HTTP;
+//! - [`store`] — the database;
+//! - [`infra`] — configuration, the data folder, TLS, telephony, the
+//!   hashing threads.
+//!
+//! The command-line front end lives with the binary (`src/bin/`).
 
-pub mod accounts;
-pub mod activation;
-pub mod admin;
-pub mod api;
-pub mod bench;
-pub mod captcha;
-pub mod config;
-pub mod connections;
-pub mod datadir;
-mod error;
-pub mod events;
-pub mod hashing;
-pub mod helpdesk;
-pub mod limits;
-pub mod methods;
-pub mod push;
-pub mod registration;
-pub mod serve;
-pub mod state;
+pub mod domain;
+pub mod http;
+pub mod infra;
 pub mod store;
-pub mod telephony;
-pub mod tls;
-pub mod totp;
-pub mod web;
 
-pub use error::Error;
-pub use state::Server;
+pub use domain::{Error, Server};
 
 /// Unix milliseconds now (delivery latencies).
 pub fn now_ms() -> u64 {

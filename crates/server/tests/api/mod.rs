@@ -163,7 +163,7 @@ async fn challenge_arrives_on_the_upgraded_stream_and_a_closed_one_is_let_go() {
         .get(dev.challenges_url(&ts))
         .bearer_auth(&dev.activation.channel_token)
         .header("connection", "upgrade")
-        .header("upgrade", countersign_server::events::UPGRADE)
+        .header("upgrade", countersign_server::http::events::UPGRADE)
         .send()
         .await
         .unwrap();
@@ -206,7 +206,7 @@ async fn challenge_arrives_on_the_upgraded_stream_and_a_closed_one_is_let_go() {
         .http
         .get(dev.challenges_url(&ts))
         .header("connection", "upgrade")
-        .header("upgrade", countersign_server::events::UPGRADE)
+        .header("upgrade", countersign_server::http::events::UPGRADE)
         .send()
         .await
         .unwrap();
@@ -735,9 +735,9 @@ async fn receipts_are_recorded_only_from_the_addressed_device() {
 #[tokio::test]
 async fn behind_the_proxy_the_client_is_the_address_it_appended() {
     use axum::extract::{ConnectInfo, FromRequestParts};
-    use countersign_server::api::ClientIp;
-    use countersign_server::config::{Config, TlsMode};
-    use countersign_server::datadir::DataDir;
+    use countersign_server::http::extract::ClientIp;
+    use countersign_server::infra::config::{Config, TlsMode};
+    use countersign_server::infra::datadir::DataDir;
     use std::net::SocketAddr;
     use std::sync::Arc;
 
@@ -844,8 +844,8 @@ async fn control_characters_are_refused_where_text_enters_and_nothing_changes() 
     assert_eq!(after, before, "no challenge was created");
 
     // A help-desk reason, and an account's name.
-    let fix = countersign_server::helpdesk::Fix::Unlock;
-    let staff = countersign_server::helpdesk::Staff {
+    let fix = countersign_server::domain::helpdesk::Fix::Unlock;
+    let staff = countersign_server::domain::helpdesk::Staff {
         name: "hd",
         role: countersign_server::store::Role::Admin,
     };

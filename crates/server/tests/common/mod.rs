@@ -9,11 +9,12 @@ use countersign_core::otp::{decode_base32, Otp, OtpKind};
 use countersign_core::pin::PinnedVerifier;
 use countersign_core::protocol::{ChallengeEnvelope, Decision, Response};
 use countersign_core::{Enrollment, SigningKey};
-use countersign_server::config::Config;
-use countersign_server::datadir::DataDir;
-use countersign_server::methods::Authority;
-use countersign_server::serve::{self, Running};
-use countersign_server::{now, tls, Server};
+use countersign_server::domain::methods::Authority;
+use countersign_server::http::serve::{self, Running};
+use countersign_server::infra::config::Config;
+use countersign_server::infra::datadir::DataDir;
+use countersign_server::infra::tls;
+use countersign_server::{now, Server};
 use futures_util::StreamExt;
 use ring::rand::SystemRandom;
 

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use countersign_core::api::ActivateRequest;
 use countersign_core::protocol::{Decision, Response};
 use countersign_core::SigningKey;
-use countersign_server::config::Config;
-use countersign_server::datadir::DataDir;
-use countersign_server::methods::Authority;
+use countersign_server::domain::methods::Authority;
+use countersign_server::infra::config::Config;
+use countersign_server::infra::datadir::DataDir;
 use countersign_server::{now, Server};
 use ring::rand::SystemRandom;
 
@@ -49,7 +49,9 @@ fn seed(dir: &Path) -> ((String, SigningKey), [u8; 32]) {
     let config = Config::load(Some(&dir.join("server.toml")), None).unwrap();
     let data = DataDir::open(&dir.join("data")).unwrap();
     let mut server = Server::open(config.clone(), &data).unwrap();
-    server.tls_pin = countersign_server::tls::setup(&config, &data).unwrap().pin;
+    server.tls_pin = countersign_server::infra::tls::setup(&config, &data)
+        .unwrap()
+        .pin;
     server
         .add_user(OFFICER, "Clark", "Kent", Some("4321"), "test", now())
         .unwrap();

@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 
-use countersign_server::config::Config;
-use countersign_server::web::presession::PreSession;
-use countersign_server::web::return_to;
+use countersign_server::http::pages::presession::PreSession;
+use countersign_server::http::pages::return_to;
+use countersign_server::infra::config::Config;
 use proptest::prelude::*;
 
 proptest! {
@@ -33,7 +33,7 @@ proptest! {
         0..8,
     )) {
         let form: HashMap<String, String> = fields;
-        if let Ok(r) = countersign_server::registration::validate(&form) {
+        if let Ok(r) = countersign_server::domain::registration::validate(&form) {
             prop_assert!(countersign_core::text::first_unsafe(&r.first_name).is_none());
         }
     }
@@ -57,7 +57,7 @@ proptest! {
 
     #[test]
     fn admin_api_bodies(s in any::<String>()) {
-        let _ = serde_json::from_str::<countersign_server::api::PushRequest>(&s);
+        let _ = serde_json::from_str::<countersign_server::http::api::PushRequest>(&s);
         let _ = serde_json::from_str::<countersign_core::api::ActivateRequest>(&s);
     }
 }

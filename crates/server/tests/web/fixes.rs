@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use countersign_core::protocol::Decision;
-use countersign_server::helpdesk::Fix;
-use countersign_server::helpdesk::Staff;
+use countersign_server::domain::helpdesk::Fix;
+use countersign_server::domain::helpdesk::Staff;
 use countersign_server::now;
 use countersign_server::store::Role;
 

@@ -4,8 +4,8 @@
 //! record a reason, the audit log with its CSV export, push health.
 
 use countersign_core::protocol::{Decision, Receipt, ReceiptEvent};
-use countersign_server::helpdesk::Staff;
-use countersign_server::methods::Authority;
+use countersign_server::domain::helpdesk::Staff;
+use countersign_server::domain::methods::Authority;
 use countersign_server::now;
 use countersign_server::store::Role;
 
@@ -336,7 +336,7 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
     ts.server
         .apply_fix(
             "cs1001",
-            &countersign_server::helpdesk::Fix::Unlock,
+            &countersign_server::domain::helpdesk::Fix::Unlock,
             Staff {
                 name: "hd0001",
                 role: Role::Helpdesk,

@@ -26,9 +26,9 @@ async fn start_recovery(b: &Browser, email: &str) -> (u16, String, String) {
     for _ in 0..3 {
         let answer = countersign_testkit::captcha::solve(
             &captcha_png(&page),
-            &countersign_server::captcha::font(),
-            countersign_server::captcha::CELL,
-            countersign_server::captcha::LENGTH,
+            &countersign_server::domain::captcha::font(),
+            countersign_server::domain::captcha::CELL,
+            countersign_server::domain::captcha::LENGTH,
         );
         let (status, path, next) = b
             .post("/recover", &page, &[("email", email), ("captcha", &answer)])
@@ -192,12 +192,12 @@ async fn the_test_solver_reads_the_captcha() {
     let rng = ring::rand::SystemRandom::new();
     let mut read = 0;
     for _ in 0..50 {
-        let c = countersign_server::captcha::generate(&rng).unwrap();
+        let c = countersign_server::domain::captcha::generate(&rng).unwrap();
         let got = countersign_testkit::captcha::solve(
             &c.png,
-            &countersign_server::captcha::font(),
-            countersign_server::captcha::CELL,
-            countersign_server::captcha::LENGTH,
+            &countersign_server::domain::captcha::font(),
+            countersign_server::domain::captcha::CELL,
+            countersign_server::domain::captcha::LENGTH,
         );
         if got == c.answer {
             read += 1;
@@ -223,7 +223,7 @@ async fn recovery_needs_the_captcha_a_method_and_a_password_under_the_rules() {
                 .chunks(2)
                 .map(|p| (p[0].1.parse().unwrap(), p[1].1.to_string()))
                 .collect::<Vec<_>>(),
-            countersign_server::methods::Authority::Proven,
+            countersign_server::domain::methods::Authority::Proven,
             "",
             countersign_server::now(),
         )
@@ -430,7 +430,7 @@ async fn recovery_is_limited_per_account() {
         .register_answers(
             "cs0811",
             &chosen,
-            countersign_server::methods::Authority::Proven,
+            countersign_server::domain::methods::Authority::Proven,
             "",
             countersign_server::now(),
         )
@@ -459,8 +459,8 @@ async fn recovery_is_limited_per_account() {
 #[tokio::test]
 async fn phone_codes_are_single_use_bound_to_their_purpose_and_tried_five_times() {
     use countersign_core::methods::PhoneNumber;
-    use countersign_server::methods::Purpose;
-    use countersign_server::telephony::Channel;
+    use countersign_server::domain::methods::Purpose;
+    use countersign_server::infra::telephony::Channel;
     let ts = TestServer::start_with(|c| c.lockout.max_failures = 50).await;
     ts.add_user("cs0721");
     let phone = PhoneNumber::parse("205 555 0100").unwrap();

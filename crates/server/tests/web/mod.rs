@@ -576,7 +576,7 @@ async fn registration_requests_are_limited_per_address() {
     let ts = TestServer::start().await;
     let b = Browser::new(&ts);
     let mut last = (0, String::new());
-    for i in 0..=countersign_server::registration::MAX_PER_IP_PER_HOUR {
+    for i in 0..=countersign_server::domain::registration::MAX_PER_IP_PER_HOUR {
         let (_, _, form) = b.get("/register").await;
         let email = format!("officer{i}@agency.gov");
         let fields = [
@@ -595,7 +595,7 @@ async fn registration_requests_are_limited_per_address() {
         .contains("Too many requests were sent from this network."));
     assert_eq!(
         ts.server.store.registrations(false).unwrap().len() as u64,
-        countersign_server::registration::MAX_PER_IP_PER_HOUR
+        countersign_server::domain::registration::MAX_PER_IP_PER_HOUR
     );
     // A different administrator decision: rejection needs a reason.
     let err = ts

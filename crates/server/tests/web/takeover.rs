@@ -7,7 +7,7 @@
 use countersign_core::api::ActivateResponse;
 use countersign_core::protocol::Decision;
 use countersign_core::SigningKey;
-use countersign_server::methods::Authority;
+use countersign_server::domain::methods::Authority;
 use countersign_server::now;
 use ring::rand::SystemRandom;
 
@@ -247,7 +247,7 @@ async fn voided_activation_codes_do_not_count_as_the_app_being_activated() {
     ts.server
         .remove_method(
             "cs0904",
-            countersign_server::methods::MethodKind::App,
+            countersign_server::domain::methods::MethodKind::App,
             "cs0904",
             "",
             now(),

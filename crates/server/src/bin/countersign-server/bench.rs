@@ -1,0 +1,632 @@
+//! `countersign-server bench`: a load driver. It seeds a temporary data
+//! folder, starts `countersign-server serve` as a child process (so its
+//! memory is measured alone), connects device streams over TLS, and drives
+//! full push round trips: create (admin API) → delivered (SSE) → signed
+//! approval → verdict. Then it opens many idle streams and reads the
+//! server's resident memory.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use countersign_core::api::{ActivateRequest, Verdict};
+use countersign_core::pin::PinnedVerifier;
+use countersign_core::protocol::{ChallengeEnvelope, Decision, Response};
+use countersign_core::SigningKey;
+use futures_util::StreamExt;
+use ring::rand::SystemRandom;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use countersign_server::domain::methods::Authority;
+use countersign_server::domain::push::Created;
+use countersign_server::http::serve::running_server;
+use countersign_server::infra::config::Config;
+use countersign_server::infra::datadir::DataDir;
+use countersign_server::infra::tls;
+use countersign_server::store::NewUser;
+use countersign_server::{now, Server};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Devices connected during the round-trip phase.
+    pub devices: usize,
+    /// Concurrent round trips in flight.
+    pub concurrency: usize,
+    /// Length of the round-trip phase.
+    pub duration: Duration,
+    /// Idle streams for the memory phase (0: skip).
+    pub idle_streams: usize,
+    /// Streams ask for the upgraded connection (as devices do) rather than
+    /// plain server-sent events.
+    pub upgrade: bool,
+    /// Wrong-password sign-ins kept running beside a second round-trip
+    /// phase (0: no second phase).
+    pub wrong_passwords: usize,
+}
+
+struct Device {
+    id: String,
+    token: String,
+    key: SigningKey,
+}
+
+/// Runs the benchmark and prints the figures.
+pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let needed = (opts.devices.max(opts.idle_streams) + 200) as u64;
+    if limit < needed {
+        bail!("open-file limit is {limit}; {needed} are needed (raise `ulimit -n`)");
+    }
+    let tmp = tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config_path = tmp.join("bench.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n[push]\nmax_per_window = 1000000\nttl_seconds = 60\n\
+             [connections]\nper_address = 1000000\n[lockout]\nper_address_failures = 1000000\n"
+        ),
+    )?;
+    let total = opts.devices.max(opts.idle_streams);
+    eprintln!("seeding {total} users and devices in {}", tmp.display());
+    let devices = seed(&tmp, &config_path, total)?;
+    let mut child = start_child(&tmp, &config_path)?;
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(drive(&tmp, &child, opts, devices));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+fn tempdir() -> anyhow::Result<std::path::PathBuf> {
+    let mut b = [0u8; 8];
+    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut b)
+        .map_err(|_| anyhow::anyhow!("random generator failed"))?;
+    let dir = std::env::temp_dir().join(format!(
+        "countersign-bench-{}",
+        data_encoding::HEXLOWER.encode(&b)
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Creates users and activates one device each, through the library.
+fn seed(dir: &Path, config_path: &Path, n: usize) -> anyhow::Result<Vec<Device>> {
+    let config = Config::load(Some(config_path), None)?;
+    let data = DataDir::open(dir)?;
+    let mut server = Server::open(config.clone(), &data)?;
+    server.tls_pin = tls::setup(&config, &data)?.pin;
+    // One Argon2 hash shared by every bench user: hashing 10,000 would take minutes.
+    let hash = countersign_server::domain::accounts::hash_password("Bench-Password-123")?;
+    let rng = SystemRandom::new();
+    let t = now();
+    let mut devices = Vec::with_capacity(n);
+    for i in 0..n {
+        let username = format!("bench{i:05}");
+        let user = NewUser {
+            username: &username,
+            first_name: "Bench",
+            last_name: "User",
+            password_hash: &hash,
+            temporary_until: t + 86_400,
+        };
+        server.store.write(t, |w| w.insert_user(&user, t))?;
+        let (e, _) = server.enrollment(&username, "bench", Authority::Proven, t)?;
+        let key = SigningKey::generate(&rng)?;
+        let req = ActivateRequest {
+            code: e.code,
+            device_key: key.public_key(),
+            receipt_key: None,
+            device_name: "bench".into(),
+            platform: "cli".into(),
+            app_version: String::new(),
+        };
+        let a = server.activate(&req, "127.0.0.1", t)?;
+        devices.push(Device {
+            id: a.device_id,
+            token: a.channel_token,
+            key,
+        });
+    }
+    Ok(devices)
+}
+
+fn start_child(dir: &Path, config_path: &Path) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .arg("--data")
+        .arg(dir)
+        .arg("--config")
+        .arg(config_path)
+        .arg("serve")
+        .env("COUNTERSIGN_LOG", "warn")
+        .env_remove("COUNTERSIGN_LISTEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the server")?;
+    let data = DataDir::open(dir)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running_server(&data).is_none() {
+        if Instant::now() > deadline {
+            bail!("the server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(child)
+}
+
+async fn drive(
+    dir: &Path,
+    child: &Child,
+    opts: &BenchOptions,
+    devices: Vec<Device>,
+) -> anyhow::Result<()> {
+    let data = DataDir::open(dir)?;
+    let rt = running_server(&data).context("runtime file")?;
+    let pin: [u8; 32] = data_encoding::BASE64URL_NOPAD
+        .decode(rt.pin.as_deref().unwrap_or_default().as_bytes())?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("bad pin"))?;
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(PinnedVerifier::client_config(pin)?)
+        .pool_max_idle_per_host(usize::MAX)
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let admin = data.admin_token()?;
+    let base = rt.url.clone();
+    let devices: Vec<Arc<Device>> = devices.into_iter().map(Arc::new).collect();
+    let rss_start = rss_kib(child.id());
+
+    // Phase 1: round trips with `opts.devices` streams connected.
+    eprintln!("connecting {} device streams", opts.devices);
+    let mut inboxes = HashMap::new();
+    let mut streams = Vec::new();
+    for d in devices.iter().take(opts.devices) {
+        let (tx, rx) = mpsc::channel(8);
+        inboxes.insert(d.id.clone(), rx);
+        streams.push(tokio::spawn(stream_device(
+            http.clone(),
+            base.clone(),
+            d.clone(),
+            opts.upgrade,
+            Some(tx),
+        )));
+    }
+    wait_connected(&http, &base, &admin, opts.devices).await;
+    let mut buckets: Vec<Bucket> = (0..opts.concurrency).map(|_| Vec::new()).collect();
+    for (i, d) in devices.iter().take(opts.devices).enumerate() {
+        if let Some(rx) = inboxes.remove(&d.id) {
+            buckets[i % opts.concurrency].push((d.clone(), rx));
+        }
+    }
+    let transport = if opts.upgrade {
+        "the upgraded stream"
+    } else {
+        "plain SSE"
+    };
+    println!(
+        "push round trips (create → delivered over {transport} → signed approval → approved), TLS on loopback"
+    );
+    println!("  devices connected:   {}", opts.devices);
+    println!("  in flight:           {}", opts.concurrency);
+    let ctx = (http.clone(), base.clone(), admin.clone());
+    let (alone, buckets) = round_trips(&ctx, buckets, opts.duration).await?;
+    alone.print();
+    if opts.wrong_passwords > 0 {
+        println!(
+            "the same, with {} wrong-password sign-ins running beside (each an Argon2id check)",
+            opts.wrong_passwords
+        );
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // A browser's steps, each seen (cookies are set on redirects).
+        let browser = reqwest::Client::builder()
+            .use_preconfigured_tls(PinnedVerifier::client_config(pin)?)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(120))
+            .build()?;
+        let signins: Vec<_> = (0..opts.wrong_passwords)
+            .map(|i| {
+                let (http, base, stop) = (browser.clone(), base.clone(), stop.clone());
+                tokio::spawn(async move { wrong_passwords(http, base, i, stop).await })
+            })
+            .collect();
+        let (beside, _) = round_trips(&ctx, buckets, opts.duration).await?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut checks = 0;
+        for s in signins {
+            checks += s.await?;
+        }
+        beside.print();
+        println!(
+            "  password checks:     {checks} ({:.0}/s)",
+            checks as f64 / beside.elapsed.as_secs_f64()
+        );
+        if let (Some(a), Some(b)) = (alone.pct(0.99), beside.pct(0.99)) {
+            println!(
+                "  p99 beside / alone:  {:.2}×",
+                b.as_secs_f64() / a.as_secs_f64()
+            );
+        }
+    }
+    for s in streams {
+        s.abort();
+    }
+
+    // Phase 2: memory with many idle streams.
+    if opts.idle_streams > 0 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = rss_kib(child.id());
+        eprintln!("opening {} idle device streams", opts.idle_streams);
+        let mut idle = Vec::new();
+        for chunk in devices
+            .iter()
+            .take(opts.idle_streams)
+            .collect::<Vec<_>>()
+            .chunks(200)
+        {
+            for d in chunk {
+                idle.push(tokio::spawn(stream_device(
+                    http.clone(),
+                    base.clone(),
+                    (*d).clone(),
+                    opts.upgrade,
+                    None,
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let connected = wait_connected(&http, &base, &admin, opts.idle_streams).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = rss_kib(child.id());
+        println!("server memory (VmRSS of the serve process)");
+        println!(
+            "  at start:            {} MiB",
+            rss_start.unwrap_or(0) / 1024
+        );
+        println!("  before idle streams: {} MiB", before.unwrap_or(0) / 1024);
+        println!(
+            "  with {connected} idle streams: {} MiB",
+            after.unwrap_or(0) / 1024
+        );
+        if let (Some(b), Some(a)) = (before, after) {
+            println!(
+                "  per stream:          {:.1} KiB",
+                (a.saturating_sub(b)) as f64 / connected.max(1) as f64
+            );
+        }
+        for s in idle {
+            s.abort();
+        }
+    }
+    Ok(())
+}
+
+/// The devices one worker drives, with their inboxes.
+type Bucket = Vec<(Arc<Device>, mpsc::Receiver<ChallengeEnvelope>)>;
+
+/// What a round-trip phase measured.
+struct Phase {
+    latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+impl Phase {
+    fn pct(&self, p: f64) -> Option<Duration> {
+        let n = self.latencies.len();
+        self.latencies
+            .get(((n as f64 * p) as usize).min(n.saturating_sub(1)))
+            .copied()
+    }
+
+    fn print(&self) {
+        let ms = |d: Option<Duration>| {
+            d.map_or("-".into(), |d| {
+                format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+            })
+        };
+        let secs = self.elapsed.as_secs_f64();
+        println!(
+            "  round trips:         {} in {secs:.1} s ({} errors)",
+            self.latencies.len(),
+            self.errors
+        );
+        println!(
+            "  throughput:          {:.0} round trips/s",
+            self.latencies.len() as f64 / secs
+        );
+        println!("  latency p50:         {}", ms(self.pct(0.50)));
+        println!("  latency p99:         {}", ms(self.pct(0.99)));
+        println!(
+            "  latency max:         {}",
+            ms(self.latencies.last().copied())
+        );
+    }
+}
+
+/// Drives round trips for `duration`, one worker per bucket; returns the
+/// figures and the buckets for another phase.
+async fn round_trips(
+    (http, base, admin): &(reqwest::Client, String, String),
+    buckets: Vec<Bucket>,
+    duration: Duration,
+) -> anyhow::Result<(Phase, Vec<Bucket>)> {
+    eprintln!(
+        "driving round trips for {duration:?} with {} in flight",
+        buckets.len()
+    );
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let workers: Vec<_> = buckets
+        .into_iter()
+        .map(|bucket| {
+            let (http, base, admin) = (http.clone(), base.clone(), admin.clone());
+            tokio::spawn(async move { worker(http, base, admin, bucket, deadline).await })
+        })
+        .collect();
+    let mut phase = Phase {
+        latencies: Vec::new(),
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
+    let mut buckets = Vec::new();
+    for w in workers {
+        let (l, e, bucket) = w.await?;
+        phase.latencies.extend(l);
+        phase.errors += e;
+        buckets.push(bucket);
+    }
+    phase.elapsed = started.elapsed();
+    phase.latencies.sort_unstable();
+    Ok((phase, buckets))
+}
+
+/// Signs in as bench user `i` through the pages with a wrong password,
+/// again and again until `stop`; returns how many passwords were checked.
+async fn wrong_passwords(
+    http: reqwest::Client,
+    base: String,
+    i: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> usize {
+    let mut checks = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match wrong_password(&http, &base, i).await {
+            Ok(()) => checks += 1,
+            Err(e) => {
+                eprintln!("wrong-password sign-in failed: {e:#}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    checks
+}
+
+/// One sign-in through the pages (form token, email, password) ending in
+/// "Your account or password is incorrect".
+async fn wrong_password(http: &reqwest::Client, base: &str, i: usize) -> anyhow::Result<()> {
+    let cookie = |r: &reqwest::Response| -> Vec<String> {
+        r.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+            .collect()
+    };
+    let token = |html: &str| -> anyhow::Result<String> {
+        let field = "name=\"csrf\" value=\"";
+        let start = html.find(field).context("no form token")? + field.len();
+        let end = html[start..].find('"').context("no form token")? + start;
+        Ok(html[start..end].to_string())
+    };
+    let page = http.get(format!("{base}/signin")).send().await?;
+    let pre = cookie(&page).join("; ");
+    let csrf = token(&page.text().await?)?;
+    let email = format!("bench{:05}", i);
+    let r = http
+        .post(format!("{base}/signin"))
+        .header(reqwest::header::COOKIE, &pre)
+        .form(&[("csrf", csrf.as_str()), ("email", email.as_str())])
+        .send()
+        .await?;
+    let session = cookie(&r).join("; ");
+    let page = http
+        .get(format!("{base}/signin/password"))
+        .header(reqwest::header::COOKIE, &session)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let csrf = token(&page)?;
+    let r = http
+        .post(format!("{base}/signin/password"))
+        .header(reqwest::header::COOKIE, &session)
+        .form(&[("csrf", csrf.as_str()), ("password", "Wrong-Password-123")])
+        .send()
+        .await?;
+    if r.status() != reqwest::StatusCode::UNAUTHORIZED {
+        bail!("wrong password answered {}", r.status());
+    }
+    Ok(())
+}
+
+/// Holds a device's challenge stream (upgraded or plain SSE); forwards
+/// envelopes to the worker if asked.
+async fn stream_device(
+    http: reqwest::Client,
+    base: String,
+    d: Arc<Device>,
+    upgrade: bool,
+    tx: Option<mpsc::Sender<ChallengeEnvelope>>,
+) {
+    let mut req = http
+        .get(format!("{base}/api/v1/devices/{}/challenges", d.id))
+        .bearer_auth(&d.token)
+        .header("accept", "text/event-stream")
+        .timeout(Duration::from_secs(3600));
+    if upgrade {
+        req = req
+            .header("connection", "upgrade")
+            .header("upgrade", countersign_server::http::events::UPGRADE);
+    }
+    let Ok(resp) = req.send().await else { return };
+    let mut buf = Vec::new();
+    let mut deliver = |chunk: &[u8]| {
+        buf.extend_from_slice(chunk);
+        let mut found = Vec::new();
+        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+            let block: Vec<u8> = buf.drain(..end + 2).collect();
+            let block = String::from_utf8_lossy(&block);
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+            if let Some(env) = data.and_then(|d| serde_json::from_str(d).ok()) {
+                found.push(env);
+            }
+        }
+        found
+    };
+    let mut chunks = if resp.status() == reqwest::StatusCode::SWITCHING_PROTOCOLS {
+        let Ok(io) = resp.upgrade().await else { return };
+        futures_util::stream::unfold(io, |mut io| async move {
+            let mut chunk = vec![0u8; 4096];
+            let n = io.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+            chunk.truncate(n);
+            Some((chunk, io))
+        })
+        .boxed()
+    } else {
+        resp.bytes_stream()
+            .filter_map(|chunk| async move { chunk.ok().map(|c| c.to_vec()) })
+            .boxed()
+    };
+    while let Some(chunk) = chunks.next().await {
+        for env in deliver(&chunk) {
+            if let Some(tx) = &tx {
+                let _ = tx.send(env).await;
+            }
+        }
+    }
+}
+
+/// Waits until the server holds `n` streams (polled through the health of
+/// the admin API: the count comes from the server's hub).
+async fn wait_connected(http: &reqwest::Client, base: &str, admin: &str, n: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = http
+            .get(format!("{base}/api/v1/admin/streams"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .ok()
+            .and_then(|r| r.error_for_status().ok());
+        let count = match got {
+            Some(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["connected"].as_u64())
+                .unwrap_or(0) as usize,
+            None => 0,
+        };
+        if count >= n || Instant::now() > deadline {
+            return count;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn worker(
+    http: reqwest::Client,
+    base: String,
+    admin: String,
+    mut devices: Bucket,
+    deadline: Instant,
+) -> (Vec<Duration>, usize, Bucket) {
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let mut i = 0;
+    while Instant::now() < deadline && !devices.is_empty() {
+        let n = devices.len();
+        let (d, rx) = &mut devices[i % n];
+        i += 1;
+        match round_trip(&http, &base, &admin, d, rx).await {
+            Ok(t) => latencies.push(t),
+            Err(e) => {
+                errors += 1;
+                if errors < 5 {
+                    eprintln!("round trip failed: {e:#}");
+                }
+            }
+        }
+    }
+    (latencies, errors, devices)
+}
+
+async fn round_trip(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    d: &Device,
+    rx: &mut mpsc::Receiver<ChallengeEnvelope>,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let created: Created = http
+        .post(format!("{base}/api/v1/admin/push"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"username": "", "device_id": d.id, "application": "bench"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let env = loop {
+        let env = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await?
+            .context("stream closed")?;
+        if env.challenge.id == created.challenge_id {
+            break env;
+        }
+    };
+    let r = Response::sign(
+        &env.challenge.id,
+        &d.id,
+        Decision::Approve,
+        Some(created.number),
+        "",
+        now(),
+        &d.key,
+    )?;
+    let v: Verdict = http
+        .post(format!(
+            "{base}/api/v1/challenges/{}/response",
+            r.challenge_id
+        ))
+        .json(&r)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    if !matches!(v.status, countersign_core::api::ChallengeStatus::Approved) {
+        bail!("verdict {}", v.status.as_str());
+    }
+    Ok(start.elapsed())
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

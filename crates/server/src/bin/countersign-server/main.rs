@@ -1,0 +1,640 @@
+//! `countersign-server`: run the sign-in server and administer it.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use countersign_core::api::ChallengeStatus;
+use countersign_core::text::printable;
+use countersign_server::domain::methods::Authority;
+use countersign_server::http::api::PushRequest;
+use countersign_server::http::serve;
+use countersign_server::infra::config::Config;
+use countersign_server::infra::datadir::DataDir;
+use countersign_server::infra::tls;
+use countersign_server::store::{csv_field, AuditFilter, Role};
+use countersign_server::{now, Server};
+
+mod admin;
+mod bench;
+mod helpdesk;
+
+use admin::AdminClient;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success (push: approved; check-code: accepted)
+  1  refused (push: denied, reported or wrong number; check-code: refused)
+  2  push: the request expired unanswered
+  3  error: bad configuration, unknown user, server not running, ...";
+
+/// The Countersign sign-in server.
+#[derive(Parser)]
+#[command(name = "countersign-server", version, after_help = AFTER_HELP)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "COUNTERSIGN_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data folder: database, keys, certificate.
+    #[arg(long, global = true, env = "COUNTERSIGN_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on (default from the configuration: 127.0.0.1:8443).
+        #[arg(long, env = "COUNTERSIGN_LISTEN", value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Serve plain HTTP, for a TLS-terminating reverse proxy in front
+        /// (the same as `tls.mode = "off"`). Never expose it directly.
+        #[arg(long)]
+        behind_proxy: bool,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Help-desk operations: find users, challenge timelines, fixes with
+    /// a reason, push health.
+    #[command(subcommand)]
+    Helpdesk(helpdesk::HelpdeskCommand),
+    /// Send a test push to a user's authenticator: prints `number: NN` first
+    /// and `challenge: ID` second,
+    /// then waits for the answer.
+    Push {
+        /// The user.
+        username: String,
+        /// Application name shown on the device.
+        #[arg(long, default_value = "Help desk test")]
+        app: String,
+        /// IP shown on the device.
+        #[arg(long, default_value = "")]
+        ip: String,
+        /// Location shown on the device.
+        #[arg(long, default_value = "")]
+        location: String,
+        /// A particular device (default: the newest; ids may start with `-`).
+        #[arg(long, allow_hyphen_values = true)]
+        device: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Load driver: push round trips and idle-stream memory against a
+    /// fresh server started as a child process.
+    Bench {
+        /// Devices connected during the round-trip phase.
+        #[arg(long, default_value_t = 1000)]
+        devices: usize,
+        /// Round trips in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds of round trips.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Idle streams for the memory figure (0 to skip).
+        #[arg(long, default_value_t = 10_000)]
+        idle_streams: usize,
+        /// Hold plain server-sent-event streams (as browsers do) instead of
+        /// the upgraded streams devices use.
+        #[arg(long)]
+        sse: bool,
+        /// Then round trips again with this many wrong-password sign-ins
+        /// running beside them (0 to skip).
+        #[arg(long, default_value_t = 20)]
+        wrong_passwords: usize,
+    },
+    /// Read the audit log, or verify its hash chain.
+    Audit {
+        #[command(subcommand)]
+        verify: Option<AuditCommand>,
+        /// Only rows about or by this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only rows at or after this Unix time.
+        #[arg(long)]
+        since: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain; exit 1 at the first altered or missing row.
+    Verify,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Csv,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum RequestCommand {
+    /// Create the account a request asks for; prints its temporary password once.
+    Approve {
+        /// The request's number.
+        id: i64,
+        /// The username to give, e.g. cs0102.
+        username: String,
+        /// Last four SSN digits for the temporary password (random if omitted).
+        #[arg(long, value_name = "NNNN")]
+        ssn_last4: Option<String>,
+    },
+    /// Refuse a request; the reason is kept with it and in the audit log.
+    Reject {
+        /// The request's number.
+        id: i64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; prints the temporary password once.
+    Add {
+        /// Username, e.g. cs0101.
+        username: String,
+        /// Given name.
+        #[arg(long)]
+        first: String,
+        /// Family name.
+        #[arg(long)]
+        last: String,
+        /// Last four SSN digits for the temporary password (random if omitted).
+        #[arg(long, value_name = "NNNN")]
+        ssn_last4: Option<String>,
+    },
+    /// List users.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a user with their devices.
+    Show {
+        /// The user.
+        username: String,
+    },
+    /// Clear a lockout.
+    Unlock {
+        /// The user.
+        username: String,
+    },
+    /// Issue a new temporary password (printed once).
+    ResetPassword {
+        /// The user.
+        username: String,
+    },
+    /// Remove every authenticator and clear a push block: the user registers again.
+    ResetMethods {
+        /// The user.
+        username: String,
+    },
+    /// Disable an account (or enable it again).
+    Disable {
+        /// The user.
+        username: String,
+        /// Enable instead.
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Set a role: officer, helpdesk or admin.
+    Role {
+        /// The user.
+        username: String,
+        /// officer, helpdesk or admin.
+        role: String,
+    },
+    /// Print an enrollment payload for the authenticator app (and write its QR code).
+    EnrollLink {
+        /// The user.
+        username: String,
+        /// Also write the QR code as a PNG file.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+    },
+    /// New User Registration requests: lists the pending ones, or decides one.
+    Requests {
+        /// Approve or reject one; without it, list.
+        #[command(subcommand)]
+        decide: Option<RequestCommand>,
+        /// List decided requests too.
+        #[arg(long)]
+        all: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a TOTP code the user reads out (a used code is refused).
+    CheckCode {
+        /// The user.
+        username: String,
+        /// The code.
+        code: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Bench {
+        devices,
+        concurrency,
+        seconds,
+        idle_streams,
+        sse,
+        wrong_passwords,
+    } = cli.command
+    {
+        init_logging(false);
+        let opts = bench::BenchOptions {
+            devices,
+            concurrency: concurrency.max(1),
+            duration: Duration::from_secs(seconds),
+            idle_streams,
+            upgrade: !sse,
+            wrong_passwords,
+        };
+        bench::run(&opts)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (listen, behind_proxy) = match &cli.command {
+        Command::Serve {
+            listen,
+            behind_proxy,
+        } => (*listen, *behind_proxy),
+        _ => (None, false),
+    };
+    let mut config = Config::load(cli.config.as_deref(), listen)?;
+    if behind_proxy {
+        config.tls.mode = countersign_server::infra::config::TlsMode::Off;
+    }
+    init_logging(config.log.json);
+    let data = match cli.data {
+        Some(d) => d,
+        None => directories::ProjectDirs::from("", "", "countersign-server")
+            .map(|p| p.data_dir().to_path_buf())
+            .context("no home folder to keep data in; pass --data DIR")?,
+    };
+    let dir = DataDir::open(&data)?;
+    let mut server = Server::open(config, &dir)?;
+    let actor = "admin-cli";
+    match cli.command {
+        Command::Serve { .. } => {
+            let tls = tls::setup(&server.config, &dir)?;
+            server.tls_pin = tls.pin;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let listen = server.config.listen;
+                let running = serve::start(Arc::new(server), tls.config, listen, &dir).await?;
+                eprintln!(
+                    "countersign-server: listening on {}; data in {}",
+                    running.addr,
+                    dir.root().display()
+                );
+                let handle = running.handle();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    eprintln!("countersign-server: stopping");
+                    handle.graceful_shutdown(Some(Duration::from_secs(2)));
+                });
+                running.wait().await?;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(cmd) => user(&mut server, &dir, cmd, actor),
+        Command::Helpdesk(cmd) => helpdesk::run(&server, &dir, cmd),
+        Command::Bench { .. } => unreachable!("handled above"),
+        Command::Push {
+            username,
+            app,
+            ip,
+            location,
+            device,
+            timeout,
+        } => {
+            let client = AdminClient::connect(&dir)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let req = PushRequest {
+                    username,
+                    device_id: device,
+                    application: app,
+                    ip,
+                    location,
+                    actor: actor.into(),
+                };
+                let created = client.push(&req).await?;
+                println!("number: {}", created.number);
+                println!("challenge: {}", created.challenge_id);
+                std::io::stdout().flush()?;
+                eprintln!(
+                    "waiting for the answer on the device (challenge {})...",
+                    created.challenge_id
+                );
+                let status = client
+                    .wait(&created.challenge_id, Duration::from_secs(timeout))
+                    .await?;
+                println!("result: {}", status.as_str());
+                Ok(match status {
+                    ChallengeStatus::Approved => ExitCode::SUCCESS,
+                    ChallengeStatus::Expired | ChallengeStatus::Pending => ExitCode::from(2),
+                    _ => ExitCode::from(1),
+                })
+            })
+        }
+        Command::Audit {
+            verify: Some(AuditCommand::Verify),
+            ..
+        } => {
+            match server.store.verify_audit()? {
+                Ok(n) => {
+                    println!("audit log intact: {n} rows");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(seq) => {
+                    println!("audit log broken at row {seq}: altered, inserted or following a removed row");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Audit {
+            verify: None,
+            user,
+            since,
+            format,
+        } => {
+            let rows = server.store.audit_entries(&AuditFilter {
+                user,
+                since,
+                ..AuditFilter::default()
+            })?;
+            let mut out = std::io::stdout().lock();
+            match format {
+                Format::Json => serde_json::to_writer_pretty(&mut out, &rows)?,
+                Format::Csv => {
+                    writeln!(out, "seq,at,actor,action,target,ip,outcome,detail,hash")?;
+                    for r in &rows {
+                        let cols = [
+                            &r.actor, &r.action, &r.target, &r.ip, &r.outcome, &r.detail, &r.hash,
+                        ]
+                        .map(|c| csv_field(c));
+                        writeln!(out, "{},{},{}", r.seq, r.at, cols.join(","))?;
+                    }
+                }
+                Format::Text => {
+                    for r in &rows {
+                        writeln!(
+                            out,
+                            "{:>6} {} {:<14} {:<22} {:<16} {:<10} {}",
+                            r.seq,
+                            r.at,
+                            printable(&r.actor),
+                            printable(&r.action),
+                            printable(&r.target),
+                            printable(&r.outcome),
+                            printable(&r.detail)
+                        )?;
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn user(
+    server: &mut Server,
+    dir: &DataDir,
+    cmd: UserCommand,
+    actor: &str,
+) -> anyhow::Result<ExitCode> {
+    let now = now();
+    match cmd {
+        UserCommand::Add {
+            username,
+            first,
+            last,
+            ssn_last4,
+        } => {
+            let (user, password) =
+                server.add_user(&username, &first, &last, ssn_last4.as_deref(), actor, now)?;
+            eprintln!("created {} ({} {}); temporary password (shown once, must be changed at first sign-in):", user.username, user.first_name, user.last_name);
+            println!("{}", password.as_str());
+        }
+        UserCommand::List { json } => {
+            let users = server.store.list_users()?;
+            if json {
+                serde_json::to_writer_pretty(std::io::stdout().lock(), &users)?;
+                println!();
+            } else {
+                for u in users {
+                    println!(
+                        "{:<20} {:<24} {:<9} {}",
+                        u.username,
+                        printable(&format!("{} {}", u.first_name, u.last_name)),
+                        u.role.as_str(),
+                        status(&u, now)
+                    );
+                }
+            }
+        }
+        UserCommand::Show { username } => {
+            let u = server.user(&username)?;
+            println!(
+                "username: {}\nname: {} {}\nrole: {}\nstatus: {}",
+                u.username,
+                printable(&u.first_name),
+                printable(&u.last_name),
+                u.role.as_str(),
+                status(&u, now)
+            );
+            for d in server.store.devices_of(u.id)? {
+                println!(
+                    "device: {} {} ({}, app {}) enrolled {} last seen {}",
+                    d.id,
+                    printable(&d.name),
+                    printable(&d.platform),
+                    printable(&d.app_version),
+                    d.created_at,
+                    d.last_seen_at
+                );
+            }
+        }
+        UserCommand::Unlock { username } => {
+            server.unlock(&username, actor, now)?;
+            eprintln!("{username} unlocked");
+        }
+        UserCommand::ResetPassword { username } => {
+            let password = server.reset_password(&username, actor, now)?;
+            eprintln!("new temporary password for {username} (shown once, must be changed at next sign-in):");
+            println!("{}", password.as_str());
+        }
+        UserCommand::ResetMethods { username } => {
+            let n = server.reset_methods(&username, actor, now)?;
+            eprintln!("removed {n} authenticator(s) of {username}; they register again at the next sign-in");
+        }
+        UserCommand::Disable { username, enable } => {
+            server.set_disabled(&username, !enable, actor, now)?;
+            eprintln!("{username} {}", if enable { "enabled" } else { "disabled" });
+        }
+        UserCommand::Role { username, role } => {
+            let r = Role::parse(&role).with_context(|| {
+                format!("unknown role '{role}': use officer, helpdesk or admin")
+            })?;
+            server.set_role(&username, r, actor, now)?;
+            eprintln!("{username} is now {}", r.as_str());
+        }
+        UserCommand::EnrollLink { username, png } => {
+            // Use the running server's address and certificate when there is one.
+            if let Some(rt) = serve::running_server(dir) {
+                if server.config.public_url.is_empty() {
+                    server.config.public_url = rt.url;
+                }
+            }
+            server.tls_pin = tls::setup(&server.config, dir)?.pin;
+            let (enrollment, _) = server.enrollment(&username, actor, Authority::Proven, now)?;
+            let payload = enrollment.to_uri();
+            println!("{payload}");
+            if let Some(path) = png {
+                write_qr(&payload, &path)?;
+                eprintln!("QR code written to {}", path.display());
+            }
+        }
+        UserCommand::Requests { decide, all, json } => match decide {
+            Some(RequestCommand::Approve {
+                id,
+                username,
+                ssn_last4,
+            }) => {
+                let (user, password) =
+                    server.approve_registration(id, &username, ssn_last4.as_deref(), actor, now)?;
+                eprintln!("request #{id} approved: created {} ({} {}); temporary password (shown once, must be changed at first sign-in):", user.username, user.first_name, user.last_name);
+                println!("{}", password.as_str());
+            }
+            Some(RequestCommand::Reject { id, reason }) => {
+                server.reject_registration(id, &reason, actor, now)?;
+                eprintln!("request #{id} rejected");
+            }
+            None => {
+                let requests = server.store.registrations(all)?;
+                if json {
+                    serde_json::to_writer_pretty(std::io::stdout().lock(), &requests)?;
+                    println!();
+                } else if requests.is_empty() {
+                    eprintln!("no {}requests", if all { "" } else { "pending " });
+                } else {
+                    for r in requests {
+                        println!(
+                            "#{:<4} {:<9} {:<24} {:<32} {} — {}",
+                            r.id,
+                            r.status,
+                            printable(&format!("{} {}", r.form.first_name, r.form.last_name)),
+                            printable(&r.form.email),
+                            printable(&r.form.agency),
+                            printable(r.form.reason.lines().next().unwrap_or_default())
+                        );
+                    }
+                }
+            }
+        },
+        UserCommand::CheckCode { username, code } => {
+            let ok = server.verify_totp(&username, &code, actor, "", now)?;
+            println!("{}", if ok { "accepted" } else { "refused" });
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(u: &countersign_server::store::UserRow, now: u64) -> String {
+    let mut s = Vec::new();
+    if u.disabled {
+        s.push("disabled".to_string());
+    }
+    if u.locked_until > now {
+        s.push(format!("locked until {}", u.locked_until));
+    }
+    if u.must_change {
+        s.push("must change password".into());
+    }
+    if u.push_blocked {
+        s.push("push blocked".into());
+    }
+    if s.is_empty() {
+        "active".into()
+    } else {
+        s.join(", ")
+    }
+}
+
+fn write_qr(payload: &str, path: &Path) -> anyhow::Result<()> {
+    let code = qrcode::QrCode::new(payload.as_bytes())?;
+    let img = code
+        .render::<image::Luma<u8>>()
+        .module_dimensions(6, 6)
+        .build();
+    img.save(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COUNTERSIGN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,475 @@
+//! Registering and using the methods besides the app: a phone that gets a
+//! one-time code by text or call, and security questions. Wrong codes and
+//! answers count towards the account lockout and the per-address limit,
+//! exactly like wrong passwords.
+
+use countersign_core::methods::{check_answers, normalise_answer, AnswerProblem, PhoneNumber};
+use countersign_core::secret::constant_time_eq;
+
+use crate::domain::accounts::{hash_password, verify_password};
+use crate::domain::sha256;
+use crate::infra::telephony::{Channel, Message};
+use crate::store::{Methods, NewAudit, PhoneCode, StoreError, UserRow, Write};
+use crate::{Error, Server};
+
+/// Wrong entries one phone code survives.
+const CODE_ATTEMPTS: u32 = 5;
+
+/// What a code is for; a code sent for one purpose is refused for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Verifying a phone being registered.
+    Register,
+    /// A second factor at sign-in.
+    SignIn,
+    /// Proving identity to reset a password.
+    Recover,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Register => "register",
+            Purpose::SignIn => "signin",
+            Purpose::Recover => "recover",
+        }
+    }
+}
+
+/// On what authority sign-in methods are changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// A second factor was proven in this session, or staff act: any
+    /// change.
+    Proven,
+    /// The password alone, on an account without any method (first
+    /// sign-in, or after a methods reset): refused once the account has
+    /// one, even one registered a moment ago from another browser.
+    FirstMethod,
+}
+
+/// The refusal when a password-only change meets an account that has a
+/// method now.
+fn methods_changed() -> Error {
+    Error::refused(
+        409,
+        "methods_changed",
+        "This account's sign-in methods changed. Prove it's you with one of them first.",
+    )
+}
+
+/// A method a user may remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodKind {
+    /// Every enrolled app.
+    App,
+    /// The phone.
+    Phone,
+    /// The security questions.
+    Questions,
+}
+
+impl MethodKind {
+    /// Reads a form value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "app" => Some(MethodKind::App),
+            "phone" => Some(MethodKind::Phone),
+            "questions" => Some(MethodKind::Questions),
+            _ => None,
+        }
+    }
+}
+
+impl Server {
+    /// The methods `username` has registered.
+    pub fn methods(&self, username: &str) -> Result<Methods, Error> {
+        let user = self.user(username)?;
+        Ok(self.store.methods_of(user.id)?)
+    }
+
+    /// Registers five security questions and answers (stored as Argon2id
+    /// hashes of the normalised answers), replacing earlier ones.
+    pub fn register_answers(
+        &self,
+        username: &str,
+        chosen: &[(usize, String)],
+        authority: Authority,
+        ip: &str,
+        now: u64,
+    ) -> Result<Result<(), Vec<AnswerProblem>>, Error> {
+        let user = self.user(username)?;
+        let normalised = match check_answers(chosen) {
+            Ok(n) => n,
+            Err(problems) => return Ok(Err(problems)),
+        };
+        let mut hashed = Vec::with_capacity(normalised.len());
+        for ((q, _), answer) in chosen.iter().zip(normalised) {
+            let answer = zeroize::Zeroizing::new(answer);
+            hashed.push((*q, hash_password(&answer)?));
+        }
+        let first_only = authority == Authority::FirstMethod;
+        let action = "method.questions.register";
+        let added = self.write(now, |w| {
+            let added = w.set_answers(user.id, &hashed, first_only, now)?;
+            w.audit(&match added {
+                true => method_row(username, action, ip, "ok", ""),
+                false => method_row(username, action, ip, "refused", "account has a method now"),
+            })?;
+            Ok(added)
+        })?;
+        if !added {
+            return Err(methods_changed());
+        }
+        Ok(Ok(()))
+    }
+
+    /// Checks answers to the `asked` questions (same order). All must be
+    /// right; a wrong set counts as one failed sign-in.
+    pub fn check_answers(
+        &self,
+        username: &str,
+        asked: &[usize],
+        given: &[String],
+        ip: &str,
+        now: u64,
+    ) -> Result<bool, Error> {
+        let user = self.usable_user(username, "method.questions.check", ip, now)?;
+        let mut all = asked.len() == given.len() && !asked.is_empty();
+        for (q, a) in asked.iter().zip(given) {
+            let answer = zeroize::Zeroizing::new(normalise_answer(a));
+            let ok = match self.store.answer_hash(user.id, *q)? {
+                Some(hash) => verify_password(&hash, &answer),
+                None => false,
+            };
+            all &= ok;
+        }
+        if all {
+            self.succeeded(&user, "method.questions.check", ip, "", now)?;
+        } else {
+            let action = "method.questions.check";
+            self.failed_with(&user, action, ip, "wrong answers", now, |_| Ok(()))?;
+        }
+        Ok(all)
+    }
+
+    /// Sends a six-digit code to `number` (the registered phone when
+    /// `None`) by text or call; returns the code's id for the session.
+    pub async fn send_phone_code(
+        &self,
+        username: &str,
+        number: Option<&PhoneNumber>,
+        channel: Channel,
+        purpose: Purpose,
+        ip: &str,
+        now: u64,
+    ) -> Result<String, Error> {
+        let action = "method.phone.send";
+        let user = self.usable_user(username, action, ip, now)?;
+        let to = match number {
+            Some(n) => n.as_str().to_string(),
+            None => self.store.methods_of(user.id)?.phone.ok_or_else(|| {
+                Error::refused(409, "no_phone", "No phone is registered for this account.")
+            })?,
+        };
+        let t = &self.config.telephony;
+        if self
+            .store
+            .phone_codes_since(user.id, now.saturating_sub(t.window_minutes * 60))?
+            >= t.max_per_window
+        {
+            self.method_audit(username, action, ip, "refused", "sending limit", now)?;
+            return Err(Error::refused(
+                429,
+                "too_many_codes",
+                format!(
+                    "Too many codes were sent to this account. Wait {} minutes, or use another method.",
+                    t.window_minutes
+                ),
+            ));
+        }
+        let code = self.random_digits(6)?;
+        let id = countersign_core::protocol::random_id(&self.rng)?;
+        let sent = PhoneCode {
+            id: id.clone(),
+            user_id: user.id,
+            number: to.clone(),
+            channel: channel.as_str().into(),
+            purpose: purpose.as_str().into(),
+            code_hash: code_hash(&id, &code).to_vec(),
+            created_at: now,
+            expires_at: now + t.code_minutes * 60,
+            attempts: 0,
+            used_at: None,
+        };
+        let text = zeroize::Zeroizing::new(match channel {
+            Channel::Sms => format!(
+                "{} verification code: {}. It expires in {} minutes. Never share it.",
+                self.config.org_name, *code, t.code_minutes
+            ),
+            Channel::Voice => {
+                let spoken: Vec<String> = code.chars().map(String::from).collect();
+                format!(
+                    "This is {}. Your verification code is {}. Again, your code is {}.",
+                    self.config.org_name,
+                    spoken.join(" "),
+                    spoken.join(" ")
+                )
+            }
+        });
+        let detail = format!(
+            "{} to {}",
+            channel.as_str(),
+            countersign_core::methods::mask(&to)
+        );
+        let outcome = self
+            .telephony
+            .send(&Message {
+                to: &to,
+                channel,
+                text: &text,
+                at: now,
+            })
+            .await;
+        // The code is stored with the sending's audit row, after the send:
+        // a failed send counts towards the limit too, but cannot be used.
+        let result = match outcome {
+            Ok(()) => purpose.as_str(),
+            Err(_) => "failed",
+        };
+        self.write(now, |w| {
+            w.insert_phone_code(&sent)?;
+            if outcome.is_err() {
+                w.use_phone_code(&id, now)?;
+            }
+            w.audit(&method_row(username, action, ip, result, &detail))
+        })?;
+        outcome.map(|()| id)
+    }
+
+    /// Checks a code sent by [`Server::send_phone_code`]. `Ok(Some(number))`
+    /// (the phone it went to) when right; `Ok(None)` when wrong; refused
+    /// when the code is used, expired, for another purpose, or tried too
+    /// often.
+    pub fn check_phone_code(
+        &self,
+        username: &str,
+        code_id: &str,
+        code: &str,
+        purpose: Purpose,
+        ip: &str,
+        now: u64,
+    ) -> Result<Option<String>, Error> {
+        let action = "method.phone.check";
+        let user = self.usable_user(username, action, ip, now)?;
+        let sent = self
+            .store
+            .phone_code(code_id)?
+            .filter(|c| c.user_id == user.id && c.purpose == purpose.as_str());
+        let Some(sent) = sent else {
+            return Err(Error::refused(404, "no_code", "Send a new code first."));
+        };
+        if sent.used_at.is_some() || sent.expires_at <= now || sent.attempts >= CODE_ATTEMPTS {
+            self.method_audit(
+                username,
+                action,
+                ip,
+                "refused",
+                "code used, expired or tried too often",
+                now,
+            )?;
+            return Err(Error::refused(
+                410,
+                "code_expired",
+                "That code can no longer be used. Send a new code.",
+            ));
+        }
+        let code = code.trim();
+        let right = code.len() == 6 && constant_time_eq(&code_hash(code_id, code), &sent.code_hash);
+        if !right {
+            self.failed_with(&user, action, ip, "wrong code", now, |w| {
+                w.phone_code_failed(code_id)
+            })?;
+            return Ok(None);
+        }
+        let used = self.write(now, |w| {
+            let used = w.use_phone_code(code_id, now)?;
+            if used {
+                w.clear_failures(user.id)?;
+                w.audit(&method_row(username, action, ip, "ok", purpose.as_str()))?;
+            }
+            Ok(used)
+        })?;
+        if !used {
+            return Err(Error::refused(
+                410,
+                "code_expired",
+                "That code was already used. Send a new code.",
+            ));
+        }
+        Ok(Some(sent.number))
+    }
+
+    /// Registers `number` as the user's phone (after its code was checked).
+    pub fn register_phone(
+        &self,
+        username: &str,
+        number: &str,
+        authority: Authority,
+        ip: &str,
+        now: u64,
+    ) -> Result<(), Error> {
+        let user = self.user(username)?;
+        let masked = countersign_core::methods::mask(number);
+        let first_only = authority == Authority::FirstMethod;
+        let action = "method.phone.register";
+        let added = self.write(now, |w| {
+            let added = w.set_phone(user.id, number, first_only, now)?;
+            w.audit(&match added {
+                true => method_row(username, action, ip, "ok", &masked),
+                false => method_row(username, action, ip, "refused", "account has a method now"),
+            })?;
+            Ok(added)
+        })?;
+        if !added {
+            return Err(methods_changed());
+        }
+        Ok(())
+    }
+
+    /// Removes one kind of method; `actor` is the user or a staff member.
+    /// Returns whether there was anything to remove.
+    pub fn remove_method(
+        &self,
+        username: &str,
+        kind: MethodKind,
+        actor: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<bool, Error> {
+        let user = self.user(username)?;
+        self.write(now, |w| {
+            let (removed, what) = match kind {
+                MethodKind::App => (w.remove_devices_of(user.id, now)? > 0, "app"),
+                MethodKind::Phone => (w.remove_phone(user.id)?, "phone"),
+                MethodKind::Questions => (w.remove_answers(user.id)?, "questions"),
+            };
+            w.audit(&NewAudit {
+                actor,
+                action: "method.remove",
+                target: username,
+                ip,
+                outcome: if removed { "ok" } else { "nothing" },
+                detail: what,
+            })?;
+            Ok(removed)
+        })
+    }
+
+    /// The user, if a code or answer may be tried for them now.
+    fn usable_user(
+        &self,
+        username: &str,
+        action: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<UserRow, Error> {
+        let user = self.user(username)?;
+        if let Err(e) = self.address_failures.check(ip, now) {
+            self.method_audit(
+                username,
+                action,
+                ip,
+                "refused",
+                "too many failures from this address",
+                now,
+            )?;
+            return Err(e);
+        }
+        if user.disabled || user.locked_until > now {
+            self.method_audit(username, action, ip, "refused", "locked or disabled", now)?;
+            return Err(Error::refused(
+                423,
+                "account_locked",
+                "Your account is locked after too many failed attempts. Try again later or contact the help desk.",
+            ));
+        }
+        Ok(user)
+    }
+
+    /// Counts a failure against the account and the address, with `also`
+    /// written in the same transaction.
+    fn failed_with(
+        &self,
+        user: &UserRow,
+        action: &str,
+        ip: &str,
+        detail: &str,
+        now: u64,
+        also: impl FnOnce(&mut Write<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), Error> {
+        self.address_failures.failed(ip, now);
+        let (max, lock_secs) = (
+            self.config.lockout.max_failures,
+            self.config.lockout.minutes * 60,
+        );
+        self.write(now, |w| {
+            also(w)?;
+            let outcome = match w.record_failure(user.id, max, lock_secs, now)? {
+                Some(_) => "locked",
+                None => "refused",
+            };
+            w.audit(&method_row(&user.username, action, ip, outcome, detail))
+        })
+    }
+
+    /// A method proved: failures are cleared with the audit row.
+    fn succeeded(
+        &self,
+        user: &UserRow,
+        action: &str,
+        ip: &str,
+        detail: &str,
+        now: u64,
+    ) -> Result<(), Error> {
+        self.write(now, |w| {
+            w.clear_failures(user.id)?;
+            w.audit(&method_row(&user.username, action, ip, "ok", detail))
+        })
+    }
+
+    fn method_audit(
+        &self,
+        username: &str,
+        action: &str,
+        ip: &str,
+        outcome: &str,
+        detail: &str,
+        now: u64,
+    ) -> Result<(), Error> {
+        self.audit(method_row(username, action, ip, outcome, detail), now)
+    }
+}
+
+/// The audit row of something the user did with a method.
+fn method_row<'a>(
+    username: &'a str,
+    action: &'a str,
+    ip: &'a str,
+    outcome: &'a str,
+    detail: &'a str,
+) -> NewAudit<'a> {
+    NewAudit {
+        actor: username,
+        action,
+        target: username,
+        ip,
+        outcome,
+        detail,
+    }
+}
+
+/// What is stored of a sent code: SHA-256 over its id and digits.
+fn code_hash(id: &str, code: &str) -> [u8; 32] {
+    sha256(zeroize::Zeroizing::new(format!("{id}:{code}")).as_bytes())
+}

@@ -1,0 +1,19 @@
+//! The rules of signing in, free of HTTP: accounts and passwords, sign-in
+//! methods, authenticator activation, push challenges, TOTP, registration
+//! requests and the help desk's fixes. Each is a set of methods on
+//! [`Server`], the state built once at start.
+
+pub mod accounts;
+pub mod activation;
+pub mod captcha;
+mod error;
+pub mod helpdesk;
+pub mod limits;
+pub mod methods;
+pub mod push;
+pub mod registration;
+mod server;
+pub mod totp;
+
+pub use error::Error;
+pub use server::{sha256, AuditChanges, Server};

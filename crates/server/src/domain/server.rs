@@ -1,0 +1,143 @@
+//! The server's shared state, built once at start and passed to every
+//! handler and subcommand.
+
+use countersign_core::vault::SealingKey;
+use countersign_core::SigningKey;
+use ring::rand::SystemRandom;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+use crate::domain::limits::AddressLimiter;
+use crate::domain::push::Hub;
+use crate::infra::config::Config;
+use crate::infra::datadir::DataDir;
+use crate::infra::telephony::Gateway;
+use crate::store::{NewAudit, Store, StoreError, Write};
+use crate::Error;
+
+/// Everything a request needs.
+pub struct Server {
+    /// Validated configuration.
+    pub config: Config,
+    /// The database.
+    pub store: Store,
+    /// Signs challenge envelopes.
+    pub server_key: SigningKey,
+    /// Seals stored TOTP secrets.
+    pub master_key: SealingKey,
+    /// SHA-256 of the admin token.
+    pub admin_token_hash: [u8; 32],
+    /// SHA-256 of the TLS certificate's SPKI, when devices should pin it.
+    pub tls_pin: Option<[u8; 32]>,
+    /// Live channels to devices and sign-in pages.
+    pub hub: Hub,
+    /// Randomness.
+    pub rng: SystemRandom,
+    /// Failed password and code attempts per network address.
+    pub address_failures: AddressLimiter,
+    /// Refused `return_to` links audited per address (one a minute).
+    pub refused_redirects: AddressLimiter,
+    /// Sends codes by text and call.
+    pub telephony: Gateway,
+    /// MACs the recovery CAPTCHA's answer kept in the browser.
+    pub web_key: ring::hmac::Key,
+    /// The threads that hash passwords and answers (see [`Server::hashing`]).
+    hashing: crate::infra::hashing::Hashing,
+    /// Recovery CAPTCHAs already tried.
+    pub used_captchas: crate::domain::captcha::UsedCaptchas,
+    /// Counts audit rows written by this process, so live help-desk views
+    /// wake when something happens instead of polling the database.
+    audit_written: watch::Sender<u64>,
+}
+
+impl Server {
+    /// Opens the data folder's database and keys.
+    pub fn open(config: Config, dir: &DataDir) -> anyhow::Result<Self> {
+        let store = Store::open(&dir.database())?;
+        let token = dir.admin_token()?;
+        let master_key = dir.master_key()?;
+        Ok(Server {
+            web_key: crate::domain::captcha::key(master_key.expose()),
+            store,
+            server_key: dir.server_key()?,
+            master_key,
+            admin_token_hash: sha256(token.as_bytes()),
+            tls_pin: None,
+            hub: Hub::default(),
+            rng: SystemRandom::new(),
+            address_failures: AddressLimiter::new(
+                config.lockout.per_address_failures,
+                config.lockout.per_address_minutes * 60,
+            ),
+            refused_redirects: AddressLimiter::new(1, 60),
+            used_captchas: Default::default(),
+            hashing: Default::default(),
+            telephony: Gateway::new(&config.telephony, dir.root())?,
+            audit_written: watch::Sender::new(0),
+            config,
+        })
+    }
+
+    /// Runs `work` that hashes passwords or answers (Argon2id) on the
+    /// hashing threads, off the async workers; see [`crate::hashing`].
+    pub async fn hashing<T, F>(self: &Arc<Self>, work: F) -> Result<T, Error>
+    where
+        F: FnOnce(&Server) -> Result<T, Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let s = self.clone();
+        self.hashing
+            .run(move || work(&s))
+            .await
+            .ok_or_else(|| Error::Internal("the hashing threads stopped".into()))?
+    }
+
+    /// Appends an audit row; a failure to audit fails the operation.
+    pub fn audit(&self, e: NewAudit<'_>, now: u64) -> Result<(), Error> {
+        self.write(now, |w| w.audit(&e))
+    }
+
+    /// Runs `change` (state changes and their audit rows) in one
+    /// transaction, see [`Store::write`]; then wakes live views.
+    pub fn write<T>(
+        &self,
+        now: u64,
+        change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, Error> {
+        let mut audited = false;
+        let out = self.store.write(now, |w| {
+            let out = change(w)?;
+            audited = w.audited();
+            Ok(out)
+        })?;
+        if audited {
+            self.audit_written.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(out)
+    }
+
+    /// A receiver that sees every audit row this process writes from now on.
+    pub fn audit_changes(&self) -> AuditChanges {
+        AuditChanges(self.audit_written.subscribe())
+    }
+}
+
+/// Follows the audit rows a server writes: see [`Server::audit_changes`].
+pub struct AuditChanges(watch::Receiver<u64>);
+
+impl AuditChanges {
+    /// Waits until a row is written after the last wait, or `at_most`.
+    /// The limit picks up rows written by other processes on the same
+    /// database (command-line fixes), which this one cannot see happen.
+    pub async fn next(&mut self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, self.0.changed()).await;
+    }
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
+    out
+}

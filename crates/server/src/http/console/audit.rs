@@ -1,0 +1,175 @@
+//! The audit log for the help desk: filters, CSV export, a live tail.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use countersign_core::percent_encode;
+use countersign_core::time::format_utc;
+use futures_util::stream;
+use maud::html;
+
+use super::{console, may_still_watch};
+use crate::http::pages::{AppState, PageResult};
+use crate::store::{csv_field, AuditEntry, AuditFilter};
+
+/// Rows the page shows (and a live tail sends at once), newest first.
+const SHOWN: usize = 200;
+
+fn filter_of(q: &HashMap<String, String>) -> AuditFilter {
+    let text = |k: &str| {
+        q.get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let time = |k: &str| text(k).and_then(|v| v.parse::<u64>().ok());
+    AuditFilter {
+        user: text("user"),
+        actor: text("actor"),
+        action: text("action"),
+        outcome: text("outcome"),
+        since: time("since"),
+        until: time("until"),
+        after_seq: None,
+        newest: None,
+    }
+}
+
+pub(super) async fn page(
+    State(s): AppState,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> PageResult {
+    let (_, me) = staff!(s, headers);
+    let mut filter = filter_of(&q);
+    let csv = q.get("format").map(String::as_str) == Some("csv");
+    // The page shows the newest rows; the export has every matching one.
+    if !csv {
+        filter.newest = Some(SHOWN);
+    }
+    let rows = s.store.audit_entries(&filter)?;
+    if csv {
+        let mut out = String::from("seq,at,actor,action,target,ip,outcome,detail\n");
+        for r in &rows {
+            let cols = [&r.actor, &r.action, &r.target, &r.ip, &r.outcome, &r.detail]
+                .map(|c| csv_field(c));
+            out.push_str(&format!(
+                "{},{},{}\n",
+                r.seq,
+                csv_field(&format_utc(r.at)),
+                cols.join(",")
+            ));
+        }
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"audit.csv\"",
+                ),
+            ],
+            out,
+        )
+            .into_response());
+    }
+    let last = rows.last().map_or(0, |r| r.seq);
+    let shown: Vec<&AuditEntry> = rows.iter().rev().collect();
+    let value = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let query: String = ["user", "actor", "action", "outcome", "since", "until"]
+        .iter()
+        .filter_map(|k| {
+            q.get(*k)
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("&{k}={}", percent_encode(v)))
+        })
+        .collect();
+    let field = |name: &str, label: &str| {
+        html! {
+            label for=(format!("f-{name}")) { (label) }
+            input id=(format!("f-{name}")) type="text" name=(name) value=(value(name));
+        }
+    };
+    let body = html! {
+        h1 { "Audit log" }
+        form.filters method="get" action="/helpdesk/audit" {
+            (field("user", "User (actor or target)"))
+            (field("actor", "Actor"))
+            (field("action", "Action (prefix, e.g. signin.)"))
+            (field("outcome", "Outcome"))
+            (field("since", "Since (Unix time)"))
+            (field("until", "Until (Unix time)"))
+            button type="submit" { "Filter" }
+        }
+        p {
+            a href=(format!("/helpdesk/audit?format=csv{query}")) download="audit.csv" { "Export CSV" }
+            " · Newest first, at most " (SHOWN) " shown (the export has every matching row); new rows appear as they are written."
+        }
+        table #audit data-tail=(format!("/helpdesk/audit/events?after={last}{query}")) {
+            thead { tr { th scope="col" { "#" } th scope="col" { "When" } th scope="col" { "Actor" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Outcome" } th scope="col" { "Detail" } } }
+            tbody {
+                @for r in shown {
+                    tr { td { (r.seq) } td { (format_utc(r.at)) } td { (r.actor) } td { (r.action) } td { (r.target) } td { (r.outcome) } td { (r.detail) } }
+                }
+            }
+        }
+    };
+    Ok(console(&s, "Audit log", &me, body))
+}
+
+/// New audit rows matching the filter, as `row` events, as they are written.
+pub(super) async fn events(
+    State(s): AppState,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> PageResult {
+    let (viewer, _) = staff!(s, headers);
+    let mut filter = filter_of(&q);
+    filter.after_seq = q.get("after").and_then(|a| a.parse().ok()).or(Some(0));
+    filter.newest = Some(SHOWN);
+    let changes = s.audit_changes();
+    let stream = stream::unfold(
+        (s, filter, changes, Vec::<AuditEntry>::new()),
+        move |(s, mut filter, mut changes, mut queue)| {
+            let viewer = viewer.id_hash.clone();
+            async move {
+                loop {
+                    if let Some(r) = queue.pop() {
+                        let data = serde_json::json!({
+                        "seq": r.seq, "at": format_utc(r.at), "actor": r.actor, "action": r.action,
+                        "target": r.target, "outcome": r.outcome, "detail": r.detail,
+                    })
+                    .to_string();
+                        return Some((
+                            Ok::<_, Infallible>(Event::default().event("row").data(data)),
+                            (s, filter, changes, queue),
+                        ));
+                    }
+                    // Checked before each read of new rows (at every
+                    // wake), not for each row sent.
+                    if !may_still_watch(&s, &viewer) {
+                        return None;
+                    }
+                    let Ok(mut rows) = s.store.audit_entries(&filter) else {
+                        return None;
+                    };
+                    let Some(last) = rows.last() else {
+                        // Nothing new: wait for a row (the limit covers rows
+                        // written by another process).
+                        changes.next(Duration::from_secs(2)).await;
+                        continue;
+                    };
+                    filter.after_seq = Some(last.seq);
+                    rows.reverse();
+                    queue = rows;
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

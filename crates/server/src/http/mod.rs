@@ -1,0 +1,52 @@
+//! The HTTP face of the server: the router, the extractors every handler
+//! shares, the device API and its streams, the sign-in pages and the
+//! help-desk console. Only this layer knows HTTP statuses.
+//!
+//! `api`, `pages` and `console` depend on `extract` and `error`, never on
+//! each other (the console uses the pages' frame and session).
+
+pub mod api;
+pub mod connections;
+mod console;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod pages;
+pub mod serve;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::Response;
+use axum::Router;
+
+use crate::Server;
+
+/// What every handler is given: the server's state.
+pub(crate) type AppState = State<Arc<Server>>;
+
+/// The router, ready to serve.
+pub fn router(server: Arc<Server>) -> Router {
+    let https = server.tls_pin.is_some();
+    Router::new()
+        .merge(api::routes())
+        .merge(pages::router())
+        .merge(console::routes())
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::map_response(move |resp| {
+            hsts(https, resp)
+        }))
+        .with_state(server)
+}
+
+/// Over HTTPS, every response tells browsers to come back only over HTTPS
+/// for a year (behind a proxy, the proxy that ends TLS says it).
+async fn hsts(https: bool, mut resp: Response) -> Response {
+    if https {
+        resp.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    resp
+}

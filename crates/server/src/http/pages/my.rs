@@ -1,0 +1,207 @@
+//! "My sign-ins": the signed-in landing page. The applications, recent
+//! sign-ins and the registered methods, where a method can be added
+//! (through the registration pages, stage `add`) or removed (after a
+//! confirmation; the last method cannot be removed).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use countersign_core::methods::mask;
+use countersign_core::time::format_utc;
+use maud::html;
+use serde::Deserialize;
+
+use super::views::csrf;
+use super::{account, html as page, save, AppState, PageResult};
+use crate::domain::methods::MethodKind;
+use crate::http::extract::ClientIp;
+use crate::store::{AuditFilter, Methods};
+use crate::{now, Server};
+
+/// The routes.
+pub fn routes() -> Router<Arc<Server>> {
+    Router::new()
+        .route("/my", get(my_page))
+        .route("/my/methods/add", post(add_post))
+        .route("/my/methods/remove", get(remove_page).post(remove_post))
+}
+
+#[derive(Deserialize)]
+struct MyQuery {
+    added: Option<String>,
+    removed: Option<String>,
+}
+
+/// The registered methods as (kind, what the page says).
+fn listed(
+    s: &Server,
+    user_id: i64,
+    m: &Methods,
+) -> Result<Vec<(&'static str, String)>, crate::Error> {
+    let mut out = Vec::new();
+    for d in s.store.devices_of(user_id)? {
+        out.push((
+            "app",
+            format!("Countersign app: {} ({})", d.name, d.platform),
+        ));
+    }
+    if let Some(p) = &m.phone {
+        out.push(("phone", format!("Phone: {}", mask(p))));
+    }
+    if !m.questions.is_empty() {
+        out.push((
+            "questions",
+            format!("Security questions ({} answered)", m.questions.len()),
+        ));
+    }
+    Ok(out)
+}
+
+async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery>) -> PageResult {
+    let session = stage!(s, headers, &["done"]);
+    let user = s.user(&session.username)?;
+    let m = s.store.methods_of(user.id)?;
+    let methods = listed(&s, user.id, &m)?;
+    let filter = AuditFilter {
+        user: Some(user.username.clone()),
+        action: Some("signin.".into()),
+        newest: Some(100),
+        ..AuditFilter::default()
+    };
+    let recent: Vec<(u64, String, String, String)> = s
+        .store
+        .audit_entries(&filter)?
+        .into_iter()
+        .rev()
+        .filter(|e| e.action == "signin.complete" || e.action == "signin.password")
+        .take(10)
+        .map(|e| (e.at, e.action, e.outcome, e.ip))
+        .collect();
+    let missing = ["app", "phone", "questions"]
+        .into_iter()
+        .filter(|k| !methods.iter().any(|(kind, _)| kind == k))
+        .count();
+    let markup = html! {
+        h1 { "My sign-ins" }
+        p { "Signed in as " strong { (account(&s, &session.username)) } }
+        @if q.added.is_some() { p.ok role="status" { "The sign-in method was added." } }
+        @if q.removed.is_some() { p.ok role="status" { "The sign-in method was removed." } }
+        @if !s.config.web.return_to_allow.is_empty() {
+            h2 { "Applications" }
+            ul { @for app in &s.config.web.return_to_allow { li { a href=(app) { (app) } } } }
+        }
+        h2 { "Sign-in methods" }
+        @if m.count() < 2 {
+            p.error role="alert" { "Your organization requires two sign-in methods. Add another." }
+        }
+        ul.methods {
+            @for (kind, text) in &methods {
+                li { (text) " " a href=(format!("/my/methods/remove?method={kind}")) { "Remove" } }
+            }
+        }
+        @if missing > 0 {
+            form method="post" action="/my/methods/add" {
+                (csrf(&session.csrf))
+                button.secondary type="submit" { "Add sign-in method" }
+            }
+        }
+        @if user.role != crate::store::Role::Officer {
+            p { a href="/helpdesk" { "Help desk console" } }
+        }
+        h2 { "Recent activity" }
+        table {
+            thead { tr { th scope="col" { "When" } th scope="col" { "Step" } th scope="col" { "Result" } th scope="col" { "From" } } }
+            tbody {
+                @for (at, action, outcome, ip) in &recent {
+                    tr {
+                        td { (format_utc(*at)) }
+                        td { (if action == "signin.complete" { "Signed in" } else { "Password" }) }
+                        td { (outcome) }
+                        td { (ip) }
+                    }
+                }
+            }
+        }
+        form method="post" action="/signout/pick" {
+            (csrf(&session.csrf))
+            button type="submit" { "Sign out" }
+        }
+    };
+    Ok(page(&s, "My sign-ins", markup))
+}
+
+async fn add_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = stage_form!(s, headers, &["done"], form);
+    session.stage = "add".into();
+    save(&s, &session)?;
+    Ok(Redirect::to("/signin/register/choose").into_response())
+}
+
+#[derive(Deserialize)]
+struct RemoveQuery {
+    method: Option<String>,
+}
+
+async fn remove_page(
+    State(s): AppState,
+    headers: HeaderMap,
+    Query(q): Query<RemoveQuery>,
+) -> PageResult {
+    let session = stage!(s, headers, &["done"]);
+    let Some(kind) = q.method.as_deref().and_then(MethodKind::parse) else {
+        return Ok(Redirect::to("/my").into_response());
+    };
+    let m = s.methods(&session.username)?;
+    let what = match kind {
+        MethodKind::App => "the Countersign app",
+        MethodKind::Phone => "your phone",
+        MethodKind::Questions => "your security questions",
+    };
+    let last = m.count() <= 1;
+    let markup = html! {
+        h1 { "Remove a sign-in method" }
+        @if last {
+            p.error role="alert" { "This is your only sign-in method, so it can't be removed. Add another method first." }
+        } @else {
+            p { "Remove " (what) "? You won't be able to use it to sign in or to reset your password." }
+            @if m.count() <= 2 {
+                p { "You will have one method left; you'll be asked to set up another at your next sign-in." }
+            }
+            form method="post" action="/my/methods/remove" {
+                (csrf(&session.csrf))
+                input type="hidden" name="method" value=(q.method.as_deref().unwrap_or_default());
+                button type="submit" { "Remove" }
+            }
+        }
+        p { a href="/my" { "Cancel" } }
+    };
+    Ok(page(&s, "Remove a sign-in method", markup))
+}
+
+async fn remove_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let session = stage_form!(s, headers, &["done"], form);
+    let Some(kind) = form.get("method").and_then(|m| MethodKind::parse(m)) else {
+        return Ok(Redirect::to("/my").into_response());
+    };
+    if s.methods(&session.username)?.count() <= 1 {
+        return Ok(
+            Redirect::to(&format!("/my/methods/remove?method={}", form["method"])).into_response(),
+        );
+    }
+    s.remove_method(&session.username, kind, &session.username, &ip, now())?;
+    Ok(Redirect::to("/my?removed=1").into_response())
+}

@@ -1,0 +1,58 @@
+//! New User Registration: the request form, queued for an administrator
+//! (`countersign-server user requests`).
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Form;
+
+use super::presession::PreSession;
+use super::{forbidden, html, refusal, views, AppState, Page, PageResult};
+use crate::domain::registration;
+use crate::http::extract::ClientIp;
+use crate::{now, Error};
+
+/// The request form. Its token is the browser's pre-session (nothing is
+/// stored for a visitor who only looks).
+pub(super) async fn page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let pre = PreSession::carried_or_new(&s, &headers)?;
+    let body = views::new_user(&pre.token, &HashMap::new(), &[]);
+    Ok(Page {
+        body: html(&s, "New User Registration", body),
+        cookie: Some(pre.cookie()),
+    }
+    .into_response())
+}
+
+pub(super) async fn post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let Some(pre) = PreSession::from_headers(&headers).filter(|p| p.form_ok(form.get("csrf")))
+    else {
+        return Ok(forbidden(&s));
+    };
+    let refill = |problems: &[String], status: StatusCode| {
+        let body = views::new_user(&pre.token, &form, problems);
+        (status, html(&s, "New User Registration", body)).into_response()
+    };
+    let request = match registration::validate(&form) {
+        Ok(r) => r,
+        Err(problems) => return Ok(refill(&problems, StatusCode::UNPROCESSABLE_ENTITY)),
+    };
+    match s.request_registration(&request, &ip, now()) {
+        Ok(id) => Ok(html(
+            &s,
+            "Request sent",
+            views::new_user_sent(&request.email, id),
+        )),
+        Err(Error::Refused {
+            status, message, ..
+        }) => Ok(refill(&[message], refusal(status))),
+        Err(e) => Err(e.into()),
+    }
+}

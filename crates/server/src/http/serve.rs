@@ -1,0 +1,149 @@
+//! Running the server: listener, TLS, the expiry sweeper, the runtime file
+//! admin commands read, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::http::connections;
+use crate::infra::datadir::{write_private, DataDir};
+use crate::Server;
+
+/// What a running server tells admin commands (`server.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Runtime {
+    /// Base URL reachable on this machine.
+    pub url: String,
+    /// TLS pin (base64url), when TLS is on.
+    pub pin: Option<String>,
+    /// Process id.
+    pub pid: u32,
+}
+
+/// A started server.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    sweeper: tokio::task::JoinHandle<()>,
+    runtime_file: std::path::PathBuf,
+}
+
+impl Running {
+    /// Stops accepting, lets open requests finish (up to 2 s), and waits.
+    pub async fn shutdown(self) {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
+        self.sweeper.abort();
+        let _ = self.task.await;
+        let _ = std::fs::remove_file(&self.runtime_file);
+    }
+
+    /// Waits until the server stops by itself.
+    pub async fn wait(self) -> std::io::Result<()> {
+        let r = self.task.await.unwrap_or(Ok(()));
+        self.sweeper.abort();
+        let _ = std::fs::remove_file(&self.runtime_file);
+        r
+    }
+
+    /// A handle to ask for shutdown from elsewhere (signal handler).
+    pub fn handle(&self) -> axum_server::Handle {
+        self.handle.clone()
+    }
+}
+
+/// Binds `listen` and starts serving in the background.
+pub async fn start(
+    server: Arc<Server>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    listen: SocketAddr,
+    dir: &DataDir,
+) -> anyhow::Result<Running> {
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let app =
+        crate::http::router(server.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let limits = &server.config.connections;
+    let (files, total) = connections::raise_file_limit(limits.max);
+    // Behind a reverse proxy every connection comes from the proxy, which
+    // must limit its clients itself.
+    let per_address = tls.is_some().then_some(limits.per_address);
+    let gate = connections::Gate::new(total, per_address);
+    tracing::info!(
+        open_files = files,
+        connections = total,
+        per_address = ?per_address,
+        "connection limits"
+    );
+    let mut srv = axum_server::from_tcp(listener).handle(handle.clone());
+    // Headers must come within the timeout, for the first request and for
+    // each next one on a kept-alive connection (so idle ones close too).
+    let header_timeout = Duration::from_secs(limits.header_timeout_seconds);
+    srv.http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let capped = connections::Capped::new(axum_server::accept::DefaultAcceptor, gate.clone());
+    let task = match tls {
+        Some(config) => {
+            let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_config)
+                .handshake_timeout(Duration::from_secs(limits.handshake_timeout_seconds))
+                .acceptor(capped);
+            let acceptor = connections::FirstRequest::new(acceptor, header_timeout);
+            tokio::spawn(srv.acceptor(acceptor).serve(app))
+        }
+        None => {
+            let acceptor = connections::FirstRequest::new(capped, header_timeout);
+            tokio::spawn(srv.acceptor(acceptor).serve(app))
+        }
+    };
+    let sweeper = tokio::spawn(sweep(server.clone()));
+    let runtime = Runtime {
+        url: format!("{scheme}://{addr}"),
+        pin: server
+            .tls_pin
+            .map(|p| data_encoding::BASE64URL_NOPAD.encode(&p)),
+        pid: std::process::id(),
+    };
+    let runtime_file = dir.runtime_file();
+    write_private(&runtime_file, &serde_json::to_vec_pretty(&runtime)?)?;
+    tracing::info!(url = %runtime.url, "countersign-server listening");
+    Ok(Running {
+        addr,
+        handle,
+        task,
+        sweeper,
+        runtime_file,
+    })
+}
+
+/// Once a second, expires overdue challenges so followers hear about it;
+/// once a minute, drops ended browser sessions.
+async fn sweep(server: Arc<Server>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    for n in 0u64.. {
+        tick.tick().await;
+        if let Err(e) = server.expire_overdue(crate::now()) {
+            tracing::error!(error = %e, "expiring challenges failed");
+        }
+        if n % 60 == 0 {
+            if let Err(e) = server.write(crate::now(), |w| w.purge_sessions(crate::now())) {
+                tracing::error!(error = %e, "dropping ended sessions failed");
+            }
+        }
+    }
+}
+
+/// Reads the runtime file of a running server, if any.
+pub fn running_server(dir: &DataDir) -> Option<Runtime> {
+    let bytes = std::fs::read(dir.runtime_file()).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

@@ -1,0 +1,9 @@
+//! What the server runs on: configuration, the data folder and its keys,
+//! TLS certificates, the telephony gateway, and the password-hashing
+//! threads.
+
+pub mod config;
+pub mod datadir;
+pub mod hashing;
+pub mod telephony;
+pub mod tls;

@@ -1,0 +1,197 @@
+//! TLS: a self-signed certificate generated on first start and kept (its
+//! public-key pin goes into enrollment payloads), provided files, or none
+//! behind a reverse proxy. rustls with the ring provider.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use time::{Duration, OffsetDateTime};
+
+use crate::infra::config::{Config, TlsMode};
+use crate::infra::datadir::{write_private, DataDir};
+
+/// The server's TLS: its rustls configuration and the pin devices check.
+pub struct Tls {
+    /// None when TLS is off.
+    pub config: Option<Arc<rustls::ServerConfig>>,
+    /// SHA-256 of the certificate's SubjectPublicKeyInfo.
+    pub pin: Option<[u8; 32]>,
+}
+
+/// Loads or creates the certificate as configured.
+pub fn setup(config: &Config, dir: &DataDir) -> anyhow::Result<Tls> {
+    let (cert_path, key_path) = match config.tls.mode {
+        TlsMode::Off => {
+            return Ok(Tls {
+                config: None,
+                pin: None,
+            })
+        }
+        TlsMode::Files => match (&config.tls.cert_file, &config.tls.key_file) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            _ => anyhow::bail!(
+                "configuration key `tls.mode`: `files` needs tls.cert_file and tls.key_file"
+            ),
+        },
+        TlsMode::SelfSigned => {
+            let (c, k) = dir.tls_paths();
+            if !c.exists() || !k.exists() {
+                let key = rcgen::KeyPair::generate()?;
+                write_private(&k, key.serialize_pem().as_bytes())?;
+                certify(config, &key, &c, now_utc())?;
+                tracing::info!(cert = %c.display(), "generated a self-signed TLS certificate");
+            } else if needs_renewal(&c, now_utc())? {
+                // Devices pin the key, not the certificate: renewing with
+                // the same key keeps every enrolled device working.
+                let pem = std::fs::read_to_string(&k)?;
+                let key = rcgen::KeyPair::from_pem(&pem)?;
+                certify(config, &key, &c, now_utc())?;
+                tracing::info!(cert = %c.display(), "renewed the self-signed TLS certificate (same key)");
+            }
+            (c, k)
+        }
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| anyhow::anyhow!("{}: not a PEM certificate: {e}", cert_path.display()))?;
+    let first = certs
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{}: holds no certificate", cert_path.display()))?;
+    let pin = countersign_core::pin::spki_sha256(first.as_ref())?;
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .map_err(|e| anyhow::anyhow!("{}: not a PEM private key: {e}", key_path.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    // Devices hold one long-lived connection each; resumption tickets would
+    // only cost memory and CPU per connection.
+    server_config.send_tls13_tickets = 0;
+    Ok(Tls {
+        config: Some(Arc::new(server_config)),
+        pin: Some(pin),
+    })
+}
+
+/// How long a self-signed certificate is valid: what browsers accept.
+const LIFETIME: Duration = Duration::days(397);
+
+/// A self-signed certificate this close to its end is renewed at start.
+const RENEW_BEFORE: Duration = Duration::days(30);
+
+fn now_utc() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// Writes a self-signed certificate for `key`, valid from a day before
+/// `now` (clocks differ) for [`LIFETIME`], naming this server's addresses.
+fn certify(
+    config: &Config,
+    key: &rcgen::KeyPair,
+    cert_path: &Path,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        config.listen.ip().to_string(),
+    ];
+    if let Some(host) = config
+        .public_url()
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', ':']).next())
+    {
+        names.push(host.to_string());
+    }
+    names.sort();
+    names.dedup();
+    let mut params = rcgen::CertificateParams::new(names)?;
+    params.not_before = now - Duration::days(1);
+    params.not_after = now + LIFETIME;
+    let cert = params.self_signed(key)?;
+    write_private(cert_path, cert.pem().as_bytes())?;
+    Ok(())
+}
+
+/// Whether the certificate in `cert_path` must be issued again: it ends
+/// within [`RENEW_BEFORE`] of `now`, or lasts far longer than
+/// [`LIFETIME`] (older versions issued certificates valid until 4096).
+fn needs_renewal(cert_path: &Path, now: OffsetDateTime) -> anyhow::Result<bool> {
+    let der = CertificateDer::from_pem_file(cert_path)
+        .map_err(|e| anyhow::anyhow!("{}: not a PEM certificate: {e}", cert_path.display()))?;
+    let left = rcgen::CertificateParams::from_ca_cert_der(&der)?.not_after - now;
+    Ok(left < RENEW_BEFORE || left > LIFETIME + Duration::days(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_certificate_is_kept_and_pinned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let config = Config::default();
+        let a = setup(&config, &dir).unwrap();
+        let b = setup(&config, &dir).unwrap();
+        assert!(a.config.is_some());
+        assert_eq!(a.pin, b.pin, "the certificate is generated once");
+        let off = setup(
+            &Config {
+                tls: crate::infra::config::TlsConfig {
+                    mode: TlsMode::Off,
+                    ..Default::default()
+                },
+                ..Config::default()
+            },
+            &dir,
+        )
+        .unwrap();
+        assert!(off.config.is_none() && off.pin.is_none());
+    }
+
+    #[test]
+    fn the_certificate_lives_a_year_and_is_renewed_near_its_end_with_the_same_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let config = Config::default();
+        let first = setup(&config, &dir).unwrap();
+        let (cert, key) = dir.tls_paths();
+        let t = now_utc();
+        let end = rcgen::CertificateParams::from_ca_cert_der(
+            &CertificateDer::from_pem_file(&cert).unwrap(),
+        )
+        .unwrap()
+        .not_after;
+        assert!(
+            end - t > Duration::days(396) && end - t <= LIFETIME,
+            "{end}"
+        );
+        assert!(!needs_renewal(&cert, t).unwrap());
+
+        // Near its end (written as if issued 380 days ago): renewed at the
+        // next start, with the same key, so the pin holds.
+        let pem = std::fs::read_to_string(&key).unwrap();
+        let pair = rcgen::KeyPair::from_pem(&pem).unwrap();
+        certify(&config, &pair, &cert, t - Duration::days(380)).unwrap();
+        assert!(needs_renewal(&cert, t).unwrap());
+        let old = std::fs::read(&cert).unwrap();
+        let second = setup(&config, &dir).unwrap();
+        assert_ne!(std::fs::read(&cert).unwrap(), old, "renewed");
+        assert!(!needs_renewal(&cert, t).unwrap());
+        assert_eq!(second.pin, first.pin, "same key, same pin");
+        assert_eq!(std::fs::read_to_string(&key).unwrap(), pem);
+
+        // One that lasts for ages (as older versions issued) is reissued.
+        certify(&config, &pair, &cert, t + Duration::days(3000)).unwrap();
+        assert!(needs_renewal(&cert, t).unwrap());
+        let third = setup(&config, &dir).unwrap();
+        assert!(!needs_renewal(&cert, t).unwrap());
+        assert_eq!(third.pin, first.pin);
+    }
+}
