@@ -7,6 +7,7 @@ use countersign_core::password::{temporary_password, Violation};
 use ring::rand::SecureRandom;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::domain::Code;
 use crate::store::{NewAudit, NewUser, Role, StoreError, UserRow, Write};
 use crate::{Error, Server};
 
@@ -126,11 +127,7 @@ impl Server {
                 Ok(user)
             })?
             .ok_or_else(|| {
-                Error::refused(
-                    409,
-                    "user_exists",
-                    format!("user {username} already exists"),
-                )
+                Error::refused(Code::UserExists, format!("user {username} already exists"))
             })?;
         Ok((user, password))
     }
@@ -152,7 +149,7 @@ impl Server {
         Ok(out)
     }
 
-    /// A user by name, or 404.
+    /// A user by name, or `not_found`.
     pub fn user(&self, username: &str) -> Result<UserRow, Error> {
         self.store
             .user_by_name(username)?
@@ -174,8 +171,7 @@ impl Server {
     ) -> Result<PasswordOk, Error> {
         let invalid = || {
             Error::refused(
-                401,
-                "invalid_credentials",
+                Code::InvalidCredentials,
                 "Your account or password is incorrect.",
             )
         };
@@ -214,8 +210,7 @@ impl Server {
         if user.disabled {
             audit("refused", "disabled")?;
             return Err(Error::refused(
-                403,
-                "account_disabled",
+                Code::AccountDisabled,
                 "This account is disabled. Contact the help desk.",
             ));
         }
@@ -226,8 +221,7 @@ impl Server {
         if user.must_change && user.temporary_until <= now {
             audit("refused", "temporary password expired")?;
             return Err(Error::refused(
-                403,
-                "temporary_password_expired",
+                Code::TemporaryPasswordExpired,
                 "Your temporary password has expired. Contact the help desk for a new one.",
             ));
         }
@@ -266,8 +260,7 @@ impl Server {
         let Some(left) = self.skip_setup_left(&user, now) else {
             self.audit(row.with("refused", "no time left to postpone"), now)?;
             return Err(Error::refused(
-                403,
-                "setup_required",
+                Code::SetupRequired,
                 "Setup can no longer be postponed. Set up your sign-in methods now.",
             ));
         };
@@ -543,9 +536,7 @@ pub(crate) fn admin_row<'a>(actor: &'a str, action: &'a str, target: &'a str) ->
 
 fn locked(until: u64, now: u64) -> Error {
     let minutes = until.saturating_sub(now).div_ceil(60).max(1);
-    Error::refused(
-        423,
-        "account_locked",
+    Error::refused(Code::AccountLocked,
         format!("Your account is locked after too many failed attempts. Try again in {minutes} minute(s) or contact the help desk."),
     )
 }

@@ -12,6 +12,7 @@ use ring::rand::SecureRandom;
 
 use crate::domain::methods::Authority;
 use crate::domain::sha256;
+use crate::domain::Code;
 use crate::store::{Binding, NewAudit, NewDevice};
 use crate::{Error, Server};
 
@@ -93,8 +94,7 @@ impl Server {
     ) -> Result<ActivateResponse, Error> {
         let invalid = || {
             Error::refused(
-                400,
-                "invalid_code",
+                Code::InvalidCode,
                 "This activation code is not valid. Scan the QR code again.",
             )
         };
@@ -113,8 +113,7 @@ impl Server {
             return refuse(
                 "used",
                 Error::refused(
-                    409,
-                    "code_used",
+                    Code::CodeUsed,
                     "This activation code was already used. Ask for a new QR code.",
                 ),
             );
@@ -123,8 +122,7 @@ impl Server {
             return refuse(
                 "expired",
                 Error::refused(
-                    410,
-                    "code_expired",
+                    Code::CodeExpired,
                     "This activation code has expired. Ask for a new QR code.",
                 ),
             );
@@ -133,8 +131,7 @@ impl Server {
             return refuse(
                 "too_many_attempts",
                 Error::refused(
-                    429,
-                    "too_many_attempts",
+                    Code::TooManyAttempts,
                     "Too many wrong codes. Ask for a new QR code.",
                 ),
             );
@@ -224,9 +221,7 @@ impl Server {
             Binding::CodeUsed => {
                 return refuse(
                     "used",
-                    Error::refused(
-                        409,
-                        "code_used",
+                    Error::refused(Code::CodeUsed,
                         "This activation code was already used. Ask for a new QR code.",
                     ),
                 )
@@ -234,9 +229,7 @@ impl Server {
             Binding::AccountHasMethod => {
                 return refuse(
                     "account has a method now",
-                    Error::refused(
-                        409,
-                        "code_void",
+                    Error::refused(Code::CodeVoid,
                         "This QR code is no longer valid: the account's sign-in methods changed. Sign in again to add the app.",
                     ),
                 )

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::domain::accounts::{admin_row, reset_methods_in, reset_password_in};
 use crate::domain::push::Origin;
+use crate::domain::Code;
 use crate::store::{ChallengeRow, DeviceRow, NewAudit, Role, UserRow};
 use crate::{Error, Server};
 
@@ -366,8 +367,7 @@ impl Server {
             );
             self.audit(row.with("refused", &roles), now)?;
             return Err(Error::refused(
-                403,
-                "role_too_high",
+                Code::RoleTooHigh,
                 format!(
                     "{username} is {} and you are {}: only an administrator can fix this account.",
                     user.role.as_str(),

@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 
+use crate::domain::Code;
 use crate::Error;
 
 /// Addresses tracked at most; past this, the quietest are forgotten first
@@ -48,8 +49,7 @@ impl AddressLimiter {
         }
         let retry = times.front().map_or(0, |t| t + self.window - now);
         Err(Error::refused(
-            429,
-            "too_many_attempts",
+            Code::TooManyAttempts,
             format!(
                 "Too many failed attempts from this network. Try again in {} minute(s).",
                 retry.div_ceil(60).max(1)

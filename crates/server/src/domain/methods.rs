@@ -8,6 +8,7 @@ use countersign_core::secret::constant_time_eq;
 
 use crate::domain::accounts::{hash_password, verify_password};
 use crate::domain::sha256;
+use crate::domain::Code;
 use crate::infra::telephony::{Channel, Message};
 use crate::store::{Methods, NewAudit, PhoneCode, StoreError, UserRow, Write};
 use crate::{Error, Server};
@@ -52,8 +53,7 @@ pub enum Authority {
 /// method now.
 fn methods_changed() -> Error {
     Error::refused(
-        409,
-        "methods_changed",
+        Code::MethodsChanged,
         "This account's sign-in methods changed. Prove it's you with one of them first.",
     )
 }
@@ -169,7 +169,7 @@ impl Server {
         let to = match number {
             Some(n) => n.as_str().to_string(),
             None => self.store.methods_of(user.id)?.phone.ok_or_else(|| {
-                Error::refused(409, "no_phone", "No phone is registered for this account.")
+                Error::refused(Code::NoPhone, "No phone is registered for this account.")
             })?,
         };
         let t = &self.config.telephony;
@@ -179,9 +179,7 @@ impl Server {
             >= t.max_per_window
         {
             self.method_audit(username, action, ip, "refused", "sending limit", now)?;
-            return Err(Error::refused(
-                429,
-                "too_many_codes",
+            return Err(Error::refused(Code::TooManyCodes,
                 format!(
                     "Too many codes were sent to this account. Wait {} minutes, or use another method.",
                     t.window_minutes
@@ -244,7 +242,7 @@ impl Server {
             }
             w.audit(&method_row(username, action, ip, result, &detail))
         })?;
-        outcome.map(|()| id)
+        outcome.map(|()| id).map_err(Error::from)
     }
 
     /// Checks a code sent by [`Server::send_phone_code`]. `Ok(Some(number))`
@@ -267,7 +265,7 @@ impl Server {
             .phone_code(code_id)?
             .filter(|c| c.user_id == user.id && c.purpose == purpose.as_str());
         let Some(sent) = sent else {
-            return Err(Error::refused(404, "no_code", "Send a new code first."));
+            return Err(Error::refused(Code::NoCode, "Send a new code first."));
         };
         if sent.used_at.is_some() || sent.expires_at <= now || sent.attempts >= CODE_ATTEMPTS {
             self.method_audit(
@@ -279,8 +277,7 @@ impl Server {
                 now,
             )?;
             return Err(Error::refused(
-                410,
-                "code_expired",
+                Code::CodeExpired,
                 "That code can no longer be used. Send a new code.",
             ));
         }
@@ -302,8 +299,7 @@ impl Server {
         })?;
         if !used {
             return Err(Error::refused(
-                410,
-                "code_expired",
+                Code::CodeExpired,
                 "That code was already used. Send a new code.",
             ));
         }
@@ -388,9 +384,7 @@ impl Server {
         }
         if user.disabled || user.locked_until > now {
             self.method_audit(username, action, ip, "refused", "locked or disabled", now)?;
-            return Err(Error::refused(
-                423,
-                "account_locked",
+            return Err(Error::refused(Code::AccountLocked,
                 "Your account is locked after too many failed attempts. Try again later or contact the help desk.",
             ));
         }

@@ -15,5 +15,5 @@ pub mod registration;
 mod server;
 pub mod totp;
 
-pub use error::Error;
+pub use error::{Code, Error};
 pub use server::{sha256, AuditChanges, Server};

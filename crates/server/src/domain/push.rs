@@ -13,6 +13,7 @@ use countersign_core::PublicKey;
 use tokio::sync::{broadcast, watch};
 
 use crate::domain::sha256;
+use crate::domain::Code;
 use crate::store::{ChallengeRow, DeviceRow, NewAudit, NewChallenge, UserRow};
 use crate::{Error, Server};
 
@@ -163,16 +164,13 @@ impl Server {
         if user.disabled {
             audit("refused", "disabled")?;
             return Err(Error::refused(
-                403,
-                "account_disabled",
+                Code::AccountDisabled,
                 "This account is disabled.",
             ));
         }
         if user.push_blocked {
             audit("refused", "push blocked after a fraud report")?;
-            return Err(Error::refused(
-                403,
-                "push_blocked",
+            return Err(Error::refused(Code::PushBlocked,
                 "Sign-in requests are blocked for this account after a fraud report. Contact the help desk.",
             ));
         }
@@ -182,8 +180,7 @@ impl Server {
         if self.store.challenges_since(user.id, window_start)? >= p.max_per_window {
             audit("refused", "push-fatigue limit")?;
             return Err(Error::refused(
-                429,
-                "push_limited",
+                Code::PushLimited,
                 format!(
                     "Too many sign-in requests. Wait up to {} minutes or use a code.",
                     p.window_minutes
@@ -239,14 +236,13 @@ impl Server {
         };
         found.ok_or_else(|| {
             Error::refused(
-                409,
-                "no_device",
+                Code::NoDevice,
                 "No authenticator app is registered for this account.",
             )
         })
     }
 
-    /// The device behind a channel token, or 401.
+    /// The device behind a channel token, or `unauthorized`.
     pub fn authenticate_device(
         &self,
         device_id: &str,
@@ -255,8 +251,7 @@ impl Server {
     ) -> Result<DeviceRow, Error> {
         let unauthorized = || {
             Error::refused(
-                401,
-                "unauthorized",
+                Code::Unauthorized,
                 "the device id or channel token is not valid",
             )
         };
@@ -361,8 +356,7 @@ impl Server {
         if status.is_final() {
             audit("refused", "already answered")?;
             return Err(Error::refused(
-                409,
-                "already_answered",
+                Code::AlreadyAnswered,
                 "this challenge was already answered",
             ));
         }
@@ -408,8 +402,7 @@ impl Server {
         if !answered {
             audit("refused", "already answered")?;
             return Err(Error::refused(
-                409,
-                "already_answered",
+                Code::AlreadyAnswered,
                 "this challenge was already answered",
             ));
         }
@@ -438,8 +431,7 @@ impl Server {
     ) -> Result<DeviceRow, Error> {
         if claimed != challenge_id || device_id != row.challenge.device_id {
             return Err(Error::refused(
-                403,
-                "wrong_device",
+                Code::WrongDevice,
                 "this challenge was sent to another device",
             ));
         }

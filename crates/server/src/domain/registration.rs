@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use zeroize::Zeroizing;
 
+use crate::domain::Code;
 use crate::store::{NewAudit, NewRegistration, UserRow};
 use crate::{Error, Server};
 
@@ -112,9 +113,7 @@ impl Server {
                 row.with("refused", "too many requests from this address"),
                 now,
             )?;
-            return Err(Error::refused(
-                429,
-                "too_many_requests",
+            return Err(Error::refused(Code::TooManyRequests,
                 "Too many requests were sent from this network. Try again in an hour, or call the help desk.",
             ));
         }
@@ -161,8 +160,7 @@ impl Server {
         })?;
         if !decided {
             return Err(Error::refused(
-                409,
-                "already_decided",
+                Code::AlreadyDecided,
                 format!("request #{id} was decided meanwhile; {username} was created anyway"),
             ));
         }
@@ -202,8 +200,7 @@ impl Server {
         })?;
         if !decided {
             return Err(Error::refused(
-                409,
-                "already_decided",
+                Code::AlreadyDecided,
                 format!("request #{id} was decided meanwhile"),
             ));
         }
@@ -214,8 +211,7 @@ impl Server {
         match self.store.registration(id)? {
             Some(r) if r.status == "pending" => Ok(r),
             Some(r) => Err(Error::refused(
-                409,
-                "already_decided",
+                Code::AlreadyDecided,
                 format!("request #{id} is {} already", r.status),
             )),
             None => Err(Error::not_found(&format!("request #{id}"))),

@@ -80,7 +80,7 @@ impl Server {
     }
 
     /// Runs `work` that hashes passwords or answers (Argon2id) on the
-    /// hashing threads, off the async workers; see [`crate::hashing`].
+    /// hashing threads, off the async workers; see [`crate::infra::hashing`].
     pub async fn hashing<T, F>(self: &Arc<Self>, work: F) -> Result<T, Error>
     where
         F: FnOnce(&Server) -> Result<T, Error> + Send + 'static,

@@ -3,6 +3,7 @@
 use countersign_core::otp::{Algorithm, Otp, OtpKind};
 
 use crate::domain::activation::totp_aad;
+use crate::domain::Code;
 use crate::store::NewAudit;
 use crate::{Error, Server};
 
@@ -28,8 +29,7 @@ impl Server {
         if user.locked_until > now {
             audit("refused", "locked")?;
             return Err(Error::refused(
-                423,
-                "account_locked",
+                Code::AccountLocked,
                 "The account is locked after too many failed attempts.",
             ));
         }

@@ -23,6 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::domain::push::Origin;
 use crate::domain::sha256;
+use crate::domain::Code;
 use crate::http::error::ApiError;
 use crate::http::extract::{bearer, session_follows, wants_events, Body, ClientIp};
 use crate::http::{events, AppState};
@@ -54,7 +55,7 @@ fn require_admin(server: &Server, headers: &HeaderMap) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(Error::refused(401, "unauthorized", "an admin token is required").into())
+        Err(Error::refused(Code::Unauthorized, "an admin token is required").into())
     }
 }
 

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use countersign_core::api::ErrorBody;
 
+use crate::domain::Code;
 use crate::Error;
 
 /// An error as the client sees it: `{code, message}` with a status.
@@ -25,8 +26,10 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = match &self.0 {
+            Error::Refused { code, .. } => status(*code),
+            Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
         let message = if status.is_server_error() {
             tracing::error!(error = %self.0, "request failed");
             "The server could not complete the request.".to_string()
@@ -41,5 +44,37 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response()
+    }
+}
+
+/// The status each refusal is answered with.
+pub fn status(code: Code) -> StatusCode {
+    match code {
+        Code::Invalid(_) | Code::InvalidCode => StatusCode::BAD_REQUEST,
+        Code::Unauthorized | Code::BadSignature | Code::InvalidCredentials => {
+            StatusCode::UNAUTHORIZED
+        }
+        Code::AccountDisabled
+        | Code::TemporaryPasswordExpired
+        | Code::SetupRequired
+        | Code::RoleTooHigh
+        | Code::WrongDevice
+        | Code::PushBlocked => StatusCode::FORBIDDEN,
+        Code::NotFound | Code::NoCode => StatusCode::NOT_FOUND,
+        Code::UserExists
+        | Code::AlreadyDecided
+        | Code::MethodsChanged
+        | Code::NoPhone
+        | Code::NoDevice
+        | Code::AlreadyAnswered
+        | Code::CodeUsed
+        | Code::CodeVoid => StatusCode::CONFLICT,
+        Code::CodeExpired => StatusCode::GONE,
+        Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Code::AccountLocked => StatusCode::LOCKED,
+        Code::TooManyAttempts | Code::TooManyCodes | Code::TooManyRequests | Code::PushLimited => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        Code::TelephonyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }

@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap};
 use axum::Json;
 
 use crate::domain::sha256;
+use crate::domain::Code;
 use crate::http::error::ApiError;
 use crate::infra::config::TlsMode;
 use crate::{now, Error, Server};
@@ -34,8 +35,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Body(v)),
             Err(JsonRejection::BytesRejection(_)) => Err(Error::refused(
-                413,
-                "body_too_large",
+                Code::BodyTooLarge,
                 format!("the request body exceeds {MAX_BODY} bytes"),
             )
             .into()),

@@ -14,7 +14,17 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::infra::config::{TelephonyConfig, TelephonyMode};
-use crate::Error;
+
+/// Why a message could not be handed over.
+#[derive(Debug, thiserror::Error)]
+pub enum TelephonyError {
+    /// The gateway could not be set up or write its outbox.
+    #[error("telephony: {0}")]
+    Setup(String),
+    /// The provider bridge did not take the message (its reason is logged).
+    #[error("the telephony bridge is unavailable")]
+    Unavailable,
+}
 
 /// How a code reaches the phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,7 +91,7 @@ pub enum Gateway {
 impl Gateway {
     /// The gateway `config` describes; `data` is the data folder (the
     /// default outbox lives in it).
-    pub fn new(config: &TelephonyConfig, data: &Path) -> Result<Self, Error> {
+    pub fn new(config: &TelephonyConfig, data: &Path) -> Result<Self, TelephonyError> {
         Ok(match config.mode {
             TelephonyMode::Outbox => Gateway::Outbox {
                 dir: config
@@ -98,14 +108,14 @@ impl Gateway {
                     rustls::crypto::ring::default_provider(),
                 ))
                 .with_safe_default_protocol_versions()
-                .map_err(|e| Error::Internal(format!("TLS setup failed: {e}")))?
+                .map_err(|e| TelephonyError::Setup(format!("TLS setup failed: {e}")))?
                 .with_root_certificates(roots)
                 .with_no_client_auth();
                 let http = reqwest::Client::builder()
                     .use_preconfigured_tls(tls)
                     .timeout(Duration::from_secs(10))
                     .build()
-                    .map_err(|e| Error::Internal(format!("webhook client: {e}")))?;
+                    .map_err(|e| TelephonyError::Setup(format!("webhook client: {e}")))?;
                 Gateway::Webhook {
                     url: config.webhook_url.clone(),
                     token: std::env::var(&config.webhook_token_env).ok(),
@@ -116,14 +126,14 @@ impl Gateway {
     }
 
     /// Sends `m`. A failure is reported without the message's text.
-    pub async fn send(&self, m: &Message<'_>) -> Result<(), Error> {
-        let body = serde_json::to_vec(m).map_err(|e| Error::Internal(e.to_string()))?;
+    pub async fn send(&self, m: &Message<'_>) -> Result<(), TelephonyError> {
+        let body = serde_json::to_vec(m).map_err(|e| TelephonyError::Setup(e.to_string()))?;
         match self {
             Gateway::Outbox { dir, seq } => {
                 let n = seq.fetch_add(1, Ordering::Relaxed);
                 let name = format!("{}-{:06}-{}.json", m.at, n, std::process::id());
                 write_private(dir, &name, &body).map_err(|e| {
-                    Error::Internal(format!("telephony outbox {}: {e}", dir.display()))
+                    TelephonyError::Setup(format!("telephony outbox {}: {e}", dir.display()))
                 })
             }
             Gateway::Webhook { url, token, http } => {
@@ -145,13 +155,9 @@ impl Gateway {
     }
 }
 
-fn unavailable(why: &str) -> Error {
+fn unavailable(why: &str) -> TelephonyError {
     tracing::warn!(reason = why, "telephony gateway failed");
-    Error::refused(
-        503,
-        "telephony_unavailable",
-        "We couldn't send the code just now. Try again in a minute, or use another method.",
-    )
+    TelephonyError::Unavailable
 }
 
 fn write_private(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
@@ -285,7 +291,7 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert_eq!(e.code(), "telephony_unavailable");
+        assert!(matches!(e, TelephonyError::Unavailable), "{e}");
         assert!(!e.to_string().contains("123456"));
     }
 }

@@ -523,7 +523,13 @@ async fn locked_and_disabled_accounts_answer_a_wrong_password_like_an_unknown_us
     // Status, code and message alike.
     let answer = |user: &str| {
         let e = s.check_password(user, "wrong", "", t).unwrap_err();
-        (e.status(), e.code(), e.to_string())
+        let status = match &e {
+            countersign_server::Error::Refused { code, .. } => {
+                Some(countersign_server::http::error::status(*code))
+            }
+            _ => None,
+        };
+        (status, e.code(), e.to_string())
     };
     let unknown = answer("nobody");
     assert_eq!(unknown.1, "invalid_credentials");

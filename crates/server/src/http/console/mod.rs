@@ -380,15 +380,12 @@ async fn fix_post(
 
 /// The user's page again, with the refusal's message (other errors pass).
 fn refused(s: &Server, session: &WebSession, me: &UserRow, user: &UserRow, e: Error) -> PageResult {
-    let Error::Refused {
-        status, message, ..
-    } = e
-    else {
+    let Error::Refused { code, message } = e else {
         return Err(e.into());
     };
     let body = user_body(s, session, user, None, Some(&message))?;
     Ok((
-        crate::http::pages::refusal(status),
+        crate::http::pages::refusal(code),
         console(s, &user.username, me, body),
     )
         .into_response())

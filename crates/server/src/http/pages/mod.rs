@@ -27,6 +27,7 @@ use serde::Deserialize;
 use crate::domain::methods::Authority;
 use crate::domain::push::Origin;
 use crate::domain::sha256;
+use crate::domain::Code;
 use crate::http::extract::ClientIp;
 use crate::store::{Factor, FactorMethod, NewAudit, Pending, WebSession};
 use crate::{now, now_ms, Error, Server};
@@ -308,10 +309,10 @@ pub(crate) fn forbidden(s: &Server) -> Response {
     (StatusCode::FORBIDDEN, html(s, "Request refused", body)).into_response()
 }
 
-/// The HTTP status of a refusal shown on a page (401 if it is not one).
-pub(crate) fn refusal(status: u16) -> StatusCode {
-    StatusCode::from_u16(status)
-        .ok()
+/// The HTTP status of a refusal shown on a page (401 if it is not a
+/// client error).
+pub(crate) fn refusal(code: Code) -> StatusCode {
+    Some(crate::http::error::status(code))
         .filter(StatusCode::is_client_error)
         .unwrap_or(StatusCode::UNAUTHORIZED)
 }
@@ -525,15 +526,13 @@ async fn password_post(
             }
             .into_response())
         }
-        Err(Error::Refused {
-            status, message, ..
-        }) => {
+        Err(Error::Refused { code, message }) => {
             let body = views::password(
                 &session.csrf,
                 &account(&s, &session.username),
                 Some(&message),
             );
-            Ok((refusal(status), html(&s, "Enter password", body)).into_response())
+            Ok((refusal(code), html(&s, "Enter password", body)).into_response())
         }
         Err(e) => Err(e.into()),
     }

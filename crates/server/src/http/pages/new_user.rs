@@ -50,9 +50,7 @@ pub(super) async fn post(
             "Request sent",
             views::new_user_sent(&request.email, id),
         )),
-        Err(Error::Refused {
-            status, message, ..
-        }) => Ok(refill(&[message], refusal(status))),
+        Err(Error::Refused { code, message }) => Ok(refill(&[message], refusal(code))),
         Err(e) => Err(e.into()),
     }
 }

@@ -116,12 +116,9 @@ async fn start_post(
             now(),
         )
     };
-    if let Err(Error::Refused {
-        status, message, ..
-    }) = s.address_failures.check(&ip, now())
-    {
+    if let Err(Error::Refused { code, message }) = s.address_failures.check(&ip, now()) {
         audit("", "refused", "too many failures from this address")?;
-        return start_form(&s, &mut pre, email, Some(&message), super::refusal(status));
+        return start_form(&s, &mut pre, email, Some(&message), super::refusal(code));
     }
     // One try per picture: a solved picture's cookie cannot be sent again.
     let typed = form.get("captcha").map(String::as_str).unwrap_or_default();

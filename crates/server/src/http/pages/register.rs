@@ -418,9 +418,7 @@ pub(super) async fn send_code(
             save(s, session)?;
             Ok(Ok(()))
         }
-        Err(Error::Refused {
-            status, message, ..
-        }) => Ok(Err((refusal(status), message))),
+        Err(Error::Refused { code, message }) => Ok(Err((refusal(code), message))),
         Err(e) => Err(e),
     }
 }
@@ -559,9 +557,7 @@ async fn phone_verify_post(
             StatusCode::UNAUTHORIZED,
             "That code didn't work. Check the code and try again.",
         ),
-        Err(Error::Refused {
-            status, message, ..
-        }) => again(refusal(status), &message),
+        Err(Error::Refused { code, message }) => again(refusal(code), &message),
         Err(e) => Err(e.into()),
     }
 }
@@ -709,9 +705,9 @@ async fn skip_post(
     }
     match s.skip_setup(&session.username, &ip, now()) {
         Ok(_) => advance(&s, &mut session, "stay"),
-        Err(Error::Refused {
-            status, message, ..
-        }) => Ok((refusal(status), page(&s, TITLE, info(TITLE, &[&message]))).into_response()),
+        Err(Error::Refused { code, message }) => {
+            Ok((refusal(code), page(&s, TITLE, info(TITLE, &[&message]))).into_response())
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -255,9 +255,7 @@ async fn totp_post(
             StatusCode::UNAUTHORIZED,
             "That code didn't work. Check the code and try again.",
         )),
-        Err(Error::Refused {
-            status, message, ..
-        }) => Ok(again(refusal(status), &message)),
+        Err(Error::Refused { code, message }) => Ok(again(refusal(code), &message)),
         Err(e) => Err(e.into()),
     }
 }
@@ -335,9 +333,7 @@ async fn phone_post(
             StatusCode::UNAUTHORIZED,
             "That code didn't work. Check the code and try again.".to_string(),
         ),
-        Err(Error::Refused {
-            status, message, ..
-        }) => (refusal(status), message),
+        Err(Error::Refused { code, message }) => (refusal(code), message),
         Err(e) => return Err(e.into()),
     };
     match phone_body(&s, &session, Some(&message))? {
