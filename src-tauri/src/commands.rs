@@ -159,12 +159,14 @@ pub async fn create_vault<R: Runtime>(
     passcode: String,
     confirm: String,
 ) -> Result<()> {
-    if passcode != confirm {
+    // Moved into wiped types at once: neither copy outlives the call.
+    let (passcode, confirm) = (Passcode::new(passcode), Passcode::new(confirm));
+    if !passcode.matches(&confirm) {
         return Err(bad_input("the two passcodes differ"));
     }
     let vault = Vault::create(
         &state.home,
-        &Passcode::new(passcode),
+        &passcode,
         countersign_core::vault::DEFAULT_ITERATIONS,
         now(),
     )?;
@@ -438,10 +440,14 @@ pub async fn change_passcode(
     new: String,
     confirm: String,
 ) -> Result<()> {
-    if new != confirm {
+    let (old, new, confirm) = (
+        Passcode::new(old),
+        Passcode::new(new),
+        Passcode::new(confirm),
+    );
+    if !new.matches(&confirm) {
         return Err(bad_input("the two new passcodes differ"));
     }
-    let (old, new) = (Passcode::new(old), Passcode::new(new));
     with_vault(&state, |v| v.change_passcode(&old, &new, now())).await
 }
 

@@ -14,6 +14,7 @@ pub mod password;
 pub mod pin;
 pub mod protocol;
 pub mod qr;
+pub mod random;
 pub mod secret;
 pub mod text;
 pub mod time;

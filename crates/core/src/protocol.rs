@@ -46,7 +46,7 @@ pub struct Challenge {
     pub id: String,
     /// The device asked.
     pub device_id: String,
-    /// The account signing in, e.g. `cs0101@alacop.gov`.
+    /// The account signing in: the bare username, e.g. `cs0101`.
     pub account: String,
     /// The application being signed in to.
     pub application: String,
@@ -301,16 +301,8 @@ pub fn random_id(rng: &dyn SecureRandom) -> Result<String, Error> {
 
 /// A uniformly random number in [`NUMBER_RANGE`].
 pub fn random_number(rng: &dyn SecureRandom) -> Result<u8, Error> {
-    let span = NUMBER_RANGE.end() - NUMBER_RANGE.start() + 1; // 90
-                                                              // Reject bytes past the largest multiple of 90 so every number is equally likely.
-    let limit = 256 - 256 % u16::from(span);
-    loop {
-        let mut b = [0u8; 1];
-        rng.fill(&mut b).map_err(|_| Error::Random)?;
-        if u16::from(b[0]) < limit {
-            return Ok(NUMBER_RANGE.start() + b[0] % span);
-        }
-    }
+    let span = u32::from(NUMBER_RANGE.end() - NUMBER_RANGE.start()) + 1;
+    Ok(NUMBER_RANGE.start() + crate::random::below(rng, span)? as u8)
 }
 
 fn check_version(v: u32) -> Result<(), Error> {
@@ -359,7 +351,7 @@ mod tests {
         Challenge {
             id: "ch_1".into(),
             device_id: "dev_1".into(),
-            account: "cs0101@alacop.gov".into(),
+            account: "cs0101".into(),
             application: "ALEA Portal".into(),
             ip: "203.0.113.7".into(),
             location: "Montgomery, AL".into(),

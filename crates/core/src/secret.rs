@@ -6,8 +6,18 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Secret bytes: an OTP secret, a key, a decrypted blob. `Debug` prints
 /// `<redacted>`; the memory is wiped when dropped.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SecretBytes(Vec<u8>);
+
+/// Compared in constant time: `==` on secrets must not leak where they
+/// differ.
+impl PartialEq for SecretBytes {
+    fn eq(&self, other: &Self) -> bool {
+        constant_time_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SecretBytes {}
 
 impl SecretBytes {
     /// Takes ownership of `bytes`.
@@ -57,6 +67,12 @@ impl Passcode {
     /// The passcode's text; keep the borrow short.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `other` is the same passcode (a confirmation), compared in
+    /// constant time.
+    pub fn matches(&self, other: &Passcode) -> bool {
+        constant_time_eq(self.0.as_bytes(), other.0.as_bytes())
     }
 }
 

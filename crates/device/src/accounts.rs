@@ -44,6 +44,10 @@ pub struct PushInfo {
     pub pin: Option<[u8; 32]>,
     /// This device's id on the server.
     pub device_id: String,
+    /// What of the stored trust is damaged, if anything: such an account
+    /// is refused (see [`crate::push::client_for`]), never trusted less.
+    #[serde(skip)]
+    pub damaged: Option<&'static str>,
 }
 
 /// An account as listed (no secrets).
@@ -130,11 +134,19 @@ fn account(r: &Row<'_>) -> rusqlite::Result<Account> {
         Some(server_url) => {
             let key: Vec<u8> = r.get(10)?;
             let pin: Option<Vec<u8>> = r.get(11)?;
+            let key: Result<[u8; 32], _> = key.try_into();
+            let pin: Option<Result<[u8; 32], _>> = pin.map(|p| p.try_into());
+            let damaged = match (&key, &pin) {
+                (Err(_), _) => Some("server key"),
+                (_, Some(Err(_))) => Some("TLS pin"),
+                _ => None,
+            };
             Some(PushInfo {
                 server_url,
-                server_key: PublicKey(key.try_into().unwrap_or([0; 32])),
-                pin: pin.and_then(|p| p.try_into().ok()),
+                server_key: PublicKey(key.unwrap_or([0; 32])),
+                pin: pin.and_then(Result::ok),
                 device_id: r.get(12)?,
+                damaged,
             })
         }
         None => None,

@@ -95,6 +95,15 @@ pub enum Error {
     /// The vault database failed.
     #[error("vault database: {0}")]
     Database(#[from] rusqlite::Error),
+    /// A push account's stored trust (server key or TLS pin) is damaged:
+    /// the account is refused rather than trusting whatever answers.
+    #[error("{account}: its stored {what} is damaged; remove the account and enroll it again")]
+    DamagedAccount {
+        /// The account's label.
+        account: String,
+        /// What is damaged.
+        what: &'static str,
+    },
 }
 
 impl Error {
@@ -124,6 +133,7 @@ impl Error {
             Error::ServerIdentityChanged => "server_identity_changed",
             Error::Backup(_) => "backup",
             Error::Database(_) => "database",
+            Error::DamagedAccount { .. } => "damaged_account",
         }
     }
 }

@@ -53,6 +53,12 @@ pub fn client_for(account: &Account) -> Result<ServerClient, Error> {
         .push
         .as_ref()
         .ok_or_else(|| Error::NotPush(account.label()))?;
+    if let Some(what) = push.damaged {
+        return Err(Error::DamagedAccount {
+            account: account.label(),
+            what,
+        });
+    }
     ServerClient::new(&push.server_url, push.pin)
 }
 
@@ -99,6 +105,7 @@ pub async fn enroll(
                 server_key: enrollment.server_key,
                 pin: enrollment.pin,
                 device_id: activation.device_id.clone(),
+                damaged: None,
             },
             totp_secret: &secret,
             algorithm: activation.totp.algorithm,
@@ -123,7 +130,9 @@ pub fn accept(
 ) -> Option<Pending> {
     let push = account.push.as_ref()?;
     let c = &env.challenge;
-    let reason = if env.verify(&push.server_key).is_err() {
+    let reason = if push.damaged.is_some() {
+        Some("the account's stored trust is damaged")
+    } else if env.verify(&push.server_key).is_err() {
         Some("bad server signature")
     } else if c.device_id != push.device_id {
         Some("addressed to another device")
@@ -407,6 +416,7 @@ mod tests {
                         server_key: server.public_key(),
                         pin: None,
                         device_id: "d".into(),
+                        damaged: None,
                     },
                     totp_secret: &countersign_core::SecretBytes::new(vec![1; 20]),
                     algorithm: countersign_core::Algorithm::Sha1,
@@ -453,6 +463,63 @@ mod tests {
                 "dropped: bad server signature"
             ]
         );
+    }
+
+    #[test]
+    fn a_damaged_server_key_or_pin_refuses_the_account() {
+        use countersign_core::vault::{KdfParams, MIN_ITERATIONS};
+        let tmp = tempfile::tempdir().unwrap();
+        let passcode = Passcode::new("246810");
+        let mut vault = Vault::create(tmp.path(), &passcode, MIN_ITERATIONS, 100).unwrap();
+        let key = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+        let kdf: String = vault
+            .conn
+            .query_row("SELECT kdf FROM vault", [], |r| r.get(0))
+            .unwrap();
+        let kek = serde_json::from_str::<KdfParams>(&kdf)
+            .unwrap()
+            .derive(&passcode)
+            .unwrap();
+        let account = vault
+            .add_push(
+                &NewPush {
+                    issuer: "ALEA",
+                    name: "cs0101@alacop.gov",
+                    push: PushInfo {
+                        server_url: "https://127.0.0.1:1".into(),
+                        server_key: key.public_key(),
+                        pin: Some([7; 32]),
+                        device_id: "d".into(),
+                        damaged: None,
+                    },
+                    totp_secret: &countersign_core::SecretBytes::new(vec![1; 20]),
+                    algorithm: countersign_core::Algorithm::Sha1,
+                    digits: 6,
+                    period: 30,
+                    channel_token: "token",
+                    signing_key: &key,
+                    receipt_key: &key,
+                },
+                &kek,
+                100,
+            )
+            .unwrap();
+        assert!(client_for(&vault.find(&account.id).unwrap()).is_ok());
+        for (column, what) in [("pin", "TLS pin"), ("server_key", "server key")] {
+            vault
+                .conn
+                .execute(
+                    &format!("UPDATE accounts SET {column} = x'0102' WHERE id = ?1"),
+                    [&account.id],
+                )
+                .unwrap();
+            let damaged = vault.find(&account.id).unwrap();
+            match client_for(&damaged) {
+                Err(Error::DamagedAccount { what: w, .. }) => assert_eq!(w, what),
+                Err(e) => panic!("{column}: {e}"),
+                Ok(_) => panic!("{column}: a damaged account was trusted"),
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use countersign_core::password::{temporary_password, Violation};
 use ring::rand::SecureRandom;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::domain::Code;
 use crate::store::{NewAudit, NewUser, Role, StoreError, UserRow, Write};
@@ -35,9 +35,14 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
 
 /// A hash of a password nobody has: verifying against it makes a sign-in
 /// for an unknown user cost the same as for a known one.
-fn dummy_hash() -> &'static str {
+fn dummy_hash() -> Result<&'static str, Error> {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| hash_password("no user has this password").unwrap_or_default())
+    if let Some(hash) = HASH.get() {
+        return Ok(hash);
+    }
+    // A failure is an error, not an empty hash that answers faster.
+    let hash = hash_password("no user has this password")?;
+    Ok(HASH.get_or_init(|| hash))
 }
 
 /// Checks a username: 2–64 of lower-case letters, digits, `.`, `_`, `-`.
@@ -132,21 +137,9 @@ impl Server {
         Ok((user, password))
     }
 
-    /// `n` uniformly random decimal digits (bytes of 250 and above are
-    /// drawn again, so no digit is likelier than another).
+    /// `n` uniformly random decimal digits.
     pub(crate) fn random_digits(&self, n: usize) -> Result<Zeroizing<String>, Error> {
-        let mut out = Zeroizing::new(String::with_capacity(n));
-        let mut byte = [0u8; 1];
-        while out.len() < n {
-            self.rng
-                .fill(&mut byte)
-                .map_err(|_| Error::Internal("random generator failed".into()))?;
-            if byte[0] < 250 {
-                out.push(char::from(b'0' + byte[0] % 10));
-            }
-        }
-        byte.zeroize();
-        Ok(out)
+        Ok(countersign_core::random::Draws::new(&self.rng).string(b"0123456789", n)?)
     }
 
     /// A user by name, or `not_found`.
@@ -182,7 +175,7 @@ impl Server {
             return Err(e);
         }
         let Some(user) = self.store.user_by_name(username)? else {
-            verify_password(dummy_hash(), password);
+            verify_password(dummy_hash()?, password);
             self.address_failures.failed(ip, now);
             audit("refused", "unknown user")?;
             return Err(invalid());

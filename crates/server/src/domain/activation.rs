@@ -7,6 +7,7 @@
 use countersign_core::api::{ActivateRequest, ActivateResponse, TotpParams};
 use countersign_core::otp::{encode_base32, Algorithm};
 use countersign_core::protocol::random_id;
+use countersign_core::random::Draws;
 use countersign_core::{Enrollment, SecretBytes};
 use ring::rand::SecureRandom;
 
@@ -24,22 +25,8 @@ pub const MAX_ATTEMPTS: u32 = 5;
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 impl Server {
-    fn random_alnum(&self, n: usize) -> Result<String, Error> {
-        let mut out = String::with_capacity(n);
-        while out.len() < n {
-            let mut b = [0u8; 32];
-            self.rng
-                .fill(&mut b)
-                .map_err(|_| Error::Internal("random generator failed".into()))?;
-            // 248 = 4 × 62: reject the rest so every character is equally likely.
-            out.extend(
-                b.iter()
-                    .filter(|&&x| x < 248)
-                    .map(|&x| char::from(ALNUM[(x % 62) as usize])),
-            );
-        }
-        out.truncate(n);
-        Ok(out)
+    fn random_alnum(&self, n: usize) -> Result<zeroize::Zeroizing<String>, Error> {
+        Ok(Draws::new(&self.rng).string(ALNUM, n)?)
     }
 
     /// Issues an enrollment payload for a user (the QR code's content) and
@@ -54,8 +41,8 @@ impl Server {
         now: u64,
     ) -> Result<(Enrollment, String), Error> {
         let user = self.user(username)?;
-        let id = self.random_alnum(10)?;
-        let secret = zeroize::Zeroizing::new(self.random_alnum(26)?);
+        let id = self.random_alnum(10)?.to_string();
+        let secret = self.random_alnum(26)?;
         self.write(now, |w| {
             w.insert_activation(
                 &id,
@@ -109,6 +96,25 @@ impl Server {
             self.audit(row(&user.username).with("refused", outcome), now)?;
             Err(err)
         };
+        // The tries are limited first; then only the holder of the whole
+        // code learns whether it was used or has expired.
+        if act.attempts >= MAX_ATTEMPTS {
+            return refuse(
+                "too_many_attempts",
+                Error::refused(
+                    Code::TooManyAttempts,
+                    "Too many wrong codes. Ask for a new QR code.",
+                ),
+            );
+        }
+        if !countersign_core::secret::constant_time_eq(&sha256(secret.as_bytes()), &act.secret_hash)
+        {
+            self.write(now, |w| {
+                w.count_activation_attempt(id)?;
+                w.audit(&row(&user.username).with("refused", "wrong secret"))
+            })?;
+            return Err(invalid());
+        }
         if act.used_at.is_some() {
             return refuse(
                 "used",
@@ -127,55 +133,51 @@ impl Server {
                 ),
             );
         }
-        if act.attempts >= MAX_ATTEMPTS {
-            return refuse(
-                "too_many_attempts",
-                Error::refused(
-                    Code::TooManyAttempts,
-                    "Too many wrong codes. Ask for a new QR code.",
-                ),
-            );
-        }
-        if !countersign_core::secret::constant_time_eq(&sha256(secret.as_bytes()), &act.secret_hash)
-        {
-            self.write(now, |w| {
-                w.count_activation_attempt(id)?;
-                w.audit(&row(&user.username).with("refused", "wrong secret"))
-            })?;
-            return Err(invalid());
-        }
-        let name = req.device_name.trim();
-        let unsafe_char = [name, &req.platform, &req.app_version]
-            .into_iter()
-            .find_map(countersign_core::text::first_unsafe);
-        if let Some(c) = unsafe_char {
-            return refuse(
-                "control character",
-                Error::invalid(
-                    "invalid_device_name",
-                    format!(
-                        "the device name, platform and version must not contain control characters (found U+{:04X})",
-                        u32::from(c)
+        // Each field is checked as sent (a trailing control character is
+        // refused, not trimmed away), then its trimmed length in bytes.
+        let fields = [
+            (
+                "device name",
+                "invalid_device_name",
+                &req.device_name,
+                1..=64,
+            ),
+            ("platform", "invalid_platform", &req.platform, 1..=16),
+            (
+                "app version",
+                "invalid_app_version",
+                &req.app_version,
+                0..=32,
+            ),
+        ];
+        for (what, code, value, bytes) in fields {
+            if let Some(c) = countersign_core::text::first_unsafe(value) {
+                return refuse(
+                    "control character",
+                    Error::invalid(
+                        code,
+                        format!(
+                            "the {what} must not contain control characters (found U+{:04X})",
+                            u32::from(c)
+                        ),
                     ),
-                ),
-            );
+                );
+            }
+            if !bytes.contains(&value.trim().len()) {
+                return refuse(
+                    what,
+                    Error::invalid(
+                        code,
+                        format!(
+                            "the {what} must be {}–{} bytes long",
+                            bytes.start(),
+                            bytes.end()
+                        ),
+                    ),
+                );
+            }
         }
-        if name.is_empty() || name.len() > 64 {
-            return refuse(
-                "bad device name",
-                Error::invalid(
-                    "invalid_device_name",
-                    "the device name must be 1–64 characters",
-                ),
-            );
-        }
-        let platform = req.platform.trim();
-        if platform.is_empty() || platform.len() > 16 || req.app_version.len() > 32 {
-            return refuse(
-                "bad platform",
-                Error::invalid("invalid_platform", "the platform must be 1–16 characters"),
-            );
-        }
+        let (name, platform) = (req.device_name.trim(), req.platform.trim());
 
         let device_id = random_id(&self.rng)?;
         let mut token = [0u8; 32];

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use countersign_core::random::Draws;
 use image::{GrayImage, Luma};
 use ring::rand::SecureRandom;
 
@@ -124,10 +125,9 @@ pub struct Captcha {
 
 /// Draws a new CAPTCHA with randomness from `rng`.
 pub fn generate(rng: &dyn SecureRandom) -> Result<Captcha, crate::Error> {
-    let mut noise = Noise::new(rng)?;
-    let answer: String = (0..LENGTH)
-        .map(|_| char::from(ALPHABET[noise.below(ALPHABET.len() as u32) as usize]))
-        .collect();
+    let mut draws = Draws::new(rng);
+    let answer = draws.string(ALPHABET, LENGTH)?.to_string();
+    let mut noise = Noise(draws);
     let (w, h) = SIZE;
     let mut img = GrayImage::from_pixel(w, h, Luma([235]));
     // Background dots.
@@ -178,48 +178,14 @@ pub fn normalise(typed: &str) -> String {
         .to_ascii_uppercase()
 }
 
-/// Random numbers drawn from a buffer of system randomness.
-struct Noise<'a> {
-    rng: &'a dyn SecureRandom,
-    buf: [u8; 256],
-    at: usize,
-}
+/// Random numbers for the picture. A failing generator yields 0s (a
+/// plain picture): the answer itself is drawn first and its failure is
+/// reported.
+struct Noise<'a>(Draws<'a>);
 
-impl<'a> Noise<'a> {
-    fn new(rng: &'a dyn SecureRandom) -> Result<Self, crate::Error> {
-        let mut n = Noise {
-            rng,
-            buf: [0; 256],
-            at: 256,
-        };
-        n.refill()?;
-        Ok(n)
-    }
-
-    fn refill(&mut self) -> Result<(), crate::Error> {
-        self.rng
-            .fill(&mut self.buf)
-            .map_err(|_| crate::Error::Internal("random generator failed".into()))?;
-        self.at = 0;
-        Ok(())
-    }
-
-    /// Uniform in `0..n` (n ≤ 65,536), by rejection.
+impl Noise<'_> {
     fn below(&mut self, n: u32) -> u32 {
-        let limit = 65_536 - 65_536 % n;
-        loop {
-            if self.at + 2 > self.buf.len() && self.refill().is_err() {
-                return 0;
-            }
-            let v = u32::from(u16::from_le_bytes([
-                self.buf[self.at],
-                self.buf[self.at + 1],
-            ]));
-            self.at += 2;
-            if v < limit {
-                return v % n;
-            }
-        }
+        self.0.below(n).unwrap_or(0)
     }
 }
 

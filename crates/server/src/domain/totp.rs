@@ -26,6 +26,13 @@ impl Server {
             audit("refused", "too many failures from this address")?;
             return Err(e);
         }
+        if user.disabled {
+            audit("refused", "disabled")?;
+            return Err(Error::refused(
+                Code::AccountDisabled,
+                "This account is disabled. Contact the help desk.",
+            ));
+        }
         if user.locked_until > now {
             audit("refused", "locked")?;
             return Err(Error::refused(

@@ -149,10 +149,18 @@ fn challenge_events(
             loop {
                 let envelopes = match rx.recv().await {
                     Ok(c) => vec![s.envelope((*c).clone(), crate::now())],
-                    // Fell behind: send everything still open instead.
-                    Err(RecvError::Lagged(_)) => s
-                        .pending_envelopes(&device_id, crate::now())
-                        .unwrap_or_default(),
+                    // Fell behind: send everything still open instead. If
+                    // that cannot be read, the stream ends (and is logged):
+                    // the device reconnects and is sent what is open then.
+                    Err(RecvError::Lagged(_)) => {
+                        match s.pending_envelopes(&device_id, crate::now()) {
+                            Ok(envelopes) => envelopes,
+                            Err(e) => {
+                                tracing::error!(error = %e, device = %device_id, "cannot read open challenges; closing the stream");
+                                return None;
+                            }
+                        }
+                    }
                     Err(RecvError::Closed) => return None,
                 };
                 let fresh: Vec<ChallengeEnvelope> = envelopes

@@ -92,7 +92,7 @@ impl DataDir {
     }
 
     /// The token admin commands present to a running server, generated once.
-    pub fn admin_token(&self) -> Result<String, DataDirError> {
+    pub fn admin_token(&self) -> Result<zeroize::Zeroizing<String>, DataDirError> {
         let path = self.root.join("admin.token");
         let bytes = self.secret_file(&path, |rng| {
             let mut k = [0u8; 32];
@@ -100,7 +100,9 @@ impl DataDir {
                 .map_err(|_| "random generator failed".to_string())?;
             Ok(data_encoding::BASE64URL_NOPAD.encode(&k).into_bytes())
         })?;
-        String::from_utf8(bytes.to_vec()).map_err(|e| damaged(&path, e))
+        String::from_utf8(bytes.to_vec())
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| damaged(&path, e))
     }
 
     /// TLS certificate and key paths for the self-signed mode.

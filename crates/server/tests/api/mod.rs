@@ -348,6 +348,13 @@ async fn totp_accepts_refuses_replay_and_honours_skew() {
         "three steps old refused"
     );
     assert!(!ts.check_totp("cs0107", "000000").await || otp.code(t) == "000000");
+    // A disabled account's code is refused, right or not.
+    ts.server.set_disabled("cs0107", true, "admin", t).unwrap();
+    let e = ts
+        .server
+        .verify_totp("cs0107", &otp.code(t + 30), "admin", "", t + 30)
+        .unwrap_err();
+    assert_eq!(e.code(), "account_disabled");
     // The admin token is required.
     let resp = ts
         .http
@@ -815,10 +822,22 @@ async fn control_characters_are_refused_where_text_enters_and_nothing_changes() 
     };
     let (status, code) = error_code(activate(&req).await.unwrap()).await;
     assert_eq!((status, code.as_str()), (400, "invalid_device_name"));
+    req.device_name = "Phone\n".into();
+    let (status, code) = error_code(activate(&req).await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "invalid_device_name"),
+        "not trimmed away"
+    );
     req.device_name = "Phone".into();
     req.platform = "cli\u{202E}".into();
-    let (status, _) = error_code(activate(&req).await.unwrap()).await;
-    assert_eq!(status, 400);
+    let (status, code) = error_code(activate(&req).await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_platform"));
+    req.platform = "cli".into();
+    req.app_version = "9".repeat(33);
+    let (status, code) = error_code(activate(&req).await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_app_version"));
+    req.app_version = "0.1.0".into();
     // Nothing was bound, and the code still works with a plain name.
     assert!(!ts.server.methods("cs0140").unwrap().app);
     req.platform = "cli".into();

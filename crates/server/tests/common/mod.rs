@@ -58,7 +58,7 @@ impl TestServer {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        let admin_token = data.admin_token().unwrap();
+        let admin_token = data.admin_token().unwrap().to_string();
         let mut ts = TestServer {
             dir,
             server,

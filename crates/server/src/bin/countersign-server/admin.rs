@@ -16,7 +16,7 @@ use countersign_server::infra::datadir::DataDir;
 pub struct AdminClient {
     http: reqwest::Client,
     base: String,
-    token: String,
+    token: zeroize::Zeroizing<String>,
 }
 
 impl AdminClient {
@@ -50,7 +50,7 @@ impl AdminClient {
         let resp = self
             .http
             .post(format!("{}/api/v1/admin/push", self.base))
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token.as_str())
             .json(req)
             .send()
             .await
@@ -70,7 +70,7 @@ impl AdminClient {
         let mut req = self
             .http
             .get(format!("{}/api/v1/admin/streams", self.base))
-            .bearer_auth(&self.token);
+            .bearer_auth(self.token.as_str());
         if let Some(d) = device {
             req = req.query(&[("device", d)]);
         }
@@ -96,7 +96,7 @@ impl AdminClient {
                     "{}/api/v1/challenges/{challenge_id}?wait={left}",
                     self.base
                 ))
-                .bearer_auth(&self.token)
+                .bearer_auth(self.token.as_str())
                 .send()
                 .await?
                 .error_for_status()?

@@ -358,7 +358,7 @@ impl Phase {
 /// Drives round trips for `duration`, one worker per bucket; returns the
 /// figures and the buckets for another phase.
 async fn round_trips(
-    (http, base, admin): &(reqwest::Client, String, String),
+    (http, base, admin): &(reqwest::Client, String, zeroize::Zeroizing<String>),
     buckets: Vec<Bucket>,
     duration: Duration,
 ) -> anyhow::Result<(Phase, Vec<Bucket>)> {
@@ -548,7 +548,7 @@ async fn wait_connected(http: &reqwest::Client, base: &str, admin: &str, n: usiz
 async fn worker(
     http: reqwest::Client,
     base: String,
-    admin: String,
+    admin: zeroize::Zeroizing<String>,
     mut devices: Bucket,
     deadline: Instant,
 ) -> (Vec<Duration>, usize, Bucket) {

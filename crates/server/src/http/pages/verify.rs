@@ -17,7 +17,6 @@ use countersign_core::api::ChallengeStatus;
 use countersign_core::methods::{mask, QUESTIONS_TO_ASK, SECURITY_QUESTIONS};
 use countersign_core::protocol::ChallengeKind;
 use maud::{html, Markup};
-use ring::rand::SecureRandom;
 
 use super::register::{channel_of, code_form, pending_code, send_code};
 use super::views::{csrf, error};
@@ -354,16 +353,10 @@ fn asked(s: &Server, session: &mut WebSession, m: &Methods) -> Result<Vec<usize>
     }
     let mut pool = m.questions.clone();
     let mut chosen = Vec::new();
+    let mut draws = countersign_core::random::Draws::new(&s.rng);
     while chosen.len() < QUESTIONS_TO_ASK && !pool.is_empty() {
-        let mut b = [0u8; 1];
-        s.rng
-            .fill(&mut b)
-            .map_err(|_| Error::Internal("random generator failed".into()))?;
-        // Bytes past the last whole multiple of the pool are drawn again,
-        // so every question is equally likely.
-        if usize::from(b[0]) < 256 - 256 % pool.len() {
-            chosen.push(pool.swap_remove(usize::from(b[0]) % pool.len()));
-        }
+        let i = draws.below(pool.len() as u32)? as usize;
+        chosen.push(pool.swap_remove(i));
     }
     chosen.sort_unstable();
     session.pending = Pending::Questions(chosen.clone());
