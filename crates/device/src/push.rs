@@ -390,14 +390,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn envelopes_with_a_bad_signature_or_another_addressee_are_dropped_and_recorded() {
+    /// A vault in `dir` with one push account trusting `server` (and
+    /// `pin`), whose device key is `device`.
+    fn vault_with_push(
+        dir: &std::path::Path,
+        server: &SigningKey,
+        device: &SigningKey,
+        pin: Option<[u8; 32]>,
+    ) -> (Vault, Account) {
         use countersign_core::vault::{KdfParams, MIN_ITERATIONS};
-        let tmp = tempfile::tempdir().unwrap();
         let passcode = Passcode::new("246810");
-        let mut vault = Vault::create(tmp.path(), &passcode, MIN_ITERATIONS, 100).unwrap();
-        let server = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
-        let device = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+        let mut vault = Vault::create(dir, &passcode, MIN_ITERATIONS, 100).unwrap();
         let kdf: String = vault
             .conn
             .query_row("SELECT kdf FROM vault", [], |r| r.get(0))
@@ -414,7 +417,7 @@ mod tests {
                     push: PushInfo {
                         server_url: "https://127.0.0.1:1".into(),
                         server_key: server.public_key(),
-                        pin: None,
+                        pin,
                         device_id: "d".into(),
                         damaged: None,
                     },
@@ -423,13 +426,22 @@ mod tests {
                     digits: 6,
                     period: 30,
                     channel_token: "token",
-                    signing_key: &device,
-                    receipt_key: &device,
+                    signing_key: device,
+                    receipt_key: device,
                 },
                 &kek,
                 100,
             )
             .unwrap();
+        (vault, account)
+    }
+
+    #[test]
+    fn envelopes_with_a_bad_signature_or_another_addressee_are_dropped_and_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+        let device = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+        let (mut vault, account) = vault_with_push(tmp.path(), &server, &device, None);
         let good = pending(0).envelope.challenge;
         let ok = ChallengeEnvelope::sign(good.clone(), 100, &server);
         assert!(
@@ -467,43 +479,9 @@ mod tests {
 
     #[test]
     fn a_damaged_server_key_or_pin_refuses_the_account() {
-        use countersign_core::vault::{KdfParams, MIN_ITERATIONS};
         let tmp = tempfile::tempdir().unwrap();
-        let passcode = Passcode::new("246810");
-        let mut vault = Vault::create(tmp.path(), &passcode, MIN_ITERATIONS, 100).unwrap();
         let key = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
-        let kdf: String = vault
-            .conn
-            .query_row("SELECT kdf FROM vault", [], |r| r.get(0))
-            .unwrap();
-        let kek = serde_json::from_str::<KdfParams>(&kdf)
-            .unwrap()
-            .derive(&passcode)
-            .unwrap();
-        let account = vault
-            .add_push(
-                &NewPush {
-                    issuer: "ALEA",
-                    name: "cs0101@alacop.gov",
-                    push: PushInfo {
-                        server_url: "https://127.0.0.1:1".into(),
-                        server_key: key.public_key(),
-                        pin: Some([7; 32]),
-                        device_id: "d".into(),
-                        damaged: None,
-                    },
-                    totp_secret: &countersign_core::SecretBytes::new(vec![1; 20]),
-                    algorithm: countersign_core::Algorithm::Sha1,
-                    digits: 6,
-                    period: 30,
-                    channel_token: "token",
-                    signing_key: &key,
-                    receipt_key: &key,
-                },
-                &kek,
-                100,
-            )
-            .unwrap();
+        let (vault, account) = vault_with_push(tmp.path(), &key, &key, Some([7; 32]));
         assert!(client_for(&vault.find(&account.id).unwrap()).is_ok());
         for (column, what) in [("pin", "TLS pin"), ("server_key", "server key")] {
             vault
