@@ -399,7 +399,7 @@ $("form-answer").addEventListener("submit", async (ev) => {
 
 $("btn-no").addEventListener("click", () => { askPasscode("deny", "Deny"); $("btn-deny-report").hidden = false; });
 $("btn-deny-report").addEventListener("click", () => send("report"));
-$("btn-cannot-see").addEventListener("click", () => askPasscode("cannot_see", "Deny: I can't see the number"));
+$("btn-cannot-see").addEventListener("click", () => askPasscode("cannot_see_number", "Deny: I can't see the number"));
 
 const VERDICTS = {
   approved: ["Approved", "You are signed in on the other screen."],

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use countersign_core::protocol::{Decision, ReceiptEvent};
-use countersign_core::Passcode;
+use countersign_core::protocol::ReceiptEvent;
+use countersign_core::{Answer, Passcode};
 use countersign_device::accounts::AccountKind;
 use countersign_device::history::HistoryEntry;
 use countersign_device::intake::{Added, Intake, PreviewItem};
@@ -373,7 +373,8 @@ pub struct AnswerView {
 }
 
 /// Answers a request: `approve` (with the number), `deny`, `report` or
-/// `cannot_see`. Needs the passcode, which unseals the device key.
+/// `cannot_see_number` (see [`Answer::parse`]). Needs the passcode, which
+/// unseals the device key.
 #[tauri::command]
 pub async fn answer(
     state: State<'_, AppState>,
@@ -382,27 +383,8 @@ pub async fn answer(
     number: Option<String>,
     passcode: String,
 ) -> Result<AnswerView> {
-    let (decision, reason) = match decision.as_str() {
-        "approve" => (Decision::Approve, ""),
-        "deny" => (Decision::Deny, ""),
-        "report" => (Decision::Report, ""),
-        "cannot_see" => (Decision::Deny, "cannot_see_number"),
-        other => return Err(bad_input(format!("unknown answer '{other}'"))),
-    };
-    let number = match (decision, number.as_deref().map(str::trim)) {
-        (Decision::Approve, Some(n)) => Some(
-            n.parse::<u8>()
-                .ok()
-                .filter(|n| (10..=99).contains(n))
-                .ok_or_else(|| bad_input("enter the two-digit number shown on the sign-in page"))?,
-        ),
-        (Decision::Approve, None) => {
-            return Err(bad_input(
-                "enter the two-digit number shown on the sign-in page",
-            ))
-        }
-        _ => None,
-    };
+    let answer =
+        Answer::parse(&decision, number.as_deref()).map_err(|e| bad_input(e.to_string()))?;
     let request = state
         .inbox()
         .get(&id)
@@ -412,7 +394,7 @@ pub async fn answer(
     let verdict = {
         let mut guard = state.vault.lock().await;
         let vault = guard.as_mut().ok_or(Error::Locked)?;
-        push::answer(vault, &request, decision, number, reason, &passcode, now()).await
+        push::answer(vault, &request, answer, &passcode, now()).await
     };
     match verdict {
         Ok(v) => {

@@ -2,7 +2,6 @@
 //! verifies each request with the engine, queues it, tells the window,
 //! raises it and shows a system notification.
 
-use countersign_core::protocol::ReceiptEvent;
 use countersign_device::channel::{self, ChannelEvent};
 use countersign_device::{now, push};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
@@ -24,24 +23,26 @@ pub async fn start<R: Runtime>(app: &AppHandle<R>) {
     let (tx, rx) = mpsc::channel(64);
     let mut started = 0;
     for a in accounts.iter().filter(|a| a.push.is_some()) {
-        if !state
-            .listening
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(a.id.clone())
-        {
+        let listening = || state.listening.lock().unwrap_or_else(|p| p.into_inner());
+        if listening().contains(&a.id) {
             continue;
         }
-        let (Ok(token), Ok(client)) = (vault.channel_token_for(&a.id), push::client_for(a)) else {
-            continue;
-        };
-        let device_id = a
-            .push
-            .as_ref()
-            .map(|p| p.device_id.clone())
-            .unwrap_or_default();
-        channel::spawn(a.id.clone(), client, device_id, token, tx.clone());
-        started += 1;
+        // Marked as listening only once its channel runs: an account that
+        // cannot start now (a damaged account, a token not unsealed) is
+        // tried again at the next start, and the window is told why.
+        match channel::start(vault, a, tx.clone()) {
+            Ok(_) => {
+                listening().insert(a.id.clone());
+                started += 1;
+            }
+            Err(e) => {
+                tracing::warn!(account = %a.label(), error = %e, "cannot listen for requests");
+                let _ = app.emit(
+                    "channel",
+                    serde_json::json!({"account_id": a.id, "connected": false, "error": e.to_string()}),
+                );
+            }
+        }
     }
     drop(guard);
     if started > 0 {
@@ -71,19 +72,15 @@ async fn receive<R: Runtime>(app: AppHandle<R>, mut rx: mpsc::Receiver<ChannelEv
                 envelope,
             } => {
                 let state = app.state::<AppState>();
+                if state.inbox().has_seen(&envelope.challenge.id) {
+                    continue;
+                }
                 let request = {
                     let mut guard = state.vault.lock().await;
                     let Some(vault) = guard.as_mut() else {
                         continue;
                     };
-                    let Ok(account) = vault.find(&account_id) else {
-                        continue;
-                    };
-                    let request = push::accept(vault, &account, *envelope, now());
-                    if let Some(r) = &request {
-                        push::acknowledge(vault, r, ReceiptEvent::Delivered, now()).await;
-                    }
-                    request
+                    push::receive(vault, &account_id, *envelope, now()).await
                 };
                 let Some(request) = request else { continue };
                 let view = RequestView::from(&request);

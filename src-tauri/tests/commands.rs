@@ -266,7 +266,7 @@ fn number_matching_push_is_approved_with_the_number_and_passcode() {
     assert_eq!(history[0]["result"], "approved");
 
     // "I can't see the number" denies; "Report" blocks further requests.
-    for (decision, verdict) in [("cannot_see", "denied"), ("report", "reported")] {
+    for (decision, verdict) in [("cannot_see_number", "denied"), ("report", "reported")] {
         let (_, mut push, _) = server.push();
         let r = wait_for_request(&w);
         let answer = call(
@@ -282,4 +282,49 @@ fn number_matching_push_is_approved_with_the_number_and_passcode() {
     assert!(!blocked.status.success());
     let said = String::from_utf8_lossy(&blocked.stderr);
     assert!(said.contains("blocked"), "{said}");
+}
+
+#[test]
+fn an_account_that_cannot_listen_is_tried_again_at_the_next_unlock() {
+    let server = common::server();
+    let payload = server.enroll_link();
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let (_app, w) = app(tmp.path());
+        call(
+            &w,
+            "create_vault",
+            json!({"passcode": PASSCODE, "confirm": PASSCODE}),
+        )
+        .unwrap();
+        call(&w, "add", json!({"text": payload, "passcode": PASSCODE})).unwrap();
+    }
+    // The app starts again with the account's TLS pin damaged: the account
+    // is refused, not trusted less, and not marked as listening.
+    let db = rusqlite::Connection::open(tmp.path().join("vault.db")).unwrap();
+    let pin: Vec<u8> = db
+        .query_row("SELECT pin FROM accounts WHERE pin IS NOT NULL", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    db.execute("UPDATE accounts SET pin = x'00' WHERE pin IS NOT NULL", [])
+        .unwrap();
+    let (_app, w) = app(tmp.path());
+    call(&w, "unlock", json!({"passcode": PASSCODE})).unwrap();
+    let accounts = call(&w, "accounts", json!({})).unwrap();
+    assert_eq!(accounts.as_array().unwrap().len(), 1);
+    // Mended, the next unlock listens, and a request arrives.
+    db.execute("UPDATE accounts SET pin = ?1", [&pin]).unwrap();
+    call(&w, "lock", json!({})).unwrap();
+    call(&w, "unlock", json!({"passcode": PASSCODE})).unwrap();
+    let (_, mut push, _) = server.push();
+    let r = wait_for_request(&w);
+    let answer = call(
+        &w,
+        "answer",
+        json!({"id": r["id"], "decision": "deny", "passcode": PASSCODE}),
+    )
+    .unwrap();
+    assert_eq!(answer["status"], "denied");
+    assert_eq!(push.wait().unwrap().code(), Some(1));
 }

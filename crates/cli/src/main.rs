@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use countersign_core::protocol::{Decision, ReceiptEvent};
 use countersign_core::text::printable;
+use countersign_core::{Answer, Number};
 use countersign_device::intake::Intake;
 use countersign_device::vault::Vault;
 use countersign_device::{now, push, scanner, Error};
@@ -157,8 +158,8 @@ enum Command {
         #[command(flatten)]
         decision: DecisionArgs,
         /// The number shown on the sign-in screen (to approve).
-        #[arg(long, value_name = "NN", required_if_eq("approve", "true"))]
-        number: Option<u8>,
+        #[arg(long, value_name = "NN", required_if_eq("approve", "true"), value_parser = parse_number)]
+        number: Option<Number>,
     },
     /// Stay connected and answer each request as it arrives, like the app.
     Watch,
@@ -486,26 +487,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             number,
         } => {
             let mut vault = ctx.unlock()?;
-            let (decision, reason) = match (decision.approve, decision.deny, decision.report) {
-                (true, _, _) => (Decision::Approve, ""),
-                (_, true, _) => (Decision::Deny, ""),
-                (_, _, true) => (Decision::Report, ""),
-                _ => (Decision::Deny, "cannot_see_number"),
+            let answer = match (decision.approve, decision.deny, decision.report, number) {
+                (true, _, _, Some(n)) => Answer::Approve(n),
+                (true, _, _, None) => anyhow::bail!("--approve needs --number"),
+                (_, true, _, _) => Answer::Deny,
+                (_, _, true, _) => Answer::Report,
+                _ => Answer::CannotSeeNumber,
             };
             let rt = rt()?;
             let request = rt.block_on(push::find_pending(&mut vault, &id, now()))?;
             let passcode = ctx.passcode().read()?;
-            let verdict = rt.block_on(push::answer(
-                &mut vault,
-                &request,
-                decision,
-                number,
-                reason,
-                &passcode,
-                now(),
-            ))?;
+            let verdict =
+                rt.block_on(push::answer(&mut vault, &request, answer, &passcode, now()))?;
             println!("{}", verdict.status.as_str());
-            let wanted = match decision {
+            let wanted = match answer.decision() {
                 Decision::Approve => push::approved(&verdict),
                 Decision::Deny => verdict.status == countersign_core::api::ChallengeStatus::Denied,
                 Decision::Report => {
@@ -613,4 +608,9 @@ fn scan(images: &[PathBuf], budget: Duration) -> ExitCode {
         code = ExitCode::from(1);
     }
     code
+}
+
+/// Reads `--number` (two digits, 10–99).
+fn parse_number(typed: &str) -> Result<Number, String> {
+    Number::parse(typed).map_err(|e| e.to_string())
 }

@@ -1,15 +1,16 @@
 //! The two long-running views: codes with a countdown, and live sign-in
 //! requests answered at the terminal like the phone app.
 
-use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use countersign_core::protocol::{Decision, ReceiptEvent};
+use countersign_core::protocol::ReceiptEvent;
 use countersign_core::text::printable;
+use countersign_core::{Answer, Number};
 use countersign_device::accounts::Account;
 use countersign_device::channel::{self, ChannelEvent};
+use countersign_device::inbox::Inbox;
 use countersign_device::now;
 use countersign_device::push::{self, Pending};
 use countersign_device::vault::Vault;
@@ -54,22 +55,10 @@ pub async fn requests(mut vault: Vault, passcode: &Source<'_>) -> anyhow::Result
     let (tx, mut rx) = mpsc::channel(64);
     let mut tasks = Vec::new();
     for a in &accounts {
-        let token = vault.channel_token_for(&a.id)?;
-        let device_id = a
-            .push
-            .as_ref()
-            .map(|p| p.device_id.clone())
-            .unwrap_or_default();
-        tasks.push(channel::spawn(
-            a.id.clone(),
-            push::client_for(a)?,
-            device_id,
-            token,
-            tx.clone(),
-        ));
+        tasks.push(channel::start(&mut vault, a, tx.clone())?);
     }
     drop(tx);
-    let mut seen = HashSet::new();
+    let mut inbox = Inbox::default();
     let stdin = std::io::stdin();
     eprintln!("waiting for sign-in requests (Ctrl-C to stop)...");
     while let Some(event) = rx.recv().await {
@@ -92,17 +81,16 @@ pub async fn requests(mut vault: Vault, passcode: &Source<'_>) -> anyhow::Result
                 account_id,
                 envelope,
             } => {
-                let Some(account) = accounts.iter().find(|a| a.id == account_id) else {
-                    continue;
-                };
-                if !seen.insert(envelope.challenge.id.clone()) {
+                if inbox.has_seen(&envelope.challenge.id) {
                     continue;
                 }
-                let Some(request) = push::accept(&mut vault, account, *envelope, now()) else {
+                let Some(request) = push::receive(&mut vault, &account_id, *envelope, now()).await
+                else {
                     continue;
                 };
-                push::acknowledge(&mut vault, &request, ReceiptEvent::Delivered, now()).await;
+                inbox.offer(request.clone());
                 prompt(&mut vault, &request, passcode, &mut stdin.lock()).await?;
+                inbox.remove(&request.envelope.challenge.id);
             }
         }
     }
@@ -148,28 +136,28 @@ async fn prompt(
         anyhow::bail!("input closed");
     }
     let answer = line.trim();
-    let (decision, number, reason) = match answer {
+    let answer = match answer {
         "n" | "N" => {
             eprint!("Report it as fraud? This blocks further requests until the help desk resets them. [y/N]: ");
             let mut r = String::new();
             input.read_line(&mut r)?;
             if r.trim().eq_ignore_ascii_case("y") {
-                (Decision::Report, None, "")
+                Answer::Report
             } else {
-                (Decision::Deny, None, "")
+                Answer::Deny
             }
         }
-        "s" | "S" => (Decision::Deny, None, "cannot_see_number"),
-        n => match n.parse::<u8>() {
-            Ok(n) if (10..=99).contains(&n) => (Decision::Approve, Some(n), ""),
-            _ => {
+        "s" | "S" => Answer::CannotSeeNumber,
+        n => match Number::parse(n) {
+            Ok(n) => Answer::Approve(n),
+            Err(_) => {
                 eprintln!("'{n}' is not a two-digit number; the request stays open (answer it with `countersign answer {}`)", c.id);
                 return Ok(());
             }
         },
     };
     let code = passcode.read()?;
-    match push::answer(vault, p, decision, number, reason, &code, now()).await {
+    match push::answer(vault, p, answer, &code, now()).await {
         Ok(v) => eprintln!("result: {}", v.status.as_str()),
         Err(e) => eprintln!("error: {e}"),
     }

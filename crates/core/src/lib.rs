@@ -2,6 +2,7 @@
 //! server, free of I/O. Nothing here touches the network, the disk or the
 //! system clock; time and randomness are always parameters.
 
+pub mod answer;
 pub mod api;
 pub mod enroll;
 mod error;
@@ -21,6 +22,7 @@ pub mod time;
 mod uri;
 pub mod vault;
 
+pub use answer::{Answer, Number};
 pub use enroll::Enrollment;
 pub use error::Error;
 pub use keys::{PublicKey, Signature, SigningKey};

@@ -12,7 +12,10 @@ use ring::rand::SecureRandom;
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
+use crate::accounts::Account;
 use crate::client::ServerClient;
+use crate::vault::Vault;
+use crate::Error;
 
 /// What a channel reports.
 #[derive(Debug)]
@@ -44,6 +47,24 @@ pub enum ChannelEvent {
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest retry delay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Starts the channel of push account `account`, reporting to `tx`. Fails
+/// (and starts nothing) when the account is not a push account, its trust
+/// is damaged, or its token cannot be unsealed: the caller may try again.
+pub fn start(
+    vault: &mut Vault,
+    account: &Account,
+    tx: mpsc::Sender<ChannelEvent>,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let client = crate::push::client_for(account)?;
+    let device_id = account
+        .push
+        .as_ref()
+        .map(|p| p.device_id.clone())
+        .unwrap_or_default();
+    let token = vault.channel_token_for(&account.id)?;
+    Ok(spawn(account.id.clone(), client, device_id, token, tx))
+}
 
 /// Runs a channel until the receiver is dropped.
 pub fn spawn(

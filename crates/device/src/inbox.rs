@@ -21,6 +21,12 @@ impl Inbox {
         true
     }
 
+    /// Whether the request `challenge_id` came before (queued, answered
+    /// or expired): a replayed envelope is not verified or shown again.
+    pub fn has_seen(&self, challenge_id: &str) -> bool {
+        self.seen.contains(challenge_id)
+    }
+
     /// The waiting requests, oldest first.
     pub fn waiting(&self) -> &[Pending] {
         &self.waiting

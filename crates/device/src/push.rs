@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use countersign_core::api::{ActivateRequest, ChallengeStatus, Verdict};
 use countersign_core::otp::decode_base32;
-use countersign_core::protocol::{ChallengeEnvelope, Decision, Receipt, ReceiptEvent, Response};
-use countersign_core::{Enrollment, Passcode, SigningKey};
+use countersign_core::protocol::{ChallengeEnvelope, Receipt, ReceiptEvent, Response};
+use countersign_core::{Answer, Enrollment, Passcode, SigningKey};
 use futures_util::future::join_all;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
@@ -118,6 +118,22 @@ pub async fn enroll(
         &kek,
         now,
     )
+}
+
+/// Takes an envelope a channel of account `account_id` delivered: checks it
+/// ([`accept`]) and acknowledges its delivery to the server. The request
+/// to show, if it is valid. Callers skip envelopes their
+/// [`crate::inbox::Inbox`] has seen.
+pub async fn receive(
+    vault: &mut Vault,
+    account_id: &str,
+    envelope: ChallengeEnvelope,
+    now: u64,
+) -> Option<Pending> {
+    let account = vault.find(account_id).ok()?;
+    let request = accept(vault, &account, envelope, now)?;
+    acknowledge(vault, &request, ReceiptEvent::Delivered, now).await;
+    Some(request)
 }
 
 /// Checks an envelope from `account`'s server: signature, addressee and
@@ -266,9 +282,7 @@ pub async fn acknowledge(vault: &mut Vault, request: &Pending, event: ReceiptEve
 pub async fn answer(
     vault: &mut Vault,
     request: &Pending,
-    decision: Decision,
-    number: Option<u8>,
-    reason: &str,
+    answer: Answer,
     passcode: &Passcode,
     now: u64,
 ) -> Result<Verdict, Error> {
@@ -279,11 +293,22 @@ pub async fn answer(
         .ok_or_else(|| Error::NotPush(account.label()))?;
     let key = vault.signing_key(&account.id, passcode, now)?;
     let c = &request.envelope.challenge;
-    let response = Response::sign(&c.id, &push.device_id, decision, number, reason, now, &key)?;
+    let response = Response::sign(
+        &c.id,
+        &push.device_id,
+        answer.decision(),
+        answer.number(),
+        answer.reason(),
+        now,
+        &key,
+    )?;
     let result = client_for(&account)?.respond(&response).await;
     let (label, outcome) = match &result {
-        Ok(v) => (decision.as_str(), v.status.as_str().to_string()),
-        Err(e) => (decision.as_str(), format!("not sent: {}", e.code())),
+        Ok(v) => (answer.decision().as_str(), v.status.as_str().to_string()),
+        Err(e) => (
+            answer.decision().as_str(),
+            format!("not sent: {}", e.code()),
+        ),
     };
     vault.record(
         &account.id,

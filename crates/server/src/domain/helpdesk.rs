@@ -4,7 +4,8 @@
 //! reason, and push health figures. Pages and commands sit on top.
 
 use countersign_core::api::ChallengeStatus;
-use countersign_core::protocol::{ChallengeKind, Decision, Response};
+use countersign_core::protocol::{ChallengeKind, Response};
+use countersign_core::Answer;
 use serde::Serialize;
 
 use crate::domain::accounts::{admin_row, reset_methods_in, reset_password_in};
@@ -225,13 +226,12 @@ pub fn timeline(r: &ChallengeRow, now: u64) -> Timeline {
                 resp.number.map_or("nothing".into(), |n| n.to_string()),
                 r.number
             ),
-            (Some(resp), _) => match resp.decision {
-                Decision::Approve => "approved with the right number".into(),
-                Decision::Deny if resp.reason == "cannot_see_number" => {
-                    "denied: can't see the number".into()
-                }
-                Decision::Deny => "denied: \"No, it's not me\"".into(),
-                Decision::Report => "reported as fraud".into(),
+            (Some(resp), _) => match Answer::of(resp) {
+                Some(Answer::Approve(_)) => "approved with the right number".into(),
+                Some(Answer::CannotSeeNumber) => "denied: can't see the number".into(),
+                Some(Answer::Deny) => "denied: \"No, it's not me\"".into(),
+                Some(Answer::Report) => "reported as fraud".into(),
+                None => "an answer that does not read".into(),
             },
             (None, _) => "no answer".into(),
         },
