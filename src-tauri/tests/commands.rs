@@ -47,6 +47,16 @@ fn call(w: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value,
     .map(|b| b.deserialize::<Value>().unwrap())
 }
 
+/// First run: the vault under [`PASSCODE`].
+fn create_vault(w: &WebviewWindow<MockRuntime>) {
+    call(
+        w,
+        "create_vault",
+        json!({"passcode": PASSCODE, "confirm": PASSCODE}),
+    )
+    .unwrap();
+}
+
 fn code_of(err: Result<Value, Value>) -> String {
     err.expect_err("the command should fail")["code"]
         .as_str()
@@ -75,12 +85,7 @@ fn first_run_lock_and_otp_accounts() {
         )),
         "weak_passcode"
     );
-    call(
-        &w,
-        "create_vault",
-        json!({"passcode": PASSCODE, "confirm": PASSCODE}),
-    )
-    .unwrap();
+    create_vault(&w);
     assert_eq!(call(&w, "status", json!({})).unwrap()["vault"], "unlocked");
 
     let uri =
@@ -195,12 +200,7 @@ fn number_matching_push_is_approved_with_the_number_and_passcode() {
 
     let tmp = tempfile::tempdir().unwrap();
     let (_app, w) = app(tmp.path());
-    call(
-        &w,
-        "create_vault",
-        json!({"passcode": PASSCODE, "confirm": PASSCODE}),
-    )
-    .unwrap();
+    create_vault(&w);
     assert_eq!(
         code_of(call(&w, "add", json!({"text": payload}))),
         "passcode_needed"
@@ -291,12 +291,7 @@ fn an_account_that_cannot_listen_is_tried_again_at_the_next_unlock() {
     let tmp = tempfile::tempdir().unwrap();
     {
         let (_app, w) = app(tmp.path());
-        call(
-            &w,
-            "create_vault",
-            json!({"passcode": PASSCODE, "confirm": PASSCODE}),
-        )
-        .unwrap();
+        create_vault(&w);
         call(&w, "add", json!({"text": payload, "passcode": PASSCODE})).unwrap();
     }
     // The app starts again with the account's TLS pin damaged: the account
