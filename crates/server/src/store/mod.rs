@@ -20,7 +20,7 @@ pub use challenges::{ChallengeRow, NewChallenge};
 pub use devices::{ActivationRow, Binding, DeviceRow, NewDevice};
 pub use methods::{Methods, PhoneCode};
 pub use requests::{NewRegistration, RegistrationRequest};
-pub use sessions::{Factor, FactorMethod, Pending, WebSession};
+pub use sessions::{Factor, FactorMethod, Pending, Stage, WebSession};
 pub use users::{NewUser, Role, UserRow};
 
 /// A storage failure.

@@ -14,9 +14,8 @@ pub struct WebSession {
     pub csrf: String,
     /// The account being signed in (empty before the email step).
     pub username: String,
-    /// `password`, `change`, `mfa`, `register`, `stay`, `done`;
-    /// recovery: `recover`, `recover_reset`.
-    pub stage: String,
+    /// Where the sign-in is.
+    pub stage: Stage,
     /// The step in progress within the stage.
     pub pending: Pending,
     /// The second factor this session proved, if any. Without one, the
@@ -32,6 +31,75 @@ pub struct WebSession {
     pub created_at: u64,
     /// Ends.
     pub expires_at: u64,
+}
+
+/// Where a browser session is. Each page serves some stages and sends any
+/// other to its own page, so no step can be skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The email was given; the password is next.
+    Password,
+    /// A temporary password was accepted; a new one must be set.
+    ChangePassword,
+    /// The password was accepted and the account has no method (first
+    /// sign-in, or after a methods reset): register two.
+    Register,
+    /// The password was accepted: prove a registered method.
+    Mfa,
+    /// "Stay signed in?", once signed in.
+    Stay,
+    /// Signed in.
+    Done,
+    /// Signed in and adding a method from "My sign-ins".
+    Add,
+    /// Recovery: the CAPTCHA was solved; prove a registered method.
+    Recover,
+    /// Recovery: a method was proved; set a new password.
+    RecoverReset,
+}
+
+impl Stage {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Password => "password",
+            Stage::ChangePassword => "change",
+            Stage::Register => "register",
+            Stage::Mfa => "mfa",
+            Stage::Stay => "stay",
+            Stage::Done => "done",
+            Stage::Add => "add",
+            Stage::Recover => "recover",
+            Stage::RecoverReset => "recover_reset",
+        }
+    }
+
+    /// Reads a stored name; anything else starts again at the email page.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Stage::Password,
+            Stage::ChangePassword,
+            Stage::Register,
+            Stage::Mfa,
+            Stage::Stay,
+            Stage::Done,
+            Stage::Add,
+            Stage::Recover,
+            Stage::RecoverReset,
+        ]
+        .into_iter()
+        .find(|stage| stage.as_str() == s)
+    }
+
+    /// Whether a session here acts for the account (registers or removes
+    /// methods, finishes signing in, is signed in): only with a proven
+    /// second factor, or while the account has no method.
+    pub fn acts_for_account(self) -> bool {
+        matches!(
+            self,
+            Stage::Register | Stage::Add | Stage::Stay | Stage::Done
+        )
+    }
 }
 
 /// The step in progress within a stage, kept between pages.
@@ -149,7 +217,12 @@ impl Pending {
     }
 }
 
-fn session(r: &Row<'_>) -> rusqlite::Result<WebSession> {
+/// A stored session; `None` for a stage this server does not know (the
+/// browser starts again).
+fn session(r: &Row<'_>) -> rusqlite::Result<Option<WebSession>> {
+    let Some(stage) = Stage::parse(&r.get::<_, String>(3)?) else {
+        return Ok(None);
+    };
     let factor_at: u64 = r.get(11)?;
     let column: String = r.get(10)?;
     let (name, by_registration) = match column.strip_prefix(REGISTERED) {
@@ -161,11 +234,11 @@ fn session(r: &Row<'_>) -> rusqlite::Result<WebSession> {
         at: factor_at,
         by_registration,
     });
-    Ok(WebSession {
+    Ok(Some(WebSession {
         id_hash: r.get(0)?,
         csrf: r.get(1)?,
         username: r.get(2)?,
-        stage: r.get(3)?,
+        stage,
         challenge_id: r.get(4)?,
         return_to: r.get(5)?,
         persistent: r.get(6)?,
@@ -173,7 +246,7 @@ fn session(r: &Row<'_>) -> rusqlite::Result<WebSession> {
         expires_at: r.get(8)?,
         pending: Pending::from_column(&r.get::<_, String>(9)?),
         factor,
-    })
+    }))
 }
 
 impl Store {
@@ -186,6 +259,7 @@ impl Store {
                 params![id_hash, now],
                 session,
             ))
+            .map(Option::flatten)
         })
     }
 }
@@ -196,7 +270,7 @@ impl Write<'_> {
         self.conn().execute(
             "INSERT OR REPLACE INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![s.id_hash, s.csrf, s.username, s.stage, s.challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, s.pending.to_column(),
+            params![s.id_hash, s.csrf, s.username, s.stage.as_str(), s.challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, s.pending.to_column(),
                 s.factor.map_or(String::new(), |f| format!("{}{}", if f.by_registration { REGISTERED } else { "" }, f.method.as_str())), s.factor.map_or(0, |f| f.at)],
         )?;
         Ok(())
@@ -248,6 +322,30 @@ mod tests {
         ] {
             assert_eq!(Pending::from_column(&p.to_column()), p);
         }
+    }
+
+    #[test]
+    fn stages_read_back_and_only_four_act_for_the_account() {
+        let all = [
+            Stage::Password,
+            Stage::ChangePassword,
+            Stage::Register,
+            Stage::Mfa,
+            Stage::Stay,
+            Stage::Done,
+            Stage::Add,
+            Stage::Recover,
+            Stage::RecoverReset,
+        ];
+        for s in all {
+            assert_eq!(Stage::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Stage::parse("verified"), None);
+        let acting: Vec<Stage> = all.into_iter().filter(|s| s.acts_for_account()).collect();
+        assert_eq!(
+            acting,
+            [Stage::Register, Stage::Stay, Stage::Done, Stage::Add]
+        );
     }
 
     #[test]

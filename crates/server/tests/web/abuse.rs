@@ -58,7 +58,7 @@ async fn ended_sessions_are_dropped_by_the_server() {
         id_hash: vec![1; 32],
         csrf: "x".into(),
         username: "cs0001".into(),
-        stage: "done".into(),
+        stage: countersign_server::store::Stage::Done,
         pending: Default::default(),
         factor: None,
         challenge_id: String::new(),

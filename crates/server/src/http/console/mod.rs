@@ -20,6 +20,7 @@ use crate::domain::helpdesk::{Fix, Staff};
 use crate::http::extract::ClientIp;
 use crate::http::pages::views::{csrf, error};
 use crate::http::pages::{html as page, load, AppState, PageResult};
+use crate::store::Stage;
 use crate::store::{AuditEntry, AuditFilter, Role, UserRow, WebSession};
 use crate::{now, now_ms, Error, Server};
 
@@ -62,7 +63,7 @@ fn staff(
     s: &Server,
     headers: &HeaderMap,
 ) -> Result<Result<(WebSession, UserRow), Response>, Error> {
-    let Some(session) = load(s, headers)?.filter(|x| x.stage == "done") else {
+    let Some(session) = load(s, headers)?.filter(|x| x.stage == Stage::Done) else {
         return Ok(Err(Redirect::to("/signin").into_response()));
     };
     let user = s.user(&session.username)?;
@@ -103,7 +104,7 @@ fn may_still_watch(s: &Server, session_hash: &[u8]) -> bool {
     let Ok(Some(session)) = s.store.session(session_hash, now()) else {
         return false;
     };
-    session.stage == "done"
+    session.stage == Stage::Done
         && proved_a_method(&session)
         && matches!(s.store.user_by_name(&session.username), Ok(Some(u)) if is_staff(&u))
 }

@@ -29,6 +29,7 @@ use crate::domain::push::Origin;
 use crate::domain::sha256;
 use crate::domain::Code;
 use crate::http::extract::ClientIp;
+use crate::store::Stage;
 use crate::store::{Factor, FactorMethod, NewAudit, Pending, WebSession};
 use crate::{now, now_ms, Error, Server};
 use presession::PreSession;
@@ -145,10 +146,6 @@ pub(crate) fn load(s: &Server, headers: &HeaderMap) -> Result<Option<WebSession>
     Ok(Some(session))
 }
 
-/// Stages at which a session acts for the account: registering or removing
-/// methods, finishing a sign-in, being signed in.
-const ACTING_STAGES: &[&str] = &["register", "add", "stay", "done"];
-
 /// The rule no page can skip, applied wherever a session is loaded: a
 /// session acts for an account only with a proven second factor, or while
 /// the account has no method at all (first sign-in, after a methods
@@ -158,7 +155,7 @@ const ACTING_STAGES: &[&str] = &["register", "add", "stay", "done"];
 /// with: that activation proves the app (and binds only while the account
 /// had no method, see [`crate::domain::methods::Authority::FirstMethod`]).
 fn second_factor_rule(s: &Server, session: &mut WebSession) -> Result<(), Error> {
-    if session.factor.is_some() || !ACTING_STAGES.contains(&session.stage.as_str()) {
+    if session.factor.is_some() || !session.stage.acts_for_account() {
         return Ok(());
     }
     let user = s.user(&session.username)?;
@@ -196,7 +193,7 @@ fn end(s: &Server, id_hash: &[u8]) -> Result<(), Error> {
 
 /// Sends a session back to proving a second factor.
 fn back_to_proof(s: &Server, session: &mut WebSession) -> Result<(), Error> {
-    session.stage = "mfa".into();
+    session.stage = Stage::Mfa;
     session.pending = Pending::Nothing;
     session.challenge_id.clear();
     save(s, session)
@@ -252,12 +249,12 @@ fn expired_cookie() -> String {
     format!("{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
 }
 
-fn fresh(stage: &str) -> WebSession {
+fn fresh(stage: Stage) -> WebSession {
     WebSession {
         id_hash: Vec::new(),
         csrf: String::new(),
         username: String::new(),
-        stage: stage.into(),
+        stage,
         challenge_id: String::new(),
         return_to: String::new(),
         persistent: false,
@@ -269,16 +266,15 @@ fn fresh(stage: &str) -> WebSession {
 }
 
 /// Where a session's stage continues.
-fn stage_url(stage: &str) -> &'static str {
+fn stage_url(stage: Stage) -> &'static str {
     match stage {
-        "password" => "/signin/password",
-        "change" => "/signin/update-password",
-        "register" | "add" => "/signin/register",
-        "mfa" | "recover" => "/signin/mfa",
-        "stay" => "/signin/stay",
-        "done" => "/my",
-        "recover_reset" => "/recover/password",
-        _ => "/signin",
+        Stage::Password => "/signin/password",
+        Stage::ChangePassword => "/signin/update-password",
+        Stage::Register | Stage::Add => "/signin/register",
+        Stage::Mfa | Stage::Recover => "/signin/mfa",
+        Stage::Stay => "/signin/stay",
+        Stage::Done => "/my",
+        Stage::RecoverReset => "/recover/password",
     }
 }
 
@@ -286,11 +282,11 @@ fn stage_url(stage: &str) -> &'static str {
 fn at_stages(
     s: &Server,
     headers: &HeaderMap,
-    stages: &[&str],
+    stages: &[Stage],
 ) -> Result<Result<WebSession, Redirect>, Error> {
     Ok(match load(s, headers)? {
-        Some(session) if stages.contains(&session.stage.as_str()) => Ok(session),
-        Some(session) => Err(Redirect::to(stage_url(&session.stage))),
+        Some(session) if stages.contains(&session.stage) => Ok(session),
+        Some(session) => Err(Redirect::to(stage_url(session.stage))),
         None => Err(Redirect::to("/signin")),
     })
 }
@@ -396,7 +392,7 @@ async fn signin_page(
     // A sign-in in progress starts again (keeping where it was to go).
     let mut return_to = String::new();
     if let Some(session) = load(&s, &headers)? {
-        if session.stage == "done" {
+        if session.stage == Stage::Done {
             return Ok(Redirect::to("/my").into_response());
         }
         end(&s, &session.id_hash)?;
@@ -472,7 +468,7 @@ async fn signin_post(
     }
     // Unknown and known accounts go on alike: the password step answers for
     // both. The session is stored from here on.
-    let mut session = fresh("password");
+    let mut session = fresh(Stage::Password);
     session.username = username;
     session.return_to = return_to;
     let cookie = issue(&s, &mut session, None)?;
@@ -490,7 +486,7 @@ async fn back() -> Redirect {
 }
 
 async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &["password"]);
+    let session = stage!(s, headers, &[Stage::Password]);
     Ok(html(
         &s,
         "Enter password",
@@ -504,7 +500,7 @@ async fn password_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, &["password"], form);
+    let mut session = stage_form!(s, headers, &[Stage::Password], form);
     let password = zeroize::Zeroizing::new(form.get("password").cloned().unwrap_or_default());
     let username = session.username.clone();
     let checked = s
@@ -513,15 +509,14 @@ async fn password_post(
     match checked {
         Ok(ok) => {
             session.stage = if ok.must_change {
-                "change"
+                Stage::ChangePassword
             } else {
                 after_password(&s, &ok.user.username)?
-            }
-            .into();
+            };
             let old = session.id_hash.clone();
             let cookie = issue(&s, &mut session, Some(&old))?;
             Ok(Page {
-                body: Redirect::to(stage_url(&session.stage)).into_response(),
+                body: Redirect::to(stage_url(session.stage)).into_response(),
                 cookie: Some(cookie),
             }
             .into_response())
@@ -539,7 +534,7 @@ async fn password_post(
 }
 
 async fn update_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &["change"]);
+    let session = stage!(s, headers, &[Stage::ChangePassword]);
     Ok(html(
         &s,
         "Update your password",
@@ -553,7 +548,7 @@ async fn update_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, &["change"], form);
+    let mut session = stage_form!(s, headers, &[Stage::ChangePassword], form);
     let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
     let (current, new, confirm) = (field("current"), field("new"), field("confirm"));
     let username = session.username.clone();
@@ -566,9 +561,9 @@ async fn update_post(
             s.write(now(), |w| {
                 w.delete_other_sessions(&session.username, &session.id_hash)
             })?;
-            session.stage = after_password(&s, &session.username)?.into();
+            session.stage = after_password(&s, &session.username)?;
             save(&s, &session)?;
-            Ok(Redirect::to(stage_url(&session.stage)).into_response())
+            Ok(Redirect::to(stage_url(session.stage)).into_response())
         }
         Ok(Err(violations)) => {
             let messages: Vec<String> = violations.iter().map(ToString::to_string).collect();
@@ -606,18 +601,18 @@ fn username_of(s: &Server, typed: &str) -> String {
 
 /// Where a sign-in goes once the password is settled: proof with a
 /// registered method, or (nothing registered yet) registration.
-fn after_password(s: &Server, username: &str) -> Result<&'static str, Error> {
+fn after_password(s: &Server, username: &str) -> Result<Stage, Error> {
     Ok(if s.methods(username)?.count() == 0 {
-        "register"
+        Stage::Register
     } else {
-        "mfa"
+        Stage::Mfa
     })
 }
 
 /// Moves the session to `stage` under a new id (every step forward is a
 /// gain in privilege) and goes to the stage's page.
-fn advance(s: &Server, session: &mut WebSession, stage: &str) -> PageResult {
-    session.stage = stage.into();
+fn advance(s: &Server, session: &mut WebSession, stage: Stage) -> PageResult {
+    session.stage = stage;
     let old = session.id_hash.clone();
     let cookie = issue(s, session, Some(&old))?;
     Ok(Page {
@@ -665,7 +660,7 @@ fn challenge_status(s: &Server, session: &WebSession) -> Result<Option<Challenge
 }
 
 async fn stay_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &["stay"]);
+    let session = stage!(s, headers, &[Stage::Stay]);
     Ok(html(
         &s,
         "Stay signed in?",
@@ -679,9 +674,9 @@ async fn stay_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, &["stay"], form);
+    let mut session = stage_form!(s, headers, &[Stage::Stay], form);
     session.persistent = form.get("stay").map(String::as_str) == Some("yes");
-    session.stage = "done".into();
+    session.stage = Stage::Done;
     let old = session.id_hash.clone();
     let cookie = issue(&s, &mut session, Some(&old))?;
     audit(

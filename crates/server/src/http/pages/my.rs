@@ -20,6 +20,7 @@ use super::views::csrf;
 use super::{account, html as page, save, AppState, PageResult};
 use crate::domain::methods::MethodKind;
 use crate::http::extract::ClientIp;
+use crate::store::Stage;
 use crate::store::{AuditFilter, Methods};
 use crate::{now, Server};
 
@@ -63,7 +64,7 @@ fn listed(
 }
 
 async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery>) -> PageResult {
-    let session = stage!(s, headers, &["done"]);
+    let session = stage!(s, headers, &[Stage::Done]);
     let user = s.user(&session.username)?;
     let m = s.store.methods_of(user.id)?;
     let methods = listed(&s, user.id, &m)?;
@@ -140,8 +141,8 @@ async fn add_post(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, &["done"], form);
-    session.stage = "add".into();
+    let mut session = stage_form!(s, headers, &[Stage::Done], form);
+    session.stage = Stage::Add;
     save(&s, &session)?;
     Ok(Redirect::to("/signin/register/choose").into_response())
 }
@@ -156,7 +157,7 @@ async fn remove_page(
     headers: HeaderMap,
     Query(q): Query<RemoveQuery>,
 ) -> PageResult {
-    let session = stage!(s, headers, &["done"]);
+    let session = stage!(s, headers, &[Stage::Done]);
     let Some(kind) = q.method.as_deref().and_then(MethodKind::parse) else {
         return Ok(Redirect::to("/my").into_response());
     };
@@ -193,7 +194,7 @@ async fn remove_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let session = stage_form!(s, headers, &["done"], form);
+    let session = stage_form!(s, headers, &[Stage::Done], form);
     let Some(kind) = form.get("method").and_then(|m| MethodKind::parse(m)) else {
         return Ok(Redirect::to("/my").into_response());
     };

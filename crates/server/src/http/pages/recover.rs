@@ -24,6 +24,7 @@ use super::{
 use crate::domain::captcha;
 use crate::http::extract::ClientIp;
 use crate::store::NewAudit;
+use crate::store::Stage;
 use crate::{now, Error, Server};
 
 const TITLE: &str = "Get back into your account";
@@ -81,7 +82,7 @@ fn start_form(
 
 async fn start_page(State(s): AppState, headers: HeaderMap) -> PageResult {
     if let Some(session) = load(&s, &headers)? {
-        if session.stage == "done" {
+        if session.stage == Stage::Done {
             return Ok(Redirect::to("/my").into_response());
         }
         end(&s, &session.id_hash)?;
@@ -166,7 +167,7 @@ async fn start_post(
     }
     audit(&username, "ok", "")?;
     // From here on there is a session to keep.
-    let mut session = fresh("recover");
+    let mut session = fresh(Stage::Recover);
     session.username = username;
     let cookie = issue(&s, &mut session, None)?;
     Ok(Page {
@@ -193,7 +194,7 @@ fn password_form(token: &str, account: &str, problems: &[String]) -> Markup {
 }
 
 async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &["recover_reset"]);
+    let session = stage!(s, headers, &[Stage::RecoverReset]);
     let body = password_form(&session.csrf, &account(&s, &session.username), &[]);
     Ok(page(&s, "Choose a new password", body))
 }
@@ -204,7 +205,7 @@ async fn password_post(
     ClientIp(ip): ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
-    let session = stage_form!(s, headers, &["recover_reset"], form);
+    let session = stage_form!(s, headers, &[Stage::RecoverReset], form);
     let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
     let (new, confirm) = (field("new"), field("confirm"));
     let username = session.username.clone();

@@ -26,6 +26,7 @@ use super::{
 use crate::domain::methods::Purpose;
 use crate::http::extract::ClientIp;
 use crate::infra::telephony::Channel;
+use crate::store::Stage;
 use crate::store::{Factor, FactorMethod, Methods, Pending, WebSession};
 use crate::{now, Error, Server};
 
@@ -61,7 +62,7 @@ pub fn routes() -> Router<Arc<Server>> {
 }
 
 /// The stages these pages serve.
-const STAGES: &[&str] = &["register", "add"];
+const STAGES: &[Stage] = &[Stage::Register, Stage::Add];
 
 /// A method kind as the wizard names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,8 +113,8 @@ const KINDS: [Kind; 3] = [Kind::App, Kind::Phone, Kind::Questions];
 /// the end, or back to "My sign-ins" (which ends the `add` stage).
 fn next_url(s: &Server, session: &mut WebSession) -> Result<&'static str, Error> {
     let m = s.methods(&session.username)?;
-    Ok(if session.stage == "add" {
-        session.stage = "done".into();
+    Ok(if session.stage == Stage::Add {
+        session.stage = Stage::Done;
         save(s, session)?;
         "/my?added=1"
     } else if m.count() >= REQUIRED {
@@ -135,7 +136,7 @@ async fn register_page(
 ) -> PageResult {
     let mut session = stage!(s, headers, STAGES);
     let m = s.methods(&session.username)?;
-    if session.stage == "register" && m.count() >= REQUIRED {
+    if session.stage == Stage::Register && m.count() >= REQUIRED {
         return Ok(Redirect::to("/signin/register/complete").into_response());
     }
     let asked = q.method.as_deref().and_then(Kind::parse);
@@ -158,7 +159,7 @@ async fn register_page(
 /// to another method and "Skip setup".
 fn wizard(s: &Server, session: &WebSession, m: &Methods, kind: Kind, body: Markup) -> PageResult {
     let user = s.user(&session.username)?;
-    let skip = (session.stage == "register")
+    let skip = (session.stage == Stage::Register)
         .then(|| s.skip_setup_left(&user, now()))
         .flatten()
         .map(|secs| secs.div_ceil(3600));
@@ -166,7 +167,7 @@ fn wizard(s: &Server, session: &WebSession, m: &Methods, kind: Kind, body: Marku
     let markup = html! {
         p.account { (account(s, &session.username)) }
         h1 { (TITLE) }
-        @if session.stage == "register" {
+        @if session.stage == Stage::Register {
             p { "Your organization requires you to set up the following methods of proving who you are." }
             p.progress { "Method " (step) " of " (REQUIRED) ": " (kind.label()) }
         }
@@ -179,7 +180,7 @@ fn wizard(s: &Server, session: &WebSession, m: &Methods, kind: Kind, body: Marku
                 button.secondary type="submit" { "Skip setup" }
             }
         }
-        @if session.stage == "add" { p { a href="/my" { "Cancel" } } }
+        @if session.stage == Stage::Add { p { a href="/my" { "Cancel" } } }
     };
     Ok(page(s, TITLE, markup))
 }
@@ -684,10 +685,10 @@ async fn complete_post(
         return Ok(Redirect::to("/signin/register").into_response());
     }
     audit(&s, &session, "signin.register.complete", &ip, "ok")?;
-    let next = if session.stage == "add" {
-        "done"
+    let next = if session.stage == Stage::Add {
+        Stage::Done
     } else {
-        "stay"
+        Stage::Stay
     };
     advance(&s, &mut session, next)
 }
@@ -700,11 +701,11 @@ async fn skip_post(
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     let mut session = stage_form!(s, headers, STAGES, form);
-    if session.stage != "register" {
+    if session.stage != Stage::Register {
         return Ok(Redirect::to("/my").into_response());
     }
     match s.skip_setup(&session.username, &ip, now()) {
-        Ok(_) => advance(&s, &mut session, "stay"),
+        Ok(_) => advance(&s, &mut session, Stage::Stay),
         Err(Error::Refused { code, message }) => {
             Ok((refusal(code), page(&s, TITLE, info(TITLE, &[&message]))).into_response())
         }

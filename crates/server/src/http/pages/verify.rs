@@ -26,6 +26,7 @@ use super::{
 };
 use crate::domain::methods::Purpose;
 use crate::http::extract::ClientIp;
+use crate::store::Stage;
 use crate::store::{Factor, FactorMethod, Methods, Pending, WebSession};
 use crate::{now, Error, Server};
 
@@ -45,10 +46,10 @@ pub fn routes() -> Router<Arc<Server>> {
         )
 }
 
-const STAGES: &[&str] = &["mfa", "recover"];
+const STAGES: &[Stage] = &[Stage::Mfa, Stage::Recover];
 
 fn purpose(session: &WebSession) -> Purpose {
-    if session.stage == "recover" {
+    if session.stage == Stage::Recover {
         Purpose::Recover
     } else {
         Purpose::SignIn
@@ -56,7 +57,7 @@ fn purpose(session: &WebSession) -> Purpose {
 }
 
 fn title(session: &WebSession) -> &'static str {
-    if session.stage == "recover" {
+    if session.stage == Stage::Recover {
         "Verify your identity"
     } else {
         "Approve sign in request"
@@ -66,7 +67,7 @@ fn title(session: &WebSession) -> &'static str {
 /// Whether the security questions may be used: always for recovery; for
 /// a sign-in only when nothing else is registered.
 fn questions_allowed(session: &WebSession, m: &Methods) -> bool {
-    !m.questions.is_empty() && (session.stage == "recover" || (!m.app && m.phone.is_none()))
+    !m.questions.is_empty() && (session.stage == Stage::Recover || (!m.app && m.phone.is_none()))
 }
 
 /// Identity proven: a sign-in goes on (registration of missing methods,
@@ -80,12 +81,12 @@ pub fn proven(s: &Server, session: &mut WebSession, method: FactorMethod) -> Pag
     });
     session.challenge_id.clear();
     session.pending = Pending::Nothing;
-    let next = if session.stage == "recover" {
-        "recover_reset"
+    let next = if session.stage == Stage::Recover {
+        Stage::RecoverReset
     } else if s.methods(&session.username)?.count() < 2 {
-        "register"
+        Stage::Register
     } else {
-        "stay"
+        Stage::Stay
     };
     advance(s, session, next)
 }
