@@ -253,6 +253,22 @@ impl Server {
     }
 }
 
+/// The QR code of an enrollment payload as a PNG, `module` pixels a
+/// square (shown on the registration page, written by `user enroll`).
+pub fn qr_png(payload: &str, module: u32) -> Result<Vec<u8>, Error> {
+    let code = qrcode::QrCode::new(payload.as_bytes())
+        .map_err(|e| Error::Internal(format!("QR code: {e}")))?;
+    let img = code
+        .render::<image::Luma<u8>>()
+        .module_dimensions(module, module)
+        .build();
+    let mut png = Vec::new();
+    image::DynamicImage::ImageLuma8(img)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| Error::Internal(format!("QR code: {e}")))?;
+    Ok(png)
+}
+
 /// Associated data binding a sealed TOTP secret to its device row.
 pub fn totp_aad(device_id: &str) -> String {
     format!("device/{device_id}/totp")

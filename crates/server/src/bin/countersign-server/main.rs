@@ -598,13 +598,8 @@ fn status(u: &countersign_server::store::UserRow, now: u64) -> String {
 }
 
 fn write_qr(payload: &str, path: &Path) -> anyhow::Result<()> {
-    let code = qrcode::QrCode::new(payload.as_bytes())?;
-    let img = code
-        .render::<image::Luma<u8>>()
-        .module_dimensions(6, 6)
-        .build();
-    img.save(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let png = countersign_server::domain::activation::qr_png(payload, 6)?;
+    std::fs::write(path, png).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

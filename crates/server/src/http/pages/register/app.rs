@@ -1,0 +1,131 @@
+//! Registering the app: the QR code to scan, its activation followed live,
+//! and the test push the new app must approve.
+
+use super::*;
+use crate::http::extract::ClientIp;
+use crate::http::pages::views::csrf;
+use crate::http::pages::{
+    account, authority, challenge_status, current_or_new_challenge, html as page, save,
+    session_row, AppState, PageResult,
+};
+use crate::store::{Pending, WebSession};
+use crate::{now, Error, Server};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect};
+use axum::{Form, Json};
+use countersign_core::api::ChallengeStatus;
+use countersign_core::protocol::ChallengeKind;
+use maud::{html, Markup};
+use std::collections::HashMap;
+
+/// The QR code to scan; the session remembers its activation, whose use
+/// proves the app (see [`super::second_factor_rule`]).
+pub(crate) fn app_body(s: &Server, session: &mut WebSession) -> Result<Markup, Error> {
+    let (enrollment, activation) = s.enrollment(
+        &session.username,
+        &session.username,
+        authority(session),
+        now(),
+    )?;
+    // Codes shown before (a reload shows a new one) may still be scanned.
+    let mut shown = match std::mem::take(&mut session.pending) {
+        Pending::Enrollment(ids) => ids,
+        _ => Vec::new(),
+    };
+    shown.push(activation);
+    let keep = shown.len().saturating_sub(MAX_CODES_SHOWN);
+    shown.drain(..keep);
+    session.pending = Pending::Enrollment(shown);
+    save(s, session)?;
+    let payload = enrollment.to_uri();
+    let png = crate::domain::activation::qr_png(&payload, 4)?;
+    let data_url = format!(
+        "data:image/png;base64,{}",
+        data_encoding::BASE64.encode(&png)
+    );
+    Ok(html! {
+        h2 { "Countersign app: scan the QR code" }
+        p { "Use the Countersign app to scan the QR code. This will connect the app with your account." }
+        img.qr src=(data_url) alt="QR code to enroll the Countersign app";
+        details {
+            summary { "Can't scan the image? Copy the link" }
+            p.payload #payload { (payload) }
+        }
+        p #activation data-poll="/signin/register/status" data-next="/signin/register/test" aria-live="polite" {
+            "Waiting for the app to connect…"
+        }
+        p { a href="/signin/register/test" { "Next" } }
+        p { a href="/signin/register/other-app" { "I want to use a different authenticator app" } }
+    })
+}
+
+pub(crate) async fn app_status(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = stage!(s, headers, STAGES);
+    let activated = s.methods(&session.username)?.app;
+    Ok(Json(serde_json::json!({ "activated": activated })).into_response())
+}
+
+pub(crate) async fn app_test(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+) -> PageResult {
+    let mut session = stage!(s, headers, STAGES);
+    if !s.methods(&session.username)?.app {
+        return Ok(Redirect::to("/signin/register?method=app").into_response());
+    }
+    let (id, number) = current_or_new_challenge(&s, &mut session, &ip, ChallengeKind::Test)?;
+    Ok(page(
+        &s,
+        TITLE,
+        html! {
+            p.account { (account(&s, &session.username)) }
+            h1 { (TITLE) }
+            h2 { "Let's try it out" }
+            p { "Approve the notification we're sending to your app by entering the number shown below." }
+            p.number #challenge data-id=(id) data-next="/signin/register/done" aria-live="polite" { (number) }
+        },
+    ))
+}
+
+pub(crate) async fn app_approved(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let mut session = stage!(s, headers, STAGES);
+    if challenge_status(&s, &session)? != Some(ChallengeStatus::Approved) {
+        session.challenge_id.clear();
+        save(&s, &session)?;
+        return Ok(Redirect::to("/signin/register/test").into_response());
+    }
+    Ok(page(
+        &s,
+        TITLE,
+        html! {
+            p.account { (account(&s, &session.username)) }
+            h1 { (TITLE) }
+            p.ok role="status" { "Notification approved" }
+            p { "Success! You have set up your Countersign app as a sign-in method." }
+            form method="post" action="/signin/register/finish" {
+                (csrf(&session.csrf))
+                button type="submit" { "Next" }
+            }
+        },
+    ))
+}
+
+pub(crate) async fn app_finish(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = stage_form!(s, headers, STAGES, form);
+    if challenge_status(&s, &session)? != Some(ChallengeStatus::Approved) {
+        return Ok(Redirect::to("/signin/register/test").into_response());
+    }
+    session.challenge_id.clear();
+    s.write(now(), |w| {
+        w.audit(&session_row(&session, "signin.register", &ip, "app"))?;
+        w.save_session(&session)
+    })?;
+    Ok(Redirect::to(next_url(&s, &mut session)?).into_response())
+}

@@ -1,0 +1,371 @@
+//! The sign-in steps: email, password, the forced password change, "Stay
+//! signed in?", and the small pages around them.
+
+use super::*;
+use crate::domain::push::Origin;
+use crate::http::extract::ClientIp;
+use crate::store::Stage;
+use crate::store::{NewAudit, WebSession};
+use crate::{now, now_ms, Error, Server};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use countersign_core::api::ChallengeStatus;
+use countersign_core::protocol::ChallengeKind;
+use presession::PreSession;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+#[derive(Deserialize)]
+pub(crate) struct SigninQuery {
+    return_to: Option<String>,
+}
+
+pub(crate) async fn signin_page(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Query(q): Query<SigninQuery>,
+) -> PageResult {
+    // A sign-in in progress starts again (keeping where it was to go).
+    let mut return_to = String::new();
+    if let Some(session) = load(&s, &headers)? {
+        if session.stage == Stage::Done {
+            return Ok(Redirect::to("/my").into_response());
+        }
+        end(&s, &session.id_hash)?;
+        return_to = session.return_to;
+    }
+    let mut notice = None;
+    if let Some(target) = q.return_to {
+        match return_to::check(&target, &s.config.web.return_to_allow) {
+            Ok(target) => return_to = target,
+            Err(why) => {
+                refused_redirect(&s, &ip, why)?;
+                notice = Some(
+                    "The link you followed would send you on to an address this portal does not serve. After you sign in, you will go to My sign-ins.",
+                );
+            }
+        }
+    }
+    // Nothing is stored until the form comes back.
+    let pre = PreSession::carried_or_new(&s, &headers)?;
+    let body = views::email(&pre.token, &s.config.email_domain, &return_to, notice);
+    Ok(Page {
+        body: html(&s, "Sign in", body),
+        cookie: Some(pre.cookie()),
+    }
+    .into_response())
+}
+
+/// Audits a refused `return_to`, at most once a minute per address: a
+/// flood of such links must not flood the audit log.
+pub(crate) fn refused_redirect(s: &Server, ip: &str, why: return_to::Refusal) -> Result<(), Error> {
+    if s.refused_redirects.check(ip, now()).is_err() {
+        return Ok(());
+    }
+    s.refused_redirects.failed(ip, now());
+    s.audit(
+        NewAudit {
+            actor: "",
+            action: "signin.return_to",
+            target: "",
+            ip,
+            outcome: "refused",
+            detail: why.as_str(),
+        },
+        now(),
+    )
+}
+
+pub(crate) async fn signin_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let Some(pre) = PreSession::from_headers(&headers) else {
+        return Ok(Redirect::to("/signin").into_response());
+    };
+    if !pre.form_ok(form.get("csrf")) {
+        return Ok(forbidden(&s));
+    }
+    let allow = &s.config.web.return_to_allow;
+    let return_to = form
+        .get("return_to")
+        .filter(|t| !t.is_empty())
+        .and_then(|t| return_to::check(t, allow).ok())
+        .unwrap_or_default();
+    let username = username_of(&s, form.get("email").map_or("", String::as_str));
+    if crate::domain::accounts::check_username(&username).is_err() {
+        let msg = format!(
+            "Enter a valid email address, such as username@{}.",
+            s.config.email_domain
+        );
+        let body = views::email(&pre.token, &s.config.email_domain, &return_to, Some(&msg));
+        return Ok(html(&s, "Sign in", body));
+    }
+    // Unknown and known accounts go on alike: the password step answers for
+    // both. The session is stored from here on.
+    let mut session = fresh(Stage::Password);
+    session.username = username;
+    session.return_to = return_to;
+    let cookie = issue(&s, &mut session, None)?;
+    Ok(Page {
+        body: Redirect::to("/signin/password").into_response(),
+        cookie: Some(cookie),
+    }
+    .into_response())
+}
+
+/// "Back" from the password step: the sign-in starts again (the email
+/// page drops the session and keeps where it was to return).
+pub(crate) async fn back() -> Redirect {
+    Redirect::to("/signin")
+}
+
+pub(crate) async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = stage!(s, headers, &[Stage::Password]);
+    Ok(html(
+        &s,
+        "Enter password",
+        views::password(&session.csrf, &account(&s, &session.username), None),
+    ))
+}
+
+pub(crate) async fn password_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = stage_form!(s, headers, &[Stage::Password], form);
+    let password = zeroize::Zeroizing::new(form.get("password").cloned().unwrap_or_default());
+    let username = session.username.clone();
+    let checked = s
+        .hashing(move |s| s.check_password(&username, &password, &ip, now()))
+        .await;
+    match checked {
+        Ok(ok) => {
+            session.stage = if ok.must_change {
+                Stage::ChangePassword
+            } else {
+                after_password(&s, &ok.user.username)?
+            };
+            let old = session.id_hash.clone();
+            let cookie = issue(&s, &mut session, Some(&old))?;
+            Ok(Page {
+                body: Redirect::to(stage_url(session.stage)).into_response(),
+                cookie: Some(cookie),
+            }
+            .into_response())
+        }
+        Err(Error::Refused { code, message }) => {
+            let body = views::password(
+                &session.csrf,
+                &account(&s, &session.username),
+                Some(&message),
+            );
+            Ok((refusal(code), html(&s, "Enter password", body)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn update_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = stage!(s, headers, &[Stage::ChangePassword]);
+    Ok(html(
+        &s,
+        "Update your password",
+        views::update_password(&session.csrf, &account(&s, &session.username), &[]),
+    ))
+}
+
+pub(crate) async fn update_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = stage_form!(s, headers, &[Stage::ChangePassword], form);
+    let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
+    let (current, new, confirm) = (field("current"), field("new"), field("confirm"));
+    let username = session.username.clone();
+    let changed = s
+        .hashing(move |s| s.change_password(&username, &current, &new, &confirm, &ip, now()))
+        .await;
+    match changed {
+        Ok(Ok(())) => {
+            // Another browser that signed in with the old password is out.
+            s.write(now(), |w| {
+                w.delete_other_sessions(&session.username, &session.id_hash)
+            })?;
+            session.stage = after_password(&s, &session.username)?;
+            save(&s, &session)?;
+            Ok(Redirect::to(stage_url(session.stage)).into_response())
+        }
+        Ok(Err(violations)) => {
+            let messages: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            let body =
+                views::update_password(&session.csrf, &account(&s, &session.username), &messages);
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                html(&s, "Update your password", body),
+            )
+                .into_response())
+        }
+        Err(Error::Refused { message, .. }) => {
+            let body =
+                views::update_password(&session.csrf, &account(&s, &session.username), &[message]);
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                html(&s, "Update your password", body),
+            )
+                .into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The username in what was typed: a bare username, or an address in the
+/// configured domain (anything else is no username).
+pub(crate) fn username_of(s: &Server, typed: &str) -> String {
+    let email = typed.trim().to_lowercase();
+    match email.split_once('@') {
+        Some((user, domain)) if domain == s.config.email_domain => user.to_string(),
+        Some(_) => String::new(),
+        None => email,
+    }
+}
+
+/// Where a sign-in goes once the password is settled: proof with a
+/// registered method, or (nothing registered yet) registration.
+pub(crate) fn after_password(s: &Server, username: &str) -> Result<Stage, Error> {
+    Ok(if s.methods(username)?.count() == 0 {
+        Stage::Register
+    } else {
+        Stage::Mfa
+    })
+}
+
+/// Moves the session to `stage` under a new id (every step forward is a
+/// gain in privilege) and goes to the stage's page.
+pub(crate) fn advance(s: &Server, session: &mut WebSession, stage: Stage) -> PageResult {
+    session.stage = stage;
+    let old = session.id_hash.clone();
+    let cookie = issue(s, session, Some(&old))?;
+    Ok(Page {
+        body: Redirect::to(stage_url(stage)).into_response(),
+        cookie: Some(cookie),
+    }
+    .into_response())
+}
+
+/// The session's challenge if still pending, else a new one.
+pub(crate) fn current_or_new_challenge(
+    s: &Server,
+    session: &mut WebSession,
+    ip: &str,
+    kind: ChallengeKind,
+) -> Result<(String, u8), Error> {
+    if !session.challenge_id.is_empty() {
+        if let Ok((row, ChallengeStatus::Pending)) =
+            s.challenge_status(&session.challenge_id, now())
+        {
+            return Ok((row.challenge.id, row.number));
+        }
+    }
+    let origin = Origin {
+        application: &s.config.web.application,
+        ip,
+        location: "",
+        kind,
+        actor: &session.username,
+    };
+    let created = s.create_challenge(&session.username, None, &origin, now_ms())?;
+    session.challenge_id = created.challenge_id.clone();
+    save(s, session)?;
+    Ok((created.challenge_id, created.number))
+}
+
+pub(crate) fn challenge_status(
+    s: &Server,
+    session: &WebSession,
+) -> Result<Option<ChallengeStatus>, Error> {
+    if session.challenge_id.is_empty() {
+        return Ok(None);
+    }
+    let (row, status) = s.challenge_status(&session.challenge_id, now())?;
+    // Only this account's challenge counts.
+    let user = s.user(&session.username)?;
+    Ok((row.user_id == user.id).then_some(status))
+}
+
+pub(crate) async fn stay_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = stage!(s, headers, &[Stage::Stay]);
+    Ok(html(
+        &s,
+        "Stay signed in?",
+        views::stay(&session.csrf, &account(&s, &session.username)),
+    ))
+}
+
+pub(crate) async fn stay_post(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let mut session = stage_form!(s, headers, &[Stage::Stay], form);
+    session.persistent = form.get("stay").map(String::as_str) == Some("yes");
+    session.stage = Stage::Done;
+    let old = session.id_hash.clone();
+    let cookie = issue(&s, &mut session, Some(&old))?;
+    audit(
+        &s,
+        &session,
+        "signin.complete",
+        &ip,
+        if session.persistent {
+            "stay_signed_in"
+        } else {
+            "browser_session"
+        },
+    )?;
+    let target = if session.return_to.is_empty() {
+        "/my".to_string()
+    } else {
+        session.return_to.clone()
+    };
+    Ok(Page {
+        body: Redirect::to(&target).into_response(),
+        cookie: Some(cookie),
+    }
+    .into_response())
+}
+
+pub(crate) async fn options_page(State(s): AppState) -> Response {
+    html(
+        &s,
+        "Sign-in options",
+        views::info(
+            "Sign-in options",
+            &["This feature is not supported. Sign in with your email address and password."],
+        ),
+    )
+}
+
+pub(crate) async fn help_page(State(s): AppState) -> Response {
+    html(
+        &s,
+        "Help Center",
+        views::info(
+            "Help Center",
+            &[
+                "Sign in with your agency email address and password, then approve the request in the Countersign app by typing the number shown on the sign-in page.",
+                "If your phone is not with you, choose \"I can't use my Countersign app right now\" and enter a code from the app.",
+                "If you are locked out or lost your phone, contact the help desk.",
+            ],
+        ),
+    )
+}
