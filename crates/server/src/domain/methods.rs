@@ -70,6 +70,15 @@ pub enum MethodKind {
 }
 
 impl MethodKind {
+    /// The form value [`MethodKind::parse`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodKind::App => "app",
+            MethodKind::Phone => "phone",
+            MethodKind::Questions => "questions",
+        }
+    }
+
     /// Reads a form value.
     pub fn parse(s: &str) -> Option<Self> {
         match s {

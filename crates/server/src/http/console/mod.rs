@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use countersign_core::methods::mask;
 use countersign_core::time::format_utc;
 use maud::{html, Markup};
@@ -19,10 +19,12 @@ use maud::{html, Markup};
 use crate::domain::helpdesk::{Fix, Staff};
 use crate::http::extract::ClientIp;
 use crate::http::pages::views::{csrf, error};
+use crate::http::pages::Posted;
 use crate::http::pages::{html as page, load, AppState, PageResult};
 use crate::store::Stage;
 use crate::store::{AuditEntry, AuditFilter, Role, UserRow, WebSession};
 use crate::{now, now_ms, Error, Server};
+use serde::Deserialize;
 
 macro_rules! staff {
     ($s:expr, $headers:expr) => {
@@ -31,12 +33,21 @@ macro_rules! staff {
             Err(resp) => return Ok(resp),
         }
     };
-    ($s:expr, $headers:expr, $form:expr) => {{
-        let who = staff!($s, $headers);
-        if !$crate::http::pages::csrf_ok(&who.0, &$form) {
-            return Ok($crate::http::pages::forbidden(&$s));
+}
+
+/// [`staff!`] for a form: the [`Posted`] session must be signed in, its
+/// token right, and its member staff. Gives the session, the member and
+/// the form.
+macro_rules! staff_form {
+    ($s:expr, $posted:expr) => {{
+        let (session, form) = match $posted.at(&[Stage::Done]) {
+            Ok(ok) => ok,
+            Err(answer) => return Ok(*answer),
+        };
+        match $crate::http::console::staff_of(&$s, session)? {
+            Ok((session, me)) => (session, me, form),
+            Err(resp) => return Ok(resp),
         }
-        who
     }};
 }
 
@@ -66,6 +77,14 @@ fn staff(
     let Some(session) = load(s, headers)?.filter(|x| x.stage == Stage::Done) else {
         return Ok(Err(Redirect::to("/signin").into_response()));
     };
+    staff_of(s, session)
+}
+
+/// The member a signed-in session belongs to, if staff who proved a method.
+fn staff_of(
+    s: &Server,
+    session: WebSession,
+) -> Result<Result<(WebSession, UserRow), Response>, Error> {
     let user = s.user(&session.username)?;
     // The console acts on others' accounts: a password alone (a staff
     // member still within "Skip setup") is not enough.
@@ -336,32 +355,42 @@ fn user_body(
     })
 }
 
+/// A fix from the user's page: `action`, and what it needs.
+#[derive(Deserialize)]
+struct FixForm {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    hours: String,
+    #[serde(default)]
+    reason: String,
+    device: Option<String>,
+}
+
 async fn fix_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
     Path(username): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<FixForm>,
 ) -> PageResult {
-    let (session, me) = staff!(s, headers, form);
+    let (session, me, form) = staff_form!(s, posted);
     let user = s.user(&username)?;
-    let action = form.get("action").map(String::as_str).unwrap_or_default();
-    let hours = form.get("hours").and_then(|h| h.trim().parse().ok());
-    let reason = form.get("reason").map(String::as_str).unwrap_or_default();
-    let outcome =
-        Fix::parse(action, form.get("device").map(String::as_str), hours).and_then(|fix| {
-            s.apply_fix(
-                &username,
-                &fix,
-                Staff {
-                    name: &me.username,
-                    role: me.role,
-                },
-                reason,
-                &ip,
-                now(),
-            )
-        });
+    let action = form.action.as_str();
+    let hours = form.hours.trim().parse().ok();
+    let reason = form.reason.as_str();
+    let outcome = Fix::parse(action, form.device.as_deref(), hours).and_then(|fix| {
+        s.apply_fix(
+            &username,
+            &fix,
+            Staff {
+                name: &me.username,
+                role: me.role,
+            },
+            reason,
+            &ip,
+            now(),
+        )
+    });
     match outcome {
         Ok(Some(password)) => {
             let body = html! {
@@ -392,17 +421,29 @@ fn refused(s: &Server, session: &WebSession, me: &UserRow, user: &UserRow, e: Er
         .into_response())
 }
 
+/// A test push from the user's page: to one device or all, with a label.
+#[derive(Deserialize)]
+struct PushForm {
+    device: Option<String>,
+    #[serde(default)]
+    label: String,
+}
+
 async fn push_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
     Path(username): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<PushForm>,
 ) -> PageResult {
-    let (session, me) = staff!(s, headers, form);
-    let device = form.get("device").map(String::as_str);
-    let label = form.get("label").map(String::as_str).unwrap_or_default();
-    match s.helpdesk_push(&username, device, label, &me.username, &ip, now_ms()) {
+    let (session, me, form) = staff_form!(s, posted);
+    match s.helpdesk_push(
+        &username,
+        form.device.as_deref(),
+        &form.label,
+        &me.username,
+        &ip,
+        now_ms(),
+    ) {
         Ok((id, _)) => Ok(Redirect::to(&format!("/helpdesk/challenges/{id}")).into_response()),
         Err(e) => refused(&s, &session, &me, &s.user(&username)?, e),
     }

@@ -3,14 +3,13 @@
 //! (through the registration pages, stage `add`) or removed (after a
 //! confirmation; the last method cannot be removed).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use countersign_core::methods::mask;
 use countersign_core::time::format_utc;
 use maud::html;
@@ -20,6 +19,7 @@ use super::views::csrf;
 use super::{account, html as page, save, AppState, PageResult};
 use crate::domain::methods::MethodKind;
 use crate::http::extract::ClientIp;
+use crate::http::pages::{NoFields, Posted};
 use crate::store::Stage;
 use crate::store::{AuditFilter, Methods};
 use crate::{now, Server};
@@ -136,12 +136,8 @@ async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery
     Ok(page(&s, "My sign-ins", markup))
 }
 
-async fn add_post(
-    State(s): AppState,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> PageResult {
-    let mut session = stage_form!(s, headers, &[Stage::Done], form);
+async fn add_post(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
+    let (mut session, _form) = at!(posted, &[Stage::Done]);
     session.stage = Stage::Add;
     save(&s, &session)?;
     Ok(Redirect::to("/signin/register/choose").into_response())
@@ -188,19 +184,25 @@ async fn remove_page(
     Ok(page(&s, "Remove a sign-in method", markup))
 }
 
+/// Which method to remove: `app`, `phone` or `questions`.
+#[derive(Deserialize)]
+struct MethodForm {
+    #[serde(default)]
+    method: String,
+}
+
 async fn remove_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<MethodForm>,
 ) -> PageResult {
-    let session = stage_form!(s, headers, &[Stage::Done], form);
-    let Some(kind) = form.get("method").and_then(|m| MethodKind::parse(m)) else {
+    let (session, form) = at!(posted, &[Stage::Done]);
+    let Some(kind) = MethodKind::parse(&form.method) else {
         return Ok(Redirect::to("/my").into_response());
     };
     if s.methods(&session.username)?.count() <= 1 {
         return Ok(
-            Redirect::to(&format!("/my/methods/remove?method={}", form["method"])).into_response(),
+            Redirect::to(&format!("/my/methods/remove?method={}", kind.as_str())).into_response(),
         );
     }
     s.remove_method(&session.username, kind, &session.username, &ip, now())?;

@@ -5,7 +5,7 @@
 //! an unknown account gets the same answer, so the page does not reveal
 //! which accounts exist.
 
-use std::collections::HashMap;
+use serde::Deserialize;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -23,6 +23,7 @@ use super::{
 };
 use crate::domain::captcha;
 use crate::http::extract::ClientIp;
+use crate::http::pages::{NewPasswordForm, Posted};
 use crate::store::NewAudit;
 use crate::store::Stage;
 use crate::{now, Error, Server};
@@ -91,19 +92,31 @@ async fn start_page(State(s): AppState, headers: HeaderMap) -> PageResult {
     start_form(&s, &mut pre, "", None, StatusCode::OK)
 }
 
+/// "Can't access your account?": the account and the CAPTCHA's answer
+/// (the token is the pre-session's).
+#[derive(Deserialize)]
+struct StartForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    captcha: String,
+}
+
 async fn start_post(
     State(s): AppState,
     headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    Form(form): Form<StartForm>,
 ) -> PageResult {
     let Some(mut pre) = PreSession::from_headers(&headers) else {
         return Ok(Redirect::to("/recover").into_response());
     };
-    if !pre.form_ok(form.get("csrf")) {
+    if !pre.form_ok(Some(&form.csrf)) {
         return Ok(forbidden(&s));
     }
-    let email = form.get("email").map_or("", |e| e.trim());
+    let email = form.email.trim();
     let audit = |target: &str, outcome: &str, detail: &str| {
         s.audit(
             NewAudit {
@@ -122,7 +135,7 @@ async fn start_post(
         return start_form(&s, &mut pre, email, Some(&message), super::refusal(code));
     }
     // One try per picture: a solved picture's cookie cannot be sent again.
-    let typed = form.get("captcha").map(String::as_str).unwrap_or_default();
+    let typed = form.captcha.as_str();
     let first_try = pre.first_try(&s.used_captchas, now());
     if !first_try || !pre.captcha_matches(&s.web_key, typed, now()) {
         s.address_failures.failed(&ip, now());
@@ -201,13 +214,11 @@ async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
 
 async fn password_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<NewPasswordForm>,
 ) -> PageResult {
-    let session = stage_form!(s, headers, &[Stage::RecoverReset], form);
-    let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
-    let (new, confirm) = (field("new"), field("confirm"));
+    let (session, form) = at!(posted, &[Stage::RecoverReset]);
+    let NewPasswordForm { new, confirm, .. } = form;
     let username = session.username.clone();
     let set = s
         .hashing(move |s| s.recover_password(&username, &new, &confirm, &ip, now()))

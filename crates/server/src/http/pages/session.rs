@@ -6,14 +6,19 @@
 use super::*;
 use crate::domain::methods::Authority;
 use crate::domain::sha256;
+use crate::http::error::ApiError;
 use crate::http::extract::{session_id_hash, SESSION_COOKIE as COOKIE};
 use crate::store::Stage;
 use crate::store::{Factor, FactorMethod, Pending, WebSession};
 use crate::{now, Error, Server};
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
 use ring::rand::SecureRandom;
-use std::collections::HashMap;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::sync::Arc;
 
 /// The request's browser session, held to [`second_factor_rule`].
 pub(crate) fn load(s: &Server, headers: &HeaderMap) -> Result<Option<WebSession>, Error> {
@@ -176,18 +181,139 @@ pub(crate) fn at_stages(
     })
 }
 
-pub(crate) fn csrf_ok(session: &WebSession, form: &HashMap<String, String>) -> bool {
-    form.get("csrf").is_some_and(|t| {
-        countersign_core::secret::constant_time_eq(t.as_bytes(), session.csrf.as_bytes())
-    })
-}
-
 pub(crate) fn forbidden(s: &Server) -> Response {
     let body = views::info(
         "Request refused",
         &["This form expired or did not come from this site. Start again."],
     );
     (StatusCode::FORBIDDEN, html(s, "Request refused", body)).into_response()
+}
+
+/// A form posted in a browser session: the session loaded under
+/// [`second_factor_rule`] and the form's CSRF token checked, here and
+/// nowhere else; the fields typed (`F`). A handler takes it with [`at!`].
+pub(crate) struct Posted<F> {
+    session: Option<WebSession>,
+    form: F,
+    csrf_ok: bool,
+    forbidden: Response,
+}
+
+/// The fields every posted form carries, and the handler's own.
+#[derive(Deserialize)]
+struct Signed<F> {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    form: F,
+}
+
+impl<F: DeserializeOwned + Send> FromRequest<Arc<Server>> for Posted<F> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, s: &Arc<Server>) -> Result<Self, Response> {
+        let session = load(s, req.headers()).map_err(|e| ApiError::from(e).into_response())?;
+        let Form(signed) = Form::<Signed<F>>::from_request(req, s)
+            .await
+            .map_err(|_| unreadable(s))?;
+        let csrf_ok = session.as_ref().is_some_and(|session| {
+            countersign_core::secret::constant_time_eq(
+                signed.csrf.as_bytes(),
+                session.csrf.as_bytes(),
+            )
+        });
+        Ok(Posted {
+            session,
+            form: signed.form,
+            csrf_ok,
+            forbidden: forbidden(s),
+        })
+    }
+}
+
+impl<F> Posted<F> {
+    /// The session and the form if the session is at one of `stages` and
+    /// the form came from it; otherwise the answer: where the session is,
+    /// or "Request refused".
+    pub(crate) fn at(self, stages: &[Stage]) -> Result<(WebSession, F), Box<Response>> {
+        match self.session {
+            None => Err(Box::new(Redirect::to("/signin").into_response())),
+            Some(session) if !stages.contains(&session.stage) => Err(Box::new(
+                Redirect::to(stage_url(session.stage)).into_response(),
+            )),
+            Some(_) if !self.csrf_ok => Err(Box::new(self.forbidden)),
+            Some(session) => Ok((session, self.form)),
+        }
+    }
+}
+
+impl<F> Posted<F> {
+    /// The session and the form at any stage (signing out), `None` without
+    /// a session; "Request refused" when the form did not come from it.
+    pub(crate) fn any_stage(self) -> Result<Option<(WebSession, F)>, Box<Response>> {
+        match self.session {
+            None => Ok(None),
+            Some(_) if !self.csrf_ok => Err(Box::new(self.forbidden)),
+            Some(session) => Ok(Some((session, self.form))),
+        }
+    }
+}
+
+/// A form whose fields do not read (a field sent twice, say).
+fn unreadable(s: &Server) -> Response {
+    let body = views::info(
+        "Request refused",
+        &["This form could not be read. Start again."],
+    );
+    (StatusCode::BAD_REQUEST, html(s, "Request refused", body)).into_response()
+}
+
+/// A form with no fields but its token.
+#[derive(Deserialize)]
+pub(crate) struct NoFields {}
+
+/// A new password with its confirmation (and the current one, when the
+/// officer changes it).
+#[derive(Deserialize)]
+pub(crate) struct NewPasswordForm {
+    #[serde(default)]
+    pub(crate) current: SecretField,
+    #[serde(default)]
+    pub(crate) new: SecretField,
+    #[serde(default)]
+    pub(crate) confirm: SecretField,
+}
+
+/// A form with a one-time code (an app code, a code sent to a phone).
+#[derive(Deserialize)]
+pub(crate) struct CodeForm {
+    #[serde(default)]
+    pub(crate) code: SecretField,
+}
+
+/// A form that sends a code: by `sms` (the default) or `voice`.
+#[derive(Deserialize)]
+pub(crate) struct SendForm {
+    #[serde(default)]
+    pub(crate) channel: String,
+    /// The number, when registering a phone.
+    #[serde(default)]
+    pub(crate) phone: String,
+}
+
+/// A typed field holding a secret (a password, an answer), wiped when the
+/// form is dropped.
+pub(crate) type SecretField = zeroize::Zeroizing<String>;
+
+/// The session and form of a [`Posted`] at one of the stages; otherwise
+/// the handler answers with where to go instead.
+macro_rules! at {
+    ($posted:expr, $stages:expr) => {
+        match $posted.at($stages) {
+            Ok(ok) => ok,
+            Err(answer) => return Ok(*answer),
+        }
+    };
 }
 
 /// The session, if it is at one of the stages; otherwise the handler
@@ -199,15 +325,4 @@ macro_rules! stage {
             Err(redirect) => return Ok(redirect.into_response()),
         }
     };
-}
-
-/// [`stage!`] for a form post: also refuses a missing or wrong CSRF token.
-macro_rules! stage_form {
-    ($s:expr, $headers:expr, $stages:expr, $form:expr) => {{
-        let session = stage!($s, $headers, $stages);
-        if !$crate::http::pages::csrf_ok(&session, &$form) {
-            return Ok($crate::http::pages::forbidden(&$s));
-        }
-        session
-    }};
 }

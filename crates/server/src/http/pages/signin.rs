@@ -15,7 +15,6 @@ use countersign_core::api::ChallengeStatus;
 use countersign_core::protocol::ChallengeKind;
 use presession::PreSession;
 use serde::Deserialize;
-use std::collections::HashMap;
 
 #[derive(Deserialize)]
 pub(crate) struct SigninQuery {
@@ -79,24 +78,34 @@ pub(crate) fn refused_redirect(s: &Server, ip: &str, why: return_to::Refusal) ->
     )
 }
 
+/// The email page's form (its token is the pre-session's).
+#[derive(Deserialize)]
+pub(crate) struct EmailForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    return_to: String,
+}
+
 pub(crate) async fn signin_post(
     State(s): AppState,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    Form(form): Form<EmailForm>,
 ) -> PageResult {
     let Some(pre) = PreSession::from_headers(&headers) else {
         return Ok(Redirect::to("/signin").into_response());
     };
-    if !pre.form_ok(form.get("csrf")) {
+    if !pre.form_ok(Some(&form.csrf)) {
         return Ok(forbidden(&s));
     }
     let allow = &s.config.web.return_to_allow;
-    let return_to = form
-        .get("return_to")
+    let return_to = Some(form.return_to.as_str())
         .filter(|t| !t.is_empty())
         .and_then(|t| return_to::check(t, allow).ok())
         .unwrap_or_default();
-    let username = username_of(&s, form.get("email").map_or("", String::as_str));
+    let username = username_of(&s, &form.email);
     if crate::domain::accounts::check_username(&username).is_err() {
         let msg = format!(
             "Enter a valid email address, such as username@{}.",
@@ -133,14 +142,19 @@ pub(crate) async fn password_page(State(s): AppState, headers: HeaderMap) -> Pag
     ))
 }
 
+/// The password step's form.
+#[derive(Deserialize)]
+pub(crate) struct PasswordForm {
+    #[serde(default)]
+    password: SecretField,
+}
+
 pub(crate) async fn password_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<PasswordForm>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, &[Stage::Password], form);
-    let password = zeroize::Zeroizing::new(form.get("password").cloned().unwrap_or_default());
+    let (mut session, PasswordForm { password }) = at!(posted, &[Stage::Password]);
     let username = session.username.clone();
     let checked = s
         .hashing(move |s| s.check_password(&username, &password, &ip, now()))
@@ -183,13 +197,15 @@ pub(crate) async fn update_page(State(s): AppState, headers: HeaderMap) -> PageR
 
 pub(crate) async fn update_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<NewPasswordForm>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, &[Stage::ChangePassword], form);
-    let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
-    let (current, new, confirm) = (field("current"), field("new"), field("confirm"));
+    let (mut session, form) = at!(posted, &[Stage::ChangePassword]);
+    let NewPasswordForm {
+        current,
+        new,
+        confirm,
+    } = form;
     let username = session.username.clone();
     let changed = s
         .hashing(move |s| s.change_password(&username, &current, &new, &confirm, &ip, now()))
@@ -310,14 +326,20 @@ pub(crate) async fn stay_page(State(s): AppState, headers: HeaderMap) -> PageRes
     ))
 }
 
+/// "Stay signed in?": `yes` or `no`.
+#[derive(Deserialize)]
+pub(crate) struct StayForm {
+    #[serde(default)]
+    stay: String,
+}
+
 pub(crate) async fn stay_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<StayForm>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, &[Stage::Stay], form);
-    session.persistent = form.get("stay").map(String::as_str) == Some("yes");
+    let (mut session, form) = at!(posted, &[Stage::Stay]);
+    session.persistent = form.stay == "yes";
     session.stage = Stage::Done;
     let old = session.id_hash.clone();
     let cookie = issue(&s, &mut session, Some(&old))?;

@@ -1,18 +1,13 @@
 //! Signing out: "Pick an account to sign out", "Please wait while we sign
 //! you out" (a meta refresh, no script), "You signed out of your account".
 
-use std::collections::HashMap;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 
-use super::{
-    account, csrf_ok, expired_cookie, forbidden, html, load, session_row, views, AppState, Page,
-    PageResult,
-};
+use super::{account, expired_cookie, html, load, session_row, views, AppState, Page, PageResult};
 use crate::http::extract::ClientIp;
+use crate::http::pages::{NoFields, Posted};
 use crate::now;
 
 pub(super) async fn page(State(s): AppState, headers: HeaderMap) -> PageResult {
@@ -26,17 +21,12 @@ pub(super) async fn page(State(s): AppState, headers: HeaderMap) -> PageResult {
     }
 }
 
-pub(super) async fn pick(
-    State(s): AppState,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> PageResult {
-    let Some(session) = load(&s, &headers)? else {
-        return Ok(Redirect::to("/signout/done").into_response());
+pub(super) async fn pick(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
+    let session = match posted.any_stage() {
+        Ok(Some((session, NoFields {}))) => session,
+        Ok(None) => return Ok(Redirect::to("/signout/done").into_response()),
+        Err(refused) => return Ok(*refused),
     };
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
     Ok(html(
         &s,
         "Sign out",
@@ -46,16 +36,14 @@ pub(super) async fn pick(
 
 pub(super) async fn post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<NoFields>,
 ) -> PageResult {
-    let Some(session) = load(&s, &headers)? else {
-        return Ok(Redirect::to("/signout/done").into_response());
+    let session = match posted.any_stage() {
+        Ok(Some((session, NoFields {}))) => session,
+        Ok(None) => return Ok(Redirect::to("/signout/done").into_response()),
+        Err(refused) => return Ok(*refused),
     };
-    if !csrf_ok(&session, &form) {
-        return Ok(forbidden(&s));
-    }
     s.write(now(), |w| {
         w.delete_session(&session.id_hash)?;
         w.audit(&session_row(&session, "signout", &ip, "ok"))

@@ -5,14 +5,13 @@
 //! from the app, a code by text or call, and, where nothing else is
 //! registered or for recovery, the security questions.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use countersign_core::api::ChallengeStatus;
 use countersign_core::methods::{mask, QUESTIONS_TO_ASK, SECURITY_QUESTIONS};
 use countersign_core::protocol::ChallengeKind;
@@ -26,9 +25,11 @@ use super::{
 };
 use crate::domain::methods::Purpose;
 use crate::http::extract::ClientIp;
+use crate::http::pages::{CodeForm, NoFields, Posted, SecretField, SendForm};
 use crate::store::Stage;
 use crate::store::{Factor, FactorMethod, Methods, Pending, WebSession};
 use crate::{now, Error, Server};
+use serde::Deserialize;
 
 /// The verification routes.
 pub fn routes() -> Router<Arc<Server>> {
@@ -128,12 +129,8 @@ async fn push_done(State(s): AppState, headers: HeaderMap) -> PageResult {
     Ok(page(&s, t, not_approved(t, &session.csrf, &who, message)))
 }
 
-async fn push_resend(
-    State(s): AppState,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> PageResult {
-    let mut session = stage_form!(s, headers, STAGES, form);
+async fn push_resend(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
+    let (mut session, _form) = at!(posted, STAGES);
     session.challenge_id.clear();
     save(&s, &session)?;
     Ok(Redirect::to("/signin/mfa").into_response())
@@ -228,15 +225,11 @@ async fn totp_page(State(s): AppState, headers: HeaderMap) -> PageResult {
 
 async fn totp_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<CodeForm>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, STAGES, form);
-    let code = form
-        .get("code")
-        .map(|c| c.trim().to_string())
-        .unwrap_or_default();
+    let (mut session, form) = at!(posted, STAGES);
+    let code = form.code.trim().to_string();
     let who = account(&s, &session.username);
     let again = |status: StatusCode, message: &str| {
         (
@@ -264,13 +257,21 @@ async fn totp_post(
 
 async fn phone_send(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<SendForm>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, STAGES, form);
+    let (mut session, form) = at!(posted, STAGES);
     let purpose = purpose(&session);
-    match send_code(&s, &mut session, None, channel_of(&form), purpose, &ip).await? {
+    match send_code(
+        &s,
+        &mut session,
+        None,
+        channel_of(&form.channel),
+        purpose,
+        &ip,
+    )
+    .await?
+    {
         Ok(()) => Ok(Redirect::to("/signin/mfa/phone").into_response()),
         Err((status, message)) => {
             let body = html! {
@@ -310,15 +311,14 @@ async fn phone_page(State(s): AppState, headers: HeaderMap) -> PageResult {
 
 async fn phone_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<CodeForm>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, STAGES, form);
+    let (mut session, form) = at!(posted, STAGES);
     let Some(sent) = pending_code(&s, &session)? else {
         return Ok(Redirect::to("/signin/mfa/other").into_response());
     };
-    let code = form.get("code").map(String::as_str).unwrap_or_default();
+    let code = form.code.as_str();
     let outcome = s.check_phone_code(
         &session.username,
         &sent.id,
@@ -398,20 +398,32 @@ async fn questions_page(State(s): AppState, headers: HeaderMap) -> PageResult {
     Ok(page(&s, "Answer your security questions", body))
 }
 
+/// Answers to the asked questions, in the order shown (`a0`..`a2`).
+#[derive(Deserialize)]
+struct AnswersForm {
+    #[serde(default)]
+    a0: SecretField,
+    #[serde(default)]
+    a1: SecretField,
+    #[serde(default)]
+    a2: SecretField,
+}
+
 async fn questions_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<AnswersForm>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, STAGES, form);
+    let (mut session, form) = at!(posted, STAGES);
     let m = s.methods(&session.username)?;
     if !questions_allowed(&session, &m) {
         return Ok(Redirect::to("/signin/mfa/other").into_response());
     }
     let asked = asked(&s, &mut session, &m)?;
-    let given: Vec<String> = (0..asked.len())
-        .map(|i| form.get(&format!("a{i}")).cloned().unwrap_or_default())
+    let given: Vec<String> = [form.a0, form.a1, form.a2]
+        .into_iter()
+        .take(asked.len())
+        .map(|a| a.to_string())
         .collect();
     let (username, asked_now) = (session.username.clone(), asked.clone());
     let checked = s

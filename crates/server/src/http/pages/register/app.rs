@@ -8,16 +8,16 @@ use crate::http::pages::{
     account, authority, challenge_status, current_or_new_challenge, html as page, save,
     session_row, AppState, PageResult,
 };
+use crate::http::pages::{NoFields, Posted};
 use crate::store::{Pending, WebSession};
 use crate::{now, Error, Server};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect};
-use axum::{Form, Json};
+use axum::Json;
 use countersign_core::api::ChallengeStatus;
 use countersign_core::protocol::ChallengeKind;
 use maud::{html, Markup};
-use std::collections::HashMap;
 
 /// The QR code to scan; the session remembers its activation, whose use
 /// proves the app (see [`super::second_factor_rule`]).
@@ -114,11 +114,10 @@ pub(crate) async fn app_approved(State(s): AppState, headers: HeaderMap) -> Page
 
 pub(crate) async fn app_finish(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<NoFields>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, STAGES, form);
+    let (mut session, _form) = at!(posted, STAGES);
     if challenge_status(&s, &session)? != Some(ChallengeStatus::Approved) {
         return Ok(Redirect::to("/signin/register/test").into_response());
     }

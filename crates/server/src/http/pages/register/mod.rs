@@ -4,20 +4,20 @@
 //! different method" switches. The same pages add a missing method from
 //! "My sign-ins" (stage `add`), which returns there when done.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::views::{csrf, info};
 use super::{account, advance, audit, html as page, refusal, save, AppState, PageResult};
 use crate::http::extract::ClientIp;
+use crate::http::pages::{NoFields, Posted};
 use crate::infra::telephony::Channel;
 use crate::store::Stage;
 use crate::store::{Methods, WebSession};
@@ -152,7 +152,7 @@ pub(crate) async fn register_page(
     let body = match kind {
         Kind::App => app_body(&s, &mut session)?,
         Kind::Phone => phone_form(&session.csrf, None, "", Channel::Sms),
-        Kind::Questions => questions_form(&session.csrf, &[], &HashMap::new()),
+        Kind::Questions => questions_form(&session.csrf, &[], &QuestionsForm::default()),
     };
     wizard(&s, &session, &m, kind, body)
 }
@@ -259,11 +259,10 @@ pub(crate) async fn complete_page(State(s): AppState, headers: HeaderMap) -> Pag
 
 pub(crate) async fn complete_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<NoFields>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, STAGES, form);
+    let (mut session, _form) = at!(posted, STAGES);
     let m = s.methods(&session.username)?;
     if m.count() < REQUIRED {
         return Ok(Redirect::to("/signin/register").into_response());
@@ -280,11 +279,10 @@ pub(crate) async fn complete_post(
 /// "Skip setup": signed in without the missing methods until the grace ends.
 pub(crate) async fn skip_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<NoFields>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, STAGES, form);
+    let (mut session, _form) = at!(posted, STAGES);
     if session.stage != Stage::Register {
         return Ok(Redirect::to("/my").into_response());
     }

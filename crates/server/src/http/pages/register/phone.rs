@@ -6,16 +6,15 @@ use crate::domain::methods::Purpose;
 use crate::http::extract::ClientIp;
 use crate::http::pages::views::{csrf, error};
 use crate::http::pages::{account, authority, html as page, refusal, save, AppState, PageResult};
+use crate::http::pages::{CodeForm, Posted, SendForm};
 use crate::infra::telephony::Channel;
 use crate::store::{Factor, FactorMethod, Pending, WebSession};
 use crate::{now, Error, Server};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
-use axum::Form;
 use countersign_core::methods::PhoneNumber;
 use maud::{html, Markup};
-use std::collections::HashMap;
 
 pub(crate) fn phone_form(
     token: &str,
@@ -44,14 +43,13 @@ pub(crate) fn phone_form(
 
 pub(crate) async fn phone_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<SendForm>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, STAGES, form);
+    let (mut session, form) = at!(posted, STAGES);
     let m = s.methods(&session.username)?;
-    let typed = form.get("phone").map(String::as_str).unwrap_or_default();
-    let channel = channel_of(&form);
+    let typed = form.phone.as_str();
+    let channel = channel_of(&form.channel);
     let refuse = |session: &WebSession, status: StatusCode, message: &str| {
         let body = phone_form(&session.csrf, Some(message), typed, channel);
         wizard(&s, session, &m, Kind::Phone, body).map(|r| (status, r).into_response())
@@ -79,10 +77,8 @@ pub(crate) async fn phone_post(
 }
 
 /// The channel a form asks for: a text unless it says a call.
-pub(crate) fn channel_of(form: &HashMap<String, String>) -> Channel {
-    form.get("channel")
-        .and_then(|c| Channel::parse(c))
-        .unwrap_or(Channel::Sms)
+pub(crate) fn channel_of(asked: &str) -> Channel {
+    Channel::parse(asked).unwrap_or(Channel::Sms)
 }
 
 /// Sends a code to `session`'s account (to `number`, or the registered
@@ -198,15 +194,14 @@ pub(crate) fn verify_body(
 
 pub(crate) async fn phone_verify_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<CodeForm>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, STAGES, form);
+    let (mut session, form) = at!(posted, STAGES);
     let Some(sent) = pending_code(&s, &session)? else {
         return Ok(Redirect::to("/signin/register?method=phone").into_response());
     };
-    let code = form.get("code").map(String::as_str).unwrap_or_default();
+    let code = form.code.as_str();
     let again = |status: StatusCode, message: &str| {
         let m = s.methods(&session.username)?;
         let body = verify_body(&session, &sent.to, &sent.channel, Some(message));

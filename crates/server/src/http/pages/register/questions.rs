@@ -4,23 +4,58 @@ use super::*;
 use crate::http::extract::ClientIp;
 use crate::http::pages::views::{csrf, problems as problems_list};
 use crate::http::pages::{authority, save, AppState, PageResult};
+use crate::http::pages::{Posted, SecretField};
 use crate::store::{Factor, FactorMethod};
 use crate::{now, Error};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use axum::Form;
 use countersign_core::methods::{QUESTIONS_TO_REGISTER, SECURITY_QUESTIONS};
 use maud::{html, Markup};
-use std::collections::HashMap;
+use serde::Deserialize;
+
+/// The five chosen questions (`q1`..`q5`, by number) and their answers
+/// (`a1`..`a5`).
+#[derive(Default, Deserialize)]
+pub(crate) struct QuestionsForm {
+    #[serde(default)]
+    q1: String,
+    #[serde(default)]
+    q2: String,
+    #[serde(default)]
+    q3: String,
+    #[serde(default)]
+    q4: String,
+    #[serde(default)]
+    q5: String,
+    #[serde(default)]
+    a1: SecretField,
+    #[serde(default)]
+    a2: SecretField,
+    #[serde(default)]
+    a3: SecretField,
+    #[serde(default)]
+    a4: SecretField,
+    #[serde(default)]
+    a5: SecretField,
+}
+
+impl QuestionsForm {
+    /// Question and answer `i` (1–5) as typed.
+    fn pair(&self, i: usize) -> (&str, &str) {
+        let (q, a) = match i {
+            1 => (&self.q1, &self.a1),
+            2 => (&self.q2, &self.a2),
+            3 => (&self.q3, &self.a3),
+            4 => (&self.q4, &self.a4),
+            _ => (&self.q5, &self.a5),
+        };
+        (q, a)
+    }
+}
 
 /// Five question pickers with answer fields, refilled after a problem.
-pub(crate) fn questions_form(
-    token: &str,
-    problems: &[String],
-    values: &HashMap<String, String>,
-) -> Markup {
-    let value = |k: String| values.get(&k).cloned().unwrap_or_default();
+pub(crate) fn questions_form(token: &str, problems: &[String], values: &QuestionsForm) -> Markup {
     html! {
         h2 { "Security questions" }
         p { "Choose " (QUESTIONS_TO_REGISTER) " questions and answer each. Answers are not case sensitive; choose answers only you know." }
@@ -28,7 +63,7 @@ pub(crate) fn questions_form(
         form method="post" action="/signin/register/questions" {
             (csrf(token))
             @for i in 1..=QUESTIONS_TO_REGISTER {
-                @let chosen = value(format!("q{i}"));
+                @let (chosen, answer) = values.pair(i);
                 fieldset {
                     legend { "Security question " (i) }
                     label for=(format!("q{i}")) { "Question" }
@@ -39,7 +74,7 @@ pub(crate) fn questions_form(
                         }
                     }
                     label for=(format!("a{i}")) { "Answer" }
-                    input id=(format!("a{i}")) type="text" name=(format!("a{i}")) autocomplete="off" required value=(value(format!("a{i}")));
+                    input id=(format!("a{i}")) type="text" name=(format!("a{i}")) autocomplete="off" required value=(answer);
                 }
             }
             button type="submit" { "Done" }
@@ -49,21 +84,16 @@ pub(crate) fn questions_form(
 
 pub(crate) async fn questions_post(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    posted: Posted<QuestionsForm>,
 ) -> PageResult {
-    let mut session = stage_form!(s, headers, STAGES, form);
+    let (mut session, form) = at!(posted, STAGES);
     let mut chosen = Vec::new();
     let mut problems = Vec::new();
     for i in 1..=QUESTIONS_TO_REGISTER {
-        let q = form
-            .get(&format!("q{i}"))
-            .map(String::as_str)
-            .unwrap_or_default();
-        let a = form.get(&format!("a{i}")).cloned().unwrap_or_default();
+        let (q, a) = form.pair(i);
         match q.parse::<usize>() {
-            Ok(q) => chosen.push((q, a)),
+            Ok(q) => chosen.push((q, a.to_string())),
             Err(_) => problems.push(format!("Choose security question {i}.")),
         }
     }
