@@ -1,49 +1,15 @@
-//! Users and passwords: creation with a temporary password, sign-in with
-//! lockout, changes under the password policy, administrator actions.
+//! Users: creation with a temporary password, "Skip setup", and the
+//! administrator's actions (reset, unlock, disable, role). Passwords
+//! themselves are in [`crate::domain::passwords`].
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
-use countersign_core::password::{temporary_password, Violation};
-use ring::rand::SecureRandom;
+use countersign_core::password::temporary_password;
 use zeroize::Zeroizing;
 
 use crate::domain::Code;
 use crate::store::{NewAudit, NewUser, Role, StoreError, UserRow, Write};
 use crate::{Error, Server};
 
-/// Hashes a password with Argon2id (default parameters, random salt).
-pub fn hash_password(password: &str) -> Result<String, Error> {
-    let mut raw = [0u8; 16];
-    ring::rand::SystemRandom::new()
-        .fill(&mut raw)
-        .map_err(|_| Error::Internal("random generator failed".into()))?;
-    let salt = SaltString::encode_b64(&raw).map_err(|e| Error::Internal(format!("salt: {e}")))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))
-}
-
-/// Checks a password against an Argon2id PHC string.
-pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
-}
-
-/// A hash of a password nobody has: verifying against it makes a sign-in
-/// for an unknown user cost the same as for a known one.
-fn dummy_hash() -> Result<&'static str, Error> {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    if let Some(hash) = HASH.get() {
-        return Ok(hash);
-    }
-    // A failure is an error, not an empty hash that answers faster.
-    let hash = hash_password("no user has this password")?;
-    Ok(HASH.get_or_init(|| hash))
-}
+pub use super::passwords::{hash_password, verify_password, PasswordOk};
 
 /// Checks a username: 2–64 of lower-case letters, digits, `.`, `_`, `-`.
 pub fn check_username(username: &str) -> Result<(), Error> {
@@ -59,15 +25,6 @@ pub fn check_username(username: &str) -> Result<(), Error> {
             "a username is 2–64 lower-case letters, digits, '.', '_' or '-'",
         ))
     }
-}
-
-/// What a successful password step leads to.
-#[derive(Debug)]
-pub struct PasswordOk {
-    /// The user.
-    pub user: UserRow,
-    /// A temporary password: must be changed before anything else.
-    pub must_change: bool,
 }
 
 impl Server {
@@ -149,90 +106,6 @@ impl Server {
             .ok_or_else(|| Error::not_found("user"))
     }
 
-    /// The password step of a sign-in. Unknown user, wrong password, and a
-    /// locked or disabled account with a wrong password get the same
-    /// answer at the same cost (one Argon2id verification), so the answer
-    /// tells nothing about the account; failures count towards the
-    /// lockout. Only the right password learns that the account is locked,
-    /// disabled, or holds an expired temporary password.
-    pub fn check_password(
-        &self,
-        username: &str,
-        password: &str,
-        ip: &str,
-        now: u64,
-    ) -> Result<PasswordOk, Error> {
-        let invalid = || {
-            Error::refused(
-                Code::InvalidCredentials,
-                "Your account or password is incorrect.",
-            )
-        };
-        let row = NewAudit::of(username, "signin.password", username, ip);
-        let audit = |outcome, detail| self.audit(row.with(outcome, detail), now);
-        if let Err(e) = self.address_failures.check(ip, now) {
-            audit("refused", "too many failures from this address")?;
-            return Err(e);
-        }
-        let Some(user) = self.store.user_by_name(username)? else {
-            verify_password(dummy_hash()?, password);
-            self.address_failures.failed(ip, now);
-            audit("refused", "unknown user")?;
-            return Err(invalid());
-        };
-        let locked_now = user.locked_until > now;
-        if !verify_password(&user.password_hash, password) {
-            self.address_failures.failed(ip, now);
-            if user.disabled || locked_now {
-                audit("refused", "wrong password (account disabled or locked)")?;
-                return Err(invalid());
-            }
-            let (max, lock_secs) = (
-                self.config.lockout.max_failures,
-                self.config.lockout.minutes * 60,
-            );
-            self.write(now, |w| {
-                let row = match w.record_failure(user.id, max, lock_secs, now)? {
-                    Some(_) => row.with("locked", "too many failed sign-ins"),
-                    None => row.with("refused", "wrong password"),
-                };
-                w.audit(&row)
-            })?;
-            return Err(invalid());
-        }
-        if user.disabled {
-            audit("refused", "disabled")?;
-            return Err(Error::refused(
-                Code::AccountDisabled,
-                "This account is disabled. Contact the help desk.",
-            ));
-        }
-        if locked_now {
-            audit("refused", "locked")?;
-            return Err(locked(user.locked_until, now));
-        }
-        if user.must_change && user.temporary_until <= now {
-            audit("refused", "temporary password expired")?;
-            return Err(Error::refused(
-                Code::TemporaryPasswordExpired,
-                "Your temporary password has expired. Contact the help desk for a new one.",
-            ));
-        }
-        let detail = if user.must_change {
-            "temporary password"
-        } else {
-            ""
-        };
-        self.write(now, |w| {
-            w.clear_failures(user.id)?;
-            w.audit(&row.with("ok", detail))
-        })?;
-        Ok(PasswordOk {
-            must_change: user.must_change,
-            user,
-        })
-    }
-
     /// How long `user` may still postpone registering methods, in seconds:
     /// the whole allowance if never used, what is left of it otherwise.
     pub fn skip_setup_left(&self, user: &UserRow, now: u64) -> Option<u64> {
@@ -266,128 +139,6 @@ impl Server {
             w.audit(&row.with("ok", &detail))
         })?;
         Ok(until)
-    }
-
-    /// A user's own password change. Every broken rule is reported.
-    pub fn change_password(
-        &self,
-        username: &str,
-        current: &str,
-        new: &str,
-        confirm: &str,
-        ip: &str,
-        now: u64,
-    ) -> Result<Result<(), Vec<Violation>>, Error> {
-        let user = self.user(username)?;
-        let policy = &self.config.password;
-        let row = NewAudit::of(username, "password.change", username, ip);
-        if user.locked_until > now {
-            return Err(locked(user.locked_until, now));
-        }
-        if !verify_password(&user.password_hash, current) {
-            let (max, lock_secs) = (
-                self.config.lockout.max_failures,
-                self.config.lockout.minutes * 60,
-            );
-            self.write(now, |w| {
-                w.record_failure(user.id, max, lock_secs, now)?;
-                w.audit(&row.with("refused", "wrong_current"))
-            })?;
-            return Ok(Err(vec![Violation::WrongCurrent]));
-        }
-        let mut violations = self.new_password_violations(&user, new, confirm)?;
-        let min_age = policy.min_age_hours * 3600;
-        if !user.must_change
-            && user.password_changed_at > 0
-            && now < user.password_changed_at + min_age
-        {
-            violations.push(Violation::TooSoon(policy.min_age_hours));
-        }
-        if !violations.is_empty() {
-            let codes: Vec<&str> = violations.iter().map(Violation::code).collect();
-            self.audit(row.with("refused", &codes.join(",")), now)?;
-            return Ok(Err(violations));
-        }
-        let hash = hash_password(new)?;
-        self.write(now, |w| {
-            w.set_password(user.id, &hash, None, now)?;
-            w.audit(&row.with("ok", ""))
-        })?;
-        Ok(Ok(()))
-    }
-
-    /// The rules a new password breaks, minimum age aside: confirmation,
-    /// composition, and reuse of one of the last passwords.
-    fn new_password_violations(
-        &self,
-        user: &UserRow,
-        new: &str,
-        confirm: &str,
-    ) -> Result<Vec<Violation>, Error> {
-        let policy = &self.config.password;
-        let mut violations = Vec::new();
-        if new != confirm {
-            violations.push(Violation::Mismatch);
-        }
-        violations.extend(policy.check(new));
-        if !violations
-            .iter()
-            .any(|v| matches!(v, Violation::TooShort(_)))
-        {
-            let history = self.store.password_history(user.id, policy.history)?;
-            if history.iter().any(|h| verify_password(h, new)) {
-                violations.push(Violation::Reused(policy.history));
-            }
-        }
-        Ok(violations)
-    }
-
-    /// Self-service reset after the user proved who they are with a
-    /// registered method ("Can't access your account?"): the same rules as
-    /// a change, except the minimum age (a forgotten password cannot wait
-    /// a day); any lockout is cleared.
-    pub fn recover_password(
-        &self,
-        username: &str,
-        new: &str,
-        confirm: &str,
-        ip: &str,
-        now: u64,
-    ) -> Result<Result<(), Vec<Violation>>, Error> {
-        let user = self.user(username)?;
-        let violations = self.new_password_violations(&user, new, confirm)?;
-        let outcome = if violations.is_empty() {
-            "ok"
-        } else {
-            "refused"
-        };
-        let codes: Vec<&str> = violations.iter().map(Violation::code).collect();
-        let hash = match violations.is_empty() {
-            true => Some(hash_password(new)?),
-            false => None,
-        };
-        let detail = codes.join(",");
-        self.write(now, |w| {
-            if let Some(hash) = &hash {
-                w.set_password(user.id, hash, None, now)?;
-                w.clear_failures(user.id)?;
-                // Whoever knew the old password is signed out everywhere.
-                w.delete_sessions_of(username)?;
-            }
-            w.audit(&NewAudit {
-                actor: username,
-                action: "password.recover",
-                target: username,
-                ip,
-                outcome,
-                detail: &detail,
-            })
-        })?;
-        Ok(if violations.is_empty() {
-            Ok(())
-        } else {
-            Err(violations)
-        })
     }
 
     /// Administrator reset: a new temporary password the user must change.
@@ -525,11 +276,4 @@ pub(crate) fn admin_row<'a>(actor: &'a str, action: &'a str, target: &'a str) ->
         outcome: "ok",
         detail: "",
     }
-}
-
-fn locked(until: u64, now: u64) -> Error {
-    let minutes = until.saturating_sub(now).div_ceil(60).max(1);
-    Error::refused(Code::AccountLocked,
-        format!("Your account is locked after too many failed attempts. Try again in {minutes} minute(s) or contact the help desk."),
-    )
 }

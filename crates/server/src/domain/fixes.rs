@@ -1,0 +1,194 @@
+//! The help desk's fixes to an officer's account: each needs a reason,
+//! is refused on an account above the actor's role, and commits with the
+//! account change it stands for and its own audit row.
+
+use crate::domain::accounts::{admin_row, reset_methods_in, reset_password_in};
+use crate::domain::Code;
+use crate::store::{NewAudit, Role};
+use crate::{Error, Server};
+
+/// A fix the help desk applies; each needs a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// Clear a lockout.
+    Unlock,
+    /// A new temporary password (returned, to read to the officer).
+    ResetPassword,
+    /// Remove every method: registration again at the next sign-in.
+    ResetMethods,
+    /// Remove one device.
+    RemoveDevice(String),
+    /// Clear the push block a fraud report set.
+    ClearPushBlock,
+    /// Give this many more hours to register methods.
+    ExtendSkipSetup(u64),
+}
+
+impl Fix {
+    /// Reads a form's or command line's action.
+    pub fn parse(action: &str, device: Option<&str>, hours: Option<u64>) -> Result<Self, Error> {
+        let missing = |what: &str| Error::invalid("invalid_fix", format!("{action} needs {what}"));
+        Ok(match action {
+            "unlock" => Fix::Unlock,
+            "reset-password" => Fix::ResetPassword,
+            "reset-methods" => Fix::ResetMethods,
+            "remove-device" => Fix::RemoveDevice(
+                device
+                    .filter(|d| !d.is_empty())
+                    .ok_or_else(|| missing("a device"))?
+                    .to_string(),
+            ),
+            "clear-push-block" => Fix::ClearPushBlock,
+            "extend-skip-setup" => {
+                let h = hours.ok_or_else(|| missing("a number of hours"))?;
+                if !(1..=720).contains(&h) {
+                    return Err(Error::invalid("invalid_fix", "extend by 1 to 720 hours"));
+                }
+                Fix::ExtendSkipSetup(h)
+            }
+            other => {
+                return Err(Error::invalid(
+                    "invalid_fix",
+                    format!("unknown fix '{other}': unlock, reset-password, reset-methods, remove-device, clear-push-block or extend-skip-setup"),
+                ))
+            }
+        })
+    }
+
+    /// The audit action.
+    fn action(&self) -> &'static str {
+        match self {
+            Fix::Unlock => "helpdesk.unlock",
+            Fix::ResetPassword => "helpdesk.reset_password",
+            Fix::ResetMethods => "helpdesk.reset_methods",
+            Fix::RemoveDevice(_) => "helpdesk.remove_device",
+            Fix::ClearPushBlock => "helpdesk.clear_push_block",
+            Fix::ExtendSkipSetup(_) => "helpdesk.extend_skip_setup",
+        }
+    }
+}
+
+/// Who applies a fix: the name the audit log shows, and their role.
+#[derive(Debug, Clone, Copy)]
+pub struct Staff<'a> {
+    /// As the audit log shows it.
+    pub name: &'a str,
+    /// What they may fix: accounts up to this role.
+    pub role: Role,
+}
+
+impl Server {
+    /// Applies `fix` to `username` for `staff`, with `reason` in the audit
+    /// log. Returns a new temporary password for
+    /// [`Fix::ResetPassword`]. An account with a higher role than the
+    /// actor's is refused (and the refusal audited): help-desk staff must
+    /// not take over an administrator.
+    pub fn apply_fix(
+        &self,
+        username: &str,
+        fix: &Fix,
+        staff: Staff<'_>,
+        reason: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<Option<zeroize::Zeroizing<String>>, Error> {
+        let reason = reason.trim();
+        if reason.len() < 3 {
+            return Err(Error::invalid(
+                "reason_required",
+                "Give a reason (it goes into the audit log).",
+            ));
+        }
+        if let Some(c) = countersign_core::text::first_unsafe(reason) {
+            return Err(Error::invalid(
+                "invalid_reason",
+                format!(
+                    "The reason must be one line of text without control characters (found U+{:04X}).",
+                    u32::from(c)
+                ),
+            ));
+        }
+        if reason.chars().count() > 500 {
+            return Err(Error::invalid(
+                "reason_too_long",
+                "Keep the reason under 500 characters.",
+            ));
+        }
+        let user = self.user(username)?;
+        let Staff {
+            name: staff,
+            role: staff_role,
+        } = staff;
+        let row = NewAudit::of(staff, fix.action(), username, ip);
+        if user.role > staff_role {
+            let roles = format!(
+                "target is {}, actor {}",
+                user.role.as_str(),
+                staff_role.as_str()
+            );
+            self.audit(row.with("refused", &roles), now)?;
+            return Err(Error::refused(
+                Code::RoleTooHigh,
+                format!(
+                    "{username} is {} and you are {}: only an administrator can fix this account.",
+                    user.role.as_str(),
+                    staff_role.as_str()
+                ),
+            ));
+        }
+        let (password, hash) = match fix {
+            Fix::ResetPassword => {
+                let (password, hash) = self.temporary_password_for(&user)?;
+                (Some(password), hash)
+            }
+            _ => (None, String::new()),
+        };
+        let owned = match fix {
+            Fix::RemoveDevice(id) => self.store.devices_of(user.id)?.iter().any(|d| &d.id == id),
+            _ => true,
+        };
+        let temporary_until = self.temporary_until(now);
+        // The change, the account row it stands for (`user.*`) and the
+        // fix's own row commit together.
+        let done = self.write(now, |w| {
+            let (change, detail) = match fix {
+                Fix::Unlock => {
+                    w.clear_failures(user.id)?;
+                    (Some("user.unlock"), reason.to_string())
+                }
+                Fix::ResetPassword => {
+                    reset_password_in(w, &user, &hash, temporary_until, now)?;
+                    (Some("user.reset_password"), reason.to_string())
+                }
+                Fix::ResetMethods => {
+                    reset_methods_in(w, &user, now)?;
+                    (Some("user.reset_methods"), reason.to_string())
+                }
+                Fix::RemoveDevice(id) => {
+                    if !owned || !w.remove_device(id, now)? {
+                        return Ok(false);
+                    }
+                    (None, format!("device {id}: {reason}"))
+                }
+                Fix::ClearPushBlock => {
+                    w.set_push_blocked(user.id, false)?;
+                    (None, reason.to_string())
+                }
+                Fix::ExtendSkipSetup(hours) => {
+                    let until = user.skip_setup_until.max(now) + hours * 3600;
+                    w.set_skip_setup_until(user.id, until)?;
+                    (None, format!("until {until}: {reason}"))
+                }
+            };
+            if let Some(action) = change {
+                w.audit(&admin_row(staff, action, username))?;
+            }
+            w.audit(&row.with("ok", &detail))?;
+            Ok(true)
+        })?;
+        if !done {
+            return Err(Error::not_found("device"));
+        }
+        Ok(password)
+    }
+}
