@@ -17,6 +17,9 @@ cargo fmt --all -- --check
 say "Linting (cargo clippy, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+say "Checking the layers, HTTP statuses and file sizes (scripts/check-layers.sh)"
+scripts/check-layers.sh
+
 say "Packaging the app as a .deb (Tauri bundler, debug build) for the package test"
 (cd src-tauri && cargo tauri build --debug --bundles deb --ci --no-binary-patching -- --locked)
 

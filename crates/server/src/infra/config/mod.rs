@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use countersign_core::password::{PasswordPolicy, DEFAULT_TEMPLATE};
+use countersign_core::password::PasswordPolicy;
 use serde::Deserialize;
 
 /// Everything configurable. Missing keys take the seed guide's defaults.
@@ -62,17 +62,6 @@ pub struct ConnectionsConfig {
     pub handshake_timeout_seconds: u64,
 }
 
-impl Default for ConnectionsConfig {
-    fn default() -> Self {
-        ConnectionsConfig {
-            max: 0,
-            per_address: 256,
-            header_timeout_seconds: 10,
-            handshake_timeout_seconds: 10,
-        }
-    }
-}
-
 /// Where text messages and voice calls go.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -106,20 +95,6 @@ pub enum TelephonyMode {
     Webhook,
 }
 
-impl Default for TelephonyConfig {
-    fn default() -> Self {
-        TelephonyConfig {
-            mode: TelephonyMode::Outbox,
-            outbox_dir: None,
-            webhook_url: String::new(),
-            webhook_token_env: "COUNTERSIGN_TELEPHONY_TOKEN".into(),
-            code_minutes: 5,
-            max_per_window: 5,
-            window_minutes: 15,
-        }
-    }
-}
-
 /// Sign-in pages.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -132,17 +107,6 @@ pub struct WebConfig {
     pub stay_signed_in_days: u64,
     /// Minutes a browser session lasts otherwise (and an unfinished sign-in).
     pub session_minutes: u64,
-}
-
-impl Default for WebConfig {
-    fn default() -> Self {
-        WebConfig {
-            application: "ALEA Portal".into(),
-            return_to_allow: Vec::new(),
-            stay_signed_in_days: 30,
-            session_minutes: 480,
-        }
-    }
 }
 
 /// How the server speaks TLS.
@@ -230,79 +194,6 @@ pub struct UsersConfig {
 pub struct LogConfig {
     /// One JSON object per line instead of text.
     pub json: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            org_name: "ALEA".into(),
-            email_domain: "alacop.gov".into(),
-            banner: "You are accessing a restricted information system. Usage may be monitored, recorded and subject to audit. Unauthorized use is prohibited and subject to criminal and civil penalties.".into(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
-            public_url: String::new(),
-            tls: TlsConfig::default(),
-            password: PasswordPolicy::default(),
-            lockout: LockoutConfig::default(),
-            push: PushConfig::default(),
-            totp: TotpConfig::default(),
-            users: UsersConfig::default(),
-            log: LogConfig::default(),
-            web: WebConfig::default(),
-            telephony: TelephonyConfig::default(),
-            connections: ConnectionsConfig::default(),
-        }
-    }
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig {
-            mode: TlsMode::SelfSigned,
-            cert_file: None,
-            key_file: None,
-        }
-    }
-}
-
-impl Default for LockoutConfig {
-    fn default() -> Self {
-        LockoutConfig {
-            max_failures: 5,
-            minutes: 10,
-            per_address_failures: 30,
-            per_address_minutes: 15,
-        }
-    }
-}
-
-impl Default for PushConfig {
-    fn default() -> Self {
-        PushConfig {
-            ttl_seconds: 60,
-            max_per_window: 5,
-            window_minutes: 15,
-        }
-    }
-}
-
-impl Default for TotpConfig {
-    fn default() -> Self {
-        TotpConfig {
-            skew: 1,
-            digits: 6,
-            period: 30,
-        }
-    }
-}
-
-impl Default for UsersConfig {
-    fn default() -> Self {
-        UsersConfig {
-            temporary_password_template: DEFAULT_TEMPLATE.into(),
-            skip_setup_hours: 24,
-            temporary_password_days: 7,
-        }
-    }
 }
 
 /// A configuration problem, naming the key.
@@ -521,65 +412,6 @@ impl Config {
     }
 }
 
+mod defaults;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_follow_the_seed_guide() {
-        let c = Config::default();
-        c.validate().unwrap();
-        assert_eq!(
-            (
-                c.password.min_length,
-                c.password.history,
-                c.password.min_age_hours
-            ),
-            (14, 24, 24)
-        );
-        assert_eq!((c.lockout.max_failures, c.lockout.minutes), (5, 10));
-        assert_eq!(
-            (
-                c.push.ttl_seconds,
-                c.push.max_per_window,
-                c.push.window_minutes
-            ),
-            (60, 5, 15)
-        );
-        assert_eq!(c.public_url(), "https://127.0.0.1:8443");
-    }
-
-    #[test]
-    fn a_partial_file_keeps_defaults() {
-        let c = Config::parse("org_name = \"ACME\"\n[push]\nttl_seconds = 30\n").unwrap();
-        assert_eq!(
-            (
-                c.org_name.as_str(),
-                c.push.ttl_seconds,
-                c.push.max_per_window
-            ),
-            ("ACME", 30, 5)
-        );
-    }
-
-    #[test]
-    fn bad_values_name_the_key() {
-        let unknown = Config::parse("[push]\nttl = 30\n").unwrap_err().to_string();
-        assert!(unknown.contains("unknown field `ttl`"), "{unknown}");
-        let mistyped = Config::parse("[lockout]\nminutes = \"ten\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(mistyped.contains("minutes"), "{mistyped}");
-        let c = Config::parse("[totp]\ndigits = 9\n").unwrap();
-        assert_eq!(
-            c.validate().unwrap_err().to_string(),
-            "configuration key `totp.digits`: must be 6, 7 or 8"
-        );
-        let c = Config::parse("email_domain = \"nodot\"\n").unwrap();
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .starts_with("configuration key `email_domain`"));
-    }
-}
+mod tests;

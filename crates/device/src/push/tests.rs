@@ -1,0 +1,145 @@
+use super::*;
+use countersign_core::protocol::{Challenge, ChallengeKind};
+
+fn pending(drift: i64) -> Pending {
+    let challenge = Challenge {
+        id: "c".into(),
+        device_id: "d".into(),
+        account: "a".into(),
+        application: "app".into(),
+        ip: String::new(),
+        location: String::new(),
+        kind: ChallengeKind::SignIn,
+        created_at: 0,
+        expires_at: 60,
+    };
+    let key = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    let envelope = ChallengeEnvelope::sign(challenge, 0, &key);
+    Pending {
+        account_id: "x".into(),
+        account: "a".into(),
+        envelope,
+        drift,
+    }
+}
+
+/// A vault in `dir` with one push account trusting `server` (and
+/// `pin`), whose device key is `device`.
+fn vault_with_push(
+    dir: &std::path::Path,
+    server: &SigningKey,
+    device: &SigningKey,
+    pin: Option<[u8; 32]>,
+) -> (Vault, Account) {
+    use countersign_core::vault::{KdfParams, MIN_ITERATIONS};
+    let passcode = Passcode::new("246810");
+    let mut vault = Vault::create(dir, &passcode, MIN_ITERATIONS, 100).unwrap();
+    let kdf: String = vault
+        .conn
+        .query_row("SELECT kdf FROM vault", [], |r| r.get(0))
+        .unwrap();
+    let kek = serde_json::from_str::<KdfParams>(&kdf)
+        .unwrap()
+        .derive(&passcode)
+        .unwrap();
+    let account = vault
+        .add_push(
+            &NewPush {
+                issuer: "ALEA",
+                name: "cs0101@alacop.gov",
+                push: PushInfo {
+                    server_url: "https://127.0.0.1:1".into(),
+                    server_key: server.public_key(),
+                    pin,
+                    device_id: "d".into(),
+                    damaged: None,
+                },
+                totp_secret: &countersign_core::SecretBytes::new(vec![1; 20]),
+                algorithm: countersign_core::Algorithm::Sha1,
+                digits: 6,
+                period: 30,
+                channel_token: "token",
+                signing_key: device,
+                receipt_key: device,
+            },
+            &kek,
+            100,
+        )
+        .unwrap();
+    (vault, account)
+}
+
+#[test]
+fn envelopes_with_a_bad_signature_or_another_addressee_are_dropped_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    let device = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    let (mut vault, account) = vault_with_push(tmp.path(), &server, &device, None);
+    let good = pending(0).envelope.challenge;
+    let ok = ChallengeEnvelope::sign(good.clone(), 100, &server);
+    assert!(
+        accept(&mut vault, &account, ok, 10).is_some(),
+        "signed by the server, addressed here, not expired"
+    );
+    let forged = ChallengeEnvelope::sign(good.clone(), 100, &device);
+    assert!(accept(&mut vault, &account, forged, 10).is_none());
+    let elsewhere = ChallengeEnvelope::sign(
+        Challenge {
+            device_id: "other".into(),
+            ..good.clone()
+        },
+        100,
+        &server,
+    );
+    assert!(accept(&mut vault, &account, elsewhere, 10).is_none());
+    let late = ChallengeEnvelope::sign(good, 100, &server);
+    assert!(accept(&mut vault, &account, late, 61).is_none());
+    let results: Vec<String> = vault
+        .history()
+        .unwrap()
+        .into_iter()
+        .map(|h| format!("{}: {}", h.decision, h.result))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            "dropped: expired",
+            "dropped: addressed to another device",
+            "dropped: bad server signature"
+        ]
+    );
+}
+
+#[test]
+fn a_damaged_server_key_or_pin_refuses_the_account() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    let (vault, account) = vault_with_push(tmp.path(), &key, &key, Some([7; 32]));
+    assert!(client_for(&vault.find(&account.id).unwrap()).is_ok());
+    for (column, what) in [("pin", "TLS pin"), ("server_key", "server key")] {
+        vault
+            .conn
+            .execute(
+                &format!("UPDATE accounts SET {column} = x'0102' WHERE id = ?1"),
+                [&account.id],
+            )
+            .unwrap();
+        let damaged = vault.find(&account.id).unwrap();
+        match client_for(&damaged) {
+            Err(Error::DamagedAccount { what: w, .. }) => assert_eq!(w, what),
+            Err(e) => panic!("{column}: {e}"),
+            Ok(_) => panic!("{column}: a damaged account was trusted"),
+        }
+    }
+}
+
+#[test]
+fn clock_drift_beyond_fifteen_seconds_warns() {
+    assert!(pending(15).drift_warning().is_none());
+    assert!(pending(-15).drift_warning().is_none());
+    assert!(pending(16).drift_warning().unwrap().contains("16 s behind"));
+    assert!(pending(-40)
+        .drift_warning()
+        .unwrap()
+        .contains("40 s ahead of"));
+}
