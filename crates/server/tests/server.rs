@@ -9,4 +9,5 @@ mod cli;
 mod common;
 mod durability;
 mod parsers;
+mod router;
 mod web;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::common::{error_code, sse_challenges, TestServer};
+use crate::common::{error_code, sse_challenges, TestDevice, TestServer};
 use countersign_core::password::Violation;
 use countersign_core::protocol::Decision;
 use countersign_core::SigningKey;
@@ -88,54 +88,20 @@ async fn challenge_arrives_over_sse_and_long_poll_without_the_number() {
     );
 
     // Long poll: waits, then returns the new challenge.
-    let poll = {
-        let (url, token, http) = (
-            dev.challenges_url(&ts),
-            dev.activation.channel_token.clone(),
-            ts.http.clone(),
-        );
-        tokio::spawn(async move {
-            http.get(format!("{url}?wait=20"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        })
-    };
+    let poll = long_poll(&ts, &dev);
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The first challenge is still pending, so the poll may already have it;
     // answer it first to make the next poll wait for a new one.
-    let first: Vec<countersign_core::protocol::ChallengeEnvelope> =
-        serde_json::from_str(&poll.await.unwrap()).unwrap();
+    let first = poll.await.unwrap();
     assert_eq!(first[0].challenge.id, id);
     let (status, _) = dev
         .answer(&ts, &dev.response(&id, Decision::Deny, None))
         .await;
     assert_eq!(status, 200);
-    let poll = {
-        let (url, token, http) = (
-            dev.challenges_url(&ts),
-            dev.activation.channel_token.clone(),
-            ts.http.clone(),
-        );
-        tokio::spawn(async move {
-            http.get(format!("{url}?wait=20"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        })
-    };
+    let poll = long_poll(&ts, &dev);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (id2, _) = ts.push_ok("cs0102").await;
-    let second: Vec<countersign_core::protocol::ChallengeEnvelope> =
-        serde_json::from_str(&poll.await.unwrap()).unwrap();
+    let second = poll.await.unwrap();
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].challenge.id, id2);
 
@@ -905,4 +871,28 @@ async fn https_responses_carry_hsts() {
             "{path}"
         );
     }
+}
+
+/// A device's long poll for its open challenges (`?wait=20`), running.
+fn long_poll(
+    ts: &TestServer,
+    dev: &TestDevice,
+) -> tokio::task::JoinHandle<Vec<countersign_core::protocol::ChallengeEnvelope>> {
+    let (url, token, http) = (
+        dev.challenges_url(ts),
+        dev.activation.channel_token.clone(),
+        ts.http.clone(),
+    );
+    tokio::spawn(async move {
+        let body = http
+            .get(format!("{url}?wait=20"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
+    })
 }
