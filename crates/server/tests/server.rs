@@ -7,6 +7,7 @@
 mod api;
 mod cli;
 mod common;
+mod conformance;
 mod durability;
 mod parsers;
 mod router;
