@@ -51,6 +51,11 @@ fn payload_fields(uri: &str) -> HashMap<String, String> {
     url.query_pairs().into_owned().collect()
 }
 
+/// Sends `req` and reads its JSON answer.
+async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 /// "Signed by the server key over text(\"countersign/v1/challenge\") u64(v)
 /// text(id) text(device_id) text(account) text(application) text(ip)
 /// text(location) text(kind) u64(created_at) u64(expires_at) u64(sent_at)".
@@ -262,15 +267,11 @@ async fn a_device_written_from_the_document_signs_in() {
         again.json::<Value>().await.unwrap()["code"],
         "already_answered"
     );
-    let status: Value = http
-        .get(format!("{server}/api/v1/challenges/{challenge_id}"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = json_of(
+        http.get(format!("{server}/api/v1/challenges/{challenge_id}"))
+            .bearer_auth(admin),
+    )
+    .await;
     assert_eq!(status["status"], "approved");
 
     // The TOTP check: the activation's parameters give RFC 6238 codes; a
