@@ -213,15 +213,31 @@ pub async fn pending(vault: &mut Vault, wait: u64, now: u64) -> Result<Vec<Pendi
             results[i] = Some(r);
         }
     }
+    // One account's failure (its server unreachable, its trust damaged) is
+    // logged and does not hide the others' requests; it is the answer only
+    // when every account failed.
     let mut out = Vec::new();
+    let (mut failed, mut first_error) = (0, None);
     for (a, result) in accounts.iter().zip(results) {
-        for env in result.unwrap_or_else(|| Ok(Vec::new()))? {
-            if let Some(p) = accept(vault, a, env, now) {
-                out.push(p);
+        match result.unwrap_or_else(|| Ok(Vec::new())) {
+            Ok(envelopes) => {
+                for env in envelopes {
+                    if let Some(p) = accept(vault, a, env, now) {
+                        out.push(p);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(account = %a.label(), error = %e, "requests not fetched");
+                failed += 1;
+                first_error.get_or_insert(e);
             }
         }
     }
-    Ok(out)
+    match first_error {
+        Some(e) if failed == accounts.len() => Err(e),
+        _ => Ok(out),
+    }
 }
 
 type Fetch = std::pin::Pin<
@@ -232,6 +248,14 @@ type Fetch = std::pin::Pin<
 fn fetches(vault: &mut Vault, accounts: &[Account], wait: u64) -> Result<Vec<Fetch>, Error> {
     let mut out: Vec<Fetch> = Vec::new();
     for a in accounts {
+        // A damaged account fails alone: the others are still asked.
+        let client = match client_for(a) {
+            Ok(client) => client,
+            Err(e) => {
+                out.push(Box::pin(async move { Err(e) }));
+                continue;
+            }
+        };
         let token = vault.channel_token(&a.id)?;
         let token = String::from_utf8_lossy(token.expose()).into_owned();
         let device_id = a
@@ -239,7 +263,6 @@ fn fetches(vault: &mut Vault, accounts: &[Account], wait: u64) -> Result<Vec<Fet
             .as_ref()
             .map(|p| p.device_id.clone())
             .unwrap_or_default();
-        let client = client_for(a)?;
         out.push(Box::pin(async move {
             client.pending(&device_id, &token, wait).await
         }));

@@ -87,7 +87,20 @@ impl Server {
         };
         let (id, secret) = req.code.split_once('-').ok_or_else(invalid)?;
         let row = |target| NewAudit::of("device", "device.activate", target, ip);
+        // Guessing codes counts against the address like wrong passwords
+        // (and is refused, audited once a minute, past the limit).
+        if let Err(e) = self.address_failures.check(ip, now) {
+            if self.audit_once_a_minute.check(ip, now).is_ok() {
+                self.audit_once_a_minute.failed(ip, now);
+                self.audit(
+                    row("").with("refused", "too many failures from this address"),
+                    now,
+                )?;
+            }
+            return Err(e);
+        }
         let Some(act) = self.store.activation(id)? else {
+            self.address_failures.failed(ip, now);
             self.audit(row("").with("refused", "unknown code"), now)?;
             return Err(invalid());
         };
@@ -109,6 +122,7 @@ impl Server {
         }
         if !countersign_core::secret::constant_time_eq(&sha256(secret.as_bytes()), &act.secret_hash)
         {
+            self.address_failures.failed(ip, now);
             self.write(now, |w| {
                 w.count_activation_attempt(id)?;
                 w.audit(&row(&user.username).with("refused", "wrong secret"))

@@ -86,6 +86,8 @@ pub enum Code {
     TelephonyUnavailable,
     /// The request body is over the limit.
     BodyTooLarge,
+    /// The account's only sign-in method cannot be removed.
+    LastMethod,
 }
 
 impl Code {
@@ -121,6 +123,7 @@ impl Code {
             Code::PushLimited => "push_limited",
             Code::TelephonyUnavailable => "telephony_unavailable",
             Code::BodyTooLarge => "body_too_large",
+            Code::LastMethod => "last_method",
         }
     }
 }

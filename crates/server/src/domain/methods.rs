@@ -276,7 +276,8 @@ impl Server {
         let Some(sent) = sent else {
             return Err(Error::refused(Code::NoCode, "Send a new code first."));
         };
-        if sent.used_at.is_some() || sent.expires_at <= now || sent.attempts >= CODE_ATTEMPTS {
+        let tried = self.write(now, |w| w.try_phone_code(code_id, CODE_ATTEMPTS, now))?;
+        if !tried {
             self.method_audit(
                 username,
                 action,
@@ -293,9 +294,7 @@ impl Server {
         let code = code.trim();
         let right = code.len() == 6 && constant_time_eq(&code_hash(code_id, code), &sent.code_hash);
         if !right {
-            self.failed_with(&user, action, ip, "wrong code", now, |w| {
-                w.phone_code_failed(code_id)
-            })?;
+            self.failed_with(&user, action, ip, "wrong code", now, |_| Ok(()))?;
             return Ok(None);
         }
         let used = self.write(now, |w| {
@@ -353,7 +352,19 @@ impl Server {
         now: u64,
     ) -> Result<bool, Error> {
         let user = self.user(username)?;
-        self.write(now, |w| {
+        let removed = self.write(now, |w| {
+            // Never the last one, checked where it is removed: two removals
+            // at once cannot leave the account with none.
+            let kinds = w.method_kinds(user.id)?;
+            let [app, phone, questions] = kinds;
+            let has = match kind {
+                MethodKind::App => app,
+                MethodKind::Phone => phone,
+                MethodKind::Questions => questions,
+            };
+            if has && kinds.iter().filter(|k| **k).count() == 1 {
+                return Ok(None);
+            }
             let (removed, what) = match kind {
                 MethodKind::App => (w.remove_devices_of(user.id, now)? > 0, "app"),
                 MethodKind::Phone => (w.remove_phone(user.id)?, "phone"),
@@ -367,7 +378,13 @@ impl Server {
                 outcome: if removed { "ok" } else { "nothing" },
                 detail: what,
             })?;
-            Ok(removed)
+            Ok(Some(removed))
+        })?;
+        removed.ok_or_else(|| {
+            Error::refused(
+                Code::LastMethod,
+                "This is your only sign-in method: add another before removing it.",
+            )
         })
     }
 

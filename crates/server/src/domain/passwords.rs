@@ -35,7 +35,7 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
 
 /// A hash of a password nobody has: verifying against it makes a sign-in
 /// for an unknown user cost the same as for a known one.
-fn dummy_hash() -> Result<&'static str, Error> {
+pub(crate) fn dummy_hash() -> Result<&'static str, Error> {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     if let Some(hash) = HASH.get() {
         return Ok(hash);

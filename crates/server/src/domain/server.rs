@@ -36,8 +36,10 @@ pub struct Server {
     pub rng: SystemRandom,
     /// Failed password and code attempts per network address.
     pub address_failures: AddressLimiter,
-    /// Refused `return_to` links audited per address (one a minute).
-    pub refused_redirects: AddressLimiter,
+    /// Refusals audited at most once a minute per address: refused
+    /// `return_to` links, and activation guesses past the address limit (a
+    /// flood must not flood the audit log).
+    pub audit_once_a_minute: AddressLimiter,
     /// Sends codes by text and call.
     pub telephony: Gateway,
     /// MACs the recovery CAPTCHA's answer kept in the browser.
@@ -55,6 +57,9 @@ impl Server {
     /// Opens the data folder's database and keys.
     pub fn open(config: Config, dir: &DataDir) -> anyhow::Result<Self> {
         let store = Store::open(&dir.database())?;
+        // Made now, so a failure stops the start, and the first unknown
+        // account at sign-in costs what every later one does.
+        crate::domain::passwords::dummy_hash()?;
         let token = dir.admin_token()?;
         let master_key = dir.master_key()?;
         Ok(Server {
@@ -70,7 +75,7 @@ impl Server {
                 config.lockout.per_address_failures,
                 config.lockout.per_address_minutes * 60,
             ),
-            refused_redirects: AddressLimiter::new(1, 60),
+            audit_once_a_minute: AddressLimiter::new(1, 60),
             used_captchas: Default::default(),
             hashing: Default::default(),
             telephony: Gateway::new(&config.telephony, dir.root())?,

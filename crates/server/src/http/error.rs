@@ -68,7 +68,8 @@ pub fn status(code: Code) -> StatusCode {
         | Code::NoDevice
         | Code::AlreadyAnswered
         | Code::CodeUsed
-        | Code::CodeVoid => StatusCode::CONFLICT,
+        | Code::CodeVoid
+        | Code::LastMethod => StatusCode::CONFLICT,
         Code::CodeExpired => StatusCode::GONE,
         Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Code::AccountLocked => StatusCode::LOCKED,

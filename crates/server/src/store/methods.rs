@@ -212,13 +212,28 @@ impl Write<'_> {
         Ok(())
     }
 
-    /// Counts a wrong code against `id`.
-    pub fn phone_code_failed(&self, id: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE phone_codes SET attempts = attempts + 1 WHERE id = ?1",
-            [id],
-        )?;
-        Ok(())
+    /// Which kinds of method `user_id` has (app, phone, questions), read
+    /// inside the transaction that would change them.
+    pub fn method_kinds(&self, user_id: i64) -> Result<[bool; 3], StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1 AND removed_at IS NULL), \
+             EXISTS (SELECT 1 FROM phones WHERE user_id = ?1), \
+             EXISTS (SELECT 1 FROM security_answers WHERE user_id = ?1)",
+            [user_id],
+            |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]),
+        )?)
+    }
+
+    /// Takes one of the `max` tries of code `id` before it is compared:
+    /// `false` if it is used, expired at `now` or out of tries. Taken in
+    /// the statement that checks them, so parallel guesses cannot share a
+    /// try.
+    pub fn try_phone_code(&self, id: &str, max: u32, now: u64) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE phone_codes SET attempts = attempts + 1 \
+             WHERE id = ?1 AND used_at IS NULL AND expires_at > ?3 AND attempts < ?2",
+            params![id, max, now],
+        )? == 1)
     }
 
     /// Marks `id` used; false if it already was (a race lost).

@@ -264,23 +264,45 @@ impl Store {
     }
 }
 
+/// The stored form of a session's factor.
+fn factor_column(f: Option<Factor>) -> String {
+    f.map_or(String::new(), |f| {
+        let registered = if f.by_registration { REGISTERED } else { "" };
+        format!("{registered}{}", f.method.as_str())
+    })
+}
+
 impl Write<'_> {
-    /// Stores a session (insert or replace).
-    pub fn save_session(&self, s: &WebSession) -> Result<(), StoreError> {
+    /// Stores a new session (under a new id).
+    pub fn insert_session(&self, s: &WebSession) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at) \
+            "INSERT INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![s.id_hash, s.csrf, s.username, s.stage.as_str(), s.challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, s.pending.to_column(),
-                s.factor.map_or(String::new(), |f| format!("{}{}", if f.by_registration { REGISTERED } else { "" }, f.method.as_str())), s.factor.map_or(0, |f| f.at)],
+                factor_column(s.factor), s.factor.map_or(0, |f| f.at)],
         )?;
         Ok(())
     }
 
-    /// Ends a session.
-    pub fn delete_session(&self, id_hash: &[u8]) -> Result<(), StoreError> {
-        self.conn()
-            .execute("DELETE FROM web_sessions WHERE id_hash = ?1", [id_hash])?;
-        Ok(())
+    /// Stores a session's new state; `false` if it no longer exists (it
+    /// was ended meanwhile, by sign-out or a help-desk fix): an ended
+    /// session is never written back.
+    pub fn update_session(&self, s: &WebSession) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE web_sessions SET csrf = ?2, username = ?3, stage = ?4, challenge_id = ?5, return_to = ?6, persistent = ?7, \
+             created_at = ?8, expires_at = ?9, pending = ?10, factor = ?11, factor_at = ?12 WHERE id_hash = ?1",
+            params![s.id_hash, s.csrf, s.username, s.stage.as_str(), s.challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, s.pending.to_column(),
+                factor_column(s.factor), s.factor.map_or(0, |f| f.at)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Ends a session; `false` if it had ended already.
+    pub fn delete_session(&self, id_hash: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM web_sessions WHERE id_hash = ?1", [id_hash])?
+            == 1)
     }
 
     /// Ends every session of `username` (help-desk fixes, disabling);
@@ -322,6 +344,36 @@ mod tests {
         ] {
             assert_eq!(Pending::from_column(&p.to_column()), p);
         }
+    }
+
+    #[test]
+    fn an_ended_session_is_never_written_back() {
+        let store = crate::store::Store::open_in_memory().unwrap();
+        let mut s = WebSession {
+            id_hash: vec![1; 32],
+            csrf: "t".into(),
+            username: "cs0101".into(),
+            stage: Stage::Done,
+            pending: Pending::Nothing,
+            factor: None,
+            challenge_id: String::new(),
+            return_to: String::new(),
+            persistent: true,
+            created_at: 1,
+            expires_at: u64::MAX / 2,
+        };
+        store.write(1, |w| w.insert_session(&s)).unwrap();
+        // A request holds the session while a help-desk fix ends it...
+        let held = store.session(&s.id_hash, 2).unwrap().unwrap();
+        assert_eq!(
+            store.write(2, |w| w.delete_sessions_of("cs0101")).unwrap(),
+            1
+        );
+        // ...and its save finds nothing to update.
+        s.stage = Stage::Add;
+        assert!(!store.write(3, |w| w.update_session(&s)).unwrap());
+        assert!(store.session(&held.id_hash, 3).unwrap().is_none());
+        assert!(!store.write(3, |w| w.delete_session(&held.id_hash)).unwrap());
     }
 
     #[test]

@@ -896,3 +896,36 @@ fn long_poll(
         serde_json::from_str(&body).unwrap()
     })
 }
+
+#[tokio::test]
+async fn guessing_activation_codes_counts_against_the_address() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0141");
+    let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let request = |code: &str| countersign_core::api::ActivateRequest {
+        code: code.into(),
+        device_key: key.public_key(),
+        receipt_key: None,
+        device_name: "Phone".into(),
+        platform: "cli".into(),
+        app_version: String::new(),
+    };
+    let (ip, t) = ("203.0.113.9", now());
+    let limit = ts.config.lockout.per_address_failures;
+    for i in 0..limit {
+        let e = ts
+            .server
+            .activate(&request(&format!("guess{i:05}-secret")), ip, t)
+            .unwrap_err();
+        assert_eq!(e.code(), "invalid_code");
+    }
+    // Past the limit even a right code is refused from that address...
+    let good = ts.enrollment("cs0141");
+    let e = ts.server.activate(&request(&good.code), ip, t).unwrap_err();
+    assert_eq!(e.code(), "too_many_attempts");
+    // ...and works from another.
+    assert!(ts
+        .server
+        .activate(&request(&good.code), "198.51.100.4", t)
+        .is_ok());
+}

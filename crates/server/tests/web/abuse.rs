@@ -69,13 +69,13 @@ async fn ended_sessions_are_dropped_by_the_server() {
     };
     ts.server
         .store
-        .write(0, |w| w.save_session(&ended))
+        .write(0, |w| w.insert_session(&ended))
         .unwrap();
     ended.id_hash = vec![2; 32];
     ended.expires_at = countersign_server::now() + 3600;
     ts.server
         .store
-        .write(0, |w| w.save_session(&ended))
+        .write(0, |w| w.insert_session(&ended))
         .unwrap();
     assert_eq!(session_rows(&ts), 2);
     // The sweeper drops them at start and every minute after.

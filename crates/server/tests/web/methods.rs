@@ -515,6 +515,22 @@ async fn phone_codes_are_single_use_bound_to_their_purpose_and_tried_five_times(
         "code_expired"
     );
 
+    // Guesses sent at once share the same five tries, no more.
+    let id = send(t).await;
+    let (_, code) = last_message(&ts);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let judged = std::thread::scope(|scope| {
+        let guesses: Vec<_> = (0..24)
+            .map(|_| scope.spawn(|| check(&id, wrong, Purpose::SignIn)))
+            .collect();
+        guesses
+            .into_iter()
+            .map(|g| g.join().unwrap())
+            .filter(|g| matches!(g, Ok(None)))
+            .count()
+    });
+    assert_eq!(judged, 5, "wrong guesses judged out of 24 sent at once");
+
     // A code past its minutes is refused. (Its file sorts first by time:
     // clear the outbox so it is the one read.)
     std::fs::remove_dir_all(ts.dir.path().join("outbox")).unwrap();
@@ -524,4 +540,30 @@ async fn phone_codes_are_single_use_bound_to_their_purpose_and_tried_five_times(
         check(&id, &code, Purpose::SignIn).unwrap_err().code(),
         "code_expired"
     );
+}
+
+#[tokio::test]
+async fn two_removals_at_once_never_leave_an_account_without_a_method() {
+    use countersign_server::domain::methods::{Authority, MethodKind};
+    let ts = TestServer::start().await;
+    ts.add_user("cs0723");
+    let t = countersign_server::now();
+    ts.server
+        .register_phone("cs0723", "+12055550100", Authority::FirstMethod, "", t)
+        .unwrap();
+    ts.enroll("cs0723").await;
+    assert_eq!(ts.server.methods("cs0723").unwrap().count(), 2);
+    let outcomes: Vec<_> = std::thread::scope(|scope| {
+        [MethodKind::App, MethodKind::Phone]
+            .map(|kind| {
+                let server = &ts.server;
+                scope.spawn(move || server.remove_method("cs0723", kind, "cs0723", "", t))
+            })
+            .into_iter()
+            .map(|h| h.join().unwrap().map_err(|e| e.code()))
+            .collect()
+    });
+    assert!(outcomes.contains(&Ok(true)), "{outcomes:?}");
+    assert!(outcomes.contains(&Err("last_method")), "{outcomes:?}");
+    assert_eq!(ts.server.methods("cs0723").unwrap().count(), 1);
 }

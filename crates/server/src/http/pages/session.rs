@@ -6,6 +6,7 @@
 use super::*;
 use crate::domain::methods::Authority;
 use crate::domain::sha256;
+use crate::domain::Code;
 use crate::http::error::ApiError;
 use crate::http::extract::{session_id_hash, SESSION_COOKIE as COOKIE};
 use crate::store::Stage;
@@ -68,13 +69,24 @@ pub(crate) fn second_factor_rule(s: &Server, session: &mut WebSession) -> Result
 }
 
 /// Stores the session's new state.
+/// A session that was ended while a request was using it is not written
+/// back (it stays ended).
 pub(crate) fn save(s: &Server, session: &WebSession) -> Result<(), Error> {
-    s.write(now(), |w| w.save_session(session))
+    if s.write(now(), |w| w.update_session(session))? {
+        Ok(())
+    } else {
+        Err(session_ended())
+    }
+}
+
+/// The answer when a session ended while a request was using it.
+fn session_ended() -> Error {
+    Error::refused(Code::Unauthorized, "Your session ended. Sign in again.")
 }
 
 /// Ends the session whose id hashes to `id_hash`.
 pub(crate) fn end(s: &Server, id_hash: &[u8]) -> Result<(), Error> {
-    s.write(now(), |w| w.delete_session(id_hash))
+    s.write(now(), |w| w.delete_session(id_hash).map(drop))
 }
 
 /// Sends a session back to proving a second factor.
@@ -109,9 +121,6 @@ pub(crate) fn issue(
     session: &mut WebSession,
     old: Option<&[u8]>,
 ) -> Result<String, Error> {
-    if let Some(old) = old {
-        end(s, old)?;
-    }
     let id = random_token(s)?;
     session.id_hash = sha256(id.as_bytes()).to_vec();
     session.csrf = random_token(s)?;
@@ -123,7 +132,20 @@ pub(crate) fn issue(
     };
     session.created_at = t;
     session.expires_at = t + lifetime;
-    save(s, session)?;
+    // The old id ends and the new one starts together; if the old one was
+    // ended meanwhile (a help-desk fix), nothing starts.
+    let started = s.write(t, |w| {
+        if let Some(old) = old {
+            if !w.delete_session(old)? {
+                return Ok(false);
+            }
+        }
+        w.insert_session(session)?;
+        Ok(true)
+    })?;
+    if !started {
+        return Err(session_ended());
+    }
     let max_age = if session.persistent {
         format!("; Max-Age={lifetime}")
     } else {
@@ -216,12 +238,13 @@ impl<F: DeserializeOwned + Send> FromRequest<Arc<Server>> for Posted<F> {
         let Form(signed) = Form::<Signed<F>>::from_request(req, s)
             .await
             .map_err(|_| unreadable(s))?;
-        let csrf_ok = session.as_ref().is_some_and(|session| {
-            countersign_core::secret::constant_time_eq(
-                signed.csrf.as_bytes(),
-                session.csrf.as_bytes(),
-            )
-        });
+        let csrf_ok = !signed.csrf.is_empty()
+            && session.as_ref().is_some_and(|session| {
+                countersign_core::secret::constant_time_eq(
+                    signed.csrf.as_bytes(),
+                    session.csrf.as_bytes(),
+                )
+            });
         Ok(Posted {
             session,
             form: signed.form,

@@ -61,10 +61,10 @@ pub(crate) async fn signin_page(
 /// Audits a refused `return_to`, at most once a minute per address: a
 /// flood of such links must not flood the audit log.
 pub(crate) fn refused_redirect(s: &Server, ip: &str, why: return_to::Refusal) -> Result<(), Error> {
-    if s.refused_redirects.check(ip, now()).is_err() {
+    if s.audit_once_a_minute.check(ip, now()).is_err() {
         return Ok(());
     }
-    s.refused_redirects.failed(ip, now());
+    s.audit_once_a_minute.failed(ip, now());
     s.audit(
         NewAudit {
             actor: "",

@@ -122,9 +122,15 @@ pub(crate) async fn app_finish(
         return Ok(Redirect::to("/signin/register/test").into_response());
     }
     session.challenge_id.clear();
-    s.write(now(), |w| {
-        w.audit(&session_row(&session, "signin.register", &ip, "app"))?;
-        w.save_session(&session)
+    let saved = s.write(now(), |w| {
+        let saved = w.update_session(&session)?;
+        if saved {
+            w.audit(&session_row(&session, "signin.register", &ip, "app"))?;
+        }
+        Ok(saved)
     })?;
+    if !saved {
+        return Ok(Redirect::to("/signin").into_response());
+    }
     Ok(Redirect::to(next_url(&s, &mut session)?).into_response())
 }
