@@ -149,6 +149,23 @@ impl Server {
         ip: &str,
         now: u64,
     ) -> Result<Result<(), Vec<Violation>>, Error> {
+        self.change_password_in(username, current, new, confirm, None, ip, now)
+    }
+
+    /// [`Server::change_password`] made in the browser session whose id
+    /// hash is `session`: every other session of the officer ends in the
+    /// same transaction (whoever knew the old password is out).
+    #[allow(clippy::too_many_arguments)]
+    pub fn change_password_in(
+        &self,
+        username: &str,
+        current: &str,
+        new: &str,
+        confirm: &str,
+        session: Option<&[u8]>,
+        ip: &str,
+        now: u64,
+    ) -> Result<Result<(), Vec<Violation>>, Error> {
         let user = self.user(username)?;
         let policy = &self.config.password;
         let row = NewAudit::of(username, "password.change", username, ip);
@@ -182,6 +199,9 @@ impl Server {
         let hash = hash_password(new)?;
         self.write(now, |w| {
             w.set_password(user.id, &hash, None, now)?;
+            if let Some(keep) = session {
+                w.delete_other_sessions(username, keep)?;
+            }
             w.audit(&row.with("ok", ""))
         })?;
         Ok(Ok(()))

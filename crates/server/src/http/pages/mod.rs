@@ -35,7 +35,7 @@ use crate::domain::Code;
 
 use crate::store::{NewAudit, WebSession};
 
-use crate::{now, Error, Server};
+use crate::Server;
 
 pub(crate) use crate::http::AppState;
 
@@ -164,16 +164,6 @@ fn session_row<'a>(
         outcome,
         detail: "",
     }
-}
-
-fn audit(
-    s: &Server,
-    session: &WebSession,
-    action: &str,
-    ip: &str,
-    outcome: &str,
-) -> Result<(), Error> {
-    s.audit(session_row(session, action, ip, outcome), now())
 }
 
 pub(crate) type PageResult = Result<Response, crate::http::error::ApiError>;

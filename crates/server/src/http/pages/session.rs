@@ -10,7 +10,7 @@ use crate::domain::Code;
 use crate::http::error::ApiError;
 use crate::http::extract::{session_id_hash, SESSION_COOKIE as COOKIE};
 use crate::store::Stage;
-use crate::store::{Factor, FactorMethod, Pending, WebSession};
+use crate::store::{Factor, FactorMethod, NewAudit, Pending, WebSession};
 use crate::{now, Error, Server};
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode};
@@ -121,6 +121,17 @@ pub(crate) fn issue(
     session: &mut WebSession,
     old: Option<&[u8]>,
 ) -> Result<String, Error> {
+    issue_with(s, session, old, None)
+}
+
+/// [`issue`], with the audit row of the step it completes written in the
+/// same transaction.
+pub(crate) fn issue_with(
+    s: &Server,
+    session: &mut WebSession,
+    old: Option<&[u8]>,
+    row: Option<&NewAudit<'_>>,
+) -> Result<String, Error> {
     let id = random_token(s)?;
     session.id_hash = sha256(id.as_bytes()).to_vec();
     session.csrf = random_token(s)?;
@@ -141,6 +152,9 @@ pub(crate) fn issue(
             }
         }
         w.insert_session(session)?;
+        if let Some(row) = row {
+            w.audit(row)?;
+        }
         Ok(true)
     })?;
     if !started {

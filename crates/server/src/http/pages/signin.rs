@@ -206,16 +206,16 @@ pub(crate) async fn update_post(
         new,
         confirm,
     } = form;
-    let username = session.username.clone();
+    let (username, id) = (session.username.clone(), session.id_hash.clone());
+    // Another browser that signed in with the old password is out, in the
+    // transaction that changes it.
     let changed = s
-        .hashing(move |s| s.change_password(&username, &current, &new, &confirm, &ip, now()))
+        .hashing(move |s| {
+            s.change_password_in(&username, &current, &new, &confirm, Some(&id), &ip, now())
+        })
         .await;
     match changed {
         Ok(Ok(())) => {
-            // Another browser that signed in with the old password is out.
-            s.write(now(), |w| {
-                w.delete_other_sessions(&session.username, &session.id_hash)
-            })?;
             session.stage = after_password(&s, &session.username)?;
             save(&s, &session)?;
             Ok(Redirect::to(stage_url(session.stage)).into_response())
@@ -267,9 +267,20 @@ pub(crate) fn after_password(s: &Server, username: &str) -> Result<Stage, Error>
 /// Moves the session to `stage` under a new id (every step forward is a
 /// gain in privilege) and goes to the stage's page.
 pub(crate) fn advance(s: &Server, session: &mut WebSession, stage: Stage) -> PageResult {
+    advance_with(s, session, stage, None)
+}
+
+/// [`advance`], with the audit row of the step completed committed with
+/// the new session.
+pub(crate) fn advance_with(
+    s: &Server,
+    session: &mut WebSession,
+    stage: Stage,
+    row: Option<&NewAudit<'_>>,
+) -> PageResult {
     session.stage = stage;
     let old = session.id_hash.clone();
-    let cookie = issue(s, session, Some(&old))?;
+    let cookie = issue_with(s, session, Some(&old), row)?;
     Ok(Page {
         body: Redirect::to(stage_url(stage)).into_response(),
         cookie: Some(cookie),
@@ -342,18 +353,14 @@ pub(crate) async fn stay_post(
     session.persistent = form.stay == "yes";
     session.stage = Stage::Done;
     let old = session.id_hash.clone();
-    let cookie = issue(&s, &mut session, Some(&old))?;
-    audit(
-        &s,
-        &session,
-        "signin.complete",
-        &ip,
-        if session.persistent {
-            "stay_signed_in"
-        } else {
-            "browser_session"
-        },
-    )?;
+    let who = session.username.clone();
+    let outcome = if session.persistent {
+        "stay_signed_in"
+    } else {
+        "browser_session"
+    };
+    let row = NewAudit::of(&who, "signin.complete", &who, &ip).with(outcome, "");
+    let cookie = issue_with(&s, &mut session, Some(&old), Some(&row))?;
     let target = if session.return_to.is_empty() {
         "/my".to_string()
     } else {

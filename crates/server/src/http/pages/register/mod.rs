@@ -15,10 +15,11 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::views::{csrf, info};
-use super::{account, advance, audit, html as page, refusal, save, AppState, PageResult};
+use super::{account, advance, advance_with, html as page, refusal, save, AppState, PageResult};
 use crate::http::extract::ClientIp;
 use crate::http::pages::{NoFields, Posted};
 use crate::infra::telephony::Channel;
+use crate::store::NewAudit;
 use crate::store::Stage;
 use crate::store::{Methods, WebSession};
 use crate::{now, Error, Server};
@@ -267,13 +268,14 @@ pub(crate) async fn complete_post(
     if m.count() < REQUIRED {
         return Ok(Redirect::to("/signin/register").into_response());
     }
-    audit(&s, &session, "signin.register.complete", &ip, "ok")?;
     let next = if session.stage == Stage::Add {
         Stage::Done
     } else {
         Stage::Stay
     };
-    advance(&s, &mut session, next)
+    let who = session.username.clone();
+    let row = NewAudit::of(&who, "signin.register.complete", &who, &ip).with("ok", "");
+    advance_with(&s, &mut session, next, Some(&row))
 }
 
 /// "Skip setup": signed in without the missing methods until the grace ends.
