@@ -3,6 +3,7 @@
 //! it with axe-core, and fills in the common forms.
 
 use std::path::PathBuf;
+use std::sync::{Mutex, Once};
 
 use countersign_testkit::Session;
 use serde_json::json;
@@ -28,6 +29,24 @@ pub const ANSWERS: [(&str, &str, &str); 5] = [
         "Lana Lang",
     ),
 ];
+
+/// The journey's current step, named in any failure (see [`Pages::step`]).
+static STEP: Mutex<String> = Mutex::new(String::new());
+
+/// Installs, once, a panic hook that names the step a journey failed in.
+fn name_failed_steps() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let step = STEP.lock().map(|s| s.clone()).unwrap_or_default();
+            if !step.is_empty() {
+                eprintln!("journey failed in the step: {step}");
+            }
+            default(info);
+        }));
+    });
+}
 
 /// A browser session on the pages of one journey.
 pub struct Pages<'a> {
@@ -57,12 +76,22 @@ impl<'a> Pages<'a> {
                 axe.display()
             )
         });
+        name_failed_steps();
         Pages {
             s,
             shots,
             journey,
             n: 0,
             axe,
+        }
+    }
+
+    /// Starts step `name` of the journey: a failure from here on (a page
+    /// that does not come, an assertion) says which step it was in.
+    pub fn step(&self, name: &str) {
+        eprintln!("{}: {name}", self.journey);
+        if let Ok(mut step) = STEP.lock() {
+            *step = format!("{} — {name}", self.journey);
         }
     }
 

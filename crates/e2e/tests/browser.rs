@@ -31,6 +31,7 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     let s = Session::chromium(1280, 900);
     let mut p = Pages::new(&s, "app");
 
+    p.step("Sign in with the temporary password");
     // Sign in with the temporary password: a bare username is completed.
     s.goto(&stack.url("/signin"));
     p.says("New User Registration");
@@ -42,6 +43,7 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     s.goto(&stack.url("/signin"));
     p.sign_in("cs0301", &temp);
 
+    p.step("The forced change");
     // The forced change: each broken rule gets its message.
     p.at("/signin/update-password");
     p.change_password(&temp, "Short-1a");
@@ -52,6 +54,7 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     let new = "Correct-Horse-9-Battery";
     p.change_password(&temp, new);
 
+    p.step("Register the app");
     // Register the app: the CLI enrolls from a screenshot of the page.
     p.at("/signin/register");
     p.says("Keep your account secure");
@@ -63,6 +66,7 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     let said = String::from_utf8_lossy(&added.stderr);
     assert!(said.contains("cs0301@alacop.gov"), "{said}");
 
+    p.step("The page moves on by itself to the test push");
     // The page moves on by itself to the test push; answer it.
     p.at("/signin/register/test");
     let number = p.number();
@@ -73,6 +77,7 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     p.shot("register-done");
     p.submit("/signin/register/finish");
 
+    p.step("The second method");
     // The second method: security questions.
     p.at("/signin/register");
     p.says("Method 2 of 2");
@@ -89,9 +94,11 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     p.says("My sign-ins");
     p.shot("my-sign-ins");
 
+    p.step("Sign out through the three pages");
     // Sign out through the three pages.
     p.sign_out(true);
 
+    p.step("Number matching");
     // Number matching: denied in the app, then approved.
     p.sign_in("cs0301@alacop.gov", new);
     p.at("/signin/mfa");
@@ -109,6 +116,7 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     s.click("button[name=stay][value=no]");
     p.at("/my");
 
+    p.step("\"I can't use my app right now\"");
     // "I can't use my app right now": a code from the app instead. The
     // link followed to sign in would send the officer to another site
     // afterwards (an open redirect): the sign-in ends on the portal.
@@ -139,6 +147,7 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     assert!(s.url().starts_with(&stack.url("/")), "{}", s.url());
     p.sign_out(false);
 
+    p.step("A page on another site posts the sign-in form");
     // A page on another site posts the sign-in form (it cannot know the
     // form's token, and the browser keeps the SameSite session cookie to
     // itself): the officer's sign-in does not move on.
@@ -157,6 +166,7 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     s.goto(&stack.url("/signin/password"));
     p.at("/signin");
 
+    p.step("Every step is in the audit log");
     // Every step is in the audit log.
     let audit = stack.server(&["audit", "--user", "cs0301", "--format", "json"]);
     let audit = String::from_utf8_lossy(&audit.stdout);
@@ -172,6 +182,7 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     ] {
         assert!(audit.contains(action), "{action} is not in the audit log");
     }
+    p.step("The refused redirect too");
     // The refused redirect too (before the account was known).
     let audit = stack.server(&["audit", "--format", "json"]);
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&audit.stdout).unwrap();
@@ -196,6 +207,7 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     p.at("/signin/update-password");
     p.change_password(&temp, new);
 
+    p.step("No app");
     // No app: a phone, with the code texted to it.
     p.at("/signin/register");
     p.other_method("phone");
@@ -217,6 +229,7 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     p.shot("register-phone-done");
     s.click("a.button");
 
+    p.step("Then the questions, and done");
     // Then the questions, and done.
     p.at("/signin/register");
     p.other_method("questions");
@@ -230,6 +243,7 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     p.shot("my-sign-ins-phone");
     p.sign_out(false);
 
+    p.step("\"Can't access your account?\"");
     // "Can't access your account?": the CAPTCHA, read from the page.
     p.at("/signin");
     s.click("a[href='/recover']");
@@ -282,6 +296,7 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     p.shot("recover-done");
     s.click("a[href='/signin']");
 
+    p.step("The new password, and a texted code as the second step");
     // The new password, and a texted code as the second step.
     p.sign_in("cs0302", newer);
     p.at("/signin/mfa/other");

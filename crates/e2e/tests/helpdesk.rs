@@ -65,6 +65,7 @@ fn help_desk_follows_a_push_and_resets_an_officer() {
     let s = Session::chromium(1280, 1000);
     let mut p = Pages::new(&s, "helpdesk");
 
+    p.step("The officer is refused the console");
     // The officer is refused the console.
     s.goto(&stack.url("/signin"));
     first_sign_in(&mut p, &stack, "cs0401", &stack.temporary_password.clone());
@@ -82,6 +83,7 @@ fn help_desk_follows_a_push_and_resets_an_officer() {
     s.goto(&stack.url("/my"));
     p.sign_out(false);
 
+    p.step("The help desk signs in and finds the officer");
     // The help desk signs in and finds the officer: the device is offline.
     first_sign_in(&mut p, &stack, "hd0001", &staff_temp);
     s.click("a[href='/helpdesk']");
@@ -95,6 +97,7 @@ fn help_desk_follows_a_push_and_resets_an_officer() {
     p.says("no: no request stream open");
     p.shot("officer-offline");
 
+    p.step("A test push while offline");
     // A test push while offline: "not delivered".
     s.click("form[action='/helpdesk/users/cs0401/push'] button[type=submit]");
     p.says("Read this number to the officer");
@@ -102,6 +105,7 @@ fn help_desk_follows_a_push_and_resets_an_officer() {
     p.shot("timeline-not-delivered");
     let number = s.text("p.number").trim().to_string();
 
+    p.step("The officer's device comes online");
     // The officer's device comes online: the page moves on by itself.
     let mut watch = stack.watch();
     watch.said("Are you trying to sign in?");
@@ -129,6 +133,7 @@ fn help_desk_follows_a_push_and_resets_an_officer() {
         "every step has its time: {times}"
     );
 
+    p.step("Another test push, now that the device listens");
     // Another test push, now that the device listens.
     s.goto(&stack.url("/helpdesk/users/cs0401"));
     p.says("yes (1 stream)");
@@ -140,6 +145,7 @@ fn help_desk_follows_a_push_and_resets_an_officer() {
     p.says("Status: approved");
     drop(watch);
 
+    p.step("Reset the officer's methods, with a reason");
     // Reset the officer's methods, with a reason.
     s.goto(&stack.url("/helpdesk/users/cs0401"));
     s.type_into("#reason-reset-methods", "lost phone, ticket 5150");
@@ -147,6 +153,7 @@ fn help_desk_follows_a_push_and_resets_an_officer() {
     p.says("Done: reset methods.");
     p.shot("reset-methods");
 
+    p.step("The audit log, the health page");
     // The audit log, the health page.
     s.goto(&stack.url("/helpdesk/audit?actor=hd0001"));
     p.says("lost phone, ticket 5150");
@@ -157,6 +164,7 @@ fn help_desk_follows_a_push_and_resets_an_officer() {
     s.goto(&stack.url("/my"));
     p.sign_out(false);
 
+    p.step("The officer registers again at the next sign-in");
     // The officer registers again at the next sign-in.
     p.sign_in("cs0401", NEW);
     p.at("/signin/register");
