@@ -52,6 +52,9 @@ pub enum Stage {
     Done,
     /// Signed in and adding a method from "My sign-ins".
     Add,
+    /// Signed in, proving a method again before changing methods (the
+    /// last proof is too old); back to [`Stage::Done`] once proven.
+    Reverify,
     /// Recovery: the CAPTCHA was solved; prove a registered method.
     Recover,
     /// Recovery: a method was proved; set a new password.
@@ -69,6 +72,7 @@ impl Stage {
             Stage::Stay => "stay",
             Stage::Done => "done",
             Stage::Add => "add",
+            Stage::Reverify => "reverify",
             Stage::Recover => "recover",
             Stage::RecoverReset => "recover_reset",
         }
@@ -84,6 +88,7 @@ impl Stage {
             Stage::Stay,
             Stage::Done,
             Stage::Add,
+            Stage::Reverify,
             Stage::Recover,
             Stage::RecoverReset,
         ]
@@ -386,6 +391,7 @@ mod tests {
             Stage::Stay,
             Stage::Done,
             Stage::Add,
+            Stage::Reverify,
             Stage::Recover,
             Stage::RecoverReset,
         ];

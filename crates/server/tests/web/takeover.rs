@@ -280,3 +280,30 @@ async fn a_factor_gained_by_registering_the_first_method_does_not_open_the_conso
     b.skip_setup(&page).await;
     b.console_needs_a_factor().await;
 }
+
+#[tokio::test]
+async fn changing_methods_needs_a_recent_proof() {
+    let ts = TestServer::start().await;
+    let b = Browser::new(&ts);
+    let dev = super::helpdesk::signed_in(&ts, &b, "cs0911").await;
+    // The proof is an hour old now (a stolen stay-signed-in cookie, say).
+    rusqlite::Connection::open(ts.dir.path().join("countersign.db"))
+        .unwrap()
+        .execute("UPDATE web_sessions SET factor_at = factor_at - 3600", [])
+        .unwrap();
+    let (_, _, my) = b.get("/my").await;
+    let (_, path, page) = b.post("/my/methods/add", &my, &[]).await;
+    assert_eq!(
+        path, "/signin/mfa",
+        "adding a method proves one again first"
+    );
+    assert!(page.contains("Verify your identity"), "{page}");
+    let (_, path, _) = b.get("/my").await;
+    assert_eq!(path, "/signin/mfa", "nothing else until it is proven");
+    approve_from_page(&ts, &dev, &page, Decision::Approve).await;
+    let (_, path, my) = b.get("/signin/mfa/done").await;
+    assert_eq!(path, "/my", "proven, back to My sign-ins");
+    // Now fresh: adding goes on, and so would removing.
+    let (_, path, _) = b.post("/my/methods/add", &my, &[]).await;
+    assert_eq!(path, "/signin/register/choose");
+}

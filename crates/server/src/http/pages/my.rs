@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use countersign_core::methods::mask;
@@ -21,8 +21,8 @@ use crate::domain::methods::MethodKind;
 use crate::http::extract::ClientIp;
 use crate::http::pages::{NoFields, Posted};
 use crate::store::Stage;
-use crate::store::{AuditFilter, Methods};
-use crate::{now, Server};
+use crate::store::{AuditFilter, Methods, WebSession};
+use crate::{now, Error, Server};
 
 /// The routes.
 pub fn routes() -> Router<Arc<Server>> {
@@ -136,8 +136,30 @@ async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery
     Ok(page(&s, "My sign-ins", markup))
 }
 
+/// How recent the last proof of a method must be to change methods: an
+/// older one (a stay-signed-in session of days) is proven again first, so
+/// a stolen cookie alone cannot replace the officer's methods.
+const FRESH_PROOF_SECONDS: u64 = 15 * 60;
+
+/// Sends a signed-in session whose proof is stale to prove a method again;
+/// `None` when it may go on.
+fn stale_proof(s: &Server, session: &mut WebSession) -> Result<Option<Response>, Error> {
+    let fresh = session
+        .factor
+        .is_some_and(|f| now().saturating_sub(f.at) <= FRESH_PROOF_SECONDS);
+    if fresh || s.methods(&session.username)?.count() == 0 {
+        return Ok(None);
+    }
+    session.stage = Stage::Reverify;
+    save(s, session)?;
+    Ok(Some(Redirect::to("/signin/mfa").into_response()))
+}
+
 async fn add_post(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
     let (mut session, _form) = at!(posted, &[Stage::Done]);
+    if let Some(prove) = stale_proof(&s, &mut session)? {
+        return Ok(prove);
+    }
     session.stage = Stage::Add;
     save(&s, &session)?;
     Ok(Redirect::to("/signin/register/choose").into_response())
@@ -196,7 +218,10 @@ async fn remove_post(
     ClientIp(ip): ClientIp,
     posted: Posted<MethodForm>,
 ) -> PageResult {
-    let (session, form) = at!(posted, &[Stage::Done]);
+    let (mut session, form) = at!(posted, &[Stage::Done]);
+    if let Some(prove) = stale_proof(&s, &mut session)? {
+        return Ok(prove);
+    }
     let Some(kind) = MethodKind::parse(&form.method) else {
         return Ok(Redirect::to("/my").into_response());
     };

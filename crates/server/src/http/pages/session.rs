@@ -197,7 +197,7 @@ pub(crate) fn stage_url(stage: Stage) -> &'static str {
         Stage::Password => "/signin/password",
         Stage::ChangePassword => "/signin/update-password",
         Stage::Register | Stage::Add => "/signin/register",
-        Stage::Mfa | Stage::Recover => "/signin/mfa",
+        Stage::Mfa | Stage::Recover | Stage::Reverify => "/signin/mfa",
         Stage::Stay => "/signin/stay",
         Stage::Done => "/my",
         Stage::RecoverReset => "/recover/password",

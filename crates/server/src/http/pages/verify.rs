@@ -47,7 +47,7 @@ pub fn routes() -> Router<Arc<Server>> {
         )
 }
 
-const STAGES: &[Stage] = &[Stage::Mfa, Stage::Recover];
+const STAGES: &[Stage] = &[Stage::Mfa, Stage::Recover, Stage::Reverify];
 
 fn purpose(session: &WebSession) -> Purpose {
     if session.stage == Stage::Recover {
@@ -58,10 +58,9 @@ fn purpose(session: &WebSession) -> Purpose {
 }
 
 fn title(session: &WebSession) -> &'static str {
-    if session.stage == Stage::Recover {
-        "Verify your identity"
-    } else {
-        "Approve sign in request"
+    match session.stage {
+        Stage::Recover | Stage::Reverify => "Verify your identity",
+        _ => "Approve sign in request",
     }
 }
 
@@ -72,8 +71,9 @@ fn questions_allowed(session: &WebSession, m: &Methods) -> bool {
 }
 
 /// Identity proven: a sign-in goes on (registration of missing methods,
-/// then "Stay signed in?"); a recovery goes to the new password. Either
-/// way under a new session id.
+/// then "Stay signed in?"); a recovery goes to the new password; a
+/// signed-in officer proving it again goes back to "My sign-ins". Each
+/// under a new session id.
 pub fn proven(s: &Server, session: &mut WebSession, method: FactorMethod) -> PageResult {
     session.factor = Some(Factor {
         method,
@@ -84,6 +84,8 @@ pub fn proven(s: &Server, session: &mut WebSession, method: FactorMethod) -> Pag
     session.pending = Pending::Nothing;
     let next = if session.stage == Stage::Recover {
         Stage::RecoverReset
+    } else if session.stage == Stage::Reverify {
+        Stage::Done
     } else if s.methods(&session.username)?.count() < 2 {
         Stage::Register
     } else {
