@@ -300,10 +300,18 @@ async fn changing_methods_needs_a_recent_proof() {
     assert!(page.contains("Verify your identity"), "{page}");
     let (_, path, _) = b.get("/my").await;
     assert_eq!(path, "/signin/mfa", "nothing else until it is proven");
+    // "Cancel" goes back, still stale: the next change asks again.
+    let (_, path, my) = b.post("/my/back", &page, &[]).await;
+    assert_eq!(path, "/my");
+    let (_, path, page) = b.post("/my/methods/add", &my, &[]).await;
+    assert_eq!(path, "/signin/mfa");
     approve_from_page(&ts, &dev, &page, Decision::Approve).await;
     let (_, path, my) = b.get("/signin/mfa/done").await;
     assert_eq!(path, "/my", "proven, back to My sign-ins");
-    // Now fresh: adding goes on, and so would removing.
+    // Now fresh: adding goes on; "Cancel" there is back to My sign-ins.
     let (_, path, _) = b.post("/my/methods/add", &my, &[]).await;
     assert_eq!(path, "/signin/register/choose");
+    let (_, _, register) = b.get("/signin/register").await;
+    let (_, path, _) = b.post("/my/back", &register, &[]).await;
+    assert_eq!(path, "/my");
 }

@@ -30,6 +30,7 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/my", get(my_page))
         .route("/my/methods/add", post(add_post))
         .route("/my/methods/remove", get(remove_page).post(remove_post))
+        .route("/my/back", post(back_post))
 }
 
 #[derive(Deserialize)]
@@ -153,6 +154,16 @@ fn stale_proof(s: &Server, session: &mut WebSession) -> Result<Option<Response>,
     session.stage = Stage::Reverify;
     save(s, session)?;
     Ok(Some(Redirect::to("/signin/mfa").into_response()))
+}
+
+/// "Cancel" while adding a method or proving one again: signed in as
+/// before, at "My sign-ins".
+async fn back_post(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
+    let (mut session, _form) = at!(posted, &[Stage::Add, Stage::Reverify]);
+    session.stage = Stage::Done;
+    session.challenge_id.clear();
+    save(&s, &session)?;
+    Ok(Redirect::to("/my").into_response())
 }
 
 async fn add_post(State(s): AppState, posted: Posted<NoFields>) -> PageResult {

@@ -18,7 +18,7 @@ use countersign_core::protocol::ChallengeKind;
 use maud::{html, Markup};
 
 use super::register::{channel_of, code_form, pending_code, send_code};
-use super::views::{csrf, error};
+use super::views::{self, csrf, error};
 use super::{
     account, advance, challenge_status, current_or_new_challenge, html as page, refusal, save,
     AppState, PageResult,
@@ -104,7 +104,13 @@ async fn push_page(State(s): AppState, headers: HeaderMap, ClientIp(ip): ClientI
     let who = account(&s, &session.username);
     let t = title(&session);
     match current_or_new_challenge(&s, &mut session, &ip, ChallengeKind::SignIn) {
-        Ok((id, number)) => Ok(page(&s, t, approve(t, &who, &id, number))),
+        Ok((id, number)) => {
+            let body = html! {
+                (approve(t, &who, &id, number))
+                @if session.stage == Stage::Reverify { (views::back_to_my(&session.csrf)) }
+            };
+            Ok(page(&s, t, body))
+        }
         Err(Error::Refused { message, .. }) => {
             Ok(page(&s, t, not_approved(t, &session.csrf, &who, &message)))
         }

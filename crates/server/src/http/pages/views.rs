@@ -57,6 +57,17 @@ pub fn csrf(token: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(token); }
 }
 
+/// "Cancel" from adding a method or proving one again: back to "My
+/// sign-ins" (a form: it changes where the session is).
+pub fn back_to_my(token: &str) -> Markup {
+    html! {
+        form method="post" action="/my/back" {
+            (csrf(token))
+            button.link type="submit" { "Cancel" }
+        }
+    }
+}
+
 /// An error line, if any.
 pub fn error(message: Option<&str>) -> Markup {
     html! { @if let Some(m) = message { p.error role="alert" { (m) } } }

@@ -14,7 +14,7 @@ use axum::Router;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::views::{csrf, info};
+use super::views::{back_to_my, csrf, info};
 use super::{account, advance, advance_with, html as page, refusal, save, AppState, PageResult};
 use crate::http::extract::ClientIp;
 use crate::http::pages::{NoFields, Posted};
@@ -189,7 +189,7 @@ pub(crate) fn wizard(
                 button.secondary type="submit" { "Skip setup" }
             }
         }
-        @if session.stage == Stage::Add { p { a href="/my" { "Cancel" } } }
+        @if session.stage == Stage::Add { (back_to_my(&session.csrf)) }
     };
     Ok(page(s, TITLE, markup))
 }
