@@ -10,8 +10,12 @@ use countersign_server::http::pages::return_to;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let form: HashMap<String, String> = form_urlencoded::parse(data).into_owned().collect();
-    let _ = countersign_server::domain::registration::validate(&form);
+    // As the page reads a body: the known fields (the last of each name),
+    // the others dropped.
+    let fields: HashMap<String, String> = form_urlencoded::parse(data).into_owned().collect();
+    if let Ok(form) = serde_json::to_value(&fields).and_then(serde_json::from_value) {
+        let _ = countersign_server::domain::registration::validate(&form);
+    }
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

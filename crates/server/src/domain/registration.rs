@@ -2,8 +2,6 @@
 //! page, queued for an administrator who approves it (creating the account
 //! under the temporary-password template) or rejects it with a reason.
 
-use std::collections::HashMap;
-
 use zeroize::Zeroizing;
 
 use crate::domain::Code;
@@ -14,9 +12,28 @@ use crate::{Error, Server};
 /// too few to flood the administrators' queue.
 pub const MAX_PER_IP_PER_HOUR: u64 = 5;
 
+/// A New User Registration form as sent: the request's fields, not yet
+/// checked ([`validate`] checks them).
+pub type RegistrationForm = NewRegistration;
+
+impl NewRegistration {
+    /// A field by its form name (empty for any other name).
+    pub fn field(&self, name: &str) -> &str {
+        match name {
+            "first_name" => &self.first_name,
+            "last_name" => &self.last_name,
+            "email" => &self.email,
+            "agency" => &self.agency,
+            "phone" => &self.phone,
+            "reason" => &self.reason,
+            _ => "",
+        }
+    }
+}
+
 /// The form's fields, checked: each problem gets its own message.
-pub fn validate(form: &HashMap<String, String>) -> Result<NewRegistration, Vec<String>> {
-    let field = |name: &str| form.get(name).map(|v| v.trim()).unwrap_or_default();
+pub fn validate(form: &RegistrationForm) -> Result<NewRegistration, Vec<String>> {
+    let field = |name: &str| form.field(name).trim();
     let mut problems = Vec::new();
     let mut text = |name: &str, max: usize, missing: &str| -> String {
         let v = field(name);
@@ -223,11 +240,12 @@ impl Server {
 mod tests {
     use super::*;
 
-    fn form(fields: &[(&str, &str)]) -> HashMap<String, String> {
-        fields
+    fn form(fields: &[(&str, &str)]) -> RegistrationForm {
+        let map: serde_json::Map<String, serde_json::Value> = fields
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        serde_json::from_value(serde_json::Value::Object(map)).unwrap()
     }
 
     const GOOD: &[(&str, &str)] = &[
@@ -278,7 +296,7 @@ mod tests {
             "a@x.gov.",
         ] {
             let mut f = form(GOOD);
-            f.insert("email".into(), bad.into());
+            f.email = bad.into();
             assert!(validate(&f).is_err(), "{bad}");
         }
     }
@@ -291,8 +309,10 @@ mod tests {
             ("agency", "PD\u{202E}dp"),
             ("reason", "ok\x1b]0;title\x07"),
         ] {
-            let mut f = form(GOOD);
-            f.insert(field.into(), bad.into());
+            let mut good = GOOD.to_vec();
+            good.retain(|(k, _)| *k != field);
+            good.push((field, bad));
+            let f = form(&good);
             let problems = validate(&f).unwrap_err();
             assert!(
                 problems
@@ -302,10 +322,7 @@ mod tests {
             );
         }
         let mut f = form(GOOD);
-        f.insert(
-            "reason".into(),
-            "Records access\r\nfor the fraud unit".into(),
-        );
+        f.reason = "Records access\r\nfor the fraud unit".into();
         assert!(validate(&f).is_ok());
     }
 }

@@ -1,12 +1,15 @@
 //! New User Registration requests, queued for an administrator.
 
 use rusqlite::{params, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{optional, Store, StoreError, Write};
 
-/// A request as the form sent it (already validated).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A request's fields: as the form sent them (`serde` reads a form body
+/// into one, any field missing left empty), and once
+/// `domain::registration::validate` has checked them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NewRegistration {
     /// Given name.
     pub first_name: String,

@@ -1,7 +1,7 @@
 //! New User Registration: the request form, queued for an administrator
 //! (`countersign-server user requests`).
 
-use std::collections::HashMap;
+use serde::Deserialize;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -11,6 +11,7 @@ use axum::Form;
 use super::presession::PreSession;
 use super::{forbidden, html, refusal, views, AppState, Page, PageResult};
 use crate::domain::registration;
+use crate::domain::registration::RegistrationForm;
 use crate::http::extract::ClientIp;
 use crate::{now, Error};
 
@@ -18,7 +19,7 @@ use crate::{now, Error};
 /// stored for a visitor who only looks).
 pub(super) async fn page(State(s): AppState, headers: HeaderMap) -> PageResult {
     let pre = PreSession::carried_or_new(&s, &headers)?;
-    let body = views::new_user(&pre.token, &HashMap::new(), &[]);
+    let body = views::new_user(&pre.token, &RegistrationForm::default(), &[]);
     Ok(Page {
         body: html(&s, "New User Registration", body),
         cookie: Some(pre.cookie()),
@@ -26,14 +27,22 @@ pub(super) async fn page(State(s): AppState, headers: HeaderMap) -> PageResult {
     .into_response())
 }
 
+/// The request form with the pre-session's token.
+#[derive(Deserialize)]
+pub(super) struct NewUserPost {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    form: RegistrationForm,
+}
+
 pub(super) async fn post(
     State(s): AppState,
     headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<HashMap<String, String>>,
+    Form(NewUserPost { csrf, form }): Form<NewUserPost>,
 ) -> PageResult {
-    let Some(pre) = PreSession::from_headers(&headers).filter(|p| p.form_ok(form.get("csrf")))
-    else {
+    let Some(pre) = PreSession::from_headers(&headers).filter(|p| p.form_ok(Some(&csrf))) else {
         return Ok(forbidden(&s));
     };
     let refill = |problems: &[String], status: StatusCode| {

@@ -2,8 +2,7 @@
 //! branding, the legal banner and the standard links; no inline script or
 //! style, so the Content-Security-Policy can forbid both.
 
-use std::collections::HashMap;
-
+use crate::domain::registration::RegistrationForm;
 use maud::{html, Markup, DOCTYPE};
 
 /// What every page shows around its content.
@@ -179,8 +178,8 @@ pub fn signed_out() -> Markup {
 }
 
 /// New User Registration: the request form, filled again after a problem.
-pub fn new_user(token: &str, values: &HashMap<String, String>, problems: &[String]) -> Markup {
-    let value = |name: &str| values.get(name).map(String::as_str).unwrap_or_default();
+pub fn new_user(token: &str, values: &RegistrationForm, problems: &[String]) -> Markup {
+    let value = |name: &str| values.field(name);
     let field = |name: &str, label: &str, kind: &str, autocomplete: &str, required: bool| {
         html! {
             label for=(name) { (label) @if !required { " (optional)" } }
