@@ -118,18 +118,10 @@ impl Server {
             hashed.push((*q, hash_password(&answer)?));
         }
         let first_only = authority == Authority::FirstMethod;
-        let action = "method.questions.register";
-        let added = self.write(now, |w| {
-            let added = w.set_answers(user.id, &hashed, first_only, now)?;
-            w.audit(&match added {
-                true => method_row(username, action, ip, "ok", ""),
-                false => method_row(username, action, ip, "refused", "account has a method now"),
-            })?;
-            Ok(added)
+        let row = method_row(username, "method.questions.register", ip, "ok", "");
+        self.add_method(row, now, |w| {
+            w.set_answers(user.id, &hashed, first_only, now)
         })?;
-        if !added {
-            return Err(methods_changed());
-        }
         Ok(Ok(()))
     }
 
@@ -326,19 +318,31 @@ impl Server {
         let user = self.user(username)?;
         let masked = countersign_core::methods::mask(number);
         let first_only = authority == Authority::FirstMethod;
-        let action = "method.phone.register";
+        let row = method_row(username, "method.phone.register", ip, "ok", &masked);
+        self.add_method(row, now, |w| w.set_phone(user.id, number, first_only, now))
+    }
+
+    /// Registers a method with `write` (`false`: refused, the account has
+    /// a method now) and its audit row `row` (or the refusal's), together.
+    fn add_method(
+        &self,
+        row: NewAudit<'_>,
+        now: u64,
+        write: impl FnOnce(&mut Write<'_>) -> Result<bool, StoreError>,
+    ) -> Result<(), Error> {
         let added = self.write(now, |w| {
-            let added = w.set_phone(user.id, number, first_only, now)?;
+            let added = write(w)?;
             w.audit(&match added {
-                true => method_row(username, action, ip, "ok", &masked),
-                false => method_row(username, action, ip, "refused", "account has a method now"),
+                true => row,
+                false => row.with("refused", "account has a method now"),
             })?;
             Ok(added)
         })?;
-        if !added {
-            return Err(methods_changed());
+        if added {
+            Ok(())
+        } else {
+            Err(methods_changed())
         }
-        Ok(())
     }
 
     /// Removes one kind of method; `actor` is the user or a staff member.

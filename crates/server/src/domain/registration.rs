@@ -161,21 +161,8 @@ impl Server {
             now,
         )?;
         let detail = format!("request #{id}");
-        let decided = self.write(now, |w| {
-            let decided = w.decide_registration(id, "approved", actor, username, "", now)?;
-            if decided {
-                w.audit(&NewAudit {
-                    actor,
-                    action: "registration.approve",
-                    target: username,
-                    ip: "",
-                    outcome: "ok",
-                    detail: &detail,
-                })?;
-            }
-            Ok(decided)
-        })?;
-        if !decided {
+        let row = NewAudit::of(actor, "registration.approve", username, "").with("ok", &detail);
+        if !self.decide(id, "approved", actor, username, "", &row, now)? {
             return Err(Error::refused(
                 Code::AlreadyDecided,
                 format!("request #{id} was decided meanwhile; {username} was created anyway"),
@@ -201,21 +188,9 @@ impl Server {
         }
         let request = self.pending_registration(id)?;
         let detail = format!("request #{id}: {reason}");
-        let decided = self.write(now, |w| {
-            let decided = w.decide_registration(id, "rejected", actor, "", reason, now)?;
-            if decided {
-                w.audit(&NewAudit {
-                    actor,
-                    action: "registration.reject",
-                    target: &request.form.email,
-                    ip: "",
-                    outcome: "rejected",
-                    detail: &detail,
-                })?;
-            }
-            Ok(decided)
-        })?;
-        if !decided {
+        let row = NewAudit::of(actor, "registration.reject", &request.form.email, "")
+            .with("rejected", &detail);
+        if !self.decide(id, "rejected", actor, "", reason, &row, now)? {
             return Err(Error::refused(
                 Code::AlreadyDecided,
                 format!("request #{id} was decided meanwhile"),
@@ -233,6 +208,30 @@ impl Server {
             )),
             None => Err(Error::not_found(&format!("request #{id}"))),
         }
+    }
+}
+
+impl Server {
+    /// Decides pending request `id` with its audit row, in one transaction;
+    /// `false` when it was decided meanwhile (nothing is written).
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &self,
+        id: i64,
+        status: &str,
+        actor: &str,
+        username: &str,
+        note: &str,
+        row: &NewAudit<'_>,
+        now: u64,
+    ) -> Result<bool, Error> {
+        self.write(now, |w| {
+            let decided = w.decide_registration(id, status, actor, username, note, now)?;
+            if decided {
+                w.audit(row)?;
+            }
+            Ok(decided)
+        })
     }
 }
 

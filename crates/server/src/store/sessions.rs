@@ -62,6 +62,20 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage.
+    pub const ALL: [Stage; 10] = [
+        Stage::Password,
+        Stage::ChangePassword,
+        Stage::Register,
+        Stage::Mfa,
+        Stage::Stay,
+        Stage::Done,
+        Stage::Add,
+        Stage::Reverify,
+        Stage::Recover,
+        Stage::RecoverReset,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -80,20 +94,7 @@ impl Stage {
 
     /// Reads a stored name; anything else starts again at the email page.
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Stage::Password,
-            Stage::ChangePassword,
-            Stage::Register,
-            Stage::Mfa,
-            Stage::Stay,
-            Stage::Done,
-            Stage::Add,
-            Stage::Reverify,
-            Stage::Recover,
-            Stage::RecoverReset,
-        ]
-        .into_iter()
-        .find(|stage| stage.as_str() == s)
+        Self::ALL.into_iter().find(|stage| stage.as_str() == s)
     }
 
     /// Whether a session here acts for the account (registers or removes
@@ -383,18 +384,7 @@ mod tests {
 
     #[test]
     fn stages_read_back_and_only_four_act_for_the_account() {
-        let all = [
-            Stage::Password,
-            Stage::ChangePassword,
-            Stage::Register,
-            Stage::Mfa,
-            Stage::Stay,
-            Stage::Done,
-            Stage::Add,
-            Stage::Reverify,
-            Stage::Recover,
-            Stage::RecoverReset,
-        ];
+        let all = Stage::ALL;
         for s in all {
             assert_eq!(Stage::parse(s.as_str()), Some(s));
         }
