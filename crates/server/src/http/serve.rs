@@ -62,6 +62,10 @@ pub async fn start(
     listen: SocketAddr,
     dir: &DataDir,
 ) -> anyhow::Result<Running> {
+    // Made before serving, so a failure stops the start and the first
+    // unknown account at sign-in costs what every later one does (the
+    // command line's other commands never need it).
+    crate::domain::passwords::dummy_hash()?;
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     listener.set_nonblocking(true)?;

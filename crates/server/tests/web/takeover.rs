@@ -292,6 +292,16 @@ async fn changing_methods_needs_a_recent_proof() {
         .execute("UPDATE web_sessions SET factor_at = factor_at - 3600", [])
         .unwrap();
     let (_, _, my) = b.get("/my").await;
+    let (_, path, page) = b
+        .post("/my/methods/remove", &my, &[("method", "questions")])
+        .await;
+    assert_eq!(
+        path, "/signin/mfa",
+        "removing a method proves one again first"
+    );
+    let (_, path, my) = b.post("/my/back", &page, &[]).await;
+    assert_eq!(path, "/my");
+    assert_eq!(ts.server.methods("cs0911").unwrap().questions.len(), 5);
     let (_, path, page) = b.post("/my/methods/add", &my, &[]).await;
     assert_eq!(
         path, "/signin/mfa",

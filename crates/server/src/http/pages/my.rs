@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
 use countersign_core::methods::mask;
@@ -16,12 +16,13 @@ use maud::html;
 use serde::Deserialize;
 
 use super::views::csrf;
-use super::{account, html as page, save, AppState, PageResult};
+use super::{account, html as page, reverify_if_stale, save, AppState, PageResult};
 use crate::domain::methods::MethodKind;
+use crate::domain::Code;
 use crate::http::extract::ClientIp;
 use crate::http::pages::{NoFields, Posted};
 use crate::store::Stage;
-use crate::store::{AuditFilter, Methods, WebSession};
+use crate::store::{AuditFilter, Methods};
 use crate::{now, Error, Server};
 
 /// The routes.
@@ -137,25 +138,6 @@ async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery
     Ok(page(&s, "My sign-ins", markup))
 }
 
-/// How recent the last proof of a method must be to change methods: an
-/// older one (a stay-signed-in session of days) is proven again first, so
-/// a stolen cookie alone cannot replace the officer's methods.
-const FRESH_PROOF_SECONDS: u64 = 15 * 60;
-
-/// Sends a signed-in session whose proof is stale to prove a method again;
-/// `None` when it may go on.
-fn stale_proof(s: &Server, session: &mut WebSession) -> Result<Option<Response>, Error> {
-    let fresh = session
-        .factor
-        .is_some_and(|f| now().saturating_sub(f.at) <= FRESH_PROOF_SECONDS);
-    if fresh || s.methods(&session.username)?.count() == 0 {
-        return Ok(None);
-    }
-    session.stage = Stage::Reverify;
-    save(s, session)?;
-    Ok(Some(Redirect::to("/signin/mfa").into_response()))
-}
-
 /// "Cancel" while adding a method or proving one again: signed in as
 /// before, at "My sign-ins".
 async fn back_post(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
@@ -167,10 +149,9 @@ async fn back_post(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
 }
 
 async fn add_post(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
+    // A stale proof is sent to prove a method again when the session is
+    // next loaded at `add` (see `second_factor_rule`).
     let (mut session, _form) = at!(posted, &[Stage::Done]);
-    if let Some(prove) = stale_proof(&s, &mut session)? {
-        return Ok(prove);
-    }
     session.stage = Stage::Add;
     save(&s, &session)?;
     Ok(Redirect::to("/signin/register/choose").into_response())
@@ -230,17 +211,22 @@ async fn remove_post(
     posted: Posted<MethodForm>,
 ) -> PageResult {
     let (mut session, form) = at!(posted, &[Stage::Done]);
-    if let Some(prove) = stale_proof(&s, &mut session)? {
-        return Ok(prove);
+    if reverify_if_stale(&s, &mut session)? {
+        return Ok(Redirect::to("/signin/mfa").into_response());
     }
     let Some(kind) = MethodKind::parse(&form.method) else {
         return Ok(Redirect::to("/my").into_response());
     };
-    if s.methods(&session.username)?.count() <= 1 {
-        return Ok(
+    // The last method stays (the domain refuses it in the removing
+    // transaction); the confirmation page says why.
+    match s.remove_method(&session.username, kind, &session.username, &ip, now()) {
+        Err(Error::Refused {
+            code: Code::LastMethod,
+            ..
+        }) => Ok(
             Redirect::to(&format!("/my/methods/remove?method={}", kind.as_str())).into_response(),
-        );
+        ),
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(Redirect::to("/my?removed=1").into_response()),
     }
-    s.remove_method(&session.username, kind, &session.username, &ip, now())?;
-    Ok(Redirect::to("/my?removed=1").into_response())
 }

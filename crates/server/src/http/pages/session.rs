@@ -42,6 +42,9 @@ pub(crate) fn load(s: &Server, headers: &HeaderMap) -> Result<Option<WebSession>
 /// with: that activation proves the app (and binds only while the account
 /// had no method, see [`crate::domain::methods::Authority::FirstMethod`]).
 pub(crate) fn second_factor_rule(s: &Server, session: &mut WebSession) -> Result<(), Error> {
+    if session.stage == Stage::Add && reverify_if_stale(s, session)? {
+        return Ok(());
+    }
     if session.factor.is_some() || !session.stage.acts_for_account() {
         return Ok(());
     }
@@ -66,6 +69,28 @@ pub(crate) fn second_factor_rule(s: &Server, session: &mut WebSession) -> Result
         }
     }
     back_to_proof(s, session)
+}
+
+/// How recent the last proof of a method must be to change methods: an
+/// older one (a stay-signed-in session of days) is proven again first, so
+/// a stolen cookie alone cannot replace the officer's methods.
+const FRESH_PROOF_SECONDS: u64 = 15 * 60;
+
+/// Sends a signed-in session whose proof is stale (or missing) to prove a
+/// method again (`reverify`, back to `done` once proven) before it adds or
+/// removes one; `true` if it was sent. An account without any method has
+/// nothing to prove.
+pub(crate) fn reverify_if_stale(s: &Server, session: &mut WebSession) -> Result<bool, Error> {
+    let fresh = session
+        .factor
+        .is_some_and(|f| now().saturating_sub(f.at) <= FRESH_PROOF_SECONDS);
+    if fresh || s.methods(&session.username)?.count() == 0 {
+        return Ok(false);
+    }
+    session.stage = Stage::Reverify;
+    session.pending = Pending::Nothing;
+    save(s, session)?;
+    Ok(true)
 }
 
 /// Stores the session's new state.
@@ -232,7 +257,8 @@ pub(crate) struct Posted<F> {
     session: Option<WebSession>,
     form: F,
     csrf_ok: bool,
-    forbidden: Response,
+    /// For the "Request refused" page, drawn only when it is the answer.
+    server: Arc<Server>,
 }
 
 /// The fields every posted form carries, and the handler's own.
@@ -263,7 +289,7 @@ impl<F: DeserializeOwned + Send> FromRequest<Arc<Server>> for Posted<F> {
             session,
             form: signed.form,
             csrf_ok,
-            forbidden: forbidden(s),
+            server: s.clone(),
         })
     }
 }
@@ -278,7 +304,7 @@ impl<F> Posted<F> {
             Some(session) if !stages.contains(&session.stage) => Err(Box::new(
                 Redirect::to(stage_url(session.stage)).into_response(),
             )),
-            Some(_) if !self.csrf_ok => Err(Box::new(self.forbidden)),
+            Some(_) if !self.csrf_ok => Err(Box::new(forbidden(&self.server))),
             Some(session) => Ok((session, self.form)),
         }
     }
@@ -290,7 +316,7 @@ impl<F> Posted<F> {
     pub(crate) fn any_stage(self) -> Result<Option<(WebSession, F)>, Box<Response>> {
         match self.session {
             None => Ok(None),
-            Some(_) if !self.csrf_ok => Err(Box::new(self.forbidden)),
+            Some(_) if !self.csrf_ok => Err(Box::new(forbidden(&self.server))),
             Some(session) => Ok(Some((session, self.form))),
         }
     }
