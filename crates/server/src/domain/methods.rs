@@ -149,7 +149,7 @@ impl Server {
             self.succeeded(&user, "method.questions.check", ip, "", now)?;
         } else {
             let action = "method.questions.check";
-            self.failed_with(&user, action, ip, "wrong answers", now, |_| Ok(()))?;
+            self.failed(&user, action, ip, "wrong answers", now)?;
         }
         Ok(all)
     }
@@ -286,7 +286,7 @@ impl Server {
         let code = code.trim();
         let right = code.len() == 6 && constant_time_eq(&code_hash(code_id, code), &sent.code_hash);
         if !right {
-            self.failed_with(&user, action, ip, "wrong code", now, |_| Ok(()))?;
+            self.failed(&user, action, ip, "wrong code", now)?;
             return Ok(None);
         }
         let used = self.write(now, |w| {
@@ -421,27 +421,20 @@ impl Server {
         Ok(user)
     }
 
-    /// Counts a failure against the account and the address, with `also`
-    /// written in the same transaction.
-    fn failed_with(
+    /// Counts a failure against the account and the address.
+    fn failed(
         &self,
         user: &UserRow,
         action: &str,
         ip: &str,
         detail: &str,
         now: u64,
-        also: impl FnOnce(&mut Write<'_>) -> Result<(), StoreError>,
     ) -> Result<(), Error> {
         self.address_failures.failed(ip, now);
-        let (max, lock_secs) = (
-            self.config.lockout.max_failures,
-            self.config.lockout.minutes * 60,
-        );
         self.write(now, |w| {
-            also(w)?;
-            let outcome = match w.record_failure(user.id, max, lock_secs, now)? {
-                Some(_) => "locked",
-                None => "refused",
+            let outcome = match self.count_failure(w, user.id, now)? {
+                true => "locked",
+                false => "refused",
             };
             w.audit(&method_row(&user.username, action, ip, outcome, detail))
         })

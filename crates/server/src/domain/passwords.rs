@@ -8,7 +8,7 @@ use countersign_core::password::Violation;
 use ring::rand::SecureRandom;
 
 use crate::domain::Code;
-use crate::store::{NewAudit, UserRow};
+use crate::store::{NewAudit, StoreError, UserRow, Write};
 use crate::{Error, Server};
 
 /// Hashes a password with Argon2id (default parameters, random salt).
@@ -93,14 +93,10 @@ impl Server {
                 audit("refused", "wrong password (account disabled or locked)")?;
                 return Err(invalid());
             }
-            let (max, lock_secs) = (
-                self.config.lockout.max_failures,
-                self.config.lockout.minutes * 60,
-            );
             self.write(now, |w| {
-                let row = match w.record_failure(user.id, max, lock_secs, now)? {
-                    Some(_) => row.with("locked", "too many failed sign-ins"),
-                    None => row.with("refused", "wrong password"),
+                let row = match self.count_failure(w, user.id, now)? {
+                    true => row.with("locked", "too many failed sign-ins"),
+                    false => row.with("refused", "wrong password"),
                 };
                 w.audit(&row)
             })?;
@@ -173,12 +169,8 @@ impl Server {
             return Err(locked(user.locked_until, now));
         }
         if !verify_password(&user.password_hash, current) {
-            let (max, lock_secs) = (
-                self.config.lockout.max_failures,
-                self.config.lockout.minutes * 60,
-            );
             self.write(now, |w| {
-                w.record_failure(user.id, max, lock_secs, now)?;
+                self.count_failure(w, user.id, now)?;
                 w.audit(&row.with("refused", "wrong_current"))
             })?;
             return Ok(Err(vec![Violation::WrongCurrent]));
@@ -279,6 +271,24 @@ impl Server {
         } else {
             Err(violations)
         })
+    }
+}
+
+impl Server {
+    /// Counts a failed sign-in, code or answer of `user_id` in `w`, and
+    /// locks the account for the configured minutes once the configured
+    /// number is reached; `true` if this failure locked it.
+    pub(crate) fn count_failure(
+        &self,
+        w: &mut Write<'_>,
+        user_id: i64,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let lockout = &self.config.lockout;
+        Ok(
+            w.record_failure(user_id, lockout.max_failures, lockout.minutes * 60, now)?
+                .is_some(),
+        )
     }
 }
 

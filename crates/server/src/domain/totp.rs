@@ -70,19 +70,15 @@ impl Server {
             }
         }
         self.address_failures.failed(ip, now);
-        let (max, lock_secs) = (
-            self.config.lockout.max_failures,
-            self.config.lockout.minutes * 60,
-        );
         let detail = if replayed {
             "code already used"
         } else {
             "wrong code"
         };
         self.write(now, |w| {
-            let outcome = match w.record_failure(user.id, max, lock_secs, now)? {
-                Some(_) => "locked",
-                None => "refused",
+            let outcome = match self.count_failure(w, user.id, now)? {
+                true => "locked",
+                false => "refused",
             };
             w.audit(&row.with(outcome, detail))
         })?;
