@@ -306,7 +306,11 @@ async fn pages_send_a_browser_without_a_session_to_sign_in() {
     for path in [
         "/signin/password",
         "/signin/stay",
+        "/my/methods/add",
         "/my/methods/remove",
+        "/my/back",
+        "/helpdesk/users/cs0101/fix",
+        "/helpdesk/users/cs0101/push",
         "/signout",
     ] {
         let a = o.form(path, "", "csrf=x").await;
@@ -359,13 +363,19 @@ async fn a_session_is_held_to_its_stage_and_its_token() {
     }
     let password = o.get("/signin/password", &[("cookie", &session)]).await;
     let token = password.csrf();
-    let stay = o
-        .form("/signin/stay", &session, &format!("csrf={token}&stay=yes"))
-        .await;
-    assert_eq!(
-        (stay.status, stay.location.as_str()),
-        (StatusCode::SEE_OTHER, "/signin/password")
-    );
+    // Forms of later stages, with the right token, change nothing either.
+    for (path, body) in [
+        ("/signin/stay", format!("csrf={token}&stay=yes")),
+        ("/my/back", format!("csrf={token}")),
+        ("/my/methods/add", format!("csrf={token}")),
+    ] {
+        let a = o.form(path, &session, &body).await;
+        assert_eq!(
+            (a.status, a.location.as_str()),
+            (StatusCode::SEE_OTHER, "/signin/password"),
+            "POST {path}"
+        );
+    }
     // Its own form with a forged token is refused, and changes nothing.
     let forged = o
         .form("/signin/password", &session, "csrf=forged&password=x")
