@@ -121,7 +121,7 @@ pub fn session_follows(s: &Server, headers: &HeaderMap, challenge_id: &str) -> R
     let Some(id) = session_id_hash(headers) else {
         return Ok(false);
     };
-    Ok(s.store.session(&id, now())?.is_some_and(|session| {
-        !session.challenge_id.is_empty() && session.challenge_id == challenge_id
-    }))
+    Ok(s.store
+        .session(&id, now())?
+        .is_some_and(|session| session.stage.push() == Some(challenge_id)))
 }

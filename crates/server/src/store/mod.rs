@@ -9,6 +9,7 @@ mod methods;
 mod pool;
 mod requests;
 mod sessions;
+mod stage;
 mod users;
 
 use std::path::Path;
@@ -20,7 +21,8 @@ pub use challenges::{ChallengeRow, NewChallenge};
 pub use devices::{ActivationRow, Binding, DeviceRow, NewDevice};
 pub use methods::{Methods, PhoneCode};
 pub use requests::{NewRegistration, RegistrationRequest};
-pub use sessions::{Factor, FactorMethod, Pending, Stage, WebSession};
+pub use sessions::{Factor, FactorMethod, WebSession};
+pub use stage::{Proving, Registering, Stage, StageKind};
 pub use users::{NewUser, Role, UserRow};
 
 /// A storage failure.

@@ -21,8 +21,8 @@ use crate::http::extract::ClientIp;
 use crate::http::pages::views::{csrf, error};
 use crate::http::pages::Posted;
 use crate::http::pages::{html as page, load, AppState, PageResult};
-use crate::store::Stage;
 use crate::store::{AuditEntry, AuditFilter, Role, UserRow, WebSession};
+use crate::store::{Stage, StageKind};
 use crate::{now, now_ms, Error, Server};
 use serde::Deserialize;
 
@@ -40,7 +40,7 @@ macro_rules! staff {
 /// the form.
 macro_rules! staff_form {
     ($s:expr, $posted:expr) => {{
-        let (session, form) = match $posted.at(&[Stage::Done]) {
+        let (session, form) = match $posted.at(&[StageKind::Done]) {
             Ok(ok) => ok,
             Err(answer) => return Ok(*answer),
         };

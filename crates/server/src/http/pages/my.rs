@@ -21,7 +21,7 @@ use crate::domain::methods::MethodKind;
 use crate::domain::Code;
 use crate::http::extract::ClientIp;
 use crate::http::pages::{NoFields, Posted};
-use crate::store::Stage;
+use crate::store::StageKind;
 use crate::store::{AuditFilter, Methods};
 use crate::{now, Error, Server};
 
@@ -66,7 +66,7 @@ fn listed(
 }
 
 async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery>) -> PageResult {
-    let session = stage!(s, headers, &[Stage::Done]);
+    let session = stage!(s, headers, &[StageKind::Done]);
     let user = s.user(&session.username)?;
     let m = s.store.methods_of(user.id)?;
     let methods = listed(&s, user.id, &m)?;
@@ -141,9 +141,8 @@ async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery
 /// "Cancel" while adding a method or proving one again: signed in as
 /// before, at "My sign-ins".
 async fn back_post(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
-    let (mut session, _form) = at!(posted, &[Stage::Add, Stage::Reverify]);
-    session.stage = Stage::Done;
-    session.challenge_id.clear();
+    let (mut session, _form) = at!(posted, &[StageKind::Add, StageKind::Reverify]);
+    session.stage = StageKind::Done.start();
     save(&s, &session)?;
     Ok(Redirect::to("/my").into_response())
 }
@@ -151,8 +150,8 @@ async fn back_post(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
 async fn add_post(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
     // A stale proof is sent to prove a method again when the session is
     // next loaded at `add` (see `second_factor_rule`).
-    let (mut session, _form) = at!(posted, &[Stage::Done]);
-    session.stage = Stage::Add;
+    let (mut session, _form) = at!(posted, &[StageKind::Done]);
+    session.stage = StageKind::Add.start();
     save(&s, &session)?;
     Ok(Redirect::to("/signin/register/choose").into_response())
 }
@@ -167,7 +166,7 @@ async fn remove_page(
     headers: HeaderMap,
     Query(q): Query<RemoveQuery>,
 ) -> PageResult {
-    let session = stage!(s, headers, &[Stage::Done]);
+    let session = stage!(s, headers, &[StageKind::Done]);
     let Some(kind) = q.method.as_deref().and_then(MethodKind::parse) else {
         return Ok(Redirect::to("/my").into_response());
     };
@@ -210,7 +209,7 @@ async fn remove_post(
     ClientIp(ip): ClientIp,
     posted: Posted<MethodForm>,
 ) -> PageResult {
-    let (mut session, form) = at!(posted, &[Stage::Done]);
+    let (mut session, form) = at!(posted, &[StageKind::Done]);
     if reverify_if_stale(&s, &mut session)? {
         return Ok(Redirect::to("/signin/mfa").into_response());
     }

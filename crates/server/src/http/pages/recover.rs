@@ -25,7 +25,7 @@ use crate::domain::captcha;
 use crate::http::extract::ClientIp;
 use crate::http::pages::{NewPasswordForm, Posted};
 use crate::store::NewAudit;
-use crate::store::Stage;
+use crate::store::StageKind;
 use crate::{now, Error, Server};
 
 const TITLE: &str = "Get back into your account";
@@ -83,7 +83,7 @@ fn start_form(
 
 async fn start_page(State(s): AppState, headers: HeaderMap) -> PageResult {
     if let Some(session) = load(&s, &headers)? {
-        if session.stage == Stage::Done {
+        if session.stage.kind() == StageKind::Done {
             return Ok(Redirect::to("/my").into_response());
         }
         end(&s, &session.id_hash)?;
@@ -180,7 +180,7 @@ async fn start_post(
     }
     audit(&username, "ok", "")?;
     // From here on there is a session to keep.
-    let mut session = fresh(Stage::Recover);
+    let mut session = fresh(StageKind::Recover);
     session.username = username;
     let cookie = issue(&s, &mut session, None)?;
     Ok(Page {
@@ -207,7 +207,7 @@ fn password_form(token: &str, account: &str, problems: &[String]) -> Markup {
 }
 
 async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &[Stage::RecoverReset]);
+    let session = stage!(s, headers, &[StageKind::RecoverReset]);
     let body = password_form(&session.csrf, &account(&s, &session.username), &[]);
     Ok(page(&s, "Choose a new password", body))
 }
@@ -217,7 +217,7 @@ async fn password_post(
     ClientIp(ip): ClientIp,
     posted: Posted<NewPasswordForm>,
 ) -> PageResult {
-    let (session, form) = at!(posted, &[Stage::RecoverReset]);
+    let (session, form) = at!(posted, &[StageKind::RecoverReset]);
     let NewPasswordForm { new, confirm, .. } = form;
     let username = session.username.clone();
     let set = s

@@ -9,8 +9,8 @@ use crate::domain::sha256;
 use crate::domain::Code;
 use crate::http::error::ApiError;
 use crate::http::extract::{session_id_hash, SESSION_COOKIE as COOKIE};
-use crate::store::Stage;
-use crate::store::{Factor, FactorMethod, NewAudit, Pending, WebSession};
+use crate::store::StageKind;
+use crate::store::{Factor, FactorMethod, NewAudit, WebSession};
 use crate::{now, Error, Server};
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode};
@@ -42,19 +42,19 @@ pub(crate) fn load(s: &Server, headers: &HeaderMap) -> Result<Option<WebSession>
 /// with: that activation proves the app (and binds only while the account
 /// had no method, see [`crate::domain::methods::Authority::FirstMethod`]).
 pub(crate) fn second_factor_rule(s: &Server, session: &mut WebSession) -> Result<(), Error> {
-    if session.stage == Stage::Add && reverify_if_stale(s, session)? {
+    if session.stage.kind() == StageKind::Add && reverify_if_stale(s, session)? {
         return Ok(());
     }
-    if session.factor.is_some() || !session.stage.acts_for_account() {
+    if session.factor.is_some() || !session.stage.kind().acts_for_account() {
         return Ok(());
     }
     let user = s.user(&session.username)?;
     if s.store.methods_of(user.id)?.count() == 0 {
         return Ok(());
     }
-    if let Pending::Enrollment(ids) = &session.pending {
+    if let Some(registering) = session.stage.registering() {
         let mut used = None;
-        for id in ids {
+        for id in &registering.shown {
             let activation = s.store.activation(id)?.filter(|a| a.user_id == user.id);
             used = used.or(activation.and_then(|a| a.used_at));
         }
@@ -64,7 +64,7 @@ pub(crate) fn second_factor_rule(s: &Server, session: &mut WebSession) -> Result
                 at,
                 by_registration: true,
             });
-            session.pending = Pending::Nothing;
+            registering.shown.clear();
             return save(s, session);
         }
     }
@@ -87,8 +87,7 @@ pub(crate) fn reverify_if_stale(s: &Server, session: &mut WebSession) -> Result<
     if fresh || s.methods(&session.username)?.count() == 0 {
         return Ok(false);
     }
-    session.stage = Stage::Reverify;
-    session.pending = Pending::Nothing;
+    session.stage = StageKind::Reverify.start();
     save(s, session)?;
     Ok(true)
 }
@@ -116,9 +115,7 @@ pub(crate) fn end(s: &Server, id_hash: &[u8]) -> Result<(), Error> {
 
 /// Sends a session back to proving a second factor.
 pub(crate) fn back_to_proof(s: &Server, session: &mut WebSession) -> Result<(), Error> {
-    session.stage = Stage::Mfa;
-    session.pending = Pending::Nothing;
-    session.challenge_id.clear();
+    session.stage = StageKind::Mfa.start();
     save(s, session)
 }
 
@@ -200,32 +197,30 @@ pub(crate) fn expired_cookie() -> String {
     format!("{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
 }
 
-pub(crate) fn fresh(stage: Stage) -> WebSession {
+pub(crate) fn fresh(stage: StageKind) -> WebSession {
     WebSession {
         id_hash: Vec::new(),
         csrf: String::new(),
         username: String::new(),
-        stage,
-        challenge_id: String::new(),
+        stage: stage.start(),
         return_to: String::new(),
         persistent: false,
         created_at: 0,
         expires_at: 0,
-        pending: Pending::Nothing,
         factor: None,
     }
 }
 
 /// Where a session's stage continues.
-pub(crate) fn stage_url(stage: Stage) -> &'static str {
+pub(crate) fn stage_url(stage: StageKind) -> &'static str {
     match stage {
-        Stage::Password => "/signin/password",
-        Stage::ChangePassword => "/signin/update-password",
-        Stage::Register | Stage::Add => "/signin/register",
-        Stage::Mfa | Stage::Recover | Stage::Reverify => "/signin/mfa",
-        Stage::Stay => "/signin/stay",
-        Stage::Done => "/my",
-        Stage::RecoverReset => "/recover/password",
+        StageKind::Password => "/signin/password",
+        StageKind::ChangePassword => "/signin/update-password",
+        StageKind::Register | StageKind::Add => "/signin/register",
+        StageKind::Mfa | StageKind::Recover | StageKind::Reverify => "/signin/mfa",
+        StageKind::Stay => "/signin/stay",
+        StageKind::Done => "/my",
+        StageKind::RecoverReset => "/recover/password",
     }
 }
 
@@ -233,11 +228,11 @@ pub(crate) fn stage_url(stage: Stage) -> &'static str {
 pub(crate) fn at_stages(
     s: &Server,
     headers: &HeaderMap,
-    stages: &[Stage],
+    stages: &[StageKind],
 ) -> Result<Result<WebSession, Redirect>, Error> {
     Ok(match load(s, headers)? {
-        Some(session) if stages.contains(&session.stage) => Ok(session),
-        Some(session) => Err(Redirect::to(stage_url(session.stage))),
+        Some(session) if stages.contains(&session.stage.kind()) => Ok(session),
+        Some(session) => Err(Redirect::to(stage_url(session.stage.kind()))),
         None => Err(Redirect::to("/signin")),
     })
 }
@@ -298,11 +293,11 @@ impl<F> Posted<F> {
     /// The session and the form if the session is at one of `stages` and
     /// the form came from it; otherwise the answer: where the session is,
     /// or "Request refused".
-    pub(crate) fn at(self, stages: &[Stage]) -> Result<(WebSession, F), Box<Response>> {
+    pub(crate) fn at(self, stages: &[StageKind]) -> Result<(WebSession, F), Box<Response>> {
         match self.session {
             None => Err(Box::new(Redirect::to("/signin").into_response())),
-            Some(session) if !stages.contains(&session.stage) => Err(Box::new(
-                Redirect::to(stage_url(session.stage)).into_response(),
+            Some(session) if !stages.contains(&session.stage.kind()) => Err(Box::new(
+                Redirect::to(stage_url(session.stage.kind())).into_response(),
             )),
             Some(_) if !self.csrf_ok => Err(Box::new(forbidden(&self.server))),
             Some(session) => Ok((session, self.form)),

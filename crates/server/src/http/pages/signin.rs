@@ -4,7 +4,7 @@
 use super::*;
 use crate::domain::push::Origin;
 use crate::http::extract::ClientIp;
-use crate::store::Stage;
+use crate::store::StageKind;
 use crate::store::{NewAudit, WebSession};
 use crate::{now, now_ms, Error, Server};
 use axum::extract::{Query, State};
@@ -30,7 +30,7 @@ pub(crate) async fn signin_page(
     // A sign-in in progress starts again (keeping where it was to go).
     let mut return_to = String::new();
     if let Some(session) = load(&s, &headers)? {
-        if session.stage == Stage::Done {
+        if session.stage.kind() == StageKind::Done {
             return Ok(Redirect::to("/my").into_response());
         }
         end(&s, &session.id_hash)?;
@@ -116,7 +116,7 @@ pub(crate) async fn signin_post(
     }
     // Unknown and known accounts go on alike: the password step answers for
     // both. The session is stored from here on.
-    let mut session = fresh(Stage::Password);
+    let mut session = fresh(StageKind::Password);
     session.username = username;
     session.return_to = return_to;
     let cookie = issue(&s, &mut session, None)?;
@@ -134,7 +134,7 @@ pub(crate) async fn back() -> Redirect {
 }
 
 pub(crate) async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &[Stage::Password]);
+    let session = stage!(s, headers, &[StageKind::Password]);
     Ok(html(
         &s,
         "Enter password",
@@ -154,22 +154,23 @@ pub(crate) async fn password_post(
     ClientIp(ip): ClientIp,
     posted: Posted<PasswordForm>,
 ) -> PageResult {
-    let (mut session, PasswordForm { password }) = at!(posted, &[Stage::Password]);
+    let (mut session, PasswordForm { password }) = at!(posted, &[StageKind::Password]);
     let username = session.username.clone();
     let checked = s
         .hashing(move |s| s.check_password(&username, &password, &ip, now()))
         .await;
     match checked {
         Ok(ok) => {
-            session.stage = if ok.must_change {
-                Stage::ChangePassword
+            let next = if ok.must_change {
+                StageKind::ChangePassword
             } else {
                 after_password(&s, &ok.user.username)?
             };
+            session.stage = next.start();
             let old = session.id_hash.clone();
             let cookie = issue(&s, &mut session, Some(&old))?;
             Ok(Page {
-                body: Redirect::to(stage_url(session.stage)).into_response(),
+                body: Redirect::to(stage_url(next)).into_response(),
                 cookie: Some(cookie),
             }
             .into_response())
@@ -187,7 +188,7 @@ pub(crate) async fn password_post(
 }
 
 pub(crate) async fn update_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &[Stage::ChangePassword]);
+    let session = stage!(s, headers, &[StageKind::ChangePassword]);
     Ok(html(
         &s,
         "Update your password",
@@ -200,7 +201,7 @@ pub(crate) async fn update_post(
     ClientIp(ip): ClientIp,
     posted: Posted<NewPasswordForm>,
 ) -> PageResult {
-    let (mut session, form) = at!(posted, &[Stage::ChangePassword]);
+    let (mut session, form) = at!(posted, &[StageKind::ChangePassword]);
     let NewPasswordForm {
         current,
         new,
@@ -216,9 +217,10 @@ pub(crate) async fn update_post(
         .await;
     match changed {
         Ok(Ok(())) => {
-            session.stage = after_password(&s, &session.username)?;
+            let next = after_password(&s, &session.username)?;
+            session.stage = next.start();
             save(&s, &session)?;
-            Ok(Redirect::to(stage_url(session.stage)).into_response())
+            Ok(Redirect::to(stage_url(next)).into_response())
         }
         Ok(Err(violations)) => {
             let messages: Vec<String> = violations.iter().map(ToString::to_string).collect();
@@ -256,17 +258,17 @@ pub(crate) fn username_of(s: &Server, typed: &str) -> String {
 
 /// Where a sign-in goes once the password is settled: proof with a
 /// registered method, or (nothing registered yet) registration.
-pub(crate) fn after_password(s: &Server, username: &str) -> Result<Stage, Error> {
+pub(crate) fn after_password(s: &Server, username: &str) -> Result<StageKind, Error> {
     Ok(if s.methods(username)?.count() == 0 {
-        Stage::Register
+        StageKind::Register
     } else {
-        Stage::Mfa
+        StageKind::Mfa
     })
 }
 
 /// Moves the session to `stage` under a new id (every step forward is a
 /// gain in privilege) and goes to the stage's page.
-pub(crate) fn advance(s: &Server, session: &mut WebSession, stage: Stage) -> PageResult {
+pub(crate) fn advance(s: &Server, session: &mut WebSession, stage: StageKind) -> PageResult {
     advance_with(s, session, stage, None)
 }
 
@@ -275,10 +277,10 @@ pub(crate) fn advance(s: &Server, session: &mut WebSession, stage: Stage) -> Pag
 pub(crate) fn advance_with(
     s: &Server,
     session: &mut WebSession,
-    stage: Stage,
+    stage: StageKind,
     row: Option<&NewAudit<'_>>,
 ) -> PageResult {
-    session.stage = stage;
+    session.stage = stage.start();
     let old = session.id_hash.clone();
     let cookie = issue_with(s, session, Some(&old), row)?;
     Ok(Page {
@@ -295,10 +297,8 @@ pub(crate) fn current_or_new_challenge(
     ip: &str,
     kind: ChallengeKind,
 ) -> Result<(String, u8), Error> {
-    if !session.challenge_id.is_empty() {
-        if let Ok((row, ChallengeStatus::Pending)) =
-            s.challenge_status(&session.challenge_id, now())
-        {
+    if let Some(id) = session.stage.push() {
+        if let Ok((row, ChallengeStatus::Pending)) = s.challenge_status(id, now()) {
             return Ok((row.challenge.id, row.number));
         }
     }
@@ -310,7 +310,10 @@ pub(crate) fn current_or_new_challenge(
         actor: &session.username,
     };
     let created = s.create_challenge(&session.username, None, &origin, now_ms())?;
-    session.challenge_id = created.challenge_id.clone();
+    let Some(slot) = session.stage.push_slot() else {
+        return Err(Error::Internal("push sent outside a step".into()));
+    };
+    *slot = Some(created.challenge_id.clone());
     save(s, session)?;
     Ok((created.challenge_id, created.number))
 }
@@ -319,17 +322,17 @@ pub(crate) fn challenge_status(
     s: &Server,
     session: &WebSession,
 ) -> Result<Option<ChallengeStatus>, Error> {
-    if session.challenge_id.is_empty() {
+    let Some(id) = session.stage.push() else {
         return Ok(None);
-    }
-    let (row, status) = s.challenge_status(&session.challenge_id, now())?;
+    };
+    let (row, status) = s.challenge_status(id, now())?;
     // Only this account's challenge counts.
     let user = s.user(&session.username)?;
     Ok((row.user_id == user.id).then_some(status))
 }
 
 pub(crate) async fn stay_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &[Stage::Stay]);
+    let session = stage!(s, headers, &[StageKind::Stay]);
     Ok(html(
         &s,
         "Stay signed in?",
@@ -349,9 +352,9 @@ pub(crate) async fn stay_post(
     ClientIp(ip): ClientIp,
     posted: Posted<StayForm>,
 ) -> PageResult {
-    let (mut session, form) = at!(posted, &[Stage::Stay]);
+    let (mut session, form) = at!(posted, &[StageKind::Stay]);
     session.persistent = form.stay == "yes";
-    session.stage = Stage::Done;
+    session.stage = StageKind::Done.start();
     let old = session.id_hash.clone();
     let who = session.username.clone();
     let outcome = if session.persistent {

@@ -26,8 +26,8 @@ use super::{
 use crate::domain::methods::Purpose;
 use crate::http::extract::ClientIp;
 use crate::http::pages::{CodeForm, NoFields, Posted, SecretField, SendForm};
-use crate::store::Stage;
-use crate::store::{Factor, FactorMethod, Methods, Pending, WebSession};
+use crate::store::StageKind;
+use crate::store::{Factor, FactorMethod, Methods, WebSession};
 use crate::{now, Error, Server};
 use serde::Deserialize;
 
@@ -47,10 +47,10 @@ pub fn routes() -> Router<Arc<Server>> {
         )
 }
 
-const STAGES: &[Stage] = &[Stage::Mfa, Stage::Recover, Stage::Reverify];
+const STAGES: &[StageKind] = &[StageKind::Mfa, StageKind::Recover, StageKind::Reverify];
 
 fn purpose(session: &WebSession) -> Purpose {
-    if session.stage == Stage::Recover {
+    if session.stage.kind() == StageKind::Recover {
         Purpose::Recover
     } else {
         Purpose::SignIn
@@ -58,8 +58,8 @@ fn purpose(session: &WebSession) -> Purpose {
 }
 
 fn title(session: &WebSession) -> &'static str {
-    match session.stage {
-        Stage::Recover | Stage::Reverify => "Verify your identity",
+    match session.stage.kind() {
+        StageKind::Recover | StageKind::Reverify => "Verify your identity",
         _ => "Approve sign in request",
     }
 }
@@ -67,7 +67,8 @@ fn title(session: &WebSession) -> &'static str {
 /// Whether the security questions may be used: always for recovery; for
 /// a sign-in only when nothing else is registered.
 fn questions_allowed(session: &WebSession, m: &Methods) -> bool {
-    !m.questions.is_empty() && (session.stage == Stage::Recover || (!m.app && m.phone.is_none()))
+    !m.questions.is_empty()
+        && (session.stage.kind() == StageKind::Recover || (!m.app && m.phone.is_none()))
 }
 
 /// Identity proven: a sign-in goes on (registration of missing methods,
@@ -80,16 +81,14 @@ pub fn proven(s: &Server, session: &mut WebSession, method: FactorMethod) -> Pag
         at: now(),
         by_registration: false,
     });
-    session.challenge_id.clear();
-    session.pending = Pending::Nothing;
-    let next = if session.stage == Stage::Recover {
-        Stage::RecoverReset
-    } else if session.stage == Stage::Reverify {
-        Stage::Done
+    let next = if session.stage.kind() == StageKind::Recover {
+        StageKind::RecoverReset
+    } else if session.stage.kind() == StageKind::Reverify {
+        StageKind::Done
     } else if s.methods(&session.username)?.count() < 2 {
-        Stage::Register
+        StageKind::Register
     } else {
-        Stage::Stay
+        StageKind::Stay
     };
     advance(s, session, next)
 }
@@ -107,7 +106,7 @@ async fn push_page(State(s): AppState, headers: HeaderMap, ClientIp(ip): ClientI
         Ok((id, number)) => {
             let body = html! {
                 (approve(t, &who, &id, number))
-                @if session.stage == Stage::Reverify { (views::back_to_my(&session.csrf)) }
+                @if session.stage.kind() == StageKind::Reverify { (views::back_to_my(&session.csrf)) }
             };
             Ok(page(&s, t, body))
         }
@@ -139,7 +138,7 @@ async fn push_done(State(s): AppState, headers: HeaderMap) -> PageResult {
 
 async fn push_resend(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
     let (mut session, _form) = at!(posted, STAGES);
-    session.challenge_id.clear();
+    session.stage.forget_push();
     save(&s, &session)?;
     Ok(Redirect::to("/signin/mfa").into_response())
 }
@@ -355,10 +354,12 @@ async fn phone_post(
 /// The questions asked in this session: drawn once from the registered
 /// ones and kept, so reloading the page does not show others.
 fn asked(s: &Server, session: &mut WebSession, m: &Methods) -> Result<Vec<usize>, Error> {
-    if let Pending::Questions(kept) = &session.pending {
-        if !kept.is_empty() && kept.iter().all(|q| m.questions.contains(q)) {
-            return Ok(kept.clone());
-        }
+    let Some(proving) = session.stage.proving() else {
+        return Err(Error::Internal("questions asked outside a proof".into()));
+    };
+    let kept = &proving.asked;
+    if !kept.is_empty() && kept.iter().all(|q| m.questions.contains(q)) {
+        return Ok(kept.clone());
     }
     let mut pool = m.questions.clone();
     let mut chosen = Vec::new();
@@ -368,7 +369,7 @@ fn asked(s: &Server, session: &mut WebSession, m: &Methods) -> Result<Vec<usize>
         chosen.push(pool.swap_remove(i));
     }
     chosen.sort_unstable();
-    session.pending = Pending::Questions(chosen.clone());
+    proving.asked = chosen.clone();
     save(s, session)?;
     Ok(chosen)
 }

@@ -9,7 +9,7 @@ use crate::http::pages::{
     session_row, AppState, PageResult,
 };
 use crate::http::pages::{NoFields, Posted};
-use crate::store::{Pending, WebSession};
+use crate::store::WebSession;
 use crate::{now, Error, Server};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -29,14 +29,13 @@ pub(crate) fn app_body(s: &Server, session: &mut WebSession) -> Result<Markup, E
         now(),
     )?;
     // Codes shown before (a reload shows a new one) may still be scanned.
-    let mut shown = match std::mem::take(&mut session.pending) {
-        Pending::Enrollment(ids) => ids,
-        _ => Vec::new(),
+    let Some(registering) = session.stage.registering() else {
+        return Err(Error::Internal("QR code shown outside registration".into()));
     };
+    let shown = &mut registering.shown;
     shown.push(activation);
     let keep = shown.len().saturating_sub(MAX_CODES_SHOWN);
     shown.drain(..keep);
-    session.pending = Pending::Enrollment(shown);
     save(s, session)?;
     let payload = enrollment.to_uri();
     let png = crate::domain::activation::qr_png(&payload, 4)?;
@@ -92,7 +91,7 @@ pub(crate) async fn app_test(
 pub(crate) async fn app_approved(State(s): AppState, headers: HeaderMap) -> PageResult {
     let mut session = stage!(s, headers, STAGES);
     if challenge_status(&s, &session)? != Some(ChallengeStatus::Approved) {
-        session.challenge_id.clear();
+        session.stage.forget_push();
         save(&s, &session)?;
         return Ok(Redirect::to("/signin/register/test").into_response());
     }
@@ -121,7 +120,7 @@ pub(crate) async fn app_finish(
     if challenge_status(&s, &session)? != Some(ChallengeStatus::Approved) {
         return Ok(Redirect::to("/signin/register/test").into_response());
     }
-    session.challenge_id.clear();
+    session.stage.forget_push();
     let saved = s.write(now(), |w| {
         let saved = w.update_session(&session)?;
         if saved {

@@ -20,7 +20,7 @@ use crate::http::extract::ClientIp;
 use crate::http::pages::{NoFields, Posted};
 use crate::infra::telephony::Channel;
 use crate::store::NewAudit;
-use crate::store::Stage;
+use crate::store::StageKind;
 use crate::store::{Methods, WebSession};
 use crate::{now, Error, Server};
 
@@ -65,7 +65,7 @@ pub fn routes() -> Router<Arc<Server>> {
 }
 
 /// The stages these pages serve.
-pub(crate) const STAGES: &[Stage] = &[Stage::Register, Stage::Add];
+pub(crate) const STAGES: &[StageKind] = &[StageKind::Register, StageKind::Add];
 
 /// A method kind as the wizard names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,8 +116,8 @@ pub(crate) const KINDS: [Kind; 3] = [Kind::App, Kind::Phone, Kind::Questions];
 /// the end, or back to "My sign-ins" (which ends the `add` stage).
 pub(crate) fn next_url(s: &Server, session: &mut WebSession) -> Result<&'static str, Error> {
     let m = s.methods(&session.username)?;
-    Ok(if session.stage == Stage::Add {
-        session.stage = Stage::Done;
+    Ok(if session.stage.kind() == StageKind::Add {
+        session.stage = StageKind::Done.start();
         save(s, session)?;
         "/my?added=1"
     } else if m.count() >= REQUIRED {
@@ -139,7 +139,7 @@ pub(crate) async fn register_page(
 ) -> PageResult {
     let mut session = stage!(s, headers, STAGES);
     let m = s.methods(&session.username)?;
-    if session.stage == Stage::Register && m.count() >= REQUIRED {
+    if session.stage.kind() == StageKind::Register && m.count() >= REQUIRED {
         return Ok(Redirect::to("/signin/register/complete").into_response());
     }
     let asked = q.method.as_deref().and_then(Kind::parse);
@@ -168,7 +168,7 @@ pub(crate) fn wizard(
     body: Markup,
 ) -> PageResult {
     let user = s.user(&session.username)?;
-    let skip = (session.stage == Stage::Register)
+    let skip = (session.stage.kind() == StageKind::Register)
         .then(|| s.skip_setup_left(&user, now()))
         .flatten()
         .map(|secs| secs.div_ceil(3600));
@@ -176,7 +176,7 @@ pub(crate) fn wizard(
     let markup = html! {
         p.account { (account(s, &session.username)) }
         h1 { (TITLE) }
-        @if session.stage == Stage::Register {
+        @if session.stage.kind() == StageKind::Register {
             p { "Your organization requires you to set up the following methods of proving who you are." }
             p.progress { "Method " (step) " of " (REQUIRED) ": " (kind.label()) }
         }
@@ -189,7 +189,7 @@ pub(crate) fn wizard(
                 button.secondary type="submit" { "Skip setup" }
             }
         }
-        @if session.stage == Stage::Add { (back_to_my(&session.csrf)) }
+        @if session.stage.kind() == StageKind::Add { (back_to_my(&session.csrf)) }
     };
     Ok(page(s, TITLE, markup))
 }
@@ -268,10 +268,10 @@ pub(crate) async fn complete_post(
     if m.count() < REQUIRED {
         return Ok(Redirect::to("/signin/register").into_response());
     }
-    let next = if session.stage == Stage::Add {
-        Stage::Done
+    let next = if session.stage.kind() == StageKind::Add {
+        StageKind::Done
     } else {
-        Stage::Stay
+        StageKind::Stay
     };
     let who = session.username.clone();
     let row = NewAudit::of(&who, "signin.register.complete", &who, &ip).with("ok", "");
@@ -285,11 +285,11 @@ pub(crate) async fn skip_post(
     posted: Posted<NoFields>,
 ) -> PageResult {
     let (mut session, _form) = at!(posted, STAGES);
-    if session.stage != Stage::Register {
+    if session.stage.kind() != StageKind::Register {
         return Ok(Redirect::to("/my").into_response());
     }
     match s.skip_setup(&session.username, &ip, now()) {
-        Ok(_) => advance(&s, &mut session, Stage::Stay),
+        Ok(_) => advance(&s, &mut session, StageKind::Stay),
         Err(Error::Refused { code, message }) => {
             Ok((refusal(code), page(&s, TITLE, info(TITLE, &[&message]))).into_response())
         }

@@ -8,7 +8,7 @@ use crate::http::pages::views::{csrf, error};
 use crate::http::pages::{account, authority, html as page, refusal, save, AppState, PageResult};
 use crate::http::pages::{CodeForm, Posted, SendForm};
 use crate::infra::telephony::Channel;
-use crate::store::{Factor, FactorMethod, Pending, WebSession};
+use crate::store::{Factor, FactorMethod, WebSession};
 use crate::{now, Error, Server};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -97,7 +97,10 @@ pub(crate) async fn send_code(
         .await;
     match sent {
         Ok(id) => {
-            session.pending = Pending::PhoneCode(id);
+            let Some(slot) = session.stage.phone_code_slot() else {
+                return Err(Error::Internal("code sent outside a step".into()));
+            };
+            *slot = Some(id);
             save(s, session)?;
             Ok(Ok(()))
         }
@@ -153,7 +156,7 @@ impl SentCode {
 
 /// The code the session waits for, if any.
 pub(crate) fn pending_code(s: &Server, session: &WebSession) -> Result<Option<SentCode>, Error> {
-    let Some(id) = session.pending.phone_code() else {
+    let Some(id) = session.stage.phone_code() else {
         return Ok(None);
     };
     Ok(s.store.phone_code(id)?.map(|c| SentCode {
@@ -221,7 +224,9 @@ pub(crate) async fn phone_verify_post(
                 Err(Error::Refused { .. }) => return Ok(methods_changed(&s, &mut session)?),
                 Err(e) => return Err(e.into()),
             }
-            session.pending = Pending::Nothing;
+            if let Some(slot) = session.stage.phone_code_slot() {
+                *slot = None;
+            }
             session.factor.get_or_insert(Factor {
                 method: sent.factor(),
                 at: now(),

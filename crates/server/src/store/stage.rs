@@ -1,0 +1,361 @@
+//! Where a browser session is in the sign-in flow, and what each step has
+//! shown or sent, as stored in a session's `stage`, `pending` and
+//! `challenge_id` columns.
+
+/// Where a browser session is, each step carrying what it has shown or
+/// sent; moving to another stage drops it, so nothing a step started (a
+/// phone code, a push, the questions asked) outlives it. Each page serves
+/// some stages ([`StageKind`]) and sends any other to its own page, so no
+/// step can be skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    /// The email was given; the password is next.
+    Password,
+    /// A temporary password was accepted; a new one must be set.
+    ChangePassword,
+    /// The password was accepted and the account has no method (first
+    /// sign-in, or after a methods reset): register two.
+    Register(Registering),
+    /// The password was accepted: prove a registered method.
+    Mfa(Proving),
+    /// "Stay signed in?", once signed in.
+    Stay,
+    /// Signed in.
+    Done,
+    /// Signed in and adding a method from "My sign-ins".
+    Add(Registering),
+    /// Signed in, proving a method again before changing methods (the
+    /// last proof is too old); back to [`Stage::Done`] once proven.
+    Reverify(Proving),
+    /// Recovery: the CAPTCHA was solved; prove a registered method.
+    Recover(Proving),
+    /// Recovery: a method was proved; set a new password.
+    RecoverReset,
+}
+
+/// Registering a method: what the session has shown or sent so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registering {
+    /// The public ids of the app's QR codes shown in this session, newest
+    /// last (a reload shows a new one; the older ones may still be
+    /// scanned).
+    pub shown: Vec<String>,
+    /// The code sent to the phone being registered: its id.
+    pub phone_code: Option<String>,
+    /// The test push the newly activated app must approve.
+    pub test_push: Option<String>,
+}
+
+/// Proving a registered method: what the session has sent or asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proving {
+    /// The push challenge being waited for.
+    pub push: Option<String>,
+    /// The code sent to the phone: its id.
+    pub phone_code: Option<String>,
+    /// The security questions asked, by number (asked again on a reload,
+    /// never redrawn).
+    pub asked: Vec<usize>,
+}
+
+/// The name of a stage, without its step: what a page checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageKind {
+    /// See [`Stage::Password`].
+    Password,
+    /// See [`Stage::ChangePassword`].
+    ChangePassword,
+    /// See [`Stage::Register`].
+    Register,
+    /// See [`Stage::Mfa`].
+    Mfa,
+    /// See [`Stage::Stay`].
+    Stay,
+    /// See [`Stage::Done`].
+    Done,
+    /// See [`Stage::Add`].
+    Add,
+    /// See [`Stage::Reverify`].
+    Reverify,
+    /// See [`Stage::Recover`].
+    Recover,
+    /// See [`Stage::RecoverReset`].
+    RecoverReset,
+}
+
+impl StageKind {
+    /// Every stage.
+    pub const ALL: [StageKind; 10] = [
+        StageKind::Password,
+        StageKind::ChangePassword,
+        StageKind::Register,
+        StageKind::Mfa,
+        StageKind::Stay,
+        StageKind::Done,
+        StageKind::Add,
+        StageKind::Reverify,
+        StageKind::Recover,
+        StageKind::RecoverReset,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageKind::Password => "password",
+            StageKind::ChangePassword => "change",
+            StageKind::Register => "register",
+            StageKind::Mfa => "mfa",
+            StageKind::Stay => "stay",
+            StageKind::Done => "done",
+            StageKind::Add => "add",
+            StageKind::Reverify => "reverify",
+            StageKind::Recover => "recover",
+            StageKind::RecoverReset => "recover_reset",
+        }
+    }
+
+    /// Reads a stored name; anything else starts again at the email page.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|stage| stage.as_str() == s)
+    }
+
+    /// This stage with nothing shown or sent yet.
+    pub fn start(self) -> Stage {
+        match self {
+            StageKind::Password => Stage::Password,
+            StageKind::ChangePassword => Stage::ChangePassword,
+            StageKind::Register => Stage::Register(Registering::default()),
+            StageKind::Mfa => Stage::Mfa(Proving::default()),
+            StageKind::Stay => Stage::Stay,
+            StageKind::Done => Stage::Done,
+            StageKind::Add => Stage::Add(Registering::default()),
+            StageKind::Reverify => Stage::Reverify(Proving::default()),
+            StageKind::Recover => Stage::Recover(Proving::default()),
+            StageKind::RecoverReset => Stage::RecoverReset,
+        }
+    }
+
+    /// Whether a session here acts for the account (registers or removes
+    /// methods, finishes signing in, is signed in): only with a proven
+    /// second factor, or while the account has no method.
+    pub fn acts_for_account(self) -> bool {
+        matches!(
+            self,
+            StageKind::Register | StageKind::Add | StageKind::Stay | StageKind::Done
+        )
+    }
+}
+
+impl Stage {
+    /// Which stage this is.
+    pub fn kind(&self) -> StageKind {
+        match self {
+            Stage::Password => StageKind::Password,
+            Stage::ChangePassword => StageKind::ChangePassword,
+            Stage::Register(_) => StageKind::Register,
+            Stage::Mfa(_) => StageKind::Mfa,
+            Stage::Stay => StageKind::Stay,
+            Stage::Done => StageKind::Done,
+            Stage::Add(_) => StageKind::Add,
+            Stage::Reverify(_) => StageKind::Reverify,
+            Stage::Recover(_) => StageKind::Recover,
+            Stage::RecoverReset => StageKind::RecoverReset,
+        }
+    }
+
+    /// What a registering stage has shown or sent.
+    pub fn registering(&mut self) -> Option<&mut Registering> {
+        match self {
+            Stage::Register(r) | Stage::Add(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// What a proving stage has sent or asked.
+    pub fn proving(&mut self) -> Option<&mut Proving> {
+        match self {
+            Stage::Mfa(p) | Stage::Reverify(p) | Stage::Recover(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The push challenge this stage waits for: the sign-in's, or the new
+    /// app's test push.
+    pub fn push(&self) -> Option<&str> {
+        match self {
+            Stage::Mfa(p) | Stage::Reverify(p) | Stage::Recover(p) => p.push.as_deref(),
+            Stage::Register(r) | Stage::Add(r) => r.test_push.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Where this stage keeps its push challenge; `None` at a stage that
+    /// sends none.
+    pub fn push_slot(&mut self) -> Option<&mut Option<String>> {
+        match self {
+            Stage::Mfa(p) | Stage::Reverify(p) | Stage::Recover(p) => Some(&mut p.push),
+            Stage::Register(r) | Stage::Add(r) => Some(&mut r.test_push),
+            _ => None,
+        }
+    }
+
+    /// Forgets the push this stage waited for (answered, or given up).
+    pub fn forget_push(&mut self) {
+        if let Some(slot) = self.push_slot() {
+            *slot = None;
+        }
+    }
+
+    /// The code sent to a phone that this stage waits for: its id.
+    pub fn phone_code(&self) -> Option<&str> {
+        match self {
+            Stage::Mfa(p) | Stage::Reverify(p) | Stage::Recover(p) => p.phone_code.as_deref(),
+            Stage::Register(r) | Stage::Add(r) => r.phone_code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Where this stage keeps the code sent to a phone.
+    pub fn phone_code_slot(&mut self) -> Option<&mut Option<String>> {
+        match self {
+            Stage::Mfa(p) | Stage::Reverify(p) | Stage::Recover(p) => Some(&mut p.phone_code),
+            Stage::Register(r) | Stage::Add(r) => Some(&mut r.phone_code),
+            _ => None,
+        }
+    }
+
+    /// The step's stored columns: `pending` (space-separated parts
+    /// `code:ID`, `questions:1,2,3`, `enroll:ID,ID`) and `challenge_id`.
+    pub(super) fn to_columns(&self) -> (String, String) {
+        let mut parts = Vec::new();
+        let (code, push) = match self {
+            Stage::Register(r) | Stage::Add(r) => {
+                if !r.shown.is_empty() {
+                    parts.push(format!("enroll:{}", r.shown.join(",")));
+                }
+                (&r.phone_code, &r.test_push)
+            }
+            Stage::Mfa(p) | Stage::Reverify(p) | Stage::Recover(p) => {
+                if !p.asked.is_empty() {
+                    let list: Vec<String> = p.asked.iter().map(ToString::to_string).collect();
+                    parts.push(format!("questions:{}", list.join(",")));
+                }
+                (&p.phone_code, &p.push)
+            }
+            _ => return (String::new(), String::new()),
+        };
+        if let Some(id) = code {
+            parts.push(format!("code:{id}"));
+        }
+        (parts.join(" "), push.clone().unwrap_or_default())
+    }
+
+    /// Read back from its name and columns. A part that does not read (a
+    /// row written by an older version) is left out: that step starts
+    /// again.
+    pub(super) fn from_columns(kind: StageKind, pending: &str, challenge_id: &str) -> Self {
+        let mut stage = kind.start();
+        let push = (!challenge_id.is_empty()).then(|| challenge_id.to_string());
+        for part in pending.split(' ') {
+            let (name, value) = part.split_once(':').unwrap_or_default();
+            if value.is_empty() {
+                continue;
+            }
+            match name {
+                "code" => {
+                    if let Some(slot) = stage.phone_code_slot() {
+                        *slot = Some(value.to_string());
+                    }
+                }
+                "enroll" => {
+                    if let Some(r) = stage.registering() {
+                        r.shown = value.split(',').map(str::to_string).collect();
+                    }
+                }
+                "questions" => {
+                    let asked: Option<Vec<usize>> =
+                        value.split(',').map(|q| q.parse().ok()).collect();
+                    if let (Some(p), Some(asked)) = (stage.proving(), asked) {
+                        p.asked = asked;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(slot) = stage.push_slot() {
+            *slot = push;
+        }
+        stage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_read_back_and_only_four_act_for_the_account() {
+        let all = StageKind::ALL;
+        for s in all {
+            assert_eq!(StageKind::parse(s.as_str()), Some(s));
+            assert_eq!(s.start().kind(), s);
+        }
+        assert_eq!(StageKind::parse("verified"), None);
+        let acting: Vec<StageKind> = all.into_iter().filter(|s| s.acts_for_account()).collect();
+        assert_eq!(
+            acting,
+            [
+                StageKind::Register,
+                StageKind::Stay,
+                StageKind::Done,
+                StageKind::Add
+            ]
+        );
+    }
+
+    #[test]
+    fn a_step_that_does_not_read_starts_again() {
+        for column in [
+            "",
+            "AbC-_9",
+            "q:1,2,3",
+            "code:",
+            "questions:1,x",
+            "captcha:00",
+            "other:1",
+        ] {
+            let stage = Stage::from_columns(StageKind::Mfa, column, "");
+            assert_eq!(stage, Stage::Mfa(Proving::default()), "{column}");
+        }
+    }
+
+    #[test]
+    fn a_step_belongs_to_its_stage() {
+        // What one kind of stage keeps is not read into another: questions
+        // asked while proving are not a registering step, QR codes shown
+        // while registering are not a proving one, and a stage without a
+        // step keeps none.
+        let proving = Stage::from_columns(StageKind::Mfa, "enroll:a,b questions:1", "c");
+        assert_eq!(
+            proving,
+            Stage::Mfa(Proving {
+                push: Some("c".into()),
+                phone_code: None,
+                asked: vec![1]
+            })
+        );
+        let registering = Stage::from_columns(StageKind::Add, "enroll:a,b questions:1", "");
+        assert_eq!(
+            registering,
+            Stage::Add(Registering {
+                shown: vec!["a".into(), "b".into()],
+                ..Registering::default()
+            })
+        );
+        assert_eq!(
+            Stage::from_columns(StageKind::Done, "code:x", "c"),
+            Stage::Done
+        );
+        assert_eq!(Stage::Done.to_columns(), (String::new(), String::new()));
+    }
+}
