@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod common;
 mod conformance;
+mod domain;
 mod durability;
 mod parsers;
 mod router;

@@ -1,0 +1,92 @@
+//! The domain's services called directly, on a server over a temporary
+//! data folder: no router, no TLS, no port. Each rule is checked where it
+//! lives, with its refusal's code, and with what it left in the database
+//! (nothing, when refused) and in the audit chain.
+
+mod accounts;
+mod methods;
+mod push;
+
+use countersign_server::domain::methods::Authority;
+use countersign_server::domain::Code;
+use countersign_server::infra::config::Config;
+use countersign_server::infra::datadir::DataDir;
+use countersign_server::store::AuditFilter;
+use countersign_server::{Error, Server};
+
+/// The clock the tests run on (Unix seconds).
+const T0: u64 = 1_900_000_000;
+/// The address every request comes from.
+const IP: &str = "192.0.2.7";
+
+/// A server on a temporary data folder.
+struct Domain {
+    _dir: tempfile::TempDir,
+    s: Server,
+}
+
+impl Domain {
+    fn new() -> Self {
+        Self::with(Config::default())
+    }
+
+    fn with(config: Config) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let s = Server::open(config, &data).unwrap();
+        Domain { _dir: dir, s }
+    }
+
+    /// A new officer whose temporary password was changed; returns the
+    /// password.
+    fn officer(&self, username: &str) -> &'static str {
+        let (_, temporary) = self
+            .s
+            .add_user(username, "Pat", "Doe", Some("1234"), "admin", T0)
+            .unwrap();
+        let new = "Correct-Horse-Battery-9";
+        self.s
+            .change_password(username, &temporary, new, new, IP, T0)
+            .unwrap()
+            .unwrap();
+        new
+    }
+
+    /// Registers five security questions for `username`.
+    fn questions(&self, username: &str, authority: Authority) {
+        let chosen: Vec<(usize, String)> = (0..5).map(|q| (q, format!("answer {q}"))).collect();
+        self.s
+            .register_answers(username, &chosen, authority, IP, T0)
+            .unwrap()
+            .unwrap();
+    }
+
+    /// The audit rows whose action starts with `action`, as
+    /// `action outcome` lines, oldest first.
+    fn rows(&self, action: &str) -> Vec<String> {
+        let filter = AuditFilter {
+            action: Some(action.to_string()),
+            ..AuditFilter::default()
+        };
+        self.s
+            .store
+            .audit_entries(&filter)
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{} {}", e.action, e.outcome))
+            .collect()
+    }
+
+    /// The audit chain verifies, end to end.
+    fn chain_verifies(&self) {
+        assert!(self.s.store.verify_audit().unwrap().is_ok());
+    }
+}
+
+/// The refusal's code, or a failure naming what came instead.
+fn refusal<T: std::fmt::Debug>(r: Result<T, Error>) -> Code {
+    match r {
+        Err(Error::Refused { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -1,0 +1,143 @@
+//! Push challenges: a device activated from its QR code, number matching,
+//! answers only from the device asked, and each challenge answered once.
+
+use super::{refusal, Domain, IP, T0};
+use countersign_core::api::{ActivateRequest, ChallengeStatus};
+use countersign_core::protocol::{ChallengeKind, Decision, Response};
+use countersign_core::SigningKey;
+use countersign_server::domain::methods::Authority;
+use countersign_server::domain::push::{Created, Origin};
+use countersign_server::domain::Code;
+use ring::rand::SystemRandom;
+
+/// An app activated for `username`: its id and key.
+fn device(d: &Domain, username: &str, name: &str) -> (String, SigningKey) {
+    let (enrollment, _) =
+        d.s.enrollment(username, "admin", Authority::Proven, T0)
+            .unwrap();
+    let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let request = ActivateRequest {
+        code: enrollment.code,
+        device_key: key.public_key(),
+        receipt_key: None,
+        device_name: name.into(),
+        platform: "cli".into(),
+        app_version: "test".into(),
+    };
+    let activated = d.s.activate(&request, IP, T0).unwrap();
+    (activated.device_id, key)
+}
+
+fn sign_in(d: &Domain, username: &str) -> Created {
+    let origin = Origin {
+        application: "LETS",
+        ip: IP,
+        location: "",
+        kind: ChallengeKind::SignIn,
+        actor: username,
+    };
+    d.s.create_challenge(username, None, &origin, T0 * 1000)
+        .unwrap()
+}
+
+fn answer(
+    d: &Domain,
+    created: &Created,
+    (device_id, key): &(String, SigningKey),
+    decision: Decision,
+    number: Option<u8>,
+) -> Result<ChallengeStatus, countersign_server::Error> {
+    let response = Response::sign(
+        &created.challenge_id,
+        device_id,
+        decision,
+        number,
+        "",
+        T0 + 1,
+        key,
+    )
+    .unwrap();
+    d.s.respond(&created.challenge_id, &response, IP, (T0 + 1) * 1000)
+        .map(|v| v.status)
+}
+
+#[test]
+fn the_right_number_approves_once() {
+    let d = Domain::new();
+    d.officer("cs0101");
+    let phone = device(&d, "cs0101", "Pat's phone");
+    let created = sign_in(&d, "cs0101");
+    assert!((10..=99).contains(&created.number));
+    let status = answer(
+        &d,
+        &created,
+        &phone,
+        Decision::Approve,
+        Some(created.number),
+    );
+    assert_eq!(status.unwrap(), ChallengeStatus::Approved);
+    // The same answer again is refused, and the verdict stands.
+    let again = answer(&d, &created, &phone, Decision::Deny, None);
+    assert_eq!(refusal(again), Code::AlreadyAnswered);
+    let (_, status) = d.s.challenge_status(&created.challenge_id, T0 + 2).unwrap();
+    assert_eq!(status, ChallengeStatus::Approved);
+    assert_eq!(
+        d.rows("challenge."),
+        [
+            "challenge.create ok",
+            "challenge.answer approved",
+            "challenge.answer refused"
+        ]
+    );
+    d.chain_verifies();
+}
+
+#[test]
+fn a_wrong_number_is_a_mismatch_not_an_approval() {
+    let d = Domain::new();
+    d.officer("cs0101");
+    let phone = device(&d, "cs0101", "Pat's phone");
+    let created = sign_in(&d, "cs0101");
+    let wrong = if created.number == 99 {
+        10
+    } else {
+        created.number + 1
+    };
+    let status = answer(&d, &created, &phone, Decision::Approve, Some(wrong));
+    assert_eq!(status.unwrap(), ChallengeStatus::NumberMismatch);
+}
+
+#[test]
+fn only_the_device_asked_may_answer() {
+    let d = Domain::new();
+    d.officer("cs0101");
+    d.officer("cs0202");
+    device(&d, "cs0101", "Pat's phone");
+    let other = device(&d, "cs0202", "Sam's phone");
+    let created = sign_in(&d, "cs0101");
+    let status = answer(
+        &d,
+        &created,
+        &other,
+        Decision::Approve,
+        Some(created.number),
+    );
+    assert_eq!(refusal(status), Code::WrongDevice);
+    let (_, status) = d.s.challenge_status(&created.challenge_id, T0 + 2).unwrap();
+    assert_eq!(status, ChallengeStatus::Pending);
+}
+
+#[test]
+fn an_officer_without_the_app_gets_no_push() {
+    let d = Domain::new();
+    d.officer("cs0101");
+    let origin = Origin {
+        application: "LETS",
+        ip: IP,
+        location: "",
+        kind: ChallengeKind::SignIn,
+        actor: "cs0101",
+    };
+    let created = d.s.create_challenge("cs0101", None, &origin, T0 * 1000);
+    assert_eq!(refusal(created), Code::NoDevice);
+}
