@@ -17,7 +17,7 @@ use countersign_core::methods::{mask, QUESTIONS_TO_ASK, SECURITY_QUESTIONS};
 use countersign_core::protocol::ChallengeKind;
 use maud::{html, Markup};
 
-use super::register::{channel_of, code_form, pending_code, send_code};
+use super::register::{channel_of, check_typed, code_form, pending_code, send_code, Typed};
 use super::views::{self, csrf, error};
 use super::{
     account, advance, challenge_status, current_or_new_challenge, html as page, refusal, save,
@@ -322,26 +322,10 @@ async fn phone_post(
     posted: Posted<CodeForm>,
 ) -> PageResult {
     let (mut session, form) = at!(posted, STAGES);
-    let Some(sent) = pending_code(&s, &session)? else {
-        return Ok(Redirect::to("/signin/mfa/other").into_response());
-    };
-    let code = form.code.as_str();
-    let outcome = s.check_phone_code(
-        &session.username,
-        &sent.id,
-        code,
-        purpose(&session),
-        &ip,
-        now(),
-    );
-    let (status, message) = match outcome {
-        Ok(Some(_)) => return proven(&s, &mut session, sent.factor()),
-        Ok(None) => (
-            StatusCode::UNAUTHORIZED,
-            "That code didn't work. Check the code and try again.".to_string(),
-        ),
-        Err(Error::Refused { code, message }) => (refusal(code), message),
-        Err(e) => return Err(e.into()),
+    let (status, message) = match check_typed(&s, &session, &form.code, purpose(&session), &ip)? {
+        Typed::NoCode => return Ok(Redirect::to("/signin/mfa/other").into_response()),
+        Typed::Right(sent, _) => return proven(&s, &mut session, sent.factor()),
+        Typed::Wrong(_, status, message) => (status, message),
     };
     match phone_body(&s, &session, Some(&message))? {
         Some(body) => Ok((status, page(&s, "Enter code", body)).into_response()),

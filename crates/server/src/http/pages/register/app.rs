@@ -5,8 +5,7 @@ use super::*;
 use crate::http::extract::ClientIp;
 use crate::http::pages::views::csrf;
 use crate::http::pages::{
-    account, authority, challenge_status, current_or_new_challenge, html as page, save,
-    session_row, AppState, PageResult,
+    authority, challenge_status, current_or_new_challenge, save, session_row, AppState, PageResult,
 };
 use crate::http::pages::{NoFields, Posted};
 use crate::store::WebSession;
@@ -75,12 +74,10 @@ pub(crate) async fn app_test(
         return Ok(Redirect::to("/signin/register?method=app").into_response());
     }
     let (id, number) = current_or_new_challenge(&s, &mut session, &ip, ChallengeKind::Test)?;
-    Ok(page(
+    Ok(step_page(
         &s,
-        TITLE,
+        &session,
         html! {
-            p.account { (account(&s, &session.username)) }
-            h1 { (TITLE) }
             h2 { "Let's try it out" }
             p { "Approve the notification we're sending to your app by entering the number shown below." }
             p.number #challenge data-id=(id) data-next="/signin/register/done" aria-live="polite" { (number) }
@@ -95,12 +92,10 @@ pub(crate) async fn app_approved(State(s): AppState, headers: HeaderMap) -> Page
         save(&s, &session)?;
         return Ok(Redirect::to("/signin/register/test").into_response());
     }
-    Ok(page(
+    Ok(step_page(
         &s,
-        TITLE,
+        &session,
         html! {
-            p.account { (account(&s, &session.username)) }
-            h1 { (TITLE) }
             p.ok role="status" { "Notification approved" }
             p { "Success! You have set up your Countersign app as a sign-in method." }
             form method="post" action="/signin/register/finish" {

@@ -30,8 +30,21 @@ mod questions;
 
 use app::*;
 use phone::*;
-pub(crate) use phone::{channel_of, code_form, pending_code, send_code};
+pub(crate) use phone::{channel_of, check_typed, code_form, pending_code, send_code, Typed};
 use questions::*;
+
+/// A registration step's page: the account, the heading, and `body`.
+pub(crate) fn step_page(s: &Server, session: &WebSession, body: Markup) -> Response {
+    page(
+        s,
+        TITLE,
+        html! {
+            p.account { (account(s, &session.username)) }
+            h1 { (TITLE) }
+            (body)
+        },
+    )
+}
 
 /// Activation codes a session remembers (the QR codes it showed).
 pub(crate) const MAX_CODES_SHOWN: usize = 5;

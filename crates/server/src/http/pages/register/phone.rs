@@ -5,7 +5,7 @@ use super::*;
 use crate::domain::methods::Purpose;
 use crate::http::extract::ClientIp;
 use crate::http::pages::views::{csrf, error};
-use crate::http::pages::{account, authority, html as page, refusal, save, AppState, PageResult};
+use crate::http::pages::{authority, refusal, save, AppState, PageResult};
 use crate::http::pages::{CodeForm, Posted, SendForm};
 use crate::infra::telephony::Channel;
 use crate::store::{Factor, FactorMethod, WebSession};
@@ -154,6 +154,42 @@ impl SentCode {
     }
 }
 
+/// What a code typed for the session's sent code came to.
+pub(crate) enum Typed {
+    /// No code was sent in this step (or it is gone).
+    NoCode,
+    /// The right code: the number it went to.
+    Right(SentCode, String),
+    /// Not accepted: the answer's status and what to tell the officer.
+    Wrong(SentCode, StatusCode, String),
+}
+
+/// Checks `code` against the code the session waits for, for registration
+/// and sign-in alike.
+pub(crate) fn check_typed(
+    s: &Server,
+    session: &WebSession,
+    code: &str,
+    purpose: Purpose,
+    ip: &str,
+) -> Result<Typed, Error> {
+    let Some(sent) = pending_code(s, session)? else {
+        return Ok(Typed::NoCode);
+    };
+    Ok(
+        match s.check_phone_code(&session.username, &sent.id, code, purpose, ip, now()) {
+            Ok(Some(number)) => Typed::Right(sent, number),
+            Ok(None) => Typed::Wrong(
+                sent,
+                StatusCode::UNAUTHORIZED,
+                "That code didn't work. Check the code and try again.".into(),
+            ),
+            Err(Error::Refused { code, message }) => Typed::Wrong(sent, refusal(code), message),
+            Err(e) => return Err(e),
+        },
+    )
+}
+
 /// The code the session waits for, if any.
 pub(crate) fn pending_code(s: &Server, session: &WebSession) -> Result<Option<SentCode>, Error> {
     let Some(id) = session.stage.phone_code() else {
@@ -201,24 +237,15 @@ pub(crate) async fn phone_verify_post(
     posted: Posted<CodeForm>,
 ) -> PageResult {
     let (mut session, form) = at!(posted, STAGES);
-    let Some(sent) = pending_code(&s, &session)? else {
-        return Ok(Redirect::to("/signin/register?method=phone").into_response());
-    };
-    let code = form.code.as_str();
-    let again = |status: StatusCode, message: &str| {
-        let m = s.methods(&session.username)?;
-        let body = verify_body(&session, &sent.to, &sent.channel, Some(message));
-        wizard(&s, &session, &m, Kind::Phone, body).map(|r| (status, r).into_response())
-    };
-    match s.check_phone_code(
-        &session.username,
-        &sent.id,
-        code,
-        Purpose::Register,
-        &ip,
-        now(),
-    ) {
-        Ok(Some(number)) => {
+    let typed = check_typed(&s, &session, &form.code, Purpose::Register, &ip)?;
+    match typed {
+        Typed::NoCode => Ok(Redirect::to("/signin/register?method=phone").into_response()),
+        Typed::Wrong(sent, status, message) => {
+            let m = s.methods(&session.username)?;
+            let body = verify_body(&session, &sent.to, &sent.channel, Some(&message));
+            Ok((status, wizard(&s, &session, &m, Kind::Phone, body)?).into_response())
+        }
+        Typed::Right(sent, number) => {
             match s.register_phone(&session.username, &number, authority(&session), &ip, now()) {
                 Ok(()) => {}
                 Err(Error::Refused { .. }) => return Ok(methods_changed(&s, &mut session)?),
@@ -234,22 +261,14 @@ pub(crate) async fn phone_verify_post(
             });
             save(&s, &session)?;
             let next = next_url(&s, &mut session)?;
-            Ok(page(
+            Ok(step_page(
                 &s,
-                TITLE,
+                &session,
                 html! {
-                    p.account { (account(&s, &session.username)) }
-                    h1 { (TITLE) }
                     p.ok role="status" { "Verification complete. Your phone has been registered." }
                     p { a.button href=(next) { "Next" } }
                 },
             ))
         }
-        Ok(None) => again(
-            StatusCode::UNAUTHORIZED,
-            "That code didn't work. Check the code and try again.",
-        ),
-        Err(Error::Refused { code, message }) => again(refusal(code), &message),
-        Err(e) => Err(e.into()),
     }
 }
