@@ -7,3 +7,4 @@ pub mod datadir;
 pub mod hashing;
 pub mod telephony;
 pub mod tls;
+pub mod token_keys;
