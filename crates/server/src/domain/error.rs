@@ -88,6 +88,13 @@ pub enum Code {
     BodyTooLarge,
     /// The account's only sign-in method cannot be removed.
     LastMethod,
+    /// An application did not authenticate (OAuth `invalid_client`).
+    InvalidClient,
+    /// An authorization code that is unknown, spent, expired, or not for
+    /// this application, redirect or PKCE verifier (OAuth `invalid_grant`).
+    InvalidGrant,
+    /// An application with that id is registered already.
+    ClientExists,
 }
 
 impl Code {
@@ -124,6 +131,9 @@ impl Code {
             Code::TelephonyUnavailable => "telephony_unavailable",
             Code::BodyTooLarge => "body_too_large",
             Code::LastMethod => "last_method",
+            Code::InvalidClient => "invalid_client",
+            Code::InvalidGrant => "invalid_grant",
+            Code::ClientExists => "client_exists",
         }
     }
 }

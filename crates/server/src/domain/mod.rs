@@ -12,6 +12,7 @@ pub mod helpdesk;
 mod hub;
 pub mod limits;
 pub mod methods;
+pub mod oidc;
 pub mod passwords;
 pub mod push;
 pub mod registration;
@@ -19,4 +20,5 @@ mod server;
 pub mod totp;
 
 pub use error::{Code, Error};
+pub(crate) use server::random_token;
 pub use server::{sha256, AuditChanges, Server};

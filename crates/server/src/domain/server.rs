@@ -48,6 +48,12 @@ pub struct Server {
     hashing: crate::infra::hashing::Hashing,
     /// Recovery CAPTCHAs already tried.
     pub used_captchas: crate::domain::captcha::UsedCaptchas,
+    /// Posts logout tokens to applications.
+    pub backchannel: crate::infra::backchannel::BackChannelClient,
+    /// Signs ID and logout tokens.
+    pub token_keys: crate::infra::token_keys::TokenKeys,
+    /// The applications registered in the configuration file, checked.
+    pub config_clients: Vec<crate::domain::oidc::Client>,
     /// Counts audit rows written by this process, so live help-desk views
     /// wake when something happens instead of polling the database.
     audit_written: watch::Sender<u64>,
@@ -59,7 +65,25 @@ impl Server {
         let store = Store::open(&dir.database())?;
         let token = dir.admin_token()?;
         let master_key = dir.master_key()?;
+        let config_clients = config
+            .oidc
+            .clients
+            .iter()
+            .map(crate::domain::oidc::Client::from_config)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("configuration key `oidc.clients`: {e}"))?;
+        // A retired key stays published while its tokens may be presented.
+        let published_for = config.oidc.token_minutes * 60 + config.oidc.code_seconds;
+        let token_keys = crate::infra::token_keys::TokenKeys::open(
+            &crate::infra::token_keys::TokenKeys::file(dir.root()),
+            published_for,
+            crate::now(),
+        )?;
         Ok(Server {
+            backchannel: crate::infra::backchannel::BackChannelClient::new()
+                .map_err(anyhow::Error::msg)?,
+            token_keys,
+            config_clients,
             web_key: crate::domain::captcha::key(master_key.expose()),
             store,
             server_key: dir.server_key()?,
@@ -135,6 +159,14 @@ impl AuditChanges {
     pub async fn next(&mut self, at_most: Duration) {
         let _ = tokio::time::timeout(at_most, self.0.changed()).await;
     }
+}
+
+/// 256 random bits, base64url: session ids, codes, tokens.
+pub(crate) fn random_token(rng: &SystemRandom) -> Result<String, Error> {
+    let mut b = [0u8; 32];
+    ring::rand::SecureRandom::fill(rng, &mut b)
+        .map_err(|_| Error::Internal("random generator failed".into()))?;
+    Ok(data_encoding::BASE64URL_NOPAD.encode(&b))
 }
 
 /// SHA-256 of `data`.

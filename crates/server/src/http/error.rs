@@ -50,10 +50,11 @@ impl IntoResponse for ApiError {
 /// The status each refusal is answered with.
 pub fn status(code: Code) -> StatusCode {
     match code {
-        Code::Invalid(_) | Code::InvalidCode => StatusCode::BAD_REQUEST,
-        Code::Unauthorized | Code::BadSignature | Code::InvalidCredentials => {
-            StatusCode::UNAUTHORIZED
-        }
+        Code::Invalid(_) | Code::InvalidCode | Code::InvalidGrant => StatusCode::BAD_REQUEST,
+        Code::Unauthorized
+        | Code::BadSignature
+        | Code::InvalidCredentials
+        | Code::InvalidClient => StatusCode::UNAUTHORIZED,
         Code::AccountDisabled
         | Code::TemporaryPasswordExpired
         | Code::SetupRequired
@@ -69,7 +70,8 @@ pub fn status(code: Code) -> StatusCode {
         | Code::AlreadyAnswered
         | Code::CodeUsed
         | Code::CodeVoid
-        | Code::LastMethod => StatusCode::CONFLICT,
+        | Code::LastMethod
+        | Code::ClientExists => StatusCode::CONFLICT,
         Code::CodeExpired => StatusCode::GONE,
         Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Code::AccountLocked => StatusCode::LOCKED,

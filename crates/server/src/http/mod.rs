@@ -11,6 +11,7 @@ mod console;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod oidc;
 pub mod pages;
 pub mod serve;
 
@@ -30,6 +31,7 @@ pub fn router(server: Arc<Server>) -> Router {
     let https = server.tls_pin.is_some();
     Router::new()
         .merge(api::routes())
+        .merge(oidc::routes())
         .merge(pages::router())
         .merge(console::routes())
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))

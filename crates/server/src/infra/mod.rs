@@ -2,6 +2,7 @@
 //! TLS certificates, the telephony gateway, and the password-hashing
 //! threads.
 
+pub mod backchannel;
 pub mod config;
 pub mod datadir;
 pub mod hashing;

@@ -205,6 +205,16 @@ impl TokenKeys {
 
     /// Signs `claims` with the current key of `alg`.
     pub fn sign<T: Serialize>(&self, alg: TokenAlg, claims: &T) -> Result<String, KeyError> {
+        self.sign_as(alg, "JWT", claims)
+    }
+
+    /// [`TokenKeys::sign`] with the header's `typ` (e.g. `logout+jwt`).
+    pub fn sign_as<T: Serialize>(
+        &self,
+        alg: TokenAlg,
+        typ: &str,
+        claims: &T,
+    ) -> Result<String, KeyError> {
         self.with_keys(|keys| {
             let key = keys
                 .iter()
@@ -212,6 +222,7 @@ impl TokenKeys {
                 .ok_or_else(|| KeyError::Sign(format!("no current {} key", alg.as_str())))?;
             let mut header = Header::new(alg.jose());
             header.kid = Some(key.stored.kid.clone());
+            header.typ = Some(typ.to_string());
             jsonwebtoken::encode(&header, claims, &key.encoding)
                 .map_err(|e| KeyError::Sign(e.to_string()))
         })

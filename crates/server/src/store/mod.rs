@@ -6,6 +6,7 @@ mod audit;
 mod challenges;
 mod devices;
 mod methods;
+mod oidc;
 mod pool;
 mod requests;
 mod sessions;
@@ -20,6 +21,7 @@ pub use audit::{csv_field, AuditEntry, AuditFilter, NewAudit, Write};
 pub use challenges::{ChallengeRow, NewChallenge};
 pub use devices::{ActivationRow, Binding, DeviceRow, NewDevice};
 pub use methods::{Methods, PhoneCode};
+pub use oidc::{ClientRow, CodeRow, TakenCode, TokenRow, WaitingRequest};
 pub use requests::{NewRegistration, RegistrationRequest};
 pub use sessions::{Factor, FactorMethod, WebSession};
 pub use stage::{Proving, Registering, Stage, StageKind};
@@ -206,6 +208,7 @@ CREATE INDEX audit_target_seq ON audit(target, seq);
 CREATE INDEX audit_actor_seq ON audit(actor, seq);
 UPDATE users SET temporary_until = CAST(strftime('%s', 'now') AS INTEGER) + 7 * 86400 WHERE must_change = 1;
 "#,
+    oidc::SCHEMA,
 ];
 
 /// SQL: whether user `?1` has any sign-in method (an app, a phone or

@@ -22,6 +22,12 @@ pub struct WebSession {
     /// outlives the stage that proved it (a proof made at `mfa` is what
     /// `done` and `add` act on).
     pub factor: Option<Factor>,
+    /// The session's public id (the ID token's `sid`): stable while the
+    /// browser stays signed in, whereas `id_hash` changes at each step.
+    pub sid: String,
+    /// When the officer last gave the password here (0: not yet); the
+    /// applications' `auth_time`.
+    pub authenticated_at: u64,
     /// Where to go after signing in (already checked against the allow-list).
     pub return_to: String,
     /// "Stay signed in".
@@ -119,6 +125,8 @@ fn session(r: &Row<'_>) -> rusqlite::Result<Option<WebSession>> {
         persistent: r.get(6)?,
         created_at: r.get(7)?,
         expires_at: r.get(8)?,
+        sid: r.get(12)?,
+        authenticated_at: r.get(13)?,
         factor,
     }))
 }
@@ -128,7 +136,7 @@ impl Store {
     pub fn session(&self, id_hash: &[u8], now: u64) -> Result<Option<WebSession>, StoreError> {
         self.read(|conn| {
             optional(conn.query_row(
-                "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at \
+                "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at, sid, authenticated_at \
                  FROM web_sessions WHERE id_hash = ?1 AND expires_at > ?2",
                 params![id_hash, now],
                 session,
@@ -151,10 +159,10 @@ impl Write<'_> {
     pub fn insert_session(&self, s: &WebSession) -> Result<(), StoreError> {
         let (pending, challenge_id) = s.stage.to_columns();
         self.conn().execute(
-            "INSERT INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at, sid, authenticated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![s.id_hash, s.csrf, s.username, s.stage.kind().as_str(), challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, pending,
-                factor_column(s.factor), s.factor.map_or(0, |f| f.at)],
+                factor_column(s.factor), s.factor.map_or(0, |f| f.at), s.sid, s.authenticated_at],
         )?;
         Ok(())
     }
@@ -166,9 +174,9 @@ impl Write<'_> {
         let (pending, challenge_id) = s.stage.to_columns();
         let n = self.conn().execute(
             "UPDATE web_sessions SET csrf = ?2, username = ?3, stage = ?4, challenge_id = ?5, return_to = ?6, persistent = ?7, \
-             created_at = ?8, expires_at = ?9, pending = ?10, factor = ?11, factor_at = ?12 WHERE id_hash = ?1",
+             created_at = ?8, expires_at = ?9, pending = ?10, factor = ?11, factor_at = ?12, sid = ?13, authenticated_at = ?14 WHERE id_hash = ?1",
             params![s.id_hash, s.csrf, s.username, s.stage.kind().as_str(), challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, pending,
-                factor_column(s.factor), s.factor.map_or(0, |f| f.at)],
+                factor_column(s.factor), s.factor.map_or(0, |f| f.at), s.sid, s.authenticated_at],
         )?;
         Ok(n == 1)
     }
@@ -218,6 +226,8 @@ mod tests {
             username: "cs0101".into(),
             stage,
             factor: None,
+            sid: "s1".into(),
+            authenticated_at: 1,
             return_to: String::new(),
             persistent: true,
             created_at: 1,

@@ -87,10 +87,13 @@ pub struct UserRow {
     pub skip_setup_until: u64,
     /// Created.
     pub created_at: u64,
+    /// The stable, opaque identifier applications know the officer by
+    /// (the ID token's `sub`).
+    pub subject: String,
 }
 
 const COLUMNS: &str = "id, username, first_name, last_name, role, password_hash, must_change, password_changed_at, \
-                       failed_logins, locked_until, disabled, push_blocked, skip_setup_until, created_at, temporary_until";
+                       failed_logins, locked_until, disabled, push_blocked, skip_setup_until, created_at, temporary_until, subject";
 
 fn user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     let role: String = r.get(4)?;
@@ -110,6 +113,7 @@ fn user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         skip_setup_until: r.get(12)?,
         created_at: r.get(13)?,
         temporary_until: r.get(14)?,
+        subject: r.get(15)?,
     })
 }
 
@@ -185,7 +189,8 @@ impl Write<'_> {
     pub fn insert_user(&self, u: &NewUser<'_>, now: u64) -> Result<Option<UserRow>, StoreError> {
         let conn = self.conn();
         let inserted = conn.execute(
-            "INSERT OR IGNORE INTO users (username, first_name, last_name, password_hash, created_at, temporary_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR IGNORE INTO users (username, first_name, last_name, password_hash, created_at, temporary_until, subject) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, lower(hex(randomblob(16))))",
             params![u.username, u.first_name, u.last_name, u.password_hash, now, u.temporary_until],
         )?;
         if inserted == 0 {

@@ -60,6 +60,8 @@ async fn ended_sessions_are_dropped_by_the_server() {
         username: "cs0001".into(),
         stage: countersign_server::store::Stage::Done,
         factor: None,
+        sid: String::new(),
+        authenticated_at: 0,
         return_to: String::new(),
         persistent: false,
         created_at: 1,

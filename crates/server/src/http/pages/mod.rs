@@ -52,6 +52,12 @@ pub fn router() -> Router<Arc<Server>> {
         )
         .route("/signin/stay", get(stay_page).post(stay_post))
         .route("/signout", get(signout::page).post(signout::post))
+        .route(
+            "/oidc/authorize",
+            get(sso::authorize).post(sso::authorize_form),
+        )
+        .route("/oidc/continue", get(sso::resume))
+        .route("/oidc/logout", get(sso::logout))
         .route("/signout/pick", post(signout::pick))
         .route("/signout/wait", get(signout::wait))
         .route("/signout/done", get(signout::done))
@@ -175,4 +181,5 @@ mod recover;
 mod register;
 pub mod return_to;
 mod signout;
+pub(crate) mod sso;
 mod verify;

@@ -16,7 +16,6 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use ring::rand::SecureRandom;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -129,11 +128,7 @@ pub(crate) fn authority(session: &WebSession) -> Authority {
 }
 
 pub(crate) fn random_token(s: &Server) -> Result<String, Error> {
-    let mut b = [0u8; 32];
-    s.rng
-        .fill(&mut b)
-        .map_err(|_| Error::Internal("random generator failed".into()))?;
-    Ok(data_encoding::BASE64URL_NOPAD.encode(&b))
+    crate::domain::random_token(&s.rng)
 }
 
 /// Stores `session` under a fresh id (and CSRF token); returns the cookie.
@@ -156,6 +151,9 @@ pub(crate) fn issue_with(
 ) -> Result<String, Error> {
     let id = random_token(s)?;
     session.id_hash = sha256(id.as_bytes()).to_vec();
+    if session.sid.is_empty() {
+        session.sid = random_token(s)?;
+    }
     session.csrf = random_token(s)?;
     let t = now();
     let lifetime = if session.persistent {
@@ -203,6 +201,8 @@ pub(crate) fn fresh(stage: StageKind) -> WebSession {
         csrf: String::new(),
         username: String::new(),
         stage: stage.start(),
+        sid: String::new(),
+        authenticated_at: 0,
         return_to: String::new(),
         persistent: false,
         created_at: 0,

@@ -19,6 +19,8 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 pub(crate) struct SigninQuery {
     return_to: Option<String>,
+    /// An application's authorization request waiting for this sign-in.
+    authorize: Option<String>,
 }
 
 pub(crate) async fn signin_page(
@@ -37,6 +39,12 @@ pub(crate) async fn signin_page(
         return_to = session.return_to;
     }
     let mut notice = None;
+    if let Some(id) = q.authorize {
+        let target = sso::continuation(&id);
+        if sso::application_of(&s, &target)?.is_some() {
+            return_to = target;
+        }
+    }
     if let Some(target) = q.return_to {
         match return_to::check(&target, &s.config.web.return_to_allow) {
             Ok(target) => return_to = target,
@@ -50,7 +58,14 @@ pub(crate) async fn signin_page(
     }
     // Nothing is stored until the form comes back.
     let pre = PreSession::carried_or_new(&s, &headers)?;
-    let body = views::email(&pre.token, &s.config.email_domain, &return_to, notice);
+    let app = sso::application_of(&s, &return_to)?;
+    let body = views::email(
+        &pre.token,
+        &s.config.email_domain,
+        &return_to,
+        app.as_deref(),
+        notice,
+    );
     Ok(Page {
         body: html(&s, "Sign in", body),
         cookie: Some(pre.cookie()),
@@ -103,7 +118,10 @@ pub(crate) async fn signin_post(
     let allow = &s.config.web.return_to_allow;
     let return_to = Some(form.return_to.as_str())
         .filter(|t| !t.is_empty())
-        .and_then(|t| return_to::check(t, allow).ok())
+        .and_then(|t| match sso::continued_request(t) {
+            Some(_) => Some(t.to_string()),
+            None => return_to::check(t, allow).ok(),
+        })
         .unwrap_or_default();
     let username = username_of(&s, &form.email);
     if crate::domain::accounts::check_username(&username).is_err() {
@@ -111,7 +129,14 @@ pub(crate) async fn signin_post(
             "Enter a valid email address, such as username@{}.",
             s.config.email_domain
         );
-        let body = views::email(&pre.token, &s.config.email_domain, &return_to, Some(&msg));
+        let app = sso::application_of(&s, &return_to)?;
+        let body = views::email(
+            &pre.token,
+            &s.config.email_domain,
+            &return_to,
+            app.as_deref(),
+            Some(&msg),
+        );
         return Ok(html(&s, "Sign in", body));
     }
     // Unknown and known accounts go on alike: the password step answers for
@@ -138,7 +163,12 @@ pub(crate) async fn password_page(State(s): AppState, headers: HeaderMap) -> Pag
     Ok(html(
         &s,
         "Enter password",
-        views::password(&session.csrf, &account(&s, &session.username), None),
+        views::password(
+            &session.csrf,
+            &account(&s, &session.username),
+            sso::application_of(&s, &session.return_to)?.as_deref(),
+            None,
+        ),
     ))
 }
 
@@ -167,6 +197,7 @@ pub(crate) async fn password_post(
                 after_password(&s, &ok.user.username)?
             };
             session.stage = next.start();
+            session.authenticated_at = now();
             let old = session.id_hash.clone();
             let cookie = issue(&s, &mut session, Some(&old))?;
             Ok(Page {
@@ -179,6 +210,7 @@ pub(crate) async fn password_post(
             let body = views::password(
                 &session.csrf,
                 &account(&s, &session.username),
+                sso::application_of(&s, &session.return_to)?.as_deref(),
                 Some(&message),
             );
             Ok((refusal(code), html(&s, "Enter password", body)).into_response())
@@ -302,8 +334,10 @@ pub(crate) fn current_or_new_challenge(
             return Ok((row.challenge.id, row.number));
         }
     }
+    // The application the officer is signing in to, as the prompt names it.
+    let app = sso::application_of(s, &session.return_to)?;
     let origin = Origin {
-        application: &s.config.web.application,
+        application: app.as_deref().unwrap_or(&s.config.web.application),
         ip,
         location: "",
         kind,

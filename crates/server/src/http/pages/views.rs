@@ -80,9 +80,16 @@ pub fn problems(list: &[String]) -> Markup {
 }
 
 /// Step 1: the account.
-pub fn email(token: &str, domain: &str, return_to: &str, message: Option<&str>) -> Markup {
+pub fn email(
+    token: &str,
+    domain: &str,
+    return_to: &str,
+    app: Option<&str>,
+    message: Option<&str>,
+) -> Markup {
     html! {
         h1 { "Sign in" }
+        (continuing_to(app))
         (error(message))
         form method="post" action="/signin" {
             (csrf(token))
@@ -95,11 +102,17 @@ pub fn email(token: &str, domain: &str, return_to: &str, message: Option<&str>) 
     }
 }
 
+/// "to continue to LETS", when an application sent the officer here.
+fn continuing_to(app: Option<&str>) -> Markup {
+    html! { @if let Some(app) = app { p.continuing { "to continue to " strong { (app) } } } }
+}
+
 /// Step 2: the password.
-pub fn password(token: &str, account: &str, message: Option<&str>) -> Markup {
+pub fn password(token: &str, account: &str, app: Option<&str>, message: Option<&str>) -> Markup {
     html! {
         p.account { a href="/signin/back" aria-label="Back to the email step" { "←" } " " (account) }
         h1 { "Enter password" }
+        (continuing_to(app))
         (error(message))
         form method="post" action="/signin/password" {
             (csrf(token))
@@ -147,32 +160,53 @@ pub fn stay(token: &str, account: &str) -> Markup {
     }
 }
 
-/// Sign-out step 1.
-pub fn pick_account(token: &str, account: &str) -> Markup {
+/// Sign-out step 1; `carried` are hidden fields passed on (where an
+/// application asked to return).
+pub fn pick_account(
+    token: &str,
+    account: &str,
+    carried: &[(&str, String)],
+    notice: Option<&str>,
+) -> Markup {
     html! {
         h1 { "Pick an account to sign out" }
+        (error(notice))
         form method="post" action="/signout" {
             (csrf(token))
+            @for (name, value) in carried { input type="hidden" name=(name) value=(value); }
             button type="submit" name="account" value=(account) { (account) }
         }
     }
 }
 
 /// Sign-out step 2 (moves on with a meta refresh, no script needed).
-pub fn signing_out() -> Markup {
+pub fn signing_out(next: &str) -> Markup {
     html! {
         h1 { "Please wait while we sign you out" }
         p role="status" { "Signing you out…" }
-        p { a href="/signout/done" { "Continue" } }
+        p { a href=(next) { "Continue" } }
     }
 }
 
-/// Sign-out step 3.
-pub fn signed_out() -> Markup {
+/// An application to go back to.
+pub struct ReturnTo {
+    /// Its name.
+    pub name: String,
+    /// Where.
+    pub url: String,
+}
+
+/// Sign-out step 3, with the way back to the application that started the
+/// logout, if one did.
+pub fn signed_out(back: Option<&ReturnTo>, notice: Option<&str>) -> Markup {
     html! {
         h1 { "You signed out of your account" }
+        (error(notice))
         p { "It's a good idea to close all browser windows." }
-        p { a href="/signin?again=1" { "Click here to log in to the previous application again" } }
+        @match back {
+            Some(app) => p { a href=(app.url) { "Click here to log in to the previous application (" (app.name) ") again" } },
+            None => p { a href="/signin?again=1" { "Click here to log in to the previous application again" } },
+        }
         p { a href="/signin" { "Click here to log in" } }
     }
 }

@@ -58,6 +58,7 @@ impl Default for Config {
             web: WebConfig::default(),
             telephony: TelephonyConfig::default(),
             connections: ConnectionsConfig::default(),
+            oidc: OidcConfig::default(),
         }
     }
 }

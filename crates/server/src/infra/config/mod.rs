@@ -41,6 +41,8 @@ pub struct Config {
     pub telephony: TelephonyConfig,
     /// Limits on connections.
     pub connections: ConnectionsConfig,
+    /// Single sign-on (OpenID Connect).
+    pub oidc: OidcConfig,
 }
 
 /// Limits on connections, so that idle or slow clients cannot take every
@@ -389,6 +391,16 @@ impl Config {
                 problem: format!("'{bad}' is not an http(s) URL prefix"),
             });
         }
+        let o = &self.oidc;
+        if !(10..=600).contains(&o.code_seconds) {
+            return invalid("oidc.code_seconds", "must be between 10 and 600");
+        }
+        if !(1..=1440).contains(&o.token_minutes) {
+            return invalid("oidc.token_minutes", "must be between 1 and 1440");
+        }
+        if !(1..=60).contains(&o.request_minutes) {
+            return invalid("oidc.request_minutes", "must be between 1 and 60");
+        }
         if !self.users.temporary_password_template.contains('{') {
             return invalid(
                 "users.temporary_password_template",
@@ -413,5 +425,7 @@ impl Config {
 }
 
 mod defaults;
+mod oidc;
+pub use oidc::{ClientConfig, OidcConfig};
 #[cfg(test)]
 mod tests;

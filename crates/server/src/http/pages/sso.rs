@@ -1,0 +1,238 @@
+//! Single sign-on in the browser: an application's authorization request
+//! (`/oidc/authorize`), its continuation once the officer has signed in
+//! (`/oidc/continue`), and an application's logout request
+//! (`/oidc/logout`), which leads through the sign-out pages.
+//!
+//! A request that needs the officer to sign in (again), prove a method or
+//! register one is kept in the database; the session goes to that step with
+//! the continuation as its `return_to`, and the sign-in pages say which
+//! application the officer is signing in to.
+
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::{html, load, save, stage_url, views, AppState, PageResult};
+use crate::domain::oidc::{AuthRequest, Next, Refusal, SignedIn};
+use crate::http::extract::ClientIp;
+use crate::store::{NewAudit, StageKind, WaitingRequest, WebSession};
+use crate::{now, Error, Server};
+
+/// The continuation of waiting request `id`: a session's `return_to`.
+pub(crate) fn continuation(id: &str) -> String {
+    format!("/oidc/continue?request={id}")
+}
+
+/// The waiting request a `return_to` continues, if it is a continuation.
+pub(crate) fn continued_request(return_to: &str) -> Option<&str> {
+    let id = return_to.strip_prefix("/oidc/continue?request=")?;
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(id)
+}
+
+/// The name of the application a `return_to` continues to, if any.
+pub(crate) fn application_of(s: &Server, return_to: &str) -> Result<Option<String>, Error> {
+    let Some(id) = continued_request(return_to) else {
+        return Ok(None);
+    };
+    let Some(waiting) = s.store.waiting_request(id, now())? else {
+        return Ok(None);
+    };
+    Ok(s.client(&waiting.client_id)?.map(|c| c.name))
+}
+
+/// `GET /oidc/authorize`.
+pub(crate) async fn authorize(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    RawQuery(query): RawQuery,
+) -> PageResult {
+    start(&s, &headers, &ip, &query.unwrap_or_default())
+}
+
+/// `POST /oidc/authorize`: the same request as a form.
+pub(crate) async fn authorize_form(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    start(&s, &headers, &ip, &query)
+}
+
+fn start(s: &Server, headers: &HeaderMap, ip: &str, query: &str) -> PageResult {
+    match s.authorization_request(query)? {
+        Ok(req) => go_on(s, headers, ip, &req, query, None),
+        Err(refusal) => Ok(refused(s, refusal)),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ContinueQuery {
+    #[serde(default)]
+    request: String,
+}
+
+/// `GET /oidc/continue`: back from the sign-in pages.
+pub(crate) async fn resume(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Query(q): Query<ContinueQuery>,
+) -> PageResult {
+    let Some(waiting) = s.store.waiting_request(&q.request, now())? else {
+        let body = views::info(
+            "This sign-in request has expired",
+            &["Go back to the application and sign in from there again."],
+        );
+        return Ok((StatusCode::BAD_REQUEST, html(&s, "Sign in", body)).into_response());
+    };
+    let req = match s.authorization_request(&waiting.query)? {
+        Ok(req) => req,
+        Err(refusal) => return Ok(refused(&s, refusal)),
+    };
+    let query = waiting.query.clone();
+    go_on(&s, &headers, &ip, &req, &query, Some((q.request, waiting)))
+}
+
+/// Issues the code, or sends the browser to the step still missing.
+fn go_on(
+    s: &Server,
+    headers: &HeaderMap,
+    ip: &str,
+    req: &AuthRequest,
+    query: &str,
+    waiting: Option<(String, WaitingRequest)>,
+) -> PageResult {
+    let t = now();
+    let mut session = load(s, headers)?.filter(|x| !x.username.is_empty());
+    // A session from before single sign-on has no public id yet.
+    if let Some(x) = session.as_mut().filter(|x| x.sid.is_empty()) {
+        x.sid = crate::domain::random_token(&s.rng)?;
+        save(s, x)?;
+    }
+    let done = session
+        .as_ref()
+        .filter(|x| x.stage.kind() == StageKind::Done);
+    let who = match done {
+        Some(x) => Some(signed_in(s, x)?),
+        None => None,
+    };
+    let asked_at = waiting.as_ref().map(|(_, w)| w.created_at);
+    let next = req.next(who.as_ref(), asked_at, t);
+    if let (Next::Issue, Some(who), Some(x)) = (&next, &who, done) {
+        if let Some((id, _)) = &waiting {
+            s.write(t, |w| w.delete_waiting_request(id))?;
+        }
+        let location = s.issue_code(req, who, &x.username, ip, t)?;
+        return Ok(Redirect::to(&location).into_response());
+    }
+    if let Next::Refuse(refusal) = next {
+        return Ok(refused(s, refusal));
+    }
+    let id = match waiting {
+        Some((id, _)) => id,
+        None => {
+            let id = crate::domain::random_token(&s.rng)?;
+            let w = WaitingRequest {
+                client_id: req.client.id.clone(),
+                query: query.to_string(),
+                created_at: t,
+            };
+            let expires = t + s.config.oidc.request_minutes * 60;
+            s.write(t, |tx| tx.insert_waiting_request(&id, &w, expires))?;
+            id
+        }
+    };
+    let step = match next {
+        Next::Prove => StageKind::Mfa,
+        Next::Register => StageKind::Register,
+        _ => StageKind::Password,
+    };
+    match session {
+        // Signed in, but not enough for this application: the same
+        // session takes the missing step (it keeps its sid).
+        Some(mut x) if x.stage.kind() == StageKind::Done => {
+            x.stage = step.start();
+            if step == StageKind::Password {
+                x.factor = None;
+            }
+            x.return_to = continuation(&id);
+            save(s, &x)?;
+            Ok(Redirect::to(stage_url(step)).into_response())
+        }
+        _ => Ok(Redirect::to(&format!("/signin?authorize={id}")).into_response()),
+    }
+}
+
+/// The session as an authorization sees it.
+fn signed_in(s: &Server, x: &WebSession) -> Result<SignedIn, Error> {
+    let user = s.user(&x.username)?;
+    Ok(SignedIn {
+        user_id: user.id,
+        sid: x.sid.clone(),
+        authenticated_at: x.authenticated_at,
+        factor: x.factor,
+        has_methods: s.store.methods_of(user.id)?.count() > 0,
+    })
+}
+
+/// A refusal: a page, or an error sent back to the application.
+fn refused(s: &Server, refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Page(message) => {
+            let body = views::info("This sign-in request cannot be used", &[&message]);
+            (StatusCode::BAD_REQUEST, html(s, "Sign in", body)).into_response()
+        }
+        Refusal::Redirect {
+            redirect_uri,
+            state,
+            error,
+            description,
+        } => Redirect::to(&s.refusal_location(&redirect_uri, &state, error, &description))
+            .into_response(),
+    }
+}
+
+/// `GET /oidc/logout`: an application's logout request. It leads through
+/// the sign-out pages; only a verified request returns to the application.
+pub(crate) async fn logout(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    RawQuery(query): RawQuery,
+) -> PageResult {
+    let session = load(&s, &headers)?;
+    let sid = session.as_ref().map(|x| x.sid.as_str());
+    let target = match s.logout_request(&query.unwrap_or_default(), sid, now())? {
+        Ok(req) => match (req.client, req.post_logout_redirect_uri) {
+            (Some(client), Some(then)) => {
+                let q = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("client", &client.id)
+                    .append_pair("then", &then)
+                    .append_pair("state", &req.state)
+                    .finish();
+                format!("/signout?{q}")
+            }
+            _ => "/signout".to_string(),
+        },
+        // The reason is for the application's developers; the officer is
+        // told only that there is no way back to it.
+        Err(why) => {
+            let who = session.as_ref().map_or("", |x| x.username.as_str());
+            let row = NewAudit::of(who, "oidc.logout", who, &ip).with("refused", &why);
+            s.audit(row, now())?;
+            "/signout?unverified=1".to_string()
+        }
+    };
+    Ok(Redirect::to(&target).into_response())
+}

@@ -1,0 +1,283 @@
+//! What single sign-on refuses: redirect addresses that are not exactly
+//! registered, codes replayed, for another application or without their
+//! PKCE verifier, wrong client secrets, logout hints that do not verify,
+//! and sessions that do not reach what the application requires.
+
+use super::*;
+
+/// Signs `user` in for LETS (first sign-in); the code LETS received.
+async fn signed_in_code(sso: &Sso, b: &Agent, user: &str) -> String {
+    let (temp, dev) = sso.officer(user).await;
+    let v = b.get(&sso.authorize_url("lets", LETS_CB, "")).await;
+    let push = b.password_steps(v, user, Some(&temp)).await;
+    let back = b.approve_and_stay(&sso.ts, &dev, push).await;
+    param(&back.at, "code").expect("a code")
+}
+
+#[tokio::test]
+async fn only_an_exactly_registered_redirect_address_is_used() {
+    let sso = Sso::start().await;
+    let b = Agent::new(&sso.ts);
+    for wrong in [
+        "http://127.0.0.1:9/lets/callback/",
+        "http://127.0.0.1:9/lets/callbackx",
+        "http://127.0.0.1:9/lets/callback/../other",
+        "http://127.0.0.1:9/lets/callback?x=1",
+        "https://127.0.0.1:9/lets/callback",
+        "http://127.0.0.1:9/lets",
+        "http://evil.example/lets/callback",
+    ] {
+        let v = b.get(&sso.authorize_url("lets", wrong, "")).await;
+        assert_eq!(v.status, 400, "{wrong}");
+        assert!(
+            v.at.starts_with("/oidc/authorize"),
+            "nothing sent to {wrong}"
+        );
+        assert!(
+            v.page
+                .contains("asked to return to an address it has not registered"),
+            "{wrong}: {}",
+            v.page
+        );
+    }
+    let v = b.get(&sso.authorize_url("nobody", LETS_CB, "")).await;
+    assert_eq!(v.status, 400);
+    assert!(v.page.contains("is not registered with this portal"));
+    // A known client and address: the other errors go back to it.
+    let v = b
+        .get(
+            &sso.authorize_url("lets", LETS_CB, "")
+                .replace("response_type=code", "response_type=token"),
+        )
+        .await;
+    assert!(v.at.starts_with(LETS_CB), "{}", v.at);
+    assert_eq!(
+        param(&v.at, "error").as_deref(),
+        Some("unsupported_response_type")
+    );
+    assert_eq!(param(&v.at, "state").as_deref(), Some("st-1"));
+    // A public client without PKCE is refused.
+    let no_pkce = sso.authorize_url("scrap", SCRAP_CB, "").replace(
+        &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"),
+        "",
+    );
+    let v = b.get(&no_pkce).await;
+    assert_eq!(
+        param(&v.at, "error").as_deref(),
+        Some("invalid_request"),
+        "{}",
+        v.at
+    );
+    // prompt=none without a session: login_required, no page.
+    let v = b
+        .get(&sso.authorize_url("lets", LETS_CB, "&prompt=none"))
+        .await;
+    assert_eq!(
+        param(&v.at, "error").as_deref(),
+        Some("login_required"),
+        "{}",
+        v.at
+    );
+}
+
+#[tokio::test]
+async fn a_code_goes_once_to_its_application_with_its_verifier_and_secret() {
+    let sso = Sso::start().await;
+    let b = Agent::new(&sso.ts);
+    let code = signed_in_code(&sso, &b, "cs0711").await;
+    let token = |fields: Vec<(&'static str, String)>, secret: Option<String>| {
+        let mut r = sso.ts.http.post(format!("{}/oidc/token", sso.ts.url));
+        if let Some(secret) = secret {
+            r = r.basic_auth("lets", Some(secret));
+        }
+        async move {
+            let r = r.form(&fields).send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap();
+            (status, body["error"].as_str().unwrap_or("").to_string())
+        }
+    };
+    let fields = |code: &str, verifier: &str, redirect: &str| {
+        vec![
+            ("grant_type", "authorization_code".to_string()),
+            ("code", code.to_string()),
+            ("redirect_uri", redirect.to_string()),
+            ("code_verifier", verifier.to_string()),
+        ]
+    };
+    let secret = Some(sso.lets_secret.clone());
+    // A wrong secret, or none: the client is not authenticated (and the
+    // code stays unused).
+    let wrong = token(
+        fields(&code, VERIFIER, LETS_CB),
+        Some("not-the-secret".into()),
+    )
+    .await;
+    assert_eq!(wrong, (401, "invalid_client".into()));
+    let mut none = fields(&code, VERIFIER, LETS_CB);
+    none.push(("client_id", "lets".into()));
+    assert_eq!(token(none, None).await, (401, "invalid_client".into()));
+    // Another application's credentials with LETS's code.
+    let mut as_scrap = fields(&code, VERIFIER, SCRAP_CB);
+    as_scrap.push(("client_id", "scrap".into()));
+    assert_eq!(token(as_scrap, None).await, (400, "invalid_grant".into()));
+    // Spent by that attempt: even the right request is refused now.
+    let right = token(fields(&code, VERIFIER, LETS_CB), secret.clone()).await;
+    assert_eq!(right, (400, "invalid_grant".into()));
+
+    // A wrong or missing verifier, or another redirect address, spends a
+    // fresh code too.
+    for (verifier, redirect) in [
+        ("dBjftJeZ4CVP-mJ92Q5KTrE0jtq5lXaYpbX2kYSuZw9", LETS_CB),
+        ("", LETS_CB),
+        (VERIFIER, SCRAP_CB),
+    ] {
+        let v = b.get(&sso.authorize_url("lets", LETS_CB, "")).await;
+        let code = param(&v.at, "code").expect("single sign-on");
+        let mut f = fields(&code, verifier, redirect);
+        f.retain(|(k, v)| *k != "code_verifier" || !v.is_empty());
+        assert_eq!(
+            token(f, secret.clone()).await,
+            (400, "invalid_grant".into()),
+            "{verifier} {redirect}"
+        );
+        let again = token(fields(&code, VERIFIER, LETS_CB), secret.clone()).await;
+        assert_eq!(again, (400, "invalid_grant".into()));
+    }
+    let rows: Vec<String> = sso
+        .ts
+        .server
+        .store
+        .audit_entries(&Default::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "oidc.token")
+        .map(|e| e.detail)
+        .collect();
+    assert!(
+        rows.iter()
+            .any(|d| d == "code issued to another application"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().any(|d| d == "code_verifier does not match"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().any(|d| d == "code_verifier missing"),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_password_only_session_does_not_satisfy_an_application_that_requires_mfa() {
+    let sso = Sso::start().await;
+    let ts = &sso.ts;
+    // An officer who skipped setup: signed in on the password alone.
+    let temp = ts.add_user("cs0721");
+    let b = Agent::new(ts);
+    let v = b.get("/signin").await;
+    let v = b.password_steps(v, "cs0721", Some(&temp)).await;
+    assert_eq!(v.at, "/signin/register", "{}", v.page);
+    let v = b.post("/signin/register/skip", &v.page, &[]).await;
+    let v = b.post("/signin/stay", &v.page, &[("stay", "no")]).await;
+    assert_eq!(v.at, "/my");
+    // LETS requires a second factor: no code; the officer is sent to set
+    // up a method first.
+    let v = b.get(&sso.authorize_url("lets", LETS_CB, "")).await;
+    assert_eq!(v.at, "/signin/register", "{}", v.page);
+    assert!(ts
+        .server
+        .store
+        .audit_entries(&Default::default())
+        .unwrap()
+        .iter()
+        .all(|e| e.action != "oidc.authorize"));
+    // An application that asks for mfa by acr_values is refused the same
+    // way under prompt=none.
+    let none = sso.authorize_url("lets", LETS_CB, "&prompt=none&acr_values=mfa");
+    let b2 = Agent::new(ts);
+    let v = b2.get(&none).await;
+    assert_eq!(param(&v.at, "error").as_deref(), Some("login_required"));
+}
+
+#[tokio::test]
+async fn a_password_only_session_signs_in_where_the_application_allows_it() {
+    let sso = Sso::start_with(|lets| lets.require_mfa = false).await;
+    let ts = &sso.ts;
+    let temp = ts.add_user("cs0731");
+    let b = Agent::new(ts);
+    let v = b.get(&sso.authorize_url("lets", LETS_CB, "")).await;
+    let v = b.password_steps(v, "cs0731", Some(&temp)).await;
+    let v = b.post("/signin/register/skip", &v.page, &[]).await;
+    let back = b.post("/signin/stay", &v.page, &[("stay", "no")]).await;
+    let code = param(&back.at, "code").expect("a code");
+    let (_, tokens) = sso.lets_token(&code, VERIFIER).await;
+    let claims = sso
+        .verify(tokens["id_token"].as_str().unwrap(), "lets")
+        .await;
+    assert_eq!(claims.acr, "pwd");
+    assert_eq!(claims.amr, ["pwd"]);
+}
+
+#[tokio::test]
+async fn a_logout_hint_that_does_not_verify_returns_nowhere() {
+    let sso = Sso::start().await;
+    let b = Agent::new(&sso.ts);
+    let code = signed_in_code(&sso, &b, "cs0741").await;
+    let (_, tokens) = sso.lets_token(&code, VERIFIER).await;
+    let hint = tokens["id_token"].as_str().unwrap().to_string();
+    let logout = |hint: &str| {
+        format!(
+            "/oidc/logout?id_token_hint={hint}&post_logout_redirect_uri={}&state=s",
+            urlencode(LETS_BYE)
+        )
+    };
+    // A changed signature, and an unregistered return address.
+    let forged = format!("{}x", &hint[..hint.len() - 1]);
+    let v = b.get(&logout(&forged)).await;
+    assert!(v.at.contains("unverified=1"), "{}", v.at);
+    assert!(v.page.contains("could not be verified"));
+    let other = format!(
+        "/oidc/logout?id_token_hint={hint}&post_logout_redirect_uri={}",
+        urlencode("http://127.0.0.1:9/elsewhere")
+    );
+    assert!(b.get(&other).await.at.contains("unverified=1"));
+    // An expired hint for a session that is no longer this browser's.
+    let stranger = Agent::new(&sso.ts);
+    let expired = expired_hint(&sso, &hint);
+    let v = stranger.get(&logout(&expired)).await;
+    assert!(v.at.contains("unverified=1"), "{}", v.at);
+    // The same expired hint from the browser whose session it names is
+    // accepted (OpenID Connect RP-Initiated Logout §2).
+    let v = b.get(&logout(&expired)).await;
+    assert!(v.at.contains("then="), "{}", v.at);
+    let refused = sso
+        .ts
+        .server
+        .store
+        .audit_entries(&Default::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "oidc.logout" && e.outcome == "refused")
+        .count();
+    assert_eq!(refused, 3);
+}
+
+/// `hint`'s claims, expired, signed with the server's current key.
+fn expired_hint(sso: &Sso, hint: &str) -> String {
+    let mut v = Validation::new(jsonwebtoken::decode_header(hint).unwrap().alg);
+    v.insecure_disable_signature_validation();
+    v.validate_exp = false;
+    v.validate_aud = false;
+    let mut claims = jsonwebtoken::decode::<IdClaims>(hint, &DecodingKey::from_secret(b""), &v)
+        .unwrap()
+        .claims;
+    claims.exp = 1_000;
+    claims.iat = 900;
+    sso.ts
+        .server
+        .token_keys
+        .sign(TokenAlg::Rs256, &claims)
+        .unwrap()
+}
