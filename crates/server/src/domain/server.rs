@@ -77,7 +77,6 @@ impl Server {
         let token_keys = crate::infra::token_keys::TokenKeys::open(
             &crate::infra::token_keys::TokenKeys::file(dir.root()),
             published_for,
-            crate::now(),
         )?;
         Ok(Server {
             backchannel: crate::infra::backchannel::BackChannelClient::new()

@@ -147,25 +147,13 @@ impl TokenKeys {
         data.join("oidc-keys.json")
     }
 
-    /// Opens the keys at `path`, creating a current key for each algorithm
-    /// that has none. Retired keys are published for `published_for`
-    /// seconds after their retirement.
-    pub fn open(path: &Path, published_for: u64, now: u64) -> Result<Self, KeyError> {
-        let mut stored = read(path)?;
-        let mut changed = false;
-        for alg in TokenAlg::ALL {
-            if !stored
-                .iter()
-                .any(|k| k.alg == alg && k.retired_at.is_none())
-            {
-                stored.push(generate(alg, now)?);
-                changed = true;
-            }
-        }
-        if changed {
-            write(path, &stored)?;
-        }
-        let keys = load(path, stored)?;
+    /// Opens the keys at `path`. A current key for each algorithm is
+    /// made at the first use that finds none (RSA generation takes a
+    /// moment, which a server that never signs a token need not spend).
+    /// Retired keys are published for `published_for` seconds after their
+    /// retirement.
+    pub fn open(path: &Path, published_for: u64) -> Result<Self, KeyError> {
+        let keys = load(path, read(path)?)?;
         Ok(TokenKeys {
             path: path.to_path_buf(),
             published_for,
@@ -215,7 +203,7 @@ impl TokenKeys {
         typ: &str,
         claims: &T,
     ) -> Result<String, KeyError> {
-        self.with_keys(|keys| {
+        self.with_keys(unix_now(), |keys| {
             let key = keys
                 .iter()
                 .find(|k| k.stored.alg == alg && k.stored.retired_at.is_none())
@@ -232,7 +220,7 @@ impl TokenKeys {
     /// tokens may still be valid.
     pub fn jwks(&self, now: u64) -> Result<JwkSet, KeyError> {
         let published_for = self.published_for;
-        self.with_keys(|keys| {
+        self.with_keys(now, |keys| {
             Ok(JwkSet {
                 keys: keys
                     .iter()
@@ -269,9 +257,11 @@ impl TokenKeys {
     }
 
     /// Runs `f` on the keys, reloading them first if the file changed
-    /// (a rotation by the command line).
+    /// (a rotation by the command line), and making the current keys that
+    /// are missing.
     fn with_keys<R>(
         &self,
+        now: u64,
         f: impl FnOnce(&[LoadedKey]) -> Result<R, KeyError>,
     ) -> Result<R, KeyError> {
         let mut loaded = self
@@ -283,8 +273,32 @@ impl TokenKeys {
             loaded.keys = load(&self.path, read(&self.path)?)?;
             loaded.modified = now_modified;
         }
+        let missing: Vec<TokenAlg> = TokenAlg::ALL
+            .into_iter()
+            .filter(|alg| {
+                !loaded
+                    .keys
+                    .iter()
+                    .any(|k| k.stored.alg == *alg && k.stored.retired_at.is_none())
+            })
+            .collect();
+        if !missing.is_empty() {
+            let mut stored = read(&self.path)?;
+            for alg in missing {
+                stored.push(generate(alg, now)?);
+            }
+            write(&self.path, &stored)?;
+            loaded.keys = load(&self.path, stored)?;
+            loaded.modified = modified(&self.path);
+        }
         f(&loaded.keys)
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn modified(path: &Path) -> Option<(SystemTime, u64)> {

@@ -16,14 +16,14 @@ fn kid(token: &str) -> String {
 fn each_algorithm_gets_a_private_key_once_and_signs_verifiably() {
     let dir = tempfile::tempdir().unwrap();
     let path = TokenKeys::file(dir.path());
-    let keys = TokenKeys::open(&path, HOUR, 1000).unwrap();
+    let keys = TokenKeys::open(&path, HOUR).unwrap();
+    let set = keys.jwks(1000).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let set = keys.jwks(1000).unwrap();
     assert_eq!(set.keys.len(), 3);
     for alg in TokenAlg::ALL {
         let token = keys.sign(alg, &claims("s1")).unwrap();
@@ -40,7 +40,7 @@ fn each_algorithm_gets_a_private_key_once_and_signs_verifiably() {
         assert!(keys.verify::<Value>(&parts.join("."), ISS, 1000).is_err());
     }
     // Opened again: the same keys, not new ones.
-    let again = TokenKeys::open(&path, HOUR, 2000).unwrap();
+    let again = TokenKeys::open(&path, HOUR).unwrap();
     let kids = |s: &JwkSet| -> Vec<String> {
         s.keys
             .iter()
@@ -54,7 +54,7 @@ fn each_algorithm_gets_a_private_key_once_and_signs_verifiably() {
 fn a_rotated_key_stays_published_until_its_tokens_expired() {
     let dir = tempfile::tempdir().unwrap();
     let path = TokenKeys::file(dir.path());
-    let keys = TokenKeys::open(&path, HOUR, 1000).unwrap();
+    let keys = TokenKeys::open(&path, HOUR).unwrap();
     let old = keys.sign(TokenAlg::Rs256, &claims("s1")).unwrap();
     let rotation = TokenKeys::rotate(&path, HOUR, 2000).unwrap();
     assert_eq!(rotation.current.len(), 3);
@@ -81,10 +81,7 @@ fn a_damaged_key_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = TokenKeys::file(dir.path());
     std::fs::write(&path, b"[{\"kid\": 1}]").unwrap();
-    let e = TokenKeys::open(&path, HOUR, 1000)
-        .err()
-        .unwrap()
-        .to_string();
+    let e = TokenKeys::open(&path, HOUR).err().unwrap().to_string();
     assert!(e.contains("oidc-keys.json"), "{e}");
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text, "[{\"kid\": 1}]", "nothing is overwritten");
