@@ -404,3 +404,160 @@ async fn a_client_that_sends_headers_slowly_or_idles_is_closed() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn applications_are_registered_listed_rotated_and_removed_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let add = run(
+        tmp.path(),
+        &[
+            "client",
+            "add",
+            "lets",
+            "--name",
+            "LETS",
+            "--redirect-uri",
+            "https://lets.example/callback",
+            "--post-logout-redirect-uri",
+            "https://lets.example/",
+            "--id-token-alg",
+            "ES256",
+        ],
+    );
+    assert!(add.status.success(), "{}", text(&add.stderr));
+    let secret = text(&add.stdout).trim().to_string();
+    assert_eq!(secret.len(), 43, "the secret alone on standard output");
+    assert!(text(&add.stderr).contains("shown once"));
+    // The same id again, and a bad address, are refused with the reason.
+    let again = run(
+        tmp.path(),
+        &[
+            "client",
+            "add",
+            "lets",
+            "--name",
+            "X",
+            "--redirect-uri",
+            "https://x.example/cb",
+        ],
+    );
+    assert_eq!(again.status.code(), Some(3));
+    assert!(
+        text(&again.stderr).contains("registered already"),
+        "{}",
+        text(&again.stderr)
+    );
+    let bad = run(
+        tmp.path(),
+        &[
+            "client",
+            "add",
+            "scrap",
+            "--name",
+            "SCRAP",
+            "--redirect-uri",
+            "http://scrap.example/cb",
+        ],
+    );
+    assert!(
+        text(&bad.stderr).contains("must be https (http only on loopback)"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let list = run(tmp.path(), &["client", "list"]);
+    assert_eq!(
+        text(&list.stdout),
+        "lets\tLETS\tconfidential\thttps://lets.example/callback\n"
+    );
+    let show = run(tmp.path(), &["client", "show", "lets", "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["id_token_alg"], "ES256");
+    assert_eq!(shown["require_mfa"], true);
+    assert!(
+        !text(&show.stdout).contains(&secret),
+        "the secret is never shown again"
+    );
+    let rotated = run(tmp.path(), &["client", "rotate-secret", "lets"]);
+    let new_secret = text(&rotated.stdout).trim().to_string();
+    assert_eq!(new_secret.len(), 43);
+    assert_ne!(new_secret, secret);
+    // hash-secret prints what a configuration entry holds.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_countersign-server"))
+        .arg("--data")
+        .arg(tmp.path().join("data"))
+        .args(["client", "hash-secret"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let hashed = child.wait_with_output().unwrap();
+    assert_eq!(
+        text(&hashed.stdout).trim(),
+        data_encoding::HEXLOWER
+            .encode(ring::digest::digest(&ring::digest::SHA256, b"s3cret").as_ref())
+    );
+    let removed = run(tmp.path(), &["client", "remove", "lets"]);
+    assert!(removed.status.success());
+    assert_eq!(text(&run(tmp.path(), &["client", "list"]).stdout), "");
+    // Each change is in the audit log.
+    let audit = text(&run(tmp.path(), &["audit"]).stdout);
+    for action in ["client.add", "client.rotate_secret", "client.remove"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+    // Token keys: rotated, the old ones still published.
+    let rotated = run(tmp.path(), &["oidc", "rotate-keys"]);
+    assert!(
+        text(&rotated.stdout).starts_with("current keys: rs256-"),
+        "{}",
+        text(&rotated.stdout)
+    );
+    let again = run(tmp.path(), &["oidc", "rotate-keys"]);
+    assert!(
+        text(&again.stdout).contains("retired, still published for"),
+        "{}",
+        text(&again.stdout)
+    );
+}
+
+#[test]
+fn applications_in_the_configuration_file_are_checked_and_kept_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("countersign.toml");
+    let hash = data_encoding::HEXLOWER
+        .encode(ring::digest::digest(&ring::digest::SHA256, b"s3cret").as_ref());
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[oidc.clients]]\nid = \"artic\"\nname = \"ARTIC\"\nredirect_uris = [\"https://artic.example/cb\"]\nsecret_sha256 = \"{hash}\"\nid_token_alg = \"EdDSA\"\n"
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let list = run(tmp.path(), &["--config", c, "client", "list"]);
+    assert_eq!(
+        text(&list.stdout),
+        "artic\tARTIC\tconfidential\thttps://artic.example/cb\n",
+        "{}",
+        text(&list.stderr)
+    );
+    let remove = run(tmp.path(), &["--config", c, "client", "remove", "artic"]);
+    assert!(
+        text(&remove.stderr).contains("defined in the configuration file"),
+        "{}",
+        text(&remove.stderr)
+    );
+    std::fs::write(
+        &cfg,
+        "[[oidc.clients]]\nid = \"artic\"\nname = \"ARTIC\"\nredirect_uris = [\"https://artic.example/cb#frag\"]\n",
+    )
+    .unwrap();
+    let bad = run(tmp.path(), &["--config", c, "client", "list"]);
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(
+        text(&bad.stderr).contains("oidc.clients") && text(&bad.stderr).contains("fragment"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

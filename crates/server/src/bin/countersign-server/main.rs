@@ -21,6 +21,7 @@ use std::time::Duration;
 mod admin;
 
 mod bench;
+mod clients;
 
 mod helpdesk;
 mod users;
@@ -68,6 +69,13 @@ enum Command {
     /// a reason, push health.
     #[command(subcommand)]
     Helpdesk(helpdesk::HelpdeskCommand),
+    /// Applications that hand their sign-in to Countersign (OpenID
+    /// Connect clients).
+    #[command(subcommand)]
+    Client(clients::ClientCommand),
+    /// Single sign-on keys.
+    #[command(subcommand)]
+    Oidc(clients::OidcCommand),
     /// Send a test push to a user's authenticator: prints `number: NN` first
     /// and `challenge: ID` second,
     /// then waits for the answer.
@@ -245,6 +253,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::User(cmd) => user(&mut server, &dir, cmd, actor),
         Command::Helpdesk(cmd) => helpdesk::run(&server, &dir, cmd),
+        Command::Client(cmd) => clients::run(&server, cmd, actor),
+        Command::Oidc(cmd) => clients::run_oidc(&server, &dir, cmd),
         Command::Bench { .. } => unreachable!("handled above"),
         Command::Push {
             username,
