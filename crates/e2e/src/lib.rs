@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use countersign_testkit::Proc;
 
+mod demo;
 mod pages;
+pub use demo::Demo;
 pub use pages::{Pages, ANSWERS};
 
 /// The passcode of the officer's authenticator.

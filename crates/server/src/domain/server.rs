@@ -73,7 +73,7 @@ impl Server {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("configuration key `oidc.clients`: {e}"))?;
         // A retired key stays published while its tokens may be presented.
-        let published_for = config.oidc.token_minutes * 60 + config.oidc.code_seconds;
+        let published_for = crate::domain::oidc::keys_published_for(&config);
         let token_keys = crate::infra::token_keys::TokenKeys::open(
             &crate::infra::token_keys::TokenKeys::file(dir.root()),
             published_for,

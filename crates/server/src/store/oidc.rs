@@ -352,8 +352,9 @@ impl Write<'_> {
     /// Stores a new code, and that its session signed in to the client.
     pub fn insert_code(&self, c: &CodeRow) -> Result<(), StoreError> {
         let conn = self.conn();
+        // Spent codes are kept a day, to recognise a replay.
         conn.execute(
-            "DELETE FROM oidc_codes WHERE expires_at <= ?1 AND used_at IS NULL",
+            "DELETE FROM oidc_codes WHERE expires_at <= ?1 - 86400",
             [c.created_at],
         )?;
         conn.execute(

@@ -191,26 +191,53 @@ impl Write<'_> {
 
     /// Ends every session of `username` (help-desk fixes, disabling);
     /// returns how many there were.
+    /// What those sessions gave applications ends with them: their access
+    /// tokens are revoked and their sign-ins forgotten.
     pub fn delete_sessions_of(&self, username: &str) -> Result<usize, StoreError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM web_sessions WHERE username = ?1", [username])?)
+        let conn = self.conn();
+        let of_user = "SELECT sid FROM web_sessions WHERE username = ?1 AND sid <> ''";
+        conn.execute(
+            &format!("UPDATE oidc_tokens SET revoked = 1 WHERE sid IN ({of_user})"),
+            [username],
+        )?;
+        conn.execute(
+            &format!("DELETE FROM oidc_signins WHERE sid IN ({of_user})"),
+            [username],
+        )?;
+        Ok(conn.execute("DELETE FROM web_sessions WHERE username = ?1", [username])?)
     }
 
     /// Ends every session of `username` but the one `keep` (after the
     /// officer changed the password in it).
+    /// Their tokens are revoked as with [`Write::delete_sessions_of`].
     pub fn delete_other_sessions(&self, username: &str, keep: &[u8]) -> Result<usize, StoreError> {
-        Ok(self.conn().execute(
+        let conn = self.conn();
+        let others =
+            "SELECT sid FROM web_sessions WHERE username = ?1 AND id_hash <> ?2 AND sid <> ''";
+        conn.execute(
+            &format!("UPDATE oidc_tokens SET revoked = 1 WHERE sid IN ({others})"),
+            params![username, keep],
+        )?;
+        conn.execute(
+            &format!("DELETE FROM oidc_signins WHERE sid IN ({others})"),
+            params![username, keep],
+        )?;
+        Ok(conn.execute(
             "DELETE FROM web_sessions WHERE username = ?1 AND id_hash <> ?2",
             params![username, keep],
         )?)
     }
 
     /// Drops expired sessions.
+    /// The applications' sign-ins of those sessions are forgotten with them.
     pub fn purge_sessions(&self, now: u64) -> Result<usize, StoreError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM web_sessions WHERE expires_at <= ?1", [now])?)
+        let conn = self.conn();
+        let n = conn.execute("DELETE FROM web_sessions WHERE expires_at <= ?1", [now])?;
+        conn.execute(
+            "DELETE FROM oidc_signins WHERE sid NOT IN (SELECT sid FROM web_sessions)",
+            [],
+        )?;
+        Ok(n)
     }
 }
 

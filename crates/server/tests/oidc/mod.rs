@@ -2,8 +2,8 @@
 //! request through the sign-in pages, the number answered by a device, the
 //! code exchanged for tokens checked against the published keys, single
 //! sign-on for a second application, and logout through the sign-out
-//! pages. The interop suites (`openidconnect`, Python `authlib`) drive the
-//! same endpoints with libraries written elsewhere.
+//! pages. `crates/e2e/tests/sso.rs` drives the same endpoints in chromium
+//! through `lets-demo`, a relying party on the `openidconnect` crate.
 
 mod refusals;
 
@@ -399,10 +399,18 @@ async fn an_application_signs_the_officer_in_with_the_number_and_a_second_one_wi
         (claims.sid.clone(), claims.auth_time)
     );
 
-    // prompt=login asks for the password again, then the number.
+    // prompt=login asks for the password again, then the number; the
+    // officer agrees first (a link alone does not reset the session).
     let v = b
         .get(&sso.authorize_url("lets", LETS_CB, "&prompt=login"))
         .await;
+    assert!(
+        v.page.contains("LETS asks you to sign in again"),
+        "{}",
+        v.page
+    );
+    assert_eq!(b.get("/my").await.at, "/my", "still signed in");
+    let v = b.post("/oidc/continue", &v.page, &[]).await;
     assert_eq!(v.at, "/signin/password", "{}", v.page);
     assert!(v.page.contains("to continue to <strong>LETS</strong>"));
     let push = b.password_steps(v, "cs0701", None).await;

@@ -185,6 +185,12 @@ async fn a_password_only_session_does_not_satisfy_an_application_that_requires_m
     // LETS requires a second factor: no code; the officer is sent to set
     // up a method first.
     let v = b.get(&sso.authorize_url("lets", LETS_CB, "")).await;
+    assert!(
+        v.page.contains("LETS needs a second sign-in method"),
+        "{}",
+        v.page
+    );
+    let v = b.post("/oidc/continue", &v.page, &[]).await;
     assert_eq!(v.at, "/signin/register", "{}", v.page);
     assert!(ts
         .server

@@ -241,7 +241,7 @@ pub fn run_oidc(server: &Server, dir: &DataDir, cmd: OidcCommand) -> anyhow::Res
     match cmd {
         OidcCommand::RotateKeys => {
             let published_for =
-                server.config.oidc.token_minutes * 60 + server.config.oidc.code_seconds;
+                countersign_server::domain::oidc::keys_published_for(&server.config);
             let r = TokenKeys::rotate(&TokenKeys::file(dir.root()), published_for, now())?;
             println!("current keys: {}", r.current.join(", "));
             if !r.still_published.is_empty() {

@@ -91,8 +91,15 @@ impl AuthRequest {
     /// now): `prompt=login` needs a password given since.
     pub fn next(&self, who: Option<&SignedIn>, asked_at: Option<u64>, now: u64) -> Next {
         let stale = who.is_none_or(|w| {
-            w.authenticated_at == 0
-                || (self.prompt_login && asked_at.is_none_or(|at| w.authenticated_at < at))
+            if w.authenticated_at == 0 {
+                return true;
+            }
+            // A password given since the request arrived is as fresh as
+            // the request can ask, however long the second step took.
+            if asked_at.is_some_and(|at| w.authenticated_at >= at) {
+                return false;
+            }
+            self.prompt_login
                 || self
                     .max_age
                     .is_some_and(|max| now.saturating_sub(w.authenticated_at) > max)

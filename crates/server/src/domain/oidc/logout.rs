@@ -31,6 +31,9 @@ pub struct BackChannel {
     pub token: String,
 }
 
+/// How long a logout token is valid.
+pub const LOGOUT_TOKEN_SECONDS: u64 = 120;
+
 #[derive(Serialize)]
 struct LogoutClaims<'a> {
     iss: String,
@@ -140,7 +143,7 @@ impl Server {
                 iss: self.config.public_url(),
                 aud: &client.id,
                 iat: now,
-                exp: now + 120,
+                exp: now + LOGOUT_TOKEN_SECONDS,
                 jti: crate::domain::random_token(&self.rng)?,
                 sub: subject,
                 sid,

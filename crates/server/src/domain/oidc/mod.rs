@@ -19,6 +19,13 @@ pub use tokens::{IdClaims, Tokens, UserInfo};
 
 use crate::store::{Factor, FactorMethod};
 
+/// How long a retired signing key stays published: as long as anything it
+/// signed may still be presented (an ID token, or a logout token's two
+/// minutes), and a code's wait before that.
+pub fn keys_published_for(config: &crate::infra::config::Config) -> u64 {
+    (config.oidc.token_minutes * 60).max(logout::LOGOUT_TOKEN_SECONDS) + config.oidc.code_seconds
+}
+
 /// The assurance a sign-in reached (`acr`): `mfa` when the session proved
 /// a method registered before it (a number-matched push, a code, the
 /// questions), `pwd` otherwise. A method registered in the same session

@@ -56,7 +56,7 @@ pub fn router() -> Router<Arc<Server>> {
             "/oidc/authorize",
             get(sso::authorize).post(sso::authorize_form),
         )
-        .route("/oidc/continue", get(sso::resume))
+        .route("/oidc/continue", get(sso::resume).post(sso::step_up))
         .route("/oidc/logout", get(sso::logout))
         .route("/signout/pick", post(signout::pick))
         .route("/signout/wait", get(signout::wait))
@@ -81,18 +81,29 @@ pub fn router() -> Router<Arc<Server>> {
         .layer(middleware::from_fn(security_headers))
 }
 
+/// Origins a page's form may lead to besides this site (the application a
+/// sign-in returns to), added to its `form-action`.
+#[derive(Clone)]
+pub(crate) struct FormTargets(pub(crate) Vec<String>);
+
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
+    let extra: String = resp
+        .extensions()
+        .get::<FormTargets>()
+        .map(|t| t.0.iter().map(|o| format!(" {o}")).collect())
+        .unwrap_or_default();
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+         form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'"
+    );
     let h = resp.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
     };
-    set(
-        h,
-        "content-security-policy",
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
-         form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        h.insert("content-security-policy", csp);
+    }
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
     set(h, "referrer-policy", "no-referrer");

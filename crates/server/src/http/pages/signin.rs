@@ -367,11 +367,16 @@ pub(crate) fn challenge_status(
 
 pub(crate) async fn stay_page(State(s): AppState, headers: HeaderMap) -> PageResult {
     let session = stage!(s, headers, &[StageKind::Stay]);
-    Ok(html(
+    let mut page = html(
         &s,
         "Stay signed in?",
         views::stay(&session.csrf, &account(&s, &session.username)),
-    ))
+    );
+    // This form's answer goes on to the application: browsers check the
+    // redirect against the page's form-action.
+    page.extensions_mut()
+        .insert(FormTargets(sso::return_origins(&s, &session.return_to)?));
+    Ok(page)
 }
 
 /// "Stay signed in?": `yes` or `no`.

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use super::{html, load, save, stage_url, views, AppState, PageResult};
+use super::{html, load, save, stage_url, views, AppState, PageResult, Posted};
 use crate::domain::oidc::{AuthRequest, Next, Refusal, SignedIn};
 use crate::http::extract::ClientIp;
 use crate::store::{NewAudit, StageKind, WaitingRequest, WebSession};
@@ -44,6 +44,30 @@ pub(crate) fn application_of(s: &Server, return_to: &str) -> Result<Option<Strin
         return Ok(None);
     };
     Ok(s.client(&waiting.client_id)?.map(|c| c.name))
+}
+
+/// The origins a sign-in returning to `return_to` ends at: the waiting
+/// request's redirect address for an application, or the allow-listed
+/// address itself. Each is a serialised URL origin (no spaces or `;`).
+pub(crate) fn return_origins(s: &Server, return_to: &str) -> Result<Vec<String>, Error> {
+    let origin = |u: &str| {
+        url::Url::parse(u)
+            .ok()
+            .map(|u| u.origin())
+            .filter(url::Origin::is_tuple)
+            .map(|o| o.ascii_serialization())
+    };
+    if let Some(id) = continued_request(return_to) {
+        let Some(waiting) = s.store.waiting_request(id, now())? else {
+            return Ok(Vec::new());
+        };
+        let redirect = url::form_urlencoded::parse(waiting.query.as_bytes())
+            .find(|(k, _)| k == "redirect_uri")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        return Ok(origin(&redirect).into_iter().collect());
+    }
+    Ok(origin(return_to).into_iter().collect())
 }
 
 /// `GET /oidc/authorize`.
@@ -159,19 +183,52 @@ fn go_on(
         _ => StageKind::Password,
     };
     match session {
-        // Signed in, but not enough for this application: the same
-        // session takes the missing step (it keeps its sid).
-        Some(mut x) if x.stage.kind() == StageKind::Done => {
-            x.stage = step.start();
-            if step == StageKind::Password {
-                x.factor = None;
-            }
-            x.return_to = continuation(&id);
-            save(s, &x)?;
-            Ok(Redirect::to(stage_url(step)).into_response())
+        // Signed in, but not enough for this application: the officer is
+        // asked first (a link from anywhere must not reset a session).
+        Some(x) if x.stage.kind() == StageKind::Done => {
+            let why = match step {
+                StageKind::Mfa => "asks you to verify it's you with a second method",
+                StageKind::Register => "needs a second sign-in method: set one up to continue",
+                _ => "asks you to sign in again",
+            };
+            let body = views::step_up(&x.csrf, &req.client.name, why, &id);
+            Ok(html(s, "Sign in", body))
         }
         _ => Ok(Redirect::to(&format!("/signin?authorize={id}")).into_response()),
     }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StepUpForm {
+    #[serde(default)]
+    request: String,
+}
+
+/// `POST /oidc/continue`: the officer agreed to the step an application
+/// needs; the same session takes it (it keeps its sid) and comes back.
+pub(crate) async fn step_up(State(s): AppState, posted: Posted<StepUpForm>) -> PageResult {
+    let (mut x, form) = at!(posted, &[StageKind::Done]);
+    let Some(waiting) = s.store.waiting_request(&form.request, now())? else {
+        return Ok(Redirect::to("/my").into_response());
+    };
+    let req = match s.authorization_request(&waiting.query)? {
+        Ok(req) => req,
+        Err(refusal) => return Ok(refused(&s, refusal)),
+    };
+    let who = signed_in(&s, &x)?;
+    let step = match req.next(Some(&who), Some(waiting.created_at), now()) {
+        Next::Prove => StageKind::Mfa,
+        Next::Register => StageKind::Register,
+        Next::SignIn => StageKind::Password,
+        _ => return Ok(Redirect::to(&continuation(&form.request)).into_response()),
+    };
+    x.stage = step.start();
+    if step == StageKind::Password {
+        x.factor = None;
+    }
+    x.return_to = continuation(&form.request);
+    save(&s, &x)?;
+    Ok(Redirect::to(stage_url(step)).into_response())
 }
 
 /// The session as an authorization sees it.

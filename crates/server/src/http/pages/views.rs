@@ -188,6 +188,20 @@ pub fn signing_out(next: &str) -> Markup {
     }
 }
 
+/// An application needs more than the signed-in session has: the officer
+/// agrees before the session goes back to a step.
+pub fn step_up(token: &str, app: &str, why: &str, request: &str) -> Markup {
+    html! {
+        h1 { (app) " " (why) }
+        form method="post" action="/oidc/continue" {
+            (csrf(token))
+            input type="hidden" name="request" value=(request);
+            button type="submit" { "Continue" }
+        }
+        p { a href="/my" { "Cancel" } }
+    }
+}
+
 /// An application to go back to.
 pub struct ReturnTo {
     /// Its name.

@@ -86,6 +86,17 @@ fn max_age_counts_from_the_last_password() {
     r.max_age = Some(60);
     assert_eq!(r.next(Some(&session(100, PUSH)), None, 160), Next::Issue);
     assert_eq!(r.next(Some(&session(100, PUSH)), None, 161), Next::SignIn);
+    // A sign-in made for this request passes, even if the second step
+    // took longer than max_age (max_age=0 would otherwise never pass).
+    r.max_age = Some(0);
+    assert_eq!(
+        r.next(Some(&session(110, PUSH)), Some(100), 170),
+        Next::Issue
+    );
+    assert_eq!(
+        r.next(Some(&session(90, PUSH)), Some(100), 170),
+        Next::SignIn
+    );
 }
 
 #[test]
