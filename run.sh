@@ -2,7 +2,9 @@
 # Sets up Countersign on this machine and runs it: installs what is missing,
 # builds in release mode, starts the sign-in server (embedded SQLite, HTTPS
 # on 127.0.0.1:8443 with a self-signed certificate), creates a demo officer,
-# then opens the Countersign app when there is a display, or enrolls the
+# starts "LETS (demo)", an application that signs in with Countersign
+# (http://127.0.0.1:8090, the place to start, as the seed guide does), then
+# opens the Countersign app when there is a display, or enrolls the
 # headless authenticator (the `countersign` CLI) and waits for requests.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,9 +15,9 @@ rust_need
 
 say "Building Countersign (release; the first build takes a few minutes)"
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
-  cargo build --release --locked --bin countersign --bin countersign-server --bin countersign-app
+  cargo build --release --locked --bin countersign --bin countersign-server --bin lets-demo --bin countersign-app
 else
-  cargo build --release --locked --bin countersign --bin countersign-server
+  cargo build --release --locked --bin countersign --bin countersign-server --bin lets-demo
 fi
 SERVER=target/release/countersign-server
 CLI=target/release/countersign
@@ -26,7 +28,8 @@ DEMO_USER="${DEMO_USER:-cs0101}"
 say "Starting the sign-in server (data in $COUNTERSIGN_DATA)"
 "$SERVER" serve &
 SERVER_PID=$!
-trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null' EXIT
+DEMO_PID=
+trap 'kill $SERVER_PID $DEMO_PID 2>/dev/null; wait $SERVER_PID $DEMO_PID 2>/dev/null' EXIT
 for _ in $(seq 1 100); do
   [ -f "$COUNTERSIGN_DATA/server.json" ] && break
   sleep 0.1
@@ -38,13 +41,31 @@ if ! "$SERVER" user show "$DEMO_USER" >/dev/null 2>&1; then
   "$SERVER" user add "$DEMO_USER" --first Clark --last Kent --ssn-last4 4321
 fi
 
+SERVER_URL=$(sed -n 's/.*"url": "\(.*\)".*/\1/p' "$COUNTERSIGN_DATA/server.json")
+DEMO_URL="${DEMO_URL:-http://127.0.0.1:8090}"
+DEMO_SECRET="$COUNTERSIGN_DATA/lets-demo.secret"
+if ! "$SERVER" client show lets-demo >/dev/null 2>&1; then
+  say "Registering the application LETS (demo) at $DEMO_URL"
+  (umask 077; "$SERVER" client add lets-demo --name "LETS (demo)" \
+    --redirect-uri "$DEMO_URL/callback" --post-logout-redirect-uri "$DEMO_URL/signed-out" >"$DEMO_SECRET")
+elif [ ! -s "$DEMO_SECRET" ]; then
+  say "Giving LETS (demo) a new client secret (the old one was not kept)"
+  (umask 077; "$SERVER" client rotate-secret lets-demo >"$DEMO_SECRET")
+fi
+say "Starting LETS (demo) at $DEMO_URL"
+LETS_DEMO_CLIENT_SECRET=$(cat "$DEMO_SECRET") target/release/lets-demo \
+  --issuer "$SERVER_URL" --client-id lets-demo --listen "${DEMO_URL#http://}" \
+  --ca "$COUNTERSIGN_DATA/tls-cert.pem" &
+DEMO_PID=$!
+
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
   ENROLL="$COUNTERSIGN_DATA/enroll-$DEMO_USER.png"
   "$SERVER" user enroll-link "$DEMO_USER" --png "$ENROLL" >"$COUNTERSIGN_DATA/enroll-$DEMO_USER.txt"
   cat >&2 <<MSG
 
 Countersign is running.
-  Server: $(sed -n 's/.*"url": "\(.*\)".*/\1/p' "$COUNTERSIGN_DATA/server.json")   (stops when the app quits)
+  Application: $DEMO_URL/   <- start here, as the seed guide does
+  Server: $SERVER_URL   (both stop when the app quits)
   App:    opening now. Choose a passcode, then Add account > Image file:
           $ENROLL   (or paste the link in $COUNTERSIGN_DATA/enroll-$DEMO_USER.txt)
 
@@ -72,7 +93,8 @@ fi
 cat >&2 <<MSG
 
 Countersign is running.
-  Server:        $(sed -n 's/.*"url": "\(.*\)".*/\1/p' "$COUNTERSIGN_DATA/server.json")   (stops when you leave this script)
+  Application:   $DEMO_URL/   <- start here, as the seed guide does
+  Server:        $SERVER_URL   (both stop when you leave this script)
   Authenticator: waiting for sign-in requests below.
 
 In another terminal, send a number-matching request and read its number:
