@@ -10,6 +10,7 @@ rust_need
 cargo_tool_need tauri-driver tauri-driver "^2"
 cargo_tool_need tauri-cli cargo-tauri "^2"
 npm_need crates/e2e
+scripts/interop-venv.sh
 
 say "Checking formatting (cargo fmt --check)"
 cargo fmt --all -- --check

@@ -5,6 +5,7 @@
 //! pages. `crates/e2e/tests/sso.rs` drives the same endpoints in chromium
 //! through `lets-demo`, a relying party on the `openidconnect` crate.
 
+mod authlib;
 mod refusals;
 
 use crate::common::{TestDevice, TestServer};
