@@ -125,3 +125,28 @@ pub fn session_follows(s: &Server, headers: &HeaderMap, challenge_id: &str) -> R
         .session(&id, now())?
         .is_some_and(|session| session.stage.push() == Some(challenge_id)))
 }
+
+/// The client's id and secret from HTTP Basic (RFC 6749 §2.3.1: each
+/// form-encoded, then joined and base64-encoded).
+pub fn client_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Error> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = || Error::refused(Code::InvalidClient, "client authentication failed");
+    let value = value.to_str().map_err(|_| bad())?;
+    let Some(encoded) = value.strip_prefix("Basic ") else {
+        return Err(bad());
+    };
+    let decoded = data_encoding::BASE64
+        .decode(encoded.trim().as_bytes())
+        .map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unescape = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((unescape(id), unescape(secret))))
+}

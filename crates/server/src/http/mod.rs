@@ -11,6 +11,7 @@ mod console;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod mfa_api;
 pub mod oidc;
 pub mod pages;
 pub mod serve;
@@ -32,6 +33,7 @@ pub fn router(server: Arc<Server>) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(oidc::routes())
+        .merge(mfa_api::routes())
         .merge(pages::router())
         .merge(console::routes())
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))

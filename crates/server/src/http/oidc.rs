@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::domain::oidc::Acr;
 use crate::domain::Code;
 use crate::http::error::status;
-use crate::http::extract::{bearer, ClientIp};
+use crate::http::extract::{bearer, client_credentials, ClientIp};
 use crate::http::AppState;
 use crate::infra::token_keys::TokenAlg;
 use crate::{now, Error, Server};
@@ -99,31 +99,6 @@ fn invalid_request(message: &str) -> Error {
     Error::invalid("invalid_request", message)
 }
 
-/// The client's id and secret from HTTP Basic (RFC 6749 §2.3.1: each
-/// form-encoded, then joined and base64-encoded).
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Error> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let bad = || Error::refused(Code::InvalidClient, "client authentication failed");
-    let value = value.to_str().map_err(|_| bad())?;
-    let Some(encoded) = value.strip_prefix("Basic ") else {
-        return Err(bad());
-    };
-    let decoded = data_encoding::BASE64
-        .decode(encoded.trim().as_bytes())
-        .map_err(|_| bad())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let unescape = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Ok(Some((unescape(id), unescape(secret))))
-}
-
 /// `POST /oidc/token`: a code for tokens.
 async fn token(
     State(s): AppState,
@@ -151,7 +126,7 @@ fn exchange(s: &Server, headers: &HeaderMap, ip: &str, body: &[u8]) -> Result<Re
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let (client_id, secret) = match (basic_credentials(headers)?, get("client_secret")) {
+    let (client_id, secret) = match (client_credentials(headers)?, get("client_secret")) {
         (Some(_), Some(_)) => return Err(invalid_request("use one client authentication method")),
         (Some((id, secret)), None) => {
             if get("client_id").is_some_and(|c| c != id) {

@@ -209,6 +209,7 @@ CREATE INDEX audit_actor_seq ON audit(actor, seq);
 UPDATE users SET temporary_until = CAST(strftime('%s', 'now') AS INTEGER) + 7 * 86400 WHERE must_change = 1;
 "#,
     oidc::SCHEMA,
+    oidc::API_CHALLENGES,
 ];
 
 /// SQL: whether user `?1` has any sign-in method (an app, a phone or

@@ -69,6 +69,15 @@ ALTER TABLE users ADD COLUMN subject TEXT NOT NULL DEFAULT '';
 UPDATE users SET subject = lower(hex(randomblob(16)));
 "#;
 
+/// The direct MFA API's pushes: which application asked for each.
+pub(super) const API_CHALLENGES: &str = r#"
+CREATE TABLE api_challenges (
+    challenge_id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#;
+
 /// An application registered with the command line (those in the
 /// configuration file are not stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,6 +282,18 @@ impl Store {
         })
     }
 
+    /// The application that asked for push `challenge_id` through the
+    /// direct MFA API, if one did.
+    pub fn api_challenge_client(&self, challenge_id: &str) -> Result<Option<String>, StoreError> {
+        self.read(|conn| {
+            optional(conn.query_row(
+                "SELECT client_id FROM api_challenges WHERE challenge_id = ?1",
+                [challenge_id],
+                |r| r.get(0),
+            ))
+        })
+    }
+
     /// The applications browser session `sid` signed in to.
     pub fn signins_of(&self, sid: &str) -> Result<Vec<String>, StoreError> {
         self.read(|conn| {
@@ -302,6 +323,26 @@ impl Write<'_> {
                 c.created_at
             ],
         )? == 1)
+    }
+
+    /// Records that `client_id` asked for push `challenge_id` (rows older
+    /// than a day go: their challenges have long expired).
+    pub fn insert_api_challenge(
+        &self,
+        challenge_id: &str,
+        client_id: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM api_challenges WHERE created_at < ?1 - 86400",
+            [now],
+        )?;
+        conn.execute(
+            "INSERT INTO api_challenges (challenge_id, client_id, created_at) VALUES (?1, ?2, ?3)",
+            params![challenge_id, client_id, now],
+        )?;
+        Ok(())
     }
 
     /// Removes an application and revokes its tokens; `false` if unknown.

@@ -6,6 +6,7 @@
 //! through `lets-demo`, a relying party on the `openidconnect` crate.
 
 mod authlib;
+mod direct;
 mod refusals;
 
 use crate::common::{TestDevice, TestServer};

@@ -121,6 +121,10 @@ enum Command {
         /// running beside them (0 to skip).
         #[arg(long, default_value_t = 20)]
         wrong_passwords: usize,
+        /// Instead: single sign-on code exchanges by signed-in browsers
+        /// (authorize → code → token → userinfo), `--concurrency` at once.
+        #[arg(long)]
+        sso: bool,
     },
     /// Read the audit log, or verify its hash chain.
     Audit {
@@ -192,9 +196,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         idle_streams,
         sse,
         wrong_passwords,
+        sso,
     } = cli.command
     {
         init_logging(false);
+        if sso {
+            bench::sso::run(concurrency.max(1), Duration::from_secs(seconds))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let opts = bench::BenchOptions {
             devices,
             concurrency: concurrency.max(1),

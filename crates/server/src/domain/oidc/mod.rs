@@ -10,6 +10,7 @@
 
 pub mod authorize;
 pub mod clients;
+pub mod direct;
 pub mod logout;
 pub mod tokens;
 

@@ -58,16 +58,8 @@ pub(crate) async fn signin_page(
     }
     // Nothing is stored until the form comes back.
     let pre = PreSession::carried_or_new(&s, &headers)?;
-    let app = sso::application_of(&s, &return_to)?;
-    let body = views::email(
-        &pre.token,
-        &s.config.email_domain,
-        &return_to,
-        app.as_deref(),
-        notice,
-    );
     Ok(Page {
-        body: html(&s, "Sign in", body),
+        body: email_page(&s, &pre.token, &return_to, notice)?,
         cookie: Some(pre.cookie()),
     }
     .into_response())
@@ -129,15 +121,7 @@ pub(crate) async fn signin_post(
             "Enter a valid email address, such as username@{}.",
             s.config.email_domain
         );
-        let app = sso::application_of(&s, &return_to)?;
-        let body = views::email(
-            &pre.token,
-            &s.config.email_domain,
-            &return_to,
-            app.as_deref(),
-            Some(&msg),
-        );
-        return Ok(html(&s, "Sign in", body));
+        return Ok(email_page(&s, &pre.token, &return_to, Some(&msg))?);
     }
     // Unknown and known accounts go on alike: the password step answers for
     // both. The session is stored from here on.
@@ -150,6 +134,19 @@ pub(crate) async fn signin_post(
         cookie: Some(cookie),
     }
     .into_response())
+}
+
+/// The email page, naming the application the sign-in continues to.
+fn email_page(
+    s: &Server,
+    token: &str,
+    return_to: &str,
+    message: Option<&str>,
+) -> Result<Response, Error> {
+    let app = sso::application_of(s, return_to)?;
+    let domain = &s.config.email_domain;
+    let body = views::email(token, domain, return_to, app.as_deref(), message);
+    Ok(html(s, "Sign in", body))
 }
 
 /// "Back" from the password step: the sign-in starts again (the email

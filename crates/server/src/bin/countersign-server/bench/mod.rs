@@ -28,6 +28,7 @@ use countersign_server::{now, Server};
 use tokio::sync::mpsc;
 
 mod load;
+pub mod sso;
 use load::*;
 
 /// What to measure.
@@ -166,6 +167,16 @@ fn start_child(dir: &Path, config_path: &Path) -> anyhow::Result<Child> {
     Ok(child)
 }
 
+/// The running server's address and TLS pin, from its runtime file.
+fn running(data: &DataDir) -> anyhow::Result<(String, [u8; 32])> {
+    let rt = running_server(data).context("runtime file")?;
+    let pin: [u8; 32] = data_encoding::BASE64URL_NOPAD
+        .decode(rt.pin.as_deref().unwrap_or_default().as_bytes())?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("bad pin"))?;
+    Ok((rt.url, pin))
+}
+
 async fn drive(
     dir: &Path,
     child: &Child,
@@ -173,18 +184,13 @@ async fn drive(
     devices: Vec<Device>,
 ) -> anyhow::Result<()> {
     let data = DataDir::open(dir)?;
-    let rt = running_server(&data).context("runtime file")?;
-    let pin: [u8; 32] = data_encoding::BASE64URL_NOPAD
-        .decode(rt.pin.as_deref().unwrap_or_default().as_bytes())?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("bad pin"))?;
+    let (base, pin) = running(&data)?;
     let http = reqwest::Client::builder()
         .use_preconfigured_tls(PinnedVerifier::client_config(pin)?)
         .pool_max_idle_per_host(usize::MAX)
         .timeout(Duration::from_secs(120))
         .build()?;
     let admin = data.admin_token()?;
-    let base = rt.url.clone();
     let devices: Vec<Arc<Device>> = devices.into_iter().map(Arc::new).collect();
     let rss_start = rss_kib(child.id());
 
@@ -331,19 +337,25 @@ impl Phase {
     }
 
     fn print(&self) {
+        self.print_as("round trips");
+    }
+
+    /// The figures, counting `what` (round trips, exchanges).
+    fn print_as(&self, what: &str) {
         let ms = |d: Option<Duration>| {
             d.map_or("-".into(), |d| {
                 format!("{:.2} ms", d.as_secs_f64() * 1000.0)
             })
         };
         let secs = self.elapsed.as_secs_f64();
+        let label = format!("{what}:");
         println!(
-            "  round trips:         {} in {secs:.1} s ({} errors)",
+            "  {label:<21}{} in {secs:.1} s ({} errors)",
             self.latencies.len(),
             self.errors
         );
         println!(
-            "  throughput:          {:.0} round trips/s",
+            "  throughput:          {:.0} {what}/s",
             self.latencies.len() as f64 / secs
         );
         println!("  latency p50:         {}", ms(self.pct(0.50)));
