@@ -111,6 +111,7 @@ fn an_officer_opens_the_application_signs_in_with_the_number_and_logs_out() {
             "oidc.token",
             "oidc.authorize",
             "oidc.token",
+            "oidc.logout",
             "signout"
         ]
     );

@@ -6,6 +6,7 @@
 //! through `lets-demo`, a relying party on the `openidconnect` crate.
 
 mod authlib;
+mod backchannel;
 mod direct;
 mod refusals;
 
@@ -477,6 +478,7 @@ async fn an_application_signs_the_officer_in_with_the_number_and_a_second_one_wi
             "oidc.token ok",
             "oidc.authorize ok",
             "oidc.token ok",
+            "oidc.logout ok",
         ]
     );
     assert!(ts.server.store.verify_audit().unwrap().is_ok());

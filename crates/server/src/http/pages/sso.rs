@@ -270,22 +270,27 @@ pub(crate) async fn logout(
 ) -> PageResult {
     let session = load(&s, &headers)?;
     let sid = session.as_ref().map(|x| x.sid.as_str());
+    let who = session.as_ref().map_or("", |x| x.username.as_str());
     let target = match s.logout_request(&query.unwrap_or_default(), sid, now())? {
-        Ok(req) => match (req.client, req.post_logout_redirect_uri) {
-            (Some(client), Some(then)) => {
-                let q = url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("client", &client.id)
-                    .append_pair("then", &then)
-                    .append_pair("state", &req.state)
-                    .finish();
-                format!("/signout?{q}")
+        Ok(req) => {
+            let client = req.client.as_ref().map_or("", |c| c.id.as_str());
+            let row = NewAudit::of(who, "oidc.logout", who, &ip).with("ok", client);
+            s.audit(row, now())?;
+            match (req.client, req.post_logout_redirect_uri) {
+                (Some(client), Some(then)) => {
+                    let q = url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair("client", &client.id)
+                        .append_pair("then", &then)
+                        .append_pair("state", &req.state)
+                        .finish();
+                    format!("/signout?{q}")
+                }
+                _ => "/signout".to_string(),
             }
-            _ => "/signout".to_string(),
-        },
+        }
         // The reason is for the application's developers; the officer is
         // told only that there is no way back to it.
         Err(why) => {
-            let who = session.as_ref().map_or("", |x| x.username.as_str());
             let row = NewAudit::of(who, "oidc.logout", who, &ip).with("refused", &why);
             s.audit(row, now())?;
             "/signout?unverified=1".to_string()
