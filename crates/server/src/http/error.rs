@@ -12,6 +12,16 @@ use crate::Error;
 /// An error as the client sees it: `{code, message}` with a status.
 pub struct ApiError(Error);
 
+/// A refusal as answered, kept with the response so that the pages can
+/// show it as a page instead of JSON (`pages::refusals_as_pages`).
+#[derive(Clone)]
+pub struct Refused {
+    /// The stable code.
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         ApiError(e)
@@ -36,14 +46,20 @@ impl IntoResponse for ApiError {
         } else {
             self.0.to_string()
         };
-        (
+        let refused = Refused {
+            code: self.0.code(),
+            message: message.clone(),
+        };
+        let mut resp = (
             status,
             Json(ErrorBody {
                 code: self.0.code().to_string(),
                 message,
             }),
         )
-            .into_response()
+            .into_response();
+        resp.extensions_mut().insert(refused);
+        resp
     }
 }
 

@@ -34,7 +34,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .merge(api::routes())
         .merge(oidc::routes())
         .merge(mfa_api::routes())
-        .merge(pages::router())
+        .merge(pages::router(&server))
         .merge(console::routes())
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::map_response(move |resp| {

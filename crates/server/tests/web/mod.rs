@@ -3,6 +3,7 @@
 
 mod abuse;
 mod fixes;
+mod guides;
 mod helpdesk;
 mod methods;
 mod takeover;

@@ -40,7 +40,7 @@ use crate::Server;
 pub(crate) use crate::http::AppState;
 
 /// The pages, with their security headers.
-pub fn router() -> Router<Arc<Server>> {
+pub fn router(server: &Arc<Server>) -> Router<Arc<Server>> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/signin") }))
         .route("/signin", get(signin_page).post(signin_post))
@@ -78,7 +78,54 @@ pub fn router() -> Router<Arc<Server>> {
                 static_file("text/javascript", include_str!("../../../static/signin.js"))
             }),
         )
+        .layer(middleware::from_fn_with_state(
+            server.clone(),
+            refusals_as_pages,
+        ))
         .layer(middleware::from_fn(security_headers))
+}
+
+/// A browser never sees a JSON error: a page's refusal (push limited,
+/// locked, too many attempts, a session that ended) is shown as a page
+/// with the same status, the banner, what happened and the way on.
+async fn refusals_as_pages(
+    axum::extract::State(s): axum::extract::State<Arc<Server>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let resp = next.run(req).await;
+    let Some(refused) = resp
+        .extensions()
+        .get::<crate::http::error::Refused>()
+        .cloned()
+    else {
+        return resp;
+    };
+    let status = resp.status();
+    let (title, next_step) = match refused.code {
+        "push_limited" | "too_many_requests" | "too_many_attempts" | "too_many_codes" => (
+            "Too many attempts",
+            "Wait a few minutes, then try again, or choose another way to sign in.",
+        ),
+        "account_locked" => (
+            "Your account is locked",
+            "Wait until the time shown, or contact the help desk.",
+        ),
+        "account_disabled" | "push_blocked" => {
+            ("Contact the help desk", "The help desk can tell you more.")
+        }
+        "unauthorized" => (
+            "Sign in again",
+            "Your session ended. Start again from the sign-in page.",
+        ),
+        _ if status.is_server_error() => (
+            "Something went wrong",
+            "The server could not complete the request. Try again in a moment.",
+        ),
+        _ => ("Request refused", "Start again from the sign-in page."),
+    };
+    let body = views::info(title, &[&refused.message, next_step]);
+    (status, html(&s, title, body)).into_response()
 }
 
 /// Origins a page's form may lead to besides this site (the application a
@@ -194,3 +241,48 @@ pub mod return_to;
 mod signout;
 pub(crate) mod sso;
 mod verify;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::error::ApiError;
+    use crate::infra::config::Config;
+    use crate::infra::datadir::DataDir;
+    use crate::Error;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_refusal_reaches_a_browser_as_a_page_not_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let s = Arc::new(Server::open(Config::default(), &data).unwrap());
+        let refuse = || async {
+            Err::<Response, ApiError>(
+                Error::refused(Code::PushLimited, "Too many sign-in requests.").into(),
+            )
+        };
+        let app = Router::new()
+            .route("/refused", get(refuse))
+            .layer(middleware::from_fn_with_state(s.clone(), refusals_as_pages))
+            .with_state(s);
+        let resp = app
+            .oneshot(
+                Request::get("/refused")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let page = String::from_utf8_lossy(&body);
+        assert!(page.contains("Too many sign-in requests."), "{page}");
+        assert!(page.contains("choose another way to sign in"), "{page}");
+    }
+}

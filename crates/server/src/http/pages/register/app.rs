@@ -5,7 +5,8 @@ use super::*;
 use crate::http::extract::ClientIp;
 use crate::http::pages::views::csrf;
 use crate::http::pages::{
-    authority, challenge_status, current_or_new_challenge, save, session_row, AppState, PageResult,
+    authority, challenge_status, current_or_new_challenge, refusal, save, session_row, AppState,
+    PageResult,
 };
 use crate::http::pages::{NoFields, Posted};
 use crate::store::WebSession;
@@ -73,7 +74,14 @@ pub(crate) async fn app_test(
     if !s.methods(&session.username)?.app {
         return Ok(Redirect::to("/signin/register?method=app").into_response());
     }
-    let (id, number) = current_or_new_challenge(&s, &mut session, &ip, ChallengeKind::Test)?;
+    let (id, number) = match current_or_new_challenge(&s, &mut session, &ip, ChallengeKind::Test) {
+        Ok(sent) => sent,
+        Err(Error::Refused { code, message }) => {
+            let body = not_approved(&session.csrf, &message);
+            return Ok((refusal(code), step_page(&s, &session, body)).into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(step_page(
         &s,
         &session,
@@ -86,11 +94,28 @@ pub(crate) async fn app_test(
 }
 
 pub(crate) async fn app_approved(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let mut session = stage!(s, headers, STAGES);
-    if challenge_status(&s, &session)? != Some(ChallengeStatus::Approved) {
-        session.stage.forget_push();
-        save(&s, &session)?;
-        return Ok(Redirect::to("/signin/register/test").into_response());
+    let session = stage!(s, headers, STAGES);
+    // Not approved: say why, and send another only when asked (guide 001:
+    // "you will receive an error. Click on the option to 'Resend
+    // notification'").
+    let message = match challenge_status(&s, &session)? {
+        Some(ChallengeStatus::Approved) => None,
+        Some(ChallengeStatus::Pending) | None => {
+            return Ok(Redirect::to("/signin/register/test").into_response())
+        }
+        Some(ChallengeStatus::Expired) => Some(
+            "We didn't receive a response. The notification expired before the number was entered.",
+        ),
+        Some(ChallengeStatus::NumberMismatch) => {
+            Some("The number entered in the app didn't match.")
+        }
+        Some(ChallengeStatus::Denied | ChallengeStatus::Reported) => {
+            Some("The notification was denied in the app.")
+        }
+    };
+    if let Some(message) = message {
+        let body = not_approved(&session.csrf, message);
+        return Ok(step_page(&s, &session, body));
     }
     Ok(step_page(
         &s,
@@ -104,6 +129,27 @@ pub(crate) async fn app_approved(State(s): AppState, headers: HeaderMap) -> Page
             }
         },
     ))
+}
+
+/// The test push was not approved: what happened, and "Resend
+/// notification".
+fn not_approved(token: &str, message: &str) -> Markup {
+    html! {
+        h2 { "Let's try it out" }
+        p.error role="alert" { (message) }
+        form method="post" action="/signin/register/resend" {
+            (csrf(token))
+            button type="submit" { "Resend notification" }
+        }
+    }
+}
+
+/// "Resend notification": a new test push.
+pub(crate) async fn app_resend(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
+    let (mut session, _form) = at!(posted, STAGES);
+    session.stage.forget_push();
+    save(&s, &session)?;
+    Ok(Redirect::to("/signin/register/test").into_response())
 }
 
 pub(crate) async fn app_finish(

@@ -63,6 +63,7 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/signin/register/status", get(app_status))
         .route("/signin/register/test", get(app_test))
         .route("/signin/register/done", get(app_approved))
+        .route("/signin/register/resend", post(app_resend))
         .route("/signin/register/finish", post(app_finish))
         .route("/signin/register/phone", post(phone_post))
         .route(

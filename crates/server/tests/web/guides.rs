@@ -1,0 +1,76 @@
+//! The guides' steps that once led an officer astray (issue 16): a test
+//! push nobody answers shows the error and "Resend notification" and sends
+//! a new push only when asked; a refusal (the push limit) is a page, never
+//! a JSON body.
+
+use super::*;
+
+#[tokio::test]
+async fn an_unanswered_test_push_offers_resend_and_a_limit_is_a_page() {
+    let ts = TestServer::start_with(|c| {
+        c.push.ttl_seconds = 1;
+        c.push.max_per_window = 2;
+    })
+    .await;
+    let temp = ts.add_user("cs0341");
+    let b = Browser::new(&ts);
+    let (path, page) = b.change_temporary("cs0341", &temp).await;
+    assert_eq!(path, "/signin/register");
+    let enrollment = countersign_core::Enrollment::parse(
+        &between(&page, "<p class=\"payload\" id=\"payload\">", "<").replace("&amp;", "&"),
+    )
+    .unwrap();
+    let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+    assert_eq!(ts.activate(&enrollment.code, &key).await.status(), 200);
+
+    // The test push; nobody enters the number, and it expires.
+    let (_, path, page) = b.get("/signin/register/test").await;
+    assert_eq!(path, "/signin/register/test");
+    let first = between(&page, "data-id=\"", "\"").to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Where the page goes when the push ends: the error and the way on,
+    // as often as it is loaded, with no new push.
+    for _ in 0..2 {
+        let (status, path, page) = b.get("/signin/register/done?status=expired").await;
+        assert_eq!((status, path.as_str()), (200, "/signin/register/done"));
+        assert!(page.contains("The notification expired"), "{page}");
+        assert!(page.contains("Resend notification"), "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let pushes = |ts: &TestServer| {
+        ts.server
+            .store
+            .audit_entries(&Default::default())
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == "challenge.create" && e.outcome == "ok")
+            .count()
+    };
+    assert_eq!(pushes(&ts), 1, "no push was sent unasked");
+
+    // "Resend notification": a new push, with a new number.
+    let (_, _, page) = b.get("/signin/register/done").await;
+    let (_, path, page) = b.post("/signin/register/resend", &page, &[]).await;
+    assert_eq!(path, "/signin/register/test");
+    assert_ne!(between(&page, "data-id=\"", "\""), first);
+    assert_eq!(pushes(&ts), 2);
+
+    // Past the push limit, the page says so (as a page, with the way on).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, _, page) = b.get("/signin/register/done").await;
+    let r = b
+        .http
+        .post(format!("{}/signin/register/resend", ts.url))
+        .form(&[("csrf", between(&page, "name=\"csrf\" value=\"", "\""))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(!page.trim_start().starts_with('{'), "{page}");
+    assert!(page.contains("Resend notification"), "the way on: {page}");
+}
