@@ -94,7 +94,10 @@ impl std::fmt::Display for Violation {
                 write!(f, "The password must differ from your last {n} passwords.")
             }
             Violation::TooSoon(h) => {
-                write!(f, "The password can be changed only once every {h} hours.")
+                write!(
+                    f,
+                    "You cannot change your password more than once in {h} hours."
+                )
             }
             Violation::Mismatch => f.write_str("The new password and its confirmation differ."),
             Violation::WrongCurrent => f.write_str("The current password is not correct."),

@@ -74,3 +74,74 @@ async fn an_unanswered_test_push_offers_resend_and_a_limit_is_a_page() {
     assert!(!page.trim_start().starts_with('{'), "{page}");
     assert!(page.contains("Resend notification"), "the way on: {page}");
 }
+
+#[tokio::test]
+async fn an_officer_changes_the_password_once_in_24_hours_from_my_sign_ins() {
+    let ts = TestServer::start().await;
+    let temp = ts.add_user("cs0351");
+    let b = Browser::new(&ts);
+    let (_, page) = b.change_temporary("cs0351", &temp).await;
+    b.skip_setup(&page).await;
+    // The forced change was two days ago.
+    let user = ts.server.user("cs0351").unwrap();
+    let hash = countersign_server::domain::accounts::hash_password(NEW).unwrap();
+    let t = countersign_server::now();
+    ts.server
+        .store
+        .write(t, |w| w.set_password(user.id, &hash, None, t - 2 * 86_400))
+        .unwrap();
+    // Another browser is signed in with the old password.
+    let other = Browser::new(&ts);
+    let (_, path, _) = other.sign_in("cs0351", NEW).await;
+    assert_eq!(path, "/signin/register");
+
+    let (_, _, my) = b.get("/my").await;
+    assert!(my.contains("Change password"), "{my}");
+    let (_, path, page) = b.get("/my/password").await;
+    assert_eq!(path, "/my/password");
+    let second = "Another-Horse-8-Battery";
+    let (status, _, refused) = b
+        .post(
+            "/my/password",
+            &page,
+            &[("current", "not-it"), ("new", second), ("confirm", second)],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        refused.contains("The current password is not correct."),
+        "{refused}"
+    );
+    let (status, _, done) = b
+        .post(
+            "/my/password",
+            &page,
+            &[("current", NEW), ("new", second), ("confirm", second)],
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert!(done.contains("Your password was changed."), "{done}");
+    // The other browser is signed out; this one is not.
+    let (_, path, _) = other.get("/signin/register").await;
+    assert_eq!(path, "/signin");
+    let (_, path, page) = b.get("/my/password").await;
+    assert_eq!(path, "/my/password");
+    // Again the same day, and back to an earlier password: both rules.
+    let (status, _, refused) = b
+        .post(
+            "/my/password",
+            &page,
+            &[("current", second), ("new", NEW), ("confirm", NEW)],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        refused.contains("You cannot change your password more than once in 24 hours."),
+        "{refused}"
+    );
+    assert!(refused.contains("must differ from your last"), "{refused}");
+    assert!(ts
+        .server
+        .check_password("cs0351", second, "192.0.2.1", t)
+        .is_ok());
+}

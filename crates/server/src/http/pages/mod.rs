@@ -233,6 +233,7 @@ fn session_row<'a>(
 pub(crate) type PageResult = Result<Response, crate::http::error::ApiError>;
 
 mod my;
+mod my_password;
 mod new_user;
 pub mod presession;
 mod recover;

@@ -32,6 +32,10 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/my/methods/add", post(add_post))
         .route("/my/methods/remove", get(remove_page).post(remove_post))
         .route("/my/back", post(back_post))
+        .route(
+            "/my/password",
+            get(super::my_password::password_page).post(super::my_password::password_post),
+        )
 }
 
 #[derive(Deserialize)]
@@ -113,6 +117,8 @@ async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery
                 button.secondary type="submit" { "Add sign-in method" }
             }
         }
+        h2 { "Password" }
+        p { a href="/my/password" { "Change password" } }
         @if user.role != crate::store::Role::Officer {
             p { a href="/helpdesk" { "Help desk console" } }
         }
