@@ -118,6 +118,18 @@ impl Server {
         }
     }
 
+    /// Whether `user` skipped setup and the grace still runs: sign-ins go
+    /// past registration until it ends ("you will be prompted again in 24
+    /// hours").
+    pub fn setup_postponed(&self, user: &UserRow, now: u64) -> bool {
+        user.skip_setup_until > now
+    }
+
+    /// When a skip now would end: the grace's end if it runs already.
+    pub fn skip_setup_ends(&self, user: &UserRow, now: u64) -> Option<u64> {
+        self.skip_setup_left(user, now).map(|left| now + left)
+    }
+
     /// "Skip setup": the officer signs in without a second method until the
     /// grace ends. The grace starts at the first skip and is not renewed.
     pub fn skip_setup(&self, username: &str, ip: &str, now: u64) -> Result<u64, Error> {
@@ -261,6 +273,8 @@ pub(crate) fn reset_methods_in(
     w.remove_phone(user.id)?;
     w.remove_answers(user.id)?;
     w.set_push_blocked(user.id, false)?;
+    // Registration is asked for at the next sign-in, with a new grace.
+    w.set_skip_setup_until(user.id, 0)?;
     w.delete_sessions_of(&user.username)?;
     Ok(n)
 }

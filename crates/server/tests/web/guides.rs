@@ -93,7 +93,10 @@ async fn an_officer_changes_the_password_once_in_24_hours_from_my_sign_ins() {
     // Another browser is signed in with the old password.
     let other = Browser::new(&ts);
     let (_, path, _) = other.sign_in("cs0351", NEW).await;
-    assert_eq!(path, "/signin/register");
+    assert_eq!(
+        path, "/signin/stay",
+        "setup was skipped: not asked again yet"
+    );
 
     let (_, _, my) = b.get("/my").await;
     assert!(my.contains("Change password"), "{my}");
@@ -122,7 +125,7 @@ async fn an_officer_changes_the_password_once_in_24_hours_from_my_sign_ins() {
     assert_eq!(status, 200, "{done}");
     assert!(done.contains("Your password was changed."), "{done}");
     // The other browser is signed out; this one is not.
-    let (_, path, _) = other.get("/signin/register").await;
+    let (_, path, _) = other.get("/signin/stay").await;
     assert_eq!(path, "/signin");
     let (_, path, page) = b.get("/my/password").await;
     assert_eq!(path, "/my/password");

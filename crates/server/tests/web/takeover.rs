@@ -162,7 +162,13 @@ async fn a_session_signed_in_by_skipping_setup_must_prove_a_method_registered_si
         .await;
     assert_eq!(path, "/my");
 
-    // The officer registers from another browser…
+    // The officer registers from another browser once the grace is over…
+    let id = ts.server.user("cs0902").unwrap().id;
+    let t = countersign_server::now();
+    ts.server
+        .store
+        .write(t, |w| w.set_skip_setup_until(id, t - 1))
+        .unwrap();
     let officer = Browser::new(&ts);
     let (_, path, page) = officer.sign_in("cs0902", NEW).await;
     assert_eq!(path, "/signin/register");

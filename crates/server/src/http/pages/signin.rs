@@ -288,10 +288,12 @@ pub(crate) fn username_of(s: &Server, typed: &str) -> String {
 /// Where a sign-in goes once the password is settled: proof with a
 /// registered method, or (nothing registered yet) registration.
 pub(crate) fn after_password(s: &Server, username: &str) -> Result<StageKind, Error> {
-    Ok(if s.methods(username)?.count() == 0 {
-        StageKind::Register
-    } else {
+    Ok(if s.methods(username)?.count() > 0 {
         StageKind::Mfa
+    } else if s.setup_postponed(&s.user(username)?, now()) {
+        StageKind::Stay
+    } else {
+        StageKind::Register
     })
 }
 

@@ -85,7 +85,9 @@ pub fn proven(s: &Server, session: &mut WebSession, method: FactorMethod) -> Pag
         StageKind::RecoverReset
     } else if session.stage.kind() == StageKind::Reverify {
         StageKind::Done
-    } else if s.methods(&session.username)?.count() < 2 {
+    } else if s.methods(&session.username)?.count() < 2
+        && !s.setup_postponed(&s.user(&session.username)?, now())
+    {
         StageKind::Register
     } else {
         StageKind::Stay

@@ -182,10 +182,11 @@ pub(crate) fn wizard(
     body: Markup,
 ) -> PageResult {
     let user = s.user(&session.username)?;
+    let t = now();
     let skip = (session.stage.kind() == StageKind::Register)
-        .then(|| s.skip_setup_left(&user, now()))
+        .then(|| s.skip_setup_ends(&user, t))
         .flatten()
-        .map(|secs| secs.div_ceil(3600));
+        .map(|until| (until.saturating_sub(t).div_ceil(3600), until));
     let step = (m.count() + 1).min(REQUIRED);
     let markup = html! {
         p.account { (account(s, &session.username)) }
@@ -196,10 +197,11 @@ pub(crate) fn wizard(
         }
         (body)
         p { a href="/signin/register/choose" { "I want to set up a different method" } }
-        @if let Some(hours) = skip {
+        @if let Some((hours, until)) = skip {
             form method="post" action="/signin/register/skip" {
                 (csrf(&session.csrf))
-                p { "You can postpone this for " (hours) " more hour(s). After that, you must set up your methods to sign in." }
+                p { "If you skip setup, you will be prompted again in " (hours) " hours, at "
+                    (countersign_core::time::format_utc(until)) ". After that, you must set up your methods to sign in." }
                 button.secondary type="submit" { "Skip setup" }
             }
         }
