@@ -233,6 +233,17 @@ impl<'a> Pages<'a> {
         self.submit("/signin/password");
     }
 
+    /// "More information required" (guide 001, step 5), then "Next".
+    pub fn more_information(&mut self, shoot: bool) {
+        self.at("/signin/register/intro");
+        self.says("More information required");
+        self.says("Your organization needs more information to keep your account secure.");
+        if shoot {
+            self.shot("more-information-required");
+        }
+        self.s.click("a.button[href='/signin/register']");
+    }
+
     /// The forced password change.
     pub fn change_password(&self, current: &str, new: &str) {
         self.s.type_into("#current", current);

@@ -54,6 +54,9 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     let new = "Correct-Horse-9-Battery";
     p.change_password(&temp, new);
 
+    p.step("More information required");
+    p.more_information(true);
+
     p.step("Register the app");
     // Register the app: the CLI enrolls from a screenshot of the page.
     p.at("/signin/register");
@@ -206,6 +209,7 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     p.sign_in("cs0302", &temp);
     p.at("/signin/update-password");
     p.change_password(&temp, new);
+    p.more_information(false);
 
     p.step("No app");
     // No app: a phone, with the code texted to it.

@@ -167,6 +167,7 @@ fn help_desk_follows_a_push_and_resets_an_officer() {
     p.step("The officer registers again at the next sign-in");
     // The officer registers again at the next sign-in.
     p.sign_in("cs0401", NEW);
+    p.more_information(false);
     p.at("/signin/register");
     p.says("Method 1 of 2");
 

@@ -178,7 +178,8 @@ async fn a_password_only_session_does_not_satisfy_an_application_that_requires_m
     let b = Agent::new(ts);
     let v = b.get("/signin").await;
     let v = b.password_steps(v, "cs0721", Some(&temp)).await;
-    assert_eq!(v.at, "/signin/register", "{}", v.page);
+    assert_eq!(v.at, "/signin/register/intro", "{}", v.page);
+    let v = b.get("/signin/register").await;
     let v = b.post("/signin/register/skip", &v.page, &[]).await;
     let v = b.post("/signin/stay", &v.page, &[("stay", "no")]).await;
     assert_eq!(v.at, "/my");
@@ -215,6 +216,8 @@ async fn a_password_only_session_signs_in_where_the_application_allows_it() {
     let b = Agent::new(ts);
     let v = b.get(&sso.authorize_url("lets", LETS_CB, "")).await;
     let v = b.password_steps(v, "cs0731", Some(&temp)).await;
+    assert_eq!(v.at, "/signin/register/intro", "{}", v.page);
+    let v = b.get("/signin/register").await;
     let v = b.post("/signin/register/skip", &v.page, &[]).await;
     let back = b.post("/signin/stay", &v.page, &[("stay", "no")]).await;
     let code = param(&back.at, "code").expect("a code");

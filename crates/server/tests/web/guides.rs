@@ -148,3 +148,39 @@ async fn an_officer_changes_the_password_once_in_24_hours_from_my_sign_ins() {
         .check_password("cs0351", second, "192.0.2.1", t)
         .is_ok());
 }
+
+#[tokio::test]
+async fn registration_starts_with_more_information() {
+    let ts = TestServer::start().await;
+    let temp = ts.add_user("cs0361");
+    let b = Browser::new(&ts);
+    let (_, _, page) = b.sign_in("cs0361", &temp).await;
+    // Posted as a browser does, without the helper that passes the page.
+    let r = b
+        .http
+        .post(format!("{}/signin/update-password", ts.url))
+        .form(&[
+            ("csrf", between(&page, "name=\"csrf\" value=\"", "\"")),
+            ("current", &temp),
+            ("new", NEW),
+            ("confirm", NEW),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.url().path(), "/signin/register/intro");
+    let page = r.text().await.unwrap();
+    for words in [
+        "More information required",
+        "Your organization needs more information to keep your account secure.",
+        "Use a different account",
+        "Next",
+    ] {
+        assert!(page.contains(words), "{words}: {page}");
+    }
+    let (_, path, page) = b
+        .get(between(&page, "class=\"button\" href=\"", "\""))
+        .await;
+    assert_eq!(path, "/signin/register");
+    assert!(page.contains("Keep your account secure"), "{page}");
+}

@@ -62,6 +62,9 @@ impl Browser {
     }
 
     /// Posts a form with the CSRF token from `page`.
+    /// "More information required", the page before registration, is
+    /// passed with its "Next" (`guides::registration_starts_with_more_information`
+    /// checks the page itself).
     async fn post(&self, path: &str, page: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
         let csrf = between(page, "name=\"csrf\" value=\"", "\"").to_string();
         let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
@@ -73,11 +76,20 @@ impl Browser {
             .send()
             .await
             .unwrap();
-        (
+        let answer = (
             r.status().as_u16(),
             r.url().path().to_string(),
             r.text().await.unwrap(),
-        )
+        );
+        if answer.1 == "/signin/register/intro" {
+            assert!(
+                answer.2.contains("More information required"),
+                "{}",
+                answer.2
+            );
+            return self.get("/signin/register").await;
+        }
+        answer
     }
 
     /// Signs in with the temporary password `temp` and sets [`NEW`]: where

@@ -198,7 +198,7 @@ pub(crate) async fn password_post(
             let old = session.id_hash.clone();
             let cookie = issue(&s, &mut session, Some(&old))?;
             Ok(Page {
-                body: Redirect::to(stage_url(next)).into_response(),
+                body: Redirect::to(after_password_url(next)).into_response(),
                 cookie: Some(cookie),
             }
             .into_response())
@@ -249,7 +249,7 @@ pub(crate) async fn update_post(
             let next = after_password(&s, &session.username)?;
             session.stage = next.start();
             save(&s, &session)?;
-            Ok(Redirect::to(stage_url(next)).into_response())
+            Ok(Redirect::to(after_password_url(next)).into_response())
         }
         Ok(Err(violations)) => {
             let messages: Vec<String> = violations.iter().map(ToString::to_string).collect();
@@ -295,6 +295,17 @@ pub(crate) fn after_password(s: &Server, username: &str) -> Result<StageKind, Er
     } else {
         StageKind::Register
     })
+}
+
+/// Where the password step leads: registration starts with "More
+/// information required" (guide 001, step 5), as it does after the
+/// password update.
+fn after_password_url(next: StageKind) -> &'static str {
+    if next == StageKind::Register {
+        "/signin/register/intro"
+    } else {
+        stage_url(next)
+    }
 }
 
 /// Moves the session to `stage` under a new id (every step forward is a

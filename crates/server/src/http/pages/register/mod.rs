@@ -62,6 +62,7 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/signin/register/other-app", get(other_app_page))
         .route("/signin/register/status", get(app_status))
         .route("/signin/register/test", get(app_test))
+        .route("/signin/register/intro", get(intro_page))
         .route("/signin/register/done", get(app_approved))
         .route("/signin/register/resend", post(app_resend))
         .route("/signin/register/finish", post(app_finish))
@@ -125,6 +126,23 @@ impl Kind {
 }
 
 pub(crate) const KINDS: [Kind; 3] = [Kind::App, Kind::Phone, Kind::Questions];
+
+/// "More information required": what comes before registering methods.
+pub(crate) async fn intro_page(State(s): AppState, headers: HeaderMap) -> PageResult {
+    let session = stage!(s, headers, &[StageKind::Register]);
+    Ok(page(
+        &s,
+        "More information required",
+        html! {
+            p.account { (account(&s, &session.username)) }
+            h1 { "More information required" }
+            p { "Your organization needs more information to keep your account secure." }
+            p { a href="/signin" { "Use a different account" } }
+            p { a href="/help" { "Learn more" } }
+            p { a.button href="/signin/register" { "Next" } }
+        },
+    ))
+}
 
 /// Where registration goes on after a method was added: the next method,
 /// the end, or back to "My sign-ins" (which ends the `add` stage).
