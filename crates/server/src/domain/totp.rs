@@ -40,8 +40,19 @@ impl Server {
                 "The account is locked after too many failed attempts.",
             ));
         }
+        let devices = self.store.devices_of(user.id)?;
+        if devices.is_empty() {
+            // Nothing to check a code against: no guess was made, and no
+            // failure is counted (an application cannot lock such an
+            // account out by sending codes).
+            audit("refused", "no authenticator")?;
+            return Err(Error::refused(
+                Code::NoDevice,
+                "The account has no authenticator app to check a code against.",
+            ));
+        }
         let mut replayed = false;
-        for device in self.store.devices_of(user.id)? {
+        for device in devices {
             let secret = self
                 .master_key
                 .open(&device.totp_secret, totp_aad(&device.id).as_bytes())?;

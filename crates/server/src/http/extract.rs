@@ -80,11 +80,15 @@ impl FromRequestParts<Arc<Server>> for ClientIp {
 
 /// The `Authorization: Bearer` token, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+    credentials(headers, "bearer")
+}
+
+/// The credentials of an `Authorization` header with `scheme`, whose name
+/// is case-insensitive (RFC 7235).
+fn credentials<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let (name, rest) = value.split_once(' ')?;
+    name.eq_ignore_ascii_case(scheme).then_some(rest)
 }
 
 /// Whether the client asks for server-sent events.
@@ -134,7 +138,11 @@ pub fn client_credentials(headers: &HeaderMap) -> Result<Option<(String, String)
     };
     let bad = || Error::refused(Code::InvalidClient, "client authentication failed");
     let value = value.to_str().map_err(|_| bad())?;
-    let Some(encoded) = value.strip_prefix("Basic ") else {
+    let Some(encoded) = value
+        .split_once(' ')
+        .filter(|(name, _)| name.eq_ignore_ascii_case("basic"))
+        .map(|(_, rest)| rest)
+    else {
         return Err(bad());
     };
     let decoded = data_encoding::BASE64

@@ -476,6 +476,11 @@ impl Write<'_> {
     pub fn end_signins(&self, sid: &str, now: u64) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
         conn.execute("UPDATE oidc_tokens SET revoked = 1 WHERE sid = ?1", [sid])?;
+        // A code not yet exchanged must not outlive the session either.
+        conn.execute(
+            "DELETE FROM oidc_codes WHERE sid = ?1 AND used_at IS NULL",
+            [sid],
+        )?;
         conn.execute("DELETE FROM oidc_tokens WHERE expires_at <= ?1", [now])?;
         let mut stmt =
             conn.prepare("DELETE FROM oidc_signins WHERE sid = ?1 RETURNING client_id")?;

@@ -204,6 +204,10 @@ impl Write<'_> {
             &format!("DELETE FROM oidc_signins WHERE sid IN ({of_user})"),
             [username],
         )?;
+        conn.execute(
+            &format!("DELETE FROM oidc_codes WHERE used_at IS NULL AND sid IN ({of_user})"),
+            [username],
+        )?;
         Ok(conn.execute("DELETE FROM web_sessions WHERE username = ?1", [username])?)
     }
 
@@ -220,6 +224,10 @@ impl Write<'_> {
         )?;
         conn.execute(
             &format!("DELETE FROM oidc_signins WHERE sid IN ({others})"),
+            params![username, keep],
+        )?;
+        conn.execute(
+            &format!("DELETE FROM oidc_codes WHERE used_at IS NULL AND sid IN ({others})"),
             params![username, keep],
         )?;
         Ok(conn.execute(

@@ -42,9 +42,27 @@ async fn signing_out_posts_a_signed_logout_token_to_the_application() {
         .verify(tokens["id_token"].as_str().unwrap(), "lets")
         .await;
 
+    // A code LETS has not exchanged yet, and a link that claims the
+    // officer signed out (it does not, and says nothing of the kind).
+    let v = b.get(&sso.authorize_url("lets", LETS_CB, "")).await;
+    let pending = param(&v.at, "code").expect("single sign-on");
+    let v = b
+        .get(&format!(
+            "/signout/done?client=lets&then={}",
+            urlencode(LETS_BYE)
+        ))
+        .await;
+    assert!(v.page.contains("Pick an account to sign out"), "{}", v.page);
+
     // The officer signs out at Countersign (not through LETS).
     let v = b.get("/signout").await;
     b.post("/signout", &v.page, &[]).await;
+    // The code ended with the session.
+    let (status, refused) = sso.lets_token(&pending, VERIFIER).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     let body = tokio::time::timeout(std::time::Duration::from_secs(10), received)
         .await
         .expect("a logout token within 10 s")

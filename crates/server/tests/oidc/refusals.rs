@@ -68,6 +68,13 @@ async fn only_an_exactly_registered_redirect_address_is_used() {
         "{}",
         v.at
     );
+    // A state too long to send back is not sent back.
+    let long = sso
+        .authorize_url("lets", LETS_CB, "")
+        .replace("state=st-1", &format!("state={}", "s".repeat(600)));
+    let v = b.get(&long).await;
+    assert_eq!(v.status, 400);
+    assert!(v.at.starts_with("/oidc/authorize"), "nothing sent back");
     // prompt=none without a session: login_required, no page.
     let v = b
         .get(&sso.authorize_url("lets", LETS_CB, "&prompt=none"))

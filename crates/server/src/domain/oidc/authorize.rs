@@ -179,6 +179,14 @@ impl Server {
                 client.name
             ))));
         }
+        // Too long to send back: refused without echoing it anywhere.
+        let echoed = |name| get(name).map_or(0, str::len);
+        if echoed("state") > MAX_ECHOED || echoed("nonce") > MAX_ECHOED {
+            return Ok(Err(Refusal::Page(
+                "The application's request is too long (state and nonce are limited to 512 bytes)."
+                    .into(),
+            )));
+        }
         let mut req = AuthRequest {
             redirect_uri: redirect_uri.to_string(),
             state: get("state").unwrap_or_default().to_string(),
@@ -307,13 +315,6 @@ fn check<'a>(req: &mut AuthRequest, get: &impl Fn(&str) -> Option<&'a str>) -> R
     }
     if !req.scope.split(' ').any(|s| s == "openid") {
         return refuse(req, "invalid_scope", "the scope must include openid");
-    }
-    if req.state.len() > MAX_ECHOED || req.nonce.len() > MAX_ECHOED {
-        return refuse(
-            req,
-            "invalid_request",
-            "state and nonce are limited to 512 bytes",
-        );
     }
     let method = get("code_challenge_method");
     if req.code_challenge.is_empty() {

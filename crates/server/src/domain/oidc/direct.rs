@@ -42,6 +42,13 @@ impl Server {
         if client.is_public() {
             return Err(not_confidential());
         }
+        // The prompt shows it as the officer's address: it must be one.
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::invalid(
+                "invalid_input",
+                "ip must be an IPv4 or IPv6 address",
+            ));
+        }
         let actor = format!("client:{}", client.id);
         let origin = Origin {
             application: &client.name,

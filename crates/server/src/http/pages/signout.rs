@@ -87,9 +87,11 @@ pub(super) async fn page(
 }
 
 /// What the officer is told when an application's logout request did not
-/// verify.
+/// verify: before signing out, and after.
 const UNVERIFIED: &str =
-    "The application's sign-out request could not be verified. You are signed out here, but not sent back to it.";
+    "The application's sign-out request could not be verified. If you sign out here, you will not be sent back to it.";
+const UNVERIFIED_DONE: &str =
+    "The application's sign-out request could not be verified, so you are not sent back to it.";
 
 /// The hidden fields that carry the way back through the forms.
 fn carried(l: &Leaving) -> Vec<(&'static str, String)> {
@@ -163,13 +165,22 @@ pub(super) async fn wait(State(s): AppState, Query(leaving): Query<Leaving>) -> 
     resp
 }
 
-pub(super) async fn done(State(s): AppState, Query(leaving): Query<Leaving>) -> Response {
-    html(
+pub(super) async fn done(
+    State(s): AppState,
+    headers: HeaderMap,
+    Query(leaving): Query<Leaving>,
+) -> PageResult {
+    // A browser still signed in has not signed out: a link here must not
+    // tell it otherwise. It is asked to pick the account first.
+    if load(&s, &headers)?.is_some_and(|x| !x.username.is_empty()) {
+        return Ok(Redirect::to(&format!("/signout{}", leaving.query())).into_response());
+    }
+    Ok(html(
         &s,
         "You signed out",
         views::signed_out(
             leaving.way_back(&s).as_ref(),
-            leaving.unverified.is_some().then_some(UNVERIFIED),
+            leaving.unverified.is_some().then_some(UNVERIFIED_DONE),
         ),
-    )
+    ))
 }

@@ -216,7 +216,9 @@ pub(crate) async fn step_up(State(s): AppState, posted: Posted<StepUpForm>) -> P
         Err(refusal) => return Ok(refused(&s, refusal)),
     };
     let who = signed_in(&s, &x)?;
-    let step = match req.next(Some(&who), Some(waiting.created_at), now()) {
+    // As when the request arrived: the officer has not signed in since
+    // (a password given in the same second must not count as one).
+    let step = match req.next(Some(&who), None, now()) {
         Next::Prove => StageKind::Mfa,
         Next::Register => StageKind::Register,
         Next::SignIn => StageKind::Password,
