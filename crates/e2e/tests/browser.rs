@@ -35,6 +35,8 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     // Sign in with the temporary password: a bare username is completed.
     s.goto(&stack.url("/signin"));
     p.says("New User Registration");
+    // The guides' notice, on every page: without it, the site is not ours.
+    p.says("WARNING This site is intended strictly for official law enforcement and criminal justice use only.");
     p.shot("signin");
     s.click("a[href='/register']");
     p.at("/register");

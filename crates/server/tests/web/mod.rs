@@ -234,7 +234,8 @@ async fn first_sign_in_registration_push_code_and_sign_out() {
     );
     let page = r.text().await.unwrap();
     for text in [
-        "You are accessing a restricted information system",
+        "<strong>WARNING</strong> This site is intended strictly for official law enforcement and criminal justice use only.",
+        "placeholder=\"someone@alacop.gov\"",
         "New User Registration",
         "Help Center",
         "Sign-in options",
@@ -245,7 +246,7 @@ async fn first_sign_in_registration_push_code_and_sign_out() {
     for path in ["/signout/done", "/help", "/recover"] {
         let (_, _, page) = Browser::new(&ts).get(path).await;
         for text in [
-            "You are accessing a restricted information system",
+            "<strong>WARNING</strong> This site is intended strictly for official law enforcement",
             "ALEA",
             "href=\"/register\"",
             "href=\"/help\"",

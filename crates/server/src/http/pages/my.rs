@@ -44,6 +44,18 @@ struct MyQuery {
     removed: Option<String>,
 }
 
+/// An audit outcome as the officer reads it.
+fn in_words(outcome: &str) -> &str {
+    match outcome {
+        "ok" => "Succeeded",
+        "browser_session" => "Signed in for this browser session",
+        "stay_signed_in" => "Signed in, staying signed in",
+        "refused" => "Refused",
+        "locked" => "Refused; the account was locked",
+        other => other,
+    }
+}
+
 /// The registered methods as (kind, what the page says).
 fn listed(
     s: &Server,
@@ -130,7 +142,7 @@ async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery
                     tr {
                         td { (format_utc(*at)) }
                         td { (if action == "signin.complete" { "Signed in" } else { "Password" }) }
-                        td { (outcome) }
+                        td { (in_words(outcome)) }
                         td { (ip) }
                     }
                 }

@@ -65,7 +65,7 @@ fn start_form(
         form method="post" action="/recover" {
             (csrf(&pre.token))
             label for="email" { "Email or Username" }
-            input #email type="text" name="email" autocomplete="username" required value=(email) placeholder=(format!("username@{}", s.config.email_domain));
+            input #email type="text" name="email" autocomplete="username" required value=(email) placeholder=(format!("someone@{}", s.config.email_domain));
             img.captcha #captcha src=(src) width=(w) height=(h) alt="Five letters and digits, distorted, to show a person is asking";
             label for="captcha-answer" { "Enter the characters in the picture" }
             input #captcha-answer type="text" name="captcha" autocomplete="off" autocapitalize="characters" required;

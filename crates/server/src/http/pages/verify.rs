@@ -152,7 +152,6 @@ fn approve(title: &str, account: &str, challenge_id: &str, number: u8) -> Markup
         h1 { (title) }
         p { "Open your Countersign app, and enter the number shown to sign in." }
         p.number #challenge data-id=(challenge_id) data-next="/signin/mfa/done" aria-live="polite" { (number) }
-        p { "No numbers in your app? Make sure to upgrade to the latest version." }
         p { a href="/signin/mfa/done" { "I've approved it" } }
         p { a href="/signin/mfa/other" { "I can't use my Countersign app right now" } }
     }

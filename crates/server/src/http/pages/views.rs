@@ -33,10 +33,18 @@ pub fn layout(f: &Frame<'_>, title: &str, body: Markup) -> Markup {
                         a href="/register" { "New User Registration" }
                         a href="/help" { "Help Center" }
                     }
-                    p.banner role="note" { (f.banner) }
+                    p.banner role="note" { (banner(f.banner)) }
                 }
             }
         }
+    }
+}
+
+/// The legal notice, its leading "WARNING" in bold as the guides show it.
+fn banner(text: &str) -> Markup {
+    match text.strip_prefix("WARNING") {
+        Some(rest) => html! { strong { "WARNING" } (rest) },
+        None => html! { (text) },
     }
 }
 
@@ -95,7 +103,7 @@ pub fn email(
             (csrf(token))
             @if !return_to.is_empty() { input type="hidden" name="return_to" value=(return_to); }
             label for="email" { "Email" }
-            input #email type="text" name="email" autocomplete="username" autofocus required placeholder=(format!("username@{domain}"));
+            input #email type="text" name="email" autocomplete="username" autofocus required placeholder=(format!("someone@{domain}"));
             button type="submit" { "Next" }
         }
         (links())

@@ -45,7 +45,9 @@ impl Default for Config {
         Config {
             org_name: "ALEA".into(),
             email_domain: "alacop.gov".into(),
-            banner: "You are accessing a restricted information system. Usage may be monitored, recorded and subject to audit. Unauthorized use is prohibited and subject to criminal and civil penalties.".into(),
+            // The seed guides' notice, word for word: an officer who does
+            // not see it is not on the portal (guide 002).
+            banner: "WARNING This site is intended strictly for official law enforcement and criminal justice use only. It is a violation of Alabama State law to attempt to enter this site without possessing the appropriate credentials. All transactions are monitored and logged. The use of publicly accessible computers (e.g. libraries, airports, cafes, hotels, etc.) to access this information system is strictly prohibited. Any unauthorized access of this system or unauthorized use of the information on this system by authorized users or others is prohibited and is subject to criminal and administrative penalties under federal and state laws.".into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             public_url: String::new(),
             tls: TlsConfig::default(),

@@ -278,7 +278,7 @@ pub(crate) async fn complete_page(State(s): AppState, headers: HeaderMap) -> Pag
         p.account { (account(&s, &session.username)) }
         h1 { "Success!" }
         p { "Great job! You have successfully set up your security info. Choose \"Done\" to continue signing in." }
-        h2 { "Default sign-in method:" }
+        h2 { "Your sign-in methods:" }
         ul.methods {
             @for k in KINDS.iter().filter(|k| k.registered(&m)) {
                 li { (k.label()) @if *k == Kind::Phone { @if let Some(p) = &m.phone { " " (countersign_core::methods::mask(p)) } } }
