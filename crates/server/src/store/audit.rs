@@ -5,7 +5,7 @@ use ring::digest::{Context, SHA256};
 use rusqlite::{params, Row};
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{exec, one, Store, StoreError};
 
 /// A row to append.
 #[derive(Debug, Clone, Copy)]
@@ -189,8 +189,7 @@ impl Write<'_> {
     pub fn audit(&mut self, e: &NewAudit<'_>) -> Result<(), StoreError> {
         self.audited = true;
         let (tx, now) = (&self.tx, self.now);
-        let (seq, prev): (i64, Vec<u8>) = tx
-            .query_row(
+        let (seq, prev): (i64, Vec<u8>) = one(tx, 
                 "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -201,7 +200,7 @@ impl Write<'_> {
             })?;
         let seq = seq + 1;
         let hash = chain_hash(&prev, seq, now, e);
-        tx.execute(
+        exec(tx, 
             "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![seq, now, e.actor, e.action, e.target, e.ip, e.outcome, e.detail, prev, hash],
         )?;
@@ -220,7 +219,7 @@ impl Store {
         since: u64,
     ) -> Result<u32, StoreError> {
         self.read(|conn| {
-            Ok(conn.query_row(
+            Ok(one(conn, 
                 "SELECT COUNT(*) FROM audit WHERE target = ?1 AND at >= ?2 AND action = ?3 AND outcome = ?4",
                 params![target, since, action, outcome],
                 |r| r.get(0),
@@ -231,7 +230,7 @@ impl Store {
     /// The rows `f` selects, oldest first.
     pub fn audit_entries(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare_cached(
                 "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit \
                  WHERE (?1 IS NULL OR actor = ?1 OR target = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at < ?3) \
                  AND (?4 IS NULL OR actor = ?4) AND (?5 IS NULL OR substr(action, 1, length(?5)) = ?5) \
@@ -267,7 +266,7 @@ impl Store {
     pub fn verify_audit(&self) -> Result<Result<usize, i64>, StoreError> {
         self.read(|conn| {
             let mut stmt =
-                conn.prepare("SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit ORDER BY seq")?;
+                conn.prepare_cached("SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit ORDER BY seq")?;
             let mut rows = stmt.query([])?;
             let mut prev = vec![0u8; 32];
             let mut expected_seq = 1;

@@ -4,7 +4,7 @@ use countersign_core::api::ChallengeStatus;
 use countersign_core::protocol::{Challenge, ChallengeKind};
 use rusqlite::{params, Row};
 
-use super::{optional, Store, StoreError, Write};
+use super::{exec, one, optional, Store, StoreError, Write};
 
 /// A challenge to store.
 pub struct NewChallenge<'a> {
@@ -106,7 +106,7 @@ impl Store {
     /// A challenge by id.
     pub fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError> {
         self.read(|conn| {
-            optional(conn.query_row(
+            optional(one(conn, 
                 &format!("SELECT {COLUMNS} FROM challenges WHERE id = ?1"),
                 [id],
                 row,
@@ -134,7 +134,7 @@ impl Store {
     /// Challenges created for a user since `since`.
     pub fn challenges_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
         self.read(|conn| {
-            Ok(conn.query_row(
+            Ok(one(conn, 
                 "SELECT COUNT(*) FROM challenges WHERE user_id = ?1 AND created_at >= ?2",
                 params![user_id, since],
                 |r| r.get(0),
@@ -149,7 +149,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<ChallengeRow>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM challenges WHERE user_id = ?1 ORDER BY created_ms DESC, rowid DESC LIMIT ?2"
             ))?;
             let rows = stmt
@@ -162,7 +162,7 @@ impl Store {
     /// Every challenge created since `since` (Unix seconds), oldest first.
     pub fn challenges_created_since(&self, since: u64) -> Result<Vec<ChallengeRow>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM challenges WHERE created_at >= ?1 ORDER BY created_at"
             ))?;
             let rows = stmt.query_map([since], row)?.collect::<Result<_, _>>()?;
@@ -176,7 +176,7 @@ impl Write<'_> {
     pub fn insert_challenge(&self, c: &NewChallenge<'_>) -> Result<(), StoreError> {
         let ch = c.challenge;
         let kind = ch.kind.as_str();
-        self.conn().execute(
+        exec(self.conn(), 
             "INSERT INTO challenges (id, user_id, device_id, number, kind, application, ip, location, created_at, expires_at, created_ms, connected_when_asked) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![ch.id, c.user_id, ch.device_id, c.number, kind, ch.application, ch.ip, ch.location, ch.created_at, ch.expires_at, c.created_ms, c.connected],
@@ -194,7 +194,7 @@ impl Write<'_> {
         now: u64,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+        let n = exec(self.conn(), 
             "UPDATE challenges SET status = ?2, response = ?3, answered_at = ?4, answered_ms = ?5 \
              WHERE id = ?1 AND status = 'pending' AND expires_at > ?4",
             params![id, status.as_str(), response_json, now, now_ms],
@@ -213,7 +213,7 @@ impl Write<'_> {
         } else {
             "UPDATE challenges SET delivered_at = ?2, delivered_ms = ?3 WHERE id = ?1 AND delivered_at IS NULL"
         };
-        Ok(self.conn().execute(sql, params![id, at_ms / 1000, at_ms])? == 1)
+        Ok(exec(self.conn(), sql, params![id, at_ms / 1000, at_ms])? == 1)
     }
 
     /// Marks pending challenges past their expiry as expired; returns them.

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Row};
 
-use super::{optional, Store, StoreError, Write, HAS_METHOD};
+use super::{exec, one, optional, Store, StoreError, Write, HAS_METHOD};
 
 /// What a user has registered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,17 +69,17 @@ impl Store {
     /// The methods `user_id` has registered.
     pub fn methods_of(&self, user_id: i64) -> Result<Methods, StoreError> {
         self.read(|conn| {
-            let app: bool = conn.query_row(
+            let app: bool = one(conn, 
                 "SELECT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1 AND removed_at IS NULL)",
                 [user_id],
                 |r| r.get(0),
             )?;
-            let phone = optional(conn.query_row(
+            let phone = optional(one(conn, 
                 "SELECT number FROM phones WHERE user_id = ?1",
                 [user_id],
                 |r| r.get(0),
             ))?;
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare_cached(
                 "SELECT question FROM security_answers WHERE user_id = ?1 ORDER BY question",
             )?;
             let questions = stmt
@@ -97,7 +97,7 @@ impl Store {
     /// The stored hash of the answer to question `q`.
     pub fn answer_hash(&self, user_id: i64, q: usize) -> Result<Option<String>, StoreError> {
         self.read(|conn| {
-            optional(conn.query_row(
+            optional(one(conn, 
                 "SELECT answer_hash FROM security_answers WHERE user_id = ?1 AND question = ?2",
                 params![user_id, q as i64],
                 |r| r.get(0),
@@ -108,7 +108,7 @@ impl Store {
     /// A sent code by id.
     pub fn phone_code(&self, id: &str) -> Result<Option<PhoneCode>, StoreError> {
         self.read(|conn| {
-            optional(conn.query_row(
+            optional(one(conn, 
                 "SELECT id, user_id, number, channel, purpose, code_hash, created_at, expires_at, attempts, used_at \
                  FROM phone_codes WHERE id = ?1",
                 [id],
@@ -120,7 +120,7 @@ impl Store {
     /// Codes sent to `user_id` since `since` (the sending limit).
     pub fn phone_codes_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
         self.read(|conn| {
-            Ok(conn.query_row(
+            Ok(one(conn, 
                 "SELECT COUNT(*) FROM phone_codes WHERE user_id = ?1 AND created_at >= ?2",
                 params![user_id, since],
                 |r| r.get(0),
@@ -140,7 +140,7 @@ impl Write<'_> {
         now: u64,
     ) -> Result<bool, StoreError> {
         self.add_method(user_id, first_only, |tx| {
-            tx.execute(
+            exec(tx, 
                 "INSERT OR REPLACE INTO phones (user_id, number, verified_at) VALUES (?1, ?2, ?3)",
                 params![user_id, number, now],
             )?;
@@ -157,7 +157,7 @@ impl Write<'_> {
         write: impl FnOnce(&rusqlite::Connection) -> Result<(), StoreError>,
     ) -> Result<bool, StoreError> {
         let tx = self.conn();
-        if first_only && tx.query_row(HAS_METHOD, [user_id], |r| r.get(0))? {
+        if first_only && one(tx, HAS_METHOD, [user_id], |r| r.get(0))? {
             return Ok(false);
         }
         write(tx)?;
@@ -166,9 +166,7 @@ impl Write<'_> {
 
     /// Removes the user's phone; true if there was one.
     pub fn remove_phone(&self, user_id: i64) -> Result<bool, StoreError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM phones WHERE user_id = ?1", [user_id])?
+        Ok(exec(self.conn(), "DELETE FROM phones WHERE user_id = ?1", [user_id])?
             > 0)
     }
 
@@ -183,9 +181,9 @@ impl Write<'_> {
         now: u64,
     ) -> Result<bool, StoreError> {
         self.add_method(user_id, first_only, |tx| {
-            tx.execute("DELETE FROM security_answers WHERE user_id = ?1", [user_id])?;
+            exec(tx, "DELETE FROM security_answers WHERE user_id = ?1", [user_id])?;
             for (q, hash) in answers {
-                tx.execute(
+                exec(tx, 
                     "INSERT INTO security_answers (user_id, question, answer_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
                     params![user_id, *q as i64, hash, now],
                 )?;
@@ -196,15 +194,13 @@ impl Write<'_> {
 
     /// Removes the user's security answers; true if there were some.
     pub fn remove_answers(&self, user_id: i64) -> Result<bool, StoreError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM security_answers WHERE user_id = ?1", [user_id])?
+        Ok(exec(self.conn(), "DELETE FROM security_answers WHERE user_id = ?1", [user_id])?
             > 0)
     }
 
     /// Records a code sent to a phone.
     pub fn insert_phone_code(&self, c: &PhoneCode) -> Result<(), StoreError> {
-        self.conn().execute(
+        exec(self.conn(), 
             "INSERT INTO phone_codes (id, user_id, number, channel, purpose, code_hash, created_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![c.id, c.user_id, c.number, c.channel, c.purpose, c.code_hash, c.created_at, c.expires_at],
@@ -215,7 +211,7 @@ impl Write<'_> {
     /// Which kinds of method `user_id` has (app, phone, questions), read
     /// inside the transaction that would change them.
     pub fn method_kinds(&self, user_id: i64) -> Result<[bool; 3], StoreError> {
-        Ok(self.conn().query_row(
+        Ok(one(self.conn(), 
             "SELECT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1 AND removed_at IS NULL), \
              EXISTS (SELECT 1 FROM phones WHERE user_id = ?1), \
              EXISTS (SELECT 1 FROM security_answers WHERE user_id = ?1)",
@@ -229,7 +225,7 @@ impl Write<'_> {
     /// the statement that checks them, so parallel guesses cannot share a
     /// try.
     pub fn try_phone_code(&self, id: &str, max: u32, now: u64) -> Result<bool, StoreError> {
-        Ok(self.conn().execute(
+        Ok(exec(self.conn(), 
             "UPDATE phone_codes SET attempts = attempts + 1 \
              WHERE id = ?1 AND used_at IS NULL AND expires_at > ?3 AND attempts < ?2",
             params![id, max, now],
@@ -238,7 +234,7 @@ impl Write<'_> {
 
     /// Marks `id` used; false if it already was (a race lost).
     pub fn use_phone_code(&self, id: &str, now: u64) -> Result<bool, StoreError> {
-        Ok(self.conn().execute(
+        Ok(exec(self.conn(), 
             "UPDATE phone_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
             params![id, now],
         )? == 1)

@@ -243,6 +243,7 @@ impl Store {
     }
 
     fn setup(mut conn: Connection) -> Result<Connection, StoreError> {
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -269,6 +270,24 @@ impl Store {
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         self.read(|conn| Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?))
     }
+}
+
+/// Statements kept prepared per connection: every query the store makes
+/// is one of a few dozen fixed texts, so none is compiled twice.
+const STATEMENT_CACHE: usize = 128;
+
+/// `execute` on a statement kept prepared.
+fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `query_row` on a statement kept prepared.
+fn one<T, P, F>(conn: &Connection, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+where
+    P: rusqlite::Params,
+    F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+{
+    conn.prepare_cached(sql)?.query_row(params, f)
 }
 
 /// `query_row` that maps "no rows" to `None`.

@@ -38,6 +38,7 @@ impl Pool {
             for _ in 0..READERS {
                 let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 let conn = Connection::open_with_flags(path, flags)?;
+                conn.set_prepared_statement_cache_capacity(super::STATEMENT_CACHE);
                 conn.busy_timeout(std::time::Duration::from_secs(5))?;
                 readers.push(Mutex::new(conn));
             }

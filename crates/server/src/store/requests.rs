@@ -3,7 +3,7 @@
 use rusqlite::{params, Row};
 use serde::{Deserialize, Serialize};
 
-use super::{optional, Store, StoreError, Write};
+use super::{exec, one, optional, Store, StoreError, Write};
 
 /// A request's fields: as the form sent them (`serde` reads a form body
 /// into one, any field missing left empty), and once
@@ -77,7 +77,7 @@ impl Store {
     /// Requests sent from `ip` since `since`.
     pub fn registrations_from(&self, ip: &str, since: u64) -> Result<u64, StoreError> {
         self.read(|conn| {
-            Ok(conn.query_row(
+            Ok(one(conn, 
                 "SELECT COUNT(*) FROM registration_requests WHERE ip = ?1 AND created_at >= ?2",
                 params![ip, since],
                 |r| r.get(0),
@@ -95,7 +95,7 @@ impl Store {
                     "SELECT {COLUMNS} FROM registration_requests WHERE status = 'pending' ORDER BY created_at, id"
                 )
             };
-            let mut stmt = conn.prepare(&sql)?;
+            let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map([], request)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
@@ -104,7 +104,7 @@ impl Store {
     /// One request.
     pub fn registration(&self, id: i64) -> Result<Option<RegistrationRequest>, StoreError> {
         self.read(|conn| {
-            optional(conn.query_row(
+            optional(one(conn, 
                 &format!("SELECT {COLUMNS} FROM registration_requests WHERE id = ?1"),
                 params![id],
                 request,
@@ -122,7 +122,7 @@ impl Write<'_> {
         now: u64,
     ) -> Result<i64, StoreError> {
         let conn = self.conn();
-        conn.execute(
+        exec(conn, 
             "INSERT INTO registration_requests (first_name, last_name, email, agency, phone, reason, ip, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![r.first_name, r.last_name, r.email, r.agency, r.phone, r.reason, ip, now],
@@ -141,7 +141,7 @@ impl Write<'_> {
         note: &str,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let changed = self.conn().execute(
+        let changed = exec(self.conn(), 
             "UPDATE registration_requests SET status = ?2, decided_by = ?3, username = ?4, note = ?5, decided_at = ?6 \
              WHERE id = ?1 AND status = 'pending'",
             params![id, status, by, username, note, now],

@@ -4,7 +4,7 @@
 use rusqlite::{params, Row};
 
 use super::stage::{Stage, StageKind};
-use super::{optional, Store, StoreError, Write};
+use super::{exec, one, optional, Store, StoreError, Write};
 
 /// A browser's place in the sign-in flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +135,7 @@ impl Store {
     /// A live session by id hash.
     pub fn session(&self, id_hash: &[u8], now: u64) -> Result<Option<WebSession>, StoreError> {
         self.read(|conn| {
-            optional(conn.query_row(
+            optional(one(conn, 
                 "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at, sid, authenticated_at \
                  FROM web_sessions WHERE id_hash = ?1 AND expires_at > ?2",
                 params![id_hash, now],
@@ -158,7 +158,7 @@ impl Write<'_> {
     /// Stores a new session (under a new id).
     pub fn insert_session(&self, s: &WebSession) -> Result<(), StoreError> {
         let (pending, challenge_id) = s.stage.to_columns();
-        self.conn().execute(
+        exec(self.conn(), 
             "INSERT INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at, sid, authenticated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![s.id_hash, s.csrf, s.username, s.stage.kind().as_str(), challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, pending,
@@ -172,7 +172,7 @@ impl Write<'_> {
     /// session is never written back.
     pub fn update_session(&self, s: &WebSession) -> Result<bool, StoreError> {
         let (pending, challenge_id) = s.stage.to_columns();
-        let n = self.conn().execute(
+        let n = exec(self.conn(), 
             "UPDATE web_sessions SET csrf = ?2, username = ?3, stage = ?4, challenge_id = ?5, return_to = ?6, persistent = ?7, \
              created_at = ?8, expires_at = ?9, pending = ?10, factor = ?11, factor_at = ?12, sid = ?13, authenticated_at = ?14 WHERE id_hash = ?1",
             params![s.id_hash, s.csrf, s.username, s.stage.kind().as_str(), challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, pending,
@@ -183,9 +183,7 @@ impl Write<'_> {
 
     /// Ends a session; `false` if it had ended already.
     pub fn delete_session(&self, id_hash: &[u8]) -> Result<bool, StoreError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM web_sessions WHERE id_hash = ?1", [id_hash])?
+        Ok(exec(self.conn(), "DELETE FROM web_sessions WHERE id_hash = ?1", [id_hash])?
             == 1)
     }
 
@@ -196,19 +194,19 @@ impl Write<'_> {
     pub fn delete_sessions_of(&self, username: &str) -> Result<usize, StoreError> {
         let conn = self.conn();
         let of_user = "SELECT sid FROM web_sessions WHERE username = ?1 AND sid <> ''";
-        conn.execute(
+        exec(conn, 
             &format!("UPDATE oidc_tokens SET revoked = 1 WHERE sid IN ({of_user})"),
             [username],
         )?;
-        conn.execute(
+        exec(conn, 
             &format!("DELETE FROM oidc_signins WHERE sid IN ({of_user})"),
             [username],
         )?;
-        conn.execute(
+        exec(conn, 
             &format!("DELETE FROM oidc_codes WHERE used_at IS NULL AND sid IN ({of_user})"),
             [username],
         )?;
-        Ok(conn.execute("DELETE FROM web_sessions WHERE username = ?1", [username])?)
+        Ok(exec(conn, "DELETE FROM web_sessions WHERE username = ?1", [username])?)
     }
 
     /// Ends every session of `username` but the one `keep` (after the
@@ -218,19 +216,19 @@ impl Write<'_> {
         let conn = self.conn();
         let others =
             "SELECT sid FROM web_sessions WHERE username = ?1 AND id_hash <> ?2 AND sid <> ''";
-        conn.execute(
+        exec(conn, 
             &format!("UPDATE oidc_tokens SET revoked = 1 WHERE sid IN ({others})"),
             params![username, keep],
         )?;
-        conn.execute(
+        exec(conn, 
             &format!("DELETE FROM oidc_signins WHERE sid IN ({others})"),
             params![username, keep],
         )?;
-        conn.execute(
+        exec(conn, 
             &format!("DELETE FROM oidc_codes WHERE used_at IS NULL AND sid IN ({others})"),
             params![username, keep],
         )?;
-        Ok(conn.execute(
+        Ok(exec(conn, 
             "DELETE FROM web_sessions WHERE username = ?1 AND id_hash <> ?2",
             params![username, keep],
         )?)
@@ -240,8 +238,8 @@ impl Write<'_> {
     /// The applications' sign-ins of those sessions are forgotten with them.
     pub fn purge_sessions(&self, now: u64) -> Result<usize, StoreError> {
         let conn = self.conn();
-        let n = conn.execute("DELETE FROM web_sessions WHERE expires_at <= ?1", [now])?;
-        conn.execute(
+        let n = exec(conn, "DELETE FROM web_sessions WHERE expires_at <= ?1", [now])?;
+        exec(conn, 
             "DELETE FROM oidc_signins WHERE sid NOT IN (SELECT sid FROM web_sessions)",
             [],
         )?;

@@ -3,7 +3,7 @@
 use rusqlite::{params, Row};
 use serde::Serialize;
 
-use super::{optional, Store, StoreError, Write};
+use super::{exec, one, optional, Store, StoreError, Write};
 
 /// What a user may do; each role may do what the ones before it may
 /// (ordered: officer < helpdesk < admin).
@@ -121,7 +121,7 @@ impl Store {
     /// A user by name (case-insensitive).
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
         self.read(|conn| {
-            optional(conn.query_row(
+            optional(one(conn, 
                 &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
                 [username],
                 user,
@@ -132,7 +132,7 @@ impl Store {
     /// A user by id.
     pub fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
         self.read(|conn| {
-            optional(conn.query_row(
+            optional(one(conn, 
                 &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
                 [id],
                 user,
@@ -144,7 +144,7 @@ impl Store {
     pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
         self.read(|conn| {
             let mut stmt =
-                conn.prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY username"))?;
+                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users ORDER BY username"))?;
             let rows = stmt.query_map([], user)?.collect::<Result<_, _>>()?;
             Ok(rows)
         })
@@ -160,7 +160,7 @@ impl Store {
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM users WHERE username LIKE ?1 ESCAPE '\\' \
                  OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\' ORDER BY username LIMIT ?2"
             ))?;
@@ -175,7 +175,7 @@ impl Store {
     pub fn password_history(&self, user_id: i64, n: usize) -> Result<Vec<String>, StoreError> {
         self.read(|conn| {
             let mut stmt =
-                conn.prepare("SELECT hash FROM password_history WHERE user_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2")?;
+                conn.prepare_cached("SELECT hash FROM password_history WHERE user_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2")?;
             let rows = stmt
                 .query_map(params![user_id, n as i64], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
@@ -188,7 +188,7 @@ impl Write<'_> {
     /// Adds a user with a temporary password; `None` if the name is taken.
     pub fn insert_user(&self, u: &NewUser<'_>, now: u64) -> Result<Option<UserRow>, StoreError> {
         let conn = self.conn();
-        let inserted = conn.execute(
+        let inserted = exec(conn, 
             "INSERT OR IGNORE INTO users (username, first_name, last_name, password_hash, created_at, temporary_until, subject) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, lower(hex(randomblob(16))))",
             params![u.username, u.first_name, u.last_name, u.password_hash, now, u.temporary_until],
@@ -197,11 +197,11 @@ impl Write<'_> {
             return Ok(None);
         }
         let id = conn.last_insert_rowid();
-        conn.execute(
+        exec(conn, 
             "INSERT INTO password_history (user_id, hash, created_at) VALUES (?1, ?2, ?3)",
             params![id, u.password_hash, now],
         )?;
-        Ok(Some(conn.query_row(
+        Ok(Some(one(conn, 
             &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
             [id],
             user,
@@ -221,16 +221,16 @@ impl Write<'_> {
     ) -> Result<(), StoreError> {
         let tx = self.conn();
         match temporary_until {
-            None => tx.execute(
+            None => exec(tx, 
                 "UPDATE users SET password_hash = ?2, must_change = 0, password_changed_at = ?3 WHERE id = ?1",
                 params![user_id, hash, now],
             )?,
-            Some(until) => tx.execute(
+            Some(until) => exec(tx, 
                 "UPDATE users SET password_hash = ?2, must_change = 1, temporary_until = ?3, failed_logins = 0, locked_until = 0 WHERE id = ?1",
                 params![user_id, hash, until],
             )?,
         };
-        tx.execute(
+        exec(tx, 
             "INSERT INTO password_history (user_id, hash, created_at) VALUES (?1, ?2, ?3)",
             params![user_id, hash, now],
         )?;
@@ -247,14 +247,14 @@ impl Write<'_> {
         now: u64,
     ) -> Result<Option<u64>, StoreError> {
         let conn = self.conn();
-        let failures: u32 = conn.query_row(
+        let failures: u32 = one(conn, 
             "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?1 RETURNING failed_logins",
             [user_id],
             |r| r.get(0),
         )?;
         if failures >= max {
             let until = now + lock_secs;
-            conn.execute(
+            exec(conn, 
                 "UPDATE users SET locked_until = ?2, failed_logins = 0 WHERE id = ?1",
                 params![user_id, until],
             )?;
@@ -265,7 +265,7 @@ impl Write<'_> {
 
     /// Clears failures and any lock.
     pub fn clear_failures(&self, user_id: i64) -> Result<(), StoreError> {
-        self.conn().execute(
+        exec(self.conn(), 
             "UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = ?1",
             [user_id],
         )?;
@@ -274,7 +274,7 @@ impl Write<'_> {
 
     /// Disables or enables a user.
     pub fn set_disabled(&self, user_id: i64, disabled: bool) -> Result<(), StoreError> {
-        self.conn().execute(
+        exec(self.conn(), 
             "UPDATE users SET disabled = ?2 WHERE id = ?1",
             params![user_id, disabled],
         )?;
@@ -283,7 +283,7 @@ impl Write<'_> {
 
     /// Blocks (or unblocks) pushes to a user.
     pub fn set_push_blocked(&self, user_id: i64, blocked: bool) -> Result<(), StoreError> {
-        self.conn().execute(
+        exec(self.conn(), 
             "UPDATE users SET push_blocked = ?2 WHERE id = ?1",
             params![user_id, blocked],
         )?;
@@ -292,7 +292,7 @@ impl Write<'_> {
 
     /// Sets the end of the "Skip setup" grace.
     pub fn set_skip_setup_until(&self, user_id: i64, until: u64) -> Result<(), StoreError> {
-        self.conn().execute(
+        exec(self.conn(), 
             "UPDATE users SET skip_setup_until = ?2 WHERE id = ?1",
             params![user_id, until],
         )?;
@@ -301,7 +301,7 @@ impl Write<'_> {
 
     /// Sets the role.
     pub fn set_role(&self, user_id: i64, role: Role) -> Result<(), StoreError> {
-        self.conn().execute(
+        exec(self.conn(), 
             "UPDATE users SET role = ?2 WHERE id = ?1",
             params![user_id, role.as_str()],
         )?;

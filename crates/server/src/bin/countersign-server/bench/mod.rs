@@ -227,8 +227,14 @@ async fn drive(
     println!("  devices connected:   {}", opts.devices);
     println!("  in flight:           {}", opts.concurrency);
     let ctx = (http.clone(), base.clone(), admin.clone());
+    let cpu_before = cpu_time(child.id());
     let (alone, buckets) = round_trips(&ctx, buckets, opts.duration).await?;
+    let cpu = cpu_time(child.id()).zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
     alone.print();
+    if let Some(cpu) = cpu {
+        let per = cpu.as_secs_f64() * 1000.0 / alone.latencies.len().max(1) as f64;
+        println!("  server CPU:          {per:.3} ms per round trip ({:.1} s in all)", cpu.as_secs_f64());
+    }
     if opts.wrong_passwords > 0 {
         println!(
             "the same, with {} wrong-password sign-ins running beside (each an Argon2id check)",
@@ -365,6 +371,18 @@ impl Phase {
             ms(self.latencies.last().copied())
         );
     }
+}
+
+/// CPU time (user and system) the process `pid` has used: fields 14 and
+/// 15 of `/proc/PID/stat`, in clock ticks of 1/100 s (Linux's fixed
+/// USER_HZ).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count after its ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
