@@ -189,18 +189,19 @@ impl Write<'_> {
     pub fn audit(&mut self, e: &NewAudit<'_>) -> Result<(), StoreError> {
         self.audited = true;
         let (tx, now) = (&self.tx, self.now);
-        let (seq, prev): (i64, Vec<u8>) = one(tx, 
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok((0, vec![0u8; 32])),
-                other => Err(other),
-            })?;
+        let (seq, prev): (i64, Vec<u8>) = one(
+            tx,
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok((0, vec![0u8; 32])),
+            other => Err(other),
+        })?;
         let seq = seq + 1;
         let hash = chain_hash(&prev, seq, now, e);
-        exec(tx, 
+        exec(tx,
             "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![seq, now, e.actor, e.action, e.target, e.ip, e.outcome, e.detail, prev, hash],
         )?;
@@ -219,7 +220,7 @@ impl Store {
         since: u64,
     ) -> Result<u32, StoreError> {
         self.read(|conn| {
-            Ok(one(conn, 
+            Ok(one(conn,
                 "SELECT COUNT(*) FROM audit WHERE target = ?1 AND at >= ?2 AND action = ?3 AND outcome = ?4",
                 params![target, since, action, outcome],
                 |r| r.get(0),

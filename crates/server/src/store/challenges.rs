@@ -106,7 +106,8 @@ impl Store {
     /// A challenge by id.
     pub fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(
+                conn,
                 &format!("SELECT {COLUMNS} FROM challenges WHERE id = ?1"),
                 [id],
                 row,
@@ -134,7 +135,8 @@ impl Store {
     /// Challenges created for a user since `since`.
     pub fn challenges_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
         self.read(|conn| {
-            Ok(one(conn, 
+            Ok(one(
+                conn,
                 "SELECT COUNT(*) FROM challenges WHERE user_id = ?1 AND created_at >= ?2",
                 params![user_id, since],
                 |r| r.get(0),
@@ -176,7 +178,7 @@ impl Write<'_> {
     pub fn insert_challenge(&self, c: &NewChallenge<'_>) -> Result<(), StoreError> {
         let ch = c.challenge;
         let kind = ch.kind.as_str();
-        exec(self.conn(), 
+        exec(self.conn(),
             "INSERT INTO challenges (id, user_id, device_id, number, kind, application, ip, location, created_at, expires_at, created_ms, connected_when_asked) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![ch.id, c.user_id, ch.device_id, c.number, kind, ch.application, ch.ip, ch.location, ch.created_at, ch.expires_at, c.created_ms, c.connected],
@@ -194,7 +196,8 @@ impl Write<'_> {
         now: u64,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let n = exec(self.conn(), 
+        let n = exec(
+            self.conn(),
             "UPDATE challenges SET status = ?2, response = ?3, answered_at = ?4, answered_ms = ?5 \
              WHERE id = ?1 AND status = 'pending' AND expires_at > ?4",
             params![id, status.as_str(), response_json, now, now_ms],

@@ -138,7 +138,7 @@ impl Store {
     /// An activation by its public id.
     pub fn activation(&self, id: &str) -> Result<Option<ActivationRow>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(conn,
                 "SELECT id, user_id, secret_hash, expires_at, attempts, used_at, first_method FROM activations WHERE id = ?1",
                 [id],
                 |r| {
@@ -159,7 +159,8 @@ impl Store {
     /// An active (not removed) device.
     pub fn device(&self, id: &str) -> Result<Option<DeviceRow>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(
+                conn,
                 &format!("SELECT {COLUMNS} FROM devices WHERE id = ?1 AND removed_at IS NULL"),
                 [id],
                 device,
@@ -192,7 +193,7 @@ impl Write<'_> {
         now: u64,
         ttl: u64,
     ) -> Result<(), StoreError> {
-        exec(self.conn(), 
+        exec(self.conn(),
             "INSERT INTO activations (id, user_id, secret_hash, created_at, expires_at, first_method) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![id, user_id, secret_hash, now, now + ttl, first_method],
         )?;
@@ -201,7 +202,8 @@ impl Write<'_> {
 
     /// Counts a wrong secret against an activation.
     pub fn count_activation_attempt(&self, id: &str) -> Result<(), StoreError> {
-        exec(self.conn(), 
+        exec(
+            self.conn(),
             "UPDATE activations SET attempts = attempts + 1 WHERE id = ?1",
             [id],
         )?;
@@ -218,7 +220,8 @@ impl Write<'_> {
         now: u64,
     ) -> Result<Binding, StoreError> {
         let tx = self.conn();
-        let first_method: bool = one(tx, 
+        let first_method: bool = one(
+            tx,
             "SELECT first_method FROM activations WHERE id = ?1",
             [activation_id],
             |r| r.get(0),
@@ -226,14 +229,15 @@ impl Write<'_> {
         if first_method && one(tx, HAS_METHOD, [d.user_id], |r| r.get(0))? {
             return Ok(Binding::AccountHasMethod);
         }
-        let used = exec(tx, 
+        let used = exec(
+            tx,
             "UPDATE activations SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
             params![activation_id, now],
         )?;
         if used == 0 {
             return Ok(Binding::CodeUsed);
         }
-        exec(tx, 
+        exec(tx,
             "INSERT INTO devices (id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, \
              totp_algorithm, totp_digits, totp_period, created_at, last_seen_at, receipt_key) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
@@ -258,7 +262,8 @@ impl Write<'_> {
 
     /// Records contact from a device.
     pub fn touch_device(&self, id: &str, now: u64) -> Result<(), StoreError> {
-        exec(self.conn(), 
+        exec(
+            self.conn(),
             "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
             params![id, now],
         )?;
@@ -268,7 +273,8 @@ impl Write<'_> {
     /// Accepts TOTP step `step` for a device unless it, or a later one, was
     /// accepted before (replay guard). True when accepted.
     pub fn accept_totp_step(&self, device_id: &str, step: u64) -> Result<bool, StoreError> {
-        let n = exec(self.conn(), 
+        let n = exec(
+            self.conn(),
             "UPDATE devices SET last_totp_step = ?2 WHERE id = ?1 AND last_totp_step < ?2",
             params![device_id, step as i64],
         )?;
@@ -277,7 +283,8 @@ impl Write<'_> {
 
     /// Removes a device (kept for the audit trail, no longer usable).
     pub fn remove_device(&self, id: &str, now: u64) -> Result<bool, StoreError> {
-        let n = exec(self.conn(), 
+        let n = exec(
+            self.conn(),
             "UPDATE devices SET removed_at = ?2 WHERE id = ?1 AND removed_at IS NULL",
             params![id, now],
         )?;
@@ -287,13 +294,14 @@ impl Write<'_> {
     /// Removes every device of a user and voids unused activation codes.
     pub fn remove_devices_of(&self, user_id: i64, now: u64) -> Result<usize, StoreError> {
         let tx = self.conn();
-        let n = exec(tx, 
+        let n = exec(
+            tx,
             "UPDATE devices SET removed_at = ?2 WHERE user_id = ?1 AND removed_at IS NULL",
             params![user_id, now],
         )?;
         // Unused codes die by expiring: `used_at` means a device was bound
         // (a session that showed the code counts that as proving the app).
-        exec(tx, 
+        exec(tx,
             "UPDATE activations SET expires_at = MIN(expires_at, ?2) WHERE user_id = ?1 AND used_at IS NULL",
             params![user_id, now],
         )?;

@@ -69,12 +69,14 @@ impl Store {
     /// The methods `user_id` has registered.
     pub fn methods_of(&self, user_id: i64) -> Result<Methods, StoreError> {
         self.read(|conn| {
-            let app: bool = one(conn, 
+            let app: bool = one(
+                conn,
                 "SELECT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1 AND removed_at IS NULL)",
                 [user_id],
                 |r| r.get(0),
             )?;
-            let phone = optional(one(conn, 
+            let phone = optional(one(
+                conn,
                 "SELECT number FROM phones WHERE user_id = ?1",
                 [user_id],
                 |r| r.get(0),
@@ -97,7 +99,8 @@ impl Store {
     /// The stored hash of the answer to question `q`.
     pub fn answer_hash(&self, user_id: i64, q: usize) -> Result<Option<String>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(
+                conn,
                 "SELECT answer_hash FROM security_answers WHERE user_id = ?1 AND question = ?2",
                 params![user_id, q as i64],
                 |r| r.get(0),
@@ -108,7 +111,7 @@ impl Store {
     /// A sent code by id.
     pub fn phone_code(&self, id: &str) -> Result<Option<PhoneCode>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(conn,
                 "SELECT id, user_id, number, channel, purpose, code_hash, created_at, expires_at, attempts, used_at \
                  FROM phone_codes WHERE id = ?1",
                 [id],
@@ -120,7 +123,8 @@ impl Store {
     /// Codes sent to `user_id` since `since` (the sending limit).
     pub fn phone_codes_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
         self.read(|conn| {
-            Ok(one(conn, 
+            Ok(one(
+                conn,
                 "SELECT COUNT(*) FROM phone_codes WHERE user_id = ?1 AND created_at >= ?2",
                 params![user_id, since],
                 |r| r.get(0),
@@ -140,7 +144,8 @@ impl Write<'_> {
         now: u64,
     ) -> Result<bool, StoreError> {
         self.add_method(user_id, first_only, |tx| {
-            exec(tx, 
+            exec(
+                tx,
                 "INSERT OR REPLACE INTO phones (user_id, number, verified_at) VALUES (?1, ?2, ?3)",
                 params![user_id, number, now],
             )?;
@@ -166,8 +171,11 @@ impl Write<'_> {
 
     /// Removes the user's phone; true if there was one.
     pub fn remove_phone(&self, user_id: i64) -> Result<bool, StoreError> {
-        Ok(exec(self.conn(), "DELETE FROM phones WHERE user_id = ?1", [user_id])?
-            > 0)
+        Ok(exec(
+            self.conn(),
+            "DELETE FROM phones WHERE user_id = ?1",
+            [user_id],
+        )? > 0)
     }
 
     /// Replaces the user's security answers with `answers` (question index,
@@ -183,7 +191,7 @@ impl Write<'_> {
         self.add_method(user_id, first_only, |tx| {
             exec(tx, "DELETE FROM security_answers WHERE user_id = ?1", [user_id])?;
             for (q, hash) in answers {
-                exec(tx, 
+                exec(tx,
                     "INSERT INTO security_answers (user_id, question, answer_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
                     params![user_id, *q as i64, hash, now],
                 )?;
@@ -194,13 +202,16 @@ impl Write<'_> {
 
     /// Removes the user's security answers; true if there were some.
     pub fn remove_answers(&self, user_id: i64) -> Result<bool, StoreError> {
-        Ok(exec(self.conn(), "DELETE FROM security_answers WHERE user_id = ?1", [user_id])?
-            > 0)
+        Ok(exec(
+            self.conn(),
+            "DELETE FROM security_answers WHERE user_id = ?1",
+            [user_id],
+        )? > 0)
     }
 
     /// Records a code sent to a phone.
     pub fn insert_phone_code(&self, c: &PhoneCode) -> Result<(), StoreError> {
-        exec(self.conn(), 
+        exec(self.conn(),
             "INSERT INTO phone_codes (id, user_id, number, channel, purpose, code_hash, created_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![c.id, c.user_id, c.number, c.channel, c.purpose, c.code_hash, c.created_at, c.expires_at],
@@ -211,7 +222,8 @@ impl Write<'_> {
     /// Which kinds of method `user_id` has (app, phone, questions), read
     /// inside the transaction that would change them.
     pub fn method_kinds(&self, user_id: i64) -> Result<[bool; 3], StoreError> {
-        Ok(one(self.conn(), 
+        Ok(one(
+            self.conn(),
             "SELECT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1 AND removed_at IS NULL), \
              EXISTS (SELECT 1 FROM phones WHERE user_id = ?1), \
              EXISTS (SELECT 1 FROM security_answers WHERE user_id = ?1)",
@@ -225,7 +237,8 @@ impl Write<'_> {
     /// the statement that checks them, so parallel guesses cannot share a
     /// try.
     pub fn try_phone_code(&self, id: &str, max: u32, now: u64) -> Result<bool, StoreError> {
-        Ok(exec(self.conn(), 
+        Ok(exec(
+            self.conn(),
             "UPDATE phone_codes SET attempts = attempts + 1 \
              WHERE id = ?1 AND used_at IS NULL AND expires_at > ?3 AND attempts < ?2",
             params![id, max, now],
@@ -234,7 +247,8 @@ impl Write<'_> {
 
     /// Marks `id` used; false if it already was (a race lost).
     pub fn use_phone_code(&self, id: &str, now: u64) -> Result<bool, StoreError> {
-        Ok(exec(self.conn(), 
+        Ok(exec(
+            self.conn(),
             "UPDATE phone_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
             params![id, now],
         )? == 1)

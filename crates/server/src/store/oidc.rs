@@ -222,7 +222,8 @@ impl Store {
     /// A registered application.
     pub fn client(&self, id: &str) -> Result<Option<ClientRow>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(
+                conn,
                 &format!("SELECT {CLIENT_COLUMNS} FROM oidc_clients WHERE id = ?1"),
                 [id],
                 client,
@@ -248,7 +249,7 @@ impl Store {
         now: u64,
     ) -> Result<Option<WaitingRequest>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(conn,
                 "SELECT client_id, query, created_at FROM oidc_requests WHERE id = ?1 AND expires_at > ?2",
                 params![id, now],
                 |r| {
@@ -265,7 +266,7 @@ impl Store {
     /// An access token by hash.
     pub fn access_token(&self, hash: &[u8]) -> Result<Option<TokenRow>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(conn,
                 "SELECT client_id, user_id, sid, scope, expires_at, revoked FROM oidc_tokens WHERE token_hash = ?1",
                 [hash],
                 |r| {
@@ -286,7 +287,8 @@ impl Store {
     /// direct MFA API, if one did.
     pub fn api_challenge_client(&self, challenge_id: &str) -> Result<Option<String>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(
+                conn,
                 "SELECT client_id FROM api_challenges WHERE challenge_id = ?1",
                 [challenge_id],
                 |r| r.get(0),
@@ -297,8 +299,8 @@ impl Store {
     /// The applications browser session `sid` signed in to.
     pub fn signins_of(&self, sid: &str) -> Result<Vec<String>, StoreError> {
         self.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT client_id FROM oidc_signins WHERE sid = ?1 ORDER BY at")?;
+            let mut stmt = conn
+                .prepare_cached("SELECT client_id FROM oidc_signins WHERE sid = ?1 ORDER BY at")?;
             let rows = stmt.query_map([sid], |r| r.get(0))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
@@ -308,7 +310,7 @@ impl Store {
 impl Write<'_> {
     /// Registers an application; `false` if the id is taken.
     pub fn insert_client(&self, c: &ClientRow) -> Result<bool, StoreError> {
-        Ok(exec(self.conn(), 
+        Ok(exec(self.conn(),
             &format!("INSERT OR IGNORE INTO oidc_clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
             params![
                 c.id,
@@ -334,11 +336,13 @@ impl Write<'_> {
         now: u64,
     ) -> Result<(), StoreError> {
         let conn = self.conn();
-        exec(conn, 
+        exec(
+            conn,
             "DELETE FROM api_challenges WHERE created_at < ?1 - 86400",
             [now],
         )?;
-        exec(conn, 
+        exec(
+            conn,
             "INSERT INTO api_challenges (challenge_id, client_id, created_at) VALUES (?1, ?2, ?3)",
             params![challenge_id, client_id, now],
         )?;
@@ -348,7 +352,8 @@ impl Write<'_> {
     /// Removes an application and revokes its tokens; `false` if unknown.
     pub fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
         let conn = self.conn();
-        exec(conn, 
+        exec(
+            conn,
             "UPDATE oidc_tokens SET revoked = 1 WHERE client_id = ?1",
             [id],
         )?;
@@ -358,7 +363,8 @@ impl Write<'_> {
 
     /// Replaces an application's secret hash; `false` if unknown.
     pub fn set_client_secret(&self, id: &str, hash: &[u8]) -> Result<bool, StoreError> {
-        Ok(exec(self.conn(), 
+        Ok(exec(
+            self.conn(),
             "UPDATE oidc_clients SET secret_hash = ?2 WHERE id = ?1",
             params![id, hash],
         )? == 1)
@@ -372,11 +378,12 @@ impl Write<'_> {
         expires_at: u64,
     ) -> Result<(), StoreError> {
         let conn = self.conn();
-        exec(conn, 
+        exec(
+            conn,
             "DELETE FROM oidc_requests WHERE expires_at <= ?1",
             [r.created_at],
         )?;
-        exec(conn, 
+        exec(conn,
             "INSERT INTO oidc_requests (id, client_id, query, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![id, r.client_id, r.query, r.created_at, expires_at],
         )?;
@@ -393,11 +400,12 @@ impl Write<'_> {
     pub fn insert_code(&self, c: &CodeRow) -> Result<(), StoreError> {
         let conn = self.conn();
         // Spent codes are kept a day, to recognise a replay.
-        exec(conn, 
+        exec(
+            conn,
             "DELETE FROM oidc_codes WHERE expires_at <= ?1 - 86400",
             [c.created_at],
         )?;
-        exec(conn, 
+        exec(conn,
             &format!("INSERT INTO oidc_codes ({CODE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
             params![
                 c.code_hash,
@@ -415,7 +423,8 @@ impl Write<'_> {
                 c.expires_at
             ],
         )?;
-        exec(conn, 
+        exec(
+            conn,
             "INSERT INTO oidc_signins (sid, client_id, user_id, at) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (sid, client_id) DO UPDATE SET at = excluded.at",
             params![c.sid, c.client_id, c.user_id, c.created_at],
@@ -427,7 +436,7 @@ impl Write<'_> {
     /// A spent code's tokens are revoked here, in the same transaction.
     pub fn take_code(&self, hash: &[u8], now: u64) -> Result<TakenCode, StoreError> {
         let conn = self.conn();
-        let fresh = optional(one(conn, 
+        let fresh = optional(one(conn,
             &format!(
                 "UPDATE oidc_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2 \
                  RETURNING {CODE_COLUMNS}"
@@ -438,14 +447,16 @@ impl Write<'_> {
         if let Some(row) = fresh {
             return Ok(TakenCode::Fresh(row));
         }
-        let spent = optional(one(conn, 
+        let spent = optional(one(
+            conn,
             &format!("SELECT {CODE_COLUMNS} FROM oidc_codes WHERE code_hash = ?1"),
             [hash],
             code,
         ))?;
         Ok(match spent {
             Some(row) => {
-                exec(conn, 
+                exec(
+                    conn,
                     "UPDATE oidc_tokens SET revoked = 1 WHERE code_hash = ?1",
                     [hash],
                 )?;
@@ -462,7 +473,7 @@ impl Write<'_> {
         code_hash: &[u8],
         t: &TokenRow,
     ) -> Result<(), StoreError> {
-        exec(self.conn(), 
+        exec(self.conn(),
             "INSERT INTO oidc_tokens (token_hash, code_hash, client_id, user_id, sid, scope, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![token_hash, code_hash, t.client_id, t.user_id, t.sid, t.scope, t.expires_at],
@@ -474,13 +485,22 @@ impl Write<'_> {
     /// its sign-ins); returns the applications it had signed in to.
     pub fn end_signins(&self, sid: &str, now: u64) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
-        exec(conn, "UPDATE oidc_tokens SET revoked = 1 WHERE sid = ?1", [sid])?;
+        exec(
+            conn,
+            "UPDATE oidc_tokens SET revoked = 1 WHERE sid = ?1",
+            [sid],
+        )?;
         // A code not yet exchanged must not outlive the session either.
-        exec(conn, 
+        exec(
+            conn,
             "DELETE FROM oidc_codes WHERE sid = ?1 AND used_at IS NULL",
             [sid],
         )?;
-        exec(conn, "DELETE FROM oidc_tokens WHERE expires_at <= ?1", [now])?;
+        exec(
+            conn,
+            "DELETE FROM oidc_tokens WHERE expires_at <= ?1",
+            [now],
+        )?;
         let mut stmt =
             conn.prepare_cached("DELETE FROM oidc_signins WHERE sid = ?1 RETURNING client_id")?;
         let rows = stmt.query_map([sid], |r| r.get(0))?;

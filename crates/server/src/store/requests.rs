@@ -77,7 +77,8 @@ impl Store {
     /// Requests sent from `ip` since `since`.
     pub fn registrations_from(&self, ip: &str, since: u64) -> Result<u64, StoreError> {
         self.read(|conn| {
-            Ok(one(conn, 
+            Ok(one(
+                conn,
                 "SELECT COUNT(*) FROM registration_requests WHERE ip = ?1 AND created_at >= ?2",
                 params![ip, since],
                 |r| r.get(0),
@@ -104,7 +105,8 @@ impl Store {
     /// One request.
     pub fn registration(&self, id: i64) -> Result<Option<RegistrationRequest>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(
+                conn,
                 &format!("SELECT {COLUMNS} FROM registration_requests WHERE id = ?1"),
                 params![id],
                 request,
@@ -122,7 +124,7 @@ impl Write<'_> {
         now: u64,
     ) -> Result<i64, StoreError> {
         let conn = self.conn();
-        exec(conn, 
+        exec(conn,
             "INSERT INTO registration_requests (first_name, last_name, email, agency, phone, reason, ip, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![r.first_name, r.last_name, r.email, r.agency, r.phone, r.reason, ip, now],
@@ -141,7 +143,7 @@ impl Write<'_> {
         note: &str,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let changed = exec(self.conn(), 
+        let changed = exec(self.conn(),
             "UPDATE registration_requests SET status = ?2, decided_by = ?3, username = ?4, note = ?5, decided_at = ?6 \
              WHERE id = ?1 AND status = 'pending'",
             params![id, status, by, username, note, now],

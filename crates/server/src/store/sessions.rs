@@ -135,7 +135,7 @@ impl Store {
     /// A live session by id hash.
     pub fn session(&self, id_hash: &[u8], now: u64) -> Result<Option<WebSession>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(conn,
                 "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at, sid, authenticated_at \
                  FROM web_sessions WHERE id_hash = ?1 AND expires_at > ?2",
                 params![id_hash, now],
@@ -158,7 +158,7 @@ impl Write<'_> {
     /// Stores a new session (under a new id).
     pub fn insert_session(&self, s: &WebSession) -> Result<(), StoreError> {
         let (pending, challenge_id) = s.stage.to_columns();
-        exec(self.conn(), 
+        exec(self.conn(),
             "INSERT INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at, sid, authenticated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![s.id_hash, s.csrf, s.username, s.stage.kind().as_str(), challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, pending,
@@ -172,7 +172,7 @@ impl Write<'_> {
     /// session is never written back.
     pub fn update_session(&self, s: &WebSession) -> Result<bool, StoreError> {
         let (pending, challenge_id) = s.stage.to_columns();
-        let n = exec(self.conn(), 
+        let n = exec(self.conn(),
             "UPDATE web_sessions SET csrf = ?2, username = ?3, stage = ?4, challenge_id = ?5, return_to = ?6, persistent = ?7, \
              created_at = ?8, expires_at = ?9, pending = ?10, factor = ?11, factor_at = ?12, sid = ?13, authenticated_at = ?14 WHERE id_hash = ?1",
             params![s.id_hash, s.csrf, s.username, s.stage.kind().as_str(), challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, pending,
@@ -183,8 +183,11 @@ impl Write<'_> {
 
     /// Ends a session; `false` if it had ended already.
     pub fn delete_session(&self, id_hash: &[u8]) -> Result<bool, StoreError> {
-        Ok(exec(self.conn(), "DELETE FROM web_sessions WHERE id_hash = ?1", [id_hash])?
-            == 1)
+        Ok(exec(
+            self.conn(),
+            "DELETE FROM web_sessions WHERE id_hash = ?1",
+            [id_hash],
+        )? == 1)
     }
 
     /// Ends every session of `username` (help-desk fixes, disabling);
@@ -194,19 +197,26 @@ impl Write<'_> {
     pub fn delete_sessions_of(&self, username: &str) -> Result<usize, StoreError> {
         let conn = self.conn();
         let of_user = "SELECT sid FROM web_sessions WHERE username = ?1 AND sid <> ''";
-        exec(conn, 
+        exec(
+            conn,
             &format!("UPDATE oidc_tokens SET revoked = 1 WHERE sid IN ({of_user})"),
             [username],
         )?;
-        exec(conn, 
+        exec(
+            conn,
             &format!("DELETE FROM oidc_signins WHERE sid IN ({of_user})"),
             [username],
         )?;
-        exec(conn, 
+        exec(
+            conn,
             &format!("DELETE FROM oidc_codes WHERE used_at IS NULL AND sid IN ({of_user})"),
             [username],
         )?;
-        Ok(exec(conn, "DELETE FROM web_sessions WHERE username = ?1", [username])?)
+        Ok(exec(
+            conn,
+            "DELETE FROM web_sessions WHERE username = ?1",
+            [username],
+        )?)
     }
 
     /// Ends every session of `username` but the one `keep` (after the
@@ -216,19 +226,23 @@ impl Write<'_> {
         let conn = self.conn();
         let others =
             "SELECT sid FROM web_sessions WHERE username = ?1 AND id_hash <> ?2 AND sid <> ''";
-        exec(conn, 
+        exec(
+            conn,
             &format!("UPDATE oidc_tokens SET revoked = 1 WHERE sid IN ({others})"),
             params![username, keep],
         )?;
-        exec(conn, 
+        exec(
+            conn,
             &format!("DELETE FROM oidc_signins WHERE sid IN ({others})"),
             params![username, keep],
         )?;
-        exec(conn, 
+        exec(
+            conn,
             &format!("DELETE FROM oidc_codes WHERE used_at IS NULL AND sid IN ({others})"),
             params![username, keep],
         )?;
-        Ok(exec(conn, 
+        Ok(exec(
+            conn,
             "DELETE FROM web_sessions WHERE username = ?1 AND id_hash <> ?2",
             params![username, keep],
         )?)
@@ -238,8 +252,13 @@ impl Write<'_> {
     /// The applications' sign-ins of those sessions are forgotten with them.
     pub fn purge_sessions(&self, now: u64) -> Result<usize, StoreError> {
         let conn = self.conn();
-        let n = exec(conn, "DELETE FROM web_sessions WHERE expires_at <= ?1", [now])?;
-        exec(conn, 
+        let n = exec(
+            conn,
+            "DELETE FROM web_sessions WHERE expires_at <= ?1",
+            [now],
+        )?;
+        exec(
+            conn,
             "DELETE FROM oidc_signins WHERE sid NOT IN (SELECT sid FROM web_sessions)",
             [],
         )?;

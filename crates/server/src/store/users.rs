@@ -121,7 +121,8 @@ impl Store {
     /// A user by name (case-insensitive).
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(
+                conn,
                 &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
                 [username],
                 user,
@@ -132,7 +133,8 @@ impl Store {
     /// A user by id.
     pub fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
         self.read(|conn| {
-            optional(one(conn, 
+            optional(one(
+                conn,
                 &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
                 [id],
                 user,
@@ -188,7 +190,7 @@ impl Write<'_> {
     /// Adds a user with a temporary password; `None` if the name is taken.
     pub fn insert_user(&self, u: &NewUser<'_>, now: u64) -> Result<Option<UserRow>, StoreError> {
         let conn = self.conn();
-        let inserted = exec(conn, 
+        let inserted = exec(conn,
             "INSERT OR IGNORE INTO users (username, first_name, last_name, password_hash, created_at, temporary_until, subject) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, lower(hex(randomblob(16))))",
             params![u.username, u.first_name, u.last_name, u.password_hash, now, u.temporary_until],
@@ -197,11 +199,13 @@ impl Write<'_> {
             return Ok(None);
         }
         let id = conn.last_insert_rowid();
-        exec(conn, 
+        exec(
+            conn,
             "INSERT INTO password_history (user_id, hash, created_at) VALUES (?1, ?2, ?3)",
             params![id, u.password_hash, now],
         )?;
-        Ok(Some(one(conn, 
+        Ok(Some(one(
+            conn,
             &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
             [id],
             user,
@@ -221,16 +225,17 @@ impl Write<'_> {
     ) -> Result<(), StoreError> {
         let tx = self.conn();
         match temporary_until {
-            None => exec(tx, 
+            None => exec(tx,
                 "UPDATE users SET password_hash = ?2, must_change = 0, password_changed_at = ?3 WHERE id = ?1",
                 params![user_id, hash, now],
             )?,
-            Some(until) => exec(tx, 
+            Some(until) => exec(tx,
                 "UPDATE users SET password_hash = ?2, must_change = 1, temporary_until = ?3, failed_logins = 0, locked_until = 0 WHERE id = ?1",
                 params![user_id, hash, until],
             )?,
         };
-        exec(tx, 
+        exec(
+            tx,
             "INSERT INTO password_history (user_id, hash, created_at) VALUES (?1, ?2, ?3)",
             params![user_id, hash, now],
         )?;
@@ -247,14 +252,15 @@ impl Write<'_> {
         now: u64,
     ) -> Result<Option<u64>, StoreError> {
         let conn = self.conn();
-        let failures: u32 = one(conn, 
+        let failures: u32 = one(conn,
             "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?1 RETURNING failed_logins",
             [user_id],
             |r| r.get(0),
         )?;
         if failures >= max {
             let until = now + lock_secs;
-            exec(conn, 
+            exec(
+                conn,
                 "UPDATE users SET locked_until = ?2, failed_logins = 0 WHERE id = ?1",
                 params![user_id, until],
             )?;
@@ -265,7 +271,8 @@ impl Write<'_> {
 
     /// Clears failures and any lock.
     pub fn clear_failures(&self, user_id: i64) -> Result<(), StoreError> {
-        exec(self.conn(), 
+        exec(
+            self.conn(),
             "UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = ?1",
             [user_id],
         )?;
@@ -274,7 +281,8 @@ impl Write<'_> {
 
     /// Disables or enables a user.
     pub fn set_disabled(&self, user_id: i64, disabled: bool) -> Result<(), StoreError> {
-        exec(self.conn(), 
+        exec(
+            self.conn(),
             "UPDATE users SET disabled = ?2 WHERE id = ?1",
             params![user_id, disabled],
         )?;
@@ -283,7 +291,8 @@ impl Write<'_> {
 
     /// Blocks (or unblocks) pushes to a user.
     pub fn set_push_blocked(&self, user_id: i64, blocked: bool) -> Result<(), StoreError> {
-        exec(self.conn(), 
+        exec(
+            self.conn(),
             "UPDATE users SET push_blocked = ?2 WHERE id = ?1",
             params![user_id, blocked],
         )?;
@@ -292,7 +301,8 @@ impl Write<'_> {
 
     /// Sets the end of the "Skip setup" grace.
     pub fn set_skip_setup_until(&self, user_id: i64, until: u64) -> Result<(), StoreError> {
-        exec(self.conn(), 
+        exec(
+            self.conn(),
             "UPDATE users SET skip_setup_until = ?2 WHERE id = ?1",
             params![user_id, until],
         )?;
@@ -301,7 +311,8 @@ impl Write<'_> {
 
     /// Sets the role.
     pub fn set_role(&self, user_id: i64, role: Role) -> Result<(), StoreError> {
-        exec(self.conn(), 
+        exec(
+            self.conn(),
             "UPDATE users SET role = ?2 WHERE id = ?1",
             params![user_id, role.as_str()],
         )?;

@@ -229,11 +229,16 @@ async fn drive(
     let ctx = (http.clone(), base.clone(), admin.clone());
     let cpu_before = cpu_time(child.id());
     let (alone, buckets) = round_trips(&ctx, buckets, opts.duration).await?;
-    let cpu = cpu_time(child.id()).zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
+    let cpu = cpu_time(child.id())
+        .zip(cpu_before)
+        .map(|(a, b)| a.saturating_sub(b));
     alone.print();
     if let Some(cpu) = cpu {
         let per = cpu.as_secs_f64() * 1000.0 / alone.latencies.len().max(1) as f64;
-        println!("  server CPU:          {per:.3} ms per round trip ({:.1} s in all)", cpu.as_secs_f64());
+        println!(
+            "  server CPU:          {per:.3} ms per round trip ({:.1} s in all)",
+            cpu.as_secs_f64()
+        );
     }
     if opts.wrong_passwords > 0 {
         println!(
