@@ -184,3 +184,48 @@ async fn registration_starts_with_more_information() {
     assert_eq!(path, "/signin/register");
     assert!(page.contains("Keep your account secure"), "{page}");
 }
+
+#[tokio::test]
+async fn the_organisations_logo_heads_every_page() {
+    // Countersign's own by default.
+    let ts = TestServer::start().await;
+    let b = Browser::new(&ts);
+    let (_, _, page) = b.get("/signin").await;
+    assert!(
+        page.contains("src=\"/static/logo\" alt=\"ALEA logo\""),
+        "{page}"
+    );
+    let r = b
+        .http
+        .get(format!("{}/static/logo", ts.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    assert!(r.text().await.unwrap().starts_with("<svg"));
+
+    // The agency's own, from the configuration.
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("agency.png");
+    let bytes = b"\x89PNG\r\n\x1a\nnot really a picture".to_vec();
+    std::fs::write(&png, &bytes).unwrap();
+    let logo = png.clone();
+    let ts = TestServer::start_with(move |c| c.web.logo = Some(logo)).await;
+    let r = Browser::new(&ts)
+        .http
+        .get(format!("{}/static/logo", ts.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), bytes);
+
+    // A file that is not a picture, or is not there, is refused at start.
+    let mut config = countersign_server::infra::config::Config::default();
+    config.web.logo = Some(dir.path().join("agency.txt"));
+    let e = config.validate().unwrap_err().to_string();
+    assert!(e.contains("web.logo") && e.contains(".png"), "{e}");
+    config.web.logo = Some(dir.path().join("missing.png"));
+    let e = config.validate().unwrap_err().to_string();
+    assert!(e.contains("not a readable file"), "{e}");
+}

@@ -72,6 +72,7 @@ pub fn router(server: &Arc<Server>) -> Router<Arc<Server>> {
             "/static/site.css",
             get(|| async { static_file("text/css", include_str!("../../../static/site.css")) }),
         )
+        .route("/static/logo", get(logo))
         .route(
             "/static/signin.js",
             get(|| async {
@@ -158,6 +159,32 @@ async fn security_headers(req: Request, next: Next) -> Response {
         set(h, "cache-control", "no-store");
     }
     resp
+}
+
+/// The organisation's logo (`web.logo`), or Countersign's own.
+async fn logo(axum::extract::State(s): axum::extract::State<Arc<Server>>) -> Response {
+    let configured = s.config.web.logo.as_ref().and_then(|path| {
+        let kind = crate::infra::config::logo_type(path)?;
+        match std::fs::read(path) {
+            Ok(bytes) => Some((kind, bytes)),
+            Err(e) => {
+                tracing::warn!("web.logo {}: {e}; showing the default", path.display());
+                None
+            }
+        }
+    });
+    let (kind, body) = configured.unwrap_or((
+        "image/svg+xml",
+        include_bytes!("../../../static/logo.svg").to_vec(),
+    ));
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn static_file(kind: &'static str, body: &'static str) -> Response {

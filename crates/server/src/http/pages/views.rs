@@ -26,7 +26,10 @@ pub fn layout(f: &Frame<'_>, title: &str, body: Markup) -> Markup {
                 script src="/static/signin.js" defer {}
             }
             body {
-                header { (f.org) " | Staff sign-in" }
+                header {
+                    img.logo src="/static/logo" alt=(format!("{} logo", f.org)) width="32" height="32";
+                    " " (f.org) " | Staff sign-in"
+                }
                 main { (body) }
                 footer {
                     nav.footer aria-label="Help" {

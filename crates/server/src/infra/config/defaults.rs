@@ -36,6 +36,7 @@ impl Default for WebConfig {
             return_to_allow: Vec::new(),
             stay_signed_in_days: 30,
             session_minutes: 480,
+            logo: None,
         }
     }
 }

@@ -109,6 +109,9 @@ pub struct WebConfig {
     pub stay_signed_in_days: u64,
     /// Minutes a browser session lasts otherwise (and an unfinished sign-in).
     pub session_minutes: u64,
+    /// The organisation's logo in the pages' header: a PNG, JPEG or SVG
+    /// file. Without one, Countersign's own is shown.
+    pub logo: Option<std::path::PathBuf>,
 }
 
 /// How the server speaks TLS.
@@ -401,6 +404,17 @@ impl Config {
         if !(1..=60).contains(&o.request_minutes) {
             return invalid("oidc.request_minutes", "must be between 1 and 60");
         }
+        if let Some(logo) = &self.web.logo {
+            if logo_type(logo).is_none() {
+                return invalid("web.logo", "must be a .png, .jpg, .jpeg or .svg file");
+            }
+            if !logo.is_file() {
+                return Err(ConfigError::Invalid {
+                    key: "web.logo",
+                    problem: format!("{} is not a readable file", logo.display()),
+                });
+            }
+        }
         if !self.users.temporary_password_template.contains('{') {
             return invalid(
                 "users.temporary_password_template",
@@ -421,6 +435,17 @@ impl Config {
             "https"
         };
         format!("{scheme}://{}", self.listen)
+    }
+}
+
+/// The content type of a logo file, by its extension.
+pub fn logo_type(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "png" => Some("image/png"),
+        "jpg" | "jpeg" => Some("image/jpeg"),
+        "svg" => Some("image/svg+xml"),
+        _ => None,
     }
 }
 
