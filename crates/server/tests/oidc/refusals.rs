@@ -198,6 +198,14 @@ async fn a_password_only_session_does_not_satisfy_an_application_that_requires_m
         "{}",
         v.page
     );
+    // Cancel: LETS hears that the officer declined, and nothing changed.
+    let cancel = between(&v.page, "<a href=\"/oidc/cancel", "\"").replace("&amp;", "&");
+    let back = b.get(&format!("/oidc/cancel{cancel}")).await;
+    assert!(back.at.starts_with(LETS_CB), "{}", back.at);
+    assert_eq!(param(&back.at, "error").as_deref(), Some("access_denied"));
+    assert_eq!(param(&back.at, "state").as_deref(), Some("st-1"));
+    assert_eq!(b.get("/my").await.at, "/my", "still signed in");
+    let v = b.get(&sso.authorize_url("lets", LETS_CB, "")).await;
     let v = b.post("/oidc/continue", &v.page, &[]).await;
     assert_eq!(v.at, "/signin/register", "{}", v.page);
     assert!(ts

@@ -58,6 +58,7 @@ pub fn router(server: &Arc<Server>) -> Router<Arc<Server>> {
         )
         .route("/oidc/continue", get(sso::resume).post(sso::step_up))
         .route("/oidc/logout", get(sso::logout))
+        .route("/oidc/cancel", get(sso::cancel))
         .route("/signout/pick", post(signout::pick))
         .route("/signout/wait", get(signout::wait))
         .route("/signout/done", get(signout::done))

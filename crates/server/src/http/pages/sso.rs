@@ -233,6 +233,25 @@ pub(crate) async fn step_up(State(s): AppState, posted: Posted<StepUpForm>) -> P
     Ok(Redirect::to(stage_url(step)).into_response())
 }
 
+/// `GET /oidc/cancel`: the officer declined the step an application asked
+/// for; the application hears `access_denied`.
+pub(crate) async fn cancel(State(s): AppState, Query(q): Query<ContinueQuery>) -> PageResult {
+    let Some(waiting) = s.store.waiting_request(&q.request, now())? else {
+        return Ok(Redirect::to("/my").into_response());
+    };
+    s.write(now(), |w| w.delete_waiting_request(&q.request))?;
+    Ok(match s.authorization_request(&waiting.query)? {
+        Ok(req) => Redirect::to(&s.refusal_location(
+            &req.redirect_uri,
+            &req.state,
+            "access_denied",
+            "the officer cancelled the sign-in",
+        ))
+        .into_response(),
+        Err(refusal) => refused(&s, refusal),
+    })
+}
+
 /// The session as an authorization sees it.
 fn signed_in(s: &Server, x: &WebSession) -> Result<SignedIn, Error> {
     let user = s.user(&x.username)?;

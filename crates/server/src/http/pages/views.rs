@@ -209,7 +209,7 @@ pub fn step_up(token: &str, app: &str, why: &str, request: &str) -> Markup {
             input type="hidden" name="request" value=(request);
             button type="submit" { "Continue" }
         }
-        p { a href="/my" { "Cancel" } }
+        p { a href=(format!("/oidc/cancel?request={request}")) { "Cancel" } }
     }
 }
 
