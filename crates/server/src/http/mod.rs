@@ -32,7 +32,7 @@ pub fn router(server: Arc<Server>) -> Router {
     let https = server.tls_pin.is_some();
     Router::new()
         .merge(api::routes())
-        .merge(oidc::routes())
+        .merge(oidc::routes(&server))
         .merge(mfa_api::routes())
         .merge(pages::router(&server))
         .merge(console::routes())

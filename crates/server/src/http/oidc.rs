@@ -21,12 +21,69 @@ use crate::infra::token_keys::TokenAlg;
 use crate::{now, Error, Server};
 
 /// The routes.
-pub fn routes() -> Router<Arc<Server>> {
+pub fn routes(server: &Arc<Server>) -> Router<Arc<Server>> {
     Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/oidc/jwks", get(jwks))
-        .route("/oidc/token", post(token))
-        .route("/oidc/userinfo", get(userinfo).post(userinfo))
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery).options(preflight),
+        )
+        .route("/oidc/jwks", get(jwks).options(preflight))
+        .route("/oidc/token", post(token).options(preflight))
+        .route(
+            "/oidc/userinfo",
+            get(userinfo).post(userinfo).options(preflight),
+        )
+        .layer(axum::middleware::from_fn_with_state(server.clone(), cors))
+}
+
+/// The origin of a request from a web page at an application's registered
+/// address (a browser application, a public client), if it is one: only
+/// those may read these answers from JavaScript. No cookie is involved.
+fn application_origin(s: &Server, headers: &HeaderMap) -> Option<header::HeaderValue> {
+    let origin = headers.get(header::ORIGIN)?;
+    let wanted = origin.to_str().ok()?;
+    let clients = s.clients().ok()?;
+    let known = clients
+        .iter()
+        .flat_map(|c| &c.redirect_uris)
+        .any(|uri| url::Url::parse(uri).is_ok_and(|u| u.origin().ascii_serialization() == wanted));
+    known.then(|| origin.clone())
+}
+
+/// A CORS preflight: answered by [`cors`].
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+/// CORS for browser applications at a registered address.
+async fn cors(
+    State(s): State<Arc<Server>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let origin = application_origin(&s, req.headers());
+    let preflight = req.method() == axum::http::Method::OPTIONS;
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::VARY, header::HeaderValue::from_static("Origin"));
+    if let Some(origin) = origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        if preflight {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                header::HeaderValue::from_static("GET, POST"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                header::HeaderValue::from_static("authorization, content-type"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                header::HeaderValue::from_static("600"),
+            );
+        }
+    }
+    resp
 }
 
 async fn discovery(State(s): AppState) -> Response {

@@ -305,3 +305,50 @@ fn expired_hint(sso: &Sso, hint: &str) -> String {
         .sign(TokenAlg::Rs256, &claims)
         .unwrap()
 }
+
+#[tokio::test]
+async fn only_pages_at_registered_addresses_may_read_the_endpoints_from_javascript() {
+    let sso = Sso::start().await;
+    let ts = &sso.ts;
+    let ask = |method: reqwest::Method, path: &str, origin: &str| {
+        ts.http
+            .request(method, format!("{}{path}", ts.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    // SCRAP's pages (http://127.0.0.1:9) may; another site may not.
+    let r = ask(
+        reqwest::Method::OPTIONS,
+        "/oidc/token",
+        "http://127.0.0.1:9",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:9"
+    );
+    assert!(r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    for path in ["/oidc/token", "/oidc/userinfo", "/oidc/jwks"] {
+        let r = ask(reqwest::Method::OPTIONS, path, "https://evil.example")
+            .await
+            .unwrap();
+        assert!(
+            r.headers().get("access-control-allow-origin").is_none(),
+            "{path}"
+        );
+    }
+    let r = ask(reqwest::Method::GET, "/oidc/jwks", "http://127.0.0.1:9")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:9"
+    );
+}
