@@ -36,6 +36,7 @@ pub const MAX_WAIT: u64 = 60;
 pub(crate) fn routes() -> Router<Arc<Server>> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .route("/api/v1/time", get(time))
         .route("/api/v1/devices/activate", post(activate))
         .route("/api/v1/devices/{id}", delete(remove_device))
@@ -281,6 +282,22 @@ async fn verify_totp(
     require_admin(&s, &headers)?;
     let accepted = s.verify_totp(&b.username, &b.code, "admin-api", &ip, now())?;
     Ok(Json(TotpResult { accepted }))
+}
+
+/// `GET /readyz`: ready to serve when the database answers (for a load
+/// balancer; `/healthz` says only that the process is alive).
+async fn ready(State(s): AppState) -> Response {
+    match s.store.schema_version() {
+        Ok(_) => "ready".into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness: the database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database does not answer",
+            )
+                .into_response()
+        }
+    }
 }
 
 /// Body of `POST /api/v1/admin/push`.

@@ -136,6 +136,11 @@ async fn the_api_refuses_what_it_cannot_take() {
     let o = Oneshot::new();
     let admin = o.admin.clone();
     assert_eq!(o.get("/healthz", &[]).await.status, StatusCode::OK);
+    let ready = o.get("/readyz", &[]).await;
+    assert_eq!(
+        (ready.status, ready.body.as_str()),
+        (StatusCode::OK, "ready")
+    );
     let cases: Vec<Case> = vec![
         (
             Method::POST,
