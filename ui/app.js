@@ -386,8 +386,8 @@ $("form-answer").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("req-error").textContent = "";
   if (!action) {
-    if (!/^[0-9]{2}$/.test($("req-number").value.trim())) {
-      $("req-error").textContent = "Enter the two-digit number shown on the sign-in page.";
+    if (!/^[1-9][0-9]$/.test($("req-number").value.trim())) {
+      $("req-error").textContent = "Enter the number shown on the sign-in page: a number from 10 to 99.";
       $("req-number").focus();
       return;
     }

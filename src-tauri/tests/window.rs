@@ -201,7 +201,29 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     s.wait_for(&shown("screen-request"), "the sign-in request");
     println!("push to prompt visible: {} ms", sent.elapsed().as_millis());
     assert!(s.text("#req-account").contains("cs0101@alacop.gov"));
+    // "Deny and report" waits for "No"; the `hidden` attribute hides it.
+    let display = s.script(
+        "return getComputedStyle(document.getElementById('btn-deny-report')).display",
+        json!([]),
+    );
+    assert_eq!(display, json!("none"));
     shots.take(&s, "4-request");
+    // A number the sign-in page cannot show is refused at once, before the
+    // passcode, naming the range.
+    s.type_into("#req-number", "05");
+    s.click("#btn-yes");
+    assert!(
+        s.text("#req-error").contains("from 10 to 99"),
+        "{}",
+        s.text("#req-error")
+    );
+    assert_eq!(
+        s.script(
+            "return document.getElementById('req-pass-box').hidden",
+            json!([])
+        ),
+        json!(true)
+    );
     let wrong = if number == "42" { "43" } else { "42" };
     s.type_into("#req-number", wrong);
     s.click("#btn-yes");
