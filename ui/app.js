@@ -54,6 +54,8 @@ function toast(text) {
 }
 
 function show(screen) {
+  // A message belongs to the screen it was raised on: leaving it ends it.
+  $("toast").hidden = true;
   for (const s of document.querySelectorAll(".screen")) s.hidden = s.id !== "screen-" + screen;
   const first = document.querySelector("#screen-" + screen + " input:not([type=file]), #screen-" + screen + " button");
   if (first) first.focus();
@@ -321,8 +323,8 @@ $("btn-confirm-add").addEventListener("click", async () => {
     const r = await call("add", { text: pendingText, passcode: push ? $("preview-pass").value : null });
     $("preview-pass").value = "";
     $("preview-progress").textContent = "";
-    toast(`Added ${r.added.length} account${r.added.length === 1 ? "" : "s"}` + (r.skipped.length ? `, ${r.skipped.length} already here` : ""));
     show("main");
+    toast(`Added ${r.added.length} account${r.added.length === 1 ? "" : "s"}` + (r.skipped.length ? `, ${r.skipped.length} already here` : ""));
     await refreshAccounts();
   } catch (e) { $("preview-progress").textContent = ""; $("add-error").textContent = message(e); }
 });

@@ -124,6 +124,16 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     // An OTP account typed in; its code agrees with oathtool.
     s.click("#btn-add");
     s.wait_for(&shown("screen-add"), "the add screen");
+    // The back arrow sits beside the heading.
+    let gap = s.script(
+        "return document.getElementById('add-title').getBoundingClientRect().left
+              - document.getElementById('add-back').getBoundingClientRect().right;",
+        json!([]),
+    );
+    assert!(
+        gap.as_f64().unwrap() < 40.0,
+        "arrow and heading {gap} px apart"
+    );
     s.type_into("#add-text", SECRET);
     s.type_into("#add-name", "cs0101@alacop.gov");
     s.click("#form-uri button[type=submit]");
@@ -139,6 +149,18 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
         "document.querySelectorAll('#account-list .account').length == 1",
         "the new account",
     );
+    // "Added 1 account" shows on the list, and not on the next screen.
+    s.wait_for(&shown("toast"), "the toast");
+    assert!(s.text("#toast").contains("Added 1 account"));
+    s.click("#btn-add");
+    s.wait_for(&shown("screen-add"), "the add screen");
+    assert_eq!(
+        s.script("return document.getElementById('toast').hidden", json!([])),
+        json!(true),
+        "the toast followed to the next screen"
+    );
+    s.click("#add-back");
+    s.wait_for(&shown("screen-main"), "the account list");
     let before = oathtool();
     let shown_code = s.text("#account-list .code").replace(' ', "");
     let after = oathtool();
