@@ -388,8 +388,9 @@ $("form-answer").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("req-error").textContent = "";
   if (!action) {
-    if (!/^[1-9][0-9]$/.test($("req-number").value.trim())) {
-      $("req-error").textContent = "Enter the number shown on the sign-in page: a number from 10 to 99.";
+    try { await call("check_number", { number: $("req-number").value }); }
+    catch (e) {
+      $("req-error").textContent = message(e);
       $("req-number").focus();
       return;
     }

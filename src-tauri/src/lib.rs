@@ -32,6 +32,7 @@ pub fn with_commands<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Bu
         commands::requests,
         commands::request_shown,
         commands::answer,
+        commands::check_number,
         commands::history,
         commands::change_passcode,
         commands::set_auto_lock,

@@ -22,7 +22,7 @@ impl Number {
             Ok(n) if two_digits && NUMBER_RANGE.contains(&n) => Ok(Number(n)),
             _ => Err(Error::field(
                 "number",
-                "enter the two-digit number shown on the sign-in page",
+                "enter the number shown on the sign-in page: a number from 10 to 99",
             )),
         }
     }
