@@ -37,14 +37,14 @@ impl From<Error> for CommandError {
     }
 }
 
-fn bad_input(message: impl Into<String>) -> CommandError {
+pub(crate) fn bad_input(message: impl Into<String>) -> CommandError {
     CommandError {
         code: "bad_input",
         message: message.into(),
     }
 }
 
-type Result<T> = std::result::Result<T, CommandError>;
+pub(crate) type Result<T> = std::result::Result<T, CommandError>;
 
 /// Where the app stands, for choosing the first screen.
 #[derive(Debug, Serialize)]
@@ -370,18 +370,6 @@ pub async fn request_shown(state: State<'_, AppState>, id: String) -> Result<()>
 pub struct AnswerView {
     /// The server's verdict: approved, denied, reported, number_mismatch, expired.
     pub status: String,
-}
-
-/// Checks the number typed on a request prompt before the passcode is
-/// asked: the engine's rule (two digits, 10–99), not a copy in the UI.
-#[tauri::command]
-pub fn check_number(number: String) -> Result<u8> {
-    countersign_core::Number::parse(&number)
-        .map(countersign_core::Number::get)
-        .map_err(|e| match e {
-            countersign_core::Error::Field { problem, .. } => bad_input(problem),
-            other => bad_input(other.to_string()),
-        })
 }
 
 /// Answers a request: `approve` (with the number), `deny`, `report` or

@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod listener;
+pub mod prompt;
 pub mod rendering;
 pub mod state;
 
@@ -32,7 +33,7 @@ pub fn with_commands<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Bu
         commands::requests,
         commands::request_shown,
         commands::answer,
-        commands::check_number,
+        prompt::check_number,
         commands::history,
         commands::change_passcode,
         commands::set_auto_lock,
