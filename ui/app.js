@@ -194,12 +194,29 @@ setInterval(() => { if (!$("screen-main").hidden && !$("tab-accounts").hidden) r
 // ---- tabs ---------------------------------------------------------------
 
 function selectTab(name) {
-  for (const b of document.querySelectorAll("[role=tab]")) b.setAttribute("aria-selected", String(b.dataset.tab === name));
+  for (const b of document.querySelectorAll("[role=tab]")) {
+    b.setAttribute("aria-selected", String(b.dataset.tab === name));
+    // One tab stop for the tab list; the arrow keys move within it.
+    b.tabIndex = b.dataset.tab === name ? 0 : -1;
+  }
   for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== "tab-" + name;
   $("main-title").textContent = name.charAt(0).toUpperCase() + name.slice(1);
   if (name === "activity") refreshHistory();
 }
 for (const b of document.querySelectorAll("[role=tab]")) b.addEventListener("click", () => selectTab(b.dataset.tab));
+// The tab list's keys (WAI-ARIA tabs pattern): Left/Right move and wrap,
+// Home/End go to the ends; the tab reached is selected and focused.
+document.querySelector("[role=tablist]").addEventListener("keydown", (ev) => {
+  const tabs = [...document.querySelectorAll("[role=tab]")];
+  const at = tabs.indexOf(document.activeElement);
+  if (at < 0) return;
+  const next = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[ev.key];
+  if (next === undefined) return;
+  ev.preventDefault();
+  const tab = tabs[(next + tabs.length) % tabs.length];
+  selectTab(tab.dataset.tab);
+  tab.focus();
+});
 
 async function refreshHistory() {
   const items = await call("history").catch(() => []);

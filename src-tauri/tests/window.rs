@@ -121,6 +121,33 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     s.click("#form-first button[type=submit]");
     s.wait_for(&shown("screen-main"), "the account list");
 
+    // The tabs name their panels and move with the arrow keys, wrapping.
+    let key = |k: &str| {
+        s.script(
+            "document.activeElement.dispatchEvent(new KeyboardEvent('keydown', {key: arguments[0], bubbles: true}));
+             return document.activeElement.id;",
+            json!([k]),
+        )
+    };
+    assert_eq!(
+        s.script(
+            "return [...document.querySelectorAll('[role=tab]')].map(t => t.getAttribute('aria-controls'))",
+            json!([])
+        ),
+        json!(["tab-accounts", "tab-activity", "tab-settings"])
+    );
+    s.script("document.getElementById('nav-accounts').focus()", json!([]));
+    assert_eq!(key("ArrowRight"), json!("nav-activity"));
+    assert!(
+        s.script(
+            "return !document.getElementById('tab-activity').hidden",
+            json!([])
+        ) == json!(true)
+    );
+    assert_eq!(key("ArrowLeft"), json!("nav-accounts"));
+    assert_eq!(key("ArrowLeft"), json!("nav-settings"));
+    assert_eq!(key("Home"), json!("nav-accounts"));
+
     // An OTP account typed in; its code agrees with oathtool.
     s.click("#btn-add");
     s.wait_for(&shown("screen-add"), "the add screen");
