@@ -283,3 +283,13 @@ pub async fn error_code(resp: reqwest::Response) -> (u16, String) {
     let body: ErrorBody = resp.json().await.unwrap();
     (status, body.code)
 }
+
+/// The text between `start` and the next `end` after it.
+pub fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let i = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start:?} not in page:\n{html}"))
+        + start.len();
+    let j = html[i..].find(end).unwrap() + i;
+    &html[i..j]
+}

@@ -10,7 +10,7 @@ mod backchannel;
 mod direct;
 mod refusals;
 
-use crate::common::{TestDevice, TestServer};
+use crate::common::{between, TestDevice, TestServer};
 use countersign_core::pin::PinnedVerifier;
 use countersign_core::protocol::Decision;
 use countersign_server::domain::methods::Authority;
@@ -286,16 +286,6 @@ impl Agent {
         assert_eq!(v.at, "/signin/stay", "{}", v.page);
         self.post("/signin/stay", &v.page, &[("stay", "no")]).await
     }
-}
-
-/// The text between `start` and the next `end` after it.
-fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
-    let i = html
-        .find(start)
-        .unwrap_or_else(|| panic!("{start:?} not in page:\n{html}"))
-        + start.len();
-    let j = html[i..].find(end).unwrap() + i;
-    &html[i..j]
 }
 
 /// The hidden inputs of a page, each name once.

@@ -8,7 +8,7 @@ mod helpdesk;
 mod methods;
 mod takeover;
 
-use crate::common::{TestDevice, TestServer};
+use crate::common::{between, TestDevice, TestServer};
 use countersign_core::api::ActivateResponse;
 use countersign_core::pin::PinnedVerifier;
 use countersign_core::protocol::Decision;
@@ -21,16 +21,6 @@ const NEW: &str = "Correct-Horse-9-Battery";
 struct Browser {
     http: reqwest::Client,
     base: String,
-}
-
-/// The text between `start` and the next `end` after it.
-fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
-    let i = html
-        .find(start)
-        .unwrap_or_else(|| panic!("{start:?} not in page:\n{html}"))
-        + start.len();
-    let j = html[i..].find(end).unwrap() + i;
-    &html[i..j]
 }
 
 impl Browser {

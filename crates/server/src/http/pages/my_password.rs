@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use maud::{html, Markup};
 
-use super::views::{csrf, problems};
+use super::views::{new_password_form, problems};
 use super::{account, html as page, AppState, NewPasswordForm, PageResult, Posted};
 use crate::http::extract::ClientIp;
 use crate::store::StageKind;
@@ -19,16 +19,7 @@ fn form(token: &str, who: &str, violations: &[String]) -> Markup {
         h1 { "Change password" }
         p { "You can change your password once in 24 hours. Signing in elsewhere with the old password stops working." }
         (problems(violations))
-        form method="post" action="/my/password" {
-            (csrf(token))
-            label for="current" { "Current password" }
-            input #current type="password" name="current" autocomplete="current-password" required;
-            label for="new" { "New password" }
-            input #new type="password" name="new" autocomplete="new-password" required;
-            label for="confirm" { "Confirm password" }
-            input #confirm type="password" name="confirm" autocomplete="new-password" required;
-            button type="submit" { "Change password" }
-        }
+        (new_password_form(token, "/my/password", "Change password"))
         p { a href="/my" { "Cancel" } }
     }
 }

@@ -143,7 +143,15 @@ pub fn update_password(token: &str, account: &str, violations: &[String]) -> Mar
         h1 { "Update your password" }
         p { "You need to update your password because this is the first time you are signing in, or because your password has expired." }
         (problems(violations))
-        form method="post" action="/signin/update-password" {
+        (new_password_form(token, "/signin/update-password", "Sign in"))
+    }
+}
+
+/// The current password, the new one and its confirmation, posted to
+/// `action` (the forced change and "Change password" alike).
+pub fn new_password_form(token: &str, action: &str, submit: &str) -> Markup {
+    html! {
+        form method="post" action=(action) {
             (csrf(token))
             label for="current" { "Current password" }
             input #current type="password" name="current" autocomplete="current-password" required;
@@ -151,7 +159,7 @@ pub fn update_password(token: &str, account: &str, violations: &[String]) -> Mar
             input #new type="password" name="new" autocomplete="new-password" required;
             label for="confirm" { "Confirm password" }
             input #confirm type="password" name="confirm" autocomplete="new-password" required;
-            button type="submit" { "Sign in" }
+            button type="submit" { (submit) }
         }
     }
 }
