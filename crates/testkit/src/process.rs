@@ -68,12 +68,32 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// Whether X display `n` is held by a running server. A lock left by one
+/// that was killed (its process gone) is cleared with its socket, so that
+/// stale files cannot use up the display numbers.
+fn display_in_use(n: u32) -> bool {
+    let lock = format!("/tmp/.X{n}-lock");
+    let socket = format!("/tmp/.X11-unix/X{n}");
+    match std::fs::read_to_string(&lock) {
+        Ok(pid) => {
+            let alive = pid
+                .trim()
+                .parse::<u32>()
+                .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                let _ = std::fs::remove_file(&lock);
+                let _ = std::fs::remove_file(&socket);
+            }
+            alive
+        }
+        Err(_) => Path::new(&socket).exists(),
+    }
+}
+
 /// Starts Xvfb on a free display number; returns it and the process.
 pub fn xvfb() -> (String, Proc) {
     for n in 90..140 {
-        if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            || Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        {
+        if display_in_use(n) {
             continue;
         }
         let display = format!(":{n}");
