@@ -24,6 +24,9 @@ scripts/check-layers.sh
 say "Packaging the app as a .deb (Tauri bundler, debug build) for the package test"
 (cd src-tauri && cargo tauri build --debug --bundles deb --ci --no-binary-patching -- --locked)
 
+say "Building every program the end-to-end tests start (cargo build --workspace --bins)"
+cargo build --workspace --bins --locked
+
 say "Running all tests (cargo test --workspace; the app's window tests run under Xvfb)"
 cargo test --workspace --locked
 
