@@ -600,13 +600,11 @@ fn a_label_with_control_characters_is_shown_escaped_not_obeyed() {
     // server that misbehaves) reaches the device signed all the same.
     let (push, _, id) = start_push_with_id(&env);
     let evil = "Portal\x1b[2J\rApproved: type 42";
-    rusqlite::Connection::open(env.file("data/countersign.db"))
-        .unwrap()
-        .execute(
-            "UPDATE challenges SET application = ?1 WHERE id = ?2",
-            [evil, id.as_str()],
-        )
-        .unwrap();
+    countersign_testkit::postgres::sql(
+        &env.file("data"),
+        "UPDATE challenges SET application = ?1 WHERE id = ?2",
+        &[evil, id.as_str()],
+    );
     let out = cli(&env, &["pending"]);
     assert_ok(&out, "countersign pending");
     let shown = String::from_utf8_lossy(&out.stdout);

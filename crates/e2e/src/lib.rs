@@ -284,6 +284,7 @@ fn server_command(dir: &Path, args: &[&str]) -> Command {
         .arg(dir.join("server.toml"))
         .args(args)
         .env_remove("COUNTERSIGN_LISTEN");
+    countersign_testkit::postgres::store_env(&mut c, &dir.join("data"));
     c
 }
 

@@ -8,6 +8,7 @@
 
 pub mod captcha;
 pub mod outbox;
+pub mod postgres;
 pub mod process;
 pub mod webdriver;
 

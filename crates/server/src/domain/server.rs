@@ -62,7 +62,12 @@ pub struct Server {
 impl Server {
     /// Opens the data folder's database and keys.
     pub fn open(config: Config, dir: &DataDir) -> anyhow::Result<Self> {
-        let store = Store::open(&dir.database())?;
+        let store = if config.store.is_postgres() {
+            Store::open_url(&config.store.url)
+                .map_err(|e| anyhow::anyhow!("store {}: {e}", config.store.display_url()))?
+        } else {
+            Store::open(&dir.database())?
+        };
         let token = dir.admin_token()?;
         let master_key = dir.master_key()?;
         let config_clients = config

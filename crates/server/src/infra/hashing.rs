@@ -73,7 +73,7 @@ fn threads() -> usize {
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread")]
     async fn work_runs_on_a_hashing_thread_and_comes_back() {
         let h = Hashing::default();
         let name = h

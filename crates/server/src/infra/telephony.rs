@@ -184,7 +184,7 @@ fn write_private(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread")]
     async fn the_outbox_holds_one_private_json_file_per_message() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
@@ -221,7 +221,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o700);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread")]
     async fn the_webhook_receives_the_message_with_the_bearer_token() {
         use axum::http::HeaderMap;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
@@ -268,7 +268,7 @@ mod tests {
         assert_eq!(v["at"], 7);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread")]
     async fn a_webhook_that_fails_gives_a_clear_refusal() {
         // A port nothing listens on.
         let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -2,10 +2,10 @@
 //! removing a row breaks every hash after it.
 
 use ring::digest::{Context, SHA256};
-use rusqlite::{params, Row};
 use serde::Serialize;
 
-use super::{exec, one, Store, StoreError};
+use super::db::{args, Db, Row};
+use super::{Store, StoreError};
 
 /// A row to append.
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +120,7 @@ fn chain_hash(prev: &[u8], seq: i64, at: u64, e: &NewAudit<'_>) -> Vec<u8> {
     ctx.finish().as_ref().to_vec()
 }
 
-fn entry(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
+fn entry(r: &Row<'_>) -> Result<AuditEntry, StoreError> {
     let prev: Vec<u8> = r.get(8)?;
     let hash: Vec<u8> = r.get(9)?;
     Ok(AuditEntry {
@@ -153,31 +153,27 @@ impl Store {
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.pool.write(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let mut w = Write {
-                tx,
+        self.pool.transaction(|db| {
+            change(&mut Write {
+                db,
                 now,
                 audited: false,
-            };
-            let out = change(&mut w)?;
-            w.tx.commit()?;
-            Ok(out)
+            })
         })
     }
 }
 
 /// An open write transaction (see [`Store::write`]).
 pub struct Write<'c> {
-    tx: rusqlite::Transaction<'c>,
+    db: &'c Db<'c>,
     now: u64,
     audited: bool,
 }
 
 impl Write<'_> {
     /// The transaction's connection, for the store's statements.
-    pub(super) fn conn(&self) -> &rusqlite::Connection {
-        &self.tx
+    pub(super) fn db(&self) -> &Db<'_> {
+        self.db
     }
 
     /// Whether an audit row was appended in this transaction.
@@ -188,22 +184,19 @@ impl Write<'_> {
     /// Appends an audit row within the transaction.
     pub fn audit(&mut self, e: &NewAudit<'_>) -> Result<(), StoreError> {
         self.audited = true;
-        let (tx, now) = (&self.tx, self.now);
-        let (seq, prev): (i64, Vec<u8>) = one(
-            tx,
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok((0, vec![0u8; 32])),
-            other => Err(other),
-        })?;
+        let (db, now) = (self.db, self.now);
+        let (seq, prev): (i64, Vec<u8>) = db
+            .opt(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                args![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .unwrap_or((0, vec![0u8; 32]));
         let seq = seq + 1;
         let hash = chain_hash(&prev, seq, now, e);
-        exec(tx,
+        db.exec(
             "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![seq, now, e.actor, e.action, e.target, e.ip, e.outcome, e.detail, prev, hash],
+            args![seq, now, e.actor, e.action, e.target, e.ip, e.outcome, e.detail, prev, hash],
         )?;
         Ok(())
     }
@@ -219,97 +212,91 @@ impl Store {
         outcome: &str,
         since: u64,
     ) -> Result<u32, StoreError> {
-        self.read(|conn| {
-            Ok(one(conn,
+        self.read(|db| {
+            db.one(
                 "SELECT COUNT(*) FROM audit WHERE target = ?1 AND at >= ?2 AND action = ?3 AND outcome = ?4",
-                params![target, since, action, outcome],
+                args![target, since, action, outcome],
                 |r| r.get(0),
-            )?)
+            )
         })
     }
 
     /// The rows `f` selects, oldest first.
     pub fn audit_entries(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
+        let limit = f
+            .newest
+            .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut rows = self.read(|db| {
+            db.all(
                 "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit \
-                 WHERE (?1 IS NULL OR actor = ?1 OR target = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at < ?3) \
-                 AND (?4 IS NULL OR actor = ?4) AND (?5 IS NULL OR substr(action, 1, length(?5)) = ?5) \
-                 AND (?6 IS NULL OR outcome = ?6) AND (?7 IS NULL OR seq > ?7) \
+                 WHERE (CAST(?1 AS TEXT) IS NULL OR actor = ?1 OR target = ?1) \
+                 AND (CAST(?2 AS BIGINT) IS NULL OR at >= ?2) AND (CAST(?3 AS BIGINT) IS NULL OR at < ?3) \
+                 AND (CAST(?4 AS TEXT) IS NULL OR actor = ?4) \
+                 AND (CAST(?5 AS TEXT) IS NULL OR substr(action, 1, length(?5)) = ?5) \
+                 AND (CAST(?6 AS TEXT) IS NULL OR outcome = ?6) AND (CAST(?7 AS BIGINT) IS NULL OR seq > ?7) \
                  ORDER BY seq DESC LIMIT ?8",
-            )?;
-            let limit = f
-                .newest
-                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-            let mut rows: Vec<AuditEntry> = stmt
-                .query_map(
-                    params![
-                        f.user,
-                        f.since,
-                        f.until,
-                        f.actor,
-                        f.action,
-                        f.outcome,
-                        f.after_seq,
-                        limit
-                    ],
-                    entry,
-                )?
-                .collect::<Result<_, _>>()?;
-            rows.reverse();
-            Ok(rows)
-        })
+                args![
+                    f.user.as_deref(),
+                    f.since,
+                    f.until,
+                    f.actor.as_deref(),
+                    f.action.as_deref(),
+                    f.outcome.as_deref(),
+                    f.after_seq,
+                    limit
+                ],
+                entry,
+            )
+        })?;
+        rows.reverse();
+        Ok(rows)
     }
 
     /// Recomputes the whole chain. `Ok(n)` with the number of rows when
     /// intact; `Err(seq)` at the first row that was altered, inserted or
     /// follows a removed one.
     pub fn verify_audit(&self) -> Result<Result<usize, i64>, StoreError> {
-        self.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit ORDER BY seq")?;
-            let mut rows = stmt.query([])?;
+        self.read(|db| {
             let mut prev = vec![0u8; 32];
             let mut expected_seq = 1;
-            let mut n = 0;
-            while let Some(r) = rows.next()? {
-                let seq: i64 = r.get(0)?;
-                let (actor, action, target, ip, outcome, detail): (
-                    String,
-                    String,
-                    String,
-                    String,
-                    String,
-                    String,
-                ) = (
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                );
-                let e = NewAudit {
-                    actor: &actor,
-                    action: &action,
-                    target: &target,
-                    ip: &ip,
-                    outcome: &outcome,
-                    detail: &detail,
-                };
-                let stored_prev: Vec<u8> = r.get(8)?;
-                let stored: Vec<u8> = r.get(9)?;
-                if seq != expected_seq
-                    || stored_prev != prev
-                    || chain_hash(&prev, seq, r.get(1)?, &e) != stored
-                {
-                    return Ok(Err(seq));
-                }
-                prev = stored;
-                expected_seq += 1;
-                n += 1;
-            }
-            Ok(Ok(n))
+            let mut broken = None;
+            db.all(
+                "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit ORDER BY seq",
+                args![],
+                |r| {
+                    if broken.is_some() {
+                        return Ok(());
+                    }
+                    let seq: i64 = r.get(0)?;
+                    let text = |i| r.get::<String>(i);
+                    let (actor, action, target, ip, outcome, detail) =
+                        (text(2)?, text(3)?, text(4)?, text(5)?, text(6)?, text(7)?);
+                    let e = NewAudit {
+                        actor: &actor,
+                        action: &action,
+                        target: &target,
+                        ip: &ip,
+                        outcome: &outcome,
+                        detail: &detail,
+                    };
+                    let stored_prev: Vec<u8> = r.get(8)?;
+                    let stored: Vec<u8> = r.get(9)?;
+                    if seq != expected_seq
+                        || stored_prev != prev
+                        || chain_hash(&prev, seq, r.get(1)?, &e) != stored
+                    {
+                        broken = Some(seq);
+                        return Ok(());
+                    }
+                    prev = stored;
+                    expected_seq += 1;
+                    Ok(())
+                },
+            )?;
+            Ok(match broken {
+                Some(seq) => Err(seq),
+                None => Ok((expected_seq - 1) as usize),
+            })
         })
     }
 }
@@ -325,6 +312,11 @@ mod tests {
         for formula in ["=1+1", "+1", "-1", "@SUM(A1)"] {
             assert_eq!(csv_field(formula), format!("\"'{formula}\""));
         }
+    }
+
+    /// Changes the table behind the store's back, as an intruder would.
+    fn raw(store: &Store, sql: &str) {
+        store.pool.transaction(|db| db.batch(sql)).unwrap();
     }
 
     fn row<'a>(action: &'a str) -> NewAudit<'a> {
@@ -345,20 +337,11 @@ mod tests {
             store.audit(&row(a), 100).unwrap();
         }
         assert_eq!(store.verify_audit().unwrap(), Ok(3));
-        store
-            .pool
-            .write(|c| c.execute("UPDATE audit SET outcome = 'refused' WHERE seq = 2", []))
-            .unwrap();
+        raw(&store, "UPDATE audit SET outcome = 'refused' WHERE seq = 2");
         assert_eq!(store.verify_audit().unwrap(), Err(2));
-        store
-            .pool
-            .write(|c| c.execute("UPDATE audit SET outcome = 'ok' WHERE seq = 2", []))
-            .unwrap();
+        raw(&store, "UPDATE audit SET outcome = 'ok' WHERE seq = 2");
         assert_eq!(store.verify_audit().unwrap(), Ok(3));
-        store
-            .pool
-            .write(|c| c.execute("DELETE FROM audit WHERE seq = 2", []))
-            .unwrap();
+        raw(&store, "DELETE FROM audit WHERE seq = 2");
         assert_eq!(store.verify_audit().unwrap(), Err(3));
     }
 
@@ -369,10 +352,7 @@ mod tests {
         let store = Store::open_in_memory().unwrap();
         store.audit(&row("a"), 1).unwrap();
         store.audit(&row("b"), 2).unwrap();
-        store
-            .pool
-            .write(|c| c.execute("DELETE FROM audit WHERE seq = 2", []))
-            .unwrap();
+        raw(&store, "DELETE FROM audit WHERE seq = 2");
         assert_eq!(store.verify_audit().unwrap(), Ok(1));
     }
 }

@@ -1,10 +1,9 @@
 //! Push challenges.
 
+use super::db::{args, Row};
+use super::{Store, StoreError, Write};
 use countersign_core::api::ChallengeStatus;
 use countersign_core::protocol::{Challenge, ChallengeKind};
-use rusqlite::{params, Row};
-
-use super::{exec, one, optional, Store, StoreError, Write};
 
 /// A challenge to store.
 pub struct NewChallenge<'a> {
@@ -68,7 +67,7 @@ const COLUMNS: &str = "id, device_id, application, ip, location, kind, created_a
                        delivered_at, shown_at, answered_at, (SELECT username FROM users WHERE users.id = challenges.user_id), \
                        created_ms, delivered_ms, response, shown_ms, answered_ms, connected_when_asked";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
+fn row(r: &Row<'_>) -> Result<ChallengeRow, StoreError> {
     let kind: String = r.get(5)?;
     let status: String = r.get(10)?;
     Ok(ChallengeRow {
@@ -105,13 +104,12 @@ fn row(r: &Row<'_>) -> rusqlite::Result<ChallengeRow> {
 impl Store {
     /// A challenge by id.
     pub fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError> {
-        self.read(|conn| {
-            optional(one(
-                conn,
+        self.read(|db| {
+            db.opt(
                 &format!("SELECT {COLUMNS} FROM challenges WHERE id = ?1"),
-                [id],
+                args![id],
                 row,
-            ))
+            )
         })
     }
 
@@ -121,26 +119,21 @@ impl Store {
         device_id: &str,
         now: u64,
     ) -> Result<Vec<ChallengeRow>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
+        self.read(|db| {
+            db.all(&format!(
                 "SELECT {COLUMNS} FROM challenges WHERE device_id = ?1 AND status = 'pending' AND expires_at > ?2 ORDER BY created_at, rowid"
-            ))?;
-            let rows = stmt
-                .query_map(params![device_id, now], row)?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+            ), args![device_id, now], row)
         })
     }
 
     /// Challenges created for a user since `since`.
     pub fn challenges_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
-        self.read(|conn| {
-            Ok(one(
-                conn,
+        self.read(|db| {
+            db.one(
                 "SELECT COUNT(*) FROM challenges WHERE user_id = ?1 AND created_at >= ?2",
-                params![user_id, since],
+                args![user_id, since],
                 |r| r.get(0),
-            )?)
+            )
         })
     }
 
@@ -150,25 +143,23 @@ impl Store {
         user_id: i64,
         limit: usize,
     ) -> Result<Vec<ChallengeRow>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
+        self.read(|db| {
+            db.all(&format!(
                 "SELECT {COLUMNS} FROM challenges WHERE user_id = ?1 ORDER BY created_ms DESC, rowid DESC LIMIT ?2"
-            ))?;
-            let rows = stmt
-                .query_map(params![user_id, limit as i64], row)?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+            ), args![user_id, limit], row)
         })
     }
 
     /// Every challenge created since `since` (Unix seconds), oldest first.
     pub fn challenges_created_since(&self, since: u64) -> Result<Vec<ChallengeRow>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM challenges WHERE created_at >= ?1 ORDER BY created_at"
-            ))?;
-            let rows = stmt.query_map([since], row)?.collect::<Result<_, _>>()?;
-            Ok(rows)
+        self.read(|db| {
+            db.all(
+                &format!(
+                    "SELECT {COLUMNS} FROM challenges WHERE created_at >= ?1 ORDER BY created_at"
+                ),
+                args![since],
+                row,
+            )
         })
     }
 }
@@ -178,10 +169,10 @@ impl Write<'_> {
     pub fn insert_challenge(&self, c: &NewChallenge<'_>) -> Result<(), StoreError> {
         let ch = c.challenge;
         let kind = ch.kind.as_str();
-        exec(self.conn(),
+        self.db().exec(
             "INSERT INTO challenges (id, user_id, device_id, number, kind, application, ip, location, created_at, expires_at, created_ms, connected_when_asked) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![ch.id, c.user_id, ch.device_id, c.number, kind, ch.application, ch.ip, ch.location, ch.created_at, ch.expires_at, c.created_ms, c.connected],
+            args![ch.id, c.user_id, ch.device_id, c.number, kind, ch.application, ch.ip, ch.location, ch.created_at, ch.expires_at, c.created_ms, c.connected],
         )?;
         Ok(())
     }
@@ -196,11 +187,10 @@ impl Write<'_> {
         now: u64,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let n = exec(
-            self.conn(),
+        let n = self.db().exec(
             "UPDATE challenges SET status = ?2, response = ?3, answered_at = ?4, answered_ms = ?5 \
              WHERE id = ?1 AND status = 'pending' AND expires_at > ?4",
-            params![id, status.as_str(), response_json, now, now_ms],
+            args![id, status.as_str(), response_json, now, now_ms],
         )?;
         Ok(n == 1)
     }
@@ -216,16 +206,13 @@ impl Write<'_> {
         } else {
             "UPDATE challenges SET delivered_at = ?2, delivered_ms = ?3 WHERE id = ?1 AND delivered_at IS NULL"
         };
-        Ok(exec(self.conn(), sql, params![id, at_ms / 1000, at_ms])? == 1)
+        Ok(self.db().exec(sql, args![id, at_ms / 1000, at_ms])? == 1)
     }
 
     /// Marks pending challenges past their expiry as expired; returns them.
     pub fn expire_challenges(&self, now: u64) -> Result<Vec<ChallengeRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
+        self.db().all(&format!(
             "UPDATE challenges SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?1 RETURNING {COLUMNS}"
-        ))?;
-        let rows = stmt.query_map([now], row)?.collect::<Result<_, _>>()?;
-        Ok(rows)
+        ), args![now], row)
     }
 }

@@ -1,9 +1,9 @@
 //! Activation codes and enrolled devices.
 
-use rusqlite::{params, Row};
 use serde::Serialize;
 
-use super::{exec, one, optional, Store, StoreError, Write, HAS_METHOD};
+use super::db::{args, Row};
+use super::{Store, StoreError, Write, HAS_METHOD};
 
 /// A pending activation.
 #[derive(Debug, Clone)]
@@ -107,7 +107,7 @@ pub struct DeviceRow {
 const COLUMNS: &str = "id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, totp_algorithm, \
                        totp_digits, totp_period, last_totp_step, created_at, last_seen_at, receipt_key";
 
-fn device(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
+fn device(r: &Row<'_>) -> Result<DeviceRow, StoreError> {
     let key: Vec<u8> = r.get(5)?;
     let mut public_key = [0u8; 32];
     if key.len() == 32 {
@@ -129,7 +129,7 @@ fn device(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
         created_at: r.get(12)?,
         last_seen_at: r.get(13)?,
         receipt_key: r
-            .get::<_, Option<Vec<u8>>>(14)?
+            .get::<Option<Vec<u8>>>(14)?
             .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok()),
     })
 }
@@ -137,10 +137,10 @@ fn device(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
 impl Store {
     /// An activation by its public id.
     pub fn activation(&self, id: &str) -> Result<Option<ActivationRow>, StoreError> {
-        self.read(|conn| {
-            optional(one(conn,
+        self.read(|db| {
+            db.opt(
                 "SELECT id, user_id, secret_hash, expires_at, attempts, used_at, first_method FROM activations WHERE id = ?1",
-                [id],
+                args![id],
                 |r| {
                     Ok(ActivationRow {
                         id: r.get(0)?,
@@ -152,32 +152,27 @@ impl Store {
                         first_method: r.get(6)?,
                     })
                 },
-            ))
+            )
         })
     }
 
     /// An active (not removed) device.
     pub fn device(&self, id: &str) -> Result<Option<DeviceRow>, StoreError> {
-        self.read(|conn| {
-            optional(one(
-                conn,
+        self.read(|db| {
+            db.opt(
                 &format!("SELECT {COLUMNS} FROM devices WHERE id = ?1 AND removed_at IS NULL"),
-                [id],
+                args![id],
                 device,
-            ))
+            )
         })
     }
 
     /// A user's active devices, newest first.
     pub fn devices_of(&self, user_id: i64) -> Result<Vec<DeviceRow>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
+        self.read(|db| {
+            db.all(&format!(
                 "SELECT {COLUMNS} FROM devices WHERE user_id = ?1 AND removed_at IS NULL ORDER BY created_at DESC, rowid DESC"
-            ))?;
-            let rows = stmt
-                .query_map([user_id], device)?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+            ), args![user_id], device)
         })
     }
 }
@@ -193,19 +188,18 @@ impl Write<'_> {
         now: u64,
         ttl: u64,
     ) -> Result<(), StoreError> {
-        exec(self.conn(),
+        self.db().exec(
             "INSERT INTO activations (id, user_id, secret_hash, created_at, expires_at, first_method) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, user_id, secret_hash, now, now + ttl, first_method],
+            args![id, user_id, secret_hash, now, now + ttl, first_method],
         )?;
         Ok(())
     }
 
     /// Counts a wrong secret against an activation.
     pub fn count_activation_attempt(&self, id: &str) -> Result<(), StoreError> {
-        exec(
-            self.conn(),
+        self.db().exec(
             "UPDATE activations SET attempts = attempts + 1 WHERE id = ?1",
-            [id],
+            args![id],
         )?;
         Ok(())
     }
@@ -219,29 +213,27 @@ impl Write<'_> {
         d: &NewDevice<'_>,
         now: u64,
     ) -> Result<Binding, StoreError> {
-        let tx = self.conn();
-        let first_method: bool = one(
-            tx,
+        let db = self.db();
+        let first_method: bool = db.one(
             "SELECT first_method FROM activations WHERE id = ?1",
-            [activation_id],
+            args![activation_id],
             |r| r.get(0),
         )?;
-        if first_method && one(tx, HAS_METHOD, [d.user_id], |r| r.get(0))? {
+        if first_method && db.one(HAS_METHOD, args![d.user_id], |r| r.get(0))? {
             return Ok(Binding::AccountHasMethod);
         }
-        let used = exec(
-            tx,
+        let used = db.exec(
             "UPDATE activations SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
-            params![activation_id, now],
+            args![activation_id, now],
         )?;
         if used == 0 {
             return Ok(Binding::CodeUsed);
         }
-        exec(tx,
+        db.exec(
             "INSERT INTO devices (id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, \
              totp_algorithm, totp_digits, totp_period, created_at, last_seen_at, receipt_key) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
-            params![
+            args![
                 d.id,
                 d.user_id,
                 d.name,
@@ -262,10 +254,9 @@ impl Write<'_> {
 
     /// Records contact from a device.
     pub fn touch_device(&self, id: &str, now: u64) -> Result<(), StoreError> {
-        exec(
-            self.conn(),
+        self.db().exec(
             "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
-            params![id, now],
+            args![id, now],
         )?;
         Ok(())
     }
@@ -273,37 +264,34 @@ impl Write<'_> {
     /// Accepts TOTP step `step` for a device unless it, or a later one, was
     /// accepted before (replay guard). True when accepted.
     pub fn accept_totp_step(&self, device_id: &str, step: u64) -> Result<bool, StoreError> {
-        let n = exec(
-            self.conn(),
+        let n = self.db().exec(
             "UPDATE devices SET last_totp_step = ?2 WHERE id = ?1 AND last_totp_step < ?2",
-            params![device_id, step as i64],
+            args![device_id, step as i64],
         )?;
         Ok(n == 1)
     }
 
     /// Removes a device (kept for the audit trail, no longer usable).
     pub fn remove_device(&self, id: &str, now: u64) -> Result<bool, StoreError> {
-        let n = exec(
-            self.conn(),
+        let n = self.db().exec(
             "UPDATE devices SET removed_at = ?2 WHERE id = ?1 AND removed_at IS NULL",
-            params![id, now],
+            args![id, now],
         )?;
         Ok(n == 1)
     }
 
     /// Removes every device of a user and voids unused activation codes.
     pub fn remove_devices_of(&self, user_id: i64, now: u64) -> Result<usize, StoreError> {
-        let tx = self.conn();
-        let n = exec(
-            tx,
+        let db = self.db();
+        let n = db.exec(
             "UPDATE devices SET removed_at = ?2 WHERE user_id = ?1 AND removed_at IS NULL",
-            params![user_id, now],
+            args![user_id, now],
         )?;
         // Unused codes die by expiring: `used_at` means a device was bound
         // (a session that showed the code counts that as proving the app).
-        exec(tx,
-            "UPDATE activations SET expires_at = MIN(expires_at, ?2) WHERE user_id = ?1 AND used_at IS NULL",
-            params![user_id, now],
+        db.exec(
+            "UPDATE activations SET expires_at = ?2 WHERE user_id = ?1 AND used_at IS NULL AND expires_at > ?2",
+            args![user_id, now],
         )?;
         Ok(n)
     }

@@ -1,9 +1,8 @@
 //! Sign-in methods besides devices: verified phones, security answers and
 //! the one-time codes sent to phones.
 
-use rusqlite::{params, Row};
-
-use super::{exec, one, optional, Store, StoreError, Write, HAS_METHOD};
+use super::db::{args, Db, Row};
+use super::{Store, StoreError, Write, HAS_METHOD};
 
 /// What a user has registered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,7 +49,7 @@ pub struct PhoneCode {
     pub used_at: Option<u64>,
 }
 
-fn phone_code(r: &Row<'_>) -> rusqlite::Result<PhoneCode> {
+fn phone_code(r: &Row<'_>) -> Result<PhoneCode, StoreError> {
     Ok(PhoneCode {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -68,26 +67,22 @@ fn phone_code(r: &Row<'_>) -> rusqlite::Result<PhoneCode> {
 impl Store {
     /// The methods `user_id` has registered.
     pub fn methods_of(&self, user_id: i64) -> Result<Methods, StoreError> {
-        self.read(|conn| {
-            let app: bool = one(
-                conn,
+        self.read(|db| {
+            let app: bool = db.one(
                 "SELECT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1 AND removed_at IS NULL)",
-                [user_id],
+                args![user_id],
                 |r| r.get(0),
             )?;
-            let phone = optional(one(
-                conn,
+            let phone = db.opt(
                 "SELECT number FROM phones WHERE user_id = ?1",
-                [user_id],
+                args![user_id],
                 |r| r.get(0),
-            ))?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT question FROM security_answers WHERE user_id = ?1 ORDER BY question",
             )?;
-            let questions = stmt
-                .query_map([user_id], |r| r.get::<_, i64>(0))?
-                .map(|q| q.map(|q| q as usize))
-                .collect::<Result<_, _>>()?;
+            let questions = db.all(
+                "SELECT question FROM security_answers WHERE user_id = ?1 ORDER BY question",
+                args![user_id],
+                |r| Ok(r.get::<u32>(0)? as usize),
+            )?;
             Ok(Methods {
                 app,
                 phone,
@@ -98,37 +93,35 @@ impl Store {
 
     /// The stored hash of the answer to question `q`.
     pub fn answer_hash(&self, user_id: i64, q: usize) -> Result<Option<String>, StoreError> {
-        self.read(|conn| {
-            optional(one(
-                conn,
+        self.read(|db| {
+            db.opt(
                 "SELECT answer_hash FROM security_answers WHERE user_id = ?1 AND question = ?2",
-                params![user_id, q as i64],
+                args![user_id, q],
                 |r| r.get(0),
-            ))
+            )
         })
     }
 
     /// A sent code by id.
     pub fn phone_code(&self, id: &str) -> Result<Option<PhoneCode>, StoreError> {
-        self.read(|conn| {
-            optional(one(conn,
+        self.read(|db| {
+            db.opt(
                 "SELECT id, user_id, number, channel, purpose, code_hash, created_at, expires_at, attempts, used_at \
                  FROM phone_codes WHERE id = ?1",
-                [id],
+                args![id],
                 phone_code,
-            ))
+            )
         })
     }
 
     /// Codes sent to `user_id` since `since` (the sending limit).
     pub fn phone_codes_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
-        self.read(|conn| {
-            Ok(one(
-                conn,
+        self.read(|db| {
+            db.one(
                 "SELECT COUNT(*) FROM phone_codes WHERE user_id = ?1 AND created_at >= ?2",
-                params![user_id, since],
+                args![user_id, since],
                 |r| r.get(0),
-            )?)
+            )
         })
     }
 }
@@ -143,11 +136,11 @@ impl Write<'_> {
         first_only: bool,
         now: u64,
     ) -> Result<bool, StoreError> {
-        self.add_method(user_id, first_only, |tx| {
-            exec(
-                tx,
-                "INSERT OR REPLACE INTO phones (user_id, number, verified_at) VALUES (?1, ?2, ?3)",
-                params![user_id, number, now],
+        self.add_method(user_id, first_only, |db| {
+            db.exec(
+                "INSERT INTO phones (user_id, number, verified_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id) DO UPDATE SET number = excluded.number, verified_at = excluded.verified_at",
+                args![user_id, number, now],
             )?;
             Ok(())
         })
@@ -159,23 +152,22 @@ impl Write<'_> {
         &self,
         user_id: i64,
         first_only: bool,
-        write: impl FnOnce(&rusqlite::Connection) -> Result<(), StoreError>,
+        write: impl FnOnce(&Db<'_>) -> Result<(), StoreError>,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn();
-        if first_only && one(tx, HAS_METHOD, [user_id], |r| r.get(0))? {
+        let db = self.db();
+        if first_only && db.one(HAS_METHOD, args![user_id], |r| r.get(0))? {
             return Ok(false);
         }
-        write(tx)?;
+        write(db)?;
         Ok(true)
     }
 
     /// Removes the user's phone; true if there was one.
     pub fn remove_phone(&self, user_id: i64) -> Result<bool, StoreError> {
-        Ok(exec(
-            self.conn(),
-            "DELETE FROM phones WHERE user_id = ?1",
-            [user_id],
-        )? > 0)
+        Ok(self
+            .db()
+            .exec("DELETE FROM phones WHERE user_id = ?1", args![user_id])?
+            > 0)
     }
 
     /// Replaces the user's security answers with `answers` (question index,
@@ -188,12 +180,12 @@ impl Write<'_> {
         first_only: bool,
         now: u64,
     ) -> Result<bool, StoreError> {
-        self.add_method(user_id, first_only, |tx| {
-            exec(tx, "DELETE FROM security_answers WHERE user_id = ?1", [user_id])?;
+        self.add_method(user_id, first_only, |db| {
+            db.exec("DELETE FROM security_answers WHERE user_id = ?1", args![user_id])?;
             for (q, hash) in answers {
-                exec(tx,
+                db.exec(
                     "INSERT INTO security_answers (user_id, question, answer_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![user_id, *q as i64, hash, now],
+                    args![user_id, q, hash, now],
                 )?;
             }
             Ok(())
@@ -202,19 +194,18 @@ impl Write<'_> {
 
     /// Removes the user's security answers; true if there were some.
     pub fn remove_answers(&self, user_id: i64) -> Result<bool, StoreError> {
-        Ok(exec(
-            self.conn(),
+        Ok(self.db().exec(
             "DELETE FROM security_answers WHERE user_id = ?1",
-            [user_id],
+            args![user_id],
         )? > 0)
     }
 
     /// Records a code sent to a phone.
     pub fn insert_phone_code(&self, c: &PhoneCode) -> Result<(), StoreError> {
-        exec(self.conn(),
+        self.db().exec(
             "INSERT INTO phone_codes (id, user_id, number, channel, purpose, code_hash, created_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![c.id, c.user_id, c.number, c.channel, c.purpose, c.code_hash, c.created_at, c.expires_at],
+            args![c.id, c.user_id, c.number, c.channel, c.purpose, c.code_hash, c.created_at, c.expires_at],
         )?;
         Ok(())
     }
@@ -222,14 +213,13 @@ impl Write<'_> {
     /// Which kinds of method `user_id` has (app, phone, questions), read
     /// inside the transaction that would change them.
     pub fn method_kinds(&self, user_id: i64) -> Result<[bool; 3], StoreError> {
-        Ok(one(
-            self.conn(),
+        self.db().one(
             "SELECT EXISTS (SELECT 1 FROM devices WHERE user_id = ?1 AND removed_at IS NULL), \
              EXISTS (SELECT 1 FROM phones WHERE user_id = ?1), \
              EXISTS (SELECT 1 FROM security_answers WHERE user_id = ?1)",
-            [user_id],
+            args![user_id],
             |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]),
-        )?)
+        )
     }
 
     /// Takes one of the `max` tries of code `id` before it is compared:
@@ -237,20 +227,18 @@ impl Write<'_> {
     /// the statement that checks them, so parallel guesses cannot share a
     /// try.
     pub fn try_phone_code(&self, id: &str, max: u32, now: u64) -> Result<bool, StoreError> {
-        Ok(exec(
-            self.conn(),
+        Ok(self.db().exec(
             "UPDATE phone_codes SET attempts = attempts + 1 \
              WHERE id = ?1 AND used_at IS NULL AND expires_at > ?3 AND attempts < ?2",
-            params![id, max, now],
+            args![id, max, now],
         )? == 1)
     }
 
     /// Marks `id` used; false if it already was (a race lost).
     pub fn use_phone_code(&self, id: &str, now: u64) -> Result<bool, StoreError> {
-        Ok(exec(
-            self.conn(),
+        Ok(self.db().exec(
             "UPDATE phone_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
-            params![id, now],
+            args![id, now],
         )? == 1)
     }
 }

@@ -1,11 +1,12 @@
-//! The store's connections: one writer (SQLite serialises writers anyway)
-//! and a few read-only connections. In WAL mode a reader sees every commit
-//! made before its statement started and never waits for the writer, so
-//! pages, device streams and long help-desk queries do not queue behind
-//! writes or behind each other.
+//! The store's connections. On SQLite: one writer (SQLite serialises
+//! writers anyway) and a few read-only connections. In WAL mode a reader
+//! sees every commit made before its statement started and never waits
+//! for the writer, so pages, device streams and long help-desk queries do
+//! not queue behind writes or behind each other. On PostgreSQL: see
+//! [`super::pg`].
 //!
-//! An async worker never waits for a connection: when every one it could
-//! use is busy, the wait and the statements run as blocking work
+//! An async worker never waits for a SQLite connection: when every one it
+//! could use is busy, the wait and the statements run as blocking work
 //! (`block_in_place`), and the worker's other tasks move to another thread.
 //! When one is free, the statements (microseconds) run in place: handing
 //! each of them to another thread measured slower (docs/PERFORMANCE.md).
@@ -16,13 +17,53 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::db::Db;
+use super::pg::Pg;
 use super::StoreError;
+
+/// Either back end's connections.
+pub(super) enum Pool {
+    /// The embedded default.
+    Lite(Lite),
+    /// Shared by several instances.
+    Pg(Pg),
+}
+
+impl Pool {
+    /// Runs `f` (statements that only read).
+    pub(super) fn read<T>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self {
+            Pool::Lite(p) => p.read(|c| f(&Db::Lite(c))),
+            Pool::Pg(p) => p.read(f),
+        }
+    }
+
+    /// Runs `f` in one transaction, serialised with every other writer:
+    /// committed when it returns `Ok`, rolled back otherwise.
+    pub(super) fn transaction<T>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self {
+            Pool::Lite(p) => p.write(|c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let out = f(&Db::Lite(&tx))?;
+                tx.commit()?;
+                Ok(out)
+            }),
+            Pool::Pg(p) => p.transaction(f),
+        }
+    }
+}
 
 /// Read-only connections opened beside the writer.
 const READERS: usize = 4;
 
-/// The writer and the readers.
-pub(super) struct Pool {
+/// SQLite's writer and readers.
+pub(super) struct Lite {
     writer: Mutex<Connection>,
     /// Empty for an in-memory database, which only its own connection
     /// sees: reads then use the writer.
@@ -30,7 +71,7 @@ pub(super) struct Pool {
     next: AtomicUsize,
 }
 
-impl Pool {
+impl Lite {
     /// Wraps the (migrated) writer and opens readers on the file at `path`.
     pub(super) fn new(writer: Connection, path: Option<&Path>) -> Result<Self, StoreError> {
         let mut readers = Vec::new();
@@ -43,7 +84,7 @@ impl Pool {
                 readers.push(Mutex::new(conn));
             }
         }
-        Ok(Pool {
+        Ok(Lite {
             writer: Mutex::new(writer),
             readers,
             next: AtomicUsize::new(0),
@@ -118,7 +159,10 @@ mod tests {
         let (held, wait) = std::sync::mpsc::channel();
         let s = store.clone();
         std::thread::spawn(move || {
-            s.pool.write(|_| {
+            let crate::store::pool::Pool::Lite(lite) = &s.pool else {
+                unreachable!("a file store is SQLite")
+            };
+            lite.write(|_| {
                 held.send(()).unwrap();
                 std::thread::sleep(HELD);
             })

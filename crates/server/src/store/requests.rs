@@ -1,9 +1,9 @@
 //! New User Registration requests, queued for an administrator.
 
-use rusqlite::{params, Row};
 use serde::{Deserialize, Serialize};
 
-use super::{exec, one, optional, Store, StoreError, Write};
+use super::db::{args, Row};
+use super::{Store, StoreError, Write};
 
 /// A request's fields: as the form sent them (`serde` reads a form body
 /// into one, any field missing left empty), and once
@@ -52,7 +52,7 @@ pub struct RegistrationRequest {
 const COLUMNS: &str = "id, first_name, last_name, email, agency, phone, reason, ip, created_at, \
                        status, decided_by, decided_at, username, note";
 
-fn request(r: &Row<'_>) -> rusqlite::Result<RegistrationRequest> {
+fn request(r: &Row<'_>) -> Result<RegistrationRequest, StoreError> {
     Ok(RegistrationRequest {
         id: r.get(0)?,
         form: NewRegistration {
@@ -76,19 +76,18 @@ fn request(r: &Row<'_>) -> rusqlite::Result<RegistrationRequest> {
 impl Store {
     /// Requests sent from `ip` since `since`.
     pub fn registrations_from(&self, ip: &str, since: u64) -> Result<u64, StoreError> {
-        self.read(|conn| {
-            Ok(one(
-                conn,
+        self.read(|db| {
+            db.one(
                 "SELECT COUNT(*) FROM registration_requests WHERE ip = ?1 AND created_at >= ?2",
-                params![ip, since],
+                args![ip, since],
                 |r| r.get(0),
-            )?)
+            )
         })
     }
 
     /// Requests, oldest first: the pending ones, or all.
     pub fn registrations(&self, all: bool) -> Result<Vec<RegistrationRequest>, StoreError> {
-        self.read(|conn| {
+        self.read(|db| {
             let sql = if all {
                 format!("SELECT {COLUMNS} FROM registration_requests ORDER BY created_at, id")
             } else {
@@ -96,21 +95,18 @@ impl Store {
                     "SELECT {COLUMNS} FROM registration_requests WHERE status = 'pending' ORDER BY created_at, id"
                 )
             };
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map([], request)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            db.all(&sql, args![], request)
         })
     }
 
     /// One request.
     pub fn registration(&self, id: i64) -> Result<Option<RegistrationRequest>, StoreError> {
-        self.read(|conn| {
-            optional(one(
-                conn,
+        self.read(|db| {
+            db.opt(
                 &format!("SELECT {COLUMNS} FROM registration_requests WHERE id = ?1"),
-                params![id],
+                args![id],
                 request,
-            ))
+            )
         })
     }
 }
@@ -123,13 +119,12 @@ impl Write<'_> {
         ip: &str,
         now: u64,
     ) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        exec(conn,
+        self.db().one(
             "INSERT INTO registration_requests (first_name, last_name, email, agency, phone, reason, ip, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![r.first_name, r.last_name, r.email, r.agency, r.phone, r.reason, ip, now],
-        )?;
-        Ok(conn.last_insert_rowid())
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            args![r.first_name, r.last_name, r.email, r.agency, r.phone, r.reason, ip, now],
+            |row| row.get(0),
+        )
     }
 
     /// Decides a pending request; false when it was not pending (decided
@@ -143,10 +138,10 @@ impl Write<'_> {
         note: &str,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let changed = exec(self.conn(),
+        let changed = self.db().exec(
             "UPDATE registration_requests SET status = ?2, decided_by = ?3, username = ?4, note = ?5, decided_at = ?6 \
              WHERE id = ?1 AND status = 'pending'",
-            params![id, status, by, username, note, now],
+            args![id, status, by, username, note, now],
         )?;
         Ok(changed == 1)
     }

@@ -1,10 +1,9 @@
 //! Browser sessions of the sign-in pages. Only a hash of the session id is
 //! stored, so a copy of the database does not hand out live sessions.
 
-use rusqlite::{params, Row};
-
+use super::db::{args, Row};
 use super::stage::{Stage, StageKind};
-use super::{exec, one, optional, Store, StoreError, Write};
+use super::{Store, StoreError, Write};
 
 /// A browser's place in the sign-in flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +99,8 @@ impl FactorMethod {
 
 /// A stored session; `None` for a stage this server does not know (the
 /// browser starts again).
-fn session(r: &Row<'_>) -> rusqlite::Result<Option<WebSession>> {
-    let Some(kind) = StageKind::parse(&r.get::<_, String>(3)?) else {
+fn session(r: &Row<'_>) -> Result<Option<WebSession>, StoreError> {
+    let Some(kind) = StageKind::parse(&r.get::<String>(3)?) else {
         return Ok(None);
     };
     let factor_at: u64 = r.get(11)?;
@@ -115,7 +114,7 @@ fn session(r: &Row<'_>) -> rusqlite::Result<Option<WebSession>> {
         at: factor_at,
         by_registration,
     });
-    let stage = Stage::from_columns(kind, &r.get::<_, String>(9)?, &r.get::<_, String>(4)?);
+    let stage = Stage::from_columns(kind, &r.get::<String>(9)?, &r.get::<String>(4)?);
     Ok(Some(WebSession {
         id_hash: r.get(0)?,
         csrf: r.get(1)?,
@@ -134,13 +133,13 @@ fn session(r: &Row<'_>) -> rusqlite::Result<Option<WebSession>> {
 impl Store {
     /// A live session by id hash.
     pub fn session(&self, id_hash: &[u8], now: u64) -> Result<Option<WebSession>, StoreError> {
-        self.read(|conn| {
-            optional(one(conn,
+        self.read(|db| {
+            db.opt(
                 "SELECT id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at, sid, authenticated_at \
                  FROM web_sessions WHERE id_hash = ?1 AND expires_at > ?2",
-                params![id_hash, now],
+                args![id_hash, now],
                 session,
-            ))
+            )
             .map(Option::flatten)
         })
     }
@@ -158,10 +157,10 @@ impl Write<'_> {
     /// Stores a new session (under a new id).
     pub fn insert_session(&self, s: &WebSession) -> Result<(), StoreError> {
         let (pending, challenge_id) = s.stage.to_columns();
-        exec(self.conn(),
+        self.db().exec(
             "INSERT INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at, sid, authenticated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            params![s.id_hash, s.csrf, s.username, s.stage.kind().as_str(), challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, pending,
+            args![s.id_hash, s.csrf, s.username, s.stage.kind().as_str(), challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, pending,
                 factor_column(s.factor), s.factor.map_or(0, |f| f.at), s.sid, s.authenticated_at],
         )?;
         Ok(())
@@ -172,10 +171,10 @@ impl Write<'_> {
     /// session is never written back.
     pub fn update_session(&self, s: &WebSession) -> Result<bool, StoreError> {
         let (pending, challenge_id) = s.stage.to_columns();
-        let n = exec(self.conn(),
+        let n = self.db().exec(
             "UPDATE web_sessions SET csrf = ?2, username = ?3, stage = ?4, challenge_id = ?5, return_to = ?6, persistent = ?7, \
              created_at = ?8, expires_at = ?9, pending = ?10, factor = ?11, factor_at = ?12, sid = ?13, authenticated_at = ?14 WHERE id_hash = ?1",
-            params![s.id_hash, s.csrf, s.username, s.stage.kind().as_str(), challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, pending,
+            args![s.id_hash, s.csrf, s.username, s.stage.kind().as_str(), challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, pending,
                 factor_column(s.factor), s.factor.map_or(0, |f| f.at), s.sid, s.authenticated_at],
         )?;
         Ok(n == 1)
@@ -183,10 +182,9 @@ impl Write<'_> {
 
     /// Ends a session; `false` if it had ended already.
     pub fn delete_session(&self, id_hash: &[u8]) -> Result<bool, StoreError> {
-        Ok(exec(
-            self.conn(),
+        Ok(self.db().exec(
             "DELETE FROM web_sessions WHERE id_hash = ?1",
-            [id_hash],
+            args![id_hash],
         )? == 1)
     }
 
@@ -195,72 +193,62 @@ impl Write<'_> {
     /// What those sessions gave applications ends with them: their access
     /// tokens are revoked and their sign-ins forgotten.
     pub fn delete_sessions_of(&self, username: &str) -> Result<usize, StoreError> {
-        let conn = self.conn();
+        let db = self.db();
         let of_user = "SELECT sid FROM web_sessions WHERE username = ?1 AND sid <> ''";
-        exec(
-            conn,
+        db.exec(
             &format!("UPDATE oidc_tokens SET revoked = 1 WHERE sid IN ({of_user})"),
-            [username],
+            args![username],
         )?;
-        exec(
-            conn,
+        db.exec(
             &format!("DELETE FROM oidc_signins WHERE sid IN ({of_user})"),
-            [username],
+            args![username],
         )?;
-        exec(
-            conn,
+        db.exec(
             &format!("DELETE FROM oidc_codes WHERE used_at IS NULL AND sid IN ({of_user})"),
-            [username],
+            args![username],
         )?;
-        Ok(exec(
-            conn,
+        db.exec(
             "DELETE FROM web_sessions WHERE username = ?1",
-            [username],
-        )?)
+            args![username],
+        )
     }
 
     /// Ends every session of `username` but the one `keep` (after the
     /// officer changed the password in it).
     /// Their tokens are revoked as with [`Write::delete_sessions_of`].
     pub fn delete_other_sessions(&self, username: &str, keep: &[u8]) -> Result<usize, StoreError> {
-        let conn = self.conn();
+        let db = self.db();
         let others =
             "SELECT sid FROM web_sessions WHERE username = ?1 AND id_hash <> ?2 AND sid <> ''";
-        exec(
-            conn,
+        db.exec(
             &format!("UPDATE oidc_tokens SET revoked = 1 WHERE sid IN ({others})"),
-            params![username, keep],
+            args![username, keep],
         )?;
-        exec(
-            conn,
+        db.exec(
             &format!("DELETE FROM oidc_signins WHERE sid IN ({others})"),
-            params![username, keep],
+            args![username, keep],
         )?;
-        exec(
-            conn,
+        db.exec(
             &format!("DELETE FROM oidc_codes WHERE used_at IS NULL AND sid IN ({others})"),
-            params![username, keep],
+            args![username, keep],
         )?;
-        Ok(exec(
-            conn,
+        db.exec(
             "DELETE FROM web_sessions WHERE username = ?1 AND id_hash <> ?2",
-            params![username, keep],
-        )?)
+            args![username, keep],
+        )
     }
 
     /// Drops expired sessions.
     /// The applications' sign-ins of those sessions are forgotten with them.
     pub fn purge_sessions(&self, now: u64) -> Result<usize, StoreError> {
-        let conn = self.conn();
-        let n = exec(
-            conn,
+        let db = self.db();
+        let n = db.exec(
             "DELETE FROM web_sessions WHERE expires_at <= ?1",
-            [now],
+            args![now],
         )?;
-        exec(
-            conn,
+        db.exec(
             "DELETE FROM oidc_signins WHERE sid NOT IN (SELECT sid FROM web_sessions)",
-            [],
+            args![],
         )?;
         Ok(n)
     }

@@ -1,9 +1,9 @@
 //! Users, their password history and lock state.
 
-use rusqlite::{params, Row};
 use serde::Serialize;
 
-use super::{exec, one, optional, Store, StoreError, Write};
+use super::db::{args, Row};
+use super::{Store, StoreError, Write};
 
 /// What a user may do; each role may do what the ones before it may
 /// (ordered: officer < helpdesk < admin).
@@ -95,7 +95,7 @@ pub struct UserRow {
 const COLUMNS: &str = "id, username, first_name, last_name, role, password_hash, must_change, password_changed_at, \
                        failed_logins, locked_until, disabled, push_blocked, skip_setup_until, created_at, temporary_until, subject";
 
-fn user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+fn user(r: &Row<'_>) -> Result<UserRow, StoreError> {
     let role: String = r.get(4)?;
     Ok(UserRow {
         id: r.get(0)?,
@@ -120,68 +120,58 @@ fn user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
 impl Store {
     /// A user by name (case-insensitive).
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
-        self.read(|conn| {
-            optional(one(
-                conn,
+        self.read(|db| {
+            db.opt(
                 &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
-                [username],
+                args![username],
                 user,
-            ))
+            )
         })
     }
 
     /// A user by id.
     pub fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
-        self.read(|conn| {
-            optional(one(
-                conn,
+        self.read(|db| {
+            db.opt(
                 &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
-                [id],
+                args![id],
                 user,
-            ))
+            )
         })
     }
 
     /// All users, by name.
     pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
-        self.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users ORDER BY username"))?;
-            let rows = stmt.query_map([], user)?.collect::<Result<_, _>>()?;
-            Ok(rows)
+        self.read(|db| {
+            db.all(
+                &format!("SELECT {COLUMNS} FROM users ORDER BY username"),
+                args![],
+                user,
+            )
         })
     }
 
     /// Users whose username or "first last" name contains `q` (any case),
     /// at most `limit`, by username.
     pub fn find_users(&self, q: &str, limit: usize) -> Result<Vec<UserRow>, StoreError> {
-        self.read(|conn| {
+        self.read(|db| {
             let pattern = format!(
                 "%{}%",
                 q.replace('\\', "\\\\")
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM users WHERE username LIKE ?1 ESCAPE '\\' \
-                 OR (first_name || ' ' || last_name) LIKE ?1 ESCAPE '\\' ORDER BY username LIMIT ?2"
-            ))?;
-            let rows = stmt
-                .query_map(params![pattern, limit as i64], user)?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+            db.all(&format!(
+                "SELECT {COLUMNS} FROM users WHERE lower(username) LIKE lower(?1) ESCAPE '\\' \
+                 OR lower(first_name || ' ' || last_name) LIKE lower(?1) ESCAPE '\\' ORDER BY username LIMIT ?2"
+            ), args![pattern, limit as i64], user)
         })
     }
 
     /// The last `n` password hashes, newest first.
     pub fn password_history(&self, user_id: i64, n: usize) -> Result<Vec<String>, StoreError> {
-        self.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT hash FROM password_history WHERE user_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2")?;
-            let rows = stmt
-                .query_map(params![user_id, n as i64], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+        self.read(|db| {
+            db.all("SELECT hash FROM password_history WHERE user_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2", args![user_id, n], |r| r.get(0))
         })
     }
 }
@@ -189,25 +179,31 @@ impl Store {
 impl Write<'_> {
     /// Adds a user with a temporary password; `None` if the name is taken.
     pub fn insert_user(&self, u: &NewUser<'_>, now: u64) -> Result<Option<UserRow>, StoreError> {
-        let conn = self.conn();
-        let inserted = exec(conn,
-            "INSERT OR IGNORE INTO users (username, first_name, last_name, password_hash, created_at, temporary_until, subject) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, lower(hex(randomblob(16))))",
-            params![u.username, u.first_name, u.last_name, u.password_hash, now, u.temporary_until],
-        )?;
-        if inserted == 0 {
+        let db = self.db();
+        let sql = db.pick(
+            "INSERT INTO users (username, first_name, last_name, password_hash, created_at, temporary_until, subject) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, lower(hex(randomblob(16)))) ON CONFLICT DO NOTHING RETURNING id",
+            "INSERT INTO users (username, first_name, last_name, password_hash, created_at, temporary_until, subject) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, replace(gen_random_uuid()::text, '-', '')) ON CONFLICT DO NOTHING RETURNING id",
+        );
+        let args = args![
+            u.username,
+            u.first_name,
+            u.last_name,
+            u.password_hash,
+            now,
+            u.temporary_until
+        ];
+        let Some(id) = db.opt(sql, args, |r| r.get::<i64>(0))? else {
             return Ok(None);
-        }
-        let id = conn.last_insert_rowid();
-        exec(
-            conn,
+        };
+        db.exec(
             "INSERT INTO password_history (user_id, hash, created_at) VALUES (?1, ?2, ?3)",
-            params![id, u.password_hash, now],
+            args![id, u.password_hash, now],
         )?;
-        Ok(Some(one(
-            conn,
+        Ok(Some(db.one(
             &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
-            [id],
+            args![id],
             user,
         )?))
     }
@@ -223,21 +219,20 @@ impl Write<'_> {
         temporary_until: Option<u64>,
         now: u64,
     ) -> Result<(), StoreError> {
-        let tx = self.conn();
+        let db = self.db();
         match temporary_until {
-            None => exec(tx,
+            None => db.exec(
                 "UPDATE users SET password_hash = ?2, must_change = 0, password_changed_at = ?3 WHERE id = ?1",
-                params![user_id, hash, now],
+                args![user_id, hash, now],
             )?,
-            Some(until) => exec(tx,
+            Some(until) => db.exec(
                 "UPDATE users SET password_hash = ?2, must_change = 1, temporary_until = ?3, failed_logins = 0, locked_until = 0 WHERE id = ?1",
-                params![user_id, hash, until],
+                args![user_id, hash, until],
             )?,
         };
-        exec(
-            tx,
+        db.exec(
             "INSERT INTO password_history (user_id, hash, created_at) VALUES (?1, ?2, ?3)",
-            params![user_id, hash, now],
+            args![user_id, hash, now],
         )?;
         Ok(())
     }
@@ -251,18 +246,17 @@ impl Write<'_> {
         lock_secs: u64,
         now: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let conn = self.conn();
-        let failures: u32 = one(conn,
+        let db = self.db();
+        let failures: u32 = db.one(
             "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?1 RETURNING failed_logins",
-            [user_id],
+            args![user_id],
             |r| r.get(0),
         )?;
         if failures >= max {
             let until = now + lock_secs;
-            exec(
-                conn,
+            db.exec(
                 "UPDATE users SET locked_until = ?2, failed_logins = 0 WHERE id = ?1",
-                params![user_id, until],
+                args![user_id, until],
             )?;
             return Ok(Some(until));
         }
@@ -271,50 +265,45 @@ impl Write<'_> {
 
     /// Clears failures and any lock.
     pub fn clear_failures(&self, user_id: i64) -> Result<(), StoreError> {
-        exec(
-            self.conn(),
+        self.db().exec(
             "UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = ?1",
-            [user_id],
+            args![user_id],
         )?;
         Ok(())
     }
 
     /// Disables or enables a user.
     pub fn set_disabled(&self, user_id: i64, disabled: bool) -> Result<(), StoreError> {
-        exec(
-            self.conn(),
+        self.db().exec(
             "UPDATE users SET disabled = ?2 WHERE id = ?1",
-            params![user_id, disabled],
+            args![user_id, disabled],
         )?;
         Ok(())
     }
 
     /// Blocks (or unblocks) pushes to a user.
     pub fn set_push_blocked(&self, user_id: i64, blocked: bool) -> Result<(), StoreError> {
-        exec(
-            self.conn(),
+        self.db().exec(
             "UPDATE users SET push_blocked = ?2 WHERE id = ?1",
-            params![user_id, blocked],
+            args![user_id, blocked],
         )?;
         Ok(())
     }
 
     /// Sets the end of the "Skip setup" grace.
     pub fn set_skip_setup_until(&self, user_id: i64, until: u64) -> Result<(), StoreError> {
-        exec(
-            self.conn(),
+        self.db().exec(
             "UPDATE users SET skip_setup_until = ?2 WHERE id = ?1",
-            params![user_id, until],
+            args![user_id, until],
         )?;
         Ok(())
     }
 
     /// Sets the role.
     pub fn set_role(&self, user_id: i64, role: Role) -> Result<(), StoreError> {
-        exec(
-            self.conn(),
+        self.db().exec(
             "UPDATE users SET role = ?2 WHERE id = ?1",
-            params![user_id, role.as_str()],
+            args![user_id, role.as_str()],
         )?;
         Ok(())
     }

@@ -9,7 +9,7 @@ use countersign_core::SigningKey;
 use countersign_server::now;
 use ring::rand::SystemRandom;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn activation_good_reused_expired_and_wrong_code() {
     let ts = TestServer::start().await;
     ts.add_user("cs0101");
@@ -59,7 +59,7 @@ async fn activation_good_reused_expired_and_wrong_code() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn challenge_arrives_over_sse_and_long_poll_without_the_number() {
     let ts = TestServer::start().await;
     ts.add_user("cs0102");
@@ -116,7 +116,7 @@ async fn challenge_arrives_over_sse_and_long_poll_without_the_number() {
     assert_eq!(error_code(resp).await, (401, "unauthorized".into()));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn challenge_arrives_on_the_upgraded_stream_and_a_closed_one_is_let_go() {
     use tokio::io::AsyncReadExt;
     let ts = TestServer::start().await;
@@ -179,7 +179,7 @@ async fn challenge_arrives_on_the_upgraded_stream_and_a_closed_one_is_let_go() {
     assert_eq!(refused.status(), 401);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn approve_deny_report_and_wrong_number() {
     let ts = TestServer::start().await;
     ts.add_user("cs0103");
@@ -224,7 +224,7 @@ async fn approve_deny_report_and_wrong_number() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn expired_replayed_and_foreign_answers_are_refused() {
     let ts = TestServer::start_with(|c| c.push.ttl_seconds = 1).await;
     ts.add_user("cs0104");
@@ -275,7 +275,7 @@ async fn expired_replayed_and_foreign_answers_are_refused() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn push_fatigue_limit() {
     let ts = TestServer::start().await;
     ts.add_user("cs0106");
@@ -289,7 +289,7 @@ async fn push_fatigue_limit() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn totp_accepts_refuses_replay_and_honours_skew() {
     let ts = TestServer::start().await;
     ts.add_user("cs0107");
@@ -332,7 +332,7 @@ async fn totp_accepts_refuses_replay_and_honours_skew() {
     assert_eq!(error_code(resp).await, (401, "unauthorized".into()));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn password_rules_each_have_their_message() {
     let ts = TestServer::start().await;
     let temp = ts.add_user("cs0108");
@@ -410,7 +410,7 @@ async fn password_rules_each_have_their_message() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn lockout_after_five_failures_and_unlock() {
     let ts = TestServer::start().await;
     let temp = ts.add_user("cs0109");
@@ -480,7 +480,7 @@ fn median_time(n: usize, mut f: impl FnMut()) -> std::time::Duration {
     times[n / 2]
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn locked_and_disabled_accounts_answer_a_wrong_password_like_an_unknown_user() {
     let ts = TestServer::start_with(|c| c.lockout.per_address_failures = 10_000).await;
     let s = &ts.server;
@@ -526,7 +526,7 @@ async fn locked_and_disabled_accounts_answer_a_wrong_password_like_an_unknown_us
     assert_eq!(e.code(), "account_disabled");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn temporary_passwords_expire_and_the_help_desk_issues_new_ones() {
     let ts = TestServer::start_with(|c| c.users.temporary_password_days = 2).await;
     let s = &ts.server;
@@ -564,7 +564,7 @@ async fn temporary_passwords_expire_and_the_help_desk_issues_new_ones() {
     assert!(s.check_password("cs0133", own, "", t + 300 * days).is_ok());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn pending_challenge_survives_a_restart() {
     let ts = TestServer::start().await;
     ts.add_user("cs0110");
@@ -580,7 +580,7 @@ async fn pending_challenge_survives_a_restart() {
     assert_eq!(body["status"], "approved");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_bodies_get_clear_errors_and_change_nothing() {
     let ts = TestServer::start().await;
     let post = |path: &str, body: Vec<u8>| {
@@ -627,7 +627,7 @@ async fn bad_bodies_get_clear_errors_and_change_nothing() {
     assert_eq!(error_code(resp).await, (404, "not_found".into()));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn audit_chain_records_every_step_and_verifies() {
     let ts = TestServer::start().await;
     ts.add_user("cs0111");
@@ -666,7 +666,7 @@ async fn audit_chain_records_every_step_and_verifies() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn receipts_are_recorded_only_from_the_addressed_device() {
     use countersign_core::protocol::{Receipt, ReceiptEvent};
     let ts = TestServer::start().await;
@@ -711,7 +711,7 @@ async fn receipts_are_recorded_only_from_the_addressed_device() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn behind_the_proxy_the_client_is_the_address_it_appended() {
     use axum::extract::{ConnectInfo, FromRequestParts};
     use countersign_server::http::extract::ClientIp;
@@ -725,6 +725,7 @@ async fn behind_the_proxy_the_client_is_the_address_it_appended() {
     let address = |mode: TlsMode| {
         let mut config = Config::default();
         config.tls.mode = mode;
+        config.store.url = countersign_testkit::postgres::store_for(tmp.path()).unwrap_or_default();
         let server = Arc::new(countersign_server::Server::open(config, &data).unwrap());
         async move {
             let (mut parts, ()) = axum::http::Request::builder()
@@ -747,7 +748,7 @@ async fn behind_the_proxy_the_client_is_the_address_it_appended() {
     assert_eq!(address(TlsMode::SelfSigned).await, "10.0.0.1");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn only_the_asker_follows_a_challenge() {
     let ts = TestServer::start().await;
     ts.add_user("cs0199");
@@ -763,7 +764,7 @@ async fn only_the_asker_follows_a_challenge() {
     assert_eq!(ts.status(&id).await, "pending");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn control_characters_are_refused_where_text_enters_and_nothing_changes() {
     let ts = TestServer::start().await;
     ts.add_user("cs0140");
@@ -853,7 +854,7 @@ async fn control_characters_are_refused_where_text_enters_and_nothing_changes() 
     assert!(ts.server.store.user_by_name("cs0141").unwrap().is_none());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn https_responses_carry_hsts() {
     let ts = TestServer::start().await;
     for path in ["/signin", "/api/v1/time", "/healthz", "/nothing-here"] {
@@ -897,7 +898,7 @@ fn long_poll(
     })
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn guessing_activation_codes_counts_against_the_address() {
     let ts = TestServer::start().await;
     ts.add_user("cs0141");

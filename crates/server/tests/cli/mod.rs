@@ -3,14 +3,14 @@
 use std::process::{Command, Output};
 
 fn run(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_countersign-server"))
-        .arg("--data")
+    let mut c = Command::new(env!("CARGO_BIN_EXE_countersign-server"));
+    c.arg("--data")
         .arg(dir.join("data"))
         .args(args)
         .env_remove("COUNTERSIGN_CONFIG")
-        .env_remove("COUNTERSIGN_LISTEN")
-        .output()
-        .unwrap()
+        .env_remove("COUNTERSIGN_LISTEN");
+    countersign_testkit::postgres::store_env(&mut c, &dir.join("data"));
+    c.output().unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -188,21 +188,27 @@ fn stored_control_characters_are_shown_escaped_on_the_terminal() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     // Rows written before control characters were refused at the door.
     let evil = "Pixel\x1b[2J\rApproved: type 42";
-    let db = rusqlite::Connection::open(tmp.path().join("data/countersign.db")).unwrap();
-    db.execute(
-        "INSERT INTO devices (id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, \
-         totp_algorithm, totp_digits, totp_period, created_at) \
-         SELECT 'dev1', id, ?1, 'linux', '1.0', x'00', x'00', x'00', 'SHA1', 6, 30, 0 FROM users WHERE username = 'cs0202'",
-        [evil],
-    )
-    .unwrap();
-    db.execute(
+    let data = tmp.path().join("data");
+    let byte = if countersign_testkit::postgres::on_postgres() {
+        "'\\x00'::bytea"
+    } else {
+        "x'00'"
+    };
+    countersign_testkit::postgres::sql(
+        &data,
+        &format!(
+            "INSERT INTO devices (id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, \
+             totp_algorithm, totp_digits, totp_period, created_at) \
+             SELECT 'dev1', id, ?1, 'linux', '1.0', {byte}, {byte}, {byte}, 'SHA1', 6, 30, 0 FROM users WHERE username = 'cs0202'"
+        ),
+        &[evil],
+    );
+    countersign_testkit::postgres::sql(
+        &data,
         "INSERT INTO registration_requests (first_name, last_name, email, agency, phone, reason, ip, created_at) \
          VALUES (?1, 'Doe', 'jd@agency.gov', ?1, '2055550100', ?1, '127.0.0.1', 0)",
-        [evil],
-    )
-    .unwrap();
-    drop(db);
+        &[evil],
+    );
     let shown = "Pixel\\u{1b}[2J\\u{d}Approved: type 42";
     for args in [
         &["helpdesk", "show", "cs0202"][..],
@@ -307,7 +313,7 @@ async fn closed<C: tokio::io::AsyncRead + Unpin>(conns: &mut [C]) -> usize {
     n
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn idle_connections_from_one_client_do_not_stall_others_under_1024_files() {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap();
     assert!(
@@ -355,7 +361,7 @@ async fn idle_connections_from_one_client_do_not_stall_others_under_1024_files()
     server.wait().unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_sends_headers_slowly_or_idles_is_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let tmp = tempfile::tempdir().unwrap();

@@ -43,7 +43,10 @@ impl TestServer {
         Self::boot(dir, config).await
     }
 
-    async fn boot(dir: tempfile::TempDir, config: Config) -> Self {
+    async fn boot(dir: tempfile::TempDir, mut config: Config) -> Self {
+        if let Some(url) = countersign_testkit::postgres::store_for(dir.path()) {
+            config.store.url = url;
+        }
         let data = DataDir::open(dir.path()).unwrap();
         let t = tls::setup(&config, &data).unwrap();
         let mut server = Server::open(config.clone(), &data).unwrap();

@@ -96,7 +96,7 @@ fn totp(secret_b32: &str, digits: u32, period: u64, at: u64) -> String {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_device_written_from_the_document_signs_in() {
     let ts = TestServer::start().await;
     ts.add_user("cs0190");

@@ -30,8 +30,9 @@ impl Domain {
         Self::with(Config::default())
     }
 
-    fn with(config: Config) -> Self {
+    fn with(mut config: Config) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        config.store.url = countersign_testkit::postgres::store_for(dir.path()).unwrap_or_default();
         let data = DataDir::open(dir.path()).unwrap();
         let s = Server::open(config, &data).unwrap();
         Domain { _dir: dir, s }

@@ -40,13 +40,16 @@ fn server_cmd(dir: &Path) -> Command {
         .env_remove("COUNTERSIGN_LISTEN")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    countersign_testkit::postgres::store_env(&mut c, &dir.join("data"));
     c
 }
 
 /// The officer with one device, written through the library; and the
 /// server's TLS pin.
 fn seed(dir: &Path) -> ((String, SigningKey), [u8; 32]) {
-    let config = Config::load(Some(&dir.join("server.toml")), None).unwrap();
+    let mut config = Config::load(Some(&dir.join("server.toml")), None).unwrap();
+    config.store.url =
+        countersign_testkit::postgres::store_for(&dir.join("data")).unwrap_or_default();
     let data = DataDir::open(&dir.join("data")).unwrap();
     let mut server = Server::open(config.clone(), &data).unwrap();
     server.tls_pin = countersign_server::infra::tls::setup(&config, &data)
@@ -266,11 +269,17 @@ async fn fifty_kills_during_mixed_writes_lose_nothing_acknowledged() {
     }
 
     // Nothing acknowledged is lost.
-    let db = rusqlite::Connection::open(dir.join("data/countersign.db")).unwrap();
-    let integrity: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
+    let data = dir.join("data");
+    let one = |sql: &str, params: &[&str]| -> Option<String> {
+        countersign_testkit::postgres::sql(&data, sql, params)
+            .into_iter()
+            .next()
+            .map(|mut r| r.swap_remove(0))
+    };
+    let count = |sql: &str, params: &[&str]| -> i64 { one(sql, params).unwrap().parse().unwrap() };
+    if !countersign_testkit::postgres::on_postgres() {
+        assert_eq!(one("PRAGMA integrity_check", &[]).unwrap(), "ok");
+    }
     let acked = acked.lock().unwrap();
     assert!(
         acked.challenges.len() > ROUNDS as usize,
@@ -280,30 +289,20 @@ async fn fifty_kills_during_mixed_writes_lose_nothing_acknowledged() {
     assert_eq!(acked.users.len(), ROUNDS as usize, "every user add ran");
     assert!(acked.wrong_passwords > 0, "sign-ins ran");
     for (id, verdict) in &acked.challenges {
-        let status: String = db
-            .query_row("SELECT status FROM challenges WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .unwrap_or_else(|_| panic!("acknowledged challenge {id} lost"));
+        let status = one("SELECT status FROM challenges WHERE id = ?1", &[id])
+            .unwrap_or_else(|| panic!("acknowledged challenge {id} lost"));
         if let Some(v) = verdict {
             assert_eq!(&status, v, "challenge {id}");
         }
     }
     for u in &acked.users {
-        let n: i64 = db
-            .query_row("SELECT COUNT(*) FROM users WHERE username = ?1", [u], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let n = count("SELECT COUNT(*) FROM users WHERE username = ?1", &[u]);
         assert_eq!(n, 1, "user {u} lost");
     }
-    let refused: usize = db
-        .query_row(
-            "SELECT COUNT(*) FROM audit WHERE action = 'signin.password' AND target = ?1 AND outcome <> 'ok'",
-            [OFFICER],
-            |r| r.get::<_, i64>(0),
-        )
-        .unwrap() as usize;
+    let refused = count(
+        "SELECT COUNT(*) FROM audit WHERE action = 'signin.password' AND target = ?1 AND outcome <> 'ok'",
+        &[OFFICER],
+    ) as usize;
     assert!(
         refused >= acked.wrong_passwords,
         "{refused} audited, {} acknowledged",
@@ -311,14 +310,11 @@ async fn fifty_kills_during_mixed_writes_lose_nothing_acknowledged() {
     );
 
     // Every challenge has its audit row.
-    let orphans: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM challenges c WHERE NOT EXISTS (SELECT 1 FROM audit a \
-             WHERE a.action = 'challenge.create' AND a.outcome = 'ok' AND a.detail LIKE 'challenge ' || c.id || ' %')",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let orphans = count(
+        "SELECT COUNT(*) FROM challenges c WHERE NOT EXISTS (SELECT 1 FROM audit a \
+         WHERE a.action = 'challenge.create' AND a.outcome = 'ok' AND a.detail LIKE 'challenge ' || c.id || ' %')",
+        &[],
+    );
     assert_eq!(orphans, 0, "challenges without their audit row");
     // Every answer, user and device too: each change commits with its row.
     for (what, sql) in [
@@ -339,10 +335,9 @@ async fn fifty_kills_during_mixed_writes_lose_nothing_acknowledged() {
              WHERE a.action = 'device.activate' AND a.outcome = 'ok' AND a.detail LIKE 'device ' || d.id || ' %')",
         ),
     ] {
-        let orphans: i64 = db.query_row(sql, [], |r| r.get(0)).unwrap();
+        let orphans = count(sql, &[]);
         assert_eq!(orphans, 0, "{what} without their audit row");
     }
-    drop(db);
 
     // And the audit chain is whole.
     let out = server_cmd(dir)

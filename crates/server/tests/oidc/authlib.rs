@@ -26,7 +26,7 @@ fn python() -> PathBuf {
     python
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn authlib_signs_in_validates_the_id_token_and_logs_out() {
     let sso = Sso::start_with(|lets| {
         lets.id_token_alg = TokenAlg::Es256;

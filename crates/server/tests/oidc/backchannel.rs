@@ -26,7 +26,7 @@ async fn one_post() -> (String, tokio::sync::oneshot::Receiver<String>) {
     (format!("http://{addr}/backchannel"), rx)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn signing_out_posts_a_signed_logout_token_to_the_application() {
     let (uri, received) = one_post().await;
     let sso = Sso::start_with(|lets| lets.backchannel_logout_uri = Some(uri)).await;

@@ -6,7 +6,7 @@
 use super::*;
 use countersign_core::protocol::ChallengeKind;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_application_runs_the_second_factor_and_reads_the_verdict() {
     let sso = Sso::start().await;
     let ts = &sso.ts;

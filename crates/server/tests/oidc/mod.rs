@@ -312,7 +312,7 @@ fn param(address: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_application_signs_the_officer_in_with_the_number_and_a_second_one_without_asking() {
     let sso = Sso::start().await;
     let ts = &sso.ts;

@@ -14,7 +14,7 @@ async fn signed_in_code(sso: &Sso, b: &Agent, user: &str) -> String {
     param(&back.at, "code").expect("a code")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn only_an_exactly_registered_redirect_address_is_used() {
     let sso = Sso::start().await;
     let b = Agent::new(&sso.ts);
@@ -87,7 +87,7 @@ async fn only_an_exactly_registered_redirect_address_is_used() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_code_goes_once_to_its_application_with_its_verifier_and_secret() {
     let sso = Sso::start().await;
     let b = Agent::new(&sso.ts);
@@ -176,7 +176,7 @@ async fn a_code_goes_once_to_its_application_with_its_verifier_and_secret() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_password_only_session_does_not_satisfy_an_application_that_requires_mfa() {
     let sso = Sso::start().await;
     let ts = &sso.ts;
@@ -223,7 +223,7 @@ async fn a_password_only_session_does_not_satisfy_an_application_that_requires_m
     assert_eq!(param(&v.at, "error").as_deref(), Some("login_required"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_password_only_session_signs_in_where_the_application_allows_it() {
     let sso = Sso::start_with(|lets| lets.require_mfa = false).await;
     let ts = &sso.ts;
@@ -244,7 +244,7 @@ async fn a_password_only_session_signs_in_where_the_application_allows_it() {
     assert_eq!(claims.amr, ["pwd"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_logout_hint_that_does_not_verify_returns_nowhere() {
     let sso = Sso::start().await;
     let b = Agent::new(&sso.ts);
@@ -306,7 +306,7 @@ fn expired_hint(sso: &Sso, hint: &str) -> String {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn only_pages_at_registered_addresses_may_read_the_endpoints_from_javascript() {
     let sso = Sso::start().await;
     let ts = &sso.ts;

@@ -48,7 +48,9 @@ impl Oneshot {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path()).unwrap();
-        let server = Arc::new(Server::open(Config::default(), &data).unwrap());
+        let mut config = Config::default();
+        config.store.url = countersign_testkit::postgres::store_for(dir.path()).unwrap_or_default();
+        let server = Arc::new(Server::open(config, &data).unwrap());
         let admin = data.admin_token().unwrap().to_string();
         Oneshot {
             _dir: dir,
@@ -131,7 +133,7 @@ fn cookie_of(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap_or_default().to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_api_refuses_what_it_cannot_take() {
     let o = Oneshot::new();
     let admin = o.admin.clone();
@@ -288,7 +290,7 @@ async fn the_api_refuses_what_it_cannot_take() {
     assert_eq!(streams.body, r#"{"connected":0,"device":0}"#);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn pages_send_a_browser_without_a_session_to_sign_in() {
     let o = Oneshot::new();
     for path in [
@@ -339,7 +341,7 @@ async fn pages_send_a_browser_without_a_session_to_sign_in() {
     assert_eq!(o.get("/nowhere", &[]).await.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_session_is_held_to_its_stage_and_its_token() {
     let o = Oneshot::new();
     // The email step: a pre-session cookie and its token, then a session.

@@ -29,7 +29,7 @@ async fn sign_in_again(ts: &TestServer, b: &Browser, user: &str, dev: &TestDevic
     assert_eq!(path, "/my");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn fixes_end_every_session_of_the_officer() {
     let ts = TestServer::start().await;
     let staff = Browser::new(&ts);
@@ -100,7 +100,7 @@ async fn open_after(stream: &mut reqwest::Response, d: Duration) -> bool {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn live_streams_close_when_the_viewer_signs_out_loses_the_role_or_is_disabled() {
     let ts = TestServer::start().await;
     let (challenge, _) = {
@@ -164,7 +164,7 @@ async fn live_streams_close_when_the_viewer_signs_out_loses_the_role_or_is_disab
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn staff_cannot_fix_an_account_above_their_role() {
     let ts = TestServer::start().await;
     let staff = Browser::new(&ts);
@@ -236,7 +236,7 @@ async fn staff_cannot_fix_an_account_above_their_role() {
         .unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_console_needs_a_second_factor_and_a_password_change_ends_other_sessions() {
     let ts = TestServer::start().await;
     let temp = ts.add_user("hd1401");

@@ -5,7 +5,7 @@
 
 use super::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unanswered_test_push_offers_resend_and_a_limit_is_a_page() {
     let ts = TestServer::start_with(|c| {
         c.push.ttl_seconds = 1;
@@ -75,7 +75,7 @@ async fn an_unanswered_test_push_offers_resend_and_a_limit_is_a_page() {
     assert!(page.contains("Resend notification"), "the way on: {page}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_officer_changes_the_password_once_in_24_hours_from_my_sign_ins() {
     let ts = TestServer::start().await;
     let temp = ts.add_user("cs0351");
@@ -149,7 +149,7 @@ async fn an_officer_changes_the_password_once_in_24_hours_from_my_sign_ins() {
         .is_ok());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn registration_starts_with_more_information() {
     let ts = TestServer::start().await;
     let temp = ts.add_user("cs0361");
@@ -185,7 +185,7 @@ async fn registration_starts_with_more_information() {
     assert!(page.contains("Keep your account secure"), "{page}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_organisations_logo_heads_every_page() {
     // Countersign's own by default.
     let ts = TestServer::start().await;

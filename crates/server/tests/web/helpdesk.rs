@@ -47,7 +47,7 @@ async fn receipt(ts: &TestServer, dev: &TestDevice, id: &str, event: ReceiptEven
     assert_eq!(resp.status(), 204);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
     let ts = TestServer::start().await;
     let officer_browser = Browser::new(&ts);
@@ -391,7 +391,7 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
 /// The live timeline and audit tail wait for the next audit row, not for a
 /// polling period: a row wakes them at once (the limit given here, an
 /// hour, is what they would otherwise wait).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn live_views_wake_on_each_audit_row() {
     let ts = TestServer::start().await;
     let mut changes = ts.server.audit_changes();
@@ -419,7 +419,7 @@ async fn live_views_wake_on_each_audit_row() {
 
 /// The timeline keeps the millisecond a challenge was created at, as the
 /// caller's clock read it, not the start of that second.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_challenge_keeps_its_millisecond() {
     let ts = TestServer::start().await;
     ts.add_user("cs1003");

@@ -46,7 +46,7 @@ fn captcha_png(page: &str) -> Vec<u8> {
     data_encoding::BASE64.decode(b64.as_bytes()).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn phone_registration_then_sign_in_by_text_and_call() {
     let ts = TestServer::start_with(|c| c.telephony.max_per_window = 3).await;
     let b = Browser::new(&ts);
@@ -185,7 +185,7 @@ async fn phone_registration_then_sign_in_by_text_and_call() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_test_solver_reads_the_captcha() {
     // The recovery tests depend on this; it also measures how weak the
     // CAPTCHA is against a simple script.
@@ -209,7 +209,7 @@ async fn the_test_solver_reads_the_captcha() {
     assert!(read >= 48, "read {read} of 50");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn recovery_needs_the_captcha_a_method_and_a_password_under_the_rules() {
     let ts = TestServer::start().await;
     let earlier = Browser::new(&ts);
@@ -346,7 +346,7 @@ async fn recovery_needs_the_captcha_a_method_and_a_password_under_the_rules() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn methods_are_added_and_removed_on_my_sign_ins() {
     let ts = TestServer::start().await;
     let b = Browser::new(&ts);
@@ -418,7 +418,7 @@ async fn methods_are_added_and_removed_on_my_sign_ins() {
     assert!(removed);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn recovery_is_limited_per_account() {
     let ts = TestServer::start().await;
     let _ = first_sign_in(&ts, &Browser::new(&ts), "cs0811").await;
@@ -456,7 +456,7 @@ async fn recovery_is_limited_per_account() {
     assert_eq!(statuses[5].0, 429, "{statuses:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn phone_codes_are_single_use_bound_to_their_purpose_and_tried_five_times() {
     use countersign_core::methods::PhoneNumber;
     use countersign_server::domain::methods::Purpose;
@@ -542,7 +542,7 @@ async fn phone_codes_are_single_use_bound_to_their_purpose_and_tried_five_times(
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn two_removals_at_once_never_leave_an_account_without_a_method() {
     use countersign_server::domain::methods::{Authority, MethodKind};
     let ts = TestServer::start().await;

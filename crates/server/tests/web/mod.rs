@@ -201,7 +201,7 @@ async fn approve_from_page(ts: &TestServer, dev: &TestDevice, page: &str, decisi
     dev.answer(ts, &dev.response(id, decision, n)).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn first_sign_in_registration_push_code_and_sign_out() {
     let ts = TestServer::start().await;
     let temp = ts.add_user("cs0301");
@@ -430,7 +430,7 @@ async fn first_sign_in_registration_push_code_and_sign_out() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn forms_without_the_token_and_skipped_steps_are_refused() {
     let ts = TestServer::start().await;
     ts.add_user("cs0302");
@@ -469,7 +469,7 @@ async fn forms_without_the_token_and_skipped_steps_are_refused() {
     assert!(refused);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn new_user_registration_is_queued_then_approved_from_the_command_line() {
     let ts = TestServer::start().await;
     let b = Browser::new(&ts);
@@ -532,13 +532,13 @@ async fn new_user_registration_is_queued_then_approved_from_the_command_line() {
     // The administrator lists and approves it; the new officer signs in
     // with the temporary password and must change it.
     let cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_countersign-server"))
-            .arg("--data")
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_countersign-server"));
+        c.arg("--data")
             .arg(ts.dir.path())
             .args(args)
-            .env_remove("COUNTERSIGN_CONFIG")
-            .output()
-            .unwrap()
+            .env_remove("COUNTERSIGN_CONFIG");
+        countersign_testkit::postgres::store_env(&mut c, ts.dir.path());
+        c.output().unwrap()
     };
     let list = cli(&["user", "requests"]);
     let listed = String::from_utf8_lossy(&list.stdout);
@@ -575,7 +575,7 @@ async fn new_user_registration_is_queued_then_approved_from_the_command_line() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn registration_requests_are_limited_per_address() {
     let ts = TestServer::start().await;
     let b = Browser::new(&ts);
@@ -621,7 +621,7 @@ async fn registration_requests_are_limited_per_address() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn one_address_failing_across_accounts_is_slowed_down() {
     let ts = TestServer::start_with(|c| c.lockout.per_address_failures = 3).await;
     let temp = ts.add_user("cs0501");
@@ -655,7 +655,7 @@ async fn one_address_failing_across_accounts_is_slowed_down() {
         .is_ok());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn skip_setup_postpones_registration_once() {
     let ts = TestServer::start().await;
     let temp = ts.add_user("cs0601");

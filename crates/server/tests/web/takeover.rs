@@ -79,7 +79,7 @@ fn questions_of(ts: &TestServer, user: &str) -> Vec<usize> {
     ts.server.methods(user).unwrap().questions
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_password_only_session_cannot_change_methods_or_finish_once_the_officer_registered() {
     let ts = TestServer::start().await;
     let officer = Browser::new(&ts);
@@ -149,7 +149,7 @@ async fn a_password_only_session_cannot_change_methods_or_finish_once_the_office
     assert_audited(&ts, &[("device.activate", "refused")]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_session_signed_in_by_skipping_setup_must_prove_a_method_registered_since() {
     let ts = TestServer::start().await;
     let attacker = Browser::new(&ts);
@@ -179,7 +179,7 @@ async fn a_session_signed_in_by_skipping_setup_must_prove_a_method_registered_si
     assert_eq!(path, "/signin/mfa");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_first_method_is_refused_once_another_browser_registered_one() {
     let ts = TestServer::start().await;
     let a = Browser::new(&ts);
@@ -233,7 +233,7 @@ async fn the_first_method_is_refused_once_another_browser_registered_one() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn voided_activation_codes_do_not_count_as_the_app_being_activated() {
     let ts = TestServer::start().await;
     let attacker = Browser::new(&ts);
@@ -264,7 +264,7 @@ async fn voided_activation_codes_do_not_count_as_the_app_being_activated() {
     assert!(path.starts_with("/signin/mfa"), "{path}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_factor_gained_by_registering_the_first_method_does_not_open_the_console() {
     let ts = TestServer::start().await;
     let b = Browser::new(&ts);
@@ -287,16 +287,17 @@ async fn a_factor_gained_by_registering_the_first_method_does_not_open_the_conso
     b.console_needs_a_factor().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn changing_methods_needs_a_recent_proof() {
     let ts = TestServer::start().await;
     let b = Browser::new(&ts);
     let dev = super::helpdesk::signed_in(&ts, &b, "cs0911").await;
     // The proof is an hour old now (a stolen stay-signed-in cookie, say).
-    rusqlite::Connection::open(ts.dir.path().join("countersign.db"))
-        .unwrap()
-        .execute("UPDATE web_sessions SET factor_at = factor_at - 3600", [])
-        .unwrap();
+    countersign_testkit::postgres::sql(
+        ts.dir.path(),
+        "UPDATE web_sessions SET factor_at = factor_at - 3600",
+        &[],
+    );
     let (_, _, my) = b.get("/my").await;
     let (_, path, page) = b
         .post("/my/methods/remove", &my, &[("method", "questions")])

@@ -280,7 +280,7 @@ mod tests {
     use crate::Error;
     use tower::ServiceExt;
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread")]
     async fn a_refusal_reaches_a_browser_as_a_page_not_json() {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path()).unwrap();

@@ -62,6 +62,7 @@ impl Default for Config {
             telephony: TelephonyConfig::default(),
             connections: ConnectionsConfig::default(),
             oidc: OidcConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Config {
     pub connections: ConnectionsConfig,
     /// Single sign-on (OpenID Connect).
     pub oidc: OidcConfig,
+    /// Where the state lives.
+    pub store: StoreConfig,
 }
 
 /// Limits on connections, so that idle or slow clients cannot take every
@@ -231,7 +233,7 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads `path` (or the defaults when `None`), then applies
+    /// Reads `path` (or the defaults when `None`), then applies `COUNTERSIGN_STORE_URL` and
     /// `COUNTERSIGN_LISTEN`, and validates.
     pub fn load(
         path: Option<&Path>,
@@ -255,6 +257,9 @@ impl Config {
         };
         if let Some(listen) = listen_override {
             config.listen = listen;
+        }
+        if let Some(url) = std::env::var(STORE_URL_ENV).ok().filter(|u| !u.is_empty()) {
+            config.store.url = url;
         }
         config.validate()?;
         Ok(config)
@@ -451,6 +456,8 @@ pub fn logo_type(path: &Path) -> Option<&'static str> {
 
 mod defaults;
 mod oidc;
+mod store;
 pub use oidc::{ClientConfig, OidcConfig};
+pub use store::{StoreConfig, STORE_URL_ENV};
 #[cfg(test)]
 mod tests;

@@ -3,9 +3,8 @@
 //! access tokens, and which applications each browser session signed in
 //! to (for logout). Codes and tokens are stored as SHA-256 hashes only.
 
-use rusqlite::{params, Row};
-
-use super::{exec, one, optional, Store, StoreError, Write};
+use super::db::{args, Row};
+use super::{Store, StoreError, Write};
 
 mod schema;
 pub(super) use schema::{API_CHALLENGES, SCHEMA};
@@ -43,7 +42,7 @@ fn lines(s: String) -> Vec<String> {
     s.lines().map(str::to_string).collect()
 }
 
-fn client(r: &Row<'_>) -> rusqlite::Result<ClientRow> {
+fn client(r: &Row<'_>) -> Result<ClientRow, StoreError> {
     Ok(ClientRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -93,7 +92,7 @@ const CODE_COLUMNS: &str =
     "code_hash, client_id, user_id, sid, redirect_uri, nonce, code_challenge, \
      scope, auth_time, amr, acr, created_at, expires_at";
 
-fn code(r: &Row<'_>) -> rusqlite::Result<CodeRow> {
+fn code(r: &Row<'_>) -> Result<CodeRow, StoreError> {
     Ok(CodeRow {
         code_hash: r.get(0)?,
         client_id: r.get(1)?,
@@ -153,24 +152,23 @@ pub struct WaitingRequest {
 impl Store {
     /// A registered application.
     pub fn client(&self, id: &str) -> Result<Option<ClientRow>, StoreError> {
-        self.read(|conn| {
-            optional(one(
-                conn,
+        self.read(|db| {
+            db.opt(
                 &format!("SELECT {CLIENT_COLUMNS} FROM oidc_clients WHERE id = ?1"),
-                [id],
+                args![id],
                 client,
-            ))
+            )
         })
     }
 
     /// Every registered application, by id.
     pub fn clients(&self) -> Result<Vec<ClientRow>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {CLIENT_COLUMNS} FROM oidc_clients ORDER BY id"
-            ))?;
-            let rows = stmt.query_map([], client)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|db| {
+            db.all(
+                &format!("SELECT {CLIENT_COLUMNS} FROM oidc_clients ORDER BY id"),
+                args![],
+                client,
+            )
         })
     }
 
@@ -180,10 +178,10 @@ impl Store {
         id: &str,
         now: u64,
     ) -> Result<Option<WaitingRequest>, StoreError> {
-        self.read(|conn| {
-            optional(one(conn,
+        self.read(|db| {
+            db.opt(
                 "SELECT client_id, query, created_at FROM oidc_requests WHERE id = ?1 AND expires_at > ?2",
-                params![id, now],
+                args![id, now],
                 |r| {
                     Ok(WaitingRequest {
                         client_id: r.get(0)?,
@@ -191,16 +189,16 @@ impl Store {
                         created_at: r.get(2)?,
                     })
                 },
-            ))
+            )
         })
     }
 
     /// An access token by hash.
     pub fn access_token(&self, hash: &[u8]) -> Result<Option<TokenRow>, StoreError> {
-        self.read(|conn| {
-            optional(one(conn,
+        self.read(|db| {
+            db.opt(
                 "SELECT client_id, user_id, sid, scope, expires_at, revoked FROM oidc_tokens WHERE token_hash = ?1",
-                [hash],
+                args![hash],
                 |r| {
                     Ok(TokenRow {
                         client_id: r.get(0)?,
@@ -211,30 +209,30 @@ impl Store {
                         revoked: r.get(5)?,
                     })
                 },
-            ))
+            )
         })
     }
 
     /// The application that asked for push `challenge_id` through the
     /// direct MFA API, if one did.
     pub fn api_challenge_client(&self, challenge_id: &str) -> Result<Option<String>, StoreError> {
-        self.read(|conn| {
-            optional(one(
-                conn,
+        self.read(|db| {
+            db.opt(
                 "SELECT client_id FROM api_challenges WHERE challenge_id = ?1",
-                [challenge_id],
+                args![challenge_id],
                 |r| r.get(0),
-            ))
+            )
         })
     }
 
     /// The applications browser session `sid` signed in to.
     pub fn signins_of(&self, sid: &str) -> Result<Vec<String>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT client_id FROM oidc_signins WHERE sid = ?1 ORDER BY at")?;
-            let rows = stmt.query_map([sid], |r| r.get(0))?;
-            Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|db| {
+            db.all(
+                "SELECT client_id FROM oidc_signins WHERE sid = ?1 ORDER BY at",
+                args![sid],
+                |r| r.get(0),
+            )
         })
     }
 }
@@ -242,9 +240,9 @@ impl Store {
 impl Write<'_> {
     /// Registers an application; `false` if the id is taken.
     pub fn insert_client(&self, c: &ClientRow) -> Result<bool, StoreError> {
-        Ok(exec(self.conn(),
-            &format!("INSERT OR IGNORE INTO oidc_clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
-            params![
+        Ok(self.db().exec(
+            &format!("INSERT INTO oidc_clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING"),
+            args![
                 c.id,
                 c.name,
                 c.secret_hash,
@@ -267,38 +265,34 @@ impl Write<'_> {
         client_id: &str,
         now: u64,
     ) -> Result<(), StoreError> {
-        let conn = self.conn();
-        exec(
-            conn,
+        let db = self.db();
+        db.exec(
             "DELETE FROM api_challenges WHERE created_at < ?1 - 86400",
-            [now],
+            args![now],
         )?;
-        exec(
-            conn,
+        db.exec(
             "INSERT INTO api_challenges (challenge_id, client_id, created_at) VALUES (?1, ?2, ?3)",
-            params![challenge_id, client_id, now],
+            args![challenge_id, client_id, now],
         )?;
         Ok(())
     }
 
     /// Removes an application and revokes its tokens; `false` if unknown.
     pub fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        let conn = self.conn();
-        exec(
-            conn,
+        let db = self.db();
+        db.exec(
             "UPDATE oidc_tokens SET revoked = 1 WHERE client_id = ?1",
-            [id],
+            args![id],
         )?;
-        exec(conn, "DELETE FROM oidc_codes WHERE client_id = ?1", [id])?;
-        Ok(exec(conn, "DELETE FROM oidc_clients WHERE id = ?1", [id])? == 1)
+        db.exec("DELETE FROM oidc_codes WHERE client_id = ?1", args![id])?;
+        Ok(db.exec("DELETE FROM oidc_clients WHERE id = ?1", args![id])? == 1)
     }
 
     /// Replaces an application's secret hash; `false` if unknown.
     pub fn set_client_secret(&self, id: &str, hash: &[u8]) -> Result<bool, StoreError> {
-        Ok(exec(
-            self.conn(),
+        Ok(self.db().exec(
             "UPDATE oidc_clients SET secret_hash = ?2 WHERE id = ?1",
-            params![id, hash],
+            args![id, hash],
         )? == 1)
     }
 
@@ -309,37 +303,36 @@ impl Write<'_> {
         r: &WaitingRequest,
         expires_at: u64,
     ) -> Result<(), StoreError> {
-        let conn = self.conn();
-        exec(
-            conn,
+        let db = self.db();
+        db.exec(
             "DELETE FROM oidc_requests WHERE expires_at <= ?1",
-            [r.created_at],
+            args![r.created_at],
         )?;
-        exec(conn,
+        db.exec(
             "INSERT INTO oidc_requests (id, client_id, query, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, r.client_id, r.query, r.created_at, expires_at],
+            args![id, r.client_id, r.query, r.created_at, expires_at],
         )?;
         Ok(())
     }
 
     /// Ends a waiting request (answered).
     pub fn delete_waiting_request(&self, id: &str) -> Result<(), StoreError> {
-        exec(self.conn(), "DELETE FROM oidc_requests WHERE id = ?1", [id])?;
+        self.db()
+            .exec("DELETE FROM oidc_requests WHERE id = ?1", args![id])?;
         Ok(())
     }
 
     /// Stores a new code, and that its session signed in to the client.
     pub fn insert_code(&self, c: &CodeRow) -> Result<(), StoreError> {
-        let conn = self.conn();
+        let db = self.db();
         // Spent codes are kept a day, to recognise a replay.
-        exec(
-            conn,
+        db.exec(
             "DELETE FROM oidc_codes WHERE expires_at <= ?1 - 86400",
-            [c.created_at],
+            args![c.created_at],
         )?;
-        exec(conn,
+        db.exec(
             &format!("INSERT INTO oidc_codes ({CODE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
-            params![
+            args![
                 c.code_hash,
                 c.client_id,
                 c.user_id,
@@ -355,11 +348,10 @@ impl Write<'_> {
                 c.expires_at
             ],
         )?;
-        exec(
-            conn,
+        db.exec(
             "INSERT INTO oidc_signins (sid, client_id, user_id, at) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (sid, client_id) DO UPDATE SET at = excluded.at",
-            params![c.sid, c.client_id, c.user_id, c.created_at],
+            args![c.sid, c.client_id, c.user_id, c.created_at],
         )?;
         Ok(())
     }
@@ -367,30 +359,28 @@ impl Write<'_> {
     /// Uses a code: [`TakenCode::Fresh`] the first time while it lives.
     /// A spent code's tokens are revoked here, in the same transaction.
     pub fn take_code(&self, hash: &[u8], now: u64) -> Result<TakenCode, StoreError> {
-        let conn = self.conn();
-        let fresh = optional(one(conn,
+        let db = self.db();
+        let fresh = db.opt(
             &format!(
                 "UPDATE oidc_codes SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2 \
                  RETURNING {CODE_COLUMNS}"
             ),
-            params![hash, now],
+            args![hash, now],
             code,
-        ))?;
+        )?;
         if let Some(row) = fresh {
             return Ok(TakenCode::Fresh(row));
         }
-        let spent = optional(one(
-            conn,
+        let spent = db.opt(
             &format!("SELECT {CODE_COLUMNS} FROM oidc_codes WHERE code_hash = ?1"),
-            [hash],
+            args![hash],
             code,
-        ))?;
+        )?;
         Ok(match spent {
             Some(row) => {
-                exec(
-                    conn,
+                db.exec(
                     "UPDATE oidc_tokens SET revoked = 1 WHERE code_hash = ?1",
-                    [hash],
+                    args![hash],
                 )?;
                 TakenCode::Spent(row)
             }
@@ -405,10 +395,10 @@ impl Write<'_> {
         code_hash: &[u8],
         t: &TokenRow,
     ) -> Result<(), StoreError> {
-        exec(self.conn(),
+        self.db().exec(
             "INSERT INTO oidc_tokens (token_hash, code_hash, client_id, user_id, sid, scope, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![token_hash, code_hash, t.client_id, t.user_id, t.sid, t.scope, t.expires_at],
+            args![token_hash, code_hash, t.client_id, t.user_id, t.sid, t.scope, t.expires_at],
         )?;
         Ok(())
     }
@@ -416,26 +406,21 @@ impl Write<'_> {
     /// Ends what browser session `sid` gave applications (its tokens and
     /// its sign-ins); returns the applications it had signed in to.
     pub fn end_signins(&self, sid: &str, now: u64) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
-        exec(
-            conn,
+        let db = self.db();
+        db.exec(
             "UPDATE oidc_tokens SET revoked = 1 WHERE sid = ?1",
-            [sid],
+            args![sid],
         )?;
         // A code not yet exchanged must not outlive the session either.
-        exec(
-            conn,
+        db.exec(
             "DELETE FROM oidc_codes WHERE sid = ?1 AND used_at IS NULL",
-            [sid],
+            args![sid],
         )?;
-        exec(
-            conn,
-            "DELETE FROM oidc_tokens WHERE expires_at <= ?1",
-            [now],
-        )?;
-        let mut stmt =
-            conn.prepare_cached("DELETE FROM oidc_signins WHERE sid = ?1 RETURNING client_id")?;
-        let rows = stmt.query_map([sid], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        db.exec("DELETE FROM oidc_tokens WHERE expires_at <= ?1", args![now])?;
+        db.all(
+            "DELETE FROM oidc_signins WHERE sid = ?1 RETURNING client_id",
+            args![sid],
+            |r| r.get(0),
+        )
     }
 }

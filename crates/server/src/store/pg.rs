@@ -1,0 +1,201 @@
+//! The PostgreSQL back end: a fixed set of connections, each opened when
+//! first needed and opened again after it breaks (the database restarted,
+//! a proxy dropped it), so an instance rides out a database failover
+//! without a restart.
+//!
+//! Writes are serialised across every instance by one transaction-scoped
+//! advisory lock, taken first in each write transaction. That keeps the
+//! rules SQLite's single writer gave for free: the audit chain has one
+//! tail, and a check made inside a write ("only while the account has no
+//! method") cannot race a write on another instance. Reads take no lock.
+//!
+//! The store is synchronous (the domain calls it in place), so this uses
+//! the blocking client of rust-postgres (tokio-postgres underneath, on its
+//! own small runtime per connection). On a worker of the server's
+//! runtime, every call is announced as blocking (`block_in_place`).
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+
+use super::db::{args, Db, PgConn};
+use super::schema::MIGRATIONS;
+use super::StoreError;
+
+/// The advisory lock every write transaction holds ("Countrsg").
+const WRITE_LOCK: i64 = 0x436f_756e_7472_7367;
+/// The advisory lock held while migrating, so that instances starting
+/// together migrate once.
+const MIGRATE_LOCK: i64 = WRITE_LOCK + 1;
+
+/// Connections to one PostgreSQL database.
+pub(super) struct Pg {
+    url: String,
+    slots: Vec<Mutex<Option<PgConn>>>,
+    next: AtomicUsize,
+}
+
+impl Pg {
+    /// Connects, runs pending migrations, and keeps up to `size`
+    /// connections.
+    pub(super) fn open(url: &str, size: usize) -> Result<Self, StoreError> {
+        let pg = Pg {
+            url: url.to_string(),
+            slots: (0..size.max(1)).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        };
+        pg.with(migrate)?;
+        Ok(pg)
+    }
+
+    /// Runs `f` (statements that only read) outside any transaction.
+    pub(super) fn read<T>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with(|c| f(&Db::Pg(c)))
+    }
+
+    /// Runs `f` in one transaction holding the write lock: committed when
+    /// it returns `Ok`, rolled back otherwise.
+    pub(super) fn transaction<T>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with(|c| {
+            let db = Db::Pg(c);
+            db.batch("BEGIN")?;
+            let out = db
+                .exec("SELECT pg_advisory_xact_lock(?1)", args![WRITE_LOCK])
+                .and_then(|_| f(&db));
+            match out {
+                Ok(v) => {
+                    db.batch("COMMIT")?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    // A broken connection is dropped afterwards; otherwise
+                    // this ends the transaction before the next user.
+                    let _ = db.batch("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    /// Runs `f` on a connection (opened if needed), off the async workers.
+    /// The connection is out of its slot meanwhile: if `f` panics, perhaps
+    /// inside a transaction, it is dropped (the server rolls back) and the
+    /// slot opens a new one next time.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&RefCell<PgConn>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        off_runtime(|| {
+            let mut slot = self.slot();
+            let conn = match slot.take() {
+                Some(c) if !c.client.is_closed() => c,
+                _ => PgConn::new(connect(&self.url)?),
+            };
+            let cell = RefCell::new(conn);
+            let out = f(&cell);
+            let conn = cell.into_inner();
+            if !conn.client.is_closed() {
+                *slot = Some(conn);
+            }
+            out
+        })
+    }
+
+    /// A free connection slot, or the next one, waited for.
+    fn slot(&self) -> MutexGuard<'_, Option<PgConn>> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.slots.len();
+        for i in 0..n {
+            match self.slots[(start + i) % n].try_lock() {
+                Ok(g) => return g,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.slots[start % n]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Pg {
+    /// Closing a blocking client runs its own runtime, which a worker of
+    /// the server's runtime (where the last `Server` is often dropped)
+    /// may not do: the connections close on a thread of their own.
+    fn drop(&mut self) {
+        let conns: Vec<PgConn> = self
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.get_mut().unwrap_or_else(|p| p.into_inner()).take())
+            .collect();
+        if !conns.is_empty() {
+            let _ = std::thread::spawn(move || drop(conns)).join();
+        }
+    }
+}
+
+fn connect(url: &str) -> Result<postgres::Client, StoreError> {
+    Ok(postgres::Client::connect(url, postgres::NoTls)?)
+}
+
+/// Brings the schema to the newest version, once across instances.
+fn migrate(c: &RefCell<PgConn>) -> Result<(), StoreError> {
+    let db = Db::Pg(c);
+    db.exec("SELECT pg_advisory_lock(?1)", args![MIGRATE_LOCK])?;
+    let out = (|| {
+        db.batch("CREATE TABLE IF NOT EXISTS countersign_schema (version BIGINT NOT NULL)")?;
+        let version: i64 = db
+            .opt("SELECT version FROM countersign_schema", args![], |r| {
+                r.get(0)
+            })?
+            .unwrap_or(0);
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError::TooNew(version));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            db.batch("BEGIN")?;
+            let step = db.batch(m.pg).and_then(|_| {
+                db.exec("DELETE FROM countersign_schema", args![])?;
+                db.exec(
+                    "INSERT INTO countersign_schema (version) VALUES (?1)",
+                    args![(i + 1) as i64],
+                )
+            });
+            match step {
+                Ok(_) => db.batch("COMMIT")?,
+                Err(e) => {
+                    let _ = db.batch("ROLLBACK");
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    })();
+    db.exec("SELECT pg_advisory_unlock(?1)", args![MIGRATE_LOCK])?;
+    out
+}
+
+/// The schema version of a PostgreSQL store.
+pub(super) fn schema_version(db: &Db<'_>) -> Result<i64, StoreError> {
+    db.one("SELECT version FROM countersign_schema", args![], |r| {
+        r.get(0)
+    })
+}
+
+/// Runs `f` where it may block: directly off the runtime, announced on a
+/// worker of a multi-threaded runtime. A current-thread runtime cannot
+/// lend its only thread to the blocking client: refused with an error.
+fn off_runtime<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Err(_) => f(),
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        Ok(_) => Err(StoreError::CurrentThreadRuntime),
+    }
+}
