@@ -30,4 +30,20 @@ cargo build --workspace --bins --locked
 say "Running all tests (cargo test --workspace; the app's window tests run under Xvfb)"
 cargo test --workspace --locked
 
+# The same server, CLI and browser suites on the PostgreSQL back end: each
+# server a test starts gets a database of its own on a throwaway cluster.
+PG_DIR=$(mktemp -d /tmp/countersign-pg.XXXXXX)
+trap 'scripts/postgres.sh stop "$PG_DIR"; rm -rf "$PG_DIR"' EXIT
+say "Starting a throwaway PostgreSQL cluster on loopback (scripts/postgres.sh, in $PG_DIR)"
+if PG_URL=$(scripts/postgres.sh start "$PG_DIR"); then
+  say "Running the server, CLI and browser suites again on PostgreSQL ($PG_URL)"
+  COUNTERSIGN_TEST_POSTGRES=$PG_URL cargo test --locked -p countersign-server -p countersign-cli -p countersign-e2e
+elif [ -n "${CI:-}" ]; then
+  echo "error: the PostgreSQL cluster did not start (logs in $PG_DIR); CI needs the PostgreSQL run" >&2
+  tail -20 "$PG_DIR"/*.log >&2 || true
+  exit 1
+else
+  say "SKIPPED the PostgreSQL run: the throwaway cluster did not start (logs in $PG_DIR)"
+fi
+
 say "All checks passed"
