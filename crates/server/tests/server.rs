@@ -10,6 +10,7 @@ mod common;
 mod conformance;
 mod domain;
 mod durability;
+mod instances;
 mod oidc;
 mod parsers;
 mod router;

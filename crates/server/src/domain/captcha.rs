@@ -190,17 +190,32 @@ impl Noise<'_> {
 }
 
 /// Pictures tried (by their MAC) until they expire: one try per picture,
-/// even when the browser's cookie is sent again. Kept in memory, bounded.
+/// even when the browser's cookie is sent again. Kept in memory, bounded;
+/// in the database when instances share one.
 #[derive(Default)]
-pub struct UsedCaptchas(Mutex<HashMap<String, u64>>);
+pub struct UsedCaptchas(
+    Mutex<HashMap<String, u64>>,
+    Option<std::sync::Arc<crate::store::Store>>,
+);
 
 /// Tried pictures remembered at most (ten minutes' worth of a flood).
 const MAX_USED: usize = 100_000;
 
 impl UsedCaptchas {
+    /// Remembered in `store`, for every instance that shares it.
+    pub fn shared(store: std::sync::Arc<crate::store::Store>) -> Self {
+        UsedCaptchas(Mutex::default(), Some(store))
+    }
+
     /// Records the picture with MAC `mac`, valid until `expiry`, as tried;
     /// `false` if it was tried before (or too many live ones to remember).
     pub fn first_use(&self, mac: &str, expiry: u64, now: u64) -> bool {
+        if let Some(store) = &self.1 {
+            // A failure to record counts as used: one try per picture.
+            return store
+                .write(now, |w| w.first_use(&format!("captcha {mac}"), expiry))
+                .unwrap_or(false);
+        }
         let mut used = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if used.len() >= MAX_USED {
             used.retain(|_, until| *until > now);

@@ -39,6 +39,21 @@ impl Hub {
         map.values().map(broadcast::Sender::receiver_count).sum()
     }
 
+    /// Devices with a stream open here.
+    pub(crate) fn devices_listening(&self) -> Vec<String> {
+        let map = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter(|(_, tx)| tx.receiver_count() > 0)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Challenges someone here follows.
+    pub(crate) fn followed(&self) -> Vec<String> {
+        let map = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        map.keys().cloned().collect()
+    }
+
     pub(crate) fn publish(&self, challenge: Challenge) {
         let mut map = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = map.get(&challenge.device_id) {

@@ -4,12 +4,16 @@
 //! whose officers share one address is not slowed by its own sign-ins.
 //! An IPv6 client is counted by its /64 network: one subscriber commonly
 //! holds a whole /64 and could otherwise change address on every try.
+//!
+//! One instance counts in memory. Instances sharing a PostgreSQL database
+//! count in it, so that two of them do not each allow the limit.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::domain::Code;
+use crate::store::Store;
 use crate::Error;
 
 /// Addresses tracked at most; past this, the quietest are forgotten first
@@ -21,6 +25,8 @@ pub struct AddressLimiter {
     max: u32,
     window: u64,
     failures: Mutex<HashMap<String, VecDeque<u64>>>,
+    /// The database and this limiter's name in it, when shared.
+    shared: Option<(Arc<Store>, &'static str)>,
 }
 
 impl AddressLimiter {
@@ -30,6 +36,16 @@ impl AddressLimiter {
             max,
             window,
             failures: Mutex::new(HashMap::new()),
+            shared: None,
+        }
+    }
+
+    /// The same limit, counted in `store` under `kind`, for every
+    /// instance that shares it.
+    pub fn shared(max: u32, window: u64, store: Arc<Store>, kind: &'static str) -> Self {
+        AddressLimiter {
+            shared: Some((store, kind)),
+            ..Self::new(max, window)
         }
     }
 
@@ -39,15 +55,23 @@ impl AddressLimiter {
         if ip.is_empty() {
             return Ok(());
         }
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(times) = map.get_mut(&network(ip)) else {
-            return Ok(());
+        let (count, oldest) = match &self.shared {
+            Some((store, kind)) => {
+                store.address_events(kind, &network(ip), (now + 1).saturating_sub(self.window))?
+            }
+            None => {
+                let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(times) = map.get_mut(&network(ip)) else {
+                    return Ok(());
+                };
+                self.forget_old(times, now);
+                (times.len() as u32, times.front().copied())
+            }
         };
-        self.forget_old(times, now);
-        if times.len() < self.max as usize {
+        if count < self.max {
             return Ok(());
         }
-        let retry = times.front().map_or(0, |t| t + self.window - now);
+        let retry = oldest.map_or(0, |t| (t + self.window).saturating_sub(now));
         Err(Error::refused(
             Code::TooManyAttempts,
             format!(
@@ -57,12 +81,19 @@ impl AddressLimiter {
         ))
     }
 
-    /// Counts a failure from `ip`.
+    /// Counts a failure from `ip`. (A shared count that cannot be written
+    /// is logged: the per-account limits, in the database too, still hold.)
     pub fn failed(&self, ip: &str, now: u64) {
         if ip.is_empty() {
             return;
         }
         let ip = network(ip);
+        if let Some((store, kind)) = &self.shared {
+            if let Err(e) = store.write(now, |w| w.add_address_event(kind, &ip, now)) {
+                tracing::error!(error = %e, "counting a failure by address failed");
+            }
+            return;
+        }
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_ADDRESSES && !map.contains_key(&ip) {
             map.retain(|_, times| times.back().is_some_and(|t| t + self.window > now));
@@ -79,6 +110,16 @@ impl AddressLimiter {
         let times = map.entry(ip).or_default();
         self.forget_old(times, now);
         times.push_back(now);
+    }
+
+    /// Forgets failures older than the window (shared counts; the memory
+    /// count forgets as it goes).
+    pub fn purge(&self, now: u64) -> Result<(), Error> {
+        if let Some((store, kind)) = &self.shared {
+            let before = (now + 1).saturating_sub(self.window);
+            store.write(now, |w| w.purge_limits(kind, before, now))?;
+        }
+        Ok(())
     }
 
     fn forget_old(&self, times: &mut VecDeque<u64>, now: u64) {

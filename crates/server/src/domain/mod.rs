@@ -10,6 +10,7 @@ mod error;
 pub mod fixes;
 pub mod helpdesk;
 mod hub;
+mod instances;
 pub mod limits;
 pub mod methods;
 pub mod oidc;

@@ -10,7 +10,7 @@ use countersign_core::PublicKey;
 
 use crate::domain::sha256;
 use crate::domain::Code;
-use crate::store::{ChallengeRow, DeviceRow, NewAudit, NewChallenge, UserRow};
+use crate::store::{ChallengeRow, DeviceRow, Event, NewAudit, NewChallenge, UserRow};
 use crate::{Error, Server};
 
 pub use super::hub::Hub;
@@ -144,6 +144,7 @@ impl Server {
                 created_ms: now_ms,
                 connected: self.hub.connected(&device.id) > 0,
             })?;
+            w.announce(Event::Created(challenge.id.clone()));
             w.audit(&NewAudit {
                 actor: origin.actor,
                 action: "challenge.create",
@@ -313,6 +314,7 @@ impl Server {
             if !w.answer_challenge(challenge_id, verdict, &json, now, now_ms)? {
                 return Ok(false);
             }
+            w.announce(Event::Settled(challenge_id.into(), verdict.as_str().into()));
             w.audit(&NewAudit {
                 actor: &actor,
                 action: "challenge.answer",
@@ -417,6 +419,7 @@ impl Server {
         let expired = self.write(now, |w| {
             let expired = w.expire_challenges(now)?;
             for row in &expired {
+                w.announce(Event::Settled(row.challenge.id.clone(), "expired".into()));
                 w.audit(&NewAudit {
                     actor: "system",
                     action: "challenge.expired",

@@ -13,15 +13,15 @@ use crate::domain::push::Hub;
 use crate::infra::config::Config;
 use crate::infra::datadir::DataDir;
 use crate::infra::telephony::Gateway;
-use crate::store::{NewAudit, Store, StoreError, Write};
+use crate::store::{Event, NewAudit, Store, StoreError, Write};
 use crate::Error;
 
 /// Everything a request needs.
 pub struct Server {
     /// Validated configuration.
     pub config: Config,
-    /// The database.
-    pub store: Store,
+    /// The database (shared with the thread that follows other instances).
+    pub store: Arc<Store>,
     /// Signs challenge envelopes.
     pub server_key: SigningKey,
     /// Seals stored TOTP secrets.
@@ -83,6 +83,25 @@ impl Server {
             &crate::infra::token_keys::TokenKeys::file(dir.root()),
             published_for,
         )?;
+        let store = Arc::new(store);
+        let (max, window) = (
+            config.lockout.per_address_failures,
+            config.lockout.per_address_minutes * 60,
+        );
+        // Instances sharing a database share their limits.
+        let (address_failures, audit_once_a_minute, used_captchas) = if store.is_postgres() {
+            (
+                AddressLimiter::shared(max, window, store.clone(), "failure"),
+                AddressLimiter::shared(1, 60, store.clone(), "audit-refusal"),
+                crate::domain::captcha::UsedCaptchas::shared(store.clone()),
+            )
+        } else {
+            (
+                AddressLimiter::new(max, window),
+                AddressLimiter::new(1, 60),
+                Default::default(),
+            )
+        };
         Ok(Server {
             backchannel: crate::infra::backchannel::BackChannelClient::new()
                 .map_err(anyhow::Error::msg)?,
@@ -96,12 +115,9 @@ impl Server {
             tls_pin: None,
             hub: Hub::default(),
             rng: SystemRandom::new(),
-            address_failures: AddressLimiter::new(
-                config.lockout.per_address_failures,
-                config.lockout.per_address_minutes * 60,
-            ),
-            audit_once_a_minute: AddressLimiter::new(1, 60),
-            used_captchas: Default::default(),
+            address_failures,
+            audit_once_a_minute,
+            used_captchas,
             hashing: Default::default(),
             telephony: Gateway::new(&config.telephony, dir.root())?,
             audit_written: watch::Sender::new(0),
@@ -139,12 +155,20 @@ impl Server {
         let out = self.store.write(now, |w| {
             let out = change(w)?;
             audited = w.audited();
+            if audited {
+                w.announce(Event::Audit);
+            }
             Ok(out)
         })?;
         if audited {
-            self.audit_written.send_modify(|n| *n = n.wrapping_add(1));
+            self.wake_audit_views();
         }
         Ok(out)
+    }
+
+    /// Wakes live views of the audit log.
+    pub(crate) fn wake_audit_views(&self) {
+        self.audit_written.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// A receiver that sees every audit row this process writes from now on.

@@ -110,6 +110,7 @@ pub async fn start(
         }
     };
     let sweeper = tokio::spawn(sweep(server.clone()));
+    follow_other_instances(&server);
     let runtime = Runtime {
         url: format!("{scheme}://{addr}"),
         pin: server
@@ -142,7 +143,59 @@ async fn sweep(server: Arc<Server>) {
             if let Err(e) = server.write(crate::now(), |w| w.purge_sessions(crate::now())) {
                 tracing::error!(error = %e, "dropping ended sessions failed");
             }
+            for limiter in [&server.address_failures, &server.audit_once_a_minute] {
+                if let Err(e) = limiter.purge(crate::now()) {
+                    tracing::error!(error = %e, "forgetting old failures failed");
+                }
+            }
         }
+    }
+}
+
+/// On PostgreSQL, a thread listens to what other instances announce for
+/// as long as the server lives, connecting again after a break (the
+/// database restarted or failed over) and catching up on what it missed.
+fn follow_other_instances(server: &Arc<Server>) {
+    if !server.store.is_postgres() {
+        return;
+    }
+    let weak = Arc::downgrade(server);
+    let store = server.store.clone();
+    let spawned = std::thread::Builder::new()
+        .name("countersign-follow".into())
+        .spawn(move || {
+            let alive = || weak.strong_count() > 0;
+            while alive() {
+                let with_server = |f: &mut dyn FnMut(&Server)| {
+                    if let Some(s) = weak.upgrade() {
+                        f(&s);
+                    }
+                };
+                let outcome = store.listen(
+                    &alive,
+                    &mut || {
+                        with_server(&mut |s| {
+                            if let Err(e) = s.catch_up(crate::now()) {
+                                tracing::error!(error = %e, "catching up with other instances failed");
+                            }
+                        })
+                    },
+                    &mut |event| {
+                        with_server(&mut |s| {
+                            if let Err(e) = s.on_event(event.clone()) {
+                                tracing::error!(error = %e, "an announcement from another instance failed");
+                            }
+                        })
+                    },
+                );
+                if let Err(e) = outcome {
+                    tracing::warn!(error = %e, "following other instances: connection lost; again in 1 s");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the thread that follows other instances");
     }
 }
 

@@ -154,11 +154,15 @@ impl Store {
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.pool.transaction(|db| {
-            change(&mut Write {
+            let mut w = Write {
                 db,
                 now,
                 audited: false,
-            })
+                events: Vec::new(),
+            };
+            let out = change(&mut w)?;
+            super::bus::announce(db, &self.origin, &w.events)?;
+            Ok(out)
         })
     }
 }
@@ -168,12 +172,19 @@ pub struct Write<'c> {
     db: &'c Db<'c>,
     now: u64,
     audited: bool,
+    events: Vec<super::Event>,
 }
 
 impl Write<'_> {
     /// The transaction's connection, for the store's statements.
     pub(super) fn db(&self) -> &Db<'_> {
         self.db
+    }
+
+    /// Tells the other instances of a change when this transaction
+    /// commits (see [`super::bus`]).
+    pub fn announce(&mut self, e: super::Event) {
+        self.events.push(e);
     }
 
     /// Whether an audit row was appended in this transaction.

@@ -5,9 +5,11 @@
 //! are Unix seconds.
 
 mod audit;
+mod bus;
 mod challenges;
 mod db;
 mod devices;
+mod limits;
 mod methods;
 mod oidc;
 mod pg;
@@ -26,6 +28,7 @@ use db::Db;
 use schema::MIGRATIONS;
 
 pub use audit::{csv_field, AuditEntry, AuditFilter, NewAudit, Write};
+pub use bus::Event;
 pub use challenges::{ChallengeRow, NewChallenge};
 pub use devices::{ActivationRow, Binding, DeviceRow, NewDevice};
 pub use methods::{Methods, PhoneCode};
@@ -73,6 +76,8 @@ const HAS_METHOD: &str =
 /// The database (see [`pool`]).
 pub struct Store {
     pool: pool::Pool,
+    /// This instance, in its announcements (see [`bus`]).
+    origin: String,
 }
 
 /// PostgreSQL connections each instance keeps.
@@ -85,6 +90,7 @@ impl Store {
         let conn = Self::setup(Connection::open(path)?)?;
         Ok(Store {
             pool: pool::Pool::Lite(pool::Lite::new(conn, Some(path))?),
+            origin: String::new(),
         })
     }
 
@@ -94,8 +100,12 @@ impl Store {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(StoreError::UnsupportedUrl);
         }
+        let mut origin = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut origin)
+            .map_err(|_| StoreError::Decode("the random generator failed".into()))?;
         Ok(Store {
             pool: pool::Pool::Pg(pg::Pg::open(url, PG_CONNECTIONS)?),
+            origin: data_encoding::HEXLOWER.encode(&origin),
         })
     }
 
@@ -104,6 +114,7 @@ impl Store {
         let conn = Self::setup(Connection::open_in_memory()?)?;
         Ok(Store {
             pool: pool::Pool::Lite(pool::Lite::new(conn, None)?),
+            origin: String::new(),
         })
     }
 
@@ -135,6 +146,22 @@ impl Store {
     /// be the writer.
     fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.pool.read(f)
+    }
+
+    /// Follows what other instances announce, calling `on` for each event,
+    /// until `alive` says stop (checked every second) or the connection
+    /// breaks (an error: call again). `connected` runs once listening.
+    /// Returns at once on SQLite, where there are no other instances.
+    pub fn listen(
+        &self,
+        alive: &dyn Fn() -> bool,
+        connected: &mut dyn FnMut(),
+        on: &mut dyn FnMut(Event),
+    ) -> Result<(), StoreError> {
+        match &self.pool {
+            pool::Pool::Pg(pg) => bus::listen(pg, &self.origin, alive, connected, on),
+            pool::Pool::Lite(_) => Ok(()),
+        }
     }
 
     /// Schema version.

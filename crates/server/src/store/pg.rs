@@ -124,6 +124,13 @@ impl Pg {
     }
 }
 
+impl Pg {
+    /// A connection of its own (not from the pool), off the async workers.
+    pub(super) fn connect(&self) -> Result<postgres::Client, StoreError> {
+        off_runtime(|| connect(&self.url))
+    }
+}
+
 impl Drop for Pg {
     /// Closing a blocking client runs its own runtime, which a worker of
     /// the server's runtime (where the last `Server` is often dropped)

@@ -2,7 +2,8 @@
 //! of either kind to version N. PostgreSQL support arrived at version 9,
 //! so its first entry creates everything SQLite's first nine reach
 //! (`rowid`, implicit in SQLite, is a column there) and the next eight
-//! are empty. A new migration adds one entry with both texts.
+//! are empty. A new migration adds one entry with both texts (one text
+//! serves both where the SQL is common).
 
 use super::oidc;
 
@@ -433,4 +434,23 @@ UPDATE users SET temporary_until = CAST(strftime('%s', 'now') AS INTEGER) + 7 * 
         lite: oidc::API_CHALLENGES,
         pg: "",
     },
+    Migration {
+        lite: SHARED_LIMITS,
+        pg: SHARED_LIMITS,
+    },
 ];
+
+/// Limits several instances share (used on PostgreSQL; one SQLite
+/// instance keeps them in memory).
+const SHARED_LIMITS: &str = r#"
+CREATE TABLE address_events (
+    kind TEXT NOT NULL,
+    network TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX address_events_network ON address_events(kind, network, at);
+CREATE TABLE used_once (
+    key TEXT PRIMARY KEY,
+    until BIGINT NOT NULL
+);
+"#;

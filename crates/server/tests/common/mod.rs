@@ -43,11 +43,27 @@ impl TestServer {
         Self::boot(dir, config).await
     }
 
-    async fn boot(dir: tempfile::TempDir, mut config: Config) -> Self {
-        if let Some(url) = countersign_testkit::postgres::store_for(dir.path()) {
+    async fn boot(dir: tempfile::TempDir, config: Config) -> Self {
+        let data = dir.path().to_path_buf();
+        Self::boot_on(&data, dir, config).await
+    }
+
+    /// Another instance of this server: the same database and data folder
+    /// (so the same keys and TLS certificate), a port of its own. Only on
+    /// PostgreSQL, where instances share the database.
+    pub async fn second_instance(&self) -> Self {
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        Self::boot_on(self.dir.path(), tempfile::tempdir().unwrap(), config).await
+    }
+
+    /// Boots on the data folder `path`; `dir` is what the value keeps
+    /// alive (the folder itself, or an unrelated one for a second instance).
+    async fn boot_on(path: &std::path::Path, dir: tempfile::TempDir, mut config: Config) -> Self {
+        if let Some(url) = countersign_testkit::postgres::store_for(path) {
             config.store.url = url;
         }
-        let data = DataDir::open(dir.path()).unwrap();
+        let data = DataDir::open(path).unwrap();
         let t = tls::setup(&config, &data).unwrap();
         let mut server = Server::open(config.clone(), &data).unwrap();
         server.tls_pin = t.pin;

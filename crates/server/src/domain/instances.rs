@@ -1,0 +1,54 @@
+//! Several instances on one PostgreSQL database: what this one does when
+//! another announces a change (see [`crate::store::Event`]). The device
+//! stream that must carry a new challenge, and the page that follows it,
+//! may each be held by any instance.
+
+use countersign_core::api::ChallengeStatus;
+
+use crate::store::Event;
+use crate::{Error, Server};
+
+impl Server {
+    /// Acts on another instance's announcement: a new challenge goes to
+    /// this instance's streams of its device, a settled one to whoever
+    /// follows it here, audit rows wake live views.
+    pub fn on_event(&self, e: Event) -> Result<(), Error> {
+        match e {
+            Event::Created(id) => {
+                if let Some(row) = self.store.challenge(&id)? {
+                    if row.status == ChallengeStatus::Pending {
+                        self.hub.publish(row.challenge);
+                    }
+                }
+            }
+            Event::Settled(id, status) => {
+                if let Some(status) = ChallengeStatus::parse(&status) {
+                    self.hub.settle(&id, status);
+                }
+            }
+            Event::Audit => self.wake_audit_views(),
+        }
+        Ok(())
+    }
+
+    /// After listening starts (again): what may have been missed meanwhile.
+    /// Each stream held here is sent its device's open challenges (a
+    /// device drops one it has seen), and followers re-read their status.
+    pub fn catch_up(&self, now: u64) -> Result<(), Error> {
+        for device in self.hub.devices_listening() {
+            for row in self.store.pending_for_device(&device, now)? {
+                self.hub.publish(row.challenge);
+            }
+        }
+        for id in self.hub.followed() {
+            if let Some(row) = self.store.challenge(&id)? {
+                let status = row.status_at(now);
+                if status.is_final() {
+                    self.hub.settle(&id, status);
+                }
+            }
+        }
+        self.wake_audit_views();
+        Ok(())
+    }
+}

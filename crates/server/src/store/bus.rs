@@ -1,0 +1,128 @@
+//! What one instance tells the others through PostgreSQL `LISTEN/NOTIFY`:
+//! a challenge was created or settled, an audit row was written. Each
+//! notification is sent inside the transaction that made the change, so
+//! it is delivered exactly when the change commits, and never for a change
+//! that rolled back. The database stays the source of truth: a listener
+//! that reads an announcement loads the row it names.
+//!
+//! On SQLite (one instance) nothing is sent.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use postgres::fallible_iterator::FallibleIterator;
+
+use super::db::{args, Db, PgConn};
+use super::pg::Pg;
+use super::StoreError;
+
+/// The channel every instance listens on.
+const CHANNEL: &str = "countersign";
+
+/// A change other instances act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A push challenge was created (its id): the device's stream may be
+    /// held by another instance.
+    Created(String),
+    /// A challenge reached a final status (id, status as stored): the page
+    /// that follows it may be served by another instance.
+    Settled(String, String),
+    /// Audit rows were written: live help-desk views refresh.
+    Audit,
+}
+
+impl Event {
+    fn payload(&self, origin: &str) -> String {
+        match self {
+            Event::Created(id) => format!("{origin} created {id}"),
+            Event::Settled(id, status) => format!("{origin} settled {id} {status}"),
+            Event::Audit => format!("{origin} audit"),
+        }
+    }
+
+    /// The event in a payload, unless it came from `origin` (this instance
+    /// acted on it already) or is not one this version knows.
+    fn parse(payload: &str, origin: &str) -> Option<Event> {
+        let mut words = payload.split(' ');
+        if words.next()? == origin {
+            return None;
+        }
+        let event = match (words.next()?, words.next(), words.next()) {
+            ("created", Some(id), None) => Event::Created(id.to_string()),
+            ("settled", Some(id), Some(status)) => {
+                Event::Settled(id.to_string(), status.to_string())
+            }
+            ("audit", None, None) => Event::Audit,
+            _ => return None,
+        };
+        words.next().is_none().then_some(event)
+    }
+}
+
+/// Sends `events` in the open transaction `db` (PostgreSQL only).
+pub(super) fn announce(db: &Db<'_>, origin: &str, events: &[Event]) -> Result<(), StoreError> {
+    if !db.is_pg() {
+        return Ok(());
+    }
+    for e in events {
+        db.exec(
+            "SELECT pg_notify(?1, ?2)",
+            args![CHANNEL, e.payload(origin)],
+        )?;
+    }
+    Ok(())
+}
+
+/// Listens until `alive` says stop or the connection breaks (an error:
+/// the caller connects again). `connected` runs once listening, so that
+/// the caller can catch up on what it may have missed meanwhile.
+pub(super) fn listen(
+    pg: &Pg,
+    origin: &str,
+    alive: &dyn Fn() -> bool,
+    connected: &mut dyn FnMut(),
+    on: &mut dyn FnMut(Event),
+) -> Result<(), StoreError> {
+    let conn = RefCell::new(PgConn::new(pg.connect()?));
+    Db::Pg(&conn).batch(&format!("LISTEN {CHANNEL}"))?;
+    connected();
+    let mut conn = conn.into_inner();
+    while alive() {
+        let mut notes = conn.client.notifications();
+        let mut waiting = notes.timeout_iter(Duration::from_secs(1));
+        while let Some(n) = waiting.next()? {
+            if let Some(e) = Event::parse(n.payload(), origin) {
+                on(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_read_back_and_an_instance_skips_its_own() {
+        for e in [
+            Event::Created("c1".into()),
+            Event::Settled("c1".into(), "approved".into()),
+            Event::Audit,
+        ] {
+            assert_eq!(Event::parse(&e.payload("a"), "b"), Some(e.clone()));
+            assert_eq!(Event::parse(&e.payload("a"), "a"), None);
+        }
+        for junk in [
+            "",
+            "a",
+            "a created",
+            "a created x y",
+            "a unknown x",
+            "a audit x",
+        ] {
+            assert_eq!(Event::parse(junk, "b"), None, "{junk:?}");
+        }
+    }
+}
