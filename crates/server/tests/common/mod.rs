@@ -170,9 +170,17 @@ impl TestServer {
     }
 
     pub async fn status(&self, challenge_id: &str) -> String {
+        self.status_within(challenge_id, 0).await
+    }
+
+    /// The status once final, waiting up to `wait` seconds (long-poll).
+    pub async fn status_within(&self, challenge_id: &str, wait: u64) -> String {
         let v: Verdict = self
             .http
-            .get(format!("{}/api/v1/challenges/{challenge_id}", self.url))
+            .get(format!(
+                "{}/api/v1/challenges/{challenge_id}?wait={wait}",
+                self.url
+            ))
             .bearer_auth(&self.admin_token)
             .send()
             .await

@@ -44,30 +44,15 @@ async fn a_push_created_on_one_instance_reaches_a_device_streaming_from_the_othe
     got[0].verify(&dev.server_key).unwrap();
 
     // A long-poll on A for the verdict; the answer goes to B.
-    let wait = {
-        let http = a.http.clone();
-        let url = format!("{}/api/v1/challenges/{id}?wait=10", a.url);
-        let token = a.admin_token.clone();
-        tokio::spawn(async move {
-            let t = std::time::Instant::now();
-            let v: serde_json::Value = http
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            (v["status"].as_str().unwrap().to_string(), t.elapsed())
-        })
+    let t = std::time::Instant::now();
+    let answer = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        dev.answer(&b, &dev.response(&id, Decision::Approve, Some(number)))
+            .await
     };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let (status, body) = dev
-        .answer(&b, &dev.response(&id, Decision::Approve, Some(number)))
-        .await;
+    let (verdict, (status, body)) = tokio::join!(a.status_within(&id, 10), answer);
+    let waited = t.elapsed();
     assert_eq!(status, 200, "{body}");
-    let (verdict, waited) = wait.await.unwrap();
     assert_eq!(verdict, "approved");
     assert!(
         waited < std::time::Duration::from_secs(5),
