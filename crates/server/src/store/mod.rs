@@ -7,6 +7,7 @@
 mod audit;
 mod bus;
 mod challenges;
+mod copy;
 mod db;
 mod devices;
 mod limits;
@@ -30,6 +31,7 @@ use schema::MIGRATIONS;
 pub use audit::{csv_field, AuditEntry, AuditFilter, NewAudit, Write};
 pub use bus::Event;
 pub use challenges::{ChallengeRow, NewChallenge};
+pub use copy::Copied;
 pub use devices::{ActivationRow, Binding, DeviceRow, NewDevice};
 pub use methods::{Methods, PhoneCode};
 pub use oidc::{ClientRow, CodeRow, TakenCode, TokenRow, WaitingRequest};
@@ -57,6 +59,9 @@ pub enum StoreError {
     /// which cannot lend its only thread to a blocking call.
     #[error("the PostgreSQL store needs a multi-threaded runtime")]
     CurrentThreadRuntime,
+    /// A copy's target holds data already.
+    #[error("the target store is not empty (it holds users or audit rows); pass --replace to empty it first")]
+    TargetNotEmpty,
     /// The store URL names no back end this server has.
     #[error("unsupported store URL (expected postgres://... or postgresql://...)")]
     UnsupportedUrl,

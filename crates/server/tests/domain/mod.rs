@@ -4,6 +4,7 @@
 //! (nothing, when refused) and in the audit chain.
 
 mod accounts;
+mod copy;
 mod methods;
 mod push;
 
@@ -30,12 +31,31 @@ impl Domain {
         Self::with(Config::default())
     }
 
-    fn with(mut config: Config) -> Self {
+    fn with(config: Config) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        config.store.url = countersign_testkit::postgres::store_for(dir.path()).unwrap_or_default();
+        let url = countersign_testkit::postgres::store_for(dir.path()).unwrap_or_default();
+        Self::in_folder(dir, config, &url)
+    }
+
+    /// A server on `store` (empty: SQLite in the data folder), whatever
+    /// the run's back end.
+    fn with_store(config: Config, store: &str) -> Self {
+        Self::in_folder(tempfile::tempdir().unwrap(), config, store)
+    }
+
+    fn in_folder(dir: tempfile::TempDir, mut config: Config, store: &str) -> Self {
+        config.store.url = store.to_string();
         let data = DataDir::open(dir.path()).unwrap();
         let s = Server::open(config, &data).unwrap();
         Domain { _dir: dir, s }
+    }
+
+    /// The helpers around a server opened elsewhere.
+    fn around(s: Server) -> Self {
+        Domain {
+            _dir: tempfile::tempdir().unwrap(),
+            s,
+        }
     }
 
     /// A new officer whose temporary password was changed; returns the

@@ -11,7 +11,7 @@ use countersign_server::domain::Code;
 use ring::rand::SystemRandom;
 
 /// An app activated for `username`: its id and key.
-fn device(d: &Domain, username: &str, name: &str) -> (String, SigningKey) {
+pub(super) fn device(d: &Domain, username: &str, name: &str) -> (String, SigningKey) {
     let (enrollment, _) =
         d.s.enrollment(username, "admin", Authority::Proven, T0)
             .unwrap();
@@ -28,7 +28,7 @@ fn device(d: &Domain, username: &str, name: &str) -> (String, SigningKey) {
     (activated.device_id, key)
 }
 
-fn sign_in(d: &Domain, username: &str) -> Created {
+pub(super) fn sign_in(d: &Domain, username: &str) -> Created {
     let origin = Origin {
         application: "LETS",
         ip: IP,
@@ -40,7 +40,7 @@ fn sign_in(d: &Domain, username: &str) -> Created {
         .unwrap()
 }
 
-fn answer(
+pub(super) fn answer(
     d: &Domain,
     created: &Created,
     (device_id, key): &(String, SigningKey),

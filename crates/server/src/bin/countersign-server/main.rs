@@ -24,6 +24,7 @@ mod bench;
 mod clients;
 
 mod helpdesk;
+mod store_cmd;
 mod users;
 
 use admin::AdminClient;
@@ -126,6 +127,9 @@ enum Command {
         #[arg(long)]
         sso: bool,
     },
+    /// Move the state between stores (`store copy --from sqlite:PATH --to postgres://...`).
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
     /// Read the audit log, or verify its hash chain.
     Audit {
         #[command(subcommand)]
@@ -189,6 +193,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Store(cmd) = cli.command {
+        store_cmd::run(cmd)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Bench {
         devices,
         concurrency,
@@ -264,7 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Helpdesk(cmd) => helpdesk::run(&server, &dir, cmd),
         Command::Client(cmd) => clients::run(&server, cmd, actor),
         Command::Oidc(cmd) => clients::run_oidc(&server, &dir, cmd),
-        Command::Bench { .. } => unreachable!("handled above"),
+        Command::Bench { .. } | Command::Store(_) => unreachable!("handled above"),
         Command::Push {
             username,
             app,
