@@ -12,5 +12,5 @@ pub mod postgres;
 pub mod process;
 pub mod webdriver;
 
-pub use process::{epoch_ms, free_port, process_below, process_tree, xvfb, Proc};
+pub use process::{epoch_ms, free_port, free_ports, process_below, process_tree, xvfb, Proc};
 pub use webdriver::Session;
