@@ -636,6 +636,22 @@ fn a_server_with_another_key_is_named_as_such() {
     for f in ["data/tls-cert.pem", "data/tls-key.pem"] {
         std::fs::remove_file(env.file(f)).unwrap();
     }
+    if countersign_testkit::postgres::on_postgres() {
+        // Instances on PostgreSQL keep their TLS key in the database too.
+        countersign_testkit::postgres::sql(
+            &env.file("data"),
+            "DELETE FROM sealed_secrets WHERE name LIKE 'tls-%'",
+            &[],
+        );
+    }
+    if countersign_testkit::postgres::on_postgres() {
+        // Instances on PostgreSQL keep their TLS key in the database too.
+        countersign_testkit::postgres::sql(
+            &env.file("data"),
+            "DELETE FROM sealed_secrets WHERE name LIKE 'tls-%'",
+            &[],
+        );
+    }
     env.start_server();
     let out = cli(&env, &["pending"]);
     assert!(!out.status.success());

@@ -9,6 +9,22 @@ use std::path::Path;
 /// The variable naming the test cluster (a URL without a database).
 pub const TEST_CLUSTER_ENV: &str = "COUNTERSIGN_TEST_POSTGRES";
 
+/// The key-encryption key the tests' servers seal shared keys with on
+/// PostgreSQL (32 bytes, base64; a test value, never a real one).
+pub const TEST_KEK: &str = "dGVzdC1rZWstMzItYnl0ZXMtLS0tLS0tLS0tLS0tLS0=";
+
+/// A file holding [`TEST_KEK`], for servers started in the test process
+/// (`store.kek_file`).
+pub fn kek_file() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("countersign-test-kek-{}", std::process::id()));
+    if !path.exists() {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, TEST_KEK).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    path
+}
+
 /// The test cluster's URL, if the tests run on PostgreSQL.
 pub fn cluster() -> Option<String> {
     std::env::var(TEST_CLUSTER_ENV)
@@ -54,7 +70,9 @@ fn create_once(cluster: &str, name: &str) -> Option<String> {
 /// folder `data` when the tests run on PostgreSQL.
 pub fn store_env(cmd: &mut std::process::Command, data: &Path) {
     match store_for(data) {
-        Some(url) => cmd.env("COUNTERSIGN_STORE_URL", url),
+        Some(url) => cmd
+            .env("COUNTERSIGN_STORE_URL", url)
+            .env("COUNTERSIGN_KEK", TEST_KEK),
         None => cmd.env_remove("COUNTERSIGN_STORE_URL"),
     };
 }

@@ -27,6 +27,12 @@ impl Server {
                 }
             }
             Event::Audit => self.wake_audit_views(),
+            Event::Secret(name) => {
+                if let Some(keys) = &self.shared_keys {
+                    keys.pull_one(&self.store, &name)
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                }
+            }
         }
         Ok(())
     }

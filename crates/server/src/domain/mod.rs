@@ -18,6 +18,7 @@ pub mod passwords;
 pub mod push;
 pub mod registration;
 mod server;
+pub mod shared_keys;
 pub mod totp;
 
 pub use error::{Code, Error};

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::domain::limits::AddressLimiter;
 use crate::domain::push::Hub;
+use crate::domain::shared_keys::SharedKeys;
 use crate::infra::config::Config;
 use crate::infra::datadir::DataDir;
 use crate::infra::telephony::Gateway;
@@ -32,6 +33,8 @@ pub struct Server {
     pub tls_pin: Option<[u8; 32]>,
     /// Live channels to devices and sign-in pages.
     pub hub: Hub,
+    /// On PostgreSQL: the keys this instance shares with the others.
+    pub shared_keys: Option<Arc<SharedKeys>>,
     /// Randomness.
     pub rng: SystemRandom,
     /// Failed password and code attempts per network address.
@@ -62,11 +65,16 @@ pub struct Server {
 impl Server {
     /// Opens the data folder's database and keys.
     pub fn open(config: Config, dir: &DataDir) -> anyhow::Result<Self> {
-        let store = if config.store.is_postgres() {
+        let store = Arc::new(if config.store.is_postgres() {
             Store::open_url(&config.store.url)
                 .map_err(|e| anyhow::anyhow!("store {}: {e}", config.store.display_url()))?
         } else {
             Store::open(&dir.database())?
+        });
+        let shared_keys = if store.is_postgres() {
+            Some(Self::share_keys(&config, dir, &store)?)
+        } else {
+            None
         };
         let token = dir.admin_token()?;
         let master_key = dir.master_key()?;
@@ -79,11 +87,18 @@ impl Server {
             .map_err(|e| anyhow::anyhow!("configuration key `oidc.clients`: {e}"))?;
         // A retired key stays published while its tokens may be presented.
         let published_for = crate::domain::oidc::keys_published_for(&config);
-        let token_keys = crate::infra::token_keys::TokenKeys::open(
+        let mut token_keys = crate::infra::token_keys::TokenKeys::open(
             &crate::infra::token_keys::TokenKeys::file(dir.root()),
             published_for,
         )?;
-        let store = Arc::new(store);
+        let shared_keys = shared_keys.map(Arc::new);
+        if let Some(keys) = &shared_keys {
+            let (keys, store) = (keys.clone(), store.clone());
+            token_keys = token_keys.after_create(Box::new(move || {
+                keys.adopt(&store, "oidc-keys.json", crate::now())
+                    .map_err(|e| e.to_string())
+            }));
+        }
         let (max, window) = (
             config.lockout.per_address_failures,
             config.lockout.per_address_minutes * 60,
@@ -114,6 +129,7 @@ impl Server {
             admin_token_hash: sha256(token.as_bytes()),
             tls_pin: None,
             hub: Hub::default(),
+            shared_keys,
             rng: SystemRandom::new(),
             address_failures,
             audit_once_a_minute,
@@ -123,6 +139,23 @@ impl Server {
             audit_written: watch::Sender::new(0),
             config,
         })
+    }
+
+    /// Instances on one PostgreSQL database share their keys (see
+    /// [`SharedKeys`]): the database's win; the ones it lacks are made
+    /// here, then added. (Single sign-on keys are made at first use; the
+    /// first instance to make them wins the same way: see `open`.)
+    fn share_keys(config: &Config, dir: &DataDir, store: &Store) -> anyhow::Result<SharedKeys> {
+        let keys = SharedKeys::new(&config.store, dir.root())?;
+        keys.pull(store)?;
+        dir.server_key()?;
+        dir.master_key()?;
+        dir.admin_token()?;
+        if config.tls.mode == crate::infra::config::TlsMode::SelfSigned {
+            crate::infra::tls::setup(config, dir)?;
+        }
+        keys.seed(store, crate::now())?;
+        Ok(keys)
     }
 
     /// Runs `work` that hashes passwords or answers (Argon2id) on the

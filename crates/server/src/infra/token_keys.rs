@@ -122,12 +122,18 @@ struct Loaded {
     modified: Option<(SystemTime, u64)>,
 }
 
+/// Called after new keys were written to the file, before they are used:
+/// it may replace the file (instances that share keys adopt the first
+/// instance's), which is then read again.
+pub type AfterCreate = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// The token keys of a data folder.
 pub struct TokenKeys {
     path: PathBuf,
     /// How long a retired key stays published (the longest token lifetime).
     published_for: u64,
     loaded: Mutex<Loaded>,
+    after_create: Option<AfterCreate>,
 }
 
 /// What a rotation did.
@@ -161,7 +167,14 @@ impl TokenKeys {
                 keys,
                 modified: modified(path),
             }),
+            after_create: None,
         })
+    }
+
+    /// Runs `hook` whenever this process makes missing keys.
+    pub fn after_create(mut self, hook: AfterCreate) -> Self {
+        self.after_create = Some(hook);
+        self
     }
 
     /// Makes a new current key for every algorithm; the old ones are
@@ -288,7 +301,13 @@ impl TokenKeys {
                 stored.push(generate(alg, now)?);
             }
             write(&self.path, &stored)?;
-            loaded.keys = load(&self.path, stored)?;
+            match &self.after_create {
+                Some(hook) => {
+                    hook().map_err(KeyError::Sign)?;
+                    loaded.keys = load(&self.path, read(&self.path)?)?;
+                }
+                None => loaded.keys = load(&self.path, stored)?,
+            }
             loaded.modified = modified(&self.path);
         }
         f(&loaded.keys)

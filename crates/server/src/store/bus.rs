@@ -30,6 +30,9 @@ pub enum Event {
     Settled(String, String),
     /// Audit rows were written: live help-desk views refresh.
     Audit,
+    /// A shared key was replaced (its name): each instance takes the new
+    /// one from the database.
+    Secret(String),
 }
 
 impl Event {
@@ -38,6 +41,7 @@ impl Event {
             Event::Created(id) => format!("{origin} created {id}"),
             Event::Settled(id, status) => format!("{origin} settled {id} {status}"),
             Event::Audit => format!("{origin} audit"),
+            Event::Secret(name) => format!("{origin} secret {name}"),
         }
     }
 
@@ -54,6 +58,7 @@ impl Event {
                 Event::Settled(id.to_string(), status.to_string())
             }
             ("audit", None, None) => Event::Audit,
+            ("secret", Some(name), None) => Event::Secret(name.to_string()),
             _ => return None,
         };
         words.next().is_none().then_some(event)
@@ -110,6 +115,7 @@ mod tests {
             Event::Created("c1".into()),
             Event::Settled("c1".into(), "approved".into()),
             Event::Audit,
+            Event::Secret("oidc-keys.json".into()),
         ] {
             assert_eq!(Event::parse(&e.payload("a"), "b"), Some(e.clone()));
             assert_eq!(Event::parse(&e.payload("a"), "a"), None);

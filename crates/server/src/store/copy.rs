@@ -30,6 +30,7 @@ const TABLES: &[&str] = &[
     "api_challenges",
     "address_events",
     "used_once",
+    "sealed_secrets",
 ];
 
 /// Tables whose ids the target numbers after the copy continues from.

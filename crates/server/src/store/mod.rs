@@ -17,6 +17,7 @@ mod pg;
 mod pool;
 mod requests;
 mod schema;
+mod secrets;
 mod sessions;
 mod stage;
 mod users;

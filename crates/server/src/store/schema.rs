@@ -438,6 +438,10 @@ UPDATE users SET temporary_until = CAST(strftime('%s', 'now') AS INTEGER) + 7 * 
         lite: SHARED_LIMITS,
         pg: SHARED_LIMITS,
     },
+    Migration {
+        lite: "CREATE TABLE sealed_secrets (name TEXT PRIMARY KEY, sealed BLOB NOT NULL, updated_at BIGINT NOT NULL);",
+        pg: "CREATE TABLE sealed_secrets (name TEXT PRIMARY KEY, sealed BYTEA NOT NULL, updated_at BIGINT NOT NULL);",
+    },
 ];
 
 /// Limits several instances share (used on PostgreSQL; one SQLite

@@ -726,6 +726,7 @@ async fn behind_the_proxy_the_client_is_the_address_it_appended() {
         let mut config = Config::default();
         config.tls.mode = mode;
         config.store.url = countersign_testkit::postgres::store_for(tmp.path()).unwrap_or_default();
+        config.store.kek_file = Some(countersign_testkit::postgres::kek_file());
         let server = Arc::new(countersign_server::Server::open(config, &data).unwrap());
         async move {
             let (mut parts, ()) = axum::http::Request::builder()

@@ -43,29 +43,29 @@ impl TestServer {
         Self::boot(dir, config).await
     }
 
-    async fn boot(dir: tempfile::TempDir, config: Config) -> Self {
-        let data = dir.path().to_path_buf();
-        Self::boot_on(&data, dir, config).await
-    }
-
-    /// Another instance of this server: the same database and data folder
-    /// (so the same keys and TLS certificate), a port of its own. Only on
-    /// PostgreSQL, where instances share the database.
+    /// Another instance of this server, as on another machine: the same
+    /// database and key-encryption key, a data folder and a port of its
+    /// own (its keys come from the database). Only on PostgreSQL.
     pub async fn second_instance(&self) -> Self {
         let mut config = self.config.clone();
         config.listen = "127.0.0.1:0".parse().unwrap();
-        Self::boot_on(self.dir.path(), tempfile::tempdir().unwrap(), config).await
+        Self::boot(tempfile::tempdir().unwrap(), config).await
     }
 
-    /// Boots on the data folder `path`; `dir` is what the value keeps
-    /// alive (the folder itself, or an unrelated one for a second instance).
-    async fn boot_on(path: &std::path::Path, dir: tempfile::TempDir, mut config: Config) -> Self {
-        if let Some(url) = countersign_testkit::postgres::store_for(path) {
+    /// Boots on the data folder `dir`, on the run's back end (PostgreSQL:
+    /// the folder's own database, unless `config` names one already).
+    async fn boot(dir: tempfile::TempDir, mut config: Config) -> Self {
+        let path = dir.path();
+        let own = countersign_testkit::postgres::store_for(path);
+        if let Some(url) = own.filter(|_| config.store.url.is_empty()) {
             config.store.url = url;
+            config.store.kek_file = Some(countersign_testkit::postgres::kek_file());
         }
         let data = DataDir::open(path).unwrap();
-        let t = tls::setup(&config, &data).unwrap();
+        // As `serve` does: the store first (an instance on PostgreSQL takes
+        // the shared TLS key from it), then TLS.
         let mut server = Server::open(config.clone(), &data).unwrap();
+        let t = tls::setup(&config, &data).unwrap();
         server.tls_pin = t.pin;
         let server = Arc::new(server);
         let running = serve::start(server.clone(), t.config, config.listen, &data)

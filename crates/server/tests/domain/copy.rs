@@ -107,6 +107,7 @@ fn a_deployment_moves_to_another_store_and_its_devices_keep_working() {
         DataDir::open(moved.path()).unwrap()
     } else {
         config.store.url = target.clone();
+        config.store.kek_file = Some(countersign_testkit::postgres::kek_file());
         DataDir::open(&folder).unwrap()
     };
     let s = Server::open(config, &data).unwrap();

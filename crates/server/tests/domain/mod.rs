@@ -45,6 +45,7 @@ impl Domain {
 
     fn in_folder(dir: tempfile::TempDir, mut config: Config, store: &str) -> Self {
         config.store.url = store.to_string();
+        config.store.kek_file = Some(countersign_testkit::postgres::kek_file());
         let data = DataDir::open(dir.path()).unwrap();
         let s = Server::open(config, &data).unwrap();
         Domain { _dir: dir, s }

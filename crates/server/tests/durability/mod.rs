@@ -50,6 +50,7 @@ fn seed(dir: &Path) -> ((String, SigningKey), [u8; 32]) {
     let mut config = Config::load(Some(&dir.join("server.toml")), None).unwrap();
     config.store.url =
         countersign_testkit::postgres::store_for(&dir.join("data")).unwrap_or_default();
+    config.store.kek_file = Some(countersign_testkit::postgres::kek_file());
     let data = DataDir::open(&dir.join("data")).unwrap();
     let mut server = Server::open(config.clone(), &data).unwrap();
     server.tls_pin = countersign_server::infra::tls::setup(&config, &data)

@@ -115,3 +115,81 @@ async fn failures_from_one_address_count_across_instances() {
         .check_password("cs2103", &temp, "198.51.100.9", now)
         .is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_share_their_keys_through_the_database_sealed_never_in_clear() {
+    let Some((a, b)) = two_instances().await else {
+        return;
+    };
+    // B started from an empty data folder: its keys are A's.
+    assert_ne!(a.dir.path(), b.dir.path());
+    assert_eq!(
+        a.server.tls_pin, b.server.tls_pin,
+        "devices pin one TLS key"
+    );
+    assert_eq!(
+        a.server.server_key.public_key(),
+        b.server.server_key.public_key()
+    );
+    for name in countersign_server::domain::shared_keys::SHARED {
+        let mine = std::fs::read(a.dir.path().join(name));
+        let theirs = std::fs::read(b.dir.path().join(name));
+        if let (Ok(mine), Ok(theirs)) = (&mine, &theirs) {
+            assert_eq!(mine, theirs, "{name}");
+        }
+    }
+    // The database holds them sealed: no stored blob contains a key.
+    let rows = countersign_testkit::postgres::sql(
+        a.dir.path(),
+        "SELECT name, sealed FROM sealed_secrets",
+        &[],
+    );
+    assert!(rows.len() >= 5, "{} sealed keys", rows.len());
+    for row in &rows {
+        let clear = std::fs::read(a.dir.path().join(&row[0])).unwrap();
+        let sealed = data_encoding::HEXLOWER.decode(row[1].as_bytes()).unwrap();
+        assert!(
+            !sealed
+                .windows(16)
+                .any(|w| clear.windows(16).any(|c| c == w)),
+            "{} is stored in clear",
+            row[0]
+        );
+    }
+    // An instance with another key-encryption key does not start.
+    let wrong = tempfile::tempdir().unwrap();
+    let kek = wrong.path().join("kek");
+    std::fs::write(&kek, data_encoding::BASE64.encode(&[9u8; 32])).unwrap();
+    let mut config = a.config.clone();
+    config.store.kek_file = Some(kek);
+    let data =
+        countersign_server::infra::datadir::DataDir::open(&wrong.path().join("data")).unwrap();
+    let err = countersign_server::Server::open(config, &data)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("does not open with this key-encryption key"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_enrolled_on_one_instance_is_verified_by_the_other() {
+    let Some((a, b)) = two_instances().await else {
+        return;
+    };
+    a.add_user("cs2104");
+    let dev = a.enroll("cs2104").await;
+    // B signs the challenge with the shared key the device verifies...
+    let (id, number) = b.push_ok("cs2104").await;
+    let got = dev.poll(&b, 5).await;
+    assert_eq!(got[0].challenge.id, id);
+    // ...and its TOTP secret, sealed by A's master key, checks on B.
+    let code = dev.otp().code(countersign_server::now());
+    assert!(b.check_totp("cs2104", &code).await);
+    let (status, _) = dev
+        .answer(&b, &dev.response(&id, Decision::Approve, Some(number)))
+        .await;
+    assert_eq!(status, 200);
+}

@@ -50,6 +50,7 @@ impl Oneshot {
         let data = DataDir::open(dir.path()).unwrap();
         let mut config = Config::default();
         config.store.url = countersign_testkit::postgres::store_for(dir.path()).unwrap_or_default();
+        config.store.kek_file = Some(countersign_testkit::postgres::kek_file());
         let server = Arc::new(Server::open(config, &data).unwrap());
         let admin = data.admin_token().unwrap().to_string();
         Oneshot {

@@ -253,6 +253,12 @@ pub fn run_oidc(server: &Server, dir: &DataDir, cmd: OidcCommand) -> anyhow::Res
             if !r.dropped.is_empty() {
                 println!("dropped: {}", r.dropped.join(", "));
             }
+            // Instances sharing a PostgreSQL database take the new keys
+            // from it as soon as they hear of them.
+            if let Some(keys) = &server.shared_keys {
+                keys.publish(&server.store, "oidc-keys.json", now())?;
+                println!("published to every instance of the store");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -64,6 +64,7 @@ fn shown(spec: &str) -> String {
     }
     StoreConfig {
         url: spec.to_string(),
+        kek_file: None,
     }
     .display_url()
 }

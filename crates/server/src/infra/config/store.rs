@@ -14,6 +14,10 @@ pub struct StoreConfig {
     /// that PostgreSQL database. May carry a password, so it is never
     /// printed (see the `Debug` impl).
     pub url: String,
+    /// A file holding the key-encryption key that seals the keys instances
+    /// share in a PostgreSQL store (32 random bytes, base64), when
+    /// `COUNTERSIGN_KEK` is not set.
+    pub kek_file: Option<std::path::PathBuf>,
 }
 
 impl StoreConfig {
@@ -41,6 +45,7 @@ impl std::fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreConfig")
             .field("url", &self.display_url())
+            .field("kek_file", &self.kek_file)
             .finish()
     }
 }
@@ -53,6 +58,7 @@ mod tests {
     fn the_password_in_a_store_url_is_never_shown() {
         let c = StoreConfig {
             url: "postgres://cs:hunter2@db.example/countersign".into(),
+            kek_file: None,
         };
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(

@@ -1,0 +1,204 @@
+//! The keys every instance on one PostgreSQL database must share: the
+//! server's signing key (devices verify it), the master key (it seals
+//! TOTP secrets), the admin token, the TLS key and certificate (devices
+//! pin the key) and the single sign-on keys. They live in the database
+//! sealed with AES-256-GCM under a key-encryption key (KEK) that each
+//! instance reads from `COUNTERSIGN_KEK` or `store.kek_file`; the
+//! database never holds them in clear, and each blob is bound to its name.
+//!
+//! Each instance also keeps them in its data folder (owner-only files, as
+//! on SQLite), where the rest of the server reads them. At start the
+//! database's copy wins; keys the database lacks are added from the
+//! folder (the first instance seeds them; if two start at once, one
+//! wins and the other takes its keys).
+
+use std::path::{Path, PathBuf};
+
+use countersign_core::vault::SealingKey;
+use ring::rand::SystemRandom;
+use zeroize::Zeroizing;
+
+use crate::infra::config::StoreConfig;
+use crate::infra::datadir::write_private;
+use crate::store::{Store, StoreError};
+
+/// The environment variable holding the KEK (base64 of 32 bytes).
+pub const KEK_ENV: &str = "COUNTERSIGN_KEK";
+
+/// The data-folder files instances share.
+pub const SHARED: &[&str] = &[
+    "server.key",
+    "master.key",
+    "admin.token",
+    "tls-key.pem",
+    "tls-cert.pem",
+    "oidc-keys.json",
+];
+
+/// A shared-key problem.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedKeyError {
+    /// No KEK was given.
+    #[error("a PostgreSQL store needs a key-encryption key: set {KEK_ENV} or store.kek_file (32 random bytes, base64, e.g. `openssl rand -base64 32`)")]
+    NoKek,
+    /// The KEK is not 32 bytes of base64.
+    #[error("the key-encryption key ({0}) is not 32 bytes of base64")]
+    BadKek(String),
+    /// A sealed key did not open: another KEK sealed it, or it was altered.
+    #[error("the shared key {0} in the database does not open with this key-encryption key (another KEK, or the row was altered)")]
+    Unseal(String),
+    /// A file could not be read or written.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Sealing failed (the random generator).
+    #[error("sealing a shared key failed")]
+    Seal,
+}
+
+/// The KEK and the data folder the keys are kept in.
+pub struct SharedKeys {
+    kek: SealingKey,
+    root: PathBuf,
+}
+
+impl SharedKeys {
+    /// Reads the KEK from `COUNTERSIGN_KEK`, else `store.kek_file`.
+    pub fn new(config: &StoreConfig, root: &Path) -> Result<Self, SharedKeyError> {
+        let (text, source) = match std::env::var(KEK_ENV).ok().filter(|v| !v.is_empty()) {
+            Some(v) => (Zeroizing::new(v), KEK_ENV.to_string()),
+            None => {
+                let path = config.kek_file.as_ref().ok_or(SharedKeyError::NoKek)?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| SharedKeyError::Io(path.display().to_string(), e))?;
+                (Zeroizing::new(text), path.display().to_string())
+            }
+        };
+        Ok(SharedKeys {
+            kek: parse_kek(&text).ok_or(SharedKeyError::BadKek(source))?,
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Writes every key the database holds into the data folder.
+    pub fn pull(&self, store: &Store) -> Result<(), SharedKeyError> {
+        SHARED
+            .iter()
+            .try_for_each(|name| self.pull_one(store, name))
+    }
+
+    /// Writes the key `name` the database holds (if any) into the folder.
+    pub fn pull_one(&self, store: &Store, name: &str) -> Result<(), SharedKeyError> {
+        let Some(sealed) = store.sealed_secret(name)? else {
+            return Ok(());
+        };
+        let plain = self
+            .kek
+            .open(&sealed, name.as_bytes())
+            .map_err(|_| SharedKeyError::Unseal(name.to_string()))?;
+        let path = self.root.join(name);
+        let local = std::fs::read(&path).ok().map(Zeroizing::new);
+        if local.as_deref().map(Vec::as_slice) != Some(plain.expose()) {
+            write_private(&path, plain.expose()).map_err(|e| {
+                SharedKeyError::Io(
+                    path.display().to_string(),
+                    std::io::Error::other(e.to_string()),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Adds the folder's keys the database lacks, then takes the
+    /// database's (another instance may have added its own first).
+    pub fn seed(&self, store: &Store, now: u64) -> Result<(), SharedKeyError> {
+        SHARED
+            .iter()
+            .filter(|name| self.root.join(name).exists())
+            .try_for_each(|name| self.adopt(store, name, now))
+    }
+
+    /// Adds the folder's key `name` unless the database has one; then
+    /// the folder holds the database's.
+    pub fn adopt(&self, store: &Store, name: &str, now: u64) -> Result<(), SharedKeyError> {
+        let path = self.root.join(name);
+        let plain = std::fs::read(&path)
+            .map(Zeroizing::new)
+            .map_err(|e| SharedKeyError::Io(path.display().to_string(), e))?;
+        let sealed = self.seal(name, &plain)?;
+        if !store.write(now, |w| w.add_sealed_secret(name, &sealed, now))? {
+            self.pull_one(store, name)?;
+        }
+        Ok(())
+    }
+
+    /// Puts the folder's key `name` into the database, replacing what it
+    /// held, and tells the other instances (e.g. after a rotation).
+    pub fn publish(&self, store: &Store, name: &str, now: u64) -> Result<(), SharedKeyError> {
+        let path = self.root.join(name);
+        let plain = std::fs::read(&path)
+            .map(Zeroizing::new)
+            .map_err(|e| SharedKeyError::Io(path.display().to_string(), e))?;
+        let sealed = self.seal(name, &plain)?;
+        store.write(now, |w| w.replace_sealed_secret(name, &sealed, now))?;
+        Ok(())
+    }
+
+    fn seal(&self, name: &str, plain: &[u8]) -> Result<Vec<u8>, SharedKeyError> {
+        self.kek
+            .seal(&SystemRandom::new(), plain, name.as_bytes())
+            .map_err(|_| SharedKeyError::Seal)
+    }
+}
+
+/// 32 bytes from base64 (standard or URL-safe, padded or not).
+fn parse_kek(text: &str) -> Option<SealingKey> {
+    use data_encoding::{BASE64, BASE64URL, BASE64URL_NOPAD, BASE64_NOPAD};
+    let text = text.trim();
+    let bytes = [BASE64, BASE64_NOPAD, BASE64URL, BASE64URL_NOPAD]
+        .iter()
+        .find_map(|e| e.decode(text.as_bytes()).ok())
+        .map(Zeroizing::new)?;
+    SealingKey::from_bytes(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kek_is_32_bytes_of_base64_in_any_common_spelling() {
+        let key = [7u8; 32];
+        for enc in [data_encoding::BASE64, data_encoding::BASE64URL_NOPAD] {
+            let k = parse_kek(&format!("{}\n", enc.encode(&key))).unwrap();
+            assert_eq!(k.expose(), &key);
+        }
+        assert!(parse_kek("c2hvcnQ=").is_none(), "too short");
+        assert!(parse_kek("not base64 at all!").is_none());
+    }
+
+    #[test]
+    fn a_sealed_key_opens_only_under_its_kek_and_its_name() {
+        let keys = SharedKeys {
+            kek: parse_kek(&data_encoding::BASE64.encode(&[1u8; 32])).unwrap(),
+            root: PathBuf::new(),
+        };
+        let sealed = keys.seal("server.key", b"secret").unwrap();
+        assert!(
+            !sealed.windows(6).any(|w| w == b"secret"),
+            "sealed in clear"
+        );
+        assert_eq!(
+            keys.kek.open(&sealed, b"server.key").unwrap().expose(),
+            b"secret"
+        );
+        assert!(
+            keys.kek.open(&sealed, b"master.key").is_err(),
+            "bound to its name"
+        );
+        let other = parse_kek(&data_encoding::BASE64.encode(&[2u8; 32])).unwrap();
+        assert!(other.open(&sealed, b"server.key").is_err());
+    }
+}
