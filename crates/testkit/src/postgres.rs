@@ -98,6 +98,24 @@ pub fn database_named(name: &str) -> Option<String> {
     .unwrap()
 }
 
+/// Drops the database `name` on the test cluster, cutting its
+/// connections (a database that fails).
+pub fn drop_database(name: &str) {
+    let (cluster, name) = (
+        cluster().expect("the tests run on PostgreSQL"),
+        name.to_string(),
+    );
+    std::thread::spawn(move || {
+        let mut admin =
+            postgres::Client::connect(&format!("{cluster}/postgres"), postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .unwrap();
+    })
+    .join()
+    .unwrap()
+}
+
 /// `cs_` and 16 hex digits of a hash of the folder's path.
 fn database_name(data: &Path) -> String {
     use std::hash::{Hash, Hasher};

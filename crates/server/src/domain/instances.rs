@@ -21,9 +21,14 @@ impl Server {
                     }
                 }
             }
-            Event::Settled(id, status) => {
-                if let Some(status) = ChallengeStatus::parse(&status) {
-                    self.hub.settle(&id, status);
+            Event::Settled(id, _) => {
+                // The stored status, not the announced one: anyone who may
+                // connect to the database may also send a notification.
+                if let Some(row) = self.store.challenge(&id)? {
+                    let status = row.status_at(crate::now());
+                    if status.is_final() {
+                        self.hub.settle(&id, status);
+                    }
                 }
             }
             Event::Audit => self.wake_audit_views(),

@@ -153,7 +153,7 @@ impl Store {
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.pool.transaction(|db| {
+        self.pool.transaction_then(|db| {
             let mut w = Write {
                 db,
                 now,
@@ -161,8 +161,7 @@ impl Store {
                 events: Vec::new(),
             };
             let out = change(&mut w)?;
-            super::bus::announce(db, &self.origin, &w.events)?;
-            Ok(out)
+            Ok((out, super::bus::notify_sql(db, &self.origin, &w.events)))
         })
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
 
-use super::db::{args, Db, PgConn};
+use super::db::{Db, PgConn};
 use super::pg::Pg;
 use super::StoreError;
 
@@ -65,18 +65,22 @@ impl Event {
     }
 }
 
-/// Sends `events` in the open transaction `db` (PostgreSQL only).
-pub(super) fn announce(db: &Db<'_>, origin: &str, events: &[Event]) -> Result<(), StoreError> {
+/// The statements that send `events` when the transaction commits
+/// (PostgreSQL only; run with the commit, in one round trip). Payloads
+/// are ids, statuses and key names of our own making; quoted all the same.
+pub(super) fn notify_sql(db: &Db<'_>, origin: &str, events: &[Event]) -> String {
     if !db.is_pg() {
-        return Ok(());
+        return String::new();
     }
-    for e in events {
-        db.exec(
-            "SELECT pg_notify(?1, ?2)",
-            args![CHANNEL, e.payload(origin)],
-        )?;
-    }
-    Ok(())
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "SELECT pg_notify('{CHANNEL}', '{}');",
+                e.payload(origin).replace('\'', "''")
+            )
+        })
+        .collect()
 }
 
 /// Listens until `alive` says stop or the connection breaks (an error:

@@ -47,10 +47,19 @@ impl Pool {
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.transaction_then(|db| Ok((f(db)?, String::new())))
+    }
+
+    /// [`Pool::transaction`], where `f` also returns statements (SQL text,
+    /// PostgreSQL only) to send with the commit.
+    pub(super) fn transaction_then<T>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<(T, String), StoreError>,
+    ) -> Result<T, StoreError> {
         match self {
             Pool::Lite(p) => p.write(|c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let out = f(&Db::Lite(&tx))?;
+                let (out, _) = f(&Db::Lite(&tx))?;
                 tx.commit()?;
                 Ok(out)
             }),

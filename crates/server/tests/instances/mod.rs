@@ -193,3 +193,22 @@ async fn a_device_enrolled_on_one_instance_is_verified_by_the_other() {
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_follows_the_database_and_liveness_does_not() {
+    if !countersign_testkit::postgres::on_postgres() {
+        println!("skipped: needs PostgreSQL (./test.sh runs this on its cluster)");
+        return;
+    }
+    let ts = TestServer::start().await;
+    let get = |path: &'static str| {
+        let (http, url) = (ts.http.clone(), format!("{}{path}", ts.url));
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!((get("/healthz").await, get("/readyz").await), (200, 200));
+    // The database goes away (its connections are cut): a balancer stops
+    // sending sign-ins here, but the process is alive and is not restarted.
+    let db = ts.config.store.url.rsplit('/').next().unwrap().to_string();
+    countersign_testkit::postgres::drop_database(&db);
+    assert_eq!((get("/healthz").await, get("/readyz").await), (200, 503));
+}

@@ -126,6 +126,14 @@ enum Command {
         /// (authorize → code → token → userinfo), `--concurrency` at once.
         #[arg(long)]
         sso: bool,
+        /// Run on this PostgreSQL database (empty; `postgres://...`)
+        /// instead of SQLite in the temporary folder.
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+        /// Serve instances, behind an nginx balancer when more than one
+        /// (needs --store and Debian's nginx).
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
     },
     /// Move the state between stores (`store copy --from sqlite:PATH --to postgres://...`).
     #[command(subcommand)]
@@ -205,6 +213,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         sse,
         wrong_passwords,
         sso,
+        store,
+        instances,
     } = cli.command
     {
         init_logging(false);
@@ -219,6 +229,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             idle_streams,
             upgrade: !sse,
             wrong_passwords,
+            store,
+            instances: instances.max(1),
         };
         bench::run(&opts)?;
         return Ok(ExitCode::SUCCESS);

@@ -1,17 +1,10 @@
 //! The load itself: device streams, push round trips from concurrent
 //! workers, and wrong-password sign-ins beside them.
 
-//! `countersign-server bench`: a load driver. It seeds a temporary data
-//! folder, starts `countersign-server serve` as a child process (so its
-//! memory is measured alone), connects device streams over TLS, and drives
-//! full push round trips: create (admin API) → delivered (SSE) → signed
-//! approval → verdict. Then it opens many idle streams and reads the
-//! server's resident memory.
-
 use super::*;
 use anyhow::{bail, Context};
 use countersign_core::api::Verdict;
-use countersign_core::protocol::{ChallengeEnvelope, Decision, Response};
+use countersign_core::protocol::{ChallengeEnvelope, Decision, Receipt, ReceiptEvent, Response};
 use countersign_server::domain::push::Created;
 use countersign_server::now;
 use futures_util::StreamExt;
@@ -26,6 +19,7 @@ pub(super) async fn round_trips(
     (http, base, admin): &(reqwest::Client, String, zeroize::Zeroizing<String>),
     buckets: Vec<Bucket>,
     duration: Duration,
+    full: bool,
 ) -> anyhow::Result<(Phase, Vec<Bucket>)> {
     eprintln!(
         "driving round trips for {duration:?} with {} in flight",
@@ -37,7 +31,7 @@ pub(super) async fn round_trips(
         .into_iter()
         .map(|bucket| {
             let (http, base, admin) = (http.clone(), base.clone(), admin.clone());
-            tokio::spawn(async move { worker(http, base, admin, bucket, deadline).await })
+            tokio::spawn(async move { worker(http, base, admin, bucket, deadline, full).await })
         })
         .collect();
     let mut phase = Phase {
@@ -186,32 +180,34 @@ pub(super) async fn stream_device(
     }
 }
 
-/// Waits until the server holds `n` streams (polled through the health of
-/// the admin API: the count comes from the server's hub).
+/// Waits until the instances hold `n` streams between them (each
+/// counts its own, in its hub: asked one by one, not through a balancer).
 pub(super) async fn wait_connected(
     http: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     admin: &str,
     n: usize,
 ) -> usize {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let got = http
-            .get(format!("{base}/api/v1/admin/streams"))
-            .bearer_auth(admin)
-            .send()
-            .await
-            .ok()
-            .and_then(|r| r.error_for_status().ok());
-        let count = match got {
-            Some(r) => r
-                .json::<serde_json::Value>()
+        let mut count = 0;
+        for base in bases {
+            let got = http
+                .get(format!("{base}/api/v1/admin/streams"))
+                .bearer_auth(admin)
+                .send()
                 .await
                 .ok()
-                .and_then(|v| v["connected"].as_u64())
-                .unwrap_or(0) as usize,
-            None => 0,
-        };
+                .and_then(|r| r.error_for_status().ok());
+            if let Some(r) = got {
+                count += r
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["connected"].as_u64())
+                    .unwrap_or(0) as usize;
+            }
+        }
         if count >= n || Instant::now() > deadline {
             return count;
         }
@@ -225,6 +221,7 @@ pub(super) async fn worker(
     admin: zeroize::Zeroizing<String>,
     mut devices: Bucket,
     deadline: Instant,
+    full: bool,
 ) -> (Vec<Duration>, usize, Bucket) {
     let mut latencies = Vec::new();
     let mut errors = 0;
@@ -233,7 +230,7 @@ pub(super) async fn worker(
         let n = devices.len();
         let (d, rx) = &mut devices[i % n];
         i += 1;
-        match round_trip(&http, &base, &admin, d, rx).await {
+        match round_trip(&http, &base, &admin, d, rx, full).await {
             Ok(t) => latencies.push(t),
             Err(e) => {
                 errors += 1;
@@ -252,6 +249,7 @@ pub(super) async fn round_trip(
     admin: &str,
     d: &Device,
     rx: &mut mpsc::Receiver<ChallengeEnvelope>,
+    full: bool,
 ) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let created: Created = http
@@ -271,6 +269,20 @@ pub(super) async fn round_trip(
             break env;
         }
     };
+    if full {
+        // The app acknowledges delivery, then that the prompt is showing.
+        for event in [ReceiptEvent::Delivered, ReceiptEvent::Shown] {
+            let receipt = Receipt::sign(&env.challenge.id, &d.id, event, now(), &d.key);
+            http.post(format!(
+                "{base}/api/v1/challenges/{}/receipt",
+                env.challenge.id
+            ))
+            .json(&receipt)
+            .send()
+            .await?
+            .error_for_status()?;
+        }
+    }
     let r = Response::sign(
         &env.challenge.id,
         &d.id,
@@ -293,6 +305,23 @@ pub(super) async fn round_trip(
         .await?;
     if !matches!(v.status, countersign_core::api::ChallengeStatus::Approved) {
         bail!("verdict {}", v.status.as_str());
+    }
+    if full {
+        // The sign-in page reads the verdict.
+        let seen: Verdict = http
+            .get(format!("{base}/api/v1/challenges/{}", r.challenge_id))
+            .bearer_auth(admin)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        if !matches!(
+            seen.status,
+            countersign_core::api::ChallengeStatus::Approved
+        ) {
+            bail!("status read {}", seen.status.as_str());
+        }
     }
     Ok(start.elapsed())
 }

@@ -27,6 +27,7 @@ use countersign_server::store::NewUser;
 use countersign_server::{now, Server};
 use tokio::sync::mpsc;
 
+mod balancer;
 mod load;
 pub mod sso;
 use load::*;
@@ -48,6 +49,10 @@ pub struct BenchOptions {
     /// Wrong-password sign-ins kept running beside a second round-trip
     /// phase (0: no second phase).
     pub wrong_passwords: usize,
+    /// A PostgreSQL database to run on (None: SQLite).
+    pub store: Option<String>,
+    /// Serve instances (more than one: behind nginx, on `store`).
+    pub instances: usize,
 }
 
 struct Device {
@@ -63,28 +68,64 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     if limit < needed {
         bail!("open-file limit is {limit}; {needed} are needed (raise `ulimit -n`)");
     }
+    if opts.instances > 1 && opts.store.is_none() {
+        bail!("several instances share a PostgreSQL database: pass --store postgres://...");
+    }
     let tmp = tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let ports = (0..opts.instances)
+        .map(|_| {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        })
+        .collect::<anyhow::Result<Vec<u16>>>()?;
     let config_path = tmp.join("bench.toml");
+    let store = match &opts.store {
+        Some(url) => {
+            let mut kek = [0u8; 32];
+            ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut kek)
+                .map_err(|_| anyhow::anyhow!("random generator failed"))?;
+            std::fs::write(tmp.join("kek"), data_encoding::BASE64.encode(&kek))?;
+            format!(
+                "[store]\nurl = \"{url}\"\nkek_file = \"{}\"\n",
+                tmp.join("kek").display()
+            )
+        }
+        None => String::new(),
+    };
     std::fs::write(
         &config_path,
         format!(
-            "listen = \"127.0.0.1:{port}\"\n[push]\nmax_per_window = 1000000\nttl_seconds = 60\n\
-             [connections]\nper_address = 1000000\n[lockout]\nper_address_failures = 1000000\n"
+            "listen = \"127.0.0.1:{}\"\n[push]\nmax_per_window = 1000000\nttl_seconds = 60\n\
+             [connections]\nper_address = 1000000\n[lockout]\nper_address_failures = 1000000\n{store}",
+            ports[0]
         ),
     )?;
     let total = opts.devices.max(opts.idle_streams);
     eprintln!("seeding {total} users and devices in {}", tmp.display());
     let devices = seed(&tmp, &config_path, total)?;
-    let mut child = start_child(&tmp, &config_path)?;
+    let mut children = Vec::new();
+    for port in &ports {
+        children.push(start_child(&tmp, &config_path, *port)?);
+    }
+    let balancer = match ports.len() {
+        1 => None,
+        _ => Some(balancer::Nginx::start(&tmp, &ports)?),
+    };
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|p| format!("https://127.0.0.1:{p}"))
+        .collect();
+    let front = balancer.as_ref().map_or(bases[0].clone(), |b| b.url());
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(drive(&tmp, &child, opts, devices));
-    let _ = child.kill();
-    let _ = child.wait();
+        .block_on(drive(&tmp, &children, &bases, &front, opts, devices));
+    drop(balancer);
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let _ = std::fs::remove_dir_all(&tmp);
     result
 }
@@ -106,6 +147,9 @@ fn seed(dir: &Path, config_path: &Path, n: usize) -> anyhow::Result<Vec<Device>>
     let config = Config::load(Some(config_path), None)?;
     let data = DataDir::open(dir)?;
     let mut server = Server::open(config.clone(), &data)?;
+    if !server.store.is_empty()? {
+        bail!("the bench needs an empty database (it adds its own users): create a new one");
+    }
     server.tls_pin = tls::setup(&config, &data)?.pin;
     // One Argon2 hash shared by every bench user: hashing 10,000 would take minutes.
     let hash = countersign_server::domain::accounts::hash_password("Bench-Password-123")?;
@@ -142,7 +186,7 @@ fn seed(dir: &Path, config_path: &Path, n: usize) -> anyhow::Result<Vec<Device>>
     Ok(devices)
 }
 
-fn start_child(dir: &Path, config_path: &Path) -> anyhow::Result<Child> {
+fn start_child(dir: &Path, config_path: &Path, port: u16) -> anyhow::Result<Child> {
     let exe = std::env::current_exe()?;
     let child = Command::new(exe)
         .arg("--data")
@@ -150,6 +194,8 @@ fn start_child(dir: &Path, config_path: &Path) -> anyhow::Result<Child> {
         .arg("--config")
         .arg(config_path)
         .arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
         .env("COUNTERSIGN_LOG", "warn")
         .env_remove("COUNTERSIGN_LISTEN")
         .stdout(Stdio::null())
@@ -158,7 +204,7 @@ fn start_child(dir: &Path, config_path: &Path) -> anyhow::Result<Child> {
         .context("starting the server")?;
     let data = DataDir::open(dir)?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while running_server(&data).is_none() {
+    while running_server(&data).is_none_or(|r| !r.url.ends_with(&format!(":{port}"))) {
         if Instant::now() > deadline {
             bail!("the server did not start");
         }
@@ -179,12 +225,17 @@ fn running(data: &DataDir) -> anyhow::Result<(String, [u8; 32])> {
 
 async fn drive(
     dir: &Path,
-    child: &Child,
+    children: &[Child],
+    bases: &[String],
+    front: &str,
     opts: &BenchOptions,
     devices: Vec<Device>,
 ) -> anyhow::Result<()> {
     let data = DataDir::open(dir)?;
-    let (base, pin) = running(&data)?;
+    let (_, pin) = running(&data)?;
+    let base = front.to_string();
+    let child = &children[0];
+    let pids: Vec<u32> = children.iter().map(Child::id).collect();
     let http = reqwest::Client::builder()
         .use_preconfigured_tls(PinnedVerifier::client_config(pin)?)
         .pool_max_idle_per_host(usize::MAX)
@@ -209,7 +260,7 @@ async fn drive(
             Some(tx),
         )));
     }
-    wait_connected(&http, &base, &admin, opts.devices).await;
+    wait_connected(&http, bases, &admin, opts.devices).await;
     let mut buckets: Vec<Bucket> = (0..opts.concurrency).map(|_| Vec::new()).collect();
     for (i, d) in devices.iter().take(opts.devices).enumerate() {
         if let Some(rx) = inboxes.remove(&d.id) {
@@ -224,22 +275,31 @@ async fn drive(
     println!(
         "push round trips (create → delivered over {transport} → signed approval → approved), TLS on loopback"
     );
+    println!("  store:               {}", store_name(opts));
+    println!(
+        "  serve instances:     {}{}",
+        opts.instances,
+        if opts.instances > 1 {
+            " (behind nginx, TLS passed through)"
+        } else {
+            ""
+        }
+    );
     println!("  devices connected:   {}", opts.devices);
     println!("  in flight:           {}", opts.concurrency);
     let ctx = (http.clone(), base.clone(), admin.clone());
-    let cpu_before = cpu_time(child.id());
-    let (alone, buckets) = round_trips(&ctx, buckets, opts.duration).await?;
-    let cpu = cpu_time(child.id())
-        .zip(cpu_before)
-        .map(|(a, b)| a.saturating_sub(b));
+    let cpu_before = cpu_of(&pids);
+    let (alone, buckets) = round_trips(&ctx, buckets, opts.duration, false).await?;
     alone.print();
-    if let Some(cpu) = cpu {
-        let per = cpu.as_secs_f64() * 1000.0 / alone.latencies.len().max(1) as f64;
-        println!(
-            "  server CPU:          {per:.3} ms per round trip ({:.1} s in all)",
-            cpu.as_secs_f64()
-        );
-    }
+    print_cpu(&pids, cpu_before, &alone);
+    println!(
+        "the full round trip, as the app and the sign-in page make it: the same, plus the two \
+         signed receipts (delivered, shown) and the page's status read"
+    );
+    let cpu_before = cpu_of(&pids);
+    let (full, buckets) = round_trips(&ctx, buckets, opts.duration, true).await?;
+    full.print();
+    print_cpu(&pids, cpu_before, &full);
     if opts.wrong_passwords > 0 {
         println!(
             "the same, with {} wrong-password sign-ins running beside (each an Argon2id check)",
@@ -258,7 +318,7 @@ async fn drive(
                 tokio::spawn(async move { wrong_passwords(http, base, i, stop).await })
             })
             .collect();
-        let (beside, _) = round_trips(&ctx, buckets, opts.duration).await?;
+        let (beside, _) = round_trips(&ctx, buckets, opts.duration, false).await?;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut checks = 0;
         for s in signins {
@@ -280,8 +340,11 @@ async fn drive(
         s.abort();
     }
 
-    // Phase 2: memory with many idle streams.
-    if opts.idle_streams > 0 {
+    // Phase 2: memory with many idle streams (of one process).
+    if opts.idle_streams > 0 && children.len() > 1 {
+        println!("(idle-stream memory is measured with one instance only)");
+    }
+    if opts.idle_streams > 0 && children.len() == 1 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let before = rss_kib(child.id());
         eprintln!("opening {} idle device streams", opts.idle_streams);
@@ -303,7 +366,7 @@ async fn drive(
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let connected = wait_connected(&http, &base, &admin, opts.idle_streams).await;
+        let connected = wait_connected(&http, bases, &admin, opts.idle_streams).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = rss_kib(child.id());
         println!("server memory (VmRSS of the serve process)");
@@ -374,6 +437,34 @@ impl Phase {
         println!(
             "  latency max:         {}",
             ms(self.latencies.last().copied())
+        );
+    }
+}
+
+/// What the bench runs on, for the report (no password shown).
+fn store_name(opts: &BenchOptions) -> String {
+    match &opts.store {
+        Some(url) => countersign_server::infra::config::StoreConfig {
+            url: url.clone(),
+            kek_file: None,
+        }
+        .display_url(),
+        None => "SQLite (the embedded default)".into(),
+    }
+}
+
+/// CPU time the serve processes have used together.
+fn cpu_of(pids: &[u32]) -> Option<Duration> {
+    pids.iter().map(|p| cpu_time(*p)).sum()
+}
+
+/// The serve processes' CPU per round trip since `before`.
+fn print_cpu(pids: &[u32], before: Option<Duration>, phase: &Phase) {
+    if let Some(cpu) = cpu_of(pids).zip(before).map(|(a, b)| a.saturating_sub(b)) {
+        let per = cpu.as_secs_f64() * 1000.0 / phase.latencies.len().max(1) as f64;
+        println!(
+            "  server CPU:          {per:.3} ms per round trip ({:.1} s in all)",
+            cpu.as_secs_f64()
         );
     }
 }

@@ -25,7 +25,7 @@ pub fn run(concurrency: usize, duration: Duration) -> anyhow::Result<()> {
     std::fs::write(&config_path, format!("listen = \"127.0.0.1:{port}\"\n"))?;
     eprintln!("seeding {SESSIONS} signed-in sessions in {}", tmp.display());
     let (cookies, secret) = seed(&tmp, &config_path)?;
-    let mut child = start_child(&tmp, &config_path)?;
+    let mut child = start_child(&tmp, &config_path, port)?;
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
