@@ -212,3 +212,31 @@ async fn readiness_follows_the_database_and_liveness_does_not() {
     countersign_testkit::postgres::drop_database(&db);
     assert_eq!((get("/healthz").await, get("/readyz").await), (200, 503));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_locks_after_its_failures_on_any_instance() {
+    let Some((a, b)) = two_instances().await else {
+        return;
+    };
+    let temp = a.add_user("cs2105");
+    let max = a.config.lockout.max_failures;
+    let now = countersign_server::now();
+    // Wrong passwords alternate between the instances, each from its own
+    // address (so only the account's count can stop them).
+    for i in 0..max {
+        let ts = if i % 2 == 0 { &a } else { &b };
+        let ip = format!("198.51.100.{}", 10 + i);
+        assert!(ts
+            .server
+            .check_password("cs2105", "Wrong-password-1", &ip, now)
+            .is_err());
+    }
+    // Locked on both, even for the right password.
+    for ts in [&a, &b] {
+        let err = ts
+            .server
+            .check_password("cs2105", &temp, "198.51.100.200", now)
+            .unwrap_err();
+        assert_eq!(err.code(), "account_locked", "{err}");
+    }
+}
