@@ -102,6 +102,19 @@ $("form-unlock").addEventListener("submit", async (ev) => {
 
 $("btn-lock").addEventListener("click", async () => { await call("lock"); await showStatus(); });
 
+// Only what the person does keeps the app unlocked: taps and keys are
+// reported (at most every 5 s); the list refreshing its codes is not.
+let lastActivity = 0;
+function activity() {
+  const t = Date.now();
+  if (t - lastActivity < 5000) return;
+  lastActivity = t;
+  invoke("activity").catch(() => { /* locked already: the next call shows the lock screen */ });
+}
+for (const kind of ["pointerdown", "keydown", "wheel", "touchstart"]) {
+  document.addEventListener(kind, activity, { capture: true, passive: true });
+}
+
 // ---- accounts -----------------------------------------------------------
 
 let accounts = [];

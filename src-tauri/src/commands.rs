@@ -197,6 +197,16 @@ pub async fn lock(state: State<'_, AppState>) -> Result<()> {
     Ok(())
 }
 
+/// A tap or a key in the window: the auto-lock timer starts again (codes
+/// read and requests arriving do not count: an unattended window locks).
+#[tauri::command]
+pub async fn activity(state: State<'_, AppState>) -> Result<()> {
+    if let Some(v) = state.vault.lock().await.as_mut() {
+        v.touch();
+    }
+    Ok(())
+}
+
 /// Every account with its current code.
 #[tauri::command]
 pub async fn accounts(state: State<'_, AppState>) -> Result<Vec<AccountView>> {

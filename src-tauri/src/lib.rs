@@ -21,6 +21,7 @@ pub fn with_commands<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Bu
         commands::create_vault,
         commands::unlock,
         commands::lock,
+        commands::activity,
         commands::accounts,
         commands::next_hotp,
         commands::preview,

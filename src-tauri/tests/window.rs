@@ -361,6 +361,30 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
         json!(3)
     );
     no_software_gl_without_a_gpu(&s);
+
+    // Auto-lock: the list stays showing, refreshing its codes every
+    // second, and nobody touches the window. It locks once the idle time
+    // (here the shortest allowed, 30 s) has passed, not before.
+    s.script_async(
+        "window.__TAURI__.core.invoke('set_auto_lock', {seconds: 30, whenHidden: false})\
+         .then(() => arguments[0](true), (e) => arguments[0](e));",
+        json!([]),
+    );
+    let idle_from = std::time::Instant::now();
+    let deadline = idle_from + std::time::Duration::from_secs(45);
+    while s.script(&format!("return !!({});", shown("screen-lock")), json!([])) != json!(true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app did not lock itself within 45 s of no input"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let locked_after = idle_from.elapsed();
+    assert!(
+        locked_after >= std::time::Duration::from_secs(25),
+        "locked after only {locked_after:?}"
+    );
+    shots.take(&s, "9-auto-locked");
 }
 
 /// The page's background fills most of the window on the X screen: frames

@@ -238,9 +238,12 @@ impl Vault {
         Ok(Error::WrongPasscode { failures })
     }
 
-    pub(crate) fn passcode_ok(&self) -> Result<(), Error> {
+    /// A right passcode was typed: failures are forgotten, and it counts
+    /// as the person's activity.
+    pub(crate) fn passcode_ok(&mut self) -> Result<(), Error> {
         self.conn
             .execute("UPDATE vault SET failures = 0, backoff_until = 0", [])?;
+        self.touch();
         Ok(())
     }
 
@@ -286,15 +289,29 @@ impl Vault {
             .is_some_and(|u| u.last_used.elapsed() < u.idle)
     }
 
-    /// The data key, refreshing the idle timer; `Locked` if idle too long.
+    /// The data key; `Locked` if idle too long. Using the key is not
+    /// activity: a screen that reads codes by itself, or requests that
+    /// arrive, must not keep an unattended vault open. Only what the person
+    /// does counts ([`Vault::touch`], a right passcode).
     pub(crate) fn data_key(&mut self) -> Result<&SealingKey, Error> {
         if !self.is_unlocked() {
             self.unlocked = None;
             return Err(Error::Locked);
         }
-        let u = self.unlocked.as_mut().ok_or(Error::Locked)?;
-        u.last_used = Instant::now();
+        let u = self.unlocked.as_ref().ok_or(Error::Locked)?;
         Ok(&u.data_key)
+    }
+
+    /// The person did something (a tap, a key, an approval): the idle
+    /// timer starts again, if the vault is still unlocked.
+    pub fn touch(&mut self) {
+        if self.is_unlocked() {
+            if let Some(u) = self.unlocked.as_mut() {
+                u.last_used = Instant::now();
+            }
+        } else {
+            self.unlocked = None;
+        }
     }
 
     /// Seals `secret` under the data key for `aad`.

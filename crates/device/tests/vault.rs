@@ -127,6 +127,43 @@ fn locked_vault_refuses_codes() {
 }
 
 #[test]
+fn reading_codes_does_not_keep_an_unattended_vault_open_but_the_person_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut v = new_vault(tmp.path());
+    let a = v.add_otp(&OtpAccount::parse(URI).unwrap(), T).unwrap();
+    let idle = std::time::Duration::from_secs(1);
+    v.set_idle_timeout(idle).unwrap();
+
+    // A screen that asks for the codes every 100 ms, nobody at the keys:
+    // the vault locks once the idle time has passed.
+    v.unlock(&Passcode::new("246810"), T).unwrap();
+    let start = std::time::Instant::now();
+    while v.code(&a, T).is_ok() {
+        assert!(start.elapsed() < idle * 3, "codes kept the vault open");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        start.elapsed() >= idle,
+        "locked too early: {:?}",
+        start.elapsed()
+    );
+    assert!(!v.is_unlocked());
+
+    // Someone taps now and then: it stays open past the idle time.
+    v.unlock(&Passcode::new("246810"), T).unwrap();
+    let start = std::time::Instant::now();
+    while start.elapsed() < idle * 2 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        v.touch();
+        assert!(v.code(&a, T).is_ok(), "locked while in use");
+    }
+    // A touch after the idle time does not reopen it.
+    std::thread::sleep(idle + std::time::Duration::from_millis(100));
+    v.touch();
+    assert!(matches!(v.code(&a, T), Err(Error::Locked)));
+}
+
+#[test]
 fn duplicates_are_reported_and_hotp_counters_advance() {
     let tmp = tempfile::tempdir().unwrap();
     let mut v = new_vault(tmp.path());
