@@ -162,16 +162,47 @@ function renderAccounts() {
     li.querySelector(".issuer").textContent = (a.issuer || "") + (a.kind === "push" ? " · sign-in approval" : "");
     li.querySelector(".name").textContent = a.name;
     li.querySelector(".code").textContent = code;
-    li.querySelector(".code-button").setAttribute("aria-label", `${a.issuer || ""} ${a.name}: code ${a.code || "on request"}, copy`);
+    li.querySelector(".code-button").setAttribute("aria-label", codeLabel(a));
     if (a.code) li.querySelector(".left").innerHTML = ring(a.seconds_left, a.period);
-    li.querySelector(".code-button").addEventListener("click", () => copyCode(a));
+    li.querySelector(".code-button").addEventListener("click", () => copyCode(accountNow(a.id) || a));
     li.querySelector(".menu").addEventListener("click", (ev) => accountAction(ev, a, i));
     list.appendChild(li);
   });
 }
 
+// What a screen reader says for an account's code button.
+function codeLabel(a) { return `${a.issuer || ""} ${a.name}: code ${a.code || "on request"}, copy`; }
+
+// The account as last read (its code changes every period).
+function accountNow(id) { return accounts.find((x) => x.id === id); }
+
+// Whether `next` lists the same accounts as shown, in the same order.
+function sameAccounts(next) {
+  return next.length === accounts.length && next.every((a, i) => {
+    const b = accounts[i];
+    return a.id === b.id && a.name === b.name && a.issuer === b.issuer && a.kind === b.kind;
+  });
+}
+
+// New codes and countdowns into the rows already shown: an open menu
+// stays open and keyboard focus stays where it is.
+function updateCodes() {
+  for (const li of $("account-list").children) {
+    const a = accountNow(li.dataset.id);
+    if (!a) continue;
+    li.querySelector(".code").textContent = a.code ? grouped(a.code) : "Tap for a code";
+    li.querySelector(".code-button").setAttribute("aria-label", codeLabel(a));
+    li.querySelector(".left").innerHTML = a.code ? ring(a.seconds_left, a.period) : "";
+  }
+}
+
 async function refreshAccounts() {
-  try { accounts = await call("accounts"); renderAccounts(); } catch (e) { /* locked: the lock screen shows */ }
+  try {
+    const next = await call("accounts");
+    const same = sameAccounts(next);
+    accounts = next;
+    if (same) updateCodes(); else renderAccounts();
+  } catch (e) { /* locked: the lock screen shows */ }
 }
 
 async function copyCode(a) {

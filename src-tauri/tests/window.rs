@@ -362,6 +362,28 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     );
     no_software_gl_without_a_gpu(&s);
 
+    // The list refreshes its codes in place: an open ⋯ menu stays open,
+    // on the same row, across several refreshes.
+    s.script(
+        "const d = document.querySelector('#account-list .account details.menu'); \
+         d.open = true; d.dataset.probe = 'still here'; return true;",
+        json!([]),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(
+        s.script(
+            "const d = document.querySelector('#account-list .account details.menu'); \
+             return [d.open, d.dataset.probe || ''];",
+            json!([])
+        ),
+        json!([true, "still here"]),
+        "the list was rebuilt under an open menu"
+    );
+    s.script(
+        "document.querySelector('#account-list .account details.menu').open = false; return true;",
+        json!([]),
+    );
+
     // Auto-lock: the list stays showing, refreshing its codes every
     // second, and nobody touches the window. It locks once the idle time
     // (here the shortest allowed, 30 s) has passed, not before.
