@@ -246,6 +246,7 @@ function selectTab(name) {
   for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== "tab-" + name;
   $("main-title").textContent = name.charAt(0).toUpperCase() + name.slice(1);
   if (name === "activity") refreshHistory();
+  if (name === "settings") showSettings();
 }
 for (const b of document.querySelectorAll("[role=tab]")) b.addEventListener("click", () => selectTab(b.dataset.tab));
 // The tab list's keys (WAI-ARIA tabs pattern): Left/Right move and wrap,
@@ -509,6 +510,21 @@ $("form-passcode").addEventListener("submit", async (ev) => {
     toast("Passcode changed");
   } catch (e) { $("pc-error").textContent = message(e); }
 });
+
+// The settings in force, as the vault holds them.
+async function showSettings() {
+  let a;
+  try { a = await call("auto_lock"); } catch (e) { return; }
+  const select = $("al-seconds");
+  if (![...select.options].some((o) => Number(o.value) === a.seconds)) {
+    const o = document.createElement("option");
+    o.value = String(a.seconds);
+    o.textContent = a.seconds % 60 === 0 ? `${a.seconds / 60} minutes` : `${a.seconds} seconds`;
+    select.appendChild(o);
+  }
+  select.value = String(a.seconds);
+  $("al-hidden").checked = a.when_hidden;
+}
 
 $("form-autolock").addEventListener("submit", async (ev) => {
   ev.preventDefault();

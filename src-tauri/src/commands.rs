@@ -119,7 +119,7 @@ impl From<&Pending> for RequestView {
 }
 
 /// Runs `f` on the open vault, opening it from disk first if needed.
-async fn with_vault<T>(
+pub(crate) async fn with_vault<T>(
     state: &AppState,
     f: impl FnOnce(&mut Vault) -> std::result::Result<T, Error>,
 ) -> Result<T> {
@@ -183,7 +183,14 @@ pub async fn unlock<R: Runtime>(
     passcode: String,
 ) -> Result<()> {
     let passcode = Passcode::new(passcode);
-    with_vault(&state, |v| v.unlock(&passcode, now())).await?;
+    let auto = with_vault(&state, |v| {
+        v.unlock(&passcode, now())?;
+        v.auto_lock()
+    })
+    .await?;
+    state
+        .lock_when_hidden
+        .store(auto.when_hidden, Ordering::Relaxed);
     crate::listener::start(&app).await;
     Ok(())
 }
@@ -441,22 +448,6 @@ pub async fn change_passcode(
         return Err(bad_input("the two new passcodes differ"));
     }
     with_vault(&state, |v| v.change_passcode(&old, &new, now())).await
-}
-
-/// Sets the idle time before the app locks, and whether hiding the window locks it.
-#[tauri::command]
-pub async fn set_auto_lock(
-    state: State<'_, AppState>,
-    seconds: u64,
-    when_hidden: bool,
-) -> Result<()> {
-    if !(30..=86_400).contains(&seconds) {
-        return Err(bad_input(
-            "auto-lock must be between 30 seconds and 24 hours",
-        ));
-    }
-    state.lock_when_hidden.store(when_hidden, Ordering::Relaxed);
-    with_vault(&state, |v| v.set_idle_timeout(Duration::from_secs(seconds))).await
 }
 
 /// Writes an encrypted backup; returns how many accounts it holds.

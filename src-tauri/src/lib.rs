@@ -6,6 +6,7 @@ pub mod commands;
 pub mod listener;
 pub mod prompt;
 pub mod rendering;
+pub mod settings;
 pub mod state;
 
 use tauri::menu::{Menu, MenuItem};
@@ -37,7 +38,8 @@ pub fn with_commands<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Bu
         prompt::check_number,
         commands::history,
         commands::change_passcode,
-        commands::set_auto_lock,
+        settings::auto_lock,
+        settings::set_auto_lock,
         commands::export_backup,
         commands::import_backup,
     ])
@@ -73,8 +75,10 @@ pub fn run() {
             if let WindowEvent::CloseRequested { api, .. } = event {
                 api.prevent_close();
                 let _ = window.hide();
-                let state = window.state::<AppState>();
-                state.hidden();
+                let app = window.app_handle().clone();
+                tauri::async_runtime::spawn(async move {
+                    app.state::<AppState>().hidden().await;
+                });
             }
         });
     if let Err(e) = with_commands(builder).run(tauri::generate_context!()) {

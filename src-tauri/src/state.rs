@@ -35,15 +35,14 @@ impl AppState {
         }
     }
 
-    /// The window was hidden: lock if the setting asks for it.
-    pub fn hidden(&self) {
+    /// The window was hidden: lock if the setting asks for it, waiting
+    /// for a command that holds the vault to finish rather than skipping.
+    pub async fn hidden(&self) {
         if !self.lock_when_hidden.load(Ordering::Relaxed) {
             return;
         }
-        if let Ok(mut guard) = self.vault.try_lock() {
-            if let Some(v) = guard.as_mut() {
-                v.lock();
-            }
+        if let Some(v) = self.vault.lock().await.as_mut() {
+            v.lock();
         }
     }
 

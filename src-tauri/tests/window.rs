@@ -384,6 +384,47 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
         json!([]),
     );
 
+    // Settings show what the vault holds, and a fresh page reads back
+    // what was saved.
+    let setting = |s: &Session| {
+        s.script(
+            "return [document.getElementById('al-seconds').value, \
+             document.getElementById('al-hidden').checked];",
+            json!([]),
+        )
+    };
+    s.click("#nav-settings");
+    s.wait_for(
+        "document.getElementById('al-seconds').value === '300'",
+        "the stored auto-lock (5 minutes)",
+    );
+    assert_eq!(setting(&s), json!(["300", false]));
+    s.script(
+        "document.getElementById('al-seconds').value = '900'; \
+         document.getElementById('al-hidden').checked = true; window.beforeReload = true; return true;",
+        json!([]),
+    );
+    s.click("#form-autolock button[type=submit]");
+    s.wait_for(
+        "document.getElementById('toast').textContent === 'Saved'",
+        "the settings saved",
+    );
+    s.script(
+        "setTimeout(() => location.reload(), 0); return true;",
+        json!([]),
+    );
+    s.wait_for(
+        &format!("!window.beforeReload && {}", shown("screen-main")),
+        "the app after a reload",
+    );
+    s.click("#nav-settings");
+    s.wait_for(
+        "document.getElementById('al-seconds').value === '900'",
+        "the saved auto-lock read back",
+    );
+    assert_eq!(setting(&s), json!(["900", true]));
+    s.click("#nav-accounts");
+
     // Auto-lock: the list stays showing, refreshing its codes every
     // second, and nobody touches the window. It locks once the idle time
     // (here the shortest allowed, 30 s) has passed, not before.

@@ -74,7 +74,19 @@ CREATE TABLE history (
     r#"
 ALTER TABLE accounts ADD COLUMN receipt_key BLOB;
 "#,
+    r#"
+ALTER TABLE vault ADD COLUMN lock_when_hidden INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
+
+/// When the vault locks by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoLock {
+    /// Idle time before it locks.
+    pub idle: Duration,
+    /// Whether hiding the app's window locks it.
+    pub when_hidden: bool,
+}
 
 /// The vault file and, while unlocked, its data key.
 pub struct Vault {
@@ -265,6 +277,26 @@ impl Vault {
     pub fn set_wipe_after(&mut self, n: Option<u32>) -> Result<(), Error> {
         self.conn.execute("UPDATE vault SET wipe_after = ?1", [n])?;
         Ok(())
+    }
+
+    /// The auto-lock settings in force.
+    pub fn auto_lock(&self) -> Result<AutoLock, Error> {
+        let (idle, hidden): (u64, bool) = self.conn.query_row(
+            "SELECT idle_seconds, lock_when_hidden FROM vault",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(AutoLock {
+            idle: Duration::from_secs(idle),
+            when_hidden: hidden,
+        })
+    }
+
+    /// Stores the auto-lock settings (the idle time applies at once).
+    pub fn set_auto_lock(&mut self, a: AutoLock) -> Result<(), Error> {
+        self.conn
+            .execute("UPDATE vault SET lock_when_hidden = ?1", [a.when_hidden])?;
+        self.set_idle_timeout(a.idle)
     }
 
     /// Sets the idle time after which the vault locks itself.

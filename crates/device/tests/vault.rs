@@ -164,6 +164,26 @@ fn reading_codes_does_not_keep_an_unattended_vault_open_but_the_person_does() {
 }
 
 #[test]
+fn auto_lock_settings_are_stored_in_the_vault() {
+    use countersign_device::vault::AutoLock;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut v = new_vault(tmp.path());
+    let defaults = v.auto_lock().unwrap();
+    assert_eq!(defaults.idle.as_secs(), 300);
+    assert!(!defaults.when_hidden);
+    let chosen = AutoLock {
+        idle: std::time::Duration::from_secs(900),
+        when_hidden: true,
+    };
+    v.set_auto_lock(chosen).unwrap();
+    drop(v);
+    assert_eq!(
+        Vault::open(tmp.path()).unwrap().auto_lock().unwrap(),
+        chosen
+    );
+}
+
+#[test]
 fn duplicates_are_reported_and_hotp_counters_advance() {
     let tmp = tempfile::tempdir().unwrap();
     let mut v = new_vault(tmp.path());
