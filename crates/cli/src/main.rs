@@ -13,7 +13,7 @@ use args::{Cli, Command};
 use clap::Parser;
 use countersign_core::protocol::{Decision, ReceiptEvent};
 use countersign_core::text::printable;
-use countersign_core::Answer;
+use countersign_core::{Answer, Passcode};
 use countersign_device::intake::Intake;
 use countersign_device::vault::Vault;
 use countersign_device::{now, push, scanner, Error};
@@ -141,9 +141,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 (None, None) => unreachable!("clap requires one of them"),
             };
-            let mut vault = ctx.unlock()?;
+            // One passcode for the whole command: it unlocks the vault and
+            // seals the device keys of the accounts it activates.
+            let passcode = ctx.passcode().read()?;
+            let mut vault = Vault::open(&ctx.home)?;
+            vault.unlock(&passcode, now())?;
             for payload in payloads {
-                add(&ctx, &mut vault, &payload, &device_name, &rt()?)?;
+                add(&mut vault, &payload, &passcode, &device_name, &rt()?)?;
             }
         }
         Command::List { json } => {
@@ -353,9 +357,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn add(
-    ctx: &Ctx,
     vault: &mut Vault,
     payload: &str,
+    passcode: &Passcode,
     device_name: &str,
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<()> {
@@ -363,11 +367,11 @@ fn add(
     let passcode = match intake {
         Intake::Enroll(_) => {
             eprintln!("activating with the server...");
-            Some(ctx.passcode().read()?)
+            Some(passcode)
         }
         Intake::Otp(_) => None,
     };
-    let result = rt.block_on(intake.add(vault, passcode.as_ref(), device_name, "cli", now()))?;
+    let result = rt.block_on(intake.add(vault, passcode, device_name, "cli", now()))?;
     for label in result.skipped {
         eprintln!("skipped {}: already here", printable(&label));
     }

@@ -103,6 +103,46 @@ fn enroll(stack: &Stack) {
         .contains("added ALEA (cs0101@alacop.gov) (sign-in approval and codes)"));
 }
 
+#[test]
+fn adding_an_account_with_the_server_asks_for_the_passcode_once() {
+    let mut env = stack(60);
+    env.start_server();
+    assert_ok(&cli(&env, &["init"]), "countersign init");
+    let payload = env.enroll_link();
+    // The passcode comes from a pipe that holds it once: a second read
+    // would wait for a writer that never comes.
+    let fifo = env.file("passcode.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, "246810\n").unwrap())
+    };
+    let mut add = env
+        .cli_command(&["--passcode-file", fifo.to_str().unwrap(), "add", &payload])
+        .env_remove("COUNTERSIGN_PASSCODE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while add.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = add.kill();
+            panic!("`countersign add` waited for the passcode a second time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    writer.join().unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert_ok(&out, "countersign add");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(sign-in approval and codes)"));
+}
+
 /// The one pending request's id.
 fn pending_id(stack: &Stack) -> String {
     let list = stack.pending_request();
