@@ -90,8 +90,7 @@ impl Server {
         // Guessing codes counts against the address like wrong passwords
         // (and is refused, audited once a minute, past the limit).
         if let Err(e) = self.address_failures.check(ip, now) {
-            if self.audit_once_a_minute.check(ip, now).is_ok() {
-                self.audit_once_a_minute.failed(ip, now);
+            if self.audit_once_a_minute.take(ip, now) {
                 self.audit(
                     row("").with("refused", "too many failures from this address"),
                     now,

@@ -81,6 +81,39 @@ impl AddressLimiter {
         ))
     }
 
+    /// Counts an event from `ip` if the address is still under the limit,
+    /// in one step (`true`), or refuses it (`false`): of many requests at
+    /// once, on any instance, no more than the limit pass. (Shared counts
+    /// check and count in one write transaction, which the write lock
+    /// serialises; a store error refuses.)
+    pub fn take(&self, ip: &str, now: u64) -> bool {
+        if ip.is_empty() {
+            return true;
+        }
+        match &self.shared {
+            Some((store, kind)) => {
+                let net = network(ip);
+                let since = (now + 1).saturating_sub(self.window);
+                store
+                    .write(now, |w| {
+                        w.take_address_event(kind, &net, since, self.max, now)
+                    })
+                    .unwrap_or(false)
+            }
+            None => {
+                // One lock over the check and the count.
+                let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+                let times = map.entry(network(ip)).or_default();
+                self.forget_old(times, now);
+                if times.len() >= self.max as usize {
+                    return false;
+                }
+                times.push_back(now);
+                true
+            }
+        }
+    }
+
     /// Counts a failure from `ip`. (A shared count that cannot be written
     /// is logged: the per-account limits, in the database too, still hold.)
     pub fn failed(&self, ip: &str, now: u64) {
@@ -182,6 +215,15 @@ mod tests {
         assert_eq!(network("::ffff:192.0.2.9"), "192.0.2.9");
         assert_eq!(network("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
         assert_eq!(network("192.0.2.9"), "192.0.2.9");
+    }
+
+    #[test]
+    fn take_counts_and_refuses_in_one_step() {
+        let l = AddressLimiter::new(1, 60);
+        assert!(l.take("203.0.113.7", 100));
+        assert!(!l.take("203.0.113.7", 101), "one a minute");
+        assert!(l.take("198.51.100.1", 101), "per address");
+        assert!(l.take("203.0.113.7", 161), "the minute passed");
     }
 
     #[test]

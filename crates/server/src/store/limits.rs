@@ -34,6 +34,28 @@ impl Write<'_> {
         Ok(())
     }
 
+    /// Counts an event of `kind` from `network` at `at` if fewer than `max`
+    /// happened since `since`; `false` (nothing counted) otherwise.
+    pub fn take_address_event(
+        &self,
+        kind: &str,
+        network: &str,
+        since: u64,
+        max: u32,
+        at: u64,
+    ) -> Result<bool, StoreError> {
+        let n: u32 = self.db().one(
+            "SELECT COUNT(*) FROM address_events WHERE kind = ?1 AND network = ?2 AND at >= ?3",
+            args![kind, network, since],
+            |r| r.get(0),
+        )?;
+        if n >= max {
+            return Ok(false);
+        }
+        self.add_address_event(kind, network, at)?;
+        Ok(true)
+    }
+
     /// Forgets events of `kind` before `before`, and used-once keys past
     /// their time.
     pub fn purge_limits(&self, kind: &str, before: u64, now: u64) -> Result<(), StoreError> {

@@ -68,10 +68,9 @@ pub(crate) async fn signin_page(
 /// Audits a refused `return_to`, at most once a minute per address: a
 /// flood of such links must not flood the audit log.
 pub(crate) fn refused_redirect(s: &Server, ip: &str, why: return_to::Refusal) -> Result<(), Error> {
-    if s.audit_once_a_minute.check(ip, now()).is_err() {
+    if !s.audit_once_a_minute.take(ip, now()) {
         return Ok(());
     }
-    s.audit_once_a_minute.failed(ip, now());
     s.audit(
         NewAudit {
             actor: "",
