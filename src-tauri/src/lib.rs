@@ -9,8 +9,13 @@ pub mod rendering;
 pub mod settings;
 pub mod state;
 
+// The tray and the window that hides instead of closing are the desktop's;
+// a phone build leaves them out (docs/OPERATIONS.md, "Release steps").
+#[cfg(desktop)]
 use tauri::menu::{Menu, MenuItem};
+#[cfg(desktop)]
 use tauri::tray::TrayIconBuilder;
+#[cfg(desktop)]
 use tauri::{Manager, WindowEvent};
 
 pub use state::AppState;
@@ -65,28 +70,31 @@ pub fn run() {
     let builder = tauri::Builder::default()
         .plugin(tauri_plugin_notification::init())
         .manage(AppState::new(home))
-        .setup(|app| {
-            tray(app)?;
+        .setup(|_app| {
+            #[cfg(desktop)]
+            tray(_app)?;
             Ok(())
-        })
-        .on_window_event(|window, event| {
-            // Closing the window keeps the app in the tray, so requests
-            // still arrive; hiding it locks when the setting says so.
-            if let WindowEvent::CloseRequested { api, .. } = event {
-                api.prevent_close();
-                let _ = window.hide();
-                let app = window.app_handle().clone();
-                tauri::async_runtime::spawn(async move {
-                    app.state::<AppState>().hidden().await;
-                });
-            }
         });
+    #[cfg(desktop)]
+    let builder = builder.on_window_event(|window, event| {
+        // Closing the window keeps the app in the tray, so requests
+        // still arrive; hiding it locks when the setting says so.
+        if let WindowEvent::CloseRequested { api, .. } = event {
+            api.prevent_close();
+            let _ = window.hide();
+            let app = window.app_handle().clone();
+            tauri::async_runtime::spawn(async move {
+                app.state::<AppState>().hidden().await;
+            });
+        }
+    });
     if let Err(e) = with_commands(builder).run(tauri::generate_context!()) {
         eprintln!("countersign-app: {e}");
         std::process::exit(1);
     }
 }
 
+#[cfg(desktop)]
 fn tray(app: &tauri::App) -> tauri::Result<()> {
     let show = MenuItem::with_id(app, "show", "Open Countersign", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
