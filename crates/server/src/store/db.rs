@@ -102,25 +102,9 @@ impl Db<'_> {
         &self,
         sql: &str,
         args: &[Value<'_>],
-        mut f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+        f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        match self {
-            Db::Lite(c) => {
-                let mut stmt = c.prepare_cached(sql)?;
-                let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-                let mut out = Vec::new();
-                while let Some(r) = rows.next()? {
-                    out.push(f(&Row::Lite(r))?);
-                }
-                Ok(out)
-            }
-            Db::Pg(c) => {
-                let mut c = c.borrow_mut();
-                let stmt = c.statement(sql)?;
-                let rows = c.client.query(&stmt, &pg_args(args))?;
-                rows.iter().map(|r| f(&Row::Pg(r))).collect()
-            }
-        }
+        self.rows(sql, args, usize::MAX, f)
     }
 
     /// The first row of a query, mapped; `None` when there is none.
@@ -128,22 +112,37 @@ impl Db<'_> {
         &self,
         sql: &str,
         args: &[Value<'_>],
-        f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+        f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
+        Ok(self.rows(sql, args, 1, f)?.pop())
+    }
+
+    /// At most `limit` rows of a query, mapped.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        args: &[Value<'_>],
+        limit: usize,
+        mut f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         match self {
             Db::Lite(c) => {
                 let mut stmt = c.prepare_cached(sql)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-                match rows.next()? {
-                    Some(r) => Ok(Some(f(&Row::Lite(r))?)),
-                    None => Ok(None),
+                let mut out = Vec::new();
+                while out.len() < limit {
+                    match rows.next()? {
+                        Some(r) => out.push(f(&Row::Lite(r))?),
+                        None => break,
+                    }
                 }
+                Ok(out)
             }
             Db::Pg(c) => {
                 let mut c = c.borrow_mut();
                 let stmt = c.statement(sql)?;
                 let rows = c.client.query(&stmt, &pg_args(args))?;
-                rows.first().map(|r| f(&Row::Pg(r))).transpose()
+                rows.iter().take(limit).map(|r| f(&Row::Pg(r))).collect()
             }
         }
     }
@@ -153,7 +152,7 @@ impl Db<'_> {
         &self,
         sql: &str,
         args: &[Value<'_>],
-        f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+        f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.opt(sql, args, f)?.ok_or(StoreError::NoRow)
     }
@@ -340,11 +339,11 @@ pub(super) trait Column: Sized {
 /// Reads a PostgreSQL integer column (BIGINT, INTEGER, or a boolean
 /// such as `EXISTS`) as an i64; `None` when NULL.
 fn pg_int(r: &postgres::Row, i: usize) -> Result<Option<i64>, StoreError> {
-    let ty = r.columns().get(i).map(|c| c.type_().clone());
+    let ty = r.columns().get(i).map(|c| c.type_());
     Ok(match ty {
-        Some(Type::BOOL) => r.try_get::<_, Option<bool>>(i)?.map(i64::from),
-        Some(Type::INT4) => r.try_get::<_, Option<i32>>(i)?.map(i64::from),
-        Some(Type::INT2) => r.try_get::<_, Option<i16>>(i)?.map(i64::from),
+        Some(&Type::BOOL) => r.try_get::<_, Option<bool>>(i)?.map(i64::from),
+        Some(&Type::INT4) => r.try_get::<_, Option<i32>>(i)?.map(i64::from),
+        Some(&Type::INT2) => r.try_get::<_, Option<i16>>(i)?.map(i64::from),
         _ => r.try_get::<_, Option<i64>>(i)?,
     })
 }
