@@ -114,10 +114,13 @@ impl SharedKeys {
     /// Adds the folder's keys the database lacks, then takes the
     /// database's (another instance may have added its own first).
     pub fn seed(&self, store: &Store, now: u64) -> Result<(), SharedKeyError> {
-        SHARED
-            .iter()
-            .filter(|name| self.root.join(name).exists())
-            .try_for_each(|name| self.adopt(store, name, now))
+        for name in SHARED {
+            // Once seeded, a start only reads: no sealing, no write.
+            if self.root.join(name).exists() && store.sealed_secret(name)?.is_none() {
+                self.adopt(store, name, now)?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds the folder's key `name` unless the database has one; then
