@@ -8,8 +8,8 @@ cd "$(dirname "$0")"
 apt_need $APT_BUILD $APT_TAURI $APT_TEST
 rust_need
 cargo_tool_need tauri-driver tauri-driver "^2"
-cargo_tool_need tauri-cli cargo-tauri "^2"
 npm_need crates/e2e
+npm_need src-tauri
 scripts/interop-venv.sh
 
 say "Checking formatting (cargo fmt --check)"
@@ -22,7 +22,7 @@ say "Checking the layers, HTTP statuses and file sizes (scripts/check-layers.sh)
 scripts/check-layers.sh
 
 say "Packaging the app as a .deb (Tauri bundler, debug build) for the package test"
-(cd src-tauri && cargo tauri build --debug --bundles deb --ci --no-binary-patching -- --locked)
+(cd src-tauri && node_modules/.bin/tauri build --debug --bundles deb --ci --no-binary-patching -- --locked)
 
 say "Building every program the end-to-end tests start (cargo build --workspace --bins)"
 cargo build --workspace --bins --locked

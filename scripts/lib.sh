@@ -42,8 +42,8 @@ rust_need() {
 }
 
 # cargo_tool_need CRATE BIN [VERSION]: installs a Rust tool from crates.io if missing
-# (tauri-driver drives the app's window in the end-to-end tests; tauri-cli
-# bundles the app as a .deb).
+# (tauri-driver drives the app's window in the end-to-end tests; the Tauri
+# bundler comes from npm instead, see src-tauri/package.json).
 cargo_tool_need() {
   if command -v "$2" >/dev/null 2>&1 || [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/$2" ]; then
     say "Rust tool present: $2"

@@ -73,11 +73,15 @@ async function showStatus() {
   else { await openMain(); }
 }
 
-$("first-pass").addEventListener("input", () => {
-  const p = $("first-pass").value;
-  const kinds = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9]/].filter((r) => r.test(p)).length;
-  $("first-hint").textContent = p.length < 6 ? "At least 6 characters."
-    : p.length >= 10 && kinds >= 3 ? "Strong passcode." : "Fair: longer and mixed is stronger.";
+// The engine judges the passcode as it is typed; only the latest answer
+// is shown.
+let strengthAsked = 0;
+$("first-pass").addEventListener("input", async () => {
+  const asked = ++strengthAsked;
+  try {
+    const r = await call("passcode_strength", { passcode: $("first-pass").value });
+    if (asked === strengthAsked) $("first-hint").textContent = r.hint;
+  } catch (e) { /* the hint stays as it was */ }
 });
 
 $("form-first").addEventListener("submit", async (ev) => {
@@ -153,8 +157,8 @@ function renderAccounts() {
     const initial = (a.issuer || a.name || "?").charAt(0).toUpperCase();
     const code = a.code ? grouped(a.code) : "Tap for a code";
     li.innerHTML = `<span class="avatar" aria-hidden="true"></span>
-      <button class="code-button" aria-label=""><span class="who"><span class="issuer"></span><span class="name"></span></span>
-      <span class="code"></span></button>
+      <button class="code-button"><span class="who"><span class="issuer"></span><span class="name"></span></span>
+      <span class="code"></span><span class="visually-hidden">, copy</span></button>
       <span class="left" aria-hidden="true"></span>
       <details class="menu"><summary aria-label="More for this account">⋯</summary>
         <button data-act="up">Move up</button><button data-act="rename">Rename</button><button data-act="remove">Remove</button></details>`;
@@ -162,16 +166,12 @@ function renderAccounts() {
     li.querySelector(".issuer").textContent = (a.issuer || "") + (a.kind === "push" ? " · sign-in approval" : "");
     li.querySelector(".name").textContent = a.name;
     li.querySelector(".code").textContent = code;
-    li.querySelector(".code-button").setAttribute("aria-label", codeLabel(a));
     if (a.code) li.querySelector(".left").innerHTML = ring(a.seconds_left, a.period);
     li.querySelector(".code-button").addEventListener("click", () => copyCode(accountNow(a.id) || a));
     li.querySelector(".menu").addEventListener("click", (ev) => accountAction(ev, a, i));
     list.appendChild(li);
   });
 }
-
-// What a screen reader says for an account's code button.
-function codeLabel(a) { return `${a.issuer || ""} ${a.name}: code ${a.code || "on request"}, copy`; }
 
 // The account as last read (its code changes every period).
 function accountNow(id) { return accounts.find((x) => x.id === id); }
@@ -191,7 +191,6 @@ function updateCodes() {
     const a = accountNow(li.dataset.id);
     if (!a) continue;
     li.querySelector(".code").textContent = a.code ? grouped(a.code) : "Tap for a code";
-    li.querySelector(".code-button").setAttribute("aria-label", codeLabel(a));
     li.querySelector(".left").innerHTML = a.code ? ring(a.seconds_left, a.period) : "";
   }
 }
@@ -233,7 +232,26 @@ async function accountAction(ev, a, i) {
 }
 
 $("search").addEventListener("input", renderAccounts);
-setInterval(() => { if (!$("screen-main").hidden && !$("tab-accounts").hidden) refreshAccounts(); }, 1000);
+// Each second the countdowns move and a code whose time is up gives way to
+// the next one the engine already sent; the engine is asked again only
+// then, once a period, for the code after.
+function tickCodes() {
+  if ($("screen-main").hidden || $("tab-accounts").hidden) return;
+  const now = Date.now();
+  let stale = false;
+  for (const a of accounts) {
+    if (!a.code) continue;
+    if (now >= a.changes_at) {
+      a.code = a.next_code;
+      a.changes_at += a.period * 1000;
+      stale = true;
+    }
+    a.seconds_left = Math.max(0, Math.ceil((a.changes_at - now) / 1000));
+  }
+  updateCodes();
+  if (stale) refreshAccounts();
+}
+setInterval(tickCodes, 1000);
 
 // ---- tabs ---------------------------------------------------------------
 
@@ -279,6 +297,7 @@ async function refreshHistory() {
 // ---- add account --------------------------------------------------------
 
 let pendingText = null;
+let pendingName = null;
 
 $("btn-add").addEventListener("click", () => { resetAdd(); show("add"); });
 $("add-back").addEventListener("click", () => { stopCamera(); show("main"); });
@@ -290,11 +309,12 @@ function resetAdd() {
   $("add-text").value = $("add-name").value = "";
 }
 
-async function previewText(text) {
+async function previewText(text, name) {
   $("add-error").textContent = "";
   try {
-    const items = await call("preview", { text });
+    const items = await call("preview", { text, name: name || null });
     pendingText = text;
+    pendingName = name || null;
     const list = $("preview-list");
     list.textContent = "";
     for (const it of items) {
@@ -310,12 +330,7 @@ async function previewText(text) {
 
 $("form-uri").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  let text = $("add-text").value.trim();
-  if (text && !text.includes("://")) {
-    const name = $("add-name").value.trim() || "Account";
-    text = "otpauth://totp/" + encodeURIComponent(name) + "?secret=" + encodeURIComponent(text.replace(/\s+/g, "").toUpperCase());
-  }
-  previewText(text);
+  previewText($("add-text").value.trim(), $("add-name").value.trim() || null);
 });
 
 $("add-file").addEventListener("change", () => {
@@ -382,7 +397,7 @@ $("btn-confirm-add").addEventListener("click", async () => {
   const push = !$("preview-pass-box").hidden;
   $("preview-progress").textContent = push ? "Activating with the server…" : "Adding…";
   try {
-    const r = await call("add", { text: pendingText, passcode: push ? $("preview-pass").value : null });
+    const r = await call("add", { text: pendingText, name: pendingName, passcode: push ? $("preview-pass").value : null });
     $("preview-pass").value = "";
     $("preview-progress").textContent = "";
     show("main");
@@ -554,4 +569,6 @@ $("form-backup").addEventListener("submit", async (ev) => {
 // ---- events -------------------------------------------------------------
 
 listen("request", () => refreshRequests());
+// The engine locked the vault after the idle time: show the lock screen.
+listen("locked", () => showStatus());
 showStatus();

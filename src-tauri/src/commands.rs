@@ -3,16 +3,14 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use countersign_core::protocol::ReceiptEvent;
 use countersign_core::{Answer, Passcode};
 use countersign_device::accounts::AccountKind;
 use countersign_device::history::HistoryEntry;
-use countersign_device::intake::{Added, Intake, PreviewItem};
 use countersign_device::push::{self, Pending};
 use countersign_device::vault::Vault;
-use countersign_device::{now, scanner, screen, Error};
+use countersign_device::{now, Error};
 use serde::Serialize;
 use tauri::{AppHandle, Runtime, State};
 
@@ -72,6 +70,12 @@ pub struct AccountView {
     pub kind: AccountKind,
     /// Current code (TOTP and push accounts; HOTP codes are made on request).
     pub code: Option<String>,
+    /// The code after it, shown from `changes_at`: the list needs the
+    /// engine once a period, not every second.
+    pub next_code: Option<String>,
+    /// When `code` gives way to `next_code`, in milliseconds since the
+    /// epoch (0 without a code).
+    pub changes_at: u64,
     /// Seconds until the code changes.
     pub seconds_left: u64,
     /// The code's period.
@@ -222,13 +226,19 @@ pub async fn accounts(state: State<'_, AppState>) -> Result<Vec<AccountView>> {
         v.accounts()?
             .into_iter()
             .map(|a| {
-                let code = match a.kind {
-                    AccountKind::Hotp => None,
-                    _ => Some(v.code(&a, t)?),
+                let (code, next) = match a.kind {
+                    AccountKind::Hotp => (None, None),
+                    _ => {
+                        let code = v.code(&a, t)?;
+                        let next = v.code(&a, t + code.seconds_left)?;
+                        (Some(code), Some(next))
+                    }
                 };
                 Ok(AccountView {
                     seconds_left: code.as_ref().map_or(0, |c| c.seconds_left),
+                    changes_at: code.as_ref().map_or(0, |c| (t + c.seconds_left) * 1000),
                     code: code.map(|c| c.code),
+                    next_code: next.map(|c| c.code),
                     id: a.id,
                     issuer: a.issuer,
                     name: a.name,
@@ -249,86 +259,6 @@ pub async fn next_hotp(state: State<'_, AppState>, id: String) -> Result<String>
         Ok(v.code(&a, now())?.code)
     })
     .await
-}
-
-/// What a pasted or scanned text would add.
-#[tauri::command]
-pub fn preview(text: String) -> Result<Vec<PreviewItem>> {
-    Ok(Intake::parse(&text)?.preview())
-}
-
-/// Adds what the text describes; an enrollment activates with its server.
-#[tauri::command]
-pub async fn add<R: Runtime>(
-    app: AppHandle<R>,
-    state: State<'_, AppState>,
-    text: String,
-    passcode: Option<String>,
-) -> Result<Added> {
-    let intake = Intake::parse(&text)?;
-    let passcode = passcode.map(Passcode::new);
-    let added = {
-        let mut guard = state.vault.lock().await;
-        let vault = guard.as_mut().ok_or(Error::Locked)?;
-        intake
-            .add(vault, passcode.as_ref(), &device_name(), platform(), now())
-            .await?
-    };
-    crate::listener::start(&app).await;
-    Ok(added)
-}
-
-/// Decodes the QR codes in an image, given as a `data:` URL or base64.
-#[tauri::command]
-pub async fn scan_image(image: String) -> Result<Vec<String>> {
-    let b64 = image.split_once(',').map_or(image.as_str(), |(_, b)| b);
-    let bytes = data_encoding::BASE64
-        .decode(b64.trim().as_bytes())
-        .map_err(|_| bad_input("the image could not be read"))?;
-    let scan = tauri::async_runtime::spawn_blocking(move || {
-        scanner::scan_bytes(bytes, scanner::DEFAULT_BUDGET)
-    })
-    .await
-    .map_err(|_| CommandError::from(Error::ScannerStopped))??;
-    found(scan, "in the image", "try a sharper or closer image")
-}
-
-/// Decodes the QR codes on the screen. The window steps aside while the
-/// screen is captured, so it does not cover the sign-in page's code.
-#[tauri::command]
-pub async fn scan_screen<R: Runtime>(window: tauri::WebviewWindow<R>) -> Result<Vec<String>> {
-    let visible = window.is_visible().unwrap_or(false);
-    if visible {
-        let _ = window.hide();
-        // Give the display a moment to repaint what the window covered.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let scan = tauri::async_runtime::spawn_blocking(|| screen::scan_screen(SCREEN_BUDGET)).await;
-    if visible {
-        let _ = window.show();
-        let _ = window.set_focus();
-    }
-    let scan = scan.map_err(|_| CommandError::from(Error::ScannerStopped))??;
-    found(
-        scan,
-        "on the screen",
-        "make the code larger or move it to the main screen",
-    )
-}
-
-/// A whole screen is larger than a photo of a code: give it more time.
-const SCREEN_BUDGET: Duration = Duration::from_secs(3);
-
-/// The payloads of a scan, or a message saying nothing was found `where`.
-fn found(scan: countersign_core::qr::Scan, place: &str, hint: &str) -> Result<Vec<String>> {
-    if scan.payloads.is_empty() {
-        return Err(bad_input(if scan.out_of_time {
-            format!("no QR code found {place} in time: {hint}")
-        } else {
-            format!("no QR code found {place}")
-        }));
-    }
-    Ok(scan.payloads)
 }
 
 /// Renames an account.
@@ -476,7 +406,7 @@ pub async fn import_backup(
     .await
 }
 
-fn device_name() -> String {
+pub(crate) fn device_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
@@ -486,6 +416,6 @@ fn device_name() -> String {
         )
 }
 
-fn platform() -> &'static str {
+pub(crate) fn platform() -> &'static str {
     std::env::consts::OS
 }

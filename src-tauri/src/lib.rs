@@ -1,7 +1,8 @@
 //! The Countersign app: a Tauri window over `countersign-device`. Commands
-//! only convert data ([`commands`]); the request listener ([`listener`])
+//! only convert data ([`commands`], [`adding`]); the request listener ([`listener`])
 //! feeds verified sign-in requests to the window, raises it and notifies.
 
+pub mod adding;
 pub mod commands;
 pub mod listener;
 pub mod prompt;
@@ -30,10 +31,11 @@ pub fn with_commands<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Bu
         commands::activity,
         commands::accounts,
         commands::next_hotp,
-        commands::preview,
-        commands::add,
-        commands::scan_image,
-        commands::scan_screen,
+        adding::preview,
+        adding::passcode_strength,
+        adding::add,
+        adding::scan_image,
+        adding::scan_screen,
         commands::rename,
         commands::move_account,
         commands::remove,
@@ -70,9 +72,10 @@ pub fn run() {
     let builder = tauri::Builder::default()
         .plugin(tauri_plugin_notification::init())
         .manage(AppState::new(home))
-        .setup(|_app| {
+        .setup(|app| {
             #[cfg(desktop)]
-            tray(_app)?;
+            tray(app)?;
+            state::watch_idle(app.handle().clone());
             Ok(())
         });
     #[cfg(desktop)]

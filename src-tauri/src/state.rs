@@ -51,3 +51,26 @@ impl AppState {
         self.inbox.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Checks every second whether the vault has been idle too long: if so its
+/// key is forgotten at once (not at the next read, which may be a period
+/// away) and the window is told (`locked`) to show the lock screen.
+pub fn watch_idle<R: tauri::Runtime>(app: tauri::AppHandle<R>) {
+    use tauri::{Emitter, Manager};
+    tauri::async_runtime::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let locked = app
+                .state::<AppState>()
+                .vault
+                .lock()
+                .await
+                .as_mut()
+                .is_some_and(Vault::lock_if_idle);
+            if locked {
+                tracing::info!("locked after the idle time");
+                let _ = app.emit("locked", ());
+            }
+        }
+    });
+}

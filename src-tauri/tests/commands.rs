@@ -126,6 +126,58 @@ fn first_run_lock_and_otp_accounts() {
         "app {code}/{again}, oathtool {want}"
     );
 
+    // The next code comes with the current one, for the list to show when
+    // the period turns without asking again: oathtool agrees.
+    let a = &call(&w, "accounts", json!({})).unwrap()[0];
+    let at = a["changes_at"].as_u64().unwrap() / 1000;
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "--now"])
+        .arg(format!("@{at}"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        a["next_code"].as_str().unwrap(),
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+    assert!(a["seconds_left"].as_u64().unwrap() <= 30);
+
+    // A key typed by hand: the engine makes the account, named as typed.
+    let typed =
+        json!({"text": "gezd gnbv gy3t qojq gezd gnbv gy3t qojq", "name": "typed@alacop.gov"});
+    let preview = call(&w, "preview", typed.clone()).unwrap();
+    assert_eq!(
+        preview,
+        json!([{"issuer": null, "account": "typed@alacop.gov", "kind": "totp", "server": null}])
+    );
+    call(&w, "add", typed).unwrap();
+    let names: Vec<Value> = call(&w, "accounts", json!({}))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].clone())
+        .collect();
+    assert!(names.contains(&json!("typed@alacop.gov")), "{names:?}");
+    assert_eq!(
+        code_of(call(
+            &w,
+            "preview",
+            json!({"text": "not a key!", "name": "x"})
+        )),
+        "invalid_input"
+    );
+
+    // The passcode rule is the engine's, said as the page shows it.
+    for (passcode, strength) in [
+        ("12345", "too_short"),
+        ("246810", "fair"),
+        ("Abcdefghi1", "strong"),
+    ] {
+        let r = call(&w, "passcode_strength", json!({"passcode": passcode})).unwrap();
+        assert_eq!(r["strength"], strength, "{passcode}");
+        assert!(r["hint"].as_str().is_some_and(|h| !h.is_empty()));
+    }
+
     call(&w, "lock", json!({})).unwrap();
     assert_eq!(call(&w, "status", json!({})).unwrap()["vault"], "locked");
     assert_eq!(code_of(call(&w, "accounts", json!({}))), "locked");
@@ -142,7 +194,8 @@ fn first_run_lock_and_otp_accounts() {
             .as_array()
             .unwrap()
             .len(),
-        1
+        2,
+        "both accounts, from the link and the typed key"
     );
 }
 

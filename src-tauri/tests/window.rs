@@ -42,6 +42,8 @@ fn oathtool() -> String {
 struct Shots {
     dir: PathBuf,
     display: String,
+    /// axe-core, run on every screen shot.
+    axe: String,
 }
 
 impl Shots {
@@ -51,17 +53,41 @@ impl Shots {
         Shots {
             dir,
             display: display.to_string(),
+            axe: countersign_e2e::axe_script(),
         }
     }
 
-    /// One screenshot at desktop size and one at phone size.
+    /// One screenshot at desktop size and one at each of two phone sizes,
+    /// and the screen's accessibility check (axe-core: no serious or
+    /// critical problem) at each size.
     fn take(&self, s: &Session, name: &str) {
-        for (width, height, size) in [(900, 760, "desktop"), (360, 740, "360x740")] {
+        for (width, height, size) in [
+            (900, 760, "desktop"),
+            (360, 740, "360x740"),
+            (412, 915, "412x915"),
+        ] {
             s.resize(width, height);
             self.window(s)
                 .save(self.dir.join(format!("{name}-{size}.png")))
                 .unwrap();
+            countersign_e2e::assert_accessible(s, &self.axe, &format!("{name} at {size}"));
+            // Nothing runs off the side: no sideways scrolling on a phone.
+            let overflow = s.script(
+                "return document.documentElement.scrollWidth - window.innerWidth",
+                json!([]),
+            );
+            assert!(
+                overflow.as_i64().unwrap_or(1) <= 0,
+                "{name} at {size} is {overflow} px too wide"
+            );
         }
+    }
+
+    /// The Help Center's picture `name`, at phone size, kept true to the
+    /// screen (`countersign_testkit::help`).
+    fn help(&self, s: &Session, name: &str) {
+        s.resize(360, 740);
+        countersign_testkit::help::keep(s, name, "", |png| self.window(s).save(png).unwrap());
     }
 
     /// The window once the page has drawn twice and the screen has stopped
@@ -105,6 +131,13 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     s.wait_for(&shown("screen-first"), "the first-run screen");
     page_reaches_the_screen(&s, &display);
     shots.take(&s, "1-first-run");
+    shots.help(&s, "app-first-run");
+    // The engine judges the passcode as it is typed.
+    s.type_into("#first-pass", "Abcdefghi1");
+    s.wait_for(
+        "document.getElementById('first-hint').textContent == 'Strong passcode.'",
+        "the strength hint",
+    );
     s.type_into("#first-pass", PASSCODE);
     s.type_into("#first-confirm", "246811");
     s.click("#form-first button[type=submit]");
@@ -236,6 +269,7 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
         "{}",
         s.text("#preview-list")
     );
+    shots.help(&s, "app-add-enrollment");
     s.type_into("#preview-pass", PASSCODE);
     s.click("#btn-confirm-add");
     s.wait_for(
@@ -243,6 +277,28 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
         "the push account",
     );
     shots.take(&s, "3-accounts");
+    shots.help(&s, "app-accounts");
+    // The list moves its countdowns by itself and asks the engine for codes
+    // once a period (when a code's time is up), not every second.
+    s.script(
+        "window.accountsCalls = 0;
+         const inner = window.__TAURI_INTERNALS__.invoke;
+         window.__TAURI_INTERNALS__.invoke = (cmd, ...rest) => {
+           if (cmd === 'accounts') window.accountsCalls++;
+           return inner(cmd, ...rest);
+         };",
+        json!([]),
+    );
+    let ring = "return [...document.querySelectorAll('#account-list .ring-fg')].map(r => r.getAttribute('stroke-dasharray')).join()";
+    let before = s.script(ring, json!([]));
+    std::thread::sleep(Duration::from_millis(3500));
+    let calls = s.script("return window.accountsCalls", json!([]));
+    assert!(calls.as_u64().unwrap() <= 1, "{calls} calls in 3.5 s");
+    assert_ne!(
+        s.script(ring, json!([])),
+        before,
+        "the countdown did not move"
+    );
 
     // A push answered with the wrong number: the server says mismatch.
     let (number, mut push, said) = server.push();
@@ -257,6 +313,7 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     );
     assert_eq!(display, json!("none"));
     shots.take(&s, "4-request");
+    shots.help(&s, "app-request");
     // A number the sign-in page cannot show is refused at once, before the
     // passcode, naming the range.
     s.type_into("#req-number", "05");
@@ -319,6 +376,7 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     s.wait_for(&shown("screen-verdict"), "the verdict");
     assert_eq!(s.text("#verdict-title"), "Approved");
     shots.take(&s, "5-approved");
+    shots.help(&s, "app-approved");
     assert!(push.wait().unwrap().success());
     assert!(rest.join().unwrap().contains("approved"));
     s.click("#btn-verdict-ok");
@@ -425,8 +483,8 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     assert_eq!(setting(&s), json!(["900", true]));
     s.click("#nav-accounts");
 
-    // Auto-lock: the list stays showing, refreshing its codes every
-    // second, and nobody touches the window. It locks once the idle time
+    // Auto-lock: the list stays showing, moving its countdowns, and nobody
+    // touches the window. It locks once the idle time
     // (here the shortest allowed, 30 s) has passed, not before.
     s.script_async(
         "window.__TAURI__.core.invoke('set_auto_lock', {seconds: 30, whenHidden: false})\

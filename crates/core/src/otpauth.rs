@@ -88,6 +88,24 @@ impl OtpAccount {
         Ok(account)
     }
 
+    /// An account from a secret key typed by hand (as services print it
+    /// beside their QR code: base32, any case, spaces allowed), with the
+    /// usual defaults: TOTP, SHA-1, six digits, 30 seconds. `name` is the
+    /// account name to show ("Account" when empty).
+    pub fn from_typed_key(key: &str, name: &str) -> Result<Self, Error> {
+        let name = name.trim();
+        let account = OtpAccount {
+            issuer: None,
+            account: if name.is_empty() { "Account" } else { name }.to_string(),
+            secret: otp::decode_base32(key.trim())?,
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            kind: OtpKind::Totp { period: 30 },
+        };
+        account.otp()?;
+        Ok(account)
+    }
+
     /// Formats the account as a canonical otpauth URI.
     pub fn to_uri(&self) -> String {
         let (kind, extra) = match self.kind {
@@ -154,6 +172,30 @@ mod tests {
     use proptest::prelude::*;
 
     const CLEAN: &str = "otpauth://totp/ALEA:jd2468@alacop.gov?secret=HZHV7CIOLKROPPDLBG3R2IM74TIJ6T3K&issuer=ALEA&algorithm=SHA1&digits=6&period=30";
+
+    #[test]
+    fn a_typed_key_becomes_a_totp_account() {
+        let a = OtpAccount::from_typed_key(
+            " hzhv 7cio lkro ppdl bg3r 2im7 4tij 6t3k ",
+            " cs0101@alacop.gov ",
+        )
+        .unwrap();
+        let b = OtpAccount::parse(CLEAN).unwrap();
+        assert_eq!(a.account, "cs0101@alacop.gov");
+        assert_eq!(a.secret, b.secret);
+        assert_eq!(a.otp().unwrap().code(59), b.otp().unwrap().code(59));
+        assert_eq!(OtpAccount::parse(&a.to_uri()).unwrap(), a);
+        let unnamed = OtpAccount::from_typed_key("HZHV7CIOLKROPPDLBG3R2IM74TIJ6T3K", "").unwrap();
+        assert_eq!(unnamed.account, "Account");
+        // What was wrong, never the key.
+        let e = OtpAccount::from_typed_key("HZHV7CIO-not-base32!", "x").unwrap_err();
+        assert!(
+            e.to_string().contains("base32") && !e.to_string().contains("HZHV"),
+            "{e}"
+        );
+        let e = OtpAccount::from_typed_key("JBSWY3DP", "x").unwrap_err();
+        assert!(e.to_string().contains("at least 80"), "{e}");
+    }
 
     #[test]
     fn parses_the_common_form() {

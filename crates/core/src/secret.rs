@@ -76,6 +76,59 @@ impl Passcode {
     }
 }
 
+/// How hard a passcode is to guess, as the app says it while it is typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strength {
+    /// Shorter than [`Passcode::MIN_LEN`]: refused.
+    TooShort,
+    /// Accepted; longer and mixed would be stronger.
+    Fair,
+    /// At least ten characters of three kinds or more.
+    Strong,
+}
+
+impl Strength {
+    /// What the app shows under the field.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Strength::TooShort => "At least 6 characters.",
+            Strength::Fair => "Fair: longer and mixed is stronger.",
+            Strength::Strong => "Strong passcode.",
+        }
+    }
+}
+
+impl Passcode {
+    /// The fewest characters a passcode may have.
+    pub const MIN_LEN: usize = 6;
+
+    /// How strong this passcode is: too short below [`Passcode::MIN_LEN`]
+    /// characters, strong from ten characters of three kinds (lower case,
+    /// upper case, digits, others), fair between.
+    pub fn strength(&self) -> Strength {
+        let p = self.expose();
+        let len = p.chars().count();
+        let has = |f: fn(&char) -> bool| p.chars().any(|c| f(&c));
+        let kinds = [
+            has(char::is_ascii_lowercase),
+            has(char::is_ascii_uppercase),
+            has(char::is_ascii_digit),
+            has(|c| !c.is_ascii_alphanumeric()),
+        ]
+        .into_iter()
+        .filter(|k| *k)
+        .count();
+        if len < Self::MIN_LEN {
+            Strength::TooShort
+        } else if len >= 10 && kinds >= 3 {
+            Strength::Strong
+        } else {
+            Strength::Fair
+        }
+    }
+}
+
 impl fmt::Debug for Passcode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
@@ -94,6 +147,18 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passcode_strength_counts_characters_and_kinds() {
+        let s = |p: &str| Passcode::new(p).strength();
+        assert_eq!(s("12345"), Strength::TooShort);
+        assert_eq!(s("ab£de"), Strength::TooShort, "five characters, six bytes");
+        assert_eq!(s("246810"), Strength::Fair);
+        assert_eq!(s("abcdefghijk"), Strength::Fair, "one kind");
+        assert_eq!(s("Abcdefghi1"), Strength::Strong);
+        assert_eq!(s("abcdefgh-1"), Strength::Strong);
+        assert_eq!(s("Abc-12"), Strength::Fair, "mixed but short");
+    }
 
     #[test]
     fn debug_never_prints_secrets() {

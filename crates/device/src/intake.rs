@@ -51,6 +51,17 @@ impl Intake {
         })
     }
 
+    /// What a person pasted or typed: a link (as [`Intake::parse`]), or a
+    /// bare secret key, which becomes a TOTP account named `name`.
+    pub fn from_input(text: &str, name: Option<&str>) -> Result<Self, Error> {
+        if text.contains("://") {
+            Self::parse(text)
+        } else {
+            let account = OtpAccount::from_typed_key(text, name.unwrap_or_default())?;
+            Ok(Intake::Otp(vec![account]))
+        }
+    }
+
     /// What would be added, without secrets.
     pub fn preview(&self) -> Vec<PreviewItem> {
         match self {

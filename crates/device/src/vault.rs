@@ -24,7 +24,7 @@ pub const FIRST_BACKOFF: u64 = 30;
 /// Default idle time before the vault locks itself.
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(300);
 /// Shortest passcode.
-pub const MIN_PASSCODE: usize = 6;
+pub const MIN_PASSCODE: usize = countersign_core::Passcode::MIN_LEN;
 
 const SCHEMA: &[&str] = &[
     r#"
@@ -312,6 +312,17 @@ impl Vault {
     /// Locks: forgets the data key.
     pub fn lock(&mut self) {
         self.unlocked = None;
+    }
+
+    /// Forgets the data key if the vault has been idle too long; true if it
+    /// did (the caller then tells the person). A watchdog calls this, so an
+    /// unattended vault locks on time even when nothing reads it.
+    pub fn lock_if_idle(&mut self) -> bool {
+        if self.unlocked.is_some() && !self.is_unlocked() {
+            self.unlocked = None;
+            return true;
+        }
+        false
     }
 
     /// True while unlocked and not idle too long.

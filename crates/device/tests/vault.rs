@@ -127,6 +127,19 @@ fn locked_vault_refuses_codes() {
 }
 
 #[test]
+fn the_watchdog_forgets_the_key_once_idle_and_says_so_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut v = new_vault(tmp.path());
+    assert!(!v.lock_if_idle(), "not idle yet");
+    assert!(v.is_unlocked());
+    v.set_idle_timeout(std::time::Duration::ZERO).unwrap();
+    assert!(v.lock_if_idle(), "idle: locked now");
+    assert!(!v.lock_if_idle(), "already locked: nothing to say");
+    v.touch();
+    assert!(!v.is_unlocked(), "a touch does not reopen a locked vault");
+}
+
+#[test]
 fn reading_codes_does_not_keep_an_unattended_vault_open_but_the_person_does() {
     let tmp = tempfile::tempdir().unwrap();
     let mut v = new_vault(tmp.path());

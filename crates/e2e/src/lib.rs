@@ -19,7 +19,7 @@ use countersign_testkit::Proc;
 mod demo;
 mod pages;
 pub use demo::Demo;
-pub use pages::{Pages, ANSWERS};
+pub use pages::{assert_accessible, axe_script, Pages, ANSWERS};
 
 /// The passcode of the officer's authenticator.
 pub const PASSCODE: &str = "246810";

@@ -30,6 +30,36 @@ pub const ANSWERS: [(&str, &str, &str); 5] = [
     ),
 ];
 
+/// axe-core's script (`npm ci` in crates/e2e installs it).
+pub fn axe_script() -> String {
+    let axe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&axe).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; install it with `npm ci` in crates/e2e (./test.sh does)",
+            axe.display()
+        )
+    })
+}
+
+/// axe-core (`axe`, from [`axe_script`]; its default rule set, which
+/// holds the WCAG 2.0–2.2 A and AA rules and best practices, and the
+/// visible-label rule besides) finds no serious or critical problem on
+/// what `s` shows.
+pub fn assert_accessible(s: &Session, axe: &str, name: &str) {
+    s.script(axe, json!([]));
+    let found = s.script_async(
+        "const done = arguments[arguments.length - 1];
+         axe.run(document, { rules: { 'label-content-name-mismatch': { enabled: true } } })
+           .then(r => done(r.violations
+             .filter(v => v.impact === 'serious' || v.impact === 'critical')
+             .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '
+               + v.nodes.map(n => n.target.join(' ')).join(', '))))
+           .catch(e => done(['axe failed: ' + e]));",
+        json!([]),
+    );
+    assert_eq!(found, json!([]), "accessibility problems on {name}");
+}
+
 /// The journey's current step, named in any failure (see [`Pages::step`]).
 static STEP: Mutex<String> = Mutex::new(String::new());
 
@@ -68,14 +98,7 @@ impl<'a> Pages<'a> {
         let target = exe.ancestors().nth(3).unwrap().to_path_buf();
         let shots = target.join("screenshots/web");
         std::fs::create_dir_all(&shots).unwrap();
-        let axe =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node_modules/axe-core/axe.min.js");
-        let axe = std::fs::read_to_string(&axe).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; install it with `npm ci` in crates/e2e (./test.sh does)",
-                axe.display()
-            )
-        });
+        let axe = axe_script();
         name_failed_steps();
         Pages {
             s,
@@ -122,21 +145,23 @@ impl<'a> Pages<'a> {
         self.accessible(name);
     }
 
+    /// [`Pages::shot`], and the Help Center's picture `name` kept true to
+    /// this page (`countersign_testkit::help`).
+    pub fn help(&mut self, name: &str) {
+        self.help_varying(name, "");
+    }
+
+    /// [`Pages::help`] for a page whose elements `varies` (CSS) show what
+    /// is drawn at random: their words do not count as a change.
+    pub fn help_varying(&mut self, name: &str, varies: &str) {
+        self.shot(name);
+        countersign_testkit::help::keep(self.s, name, varies, |png| self.s.screenshot(png));
+    }
+
     /// axe-core (WCAG 2 A and AA rules) finds no serious or critical
     /// problem on the page.
     pub fn accessible(&self, name: &str) {
-        self.s.script(&self.axe, json!([]));
-        let found = self.s.script_async(
-            "const done = arguments[arguments.length - 1];
-             axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'best-practice'] })
-               .then(r => done(r.violations
-                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
-                 .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '
-                   + v.nodes.map(n => n.target.join(' ')).join(', '))))
-               .catch(e => done(['axe failed: ' + e]));",
-            json!([]),
-        );
-        assert_eq!(found, json!([]), "accessibility problems on {name}");
+        assert_accessible(self.s, &self.axe, name);
     }
 
     /// Submits the form that holds the element `css` (for pages with
@@ -165,22 +190,30 @@ impl<'a> Pages<'a> {
     }
 
     /// "I want to set up a different method" → `method`.
-    pub fn other_method(&self, method: &str) {
+    pub fn other_method(&mut self, method: &str) {
         self.s.click("a[href='/signin/register/choose']");
         self.at("/signin/register/choose");
+        if method == "phone" {
+            self.help("register-choose");
+        }
         self.choose("#method", method);
         self.submit("/signin/register");
         self.at("/signin/register");
     }
 
-    /// Fills in and sends the five security questions.
-    pub fn register_questions(&mut self) {
+    /// Fills in and sends the five security questions (the Help Center's
+    /// picture of them if `help`).
+    pub fn register_questions(&mut self, help: bool) {
         self.says("Security question 1");
         for (i, (q, _, a)) in ANSWERS.iter().enumerate() {
             self.choose(&format!("#q{}", i + 1), q);
             self.s.type_into(&format!("#a{}", i + 1), a);
         }
-        self.shot("register-questions");
+        if help {
+            self.help("register-questions");
+        } else {
+            self.shot("register-questions");
+        }
         self.submit("/signin/register/questions");
     }
 
@@ -208,12 +241,12 @@ impl<'a> Pages<'a> {
         self.submit("/signout/pick");
         self.says("Pick an account to sign out");
         if shoot {
-            self.shot("signout-pick");
+            self.help("signout-pick");
         }
         self.s.click("button[name=account]");
         self.says("You signed out of your account");
         if shoot {
-            self.shot("signed-out");
+            self.help("signed-out");
         }
         self.s.click("a[href='/signin']");
     }
@@ -239,17 +272,23 @@ impl<'a> Pages<'a> {
         self.says("More information required");
         self.says("Your organization needs more information to keep your account secure.");
         if shoot {
-            self.shot("more-information-required");
+            self.help("more-information-required");
         }
         self.s.click("a.button[href='/signin/register']");
     }
 
     /// The forced password change.
     pub fn change_password(&self, current: &str, new: &str) {
+        self.change_password_to("/signin/update-password", current, new);
+    }
+
+    /// A password change posted to `action` (the forced change, or
+    /// "Change password" on My sign-ins).
+    pub fn change_password_to(&self, action: &str, current: &str, new: &str) {
         self.s.type_into("#current", current);
         self.s.type_into("#new", new);
         self.s.type_into("#confirm", new);
-        self.submit("/signin/update-password");
+        self.submit(action);
     }
 
     /// The number the page asks the officer to enter.

@@ -37,20 +37,31 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     p.says("New User Registration");
     // The guides' notice, on every page: without it, the site is not ours.
     p.says("WARNING This site is intended strictly for official law enforcement and criminal justice use only.");
-    p.shot("signin");
+    p.help("signin");
     s.click("a[href='/register']");
     p.at("/register");
     p.says("Ask for an account.");
-    p.shot("new-user-registration");
+    p.help("new-user-registration");
     s.goto(&stack.url("/signin"));
-    p.sign_in("cs0301", &temp);
+    s.click("a[href='/signin/options']");
+    p.says("This feature is not supported by ALEA.");
+    p.help("sign-in-options");
+
+    s.goto(&stack.url("/signin"));
+    s.type_into("#email", "cs0301");
+    p.submit("/signin");
+    p.at("/signin/password");
+    p.says("Enter password");
+    p.help("password");
+    s.type_into("#password", &temp);
+    p.submit("/signin/password");
 
     p.step("The forced change");
     // The forced change: each broken rule gets its message.
     p.at("/signin/update-password");
     p.change_password(&temp, "Short-1a");
     p.says("The password must be at least 14 characters long.");
-    p.shot("update-password-too-short");
+    p.help("update-password-too-short");
     p.change_password(&temp, &temp);
     p.says("The password must differ from your last 24 passwords.");
     let new = "Correct-Horse-9-Battery";
@@ -63,7 +74,7 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     // Register the app: the CLI enrolls from a screenshot of the page.
     p.at("/signin/register");
     p.says("Keep your account secure");
-    p.shot("register-app");
+    p.help("register-app");
     let screenshot = stack.file("register-page.png");
     s.screenshot(&screenshot);
     stack.cli(&["init"]);
@@ -75,11 +86,11 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     // The page moves on by itself to the test push; answer it.
     p.at("/signin/register/test");
     let number = p.number();
-    p.shot("register-test-push");
+    p.help("register-test-push");
     stack.approve_with(&number);
     p.at("/signin/register/done");
     p.says("Notification approved");
-    p.shot("register-done");
+    p.help("register-done");
     p.submit("/signin/register/finish");
 
     p.step("The second method");
@@ -87,17 +98,17 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     p.at("/signin/register");
     p.says("Method 2 of 2");
     p.other_method("questions");
-    p.register_questions();
+    p.register_questions(true);
     p.at("/signin/register/complete");
-    p.says("Security questions");
-    p.shot("register-complete");
+    p.says("Security Questions");
+    p.help("register-complete");
     p.submit("/signin/register/complete");
     p.at("/signin/stay");
-    p.shot("stay-signed-in");
+    p.help("stay-signed-in");
     s.click("button[name=stay][value=yes]");
     p.at("/my");
     p.says("My sign-ins");
-    p.shot("my-sign-ins");
+    p.help("my-sign-ins");
 
     p.step("Sign out through the three pages");
     // Sign out through the three pages.
@@ -108,11 +119,11 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     p.sign_in("cs0301@alacop.gov", new);
     p.at("/signin/mfa");
     p.number();
-    p.shot("mfa-number");
+    p.help("mfa-number");
     let request = stack.pending_request();
     stack.cli(&["answer", request["id"].as_str().unwrap(), "--deny"]);
     p.says("The request was denied in the app.");
-    p.shot("mfa-denied");
+    p.help("mfa-denied");
     p.submit("/signin/mfa/resend");
     p.at("/signin/mfa");
     let number = p.number();
@@ -132,13 +143,13 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     s.click("a[href='/signin/mfa/other']");
     p.at("/signin/mfa/other");
     p.says("Use a verification code from my Countersign app");
-    p.shot("mfa-other-ways");
+    p.help("mfa-other-ways");
     s.click("a[href='/signin/mfa/code']");
     p.at("/signin/mfa/code");
     s.type_into("#code", "000000");
     p.submit("/signin/mfa/code");
     p.says("That code didn't work.");
-    p.shot("code-refused");
+    p.help("code-refused");
     let code = String::from_utf8_lossy(&stack.cli(&["code", "cs0301"]).stdout)
         .split_whitespace()
         .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
@@ -170,6 +181,45 @@ fn officer_signs_in_registers_the_app_and_approves_with_the_number() {
     assert!(s.url().starts_with(&stack.url("/")), "{}", s.url());
     s.goto(&stack.url("/signin/password"));
     p.at("/signin");
+
+    p.step("The Help Center: the three guides, each picture a real screenshot");
+    s.goto(&stack.url("/signin"));
+    s.click("a[href='/help']");
+    p.at("/help");
+    p.shot("help-center");
+    for (slug, title, words) in [
+        (
+            "sign-in-page",
+            "The sign-in page",
+            "Can't access your account?",
+        ),
+        ("first-sign-in", "Your first sign-in", "Resend notification"),
+        (
+            "everyday-sign-in",
+            "Signing in with Countersign",
+            "Send another request to my Countersign app",
+        ),
+    ] {
+        s.goto(&stack.url("/help"));
+        s.click(&format!("a[href='/help/{slug}']"));
+        p.at(&format!("/help/{slug}"));
+        p.says(title);
+        p.says(words);
+        s.wait_for(
+            "[...document.images].every(i => i.complete)",
+            "the guide's pictures",
+        );
+        let missing = s.script(
+            "return [...document.querySelectorAll('article img')].filter(i => i.naturalWidth == 0).map(i => i.src)",
+            json!([]),
+        );
+        assert_eq!(
+            missing,
+            json!([]),
+            "pictures missing from {slug} (a new one is taken by this run: run the tests again)"
+        );
+        p.shot(&format!("help-{slug}"));
+    }
 
     p.step("Every step is in the audit log");
     // Every step is in the audit log.
@@ -217,29 +267,29 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     // No app: a phone, with the code texted to it.
     p.at("/signin/register");
     p.other_method("phone");
-    p.says("Mobile phone number");
+    p.says("Cell phone number");
     s.type_into("#phone", "205-555");
     p.submit("/signin/register/phone");
     p.says("That phone number can't be used");
-    p.shot("register-phone-refused");
+    p.help("register-phone-refused");
     s.type_into("#phone", "(205) 555-0142");
     p.submit("/signin/register/phone");
     p.at("/signin/register/phone/verify");
     p.says("We just sent a 6 digit code to +XXXXXXXXX42");
-    p.shot("register-phone-code");
+    p.help("register-phone-code");
     let (channel, code) = stack.phone_message();
     assert_eq!(channel, "sms");
     s.type_into("#code", &code);
     p.submit("/signin/register/phone/verify");
     p.says("Your phone has been registered.");
-    p.shot("register-phone-done");
+    p.help("register-phone-done");
     s.click("a.button");
 
     p.step("Then the questions, and done");
     // Then the questions, and done.
     p.at("/signin/register");
     p.other_method("questions");
-    p.register_questions();
+    p.register_questions(false);
     p.at("/signin/register/complete");
     p.submit("/signin/register/complete");
     p.at("/signin/stay");
@@ -254,7 +304,7 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     p.at("/signin");
     s.click("a[href='/recover']");
     p.at("/recover");
-    p.shot("recover");
+    p.help("recover");
     let font = countersign_server::domain::captcha::font();
     let mut tries = 0;
     loop {
@@ -283,10 +333,10 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     }
     p.at("/signin/mfa/other");
     p.says("Answer my security questions");
-    p.shot("recover-verify");
+    p.help("recover-verify");
     s.click("a[href='/signin/mfa/questions']");
     p.at("/signin/mfa/questions");
-    p.shot("recover-questions");
+    p.help_varying("recover-questions", "form label");
     p.answer_questions();
     p.at("/recover/password");
     s.type_into("#new", new);
@@ -299,7 +349,7 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     s.type_into("#confirm", newer);
     p.submit("/recover/password");
     p.says("Your password has been reset");
-    p.shot("recover-done");
+    p.help("recover-done");
     s.click("a[href='/signin']");
 
     p.step("The new password, and a texted code as the second step");
@@ -308,7 +358,7 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     p.at("/signin/mfa/other");
     s.click("form[action='/signin/mfa/phone/send'] button[value=sms]");
     p.at("/signin/mfa/phone");
-    p.shot("mfa-phone-code");
+    p.help("mfa-phone-code");
     let (_, code) = stack.phone_message();
     s.type_into("#code", &code);
     p.submit("/signin/mfa/phone");
@@ -326,4 +376,85 @@ fn officer_uses_a_phone_and_questions_and_recovers_the_account() {
     ] {
         assert!(audit.contains(action), "{action} is not in the audit log");
     }
+}
+
+/// Guide 001's and 000's steps where time runs out or a rule holds: a test
+/// push nobody answers (the error and "Resend notification", no new push
+/// until asked), "Skip setup" (not asked again at the next sign-in),
+/// "Change password" refused by the 24-hour rule, and a sign-in request
+/// that expires ("Send another request to my Countersign app").
+#[test]
+fn officer_lets_requests_expire_skips_setup_and_meets_the_24_hour_rule() {
+    let stack = Stack::start_with("cs0303", "[push]\nttl_seconds = 3\n");
+    let temp = stack.temporary_password.clone();
+    let s = Session::chromium(1280, 900);
+    let mut p = Pages::new(&s, "guides");
+    let new = "Correct-Horse-9-Battery";
+
+    p.step("First sign-in, up to the app's test push");
+    s.goto(&stack.url("/signin"));
+    p.sign_in("cs0303", &temp);
+    p.at("/signin/update-password");
+    p.change_password(&temp, new);
+    p.more_information(false);
+    p.at("/signin/register");
+    let screenshot = stack.file("register-page.png");
+    s.screenshot(&screenshot);
+    stack.cli(&["init"]);
+    stack.cli(&["add", "--qr", screenshot.to_str().unwrap()]);
+    p.at("/signin/register/test");
+    p.number();
+
+    p.step("Nobody enters the number: the error, then \"Resend notification\"");
+    p.says("We didn't receive a response. The notification expired before the number was entered.");
+    p.help("register-test-expired");
+    // Two more expiry periods: the page stays as it is, sends nothing new,
+    // and never shows a JSON body.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    p.says("Resend notification");
+    let body = s.text("body");
+    assert!(!body.trim_start().starts_with('{'), "{body}");
+    let pending = stack.cli(&["pending", "--json"]);
+    let pending: serde_json::Value = serde_json::from_slice(&pending.stdout).unwrap();
+    assert_eq!(pending, json!([]), "no push is sent until asked");
+    p.submit("/signin/register/resend");
+    p.at("/signin/register/test");
+    let number = p.number();
+    stack.approve_with(&number);
+    p.at("/signin/register/done");
+    p.says("Notification approved");
+    p.submit("/signin/register/finish");
+
+    p.step("\"Skip setup\" for the second method");
+    p.at("/signin/register");
+    p.says("Method 2 of 2");
+    p.says("If you skip setup, you will be prompted again in 24 hours");
+    p.submit("/signin/register/skip");
+    p.at("/signin/stay");
+    s.click("button[name=stay][value=no]");
+    p.at("/my");
+
+    p.step("\"Change password\" the same day: the 24-hour rule");
+    s.click("a[href='/my/password']");
+    p.at("/my/password");
+    p.change_password_to("/my/password", new, "Another-Horse-8-Battery");
+    p.says("You cannot change your password more than once in 24 hours.");
+    p.help("my-change-password-refused");
+    s.click("a[href='/my']");
+    p.at("/my");
+    p.sign_out(false);
+
+    p.step("Signed in again within the day: not asked to set up again");
+    p.sign_in("cs0303", new);
+    p.at("/signin/mfa");
+    p.number();
+
+    p.step("The request expires: \"Send another request to my Countersign app\"");
+    p.says("We didn't hear from you. We sent a sign-in request to your app, but you didn't respond in time.");
+    p.help("mfa-expired");
+    p.submit("/signin/mfa/resend");
+    p.at("/signin/mfa");
+    let number = p.number();
+    stack.approve_with(&number);
+    p.at("/signin/stay");
 }

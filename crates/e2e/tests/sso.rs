@@ -46,7 +46,7 @@ fn an_officer_opens_the_application_signs_in_with_the_number_and_logs_out() {
     p.step("Sign in to continue to LETS (demo)");
     p.at("/signin");
     p.says("to continue to LETS (demo)");
-    p.shot("signin-for-application");
+    p.help("signin-for-application");
     p.sign_in("cs0601", &temp);
     p.at("/signin/update-password");
     p.change_password(&temp, NEW);
@@ -85,7 +85,7 @@ fn an_officer_opens_the_application_signs_in_with_the_number_and_logs_out() {
     s.click("button[name=account]");
     p.says("You signed out of your account");
     p.says("log in to the previous application (LETS (demo)) again");
-    p.shot("application-signed-out");
+    p.help("application-signed-out");
 
     p.step("Log in to the previous application again");
     s.click("a[href^='http://127.0.0.1']");

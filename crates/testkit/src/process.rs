@@ -103,7 +103,7 @@ pub fn xvfb() -> (String, Proc) {
                     display.as_str(),
                     "-screen",
                     "0",
-                    "1280x900x24",
+                    "1280x1000x24",
                     "-nolisten",
                     "tcp",
                 ])

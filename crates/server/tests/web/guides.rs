@@ -229,3 +229,67 @@ async fn the_organisations_logo_heads_every_page() {
     let e = config.validate().unwrap_err().to_string();
     assert!(e.contains("not a readable file"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_help_center_holds_the_three_guides_in_this_deployments_terms() {
+    let ts = TestServer::start_with(|c| {
+        c.org_name = "Metro PD".into();
+        c.email_domain = "metro.example".into();
+        c.password.min_length = 16;
+        c.users.skip_setup_hours = 12;
+    })
+    .await;
+    let b = Browser::new(&ts);
+    let (status, _, index) = b.get("/help").await;
+    assert_eq!(status, 200);
+    for (slug, title) in [
+        ("sign-in-page", "The sign-in page"),
+        ("first-sign-in", "Your first sign-in"),
+        ("everyday-sign-in", "Signing in with Countersign"),
+    ] {
+        assert!(index.contains(&format!("href=\"/help/{slug}\"")), "{index}");
+        let (status, _, page) = b.get(&format!("/help/{slug}")).await;
+        assert_eq!(status, 200, "{slug}");
+        assert!(page.contains(title), "{slug}");
+        // The deployment's own words, no placeholder left over.
+        assert!(
+            page.contains("Metro PD") && !page.contains("{org}"),
+            "{slug}"
+        );
+        assert!(
+            !page.contains("{domain}") && !page.contains("{rules}"),
+            "{slug}"
+        );
+    }
+    let (_, _, first) = b.get("/help/first-sign-in").await;
+    assert!(first.contains("At least 16 characters"), "{first}");
+    assert!(first.contains("@metro.example"), "{first}");
+    assert!(first.contains("again in 12 hours"), "{first}");
+    // The default template, explained and worked through for Clark Kent.
+    assert!(first.contains("<code>New$Alacop#k4321c</code>"), "{first}");
+    assert!(first.contains("your last initial, lower case"), "{first}");
+
+    // A picture a guide shows is served; unknown ones and guides are not.
+    let r = b
+        .http
+        .get(format!("{}/help/img/signin.png", ts.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert!(r.bytes().await.unwrap().starts_with(b"\x89PNG"));
+    for path in [
+        "/help/img/nothing.png",
+        "/help/img/signin.txt",
+        "/help/nothing",
+    ] {
+        let r = b
+            .http
+            .get(format!("{}{path}", ts.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+}

@@ -64,7 +64,7 @@ async fn phone_registration_then_sign_in_by_text_and_call() {
         .await;
     assert_eq!(status, 422);
     assert!(
-        page.contains("That phone number can't be used: phone: enter a 10-digit number"),
+        page.contains("That phone number can't be used: enter a 10-digit number"),
         "{page}"
     );
     let (_, path, page) = b

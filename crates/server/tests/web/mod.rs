@@ -227,7 +227,7 @@ async fn first_sign_in_registration_push_code_and_sign_out() {
         "<strong>WARNING</strong> This site is intended strictly for official law enforcement and criminal justice use only.",
         "placeholder=\"someone@alacop.gov\"",
         "New User Registration",
-        "Help Center",
+        "ALEA Help Center",
         "Sign-in options",
     ] {
         assert!(page.contains(text), "{text}");
@@ -318,7 +318,7 @@ async fn first_sign_in_registration_push_code_and_sign_out() {
 
     // The second method: security questions, after a refused first try.
     let (_, _, page) = b.get("/signin/register/choose").await;
-    assert!(page.contains("Security questions") && !page.contains(">Countersign app<"));
+    assert!(page.contains("Security Questions") && !page.contains(">Countersign app<"));
     let (_, _, page) = b.get("/signin/register?method=questions").await;
     let mut fields = answers();
     fields[2].1 = "0"; // q2: the first question again
@@ -337,7 +337,7 @@ async fn first_sign_in_registration_push_code_and_sign_out() {
     assert!(
         page.contains("Success!")
             && page.contains("Countersign app")
-            && page.contains("Security questions")
+            && page.contains("Security Questions")
     );
     let (_, path, page) = b.post("/signin/register/complete", &page, &[]).await;
     assert_eq!(path, "/signin/stay");

@@ -63,8 +63,8 @@ pub fn router(server: &Arc<Server>) -> Router<Arc<Server>> {
         .route("/signout/wait", get(signout::wait))
         .route("/signout/done", get(signout::done))
         .route("/signin/options", get(options_page))
-        .route("/help", get(help_page))
         .route("/register", get(new_user::page).post(new_user::post))
+        .merge(help::routes())
         .merge(my::routes())
         .merge(register::routes())
         .merge(verify::routes())
@@ -216,9 +216,15 @@ impl IntoResponse for Page {
 }
 
 pub(crate) fn html(s: &Server, title: &str, body: Markup) -> Response {
+    framed(s, title, body, false)
+}
+
+/// [`html`] with "Sign-in options" under the banner (the email step).
+pub(crate) fn framed(s: &Server, title: &str, body: Markup, sign_in_options: bool) -> Response {
     let frame = views::Frame {
         org: &s.config.org_name,
         banner: &s.config.banner,
+        sign_in_options,
     };
     let markup = views::layout(&frame, title, body);
     (
@@ -260,6 +266,7 @@ fn session_row<'a>(
 
 pub(crate) type PageResult = Result<Response, crate::http::error::ApiError>;
 
+mod help;
 mod my;
 mod my_password;
 mod new_user;

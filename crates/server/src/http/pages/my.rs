@@ -45,14 +45,14 @@ struct MyQuery {
 }
 
 /// An audit outcome as the officer reads it.
-fn in_words(outcome: &str) -> &str {
+fn in_words(outcome: &str) -> &'static str {
     match outcome {
         "ok" => "Succeeded",
         "browser_session" => "Signed in for this browser session",
         "stay_signed_in" => "Signed in, staying signed in",
         "refused" => "Refused",
         "locked" => "Refused; the account was locked",
-        other => other,
+        _ => "Other",
     }
 }
 
@@ -141,7 +141,7 @@ async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery
                 @for (at, action, outcome, ip) in &recent {
                     tr {
                         td { (format_utc(*at)) }
-                        td { (if action == "signin.complete" { "Signed in" } else { "Password" }) }
+                        td { (if action == "signin.complete" { "Signed in" } else { "Password checked" }) }
                         td { (in_words(outcome)) }
                         td { (ip) }
                     }

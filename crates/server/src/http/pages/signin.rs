@@ -145,7 +145,7 @@ fn email_page(
     let app = sso::application_of(s, return_to)?;
     let domain = &s.config.email_domain;
     let body = views::email(token, domain, return_to, app.as_deref(), message);
-    Ok(html(s, "Sign in", body))
+    Ok(super::framed(s, "Sign in", body, true))
 }
 
 /// "Back" from the password step: the sign-in starts again (the email
@@ -425,27 +425,13 @@ pub(crate) async fn stay_post(
 }
 
 pub(crate) async fn options_page(State(s): AppState) -> Response {
+    let unsupported = format!(
+        "This feature is not supported by {}. Sign in with your email address and password.",
+        s.config.org_name
+    );
     html(
         &s,
         "Sign-in options",
-        views::info(
-            "Sign-in options",
-            &["This feature is not supported. Sign in with your email address and password."],
-        ),
-    )
-}
-
-pub(crate) async fn help_page(State(s): AppState) -> Response {
-    html(
-        &s,
-        "Help Center",
-        views::info(
-            "Help Center",
-            &[
-                "Sign in with your agency email address and password, then approve the request in the Countersign app by typing the number shown on the sign-in page.",
-                "If your phone is not with you, choose \"I can't use my Countersign app right now\" and enter a code from the app.",
-                "If you are locked out or lost your phone, contact the help desk.",
-            ],
-        ),
+        views::info("Sign-in options", &[&unsupported]),
     )
 }

@@ -179,6 +179,7 @@ pub(super) async fn done(
         &s,
         "You signed out",
         views::signed_out(
+            &s.config.org_name,
             leaving.way_back(&s).as_ref(),
             leaving.unverified.is_some().then_some(UNVERIFIED_DONE),
         ),

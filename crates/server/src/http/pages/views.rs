@@ -11,6 +11,9 @@ pub struct Frame<'a> {
     pub org: &'a str,
     /// Legal warning banner.
     pub banner: &'a str,
+    /// "Sign-in options" under the banner, as the guides' sign-in page
+    /// has it (the email step only).
+    pub sign_in_options: bool,
 }
 
 /// Wraps `body` in the common page.
@@ -34,9 +37,12 @@ pub fn layout(f: &Frame<'_>, title: &str, body: Markup) -> Markup {
                 footer {
                     nav.footer aria-label="Help" {
                         a href="/register" { "New User Registration" }
-                        a href="/help" { "Help Center" }
+                        a href="/help" { (f.org) " Help Center" }
                     }
                     p.banner role="note" { (banner(f.banner)) }
+                    @if f.sign_in_options {
+                        nav.options aria-label="Sign-in options" { a href="/signin/options" { "Sign-in options" } }
+                    }
                 }
             }
         }
@@ -51,13 +57,12 @@ fn banner(text: &str) -> Markup {
     }
 }
 
-/// The links under the sign-in forms ("New User Registration" and the
-/// Help Center are in every page's footer).
+/// The link under the email form ("New User Registration" and the Help
+/// Center are in every page's footer, "Sign-in options" under the banner).
 pub fn links() -> Markup {
     html! {
         nav.links aria-label="More options" {
             a href="/recover" { "Can't access your account?" }
-            a href="/signin/options" { "Sign-in options" }
         }
     }
 }
@@ -132,7 +137,6 @@ pub fn password(token: &str, account: &str, app: Option<&str>, message: Option<&
             p { a href="/recover" { "Reset Password" } }
             button type="submit" { "Sign in" }
         }
-        (links())
     }
 }
 
@@ -231,16 +235,16 @@ pub struct ReturnTo {
 
 /// Sign-out step 3, with the way back to the application that started the
 /// logout, if one did.
-pub fn signed_out(back: Option<&ReturnTo>, notice: Option<&str>) -> Markup {
+pub fn signed_out(org: &str, back: Option<&ReturnTo>, notice: Option<&str>) -> Markup {
     html! {
-        h1 { "You signed out of your account" }
+        h1 { "You signed out of your account." }
         (error(notice))
-        p { "It's a good idea to close all browser windows." }
         @match back {
             Some(app) => p { a href=(app.url) { "Click here to log in to the previous application (" (app.name) ") again" } },
             None => p { a href="/signin?again=1" { "Click here to log in to the previous application again" } },
         }
-        p { a href="/signin" { "Click here to log in" } }
+        p { a href="/signin" { "Click here to log in to " (org) } }
+        p { "Or you can close the current tab in your browser" }
     }
 }
 

@@ -54,6 +54,7 @@ pub(crate) fn app_body(s: &Server, session: &mut WebSession) -> Result<Markup, E
         p #activation data-poll="/signin/register/status" data-next="/signin/register/test" aria-live="polite" {
             "Waiting for the app to connect…"
         }
+        p.hint { "Don't have the Countersign app yet? Install it on your phone or laptop from your agency's software list and choose its passcode, then scan the code." }
         p { a href="/signin/register/test" { "Next" } }
         p { a href="/signin/register/other-app" { "I want to use a different authenticator app" } }
     })

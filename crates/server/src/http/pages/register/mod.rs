@@ -112,7 +112,7 @@ impl Kind {
         match self {
             Kind::App => "Countersign app",
             Kind::Phone => "Phone",
-            Kind::Questions => "Security questions",
+            Kind::Questions => "Security Questions",
         }
     }
 
@@ -218,7 +218,7 @@ pub(crate) fn wizard(
         @if let Some((hours, until)) = skip {
             form method="post" action="/signin/register/skip" {
                 (csrf(&session.csrf))
-                p { "If you skip setup, you will be prompted again in " (hours) " hours, at "
+                p { "If you skip setup, you will be prompted again in " (hours) (if hours == 1 { " hour, at " } else { " hours, at " })
                     (countersign_core::time::format_utc(until)) ". After that, you must set up your methods to sign in." }
                 button.secondary type="submit" { "Skip setup" }
             }

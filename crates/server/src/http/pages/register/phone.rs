@@ -28,14 +28,14 @@ pub(crate) fn phone_form(
         (error(message))
         form method="post" action="/signin/register/phone" {
             (csrf(token))
-            label for="phone" { "Mobile phone number" }
+            label for="phone" { "Cell phone number" }
             input #phone type="tel" name="phone" autocomplete="tel" required value=(number) placeholder="(205) 555-0123";
             fieldset {
                 legend { "How should we reach you?" }
                 label { input type="radio" name="channel" value="sms" checked[channel == Channel::Sms]; " Receive a code" }
                 label { input type="radio" name="channel" value="voice" checked[channel == Channel::Voice]; " Call me" }
             }
-            p.hint { "Use a mobile number: a landline cannot receive text messages. Message and data rates may apply." }
+            p.hint { "Do not use a landline telephone number. The number you provide will be used for both text and voice calls for future sign-ins and password resets. Message and data rates may apply." }
             button type="submit" { "Next" }
         }
     }
@@ -57,7 +57,11 @@ pub(crate) async fn phone_post(
     let number = match PhoneNumber::parse(typed) {
         Ok(n) => n,
         Err(e) => {
-            let message = format!("That phone number can't be used: {e}.");
+            let problem = match &e {
+                countersign_core::Error::Field { problem, .. } => problem.to_string(),
+                other => other.to_string(),
+            };
+            let message = format!("That phone number can't be used: {problem}.");
             return refuse(&session, StatusCode::UNPROCESSABLE_ENTITY, &message);
         }
     };

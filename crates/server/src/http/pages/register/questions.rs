@@ -57,7 +57,7 @@ impl QuestionsForm {
 /// Five question pickers with answer fields, refilled after a problem.
 pub(crate) fn questions_form(token: &str, problems: &[String], values: &QuestionsForm) -> Markup {
     html! {
-        h2 { "Security questions" }
+        h2 { "Security Questions" }
         p { "Choose " (QUESTIONS_TO_REGISTER) " questions and answer each. Answers are not case sensitive; choose answers only you know." }
         (problems_list(problems))
         form method="post" action="/signin/register/questions" {
