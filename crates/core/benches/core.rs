@@ -2,6 +2,9 @@
 //!
 //! - `qr/screenshot_1920x1080`: scan of a sign-in page screenshot holding one
 //!   QR code (target: median ≤ 40 ms).
+//! - `qr_browser/*`: scan of each 1920-pixel-wide capture of the
+//!   browser-rendered corpus (tests/fixtures/qr-browser; target: median
+//!   ≤ 40 ms, none over 1 s).
 //! - `otp/*`: TOTP generation and verification (target ≥ 1,000,000 codes/s).
 //! - `vault/derive_default`: passcode derivation at the default iterations
 //!   (should sit between 100 and 500 ms).
@@ -42,6 +45,26 @@ fn qr_scan(c: &mut Criterion) {
     group.finish();
 }
 
+fn qr_browser(c: &mut Criterion) {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/qr-browser");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the browser corpus")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains("_1920_"))
+        .collect();
+    names.sort();
+    let mut group = c.benchmark_group("qr_browser");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(3));
+    for name in names {
+        let frame =
+            qr::decode_image(&std::fs::read(dir.join(&name)).expect("readable")).expect("decodes");
+        group.bench_function(name, |b| b.iter(|| qr::scan(black_box(&frame), &|| false)));
+    }
+    group.finish();
+}
+
 fn otp(c: &mut Criterion) {
     let secret = SecretBytes::new(b"12345678901234567890".to_vec());
     let otp = Otp::new(&secret, Algorithm::Sha1, 6, OtpKind::Totp { period: 30 }).expect("valid");
@@ -77,5 +100,5 @@ fn vault(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, qr_scan, otp, vault);
+criterion_group!(benches, qr_scan, qr_browser, otp, vault);
 criterion_main!(benches);

@@ -55,7 +55,21 @@ impl Session {
     /// Starts chromedriver and a headless Debian chromium that accepts the
     /// test server's self-signed certificate.
     pub fn chromium(width: u32, height: u32) -> Self {
+        Self::chromium_with(width, height, &[])
+    }
+
+    /// [`Session::chromium`] with more command-line switches for chromium
+    /// (e.g. `--force-device-scale-factor=2`).
+    pub fn chromium_with(width: u32, height: u32, switches: &[&str]) -> Self {
         let port = free_port();
+        let mut args = vec![
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            format!("--window-size={width},{height}"),
+        ];
+        args.extend(switches.iter().map(|s| s.to_string()));
         let mut cmd = Command::new("chromedriver");
         cmd.arg(format!("--port={port}"));
         let caps = json!({
@@ -63,13 +77,7 @@ impl Session {
             "acceptInsecureCerts": true,
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    format!("--window-size={width},{height}"),
-                ],
+                "args": args,
             },
         });
         Self::open(

@@ -9,6 +9,7 @@
 //! frame ends in "no QR code found" instead of a hang.
 
 pub mod filters;
+pub mod regions;
 mod sample;
 
 use image::imageops::FilterType;
@@ -65,7 +66,10 @@ pub fn scan(frame: &GrayImage, out_of_time: &dyn Fn() -> bool) -> Scan {
             return found.finish(true);
         }
         let complete = step.read(&base, &mut found, out_of_time);
-        if complete && !found.payloads.is_empty() {
+        // A large frame may hold a second, smaller code (an app-store link
+        // beside the enrolment code): stop only once its patches were read.
+        let looked_closer = small || found.closer;
+        if complete && !found.payloads.is_empty() && looked_closer {
             break;
         }
     }
@@ -83,7 +87,23 @@ enum Step {
     /// near a code can pair up with its finder patterns and hide it from a
     /// whole-frame pass; a tile holds the code alone.
     Tiles(Transform),
+    /// Square patches busy with edges ([`regions::candidates`]), cut out
+    /// and enlarged: codes of 1.5–2 screen pixels per module, and a second
+    /// code on the page.
+    Regions(Closer),
 }
+
+/// How closely a patch is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closer {
+    /// Enlarged once, both ways round, two thresholds.
+    Quick,
+    /// The whole small-frame cascade.
+    Thorough,
+}
+
+/// Patches of a large frame read closer, at most.
+const PATCHES: usize = 8;
 
 /// Tiles are this wide and overlap by half, so any code up to half a tile
 /// across lies wholly inside one.
@@ -104,6 +124,19 @@ enum Transform {
 }
 
 impl Transform {
+    /// `Some((0, 0))` when the result keeps the frame's geometry, so that
+    /// a code found in it lies at the same place in the frame.
+    fn at(self) -> Option<(u32, u32)> {
+        match self {
+            Transform::None
+            | Transform::Invert
+            | Transform::Stretch
+            | Transform::Sharpen
+            | Transform::Blur => Some((0, 0)),
+            _ => None,
+        }
+    }
+
     fn apply(self, img: &GrayImage) -> GrayImage {
         match self {
             Transform::None => img.clone(),
@@ -125,8 +158,24 @@ impl Step {
     /// when every located grid decoded.
     fn read(self, img: &GrayImage, found: &mut Found, out_of_time: &dyn Fn() -> bool) -> bool {
         match self {
-            Step::Detector(t) => read_region(&t.apply(img), None, found, out_of_time),
-            Step::LocalMean(t, n) => read_region(&t.apply(img), Some(n), found, out_of_time),
+            Step::Detector(t) => read_region(&t.apply(img), None, t.at(), found, out_of_time),
+            Step::LocalMean(t, n) => {
+                read_region(&t.apply(img), Some(n), t.at(), found, out_of_time)
+            }
+            Step::Regions(how) => {
+                found.closer = true;
+                let mut complete = true;
+                for patch in regions::candidates(img, PATCHES) {
+                    if out_of_time() {
+                        return false;
+                    }
+                    if found.covers(patch) {
+                        continue;
+                    }
+                    complete &= read_patch(img, patch, how, found, out_of_time);
+                }
+                complete
+            }
             Step::Tiles(t) => {
                 let grey = t.apply(img);
                 let mut complete = true;
@@ -135,12 +184,67 @@ impl Step {
                         return false;
                     }
                     let tile = image::imageops::crop_imm(&grey, x, y, TILE, TILE).to_image();
-                    complete &= read_region(&tile, None, found, out_of_time);
+                    let at = t.at().map(|_| (x, y));
+                    complete &= read_region(&tile, None, at, found, out_of_time);
                 }
                 complete
             }
         }
     }
+}
+
+/// Cuts `patch` out with a margin and reads it: quickly (enlarged so that
+/// small modules span several pixels, both ways round, two thresholds) or
+/// thoroughly (as a small frame of its own, with its whole cascade); true
+/// when it decoded.
+fn read_patch(
+    img: &GrayImage,
+    (x, y, w, h): regions::Patch,
+    how: Closer,
+    found: &mut Found,
+    out_of_time: &dyn Fn() -> bool,
+) -> bool {
+    let margin = w.max(h) / 8 + 8;
+    let (x0, y0) = (x.saturating_sub(margin), y.saturating_sub(margin));
+    let x1 = (x + w + margin).min(img.width());
+    let y1 = (y + h + margin).min(img.height());
+    let (cw, ch) = (x1 - x0, y1 - y0);
+    if cw * ch > SMALL_PIXELS {
+        // As large as a frame of its own: the whole-frame steps saw it.
+        return false;
+    }
+    let crop = image::imageops::crop_imm(img, x0, y0, cw, ch).to_image();
+    let before = found.payloads.len();
+    match how {
+        Closer::Quick => {
+            let factor = if cw.min(ch) < 200 { 3.0 } else { 2.0 };
+            let big = filters::scale(&crop, factor, FilterType::Lanczos3);
+            let inverted = filters::invert(&big);
+            for (grey, window) in [
+                (&big, None),
+                (&inverted, None),
+                (&big, Some(8)),
+                (&inverted, Some(8)),
+            ] {
+                if out_of_time()
+                    || read_region(grey, window, None, found, out_of_time)
+                        && found.payloads.len() > before
+                {
+                    break;
+                }
+            }
+        }
+        Closer::Thorough => {
+            for p in scan(&crop, out_of_time).payloads {
+                found.add(p);
+            }
+        }
+    }
+    let decoded = found.payloads.len() > before;
+    if decoded {
+        found.areas.push((x0, y0, cw, ch));
+    }
+    decoded
 }
 
 /// Top-left corners of half-overlapping tiles covering a frame.
@@ -166,6 +270,7 @@ fn tile_origins(w: u32, h: u32) -> Vec<(u32, u32)> {
 fn read_region(
     grey: &GrayImage,
     local_window: Option<u32>,
+    at: Option<(u32, u32)>,
     found: &mut Found,
     out_of_time: &dyn Fn() -> bool,
 ) -> bool {
@@ -187,7 +292,19 @@ fn read_region(
             return false;
         }
         match decode_grid(&grid).or_else(|| resample(grey, &grid.bounds, grid.grid.size())) {
-            Some(p) => found.add(p),
+            Some(p) => {
+                found.add(p);
+                // Where it lay in the frame, for the closer look to skip.
+                if let Some((ox, oy)) = at {
+                    let xs = grid.bounds.iter().map(|p| p.x.max(0) as u32);
+                    let ys = grid.bounds.iter().map(|p| p.y.max(0) as u32);
+                    let (x0, x1) = (xs.clone().min().unwrap_or(0), xs.max().unwrap_or(0));
+                    let (y0, y1) = (ys.clone().min().unwrap_or(0), ys.max().unwrap_or(0));
+                    found
+                        .areas
+                        .push((ox + x0, oy + y0, x1 - x0 + 1, y1 - y0 + 1));
+                }
+            }
             None => complete = false,
         }
     }
@@ -236,7 +353,8 @@ fn cascade(small: bool, noisy: bool) -> Vec<Step> {
             Detector(Scale(0.5)),
         ]);
     } else {
-        steps.extend([Tiles(None), Tiles(Invert)]);
+        steps.insert(0, Regions(Closer::Quick));
+        steps.extend([Regions(Closer::Thorough), Tiles(None), Tiles(Invert)]);
     }
     steps
 }
@@ -244,6 +362,10 @@ fn cascade(small: bool, noisy: bool) -> Vec<Step> {
 #[derive(Default)]
 struct Found {
     payloads: Vec<String>,
+    /// Patches already read into a payload (frame pixels).
+    areas: Vec<regions::Patch>,
+    /// Whether the closer look at patches has run.
+    closer: bool,
 }
 
 impl Found {
@@ -251,6 +373,15 @@ impl Found {
         if !self.payloads.contains(&payload) {
             self.payloads.push(payload);
         }
+    }
+
+    /// Whether most of `patch` lies in a patch already read.
+    fn covers(&self, (x, y, w, h): regions::Patch) -> bool {
+        self.areas.iter().any(|&(ax, ay, aw, ah)| {
+            let ix = (x + w).min(ax + aw).saturating_sub(x.max(ax));
+            let iy = (y + h).min(ay + ah).saturating_sub(y.max(ay));
+            ix * iy * 2 > w * h
+        })
     }
 
     fn finish(self, out_of_time: bool) -> Scan {
