@@ -28,6 +28,9 @@ say "Building every program the end-to-end tests start (cargo build --workspace 
 cargo build --workspace --bins --locked
 
 say "Running all tests (cargo test --workspace; the app's window tests run under Xvfb)"
+# Under CI a Help Center picture whose page's words changed, and which was
+# not retaken and committed, fails its journey (crates/testkit/src/help.rs).
+if [ -n "${CI:-}" ]; then export COUNTERSIGN_HELP_CHECK=1; fi
 cargo test --workspace --locked
 
 # The same server, CLI and browser suites on the PostgreSQL back end: each

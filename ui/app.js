@@ -241,9 +241,17 @@ function tickCodes() {
   let stale = false;
   for (const a of accounts) {
     if (!a.code) continue;
+    const period = a.period * 1000;
+    if (now >= a.changes_at + period || a.changes_at - now > period) {
+      // More than a period late (a sleep, another tab) or a clock set
+      // back: the codes held are not the right ones; ask again.
+      a.code = null;
+      stale = true;
+      continue;
+    }
     if (now >= a.changes_at) {
       a.code = a.next_code;
-      a.changes_at += a.period * 1000;
+      a.changes_at += period;
       stale = true;
     }
     a.seconds_left = Math.max(0, Math.ceil((a.changes_at - now) / 1000));
@@ -265,6 +273,7 @@ function selectTab(name) {
   $("main-title").textContent = name.charAt(0).toUpperCase() + name.slice(1);
   if (name === "activity") refreshHistory();
   if (name === "settings") showSettings();
+  if (name === "accounts") refreshAccounts();
 }
 for (const b of document.querySelectorAll("[role=tab]")) b.addEventListener("click", () => selectTab(b.dataset.tab));
 // The tab list's keys (WAI-ARIA tabs pattern): Left/Right move and wrap,
@@ -300,10 +309,10 @@ let pendingText = null;
 let pendingName = null;
 
 $("btn-add").addEventListener("click", () => { resetAdd(); show("add"); });
-$("add-back").addEventListener("click", () => { stopCamera(); show("main"); });
+$("add-back").addEventListener("click", () => { stopCamera(); show("main"); refreshAccounts(); });
 
 function resetAdd() {
-  pendingText = null;
+  pendingText = pendingName = null;
   $("preview").hidden = true;
   $("add-error").textContent = $("preview-progress").textContent = "";
   $("add-text").value = $("add-name").value = "";
@@ -400,6 +409,8 @@ $("btn-confirm-add").addEventListener("click", async () => {
     const r = await call("add", { text: pendingText, name: pendingName, passcode: push ? $("preview-pass").value : null });
     $("preview-pass").value = "";
     $("preview-progress").textContent = "";
+    // The typed key or link is in the vault now; not in the page.
+    resetAdd();
     show("main");
     toast(`Added ${r.added.length} account${r.added.length === 1 ? "" : "s"}` + (r.skipped.length ? `, ${r.skipped.length} already here` : ""));
     await refreshAccounts();
@@ -569,6 +580,21 @@ $("form-backup").addEventListener("submit", async (ev) => {
 // ---- events -------------------------------------------------------------
 
 listen("request", () => refreshRequests());
-// The engine locked the vault after the idle time: show the lock screen.
-listen("locked", () => showStatus());
+// The engine locked the vault (idle, or the window hidden): forget what
+// the window holds (codes, a typed key, the camera) and show the lock.
+listen("locked", () => {
+  stopCamera();
+  resetAdd();
+  accounts = [];
+  $("account-list").textContent = "";
+  showStatus();
+});
+// Shown again (also after "this screen" stepped aside): if the vault
+// locked meanwhile, show the lock; otherwise stay where the person was.
+document.addEventListener("visibilitychange", async () => {
+  if (document.hidden) return;
+  try {
+    if ((await call("status")).vault !== "unlocked") showStatus();
+  } catch (e) { /* the lock screen shows */ }
+});
 showStatus();

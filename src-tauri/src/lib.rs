@@ -87,7 +87,9 @@ pub fn run() {
             let _ = window.hide();
             let app = window.app_handle().clone();
             tauri::async_runtime::spawn(async move {
-                app.state::<AppState>().hidden().await;
+                if app.state::<AppState>().hidden().await {
+                    let _ = tauri::Emitter::emit(&app, "locked", ());
+                }
             });
         }
     });

@@ -37,12 +37,17 @@ impl AppState {
 
     /// The window was hidden: lock if the setting asks for it, waiting
     /// for a command that holds the vault to finish rather than skipping.
-    pub async fn hidden(&self) {
+    /// True if it locked (the window is then told, to clear what it shows).
+    pub async fn hidden(&self) -> bool {
         if !self.lock_when_hidden.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
-        if let Some(v) = self.vault.lock().await.as_mut() {
-            v.lock();
+        match self.vault.lock().await.as_mut() {
+            Some(v) => {
+                v.lock();
+                true
+            }
+            None => false,
         }
     }
 

@@ -280,15 +280,20 @@ fn the_app_in_a_window_enrolls_and_approves_a_push() {
     shots.help(&s, "app-accounts");
     // The list moves its countdowns by itself and asks the engine for codes
     // once a period (when a code's time is up), not every second.
+    // (`call` is the page's one way to the engine: counted here.)
     s.script(
         "window.accountsCalls = 0;
-         const inner = window.__TAURI_INTERNALS__.invoke;
-         window.__TAURI_INTERNALS__.invoke = (cmd, ...rest) => {
+         const inner = call;
+         call = (cmd, args) => {
            if (cmd === 'accounts') window.accountsCalls++;
-           return inner(cmd, ...rest);
-         };",
+           return inner(cmd, args);
+         };
+         refreshAccounts();",
         json!([]),
     );
+    // The count sees a refresh: it can tell.
+    assert_eq!(s.script("return window.accountsCalls", json!([])), json!(1));
+    s.script("window.accountsCalls = 0", json!([]));
     let ring = "return [...document.querySelectorAll('#account-list .ring-fg')].map(r => r.getAttribute('stroke-dasharray')).join()";
     let before = s.script(ring, json!([]));
     std::thread::sleep(Duration::from_millis(3500));

@@ -43,6 +43,14 @@ fn zbarimg(path: &Path) -> BTreeSet<String> {
         .arg(path)
         .output()
         .expect("zbarimg (Debian package zbar-tools; ./test.sh installs it)");
+    // 0: read something; 4: read nothing. Anything else is a failure of
+    // zbarimg itself, which must not pass for "nothing to read".
+    assert!(
+        matches!(out.status.code(), Some(0 | 4)),
+        "zbarimg failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.is_empty())
@@ -85,4 +93,10 @@ fn the_scanner_reads_every_code_zbarimg_reads_and_nothing_else() {
     }
     eprintln!("{report}codes drawn {drawn_total}, read by zbarimg {zbar_total}, by the scanner {ours_total}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Both readers really read: zbarimg some, the scanner nearly all.
+    assert!(zbar_total >= 5, "zbarimg read only {zbar_total}");
+    assert!(
+        ours_total + 1 >= drawn_total,
+        "the scanner read {ours_total} of {drawn_total}"
+    );
 }

@@ -69,8 +69,21 @@ pub fn keep(s: &Session, name: &str, varies: &str, take: impl FnOnce(&Path)) {
     let png = dir.join(format!("{name}.png"));
     let txt = dir.join(format!("{name}.txt"));
     let now = fingerprint(s, varies);
-    if png.exists() && std::fs::read_to_string(&txt).is_ok_and(|was| was == now) {
+    let was = std::fs::read_to_string(&txt).ok();
+    if png.exists() && was.as_deref() == Some(now.as_str()) {
         return;
+    }
+    // Under CI (`COUNTERSIGN_HELP_CHECK`, set by ./test.sh there) a picture
+    // whose page now says other words was not retaken and committed with
+    // the change: that fails. (A new size or stylesheet, which another
+    // browser version may give, is retaken without failing.)
+    let words = |f: &str| f.lines().skip(2).collect::<Vec<_>>().join("\n");
+    if std::env::var_os("COUNTERSIGN_HELP_CHECK").is_some() {
+        assert!(
+            was.as_deref().map(words) == Some(words(&now)),
+            "the Help Center's picture {name} is out of date: its page now says\n{now}\n\
+             run ./test.sh and commit crates/server/help/img/{name}.png and .txt"
+        );
     }
     std::fs::create_dir_all(&dir).expect("the Help Center's picture folder");
     take(&png);

@@ -66,9 +66,12 @@ pub fn scan(frame: &GrayImage, out_of_time: &dyn Fn() -> bool) -> Scan {
             return found.finish(true);
         }
         let complete = step.read(&base, &mut found, out_of_time);
+        found.whole |= !matches!(step, Step::Regions(_));
         // A large frame may hold a second, smaller code (an app-store link
         // beside the enrolment code): stop only once its patches were read.
-        let looked_closer = small || found.closer;
+        // And never on the patches alone: a large code with big modules
+        // may not look like a patch, so one whole-frame pass must run.
+        let looked_closer = small || (found.closer && found.whole);
         if complete && !found.payloads.is_empty() && looked_closer {
             break;
         }
@@ -353,7 +356,7 @@ fn cascade(small: bool, noisy: bool) -> Vec<Step> {
             Detector(Scale(0.5)),
         ]);
     } else {
-        steps.insert(0, Regions(Closer::Quick));
+        steps.insert(1, Regions(Closer::Quick));
         steps.extend([Regions(Closer::Thorough), Tiles(None), Tiles(Invert)]);
     }
     steps
@@ -366,6 +369,8 @@ struct Found {
     areas: Vec<regions::Patch>,
     /// Whether the closer look at patches has run.
     closer: bool,
+    /// Whether a step over the whole frame has run.
+    whole: bool,
 }
 
 impl Found {

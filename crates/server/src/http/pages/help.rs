@@ -123,7 +123,8 @@ fn text(value: &str) -> String {
     html! { (value) }.into_string()
 }
 
-/// A guide's body with this deployment's values in place.
+/// A guide's body with this deployment's values in place, in one pass: a
+/// configured value that itself reads like a placeholder stays as it is.
 pub(crate) fn fill(s: &Server, body: &str) -> String {
     let c = &s.config;
     let template = &c.users.temporary_password_template;
@@ -141,12 +142,38 @@ pub(crate) fn fill(s: &Server, body: &str) -> String {
             "</code><em>your first initial, lower case</em><code>",
         );
     let example = countersign_core::password::temporary_password(template, "Clark", "Kent", "4321");
-    body.replace("{org}", &text(&c.org_name))
-        .replace("{domain}", &text(&c.email_domain))
-        .replace("{pattern}", &pattern)
-        .replace("{example}", &text(&example))
-        .replace("{rules}", &rules(s).into_string())
-        .replace("{skip_hours}", &c.users.skip_setup_hours.to_string())
+    let value = |name: &str| -> Option<String> {
+        Some(match name {
+            "org" => text(&c.org_name),
+            "domain" => text(&c.email_domain),
+            "pattern" => pattern.clone(),
+            "example" => text(&example),
+            "rules" => rules(s).into_string(),
+            "skip_hours" => c.users.skip_setup_hours.to_string(),
+            _ => return None,
+        })
+    };
+    let mut out = String::with_capacity(body.len() + 512);
+    let mut rest = body;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after
+            .find('}')
+            .and_then(|close| Some((close, value(&after[..close])?)))
+        {
+            Some((close, v)) => {
+                out.push_str(&v);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The password rules in force, one list item each.
@@ -186,6 +213,19 @@ mod tests {
                 .skip(1)
                 .filter_map(|rest| rest.split_once(".png\"").map(|(name, _)| name))
         })
+    }
+
+    #[test]
+    fn a_configured_value_is_put_in_once_and_never_read_as_a_placeholder() {
+        let config = crate::infra::config::Config {
+            org_name: "Org {rules} <b>".into(),
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let data = crate::infra::datadir::DataDir::open(dir.path()).unwrap();
+        let server = crate::Server::open(config, &data).unwrap();
+        let out = fill(&server, "<p>{org} {unknown} {domain}</p>");
+        assert_eq!(out, "<p>Org {rules} &lt;b&gt; {unknown} alacop.gov</p>");
     }
 
     /// Every picture a guide shows is carried, was taken by the suite (it
