@@ -107,11 +107,16 @@ $("form-unlock").addEventListener("submit", async (ev) => {
 $("btn-lock").addEventListener("click", async () => { await call("lock"); await showStatus(); });
 
 // Only what the person does keeps the app unlocked: taps and keys are
-// reported (at most every 5 s); the list refreshing its codes is not.
+// reported (at most every 5 s, and once more at the end of a busy 5 s, so
+// the last tap counts); the list refreshing its codes is not.
 let lastActivity = 0;
+let trailing = null;
 function activity() {
   const t = Date.now();
-  if (t - lastActivity < 5000) return;
+  if (t - lastActivity < 5000) {
+    if (!trailing) trailing = setTimeout(() => { trailing = null; activity(); }, lastActivity + 5000 - t);
+    return;
+  }
   lastActivity = t;
   invoke("activity").catch(() => { /* locked already: the next call shows the lock screen */ });
 }

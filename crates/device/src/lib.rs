@@ -19,6 +19,7 @@ mod error;
 pub mod history;
 pub mod inbox;
 pub mod intake;
+mod last_used;
 pub mod push;
 pub mod scanner;
 pub mod screen;

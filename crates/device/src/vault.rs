@@ -8,7 +8,9 @@
 //! doubling), so restarting the app does not reset them.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::last_used::LastUsed;
 
 use countersign_core::vault::{KdfParams, SealingKey, DEFAULT_ITERATIONS};
 use countersign_core::{Passcode, SecretBytes};
@@ -98,7 +100,7 @@ pub struct Vault {
 
 struct Unlocked {
     data_key: SealingKey,
-    last_used: Instant,
+    last_used: LastUsed,
     idle: Duration,
 }
 
@@ -144,7 +146,7 @@ impl Vault {
         restrict(&path);
         vault.unlocked = Some(Unlocked {
             data_key,
-            last_used: Instant::now(),
+            last_used: LastUsed::now(),
             idle: DEFAULT_IDLE,
         });
         Ok(vault)
@@ -207,7 +209,7 @@ impl Vault {
                     .query_row("SELECT idle_seconds FROM vault", [], |r| r.get(0))?;
                 self.unlocked = Some(Unlocked {
                     data_key,
-                    last_used: Instant::now(),
+                    last_used: LastUsed::now(),
                     idle: Duration::from_secs(idle),
                 });
                 Ok(())
@@ -350,7 +352,7 @@ impl Vault {
     pub fn touch(&mut self) {
         if self.is_unlocked() {
             if let Some(u) = self.unlocked.as_mut() {
-                u.last_used = Instant::now();
+                u.last_used = LastUsed::now();
             }
         } else {
             self.unlocked = None;
@@ -429,7 +431,7 @@ impl Vault {
         tx.commit()?;
         self.unlocked = Some(Unlocked {
             data_key,
-            last_used: Instant::now(),
+            last_used: LastUsed::now(),
             idle: DEFAULT_IDLE,
         });
         Ok(())
