@@ -5,10 +5,10 @@
 //! Beside each `NAME.png` lies `NAME.txt`: the page's fingerprint when the
 //! picture was taken (its size, a hash of its stylesheets, and its visible
 //! words with every word that holds a digit — a number to match, a time, a
-//! code — as `#`). A journey that reaches the page again takes a new picture
-//! only when the fingerprint changed: when a page's words or look change,
-//! its screenshot changes with it, and a run that changed nothing leaves the
-//! tree as it was.
+//! code — as `#`, a run of them as one). A journey that reaches the page
+//! again takes a new picture only when the fingerprint changed: when a
+//! page's words or look change, its screenshot changes with it, and a run
+//! that changed nothing leaves the tree as it was.
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +54,10 @@ pub fn fingerprint(s: &Session, varies: &str) -> String {
                 })
                 .collect::<Vec<_>>()
                 .join(" ")
+                // A time may be one word or two ("3:23:19 AM", "03:23:19"),
+                // as the machine's locale has it: one mark for the run.
+                .replace("# #", "#")
+                .replace("# #", "#")
         })
         .filter(|line| !line.is_empty())
         .collect();
