@@ -130,8 +130,7 @@ let accounts = [];
 
 async function openMain() {
   show("main");
-  selectTab("accounts");
-  await refreshAccounts();
+  selectTab("accounts"); // reads the accounts
   await refreshRequests();
 }
 

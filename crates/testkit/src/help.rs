@@ -43,7 +43,8 @@ pub fn fingerprint(s: &Session, varies: &str) -> String {
     let words: Vec<String> = part(2)
         .lines()
         .map(|line| {
-            line.split_whitespace()
+            let mut words: Vec<&str> = line
+                .split_whitespace()
                 .map(|w| {
                     // AM/PM: a clock's half of the day, like its digits.
                     if w.bytes().any(|b| b.is_ascii_digit()) || w == "AM" || w == "PM" {
@@ -52,12 +53,11 @@ pub fn fingerprint(s: &Session, varies: &str) -> String {
                         w
                     }
                 })
-                .collect::<Vec<_>>()
-                .join(" ")
-                // A time may be one word or two ("3:23:19 AM", "03:23:19"),
-                // as the machine's locale has it: one mark for the run.
-                .replace("# #", "#")
-                .replace("# #", "#")
+                .collect();
+            // A time may be one word or two ("3:23:19 AM", "03:23:19"), as
+            // the machine's locale has it: one mark for the run.
+            words.dedup_by(|a, b| *a == "#" && *b == "#");
+            words.join(" ")
         })
         .filter(|line| !line.is_empty())
         .collect();

@@ -168,7 +168,11 @@ impl Step {
             Step::Regions(how) => {
                 found.closer = true;
                 let mut complete = true;
-                for patch in regions::candidates(img, PATCHES) {
+                let patches = found
+                    .patches
+                    .get_or_insert_with(|| regions::candidates(img, PATCHES))
+                    .clone();
+                for patch in patches {
                     if out_of_time() {
                         return false;
                     }
@@ -371,6 +375,8 @@ struct Found {
     closer: bool,
     /// Whether a step over the whole frame has run.
     whole: bool,
+    /// The frame's patches, found once for the quick and thorough looks.
+    patches: Option<Vec<regions::Patch>>,
 }
 
 impl Found {
