@@ -9,6 +9,11 @@ use countersign_core::api::ChallengeStatus;
 use countersign_core::protocol::Challenge;
 use tokio::sync::{broadcast, watch};
 
+/// Challenges a device's channel holds for a stream that has not taken
+/// them yet. Each slot is kept for every connected device; a stream that
+/// falls further behind re-reads what is open from the store instead.
+const CHANNEL_SLOTS: usize = 4;
+
 /// Live channels: new challenges to device streams, status changes to
 /// whoever follows a challenge (sign-in page, `push` command).
 #[derive(Default)]
@@ -22,7 +27,7 @@ impl Hub {
     pub fn subscribe(&self, device_id: &str) -> broadcast::Receiver<Arc<Challenge>> {
         let mut map = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(device_id.to_string())
-            .or_insert_with(|| broadcast::channel(16).0)
+            .or_insert_with(|| broadcast::channel(CHANNEL_SLOTS).0)
             .subscribe()
     }
 

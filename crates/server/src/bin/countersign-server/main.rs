@@ -114,6 +114,10 @@ enum Command {
         /// Idle streams for the memory figure (0 to skip).
         #[arg(long, default_value_t = 10_000)]
         idle_streams: usize,
+        /// Loopback source addresses the idle streams come from
+        /// (127.0.0.2 on), for more streams than one address has ports.
+        #[arg(long, default_value_t = 1)]
+        source_addresses: usize,
         /// Hold plain server-sent-event streams (as browsers do) instead of
         /// the upgraded streams devices use.
         #[arg(long)]
@@ -210,6 +214,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         concurrency,
         seconds,
         idle_streams,
+        source_addresses,
         sse,
         wrong_passwords,
         sso,
@@ -227,6 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             concurrency: concurrency.max(1),
             duration: Duration::from_secs(seconds),
             idle_streams,
+            source_addresses,
             upgrade: !sse,
             wrong_passwords,
             store,

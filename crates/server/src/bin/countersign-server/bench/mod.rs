@@ -2,8 +2,9 @@
 //! folder, starts `countersign-server serve` as a child process (so its
 //! memory is measured alone), connects device streams over TLS, and drives
 //! full push round trips: create (admin API) → delivered (SSE) → signed
-//! approval → verdict. Then it opens many idle streams and reads the
-//! server's resident memory.
+//! approval → verdict. Then it opens many idle streams, reads the
+//! server's resident memory, and pushes to the connected devices again
+//! beside them.
 
 use anyhow::{bail, Context};
 use countersign_core::api::ActivateRequest;
@@ -28,6 +29,7 @@ use countersign_server::{now, Server};
 use tokio::sync::mpsc;
 
 mod balancer;
+mod idle;
 mod load;
 pub mod sso;
 use load::*;
@@ -43,6 +45,10 @@ pub struct BenchOptions {
     pub duration: Duration,
     /// Idle streams for the memory phase (0: skip).
     pub idle_streams: usize,
+    /// Loopback source addresses the idle streams come from (127.0.0.2
+    /// on; 1: the default address), for more streams than one address
+    /// has ports.
+    pub source_addresses: usize,
     /// Streams ask for the upgraded connection (as devices do) rather than
     /// plain server-sent events.
     pub upgrade: bool,
@@ -55,7 +61,7 @@ pub struct BenchOptions {
     pub instances: usize,
 }
 
-struct Device {
+pub(super) struct Device {
     id: String,
     token: String,
     key: SigningKey,
@@ -64,7 +70,7 @@ struct Device {
 /// Runs the benchmark and prints the figures.
 pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    let needed = (opts.devices.max(opts.idle_streams) + 200) as u64;
+    let needed = (opts.devices + opts.idle_streams + 200) as u64;
     if limit < needed {
         bail!("open-file limit is {limit}; {needed} are needed (raise `ulimit -n`)");
     }
@@ -300,7 +306,7 @@ async fn drive(
     let (full, buckets) = round_trips(&ctx, buckets, opts.duration, true).await?;
     full.print();
     print_cpu(&pids, cpu_before, &full);
-    if opts.wrong_passwords > 0 {
+    let buckets = if opts.wrong_passwords > 0 {
         println!(
             "the same, with {} wrong-password sign-ins running beside (each an Argon2id check)",
             opts.wrong_passwords
@@ -318,7 +324,7 @@ async fn drive(
                 tokio::spawn(async move { wrong_passwords(http, base, i, stop).await })
             })
             .collect();
-        let (beside, _) = round_trips(&ctx, buckets, opts.duration, false).await?;
+        let (beside, buckets) = round_trips(&ctx, buckets, opts.duration, false).await?;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut checks = 0;
         for s in signins {
@@ -335,59 +341,43 @@ async fn drive(
                 b.as_secs_f64() / a.as_secs_f64()
             );
         }
-    }
-    for s in streams {
-        s.abort();
-    }
+        buckets
+    } else {
+        buckets
+    };
 
-    // Phase 2: memory with many idle streams (of one process).
+    // Phase 2: memory with many idle streams (of one process), then
+    // pushes to the connected sample beside them.
     if opts.idle_streams > 0 && children.len() > 1 {
         println!("(idle-stream memory is measured with one instance only)");
     }
     if opts.idle_streams > 0 && children.len() == 1 {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let before = rss_kib(child.id());
-        eprintln!("opening {} idle device streams", opts.idle_streams);
-        let mut idle = Vec::new();
-        for chunk in devices
-            .iter()
-            .take(opts.idle_streams)
-            .collect::<Vec<_>>()
-            .chunks(200)
-        {
-            for d in chunk {
-                idle.push(tokio::spawn(stream_device(
-                    http.clone(),
-                    base.clone(),
-                    (*d).clone(),
-                    opts.upgrade,
-                    None,
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let connected = wait_connected(&http, bases, &admin, opts.idle_streams).await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let after = rss_kib(child.id());
-        println!("server memory (VmRSS of the serve process)");
+        let pid = child.id();
+        let idle = idle::open(
+            &idle::Target {
+                base: &base,
+                bases,
+                admin: &admin,
+                pin,
+                pid,
+            },
+            opts,
+            &devices,
+            rss_start,
+        )
+        .await?;
         println!(
-            "  at start:            {} MiB",
-            rss_start.unwrap_or(0) / 1024
+            "pushes to the {} connected devices beside the idle streams",
+            opts.devices
         );
-        println!("  before idle streams: {} MiB", before.unwrap_or(0) / 1024);
-        println!(
-            "  with {connected} idle streams: {} MiB",
-            after.unwrap_or(0) / 1024
-        );
-        if let (Some(b), Some(a)) = (before, after) {
-            println!(
-                "  per stream:          {:.1} KiB",
-                (a.saturating_sub(b)) as f64 / connected.max(1) as f64
-            );
-        }
+        let (beside, _) = round_trips(&ctx, buckets, opts.duration, false).await?;
+        beside.print();
         for s in idle {
             s.abort();
         }
+    }
+    for s in streams {
+        s.abort();
     }
     Ok(())
 }
@@ -481,7 +471,7 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(super) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
