@@ -71,7 +71,11 @@ impl Stack {
         let port = countersign_testkit::free_port();
         std::fs::write(
             tmp.path().join("server.toml"),
-            format!("listen = \"127.0.0.1:{port}\"\n{config}"),
+            // Metrics on a port of the system's choosing: tests run side by
+            // side, and the default port would be taken by the first.
+            format!(
+                "listen = \"127.0.0.1:{port}\"\n{config}\n[metrics]\nlisten = \"127.0.0.1:0\"\n"
+            ),
         )
         .unwrap();
         let out = server_command(

@@ -11,6 +11,7 @@ mod conformance;
 mod domain;
 mod durability;
 mod instances;
+mod metrics;
 mod oidc;
 mod parsers;
 mod router;

@@ -350,6 +350,9 @@ impl Server {
                 "sign-in reported as fraud; pushes blocked"
             );
         }
+        if let Some(after) = since_created(&row, now_ms) {
+            self.metrics.answered(after);
+        }
         self.hub.settle(challenge_id, verdict);
         Ok(Verdict {
             challenge_id: challenge_id.into(),
@@ -398,9 +401,10 @@ impl Server {
             "challenge.delivered"
         };
         let actor = format!("device:{}", receipt.device_id);
-        self.write(now, |w| {
+        let first = self.write(now, |w| {
             // A repeat (the device re-fetched the request) writes nothing.
-            if w.record_receipt(challenge_id, shown, now_ms)? {
+            let first = w.record_receipt(challenge_id, shown, now_ms)?;
+            if first {
                 w.audit(&NewAudit {
                     actor: &actor,
                     action,
@@ -410,8 +414,12 @@ impl Server {
                     detail: challenge_id,
                 })?;
             }
-            Ok(())
-        })
+            Ok(first)
+        })?;
+        if let Some(after) = since_created(&row, now_ms).filter(|_| first && !shown) {
+            self.metrics.delivered(after);
+        }
+        Ok(())
     }
 
     /// Marks overdue challenges expired and tells their followers.
@@ -457,4 +465,11 @@ impl Server {
             })
         })
     }
+}
+
+/// How long after its creation `now_ms` is, for a challenge that recorded
+/// its creation in milliseconds (rows from before that have 0).
+fn since_created(row: &ChallengeRow, now_ms: u64) -> Option<std::time::Duration> {
+    (row.created_ms > 0)
+        .then(|| std::time::Duration::from_millis(now_ms.saturating_sub(row.created_ms)))
 }

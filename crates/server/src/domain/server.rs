@@ -57,6 +57,8 @@ pub struct Server {
     pub token_keys: crate::infra::token_keys::TokenKeys,
     /// The applications registered in the configuration file, checked.
     pub config_clients: Vec<crate::domain::oidc::Client>,
+    /// Figures for Prometheus (see [`crate::infra::metrics`]).
+    pub metrics: crate::infra::metrics::Metrics,
     /// Counts audit rows written by this process, so live help-desk views
     /// wake when something happens instead of polling the database.
     audit_written: watch::Sender<u64>,
@@ -117,7 +119,10 @@ impl Server {
                 Default::default(),
             )
         };
+        let metrics = crate::infra::metrics::Metrics::new()?;
+        store.observe_latency(metrics.store_latency());
         Ok(Server {
+            metrics,
             backchannel: crate::infra::backchannel::BackChannelClient::new()
                 .map_err(anyhow::Error::msg)?,
             token_keys,
@@ -184,16 +189,19 @@ impl Server {
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, Error> {
-        let mut audited = false;
+        let mut audited = Vec::new();
         let out = self.store.write(now, |w| {
             let out = change(w)?;
-            audited = w.audited();
-            if audited {
+            audited = w.take_audited();
+            if !audited.is_empty() {
                 w.announce(Event::Audit);
             }
             Ok(out)
         })?;
-        if audited {
+        if !audited.is_empty() {
+            for (action, outcome, detail) in &audited {
+                self.metrics.audited(action, outcome, detail);
+            }
             self.wake_audit_views();
         }
         Ok(out)

@@ -11,6 +11,7 @@ mod console;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod metrics;
 pub mod mfa_api;
 pub mod oidc;
 pub mod pages;
@@ -40,6 +41,10 @@ pub fn router(server: Arc<Server>) -> Router {
         .layer(axum::middleware::map_response(move |resp| {
             hsts(https, resp)
         }))
+        .layer(axum::middleware::map_response_with_state(
+            server.clone(),
+            metrics::count_refusals,
+        ))
         .with_state(server)
 }
 

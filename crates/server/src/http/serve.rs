@@ -20,12 +20,19 @@ pub struct Runtime {
     pub pin: Option<String>,
     /// Process id.
     pub pid: u32,
+    /// Where Prometheus scrapes (`http://ADDR/metrics`), when served.
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 /// A started server.
 pub struct Running {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// The metrics listener's bound address, when it runs.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Stops the metrics listener when dropped.
+    _metrics_stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     sweeper: tokio::task::JoinHandle<()>,
@@ -111,23 +118,49 @@ pub async fn start(
     };
     let sweeper = tokio::spawn(sweep(server.clone()));
     follow_other_instances(&server);
+    let (metrics_addr, metrics_stop) = start_metrics(&server).await;
     let runtime = Runtime {
         url: format!("{scheme}://{addr}"),
         pin: server
             .tls_pin
             .map(|p| data_encoding::BASE64URL_NOPAD.encode(&p)),
         pid: std::process::id(),
+        metrics: metrics_addr.map(|a| format!("http://{a}/metrics")),
     };
     let runtime_file = dir.runtime_file();
     write_private(&runtime_file, &serde_json::to_vec_pretty(&runtime)?)?;
     tracing::info!(url = %runtime.url, "countersign-server listening");
     Ok(Running {
         addr,
+        metrics_addr,
+        _metrics_stop: metrics_stop,
         handle,
         task,
         sweeper,
         runtime_file,
     })
+}
+
+/// Starts the metrics listener when `metrics.listen` asks for one. A
+/// failure to bind is logged and the server runs on without metrics:
+/// sign-ins matter more than figures, and Prometheus sees the target down.
+async fn start_metrics(
+    server: &Arc<Server>,
+) -> (Option<SocketAddr>, Option<tokio::sync::oneshot::Sender<()>>) {
+    let Ok(Some(listen)) = server.config.metrics.address() else {
+        return (None, None);
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    match crate::http::metrics::start(server.clone(), listen, stopped).await {
+        Ok(addr) => {
+            tracing::info!(url = %format!("http://{addr}/metrics"), "metrics listening");
+            (Some(addr), Some(stop))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, listen = %listen, "cannot serve metrics; running without them");
+            (None, None)
+        }
+    }
 }
 
 /// Once a second, expires overdue challenges so followers hear about it;

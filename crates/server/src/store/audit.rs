@@ -153,15 +153,17 @@ impl Store {
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.pool.transaction_then(|db| {
-            let mut w = Write {
-                db,
-                now,
-                audited: false,
-                events: Vec::new(),
-            };
-            let out = change(&mut w)?;
-            Ok((out, super::bus::notify_sql(db, &self.origin, &w.events)))
+        self.timed("write", || {
+            self.pool.transaction_then(|db| {
+                let mut w = Write {
+                    db,
+                    now,
+                    rows: Vec::new(),
+                    events: Vec::new(),
+                };
+                let out = change(&mut w)?;
+                Ok((out, super::bus::notify_sql(db, &self.origin, &w.events)))
+            })
         })
     }
 }
@@ -170,9 +172,12 @@ impl Store {
 pub struct Write<'c> {
     db: &'c Db<'c>,
     now: u64,
-    audited: bool,
+    rows: Vec<Audited>,
     events: Vec<super::Event>,
 }
+
+/// An audit row a transaction appended: its action, outcome and detail.
+pub type Audited = (String, String, String);
 
 impl Write<'_> {
     /// The transaction's connection, for the store's statements.
@@ -188,12 +193,18 @@ impl Write<'_> {
 
     /// Whether an audit row was appended in this transaction.
     pub fn audited(&self) -> bool {
-        self.audited
+        !self.rows.is_empty()
+    }
+
+    /// The audit rows appended in this transaction, taken out.
+    pub fn take_audited(&mut self) -> Vec<Audited> {
+        std::mem::take(&mut self.rows)
     }
 
     /// Appends an audit row within the transaction.
     pub fn audit(&mut self, e: &NewAudit<'_>) -> Result<(), StoreError> {
-        self.audited = true;
+        self.rows
+            .push((e.action.into(), e.outcome.into(), e.detail.into()));
         let (db, now) = (self.db, self.now);
         let (seq, prev): (i64, Vec<u8>) = db
             .opt(

@@ -84,6 +84,8 @@ pub struct Store {
     pool: pool::Pool,
     /// This instance, in its announcements (see [`bus`]).
     origin: String,
+    /// Where the latency of each call goes, once the server asks.
+    latency: std::sync::OnceLock<prometheus::HistogramVec>,
 }
 
 /// PostgreSQL connections each instance keeps.
@@ -97,6 +99,7 @@ impl Store {
         Ok(Store {
             pool: pool::Pool::Lite(pool::Lite::new(conn, Some(path))?),
             origin: String::new(),
+            latency: Default::default(),
         })
     }
 
@@ -112,6 +115,7 @@ impl Store {
         Ok(Store {
             pool: pool::Pool::Pg(pg::Pg::open(url, PG_CONNECTIONS)?),
             origin: data_encoding::HEXLOWER.encode(&origin),
+            latency: Default::default(),
         })
     }
 
@@ -121,6 +125,7 @@ impl Store {
         Ok(Store {
             pool: pool::Pool::Lite(pool::Lite::new(conn, None)?),
             origin: String::new(),
+            latency: Default::default(),
         })
     }
 
@@ -151,7 +156,24 @@ impl Store {
     /// Runs `f` (statements that only read) on a connection that need not
     /// be the writer.
     fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.pool.read(f)
+        self.timed("read", || self.pool.read(f))
+    }
+
+    /// Records each call's latency (waiting for a connection included) in
+    /// `histogram`, labelled by access (`read`, `write`). Set once.
+    pub fn observe_latency(&self, histogram: prometheus::HistogramVec) {
+        let _ = self.latency.set(histogram);
+    }
+
+    fn timed<T>(&self, access: &str, f: impl FnOnce() -> T) -> T {
+        let Some(h) = self.latency.get() else {
+            return f();
+        };
+        let start = std::time::Instant::now();
+        let out = f();
+        h.with_label_values(&[access])
+            .observe(start.elapsed().as_secs_f64());
+        out
     }
 
     /// Follows what other instances announce, calling `on` for each event,

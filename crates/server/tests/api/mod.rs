@@ -65,15 +65,7 @@ async fn challenge_arrives_over_sse_and_long_poll_without_the_number() {
     ts.add_user("cs0102");
     let dev = ts.enroll("cs0102").await;
 
-    let sse = ts
-        .http
-        .get(dev.challenges_url(&ts))
-        .bearer_auth(&dev.activation.channel_token)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sse.status(), 200);
+    let sse = dev.open_stream(&ts).await;
     let (id, _number) = ts.push_ok("cs0102").await;
     let got = sse_challenges(sse, 1).await;
     assert_eq!(got[0].challenge.id, id);

@@ -11,7 +11,7 @@ use countersign_core::protocol::{ChallengeEnvelope, Decision, Response};
 use countersign_core::{Enrollment, SigningKey};
 use countersign_server::domain::methods::Authority;
 use countersign_server::http::serve::{self, Running};
-use countersign_server::infra::config::Config;
+use countersign_server::infra::config::{Config, MetricsConfig};
 use countersign_server::infra::datadir::DataDir;
 use countersign_server::infra::tls;
 use countersign_server::{now, Server};
@@ -36,6 +36,9 @@ impl TestServer {
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
+            metrics: MetricsConfig {
+                listen: "127.0.0.1:0".into(),
+            },
             ..Config::default()
         };
         tweak(&mut config);
@@ -100,6 +103,12 @@ impl TestServer {
         config.listen = addr;
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         Self::boot(dir, config).await
+    }
+
+    /// Where Prometheus would scrape this server.
+    pub fn metrics_url(&self) -> String {
+        let addr = self.running.as_ref().unwrap().metrics_addr.unwrap();
+        format!("http://{addr}/metrics")
     }
 
     pub fn add_user(&self, username: &str) -> String {
@@ -220,6 +229,21 @@ impl TestDevice {
 
     pub fn challenges_url(&self, ts: &TestServer) -> String {
         format!("{}/api/v1/devices/{}/challenges", ts.url, self.id())
+    }
+
+    /// Opens the device's challenge stream (plain server-sent events) on
+    /// `ts`.
+    pub async fn open_stream(&self, ts: &TestServer) -> reqwest::Response {
+        let stream = ts
+            .http
+            .get(self.challenges_url(ts))
+            .bearer_auth(&self.activation.channel_token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), 200, "the challenge stream opens");
+        stream
     }
 
     /// Long-poll for challenges.

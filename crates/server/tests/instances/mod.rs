@@ -26,15 +26,7 @@ async fn a_push_created_on_one_instance_reaches_a_device_streaming_from_the_othe
     let dev = a.enroll("cs2101").await;
 
     // The device holds its stream on B...
-    let stream = b
-        .http
-        .get(dev.challenges_url(&b))
-        .bearer_auth(&dev.activation.channel_token)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), 200);
+    let stream = dev.open_stream(&b).await;
     // ...the sign-in (here the admin API) asks on A, which follows it.
     let (id, number) = a.push_ok("cs2101").await;
     let got = tokio::time::timeout(std::time::Duration::from_secs(5), sse_challenges(stream, 1))

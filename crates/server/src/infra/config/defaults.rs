@@ -63,6 +63,7 @@ impl Default for Config {
             connections: ConnectionsConfig::default(),
             oidc: OidcConfig::default(),
             store: StoreConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

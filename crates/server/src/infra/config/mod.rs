@@ -45,6 +45,8 @@ pub struct Config {
     pub oidc: OidcConfig,
     /// Where the state lives.
     pub store: StoreConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
 }
 
 /// Limits on connections, so that idle or slow clients cannot take every
@@ -281,6 +283,9 @@ impl Config {
                 problem: problem.into(),
             })
         };
+        if let Err(problem) = self.metrics.address() {
+            return invalid("metrics.listen", &problem);
+        }
         let c = &self.connections;
         if c.per_address == 0 {
             return invalid("connections.per_address", "must be at least 1");
@@ -455,8 +460,10 @@ pub fn logo_type(path: &Path) -> Option<&'static str> {
 }
 
 mod defaults;
+mod metrics;
 mod oidc;
 mod store;
+pub use metrics::MetricsConfig;
 pub use oidc::{ClientConfig, OidcConfig};
 pub use store::{StoreConfig, STORE_URL_ENV};
 #[cfg(test)]
