@@ -77,7 +77,7 @@ impl SharedKeys {
             }
         };
         Ok(SharedKeys {
-            kek: parse_kek(&text).ok_or(SharedKeyError::BadKek(source))?,
+            kek: crate::infra::keyfile::parse_key(&text).ok_or(SharedKeyError::BadKek(source))?,
             root: root.to_path_buf(),
         })
     }
@@ -156,36 +156,15 @@ impl SharedKeys {
     }
 }
 
-/// 32 bytes from base64 (standard or URL-safe, padded or not).
-fn parse_kek(text: &str) -> Option<SealingKey> {
-    use data_encoding::{BASE64, BASE64URL, BASE64URL_NOPAD, BASE64_NOPAD};
-    let text = text.trim();
-    let bytes = [BASE64, BASE64_NOPAD, BASE64URL, BASE64URL_NOPAD]
-        .iter()
-        .find_map(|e| e.decode(text.as_bytes()).ok())
-        .map(Zeroizing::new)?;
-    SealingKey::from_bytes(&bytes).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_kek_is_32_bytes_of_base64_in_any_common_spelling() {
-        let key = [7u8; 32];
-        for enc in [data_encoding::BASE64, data_encoding::BASE64URL_NOPAD] {
-            let k = parse_kek(&format!("{}\n", enc.encode(&key))).unwrap();
-            assert_eq!(k.expose(), &key);
-        }
-        assert!(parse_kek("c2hvcnQ=").is_none(), "too short");
-        assert!(parse_kek("not base64 at all!").is_none());
-    }
-
-    #[test]
     fn a_sealed_key_opens_only_under_its_kek_and_its_name() {
         let keys = SharedKeys {
-            kek: parse_kek(&data_encoding::BASE64.encode(&[1u8; 32])).unwrap(),
+            kek: crate::infra::keyfile::parse_key(&data_encoding::BASE64.encode(&[1u8; 32]))
+                .unwrap(),
             root: PathBuf::new(),
         };
         let sealed = keys.seal("server.key", b"secret").unwrap();
@@ -201,7 +180,8 @@ mod tests {
             keys.kek.open(&sealed, b"master.key").is_err(),
             "bound to its name"
         );
-        let other = parse_kek(&data_encoding::BASE64.encode(&[2u8; 32])).unwrap();
+        let other =
+            crate::infra::keyfile::parse_key(&data_encoding::BASE64.encode(&[2u8; 32])).unwrap();
         assert!(other.open(&sealed, b"server.key").is_err());
     }
 }

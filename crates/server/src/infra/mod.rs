@@ -3,9 +3,11 @@
 //! threads, and the figures for Prometheus.
 
 pub mod backchannel;
+pub mod backup;
 pub mod config;
 pub mod datadir;
 pub mod hashing;
+pub mod keyfile;
 pub mod metrics;
 pub mod telephony;
 pub mod tls;

@@ -34,16 +34,28 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let mut config = Config {
+        let mut config = Self::config();
+        tweak(&mut config);
+        let dir = tempfile::tempdir().unwrap();
+        Self::boot(dir, config).await
+    }
+
+    /// A server on the data folder `dir` as it is (restored from a backup,
+    /// say), with the tests' configuration.
+    pub async fn start_on(dir: tempfile::TempDir) -> Self {
+        Self::boot(dir, Self::config()).await
+    }
+
+    /// The tests' configuration: the defaults on ports of the system's
+    /// choosing.
+    fn config() -> Config {
+        Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             metrics: MetricsConfig {
                 listen: "127.0.0.1:0".into(),
             },
             ..Config::default()
-        };
-        tweak(&mut config);
-        let dir = tempfile::tempdir().unwrap();
-        Self::boot(dir, config).await
+        }
     }
 
     /// Another instance of this server, as on another machine: the same

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod admin;
+mod backup_cmd;
 
 mod bench;
 mod clients;
@@ -139,6 +140,22 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         instances: usize,
     },
+    /// Write a sealed copy of the data folder (database and keys) to FILE,
+    /// while the server runs. SQLite only; PostgreSQL: pg_dump.
+    Backup {
+        /// The backup file to write (must not exist).
+        file: PathBuf,
+        #[command(flatten)]
+        sealing: backup_cmd::Sealing,
+    },
+    /// Restore a backup into an empty data folder, then verify its audit
+    /// chain.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        #[command(flatten)]
+        sealing: backup_cmd::Sealing,
+    },
     /// Move the state between stores (`store copy --from sqlite:PATH --to postgres://...`).
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
@@ -241,6 +258,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         bench::run(&opts)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Backup { file, sealing } | Command::Restore { file, sealing } = &cli.command {
+        let config = Config::load(cli.config.as_deref(), None)?;
+        let data = data_folder(cli.data.clone())?;
+        match cli.command {
+            Command::Backup { .. } => backup_cmd::backup(&data, &config, file, sealing)?,
+            _ => backup_cmd::restore(&data, &config, file, sealing)?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let (listen, behind_proxy) = match &cli.command {
         Command::Serve {
             listen,
@@ -253,13 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config.tls.mode = countersign_server::infra::config::TlsMode::Off;
     }
     init_logging(config.log.json);
-    let data = match cli.data {
-        Some(d) => d,
-        None => directories::ProjectDirs::from("", "", "countersign-server")
-            .map(|p| p.data_dir().to_path_buf())
-            .context("no home folder to keep data in; pass --data DIR")?,
-    };
-    let dir = DataDir::open(&data)?;
+    let dir = DataDir::open(&data_folder(cli.data)?)?;
     let mut server = Server::open(config, &dir)?;
     let actor = "admin-cli";
     match cli.command {
@@ -290,7 +310,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Helpdesk(cmd) => helpdesk::run(&server, &dir, cmd),
         Command::Client(cmd) => clients::run(&server, cmd, actor),
         Command::Oidc(cmd) => clients::run_oidc(&server, &dir, cmd),
-        Command::Bench { .. } | Command::Store(_) => unreachable!("handled above"),
+        Command::Bench { .. }
+        | Command::Store(_)
+        | Command::Backup { .. }
+        | Command::Restore { .. } => unreachable!("handled above"),
         Command::Push {
             username,
             app,
@@ -386,6 +409,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The data folder: `--data`, or the user's data folder.
+fn data_folder(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(d) => Ok(d),
+        None => directories::ProjectDirs::from("", "", "countersign-server")
+            .map(|p| p.data_dir().to_path_buf())
+            .context("no home folder to keep data in; pass --data DIR"),
     }
 }
 

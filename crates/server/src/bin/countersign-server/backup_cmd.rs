@@ -1,0 +1,197 @@
+//! `countersign-server backup FILE` and `restore FILE`: a sealed copy of
+//! the data folder (database and keys), taken while the server runs, and
+//! its return into an empty data folder. See infra/backup.rs for the file.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use countersign_core::time::format_utc;
+use countersign_core::Passcode;
+use countersign_server::infra::backup::{self, Unlock, DATABASE, KEY_FILES};
+use countersign_server::infra::config::Config;
+use countersign_server::infra::datadir::{write_private, DataDir};
+use countersign_server::infra::keyfile::parse_key;
+use countersign_server::store::Store;
+use ring::rand::SystemRandom;
+
+/// The environment variable a backup passphrase may come from.
+const PASSPHRASE_ENV: &str = "COUNTERSIGN_BACKUP_PASSPHRASE";
+
+/// Fewest characters a backup passphrase may have.
+const MIN_PASSPHRASE: usize = 12;
+
+/// How the backup is sealed: a key file, or a passphrase.
+#[derive(Args)]
+pub struct Sealing {
+    /// A key file: 32 random bytes in base64 (`openssl rand -base64 32`),
+    /// kept apart from the data folder and the backups.
+    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_file")]
+    key_file: Option<PathBuf>,
+    /// A file whose first line is the passphrase. Without this or
+    /// --key-file: $COUNTERSIGN_BACKUP_PASSPHRASE, or asked on the terminal.
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+}
+
+impl Sealing {
+    fn unlock(&self, new: bool) -> anyhow::Result<Unlock> {
+        if let Some(path) = &self.key_file {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the key file {}", path.display()))?,
+            );
+            let key = parse_key(&text).with_context(|| {
+                format!(
+                    "{} is not a key file: 32 random bytes in base64 (`openssl rand -base64 32`)",
+                    path.display()
+                )
+            })?;
+            return Ok(Unlock::Key(key));
+        }
+        let passphrase = match &self.passphrase_file {
+            Some(path) => {
+                let text = zeroize::Zeroizing::new(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                );
+                Passcode::new(text.lines().next().unwrap_or_default())
+            }
+            None => match std::env::var(PASSPHRASE_ENV) {
+                Ok(p) if !p.is_empty() => Passcode::new(p),
+                _ => ask(new)?,
+            },
+        };
+        if new && passphrase.expose().chars().count() < MIN_PASSPHRASE {
+            bail!("a backup passphrase needs at least {MIN_PASSPHRASE} characters");
+        }
+        Ok(Unlock::Passphrase(passphrase))
+    }
+}
+
+/// Asks for the passphrase on the terminal (twice for a new backup).
+fn ask(new: bool) -> anyhow::Result<Passcode> {
+    if !std::io::stdin().is_terminal() {
+        bail!("no passphrase: pass --key-file or --passphrase-file, or set {PASSPHRASE_ENV}");
+    }
+    let first = Passcode::new(rpassword::prompt_password("Backup passphrase: ")?);
+    if new {
+        let again = Passcode::new(rpassword::prompt_password("The same passphrase again: ")?);
+        if !first.matches(&again) {
+            bail!("the two passphrases differ; nothing was written");
+        }
+    }
+    Ok(first)
+}
+
+fn on_postgres(config: &Config) -> anyhow::Result<()> {
+    if config.store.is_postgres() {
+        bail!(
+            "the state is in PostgreSQL ({}): back it up with pg_dump, and keep the \
+             key-encryption key apart (docs/OPERATIONS.md, \"Backup and restore\")",
+            config.store.display_url()
+        );
+    }
+    Ok(())
+}
+
+/// `backup FILE`.
+pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> anyhow::Result<()> {
+    on_postgres(config)?;
+    let db = data.join(DATABASE);
+    if !db.is_file() {
+        bail!("no database in {}: nothing to back up", data.display());
+    }
+    if file.exists() {
+        bail!("{} exists already; name a new file", file.display());
+    }
+    let unlock = sealing.unlock(true)?;
+    eprintln!("copying the database with SQLite's online backup (the server may keep running)...");
+    let mut files = vec![(DATABASE.to_string(), backup::snapshot_sqlite(&db)?)];
+    let db_size = files[0].1.len();
+    files.extend(backup::key_files(data)?);
+    eprintln!("sealing {} files...", files.len());
+    let sealed = backup::seal(
+        &files,
+        &unlock,
+        &SystemRandom::new(),
+        countersign_server::now(),
+    )?;
+    write_private(file, &sealed)?;
+    let how = match unlock {
+        Unlock::Key(_) => "the key file",
+        Unlock::Passphrase(_) => "the passphrase",
+    };
+    println!(
+        "backup written: {} ({} bytes: the database, {db_size} bytes, and {} key files), sealed with {how}",
+        file.display(),
+        sealed.len(),
+        files.len() - 1
+    );
+    Ok(())
+}
+
+/// `restore FILE`, into an empty data folder.
+pub fn restore(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> anyhow::Result<()> {
+    on_postgres(config)?;
+    if let Ok(entries) = std::fs::read_dir(data) {
+        let names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if !names.is_empty() {
+            bail!(
+                "{} is not empty ({}): restore goes into an empty data folder, so nothing there is overwritten",
+                data.display(),
+                names.join(", ")
+            );
+        }
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let unlock = sealing.unlock(false)?;
+    let (created_at, files) = backup::open(&bytes, &unlock)?;
+    if !files.iter().any(|(n, _)| n == DATABASE) {
+        bail!("the backup holds no database");
+    }
+    let dir = DataDir::open(data)?;
+    let written = write_all(&dir, &files).and_then(|()| verify(&dir));
+    match written {
+        Ok(rows) => {
+            println!(
+                "restored the backup taken {} into {}: {} files; audit chain verified ({rows} rows). \
+                 Start the server on it.",
+                format_utc(created_at),
+                data.display(),
+                files.len()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            // Leave the folder as it was: empty.
+            for name in KEY_FILES.iter().chain([&DATABASE]) {
+                let _ = std::fs::remove_file(dir.root().join(name));
+            }
+            for suffix in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(dir.root().join(format!("{DATABASE}{suffix}")));
+            }
+            Err(e.context("restore undone; the data folder is empty again"))
+        }
+    }
+}
+
+fn write_all(dir: &DataDir, files: &backup::Files) -> anyhow::Result<()> {
+    for (name, bytes) in files {
+        write_private(&dir.root().join(name), bytes)?;
+    }
+    Ok(())
+}
+
+/// Opens the restored database and checks its audit chain.
+fn verify(dir: &DataDir) -> anyhow::Result<usize> {
+    let store = Store::open(&dir.database())?;
+    match store.verify_audit()? {
+        Ok(n) => Ok(n),
+        Err(seq) => bail!("the restored audit chain breaks at row {seq}"),
+    }
+}

@@ -1,0 +1,335 @@
+//! Sealed backups of a data folder: a consistent copy of the SQLite
+//! database taken with SQLite's online backup API while the server runs,
+//! and the folder's keys, sealed together with AES-256-GCM under a key
+//! from a passphrase (PBKDF2-HMAC-SHA256) or from a key file.
+//!
+//! A backup file is two text lines and the sealed payload:
+//!
+//! ```text
+//! COUNTERSIGN BACKUP 1
+//! {"created_at":..., "kdf":{"iterations":...,"salt":"..."} or null, "files":[...]}
+//! nonce || ciphertext || tag
+//! ```
+//!
+//! Both lines are the associated data, so neither can be altered without
+//! the payload failing to open. The payload is each file in turn: its
+//! name's length (u32, big-endian), its name, its length (u64), its bytes.
+
+use std::path::Path;
+
+use countersign_core::vault::{KdfParams, SealingKey, DEFAULT_ITERATIONS};
+use countersign_core::Passcode;
+use ring::rand::SecureRandom;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// The first line of every backup file.
+const MAGIC: &str = "COUNTERSIGN BACKUP 1";
+
+/// The database inside a backup.
+pub const DATABASE: &str = "countersign.db";
+
+/// What a backup holds besides the database: the data folder's keys and
+/// certificate. Only these names are ever written back.
+pub const KEY_FILES: [&str; 6] = [
+    "server.key",
+    "master.key",
+    "admin.token",
+    "tls-cert.pem",
+    "tls-key.pem",
+    "oidc-keys.json",
+];
+
+/// How a backup is sealed and opened.
+pub enum Unlock {
+    /// A passphrase an operator types or keeps in a file.
+    Passphrase(Passcode),
+    /// A key file's 32 bytes.
+    Key(SealingKey),
+}
+
+/// What went wrong with a backup.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// SQLite's backup failed.
+    #[error("copying the database: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The database stayed locked by another process.
+    #[error("the database stayed busy for 10 s; try again")]
+    Busy,
+    /// The file is not a backup of this format.
+    #[error("not a Countersign backup file ({0})")]
+    Format(&'static str),
+    /// Sealing or key derivation failed.
+    #[error("{0}")]
+    Crypto(#[from] countersign_core::Error),
+    /// The payload did not open.
+    #[error("the backup does not open: a wrong passphrase or key file, or the file was altered")]
+    WrongKey,
+    /// A passphrase backup was given a key file, or the reverse.
+    #[error("this backup was sealed with {0}")]
+    OtherUnlock(&'static str),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    created_at: u64,
+    kdf: Option<KdfParams>,
+    files: Vec<String>,
+}
+
+/// Files by name, wiped when dropped.
+pub type Files = Vec<(String, Zeroizing<Vec<u8>>)>;
+
+/// A consistent copy of the SQLite database at `db`, taken while other
+/// connections read and write it: the online backup API copies every page
+/// in one step, under one read transaction (WAL: writers carry on).
+pub fn snapshot_sqlite(db: &Path) -> Result<Zeroizing<Vec<u8>>, BackupError> {
+    let src = rusqlite::Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let tmp = tempfile::Builder::new()
+        .prefix("countersign-backup-")
+        .tempdir()
+        .map_err(io(Path::new("temporary folder")))?;
+    let copy = tmp.path().join(DATABASE);
+    {
+        let mut dst = rusqlite::Connection::open(&copy)?;
+        let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
+        // -1: every page in one step. A busy database (another process
+        // checkpointing) is tried again for up to 10 s.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            use rusqlite::backup::StepResult::{Busy, Done, Locked, More};
+            match backup.step(-1)? {
+                Done => break,
+                More | Busy | Locked if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                _ => return Err(BackupError::Busy),
+            }
+        }
+    }
+    Ok(Zeroizing::new(std::fs::read(&copy).map_err(io(&copy))?))
+}
+
+/// The key files present in the data folder `root`.
+pub fn key_files(root: &Path) -> Result<Files, BackupError> {
+    let mut files = Vec::new();
+    for name in KEY_FILES {
+        let path = root.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => files.push((name.to_string(), Zeroizing::new(bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
+    Ok(files)
+}
+
+/// Seals `files` into a backup file's bytes.
+pub fn seal(
+    files: &Files,
+    unlock: &Unlock,
+    rng: &dyn SecureRandom,
+    now: u64,
+) -> Result<Vec<u8>, BackupError> {
+    let (key, kdf) = match unlock {
+        Unlock::Passphrase(p) => {
+            let kdf = KdfParams::generate(rng, DEFAULT_ITERATIONS)?;
+            (kdf.derive(p)?, Some(kdf))
+        }
+        Unlock::Key(k) => (SealingKey::from_bytes(k.expose())?, None),
+    };
+    let header = Header {
+        created_at: now,
+        kdf,
+        files: files.iter().map(|(n, _)| n.clone()).collect(),
+    };
+    let head = format!(
+        "{MAGIC}\n{}\n",
+        serde_json::to_string(&header).map_err(|_| BackupError::Format("header"))?
+    );
+    let mut payload = Zeroizing::new(Vec::new());
+    for (name, bytes) in files {
+        payload.extend_from_slice(&(name.len() as u32).to_be_bytes());
+        payload.extend_from_slice(name.as_bytes());
+        payload.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        payload.extend_from_slice(bytes);
+    }
+    let sealed = key.seal(rng, &payload, head.as_bytes())?;
+    let mut out = head.into_bytes();
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// Opens a backup file's bytes: its creation time and files.
+pub fn open(bytes: &[u8], unlock: &Unlock) -> Result<(u64, Files), BackupError> {
+    let magic_end = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .filter(|&i| &bytes[..i] == MAGIC.as_bytes())
+        .ok_or(BackupError::Format(
+            "it does not start with the backup line",
+        ))?;
+    let header_end = bytes[magic_end + 1..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map(|i| magic_end + 1 + i)
+        .ok_or(BackupError::Format("no header"))?;
+    let header: Header = serde_json::from_slice(&bytes[magic_end + 1..header_end])
+        .map_err(|_| BackupError::Format("its header is damaged"))?;
+    let key = match (unlock, &header.kdf) {
+        (Unlock::Passphrase(p), Some(kdf)) => kdf.derive(p)?,
+        (Unlock::Key(k), None) => SealingKey::from_bytes(k.expose())?,
+        (Unlock::Passphrase(_), None) => return Err(BackupError::OtherUnlock("a key file")),
+        (Unlock::Key(_), Some(_)) => return Err(BackupError::OtherUnlock("a passphrase")),
+    };
+    let (head, sealed) = bytes.split_at(header_end + 1);
+    let payload = key.open(sealed, head).map_err(|_| BackupError::WrongKey)?;
+    let files = unpack(payload.expose())?;
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    if names != header.files.iter().map(String::as_str).collect::<Vec<_>>() {
+        return Err(BackupError::Format("its contents differ from its header"));
+    }
+    Ok((header.created_at, files))
+}
+
+/// Splits a payload into files; only the names a backup may hold.
+fn unpack(mut rest: &[u8]) -> Result<Files, BackupError> {
+    const DAMAGED: BackupError = BackupError::Format("its contents are damaged");
+    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], BackupError> {
+        if rest.len() < n {
+            return Err(DAMAGED);
+        }
+        let (a, b) = rest.split_at(n);
+        *rest = b;
+        Ok(a)
+    }
+    fn number<const N: usize>(rest: &mut &[u8]) -> Result<[u8; N], BackupError> {
+        take(rest, N)?.try_into().map_err(|_| DAMAGED)
+    }
+    let mut files = Vec::new();
+    while !rest.is_empty() {
+        let len = u32::from_be_bytes(number(&mut rest)?) as usize;
+        let name = std::str::from_utf8(take(&mut rest, len)?).map_err(|_| DAMAGED)?;
+        if name != DATABASE && !KEY_FILES.contains(&name) {
+            return Err(BackupError::Format("it holds a file a backup never holds"));
+        }
+        let size = usize::try_from(u64::from_be_bytes(number(&mut rest)?)).map_err(|_| DAMAGED)?;
+        let bytes = take(&mut rest, size)?;
+        files.push((name.to_string(), Zeroizing::new(bytes.to_vec())));
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::rand::SystemRandom;
+
+    fn files() -> Files {
+        vec![
+            (
+                DATABASE.into(),
+                Zeroizing::new(b"SQLite format 3\0...".to_vec()),
+            ),
+            ("master.key".into(), Zeroizing::new(vec![7u8; 32])),
+        ]
+    }
+
+    fn key(b: u8) -> Unlock {
+        Unlock::Key(SealingKey::from_bytes(&[b; 32]).unwrap())
+    }
+
+    #[test]
+    fn a_sealed_backup_opens_with_its_key_only() {
+        let rng = SystemRandom::new();
+        let sealed = seal(&files(), &key(1), &rng, 1_700_000_000).unwrap();
+        let (at, got) = open(&sealed, &key(1)).unwrap();
+        assert_eq!(at, 1_700_000_000);
+        assert_eq!(got, files());
+        assert!(
+            !sealed.windows(32).any(|w| w == [7u8; 32]),
+            "keys are not in clear"
+        );
+        assert!(matches!(open(&sealed, &key(2)), Err(BackupError::WrongKey)));
+        let pass = Unlock::Passphrase(Passcode::new("correct horse battery staple"));
+        assert!(matches!(
+            open(&sealed, &pass),
+            Err(BackupError::OtherUnlock(_))
+        ));
+    }
+
+    #[test]
+    fn a_passphrase_backup_opens_with_the_passphrase_only() {
+        let rng = SystemRandom::new();
+        let pass = |p: &str| Unlock::Passphrase(Passcode::new(p));
+        let sealed = seal(&files(), &pass("correct horse"), &rng, 5).unwrap();
+        assert_eq!(open(&sealed, &pass("correct horse")).unwrap().1, files());
+        assert!(matches!(
+            open(&sealed, &pass("wrong horse")),
+            Err(BackupError::WrongKey)
+        ));
+    }
+
+    #[test]
+    fn an_altered_header_or_payload_does_not_open() {
+        let rng = SystemRandom::new();
+        let sealed = seal(&files(), &key(1), &rng, 5).unwrap();
+        let text = String::from_utf8_lossy(&sealed).to_string();
+        let at = text.find("\"created_at\":5").unwrap() + "\"created_at\":".len();
+        let mut altered = sealed.clone();
+        altered[at] = b'6';
+        assert!(matches!(
+            open(&altered, &key(1)),
+            Err(BackupError::WrongKey)
+        ));
+        let mut flipped = sealed.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(matches!(
+            open(&flipped, &key(1)),
+            Err(BackupError::WrongKey)
+        ));
+        assert!(matches!(
+            open(b"hello\n", &key(1)),
+            Err(BackupError::Format(_))
+        ));
+        assert!(matches!(
+            open(&sealed[..30], &key(1)),
+            Err(BackupError::Format(_))
+        ));
+    }
+
+    #[test]
+    fn a_payload_naming_another_file_is_refused() {
+        let mut evil = Vec::new();
+        let name = b"../../etc/passwd";
+        evil.extend_from_slice(&(name.len() as u32).to_be_bytes());
+        evil.extend_from_slice(name);
+        evil.extend_from_slice(&1u64.to_be_bytes());
+        evil.push(b'x');
+        assert!(matches!(unpack(&evil), Err(BackupError::Format(_))));
+        assert!(matches!(
+            unpack(&[0, 0, 0, 9, b'a']),
+            Err(BackupError::Format(_))
+        ));
+    }
+}
