@@ -27,6 +27,9 @@ say "Packaging the app as a .deb (Tauri bundler, debug build) for the package te
 say "Building every program the end-to-end tests start (cargo build --workspace --bins)"
 cargo build --workspace --bins --locked
 
+say "Packaging the server as a .deb (scripts/package-server.sh, the debug build) for the package test"
+scripts/package-server.sh debug
+
 say "Running all tests (cargo test --workspace; the app's window tests run under Xvfb)"
 # Under CI a Help Center picture whose page's words changed, and which was
 # not retaken and committed, fails its journey (crates/testkit/src/help.rs).

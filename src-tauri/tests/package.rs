@@ -12,9 +12,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use common::PASSCODE;
+use countersign_testkit::dpkg::{as_root, installed, run, stdout as text};
 use countersign_testkit::{xvfb, Session};
 
 const PACKAGE: &str = "countersign";
@@ -40,46 +40,13 @@ fn deb() -> PathBuf {
     path
 }
 
-fn run(program: &str, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"))
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// dpkg as root: directly, or through sudo when it needs no password.
-fn dpkg_as_root(args: &[&str]) -> Output {
-    let root = text(&run("id", &["-u"])).trim() == "0";
-    let out = if root {
-        run("dpkg", args)
-    } else {
-        let mut with = vec!["-n", "dpkg"];
-        with.extend_from_slice(args);
-        run("sudo", &with)
-    };
-    assert!(
-        out.status.success(),
-        "dpkg {args:?} failed (installing needs root or password-less sudo): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn installed() -> bool {
-    text(&run("dpkg-query", &["-W", "-f=${Status}", PACKAGE])).contains("install ok installed")
-}
-
 /// Removes the package when the test ends, passed or failed.
 struct Installation;
 
 impl Drop for Installation {
     fn drop(&mut self) {
-        if installed() {
-            dpkg_as_root(&["-r", PACKAGE]);
+        if installed(PACKAGE) {
+            as_root("dpkg", &["-r", PACKAGE]);
         }
     }
 }
@@ -112,12 +79,12 @@ fn the_deb_installs_runs_and_removes_cleanly() {
     }
 
     assert!(
-        !installed(),
+        !installed(PACKAGE),
         "{PACKAGE} is installed on this machine already; the test would replace it. Remove it first (dpkg -r {PACKAGE})."
     );
     let _installation = Installation;
-    dpkg_as_root(&["-i", deb_str]);
-    assert!(installed(), "dpkg did not record the installation");
+    as_root("dpkg", &["-i", deb_str]);
+    assert!(installed(PACKAGE), "dpkg did not record the installation");
     assert!(Path::new(INSTALLED).exists());
 
     // The installed app opens in a window and creates its vault.
@@ -142,7 +109,7 @@ fn the_deb_installs_runs_and_removes_cleanly() {
     assert!(home.path().join("vault.db").exists());
     drop(s);
 
-    dpkg_as_root(&["-r", PACKAGE]);
-    assert!(!installed());
+    as_root("dpkg", &["-r", PACKAGE]);
+    assert!(!installed(PACKAGE));
     assert!(!Path::new(INSTALLED).exists(), "removal left the binary");
 }

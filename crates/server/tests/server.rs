@@ -14,6 +14,7 @@ mod durability;
 mod instances;
 mod metrics;
 mod oidc;
+mod package;
 mod parsers;
 mod router;
 mod web;

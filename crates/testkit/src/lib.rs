@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod captcha;
+pub mod dpkg;
 pub mod help;
 pub mod outbox;
 pub mod postgres;

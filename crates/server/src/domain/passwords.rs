@@ -170,8 +170,11 @@ impl Server {
         }
         if !verify_password(&user.password_hash, current) {
             self.write(now, |w| {
-                self.count_failure(w, user.id, now)?;
-                w.audit(&row.with("refused", "wrong_current"))
+                let outcome = match self.count_failure(w, user.id, now)? {
+                    true => "locked",
+                    false => "refused",
+                };
+                w.audit(&row.with(outcome, "wrong_current"))
             })?;
             return Ok(Err(vec![Violation::WrongCurrent]));
         }

@@ -416,7 +416,9 @@ impl Server {
             }
             Ok(first)
         })?;
-        if let Some(after) = since_created(&row, now_ms).filter(|_| first && !shown) {
+        // A shown receipt that comes first records the delivery too.
+        let delivered_now = first && row.delivered_ms.is_none();
+        if let Some(after) = since_created(&row, now_ms).filter(|_| delivered_now) {
             self.metrics.delivered(after);
         }
         Ok(())

@@ -98,16 +98,20 @@ pub type Files = Vec<(String, Zeroizing<Vec<u8>>)>;
 
 /// A consistent copy of the SQLite database at `db`, taken while other
 /// connections read and write it: the online backup API copies every page
-/// in one step, under one read transaction (WAL: writers carry on).
+/// in one step, under one read transaction (WAL: writers carry on). The
+/// copy is made in a folder beside `db` and removed once read.
 pub fn snapshot_sqlite(db: &Path) -> Result<Zeroizing<Vec<u8>>, BackupError> {
     let src = rusqlite::Connection::open_with_flags(
         db,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    // The copy is as secret as the database: it is made beside it, in the
+    // data folder (0700), never in a shared temporary folder.
+    let folder = db.parent().unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
-        .prefix("countersign-backup-")
-        .tempdir()
-        .map_err(io(Path::new("temporary folder")))?;
+        .prefix(".backup-")
+        .tempdir_in(folder)
+        .map_err(io(folder))?;
     let copy = tmp.path().join(DATABASE);
     {
         let mut dst = rusqlite::Connection::open(&copy)?;
@@ -166,7 +170,9 @@ pub fn seal(
         "{MAGIC}\n{}\n",
         serde_json::to_string(&header).map_err(|_| BackupError::Format("header"))?
     );
-    let mut payload = Zeroizing::new(Vec::new());
+    // Sized up front: a growing vector would leave unwiped copies behind.
+    let size = files.iter().map(|(n, b)| 12 + n.len() + b.len()).sum();
+    let mut payload = Zeroizing::new(Vec::with_capacity(size));
     for (name, bytes) in files {
         payload.extend_from_slice(&(name.len() as u32).to_be_bytes());
         payload.extend_from_slice(name.as_bytes());

@@ -21,7 +21,8 @@ const STORE_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 
-/// How a push settles (`countersign_challenges_total{result}`).
+/// How a push settles (`countersign_challenges_total{result}`): the four
+/// answers, then expiry.
 const RESULTS: [&str; 5] = [
     "approved",
     "denied",
@@ -176,8 +177,9 @@ impl Metrics {
         match action {
             "challenge.create" if outcome == "ok" => self.pushes.inc(),
             // A refused answer (bad signature, wrong device) settles
-            // nothing: the challenge still waits for its device.
-            "challenge.answer" if outcome != "refused" => {
+            // nothing, and one after expiry settles nothing new: expiry
+            // counts once, from its own row (`challenge.expired`).
+            "challenge.answer" if RESULTS[..4].contains(&outcome) => {
                 self.challenges.with_label_values(&[outcome]).inc()
             }
             "challenge.expired" => self.challenges.with_label_values(&["expired"]).inc(),
@@ -236,6 +238,7 @@ mod tests {
         m.audited("challenge.answer", "approved", "challenge x signature y");
         m.audited("challenge.answer", "refused", "bad signature");
         m.audited("challenge.expired", "expired", "x");
+        m.audited("challenge.answer", "expired", "answered after expiry");
         m.audited("totp.verify", "refused", "code already used");
         m.audited("totp.verify", "locked", "wrong code");
         m.audited("signin.password", "locked", "too many failed sign-ins");

@@ -85,11 +85,12 @@ async fn a_backup_taken_under_load_restores_to_a_server_that_approves_earlier_de
         })
         .await
         .unwrap();
+        let at_end = approved.load(Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(300)).await;
         stop.store(true, Ordering::Relaxed);
-        (out, at_start)
+        (out, at_start, at_end)
     };
-    let ((out, at_start), ()) = tokio::join!(take_backup, load);
+    let ((out, at_start, at_end), ()) = tokio::join!(take_backup, load);
     assert!(out.status.success(), "backup: {}", text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with("backup written: "),
@@ -98,8 +99,8 @@ async fn a_backup_taken_under_load_restores_to_a_server_that_approves_earlier_de
     );
     assert!(at_start > 0, "pushes ran before the backup");
     assert!(
-        approved.load(Ordering::Relaxed) > at_start,
-        "and went on after it started"
+        at_end > at_start,
+        "and while it was taken ({at_start} before, {at_end} after)"
     );
     let again = server(&data, &["backup", file, "--key-file", &key]);
     assert!(
@@ -188,7 +189,9 @@ fn a_passphrase_backup_needs_a_long_passphrase_and_the_same_one_to_restore() {
     let target = tmp.path().join("restored");
     let wrong = pass("wrong", "incorrect horse battery staple");
     let out = server(&target, &["restore", file, "--passphrase-file", &wrong]);
+    assert!(!out.status.success());
     assert!(text(&out.stderr).contains("a wrong passphrase or key file"));
+    assert!(!target.exists(), "a refused restore makes nothing");
     let out = server(&target, &["restore", file, "--passphrase-file", &good]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let list = server(&target, &["user", "list"]);
@@ -196,5 +199,40 @@ fn a_passphrase_backup_needs_a_long_passphrase_and_the_same_one_to_restore() {
         text(&list.stdout).contains("cs0311"),
         "{}",
         text(&list.stdout)
+    );
+}
+
+#[test]
+fn a_restore_whose_audit_chain_breaks_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = server(
+        &data,
+        &["user", "add", "cs0321", "--first", "Ada", "--last", "Ng"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Someone altered an audit row before the backup was taken.
+    let db = rusqlite::Connection::open(data.join("countersign.db")).unwrap();
+    let changed = db
+        .execute("UPDATE audit SET outcome = 'altered' WHERE seq = 1", [])
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(db);
+    let key = key_file(tmp.path(), "k");
+    let file = tmp.path().join("b.backup");
+    let file = file.to_str().unwrap();
+    let out = server(&data, &["backup", file, "--key-file", &key]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let target = tmp.path().join("restored");
+    let out = server(&target, &["restore", file, "--key-file", &key]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("audit chain breaks at row 1") && err.contains("nothing was restored"),
+        "{err}"
+    );
+    assert!(
+        !target.exists(),
+        "the folder the restore made is gone again"
     );
 }

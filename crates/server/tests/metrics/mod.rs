@@ -101,3 +101,37 @@ async fn connected_streams_and_rate_limit_refusals_are_counted() {
     assert_eq!(series(&text, "countersign_rate_limited_total"), Some(1.0));
     drop(stream);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_push_counts_once_and_a_lockout_counts_once() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0203");
+    let dev = ts.enroll("cs0203").await;
+    let (id, number) = ts.push_ok("cs0203").await;
+    // The sweeper finds it overdue; the device answers late anyway.
+    ts.server.expire_overdue(now() + 3600).unwrap();
+    let (status, body) = dev
+        .answer(&ts, &dev.response(&id, Decision::Approve, Some(number)))
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("expired")));
+    // Five wrong codes lock the account.
+    let max = ts.config.lockout.max_failures;
+    for _ in 0..max {
+        assert!(!ts.check_totp("cs0203", "000000").await);
+    }
+    let text = scrape(&ts).await;
+    let got = |name| series(&text, name);
+    assert_eq!(
+        got("countersign_challenges_total{result=\"expired\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        got("countersign_challenges_total{result=\"approved\"}"),
+        Some(0.0)
+    );
+    assert_eq!(got("countersign_lockouts_total"), Some(1.0));
+    assert_eq!(
+        got("countersign_sign_in_steps_total{method=\"totp\",outcome=\"locked\"}"),
+        Some(1.0)
+    );
+}

@@ -18,14 +18,18 @@ use ring::rand::SystemRandom;
 /// The password the tests' officers choose at their first sign-in.
 const NEW: &str = "Correct-Horse-9-Battery";
 
-struct Browser {
+pub struct Browser {
     http: reqwest::Client,
     base: String,
 }
 
 impl Browser {
     fn new(ts: &TestServer) -> Self {
-        let pin = ts.server.tls_pin.unwrap();
+        Self::at(&ts.url, ts.server.tls_pin.unwrap())
+    }
+
+    /// A browser for the server at `base` whose certificate has `pin`.
+    pub fn at(base: &str, pin: [u8; 32]) -> Self {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(PinnedVerifier::client_config(pin).unwrap())
             .cookie_store(true)
@@ -33,11 +37,11 @@ impl Browser {
             .unwrap();
         Browser {
             http,
-            base: ts.url.clone(),
+            base: base.to_string(),
         }
     }
 
-    async fn get(&self, path: &str) -> (u16, String, String) {
+    pub async fn get(&self, path: &str) -> (u16, String, String) {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -84,7 +88,7 @@ impl Browser {
 
     /// Signs in with the temporary password `temp` and sets [`NEW`]: where
     /// that lands (path) and the page.
-    async fn change_temporary(&self, user: &str, temp: &str) -> (String, String) {
+    pub async fn change_temporary(&self, user: &str, temp: &str) -> (String, String) {
         let (_, _, page) = self.sign_in(user, temp).await;
         let (_, path, page) = self
             .post(
@@ -98,7 +102,7 @@ impl Browser {
 
     /// "Skip setup" on the registration `page`, then "Stay signed in?" no:
     /// signed in without a second method.
-    async fn skip_setup(&self, page: &str) {
+    pub async fn skip_setup(&self, page: &str) {
         let (_, path, page) = self.post("/signin/register/skip", page, &[]).await;
         assert_eq!(path, "/signin/stay");
         let (_, path, _) = self.post("/signin/stay", &page, &[("stay", "no")]).await;

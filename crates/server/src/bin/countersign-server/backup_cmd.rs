@@ -118,7 +118,7 @@ pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> a
         &SystemRandom::new(),
         countersign_server::now(),
     )?;
-    write_private(file, &sealed)?;
+    write_new(file, &sealed)?;
     let how = match unlock {
         Unlock::Key(_) => "the key file",
         Unlock::Passphrase(_) => "the passphrase",
@@ -135,19 +135,24 @@ pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> a
 /// `restore FILE`, into an empty data folder.
 pub fn restore(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> anyhow::Result<()> {
     on_postgres(config)?;
-    if let Ok(entries) = std::fs::read_dir(data) {
-        let names: Vec<String> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        if !names.is_empty() {
-            bail!(
-                "{} is not empty ({}): restore goes into an empty data folder, so nothing there is overwritten",
-                data.display(),
-                names.join(", ")
-            );
+    let existed = match std::fs::read_dir(data) {
+        Ok(entries) => {
+            let names: Vec<String> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            if !names.is_empty() {
+                bail!(
+                    "{} is not empty ({}): restore goes into an empty data folder, so nothing there is overwritten",
+                    data.display(),
+                    names.join(", ")
+                );
+            }
+            true
         }
-    }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => bail!("cannot read {}: {e}", data.display()),
+    };
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let unlock = sealing.unlock(false)?;
     let (created_at, files) = backup::open(&bytes, &unlock)?;
@@ -155,8 +160,7 @@ pub fn restore(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> 
         bail!("the backup holds no database");
     }
     let dir = DataDir::open(data)?;
-    let written = write_all(&dir, &files).and_then(|()| verify(&dir));
-    match written {
+    match stage_and_move(&dir, &files) {
         Ok(rows) => {
             println!(
                 "restored the backup taken {} into {}: {} files; audit chain verified ({rows} rows). \
@@ -168,28 +172,60 @@ pub fn restore(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> 
             Ok(())
         }
         Err(e) => {
-            // Leave the folder as it was: empty.
+            // Leave things as they were: an empty folder, or none.
             for name in KEY_FILES.iter().chain([&DATABASE]) {
                 let _ = std::fs::remove_file(dir.root().join(name));
             }
-            for suffix in ["-wal", "-shm"] {
-                let _ = std::fs::remove_file(dir.root().join(format!("{DATABASE}{suffix}")));
+            if !existed {
+                let _ = std::fs::remove_dir(dir.root());
             }
-            Err(e.context("restore undone; the data folder is empty again"))
+            Err(e.context("nothing was restored"))
         }
     }
 }
 
-fn write_all(dir: &DataDir, files: &backup::Files) -> anyhow::Result<()> {
+/// Writes the files into a staging folder inside the data folder, checks
+/// the database there, then moves each into place. The staging folder
+/// goes in any case.
+fn stage_and_move(dir: &DataDir, files: &backup::Files) -> anyhow::Result<usize> {
+    let stage = tempfile::Builder::new()
+        .prefix(".restore-")
+        .tempdir_in(dir.root())
+        .context("making a staging folder in the data folder")?;
     for (name, bytes) in files {
-        write_private(&dir.root().join(name), bytes)?;
+        write_private(&stage.path().join(name), bytes)?;
+    }
+    let rows = verify(&stage.path().join(DATABASE))?;
+    for (name, _) in files {
+        std::fs::rename(stage.path().join(name), dir.root().join(name))
+            .with_context(|| format!("moving {name} into place"))?;
+    }
+    Ok(rows)
+}
+
+/// Writes `bytes` to `path`, which must not exist, readable by its owner
+/// only; removed again if anything fails.
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let written = f.write_all(bytes).and_then(|()| f.sync_all());
+    if let Err(e) = written {
+        drop(f);
+        let _ = std::fs::remove_file(path);
+        bail!("writing {}: {e}", path.display());
     }
     Ok(())
 }
 
 /// Opens the restored database and checks its audit chain.
-fn verify(dir: &DataDir) -> anyhow::Result<usize> {
-    let store = Store::open(&dir.database())?;
+fn verify(db: &Path) -> anyhow::Result<usize> {
+    let store = Store::open(db)?;
     match store.verify_audit()? {
         Ok(n) => Ok(n),
         Err(seq) => bail!("the restored audit chain breaks at row {seq}"),
