@@ -14,7 +14,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::PASSCODE;
-use countersign_testkit::dpkg::{as_root, installed, run, stdout as text};
+use countersign_testkit::dpkg::{as_root, assert_not_installed, check_deb, installed};
 use countersign_testkit::{xvfb, Session};
 
 const PACKAGE: &str = "countersign";
@@ -56,32 +56,18 @@ fn the_deb_installs_runs_and_removes_cleanly() {
     let deb = deb();
     let deb_str = deb.to_str().unwrap();
 
-    let fields = text(&run(
-        "dpkg-deb",
-        &["-f", deb_str, "Package", "Version", "Depends"],
-    ));
-    assert!(fields.contains(&format!("Package: {PACKAGE}")), "{fields}");
-    assert!(
-        fields.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))),
-        "{fields}"
+    check_deb(
+        deb_str,
+        PACKAGE,
+        env!("CARGO_PKG_VERSION"),
+        "libwebkit2gtk-4.1-0",
+        &[
+            "usr/bin/countersign-app",
+            "usr/share/applications/Countersign.desktop",
+            "usr/share/icons/hicolor/128x128/apps/countersign-app.png",
+        ],
     );
-    assert!(fields.contains("libwebkit2gtk-4.1-0"), "{fields}");
-    let files = text(&run("dpkg-deb", &["-c", deb_str]));
-    for want in [
-        "usr/bin/countersign-app",
-        "usr/share/applications/Countersign.desktop",
-        "usr/share/icons/hicolor/128x128/apps/countersign-app.png",
-    ] {
-        assert!(
-            files.lines().any(|l| l.trim_end().ends_with(want)),
-            "{want} is not in the package:\n{files}"
-        );
-    }
-
-    assert!(
-        !installed(PACKAGE),
-        "{PACKAGE} is installed on this machine already; the test would replace it. Remove it first (dpkg -r {PACKAGE})."
-    );
+    assert_not_installed(PACKAGE);
     let _installation = Installation;
     as_root("dpkg", &["-i", deb_str]);
     assert!(installed(PACKAGE), "dpkg did not record the installation");

@@ -54,3 +54,34 @@ pub fn architecture() -> String {
         .trim()
         .to_string()
 }
+
+/// Checks the package file `deb`: its name and version, that its Depends
+/// names `depends`, and that it holds each of `files`.
+pub fn check_deb(deb: &str, package: &str, version: &str, depends: &str, files: &[&str]) {
+    let fields = stdout(&run(
+        "dpkg-deb",
+        &["-f", deb, "Package", "Version", "Depends"],
+    ));
+    assert!(fields.contains(&format!("Package: {package}")), "{fields}");
+    assert!(fields.contains(&format!("Version: {version}")), "{fields}");
+    assert!(
+        fields.contains(depends),
+        "Depends lacks {depends}: {fields}"
+    );
+    let listing = stdout(&run("dpkg-deb", &["-c", deb]));
+    for want in files {
+        assert!(
+            listing.lines().any(|l| l.trim_end().ends_with(want)),
+            "{want} is not in the package:\n{listing}"
+        );
+    }
+}
+
+/// Panics unless `package` is absent: a test must not replace what the
+/// machine has installed.
+pub fn assert_not_installed(package: &str) {
+    assert!(
+        !installed(package),
+        "{package} is installed on this machine already; the test would replace it. Remove it first (dpkg -r {package})."
+    );
+}

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use countersign_testkit::dpkg::{architecture, as_root, installed, run, status, stdout as text};
+use countersign_testkit::dpkg::{
+    architecture, as_root, assert_not_installed, check_deb, installed, run, status, stdout as text,
+};
 use countersign_testkit::Proc;
 
 use crate::web::Browser;
@@ -150,34 +152,21 @@ async fn the_server_deb_installs_serves_a_sign_in_and_removes_then_purges() {
     }
     let deb = deb();
     let deb = deb.to_str().unwrap();
-    let fields = text(&run(
-        "dpkg-deb",
-        &["-f", deb, "Package", "Version", "Depends"],
-    ));
-    assert!(fields.contains(&format!("Package: {PACKAGE}")), "{fields}");
-    assert!(fields.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))));
-    assert!(
-        fields.contains("libc6"),
-        "dpkg-shlibdeps found the libraries: {fields}"
+    // dpkg-shlibdeps found the libraries (libc6).
+    check_deb(
+        deb,
+        PACKAGE,
+        env!("CARGO_PKG_VERSION"),
+        "libc6",
+        &[
+            "usr/bin/countersign-server",
+            "usr/bin/countersign",
+            "lib/systemd/system/countersign-server.service",
+            "etc/countersign/server.toml",
+            "usr/share/doc/countersign-server/OPERATIONS.md",
+        ],
     );
-    let files = text(&run("dpkg-deb", &["-c", deb]));
-    for want in [
-        "usr/bin/countersign-server",
-        "usr/bin/countersign",
-        "lib/systemd/system/countersign-server.service",
-        "etc/countersign/server.toml",
-        "usr/share/doc/countersign-server/OPERATIONS.md",
-    ] {
-        assert!(
-            files.lines().any(|l| l.trim_end().ends_with(want)),
-            "{want} is not in the package:\n{files}"
-        );
-    }
-
-    assert!(
-        !installed(PACKAGE),
-        "{PACKAGE} is installed on this machine already; the test would replace it. Remove it first (dpkg -r {PACKAGE})."
-    );
+    assert_not_installed(PACKAGE);
     assert!(
         !Path::new(DATA).exists(),
         "{DATA} exists (a removed but not purged {PACKAGE}?); the test would purge it. Move it away first."
