@@ -250,3 +250,39 @@ async fn the_server_deb_installs_serves_a_sign_in_and_removes_then_purges() {
         "purge deletes the configuration"
     );
 }
+
+/// The packaged /etc/countersign/server.toml is OPERATIONS.md's list of
+/// keys, each commented out, and that list is a valid configuration.
+#[test]
+fn the_packaged_config_is_the_documented_one_commented_out() {
+    let doc = include_str!("../../../../docs/OPERATIONS.md");
+    let block = doc
+        .split("## Configuration (TOML)")
+        .nth(1)
+        .and_then(|s| s.split("```toml\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("the configuration block in OPERATIONS.md");
+    let commented: Vec<String> = block
+        .lines()
+        .map(|l| match l.chars().next() {
+            None | Some('#') | Some(' ') => l.to_string(),
+            Some(_) => format!("# {l}"),
+        })
+        .collect();
+    let packaged = include_str!("../../../../packaging/server.toml");
+    let body: Vec<&str> = packaged
+        .split_once("\n\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    assert_eq!(
+        body, commented,
+        "packaging/server.toml differs from OPERATIONS.md's configuration block"
+    );
+    // Every key is a real one (unknown keys are refused). Values such as
+    // the example logo's path are not checked here: `load` would look for
+    // the file.
+    toml::from_str::<countersign_server::infra::config::Config>(block)
+        .expect("the documented configuration has only known keys");
+}
