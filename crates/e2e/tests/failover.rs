@@ -45,11 +45,7 @@ impl Admin {
     fn new(stack: &Stack) -> Self {
         let data = countersign_server::infra::datadir::DataDir::open(&stack.file("data")).unwrap();
         let runtime = countersign_server::http::serve::running_server(&data).unwrap();
-        let pin: [u8; 32] = data_encoding::BASE64URL_NOPAD
-            .decode(runtime.pin.unwrap().as_bytes())
-            .unwrap()
-            .try_into()
-            .unwrap();
+        let pin = runtime.tls_pin().unwrap();
         let tls = countersign_core::pin::PinnedVerifier::client_config(pin).unwrap();
         Admin {
             http: reqwest::blocking::Client::builder()

@@ -172,7 +172,12 @@ impl Server {
     {
         let s = self.clone();
         self.hashing
-            .run(move || work(&s))
+            .run({
+                // The request's id goes along, for the audit rows the
+                // work writes.
+                let id = crate::store::request::current();
+                move || crate::store::request::on_thread(id, || work(&s))
+            })
             .await
             .ok_or_else(|| Error::Internal("the hashing threads stopped".into()))?
     }

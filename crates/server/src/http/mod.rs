@@ -45,7 +45,39 @@ pub fn router(server: Arc<Server>) -> Router {
             server.clone(),
             metrics::count_refusals,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            tag_request,
+        ))
         .with_state(server)
+}
+
+/// Gives each request an id: the `request_id` of every log line written
+/// while serving it, the audit rows it writes, and the `X-Request-Id`
+/// response header an officer can read out to the help desk.
+async fn tag_request(
+    State(s): State<Arc<Server>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut bytes = [0u8; 9];
+    let id = match ring::rand::SecureRandom::fill(&s.rng, &mut bytes) {
+        Ok(()) => data_encoding::BASE64URL_NOPAD.encode(&bytes),
+        Err(_) => String::new(),
+    };
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    let served = crate::store::request::scope(id.clone(), next.run(request));
+    let mut resp = tracing::Instrument::instrument(served, span.clone()).await;
+    span.in_scope(|| tracing::debug!(status = resp.status().as_u16(), "answered"));
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", value);
+    }
+    resp
 }
 
 /// Over HTTPS, every response tells browsers to come back only over HTTPS

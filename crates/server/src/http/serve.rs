@@ -25,6 +25,18 @@ pub struct Runtime {
     pub metrics: Option<String>,
 }
 
+impl Runtime {
+    /// The TLS pin's 32 bytes; `None` without TLS or when the file's pin
+    /// is damaged.
+    pub fn tls_pin(&self) -> Option<[u8; 32]> {
+        data_encoding::BASE64URL_NOPAD
+            .decode(self.pin.as_deref()?.as_bytes())
+            .ok()?
+            .try_into()
+            .ok()
+    }
+}
+
 /// A started server.
 pub struct Running {
     /// The bound address (useful with port 0).

@@ -1,5 +1,9 @@
 //! The audit log: one row per transaction, hash-chained so that altering or
 //! removing a row breaks every hash after it.
+//!
+//! Each row also keeps the id of the HTTP request that wrote it (the
+//! `request_id` field of the server's logs), for correlation. It is not
+//! covered by the chain: it is a pointer into the logs, not evidence.
 
 use ring::digest::{Context, SHA256};
 use serde::Serialize;
@@ -71,6 +75,8 @@ pub struct AuditEntry {
     pub prev_hash: String,
     /// This row's hash (hex).
     pub hash: String,
+    /// The request that wrote it (empty: none, e.g. a command or a timer).
+    pub request_id: String,
 }
 
 /// Which rows to read.
@@ -134,6 +140,7 @@ fn entry(r: &Row<'_>) -> Result<AuditEntry, StoreError> {
         detail: r.get(7)?,
         prev_hash: data_encoding::HEXLOWER.encode(&prev),
         hash: data_encoding::HEXLOWER.encode(&hash),
+        request_id: r.get(10)?,
     })
 }
 
@@ -216,8 +223,8 @@ impl Write<'_> {
         let seq = seq + 1;
         let hash = chain_hash(&prev, seq, now, e);
         db.exec(
-            "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            args![seq, now, e.actor, e.action, e.target, e.ip, e.outcome, e.detail, prev, hash],
+            "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash, request_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            args![seq, now, e.actor, e.action, e.target, e.ip, e.outcome, e.detail, prev, hash, super::request::current()],
         )?;
         Ok(())
     }
@@ -249,7 +256,7 @@ impl Store {
             .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let mut rows = self.read(|db| {
             db.all(
-                "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit \
+                "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash, request_id FROM audit \
                  WHERE (CAST(?1 AS TEXT) IS NULL OR actor = ?1 OR target = ?1) \
                  AND (CAST(?2 AS BIGINT) IS NULL OR at >= ?2) AND (CAST(?3 AS BIGINT) IS NULL OR at < ?3) \
                  AND (CAST(?4 AS TEXT) IS NULL OR actor = ?4) \
@@ -282,7 +289,7 @@ impl Store {
             let mut expected_seq = 1;
             let mut broken = None;
             db.all(
-                "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash FROM audit ORDER BY seq",
+                "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash, request_id FROM audit ORDER BY seq",
                 args![],
                 |r| {
                     if broken.is_some() {

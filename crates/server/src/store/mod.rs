@@ -15,6 +15,7 @@ mod methods;
 mod oidc;
 mod pg;
 mod pool;
+pub mod request;
 mod requests;
 mod schema;
 mod secrets;

@@ -442,6 +442,12 @@ UPDATE users SET temporary_until = CAST(strftime('%s', 'now') AS INTEGER) + 7 * 
         lite: "CREATE TABLE sealed_secrets (name TEXT PRIMARY KEY, sealed BLOB NOT NULL, updated_at BIGINT NOT NULL);",
         pg: "CREATE TABLE sealed_secrets (name TEXT PRIMARY KEY, sealed BYTEA NOT NULL, updated_at BIGINT NOT NULL);",
     },
+    Migration {
+        // The request that wrote a row, for correlation with the logs
+        // (outside the hash chain: see store/audit.rs).
+        lite: "ALTER TABLE audit ADD COLUMN request_id TEXT NOT NULL DEFAULT '';",
+        pg: "ALTER TABLE audit ADD COLUMN request_id TEXT NOT NULL DEFAULT '';",
+    },
 ];
 
 /// Limits several instances share (used on PostgreSQL; one SQLite

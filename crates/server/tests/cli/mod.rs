@@ -148,7 +148,7 @@ fn user_lifecycle_and_audit_from_the_command_line() {
         )
         .stdout,
     );
-    assert!(csv.starts_with("seq,at,actor,action,target,ip,outcome,detail,hash\n"));
+    assert!(csv.starts_with("seq,at,actor,action,target,ip,outcome,detail,hash,request_id\n"));
     for action in [
         "user.add",
         "user.disable",

@@ -356,3 +356,17 @@ pub fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
     let j = html[i..].find(end).unwrap() + i;
     &html[i..j]
 }
+
+/// `countersign-server` on `dir/data` with `dir/server.toml`, on the run's
+/// back end, with none of the environment's overrides.
+pub fn server_command(dir: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_countersign-server"));
+    c.arg("--data")
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(dir.join("server.toml"))
+        .env_remove("COUNTERSIGN_LISTEN")
+        .env_remove("COUNTERSIGN_LOG");
+    countersign_testkit::postgres::store_env(&mut c, &dir.join("data"));
+    c
+}

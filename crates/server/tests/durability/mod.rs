@@ -32,15 +32,8 @@ struct Acked {
 }
 
 fn server_cmd(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_countersign-server"));
-    c.arg("--data")
-        .arg(dir.join("data"))
-        .arg("--config")
-        .arg(dir.join("server.toml"))
-        .env_remove("COUNTERSIGN_LISTEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    countersign_testkit::postgres::store_env(&mut c, &dir.join("data"));
+    let mut c = crate::common::server_command(dir);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
     c
 }
 

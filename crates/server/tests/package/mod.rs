@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use countersign_server::http::serve::Runtime;
 use countersign_testkit::dpkg::{
     architecture, as_root, assert_not_installed, check_deb, installed, run, status, stdout as text,
 };
@@ -102,15 +103,9 @@ fn runtime() -> (String, [u8; 32], String) {
     let path = Path::new(DATA).join("server.json");
     loop {
         if let Ok(bytes) = std::fs::read(&path) {
-            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-            let pin = data_encoding::BASE64URL_NOPAD
-                .decode(v["pin"].as_str().unwrap().as_bytes())
-                .unwrap();
-            return (
-                v["url"].as_str().unwrap().to_string(),
-                pin.try_into().unwrap(),
-                v["metrics"].as_str().unwrap_or_default().to_string(),
-            );
+            let rt: Runtime = serde_json::from_slice(&bytes).unwrap();
+            let pin = rt.tls_pin().expect("the runtime file's TLS pin");
+            return (rt.url, pin, rt.metrics.unwrap_or_default());
         }
         assert!(
             Instant::now() < deadline,

@@ -29,11 +29,9 @@ impl AdminClient {
             )
         })?;
         let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(75));
-        if let Some(pin) = &runtime.pin {
-            let pin: [u8; 32] = data_encoding::BASE64URL_NOPAD
-                .decode(pin.as_bytes())
-                .ok()
-                .and_then(|b| b.try_into().ok())
+        if runtime.pin.is_some() {
+            let pin = runtime
+                .tls_pin()
                 .ok_or_else(|| anyhow::anyhow!("the runtime file's TLS pin is damaged"))?;
             builder = builder
                 .use_preconfigured_tls(countersign_core::pin::PinnedVerifier::client_config(pin)?);

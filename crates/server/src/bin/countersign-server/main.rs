@@ -25,6 +25,7 @@ mod bench;
 mod clients;
 
 mod helpdesk;
+mod logging;
 mod store_cmd;
 mod users;
 
@@ -239,7 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         instances,
     } = cli.command
     {
-        init_logging(false);
+        let _ = logging::init(false, "info");
         if sso {
             bench::sso::run(concurrency.max(1), Duration::from_secs(seconds))?;
             return Ok(ExitCode::SUCCESS);
@@ -278,8 +279,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if behind_proxy {
         config.tls.mode = countersign_server::infra::config::TlsMode::Off;
     }
-    init_logging(config.log.json);
+    let set_level = logging::init(config.log.json, &config.log.level);
     let dir = DataDir::open(&data_folder(cli.data)?)?;
+    let config_path = cli.config.clone();
     let mut server = Server::open(config, &dir)?;
     let actor = "admin-cli";
     match cli.command {
@@ -295,6 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     running.addr,
                     dir.root().display()
                 );
+                tokio::spawn(logging::reload_on_hangup(config_path, set_level));
                 let handle = running.handle();
                 tokio::spawn(async move {
                     shutdown_signal().await;
@@ -382,10 +385,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match format {
                 Format::Json => serde_json::to_writer_pretty(&mut out, &rows)?,
                 Format::Csv => {
-                    writeln!(out, "seq,at,actor,action,target,ip,outcome,detail,hash")?;
+                    writeln!(
+                        out,
+                        "seq,at,actor,action,target,ip,outcome,detail,hash,request_id"
+                    )?;
                     for r in &rows {
                         let cols = [
-                            &r.actor, &r.action, &r.target, &r.ip, &r.outcome, &r.detail, &r.hash,
+                            &r.actor,
+                            &r.action,
+                            &r.target,
+                            &r.ip,
+                            &r.outcome,
+                            &r.detail,
+                            &r.hash,
+                            &r.request_id,
                         ]
                         .map(|c| csv_field(c));
                         writeln!(out, "{},{},{}", r.seq, r.at, cols.join(","))?;
@@ -419,19 +432,6 @@ fn data_folder(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         None => directories::ProjectDirs::from("", "", "countersign-server")
             .map(|p| p.data_dir().to_path_buf())
             .context("no home folder to keep data in; pass --data DIR"),
-    }
-}
-
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("COUNTERSIGN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 

@@ -198,11 +198,24 @@ pub struct UsersConfig {
 }
 
 /// Logging.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// One JSON object per line instead of text.
     pub json: bool,
+    /// The log filter (`error`, `warn`, `info`, `debug`, or directives
+    /// such as `info,countersign_server=debug`). `COUNTERSIGN_LOG`
+    /// overrides it at start; SIGHUP applies the file's value again.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            json: false,
+            level: "info".into(),
+        }
+    }
 }
 
 /// A configuration problem, naming the key.
@@ -283,6 +296,9 @@ impl Config {
                 problem: problem.into(),
             })
         };
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return invalid("log.level", &format!("is not a log filter: {e}"));
+        }
         if let Err(problem) = self.metrics.address() {
             return invalid("metrics.listen", &problem);
         }

@@ -222,10 +222,7 @@ fn start_child(dir: &Path, config_path: &Path, port: u16) -> anyhow::Result<Chil
 /// The running server's address and TLS pin, from its runtime file.
 fn running(data: &DataDir) -> anyhow::Result<(String, [u8; 32])> {
     let rt = running_server(data).context("runtime file")?;
-    let pin: [u8; 32] = data_encoding::BASE64URL_NOPAD
-        .decode(rt.pin.as_deref().unwrap_or_default().as_bytes())?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("bad pin"))?;
+    let pin = rt.tls_pin().context("the runtime file has no TLS pin")?;
     Ok((rt.url, pin))
 }
 

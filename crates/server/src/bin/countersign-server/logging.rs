@@ -1,0 +1,57 @@
+//! The server's logs: text or JSON on stderr, and a filter SIGHUP can
+//! change while the server runs.
+
+use std::path::PathBuf;
+
+use countersign_server::infra::config::Config;
+
+/// Changes the running process's log filter (SIGHUP).
+pub type SetLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Logs to stderr, as text or JSON, filtered by `COUNTERSIGN_LOG` or else
+/// `level`; returns how to change the filter later.
+pub fn init(json: bool, level: &str) -> SetLevel {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("COUNTERSIGN_LOG")
+        .unwrap_or_else(|_| EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let parse = |l: &str| EnvFilter::try_new(l).map_err(|e| e.to_string());
+    if json {
+        let builder = builder.json().with_filter_reloading();
+        let handle = builder.reload_handle();
+        builder.init();
+        Box::new(move |l| handle.reload(parse(l)?).map_err(|e| e.to_string()))
+    } else {
+        let builder = builder.with_filter_reloading();
+        let handle = builder.reload_handle();
+        builder.init();
+        Box::new(move |l| handle.reload(parse(l)?).map_err(|e| e.to_string()))
+    }
+}
+
+/// On SIGHUP, reads the configuration file again and applies its
+/// `log.level`. Nothing else is reloaded: every other setting is read
+/// once, at start (docs/OPERATIONS.md says so). A file that no longer
+/// loads changes nothing.
+pub async fn reload_on_hangup(path: Option<PathBuf>, set_level: SetLevel) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match Config::load(path.as_deref(), None) {
+            Ok(c) => match set_level(&c.log.level) {
+                Ok(()) => eprintln!(
+                    "countersign-server: SIGHUP: log level now {:?}; other settings apply at the next restart",
+                    c.log.level
+                ),
+                Err(e) => eprintln!("countersign-server: SIGHUP: log level not changed: {e}"),
+            },
+            Err(e) => {
+                eprintln!("countersign-server: SIGHUP: the configuration does not load, nothing changed: {e}")
+            }
+        }
+    }
+}
