@@ -49,7 +49,12 @@ async fn a_backup_taken_under_load_restores_to_a_server_that_approves_earlier_de
     let data = ts.dir.path().to_path_buf();
     if ts.config.store.is_postgres() {
         // The PostgreSQL run: the database is backed up with pg_dump.
-        let out = server(&data, &["backup", file, "--key-file", &key]);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_countersign-server"));
+        cmd.arg("--data")
+            .arg(&data)
+            .args(["backup", file, "--key-file", &key]);
+        countersign_testkit::postgres::store_env(&mut cmd, &data);
+        let out = cmd.output().unwrap();
         assert!(!out.status.success());
         assert!(
             text(&out.stderr).contains("pg_dump"),
