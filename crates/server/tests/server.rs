@@ -12,6 +12,7 @@ mod conformance;
 mod domain;
 mod durability;
 mod instances;
+mod keys;
 mod logs;
 mod metrics;
 mod oidc;

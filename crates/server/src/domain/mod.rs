@@ -11,6 +11,7 @@ pub mod fixes;
 pub mod helpdesk;
 mod hub;
 mod instances;
+pub mod keys;
 pub mod limits;
 pub mod methods;
 pub mod oidc;

@@ -79,6 +79,9 @@ impl Server {
             None
         };
         let token = dir.admin_token()?;
+        // A master-key rotation a crash interrupted is finished or dropped
+        // before the key is read.
+        crate::domain::keys::settle_master_rotation(dir, &store)?;
         let master_key = dir.master_key()?;
         let config_clients = config
             .oidc

@@ -53,6 +53,14 @@ impl DataDir {
         })
     }
 
+    /// The data folder at `root` as it is, without creating or changing
+    /// it (for commands that only look).
+    pub fn existing(root: &Path) -> Self {
+        DataDir {
+            root: root.to_path_buf(),
+        }
+    }
+
     /// The folder.
     pub fn root(&self) -> &Path {
         &self.root
@@ -107,10 +115,13 @@ impl DataDir {
 
     /// TLS certificate and key paths for the self-signed mode.
     pub fn tls_paths(&self) -> (PathBuf, PathBuf) {
-        (
-            self.root.join("tls-cert.pem"),
-            self.root.join("tls-key.pem"),
-        )
+        Self::tls_paths_in(&self.root)
+    }
+
+    /// The self-signed certificate and key paths in the data folder
+    /// `root`, without opening (or creating) it.
+    pub fn tls_paths_in(root: &Path) -> (PathBuf, PathBuf) {
+        (root.join("tls-cert.pem"), root.join("tls-key.pem"))
     }
 
     /// Reads a secret file, creating it with `make` (mode 0600) when absent.

@@ -118,13 +118,20 @@ fn certify(
     Ok(())
 }
 
+/// How long the certificate in `cert_path` stays valid (negative once
+/// it has ended).
+pub fn time_left(cert_path: &Path) -> anyhow::Result<Duration> {
+    let der = CertificateDer::from_pem_file(cert_path)
+        .map_err(|e| anyhow::anyhow!("not a PEM certificate: {e}"))?;
+    Ok(rcgen::CertificateParams::from_ca_cert_der(&der)?.not_after - now_utc())
+}
+
 /// Whether the certificate in `cert_path` must be issued again: it ends
 /// within [`RENEW_BEFORE`] of `now`, or lasts far longer than
 /// [`LIFETIME`] (older versions issued certificates valid until 4096).
 fn needs_renewal(cert_path: &Path, now: OffsetDateTime) -> anyhow::Result<bool> {
-    let der = CertificateDer::from_pem_file(cert_path)
-        .map_err(|e| anyhow::anyhow!("{}: not a PEM certificate: {e}", cert_path.display()))?;
-    let left = rcgen::CertificateParams::from_ca_cert_der(&der)?.not_after - now;
+    let left = time_left(cert_path).map_err(|e| anyhow::anyhow!("{}: {e}", cert_path.display()))?
+        + (now_utc() - now);
     Ok(left < RENEW_BEFORE || left > LIFETIME + Duration::days(1))
 }
 

@@ -178,6 +178,24 @@ impl Store {
 }
 
 impl Write<'_> {
+    /// Every device's sealed TOTP secret, removed devices' included.
+    pub fn all_totp_secrets(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.db().all(
+            "SELECT id, totp_secret FROM devices ORDER BY id",
+            args![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
+    /// Replaces a device's sealed TOTP secret (a master-key rotation).
+    pub fn set_totp_secret(&self, device_id: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        self.db().exec(
+            "UPDATE devices SET totp_secret = ?2 WHERE id = ?1",
+            args![device_id, sealed],
+        )?;
+        Ok(())
+    }
+
     /// Stores a new activation code (its secret half hashed).
     pub fn insert_activation(
         &self,

@@ -67,6 +67,9 @@ pub enum StoreError {
     /// The store URL names no back end this server has.
     #[error("unsupported store URL (expected postgres://... or postgresql://...)")]
     UnsupportedUrl,
+    /// The database lacks migrations this version would run.
+    #[error("the database has schema version {0}; this version expects {1} (starting the server migrates it)")]
+    Older(i64, i64),
     /// The database was written by a newer version.
     #[error("the database has schema version {0}, newer than this server understands")]
     TooNew(i64),
@@ -97,6 +100,7 @@ impl Store {
     /// pending migrations.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Self::setup(Connection::open(path)?)?;
+        private(path);
         Ok(Store {
             pool: pool::Pool::Lite(pool::Lite::new(conn, Some(path))?),
             origin: String::new(),
@@ -116,6 +120,29 @@ impl Store {
         Ok(Store {
             pool: pool::Pool::Pg(pg::Pg::open(url, PG_CONNECTIONS)?),
             origin: data_encoding::HEXLOWER.encode(&origin),
+            latency: Default::default(),
+        })
+    }
+
+    /// Opens an existing SQLite database read-only, to inspect it: no
+    /// migration runs, and a database of another schema version is
+    /// refused rather than changed.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let expected = MIGRATIONS.len() as i64;
+        if version > expected {
+            return Err(StoreError::TooNew(version));
+        }
+        if version < expected {
+            return Err(StoreError::Older(version, expected));
+        }
+        Ok(Store {
+            pool: pool::Pool::Lite(pool::Lite::new(conn, None)?),
+            origin: String::new(),
             latency: Default::default(),
         })
     }
@@ -205,6 +232,22 @@ impl Store {
 /// Statements kept prepared per SQLite connection: every query the store
 /// makes is one of a few dozen fixed texts, so none is compiled twice.
 const STATEMENT_CACHE: usize = 128;
+
+/// Makes the database file and its journals readable by their owner
+/// only (SQLite creates them after the umask; its journals copy the
+/// database file's mode). The data folder is private too; this keeps a
+/// copied or moved file private as well.
+fn private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 //! tokens, and its audit chain verifies.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -12,19 +12,7 @@ use countersign_core::protocol::Decision;
 use countersign_server::now;
 use ring::rand::SecureRandom;
 
-use crate::common::TestServer;
-
-fn server(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_countersign-server"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("COUNTERSIGN_CONFIG")
-        .env_remove("COUNTERSIGN_LISTEN")
-        .env_remove("COUNTERSIGN_BACKUP_PASSPHRASE")
-        .output()
-        .unwrap()
-}
+use crate::common::{on_folder as server, TestServer};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

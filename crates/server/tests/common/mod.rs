@@ -370,3 +370,18 @@ pub fn server_command(dir: &std::path::Path) -> std::process::Command {
     countersign_testkit::postgres::store_env(&mut c, &dir.join("data"));
     c
 }
+
+/// Runs `countersign-server --data DATA ARGS` on the SQLite default, with
+/// none of the environment's overrides.
+pub fn on_folder(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_countersign-server"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("COUNTERSIGN_CONFIG")
+        .env_remove("COUNTERSIGN_LISTEN")
+        .env_remove("COUNTERSIGN_STORE_URL")
+        .env_remove("COUNTERSIGN_BACKUP_PASSPHRASE")
+        .output()
+        .unwrap()
+}

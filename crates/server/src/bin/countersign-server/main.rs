@@ -23,8 +23,10 @@ mod backup_cmd;
 
 mod bench;
 mod clients;
+mod doctor;
 
 mod helpdesk;
+mod keys_cmd;
 mod logging;
 mod store_cmd;
 mod users;
@@ -157,6 +159,13 @@ enum Command {
         #[command(flatten)]
         sealing: backup_cmd::Sealing,
     },
+    /// Check the installation (configuration, data folder, clock,
+    /// certificate, database, disk, open-file limit) and say what to fix.
+    /// Changes nothing; exits 1 if a check failed.
+    Doctor,
+    /// Rotate keys.
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
     /// Move the state between stores (`store copy --from sqlite:PATH --to postgres://...`).
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
@@ -259,6 +268,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         bench::run(&opts)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Doctor = cli.command {
+        return Ok(doctor::run(&data_folder(cli.data)?, cli.config.as_deref()));
+    }
+    if let Command::Keys(cmd) = cli.command {
+        let config = Config::load(cli.config.as_deref(), None)?;
+        keys_cmd::run(cmd, &data_folder(cli.data)?, &config)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Backup { file, sealing } | Command::Restore { file, sealing } = &cli.command {
         let config = Config::load(cli.config.as_deref(), None)?;
         let data = data_folder(cli.data.clone())?;
@@ -314,6 +331,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Client(cmd) => clients::run(&server, cmd, actor),
         Command::Oidc(cmd) => clients::run_oidc(&server, &dir, cmd),
         Command::Bench { .. }
+        | Command::Doctor
+        | Command::Keys(_)
         | Command::Store(_)
         | Command::Backup { .. }
         | Command::Restore { .. } => unreachable!("handled above"),
