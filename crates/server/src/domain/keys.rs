@@ -32,7 +32,8 @@ fn current_file(dir: &DataDir) -> PathBuf {
 
 /// Re-seals every stored TOTP secret (removed devices' too) under a new
 /// master key; returns how many. The server must not be running: it holds
-/// the old key in memory. SQLite only: on PostgreSQL every instance holds
+/// the old key in memory (the command holds the data folder's lock, which
+/// a starting server takes too). SQLite only: on PostgreSQL every instance holds
 /// the key, and the shared copy is sealed under the KEK.
 pub fn rotate_master(dir: &DataDir, store: &Store, actor: &str, now: u64) -> Result<usize, Error> {
     if store.is_postgres() {
@@ -48,6 +49,7 @@ pub fn rotate_master(dir: &DataDir, store: &Store, actor: &str, now: u64) -> Res
         .map_err(|e| Error::Internal(e.to_string()))?;
     let new = SealingKey::generate(&rng)?;
     write_private(&next_file(dir), new.expose()).map_err(|e| Error::Internal(e.to_string()))?;
+    sync_folder(dir)?;
     let resealed = store.write(now, |w| {
         let decode = |e: countersign_core::Error| StoreError::Decode(e.to_string());
         let secrets = w.all_totp_secrets()?;
@@ -69,16 +71,30 @@ pub fn rotate_master(dir: &DataDir, store: &Store, actor: &str, now: u64) -> Res
     });
     match resealed {
         Ok(n) => {
+            // The commit must be on disk before the old key's file is
+            // replaced (the store syncs commits lazily). After a failure
+            // from here on, `master.key.next` stays for the next start to
+            // settle.
+            store.flush()?;
             std::fs::rename(next_file(dir), current_file(dir)).map_err(|e| {
                 Error::Internal(format!("putting the new master key in place: {e}"))
             })?;
+            sync_folder(dir)?;
             Ok(n)
         }
         Err(e) => {
+            // Nothing committed: the old key still seals every secret.
             let _ = std::fs::remove_file(next_file(dir));
             Err(e.into())
         }
     }
+}
+
+/// Makes the data folder's renames and new files durable.
+fn sync_folder(dir: &DataDir) -> Result<(), Error> {
+    std::fs::File::open(dir.root())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::Internal(format!("syncing the data folder: {e}")))
 }
 
 /// After a crash during a rotation: if the database holds secrets sealed
@@ -97,6 +113,7 @@ pub fn settle_master_rotation(dir: &DataDir, store: &Store) -> Result<(), Error>
     if committed {
         std::fs::rename(&next, current_file(dir))
             .map_err(|e| Error::Internal(format!("putting the new master key in place: {e}")))?;
+        sync_folder(dir)?;
         tracing::warn!("finished a master-key rotation interrupted after it committed");
     } else {
         std::fs::remove_file(&next)

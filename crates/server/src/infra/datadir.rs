@@ -15,6 +15,11 @@ pub struct DataDir {
     root: PathBuf,
 }
 
+/// The data folder's lock, released when dropped (or when the process
+/// ends, however it ends).
+#[derive(Debug)]
+pub struct FolderLock(#[allow(dead_code)] fs::File);
+
 /// A data-folder problem.
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -26,6 +31,10 @@ pub enum DataDirError {
         /// Why.
         source: std::io::Error,
     },
+    /// A running server (or another command that changes keys) holds
+    /// the folder.
+    #[error("{0} is in use by a running countersign-server (or a key rotation): stop it first")]
+    InUse(String),
     /// A key file is damaged.
     #[error("{path}: {problem}")]
     Damaged {
@@ -58,6 +67,26 @@ impl DataDir {
     pub fn existing(root: &Path) -> Self {
         DataDir {
             root: root.to_path_buf(),
+        }
+    }
+
+    /// Takes the folder's lock (`.lock`), held for as long as the returned
+    /// value lives: by `serve`, and by commands that change keys, so that
+    /// neither starts while the other runs. Other admin commands do not
+    /// take it; they work beside a running server.
+    pub fn lock(&self) -> Result<FolderLock, DataDirError> {
+        let path = self.root.join(".lock");
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(io(&path))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(FolderLock(file)),
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                Err(DataDirError::InUse(self.root.display().to_string()))
+            }
+            Err(e) => Err(io(&path)(e.into())),
         }
     }
 
@@ -179,6 +208,16 @@ fn restrict_dir(root: &Path) -> Result<(), DataDirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_folder_lock_is_held_by_one_at_a_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let first = dir.lock().unwrap();
+        assert!(matches!(dir.lock(), Err(DataDirError::InUse(_))));
+        drop(first);
+        assert!(dir.lock().is_ok(), "released when dropped");
+    }
 
     #[test]
     fn keys_are_generated_once_and_private() {

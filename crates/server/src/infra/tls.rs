@@ -123,7 +123,10 @@ fn certify(
 pub fn time_left(cert_path: &Path) -> anyhow::Result<Duration> {
     let der = CertificateDer::from_pem_file(cert_path)
         .map_err(|e| anyhow::anyhow!("not a PEM certificate: {e}"))?;
-    Ok(rcgen::CertificateParams::from_ca_cert_der(&der)?.not_after - now_utc())
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| anyhow::anyhow!("not an X.509 certificate: {e}"))?;
+    let end = OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())?;
+    Ok(end - now_utc())
 }
 
 /// Whether the certificate in `cert_path` must be issued again: it ends

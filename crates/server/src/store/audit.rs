@@ -231,6 +231,17 @@ impl Write<'_> {
 }
 
 impl Store {
+    /// The time of the newest audit row, if any.
+    pub fn last_audit_at(&self) -> Result<Option<u64>, StoreError> {
+        self.read(|db| {
+            db.opt(
+                "SELECT at FROM audit ORDER BY seq DESC LIMIT 1",
+                args![],
+                |r| r.get(0),
+            )
+        })
+    }
+
     /// Rows with `action` and `outcome` about `target` since `since`
     /// (per-account limits that outlive a restart).
     pub fn audit_count(

@@ -127,10 +127,22 @@ impl Store {
     /// Opens an existing SQLite database read-only, to inspect it: no
     /// migration runs, and a database of another schema version is
     /// refused rather than changed.
-    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
-        let flags =
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)?;
+    /// `immutable`: the file is read as it stands, with no locking and no
+    /// journal files made beside it; only for a database nobody has open
+    /// (no `-wal` file).
+    pub fn open_read_only(path: &Path, immutable: bool) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            let absolute = std::fs::canonicalize(path)
+                .map_err(|e| StoreError::Decode(format!("{}: {e}", path.display())))?;
+            let mut uri = url::Url::from_file_path(&absolute)
+                .map_err(|()| StoreError::Decode(format!("{}: not a file path", path.display())))?;
+            uri.set_query(Some("immutable=1"));
+            Connection::open_with_flags(uri.as_str(), flags | OpenFlags::SQLITE_OPEN_URI)?
+        } else {
+            Connection::open_with_flags(path, flags)?
+        };
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let expected = MIGRATIONS.len() as i64;
@@ -185,6 +197,19 @@ impl Store {
     /// be the writer.
     fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.timed("read", || self.pool.read(f))
+    }
+
+    /// Makes every commit so far durable on disk (SQLite: a full WAL
+    /// checkpoint; commits are otherwise synced lazily). PostgreSQL's
+    /// commits are durable already.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            pool::Pool::Lite(p) => p.write(|c| {
+                c.query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))?;
+                Ok(())
+            }),
+            pool::Pool::Pg(_) => Ok(()),
+        }
     }
 
     /// Records each call's latency (waiting for a connection included) in

@@ -22,10 +22,16 @@ pub async fn scope<F: Future>(id: String, f: F) -> F::Output {
 /// Runs `f` on this thread as request `id` (a thread that does work for a
 /// request, such as hashing a password).
 pub fn on_thread<T>(id: String, f: impl FnOnce() -> T) -> T {
-    let before = ON_THREAD.with(|r| r.replace(id));
-    let out = f();
-    ON_THREAD.with(|r| *r.borrow_mut() = before);
-    out
+    /// Puts the thread's previous id back, even if `f` panics.
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = std::mem::take(&mut self.0);
+            ON_THREAD.with(|r| *r.borrow_mut() = before);
+        }
+    }
+    let _restore = Restore(ON_THREAD.with(|r| r.replace(id)));
+    f()
 }
 
 /// The request being served here, or an empty string.

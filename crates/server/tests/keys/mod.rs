@@ -59,6 +59,32 @@ async fn a_rotated_master_key_keeps_enrolled_devices_codes_working() {
 }
 
 #[test]
+fn a_rotation_waits_for_no_server_on_the_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let made = server(
+        &data,
+        &["user", "add", "cs0503", "--first", "Ada", "--last", "Ng"],
+    );
+    assert!(made.status.success(), "{}", out(&made));
+    // As a serving process does, from start to stop.
+    let held = countersign_server::infra::datadir::DataDir::open(&data)
+        .unwrap()
+        .lock()
+        .unwrap();
+    let refused = server(&data, &["keys", "rotate", "master"]);
+    assert!(!refused.status.success());
+    assert!(
+        out(&refused).contains("is in use by a running countersign-server"),
+        "{}",
+        out(&refused)
+    );
+    drop(held);
+    let rotated = server(&data, &["keys", "rotate", "master"]);
+    assert!(rotated.status.success(), "{}", out(&rotated));
+}
+
+#[test]
 fn doctor_passes_a_sound_folder_names_what_is_wrong_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

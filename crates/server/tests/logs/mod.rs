@@ -88,9 +88,17 @@ async fn request_ids_join_logs_and_audit_rows_and_sighup_changes_the_level() {
             .stderr(std::fs::File::create(&log).unwrap()),
     )
     .unwrap();
-    countersign_testkit::process::wait_for_port(port, "countersign-server");
+    // The runtime file is written once the server is ready, after it
+    // started listening.
     let data = countersign_server::infra::datadir::DataDir::open(&dir.join("data")).unwrap();
-    let runtime = countersign_server::http::serve::running_server(&data).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let runtime = loop {
+        if let Some(rt) = countersign_server::http::serve::running_server(&data) {
+            break rt;
+        }
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let pin = runtime.tls_pin().unwrap();
     let http = reqwest::Client::builder()
         .use_preconfigured_tls(PinnedVerifier::client_config(pin).unwrap())

@@ -106,6 +106,12 @@ pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> a
     if file.exists() {
         bail!("{} exists already; name a new file", file.display());
     }
+    if data.join("master.key.next").exists() {
+        bail!(
+            "a master-key rotation in {} is unfinished: start the server once (it settles it), then back up",
+            data.display()
+        );
+    }
     let unlock = sealing.unlock(true)?;
     eprintln!("copying the database with SQLite's online backup (the server may keep running)...");
     let mut files = vec![(DATABASE.to_string(), backup::snapshot_sqlite(&db)?)];

@@ -141,7 +141,17 @@ fn data_folder(r: &mut Report, data: &Path) {
     }
     for name in KEY_FILES.iter().chain([&DATABASE]) {
         let path = data.join(name);
-        if let Some((mode, _)) = mode_and_owner(&path) {
+        if let Some((mode, file_owner)) = mode_and_owner(&path) {
+            if file_owner != owner {
+                r.say(
+                    Verdict::Fail,
+                    &format!(
+                        "{} belongs to user id {file_owner}, the folder to {owner}: the server may not read it",
+                        path.display()
+                    ),
+                    &format!("chown {owner} {}", path.display()),
+                );
+            }
             if mode & 0o077 != 0 {
                 r.say(
                     Verdict::Fail,
@@ -157,11 +167,9 @@ fn data_folder(r: &mut Report, data: &Path) {
 /// newest audit row, and synchronised where the machine can say.
 fn clock(r: &mut Report, data: &Path) {
     let now = countersign_server::now();
-    let newest = read_only(&data.join(DATABASE), |s| {
-        s.audit_entries(&Default::default())
-    })
-    .ok()
-    .and_then(|rows| rows.last().map(|e| e.at));
+    let newest = read_only(&data.join(DATABASE), Store::last_audit_at)
+        .ok()
+        .flatten();
     match newest {
         Some(at) if at > now + 60 => r.say(
             Verdict::Fail,
@@ -251,36 +259,28 @@ fn certificate(r: &mut Report, config: &Config, data: &Path) {
     }
 }
 
-/// Runs `f` on the database at `db` opened read-only. Opening a database
-/// in WAL mode makes SQLite create its journal files when the server is
-/// not running; those this call made are removed again, so that no file
-/// owned by whoever ran `doctor` is left for the server to trip on.
+/// Runs `f` on the database at `db` opened read-only. A database in use
+/// has its `-wal` file beside it and is read as SQLite readers do; one
+/// nobody has open is read as it stands (immutable), so that no journal
+/// file is made, owned by whoever ran `doctor`.
 fn read_only<T>(
     db: &Path,
     f: impl FnOnce(&Store) -> Result<T, countersign_server::store::StoreError>,
 ) -> Result<T, countersign_server::store::StoreError> {
-    let journals = ["-wal", "-shm"].map(|suffix| {
-        let mut path = db.as_os_str().to_owned();
-        path.push(suffix);
-        std::path::PathBuf::from(path)
-    });
-    let absent: Vec<bool> = journals.iter().map(|j| !j.exists()).collect();
-    let out = Store::open_read_only(db).and_then(|s| f(&s));
-    // Only an empty log goes: a server that started meanwhile and wrote
-    // into it keeps both files.
-    let [wal, shm] = &journals;
-    let empty = std::fs::metadata(wal).is_ok_and(|m| m.len() == 0);
-    if absent[0] && absent[1] && empty {
-        let _ = std::fs::remove_file(wal);
-        let _ = std::fs::remove_file(shm);
-    }
-    out
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let in_use = Path::new(&wal).exists();
+    Store::open_read_only(db, !in_use).and_then(|s| f(&s))
 }
 
 fn database(r: &mut Report, config: &Config, data: &Path) {
     if config.store.is_postgres() {
-        match Store::open_url(&config.store.url) {
-            Ok(_) => r.say(
+        // Connects and asks for nothing but an answer: `Store::open_url`
+        // would run pending migrations.
+        let answered = postgres::Client::connect(&config.store.url, postgres::NoTls)
+            .and_then(|mut c| c.simple_query("SELECT 1").map(|_| ()));
+        match answered {
+            Ok(()) => r.say(
                 Verdict::Ok,
                 &format!("PostgreSQL {} answers", config.store.display_url()),
                 "",

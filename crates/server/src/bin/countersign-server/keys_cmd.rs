@@ -47,6 +47,16 @@ fn rotate_master(data: &Path, config: &Config) -> anyhow::Result<()> {
             );
         }
     }
+    let owner = std::fs::metadata(data).map(|m| std::os::unix::fs::MetadataExt::uid(&m))?;
+    let me = rustix::process::geteuid().as_raw();
+    if owner != me {
+        anyhow::bail!(
+            "{} belongs to user id {owner}: run this as that user (e.g. `runuser -u countersign -- ...`), \
+             or the server could not read the new key",
+            data.display()
+        );
+    }
+    let _lock = dir.lock()?;
     let store = countersign_server::store::Store::open(&dir.database())?;
     let n = countersign_server::domain::keys::rotate_master(
         &dir,

@@ -35,11 +35,11 @@ pub fn init(json: bool, level: &str) -> SetLevel {
 /// `log.level`. Nothing else is reloaded: every other setting is read
 /// once, at start (docs/OPERATIONS.md says so). A file that no longer
 /// loads changes nothing.
-pub async fn reload_on_hangup(path: Option<PathBuf>, set_level: SetLevel) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        return;
-    };
+pub async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    path: Option<PathBuf>,
+    set_level: SetLevel,
+) {
     while hangups.recv().await.is_some() {
         match Config::load(path.as_deref(), None) {
             Ok(c) => match set_level(&c.log.level) {

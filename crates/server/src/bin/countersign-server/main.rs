@@ -273,6 +273,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Command::Keys(cmd) = cli.command {
         let config = Config::load(cli.config.as_deref(), None)?;
+        // A rotation a crash interrupted is settled with a warning.
+        let _ = logging::init(config.log.json, &config.log.level);
         keys_cmd::run(cmd, &data_folder(cli.data)?, &config)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -299,13 +301,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let set_level = logging::init(config.log.json, &config.log.level);
     let dir = DataDir::open(&data_folder(cli.data)?)?;
     let config_path = cli.config.clone();
+    // On SQLite a serving process holds the folder's lock for its whole
+    // life, taken before anything is read: a key rotation never runs
+    // beside it, nor a second server on the same database. (Instances on
+    // PostgreSQL keep nothing in the folder that a rotation changes.)
+    // SIGHUP, whose default action ends a process, is handled from here on.
+    let serving = match cli.command {
+        Command::Serve { .. } => {
+            let lock = match config.store.is_postgres() {
+                false => Some(dir.lock()?),
+                true => None,
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let hangups = rt.block_on(async {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            })?;
+            Some((lock, rt, hangups))
+        }
+        _ => None,
+    };
     let mut server = Server::open(config, &dir)?;
     let actor = "admin-cli";
     match cli.command {
         Command::Serve { .. } => {
+            let (_lock, rt, hangups) = serving.context("serve started without its runtime")?;
             let tls = tls::setup(&server.config, &dir)?;
             server.tls_pin = tls.pin;
-            let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let listen = server.config.listen;
                 let running = serve::start(Arc::new(server), tls.config, listen, &dir).await?;
@@ -314,7 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     running.addr,
                     dir.root().display()
                 );
-                tokio::spawn(logging::reload_on_hangup(config_path, set_level));
+                tokio::spawn(logging::reload_on_hangup(hangups, config_path, set_level));
                 let handle = running.handle();
                 tokio::spawn(async move {
                     shutdown_signal().await;
