@@ -6,6 +6,7 @@ pub mod answer;
 pub mod api;
 pub mod enroll;
 mod error;
+pub mod key_update;
 pub mod keys;
 pub mod methods;
 pub mod migration;

@@ -74,6 +74,10 @@ pub struct ChallengeEnvelope {
     pub sent_at: u64,
     /// Server signature over [`ChallengeEnvelope::signing_bytes`].
     pub signature: Signature,
+    /// After a rotation of the server's signing key: the new key, vouched
+    /// for by the old one (see [`crate::key_update`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_update: Option<crate::key_update::KeyUpdate>,
 }
 
 impl ChallengeEnvelope {
@@ -86,6 +90,7 @@ impl ChallengeEnvelope {
             challenge,
             sent_at,
             signature,
+            key_update: None,
         }
     }
 
@@ -317,27 +322,27 @@ fn check_version(v: u32) -> Result<(), Error> {
 }
 
 /// Builder for canonical signing bytes.
-struct Canonical(Vec<u8>);
+pub(crate) struct Canonical(Vec<u8>);
 
 impl Canonical {
-    fn new(domain: &str, v: u32) -> Self {
+    pub(crate) fn new(domain: &str, v: u32) -> Self {
         let c = Canonical(Vec::with_capacity(256));
         c.text(domain).number(u64::from(v))
     }
 
-    fn text(mut self, s: &str) -> Self {
+    pub(crate) fn text(mut self, s: &str) -> Self {
         // Field lengths are bounded by the request size limits far below 4 GiB.
         self.0.extend_from_slice(&(s.len() as u32).to_be_bytes());
         self.0.extend_from_slice(s.as_bytes());
         self
     }
 
-    fn number(mut self, n: u64) -> Self {
+    pub(crate) fn number(mut self, n: u64) -> Self {
         self.0.extend_from_slice(&n.to_be_bytes());
         self
     }
 
-    fn finish(self) -> Vec<u8> {
+    pub(crate) fn finish(self) -> Vec<u8> {
         self.0
     }
 }

@@ -405,6 +405,17 @@ impl Vault {
         Ok(())
     }
 
+    /// Trusts `key` as the push account's server signing key from now on:
+    /// its server rotated its key, and the old one vouched for the new
+    /// (see [`countersign_core::key_update`]).
+    pub fn set_server_key(&mut self, id: &str, key: &PublicKey) -> Result<(), Error> {
+        self.conn.execute(
+            "UPDATE accounts SET server_key = ?2 WHERE id = ?1 AND server_url IS NOT NULL",
+            params![id, &key.0[..]],
+        )?;
+        Ok(())
+    }
+
     /// Moves an account to `position` (0 = top), shifting the others.
     pub fn move_to(&mut self, id: &str, position: usize) -> Result<(), Error> {
         let mut ids: Vec<String> = self

@@ -136,6 +136,11 @@ pub async fn receive(
     Some(request)
 }
 
+/// Why an envelope no trusted key signed is dropped: a forgery, or a
+/// server whose signing key was rotated and retired while this device was
+/// away (no voucher any more).
+pub const UNTRUSTED: &str = "bad server signature: forged, or the server's signing key changed while this device was offline (enrol this account again)";
+
 /// Checks an envelope from `account`'s server: signature, addressee and
 /// expiry. A failure is logged and recorded, never shown as a request.
 pub fn accept(
@@ -146,10 +151,11 @@ pub fn accept(
 ) -> Option<Pending> {
     let push = account.push.as_ref()?;
     let c = &env.challenge;
+    let signed = env.verify_trusting(&push.server_key);
     let reason = if push.damaged.is_some() {
         Some("the account's stored trust is damaged")
-    } else if env.verify(&push.server_key).is_err() {
-        Some("bad server signature")
+    } else if signed.is_err() {
+        Some(UNTRUSTED)
     } else if c.device_id != push.device_id {
         Some("addressed to another device")
     } else if c.expires_at <= now {
@@ -164,6 +170,15 @@ pub fn accept(
             tracing::error!(error = %e, "could not record history");
         }
         return None;
+    }
+    if let Ok(Some(new_key)) = signed {
+        // The server rotated its signing key and the old one vouched.
+        match vault.set_server_key(&account.id, &new_key) {
+            Ok(()) => {
+                tracing::info!(account = %account.label(), "now trusting the server's new signing key")
+            }
+            Err(e) => tracing::error!(error = %e, "could not store the server's new signing key"),
+        }
     }
     let drift = env.sent_at as i64 - now as i64;
     Some(Pending {

@@ -103,9 +103,9 @@ fn envelopes_with_a_bad_signature_or_another_addressee_are_dropped_and_recorded(
     assert_eq!(
         results,
         [
-            "dropped: expired",
-            "dropped: addressed to another device",
-            "dropped: bad server signature"
+            "dropped: expired".to_string(),
+            "dropped: addressed to another device".to_string(),
+            format!("dropped: {}", super::UNTRUSTED)
         ]
     );
 }
@@ -142,4 +142,34 @@ fn clock_drift_beyond_fifteen_seconds_warns() {
         .drift_warning()
         .unwrap()
         .contains("40 s ahead of"));
+}
+
+#[test]
+fn a_rotated_server_key_vouched_by_the_old_one_is_trusted_from_then_on() {
+    use countersign_core::key_update::KeyUpdate;
+    let rng = ring::rand::SystemRandom::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let old = SigningKey::generate(&rng).unwrap();
+    let new = SigningKey::generate(&rng).unwrap();
+    let device = SigningKey::generate(&rng).unwrap();
+    let (mut vault, account) = vault_with_push(tmp.path(), &old, &device, None);
+    let c = pending(0).envelope.challenge;
+
+    // Signed by the new key, without a voucher: dropped, key unchanged.
+    let bare = ChallengeEnvelope::sign(c.clone(), 100, &new);
+    assert!(accept(&mut vault, &account, bare.clone(), 10).is_none());
+    // With the old key's voucher: accepted, and the new key is stored.
+    let mut vouched = bare.clone();
+    vouched.key_update = Some(KeyUpdate::sign(&old, new.public_key(), 1000));
+    assert!(accept(&mut vault, &account, vouched, 10).is_some());
+    let account = vault.find(&account.id).unwrap();
+    assert_eq!(
+        account.push.as_ref().unwrap().server_key,
+        new.public_key(),
+        "the vault now trusts the new key"
+    );
+    // From then on, the new key alone is enough, and the old one is not.
+    assert!(accept(&mut vault, &account, bare, 10).is_some());
+    let by_old = ChallengeEnvelope::sign(c, 100, &old);
+    assert!(accept(&mut vault, &account, by_old, 10).is_none());
 }

@@ -1,6 +1,14 @@
-//! Rotating the master key, which seals every device's stored TOTP
-//! secret: each secret is opened under the old key and sealed under a new
-//! one in one transaction, so no officer enrols again.
+//! Rotating keys without re-enrolling devices.
+//!
+//! The signing key, which signs every envelope: the server signs with a
+//! new key at once and, until the old key retires, attaches the new key
+//! vouched for by the old one ([`countersign_core::key_update`]), so each
+//! device that receives a request in that time follows. The old key waits
+//! in `server-key-retiring.json` until then.
+//!
+//! The master key, which seals every device's stored TOTP secret: each
+//! secret is opened under the old key and sealed under a new one in one
+//! transaction, so no officer enrols again.
 //!
 //! The new key is written beside the old one (`master.key.next`) before
 //! the transaction, and moved into place after it. A check value sealed
@@ -10,7 +18,9 @@
 
 use std::path::PathBuf;
 
+use countersign_core::key_update::KeyUpdate;
 use countersign_core::vault::SealingKey;
+use countersign_core::SigningKey;
 use ring::rand::SystemRandom;
 
 use crate::domain::activation::totp_aad;
@@ -121,6 +131,105 @@ pub fn settle_master_rotation(dir: &DataDir, store: &Store) -> Result<(), Error>
         tracing::warn!("dropped a master-key rotation that never committed");
     }
     Ok(())
+}
+
+/// The retiring signing key and when it retires.
+const RETIRING: &str = "server-key-retiring.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Retiring {
+    /// The old key, PKCS#8, base64.
+    pkcs8: String,
+    /// Unix time after which it vouches no more.
+    retire_at: u64,
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// The retiring key and its end, if a rotation is under way.
+fn retiring(dir: &DataDir) -> Result<Option<(SigningKey, u64)>, Error> {
+    let Ok(bytes) = std::fs::read(dir.root().join(RETIRING)) else {
+        return Ok(None);
+    };
+    let r: Retiring = serde_json::from_slice(&zeroize::Zeroizing::new(bytes))
+        .map_err(|e| internal(format!("{RETIRING} is damaged: {e}")))?;
+    let der = zeroize::Zeroizing::new(
+        data_encoding::BASE64
+            .decode(r.pkcs8.as_bytes())
+            .map_err(|e| internal(format!("{RETIRING} is damaged: {e}")))?,
+    );
+    Ok(Some((SigningKey::from_pkcs8(&der)?, r.retire_at)))
+}
+
+/// What devices are sent while the old signing key retires: the current
+/// key vouched for by the old one. `None` when no rotation is under way;
+/// a retired key's file is removed, and so is one a rotation wrote before
+/// it failed to put the new key in place.
+pub fn signing_handover(
+    dir: &DataDir,
+    current: &SigningKey,
+    now: u64,
+) -> Result<Option<KeyUpdate>, Error> {
+    let Some((old, retire_at)) = retiring(dir)? else {
+        return Ok(None);
+    };
+    if old.public_key() == current.public_key() || now >= retire_at {
+        std::fs::remove_file(dir.root().join(RETIRING)).map_err(internal)?;
+        if now >= retire_at {
+            tracing::info!("the previous server signing key is retired");
+        }
+        return Ok(None);
+    }
+    Ok(Some(KeyUpdate::sign(&old, current.public_key(), retire_at)))
+}
+
+/// Replaces the server's signing key; the old one vouches for the new one
+/// for `grace_days`. Returns when it retires. The server must not be
+/// running (the command holds the folder's lock). SQLite only.
+pub fn rotate_signing(
+    dir: &DataDir,
+    store: &Store,
+    actor: &str,
+    grace_days: u64,
+    now: u64,
+) -> Result<u64, Error> {
+    if store.is_postgres() {
+        return Err(internal(
+            "rotating the signing key on PostgreSQL is not supported yet (docs/OPERATIONS.md)",
+        ));
+    }
+    let current = dir.server_key().map_err(internal)?;
+    if let Some((old, retire_at)) = retiring(dir)? {
+        if old.public_key() != current.public_key() && now < retire_at {
+            return Err(internal(format!(
+                "the previous rotation's key retires at {}; rotate again after that",
+                countersign_core::time::format_utc(retire_at)
+            )));
+        }
+    }
+    let retire_at = now + grace_days * 86_400;
+    let old = Retiring {
+        pkcs8: data_encoding::BASE64.encode(current.pkcs8().expose()),
+        retire_at,
+    };
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(&old).map_err(internal)?);
+    write_private(&dir.root().join(RETIRING), &json).map_err(internal)?;
+    sync_folder(dir)?;
+    let new = SigningKey::generate(&SystemRandom::new())?;
+    write_private(&dir.root().join("server.key"), new.pkcs8().expose()).map_err(internal)?;
+    sync_folder(dir)?;
+    let detail = format!(
+        "new key {}; the old key {} vouches for it until {}",
+        new.public_key(),
+        current.public_key(),
+        countersign_core::time::format_utc(retire_at)
+    );
+    store.write(now, |w| {
+        w.audit(&NewAudit::of(actor, "keys.rotate_signing", "server.key", "").with("ok", &detail))
+    })?;
+    Ok(retire_at)
 }
 
 #[cfg(test)]

@@ -205,7 +205,12 @@ impl Server {
 
     /// Signs a challenge for delivery now.
     pub fn envelope(&self, challenge: Challenge, now: u64) -> ChallengeEnvelope {
-        ChallengeEnvelope::sign(challenge, now, &self.server_key)
+        let mut envelope = ChallengeEnvelope::sign(challenge, now, &self.server_key);
+        envelope.key_update = self
+            .key_update
+            .clone()
+            .filter(|update| now < update.retire_at);
+        envelope
     }
 
     /// A device's open challenges, signed for delivery.

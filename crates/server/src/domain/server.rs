@@ -25,6 +25,9 @@ pub struct Server {
     pub store: Arc<Store>,
     /// Signs challenge envelopes.
     pub server_key: SigningKey,
+    /// While a rotated signing key retires: the current key vouched for by
+    /// the old one, sent with every envelope (see [`crate::domain::keys`]).
+    pub key_update: Option<countersign_core::key_update::KeyUpdate>,
     /// Seals stored TOTP secrets.
     pub master_key: SealingKey,
     /// SHA-256 of the admin token.
@@ -122,6 +125,7 @@ impl Server {
                 Default::default(),
             )
         };
+        let server_key = dir.server_key()?;
         let metrics = crate::infra::metrics::Metrics::new()?;
         store.observe_latency(metrics.store_latency());
         Ok(Server {
@@ -132,7 +136,8 @@ impl Server {
             config_clients,
             web_key: crate::domain::captcha::key(master_key.expose()),
             store,
-            server_key: dir.server_key()?,
+            key_update: crate::domain::keys::signing_handover(dir, &server_key, crate::now())?,
+            server_key,
             master_key,
             admin_token_hash: sha256(token.as_bytes()),
             tls_pin: None,

@@ -31,8 +31,9 @@ pub const DATABASE: &str = "countersign.db";
 
 /// What a backup holds besides the database: the data folder's keys and
 /// certificate. Only these names are ever written back.
-pub const KEY_FILES: [&str; 6] = [
+pub const KEY_FILES: [&str; 7] = [
     "server.key",
+    "server-key-retiring.json",
     "master.key",
     "admin.token",
     "tls-cert.pem",

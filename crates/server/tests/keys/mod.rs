@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Output;
 
+use countersign_core::protocol::Decision;
 use countersign_server::now;
 
 use crate::common::{on_folder as server, TestServer};
@@ -56,6 +57,72 @@ async fn a_rotated_master_key_keeps_enrolled_devices_codes_working() {
         .iter()
         .any(|r| r.action == "keys.rotate_master" && r.outcome == "ok"));
     assert_eq!(ts.server.store.verify_audit().unwrap(), Ok(rows.len()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_signing_key_reaches_devices_through_the_old_one_until_it_retires() {
+    let mut ts = TestServer::start().await;
+    let data = ts.dir.path().to_path_buf();
+    if ts.config.store.is_postgres() {
+        return; // SQLite only, as for the master key.
+    }
+    ts.add_user("cs0504");
+    let dev = ts.enroll("cs0504").await;
+    ts.running.take().unwrap().shutdown().await;
+    let dir = std::mem::replace(&mut ts.dir, tempfile::tempdir().unwrap());
+    drop(ts);
+    let rotated = server(&data, &["keys", "rotate", "signing", "--grace-days", "30"]);
+    assert!(rotated.status.success(), "{}", out(&rotated));
+    assert!(
+        out(&rotated).contains("must be enrolled again"),
+        "{}",
+        out(&rotated)
+    );
+    let again = server(&data, &["keys", "rotate", "signing"]);
+    assert!(!again.status.success(), "one rotation at a time");
+    assert!(out(&again).contains("retires at"), "{}", out(&again));
+
+    // The device enrolled before: the envelope is signed by a key it does
+    // not know, vouched for by the one it does; it follows and approves.
+    let mut ts = TestServer::start_on(dir).await;
+    let (id, number) = ts.push_ok("cs0504").await;
+    let got = dev.poll(&ts, 5).await;
+    assert!(
+        got[0].verify(&dev.server_key).is_err(),
+        "signed by the new key"
+    );
+    let new_key = got[0]
+        .verify_trusting(&dev.server_key)
+        .expect("vouched for by the old key")
+        .expect("a new key to trust");
+    assert_ne!(new_key, dev.server_key);
+    let (status, body) = dev
+        .answer(&ts, &dev.response(&id, Decision::Approve, Some(number)))
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("approved")));
+
+    // Once the old key has retired (its date moved to the past here), no
+    // voucher comes: a device that slept through it cannot check requests.
+    ts.running.take().unwrap().shutdown().await;
+    let retiring = data.join("server-key-retiring.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&retiring).unwrap()).unwrap();
+    state["retire_at"] = serde_json::json!(now() - 1);
+    std::fs::write(&retiring, serde_json::to_vec(&state).unwrap()).unwrap();
+    let dir = std::mem::replace(&mut ts.dir, tempfile::tempdir().unwrap());
+    drop(ts);
+    let ts = TestServer::start_on(dir).await;
+    assert!(!retiring.exists(), "the retired key is gone");
+    ts.push_ok("cs0504").await;
+    let got = dev.poll_unchecked(&ts, 5).await;
+    assert!(got[0].key_update.is_none());
+    assert!(got[0].verify_trusting(&dev.server_key).is_err());
+    assert!(
+        got[0].verify(&new_key).is_ok(),
+        "a device that followed still checks it"
+    );
+    let rows = ts.server.store.audit_entries(&Default::default()).unwrap();
+    assert!(rows.iter().any(|r| r.action == "keys.rotate_signing"));
 }
 
 #[test]

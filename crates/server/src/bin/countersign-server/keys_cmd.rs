@@ -7,6 +7,7 @@ use clap::Subcommand;
 use countersign_server::http::serve;
 use countersign_server::infra::config::Config;
 use countersign_server::infra::datadir::DataDir;
+use countersign_server::store::Store;
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -20,20 +21,57 @@ pub enum RotateCommand {
     /// Seal every stored TOTP secret again under a new master key, in one
     /// transaction (stop the server first; SQLite only).
     Master,
+    /// Sign with a new server key; the old one vouches for it to devices
+    /// until the grace period ends (stop the server first; SQLite only).
+    Signing {
+        /// Days the old key vouches for the new one: a device that gets no
+        /// request in that time must enrol again.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=365))]
+        grace_days: u64,
+    },
 }
 
 /// Runs a `keys` command.
 pub fn run(cmd: KeysCommand, data: &Path, config: &Config) -> anyhow::Result<()> {
-    let KeysCommand::Rotate(RotateCommand::Master) = cmd;
-    rotate_master(data, config)
+    let KeysCommand::Rotate(which) = cmd;
+    let (dir, store, _lock) = stopped_folder(data, config)?;
+    let now = countersign_server::now();
+    match which {
+        RotateCommand::Master => {
+            let n =
+                countersign_server::domain::keys::rotate_master(&dir, &store, "admin-cli", now)?;
+            println!("master key rotated: {n} TOTP secrets sealed again under the new key; start the server");
+        }
+        RotateCommand::Signing { grace_days } => {
+            let until = countersign_server::domain::keys::rotate_signing(
+                &dir,
+                &store,
+                "admin-cli",
+                grace_days,
+                now,
+            )?;
+            println!(
+                "signing key rotated; start the server. Until {} each device learns the new key with its next request; \
+                 a device that gets none by then must be enrolled again",
+                countersign_core::time::format_utc(until)
+            );
+        }
+    }
+    Ok(())
 }
 
-/// `keys rotate master`, with the server stopped.
-fn rotate_master(data: &Path, config: &Config) -> anyhow::Result<()> {
+/// The data folder and its store, checked to be one this user may change
+/// with no server running on it; the folder's lock is held.
+fn stopped_folder(
+    data: &Path,
+    config: &Config,
+) -> anyhow::Result<(
+    DataDir,
+    Store,
+    countersign_server::infra::datadir::FolderLock,
+)> {
     if config.store.is_postgres() {
-        anyhow::bail!(
-            "rotating the master key on PostgreSQL is not supported yet (docs/OPERATIONS.md)"
-        );
+        anyhow::bail!("rotating keys on PostgreSQL is not supported yet (docs/OPERATIONS.md)");
     }
     let dir = DataDir::existing(data);
     if !dir.database().exists() {
@@ -56,16 +94,7 @@ fn rotate_master(data: &Path, config: &Config) -> anyhow::Result<()> {
             data.display()
         );
     }
-    let _lock = dir.lock()?;
-    let store = countersign_server::store::Store::open(&dir.database())?;
-    let n = countersign_server::domain::keys::rotate_master(
-        &dir,
-        &store,
-        "admin-cli",
-        countersign_server::now(),
-    )?;
-    println!(
-        "master key rotated: {n} TOTP secrets sealed again under the new key; start the server"
-    );
-    Ok(())
+    let lock = dir.lock()?;
+    let store = Store::open(&dir.database())?;
+    Ok((dir, store, lock))
 }
