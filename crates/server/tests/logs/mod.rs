@@ -44,12 +44,16 @@ async fn check_code(http: &reqwest::Client, base: &str, admin: &str) -> String {
     let resp = http
         .post(format!("{base}/api/v1/totp/verify"))
         .bearer_auth(admin)
+        // A client's own id is not taken: the server names its requests.
+        .header("x-request-id", "chosen-by-the-client")
         .json(&serde_json::json!({"username": "cs0401", "code": "000000"}))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 409, "no authenticator to check against");
-    resp.headers()["x-request-id"].to_str().unwrap().to_string()
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_ne!(id, "chosen-by-the-client");
+    id
 }
 
 /// The audit rows' request ids for `action`, oldest first.
