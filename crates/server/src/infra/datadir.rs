@@ -144,13 +144,10 @@ impl DataDir {
 
     /// TLS certificate and key paths for the self-signed mode.
     pub fn tls_paths(&self) -> (PathBuf, PathBuf) {
-        Self::tls_paths_in(&self.root)
-    }
-
-    /// The self-signed certificate and key paths in the data folder
-    /// `root`, without opening (or creating) it.
-    pub fn tls_paths_in(root: &Path) -> (PathBuf, PathBuf) {
-        (root.join("tls-cert.pem"), root.join("tls-key.pem"))
+        (
+            self.root.join("tls-cert.pem"),
+            self.root.join("tls-key.pem"),
+        )
     }
 
     /// Reads a secret file, creating it with `make` (mode 0600) when absent.

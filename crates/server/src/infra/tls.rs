@@ -121,20 +121,26 @@ fn certify(
 /// How long the certificate in `cert_path` stays valid (negative once
 /// it has ended).
 pub fn time_left(cert_path: &Path) -> anyhow::Result<Duration> {
+    Ok(not_after(cert_path)? - now_utc())
+}
+
+/// When the certificate in `cert_path` ends, whatever names it carries.
+fn not_after(cert_path: &Path) -> anyhow::Result<OffsetDateTime> {
     let der = CertificateDer::from_pem_file(cert_path)
         .map_err(|e| anyhow::anyhow!("not a PEM certificate: {e}"))?;
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
         .map_err(|e| anyhow::anyhow!("not an X.509 certificate: {e}"))?;
-    let end = OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())?;
-    Ok(end - now_utc())
+    Ok(OffsetDateTime::from_unix_timestamp(
+        cert.validity().not_after.timestamp(),
+    )?)
 }
 
 /// Whether the certificate in `cert_path` must be issued again: it ends
 /// within [`RENEW_BEFORE`] of `now`, or lasts far longer than
 /// [`LIFETIME`] (older versions issued certificates valid until 4096).
 fn needs_renewal(cert_path: &Path, now: OffsetDateTime) -> anyhow::Result<bool> {
-    let left = time_left(cert_path).map_err(|e| anyhow::anyhow!("{}: {e}", cert_path.display()))?
-        + (now_utc() - now);
+    let left =
+        not_after(cert_path).map_err(|e| anyhow::anyhow!("{}: {e}", cert_path.display()))? - now;
     Ok(left < RENEW_BEFORE || left > LIFETIME + Duration::days(1))
 }
 

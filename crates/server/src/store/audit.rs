@@ -160,7 +160,7 @@ impl Store {
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.timed("write", || {
+        self.timed(super::Access::Write, || {
             self.pool.transaction_then(|db| {
                 let mut w = Write {
                     db,

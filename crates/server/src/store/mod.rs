@@ -88,8 +88,25 @@ pub struct Store {
     pool: pool::Pool,
     /// This instance, in its announcements (see [`bus`]).
     origin: String,
-    /// Where the latency of each call goes, once the server asks.
-    latency: std::sync::OnceLock<prometheus::HistogramVec>,
+    /// Where the latency of each call goes (reads, writes), once the
+    /// server asks; looked up once, not on every call.
+    latency: std::sync::OnceLock<[prometheus::Histogram; 2]>,
+}
+
+/// What a timed store call does, for its latency label.
+#[derive(Clone, Copy)]
+enum Access {
+    Read = 0,
+    Write = 1,
+}
+
+impl Access {
+    fn label(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
 }
 
 /// PostgreSQL connections each instance keeps.
@@ -196,7 +213,7 @@ impl Store {
     /// Runs `f` (statements that only read) on a connection that need not
     /// be the writer.
     fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.timed("read", || self.pool.read(f))
+        self.timed(Access::Read, || self.pool.read(f))
     }
 
     /// Makes every commit so far durable on disk (SQLite: a full WAL
@@ -215,17 +232,18 @@ impl Store {
     /// Records each call's latency (waiting for a connection included) in
     /// `histogram`, labelled by access (`read`, `write`). Set once.
     pub fn observe_latency(&self, histogram: prometheus::HistogramVec) {
-        let _ = self.latency.set(histogram);
+        let _ = self
+            .latency
+            .set([Access::Read, Access::Write].map(|a| histogram.with_label_values(&[a.label()])));
     }
 
-    fn timed<T>(&self, access: &str, f: impl FnOnce() -> T) -> T {
+    fn timed<T>(&self, access: Access, f: impl FnOnce() -> T) -> T {
         let Some(h) = self.latency.get() else {
             return f();
         };
         let start = std::time::Instant::now();
         let out = f();
-        h.with_label_values(&[access])
-            .observe(start.elapsed().as_secs_f64());
+        h[access as usize].observe(start.elapsed().as_secs_f64());
         out
     }
 

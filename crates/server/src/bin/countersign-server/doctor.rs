@@ -221,7 +221,7 @@ fn certificate(r: &mut Report, config: &Config, data: &Path) {
             return;
         }
         TlsMode::Files => config.tls.cert_file.clone(),
-        TlsMode::SelfSigned => Some(DataDir::tls_paths_in(data).0),
+        TlsMode::SelfSigned => Some(DataDir::existing(data).tls_paths().0),
     };
     let Some(path) = path.filter(|p| p.exists()) else {
         r.say(

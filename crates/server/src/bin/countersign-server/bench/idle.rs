@@ -84,7 +84,7 @@ pub(super) async fn open(
 
 /// A client whose connections come from 127.0.0.1 (`i` = 0) or
 /// 127.0.0.(i + 1): each source address has its own ~28,000 ports.
-fn client(pin: [u8; 32], i: usize) -> anyhow::Result<reqwest::Client> {
+pub(super) fn client(pin: [u8; 32], i: usize) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .use_preconfigured_tls(PinnedVerifier::client_config(pin)?)
         .pool_max_idle_per_host(usize::MAX)

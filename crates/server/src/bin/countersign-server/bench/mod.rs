@@ -239,11 +239,7 @@ async fn drive(
     let base = front.to_string();
     let child = &children[0];
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls(PinnedVerifier::client_config(pin)?)
-        .pool_max_idle_per_host(usize::MAX)
-        .timeout(Duration::from_secs(120))
-        .build()?;
+    let http = idle::client(pin, 0)?;
     let admin = data.admin_token()?;
     let devices: Vec<Arc<Device>> = devices.into_iter().map(Arc::new).collect();
     let rss_start = rss_kib(child.id());
