@@ -90,7 +90,10 @@ pub async fn run(opts: Options) -> anyhow::Result<ExitCode> {
         channel::spawn(
             id.clone(),
             client.clone(),
-            a.device_id.clone(),
+            channel::Trust {
+                device_id: a.device_id.clone(),
+                server_key: e.server_key,
+            },
             token,
             tx.clone(),
         );

@@ -273,6 +273,18 @@ fn push_approve_mismatch_deny_report_and_offline_device() {
     assert!(!show.contains("device: "), "{show}");
 }
 
+/// A push, approved with its number at `watch`'s prompt.
+fn approve_at_watch(env: &Stack, watch: &mut countersign_e2e::Watch) {
+    let (push, number) = start_push(env);
+    watch.said("Are you trying to sign in?");
+    watch.type_line(&number.to_string());
+    let (code, stdout) = finish(push);
+    assert_eq!(
+        (code, stdout.lines().last().unwrap()),
+        (0, "result: approved")
+    );
+}
+
 #[test]
 fn expiry_restart_while_watching_and_totp() {
     let mut env = stack(3);
@@ -290,14 +302,7 @@ fn expiry_restart_while_watching_and_totp() {
     env.stop_server();
     env.start_server();
     watch.said("connected: ALEA");
-    let (push, number) = start_push(&env);
-    watch.said("Are you trying to sign in?");
-    watch.type_line(&number.to_string());
-    let (code, stdout) = finish(push);
-    assert_eq!(
-        (code, stdout.lines().last().unwrap()),
-        (0, "result: approved")
-    );
+    approve_at_watch(&env, &mut watch);
     drop(watch);
 
     // TOTP: the code the CLI shows is accepted once, then refused.
@@ -684,18 +689,72 @@ fn a_server_with_another_key_is_named_as_such() {
             &[],
         );
     }
-    if countersign_testkit::postgres::on_postgres() {
-        // Instances on PostgreSQL keep their TLS key in the database too.
-        countersign_testkit::postgres::sql(
-            &env.file("data"),
-            "DELETE FROM sealed_secrets WHERE name LIKE 'tls-%'",
-            &[],
-        );
-    }
     env.start_server();
     let out = cli(&env, &["pending"]);
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("the server's identity changed"), "{said}");
     assert!(said.contains("contact the help desk"), "{said}");
+}
+
+#[test]
+fn a_new_tls_key_announced_in_time_keeps_the_device_working() {
+    if countersign_testkit::postgres::on_postgres() {
+        return; // Key rotations are SQLite only (the command refuses).
+    }
+    let mut env = stack(60);
+    env.start_server();
+    enroll(&env);
+    env.stop_server();
+    assert_ok(
+        &env.server(&["keys", "rotate", "tls", "--new-key", "--grace-days", "30"]),
+        "keys rotate tls",
+    );
+    // A second copy of the officer's device that stays offline through the
+    // grace period.
+    let offline = env.file("officer-offline");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(env.file("officer"))
+        .arg(&offline)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+
+    // During the grace period the request tells the device the next key.
+    env.start_server();
+    let mut watch = env.watch();
+    watch.said("connected: ALEA");
+    approve_at_watch(&env, &mut watch);
+
+    // The switch (its time moved to now); `watch` reconnects to the new
+    // key it was told about, and approves again.
+    env.stop_server();
+    std::fs::write(
+        env.file("data/tls-next.json"),
+        format!(r#"{{"switch_at": {}}}"#, epoch_ms() / 1000 - 1),
+    )
+    .unwrap();
+    env.start_server();
+    watch.said("connected: ALEA");
+    approve_at_watch(&env, &mut watch);
+    drop(watch);
+    assert_ok(
+        &cli(&env, &["pending"]),
+        "countersign pending after the switch",
+    );
+
+    // The device that slept through it is told what happened.
+    let out = Command::new(countersign_e2e::workspace_bin("countersign"))
+        .arg("--home")
+        .arg(&offline)
+        .arg("pending")
+        .env("COUNTERSIGN_PASSCODE", PASSCODE)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("the server's identity changed"), "{said}");
+    assert!(said.contains("enroll the account again"), "{said}");
 }

@@ -4,6 +4,11 @@
 //! old key checks that voucher, then the envelope under the new key, and
 //! trusts the new key from then on. A device offline past the retirement
 //! gets envelopes it cannot check: its account must be enrolled again.
+//!
+//! A new TLS key is announced the same way, before the server switches to
+//! it: each envelope carries the new key's pin and the switch time, signed
+//! by the signing key ([`PinUpdate`]). A device trusts both pins until an
+//! envelope sent after the switch, then the new one alone.
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +51,53 @@ impl KeyUpdate {
             &Self::signing_bytes(&self.new_key, self.retire_at),
             &self.signature,
         )
+    }
+}
+
+/// The server's next TLS key, announced before the switch and signed by
+/// the server's signing key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinUpdate {
+    /// SHA-256 of the next certificate's SubjectPublicKeyInfo, base64url
+    /// without padding (as the enrollment payload's `p`).
+    pub next_pin: String,
+    /// Server Unix time from which the server presents the next key.
+    pub switch_at: u64,
+    /// The signing key's signature over [`PinUpdate::signing_bytes`].
+    pub signature: Signature,
+}
+
+impl PinUpdate {
+    /// `key` announces `next_pin` from `switch_at` on.
+    pub fn sign(key: &SigningKey, next_pin: &[u8; 32], switch_at: u64) -> Self {
+        let next_pin = data_encoding::BASE64URL_NOPAD.encode(next_pin);
+        PinUpdate {
+            signature: key.sign(&Self::signing_bytes(&next_pin, switch_at)),
+            next_pin,
+            switch_at,
+        }
+    }
+
+    /// The canonical bytes the signing key signs.
+    pub fn signing_bytes(next_pin: &str, switch_at: u64) -> Vec<u8> {
+        Canonical::new("countersign/v1/pin-update", PROTOCOL_VERSION)
+            .text(next_pin)
+            .number(switch_at)
+            .finish()
+    }
+
+    /// The next pin, once `key` (the key that signed the envelope) is seen
+    /// to have signed the announcement.
+    pub fn verify(&self, key: &PublicKey) -> Result<[u8; 32], Error> {
+        key.verify(
+            &Self::signing_bytes(&self.next_pin, self.switch_at),
+            &self.signature,
+        )?;
+        data_encoding::BASE64URL_NOPAD
+            .decode(self.next_pin.as_bytes())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| Error::field("next_pin", "is not a 32-byte base64url pin"))
     }
 }
 
@@ -125,5 +177,32 @@ mod tests {
         assert!(!serde_json::to_string(&before)
             .unwrap()
             .contains("key_update"));
+    }
+
+    #[test]
+    fn a_next_pin_counts_only_when_the_signing_key_announced_it() {
+        let rng = SystemRandom::new();
+        let key = SigningKey::generate(&rng).unwrap();
+        let stranger = SigningKey::generate(&rng).unwrap();
+        let update = PinUpdate::sign(&key, &[7; 32], 99);
+        assert_eq!(update.verify(&key.public_key()), Ok([7; 32]));
+        assert_eq!(
+            update.verify(&stranger.public_key()),
+            Err(Error::BadSignature)
+        );
+        let mut moved = update.clone();
+        moved.switch_at = 100;
+        assert_eq!(moved.verify(&key.public_key()), Err(Error::BadSignature));
+        let mut other = update.clone();
+        other.next_pin = data_encoding::BASE64URL_NOPAD.encode(&[8; 32]);
+        assert_eq!(other.verify(&key.public_key()), Err(Error::BadSignature));
+        // A well-signed announcement of something that is not a pin.
+        let mut short = PinUpdate::sign(&key, &[7; 32], 99);
+        short.next_pin = "AAAA".into();
+        short.signature = key.sign(&PinUpdate::signing_bytes("AAAA", 99));
+        assert!(matches!(
+            short.verify(&key.public_key()),
+            Err(Error::Field { .. })
+        ));
     }
 }

@@ -80,29 +80,39 @@ mod verifier {
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::{DigitallySignedStruct, SignatureScheme};
 
-    /// Accepts exactly the server whose certificate's public key hashes to
-    /// the pin; handshake signatures are still checked with ring.
+    /// Accepts exactly the servers whose certificate's public key hashes to
+    /// one of the pins (two while a server switches TLS keys); handshake
+    /// signatures are still checked with ring.
     #[derive(Debug)]
     pub struct PinnedVerifier {
-        pin: [u8; 32],
+        pins: Vec<[u8; 32]>,
         algorithms: WebPkiSupportedAlgorithms,
     }
 
     impl PinnedVerifier {
-        /// A verifier for `pin`.
-        pub fn new(pin: [u8; 32]) -> Arc<Self> {
+        /// A verifier for `pins`.
+        pub fn new(pins: &[[u8; 32]]) -> Arc<Self> {
             let algorithms =
                 rustls::crypto::ring::default_provider().signature_verification_algorithms;
-            Arc::new(PinnedVerifier { pin, algorithms })
+            Arc::new(PinnedVerifier {
+                pins: pins.to_vec(),
+                algorithms,
+            })
         }
 
         /// A rustls client configuration (ring provider) trusting only the pin.
         pub fn client_config(pin: [u8; 32]) -> Result<rustls::ClientConfig, rustls::Error> {
+            Self::client_config_for(&[pin])
+        }
+
+        /// A rustls client configuration (ring provider) trusting only
+        /// these pins.
+        pub fn client_config_for(pins: &[[u8; 32]]) -> Result<rustls::ClientConfig, rustls::Error> {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             Ok(rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()?
                 .dangerous()
-                .with_custom_certificate_verifier(Self::new(pin))
+                .with_custom_certificate_verifier(Self::new(pins))
                 .with_no_client_auth())
         }
     }
@@ -119,7 +129,11 @@ mod verifier {
             let got = super::spki_sha256(end_entity.as_ref()).map_err(|_| {
                 rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
             })?;
-            if crate::secret::constant_time_eq(&got, &self.pin) {
+            if self
+                .pins
+                .iter()
+                .any(|pin| crate::secret::constant_time_eq(&got, pin))
+            {
                 Ok(ServerCertVerified::assertion())
             } else {
                 Err(rustls::Error::InvalidCertificate(

@@ -78,6 +78,10 @@ pub struct ChallengeEnvelope {
     /// for by the old one (see [`crate::key_update`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_update: Option<crate::key_update::KeyUpdate>,
+    /// Before the server switches to a new TLS key: its pin, announced by
+    /// the signing key (see [`crate::key_update::PinUpdate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_update: Option<crate::key_update::PinUpdate>,
 }
 
 impl ChallengeEnvelope {
@@ -91,6 +95,7 @@ impl ChallengeEnvelope {
             sent_at,
             signature,
             key_update: None,
+            pin_update: None,
         }
     }
 

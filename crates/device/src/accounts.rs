@@ -42,6 +42,10 @@ pub struct PushInfo {
     /// TLS pin, if any.
     #[serde(skip)]
     pub pin: Option<[u8; 32]>,
+    /// While the server switches TLS keys: the next key's pin and the
+    /// server time it switches at (see [`countersign_core::key_update`]).
+    #[serde(skip)]
+    pub next_pin: Option<([u8; 32], u64)>,
     /// This device's id on the server.
     pub device_id: String,
     /// What of the stored trust is damaged, if anything: such an account
@@ -124,7 +128,7 @@ pub struct NewPush<'a> {
 }
 
 const COLUMNS: &str =
-    "id, position, issuer, name, kind, algorithm, digits, period, counter, server_url, server_key, pin, device_id";
+    "id, position, issuer, name, kind, algorithm, digits, period, counter, server_url, server_key, pin, device_id, next_pin, pin_switch_at";
 
 fn account(r: &Row<'_>) -> rusqlite::Result<Account> {
     let kind: String = r.get(4)?;
@@ -136,15 +140,21 @@ fn account(r: &Row<'_>) -> rusqlite::Result<Account> {
             let pin: Option<Vec<u8>> = r.get(11)?;
             let key: Result<[u8; 32], _> = key.try_into();
             let pin: Option<Result<[u8; 32], _>> = pin.map(|p| p.try_into());
-            let damaged = match (&key, &pin) {
-                (Err(_), _) => Some("server key"),
-                (_, Some(Err(_))) => Some("TLS pin"),
+            let next: Option<Vec<u8>> = r.get(13)?;
+            let switch_at: Option<i64> = r.get(14)?;
+            let next = next.map(<[u8; 32]>::try_from);
+            let damaged = match (&key, &pin, &next) {
+                (Err(_), _, _) => Some("server key"),
+                (_, Some(Err(_)), _) | (_, _, Some(Err(_))) => Some("TLS pin"),
                 _ => None,
             };
             Some(PushInfo {
                 server_url,
                 server_key: PublicKey(key.unwrap_or([0; 32])),
                 pin: pin.and_then(Result::ok),
+                next_pin: next
+                    .and_then(Result::ok)
+                    .map(|p| (p, switch_at.unwrap_or(0).max(0) as u64)),
                 device_id: r.get(12)?,
                 damaged,
             })
@@ -412,6 +422,27 @@ impl Vault {
         self.conn.execute(
             "UPDATE accounts SET server_key = ?2 WHERE id = ?1 AND server_url IS NOT NULL",
             params![id, &key.0[..]],
+        )?;
+        Ok(())
+    }
+
+    /// Trusts `pin` beside the account's TLS pin until the server switches
+    /// to it at `switch_at`: the server announced its next TLS key.
+    pub fn set_next_pin(&mut self, id: &str, pin: &[u8; 32], switch_at: u64) -> Result<(), Error> {
+        self.conn.execute(
+            "UPDATE accounts SET next_pin = ?2, pin_switch_at = ?3 \
+             WHERE id = ?1 AND server_url IS NOT NULL AND pin IS NOT NULL",
+            params![id, &pin[..], switch_at as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Trusts the announced next pin alone: the server has switched.
+    pub fn promote_next_pin(&mut self, id: &str) -> Result<(), Error> {
+        self.conn.execute(
+            "UPDATE accounts SET pin = next_pin, next_pin = NULL, pin_switch_at = NULL \
+             WHERE id = ?1 AND next_pin IS NOT NULL",
+            [id],
         )?;
         Ok(())
     }

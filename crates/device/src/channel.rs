@@ -2,11 +2,14 @@
 //! events stream, fetches pending requests after every (re)connect so
 //! nothing created while offline is lost, and reconnects with jittered
 //! exponential back-off. It only transports: the receiver verifies each
-//! envelope with [`crate::push::accept`].
+//! envelope with [`crate::push::accept`]. The one thing it reads itself is
+//! an announced next TLS key, signed by the server's key, so that its own
+//! reconnects after the server switches keys still reach the server.
 
 use std::time::Duration;
 
 use countersign_core::protocol::ChallengeEnvelope;
+use countersign_core::PublicKey;
 use futures_util::StreamExt;
 use ring::rand::SecureRandom;
 use tokio::sync::mpsc;
@@ -57,31 +60,63 @@ pub fn start(
     tx: mpsc::Sender<ChannelEvent>,
 ) -> Result<tokio::task::JoinHandle<()>, Error> {
     let client = crate::push::client_for(account)?;
-    let device_id = account
+    let push = account
         .push
         .as_ref()
-        .map(|p| p.device_id.clone())
-        .unwrap_or_default();
+        .ok_or_else(|| Error::NotPush(account.label()))?;
     let token = vault.channel_token_for(&account.id)?;
-    Ok(spawn(account.id.clone(), client, device_id, token, tx))
+    Ok(spawn(
+        account.id.clone(),
+        client,
+        Trust {
+            device_id: push.device_id.clone(),
+            server_key: push.server_key,
+        },
+        token,
+        tx,
+    ))
+}
+
+/// Who the channel speaks for, and the key its server signs with.
+pub struct Trust {
+    /// This device's id on the server.
+    pub device_id: String,
+    /// The server's signing key, as the vault trusts it.
+    pub server_key: PublicKey,
 }
 
 /// Runs a channel until the receiver is dropped.
 pub fn spawn(
     account_id: String,
-    client: ServerClient,
-    device_id: String,
+    mut client: ServerClient,
+    mut trust: Trust,
     token: Zeroizing<String>,
     tx: mpsc::Sender<ChannelEvent>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let error =
-                match run_once(&account_id, &client, &device_id, &token, &tx, &mut backoff).await {
-                    Ok(error) => error,
-                    Err(Closed) => return,
-                };
+            let mut learned = None;
+            let run = Run {
+                account_id: &account_id,
+                client: &client,
+                trust: &mut trust,
+                token: &token,
+                tx: &tx,
+                learned: &mut learned,
+            };
+            let error = match run.once(&mut backoff).await {
+                Ok(error) => error,
+                Err(Closed) => return,
+            };
+            if let Some(pin) = learned {
+                match client.also_trusting(pin) {
+                    Ok(c) => client = c,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not trust the server's next TLS key")
+                    }
+                }
+            }
             let retry_in = jitter(backoff);
             let event = ChannelEvent::Disconnected {
                 account_id: account_id.clone(),
@@ -100,48 +135,75 @@ pub fn spawn(
 /// The receiver is gone.
 struct Closed;
 
-async fn run_once(
-    account_id: &str,
-    client: &ServerClient,
-    device_id: &str,
-    token: &str,
-    tx: &mpsc::Sender<ChannelEvent>,
-    backoff: &mut Duration,
-) -> Result<String, Closed> {
-    let send = |event| async { tx.send(event).await.map_err(|_| Closed) };
-    let envelope = |e: ChallengeEnvelope| ChannelEvent::Envelope {
-        account_id: account_id.into(),
-        envelope: Box::new(e),
-    };
-    let mut stream = match client.stream(device_id, token).await {
-        Ok(s) => Box::pin(s),
-        Err(e) => {
-            tracing::info!(account = account_id, error = %e, "request stream unavailable");
-            return Ok(e.to_string());
-        }
-    };
-    *backoff = FIRST_BACKOFF;
-    send(ChannelEvent::Connected {
-        account_id: account_id.into(),
-    })
-    .await?;
-    // The stream starts with the pending list, but fetch it too: a
-    // reconnect must never depend on the stream alone.
-    if let Ok(list) = client.pending(device_id, token, 0).await {
-        for e in list {
-            send(envelope(e)).await?;
-        }
-    }
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(e) => send(envelope(e)).await?,
+/// One connection's worth of a channel.
+struct Run<'a> {
+    account_id: &'a str,
+    client: &'a ServerClient,
+    trust: &'a mut Trust,
+    token: &'a str,
+    tx: &'a mpsc::Sender<ChannelEvent>,
+    /// A next TLS pin the server announced, for the next reconnect.
+    learned: &'a mut Option<[u8; 32]>,
+}
+
+impl Run<'_> {
+    async fn once(mut self, backoff: &mut Duration) -> Result<String, Closed> {
+        let (client, device_id, token) = (self.client, self.trust.device_id.clone(), self.token);
+        let mut stream = match client.stream(&device_id, token).await {
+            Ok(s) => Box::pin(s),
             Err(e) => {
-                tracing::info!(account = account_id, error = %e, "request stream broke");
+                tracing::info!(account = self.account_id, error = %e, "request stream unavailable");
                 return Ok(e.to_string());
             }
+        };
+        *backoff = FIRST_BACKOFF;
+        self.send(ChannelEvent::Connected {
+            account_id: self.account_id.into(),
+        })
+        .await?;
+        // The stream starts with the pending list, but fetch it too: a
+        // reconnect must never depend on the stream alone.
+        if let Ok(list) = client.pending(&device_id, token, 0).await {
+            for e in list {
+                self.envelope(e).await?;
+            }
         }
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(e) => self.envelope(e).await?,
+                Err(e) => {
+                    tracing::info!(account = self.account_id, error = %e, "request stream broke");
+                    return Ok(e.to_string());
+                }
+            }
+        }
+        Ok("the server closed the stream".into())
     }
-    Ok("the server closed the stream".into())
+
+    async fn send(&self, event: ChannelEvent) -> Result<(), Closed> {
+        self.tx.send(event).await.map_err(|_| Closed)
+    }
+
+    /// Passes `e` on, noting a next TLS key its signer announced.
+    async fn envelope(&mut self, e: ChallengeEnvelope) -> Result<(), Closed> {
+        if let Ok(followed) = e.verify_trusting(&self.trust.server_key) {
+            if let Some(key) = followed {
+                self.trust.server_key = key;
+            }
+            if let Some(pin) = e
+                .pin_update
+                .as_ref()
+                .and_then(|u| u.verify(&self.trust.server_key).ok())
+            {
+                *self.learned = Some(pin);
+            }
+        }
+        self.send(ChannelEvent::Envelope {
+            account_id: self.account_id.into(),
+            envelope: Box::new(e),
+        })
+        .await
+    }
 }
 
 /// ±25 % so many devices do not reconnect in step after a server restart.

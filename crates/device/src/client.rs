@@ -18,6 +18,8 @@ use crate::Error;
 pub struct ServerClient {
     http: reqwest::Client,
     base: String,
+    /// The pins trusted; `None` for the web PKI.
+    pins: Option<Vec<[u8; 32]>>,
 }
 
 fn network(e: reqwest::Error) -> Error {
@@ -57,8 +59,21 @@ fn refused_by_pin(e: &(dyn std::error::Error + 'static)) -> bool {
 impl ServerClient {
     /// A client for `base`, trusting only `pin` when given, else the web PKI.
     pub fn new(base: &str, pin: Option<[u8; 32]>) -> Result<Self, Error> {
-        let tls = match pin {
-            Some(pin) => PinnedVerifier::client_config(pin),
+        match pin {
+            Some(pin) => Self::trusting(base, &[pin]),
+            None => Self::with_tls(base, None),
+        }
+    }
+
+    /// A client for `base` trusting exactly the servers whose key has one
+    /// of `pins` (two while the server switches TLS keys).
+    pub fn trusting(base: &str, pins: &[[u8; 32]]) -> Result<Self, Error> {
+        Self::with_tls(base, Some(pins))
+    }
+
+    fn with_tls(base: &str, pins: Option<&[[u8; 32]]>) -> Result<Self, Error> {
+        let tls = match pins {
+            Some(pins) => PinnedVerifier::client_config_for(pins),
             None => {
                 let roots = rustls::RootCertStore {
                     roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -79,7 +94,21 @@ impl ServerClient {
         Ok(ServerClient {
             http,
             base: base.trim_end_matches('/').to_string(),
+            pins: pins.map(<[_]>::to_vec),
         })
+    }
+
+    /// This client trusting `pin` too (a pinned client only: one trusting
+    /// the web PKI stays as it is).
+    pub fn also_trusting(&self, pin: [u8; 32]) -> Result<Self, Error> {
+        match &self.pins {
+            Some(pins) if !pins.contains(&pin) => {
+                let mut pins = pins.clone();
+                pins.push(pin);
+                Self::trusting(&self.base, &pins)
+            }
+            _ => Ok(self.clone()),
+        }
     }
 
     async fn check(resp: reqwest::Response) -> Result<reqwest::Response, Error> {

@@ -79,6 +79,10 @@ ALTER TABLE accounts ADD COLUMN receipt_key BLOB;
     r#"
 ALTER TABLE vault ADD COLUMN lock_when_hidden INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+ALTER TABLE accounts ADD COLUMN next_pin BLOB;
+ALTER TABLE accounts ADD COLUMN pin_switch_at INTEGER;
+"#,
 ];
 
 /// When the vault locks by itself.

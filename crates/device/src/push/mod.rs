@@ -6,7 +6,7 @@ use std::time::Duration;
 use countersign_core::api::{ActivateRequest, ChallengeStatus, Verdict};
 use countersign_core::otp::decode_base32;
 use countersign_core::protocol::{ChallengeEnvelope, Receipt, ReceiptEvent, Response};
-use countersign_core::{Answer, Enrollment, Passcode, SigningKey};
+use countersign_core::{Answer, Enrollment, Passcode, PublicKey, SigningKey};
 use futures_util::future::join_all;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
@@ -59,7 +59,10 @@ pub fn client_for(account: &Account) -> Result<ServerClient, Error> {
             what,
         });
     }
-    ServerClient::new(&push.server_url, push.pin)
+    match (push.pin, push.next_pin) {
+        (Some(pin), Some((next, _))) => ServerClient::trusting(&push.server_url, &[pin, next]),
+        (pin, _) => ServerClient::new(&push.server_url, pin),
+    }
 }
 
 /// Enrolls this device with the server of an enrollment payload: makes a
@@ -104,6 +107,7 @@ pub async fn enroll(
                 server_url: enrollment.server.clone(),
                 server_key: enrollment.server_key,
                 pin: enrollment.pin,
+                next_pin: None,
                 device_id: activation.device_id.clone(),
                 damaged: None,
             },
@@ -180,6 +184,8 @@ pub fn accept(
             Err(e) => tracing::error!(error = %e, "could not store the server's new signing key"),
         }
     }
+    let signer = signed.ok().flatten().unwrap_or(push.server_key);
+    follow_tls_key(vault, account, &env, &signer);
     let drift = env.sent_at as i64 - now as i64;
     Some(Pending {
         account_id: account.id.clone(),
@@ -187,6 +193,45 @@ pub fn accept(
         envelope: env,
         drift,
     })
+}
+
+/// Keeps the account's TLS trust in step with its server (`env` is
+/// verified, signed by `signer`): an announced next key is trusted beside
+/// the current one, and alone once an envelope sent after the switch
+/// arrives. A failure to store is logged: the device keeps its old trust.
+fn follow_tls_key(
+    vault: &mut Vault,
+    account: &Account,
+    env: &ChallengeEnvelope,
+    signer: &PublicKey,
+) {
+    let Some(push) = account.push.as_ref() else {
+        return;
+    };
+    let announced = env
+        .pin_update
+        .as_ref()
+        .and_then(|u| u.verify(signer).ok().map(|pin| (pin, u.switch_at)));
+    let stored = match (announced, push.next_pin) {
+        (Some(next), held) if push.pin.is_some() && held != Some(next) => {
+            tracing::info!(account = %account.label(), "the server announced its next TLS key");
+            vault
+                .set_next_pin(&account.id, &next.0, next.1)
+                .map(|()| Some(next))
+        }
+        (_, held) => Ok(held),
+    };
+    let result = match stored {
+        Ok(Some((_, switch_at))) if env.sent_at >= switch_at => {
+            tracing::info!(account = %account.label(), "the server switched to its next TLS key");
+            vault.promote_next_pin(&account.id)
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not store the server's next TLS key");
+    }
 }
 
 /// Every verified request waiting on any push account (no receipt is sent:

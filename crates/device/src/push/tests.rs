@@ -51,6 +51,7 @@ fn vault_with_push(
                     server_url: "https://127.0.0.1:1".into(),
                     server_key: server.public_key(),
                     pin,
+                    next_pin: None,
                     device_id: "d".into(),
                     damaged: None,
                 },
@@ -172,4 +173,43 @@ fn a_rotated_server_key_vouched_by_the_old_one_is_trusted_from_then_on() {
     assert!(accept(&mut vault, &account, bare, 10).is_some());
     let by_old = ChallengeEnvelope::sign(c, 100, &old);
     assert!(accept(&mut vault, &account, by_old, 10).is_none());
+}
+
+#[test]
+fn an_announced_tls_key_is_trusted_beside_the_old_until_the_server_switches() {
+    use countersign_core::key_update::PinUpdate;
+    let rng = ring::rand::SystemRandom::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = SigningKey::generate(&rng).unwrap();
+    let stranger = SigningKey::generate(&rng).unwrap();
+    let device = SigningKey::generate(&rng).unwrap();
+    let (mut vault, account) = vault_with_push(tmp.path(), &server, &device, Some([1; 32]));
+    let c = pending(0).envelope.challenge;
+    let trust = |vault: &mut Vault| {
+        let push = vault.find(&account.id).unwrap().push.unwrap();
+        (push.pin, push.next_pin)
+    };
+
+    // An announcement signed by anyone but the server's key is ignored.
+    let mut forged = ChallengeEnvelope::sign(c.clone(), 100, &server);
+    forged.pin_update = Some(PinUpdate::sign(&stranger, &[9; 32], 500));
+    assert!(accept(&mut vault, &account, forged, 10).is_some());
+    assert_eq!(trust(&mut vault), (Some([1; 32]), None));
+
+    // The server's announcement: both pins are trusted until the switch.
+    let mut announced = ChallengeEnvelope::sign(c.clone(), 100, &server);
+    announced.pin_update = Some(PinUpdate::sign(&server, &[2; 32], 500));
+    assert!(accept(&mut vault, &account, announced, 10).is_some());
+    assert_eq!(trust(&mut vault), (Some([1; 32]), Some(([2; 32], 500))));
+    let account = vault.find(&account.id).unwrap();
+    assert!(crate::push::client_for(&account).is_ok());
+
+    // An envelope the server sent before the switch changes nothing; the
+    // first one sent after it leaves the new pin alone trusted.
+    let before = ChallengeEnvelope::sign(c.clone(), 499, &server);
+    assert!(accept(&mut vault, &account, before, 10).is_some());
+    assert_eq!(trust(&mut vault), (Some([1; 32]), Some(([2; 32], 500))));
+    let after = ChallengeEnvelope::sign(c, 500, &server);
+    assert!(accept(&mut vault, &account, after, 10).is_some());
+    assert_eq!(trust(&mut vault), (Some([2; 32]), None));
 }

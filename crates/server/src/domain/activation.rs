@@ -67,7 +67,7 @@ impl Server {
             account: format!("{}@{}", user.username, self.config.email_domain),
             issuer: self.config.org_name.clone(),
             server_key: self.server_key.public_key(),
-            pin: self.tls_pin,
+            pin: self.tls_pin_at(now),
         };
         Ok((enrollment, id))
     }

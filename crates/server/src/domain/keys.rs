@@ -6,6 +6,11 @@
 //! device that receives a request in that time follows. The old key waits
 //! in `server-key-retiring.json` until then.
 //!
+//! The TLS key, which devices pin: a new certificate for the same key
+//! keeps every pin; a new key is staged and announced to devices with
+//! each request, signed by the signing key, before the server presents it
+//! ([`crate::infra::tls`]).
+//!
 //! The master key, which seals every device's stored TOTP secret: each
 //! secret is opened under the old key and sealed under a new one in one
 //! transaction, so no officer enrols again.
@@ -46,12 +51,7 @@ fn current_file(dir: &DataDir) -> PathBuf {
 /// a starting server takes too). SQLite only: on PostgreSQL every instance holds
 /// the key, and the shared copy is sealed under the KEK.
 pub fn rotate_master(dir: &DataDir, store: &Store, actor: &str, now: u64) -> Result<usize, Error> {
-    if store.is_postgres() {
-        return Err(Error::Internal(
-            "rotating the master key on PostgreSQL is not supported yet (docs/OPERATIONS.md)"
-                .into(),
-        ));
-    }
+    refuse_on_postgres(store, "master key")?;
     settle_master_rotation(dir, store)?;
     let rng = SystemRandom::new();
     let old = dir
@@ -148,6 +148,22 @@ fn internal(e: impl std::fmt::Display) -> Error {
     Error::Internal(e.to_string())
 }
 
+/// A rotation the operator asked for that cannot be done now.
+fn refused(message: impl Into<String>) -> Error {
+    Error::invalid("key_rotation", message)
+}
+
+/// On PostgreSQL every instance holds the keys, and the shared copies are
+/// sealed under the key-encryption key: rotations are not built for that.
+fn refuse_on_postgres(store: &Store, what: &str) -> Result<(), Error> {
+    if store.is_postgres() {
+        return Err(refused(format!(
+            "rotating the {what} on PostgreSQL is not supported yet (docs/OPERATIONS.md)"
+        )));
+    }
+    Ok(())
+}
+
 /// The retiring key and its end, if a rotation is under way.
 fn retiring(dir: &DataDir) -> Result<Option<(SigningKey, u64)>, Error> {
     let Ok(bytes) = std::fs::read(dir.root().join(RETIRING)) else {
@@ -195,15 +211,11 @@ pub fn rotate_signing(
     grace_days: u64,
     now: u64,
 ) -> Result<u64, Error> {
-    if store.is_postgres() {
-        return Err(internal(
-            "rotating the signing key on PostgreSQL is not supported yet (docs/OPERATIONS.md)",
-        ));
-    }
+    refuse_on_postgres(store, "signing key")?;
     let current = dir.server_key().map_err(internal)?;
     if let Some((old, retire_at)) = retiring(dir)? {
         if old.public_key() != current.public_key() && now < retire_at {
-            return Err(internal(format!(
+            return Err(refused(format!(
                 "the previous rotation's key retires at {}; rotate again after that",
                 countersign_core::time::format_utc(retire_at)
             )));
@@ -230,6 +242,73 @@ pub fn rotate_signing(
         w.audit(&NewAudit::of(actor, "keys.rotate_signing", "server.key", "").with("ok", &detail))
     })?;
     Ok(retire_at)
+}
+
+/// What `keys rotate tls` did.
+pub enum TlsRotation {
+    /// A new certificate for the same key: every pin holds.
+    Reissued,
+    /// A new key, presented from the given time; until then devices are
+    /// told its pin with each request.
+    Staged(u64),
+}
+
+/// Issues a new self-signed certificate: for the same key at once, or,
+/// with `new_key`, for a new key the server switches to after
+/// `grace_days`. The server must not be running. SQLite only.
+pub fn rotate_tls(
+    dir: &DataDir,
+    config: &crate::infra::config::Config,
+    store: &Store,
+    actor: &str,
+    new_key: Option<u64>,
+    now: u64,
+) -> Result<TlsRotation, Error> {
+    refuse_on_postgres(store, "TLS key")?;
+    if config.tls.mode != crate::infra::config::TlsMode::SelfSigned {
+        return Err(refused(
+            "`tls.mode` is not `self_signed`: replace the certificate files yourself \
+             (devices enrolled with a pin must be enrolled again after a new key)",
+        ));
+    }
+    if !dir.tls_paths().1.exists() {
+        return Err(refused(
+            "this data folder has no TLS key yet: start the server once first",
+        ));
+    }
+    if let Some(at) = crate::infra::tls::staged(dir).map_err(internal)? {
+        if new_key.is_some() {
+            return Err(refused(format!(
+                "a new TLS key is already staged; the server switches to it at {}",
+                countersign_core::time::format_utc(at)
+            )));
+        }
+    }
+    let (done, detail) = match new_key {
+        None => {
+            let pin = crate::infra::tls::reissue(config, dir).map_err(internal)?;
+            let pin = data_encoding::BASE64URL_NOPAD.encode(&pin);
+            (
+                TlsRotation::Reissued,
+                format!("new certificate, same key (pin {pin})"),
+            )
+        }
+        Some(grace_days) => {
+            let switch_at = now + grace_days * 86_400;
+            let pin = crate::infra::tls::stage_new_key(config, dir, switch_at).map_err(internal)?;
+            let pin = data_encoding::BASE64URL_NOPAD.encode(&pin);
+            let detail = format!(
+                "new key (pin {pin}) announced to devices; presented from {}",
+                countersign_core::time::format_utc(switch_at)
+            );
+            (TlsRotation::Staged(switch_at), detail)
+        }
+    };
+    sync_folder(dir)?;
+    store.write(now, |w| {
+        w.audit(&NewAudit::of(actor, "keys.rotate_tls", "tls", "").with("ok", &detail))
+    })?;
+    Ok(done)
 }
 
 #[cfg(test)]

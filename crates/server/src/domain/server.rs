@@ -34,6 +34,9 @@ pub struct Server {
     pub admin_token_hash: [u8; 32],
     /// SHA-256 of the TLS certificate's SPKI, when devices should pin it.
     pub tls_pin: Option<[u8; 32]>,
+    /// While a new TLS key is staged: its pin and switch time, announced
+    /// with every envelope until then (see [`crate::infra::tls`]).
+    pub pin_update: Option<countersign_core::key_update::PinUpdate>,
     /// Live channels to devices and sign-in pages.
     pub hub: Hub,
     /// On PostgreSQL: the keys this instance shares with the others.
@@ -141,6 +144,7 @@ impl Server {
             master_key,
             admin_token_hash: sha256(token.as_bytes()),
             tls_pin: None,
+            pin_update: None,
             hub: Hub::default(),
             shared_keys,
             rng: SystemRandom::new(),
@@ -169,6 +173,28 @@ impl Server {
         }
         keys.seed(store, crate::now())?;
         Ok(keys)
+    }
+
+    /// Takes the pins of the TLS set up for serving: the current one and,
+    /// while a new key is staged, its announcement for devices.
+    pub fn use_tls(&mut self, tls: &crate::infra::tls::Tls) {
+        self.tls_pin = tls.pin;
+        self.pin_update = tls.next.map(|next| {
+            countersign_core::key_update::PinUpdate::sign(
+                &self.server_key,
+                &next.pin,
+                next.switch_at,
+            )
+        });
+    }
+
+    /// The pin devices enrolling at `now` must trust: the staged key's
+    /// from its switch time on.
+    pub fn tls_pin_at(&self, now: u64) -> Option<[u8; 32]> {
+        match &self.pin_update {
+            Some(u) if now >= u.switch_at => u.verify(&self.server_key.public_key()).ok(),
+            _ => self.tls_pin,
+        }
     }
 
     /// Runs `work` that hashes passwords or answers (Argon2id) on the

@@ -23,18 +23,35 @@ pub struct Runtime {
     /// Where Prometheus scrapes (`http://ADDR/metrics`), when served.
     #[serde(default)]
     pub metrics: Option<String>,
+    /// A staged TLS key's pin (base64url), which the server presents from
+    /// its switch time on without writing this file again.
+    #[serde(default)]
+    pub next_pin: Option<String>,
 }
 
 impl Runtime {
     /// The TLS pin's 32 bytes; `None` without TLS or when the file's pin
     /// is damaged.
     pub fn tls_pin(&self) -> Option<[u8; 32]> {
-        data_encoding::BASE64URL_NOPAD
-            .decode(self.pin.as_deref()?.as_bytes())
-            .ok()?
-            .try_into()
-            .ok()
+        decode_pin(self.pin.as_deref()?)
     }
+
+    /// Every pin the server may present: its own and a staged one.
+    pub fn tls_pins(&self) -> Vec<[u8; 32]> {
+        [self.pin.as_deref(), self.next_pin.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter_map(decode_pin)
+            .collect()
+    }
+}
+
+fn decode_pin(text: &str) -> Option<[u8; 32]> {
+    data_encoding::BASE64URL_NOPAD
+        .decode(text.as_bytes())
+        .ok()?
+        .try_into()
+        .ok()
 }
 
 /// A started server.
@@ -138,6 +155,10 @@ pub async fn start(
             .map(|p| data_encoding::BASE64URL_NOPAD.encode(&p)),
         pid: std::process::id(),
         metrics: metrics_addr.map(|a| format!("http://{a}/metrics")),
+        next_pin: server
+            .pin_update
+            .as_ref()
+            .map(|update| update.next_pin.clone()),
     };
     let runtime_file = dir.runtime_file();
     write_private(&runtime_file, &serde_json::to_vec_pretty(&runtime)?)?;

@@ -31,13 +31,16 @@ pub const DATABASE: &str = "countersign.db";
 
 /// What a backup holds besides the database: the data folder's keys and
 /// certificate. Only these names are ever written back.
-pub const KEY_FILES: [&str; 7] = [
+pub const KEY_FILES: [&str; 10] = [
     "server.key",
     "server-key-retiring.json",
     "master.key",
     "admin.token",
     "tls-cert.pem",
     "tls-key.pem",
+    "tls-next-cert.pem",
+    "tls-next-key.pem",
+    "tls-next.json",
     "oidc-keys.json",
 ];
 

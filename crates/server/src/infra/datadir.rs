@@ -150,6 +150,16 @@ impl DataDir {
         )
     }
 
+    /// A TLS key staged by `keys rotate tls --new-key`: its certificate,
+    /// its key, and the switch time (see [`crate::infra::tls`]).
+    pub fn next_tls_paths(&self) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            self.root.join("tls-next-cert.pem"),
+            self.root.join("tls-next-key.pem"),
+            self.root.join("tls-next.json"),
+        )
+    }
+
     /// Reads a secret file, creating it with `make` (mode 0600) when absent.
     fn secret_file(
         &self,

@@ -1,12 +1,20 @@
 //! TLS: a self-signed certificate generated on first start and kept (its
 //! public-key pin goes into enrollment payloads), provided files, or none
 //! behind a reverse proxy. rustls with the ring provider.
+//!
+//! A new self-signed key (`keys rotate tls --new-key`) is staged beside
+//! the current one with the time the server switches to it. Until then
+//! devices are told its pin through the signed channel; from then on the
+//! server presents it, without a restart, and the next start moves its
+//! files into place.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 use time::{Duration, OffsetDateTime};
 
@@ -19,6 +27,23 @@ pub struct Tls {
     pub config: Option<Arc<rustls::ServerConfig>>,
     /// SHA-256 of the certificate's SubjectPublicKeyInfo.
     pub pin: Option<[u8; 32]>,
+    /// A staged key the server switches to.
+    pub next: Option<NextKey>,
+}
+
+/// A staged TLS key: its pin, and the Unix time the server presents it from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextKey {
+    /// SHA-256 of its certificate's SubjectPublicKeyInfo.
+    pub pin: [u8; 32],
+    /// Server Unix time of the switch.
+    pub switch_at: u64,
+}
+
+/// The staged key's switch time, as written in `tls-next.json`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Plan {
+    switch_at: u64,
 }
 
 /// Loads or creates the certificate as configured.
@@ -28,6 +53,7 @@ pub fn setup(config: &Config, dir: &DataDir) -> anyhow::Result<Tls> {
             return Ok(Tls {
                 config: None,
                 pin: None,
+                next: None,
             })
         }
         TlsMode::Files => match (&config.tls.cert_file, &config.tls.key_file) {
@@ -38,6 +64,7 @@ pub fn setup(config: &Config, dir: &DataDir) -> anyhow::Result<Tls> {
         },
         TlsMode::SelfSigned => {
             let (c, k) = dir.tls_paths();
+            switch_if_due(dir, crate::now())?;
             if !c.exists() || !k.exists() {
                 let key = rcgen::KeyPair::generate()?;
                 write_private(&k, key.serialize_pem().as_bytes())?;
@@ -54,27 +81,138 @@ pub fn setup(config: &Config, dir: &DataDir) -> anyhow::Result<Tls> {
             (c, k)
         }
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| anyhow::anyhow!("{}: not a PEM certificate: {e}", cert_path.display()))?;
-    let first = certs
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("{}: holds no certificate", cert_path.display()))?;
-    let pin = countersign_core::pin::spki_sha256(first.as_ref())?;
-    let key = PrivateKeyDer::from_pem_file(&key_path)
-        .map_err(|e| anyhow::anyhow!("{}: not a PEM private key: {e}", key_path.display()))?;
+    let (current, pin) = certified_key(&cert_path, &key_path)?;
+    let next = match (config.tls.mode, staged(dir)?) {
+        (TlsMode::SelfSigned, Some(switch_at)) => {
+            let (c, k, _) = dir.next_tls_paths();
+            let (key, pin) = certified_key(&c, &k)?;
+            Some((key, NextKey { pin, switch_at }))
+        }
+        _ => None,
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+        .with_no_client_auth();
+    let mut server_config = builder.with_cert_resolver(Arc::new(Presented {
+        current,
+        next: next
+            .as_ref()
+            .map(|(key, plan)| (key.clone(), plan.switch_at)),
+    }));
     // Devices hold one long-lived connection each; resumption tickets would
     // only cost memory and CPU per connection.
     server_config.send_tls13_tickets = 0;
     Ok(Tls {
         config: Some(Arc::new(server_config)),
         pin: Some(pin),
+        next: next.map(|(_, plan)| plan),
     })
+}
+
+/// A certificate chain and its key, ready for rustls, and the chain's pin.
+fn certified_key(
+    cert_path: &Path,
+    key_path: &Path,
+) -> anyhow::Result<(Arc<CertifiedKey>, [u8; 32])> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| anyhow::anyhow!("{}: not a PEM certificate: {e}", cert_path.display()))?;
+    let first = certs
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{}: holds no certificate", cert_path.display()))?;
+    let pin = countersign_core::pin::spki_sha256(first.as_ref())?;
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|e| anyhow::anyhow!("{}: not a PEM private key: {e}", key_path.display()))?;
+    let signer = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
+    let certified = CertifiedKey::new(certs, signer);
+    certified.keys_match().map_err(|e| {
+        anyhow::anyhow!(
+            "{} does not belong to {}: {e}",
+            key_path.display(),
+            cert_path.display()
+        )
+    })?;
+    Ok((Arc::new(certified), pin))
+}
+
+/// The key the server presents: the current one, or the staged one from
+/// its switch time on.
+#[derive(Debug)]
+struct Presented {
+    current: Arc<CertifiedKey>,
+    next: Option<(Arc<CertifiedKey>, u64)>,
+}
+
+impl Presented {
+    fn at(&self, now: u64) -> &Arc<CertifiedKey> {
+        match &self.next {
+            Some((next, switch_at)) if now >= *switch_at => next,
+            _ => &self.current,
+        }
+    }
+}
+
+impl ResolvesServerCert for Presented {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.at(crate::now()).clone())
+    }
+}
+
+/// When the staged key takes over, if one is staged.
+pub fn staged(dir: &DataDir) -> anyhow::Result<Option<u64>> {
+    let (_, _, plan) = dir.next_tls_paths();
+    match std::fs::read(&plan) {
+        Ok(bytes) => {
+            let p: Plan = serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", plan.display()))?;
+            Ok(Some(p.switch_at))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", plan.display())),
+    }
+}
+
+/// Moves a staged key whose time has come into place.
+fn switch_if_due(dir: &DataDir, now: u64) -> anyhow::Result<()> {
+    match staged(dir)? {
+        Some(switch_at) if now >= switch_at => {
+            let (cert, key) = dir.tls_paths();
+            let (next_cert, next_key, plan) = dir.next_tls_paths();
+            std::fs::rename(&next_key, &key)?;
+            std::fs::rename(&next_cert, &cert)?;
+            std::fs::remove_file(&plan)?;
+            tracing::info!("the staged TLS key is now the server's key");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Stages a new key and certificate for the self-signed mode, presented
+/// from `switch_at` on; returns its pin. The caller checks that none is
+/// staged already ([`staged`]).
+pub fn stage_new_key(config: &Config, dir: &DataDir, switch_at: u64) -> anyhow::Result<[u8; 32]> {
+    let (cert, key, plan) = dir.next_tls_paths();
+    let pair = rcgen::KeyPair::generate()?;
+    write_private(&key, pair.serialize_pem().as_bytes())?;
+    certify(config, &pair, &cert, now_utc())?;
+    let (_, pin) = certified_key(&cert, &key)?;
+    write_private(&plan, &serde_json::to_vec(&Plan { switch_at })?)?;
+    Ok(pin)
+}
+
+/// Issues the self-signed certificate again now, with the same key (the
+/// pin holds); returns the pin.
+pub fn reissue(config: &Config, dir: &DataDir) -> anyhow::Result<[u8; 32]> {
+    let (c, k) = dir.tls_paths();
+    let pem = std::fs::read_to_string(&k).map_err(|e| anyhow::anyhow!("{}: {e}", k.display()))?;
+    let key = rcgen::KeyPair::from_pem(&pem)?;
+    certify(config, &key, &c, now_utc())?;
+    Ok(certified_key(&c, &k)?.1)
 }
 
 /// How long a self-signed certificate is valid: what browsers accept.

@@ -81,7 +81,7 @@ impl TestServer {
         // the shared TLS key from it), then TLS.
         let mut server = Server::open(config.clone(), &data).unwrap();
         let t = tls::setup(&config, &data).unwrap();
-        server.tls_pin = t.pin;
+        server.use_tls(&t);
         let server = Arc::new(server);
         let running = serve::start(server.clone(), t.config, config.listen, &data)
             .await

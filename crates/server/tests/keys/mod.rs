@@ -1,5 +1,5 @@
-//! `keys rotate master` and `doctor` from the command line, on a real
-//! data folder.
+//! `keys rotate master|signing|tls` and `doctor` from the command line,
+//! on a real data folder.
 
 use std::path::Path;
 use std::process::Output;
@@ -17,9 +17,15 @@ fn out(o: &Output) -> String {
     )
 }
 
+/// Stops the server; its data folder, to start again on.
+async fn stop(mut ts: TestServer) -> tempfile::TempDir {
+    ts.running.take().unwrap().shutdown().await;
+    std::mem::replace(&mut ts.dir, tempfile::tempdir().unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_master_key_keeps_enrolled_devices_codes_working() {
-    let mut ts = TestServer::start().await;
+    let ts = TestServer::start().await;
     let data = ts.dir.path().to_path_buf();
     if ts.config.store.is_postgres() {
         return; // SQLite only; the PostgreSQL refusal is in the domain.
@@ -35,9 +41,7 @@ async fn a_rotated_master_key_keeps_enrolled_devices_codes_working() {
         out(&running)
     );
 
-    ts.running.take().unwrap().shutdown().await;
-    let dir = std::mem::replace(&mut ts.dir, tempfile::tempdir().unwrap());
-    drop(ts);
+    let dir = stop(ts).await;
     let before = std::fs::read(data.join("master.key")).unwrap();
     let rotated = server(&data, &["keys", "rotate", "master"]);
     assert!(rotated.status.success(), "{}", out(&rotated));
@@ -61,16 +65,14 @@ async fn a_rotated_master_key_keeps_enrolled_devices_codes_working() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_signing_key_reaches_devices_through_the_old_one_until_it_retires() {
-    let mut ts = TestServer::start().await;
+    let ts = TestServer::start().await;
     let data = ts.dir.path().to_path_buf();
     if ts.config.store.is_postgres() {
         return; // SQLite only, as for the master key.
     }
     ts.add_user("cs0504");
     let dev = ts.enroll("cs0504").await;
-    ts.running.take().unwrap().shutdown().await;
-    let dir = std::mem::replace(&mut ts.dir, tempfile::tempdir().unwrap());
-    drop(ts);
+    let dir = stop(ts).await;
     let rotated = server(&data, &["keys", "rotate", "signing", "--grace-days", "30"]);
     assert!(rotated.status.success(), "{}", out(&rotated));
     assert!(
@@ -123,6 +125,115 @@ async fn a_rotated_signing_key_reaches_devices_through_the_old_one_until_it_reti
     );
     let rows = ts.server.store.audit_entries(&Default::default()).unwrap();
     assert!(rows.iter().any(|r| r.action == "keys.rotate_signing"));
+}
+
+/// Whether a TLS client trusting only `pin` reaches the server at `url`.
+async fn reaches(url: &str, pin: [u8; 32]) -> bool {
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(countersign_core::pin::PinnedVerifier::client_config(pin).unwrap())
+        .build()
+        .unwrap();
+    client
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// Moves the staged TLS key's switch time to `at`.
+fn switch_tls_at(data: &Path, at: u64) {
+    let plan = data.join("tls-next.json");
+    std::fs::write(&plan, format!("{{\"switch_at\": {at}}}")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_tls_key_is_announced_to_devices_before_the_server_presents_it() {
+    let ts = TestServer::start().await;
+    let data = ts.dir.path().to_path_buf();
+    if ts.config.store.is_postgres() {
+        return; // SQLite only, as for the other keys.
+    }
+    ts.add_user("cs0505");
+    let dev = ts.enroll("cs0505").await;
+    let old_pin = ts.server.tls_pin.unwrap();
+    let dir = stop(ts).await;
+
+    // The same key: a new certificate, the pin holds.
+    let cert = std::fs::read(data.join("tls-cert.pem")).unwrap();
+    let same = server(&data, &["keys", "rotate", "tls"]);
+    assert!(same.status.success(), "{}", out(&same));
+    assert!(
+        out(&same).contains("every device's pin holds"),
+        "{}",
+        out(&same)
+    );
+    assert_ne!(std::fs::read(data.join("tls-cert.pem")).unwrap(), cert);
+
+    let staged = server(
+        &data,
+        &["keys", "rotate", "tls", "--new-key", "--grace-days", "30"],
+    );
+    assert!(staged.status.success(), "{}", out(&staged));
+    assert!(
+        out(&staged).contains("must be enrolled again"),
+        "{}",
+        out(&staged)
+    );
+    let again = server(&data, &["keys", "rotate", "tls", "--new-key"]);
+    assert!(!again.status.success(), "one staged key at a time");
+    assert!(out(&again).contains("already staged"), "{}", out(&again));
+
+    // Until the switch the server presents the old key, enrols with its
+    // pin, and tells devices the next pin, signed by its signing key.
+    let ts = TestServer::start_on(dir).await;
+    assert_eq!(ts.server.tls_pin, Some(old_pin));
+    assert_eq!(ts.enrollment("cs0505").pin, Some(old_pin));
+    ts.push_ok("cs0505").await;
+    let got = dev.poll(&ts, 5).await;
+    let next_pin = got[0]
+        .pin_update
+        .as_ref()
+        .expect("the next key is announced")
+        .verify(&dev.server_key)
+        .expect("signed by the server's key");
+    assert_ne!(next_pin, old_pin);
+    assert!(reaches(&ts.url, old_pin).await);
+    assert!(!reaches(&ts.url, next_pin).await);
+
+    // A running server switches when the time comes, without a restart.
+    let dir = stop(ts).await;
+    let switch_at = now() + 5;
+    switch_tls_at(&data, switch_at);
+    let ts = TestServer::start_on(dir).await;
+    assert!(reaches(&ts.url, old_pin).await, "before the switch");
+    tokio::time::sleep(std::time::Duration::from_secs(switch_at + 1 - now())).await;
+    assert!(reaches(&ts.url, next_pin).await, "after the switch");
+    assert!(
+        !reaches(&ts.url, old_pin).await,
+        "the old key is no longer presented"
+    );
+    assert_eq!(
+        ts.enrollment("cs0505").pin,
+        Some(next_pin),
+        "new enrolments pin the new key"
+    );
+
+    // The next start moves the new key into place and announces nothing.
+    let dir = stop(ts).await;
+    let ts = TestServer::start_on(dir).await;
+    assert_eq!(ts.server.tls_pin, Some(next_pin));
+    for name in ["tls-next.json", "tls-next-cert.pem", "tls-next-key.pem"] {
+        assert!(!data.join(name).exists(), "{name} is gone");
+    }
+    ts.push_ok("cs0505").await;
+    assert!(dev.poll(&ts, 5).await[0].pin_update.is_none());
+    let rows = ts.server.store.audit_entries(&Default::default()).unwrap();
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.action == "keys.rotate_tls")
+            .count(),
+        2
+    );
 }
 
 #[test]

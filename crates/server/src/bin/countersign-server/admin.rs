@@ -30,11 +30,12 @@ impl AdminClient {
         })?;
         let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(75));
         if runtime.pin.is_some() {
-            let pin = runtime
+            runtime
                 .tls_pin()
                 .ok_or_else(|| anyhow::anyhow!("the runtime file's TLS pin is damaged"))?;
-            builder = builder
-                .use_preconfigured_tls(countersign_core::pin::PinnedVerifier::client_config(pin)?);
+            builder = builder.use_preconfigured_tls(
+                countersign_core::pin::PinnedVerifier::client_config_for(&runtime.tls_pins())?,
+            );
         }
         Ok(AdminClient {
             http: builder.build()?,

@@ -29,6 +29,19 @@ pub enum RotateCommand {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=365))]
         grace_days: u64,
     },
+    /// Issue a new self-signed TLS certificate: for the same key (every
+    /// pin holds), or with --new-key for a new key that devices are told
+    /// about first (stop the server first; SQLite only).
+    Tls {
+        /// Make a new key too; the server presents it after the grace
+        /// period, and devices learn its pin with each request until then.
+        #[arg(long)]
+        new_key: bool,
+        /// Days until the server presents the new key: a device that gets
+        /// no request in that time must enrol again.
+        #[arg(long, default_value_t = 30, requires = "new_key", value_parser = clap::value_parser!(u64).range(1..=365))]
+        grace_days: u64,
+    },
 }
 
 /// Runs a `keys` command.
@@ -41,6 +54,23 @@ pub fn run(cmd: KeysCommand, data: &Path, config: &Config) -> anyhow::Result<()>
             let n =
                 countersign_server::domain::keys::rotate_master(&dir, &store, "admin-cli", now)?;
             println!("master key rotated: {n} TOTP secrets sealed again under the new key; start the server");
+        }
+        RotateCommand::Tls {
+            new_key,
+            grace_days,
+        } => {
+            use countersign_server::domain::keys::{rotate_tls, TlsRotation};
+            let new_key = new_key.then_some(grace_days);
+            match rotate_tls(&dir, config, &store, "admin-cli", new_key, now)? {
+                TlsRotation::Reissued => println!(
+                    "TLS certificate issued again for the same key: every device's pin holds; start the server"
+                ),
+                TlsRotation::Staged(at) => println!(
+                    "new TLS key staged; start the server. Until {} each device learns its pin with its next request, \
+                     and the server presents it from then on; a device that gets no request by then must be enrolled again",
+                    countersign_core::time::format_utc(at)
+                ),
+            }
         }
         RotateCommand::Signing { grace_days } => {
             let until = countersign_server::domain::keys::rotate_signing(

@@ -326,7 +326,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { .. } => {
             let (_lock, rt, hangups) = serving.context("serve started without its runtime")?;
             let tls = tls::setup(&server.config, &dir)?;
-            server.tls_pin = tls.pin;
+            server.use_tls(&tls);
             rt.block_on(async {
                 let listen = server.config.listen;
                 let running = serve::start(Arc::new(server), tls.config, listen, &dir).await?;

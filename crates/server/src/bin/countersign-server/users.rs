@@ -190,7 +190,8 @@ pub(crate) fn user(
                     server.config.public_url = rt.url;
                 }
             }
-            server.tls_pin = tls::setup(&server.config, dir)?.pin;
+            let tls = tls::setup(&server.config, dir)?;
+            server.use_tls(&tls);
             let (enrollment, _) = server.enrollment(&username, actor, Authority::Proven, now)?;
             let payload = enrollment.to_uri();
             println!("{payload}");

@@ -156,7 +156,7 @@ fn seed(dir: &Path, config_path: &Path, n: usize) -> anyhow::Result<Vec<Device>>
     if !server.store.is_empty()? {
         bail!("the bench needs an empty database (it adds its own users): create a new one");
     }
-    server.tls_pin = tls::setup(&config, &data)?.pin;
+    server.use_tls(&tls::setup(&config, &data)?);
     // One Argon2 hash shared by every bench user: hashing 10,000 would take minutes.
     let hash = countersign_server::domain::accounts::hash_password("Bench-Password-123")?;
     let rng = SystemRandom::new();
