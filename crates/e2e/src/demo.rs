@@ -17,8 +17,14 @@ pub struct Demo {
 
 impl Demo {
     /// Registers `client_id` as `name` with the server and starts the
-    /// application for it.
+    /// application for it (ID tokens signed with RS256).
     pub fn start(stack: &Stack, client_id: &str, name: &str) -> Self {
+        Self::start_signed(stack, client_id, name, "RS256")
+    }
+
+    /// As [`Demo::start`], with ID tokens signed with `alg` (`RS256`,
+    /// `ES256` or `EdDSA`), which the application's library then checks.
+    pub fn start_signed(stack: &Stack, client_id: &str, name: &str, alg: &str) -> Self {
         let port = countersign_testkit::free_port();
         let base = format!("http://127.0.0.1:{port}");
         let callback = format!("{base}/callback");
@@ -33,6 +39,8 @@ impl Demo {
             &callback,
             "--post-logout-redirect-uri",
             &signed_out,
+            "--id-token-alg",
+            alg,
         ]);
         assert_ok(&out, "client add");
         let secret = String::from_utf8_lossy(&out.stdout).trim().to_string();

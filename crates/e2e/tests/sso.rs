@@ -34,7 +34,9 @@ fn an_officer_opens_the_application_signs_in_with_the_number_and_logs_out() {
     );
     stack.cli(&["add", "--qr", png.to_str().unwrap()]);
     let lets = Demo::start(&stack, "lets-demo", "LETS (demo)");
-    let scrap = Demo::start(&stack, "scrap-demo", "SCRAP (demo)");
+    // The second application's ID tokens are EdDSA: the relying-party
+    // library checks a second algorithm.
+    let scrap = Demo::start_signed(&stack, "scrap-demo", "SCRAP (demo)", "EdDSA");
     let s = Session::chromium(1280, 900);
     let mut p = Pages::new(&s, "sso");
 

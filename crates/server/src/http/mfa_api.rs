@@ -32,10 +32,10 @@ pub fn routes() -> Router<Arc<Server>> {
 }
 
 /// The application making the request.
-fn client(s: &Server, headers: &HeaderMap) -> Result<Client, Error> {
+fn client(s: &Server, headers: &HeaderMap, ip: &str) -> Result<Client, Error> {
     let (id, secret) = client_credentials(headers)?
         .ok_or_else(|| Error::refused(Code::InvalidClient, "client authentication failed"))?;
-    s.authenticate_client(&id, Some(&secret))
+    s.authenticate_client(&id, Some(&secret), "mfa.client", ip, now())
 }
 
 /// Body of `POST /api/v1/mfa/push`.
@@ -57,7 +57,7 @@ async fn push(
     ClientIp(ip): ClientIp,
     Body(b): Body<PushBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let c = client(&s, &headers)?;
+    let c = client(&s, &headers, &ip)?;
     let shown_ip = if b.ip.is_empty() { ip } else { b.ip };
     let created = s.api_push(&c, &b.username, &shown_ip, &b.location, now_ms())?;
     Ok(Json(json!({
@@ -75,11 +75,12 @@ struct Wait {
 
 async fn verdict(
     State(s): AppState,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<Wait>,
 ) -> Result<Json<Value>, ApiError> {
-    let c = client(&s, &headers)?;
+    let c = client(&s, &headers, &ip)?;
     let mut v = s.api_push_verdict(&c, &id, now())?;
     if !v.status.is_final() && q.wait > 0 {
         let mut rx = s.hub.watch(&id, v.status);
@@ -111,7 +112,7 @@ async fn code(
     ClientIp(ip): ClientIp,
     Body(b): Body<CodeBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let c = client(&s, &headers)?;
+    let c = client(&s, &headers, &ip)?;
     let amr = s.api_check_code(&c, &b.username, &b.code, &ip, now())?;
     Ok(Json(match amr {
         Some(amr) => json!({ "result": "allow", "amr": amr }),

@@ -198,7 +198,7 @@ fn exchange(s: &Server, headers: &HeaderMap, ip: &str, body: &[u8]) -> Result<Re
             (id.to_string(), secret.map(str::to_string))
         }
     };
-    let client = s.authenticate_client(&client_id, secret.as_deref())?;
+    let client = s.authenticate_client(&client_id, secret.as_deref(), "oidc.token", ip, now())?;
     match get("grant_type") {
         Some("authorization_code") => {}
         Some(_) => {

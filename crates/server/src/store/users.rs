@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::db::{args, Row};
+use super::db::{args, Db, Row};
 use super::{Store, StoreError, Write};
 
 /// What a user may do; each role may do what the ones before it may
@@ -117,6 +117,14 @@ fn user(r: &Row<'_>) -> Result<UserRow, StoreError> {
     })
 }
 
+fn user_by_id(db: &Db<'_>, id: i64) -> Result<Option<UserRow>, StoreError> {
+    db.opt(
+        &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+        args![id],
+        user,
+    )
+}
+
 impl Store {
     /// A user by name (case-insensitive).
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
@@ -131,13 +139,7 @@ impl Store {
 
     /// A user by id.
     pub fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
-        self.read(|db| {
-            db.opt(
-                &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
-                args![id],
-                user,
-            )
-        })
+        self.read(|db| user_by_id(db, id))
     }
 
     /// All users, by name.
@@ -177,6 +179,11 @@ impl Store {
 }
 
 impl Write<'_> {
+    /// A user by id, as this transaction sees it.
+    pub fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
+        user_by_id(self.db(), id)
+    }
+
     /// Adds a user with a temporary password; `None` if the name is taken.
     pub fn insert_user(&self, u: &NewUser<'_>, now: u64) -> Result<Option<UserRow>, StoreError> {
         let db = self.db();

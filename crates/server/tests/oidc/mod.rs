@@ -44,14 +44,23 @@ impl Sso {
     }
 
     async fn start_with(tweak: impl FnOnce(&mut NewClient)) -> Self {
+        Self::configured(|_| {}, tweak).await
+    }
+
+    async fn configured(
+        config: impl FnOnce(&mut countersign_server::infra::config::Config),
+        tweak: impl FnOnce(&mut NewClient),
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let ts =
-            TestServer::start_with(|c| c.listen = format!("127.0.0.1:{port}").parse().unwrap())
-                .await;
+        let ts = TestServer::start_with(|c| {
+            c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+            config(c);
+        })
+        .await;
         let mut lets = client("lets", "LETS", LETS_CB);
         lets.post_logout_redirect_uris = vec![LETS_BYE.into()];
         tweak(&mut lets);

@@ -174,6 +174,11 @@ async fn a_code_goes_once_to_its_application_with_its_verifier_and_secret() {
         rows.iter().any(|d| d == "code_verifier missing"),
         "{rows:?}"
     );
+    assert!(
+        rows.iter()
+            .any(|d| d == "client=lets client authentication failed"),
+        "a wrong secret is on record: {rows:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -208,19 +213,80 @@ async fn a_password_only_session_does_not_satisfy_an_application_that_requires_m
     let v = b.get(&sso.authorize_url("lets", LETS_CB, "")).await;
     let v = b.post("/oidc/continue", &v.page, &[]).await;
     assert_eq!(v.at, "/signin/register", "{}", v.page);
-    assert!(ts
+    // The cancel is on record; no code was issued.
+    let rows: Vec<_> = ts
         .server
         .store
         .audit_entries(&Default::default())
         .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "oidc.authorize")
+        .map(|e| (e.actor, e.outcome, e.detail))
+        .collect();
+    assert_eq!(
+        rows,
+        [(
+            "cs0721".to_string(),
+            "refused".to_string(),
+            "client=lets access_denied: the officer cancelled the sign-in".to_string()
+        )]
+    );
+    // The same password-only session, where the application asks for mfa
+    // by acr_values under prompt=none: refused, not signed in.
+    let b = Agent::new(ts);
+    let v = b.get("/signin").await;
+    let v = b.password_steps(v, "cs0721", None).await;
+    let v = b.post("/signin/stay", &v.page, &[("stay", "no")]).await;
+    assert_eq!(v.at, "/my", "{}", v.page);
+    let none = sso.authorize_url("scrap", SCRAP_CB, "&prompt=none&acr_values=mfa");
+    let v = b.get(&none).await;
+    assert!(v.at.starts_with(SCRAP_CB), "{}", v.at);
+    assert_eq!(param(&v.at, "code"), None);
+    assert_eq!(
+        param(&v.at, "error").as_deref(),
+        Some("interaction_required")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_sent_many_times_at_once_revokes_what_it_issued() {
+    let sso = Sso::start().await;
+    let b = Agent::new(&sso.ts);
+    let code = signed_in_code(&sso, &b, "cs0741").await;
+    let answers =
+        futures_util::future::join_all((0..8).map(|_| sso.lets_token(&code, VERIFIER))).await;
+    let issued: Vec<&Value> = answers
         .iter()
-        .all(|e| e.action != "oidc.authorize"));
-    // An application that asks for mfa by acr_values is refused the same
-    // way under prompt=none.
-    let none = sso.authorize_url("lets", LETS_CB, "&prompt=none&acr_values=mfa");
-    let b2 = Agent::new(ts);
-    let v = b2.get(&none).await;
-    assert_eq!(param(&v.at, "error").as_deref(), Some("login_required"));
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(issued.len(), 1, "{answers:?}");
+    // However the replays fell, the token the code gave is revoked.
+    let access = issued[0]["access_token"].as_str().unwrap();
+    assert_eq!(sso.userinfo(access).await.0, 401);
+
+    // client_secret_post: the secret in the form, for a fresh code.
+    let v = b.get(&sso.authorize_url("lets", LETS_CB, "")).await;
+    let code = param(&v.at, "code").expect("single sign-on");
+    let r = sso
+        .ts
+        .http
+        .post(format!("{}/oidc/token", sso.ts.url))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", LETS_CB),
+            ("code_verifier", VERIFIER),
+            ("client_id", "lets"),
+            ("client_secret", &sso.lets_secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    let (status, _) = sso.userinfo(body["access_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -351,4 +417,28 @@ async fn only_pages_at_registered_addresses_may_read_the_endpoints_from_javascri
         r.headers()["access-control-allow-origin"],
         "http://127.0.0.1:9"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_code_and_a_sign_in_older_than_max_age_are_not_accepted() {
+    let sso = Sso::configured(|c| c.oidc.code_seconds = 1, |_| {}).await;
+    let b = Agent::new(&sso.ts);
+    let code = signed_in_code(&sso, &b, "cs0751").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, body) = sso.lets_token(&code, VERIFIER).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    // The sign-in is now over a second old: an application asking for
+    // max_age=1 gets no code, and the officer is asked to sign in again;
+    // without max_age, single sign-on goes on.
+    let v = b
+        .get(&sso.authorize_url("lets", LETS_CB, "&max_age=1"))
+        .await;
+    assert!(!v.at.starts_with(LETS_CB), "no code: {}", v.at);
+    assert!(v.page.contains("asks you to sign in again"), "{}", v.page);
+    let v = b.get(&sso.authorize_url("lets", LETS_CB, "")).await;
+    assert!(param(&v.at, "code").is_some(), "{}", v.at);
 }

@@ -244,6 +244,29 @@ impl Server {
         ))
     }
 
+    /// Records an authorization that was refused or cancelled: `who` is
+    /// the signed-in officer, if any. Anonymous ones are recorded once a
+    /// minute per address, since anyone can send them.
+    pub fn audit_refused_authorization(
+        &self,
+        who: &str,
+        ip: &str,
+        client: &str,
+        why: &str,
+        now: u64,
+    ) -> Result<(), Error> {
+        if who.is_empty() && !self.audit_once_a_minute.take(ip, now) {
+            return Ok(());
+        }
+        let client: String = client.chars().take(64).collect();
+        let why: String = why.chars().take(200).collect();
+        let detail = format!("client={client} {why}");
+        self.audit(
+            NewAudit::of(who, "oidc.authorize", who, ip).with("refused", &detail),
+            now,
+        )
+    }
+
     /// The address that takes a refusal back to the application.
     pub fn refusal_location(
         &self,

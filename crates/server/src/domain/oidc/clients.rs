@@ -317,20 +317,40 @@ impl Server {
 
     /// The application presenting `secret` (`None`: a public client's
     /// token request). Unknown id and wrong secret get the same answer.
-    pub fn authenticate_client(&self, id: &str, secret: Option<&str>) -> Result<Client, Error> {
-        let refused = || Error::refused(Code::InvalidClient, "client authentication failed");
-        let client = self.client(id)?.ok_or_else(refused)?;
-        let ok = match (&client.secret_hash, secret) {
-            (None, None) => true,
-            (Some(hash), Some(given)) => {
+    /// A failure is recorded (`action` names the endpoint), once a
+    /// minute per address: anyone can send them.
+    pub fn authenticate_client(
+        &self,
+        id: &str,
+        secret: Option<&str>,
+        action: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<Client, Error> {
+        let client = self.client(id)?;
+        let ok = match client.as_ref().map(|c| (&c.secret_hash, secret)) {
+            Some((None, None)) => true,
+            Some((Some(hash), Some(given))) => {
                 countersign_core::secret::constant_time_eq(hash, &sha256(given.as_bytes()))
             }
             _ => false,
         };
-        if ok {
-            Ok(client)
-        } else {
-            Err(refused())
+        match client {
+            Some(client) if ok => Ok(client),
+            _ => {
+                if self.audit_once_a_minute.take(ip, now) {
+                    let id: String = id.chars().take(64).collect();
+                    let detail = format!("client={id} client authentication failed");
+                    self.audit(
+                        NewAudit::of("", action, "", ip).with("refused", &detail),
+                        now,
+                    )?;
+                }
+                Err(Error::refused(
+                    Code::InvalidClient,
+                    "client authentication failed",
+                ))
+            }
         }
     }
 

@@ -115,45 +115,60 @@ impl Server {
         ip: &str,
         now: u64,
     ) -> Result<Tokens, Error> {
-        let invalid = |why: &str| Error::refused(Code::InvalidGrant, why);
         let hash = sha256(code.as_bytes());
         let row = NewAudit::of(&client.id, "oidc.token", "", ip);
-        let refused = |w: &mut crate::store::Write<'_>, target: &str, why: &str| {
-            w.audit(&NewAudit {
-                target,
-                ..row.with("refused", why)
-            })
-        };
-        let taken = self.write(now, |w| {
-            let taken = w.take_code(&hash, now)?;
-            match &taken {
-                TakenCode::Unknown => refused(w, "", "unknown code")?,
-                TakenCode::Spent(c) => {
-                    let why = "code used again or expired: its tokens are revoked";
-                    refused(w, &self.username_of(c.user_id), why)?
-                }
-                TakenCode::Fresh(c) => {
-                    if let Some(why) = mismatch(c, client, redirect_uri, verifier) {
-                        refused(w, &self.username_of(c.user_id), why)?
-                    }
-                }
-            }
-            Ok(taken)
-        })?;
-        let c = match taken {
-            TakenCode::Fresh(c) => c,
-            TakenCode::Unknown => return Err(invalid("the code is not valid")),
-            TakenCode::Spent(_) => return Err(invalid("the code was used already or expired")),
-        };
-        if let Some(why) = mismatch(&c, client, redirect_uri, verifier) {
-            return Err(invalid(why));
-        }
-        let user = self
-            .store
-            .user_by_id(c.user_id)?
-            .filter(|u| !u.disabled)
-            .ok_or_else(|| invalid("the account is disabled"))?;
         let lifetime = self.config.oidc.token_minutes * 60;
+        let access_token = crate::domain::random_token(&self.rng)?;
+        // The code is taken and its access token stored in one
+        // transaction: a replay, whenever it comes, finds the token to
+        // revoke.
+        let granted = self.write(now, |w| {
+            let refused =
+                |w: &mut crate::store::Write<'_>, user: Option<i64>, why: &'static str| {
+                    let target = user
+                        .and_then(|id| w.user_by_id(id).ok().flatten())
+                        .map(|u| u.username)
+                        .unwrap_or_default();
+                    w.audit(&NewAudit {
+                        target: &target,
+                        ..row.with("refused", why)
+                    })?;
+                    Ok(Err(why))
+                };
+            let c = match w.take_code(&hash, now)? {
+                TakenCode::Unknown => return refused(w, None, "the code is not valid"),
+                TakenCode::Spent(c) => {
+                    return refused(
+                        w,
+                        Some(c.user_id),
+                        "the code was used already or expired: its tokens are revoked",
+                    )
+                }
+                TakenCode::Fresh(c) => c,
+            };
+            if let Some(why) = mismatch(&c, client, redirect_uri, verifier) {
+                return refused(w, Some(c.user_id), why);
+            }
+            let Some(user) = w.user_by_id(c.user_id)?.filter(|u| !u.disabled) else {
+                return refused(w, Some(c.user_id), "the account is disabled");
+            };
+            let token = TokenRow {
+                client_id: client.id.clone(),
+                user_id: user.id,
+                sid: c.sid.clone(),
+                scope: c.scope.clone(),
+                expires_at: now + lifetime,
+                revoked: false,
+            };
+            w.insert_access_token(&sha256(access_token.as_bytes()), &hash, &token)?;
+            let detail = format!("amr={} acr={}", c.amr, c.acr);
+            w.audit(&NewAudit {
+                target: &user.username,
+                ..row.with("ok", &detail)
+            })?;
+            Ok(Ok((c, user)))
+        })?;
+        let (c, user) = granted.map_err(|why| Error::refused(Code::InvalidGrant, why))?;
         let claims = IdClaims {
             iss: self.config.public_url(),
             sub: user.subject.clone(),
@@ -174,23 +189,6 @@ impl Server {
             .token_keys
             .sign(client.id_token_alg, &claims)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let access_token = crate::domain::random_token(&self.rng)?;
-        let token = TokenRow {
-            client_id: client.id.clone(),
-            user_id: user.id,
-            sid: c.sid.clone(),
-            scope: c.scope.clone(),
-            expires_at: now + lifetime,
-            revoked: false,
-        };
-        let detail = format!("amr={} acr={}", c.amr, c.acr);
-        self.write(now, |w| {
-            w.insert_access_token(&sha256(access_token.as_bytes()), &hash, &token)?;
-            w.audit(&NewAudit {
-                target: &user.username,
-                ..row.with("ok", &detail)
-            })
-        })?;
         Ok(Tokens {
             access_token: Zeroizing::new(access_token),
             id_token,
@@ -223,16 +221,6 @@ impl Server {
     /// The officer's address: `username@email_domain`.
     fn email_of(&self, user: &UserRow) -> String {
         format!("{}@{}", user.username, self.config.email_domain)
-    }
-
-    /// A username for an audit row (empty if the account is gone).
-    fn username_of(&self, user_id: i64) -> String {
-        self.store
-            .user_by_id(user_id)
-            .ok()
-            .flatten()
-            .map(|u| u.username)
-            .unwrap_or_default()
     }
 }
 

@@ -10,7 +10,7 @@
 
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::Form;
 use serde::Deserialize;
 
@@ -96,7 +96,32 @@ pub(crate) async fn authorize_form(
 fn start(s: &Server, headers: &HeaderMap, ip: &str, query: &str) -> PageResult {
     match s.authorization_request(query)? {
         Ok(req) => go_on(s, headers, ip, &req, query, None),
-        Err(refusal) => Ok(refused(s, refusal)),
+        Err(refusal) => {
+            let client = url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "client_id")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let asking = Asking::new(s, headers, ip, &client)?;
+            refused(s, &asking, refusal)
+        }
+    }
+}
+
+/// Who an authorization was for, to record a refusal: the signed-in
+/// officer (if any), the address, the application.
+struct Asking<'a> {
+    who: String,
+    ip: &'a str,
+    client: &'a str,
+}
+
+impl<'a> Asking<'a> {
+    fn new(s: &Server, headers: &HeaderMap, ip: &'a str, client: &'a str) -> Result<Self, Error> {
+        let who = load(s, headers)?
+            .filter(|x| x.stage.kind() == StageKind::Done)
+            .map(|x| x.username)
+            .unwrap_or_default();
+        Ok(Asking { who, ip, client })
     }
 }
 
@@ -122,7 +147,13 @@ pub(crate) async fn resume(
     };
     let req = match s.authorization_request(&waiting.query)? {
         Ok(req) => req,
-        Err(refusal) => return Ok(refused(&s, refusal)),
+        Err(refusal) => {
+            return refused(
+                &s,
+                &Asking::new(&s, &headers, &ip, &waiting.client_id)?,
+                refusal,
+            )
+        }
     };
     let query = waiting.query.clone();
     go_on(&s, &headers, &ip, &req, &query, Some((q.request, waiting)))
@@ -161,7 +192,12 @@ fn go_on(
         return Ok(Redirect::to(&location).into_response());
     }
     if let Next::Refuse(refusal) = next {
-        return Ok(refused(s, refusal));
+        let asking = Asking {
+            who: done.map(|x| x.username.clone()).unwrap_or_default(),
+            ip,
+            client: &req.client.id,
+        };
+        return refused(s, &asking, refusal);
     }
     let id = match waiting {
         Some((id, _)) => id,
@@ -206,14 +242,25 @@ pub(crate) struct StepUpForm {
 
 /// `POST /oidc/continue`: the officer agreed to the step an application
 /// needs; the same session takes it (it keeps its sid) and comes back.
-pub(crate) async fn step_up(State(s): AppState, posted: Posted<StepUpForm>) -> PageResult {
+pub(crate) async fn step_up(
+    State(s): AppState,
+    ClientIp(ip): ClientIp,
+    posted: Posted<StepUpForm>,
+) -> PageResult {
     let (mut x, form) = at!(posted, &[StageKind::Done]);
     let Some(waiting) = s.store.waiting_request(&form.request, now())? else {
         return Ok(Redirect::to("/my").into_response());
     };
     let req = match s.authorization_request(&waiting.query)? {
         Ok(req) => req,
-        Err(refusal) => return Ok(refused(&s, refusal)),
+        Err(refusal) => {
+            let asking = Asking {
+                who: x.username.clone(),
+                ip: &ip,
+                client: &waiting.client_id,
+            };
+            return refused(&s, &asking, refusal);
+        }
     };
     let who = signed_in(&s, &x)?;
     // As when the request arrived: the officer has not signed in since
@@ -235,21 +282,27 @@ pub(crate) async fn step_up(State(s): AppState, posted: Posted<StepUpForm>) -> P
 
 /// `GET /oidc/cancel`: the officer declined the step an application asked
 /// for; the application hears `access_denied`.
-pub(crate) async fn cancel(State(s): AppState, Query(q): Query<ContinueQuery>) -> PageResult {
+pub(crate) async fn cancel(
+    State(s): AppState,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Query(q): Query<ContinueQuery>,
+) -> PageResult {
     let Some(waiting) = s.store.waiting_request(&q.request, now())? else {
         return Ok(Redirect::to("/my").into_response());
     };
     s.write(now(), |w| w.delete_waiting_request(&q.request))?;
-    Ok(match s.authorization_request(&waiting.query)? {
-        Ok(req) => Redirect::to(&s.refusal_location(
-            &req.redirect_uri,
-            &req.state,
-            "access_denied",
-            "the officer cancelled the sign-in",
-        ))
-        .into_response(),
-        Err(refusal) => refused(&s, refusal),
-    })
+    let asking = Asking::new(&s, &headers, &ip, &waiting.client_id)?;
+    let refusal = match s.authorization_request(&waiting.query)? {
+        Ok(req) => Refusal::Redirect {
+            redirect_uri: req.redirect_uri,
+            state: req.state,
+            error: "access_denied",
+            description: "the officer cancelled the sign-in".into(),
+        },
+        Err(refusal) => refusal,
+    };
+    refused(&s, &asking, refusal)
 }
 
 /// The session as an authorization sees it.
@@ -264,9 +317,16 @@ fn signed_in(s: &Server, x: &WebSession) -> Result<SignedIn, Error> {
     })
 }
 
-/// A refusal: a page, or an error sent back to the application.
-fn refused(s: &Server, refusal: Refusal) -> Response {
-    match refusal {
+/// A refusal, recorded: a page, or an error sent back to the application.
+fn refused(s: &Server, asking: &Asking<'_>, refusal: Refusal) -> PageResult {
+    let why = match &refusal {
+        Refusal::Page(message) => message.clone(),
+        Refusal::Redirect {
+            error, description, ..
+        } => format!("{error}: {description}"),
+    };
+    s.audit_refused_authorization(&asking.who, asking.ip, asking.client, &why, now())?;
+    Ok(match refusal {
         Refusal::Page(message) => {
             let body = views::info("This sign-in request cannot be used", &[&message]);
             (StatusCode::BAD_REQUEST, html(s, "Sign in", body)).into_response()
@@ -278,7 +338,7 @@ fn refused(s: &Server, refusal: Refusal) -> Response {
             description,
         } => Redirect::to(&s.refusal_location(&redirect_uri, &state, error, &description))
             .into_response(),
-    }
+    })
 }
 
 /// `GET /oidc/logout`: an application's logout request. It leads through
