@@ -448,6 +448,11 @@ UPDATE users SET temporary_until = CAST(strftime('%s', 'now') AS INTEGER) + 7 * 
         lite: "ALTER TABLE audit ADD COLUMN request_id TEXT NOT NULL DEFAULT '';",
         pg: "ALTER TABLE audit ADD COLUMN request_id TEXT NOT NULL DEFAULT '';",
     },
+    Migration {
+        // A flag nothing read (the proven factor is `factor`/`factor_at`).
+        lite: "ALTER TABLE web_sessions DROP COLUMN verified;",
+        pg: "ALTER TABLE web_sessions DROP COLUMN verified;",
+    },
 ];
 
 /// Limits several instances share (used on PostgreSQL; one SQLite

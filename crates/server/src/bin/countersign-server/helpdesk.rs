@@ -215,8 +215,7 @@ pub fn run(server: &Server, dir: &DataDir, cmd: HelpdeskCommand) -> anyhow::Resu
                 t,
             )?;
             if let Some(password) = fixed {
-                eprintln!("temporary password for {username} (shown once, must be changed at the next sign-in):");
-                println!("{}", password.as_str());
+                crate::users::show_once(&format!("password reset for {username}"), &password);
             } else {
                 eprintln!("{action}: done for {username}");
             }

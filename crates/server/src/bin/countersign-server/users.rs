@@ -117,8 +117,13 @@ pub(crate) fn user(
         } => {
             let (user, password) =
                 server.add_user(&username, &first, &last, ssn_last4.as_deref(), actor, now)?;
-            eprintln!("created {} ({} {}); temporary password (shown once, must be changed at first sign-in):", user.username, user.first_name, user.last_name);
-            println!("{}", password.as_str());
+            show_once(
+                &format!(
+                    "created {} ({} {})",
+                    user.username, user.first_name, user.last_name
+                ),
+                &password,
+            );
         }
         UserCommand::List { json } => {
             let users = server.store.list_users()?;
@@ -165,8 +170,7 @@ pub(crate) fn user(
         }
         UserCommand::ResetPassword { username } => {
             let password = server.reset_password(&username, actor, now)?;
-            eprintln!("new temporary password for {username} (shown once, must be changed at next sign-in):");
-            println!("{}", password.as_str());
+            show_once(&format!("new password for {username}"), &password);
         }
         UserCommand::ResetMethods { username } => {
             let n = server.reset_methods(&username, actor, now)?;
@@ -208,8 +212,13 @@ pub(crate) fn user(
             }) => {
                 let (user, password) =
                     server.approve_registration(id, &username, ssn_last4.as_deref(), actor, now)?;
-                eprintln!("request #{id} approved: created {} ({} {}); temporary password (shown once, must be changed at first sign-in):", user.username, user.first_name, user.last_name);
-                println!("{}", password.as_str());
+                show_once(
+                    &format!(
+                        "request #{id} approved: created {} ({} {})",
+                        user.username, user.first_name, user.last_name
+                    ),
+                    &password,
+                );
             }
             Some(RequestCommand::Reject { id, reason }) => {
                 server.reject_registration(id, &reason, actor, now)?;
@@ -275,4 +284,11 @@ pub(crate) fn write_qr(payload: &str, path: &Path) -> anyhow::Result<()> {
     let png = countersign_server::domain::activation::qr_png(payload, 6)?;
     std::fs::write(path, png).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// Prints a temporary password on standard output, once, with what it is
+/// for on standard error (so a script can take the password alone).
+pub(crate) fn show_once(what: &str, password: &str) {
+    eprintln!("{what}; temporary password (shown once, must be changed at the next sign-in):");
+    println!("{password}");
 }

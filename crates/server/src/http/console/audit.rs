@@ -1,11 +1,10 @@
 //! The audit log for the help desk: filters, CSV export, a live tail.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use countersign_core::percent_encode;
@@ -13,6 +12,7 @@ use countersign_core::time::format_utc;
 use futures_util::stream;
 use maud::html;
 
+use super::StaffSession;
 use super::{console, may_still_watch};
 use crate::http::pages::{AppState, PageResult};
 use crate::store::{csv_field, AuditEntry, AuditFilter};
@@ -20,20 +20,53 @@ use crate::store::{csv_field, AuditEntry, AuditFilter};
 /// Rows the page shows (and a live tail sends at once), newest first.
 const SHOWN: usize = 200;
 
-fn filter_of(q: &HashMap<String, String>) -> AuditFilter {
-    let text = |k: &str| {
-        q.get(k)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let time = |k: &str| text(k).and_then(|v| v.parse::<u64>().ok());
+/// The audit page's query: its filters, all optional.
+#[derive(Default, serde::Deserialize)]
+pub(super) struct AuditQuery {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    /// `csv` for the export.
+    #[serde(default)]
+    format: String,
+    /// The live tail: rows after this sequence number.
+    #[serde(default)]
+    after: String,
+}
+
+impl AuditQuery {
+    /// The filters by name, as the form and its links spell them.
+    fn fields(&self) -> [(&'static str, &str); 6] {
+        [
+            ("user", &self.user),
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("outcome", &self.outcome),
+            ("since", &self.since),
+            ("until", &self.until),
+        ]
+    }
+}
+
+fn filter_of(q: &AuditQuery) -> AuditFilter {
+    let text = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    let time = |v: &str| text(v).and_then(|v| v.parse::<u64>().ok());
     AuditFilter {
-        user: text("user"),
-        actor: text("actor"),
-        action: text("action"),
-        outcome: text("outcome"),
-        since: time("since"),
-        until: time("until"),
+        user: text(&q.user),
+        actor: text(&q.actor),
+        action: text(&q.action),
+        outcome: text(&q.outcome),
+        since: time(&q.since),
+        until: time(&q.until),
         after_seq: None,
         newest: None,
     }
@@ -41,12 +74,11 @@ fn filter_of(q: &HashMap<String, String>) -> AuditFilter {
 
 pub(super) async fn page(
     State(s): AppState,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    StaffSession(_, me): StaffSession,
+    Query(q): Query<AuditQuery>,
 ) -> PageResult {
-    let (_, me) = staff!(s, headers);
     let mut filter = filter_of(&q);
-    let csv = q.get("format").map(String::as_str) == Some("csv");
+    let csv = q.format == "csv";
     // The page shows the newest rows; the export has every matching one.
     if !csv {
         filter.newest = Some(SHOWN);
@@ -78,14 +110,17 @@ pub(super) async fn page(
     }
     let last = rows.last().map_or(0, |r| r.seq);
     let shown: Vec<&AuditEntry> = rows.iter().rev().collect();
-    let value = |k: &str| q.get(k).cloned().unwrap_or_default();
-    let query: String = ["user", "actor", "action", "outcome", "since", "until"]
+    let fields = q.fields();
+    let value = |k: &str| {
+        fields
+            .iter()
+            .find(|(name, _)| *name == k)
+            .map_or("", |(_, v)| *v)
+    };
+    let query: String = fields
         .iter()
-        .filter_map(|k| {
-            q.get(*k)
-                .filter(|v| !v.is_empty())
-                .map(|v| format!("&{k}={}", percent_encode(v)))
-        })
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("&{k}={}", percent_encode(v)))
         .collect();
     let field = |name: &str, label: &str| {
         html! {
@@ -123,12 +158,11 @@ pub(super) async fn page(
 /// New audit rows matching the filter, as `row` events, as they are written.
 pub(super) async fn events(
     State(s): AppState,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    StaffSession(viewer, _): StaffSession,
+    Query(q): Query<AuditQuery>,
 ) -> PageResult {
-    let (viewer, _) = staff!(s, headers);
     let mut filter = filter_of(&q);
-    filter.after_seq = q.get("after").and_then(|a| a.parse().ok()).or(Some(0));
+    filter.after_seq = q.after.parse().ok().or(Some(0));
     filter.newest = Some(SHOWN);
     let changes = s.audit_changes();
     let stream = stream::unfold(

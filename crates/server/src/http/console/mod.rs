@@ -4,10 +4,10 @@
 //! reason, read and export the audit log, and see push health. An officer
 //! gets 403 on every console URL; no session goes to sign-in.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -26,16 +26,23 @@ use crate::store::{Stage, StageKind};
 use crate::{now, now_ms, Error, Server};
 use serde::Deserialize;
 
-macro_rules! staff {
-    ($s:expr, $headers:expr) => {
-        match $crate::http::console::staff(&$s, &$headers)? {
-            Ok(who) => who,
-            Err(resp) => return Ok(resp),
+/// The signed-in staff member's session and account; anyone else gets
+/// the answer [`staff`] gives (sign-in, or 403).
+pub(super) struct StaffSession(pub(super) WebSession, pub(super) UserRow);
+
+impl FromRequestParts<Arc<Server>> for StaffSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Server>) -> Result<Self, Response> {
+        match staff(s, &parts.headers) {
+            Ok(Ok((session, me))) => Ok(StaffSession(session, me)),
+            Ok(Err(answer)) => Err(answer),
+            Err(e) => Err(crate::http::error::ApiError::from(e).into_response()),
         }
-    };
+    }
 }
 
-/// [`staff!`] for a form: the [`Posted`] session must be signed in, its
+/// [`StaffSession`] for a form: the [`Posted`] session must be signed in, its
 /// token right, and its member staff. Gives the session, the member and
 /// the form.
 macro_rules! staff_form {
@@ -181,13 +188,18 @@ fn status_of(u: &UserRow, now: u64) -> String {
 
 // --- Find a user -----------------------------------------------------------
 
+/// `GET /helpdesk?q=`: the search.
+#[derive(serde::Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
 async fn search_page(
     State(s): AppState,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    StaffSession(_, me): StaffSession,
+    Query(SearchQuery { q: query }): Query<SearchQuery>,
 ) -> PageResult {
-    let (_, me) = staff!(s, headers);
-    let query = q.get("q").cloned().unwrap_or_default();
     let found = if query.trim().is_empty() {
         Vec::new()
     } else {
@@ -228,19 +240,24 @@ async fn search_page(
 
 async fn user_page(
     State(s): AppState,
-    headers: HeaderMap,
+    StaffSession(session, me): StaffSession,
     Path(username): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<DoneQuery>,
 ) -> PageResult {
-    let (session, me) = staff!(s, headers);
     let user = s.user(&username)?;
-    let done = q.get("done").map(String::as_str);
+    let done = q.done.as_deref();
     Ok(console(
         &s,
         &user.username,
         &me,
         user_body(&s, &session, &user, done, None)?,
     ))
+}
+
+/// `?done=`: the fix just applied, to confirm.
+#[derive(serde::Deserialize)]
+struct DoneQuery {
+    done: Option<String>,
 }
 
 fn user_body(
@@ -451,8 +468,7 @@ async fn push_post(
 
 // --- Push health ---------------------------------------------------------------
 
-async fn health_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let (_, me) = staff!(s, headers);
+async fn health_page(State(s): AppState, StaffSession(_, me): StaffSession) -> PageResult {
     let h = s.push_health(60, now())?;
     let pct = |r: f64| format!("{:.1} %", r * 100.0);
     let body = html! {

@@ -5,12 +5,12 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use futures_util::stream;
 use maud::{html, Markup};
 
+use super::StaffSession;
 use super::{at_ms, console, may_still_watch};
 use crate::domain::helpdesk::Timeline;
 use crate::http::pages::{AppState, PageResult};
@@ -42,10 +42,9 @@ fn timeline_body(t: &Timeline) -> Markup {
 
 pub(super) async fn page(
     State(s): AppState,
-    headers: HeaderMap,
+    StaffSession(_, me): StaffSession,
     Path(id): Path<String>,
 ) -> PageResult {
-    let (_, me) = staff!(s, headers);
     let t = s.timeline(&id, now())?;
     Ok(console(&s, "Challenge timeline", &me, timeline_body(&t)))
 }
@@ -54,10 +53,9 @@ pub(super) async fn page(
 /// each time also as text) whenever it changes, until the challenge ends.
 pub(super) async fn events(
     State(s): AppState,
-    headers: HeaderMap,
+    StaffSession(viewer, _): StaffSession,
     Path(id): Path<String>,
 ) -> PageResult {
-    let (viewer, _) = staff!(s, headers);
     s.timeline(&id, now())?;
     let changes = s.audit_changes();
     let stream = stream::unfold(

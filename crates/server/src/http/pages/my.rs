@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
@@ -21,6 +20,7 @@ use crate::domain::methods::MethodKind;
 use crate::domain::Code;
 use crate::http::extract::ClientIp;
 use crate::http::pages::{NoFields, Posted};
+use crate::http::pages::{PageSession, SignedIn};
 use crate::store::StageKind;
 use crate::store::{AuditFilter, Methods};
 use crate::{now, Error, Server};
@@ -81,8 +81,11 @@ fn listed(
     Ok(out)
 }
 
-async fn my_page(State(s): AppState, headers: HeaderMap, Query(q): Query<MyQuery>) -> PageResult {
-    let session = stage!(s, headers, &[StageKind::Done]);
+async fn my_page(
+    State(s): AppState,
+    Query(q): Query<MyQuery>,
+    PageSession(session, _): PageSession<SignedIn>,
+) -> PageResult {
     let user = s.user(&session.username)?;
     let m = s.store.methods_of(user.id)?;
     let methods = listed(&s, user.id, &m)?;
@@ -181,10 +184,9 @@ struct RemoveQuery {
 
 async fn remove_page(
     State(s): AppState,
-    headers: HeaderMap,
     Query(q): Query<RemoveQuery>,
+    PageSession(session, _): PageSession<SignedIn>,
 ) -> PageResult {
-    let session = stage!(s, headers, &[StageKind::Done]);
     let Some(kind) = q.method.as_deref().and_then(MethodKind::parse) else {
         return Ok(Redirect::to("/my").into_response());
     };

@@ -3,13 +3,14 @@
 //! hours), each broken one named. It ends the officer's other sessions.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use maud::{html, Markup};
 
 use super::views::{new_password_form, problems};
 use super::{account, html as page, AppState, NewPasswordForm, PageResult, Posted};
 use crate::http::extract::ClientIp;
+use crate::http::pages::{PageSession, SignedIn};
 use crate::store::StageKind;
 use crate::{now, Error};
 
@@ -24,8 +25,10 @@ fn form(token: &str, who: &str, violations: &[String]) -> Markup {
     }
 }
 
-pub(crate) async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &[StageKind::Done]);
+pub(crate) async fn password_page(
+    State(s): AppState,
+    PageSession(session, _): PageSession<SignedIn>,
+) -> PageResult {
     let who = account(&s, &session.username);
     Ok(page(&s, "Change password", form(&session.csrf, &who, &[])))
 }

@@ -24,6 +24,7 @@ use super::{
 use crate::domain::captcha;
 use crate::http::extract::ClientIp;
 use crate::http::pages::{NewPasswordForm, Posted};
+use crate::http::pages::{PageSession, ResetStep};
 use crate::store::NewAudit;
 use crate::store::StageKind;
 use crate::{now, Error, Server};
@@ -206,8 +207,10 @@ fn password_form(token: &str, account: &str, problems: &[String]) -> Markup {
     }
 }
 
-async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &[StageKind::RecoverReset]);
+async fn password_page(
+    State(s): AppState,
+    PageSession(session, _): PageSession<ResetStep>,
+) -> PageResult {
     let body = password_form(&session.csrf, &account(&s, &session.username), &[]);
     Ok(page(&s, "Choose a new password", body))
 }

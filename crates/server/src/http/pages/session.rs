@@ -12,12 +12,14 @@ use crate::http::extract::{session_id_hash, SESSION_COOKIE as COOKIE};
 use crate::store::StageKind;
 use crate::store::{Factor, FactorMethod, NewAudit, WebSession};
 use crate::{now, Error, Server};
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// The request's browser session, held to [`second_factor_rule`].
@@ -237,6 +239,61 @@ pub(crate) fn at_stages(
     })
 }
 
+/// The stages a page is shown at (see [`PageSession`]).
+pub(crate) trait Stages {
+    /// The stages.
+    const AT: &'static [StageKind];
+}
+
+macro_rules! stages {
+    ($($(#[$doc:meta])* $name:ident: $($kind:ident),+;)+) => {$(
+        $(#[$doc])*
+        pub(crate) struct $name;
+        impl Stages for $name {
+            const AT: &'static [StageKind] = &[$(StageKind::$kind),+];
+        }
+    )+};
+}
+
+stages! {
+    /// Signed in.
+    SignedIn: Done;
+    /// The password step.
+    PasswordStep: Password;
+    /// A temporary password to replace.
+    NewPasswordStep: ChangePassword;
+    /// The "stay signed in?" question.
+    StayStep: Stay;
+    /// A new password after recovery.
+    ResetStep: RecoverReset;
+    /// Proving a second factor: at sign-in, for recovery, or again before
+    /// changing methods.
+    ProofSteps: Mfa, Recover, Reverify;
+    /// Registering methods: the first ones, or one more.
+    RegistrationSteps: Register, Add;
+    /// Registering the first methods.
+    FirstRegistration: Register;
+}
+
+/// The browser session of a page shown at the stages `S`, loaded under
+/// [`second_factor_rule`]; a session elsewhere is sent where it is, and a
+/// browser without one to sign-in. No CSRF check: a GET page only shows,
+/// or reuses what its session already started (a pending push, the
+/// questions drawn); the cookie is `SameSite=Lax`.
+pub(crate) struct PageSession<S>(pub(crate) WebSession, pub(crate) PhantomData<S>);
+
+impl<S: Stages> FromRequestParts<Arc<Server>> for PageSession<S> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Server>) -> Result<Self, Response> {
+        match at_stages(s, &parts.headers, S::AT) {
+            Ok(Ok(session)) => Ok(PageSession(session, PhantomData)),
+            Ok(Err(redirect)) => Err(redirect.into_response()),
+            Err(e) => Err(ApiError::from(e).into_response()),
+        }
+    }
+}
+
 pub(crate) fn forbidden(s: &Server) -> Response {
     let body = views::info(
         "Request refused",
@@ -370,17 +427,6 @@ macro_rules! at {
         match $posted.at($stages) {
             Ok(ok) => ok,
             Err(answer) => return Ok(*answer),
-        }
-    };
-}
-
-/// The session, if it is at one of the stages; otherwise the handler
-/// answers with a redirect to where the session is.
-macro_rules! stage {
-    ($s:expr, $headers:expr, $stages:expr) => {
-        match $crate::http::pages::at_stages(&$s, &$headers, $stages)? {
-            Ok(session) => session,
-            Err(redirect) => return Ok(redirect.into_response()),
         }
     };
 }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::domain::push::Origin;
 use crate::http::extract::ClientIp;
+use crate::http::pages::{NewPasswordStep, PageSession, PasswordStep, StayStep};
 use crate::store::StageKind;
 use crate::store::{NewAudit, WebSession};
 use crate::{now, now_ms, Error, Server};
@@ -154,8 +155,10 @@ pub(crate) async fn back() -> Redirect {
     Redirect::to("/signin")
 }
 
-pub(crate) async fn password_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &[StageKind::Password]);
+pub(crate) async fn password_page(
+    State(s): AppState,
+    PageSession(session, _): PageSession<PasswordStep>,
+) -> PageResult {
     Ok(html(
         &s,
         "Enter password",
@@ -215,8 +218,10 @@ pub(crate) async fn password_post(
     }
 }
 
-pub(crate) async fn update_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &[StageKind::ChangePassword]);
+pub(crate) async fn update_page(
+    State(s): AppState,
+    PageSession(session, _): PageSession<NewPasswordStep>,
+) -> PageResult {
     Ok(html(
         &s,
         "Update your password",
@@ -374,8 +379,10 @@ pub(crate) fn challenge_status(
     Ok((row.user_id == user.id).then_some(status))
 }
 
-pub(crate) async fn stay_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &[StageKind::Stay]);
+pub(crate) async fn stay_page(
+    State(s): AppState,
+    PageSession(session, _): PageSession<StayStep>,
+) -> PageResult {
     let mut page = html(
         &s,
         "Stay signed in?",

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
@@ -26,6 +26,7 @@ use super::{
 use crate::domain::methods::Purpose;
 use crate::http::extract::ClientIp;
 use crate::http::pages::{CodeForm, NoFields, Posted, SecretField, SendForm};
+use crate::http::pages::{PageSession, ProofSteps, Stages};
 use crate::store::StageKind;
 use crate::store::{Factor, FactorMethod, Methods, WebSession};
 use crate::{now, Error, Server};
@@ -46,8 +47,6 @@ pub fn routes() -> Router<Arc<Server>> {
             get(questions_page).post(questions_post),
         )
 }
-
-const STAGES: &[StageKind] = &[StageKind::Mfa, StageKind::Recover, StageKind::Reverify];
 
 fn purpose(session: &WebSession) -> Purpose {
     if session.stage.kind() == StageKind::Recover {
@@ -97,8 +96,11 @@ pub fn proven(s: &Server, session: &mut WebSession, method: FactorMethod) -> Pag
 
 // --- Push ------------------------------------------------------------------
 
-async fn push_page(State(s): AppState, headers: HeaderMap, ClientIp(ip): ClientIp) -> PageResult {
-    let mut session = stage!(s, headers, STAGES);
+async fn push_page(
+    State(s): AppState,
+    ClientIp(ip): ClientIp,
+    PageSession(mut session, _): PageSession<ProofSteps>,
+) -> PageResult {
     if !s.methods(&session.username)?.app {
         return Ok(Redirect::to("/signin/mfa/other").into_response());
     }
@@ -119,8 +121,10 @@ async fn push_page(State(s): AppState, headers: HeaderMap, ClientIp(ip): ClientI
     }
 }
 
-async fn push_done(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let mut session = stage!(s, headers, STAGES);
+async fn push_done(
+    State(s): AppState,
+    PageSession(mut session, _): PageSession<ProofSteps>,
+) -> PageResult {
     let who = account(&s, &session.username);
     let message = match challenge_status(&s, &session)? {
         Some(ChallengeStatus::Approved) => return proven(&s, &mut session, FactorMethod::App),
@@ -139,7 +143,7 @@ async fn push_done(State(s): AppState, headers: HeaderMap) -> PageResult {
 }
 
 async fn push_resend(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
-    let (mut session, _form) = at!(posted, STAGES);
+    let (mut session, _form) = at!(posted, ProofSteps::AT);
     session.stage.forget_push();
     save(&s, &session)?;
     Ok(Redirect::to("/signin/mfa").into_response())
@@ -173,8 +177,10 @@ fn not_approved(title: &str, token: &str, account: &str, message: &str) -> Marku
 
 // --- Other ways ------------------------------------------------------------
 
-async fn other_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, STAGES);
+async fn other_page(
+    State(s): AppState,
+    PageSession(session, _): PageSession<ProofSteps>,
+) -> PageResult {
     let m = s.methods(&session.username)?;
     let t = title(&session);
     let markup = html! {
@@ -225,8 +231,10 @@ fn totp_form(token: &str, account: &str, message: Option<&str>) -> Markup {
     }
 }
 
-async fn totp_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, STAGES);
+async fn totp_page(
+    State(s): AppState,
+    PageSession(session, _): PageSession<ProofSteps>,
+) -> PageResult {
     let body = totp_form(&session.csrf, &account(&s, &session.username), None);
     Ok(page(&s, "Enter code", body))
 }
@@ -236,7 +244,7 @@ async fn totp_post(
     ClientIp(ip): ClientIp,
     posted: Posted<CodeForm>,
 ) -> PageResult {
-    let (mut session, form) = at!(posted, STAGES);
+    let (mut session, form) = at!(posted, ProofSteps::AT);
     let code = form.code.trim().to_string();
     let who = account(&s, &session.username);
     let again = |status: StatusCode, message: &str| {
@@ -268,7 +276,7 @@ async fn phone_send(
     ClientIp(ip): ClientIp,
     posted: Posted<SendForm>,
 ) -> PageResult {
-    let (mut session, form) = at!(posted, STAGES);
+    let (mut session, form) = at!(posted, ProofSteps::AT);
     let purpose = purpose(&session);
     match send_code(
         &s,
@@ -309,8 +317,10 @@ fn phone_body(
     }))
 }
 
-async fn phone_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, STAGES);
+async fn phone_page(
+    State(s): AppState,
+    PageSession(session, _): PageSession<ProofSteps>,
+) -> PageResult {
     match phone_body(&s, &session, None)? {
         Some(body) => Ok(page(&s, "Enter code", body)),
         None => Ok(Redirect::to("/signin/mfa/other").into_response()),
@@ -322,7 +332,7 @@ async fn phone_post(
     ClientIp(ip): ClientIp,
     posted: Posted<CodeForm>,
 ) -> PageResult {
-    let (mut session, form) = at!(posted, STAGES);
+    let (mut session, form) = at!(posted, ProofSteps::AT);
     let (status, message) = match check_typed(&s, &session, &form.code, purpose(&session), &ip)? {
         Typed::NoCode => return Ok(Redirect::to("/signin/mfa/other").into_response()),
         Typed::Right(sent, _) => return proven(&s, &mut session, sent.factor()),
@@ -381,8 +391,10 @@ fn questions_body(
     }
 }
 
-async fn questions_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let mut session = stage!(s, headers, STAGES);
+async fn questions_page(
+    State(s): AppState,
+    PageSession(mut session, _): PageSession<ProofSteps>,
+) -> PageResult {
     let m = s.methods(&session.username)?;
     if !questions_allowed(&session, &m) {
         return Ok(Redirect::to("/signin/mfa/other").into_response());
@@ -408,7 +420,7 @@ async fn questions_post(
     ClientIp(ip): ClientIp,
     posted: Posted<AnswersForm>,
 ) -> PageResult {
-    let (mut session, form) = at!(posted, STAGES);
+    let (mut session, form) = at!(posted, ProofSteps::AT);
     let m = s.methods(&session.username)?;
     if !questions_allowed(&session, &m) {
         return Ok(Redirect::to("/signin/mfa/other").into_response());

@@ -9,10 +9,10 @@ use crate::http::pages::{
     PageResult,
 };
 use crate::http::pages::{NoFields, Posted};
+use crate::http::pages::{PageSession, RegistrationSteps, Stages};
 use crate::store::WebSession;
 use crate::{now, Error, Server};
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect};
 use axum::Json;
 use countersign_core::api::ChallengeStatus;
@@ -60,18 +60,19 @@ pub(crate) fn app_body(s: &Server, session: &mut WebSession) -> Result<Markup, E
     })
 }
 
-pub(crate) async fn app_status(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, STAGES);
+pub(crate) async fn app_status(
+    State(s): AppState,
+    PageSession(session, _): PageSession<RegistrationSteps>,
+) -> PageResult {
     let activated = s.methods(&session.username)?.app;
     Ok(Json(serde_json::json!({ "activated": activated })).into_response())
 }
 
 pub(crate) async fn app_test(
     State(s): AppState,
-    headers: HeaderMap,
     ClientIp(ip): ClientIp,
+    PageSession(mut session, _): PageSession<RegistrationSteps>,
 ) -> PageResult {
-    let mut session = stage!(s, headers, STAGES);
     if !s.methods(&session.username)?.app {
         return Ok(Redirect::to("/signin/register?method=app").into_response());
     }
@@ -94,8 +95,10 @@ pub(crate) async fn app_test(
     ))
 }
 
-pub(crate) async fn app_approved(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, STAGES);
+pub(crate) async fn app_approved(
+    State(s): AppState,
+    PageSession(session, _): PageSession<RegistrationSteps>,
+) -> PageResult {
     // Not approved: say why, and send another only when asked (guide 001:
     // "you will receive an error. Click on the option to 'Resend
     // notification'").
@@ -147,7 +150,7 @@ fn not_approved(token: &str, message: &str) -> Markup {
 
 /// "Resend notification": a new test push.
 pub(crate) async fn app_resend(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
-    let (mut session, _form) = at!(posted, STAGES);
+    let (mut session, _form) = at!(posted, RegistrationSteps::AT);
     session.stage.forget_push();
     save(&s, &session)?;
     Ok(Redirect::to("/signin/register/test").into_response())
@@ -158,7 +161,7 @@ pub(crate) async fn app_finish(
     ClientIp(ip): ClientIp,
     posted: Posted<NoFields>,
 ) -> PageResult {
-    let (mut session, _form) = at!(posted, STAGES);
+    let (mut session, _form) = at!(posted, RegistrationSteps::AT);
     if challenge_status(&s, &session)? != Some(ChallengeStatus::Approved) {
         return Ok(Redirect::to("/signin/register/test").into_response());
     }

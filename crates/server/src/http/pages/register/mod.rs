@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -17,6 +16,7 @@ use serde::Deserialize;
 use super::views::{back_to_my, csrf, info};
 use super::{account, advance, advance_with, html as page, refusal, save, AppState, PageResult};
 use crate::http::extract::ClientIp;
+use crate::http::pages::{FirstRegistration, PageSession, RegistrationSteps, Stages};
 use crate::http::pages::{NoFields, Posted};
 use crate::infra::telephony::Channel;
 use crate::store::NewAudit;
@@ -79,9 +79,6 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/signin/register/skip", post(skip_post))
 }
 
-/// The stages these pages serve.
-pub(crate) const STAGES: &[StageKind] = &[StageKind::Register, StageKind::Add];
-
 /// A method kind as the wizard names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -128,8 +125,10 @@ impl Kind {
 pub(crate) const KINDS: [Kind; 3] = [Kind::App, Kind::Phone, Kind::Questions];
 
 /// "More information required": what comes before registering methods.
-pub(crate) async fn intro_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, &[StageKind::Register]);
+pub(crate) async fn intro_page(
+    State(s): AppState,
+    PageSession(session, _): PageSession<FirstRegistration>,
+) -> PageResult {
     Ok(page(
         &s,
         "More information required",
@@ -166,10 +165,9 @@ pub(crate) struct MethodQuery {
 
 pub(crate) async fn register_page(
     State(s): AppState,
-    headers: HeaderMap,
     Query(q): Query<MethodQuery>,
+    PageSession(mut session, _): PageSession<RegistrationSteps>,
 ) -> PageResult {
-    let mut session = stage!(s, headers, STAGES);
     let m = s.methods(&session.username)?;
     if session.stage.kind() == StageKind::Register && m.count() >= REQUIRED {
         return Ok(Redirect::to("/signin/register/complete").into_response());
@@ -228,8 +226,10 @@ pub(crate) fn wizard(
     Ok(page(s, TITLE, markup))
 }
 
-pub(crate) async fn choose_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, STAGES);
+pub(crate) async fn choose_page(
+    State(s): AppState,
+    PageSession(session, _): PageSession<RegistrationSteps>,
+) -> PageResult {
     let m = s.methods(&session.username)?;
     let open: Vec<Kind> = KINDS.into_iter().filter(|k| !k.registered(&m)).collect();
     let markup = html! {
@@ -268,8 +268,10 @@ pub(crate) fn methods_changed(s: &Server, session: &mut WebSession) -> Result<Re
 
 // --- The end -------------------------------------------------------------
 
-pub(crate) async fn complete_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, STAGES);
+pub(crate) async fn complete_page(
+    State(s): AppState,
+    PageSession(session, _): PageSession<RegistrationSteps>,
+) -> PageResult {
     let m = s.methods(&session.username)?;
     if m.count() < REQUIRED {
         return Ok(Redirect::to("/signin/register").into_response());
@@ -297,7 +299,7 @@ pub(crate) async fn complete_post(
     ClientIp(ip): ClientIp,
     posted: Posted<NoFields>,
 ) -> PageResult {
-    let (mut session, _form) = at!(posted, STAGES);
+    let (mut session, _form) = at!(posted, RegistrationSteps::AT);
     let m = s.methods(&session.username)?;
     if m.count() < REQUIRED {
         return Ok(Redirect::to("/signin/register").into_response());
@@ -318,7 +320,7 @@ pub(crate) async fn skip_post(
     ClientIp(ip): ClientIp,
     posted: Posted<NoFields>,
 ) -> PageResult {
-    let (mut session, _form) = at!(posted, STAGES);
+    let (mut session, _form) = at!(posted, RegistrationSteps::AT);
     if session.stage.kind() != StageKind::Register {
         return Ok(Redirect::to("/my").into_response());
     }

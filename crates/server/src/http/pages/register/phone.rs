@@ -7,11 +7,12 @@ use crate::http::extract::ClientIp;
 use crate::http::pages::views::{csrf, error};
 use crate::http::pages::{authority, refusal, save, AppState, PageResult};
 use crate::http::pages::{CodeForm, Posted, SendForm};
+use crate::http::pages::{PageSession, RegistrationSteps, Stages};
 use crate::infra::telephony::Channel;
 use crate::store::{Factor, FactorMethod, WebSession};
 use crate::{now, Error, Server};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use countersign_core::methods::PhoneNumber;
 use maud::{html, Markup};
@@ -46,7 +47,7 @@ pub(crate) async fn phone_post(
     ClientIp(ip): ClientIp,
     posted: Posted<SendForm>,
 ) -> PageResult {
-    let (mut session, form) = at!(posted, STAGES);
+    let (mut session, form) = at!(posted, RegistrationSteps::AT);
     let m = s.methods(&session.username)?;
     let typed = form.phone.as_str();
     let channel = channel_of(&form.channel);
@@ -206,8 +207,10 @@ pub(crate) fn pending_code(s: &Server, session: &WebSession) -> Result<Option<Se
     }))
 }
 
-pub(crate) async fn phone_verify_page(State(s): AppState, headers: HeaderMap) -> PageResult {
-    let session = stage!(s, headers, STAGES);
+pub(crate) async fn phone_verify_page(
+    State(s): AppState,
+    PageSession(session, _): PageSession<RegistrationSteps>,
+) -> PageResult {
     let Some(sent) = pending_code(&s, &session)? else {
         return Ok(Redirect::to("/signin/register?method=phone").into_response());
     };
@@ -240,7 +243,7 @@ pub(crate) async fn phone_verify_post(
     ClientIp(ip): ClientIp,
     posted: Posted<CodeForm>,
 ) -> PageResult {
-    let (mut session, form) = at!(posted, STAGES);
+    let (mut session, form) = at!(posted, RegistrationSteps::AT);
     let typed = check_typed(&s, &session, &form.code, Purpose::Register, &ip)?;
     match typed {
         Typed::NoCode => Ok(Redirect::to("/signin/register?method=phone").into_response()),

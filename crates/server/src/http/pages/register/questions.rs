@@ -5,6 +5,7 @@ use crate::http::extract::ClientIp;
 use crate::http::pages::views::{csrf, problems as problems_list};
 use crate::http::pages::{authority, save, AppState, PageResult};
 use crate::http::pages::{Posted, SecretField};
+use crate::http::pages::{RegistrationSteps, Stages};
 use crate::store::{Factor, FactorMethod};
 use crate::{now, Error};
 use axum::extract::State;
@@ -87,7 +88,7 @@ pub(crate) async fn questions_post(
     ClientIp(ip): ClientIp,
     posted: Posted<QuestionsForm>,
 ) -> PageResult {
-    let (mut session, form) = at!(posted, STAGES);
+    let (mut session, form) = at!(posted, RegistrationSteps::AT);
     let mut chosen = Vec::new();
     let mut problems = Vec::new();
     for i in 1..=QUESTIONS_TO_REGISTER {
