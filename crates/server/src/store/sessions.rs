@@ -14,13 +14,9 @@ pub struct WebSession {
     pub csrf: String,
     /// The account being signed in (empty before the email step).
     pub username: String,
-    /// Where the sign-in is, with what that step has shown or sent.
+    /// Where the sign-in is, with what that step has shown or sent and
+    /// the second factor the session proved.
     pub stage: Stage,
-    /// The second factor this session proved, if any. Without one, the
-    /// session may act for the account only while it has no method. It
-    /// outlives the stage that proved it (a proof made at `mfa` is what
-    /// `done` and `add` act on).
-    pub factor: Option<Factor>,
     /// The session's public id (the ID token's `sid`): stable while the
     /// browser stays signed in, whereas `id_hash` changes at each step.
     pub sid: String,
@@ -114,7 +110,7 @@ fn session(r: &Row<'_>) -> Result<Option<WebSession>, StoreError> {
         at: factor_at,
         by_registration,
     });
-    let stage = Stage::from_columns(kind, &r.get::<String>(9)?, &r.get::<String>(4)?);
+    let stage = Stage::from_columns(kind, &r.get::<String>(9)?, &r.get::<String>(4)?, factor);
     Ok(Some(WebSession {
         id_hash: r.get(0)?,
         csrf: r.get(1)?,
@@ -126,7 +122,6 @@ fn session(r: &Row<'_>) -> Result<Option<WebSession>, StoreError> {
         expires_at: r.get(8)?,
         sid: r.get(12)?,
         authenticated_at: r.get(13)?,
-        factor,
     }))
 }
 
@@ -161,7 +156,7 @@ impl Write<'_> {
             "INSERT INTO web_sessions (id_hash, csrf, username, stage, challenge_id, return_to, persistent, created_at, expires_at, pending, factor, factor_at, sid, authenticated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             args![s.id_hash, s.csrf, s.username, s.stage.kind().as_str(), challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, pending,
-                factor_column(s.factor), s.factor.map_or(0, |f| f.at), s.sid, s.authenticated_at],
+                factor_column(s.stage.factor()), s.stage.factor().map_or(0, |f| f.at), s.sid, s.authenticated_at],
         )?;
         Ok(())
     }
@@ -175,7 +170,7 @@ impl Write<'_> {
             "UPDATE web_sessions SET csrf = ?2, username = ?3, stage = ?4, challenge_id = ?5, return_to = ?6, persistent = ?7, \
              created_at = ?8, expires_at = ?9, pending = ?10, factor = ?11, factor_at = ?12, sid = ?13, authenticated_at = ?14 WHERE id_hash = ?1",
             args![s.id_hash, s.csrf, s.username, s.stage.kind().as_str(), challenge_id, s.return_to, s.persistent, s.created_at, s.expires_at, pending,
-                factor_column(s.factor), s.factor.map_or(0, |f| f.at), s.sid, s.authenticated_at],
+                factor_column(s.stage.factor()), s.stage.factor().map_or(0, |f| f.at), s.sid, s.authenticated_at],
         )?;
         Ok(n == 1)
     }
@@ -265,7 +260,6 @@ mod tests {
             csrf: "t".into(),
             username: "cs0101".into(),
             stage,
-            factor: None,
             sid: "s1".into(),
             authenticated_at: 1,
             return_to: String::new(),
@@ -275,8 +269,16 @@ mod tests {
         }
     }
 
+    fn factor(by_registration: bool) -> Factor {
+        Factor {
+            method: FactorMethod::Sms,
+            at: 7,
+            by_registration,
+        }
+    }
+
     #[test]
-    fn each_stage_reads_back_as_written_with_its_step() {
+    fn each_stage_reads_back_as_written_with_its_step_and_factor() {
         let registering = Registering {
             shown: vec!["Ab12".into(), "Cd34".into()],
             phone_code: Some("AbC-_9".into()),
@@ -289,11 +291,13 @@ mod tests {
         };
         let mut stages: Vec<Stage> = StageKind::ALL.into_iter().map(StageKind::start).collect();
         stages.extend([
-            Stage::Register(registering.clone()),
-            Stage::Add(registering),
-            Stage::Mfa(proving.clone()),
-            Stage::Reverify(proving.clone()),
+            Stage::Register(registering.clone(), None),
+            Stage::Add(registering, Some(factor(true))),
+            Stage::Mfa(proving.clone(), Some(factor(false))),
+            Stage::Reverify(proving.clone(), Some(factor(false))),
             Stage::Recover(proving),
+            Stage::Done(Some(factor(false))),
+            Stage::RecoverReset(Some(factor(false))),
         ]);
         let store = crate::store::Store::open_in_memory().unwrap();
         for stage in stages {
@@ -307,7 +311,7 @@ mod tests {
     #[test]
     fn an_ended_session_is_never_written_back() {
         let store = crate::store::Store::open_in_memory().unwrap();
-        let mut s = session_at(Stage::Done);
+        let mut s = session_at(Stage::Done(None));
         store.write(1, |w| w.insert_session(&s)).unwrap();
         // A request holds the session while a help-desk fix ends it...
         let held = store.session(&s.id_hash, 2).unwrap().unwrap();

@@ -1,12 +1,21 @@
-//! Where a browser session is in the sign-in flow, and what each step has
-//! shown or sent, as stored in a session's `stage`, `pending` and
-//! `challenge_id` columns.
+//! Where a browser session is in the sign-in flow, what each step has
+//! shown or sent, and the factor it proved, as stored in a session's
+//! `stage`, `pending`, `challenge_id`, `factor` and `factor_at` columns.
+
+use super::sessions::Factor;
 
 /// Where a browser session is, each step carrying what it has shown or
 /// sent; moving to another stage drops it, so nothing a step started (a
 /// phone code, a push, the questions asked) outlives it. Each page serves
 /// some stages ([`StageKind`]) and sends any other to its own page, so no
 /// step can be skipped.
+///
+/// The second factor the session proved ([`Factor`]) travels from stage
+/// to stage ([`Stage::then`]) where a stage can hold one: a proof made at
+/// `mfa` is what `done` and `add` act on. The password steps and recovery
+/// before its proof hold none, so going back to the password drops it.
+/// Without one, a session acts for the account only while the account
+/// has no method.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stage {
     /// The email was given; the password is next.
@@ -14,23 +23,26 @@ pub enum Stage {
     /// A temporary password was accepted; a new one must be set.
     ChangePassword,
     /// The password was accepted and the account has no method (first
-    /// sign-in, or after a methods reset): register two.
-    Register(Registering),
-    /// The password was accepted: prove a registered method.
-    Mfa(Proving),
+    /// sign-in, or after a methods reset): register two. A factor here was
+    /// gained by registering (or kept through an application's step-up).
+    Register(Registering, Option<Factor>),
+    /// The password was accepted: prove a registered method. A factor
+    /// here is an earlier one, kept through an application's step-up.
+    Mfa(Proving, Option<Factor>),
     /// "Stay signed in?", once signed in.
-    Stay,
+    Stay(Option<Factor>),
     /// Signed in.
-    Done,
+    Done(Option<Factor>),
     /// Signed in and adding a method from "My sign-ins".
-    Add(Registering),
+    Add(Registering, Option<Factor>),
     /// Signed in, proving a method again before changing methods (the
-    /// last proof is too old); back to [`Stage::Done`] once proven.
-    Reverify(Proving),
+    /// last proof, kept here, is too old); back to [`Stage::Done`] once
+    /// proven.
+    Reverify(Proving, Option<Factor>),
     /// Recovery: the CAPTCHA was solved; prove a registered method.
     Recover(Proving),
     /// Recovery: a method was proved; set a new password.
-    RecoverReset,
+    RecoverReset(Option<Factor>),
 }
 
 /// Registering a method: what the session has shown or sent so far.
@@ -119,19 +131,19 @@ impl StageKind {
         Self::ALL.into_iter().find(|stage| stage.as_str() == s)
     }
 
-    /// This stage with nothing shown or sent yet.
+    /// This stage with nothing shown or sent yet, and no factor.
     pub fn start(self) -> Stage {
         match self {
             StageKind::Password => Stage::Password,
             StageKind::ChangePassword => Stage::ChangePassword,
-            StageKind::Register => Stage::Register(Registering::default()),
-            StageKind::Mfa => Stage::Mfa(Proving::default()),
-            StageKind::Stay => Stage::Stay,
-            StageKind::Done => Stage::Done,
-            StageKind::Add => Stage::Add(Registering::default()),
-            StageKind::Reverify => Stage::Reverify(Proving::default()),
+            StageKind::Register => Stage::Register(Registering::default(), None),
+            StageKind::Mfa => Stage::Mfa(Proving::default(), None),
+            StageKind::Stay => Stage::Stay(None),
+            StageKind::Done => Stage::Done(None),
+            StageKind::Add => Stage::Add(Registering::default(), None),
+            StageKind::Reverify => Stage::Reverify(Proving::default(), None),
             StageKind::Recover => Stage::Recover(Proving::default()),
-            StageKind::RecoverReset => Stage::RecoverReset,
+            StageKind::RecoverReset => Stage::RecoverReset(None),
         }
     }
 
@@ -152,21 +164,65 @@ impl Stage {
         match self {
             Stage::Password => StageKind::Password,
             Stage::ChangePassword => StageKind::ChangePassword,
-            Stage::Register(_) => StageKind::Register,
-            Stage::Mfa(_) => StageKind::Mfa,
-            Stage::Stay => StageKind::Stay,
-            Stage::Done => StageKind::Done,
-            Stage::Add(_) => StageKind::Add,
-            Stage::Reverify(_) => StageKind::Reverify,
+            Stage::Register(..) => StageKind::Register,
+            Stage::Mfa(..) => StageKind::Mfa,
+            Stage::Stay(_) => StageKind::Stay,
+            Stage::Done(_) => StageKind::Done,
+            Stage::Add(..) => StageKind::Add,
+            Stage::Reverify(..) => StageKind::Reverify,
             Stage::Recover(_) => StageKind::Recover,
-            Stage::RecoverReset => StageKind::RecoverReset,
+            Stage::RecoverReset(_) => StageKind::RecoverReset,
         }
+    }
+
+    /// Where this stage keeps the session's proven factor; `None` at a
+    /// stage that holds none.
+    fn factor_slot(&mut self) -> Option<&mut Option<Factor>> {
+        match self {
+            Stage::Register(_, f)
+            | Stage::Mfa(_, f)
+            | Stage::Stay(f)
+            | Stage::Done(f)
+            | Stage::Add(_, f)
+            | Stage::Reverify(_, f)
+            | Stage::RecoverReset(f) => Some(f),
+            Stage::Password | Stage::ChangePassword | Stage::Recover(_) => None,
+        }
+    }
+
+    /// The second factor this session proved, if any.
+    pub fn factor(&self) -> Option<Factor> {
+        match self {
+            Stage::Register(_, f) | Stage::Mfa(_, f) | Stage::Add(_, f) | Stage::Reverify(_, f) => {
+                *f
+            }
+            Stage::Stay(f) | Stage::Done(f) | Stage::RecoverReset(f) => *f,
+            Stage::Password | Stage::ChangePassword | Stage::Recover(_) => None,
+        }
+    }
+
+    /// Records a proven factor, at a stage that can hold one (a stage that
+    /// cannot is left as it is).
+    pub fn prove(&mut self, factor: Factor) {
+        if let Some(slot) = self.factor_slot() {
+            *slot = Some(factor);
+        }
+    }
+
+    /// Stage `kind`, started afresh, with this stage's factor where `kind`
+    /// can hold one.
+    pub fn then(&self, kind: StageKind) -> Stage {
+        let mut next = kind.start();
+        if let Some(factor) = self.factor() {
+            next.prove(factor);
+        }
+        next
     }
 
     /// What a registering stage has shown or sent.
     pub fn registering(&mut self) -> Option<&mut Registering> {
         match self {
-            Stage::Register(r) | Stage::Add(r) => Some(r),
+            Stage::Register(r, _) | Stage::Add(r, _) => Some(r),
             _ => None,
         }
     }
@@ -174,7 +230,7 @@ impl Stage {
     /// What a proving stage has sent or asked.
     pub fn proving(&mut self) -> Option<&mut Proving> {
         match self {
-            Stage::Mfa(p) | Stage::Reverify(p) | Stage::Recover(p) => Some(p),
+            Stage::Mfa(p, _) | Stage::Reverify(p, _) | Stage::Recover(p) => Some(p),
             _ => None,
         }
     }
@@ -183,8 +239,8 @@ impl Stage {
     /// app's test push.
     pub fn push(&self) -> Option<&str> {
         match self {
-            Stage::Mfa(p) | Stage::Reverify(p) | Stage::Recover(p) => p.push.as_deref(),
-            Stage::Register(r) | Stage::Add(r) => r.test_push.as_deref(),
+            Stage::Mfa(p, _) | Stage::Reverify(p, _) | Stage::Recover(p) => p.push.as_deref(),
+            Stage::Register(r, _) | Stage::Add(r, _) => r.test_push.as_deref(),
             _ => None,
         }
     }
@@ -193,8 +249,8 @@ impl Stage {
     /// sends none.
     pub fn push_slot(&mut self) -> Option<&mut Option<String>> {
         match self {
-            Stage::Mfa(p) | Stage::Reverify(p) | Stage::Recover(p) => Some(&mut p.push),
-            Stage::Register(r) | Stage::Add(r) => Some(&mut r.test_push),
+            Stage::Mfa(p, _) | Stage::Reverify(p, _) | Stage::Recover(p) => Some(&mut p.push),
+            Stage::Register(r, _) | Stage::Add(r, _) => Some(&mut r.test_push),
             _ => None,
         }
     }
@@ -209,8 +265,8 @@ impl Stage {
     /// The code sent to a phone that this stage waits for: its id.
     pub fn phone_code(&self) -> Option<&str> {
         match self {
-            Stage::Mfa(p) | Stage::Reverify(p) | Stage::Recover(p) => p.phone_code.as_deref(),
-            Stage::Register(r) | Stage::Add(r) => r.phone_code.as_deref(),
+            Stage::Mfa(p, _) | Stage::Reverify(p, _) | Stage::Recover(p) => p.phone_code.as_deref(),
+            Stage::Register(r, _) | Stage::Add(r, _) => r.phone_code.as_deref(),
             _ => None,
         }
     }
@@ -218,8 +274,8 @@ impl Stage {
     /// Where this stage keeps the code sent to a phone.
     pub fn phone_code_slot(&mut self) -> Option<&mut Option<String>> {
         match self {
-            Stage::Mfa(p) | Stage::Reverify(p) | Stage::Recover(p) => Some(&mut p.phone_code),
-            Stage::Register(r) | Stage::Add(r) => Some(&mut r.phone_code),
+            Stage::Mfa(p, _) | Stage::Reverify(p, _) | Stage::Recover(p) => Some(&mut p.phone_code),
+            Stage::Register(r, _) | Stage::Add(r, _) => Some(&mut r.phone_code),
             _ => None,
         }
     }
@@ -229,13 +285,13 @@ impl Stage {
     pub(super) fn to_columns(&self) -> (String, String) {
         let mut parts = Vec::new();
         let (code, push) = match self {
-            Stage::Register(r) | Stage::Add(r) => {
+            Stage::Register(r, _) | Stage::Add(r, _) => {
                 if !r.shown.is_empty() {
                     parts.push(format!("enroll:{}", r.shown.join(",")));
                 }
                 (&r.phone_code, &r.test_push)
             }
-            Stage::Mfa(p) | Stage::Reverify(p) | Stage::Recover(p) => {
+            Stage::Mfa(p, _) | Stage::Reverify(p, _) | Stage::Recover(p) => {
                 if !p.asked.is_empty() {
                     let list: Vec<String> = p.asked.iter().map(ToString::to_string).collect();
                     parts.push(format!("questions:{}", list.join(",")));
@@ -253,8 +309,16 @@ impl Stage {
     /// Read back from its name and columns. A part that does not read (a
     /// row written by an older version) is left out: that step starts
     /// again.
-    pub(super) fn from_columns(kind: StageKind, pending: &str, challenge_id: &str) -> Self {
+    pub(super) fn from_columns(
+        kind: StageKind,
+        pending: &str,
+        challenge_id: &str,
+        factor: Option<Factor>,
+    ) -> Self {
         let mut stage = kind.start();
+        if let Some(factor) = factor {
+            stage.prove(factor);
+        }
         let push = (!challenge_id.is_empty()).then(|| challenge_id.to_string());
         for part in pending.split(' ') {
             let (name, value) = part.split_once(':').unwrap_or_default();
@@ -324,8 +388,8 @@ mod tests {
             "captcha:00",
             "other:1",
         ] {
-            let stage = Stage::from_columns(StageKind::Mfa, column, "");
-            assert_eq!(stage, Stage::Mfa(Proving::default()), "{column}");
+            let stage = Stage::from_columns(StageKind::Mfa, column, "", None);
+            assert_eq!(stage, Stage::Mfa(Proving::default(), None), "{column}");
         }
     }
 
@@ -335,27 +399,61 @@ mod tests {
         // asked while proving are not a registering step, QR codes shown
         // while registering are not a proving one, and a stage without a
         // step keeps none.
-        let proving = Stage::from_columns(StageKind::Mfa, "enroll:a,b questions:1", "c");
+        let proving = Stage::from_columns(StageKind::Mfa, "enroll:a,b questions:1", "c", None);
         assert_eq!(
             proving,
-            Stage::Mfa(Proving {
-                push: Some("c".into()),
-                phone_code: None,
-                asked: vec![1]
-            })
+            Stage::Mfa(
+                Proving {
+                    push: Some("c".into()),
+                    phone_code: None,
+                    asked: vec![1]
+                },
+                None
+            )
         );
-        let registering = Stage::from_columns(StageKind::Add, "enroll:a,b questions:1", "");
+        let registering = Stage::from_columns(StageKind::Add, "enroll:a,b questions:1", "", None);
         assert_eq!(
             registering,
-            Stage::Add(Registering {
-                shown: vec!["a".into(), "b".into()],
-                ..Registering::default()
-            })
+            Stage::Add(
+                Registering {
+                    shown: vec!["a".into(), "b".into()],
+                    ..Registering::default()
+                },
+                None
+            )
         );
         assert_eq!(
-            Stage::from_columns(StageKind::Done, "code:x", "c"),
-            Stage::Done
+            Stage::from_columns(StageKind::Done, "code:x", "c", None),
+            Stage::Done(None)
         );
-        assert_eq!(Stage::Done.to_columns(), (String::new(), String::new()));
+        assert_eq!(
+            Stage::Done(None).to_columns(),
+            (String::new(), String::new())
+        );
+    }
+
+    #[test]
+    fn the_proven_factor_goes_along_except_back_to_the_password() {
+        let proof = Factor {
+            method: super::super::sessions::FactorMethod::App,
+            at: 5,
+            by_registration: false,
+        };
+        let mut mfa = StageKind::Mfa.start();
+        assert_eq!(mfa.factor(), None);
+        mfa.prove(proof);
+        for kind in StageKind::ALL {
+            let next = mfa.then(kind);
+            assert_eq!(next.kind(), kind);
+            let holds = !matches!(
+                kind,
+                StageKind::Password | StageKind::ChangePassword | StageKind::Recover
+            );
+            assert_eq!(next.factor(), holds.then_some(proof), "{kind:?}");
+        }
+        // A stage that holds none stays as it is when told of a proof.
+        let mut password = StageKind::Password.start();
+        password.prove(proof);
+        assert_eq!(password, Stage::Password);
     }
 }

@@ -21,8 +21,8 @@ use crate::http::extract::ClientIp;
 use crate::http::pages::views::{csrf, error};
 use crate::http::pages::Posted;
 use crate::http::pages::{html as page, load, AppState, PageResult};
+use crate::store::StageKind;
 use crate::store::{AuditEntry, AuditFilter, Role, UserRow, WebSession};
-use crate::store::{Stage, StageKind};
 use crate::{now, now_ms, Error, Server};
 use serde::Deserialize;
 
@@ -81,7 +81,7 @@ fn staff(
     s: &Server,
     headers: &HeaderMap,
 ) -> Result<Result<(WebSession, UserRow), Response>, Error> {
-    let Some(session) = load(s, headers)?.filter(|x| x.stage == Stage::Done) else {
+    let Some(session) = load(s, headers)?.filter(|x| x.stage.kind() == StageKind::Done) else {
         return Ok(Err(Redirect::to("/signin").into_response()));
     };
     staff_of(s, session)
@@ -116,7 +116,7 @@ fn staff_of(
 /// Whether the session proved a method the account had before it (a
 /// factor gained by registering the first method is not enough here).
 fn proved_a_method(session: &WebSession) -> bool {
-    session.factor.is_some_and(|f| !f.by_registration)
+    session.stage.factor().is_some_and(|f| !f.by_registration)
 }
 
 fn is_staff(user: &UserRow) -> bool {
@@ -130,7 +130,7 @@ fn may_still_watch(s: &Server, session_hash: &[u8]) -> bool {
     let Ok(Some(session)) = s.store.session(session_hash, now()) else {
         return false;
     };
-    session.stage == Stage::Done
+    session.stage.kind() == StageKind::Done
         && proved_a_method(&session)
         && matches!(s.store.user_by_name(&session.username), Ok(Some(u)) if is_staff(&u))
 }

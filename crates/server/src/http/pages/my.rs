@@ -163,7 +163,7 @@ async fn my_page(
 /// before, at "My sign-ins".
 async fn back_post(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
     let (mut session, _form) = at!(posted, &[StageKind::Add, StageKind::Reverify]);
-    session.stage = StageKind::Done.start();
+    session.stage = session.stage.then(StageKind::Done);
     save(&s, &session)?;
     Ok(Redirect::to("/my").into_response())
 }
@@ -172,7 +172,7 @@ async fn add_post(State(s): AppState, posted: Posted<NoFields>) -> PageResult {
     // A stale proof is sent to prove a method again when the session is
     // next loaded at `add` (see `second_factor_rule`).
     let (mut session, _form) = at!(posted, &[StageKind::Done]);
-    session.stage = StageKind::Add.start();
+    session.stage = session.stage.then(StageKind::Add);
     save(&s, &session)?;
     Ok(Redirect::to("/signin/register/choose").into_response())
 }

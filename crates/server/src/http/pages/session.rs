@@ -46,7 +46,7 @@ pub(crate) fn second_factor_rule(s: &Server, session: &mut WebSession) -> Result
     if session.stage.kind() == StageKind::Add && reverify_if_stale(s, session)? {
         return Ok(());
     }
-    if session.factor.is_some() || !session.stage.kind().acts_for_account() {
+    if session.stage.factor().is_some() || !session.stage.kind().acts_for_account() {
         return Ok(());
     }
     let user = s.user(&session.username)?;
@@ -60,12 +60,12 @@ pub(crate) fn second_factor_rule(s: &Server, session: &mut WebSession) -> Result
             used = used.or(activation.and_then(|a| a.used_at));
         }
         if let Some(at) = used {
-            session.factor = Some(Factor {
+            registering.shown.clear();
+            session.stage.prove(Factor {
                 method: FactorMethod::App,
                 at,
                 by_registration: true,
             });
-            registering.shown.clear();
             return save(s, session);
         }
     }
@@ -83,12 +83,13 @@ const FRESH_PROOF_SECONDS: u64 = 15 * 60;
 /// nothing to prove.
 pub(crate) fn reverify_if_stale(s: &Server, session: &mut WebSession) -> Result<bool, Error> {
     let fresh = session
-        .factor
+        .stage
+        .factor()
         .is_some_and(|f| now().saturating_sub(f.at) <= FRESH_PROOF_SECONDS);
     if fresh || s.methods(&session.username)?.count() == 0 {
         return Ok(false);
     }
-    session.stage = StageKind::Reverify.start();
+    session.stage = session.stage.then(StageKind::Reverify);
     save(s, session)?;
     Ok(true)
 }
@@ -116,13 +117,13 @@ pub(crate) fn end(s: &Server, id_hash: &[u8]) -> Result<(), Error> {
 
 /// Sends a session back to proving a second factor.
 pub(crate) fn back_to_proof(s: &Server, session: &mut WebSession) -> Result<(), Error> {
-    session.stage = StageKind::Mfa.start();
+    session.stage = session.stage.then(StageKind::Mfa);
     save(s, session)
 }
 
 /// The authority a session changes methods on: see [`second_factor_rule`].
 pub(crate) fn authority(session: &WebSession) -> Authority {
-    if session.factor.is_some() {
+    if session.stage.factor().is_some() {
         Authority::Proven
     } else {
         Authority::FirstMethod
@@ -209,7 +210,6 @@ pub(crate) fn fresh(stage: StageKind) -> WebSession {
         persistent: false,
         created_at: 0,
         expires_at: 0,
-        factor: None,
     }
 }
 

@@ -195,7 +195,7 @@ pub(crate) async fn password_post(
             } else {
                 after_password(&s, &ok.user.username)?
             };
-            session.stage = next.start();
+            session.stage = session.stage.then(next);
             session.authenticated_at = now();
             let old = session.id_hash.clone();
             let cookie = issue(&s, &mut session, Some(&old))?;
@@ -251,7 +251,7 @@ pub(crate) async fn update_post(
     match changed {
         Ok(Ok(())) => {
             let next = after_password(&s, &session.username)?;
-            session.stage = next.start();
+            session.stage = session.stage.then(next);
             save(&s, &session)?;
             Ok(Redirect::to(after_password_url(next)).into_response())
         }
@@ -326,7 +326,7 @@ pub(crate) fn advance_with(
     stage: StageKind,
     row: Option<&NewAudit<'_>>,
 ) -> PageResult {
-    session.stage = stage.start();
+    session.stage = session.stage.then(stage);
     let old = session.id_hash.clone();
     let cookie = issue_with(s, session, Some(&old), row)?;
     Ok(Page {
@@ -409,7 +409,7 @@ pub(crate) async fn stay_post(
 ) -> PageResult {
     let (mut session, form) = at!(posted, &[StageKind::Stay]);
     session.persistent = form.stay == "yes";
-    session.stage = StageKind::Done.start();
+    session.stage = session.stage.then(StageKind::Done);
     let old = session.id_hash.clone();
     let who = session.username.clone();
     let outcome = if session.persistent {

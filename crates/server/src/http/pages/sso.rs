@@ -271,10 +271,8 @@ pub(crate) async fn step_up(
         Next::SignIn => StageKind::Password,
         _ => return Ok(Redirect::to(&continuation(&form.request)).into_response()),
     };
-    x.stage = step.start();
-    if step == StageKind::Password {
-        x.factor = None;
-    }
+    // The factor goes along, except back to the password.
+    x.stage = x.stage.then(step);
     x.return_to = continuation(&form.request);
     save(&s, &x)?;
     Ok(Redirect::to(stage_url(step)).into_response())
@@ -312,7 +310,7 @@ fn signed_in(s: &Server, x: &WebSession) -> Result<SignedIn, Error> {
         user_id: user.id,
         sid: x.sid.clone(),
         authenticated_at: x.authenticated_at,
-        factor: x.factor,
+        factor: x.stage.factor(),
         has_methods: s.store.methods_of(user.id)?.count() > 0,
     })
 }

@@ -75,11 +75,6 @@ fn questions_allowed(session: &WebSession, m: &Methods) -> bool {
 /// signed-in officer proving it again goes back to "My sign-ins". Each
 /// under a new session id.
 pub fn proven(s: &Server, session: &mut WebSession, method: FactorMethod) -> PageResult {
-    session.factor = Some(Factor {
-        method,
-        at: now(),
-        by_registration: false,
-    });
     let next = if session.stage.kind() == StageKind::Recover {
         StageKind::RecoverReset
     } else if session.stage.kind() == StageKind::Reverify {
@@ -91,6 +86,12 @@ pub fn proven(s: &Server, session: &mut WebSession, method: FactorMethod) -> Pag
     } else {
         StageKind::Stay
     };
+    session.stage = session.stage.then(next);
+    session.stage.prove(Factor {
+        method,
+        at: now(),
+        by_registration: false,
+    });
     advance(s, session, next)
 }
 

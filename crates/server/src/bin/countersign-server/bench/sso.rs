@@ -58,12 +58,11 @@ fn seed(dir: &Path, config_path: &Path) -> anyhow::Result<(Vec<String>, String)>
             id_hash: countersign_server::domain::sha256(cookie.as_bytes()).to_vec(),
             csrf: "bench".into(),
             username: username.clone(),
-            stage: Stage::Done,
-            factor: Some(Factor {
+            stage: Stage::Done(Some(Factor {
                 method: FactorMethod::App,
                 at: t,
                 by_registration: false,
-            }),
+            })),
             sid: format!("bench-sid-{i:04}"),
             authenticated_at: t,
             return_to: String::new(),

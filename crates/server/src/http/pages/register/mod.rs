@@ -148,7 +148,7 @@ pub(crate) async fn intro_page(
 pub(crate) fn next_url(s: &Server, session: &mut WebSession) -> Result<&'static str, Error> {
     let m = s.methods(&session.username)?;
     Ok(if session.stage.kind() == StageKind::Add {
-        session.stage = StageKind::Done.start();
+        session.stage = session.stage.then(StageKind::Done);
         save(s, session)?;
         "/my?added=1"
     } else if m.count() >= REQUIRED {

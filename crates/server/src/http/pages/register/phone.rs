@@ -261,11 +261,13 @@ pub(crate) async fn phone_verify_post(
             if let Some(slot) = session.stage.phone_code_slot() {
                 *slot = None;
             }
-            session.factor.get_or_insert(Factor {
-                method: sent.factor(),
-                at: now(),
-                by_registration: true,
-            });
+            if session.stage.factor().is_none() {
+                session.stage.prove(Factor {
+                    method: sent.factor(),
+                    at: now(),
+                    by_registration: true,
+                });
+            }
             save(&s, &session)?;
             let next = next_url(&s, &mut session)?;
             Ok(step_page(

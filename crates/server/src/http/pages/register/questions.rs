@@ -105,11 +105,13 @@ pub(crate) async fn questions_post(
             .await;
         match registered {
             Ok(Ok(())) => {
-                session.factor.get_or_insert(Factor {
-                    method: FactorMethod::Questions,
-                    at: now(),
-                    by_registration: true,
-                });
+                if session.stage.factor().is_none() {
+                    session.stage.prove(Factor {
+                        method: FactorMethod::Questions,
+                        at: now(),
+                        by_registration: true,
+                    });
+                }
                 save(&s, &session)?;
                 return Ok(Redirect::to(next_url(&s, &mut session)?).into_response());
             }
