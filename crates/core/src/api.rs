@@ -51,6 +51,20 @@ pub struct TotpParams {
     pub period: u32,
 }
 
+impl TotpParams {
+    /// The codes these parameters give.
+    pub fn otp(&self) -> Result<crate::otp::Otp, crate::Error> {
+        crate::otp::Otp::new(
+            &crate::otp::decode_base32(&self.secret)?,
+            self.algorithm,
+            self.digits,
+            crate::otp::OtpKind::Totp {
+                period: self.period,
+            },
+        )
+    }
+}
+
 impl std::fmt::Debug for TotpParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

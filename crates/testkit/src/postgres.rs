@@ -18,7 +18,11 @@ pub const TEST_KEK: &str = "dGVzdC1rZWstMzItYnl0ZXMtLS0tLS0tLS0tLS0tLS0=";
 pub fn kek_file() -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("countersign-test-kek-{}", std::process::id()));
     if !path.exists() {
-        let tmp = path.with_extension("tmp");
+        // Tests on several threads may get here at once: each writes its
+        // own file and moves it into place.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{n}"));
         std::fs::write(&tmp, TEST_KEK).unwrap();
         std::fs::rename(&tmp, &path).unwrap();
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_core::api::{ActivateRequest, ActivateResponse, ErrorBody, Verdict};
-use countersign_core::otp::{decode_base32, Otp, OtpKind};
+use countersign_core::otp::Otp;
 use countersign_core::pin::PinnedVerifier;
 use countersign_core::protocol::{ChallengeEnvelope, Decision, Response};
 use countersign_core::{Enrollment, SigningKey};
@@ -310,14 +310,7 @@ impl TestDevice {
     }
 
     pub fn otp(&self) -> Otp {
-        let t = &self.activation.totp;
-        Otp::new(
-            &decode_base32(&t.secret).unwrap(),
-            t.algorithm,
-            t.digits,
-            OtpKind::Totp { period: t.period },
-        )
-        .unwrap()
+        self.activation.totp.otp().unwrap()
     }
 }
 

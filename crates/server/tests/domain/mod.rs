@@ -4,7 +4,9 @@
 //! (nothing, when refused) and in the audit chain.
 
 mod accounts;
+mod codes;
 mod copy;
+mod fixes;
 mod methods;
 mod push;
 

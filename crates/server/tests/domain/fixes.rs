@@ -1,0 +1,102 @@
+//! The help desk's fixes: each with a reason, never on an account above
+//! the actor's role, and committed with the rows that stand for it.
+
+use super::{refusal, Domain, IP, T0};
+use countersign_server::domain::fixes::{Fix, Staff};
+use countersign_server::domain::methods::Authority;
+use countersign_server::domain::Code;
+use countersign_server::store::Role;
+
+const DESK: Staff<'static> = Staff {
+    name: "desk1",
+    role: Role::Helpdesk,
+};
+
+#[test]
+fn a_fix_needs_a_reason_of_one_plain_line() {
+    let d = Domain::new();
+    d.officer("cs0101");
+    for reason in ["", "  ok ", "called\u{1b}[2J", &"x".repeat(501)] {
+        let r = d.s.apply_fix("cs0101", &Fix::Unlock, DESK, reason, IP, T0);
+        assert!(matches!(refusal(r), Code::Invalid(_)), "{reason:?}");
+    }
+    assert!(d.rows("helpdesk.").is_empty(), "nothing was done");
+    let r =
+        d.s.apply_fix("cs0101", &Fix::Unlock, DESK, "officer called", IP, T0);
+    assert!(r.unwrap().is_none());
+    assert_eq!(
+        d.rows("helpdesk."),
+        ["helpdesk.unlock ok"],
+        "the fix's own row"
+    );
+    assert_eq!(
+        d.rows("user.unlock"),
+        ["user.unlock ok"],
+        "and the change's"
+    );
+    d.chain_verifies();
+}
+
+#[test]
+fn the_help_desk_cannot_fix_an_administrator() {
+    let d = Domain::new();
+    d.officer("admin1");
+    d.s.set_role("admin1", Role::Admin, "root", T0).unwrap();
+    let r = d.s.apply_fix(
+        "admin1",
+        &Fix::ResetPassword,
+        DESK,
+        "says they forgot it",
+        IP,
+        T0,
+    );
+    assert_eq!(refusal(r), Code::RoleTooHigh);
+    assert_eq!(d.rows("helpdesk."), ["helpdesk.reset_password refused"]);
+    // The password still works: nothing changed.
+    assert!(d
+        .s
+        .check_password("admin1", "Correct-Horse-Battery-9", IP, T0)
+        .is_ok());
+}
+
+#[test]
+fn a_password_reset_gives_a_temporary_password_and_ends_the_old_one() {
+    let d = Domain::new();
+    let old = d.officer("cs0101");
+    let temporary =
+        d.s.apply_fix("cs0101", &Fix::ResetPassword, DESK, "forgot it", IP, T0)
+            .unwrap()
+            .expect("a temporary password to read out");
+    let r = d.s.check_password("cs0101", old, IP, T0);
+    assert_eq!(refusal(r), Code::InvalidCredentials);
+    assert!(d.s.check_password("cs0101", &temporary, IP, T0).is_ok());
+    d.chain_verifies();
+}
+
+#[test]
+fn a_methods_reset_removes_every_method_and_another_officers_device_is_not_found() {
+    let d = Domain::new();
+    d.officer("cs0101");
+    d.officer("cs0102");
+    d.questions("cs0101", Authority::FirstMethod);
+    let (device, _) = super::push::device(&d, "cs0102", "Other phone");
+    // A device of another officer is not this officer's to remove.
+    let r = d.s.apply_fix(
+        "cs0101",
+        &Fix::RemoveDevice(device),
+        DESK,
+        "lost phone",
+        IP,
+        T0,
+    );
+    assert_eq!(refusal(r), Code::NotFound);
+    d.s.apply_fix("cs0101", &Fix::ResetMethods, DESK, "new phone", IP, T0)
+        .unwrap();
+    assert_eq!(d.s.methods("cs0101").unwrap().count(), 0);
+    assert_eq!(
+        d.s.methods("cs0102").unwrap().count(),
+        1,
+        "the other keeps theirs"
+    );
+    d.chain_verifies();
+}
