@@ -93,6 +93,9 @@ pub async fn run(opts: Options) -> anyhow::Result<ExitCode> {
             channel::Trust {
                 device_id: a.device_id.clone(),
                 server_key: e.server_key,
+                pins: e
+                    .pin
+                    .map(|pin| countersign_core::key_update::PinTrust { pin, next: None }),
             },
             token,
             tx.clone(),

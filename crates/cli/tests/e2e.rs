@@ -721,8 +721,37 @@ fn a_new_tls_key_announced_in_time_keeps_the_device_working() {
         .unwrap();
     assert!(copied.success());
 
-    // During the grace period the request tells the device the next key.
+    // During the grace period the request tells the device the next key,
+    // and a device enrolled now (another officer's) hears of it at
+    // activation.
     env.start_server();
+    let late = env.file("officer-late");
+    let png = env.file("late.png");
+    let added = env.server(&["user", "add", "cs0102", "--first", "Lois", "--last", "Lane"]);
+    assert_ok(&added, "user add (another officer)");
+    let link = env.server(&[
+        "user",
+        "enroll-link",
+        "cs0102",
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert_ok(&link, "user enroll-link");
+    let at_home = |home: &std::path::Path, args: &[&str]| {
+        Command::new(countersign_e2e::workspace_bin("countersign"))
+            .arg("--home")
+            .arg(home)
+            .args(args)
+            .env("COUNTERSIGN_PASSCODE", PASSCODE)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert_ok(&at_home(&late, &["init"]), "countersign init (late device)");
+    assert_ok(
+        &at_home(&late, &["add", "--qr", png.to_str().unwrap()]),
+        "countersign add (late device)",
+    );
     let mut watch = env.watch();
     watch.said("connected: ALEA");
     approve_at_watch(&env, &mut watch);
@@ -744,15 +773,11 @@ fn a_new_tls_key_announced_in_time_keeps_the_device_working() {
         "countersign pending after the switch",
     );
 
+    // The device enrolled during the grace period still reaches it.
+    assert_ok(&at_home(&late, &["pending"]), "pending on the late device");
+
     // The device that slept through it is told what happened.
-    let out = Command::new(countersign_e2e::workspace_bin("countersign"))
-        .arg("--home")
-        .arg(&offline)
-        .arg("pending")
-        .env("COUNTERSIGN_PASSCODE", PASSCODE)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = at_home(&offline, &["pending"]);
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("the server's identity changed"), "{said}");

@@ -90,6 +90,10 @@ pub struct ActivateResponse {
     pub totp: TotpParams,
     /// Server Unix time.
     pub server_time: u64,
+    /// While the server switches TLS keys: the next key's announcement,
+    /// as envelopes carry it (see [`crate::key_update::PinUpdate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_update: Option<crate::key_update::PinUpdate>,
 }
 
 impl std::fmt::Debug for ActivateResponse {
@@ -207,6 +211,7 @@ mod tests {
                 period: 30,
             },
             server_time: 0,
+            pin_update: None,
         };
         let s = format!("{r:?}");
         assert!(!s.contains("TOKEN123") && !s.contains("JBSWY3DP"), "{s}");

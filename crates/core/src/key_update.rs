@@ -55,9 +55,13 @@ impl KeyUpdate {
 }
 
 /// The server's next TLS key, announced before the switch and signed by
-/// the server's signing key.
+/// the server's signing key. It names the pin it replaces, so an
+/// announcement from an earlier rotation says nothing to a device that
+/// has moved on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinUpdate {
+    /// The pin being replaced (base64url without padding).
+    pub from_pin: String,
     /// SHA-256 of the next certificate's SubjectPublicKeyInfo, base64url
     /// without padding (as the enrollment payload's `p`).
     pub next_pin: String,
@@ -67,37 +71,92 @@ pub struct PinUpdate {
     pub signature: Signature,
 }
 
+fn pin_text(pin: &[u8; 32]) -> String {
+    data_encoding::BASE64URL_NOPAD.encode(pin)
+}
+
+fn pin_of(field: &'static str, text: &str) -> Result<[u8; 32], Error> {
+    data_encoding::BASE64URL_NOPAD
+        .decode(text.as_bytes())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| Error::field(field, "is not a 32-byte base64url pin"))
+}
+
 impl PinUpdate {
-    /// `key` announces `next_pin` from `switch_at` on.
-    pub fn sign(key: &SigningKey, next_pin: &[u8; 32], switch_at: u64) -> Self {
-        let next_pin = data_encoding::BASE64URL_NOPAD.encode(next_pin);
+    /// `key` announces that `next` replaces `from` at `switch_at`.
+    pub fn sign(key: &SigningKey, from: &[u8; 32], next: &[u8; 32], switch_at: u64) -> Self {
+        let (from_pin, next_pin) = (pin_text(from), pin_text(next));
         PinUpdate {
-            signature: key.sign(&Self::signing_bytes(&next_pin, switch_at)),
+            signature: key.sign(&Self::signing_bytes(&from_pin, &next_pin, switch_at)),
+            from_pin,
             next_pin,
             switch_at,
         }
     }
 
     /// The canonical bytes the signing key signs.
-    pub fn signing_bytes(next_pin: &str, switch_at: u64) -> Vec<u8> {
+    pub fn signing_bytes(from_pin: &str, next_pin: &str, switch_at: u64) -> Vec<u8> {
         Canonical::new("countersign/v1/pin-update", PROTOCOL_VERSION)
+            .text(from_pin)
             .text(next_pin)
             .number(switch_at)
             .finish()
     }
 
-    /// The next pin, once `key` (the key that signed the envelope) is seen
-    /// to have signed the announcement.
-    pub fn verify(&self, key: &PublicKey) -> Result<[u8; 32], Error> {
+    /// The pins (from, next), once `key` (the key the device trusts for
+    /// the server's requests) is seen to have signed the announcement.
+    pub fn verify(&self, key: &PublicKey) -> Result<([u8; 32], [u8; 32]), Error> {
         key.verify(
-            &Self::signing_bytes(&self.next_pin, self.switch_at),
+            &Self::signing_bytes(&self.from_pin, &self.next_pin, self.switch_at),
             &self.signature,
         )?;
-        data_encoding::BASE64URL_NOPAD
-            .decode(self.next_pin.as_bytes())
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| Error::field("next_pin", "is not a 32-byte base64url pin"))
+        Ok((
+            pin_of("from_pin", &self.from_pin)?,
+            pin_of("next_pin", &self.next_pin)?,
+        ))
+    }
+}
+
+/// The TLS pins a device trusts for one server: its pin and, while the
+/// server switches keys, the announced next one with the switch time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinTrust {
+    /// The pin trusted now.
+    pub pin: [u8; 32],
+    /// The announced next pin and the server time it takes over.
+    pub next: Option<([u8; 32], u64)>,
+}
+
+impl PinTrust {
+    /// Every pin a connection may present: one, or two during a switch.
+    pub fn pins(&self) -> Vec<[u8; 32]> {
+        std::iter::once(self.pin)
+            .chain(self.next.map(|(next, _)| next))
+            .collect()
+    }
+
+    /// Follows what the server said at server time `sent_at`, in a
+    /// message checked under `signer`: an announcement of the key that
+    /// replaces this pin (never one from an earlier rotation, nor one
+    /// sent after its own switch), and the switch itself once a message
+    /// sent at or after it arrives. True when the trust changed.
+    pub fn follow(&mut self, update: Option<&PinUpdate>, sent_at: u64, signer: &PublicKey) -> bool {
+        let before = *self;
+        if let Some(u) = update.filter(|u| u.switch_at > sent_at) {
+            if let Ok((from, next)) = u.verify(signer) {
+                if from == self.pin && next != self.pin {
+                    self.next = Some((next, u.switch_at));
+                }
+            }
+        }
+        if let Some((next, at)) = self.next {
+            if sent_at >= at {
+                self.pin = next;
+                self.next = None;
+            }
+        }
+        *self != before
     }
 }
 
@@ -180,29 +239,65 @@ mod tests {
     }
 
     #[test]
-    fn a_next_pin_counts_only_when_the_signing_key_announced_it() {
+    fn a_device_follows_only_the_announcement_of_its_own_pin_and_switches_after() {
         let rng = SystemRandom::new();
         let key = SigningKey::generate(&rng).unwrap();
         let stranger = SigningKey::generate(&rng).unwrap();
-        let update = PinUpdate::sign(&key, &[7; 32], 99);
-        assert_eq!(update.verify(&key.public_key()), Ok([7; 32]));
+        let signer = key.public_key();
+        let (k0, k1, k2) = ([0; 32], [1; 32], [2; 32]);
+        let mut trust = PinTrust {
+            pin: k1,
+            next: None,
+        };
+
+        // Not signed by the server's key, or altered: nothing.
+        let forged = PinUpdate::sign(&stranger, &k1, &k2, 500);
+        assert!(!trust.follow(Some(&forged), 100, &signer));
+        let mut moved = PinUpdate::sign(&key, &k1, &k2, 500);
+        moved.switch_at = 400;
+        assert!(!trust.follow(Some(&moved), 100, &signer));
+        // An announcement from an earlier rotation (k0 to k1), replayed.
+        let old = PinUpdate::sign(&key, &k0, &k1, 50);
+        assert!(!trust.follow(Some(&old), 100, &signer));
+        let old_late = PinUpdate::sign(&key, &k0, &k2, 500);
+        assert!(!trust.follow(Some(&old_late), 100, &signer));
         assert_eq!(
-            update.verify(&stranger.public_key()),
-            Err(Error::BadSignature)
+            trust,
+            PinTrust {
+                pin: k1,
+                next: None
+            }
         );
-        let mut moved = update.clone();
-        moved.switch_at = 100;
-        assert_eq!(moved.verify(&key.public_key()), Err(Error::BadSignature));
-        let mut other = update.clone();
-        other.next_pin = data_encoding::BASE64URL_NOPAD.encode(&[8; 32]);
-        assert_eq!(other.verify(&key.public_key()), Err(Error::BadSignature));
+
+        // The server's announcement: both pins until the switch.
+        let update = PinUpdate::sign(&key, &k1, &k2, 500);
+        assert!(trust.follow(Some(&update), 100, &signer));
+        assert_eq!(trust.pins(), [k1, k2]);
+        // Sent after its own switch time, an announcement is stale.
+        let mut fresh = PinTrust {
+            pin: k1,
+            next: None,
+        };
+        assert!(!fresh.follow(Some(&update), 500, &signer));
+        // A message before the switch changes nothing; the first one at
+        // or after it leaves the new pin alone, and the same announcement
+        // replayed then says nothing.
+        assert!(!trust.follow(None, 499, &signer));
+        assert!(trust.follow(None, 500, &signer));
+        assert_eq!(
+            trust,
+            PinTrust {
+                pin: k2,
+                next: None
+            }
+        );
+        assert!(!trust.follow(Some(&update), 100, &signer));
+        assert_eq!(trust.pins(), [k2]);
+
         // A well-signed announcement of something that is not a pin.
-        let mut short = PinUpdate::sign(&key, &[7; 32], 99);
+        let mut short = PinUpdate::sign(&key, &k2, &k0, 900);
         short.next_pin = "AAAA".into();
-        short.signature = key.sign(&PinUpdate::signing_bytes("AAAA", 99));
-        assert!(matches!(
-            short.verify(&key.public_key()),
-            Err(Error::Field { .. })
-        ));
+        short.signature = key.sign(&PinUpdate::signing_bytes(&short.from_pin, "AAAA", 900));
+        assert!(matches!(short.verify(&signer), Err(Error::Field { .. })));
     }
 }

@@ -1,6 +1,7 @@
 //! Accounts in the vault: OTP accounts from otpauth URIs and push accounts
 //! from enrollment, their codes, names and order.
 
+use countersign_core::key_update::PinTrust;
 use countersign_core::otp::{Algorithm, Otp, OtpKind};
 use countersign_core::protocol::random_id;
 use countersign_core::{OtpAccount, Passcode, PublicKey, SecretBytes, SigningKey};
@@ -77,6 +78,17 @@ pub struct Account {
     pub counter: u64,
     /// Push details.
     pub push: Option<PushInfo>,
+}
+
+impl PushInfo {
+    /// The TLS pins this account trusts; `None` for a server trusted
+    /// through the web PKI.
+    pub fn pin_trust(&self) -> Option<PinTrust> {
+        self.pin.map(|pin| PinTrust {
+            pin,
+            next: self.next_pin,
+        })
+    }
 }
 
 impl Account {
@@ -289,8 +301,8 @@ impl Vault {
         let receipt = self.seal(p.receipt_key.pkcs8().expose(), &receipt_key_aad(&id))?;
         self.conn.execute(
             "INSERT INTO accounts (id, position, issuer, name, kind, algorithm, digits, period, secret, fingerprint, created_at, \
-             server_url, server_key, pin, device_id, channel_token, signing_key, receipt_key) \
-             VALUES (?1, ?2, ?3, ?4, 'push', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             server_url, server_key, pin, device_id, channel_token, signing_key, receipt_key, next_pin, pin_switch_at) \
+             VALUES (?1, ?2, ?3, ?4, 'push', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             params![
                 id,
                 self.next_position()?,
@@ -308,7 +320,9 @@ impl Vault {
                 p.push.device_id,
                 token,
                 signing,
-                receipt
+                receipt,
+                p.push.next_pin.map(|(pin, _)| pin.to_vec()),
+                p.push.next_pin.map(|(_, at)| at as i64)
             ],
         )?;
         self.find(&id)
@@ -426,23 +440,17 @@ impl Vault {
         Ok(())
     }
 
-    /// Trusts `pin` beside the account's TLS pin until the server switches
-    /// to it at `switch_at`: the server announced its next TLS key.
-    pub fn set_next_pin(&mut self, id: &str, pin: &[u8; 32], switch_at: u64) -> Result<(), Error> {
+    /// Stores the TLS pins a push account trusts, as its server's key
+    /// switch moves them (see [`countersign_core::key_update::PinTrust`]).
+    pub fn set_pin_trust(&mut self, id: &str, trust: &PinTrust) -> Result<(), Error> {
+        let (next, at) = match trust.next {
+            Some((pin, at)) => (Some(pin.to_vec()), Some(at as i64)),
+            None => (None, None),
+        };
         self.conn.execute(
-            "UPDATE accounts SET next_pin = ?2, pin_switch_at = ?3 \
+            "UPDATE accounts SET pin = ?2, next_pin = ?3, pin_switch_at = ?4 \
              WHERE id = ?1 AND server_url IS NOT NULL AND pin IS NOT NULL",
-            params![id, &pin[..], switch_at as i64],
-        )?;
-        Ok(())
-    }
-
-    /// Trusts the announced next pin alone: the server has switched.
-    pub fn promote_next_pin(&mut self, id: &str) -> Result<(), Error> {
-        self.conn.execute(
-            "UPDATE accounts SET pin = next_pin, next_pin = NULL, pin_switch_at = NULL \
-             WHERE id = ?1 AND next_pin IS NOT NULL",
-            [id],
+            params![id, &trust.pin[..], next, at],
         )?;
         Ok(())
     }

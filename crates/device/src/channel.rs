@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use countersign_core::key_update::PinTrust;
 use countersign_core::protocol::ChallengeEnvelope;
 use countersign_core::PublicKey;
 use futures_util::StreamExt;
@@ -71,6 +72,7 @@ pub fn start(
         Trust {
             device_id: push.device_id.clone(),
             server_key: push.server_key,
+            pins: push.pin_trust(),
         },
         token,
         tx,
@@ -83,6 +85,8 @@ pub struct Trust {
     pub device_id: String,
     /// The server's signing key, as the vault trusts it.
     pub server_key: PublicKey,
+    /// The TLS pins, as the vault trusts them (`None`: the web PKI).
+    pub pins: Option<PinTrust>,
 }
 
 /// Runs a channel until the receiver is dropped.
@@ -96,24 +100,24 @@ pub fn spawn(
     tokio::spawn(async move {
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let mut learned = None;
+            let mut pins_changed = false;
             let run = Run {
                 account_id: &account_id,
                 client: &client,
                 trust: &mut trust,
                 token: &token,
                 tx: &tx,
-                learned: &mut learned,
+                pins_changed: &mut pins_changed,
             };
             let error = match run.once(&mut backoff).await {
                 Ok(error) => error,
                 Err(Closed) => return,
             };
-            if let Some(pin) = learned {
-                match client.also_trusting(pin) {
+            if let (true, Some(pins)) = (pins_changed, trust.pins) {
+                match client.with_pins(&pins.pins()) {
                     Ok(c) => client = c,
                     Err(e) => {
-                        tracing::error!(error = %e, "could not trust the server's next TLS key")
+                        tracing::error!(error = %e, "could not follow the server's TLS key switch")
                     }
                 }
             }
@@ -142,8 +146,8 @@ struct Run<'a> {
     trust: &'a mut Trust,
     token: &'a str,
     tx: &'a mpsc::Sender<ChannelEvent>,
-    /// A next TLS pin the server announced, for the next reconnect.
-    learned: &'a mut Option<[u8; 32]>,
+    /// Whether the TLS pins changed, for the next reconnect.
+    pins_changed: &'a mut bool,
 }
 
 impl Run<'_> {
@@ -184,18 +188,16 @@ impl Run<'_> {
         self.tx.send(event).await.map_err(|_| Closed)
     }
 
-    /// Passes `e` on, noting a next TLS key its signer announced.
+    /// Passes `e` on, following a TLS key switch its signer announced.
     async fn envelope(&mut self, e: ChallengeEnvelope) -> Result<(), Closed> {
         if let Ok(followed) = e.verify_trusting(&self.trust.server_key) {
             if let Some(key) = followed {
                 self.trust.server_key = key;
             }
-            if let Some(pin) = e
-                .pin_update
-                .as_ref()
-                .and_then(|u| u.verify(&self.trust.server_key).ok())
-            {
-                *self.learned = Some(pin);
+            if let Some(pins) = self.trust.pins.as_mut() {
+                if pins.follow(e.pin_update.as_ref(), e.sent_at, &self.trust.server_key) {
+                    *self.pins_changed = true;
+                }
             }
         }
         self.send(ChannelEvent::Envelope {

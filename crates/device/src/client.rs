@@ -18,8 +18,6 @@ use crate::Error;
 pub struct ServerClient {
     http: reqwest::Client,
     base: String,
-    /// The pins trusted; `None` for the web PKI.
-    pins: Option<Vec<[u8; 32]>>,
 }
 
 fn network(e: reqwest::Error) -> Error {
@@ -94,21 +92,12 @@ impl ServerClient {
         Ok(ServerClient {
             http,
             base: base.trim_end_matches('/').to_string(),
-            pins: pins.map(<[_]>::to_vec),
         })
     }
 
-    /// This client trusting `pin` too (a pinned client only: one trusting
-    /// the web PKI stays as it is).
-    pub fn also_trusting(&self, pin: [u8; 32]) -> Result<Self, Error> {
-        match &self.pins {
-            Some(pins) if !pins.contains(&pin) => {
-                let mut pins = pins.clone();
-                pins.push(pin);
-                Self::trusting(&self.base, &pins)
-            }
-            _ => Ok(self.clone()),
-        }
+    /// A client for the same server trusting exactly `pins`.
+    pub fn with_pins(&self, pins: &[[u8; 32]]) -> Result<Self, Error> {
+        Self::trusting(&self.base, pins)
     }
 
     async fn check(resp: reqwest::Response) -> Result<reqwest::Response, Error> {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use countersign_core::api::{ActivateRequest, ChallengeStatus, Verdict};
+use countersign_core::key_update::PinTrust;
 use countersign_core::otp::decode_base32;
 use countersign_core::protocol::{ChallengeEnvelope, Receipt, ReceiptEvent, Response};
 use countersign_core::{Answer, Enrollment, Passcode, PublicKey, SigningKey};
@@ -59,9 +60,9 @@ pub fn client_for(account: &Account) -> Result<ServerClient, Error> {
             what,
         });
     }
-    match (push.pin, push.next_pin) {
-        (Some(pin), Some((next, _))) => ServerClient::trusting(&push.server_url, &[pin, next]),
-        (pin, _) => ServerClient::new(&push.server_url, pin),
+    match push.pin_trust() {
+        Some(trust) => ServerClient::trusting(&push.server_url, &trust.pins()),
+        None => ServerClient::new(&push.server_url, None),
     }
 }
 
@@ -99,6 +100,17 @@ pub async fn enroll(
         })
         .await?;
     let secret = decode_base32(&activation.totp.secret)?;
+    // A server switching TLS keys says so at activation too: a device
+    // enrolled just before the switch must still reach it after.
+    let trust = enrollment.pin.map(|pin| {
+        let mut trust = PinTrust { pin, next: None };
+        trust.follow(
+            activation.pin_update.as_ref(),
+            activation.server_time,
+            &enrollment.server_key,
+        );
+        trust
+    });
     vault.add_push(
         &NewPush {
             issuer: &activation.issuer,
@@ -106,8 +118,8 @@ pub async fn enroll(
             push: PushInfo {
                 server_url: enrollment.server.clone(),
                 server_key: enrollment.server_key,
-                pin: enrollment.pin,
-                next_pin: None,
+                pin: trust.map(|t| t.pin),
+                next_pin: trust.and_then(|t| t.next),
                 device_id: activation.device_id.clone(),
                 damaged: None,
             },
@@ -196,41 +208,25 @@ pub fn accept(
 }
 
 /// Keeps the account's TLS trust in step with its server (`env` is
-/// verified, signed by `signer`): an announced next key is trusted beside
-/// the current one, and alone once an envelope sent after the switch
-/// arrives. A failure to store is logged: the device keeps its old trust.
+/// verified, signed by `signer`); see [`PinTrust::follow`]. A failure to
+/// store is logged: the device keeps its old trust.
 fn follow_tls_key(
     vault: &mut Vault,
     account: &Account,
     env: &ChallengeEnvelope,
     signer: &PublicKey,
 ) {
-    let Some(push) = account.push.as_ref() else {
+    let Some(mut trust) = account.push.as_ref().and_then(PushInfo::pin_trust) else {
         return;
     };
-    let announced = env
-        .pin_update
-        .as_ref()
-        .and_then(|u| u.verify(signer).ok().map(|pin| (pin, u.switch_at)));
-    let stored = match (announced, push.next_pin) {
-        (Some(next), held) if push.pin.is_some() && held != Some(next) => {
-            tracing::info!(account = %account.label(), "the server announced its next TLS key");
-            vault
-                .set_next_pin(&account.id, &next.0, next.1)
-                .map(|()| Some(next))
+    if !trust.follow(env.pin_update.as_ref(), env.sent_at, signer) {
+        return;
+    }
+    match vault.set_pin_trust(&account.id, &trust) {
+        Ok(()) => {
+            tracing::info!(account = %account.label(), pins = trust.pins().len(), "followed the server's TLS key switch")
         }
-        (_, held) => Ok(held),
-    };
-    let result = match stored {
-        Ok(Some((_, switch_at))) if env.sent_at >= switch_at => {
-            tracing::info!(account = %account.label(), "the server switched to its next TLS key");
-            vault.promote_next_pin(&account.id)
-        }
-        Ok(_) => Ok(()),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
-        tracing::error!(error = %e, "could not store the server's next TLS key");
+        Err(e) => tracing::error!(error = %e, "could not store the server's next TLS key"),
     }
 }
 

@@ -192,13 +192,13 @@ fn an_announced_tls_key_is_trusted_beside_the_old_until_the_server_switches() {
 
     // An announcement signed by anyone but the server's key is ignored.
     let mut forged = ChallengeEnvelope::sign(c.clone(), 100, &server);
-    forged.pin_update = Some(PinUpdate::sign(&stranger, &[9; 32], 500));
+    forged.pin_update = Some(PinUpdate::sign(&stranger, &[1; 32], &[9; 32], 500));
     assert!(accept(&mut vault, &account, forged, 10).is_some());
     assert_eq!(trust(&mut vault), (Some([1; 32]), None));
 
     // The server's announcement: both pins are trusted until the switch.
     let mut announced = ChallengeEnvelope::sign(c.clone(), 100, &server);
-    announced.pin_update = Some(PinUpdate::sign(&server, &[2; 32], 500));
+    announced.pin_update = Some(PinUpdate::sign(&server, &[1; 32], &[2; 32], 500));
     assert!(accept(&mut vault, &account, announced, 10).is_some());
     assert_eq!(trust(&mut vault), (Some([1; 32]), Some(([2; 32], 500))));
     let account = vault.find(&account.id).unwrap();
@@ -209,7 +209,13 @@ fn an_announced_tls_key_is_trusted_beside_the_old_until_the_server_switches() {
     let before = ChallengeEnvelope::sign(c.clone(), 499, &server);
     assert!(accept(&mut vault, &account, before, 10).is_some());
     assert_eq!(trust(&mut vault), (Some([1; 32]), Some(([2; 32], 500))));
-    let after = ChallengeEnvelope::sign(c, 500, &server);
+    let after = ChallengeEnvelope::sign(c.clone(), 500, &server);
     assert!(accept(&mut vault, &account, after, 10).is_some());
+    assert_eq!(trust(&mut vault), (Some([2; 32]), None));
+    // The announcement replayed later (by whoever holds the old key)
+    // names a pin the device no longer has: nothing changes.
+    let mut replayed = ChallengeEnvelope::sign(c, 600, &server);
+    replayed.pin_update = Some(PinUpdate::sign(&server, &[1; 32], &[2; 32], 500));
+    assert!(accept(&mut vault, &account, replayed, 10).is_some());
     assert_eq!(trust(&mut vault), (Some([2; 32]), None));
 }

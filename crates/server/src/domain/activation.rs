@@ -90,7 +90,7 @@ impl Server {
         // Guessing codes counts against the address like wrong passwords
         // (and is refused, audited once a minute, past the limit).
         if let Err(e) = self.address_failures.check(ip, now) {
-            if self.audit_once_a_minute.take(ip, now) {
+            if self.audit_once_a_minute.take("device.activate", ip, now) {
                 self.audit(
                     row("").with("refused", "too many failures from this address"),
                     now,
@@ -262,6 +262,7 @@ impl Server {
                 period: t.period,
             },
             server_time: now,
+            pin_update: self.pin_update_at(now),
         })
     }
 }

@@ -81,30 +81,30 @@ impl AddressLimiter {
         ))
     }
 
-    /// Counts an event from `ip` if the address is still under the limit,
-    /// in one step (`true`), or refuses it (`false`): of many requests at
-    /// once, on any instance, no more than the limit pass. (Shared counts
-    /// check and count in one write transaction, which the write lock
-    /// serialises; a store error refuses.)
-    pub fn take(&self, ip: &str, now: u64) -> bool {
+    /// Counts an event of kind `what` (its own count: one kind of event
+    /// does not use up another's) from `ip` if the address is still under
+    /// the limit, in one step (`true`), or refuses it (`false`): of many
+    /// requests at once, on any instance, no more than the limit pass.
+    /// (Shared counts check and count in one write transaction, which the
+    /// write lock serialises; a store error refuses.)
+    pub fn take(&self, what: &str, ip: &str, now: u64) -> bool {
         if ip.is_empty() {
             return true;
         }
+        let key = format!("{what} {}", network(ip));
         match &self.shared {
             Some((store, kind)) => {
-                let net = network(ip);
                 let since = (now + 1).saturating_sub(self.window);
                 store
                     .write(now, |w| {
-                        w.take_address_event(kind, &net, since, self.max, now)
+                        w.take_address_event(kind, &key, since, self.max, now)
                     })
                     .unwrap_or(false)
             }
             None => {
                 // One lock over the check and the count.
                 let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-                let times = map.entry(network(ip)).or_default();
-                self.forget_old(times, now);
+                let times = self.slot(&mut map, key, now);
                 if times.len() >= self.max as usize {
                     return false;
                 }
@@ -112,6 +112,34 @@ impl AddressLimiter {
                 true
             }
         }
+    }
+
+    /// The in-memory count of `key`, made room for: at most
+    /// [`MAX_ADDRESSES`] are kept. When full, the counts that aged out
+    /// go, and if that is not enough the quietest eighth, so that a flood
+    /// of new addresses costs one sort per many of them, not a scan each.
+    fn slot<'m>(
+        &self,
+        map: &'m mut HashMap<String, VecDeque<u64>>,
+        key: String,
+        now: u64,
+    ) -> &'m mut VecDeque<u64> {
+        if map.len() >= MAX_ADDRESSES && !map.contains_key(&key) {
+            map.retain(|_, times| times.back().is_some_and(|t| t + self.window > now));
+            if map.len() >= MAX_ADDRESSES {
+                let mut by_last: Vec<(u64, String)> = map
+                    .iter()
+                    .map(|(k, times)| (times.back().copied().unwrap_or(0), k.clone()))
+                    .collect();
+                by_last.sort_unstable();
+                for (_, k) in by_last.into_iter().take(MAX_ADDRESSES / 8) {
+                    map.remove(&k);
+                }
+            }
+        }
+        let times = map.entry(key).or_default();
+        self.forget_old(times, now);
+        times
     }
 
     /// Counts a failure from `ip`. (A shared count that cannot be written
@@ -128,21 +156,7 @@ impl AddressLimiter {
             return;
         }
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_ADDRESSES && !map.contains_key(&ip) {
-            map.retain(|_, times| times.back().is_some_and(|t| t + self.window > now));
-            if map.len() >= MAX_ADDRESSES {
-                let quietest = map
-                    .iter()
-                    .min_by_key(|(_, times)| times.back().copied())
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = quietest {
-                    map.remove(&k);
-                }
-            }
-        }
-        let times = map.entry(ip).or_default();
-        self.forget_old(times, now);
-        times.push_back(now);
+        self.slot(&mut map, ip, now).push_back(now);
     }
 
     /// Forgets failures older than the window (shared counts; the memory
@@ -220,10 +234,22 @@ mod tests {
     #[test]
     fn take_counts_and_refuses_in_one_step() {
         let l = AddressLimiter::new(1, 60);
-        assert!(l.take("203.0.113.7", 100));
-        assert!(!l.take("203.0.113.7", 101), "one a minute");
-        assert!(l.take("198.51.100.1", 101), "per address");
-        assert!(l.take("203.0.113.7", 161), "the minute passed");
+        assert!(l.take("a", "203.0.113.7", 100));
+        assert!(!l.take("a", "203.0.113.7", 101), "one a minute");
+        assert!(l.take("b", "203.0.113.7", 101), "per kind of event");
+        assert!(l.take("a", "198.51.100.1", 101), "per address");
+        assert!(l.take("a", "203.0.113.7", 161), "the minute passed");
+    }
+
+    #[test]
+    fn many_addresses_do_not_grow_the_counts_without_end() {
+        let l = AddressLimiter::new(1, 60);
+        for i in 0..(MAX_ADDRESSES as u32 + 500) {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+            assert!(l.take("a", &ip, 100));
+        }
+        let kept = l.failures.lock().unwrap().len();
+        assert!(kept <= MAX_ADDRESSES, "{kept}");
     }
 
     #[test]

@@ -210,10 +210,7 @@ impl Server {
             .key_update
             .clone()
             .filter(|update| now < update.retire_at);
-        envelope.pin_update = self
-            .pin_update
-            .clone()
-            .filter(|update| now < update.switch_at);
+        envelope.pin_update = self.pin_update_at(now);
         envelope
     }
 

@@ -37,6 +37,8 @@ pub struct Server {
     /// While a new TLS key is staged: its pin and switch time, announced
     /// with every envelope until then (see [`crate::infra::tls`]).
     pub pin_update: Option<countersign_core::key_update::PinUpdate>,
+    /// The staged TLS key, if any (see [`crate::infra::tls`]).
+    pub tls_next: Option<crate::infra::tls::NextKey>,
     /// Live channels to devices and sign-in pages.
     pub hub: Hub,
     /// On PostgreSQL: the keys this instance shares with the others.
@@ -145,6 +147,7 @@ impl Server {
             admin_token_hash: sha256(token.as_bytes()),
             tls_pin: None,
             pin_update: None,
+            tls_next: None,
             hub: Hub::default(),
             shared_keys,
             rng: SystemRandom::new(),
@@ -179,22 +182,32 @@ impl Server {
     /// while a new key is staged, its announcement for devices.
     pub fn use_tls(&mut self, tls: &crate::infra::tls::Tls) {
         self.tls_pin = tls.pin;
-        self.pin_update = tls.next.map(|next| {
-            countersign_core::key_update::PinUpdate::sign(
+        self.tls_next = tls.next;
+        self.pin_update = match (tls.pin, tls.next) {
+            (Some(pin), Some(next)) => Some(countersign_core::key_update::PinUpdate::sign(
                 &self.server_key,
+                &pin,
                 &next.pin,
                 next.switch_at,
-            )
-        });
+            )),
+            _ => None,
+        };
     }
 
     /// The pin devices enrolling at `now` must trust: the staged key's
     /// from its switch time on.
     pub fn tls_pin_at(&self, now: u64) -> Option<[u8; 32]> {
-        match &self.pin_update {
-            Some(u) if now >= u.switch_at => u.verify(&self.server_key.public_key()).ok(),
+        match self.tls_next {
+            Some(next) if now >= next.switch_at => Some(next.pin),
             _ => self.tls_pin,
         }
+    }
+
+    /// The staged key's announcement, until its switch time.
+    pub fn pin_update_at(&self, now: u64) -> Option<countersign_core::key_update::PinUpdate> {
+        self.pin_update
+            .clone()
+            .filter(|update| now < update.switch_at)
     }
 
     /// Runs `work` that hashes passwords or answers (Argon2id) on the

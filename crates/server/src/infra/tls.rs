@@ -176,20 +176,31 @@ pub fn staged(dir: &DataDir) -> anyhow::Result<Option<u64>> {
     }
 }
 
-/// Moves a staged key whose time has come into place.
+/// Moves a staged key whose time has come into place. Each step can be
+/// done again: a start after a crash part-way finishes the move (a staged
+/// file already gone was moved), and the plan goes last.
 fn switch_if_due(dir: &DataDir, now: u64) -> anyhow::Result<()> {
-    match staged(dir)? {
-        Some(switch_at) if now >= switch_at => {
-            let (cert, key) = dir.tls_paths();
-            let (next_cert, next_key, plan) = dir.next_tls_paths();
-            std::fs::rename(&next_key, &key)?;
-            std::fs::rename(&next_cert, &cert)?;
-            std::fs::remove_file(&plan)?;
-            tracing::info!("the staged TLS key is now the server's key");
-            Ok(())
-        }
-        _ => Ok(()),
+    let Some(switch_at) = staged(dir)? else {
+        return Ok(());
+    };
+    if now < switch_at {
+        return Ok(());
     }
+    let (cert, key) = dir.tls_paths();
+    let (next_cert, next_key, plan) = dir.next_tls_paths();
+    for (from, to) in [(&next_key, &key), (&next_cert, &cert)] {
+        match std::fs::rename(from, to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => anyhow::bail!("moving {} to {}: {e}", from.display(), to.display()),
+        }
+    }
+    std::fs::File::open(dir.root())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| anyhow::anyhow!("syncing {}: {e}", dir.root().display()))?;
+    std::fs::remove_file(&plan).map_err(|e| anyhow::anyhow!("{}: {e}", plan.display()))?;
+    tracing::info!("the staged TLS key is now the server's key");
+    Ok(())
 }
 
 /// Stages a new key and certificate for the self-signed mode, presented

@@ -190,13 +190,21 @@ async fn a_new_tls_key_is_announced_to_devices_before_the_server_presents_it() {
     assert_eq!(ts.enrollment("cs0505").pin, Some(old_pin));
     ts.push_ok("cs0505").await;
     let got = dev.poll(&ts, 5).await;
-    let next_pin = got[0]
+    let (from_pin, next_pin) = got[0]
         .pin_update
         .as_ref()
         .expect("the next key is announced")
         .verify(&dev.server_key)
         .expect("signed by the server's key");
+    assert_eq!(from_pin, old_pin, "it names the pin it replaces");
     assert_ne!(next_pin, old_pin);
+    // A device activated now hears of it in the activation answer.
+    let late = ts.enroll("cs0505").await;
+    let announced = late.activation.pin_update.as_ref().expect("announced");
+    assert_eq!(
+        announced.verify(&dev.server_key).unwrap(),
+        (old_pin, next_pin)
+    );
     assert!(reaches(&ts.url, old_pin).await);
     assert!(!reaches(&ts.url, next_pin).await);
 

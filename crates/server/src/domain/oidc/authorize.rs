@@ -255,7 +255,7 @@ impl Server {
         why: &str,
         now: u64,
     ) -> Result<(), Error> {
-        if who.is_empty() && !self.audit_once_a_minute.take(ip, now) {
+        if who.is_empty() && !self.audit_once_a_minute.take("oidc.authorize", ip, now) {
             return Ok(());
         }
         let client: String = client.chars().take(64).collect();

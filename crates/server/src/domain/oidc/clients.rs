@@ -338,7 +338,7 @@ impl Server {
         match client {
             Some(client) if ok => Ok(client),
             _ => {
-                if self.audit_once_a_minute.take(ip, now) {
+                if self.audit_once_a_minute.take(action, ip, now) {
                     let id: String = id.chars().take(64).collect();
                     let detail = format!("client={id} client authentication failed");
                     self.audit(

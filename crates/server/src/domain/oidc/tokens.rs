@@ -123,34 +123,40 @@ impl Server {
         // transaction: a replay, whenever it comes, finds the token to
         // revoke.
         let granted = self.write(now, |w| {
-            let refused =
-                |w: &mut crate::store::Write<'_>, user: Option<i64>, why: &'static str| {
-                    let target = user
-                        .and_then(|id| w.user_by_id(id).ok().flatten())
-                        .map(|u| u.username)
-                        .unwrap_or_default();
-                    w.audit(&NewAudit {
-                        target: &target,
-                        ..row.with("refused", why)
-                    })?;
-                    Ok(Err(why))
-                };
+            // The refusal's row, and the answer (`why`, unless the row
+            // says more).
+            let refused = |w: &mut crate::store::Write<'_>,
+                           user: Option<i64>,
+                           why: &'static str,
+                           audited: &str| {
+                let target = user
+                    .and_then(|id| w.user_by_id(id).ok().flatten())
+                    .map(|u| u.username)
+                    .unwrap_or_default();
+                w.audit(&NewAudit {
+                    target: &target,
+                    ..row.with("refused", audited)
+                })?;
+                Ok(Err(why))
+            };
             let c = match w.take_code(&hash, now)? {
-                TakenCode::Unknown => return refused(w, None, "the code is not valid"),
+                TakenCode::Unknown => {
+                    let why = "the code is not valid";
+                    return refused(w, None, why, why);
+                }
                 TakenCode::Spent(c) => {
-                    return refused(
-                        w,
-                        Some(c.user_id),
-                        "the code was used already or expired: its tokens are revoked",
-                    )
+                    let audited = "code used again or expired: its tokens are revoked";
+                    let why = "the code was used already or expired";
+                    return refused(w, Some(c.user_id), why, audited);
                 }
                 TakenCode::Fresh(c) => c,
             };
             if let Some(why) = mismatch(&c, client, redirect_uri, verifier) {
-                return refused(w, Some(c.user_id), why);
+                return refused(w, Some(c.user_id), why, why);
             }
             let Some(user) = w.user_by_id(c.user_id)?.filter(|u| !u.disabled) else {
-                return refused(w, Some(c.user_id), "the account is disabled");
+                let why = "the account is disabled";
+                return refused(w, Some(c.user_id), why, why);
             };
             let token = TokenRow {
                 client_id: client.id.clone(),

@@ -69,7 +69,7 @@ pub(crate) async fn signin_page(
 /// Audits a refused `return_to`, at most once a minute per address: a
 /// flood of such links must not flood the audit log.
 pub(crate) fn refused_redirect(s: &Server, ip: &str, why: return_to::Refusal) -> Result<(), Error> {
-    if !s.audit_once_a_minute.take(ip, now()) {
+    if !s.audit_once_a_minute.take("signin.return_to", ip, now()) {
         return Ok(());
     }
     s.audit(
