@@ -37,7 +37,7 @@ pub fn scan_frame(frame: GrayImage, budget: Duration) -> Result<Scan, Error> {
 /// dropped.
 fn on_worker<F>(budget: Duration, scan: F) -> Result<Scan, Error>
 where
-    F: FnOnce(&dyn Fn() -> bool) -> Result<Scan, countersign_core::Error> + Send + 'static,
+    F: FnOnce(&qr::OutOfTime<'_>) -> Result<Scan, countersign_core::Error> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel();
     let start = Instant::now();

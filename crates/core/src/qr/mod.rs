@@ -12,6 +12,8 @@ pub mod filters;
 pub mod regions;
 mod sample;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use image::imageops::FilterType;
 use image::GrayImage;
 use rqrr::{BitGrid, PreparedImage};
@@ -25,6 +27,10 @@ pub const MAX_PIXELS: u32 = 2_100_000;
 
 /// Frames up to this many pixels get the full cascade, including upscaling.
 const SMALL_PIXELS: u32 = 400_000;
+
+/// Asked between steps whether the scan must stop (shared by the threads
+/// of a step that looks two ways at once).
+pub type OutOfTime<'a> = dyn Fn() -> bool + Sync + 'a;
 
 /// What a scan found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,13 +48,13 @@ pub fn decode_image(bytes: &[u8]) -> Result<GrayImage, Error> {
 }
 
 /// Decodes an image file's bytes and scans it. See [`scan`].
-pub fn scan_bytes(bytes: &[u8], out_of_time: &dyn Fn() -> bool) -> Result<Scan, Error> {
+pub fn scan_bytes(bytes: &[u8], out_of_time: &OutOfTime<'_>) -> Result<Scan, Error> {
     Ok(scan(&decode_image(bytes)?, out_of_time))
 }
 
 /// Scans a grey frame for QR codes. `out_of_time` is asked between steps; once
 /// it answers true the scan stops and returns what it has.
-pub fn scan(frame: &GrayImage, out_of_time: &dyn Fn() -> bool) -> Scan {
+pub fn scan(frame: &GrayImage, out_of_time: &OutOfTime<'_>) -> Scan {
     let frame = shrink(frame);
     let mut found = Found::default();
     let small = frame.width() * frame.height() <= SMALL_PIXELS;
@@ -66,7 +72,10 @@ pub fn scan(frame: &GrayImage, out_of_time: &dyn Fn() -> bool) -> Scan {
             return found.finish(true);
         }
         let complete = step.read(&base, &mut found, out_of_time);
-        found.whole |= !matches!(step, Step::Regions(_));
+        found.whole |= matches!(
+            step,
+            Step::Detector(_) | Step::LocalMean(..) | Step::Tiles(_)
+        );
         // A large frame may hold a second, smaller code (an app-store link
         // beside the enrolment code): stop only once its patches were read.
         // And never on the patches alone: a large code with big modules
@@ -94,6 +103,11 @@ enum Step {
     /// and enlarged: codes of 1.5–2 screen pixels per module, and a second
     /// code on the page.
     Regions(Closer),
+    /// A large frame's first look, two ways at once (on two threads): the
+    /// whole frame at half size, where a code with large modules reads
+    /// cheaply, and the quick look at its patches, where small ones do.
+    /// Together they see every kind of code a first pass should.
+    FirstLooks,
 }
 
 /// How closely a patch is read.
@@ -159,12 +173,13 @@ impl Transform {
 impl Step {
     /// Prepares the frame, locates grids and reads them into `found`; true
     /// when every located grid decoded.
-    fn read(self, img: &GrayImage, found: &mut Found, out_of_time: &dyn Fn() -> bool) -> bool {
+    fn read(self, img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<'_>) -> bool {
         match self {
             Step::Detector(t) => read_region(&t.apply(img), None, t.at(), found, out_of_time),
             Step::LocalMean(t, n) => {
                 read_region(&t.apply(img), Some(n), t.at(), found, out_of_time)
             }
+            Step::FirstLooks => first_looks(img, found, out_of_time),
             Step::Regions(how) => {
                 found.closer = true;
                 let mut complete = true;
@@ -200,6 +215,45 @@ impl Step {
     }
 }
 
+/// [`Step::FirstLooks`]: one thread reads the half-size frame while the
+/// other finds the patches; then both read patches, taking the next one in
+/// turn. True when every grid and patch decoded.
+fn first_looks(img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<'_>) -> bool {
+    let (send, receive) = std::sync::mpsc::channel::<Vec<regions::Patch>>();
+    let next = AtomicUsize::new(0);
+    let read_patches = |patches: &[regions::Patch], found: &mut Found| {
+        let mut complete = true;
+        while let Some(&patch) = patches.get(next.fetch_add(1, Ordering::Relaxed)) {
+            if out_of_time() {
+                return false;
+            }
+            complete &= read_patch(img, patch, Closer::Quick, found, out_of_time);
+        }
+        complete
+    };
+    let (patches, complete, other) = std::thread::scope(|threads| {
+        let helper = threads.spawn(move || {
+            let mut other = Found::default();
+            let whole = read_region(&filters::half(img), None, None, &mut other, out_of_time);
+            let patches = receive.recv().unwrap_or_default();
+            let complete = whole & read_patches(&patches, &mut other);
+            (complete, other)
+        });
+        let patches = regions::candidates(img, PATCHES);
+        // The helper reads patches too once it has them (if it has gone,
+        // this thread reads them all).
+        let _ = send.send(patches.clone());
+        let mine = read_patches(&patches, found);
+        let (theirs, other) = helper.join().unwrap_or_default();
+        (patches, mine & theirs, other)
+    });
+    found.absorb(other);
+    found.patches = Some(patches);
+    found.closer = true;
+    found.whole = true;
+    complete
+}
+
 /// Cuts `patch` out with a margin and reads it: quickly (enlarged so that
 /// small modules span several pixels, both ways round, two thresholds) or
 /// thoroughly (as a small frame of its own, with its whole cascade); true
@@ -209,7 +263,7 @@ fn read_patch(
     (x, y, w, h): regions::Patch,
     how: Closer,
     found: &mut Found,
-    out_of_time: &dyn Fn() -> bool,
+    out_of_time: &OutOfTime<'_>,
 ) -> bool {
     let margin = w.max(h) / 8 + 8;
     let (x0, y0) = (x.saturating_sub(margin), y.saturating_sub(margin));
@@ -224,20 +278,32 @@ fn read_patch(
     let before = found.payloads.len();
     match how {
         Closer::Quick => {
-            let factor = if cw.min(ch) < 200 { 3.0 } else { 2.0 };
-            let big = filters::scale(&crop, factor, FilterType::Lanczos3);
-            let inverted = filters::invert(&big);
-            for (grey, window) in [
-                (&big, None),
-                (&inverted, None),
-                (&big, Some(8)),
-                (&inverted, Some(8)),
-            ] {
-                if out_of_time()
-                    || read_region(grey, window, None, found, out_of_time)
-                        && found.payloads.len() > before
-                {
+            // As it is first: a code whose modules span a few pixels reads
+            // without the enlargement's cost.
+            for grey in [crop.clone(), filters::invert(&crop)] {
+                let read = read_region(&grey, None, None, found, out_of_time);
+                if out_of_time() || read && found.payloads.len() > before {
                     break;
+                }
+            }
+            if found.payloads.len() == before {
+                let factor = if cw.min(ch) < 200 { 3.0 } else { 2.0 };
+                let big = filters::scale(&crop, factor, FilterType::Lanczos3);
+                let inverted = filters::invert(&big);
+                // The local mean first: an enlarged screen capture's soft edges
+                // read better against their surroundings than against a row.
+                for (grey, window) in [
+                    (&big, Some(8)),
+                    (&inverted, Some(8)),
+                    (&big, None),
+                    (&inverted, None),
+                ] {
+                    if out_of_time()
+                        || read_region(grey, window, None, found, out_of_time)
+                            && found.payloads.len() > before
+                    {
+                        break;
+                    }
                 }
             }
         }
@@ -279,7 +345,7 @@ fn read_region(
     local_window: Option<u32>,
     at: Option<(u32, u32)>,
     found: &mut Found,
-    out_of_time: &dyn Fn() -> bool,
+    out_of_time: &OutOfTime<'_>,
 ) -> bool {
     let (w, h) = (grey.width() as usize, grey.height() as usize);
     let mut detector = match local_window {
@@ -360,7 +426,7 @@ fn cascade(small: bool, noisy: bool) -> Vec<Step> {
             Detector(Scale(0.5)),
         ]);
     } else {
-        steps.insert(1, Regions(Closer::Quick));
+        steps.insert(0, FirstLooks);
         steps.extend([Regions(Closer::Thorough), Tiles(None), Tiles(Invert)]);
     }
     steps
@@ -380,6 +446,19 @@ struct Found {
 }
 
 impl Found {
+    /// Takes in what another look found.
+    fn absorb(&mut self, other: Found) {
+        for p in other.payloads {
+            self.add(p);
+        }
+        self.areas.extend(other.areas);
+        self.closer |= other.closer;
+        self.whole |= other.whole;
+        if self.patches.is_none() {
+            self.patches = other.patches;
+        }
+    }
+
     fn add(&mut self, payload: String) {
         if !self.payloads.contains(&payload) {
             self.payloads.push(payload);
