@@ -9,10 +9,9 @@
 //! frame ends in "no QR code found" instead of a hang.
 
 pub mod filters;
+mod first;
 pub mod regions;
 mod sample;
-
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::imageops::FilterType;
 use image::GrayImage;
@@ -104,9 +103,9 @@ enum Step {
     /// code on the page.
     Regions(Closer),
     /// A large frame's first look, two ways at once (on two threads): the
-    /// whole frame at half size, where a code with large modules reads
-    /// cheaply, and the quick look at its patches, where small ones do.
-    /// Together they see every kind of code a first pass should.
+    /// whole frame (at half size first, where a code with large modules
+    /// reads cheaply; at full size if that read nothing), and the quick
+    /// look at its patches, where small codes read ([`first::looks`]).
     FirstLooks,
 }
 
@@ -179,7 +178,7 @@ impl Step {
             Step::LocalMean(t, n) => {
                 read_region(&t.apply(img), Some(n), t.at(), found, out_of_time)
             }
-            Step::FirstLooks => first_looks(img, found, out_of_time),
+            Step::FirstLooks => first::looks(img, found, out_of_time),
             Step::Regions(how) => {
                 found.closer = true;
                 let mut complete = true;
@@ -215,45 +214,6 @@ impl Step {
     }
 }
 
-/// [`Step::FirstLooks`]: one thread reads the half-size frame while the
-/// other finds the patches; then both read patches, taking the next one in
-/// turn. True when every grid and patch decoded.
-fn first_looks(img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<'_>) -> bool {
-    let (send, receive) = std::sync::mpsc::channel::<Vec<regions::Patch>>();
-    let next = AtomicUsize::new(0);
-    let read_patches = |patches: &[regions::Patch], found: &mut Found| {
-        let mut complete = true;
-        while let Some(&patch) = patches.get(next.fetch_add(1, Ordering::Relaxed)) {
-            if out_of_time() {
-                return false;
-            }
-            complete &= read_patch(img, patch, Closer::Quick, found, out_of_time);
-        }
-        complete
-    };
-    let (patches, complete, other) = std::thread::scope(|threads| {
-        let helper = threads.spawn(move || {
-            let mut other = Found::default();
-            let whole = read_region(&filters::half(img), None, None, &mut other, out_of_time);
-            let patches = receive.recv().unwrap_or_default();
-            let complete = whole & read_patches(&patches, &mut other);
-            (complete, other)
-        });
-        let patches = regions::candidates(img, PATCHES);
-        // The helper reads patches too once it has them (if it has gone,
-        // this thread reads them all).
-        let _ = send.send(patches.clone());
-        let mine = read_patches(&patches, found);
-        let (theirs, other) = helper.join().unwrap_or_default();
-        (patches, mine & theirs, other)
-    });
-    found.absorb(other);
-    found.patches = Some(patches);
-    found.closer = true;
-    found.whole = true;
-    complete
-}
-
 /// Cuts `patch` out with a margin and reads it: quickly (enlarged so that
 /// small modules span several pixels, both ways round, two thresholds) or
 /// thoroughly (as a small frame of its own, with its whole cascade); true
@@ -286,7 +246,7 @@ fn read_patch(
                     break;
                 }
             }
-            if found.payloads.len() == before {
+            if found.payloads.len() == before && !out_of_time() {
                 let factor = if cw.min(ch) < 200 { 3.0 } else { 2.0 };
                 let big = filters::scale(&crop, factor, FilterType::Lanczos3);
                 let inverted = filters::invert(&big);
