@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -80,13 +80,18 @@ fn start_push(stack: &Stack) -> (Child, u8) {
     (child, number)
 }
 
-/// Enrolls the CLI from the PNG QR code the server writes.
+/// Enrolls the officer's CLI from the PNG QR code the server writes.
 fn enroll(stack: &Stack) {
-    let png = stack.file("enroll.png");
+    enroll_at(stack, &stack.file("officer"), "cs0101");
+}
+
+/// Enrolls a `countersign` home of its own (another device) for `username`.
+fn enroll_at(stack: &Stack, home: &Path, username: &str) {
+    let png = stack.file(&format!("enroll-{username}.png"));
     let out = stack.server(&[
         "user",
         "enroll-link",
-        "cs0101",
+        username,
         "--png",
         png.to_str().unwrap(),
     ]);
@@ -96,11 +101,24 @@ fn enroll(stack: &Stack) {
         payload.starts_with("countersign://enroll?v=1&s=https%3A%2F%2F127.0.0.1%3A"),
         "{payload}"
     );
-    assert_ok(&cli(stack, &["init"]), "countersign init");
-    let add = cli(stack, &["add", "--qr", png.to_str().unwrap()]);
+    assert_ok(&countersign_at(home, &["init"]), "countersign init");
+    let add = countersign_at(home, &["add", "--qr", png.to_str().unwrap()]);
     assert_ok(&add, "countersign add");
-    assert!(String::from_utf8_lossy(&add.stderr)
-        .contains("added ALEA (cs0101@alacop.gov) (sign-in approval and codes)"));
+    let added = format!("added ALEA ({username}@alacop.gov) (sign-in approval and codes)");
+    assert!(String::from_utf8_lossy(&add.stderr).contains(&added));
+}
+
+/// `countersign` on the device whose home is `home`, whatever its exit
+/// status.
+fn countersign_at(home: &Path, args: &[&str]) -> Output {
+    Command::new(countersign_e2e::workspace_bin("countersign"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env("COUNTERSIGN_PASSCODE", PASSCODE)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -726,32 +744,9 @@ fn a_new_tls_key_announced_in_time_keeps_the_device_working() {
     // activation.
     env.start_server();
     let late = env.file("officer-late");
-    let png = env.file("late.png");
     let added = env.server(&["user", "add", "cs0102", "--first", "Lois", "--last", "Lane"]);
     assert_ok(&added, "user add (another officer)");
-    let link = env.server(&[
-        "user",
-        "enroll-link",
-        "cs0102",
-        "--png",
-        png.to_str().unwrap(),
-    ]);
-    assert_ok(&link, "user enroll-link");
-    let at_home = |home: &std::path::Path, args: &[&str]| {
-        Command::new(countersign_e2e::workspace_bin("countersign"))
-            .arg("--home")
-            .arg(home)
-            .args(args)
-            .env("COUNTERSIGN_PASSCODE", PASSCODE)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
-    assert_ok(&at_home(&late, &["init"]), "countersign init (late device)");
-    assert_ok(
-        &at_home(&late, &["add", "--qr", png.to_str().unwrap()]),
-        "countersign add (late device)",
-    );
+    enroll_at(&env, &late, "cs0102");
     let mut watch = env.watch();
     watch.said("connected: ALEA");
     approve_at_watch(&env, &mut watch);
@@ -774,10 +769,13 @@ fn a_new_tls_key_announced_in_time_keeps_the_device_working() {
     );
 
     // The device enrolled during the grace period still reaches it.
-    assert_ok(&at_home(&late, &["pending"]), "pending on the late device");
+    assert_ok(
+        &countersign_at(&late, &["pending"]),
+        "pending on the late device",
+    );
 
     // The device that slept through it is told what happened.
-    let out = at_home(&offline, &["pending"]);
+    let out = countersign_at(&offline, &["pending"]);
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("the server's identity changed"), "{said}");

@@ -406,17 +406,12 @@ struct Found {
 }
 
 impl Found {
-    /// Takes in what another look found.
+    /// Takes in the codes another look read, and where.
     fn absorb(&mut self, other: Found) {
         for p in other.payloads {
             self.add(p);
         }
         self.areas.extend(other.areas);
-        self.closer |= other.closer;
-        self.whole |= other.whole;
-        if self.patches.is_none() {
-            self.patches = other.patches;
-        }
     }
 
     fn add(&mut self, payload: String) {

@@ -48,6 +48,8 @@ struct Plan {
 
 /// Loads or creates the certificate as configured.
 pub fn setup(config: &Config, dir: &DataDir) -> anyhow::Result<Tls> {
+    // A staged key still waiting for its switch (self-signed mode only).
+    let mut waiting = None;
     let (cert_path, key_path) = match config.tls.mode {
         TlsMode::Off => {
             return Ok(Tls {
@@ -64,7 +66,7 @@ pub fn setup(config: &Config, dir: &DataDir) -> anyhow::Result<Tls> {
         },
         TlsMode::SelfSigned => {
             let (c, k) = dir.tls_paths();
-            switch_if_due(dir, crate::now())?;
+            waiting = switch_if_due(dir, crate::now())?;
             if !c.exists() || !k.exists() {
                 let key = rcgen::KeyPair::generate()?;
                 write_private(&k, key.serialize_pem().as_bytes())?;
@@ -82,13 +84,13 @@ pub fn setup(config: &Config, dir: &DataDir) -> anyhow::Result<Tls> {
         }
     };
     let (current, pin) = certified_key(&cert_path, &key_path)?;
-    let next = match (config.tls.mode, staged(dir)?) {
-        (TlsMode::SelfSigned, Some(switch_at)) => {
+    let next = match waiting {
+        Some(switch_at) => {
             let (c, k, _) = dir.next_tls_paths();
             let (key, pin) = certified_key(&c, &k)?;
             Some((key, NextKey { pin, switch_at }))
         }
-        _ => None,
+        None => None,
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider)
@@ -176,15 +178,16 @@ pub fn staged(dir: &DataDir) -> anyhow::Result<Option<u64>> {
     }
 }
 
-/// Moves a staged key whose time has come into place. Each step can be
-/// done again: a start after a crash part-way finishes the move (a staged
-/// file already gone was moved), and the plan goes last.
-fn switch_if_due(dir: &DataDir, now: u64) -> anyhow::Result<()> {
+/// Moves a staged key whose time has come into place; returns the switch
+/// time of one still waiting. Each step can be done again: a start after a
+/// crash part-way finishes the move (a staged file already gone was
+/// moved), and the plan goes last.
+fn switch_if_due(dir: &DataDir, now: u64) -> anyhow::Result<Option<u64>> {
     let Some(switch_at) = staged(dir)? else {
-        return Ok(());
+        return Ok(None);
     };
     if now < switch_at {
-        return Ok(());
+        return Ok(Some(switch_at));
     }
     let (cert, key) = dir.tls_paths();
     let (next_cert, next_key, plan) = dir.next_tls_paths();
@@ -200,7 +203,7 @@ fn switch_if_due(dir: &DataDir, now: u64) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("syncing {}: {e}", dir.root().display()))?;
     std::fs::remove_file(&plan).map_err(|e| anyhow::anyhow!("{}: {e}", plan.display()))?;
     tracing::info!("the staged TLS key is now the server's key");
-    Ok(())
+    Ok(None)
 }
 
 /// Stages a new key and certificate for the self-signed mode, presented
@@ -358,5 +361,23 @@ mod tests {
         let third = setup(&config, &dir).unwrap();
         assert!(!needs_renewal(&cert, t).unwrap());
         assert_eq!(third.pin, first.pin);
+    }
+
+    #[test]
+    fn a_switch_cut_short_by_a_crash_is_finished_at_the_next_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let config = Config::default();
+        setup(&config, &dir).unwrap();
+        let next = stage_new_key(&config, &dir, 1).unwrap();
+        // As if the machine stopped after the key moved, before the
+        // certificate did.
+        let (cert, key) = dir.tls_paths();
+        let (next_cert, next_key, plan) = dir.next_tls_paths();
+        std::fs::rename(&next_key, &key).unwrap();
+        let tls = setup(&config, &dir).unwrap();
+        assert_eq!(tls.pin, Some(next), "the new key and its certificate");
+        assert!(tls.next.is_none());
+        assert!(!plan.exists() && !next_cert.exists() && cert.exists());
     }
 }

@@ -17,6 +17,20 @@ fn out(o: &Output) -> String {
     )
 }
 
+/// Runs `countersign-server` on `data`, which must succeed and say `said`.
+fn succeeds(data: &Path, args: &[&str], said: &str) {
+    let o = server(data, args);
+    assert!(o.status.success(), "{args:?}: {}", out(&o));
+    assert!(out(&o).contains(said), "{args:?}: {}", out(&o));
+}
+
+/// Runs `countersign-server` on `data`, which must fail and say `why`.
+fn refuses(data: &Path, args: &[&str], why: &str) {
+    let o = server(data, args);
+    assert!(!o.status.success(), "{args:?} should fail");
+    assert!(out(&o).contains(why), "{args:?}: {}", out(&o));
+}
+
 /// Stops the server; its data folder, to start again on.
 async fn stop(mut ts: TestServer) -> tempfile::TempDir {
     ts.running.take().unwrap().shutdown().await;
@@ -33,22 +47,18 @@ async fn a_rotated_master_key_keeps_enrolled_devices_codes_working() {
     ts.add_user("cs0501");
     let dev = ts.enroll("cs0501").await;
     assert!(ts.check_totp("cs0501", &dev.otp().code(now())).await);
-    let running = server(&data, &["keys", "rotate", "master"]);
-    assert!(!running.status.success());
-    assert!(
-        out(&running).contains("the server is running"),
-        "{}",
-        out(&running)
+    refuses(
+        &data,
+        &["keys", "rotate", "master"],
+        "the server is running",
     );
 
     let dir = stop(ts).await;
     let before = std::fs::read(data.join("master.key")).unwrap();
-    let rotated = server(&data, &["keys", "rotate", "master"]);
-    assert!(rotated.status.success(), "{}", out(&rotated));
-    assert!(
-        out(&rotated).contains("1 TOTP secrets sealed again"),
-        "{}",
-        out(&rotated)
+    succeeds(
+        &data,
+        &["keys", "rotate", "master"],
+        "1 TOTP secrets sealed again",
     );
     assert_ne!(std::fs::read(data.join("master.key")).unwrap(), before);
     assert!(!data.join("master.key.next").exists());
@@ -73,16 +83,12 @@ async fn a_rotated_signing_key_reaches_devices_through_the_old_one_until_it_reti
     ts.add_user("cs0504");
     let dev = ts.enroll("cs0504").await;
     let dir = stop(ts).await;
-    let rotated = server(&data, &["keys", "rotate", "signing", "--grace-days", "30"]);
-    assert!(rotated.status.success(), "{}", out(&rotated));
-    assert!(
-        out(&rotated).contains("must be enrolled again"),
-        "{}",
-        out(&rotated)
+    succeeds(
+        &data,
+        &["keys", "rotate", "signing", "--grace-days", "30"],
+        "must be enrolled again",
     );
-    let again = server(&data, &["keys", "rotate", "signing"]);
-    assert!(!again.status.success(), "one rotation at a time");
-    assert!(out(&again).contains("retires at"), "{}", out(&again));
+    refuses(&data, &["keys", "rotate", "signing"], "retires at");
 
     // The device enrolled before: the envelope is signed by a key it does
     // not know, vouched for by the one it does; it follows and approves.
@@ -160,28 +166,23 @@ async fn a_new_tls_key_is_announced_to_devices_before_the_server_presents_it() {
 
     // The same key: a new certificate, the pin holds.
     let cert = std::fs::read(data.join("tls-cert.pem")).unwrap();
-    let same = server(&data, &["keys", "rotate", "tls"]);
-    assert!(same.status.success(), "{}", out(&same));
-    assert!(
-        out(&same).contains("every device's pin holds"),
-        "{}",
-        out(&same)
+    succeeds(
+        &data,
+        &["keys", "rotate", "tls"],
+        "every device's pin holds",
     );
     assert_ne!(std::fs::read(data.join("tls-cert.pem")).unwrap(), cert);
 
-    let staged = server(
+    succeeds(
         &data,
         &["keys", "rotate", "tls", "--new-key", "--grace-days", "30"],
+        "must be enrolled again",
     );
-    assert!(staged.status.success(), "{}", out(&staged));
-    assert!(
-        out(&staged).contains("must be enrolled again"),
-        "{}",
-        out(&staged)
+    refuses(
+        &data,
+        &["keys", "rotate", "tls", "--new-key"],
+        "already staged",
     );
-    let again = server(&data, &["keys", "rotate", "tls", "--new-key"]);
-    assert!(!again.status.success(), "one staged key at a time");
-    assert!(out(&again).contains("already staged"), "{}", out(&again));
 
     // Until the switch the server presents the old key, enrols with its
     // pin, and tells devices the next pin, signed by its signing key.
@@ -258,12 +259,10 @@ fn a_rotation_waits_for_no_server_on_the_folder() {
         .unwrap()
         .lock()
         .unwrap();
-    let refused = server(&data, &["keys", "rotate", "master"]);
-    assert!(!refused.status.success());
-    assert!(
-        out(&refused).contains("is in use by a running countersign-server"),
-        "{}",
-        out(&refused)
+    refuses(
+        &data,
+        &["keys", "rotate", "master"],
+        "is in use by a running countersign-server",
     );
     drop(held);
     let rotated = server(&data, &["keys", "rotate", "master"]);
