@@ -10,12 +10,15 @@
 
 pub mod filters;
 mod first;
+mod patch;
 pub mod regions;
 mod sample;
 
 use image::imageops::FilterType;
 use image::GrayImage;
 use rqrr::{BitGrid, PreparedImage};
+
+use patch::read_patch;
 
 use crate::Error;
 
@@ -140,15 +143,15 @@ enum Transform {
 }
 
 impl Transform {
-    /// `Some((0, 0))` when the result keeps the frame's geometry, so that
+    /// At the frame's origin when the result keeps its geometry, so that
     /// a code found in it lies at the same place in the frame.
-    fn at(self) -> Option<(u32, u32)> {
+    fn at(self) -> Option<Place> {
         match self {
             Transform::None
             | Transform::Invert
             | Transform::Stretch
             | Transform::Sharpen
-            | Transform::Blur => Some((0, 0)),
+            | Transform::Blur => Some(Place::at(0, 0)),
             _ => None,
         }
     }
@@ -205,79 +208,13 @@ impl Step {
                         return false;
                     }
                     let tile = image::imageops::crop_imm(&grey, x, y, TILE, TILE).to_image();
-                    let at = t.at().map(|_| (x, y));
+                    let at = t.at().map(|_| Place::at(x, y));
                     complete &= read_region(&tile, None, at, found, out_of_time);
                 }
                 complete
             }
         }
     }
-}
-
-/// Cuts `patch` out with a margin and reads it: quickly (enlarged so that
-/// small modules span several pixels, both ways round, two thresholds) or
-/// thoroughly (as a small frame of its own, with its whole cascade); true
-/// when it decoded.
-fn read_patch(
-    img: &GrayImage,
-    (x, y, w, h): regions::Patch,
-    how: Closer,
-    found: &mut Found,
-    out_of_time: &OutOfTime<'_>,
-) -> bool {
-    let margin = w.max(h) / 8 + 8;
-    let (x0, y0) = (x.saturating_sub(margin), y.saturating_sub(margin));
-    let x1 = (x + w + margin).min(img.width());
-    let y1 = (y + h + margin).min(img.height());
-    let (cw, ch) = (x1 - x0, y1 - y0);
-    if cw * ch > SMALL_PIXELS {
-        // As large as a frame of its own: the whole-frame steps saw it.
-        return false;
-    }
-    let crop = image::imageops::crop_imm(img, x0, y0, cw, ch).to_image();
-    let before = found.payloads.len();
-    match how {
-        Closer::Quick => {
-            // As it is first: a code whose modules span a few pixels reads
-            // without the enlargement's cost.
-            for grey in [crop.clone(), filters::invert(&crop)] {
-                let read = read_region(&grey, None, None, found, out_of_time);
-                if out_of_time() || read && found.payloads.len() > before {
-                    break;
-                }
-            }
-            if found.payloads.len() == before && !out_of_time() {
-                let factor = if cw.min(ch) < 200 { 3.0 } else { 2.0 };
-                let big = filters::scale(&crop, factor, FilterType::Lanczos3);
-                let inverted = filters::invert(&big);
-                // The local mean first: an enlarged screen capture's soft edges
-                // read better against their surroundings than against a row.
-                for (grey, window) in [
-                    (&big, Some(8)),
-                    (&inverted, Some(8)),
-                    (&big, None),
-                    (&inverted, None),
-                ] {
-                    if out_of_time()
-                        || read_region(grey, window, None, found, out_of_time)
-                            && found.payloads.len() > before
-                    {
-                        break;
-                    }
-                }
-            }
-        }
-        Closer::Thorough => {
-            for p in scan(&crop, out_of_time).payloads {
-                found.add(p);
-            }
-        }
-    }
-    let decoded = found.payloads.len() > before;
-    if decoded {
-        found.areas.push((x0, y0, cw, ch));
-    }
-    decoded
 }
 
 /// Top-left corners of half-overlapping tiles covering a frame.
@@ -297,28 +234,63 @@ fn tile_origins(w: u32, h: u32) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// Where an image the scanner reads lies in the frame: the frame pixel
+/// of its top-left corner, and how many of its pixels span one of the
+/// frame's (2 for a patch enlarged twice).
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    x: u32,
+    y: u32,
+    scale: f32,
+}
+
+impl Place {
+    /// Unscaled, at `(x, y)`.
+    fn at(x: u32, y: u32) -> Place {
+        Place { x, y, scale: 1.0 }
+    }
+
+    /// The frame box around a grid's corners (given in the read image).
+    fn frame_box(self, bounds: &[rqrr::Point; 4]) -> regions::Patch {
+        let to = |v: i32, origin: u32| origin + (v.max(0) as f32 / self.scale) as u32;
+        let xs = bounds.iter().map(|p| to(p.x, self.x));
+        let ys = bounds.iter().map(|p| to(p.y, self.y));
+        let (x0, x1) = (xs.clone().min().unwrap_or(0), xs.max().unwrap_or(0));
+        let (y0, y1) = (ys.clone().min().unwrap_or(0), ys.max().unwrap_or(0));
+        (x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+    }
+}
+
 /// Binarises `grey` (the detector's threshold, or a local mean over 1/`n`
 /// of the shorter side), locates grids and reads each; true when every
 /// located grid decoded.
 fn read_region(
     grey: &GrayImage,
     local_window: Option<u32>,
-    at: Option<(u32, u32)>,
+    at: Option<Place>,
     found: &mut Found,
     out_of_time: &OutOfTime<'_>,
 ) -> bool {
-    let (w, h) = (grey.width() as usize, grey.height() as usize);
-    let mut detector = match local_window {
-        None => {
-            let raw = grey.as_raw();
-            PreparedImage::prepare_from_greyscale(w, h, |x, y| raw[y * w + x])
-        }
+    let dark = match local_window {
+        None => filters::row_threshold(grey),
         Some(n) => {
-            let window = (w.min(h) as u32 / n).clamp(15, 201) | 1;
-            let dark = filters::adaptive_threshold(grey, window, 3);
-            PreparedImage::prepare_from_bitmap(w, h, |x, y| dark[y * w + x])
+            let window = (grey.width().min(grey.height()) / n).clamp(15, 201) | 1;
+            filters::adaptive_threshold(grey, window, 3)
         }
     };
+    read_bitmap(grey, dark, at, found, out_of_time)
+}
+
+/// Locates grids in `dark` (`grey` binarised: 1 dark, 0 light) and reads
+/// each; true when every located grid decoded.
+fn read_bitmap(
+    grey: &GrayImage,
+    dark: GrayImage,
+    at: Option<Place>,
+    found: &mut Found,
+    out_of_time: &OutOfTime<'_>,
+) -> bool {
+    let mut detector = PreparedImage::without_preparation(dark);
     let mut complete = true;
     for grid in detector.detect_grids() {
         if out_of_time() {
@@ -327,15 +299,9 @@ fn read_region(
         match decode_grid(&grid).or_else(|| resample(grey, &grid.bounds, grid.grid.size())) {
             Some(p) => {
                 found.add(p);
-                // Where it lay in the frame, for the closer look to skip.
-                if let Some((ox, oy)) = at {
-                    let xs = grid.bounds.iter().map(|p| p.x.max(0) as u32);
-                    let ys = grid.bounds.iter().map(|p| p.y.max(0) as u32);
-                    let (x0, x1) = (xs.clone().min().unwrap_or(0), xs.max().unwrap_or(0));
-                    let (y0, y1) = (ys.clone().min().unwrap_or(0), ys.max().unwrap_or(0));
-                    found
-                        .areas
-                        .push((ox + x0, oy + y0, x1 - x0 + 1, y1 - y0 + 1));
+                // Where it lay in the frame, for later looks to skip.
+                if let Some(place) = at {
+                    found.codes.push(place.frame_box(&grid.bounds));
                 }
             }
             None => complete = false,
@@ -397,6 +363,8 @@ struct Found {
     payloads: Vec<String>,
     /// Patches already read into a payload (frame pixels).
     areas: Vec<regions::Patch>,
+    /// Boxes of the codes read where their place in the frame is known.
+    codes: Vec<regions::Patch>,
     /// Whether the closer look at patches has run.
     closer: bool,
     /// Whether a step over the whole frame has run.
@@ -412,6 +380,7 @@ impl Found {
             self.add(p);
         }
         self.areas.extend(other.areas);
+        self.codes.extend(other.codes);
     }
 
     fn add(&mut self, payload: String) {
@@ -422,11 +391,14 @@ impl Found {
 
     /// Whether most of `patch` lies in a patch already read.
     fn covers(&self, (x, y, w, h): regions::Patch) -> bool {
-        self.areas.iter().any(|&(ax, ay, aw, ah)| {
-            let ix = (x + w).min(ax + aw).saturating_sub(x.max(ax));
-            let iy = (y + h).min(ay + ah).saturating_sub(y.max(ay));
-            ix * iy * 2 > w * h
-        })
+        self.areas
+            .iter()
+            .chain(&self.codes)
+            .any(|&(ax, ay, aw, ah)| {
+                let ix = (x + w).min(ax + aw).saturating_sub(x.max(ax));
+                let iy = (y + h).min(ay + ah).saturating_sub(y.max(ay));
+                ix * iy * 2 > w * h
+            })
     }
 
     fn finish(self, out_of_time: bool) -> Scan {
