@@ -99,3 +99,21 @@ fn unreadable_images_are_an_error() {
     let err = qr::scan_bytes(b"not an image", &|| false).unwrap_err();
     assert!(err.to_string().starts_with("unreadable image"), "{err}");
 }
+
+#[test]
+fn frames_with_no_width_or_height_read_nothing() {
+    // Small (the whole small-frame cascade) and large (the first look on two
+    // threads) frames of one pixel or none across.
+    for (w, h) in [
+        (0, 0),
+        (0, 40),
+        (40, 0),
+        (1, 1),
+        (1, 600_000),
+        (600_000, 1),
+        (0, 900_000),
+    ] {
+        let scan = qr::scan(&image::GrayImage::new(w, h), &|| false);
+        assert_eq!(scan, qr::Scan::default(), "{w}x{h}");
+    }
+}

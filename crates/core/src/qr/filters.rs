@@ -216,6 +216,9 @@ pub fn sharpen(img: &GrayImage, sigma: f32) -> GrayImage {
 /// comparison is multiplied out. Returns a bitmap: 1 for dark, 0 for light.
 pub fn row_threshold(img: &GrayImage) -> GrayImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
+    if w == 0 || h == 0 {
+        return GrayImage::new(img.width(), img.height());
+    }
     let raw = img.as_raw();
     let s = (w / 8).max(1) as u64;
     // avg * (s - 1) / s, rounded down, is (avg * m) >> 64 with
@@ -352,6 +355,7 @@ mod tests {
             let raw = img.as_raw();
             let theirs = PreparedImage::prepare_from_greyscale(wu, hu, |x, y| raw[y * wu + x]);
             let ours = row_threshold(&img);
+            assert_eq!(ours.dimensions(), (w, h));
             for y in 0..hu {
                 for x in 0..wu {
                     // The detector's colours as bytes: 0 white, 1 black.
@@ -360,6 +364,15 @@ mod tests {
                     assert_eq!(ours, dark, "{w}x{h} at ({x}, {y})");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn an_empty_frame_binarises_to_an_empty_bitmap() {
+        for (w, h) in [(0, 5), (5, 0), (0, 0)] {
+            let img = GrayImage::new(w, h);
+            assert_eq!(row_threshold(&img).dimensions(), (w, h));
+            assert_eq!(adaptive_threshold(&img, 15, 3).dimensions(), (w, h));
         }
     }
 

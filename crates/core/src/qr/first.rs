@@ -1,12 +1,9 @@
 //! A large frame's first look ([`super::Step::FirstLooks`]), on two
-//! threads. One finds the edge-busy patches; the other reads the whole
-//! frame at half size (a 2×2 average, cheap), where a code with modules of
-//! four pixels or more reads, and when that read nothing binarises it at
-//! full size. Then both read patches, taking the next one in turn. Last,
-//! when the half size read nothing, the whole frame is read at full size,
-//! with the codes the patches read blanked out: no code a whole-frame pass
-//! can see is left to the patches alone, and no code is fitted twice (the
-//! detector's grid fit is its most costly step).
+//! threads. One finds the edge-busy patches and reads them. The other
+//! reads the whole frame at half size (a 2×2 average, cheap), where a code
+//! with modules of four pixels or more reads; when that read nothing, at
+//! full size too, with the patches blanked out; then it reads patches as
+//! well, taking the next one in turn.
 //!
 //! Results merge in a fixed order: each patch's by its place in the list,
 //! whichever thread read it, then the half size's, then the full size's.
@@ -53,11 +50,17 @@ pub(super) fn looks(img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<
         let helper = threads.spawn(move || {
             let mut half = Found::default();
             let complete = half_frame(img, &mut half, out_of_time);
-            // Binarised now, while the other thread looks for patches;
-            // read once the patches are.
-            let full =
-                (half.payloads.is_empty() && !out_of_time()).then(|| filters::row_threshold(img));
+            // Binarised while the other thread looks for patches; `None`
+            // inside when out of time (the look is then incomplete).
+            let full = half
+                .payloads
+                .is_empty()
+                .then(|| (!out_of_time()).then(|| filters::row_threshold(img)));
             let patches = receive.recv().unwrap_or_default();
+            let full = full.map(|dark| match dark {
+                Some(dark) => full_frame(img, dark, &patches, out_of_time),
+                None => (Found::default(), false),
+            });
             ((half, complete), full, read_patches(&patches))
         });
         let patches = regions::candidates(img, PATCHES);
@@ -77,18 +80,9 @@ pub(super) fn looks(img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<
     for (_, one) in reads {
         found.absorb(one);
     }
-    let (half, half_complete) = half;
-    complete &= half_complete;
-    found.absorb(half);
-    if let Some(mut dark) = full {
-        if out_of_time() {
-            return false;
-        }
-        // Blanked to light: the patches read these codes already.
-        for &(x, y, w, h) in &found.codes {
-            blank(&mut dark, (x, y, w, h));
-        }
-        complete &= read_bitmap(img, dark, Some(Place::at(0, 0)), found, out_of_time);
+    for (whole, whole_complete) in [Some(half), full].into_iter().flatten() {
+        complete &= whole_complete;
+        found.absorb(whole);
     }
     found.patches = Some(patches);
     found.closer = true;
@@ -104,15 +98,30 @@ fn half_frame(img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<'_>) -
     read_region(&filters::half(img), None, None, found, out_of_time)
 }
 
-/// Paints a box of a bitmap light, with a margin of two pixels for the
-/// rounding of the box's corners.
-fn blank(dark: &mut GrayImage, (x, y, w, h): regions::Patch) {
-    let (x0, y0) = (x.saturating_sub(2), y.saturating_sub(2));
-    let x1 = x.saturating_add(w + 2).min(dark.width());
-    let y1 = y.saturating_add(h + 2).min(dark.height());
-    for y in y0..y1 {
-        for x in x0..x1 {
-            dark.put_pixel(x, y, image::Luma([0]));
+/// The whole frame at full size (`dark`, binarised) with the patches
+/// blanked out: they are read on their own, and a patch that does not
+/// decode leaves the look incomplete, so that the later whole-frame steps
+/// still see it. What a grid costs (the detector's grid fit is its
+/// dearest step) is then paid once per code.
+fn full_frame(
+    img: &GrayImage,
+    mut dark: GrayImage,
+    patches: &[regions::Patch],
+    out_of_time: &OutOfTime<'_>,
+) -> (Found, bool) {
+    for &(x, y, w, h) in patches {
+        let x1 = x.saturating_add(w).min(dark.width());
+        let y1 = y.saturating_add(h).min(dark.height());
+        for y in y.min(y1)..y1 {
+            for x in x.min(x1)..x1 {
+                dark.put_pixel(x, y, image::Luma([0]));
+            }
         }
     }
+    let mut found = Found::default();
+    if out_of_time() {
+        return (found, false);
+    }
+    let complete = read_bitmap(img, dark, Some(Place::at(0, 0)), &mut found, out_of_time);
+    (found, complete)
 }

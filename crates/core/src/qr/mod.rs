@@ -57,6 +57,10 @@ pub fn scan_bytes(bytes: &[u8], out_of_time: &OutOfTime<'_>) -> Result<Scan, Err
 /// Scans a grey frame for QR codes. `out_of_time` is asked between steps; once
 /// it answers true the scan stops and returns what it has.
 pub fn scan(frame: &GrayImage, out_of_time: &OutOfTime<'_>) -> Scan {
+    if frame.width() == 0 || frame.height() == 0 {
+        // Nothing to read (and the image crate's filters panic on it).
+        return Scan::default();
+    }
     let frame = shrink(frame);
     let mut found = Found::default();
     let small = frame.width() * frame.height() <= SMALL_PIXELS;

@@ -24,7 +24,7 @@ pub(super) fn read_patch(
     let y1 = (y + h + margin).min(img.height());
     let (cw, ch) = (x1 - x0, y1 - y0);
     if cw * ch > SMALL_PIXELS {
-        // As large as a frame of its own: the whole-frame steps saw it.
+        // As large as a frame of its own: left to the whole-frame steps.
         return false;
     }
     let crop = image::imageops::crop_imm(img, x0, y0, cw, ch).to_image();
