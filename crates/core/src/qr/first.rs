@@ -1,9 +1,13 @@
 //! A large frame's first look ([`super::Step::FirstLooks`]), on two
 //! threads. One finds the edge-busy patches and reads them. The other
 //! reads the whole frame at half size (a 2×2 average, cheap), where a code
-//! with modules of four pixels or more reads; when that read nothing, at
-//! full size too, with the patches blanked out; then it reads patches as
-//! well, taking the next one in turn.
+//! with modules of four pixels or more reads, then at full size with the
+//! patches and the half size's codes blanked out, and then reads patches
+//! as well, taking the next one in turn. Last, around each patch that
+//! decoded, the full-size frame is read again with only the decoded codes
+//! blanked: so the look sees every code an unblanked whole-frame pass
+//! would (up to a patch's own size beyond its box), and no code's grid is
+//! fitted twice at full size (the detector's grid fit is its dearest step).
 //!
 //! Results merge in a fixed order: each patch's by its place in the list,
 //! whichever thread read it, then the half size's, then the full size's.
@@ -51,16 +55,10 @@ pub(super) fn looks(img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<
             let mut half = Found::default();
             let complete = half_frame(img, &mut half, out_of_time);
             // Binarised while the other thread looks for patches; `None`
-            // inside when out of time (the look is then incomplete).
-            let full = half
-                .payloads
-                .is_empty()
-                .then(|| (!out_of_time()).then(|| filters::row_threshold(img)));
+            // when out of time (the look is then incomplete).
+            let dark = (!out_of_time()).then(|| filters::row_threshold(img));
             let patches = receive.recv().unwrap_or_default();
-            let full = full.map(|dark| match dark {
-                Some(dark) => full_frame(img, dark, &patches, out_of_time),
-                None => (Found::default(), false),
-            });
+            let full = dark.map(|dark| full_frame(img, dark, &patches, &half.codes, out_of_time));
             ((half, complete), full, read_patches(&patches))
         });
         let patches = regions::candidates(img, PATCHES);
@@ -77,12 +75,29 @@ pub(super) fn looks(img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<
     });
     let (mut complete, mut reads) = reads;
     reads.sort_by_key(|(i, _)| *i);
+    let decoded: Vec<regions::Patch> = reads
+        .iter()
+        .filter(|(_, one)| !one.payloads.is_empty())
+        .map(|&(i, _)| patches[i])
+        .collect();
     for (_, one) in reads {
         found.absorb(one);
     }
-    for (whole, whole_complete) in [Some(half), full].into_iter().flatten() {
-        complete &= whole_complete;
-        found.absorb(whole);
+    let (half, half_complete) = half;
+    complete &= half_complete;
+    found.absorb(half);
+    match full {
+        Some((whole, whole_complete, dark)) => {
+            complete &= whole_complete;
+            found.absorb(whole);
+            for patch in decoded {
+                if out_of_time() {
+                    return false;
+                }
+                complete &= around(img, &dark, patch, found, out_of_time);
+            }
+        }
+        None => complete = false,
     }
     found.patches = Some(patches);
     found.closer = true;
@@ -95,33 +110,78 @@ fn half_frame(img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<'_>) -
     if img.width() < 2 || img.height() < 2 {
         return true;
     }
-    read_region(&filters::half(img), None, None, found, out_of_time)
+    let at = Place {
+        x: 0,
+        y: 0,
+        scale: 0.5,
+    };
+    read_region(&filters::half(img), None, Some(at), found, out_of_time)
 }
 
 /// The whole frame at full size (`dark`, binarised) with the patches
-/// blanked out: they are read on their own, and a patch that does not
-/// decode leaves the look incomplete, so that the later whole-frame steps
-/// still see it. What a grid costs (the detector's grid fit is its
-/// dearest step) is then paid once per code.
+/// and the codes read at half size blanked out: the patches are read on
+/// their own (and again by [`around`] when they decode). Returns what it
+/// read, whether every grid it located decoded, and `dark` as it was.
 fn full_frame(
     img: &GrayImage,
-    mut dark: GrayImage,
+    dark: GrayImage,
     patches: &[regions::Patch],
+    codes: &[regions::Patch],
     out_of_time: &OutOfTime<'_>,
-) -> (Found, bool) {
-    for &(x, y, w, h) in patches {
-        let x1 = x.saturating_add(w).min(dark.width());
-        let y1 = y.saturating_add(h).min(dark.height());
-        for y in y.min(y1)..y1 {
-            for x in x.min(x1)..x1 {
-                dark.put_pixel(x, y, image::Luma([0]));
-            }
-        }
+) -> (Found, bool, GrayImage) {
+    let mut blanked = dark.clone();
+    for &area in patches.iter().chain(codes) {
+        blank(&mut blanked, area, (0, 0));
     }
     let mut found = Found::default();
     if out_of_time() {
-        return (found, false);
+        return (found, false, dark);
     }
-    let complete = read_bitmap(img, dark, Some(Place::at(0, 0)), &mut found, out_of_time);
-    (found, complete)
+    let complete = read_bitmap(img, blanked, Some(Place::at(0, 0)), &mut found, out_of_time);
+    (found, complete, dark)
+}
+
+/// Reads the full-size bitmap `dark` again around a patch that decoded
+/// (the patch's box widened by its own size on every side), with only the
+/// codes read so far blanked: a second code in or reaching into the patch,
+/// which the whole-frame read did not see and the patch's read may have
+/// stopped before, is located here. True when every grid located decoded.
+fn around(
+    img: &GrayImage,
+    dark: &GrayImage,
+    (x, y, w, h): regions::Patch,
+    found: &mut Found,
+    out_of_time: &OutOfTime<'_>,
+) -> bool {
+    let reach = w.max(h);
+    let (x0, y0) = (x.saturating_sub(reach), y.saturating_sub(reach));
+    let x1 = x.saturating_add(w + reach).min(img.width());
+    let y1 = y.saturating_add(h + reach).min(img.height());
+    let (cw, ch) = (x1.saturating_sub(x0), y1.saturating_sub(y0));
+    let grey = image::imageops::crop_imm(img, x0, y0, cw, ch).to_image();
+    let mut bits = image::imageops::crop_imm(dark, x0, y0, cw, ch).to_image();
+    for &code in &found.codes {
+        blank(&mut bits, code, (x0, y0));
+    }
+    read_bitmap(&grey, bits, Some(Place::at(x0, y0)), found, out_of_time)
+}
+
+/// Paints `area` (frame pixels) light in a bitmap whose top-left corner
+/// lies at `origin` in the frame, with two pixels more on every side for
+/// the rounding of a code's box.
+fn blank(bits: &mut GrayImage, (x, y, w, h): regions::Patch, origin: (u32, u32)) {
+    let near = |v: u32, o: u32| v.saturating_sub(2).saturating_sub(o);
+    let far = |v: u32, len: u32, o: u32, max: u32| {
+        v.saturating_add(len)
+            .saturating_add(2)
+            .saturating_sub(o)
+            .min(max)
+    };
+    let (x0, x1) = (near(x, origin.0), far(x, w, origin.0, bits.width()));
+    let (y0, y1) = (near(y, origin.1), far(y, h, origin.1, bits.height()));
+    for y in y0.min(y1)..y1 {
+        for x in x0.min(x1)..x1 {
+            bits.put_pixel(x, y, image::Luma([0]));
+        }
+    }
 }
