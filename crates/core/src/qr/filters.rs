@@ -56,28 +56,6 @@ fn percentile_rev(hist: &[u32; 256], cut: u32) -> u8 {
     255
 }
 
-/// Halves a frame by averaging each 2×2 block: a fraction of the cost of
-/// a general resampling filter, and as good for a code whose modules span
-/// several pixels.
-pub fn half(img: &GrayImage) -> GrayImage {
-    let (w, h) = (img.width() / 2, img.height() / 2);
-    let src = img.as_raw();
-    let stride = img.width() as usize;
-    let mut out = Vec::with_capacity((w * h) as usize);
-    for y in 0..h as usize {
-        let top = &src[2 * y * stride..];
-        let bottom = &src[(2 * y + 1) * stride..];
-        for x in 0..w as usize {
-            let sum = u16::from(top[2 * x])
-                + u16::from(top[2 * x + 1])
-                + u16::from(bottom[2 * x])
-                + u16::from(bottom[2 * x + 1]);
-            out.push(((sum + 2) / 4) as u8);
-        }
-    }
-    GrayImage::from_raw(w, h, out).unwrap_or_else(|| img.clone())
-}
-
 /// Resamples a frame by `factor`. Upscaling restores
 /// enough shape at 1.5–2 px per module for the finder patterns to be found.
 pub fn scale(img: &GrayImage, factor: f32, filter: FilterType) -> GrayImage {

@@ -1,23 +1,22 @@
 //! A large frame's first look ([`super::Step::FirstLooks`]), on two
 //! threads. One finds the edge-busy patches and reads them. The other
-//! reads the whole frame at half size (a 2×2 average, cheap), where a code
-//! with modules of four pixels or more reads, then at full size with the
-//! patches and the half size's codes blanked out, and then reads patches
-//! as well, taking the next one in turn. Last, around each patch that
-//! decoded, the full-size frame is read again with only the decoded codes
-//! blanked: so the look sees every code an unblanked whole-frame pass
-//! would (up to a patch's own size beyond its box), and no code's grid is
-//! fitted twice at full size (the detector's grid fit is its dearest step).
+//! binarises the whole frame, reads it with the patches blanked out, and
+//! then reads patches as well, taking the next one in turn. Last, around
+//! each patch that decoded, the whole frame is read again with only the
+//! decoded codes blanked: so the look sees every code an unblanked
+//! whole-frame pass would (up to a patch's own size beyond its box), and
+//! no code's grid is fitted twice (the detector's grid fit is its dearest
+//! step).
 //!
 //! Results merge in a fixed order: each patch's by its place in the list,
-//! whichever thread read it, then the half size's, then the full size's.
+//! whichever thread read it, then the whole frame's.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use image::GrayImage;
 
-use super::{filters, read_bitmap, read_patch, read_region, regions, Closer, Found, OutOfTime};
+use super::{filters, read_bitmap, read_patch, regions, Closer, Found, OutOfTime};
 use super::{Place, PATCHES};
 
 /// What one thread read: whether every patch it read decoded, and what
@@ -47,31 +46,28 @@ pub(super) fn looks(img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<
         }
         (complete, read)
     };
-    let (patches, half, full, reads) = std::thread::scope(|threads| {
+    let (patches, full, reads) = std::thread::scope(|threads| {
         // Made inside the scope: should this thread unwind before sending,
         // the sender goes with it and the helper stops waiting.
         let (send, receive) = mpsc::channel::<Vec<regions::Patch>>();
         let helper = threads.spawn(move || {
-            let mut half = Found::default();
-            let complete = half_frame(img, &mut half, out_of_time);
             // Binarised while the other thread looks for patches; `None`
             // when out of time (the look is then incomplete).
             let dark = (!out_of_time()).then(|| filters::row_threshold(img));
             let patches = receive.recv().unwrap_or_default();
-            let full = dark.map(|dark| full_frame(img, dark, &patches, &half.codes, out_of_time));
-            ((half, complete), full, read_patches(&patches))
+            let full = dark.map(|dark| full_frame(img, dark, &patches, out_of_time));
+            (full, read_patches(&patches))
         });
         let patches = regions::candidates(img, PATCHES);
         let _ = send.send(patches.clone());
         drop(send);
         let mine = read_patches(&patches);
-        let (half, full, theirs) = helper.join().unwrap_or_else(|_| {
-            let failed = (Found::default(), false);
-            (failed, None, (false, Vec::new()))
-        });
+        let (full, theirs) = helper
+            .join()
+            .unwrap_or_else(|_| (None, (false, Vec::new())));
         let mut reads = mine.1;
         reads.extend(theirs.1);
-        (patches, half, full, (mine.0 && theirs.0, reads))
+        (patches, full, (mine.0 && theirs.0, reads))
     });
     let (mut complete, mut reads) = reads;
     reads.sort_by_key(|(i, _)| *i);
@@ -83,9 +79,6 @@ pub(super) fn looks(img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<
     for (_, one) in reads {
         found.absorb(one);
     }
-    let (half, half_complete) = half;
-    complete &= half_complete;
-    found.absorb(half);
     match full {
         Some((whole, whole_complete, dark)) => {
             complete &= whole_complete;
@@ -105,32 +98,18 @@ pub(super) fn looks(img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<
     complete
 }
 
-/// The whole frame at half size; true when every grid located decoded.
-fn half_frame(img: &GrayImage, found: &mut Found, out_of_time: &OutOfTime<'_>) -> bool {
-    if img.width() < 2 || img.height() < 2 {
-        return true;
-    }
-    let at = Place {
-        x: 0,
-        y: 0,
-        scale: 0.5,
-    };
-    read_region(&filters::half(img), None, Some(at), found, out_of_time)
-}
-
-/// The whole frame at full size (`dark`, binarised) with the patches
-/// and the codes read at half size blanked out: the patches are read on
-/// their own (and again by [`around`] when they decode). Returns what it
-/// read, whether every grid it located decoded, and `dark` as it was.
+/// The whole frame (`dark`, binarised) with the patches blanked out: they
+/// are read on their own (and again by [`around`] when they decode).
+/// Returns what it read, whether every grid it located decoded, and `dark`
+/// as it was.
 fn full_frame(
     img: &GrayImage,
     dark: GrayImage,
     patches: &[regions::Patch],
-    codes: &[regions::Patch],
     out_of_time: &OutOfTime<'_>,
 ) -> (Found, bool, GrayImage) {
     let mut blanked = dark.clone();
-    for &area in patches.iter().chain(codes) {
+    for &area in patches {
         blank(&mut blanked, area, (0, 0));
     }
     let mut found = Found::default();
@@ -141,7 +120,7 @@ fn full_frame(
     (found, complete, dark)
 }
 
-/// Reads the full-size bitmap `dark` again around a patch that decoded
+/// Reads the bitmap `dark` again around a patch that decoded
 /// (the patch's box widened by its own size on every side), with only the
 /// codes read so far blanked: a second code in or reaching into the patch,
 /// which the whole-frame read did not see and the patch's read may have

@@ -110,9 +110,9 @@ enum Step {
     /// code on the page.
     Regions(Closer),
     /// A large frame's first look, two ways at once (on two threads): the
-    /// whole frame (at half size first, where a code with large modules
-    /// reads cheaply; at full size if that read nothing), and the quick
-    /// look at its patches, where small codes read ([`first::looks`]).
+    /// whole frame with the patches blanked out, and the quick look at its
+    /// patches, where small codes read; then the frame around each patch
+    /// that decoded ([`first::looks`]).
     FirstLooks,
 }
 
