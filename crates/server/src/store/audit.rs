@@ -251,7 +251,7 @@ impl Store {
         outcome: &str,
         since: u64,
     ) -> Result<u32, StoreError> {
-        self.read(|db| {
+        self.scan(|db| {
             db.one(
                 "SELECT COUNT(*) FROM audit WHERE target = ?1 AND at >= ?2 AND action = ?3 AND outcome = ?4",
                 args![target, since, action, outcome],
@@ -265,7 +265,7 @@ impl Store {
         let limit = f
             .newest
             .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
-        let mut rows = self.read(|db| {
+        let mut rows = self.scan(|db| {
             db.all(
                 "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash, request_id FROM audit \
                  WHERE (CAST(?1 AS TEXT) IS NULL OR actor = ?1 OR target = ?1) \
@@ -295,7 +295,7 @@ impl Store {
     /// intact; `Err(seq)` at the first row that was altered, inserted or
     /// follows a removed one.
     pub fn verify_audit(&self) -> Result<Result<usize, i64>, StoreError> {
-        self.read(|db| {
+        self.scan(|db| {
             let mut prev = vec![0u8; 32];
             let mut expected_seq = 1;
             let mut broken = None;

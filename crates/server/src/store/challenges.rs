@@ -152,7 +152,7 @@ impl Store {
 
     /// Every challenge created since `since` (Unix seconds), oldest first.
     pub fn challenges_created_since(&self, since: u64) -> Result<Vec<ChallengeRow>, StoreError> {
-        self.read(|db| {
+        self.scan(|db| {
             db.all(
                 &format!(
                     "SELECT {COLUMNS} FROM challenges WHERE created_at >= ?1 ORDER BY created_at"

@@ -137,7 +137,7 @@ impl Store {
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.read(|db| {
+        self.scan(|db| {
             db.batch(db.pick("BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))?;
             let out = f(db);
             let end = db.batch("COMMIT");

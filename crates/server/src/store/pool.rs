@@ -5,6 +5,9 @@
 //! not queue behind writes or behind each other. On PostgreSQL: see
 //! [`super::pg`].
 //!
+//! A short read takes the writer when it is free (its page cache is the
+//! warm one); a read that may scan a whole table never does.
+//!
 //! An async worker never waits for a SQLite connection: when every one it
 //! could use is busy, the wait and the statements run as blocking work
 //! (`block_in_place`), and the worker's other tasks move to another thread.
@@ -37,6 +40,19 @@ impl Pool {
     ) -> Result<T, StoreError> {
         match self {
             Pool::Lite(p) => p.read(|c| f(&Db::Lite(c))),
+            Pool::Pg(p) => p.read(f),
+        }
+    }
+
+    /// Runs `f` (statements that only read and may run long: whole-table
+    /// scans) on a reader, never on SQLite's writer, so that no write
+    /// waits for it.
+    pub(super) fn scan<T>(
+        &self,
+        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self {
+            Pool::Lite(p) => p.read_aside(|c| f(&Db::Lite(c))),
             Pool::Pg(p) => p.read(f),
         }
     }
@@ -120,6 +136,15 @@ impl Lite {
         }
         if let Some(conn) = free(&self.writer) {
             return f(&conn);
+        }
+        self.read_aside(f)
+    }
+
+    /// Runs `f` on a free reader, or waits for one (the writer for an
+    /// in-memory database).
+    pub(super) fn read_aside<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        if self.readers.is_empty() {
+            return self.write(|c| f(c));
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let n = self.readers.len();
@@ -215,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn a_read_takes_the_writer_when_it_is_free_and_a_reader_when_not() {
+    fn a_read_takes_the_writer_when_it_is_free_and_a_scan_never_does() {
         let on_writer = |lite: &super::Lite| {
             lite.read(|c| !c.is_readonly(rusqlite::DatabaseName::Main).unwrap())
         };

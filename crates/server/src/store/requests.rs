@@ -87,7 +87,7 @@ impl Store {
 
     /// Requests, oldest first: the pending ones, or all.
     pub fn registrations(&self, all: bool) -> Result<Vec<RegistrationRequest>, StoreError> {
-        self.read(|db| {
+        self.scan(|db| {
             let sql = if all {
                 format!("SELECT {COLUMNS} FROM registration_requests ORDER BY created_at, id")
             } else {

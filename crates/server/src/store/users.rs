@@ -144,7 +144,7 @@ impl Store {
 
     /// All users, by name.
     pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
-        self.read(|db| {
+        self.scan(|db| {
             db.all(
                 &format!("SELECT {COLUMNS} FROM users ORDER BY username"),
                 args![],
@@ -156,7 +156,7 @@ impl Store {
     /// Users whose username or "first last" name contains `q` (any case),
     /// at most `limit`, by username.
     pub fn find_users(&self, q: &str, limit: usize) -> Result<Vec<UserRow>, StoreError> {
-        self.read(|db| {
+        self.scan(|db| {
             let pattern = format!(
                 "%{}%",
                 q.replace('\\', "\\\\")
