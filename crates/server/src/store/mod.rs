@@ -213,13 +213,13 @@ impl Store {
     /// Runs `f` (statements that only read, a few rows by key) on a
     /// connection that need not be the writer.
     fn read<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.timed(Access::Read, || self.pool.read(f))
+        self.timed(Access::Read, || self.pool.read(false, f))
     }
 
     /// Runs `f` (statements that only read, and may read a whole table)
     /// on a connection other than SQLite's writer, so no write waits.
     fn scan<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.timed(Access::Read, || self.pool.scan(f))
+        self.timed(Access::Read, || self.pool.read(true, f))
     }
 
     /// Makes every commit so far durable on disk (SQLite: a full WAL

@@ -33,26 +33,16 @@ pub(super) enum Pool {
 }
 
 impl Pool {
-    /// Runs `f` (statements that only read).
+    /// Runs `f` (statements that only read). `whole_table` marks a read
+    /// that may go through a whole table: on SQLite it never takes the
+    /// writer, so that no write waits behind it.
     pub(super) fn read<T>(
         &self,
+        whole_table: bool,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         match self {
-            Pool::Lite(p) => p.read(|c| f(&Db::Lite(c))),
-            Pool::Pg(p) => p.read(f),
-        }
-    }
-
-    /// Runs `f` (statements that only read and may run long: whole-table
-    /// scans) on a reader, never on SQLite's writer, so that no write
-    /// waits for it.
-    pub(super) fn scan<T>(
-        &self,
-        f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        match self {
-            Pool::Lite(p) => p.read_aside(|c| f(&Db::Lite(c))),
+            Pool::Lite(p) => p.read(whole_table, |c| f(&Db::Lite(c))),
             Pool::Pg(p) => p.read(f),
         }
     }
@@ -124,27 +114,21 @@ impl Lite {
         blocking(|| f(&mut take(&self.writer)))
     }
 
-    /// Runs `f` on the writer when nobody holds it, else on a free reader
-    /// (always the writer for an in-memory database). The writer first:
-    /// its page cache is warm, while a reader's whole cache is dropped
-    /// whenever a commit came between two of its reads (SQLite's WAL
-    /// mode), which under load is every time, and its pages are read again
-    /// from the file.
-    pub(super) fn read<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+    /// Runs `f` on the writer when nobody holds it and `whole_table` is
+    /// false, else on a free reader, waiting for one if need be (always
+    /// the writer for an in-memory database). The writer first: its page
+    /// cache is warm, while a reader's whole cache is dropped whenever a
+    /// commit came between two of its reads (SQLite's WAL mode), which
+    /// under load is every time, and its pages are read again from the
+    /// file.
+    pub(super) fn read<T>(&self, whole_table: bool, f: impl FnOnce(&Connection) -> T) -> T {
         if self.readers.is_empty() {
             return self.write(|c| f(c));
         }
-        if let Some(conn) = free(&self.writer) {
-            return f(&conn);
-        }
-        self.read_aside(f)
-    }
-
-    /// Runs `f` on a free reader, or waits for one (the writer for an
-    /// in-memory database).
-    pub(super) fn read_aside<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
-        if self.readers.is_empty() {
-            return self.write(|c| f(c));
+        if !whole_table {
+            if let Some(conn) = free(&self.writer) {
+                return f(&conn);
+            }
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let n = self.readers.len();
@@ -241,20 +225,23 @@ mod tests {
 
     #[test]
     fn a_read_takes_the_writer_when_it_is_free_and_a_scan_never_does() {
-        let on_writer = |lite: &super::Lite| {
-            lite.read(|c| !c.is_readonly(rusqlite::DatabaseName::Main).unwrap())
+        let on_writer = |lite: &super::Lite, whole_table| {
+            lite.read(whole_table, |c| {
+                !c.is_readonly(rusqlite::DatabaseName::Main).unwrap()
+            })
         };
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let crate::store::pool::Pool::Lite(lite) = &store.pool else {
             unreachable!("a file store is SQLite")
         };
-        assert!(on_writer(lite), "a free writer serves the read");
-        let read_while_writing = lite.write(|_| on_writer(lite));
+        assert!(on_writer(lite, false), "a free writer serves the read");
+        let read_while_writing = lite.write(|_| on_writer(lite, false));
         assert!(
             !read_while_writing,
             "a held writer leaves the read to a reader"
         );
+        assert!(!on_writer(lite, true), "a scan is left to a reader");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
