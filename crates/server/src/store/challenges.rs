@@ -137,13 +137,14 @@ impl Store {
         })
     }
 
-    /// A user's challenges, newest first.
+    /// A user's challenges, newest first (a scan: every one of the user's
+    /// challenges is sorted).
     pub fn challenges_of(
         &self,
         user_id: i64,
         limit: usize,
     ) -> Result<Vec<ChallengeRow>, StoreError> {
-        self.read(|db| {
+        self.scan(|db| {
             db.all(&format!(
                 "SELECT {COLUMNS} FROM challenges WHERE user_id = ?1 ORDER BY created_ms DESC, rowid DESC LIMIT ?2"
             ), args![user_id, limit], row)

@@ -217,7 +217,8 @@ impl Store {
     }
 
     /// Runs `f` (statements that only read, and may read a whole table)
-    /// on a connection other than SQLite's writer, so no write waits.
+    /// on a connection other than SQLite's writer when the store has
+    /// readers (a file; not an in-memory store), so no write waits.
     fn scan<T>(&self, f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.timed(Access::Read, || self.pool.read(true, f))
     }

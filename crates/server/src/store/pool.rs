@@ -6,7 +6,8 @@
 //! [`super::pg`].
 //!
 //! A short read takes the writer when it is free (its page cache is the
-//! warm one); a read that may scan a whole table never does.
+//! warm one); a read that may scan a whole table does not, unless the
+//! store has no readers (in memory).
 //!
 //! An async worker never waits for a SQLite connection: when every one it
 //! could use is busy, the wait and the statements run as blocking work
