@@ -69,7 +69,9 @@ fn a_second_code_in_a_patch_read_the_other_way_round_is_read() {
     // A dark card holding a light code (drawn inverted) and, beside it, a
     // dark code on its own white label. Both make one busy patch; its dark
     // surroundings have the patch read inverted first, which reads the
-    // light code and nothing of the other.
+    // light code and nothing of the other. The whole-frame read has the
+    // patch blanked; the second code is read by the look around the
+    // decoded patch (without it, this fails).
     let mut frame = GrayImage::from_pixel(1920, 1080, Luma([255]));
     let mut light = bare(
         "https://enrol.example/activate?code=ABCD-EFGH-JKLM-NPQR",
