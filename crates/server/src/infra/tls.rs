@@ -40,10 +40,12 @@ pub struct NextKey {
     pub switch_at: u64,
 }
 
-/// The staged key's switch time, as written in `tls-next.json`.
+/// The staged key's switch time and pin, as written in `tls-next.json`.
+/// The pin is what devices were told; the switch checks it.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Plan {
     switch_at: u64,
+    pin: [u8; 32],
 }
 
 /// Loads or creates the certificate as configured.
@@ -166,13 +168,15 @@ impl ResolvesServerCert for Presented {
 
 /// When the staged key takes over, if one is staged.
 pub fn staged(dir: &DataDir) -> anyhow::Result<Option<u64>> {
+    Ok(plan(dir)?.map(|p| p.switch_at))
+}
+
+fn plan(dir: &DataDir) -> anyhow::Result<Option<Plan>> {
     let (_, _, plan) = dir.next_tls_paths();
     match std::fs::read(&plan) {
-        Ok(bytes) => {
-            let p: Plan = serde_json::from_slice(&bytes)
-                .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", plan.display()))?;
-            Ok(Some(p.switch_at))
-        }
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", plan.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(anyhow::anyhow!("{}: {e}", plan.display())),
     }
@@ -183,7 +187,7 @@ pub fn staged(dir: &DataDir) -> anyhow::Result<Option<u64>> {
 /// crash part-way finishes the move (a staged file already gone was
 /// moved), and the plan goes last.
 fn switch_if_due(dir: &DataDir, now: u64) -> anyhow::Result<Option<u64>> {
-    let Some(switch_at) = staged(dir)? else {
+    let Some(Plan { switch_at, pin }) = plan(dir)? else {
         return Ok(None);
     };
     if now < switch_at {
@@ -197,6 +201,18 @@ fn switch_if_due(dir: &DataDir, now: u64) -> anyhow::Result<Option<u64>> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => anyhow::bail!("moving {} to {}: {e}", from.display(), to.display()),
         }
+    }
+    // Devices were told this pin: any other key in place (staged files
+    // deleted or replaced) would lock them all out.
+    let in_place = certified_key(&cert, &key).map(|(_, pin)| pin).ok();
+    if in_place != Some(pin) {
+        anyhow::bail!(
+            "the TLS key devices were told to expect from the switch is not in place \
+             ({} and {} are missing or hold another key); restore the staged files \
+             (tls-next-key.pem, tls-next-cert.pem) from a backup and start again",
+            key.display(),
+            cert.display()
+        );
     }
     std::fs::File::open(dir.root())
         .and_then(|f| f.sync_all())
@@ -215,7 +231,7 @@ pub fn stage_new_key(config: &Config, dir: &DataDir, switch_at: u64) -> anyhow::
     write_private(&key, pair.serialize_pem().as_bytes())?;
     certify(config, &pair, &cert, now_utc())?;
     let (_, pin) = certified_key(&cert, &key)?;
-    write_private(&plan, &serde_json::to_vec(&Plan { switch_at })?)?;
+    write_private(&plan, &serde_json::to_vec(&Plan { switch_at, pin })?)?;
     Ok(pin)
 }
 
@@ -379,5 +395,29 @@ mod tests {
         assert_eq!(tls.pin, Some(next), "the new key and its certificate");
         assert!(tls.next.is_none());
         assert!(!plan.exists() && !next_cert.exists() && cert.exists());
+    }
+
+    #[test]
+    fn a_switch_whose_staged_key_is_gone_refuses_to_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let config = Config::default();
+        let before = setup(&config, &dir).unwrap().pin;
+        stage_new_key(&config, &dir, 1).unwrap();
+        let (next_cert, next_key, plan) = dir.next_tls_paths();
+        std::fs::remove_file(&next_key).unwrap();
+        std::fs::remove_file(&next_cert).unwrap();
+        let Err(err) = setup(&config, &dir).map(|_| ()) else {
+            panic!("started without the key devices were told about");
+        };
+        let err = err.to_string();
+        assert!(err.contains("devices were told to expect"), "{err}");
+        assert!(
+            plan.exists(),
+            "the plan stays until the announced key is in place"
+        );
+        // The old key is still there, and still not presented.
+        assert!(setup(&config, &dir).is_err());
+        assert!(before.is_some());
     }
 }
