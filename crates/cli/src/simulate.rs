@@ -93,9 +93,14 @@ pub async fn run(opts: Options) -> anyhow::Result<ExitCode> {
             channel::Trust {
                 device_id: a.device_id.clone(),
                 server_key: e.server_key,
-                pins: e
-                    .pin
-                    .map(|pin| countersign_core::key_update::PinTrust { pin, next: None }),
+                pins: e.pin.map(|pin| {
+                    countersign_core::key_update::PinTrust::activated(
+                        pin,
+                        a.pin_update.as_ref(),
+                        a.server_time,
+                        &e.server_key,
+                    )
+                }),
             },
             token,
             tx.clone(),

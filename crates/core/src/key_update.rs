@@ -129,6 +129,21 @@ pub struct PinTrust {
 }
 
 impl PinTrust {
+    /// The trust of a device just activated with `pin`, having followed
+    /// what the activation answer (sent at server time `sent_at`) said: a
+    /// server switching keys says so then too, so that a device enrolled
+    /// just before the switch still reaches it after.
+    pub fn activated(
+        pin: [u8; 32],
+        update: Option<&PinUpdate>,
+        sent_at: u64,
+        signer: &PublicKey,
+    ) -> PinTrust {
+        let mut trust = PinTrust { pin, next: None };
+        trust.follow(update, sent_at, signer);
+        trust
+    }
+
     /// Every pin a connection may present: one, or two during a switch.
     pub fn pins(&self) -> Vec<[u8; 32]> {
         std::iter::once(self.pin)

@@ -100,16 +100,13 @@ pub async fn enroll(
         })
         .await?;
     let secret = decode_base32(&activation.totp.secret)?;
-    // A server switching TLS keys says so at activation too: a device
-    // enrolled just before the switch must still reach it after.
     let trust = enrollment.pin.map(|pin| {
-        let mut trust = PinTrust { pin, next: None };
-        trust.follow(
+        PinTrust::activated(
+            pin,
             activation.pin_update.as_ref(),
             activation.server_time,
             &enrollment.server_key,
-        );
-        trust
+        )
     });
     vault.add_push(
         &NewPush {
