@@ -106,8 +106,8 @@ enum Step {
     /// whole-frame pass; a tile holds the code alone.
     Tiles(Transform),
     /// Square patches busy with edges ([`regions::candidates`]), cut out
-    /// and enlarged: codes of 1.5–2 screen pixels per module, and a second
-    /// code on the page.
+    /// and read closer: codes of 1.5–2 screen pixels per module, and a
+    /// second code on the page.
     Regions(Closer),
     /// A large frame's first look, two ways at once (on two threads): the
     /// whole frame with the patches blanked out, and the quick look at its
@@ -119,7 +119,7 @@ enum Step {
 /// How closely a patch is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Closer {
-    /// Enlarged once, both ways round, two thresholds.
+    /// As it is, then enlarged once; both ways round, two thresholds.
     Quick,
     /// The whole small-frame cascade.
     Thorough,
