@@ -754,11 +754,11 @@ fn a_new_tls_key_announced_in_time_keeps_the_device_working() {
     // The switch (its time moved to now); `watch` reconnects to the new
     // key it was told about, and approves again.
     env.stop_server();
-    std::fs::write(
-        env.file("data/tls-next.json"),
-        format!(r#"{{"switch_at": {}}}"#, epoch_ms() / 1000 - 1),
-    )
-    .unwrap();
+    let plan = env.file("data/tls-next.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    json["switch_at"] = (epoch_ms() / 1000 - 1).into();
+    std::fs::write(&plan, json.to_string()).unwrap();
     env.start_server();
     watch.said("connected: ALEA");
     approve_at_watch(&env, &mut watch);

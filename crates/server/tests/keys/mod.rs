@@ -146,10 +146,14 @@ async fn reaches(url: &str, pin: [u8; 32]) -> bool {
         .is_ok_and(|r| r.status().is_success())
 }
 
-/// Moves the staged TLS key's switch time to `at`.
+/// Moves the staged TLS key's switch time to `at` (the plan's other
+/// fields kept).
 fn switch_tls_at(data: &Path, at: u64) {
     let plan = data.join("tls-next.json");
-    std::fs::write(&plan, format!("{{\"switch_at\": {at}}}")).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    json["switch_at"] = at.into();
+    std::fs::write(&plan, json.to_string()).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
