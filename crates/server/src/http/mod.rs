@@ -16,6 +16,7 @@ pub mod mfa_api;
 pub mod oidc;
 pub mod pages;
 pub mod serve;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -133,10 +133,11 @@ pub async fn start(
     let capped = connections::Capped::new(axum_server::accept::DefaultAcceptor, gate.clone());
     let task = match tls {
         Some(config) => {
-            let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(config);
-            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_config)
-                .handshake_timeout(Duration::from_secs(limits.handshake_timeout_seconds))
-                .acceptor(capped);
+            let acceptor = crate::http::tls::TlsAcceptor::new(
+                capped,
+                config,
+                Duration::from_secs(limits.handshake_timeout_seconds),
+            );
             let acceptor = connections::FirstRequest::new(acceptor, header_timeout);
             tokio::spawn(srv.acceptor(acceptor).serve(app))
         }
