@@ -10,6 +10,7 @@
 //! empty. An idle connection holds no buffer at all.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -17,9 +18,9 @@ use std::time::Duration;
 
 use axum_server::accept::Accept;
 use futures_util::future::BoxFuture;
-use rustls::server::UnbufferedServerConnection;
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, WriteTraffic,
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError, WriteTraffic,
 };
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -34,15 +35,20 @@ const MAX_INCOMING: usize = 64 * 1024 + 17 * 1024;
 const MAX_WRITE: usize = 64 * 1024;
 
 /// A server-side TLS connection over `IO`.
+///
+/// Reading may send (what rustls queued), so both directions must be
+/// polled from one task, as hyper and `tokio::io::split` in one task do:
+/// the socket keeps one waker per direction.
 pub struct TlsStream<IO> {
     io: IO,
     conn: UnbufferedServerConnection,
-    /// Received bytes not yet processed (part of a record).
+    /// Received bytes, processed up to `consumed`.
     incoming: Vec<u8>,
-    /// Decrypted bytes not yet read, from `taken` on.
+    consumed: usize,
+    /// Decrypted bytes, read up to `taken`.
     plaintext: Vec<u8>,
     taken: usize,
-    /// Encrypted bytes not yet written, from `sent` on.
+    /// Encrypted bytes, written up to `sent`.
     outgoing: Vec<u8>,
     sent: usize,
     /// The socket reached its end.
@@ -51,6 +57,9 @@ pub struct TlsStream<IO> {
     peer_closed: bool,
     /// Our close_notify is queued.
     closing: bool,
+    /// rustls refused the connection: it is not called again, and only
+    /// the alert it queued is still sent.
+    failed: bool,
 }
 
 /// What the caller of [`TlsStream::process`] is after.
@@ -80,6 +89,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             io,
             conn,
             incoming: Vec::new(),
+            consumed: 0,
             plaintext: Vec::new(),
             taken: 0,
             outgoing: Vec::new(),
@@ -87,6 +97,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             eof: false,
             peer_closed: false,
             closing: false,
+            failed: false,
         };
         std::future::poll_fn(|cx| tls.poll_handshake(cx)).await?;
         Ok(tls)
@@ -110,84 +121,72 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 Ok(Progress::Plaintext | Progress::Wrote(_)) => {}
                 Ok(Progress::Closed) => return Poll::Ready(Err(closed())),
                 Err(e) => {
-                    self.send_alert(cx);
+                    // Best effort: the client learns why, if its socket
+                    // takes the alert at once.
+                    let _ = self.poll_send(cx);
                     return Poll::Ready(Err(e));
                 }
             }
         }
     }
 
-    /// Best effort: writes the alert rustls queued for a failed handshake,
-    /// so the client learns why, without waiting for the socket.
-    fn send_alert(&mut self, cx: &mut Context<'_>) {
-        let status = self.conn.process_tls_records(&mut []);
-        if let Ok(ConnectionState::EncodeTlsData(mut data)) = status.state {
-            if encode(&mut data, &mut self.outgoing).is_ok() {
-                let _ = self.poll_send(cx);
+    /// Feeds the received bytes to rustls until it has something for
+    /// `want`, or needs more bytes. After an error rustls is not called
+    /// again.
+    fn process(&mut self, want: Want<'_>) -> io::Result<Progress> {
+        if self.failed {
+            return Err(invalid("the TLS connection failed"));
+        }
+        loop {
+            let status = self
+                .conn
+                .process_tls_records(&mut self.incoming[self.consumed..]);
+            let mut discard = status.discard;
+            let step = match status.state {
+                Ok(state) => {
+                    let mut into = Into {
+                        plaintext: &mut self.plaintext,
+                        outgoing: &mut self.outgoing,
+                        peer_closed: &mut self.peer_closed,
+                        closing: &mut self.closing,
+                        discard: &mut discard,
+                    };
+                    into.handle(state, &want)
+                }
+                Err(e) => Err(tls_error(e)),
+            };
+            self.consumed += discard;
+            if self.consumed == self.incoming.len() {
+                self.incoming = Vec::new();
+                self.consumed = 0;
+            }
+            match step {
+                Ok(Some(progress)) => return Ok(progress),
+                Ok(None) => {}
+                Err(e) => {
+                    self.fail();
+                    return Err(e);
+                }
             }
         }
     }
 
-    /// Feeds `incoming` to rustls until it has something for `want`, or
-    /// needs more bytes.
-    fn process(&mut self, want: Want<'_>) -> io::Result<Progress> {
-        loop {
-            let TlsStream {
-                conn,
-                incoming,
-                plaintext,
-                outgoing,
-                peer_closed,
-                closing,
-                ..
-            } = self;
-            let status = conn.process_tls_records(incoming);
-            let discard = status.discard;
-            let step = match status.state.map_err(tls_error)? {
-                ConnectionState::ReadTraffic(mut records) => {
-                    while let Some(record) = records.next_record() {
-                        plaintext.extend_from_slice(record.map_err(tls_error)?.payload);
+    /// Marks the connection failed and queues the alerts rustls has for
+    /// the peer, without letting it process anything more (it would fail,
+    /// and alert, again).
+    fn fail(&mut self) {
+        self.failed = true;
+        while self.conn.wants_write() {
+            let status = self
+                .conn
+                .process_tls_records(&mut self.incoming[self.consumed..]);
+            match status.state {
+                Ok(ConnectionState::EncodeTlsData(mut data)) => {
+                    if encode(&mut data, &mut self.outgoing).is_err() {
+                        break;
                     }
-                    Some(Progress::Plaintext)
                 }
-                ConnectionState::EncodeTlsData(mut data) => {
-                    encode(&mut data, outgoing)?;
-                    None
-                }
-                // The encoded bytes are in `outgoing`, sent in order before
-                // anything encrypted later.
-                ConnectionState::TransmitTlsData(data) => {
-                    data.done();
-                    None
-                }
-                ConnectionState::BlockedHandshake => Some(Progress::NeedBytes),
-                ConnectionState::PeerClosed => {
-                    *peer_closed = true;
-                    None
-                }
-                ConnectionState::Closed => Some(Progress::Closed),
-                ConnectionState::WriteTraffic(mut traffic) => Some(match want {
-                    Want::Read => Progress::NeedBytes,
-                    Want::Write(data) => Progress::Wrote(encrypt(&mut traffic, data, outgoing)?),
-                    Want::Close => {
-                        if !*closing {
-                            close_notify(&mut traffic, outgoing)?;
-                            *closing = true;
-                        }
-                        Progress::Wrote(0)
-                    }
-                }),
-                ConnectionState::ReadEarlyData(_) => {
-                    return Err(invalid("early data is not accepted"))
-                }
-                _ => return Err(invalid("unexpected TLS state")),
-            };
-            incoming.drain(..discard);
-            if incoming.is_empty() {
-                *incoming = Vec::new();
-            }
-            if let Some(progress) = step {
-                return Ok(progress);
+                _ => break,
             }
         }
     }
@@ -195,19 +194,23 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     /// Reads what the socket has into `incoming`. Nothing is allocated
     /// while the socket has nothing to give.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.eof {
+        if self.eof || self.peer_closed {
             return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
         }
-        let mut chunk = [0u8; READ_CHUNK];
-        let mut buf = ReadBuf::new(&mut chunk);
+        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut buf = ReadBuf::uninit(&mut chunk);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
-        if buf.filled().is_empty() {
+        let got = buf.filled();
+        if got.is_empty() {
             self.eof = true;
-        } else if self.incoming.len() + buf.filled().len() > MAX_INCOMING {
-            return Poll::Ready(Err(invalid("TLS message too large")));
-        } else {
-            self.incoming.extend_from_slice(buf.filled());
+            return Poll::Ready(Ok(()));
         }
+        self.incoming.drain(..self.consumed);
+        self.consumed = 0;
+        if self.incoming.len() + got.len() > MAX_INCOMING {
+            return Poll::Ready(Err(invalid("TLS message too large")));
+        }
+        self.incoming.extend_from_slice(got);
         Poll::Ready(Ok(()))
     }
 
@@ -223,6 +226,64 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         self.outgoing = Vec::new();
         self.sent = 0;
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Where [`TlsStream::process`] puts what rustls hands over.
+struct Into<'a> {
+    plaintext: &'a mut Vec<u8>,
+    outgoing: &'a mut Vec<u8>,
+    peer_closed: &'a mut bool,
+    closing: &'a mut bool,
+    discard: &'a mut usize,
+}
+
+impl Into<'_> {
+    /// Handles one state: `Some` where `process` stops, `None` to go on.
+    fn handle(
+        &mut self,
+        state: ConnectionState<'_, '_, ServerConnectionData>,
+        want: &Want<'_>,
+    ) -> io::Result<Option<Progress>> {
+        Ok(match state {
+            ConnectionState::ReadTraffic(mut records) => {
+                while let Some(record) = records.next_record() {
+                    let record = record.map_err(tls_error)?;
+                    *self.discard += record.discard;
+                    self.plaintext.extend_from_slice(record.payload);
+                }
+                Some(Progress::Plaintext)
+            }
+            ConnectionState::EncodeTlsData(mut data) => {
+                encode(&mut data, self.outgoing)?;
+                None
+            }
+            // The encoded bytes are in `outgoing`, sent in order before
+            // anything encrypted later.
+            ConnectionState::TransmitTlsData(data) => {
+                data.done();
+                None
+            }
+            ConnectionState::BlockedHandshake => Some(Progress::NeedBytes),
+            ConnectionState::PeerClosed => {
+                *self.peer_closed = true;
+                None
+            }
+            ConnectionState::Closed => Some(Progress::Closed),
+            ConnectionState::WriteTraffic(mut traffic) => Some(match want {
+                Want::Read => Progress::NeedBytes,
+                Want::Write(data) => Progress::Wrote(encrypt(&mut traffic, data, self.outgoing)?),
+                Want::Close => {
+                    if !*self.closing {
+                        close_notify(&mut traffic, self.outgoing)?;
+                        *self.closing = true;
+                    }
+                    Progress::Wrote(0)
+                }
+            }),
+            ConnectionState::ReadEarlyData(_) => return Err(invalid("early data is not accepted")),
+            _ => return Err(invalid("unexpected TLS state")),
+        })
     }
 }
 
@@ -244,14 +305,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
                 }
                 return Poll::Ready(Ok(()));
             }
-            if this.peer_closed {
-                return Poll::Ready(Ok(()));
-            }
             match this.process(Want::Read)? {
                 Progress::Plaintext | Progress::Wrote(_) => {}
                 Progress::Closed => return Poll::Ready(Ok(())),
+                // close_notify: the end of the stream.
+                Progress::NeedBytes if this.peer_closed => return Poll::Ready(Ok(())),
                 Progress::NeedBytes => {
-                    // Whatever rustls answered (a key update) goes out
+                    // What rustls queued while reading (an alert) goes out
                     // before waiting for the peer.
                     if let Poll::Ready(Err(e)) = this.poll_send(cx) {
                         return Poll::Ready(Err(e));
@@ -308,12 +368,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        while !this.closing {
+        // A failed connection sends only its alert.
+        while !this.closing && !this.failed {
             match this.process(Want::Close) {
                 Ok(Progress::Plaintext) => {}
-                Ok(_) => break,
-                // A connection rustls refuses to go on with just closes.
-                Err(_) => break,
+                _ => break,
             }
         }
         ready!(this.poll_send(cx))?;
@@ -323,7 +382,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
 
 /// Copies a handshake record into `outgoing`.
 fn encode(
-    data: &mut rustls::unbuffered::EncodeTlsData<'_, rustls::server::ServerConnectionData>,
+    data: &mut EncodeTlsData<'_, ServerConnectionData>,
     outgoing: &mut Vec<u8>,
 ) -> io::Result<()> {
     grow_into(outgoing, |room| match data.encode(room) {
@@ -337,7 +396,7 @@ fn encode(
 
 /// Encrypts `data` into `outgoing`.
 fn encrypt(
-    traffic: &mut WriteTraffic<'_, rustls::server::ServerConnectionData>,
+    traffic: &mut WriteTraffic<'_, ServerConnectionData>,
     data: &[u8],
     outgoing: &mut Vec<u8>,
 ) -> io::Result<usize> {
@@ -350,7 +409,7 @@ fn encrypt(
 
 /// Queues close_notify in `outgoing`.
 fn close_notify(
-    traffic: &mut WriteTraffic<'_, rustls::server::ServerConnectionData>,
+    traffic: &mut WriteTraffic<'_, ServerConnectionData>,
     outgoing: &mut Vec<u8>,
 ) -> io::Result<()> {
     grow_into(outgoing, |room| match traffic.queue_close_notify(room) {
@@ -574,6 +633,62 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let mut tcp = TcpStream::connect(addr).await.unwrap();
             tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let (accepted, _) = listener.accept().await.unwrap();
+            let err = TlsStream::accept(accepted, server).await.err().unwrap();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn close_notify_ends_the_stream_while_the_socket_stays_open() {
+        within(async {
+            let (mut server, mut client) = pair().await;
+            client.write_all(b"last").await.unwrap();
+            client.get_mut().1.send_close_notify();
+            client.flush().await.unwrap();
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"last");
+            // Nothing more is read from the socket after close_notify.
+            assert_eq!(server.read(&mut [0u8; 8]).await.unwrap(), 0);
+            server.shutdown().await.unwrap();
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_forged_record_fails_the_connection_and_shutdown_still_works() {
+        within(async {
+            let (mut server, mut client) = pair().await;
+            let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+            forged.extend_from_slice(&[0x5a; 0x20]);
+            client.get_mut().0.write_all(&forged).await.unwrap();
+            let err = server.read(&mut [0u8; 8]).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+            // rustls is not asked again (it would alert twice).
+            assert!(server.read(&mut [0u8; 8]).await.is_err());
+            assert!(server.write(b"x").await.is_err());
+            server.shutdown().await.unwrap();
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn an_alert_inside_a_split_handshake_message_is_refused_without_a_panic() {
+        within(async {
+            let (server, _) = configs();
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut tcp = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            // The first 4 bytes of a 256-byte ClientHello, then an alert.
+            tcp.write_all(&[0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x00, 0x01, 0x00])
+                .await
+                .unwrap();
+            tcp.write_all(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x01, 0x00])
                 .await
                 .unwrap();
             let (accepted, _) = listener.accept().await.unwrap();
