@@ -2,7 +2,6 @@
 //! and the admin calls the `countersign-server` command makes to a running
 //! server. Handlers only convert data; the rules live in [`Server`].
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,7 +141,8 @@ fn challenge_events(
     rx: tokio::sync::broadcast::Receiver<Arc<countersign_core::protocol::Challenge>>,
     pending: Vec<ChallengeEnvelope>,
 ) -> impl Stream<Item = ChallengeEnvelope> + Send + 'static {
-    let seen: HashSet<String> = pending.iter().map(|e| e.challenge.id.clone()).collect();
+    let mut seen = Sent::default();
+    let pending: Vec<ChallengeEnvelope> = pending.into_iter().filter(|e| seen.first(e)).collect();
     let first = stream::iter(pending);
     let live = stream::unfold(
         (s, device_id, rx, seen),
@@ -164,10 +164,9 @@ fn challenge_events(
                     }
                     Err(RecvError::Closed) => return None,
                 };
-                let fresh: Vec<ChallengeEnvelope> = envelopes
-                    .into_iter()
-                    .filter(|e| seen.insert(e.challenge.id.clone()))
-                    .collect();
+                seen.forget_closed(crate::now());
+                let fresh: Vec<ChallengeEnvelope> =
+                    envelopes.into_iter().filter(|e| seen.first(e)).collect();
                 if !fresh.is_empty() {
                     return Some((stream::iter(fresh), (s, device_id, rx, seen)));
                 }
@@ -176,6 +175,36 @@ fn challenge_events(
     )
     .flatten();
     first.chain(live)
+}
+
+/// The challenges a stream has sent that are still open: one created
+/// while the stream started, or sent again after the stream fell behind,
+/// is not sent twice. Expired ones are forgotten (only open ones are ever
+/// sent again), so a stream open all day holds nothing between pushes.
+#[derive(Default)]
+struct Sent(Vec<(String, u64)>);
+
+impl Sent {
+    /// Whether `e` is sent for the first time; it counts as sent from now.
+    fn first(&mut self, e: &ChallengeEnvelope) -> bool {
+        self.first_of(&e.challenge.id, e.challenge.expires_at)
+    }
+
+    fn first_of(&mut self, id: &str, expires_at: u64) -> bool {
+        if self.0.iter().any(|(sent, _)| sent == id) {
+            return false;
+        }
+        self.0.push((id.to_string(), expires_at));
+        true
+    }
+
+    /// Forgets the challenges that have expired by `now`.
+    fn forget_closed(&mut self, now: u64) {
+        self.0.retain(|(_, expires_at)| *expires_at > now);
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        }
+    }
 }
 
 fn event(e: &ChallengeEnvelope) -> Event {
@@ -391,4 +420,22 @@ async fn admin_streams(
         connected: s.hub.total_connected(),
         device: q.device.map(|d| s.hub.connected(&d)),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sent;
+
+    #[test]
+    fn a_stream_sends_a_challenge_once_and_forgets_it_when_it_expires() {
+        let mut sent = Sent::default();
+        assert!(sent.first_of("c1", 100));
+        assert!(sent.first_of("c2", 200));
+        assert!(!sent.first_of("c1", 100), "c1 was sent already");
+        sent.forget_closed(150);
+        assert!(!sent.first_of("c2", 200), "c2 is still open");
+        sent.forget_closed(200);
+        assert_eq!(sent.0.capacity(), 0, "nothing held once all expired");
+        assert!(sent.first_of("c1", 300));
+    }
 }
