@@ -8,7 +8,6 @@
 //! over and frees its buffers, and the same event-stream text is written on
 //! the bare connection. Browsers and older devices keep plain SSE.
 
-use std::pin::pin;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -48,6 +47,9 @@ where
     S: Stream<Item = ChallengeEnvelope> + Send + 'static,
 {
     let on_upgrade = hyper::upgrade::on(request);
+    // On the heap once: held inline, room for the stream's state is laid
+    // out in each layer of the task's future that holds it.
+    let envelopes = Box::pin(envelopes);
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => write_events(TokioIo::new(upgraded), envelopes).await,
@@ -69,7 +71,7 @@ where
 async fn write_events<IO, S>(io: IO, envelopes: S)
 where
     IO: AsyncRead + AsyncWrite + Unpin,
-    S: Stream<Item = ChallengeEnvelope>,
+    S: Stream<Item = ChallengeEnvelope> + Unpin,
 {
     let (mut reader, mut writer) = tokio::io::split(io);
     let closed = async {
@@ -77,7 +79,7 @@ where
         while let Ok(1..) = reader.read(&mut ignored).await {}
     };
     let write = async {
-        let mut envelopes = pin!(envelopes);
+        let mut envelopes = envelopes;
         loop {
             let text = match tokio::time::timeout(KEEP_ALIVE, envelopes.next()).await {
                 Ok(Some(e)) => event_text(&e),
