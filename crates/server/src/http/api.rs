@@ -148,13 +148,15 @@ fn challenge_events(
         (s, device_id, rx, seen),
         |(s, device_id, mut rx, mut seen)| async move {
             loop {
-                let envelopes = match rx.recv().await {
-                    Ok(c) => vec![s.envelope((*c).clone(), crate::now())],
+                let received = rx.recv().await;
+                let now = crate::now();
+                let envelopes = match received {
+                    Ok(c) => vec![s.envelope((*c).clone(), now)],
                     // Fell behind: send everything still open instead. If
                     // that cannot be read, the stream ends (and is logged):
                     // the device reconnects and is sent what is open then.
                     Err(RecvError::Lagged(_)) => {
-                        match s.pending_envelopes(&device_id, crate::now()) {
+                        match s.pending_envelopes(&device_id, now) {
                             Ok(envelopes) => envelopes,
                             Err(e) => {
                                 tracing::error!(error = %e, device = %device_id, "cannot read open challenges; closing the stream");
@@ -164,9 +166,13 @@ fn challenge_events(
                     }
                     Err(RecvError::Closed) => return None,
                 };
-                seen.forget_closed(crate::now());
-                let fresh: Vec<ChallengeEnvelope> =
-                    envelopes.into_iter().filter(|e| seen.first(e)).collect();
+                // An expired challenge is never sent (it may have been
+                // forgotten once sent).
+                seen.forget_closed(now);
+                let fresh: Vec<ChallengeEnvelope> = envelopes
+                    .into_iter()
+                    .filter(|e| e.challenge.expires_at > now && seen.first(e))
+                    .collect();
                 if !fresh.is_empty() {
                     return Some((stream::iter(fresh), (s, device_id, rx, seen)));
                 }
@@ -179,8 +185,9 @@ fn challenge_events(
 
 /// The challenges a stream has sent that are still open: one created
 /// while the stream started, or sent again after the stream fell behind,
-/// is not sent twice. Expired ones are forgotten (only open ones are ever
-/// sent again), so a stream open all day holds nothing between pushes.
+/// is not sent twice. Expired ones are forgotten at the next push (and an
+/// expired one is never sent), so a stream open all day holds no more
+/// than the challenges of its last pushes.
 #[derive(Default)]
 struct Sent(Vec<(String, u64)>);
 
