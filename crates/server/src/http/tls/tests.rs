@@ -112,23 +112,6 @@ async fn an_idle_connection_holds_no_buffer() {
 }
 
 #[tokio::test]
-async fn garbage_instead_of_a_handshake_is_refused() {
-    within(async {
-        let (server, _) = configs();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut tcp = TcpStream::connect(addr).await.unwrap();
-        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        let err = TlsStream::accept(accepted, server).await.err().unwrap();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
-    })
-    .await;
-}
-
-#[tokio::test]
 async fn close_notify_ends_the_stream_while_the_socket_stays_open() {
     within(async {
         let (mut server, mut client) = pair().await;
@@ -162,23 +145,38 @@ async fn a_forged_record_fails_the_connection_and_shutdown_still_works() {
     .await;
 }
 
+/// The error of a handshake on a connection whose client sent `bytes`.
+async fn handshake_after(bytes: &[&[u8]]) -> io::Error {
+    let (server, _) = configs();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut tcp = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    for b in bytes {
+        tcp.write_all(b).await.unwrap();
+    }
+    let (accepted, _) = listener.accept().await.unwrap();
+    TlsStream::accept(accepted, server).await.err().unwrap()
+}
+
+#[tokio::test]
+async fn garbage_instead_of_a_handshake_is_refused() {
+    within(async {
+        let err = handshake_after(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]).await;
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_alert_inside_a_split_handshake_message_is_refused_without_a_panic() {
     within(async {
-        let (server, _) = configs();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut tcp = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
         // The first 4 bytes of a 256-byte ClientHello, then an alert.
-        tcp.write_all(&[0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x00, 0x01, 0x00])
-            .await
-            .unwrap();
-        tcp.write_all(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x01, 0x00])
-            .await
-            .unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        let err = TlsStream::accept(accepted, server).await.err().unwrap();
+        let err = handshake_after(&[
+            &[0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x00, 0x01, 0x00],
+            &[0x15, 0x03, 0x01, 0x00, 0x02, 0x01, 0x00],
+        ])
+        .await;
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
     })
     .await;
