@@ -107,15 +107,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 return Poll::Ready(Ok(()));
             }
             match self.process(Want::Read) {
-                Ok(Progress::NeedBytes) => {
-                    // Our flight goes out before we wait for the answer.
-                    ready!(self.poll_send(cx))?;
-                    if !self.conn.is_handshaking() {
-                        return Poll::Ready(Ok(()));
-                    }
-                    ready!(self.poll_receive(cx))?;
+                // Our flight goes out (at the top of the loop) before we
+                // wait for the answer.
+                Ok(Progress::NeedBytes) if self.outgoing.is_empty() => {
+                    ready!(self.poll_receive(cx))?
                 }
-                Ok(Progress::Plaintext | Progress::Wrote(_)) => {}
+                Ok(Progress::NeedBytes | Progress::Plaintext | Progress::Wrote(_)) => {}
                 Ok(Progress::Closed) => return Poll::Ready(Err(closed())),
                 Err(e) => {
                     // Best effort: the client learns why, if its socket
@@ -141,14 +138,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             let mut discard = status.discard;
             let step = match status.state {
                 Ok(state) => {
-                    let mut into = Into {
+                    let mut handover = Handover {
                         plaintext: &mut self.plaintext,
                         outgoing: &mut self.outgoing,
                         peer_closed: &mut self.peer_closed,
                         closing: &mut self.closing,
                         discard: &mut discard,
                     };
-                    into.handle(state, &want)
+                    handover.handle(state, &want)
                 }
                 Err(e) => Err(tls_error(e)),
             };
@@ -227,7 +224,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
 }
 
 /// Where [`TlsStream::process`] puts what rustls hands over.
-struct Into<'a> {
+struct Handover<'a> {
     plaintext: &'a mut Vec<u8>,
     outgoing: &'a mut Vec<u8>,
     peer_closed: &'a mut bool,
@@ -235,7 +232,7 @@ struct Into<'a> {
     discard: &'a mut usize,
 }
 
-impl Into<'_> {
+impl Handover<'_> {
     /// Handles one state: `Some` where `process` stops, `None` to go on.
     fn handle(
         &mut self,
@@ -382,13 +379,7 @@ fn encode(
     data: &mut EncodeTlsData<'_, ServerConnectionData>,
     outgoing: &mut Vec<u8>,
 ) -> io::Result<()> {
-    grow_into(outgoing, |room| match data.encode(room) {
-        Ok(n) => Ok(Ok(n)),
-        Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
-            Ok(Err(required_size))
-        }
-        Err(e) => Err(invalid(&e.to_string())),
-    })
+    grow_into(outgoing, |room| Ok(data.encode(room)?))
 }
 
 /// Encrypts `data` into `outgoing`.
@@ -397,11 +388,7 @@ fn encrypt(
     data: &[u8],
     outgoing: &mut Vec<u8>,
 ) -> io::Result<usize> {
-    grow_into(outgoing, |room| match traffic.encrypt(data, room) {
-        Ok(n) => Ok(Ok(n)),
-        Err(e) => encrypt_error(e),
-    })
-    .map(|()| data.len())
+    grow_into(outgoing, |room| Ok(traffic.encrypt(data, room)?)).map(|()| data.len())
 }
 
 /// Queues close_notify in `outgoing`.
@@ -409,39 +396,60 @@ fn close_notify(
     traffic: &mut WriteTraffic<'_, ServerConnectionData>,
     outgoing: &mut Vec<u8>,
 ) -> io::Result<()> {
-    grow_into(outgoing, |room| match traffic.queue_close_notify(room) {
-        Ok(n) => Ok(Ok(n)),
-        Err(e) => encrypt_error(e),
-    })
+    grow_into(outgoing, |room| Ok(traffic.queue_close_notify(room)?))
 }
 
-fn encrypt_error(e: EncryptError) -> io::Result<Result<usize, usize>> {
-    match e {
-        EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
-            Ok(Err(required_size))
+/// Why rustls wrote nothing into the room it was given.
+enum Unfit {
+    /// It needs this much room.
+    Needs(usize),
+    /// It cannot write at all.
+    Failed(io::Error),
+}
+
+impl From<EncodeError> for Unfit {
+    fn from(e: EncodeError) -> Self {
+        match e {
+            EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Unfit::Needs(required_size)
+            }
+            e => Unfit::Failed(io::Error::other(e.to_string())),
         }
-        e => Err(io::Error::other(e.to_string())),
     }
 }
 
-/// Appends to `outgoing` what `write` puts in the room it is given:
-/// `write` answers `Ok(written)`, or `Err(room needed)` having written
-/// nothing, and is asked again with that much room.
+impl From<EncryptError> for Unfit {
+    fn from(e: EncryptError) -> Self {
+        match e {
+            EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Unfit::Needs(required_size)
+            }
+            e => Unfit::Failed(io::Error::other(e.to_string())),
+        }
+    }
+}
+
+/// Appends to `outgoing` what `write` puts in the room it is given, asking
+/// again with the room it says it needs.
 fn grow_into(
     outgoing: &mut Vec<u8>,
-    mut write: impl FnMut(&mut [u8]) -> io::Result<Result<usize, usize>>,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, Unfit>,
 ) -> io::Result<()> {
     let start = outgoing.len();
     let mut room = 0;
     loop {
         outgoing.resize(start + room, 0);
-        match write(&mut outgoing[start..])? {
+        match write(&mut outgoing[start..]) {
             Ok(written) => {
                 outgoing.truncate(start + written);
                 return Ok(());
             }
-            Err(needed) if needed > room => room = needed,
-            Err(_) => return Err(io::Error::other("TLS record does not fit")),
+            Err(Unfit::Needs(needed)) if needed > room => room = needed,
+            Err(Unfit::Needs(_)) => return Err(io::Error::other("TLS record does not fit")),
+            Err(Unfit::Failed(e)) => {
+                outgoing.truncate(start);
+                return Err(e);
+            }
         }
     }
 }
