@@ -142,7 +142,9 @@ fn challenge_events(
     pending: Vec<ChallengeEnvelope>,
 ) -> impl Stream<Item = ChallengeEnvelope> + Send + 'static {
     let mut seen = Sent::default();
-    let pending: Vec<ChallengeEnvelope> = pending.into_iter().filter(|e| seen.first(e)).collect();
+    let now = crate::now();
+    let pending: Vec<ChallengeEnvelope> =
+        pending.into_iter().filter(|e| seen.first(e, now)).collect();
     let first = stream::iter(pending);
     let live = stream::unfold(
         (s, device_id, rx, seen),
@@ -166,12 +168,10 @@ fn challenge_events(
                     }
                     Err(RecvError::Closed) => return None,
                 };
-                // An expired challenge is never sent (it may have been
-                // forgotten once sent).
                 seen.forget_closed(now);
                 let fresh: Vec<ChallengeEnvelope> = envelopes
                     .into_iter()
-                    .filter(|e| e.challenge.expires_at > now && seen.first(e))
+                    .filter(|e| seen.first(e, now))
                     .collect();
                 if !fresh.is_empty() {
                     return Some((stream::iter(fresh), (s, device_id, rx, seen)));
@@ -192,13 +192,14 @@ fn challenge_events(
 struct Sent(Vec<(String, u64)>);
 
 impl Sent {
-    /// Whether `e` is sent for the first time; it counts as sent from now.
-    fn first(&mut self, e: &ChallengeEnvelope) -> bool {
-        self.first_of(&e.challenge.id, e.challenge.expires_at)
+    /// Whether `e` is to be sent: open at `now` and not sent before. It
+    /// counts as sent from now on.
+    fn first(&mut self, e: &ChallengeEnvelope, now: u64) -> bool {
+        self.first_of(&e.challenge.id, e.challenge.expires_at, now)
     }
 
-    fn first_of(&mut self, id: &str, expires_at: u64) -> bool {
-        if self.0.iter().any(|(sent, _)| sent == id) {
+    fn first_of(&mut self, id: &str, expires_at: u64, now: u64) -> bool {
+        if expires_at <= now || self.0.iter().any(|(sent, _)| sent == id) {
             return false;
         }
         self.0.push((id.to_string(), expires_at));
@@ -436,13 +437,17 @@ mod tests {
     #[test]
     fn a_stream_sends_a_challenge_once_and_forgets_it_when_it_expires() {
         let mut sent = Sent::default();
-        assert!(sent.first_of("c1", 100));
-        assert!(sent.first_of("c2", 200));
-        assert!(!sent.first_of("c1", 100), "c1 was sent already");
+        assert!(sent.first_of("c1", 100, 0));
+        assert!(sent.first_of("c2", 200, 0));
+        assert!(!sent.first_of("c1", 100, 0), "c1 was sent already");
         sent.forget_closed(150);
-        assert!(!sent.first_of("c2", 200), "c2 is still open");
+        assert!(!sent.first_of("c2", 200, 150), "c2 is still open");
+        assert!(
+            !sent.first_of("c1", 100, 150),
+            "an expired one is never sent"
+        );
         sent.forget_closed(200);
         assert_eq!(sent.0.capacity(), 0, "nothing held once all expired");
-        assert!(sent.first_of("c1", 300));
+        assert!(sent.first_of("c1", 300, 200));
     }
 }
