@@ -255,6 +255,14 @@ fn serve_limited(dir: &std::path::Path, config: &str) -> (std::process::Child, s
     (child, r)
 }
 
+/// [`serve_limited`] on a free loopback port with `config` after the
+/// `listen` line; answers the server and its address.
+fn serve_limited_on_loopback(dir: &std::path::Path, config: &str) -> (std::process::Child, String) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (server, _) = serve_limited(dir, &format!("listen = \"{addr}\"\n{config}"));
+    (server, addr)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -361,18 +369,61 @@ async fn idle_connections_from_one_client_do_not_stall_others_under_1024_files()
     server.wait().unwrap();
 }
 
+/// Fails unless the server closes each connection (read returns 0 or
+/// fails) within five seconds, whatever it sends before.
+async fn assert_closed_within_five_seconds<const N: usize>(
+    conns: [(&str, &mut tokio::net::TcpStream); N],
+    start: std::time::Instant,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    for (what, conn) in conns {
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        });
+        assert!(
+            closed.await.is_ok(),
+            "{what}: still open after {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_handshake_left_unfinished_is_closed_at_its_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, addr) = serve_limited_on_loopback(
+        tmp.path(),
+        "[connections]\nhandshake_timeout_seconds = 1\nheader_timeout_seconds = 60\n",
+    );
+    // One says nothing; one starts a ClientHello and stops.
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut halfway = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    halfway
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    assert_closed_within_five_seconds([("silent", &mut silent), ("halfway", &mut halfway)], start)
+        .await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_sends_headers_slowly_or_idles_is_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let (mut server, _) = serve_limited(
+    let (mut server, addr) = serve_limited_on_loopback(
         tmp.path(),
-        &format!(
-            "listen = \"127.0.0.1:{port}\"\n[tls]\nmode = \"off\"\n[connections]\nheader_timeout_seconds = 2\n"
-        ),
+        "[tls]\nmode = \"off\"\n[connections]\nheader_timeout_seconds = 2\n",
     );
-    let addr = format!("127.0.0.1:{port}");
     let start = std::time::Instant::now();
     // Slowloris: a header line now and then, never the end.
     let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -391,22 +442,11 @@ async fn a_client_that_sends_headers_slowly_or_idles_is_closed() {
         let _ = slow.write_all(b"X-Slow: 1\r\n").await;
     }
     // Both are closed by the server within the timeout (and a margin).
-    for (what, conn) in [("slow headers", &mut slow), ("idle keep-alive", &mut idle)] {
-        let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            loop {
-                match conn.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => continue,
-                }
-            }
-        })
-        .await;
-        assert!(
-            read.is_ok(),
-            "{what}: still open after {:?}",
-            start.elapsed()
-        );
-    }
+    assert_closed_within_five_seconds(
+        [("slow headers", &mut slow), ("idle keep-alive", &mut idle)],
+        start,
+    )
+    .await;
     server.kill().unwrap();
     server.wait().unwrap();
 }

@@ -108,8 +108,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             }
             match self.process(Want::Read) {
                 // Our flight goes out (at the top of the loop) before we
-                // wait for the answer.
-                Ok(Progress::NeedBytes) if self.outgoing.is_empty() => {
+                // wait for the answer. The client's Finished may end the
+                // handshake with nothing to send: then nothing more comes
+                // until the client's request, which is not ours to wait for.
+                Ok(Progress::NeedBytes)
+                    if self.outgoing.is_empty() && self.conn.is_handshaking() =>
+                {
                     ready!(self.poll_receive(cx))?
                 }
                 Ok(Progress::NeedBytes | Progress::Plaintext | Progress::Wrote(_)) => {}

@@ -17,7 +17,7 @@ fn configs() -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
         .unwrap();
     let pin = countersign_core::pin::spki_sha256(cert.der()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = ServerConfig::builder_with_provider(provider)
+    let mut server = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
@@ -26,6 +26,9 @@ fn configs() -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
         .unwrap();
+    // As the server's own configuration: with no tickets to send, nothing
+    // follows the client's Finished, and the handshake must still end.
+    server.send_tls13_tickets = 0;
     let client = countersign_core::pin::PinnedVerifier::client_config(pin).unwrap();
     (Arc::new(server), Arc::new(client))
 }
