@@ -1,5 +1,6 @@
 //! The `countersign-server` command on a temporary data folder.
 
+use countersign_testkit::process::Proc;
 use std::process::{Command, Output};
 
 fn run(dir: &std::path::Path, args: &[&str]) -> Output {
@@ -225,10 +226,12 @@ fn stored_control_characters_are_shown_escaped_on_the_terminal() {
 
 /// `countersign-server serve` under `ulimit -n 1024`, with `config`; its
 /// runtime file once it listens.
-fn serve_limited(dir: &std::path::Path, config: &str) -> (std::process::Child, serde_json::Value) {
+fn serve_limited(dir: &std::path::Path, config: &str) -> (Proc, serde_json::Value) {
     let cfg = dir.join("server.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let child = Command::new("sh")
+    // No metrics listener: the default port is the packaged service's,
+    // which the package test checks at the same time.
+    std::fs::write(&cfg, format!("{config}\n[metrics]\nlisten = \"\"\n")).unwrap();
+    let child = Proc::spawn(Command::new("sh")
         .arg("-c")
         .arg(
             "ulimit -Sn 1024 && ulimit -Hn 1024 && exec \"$0\" --data \"$1\" --config \"$2\" serve",
@@ -238,9 +241,8 @@ fn serve_limited(dir: &std::path::Path, config: &str) -> (std::process::Child, s
         .arg(&cfg)
         .env_remove("COUNTERSIGN_LISTEN")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::null()))
+    .unwrap();
     let runtime = dir.join("data/server.json");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !runtime.exists() {
@@ -257,7 +259,7 @@ fn serve_limited(dir: &std::path::Path, config: &str) -> (std::process::Child, s
 
 /// [`serve_limited`] on a free loopback port with `config` after the
 /// `listen` line; answers the server and its address.
-fn serve_limited_on_loopback(dir: &std::path::Path, config: &str) -> (std::process::Child, String) {
+fn serve_limited_on_loopback(dir: &std::path::Path, config: &str) -> (Proc, String) {
     let addr = format!("127.0.0.1:{}", free_port());
     let (server, _) = serve_limited(dir, &format!("listen = \"{addr}\"\n{config}"));
     (server, addr)
@@ -330,7 +332,7 @@ async fn idle_connections_from_one_client_do_not_stall_others_under_1024_files()
     );
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let (mut server, runtime) = serve_limited(
+    let (server, runtime) = serve_limited(
         tmp.path(),
         &format!("listen = \"127.0.0.1:{port}\"\n[connections]\nheader_timeout_seconds = 10\n"),
     );
@@ -365,8 +367,7 @@ async fn idle_connections_from_one_client_do_not_stall_others_under_1024_files()
         held.len(),
         "closed after the timeout"
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
 
 /// Fails unless the server closes each connection (read returns 0 or
@@ -398,7 +399,7 @@ async fn assert_closed_within_five_seconds<const N: usize>(
 async fn a_tls_handshake_left_unfinished_is_closed_at_its_timeout() {
     use tokio::io::AsyncWriteExt;
     let tmp = tempfile::tempdir().unwrap();
-    let (mut server, addr) = serve_limited_on_loopback(
+    let (server, addr) = serve_limited_on_loopback(
         tmp.path(),
         "[connections]\nhandshake_timeout_seconds = 1\nheader_timeout_seconds = 60\n",
     );
@@ -412,15 +413,14 @@ async fn a_tls_handshake_left_unfinished_is_closed_at_its_timeout() {
     let start = std::time::Instant::now();
     assert_closed_within_five_seconds([("silent", &mut silent), ("halfway", &mut halfway)], start)
         .await;
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_sends_headers_slowly_or_idles_is_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let tmp = tempfile::tempdir().unwrap();
-    let (mut server, addr) = serve_limited_on_loopback(
+    let (server, addr) = serve_limited_on_loopback(
         tmp.path(),
         "[tls]\nmode = \"off\"\n[connections]\nheader_timeout_seconds = 2\n",
     );
@@ -447,8 +447,7 @@ async fn a_client_that_sends_headers_slowly_or_idles_is_closed() {
         start,
     )
     .await;
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
 
 #[test]

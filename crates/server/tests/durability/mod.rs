@@ -204,7 +204,8 @@ async fn fifty_kills_during_mixed_writes_lose_nothing_acknowledged() {
         dir.join("server.toml"),
         format!(
             "listen = \"127.0.0.1:{port}\"\n[push]\nmax_per_window = 1000000\n\
-             [lockout]\nper_address_failures = 1000000\n"
+             [lockout]\nper_address_failures = 1000000\n\
+             [metrics]\nlisten = \"\"\n"
         ),
     )
     .unwrap();
