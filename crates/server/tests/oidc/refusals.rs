@@ -342,16 +342,15 @@ async fn a_logout_hint_that_does_not_verify_returns_nowhere() {
     // accepted (OpenID Connect RP-Initiated Logout §2).
     let v = b.get(&logout(&expired)).await;
     assert!(v.at.contains("then="), "{}", v.at);
-    let refused = sso
-        .ts
-        .server
-        .store
-        .audit_entries(&Default::default())
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == "oidc.logout" && e.outcome == "refused")
-        .count();
-    assert_eq!(refused, 3);
+    assert_eq!(refusals(&sso, "oidc.logout").len(), 3);
+}
+
+/// The audit rows of `action` refused.
+fn refusals(sso: &Sso, action: &str) -> Vec<countersign_server::store::AuditEntry> {
+    let all = sso.ts.server.store.audit_entries(&Default::default());
+    let all = all.unwrap().into_iter();
+    all.filter(|e| e.action == action && e.outcome == "refused")
+        .collect()
 }
 
 /// `hint`'s claims, expired, signed with the server's current key.
@@ -441,4 +440,33 @@ async fn an_old_code_and_a_sign_in_older_than_max_age_are_not_accepted() {
     assert!(v.page.contains("asks you to sign in again"), "{}", v.page);
     let v = b.get(&sso.authorize_url("lets", LETS_CB, "")).await;
     assert!(param(&v.at, "code").is_some(), "{}", v.at);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn made_up_codes_are_each_refused_and_audited_once_a_minute_per_address() {
+    let sso = Sso::start().await;
+    // A public application needs no secret: anyone may send it codes.
+    let made_up = |n: usize| {
+        sso.ts
+            .http
+            .post(format!("{}/oidc/token", sso.ts.url))
+            .form(&[
+                ("grant_type", "authorization_code".to_string()),
+                ("code", format!("made-up-code-{n}")),
+                ("redirect_uri", SCRAP_CB.to_string()),
+                ("code_verifier", VERIFIER.to_string()),
+                ("client_id", "scrap".to_string()),
+            ])
+            .send()
+    };
+    for n in 0..20 {
+        let r = made_up(n).await.unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_grant", "{body}");
+    }
+    let refused = refusals(&sso, "oidc.token");
+    assert_eq!(refused.len(), 1, "one row, not one per code: {refused:?}");
+    assert_eq!(refused[0].detail, "the code is not valid");
+    assert_eq!(refused[0].actor, "scrap");
 }

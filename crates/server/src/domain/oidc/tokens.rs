@@ -104,6 +104,9 @@ fn mismatch(
     }
 }
 
+/// Why a code that was never issued (or is long gone) is refused.
+const UNKNOWN_CODE: &str = "the code is not valid";
+
 impl Server {
     /// Exchanges `code` for tokens, for the authenticated `client`.
     pub fn exchange_code(
@@ -125,38 +128,34 @@ impl Server {
         let granted = self.write(now, |w| {
             // The refusal's row, and the answer (`why`, unless the row
             // says more).
-            let refused = |w: &mut crate::store::Write<'_>,
-                           user: Option<i64>,
-                           why: &'static str,
-                           audited: &str| {
-                let target = user
-                    .and_then(|id| w.user_by_id(id).ok().flatten())
-                    .map(|u| u.username)
-                    .unwrap_or_default();
-                w.audit(&NewAudit {
-                    target: &target,
-                    ..row.with("refused", audited)
-                })?;
-                Ok(Err(why))
-            };
+            let refused =
+                |w: &mut crate::store::Write<'_>, user: i64, why: &'static str, audited: &str| {
+                    let target = w.user_by_id(user)?.map(|u| u.username);
+                    let target = target.unwrap_or_default();
+                    w.audit(&NewAudit {
+                        target: &target,
+                        ..row.with("refused", audited)
+                    })?;
+                    Ok(Err(why))
+                };
             let c = match w.take_code(&hash, now)? {
-                TakenCode::Unknown => {
-                    let why = "the code is not valid";
-                    return refused(w, None, why, why);
-                }
+                // Audited below, within a limit: anyone may send codes
+                // for a public application, and an unknown one changes
+                // nothing.
+                TakenCode::Unknown => return Ok(Err(UNKNOWN_CODE)),
                 TakenCode::Spent(c) => {
                     let audited = "code used again or expired: its tokens are revoked";
                     let why = "the code was used already or expired";
-                    return refused(w, Some(c.user_id), why, audited);
+                    return refused(w, c.user_id, why, audited);
                 }
                 TakenCode::Fresh(c) => c,
             };
             if let Some(why) = mismatch(&c, client, redirect_uri, verifier) {
-                return refused(w, Some(c.user_id), why, why);
+                return refused(w, c.user_id, why, why);
             }
             let Some(user) = w.user_by_id(c.user_id)?.filter(|u| !u.disabled) else {
                 let why = "the account is disabled";
-                return refused(w, Some(c.user_id), why, why);
+                return refused(w, c.user_id, why, why);
             };
             let token = TokenRow {
                 client_id: client.id.clone(),
@@ -174,6 +173,11 @@ impl Server {
             })?;
             Ok(Ok((c, user)))
         })?;
+        if matches!(granted, Err(UNKNOWN_CODE))
+            && self.audit_once_a_minute.take("oidc.token", ip, now)
+        {
+            self.audit(row.with("refused", UNKNOWN_CODE), now)?;
+        }
         let (c, user) = granted.map_err(|why| Error::refused(Code::InvalidGrant, why))?;
         let claims = IdClaims {
             iss: self.config.public_url(),
