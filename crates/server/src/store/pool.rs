@@ -5,9 +5,9 @@
 //! not queue behind writes or behind each other. On PostgreSQL: see
 //! [`super::pg`].
 //!
-//! A short read takes the writer when it is free (its page cache is the
-//! warm one); a read that may scan a whole table does not, unless the
-//! store has no readers (in memory).
+//! A short read takes the writer when it is free and no write waits for
+//! it (its page cache is the warm one); a read that may scan a whole table
+//! does not, unless the store has no readers (in memory).
 //!
 //! An async worker never waits for a SQLite connection: when every one it
 //! could use is busy, the wait and the statements run as blocking work
@@ -85,6 +85,10 @@ pub(super) struct Lite {
     /// sees: reads then use the writer.
     readers: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    /// Writes waiting for the writer: while there are any, reads leave it
+    /// to them (a free writer would otherwise go to whichever read tries
+    /// first, ahead of the write woken to take it).
+    waiting: AtomicUsize,
 }
 
 impl Lite {
@@ -104,6 +108,7 @@ impl Lite {
             writer: Mutex::new(writer),
             readers,
             next: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -112,6 +117,8 @@ impl Lite {
         if let Some(mut conn) = free(&self.writer) {
             return f(&mut conn);
         }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waited = Waited(&self.waiting);
         blocking(|| f(&mut take(&self.writer)))
     }
 
@@ -126,7 +133,7 @@ impl Lite {
         if self.readers.is_empty() {
             return self.write(|c| f(c));
         }
-        if !whole_table {
+        if !whole_table && self.waiting.load(Ordering::SeqCst) == 0 {
             if let Some(conn) = free(&self.writer) {
                 return f(&conn);
             }
@@ -139,6 +146,16 @@ impl Lite {
             }
         }
         blocking(|| f(&take(&self.readers[start % n])))
+    }
+}
+
+/// Counts a write out of [`Lite::waiting`] however it ends (a panic in
+/// `f` included).
+struct Waited<'a>(&'a AtomicUsize);
+
+impl Drop for Waited<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -225,7 +242,7 @@ mod tests {
     }
 
     #[test]
-    fn a_read_takes_the_writer_when_it_is_free_and_a_scan_never_does() {
+    fn a_read_takes_the_writer_when_it_is_free_and_no_write_waits_and_a_scan_never_does() {
         let on_writer = |lite: &super::Lite, whole_table| {
             lite.read(whole_table, |c| {
                 !c.is_readonly(rusqlite::DatabaseName::Main).unwrap()
@@ -243,6 +260,15 @@ mod tests {
             "a held writer leaves the read to a reader"
         );
         assert!(!on_writer(lite, true), "a scan is left to a reader");
+        // A write waiting for the writer (counted as `write` counts it)
+        // goes first: the read is left to a reader though the writer is
+        // free this instant.
+        let waiting = super::Waited(&lite.waiting);
+        lite.waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(!on_writer(lite, false), "a waiting write goes first");
+        drop(waiting);
+        assert!(on_writer(lite, false), "and then reads take it again");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
