@@ -106,7 +106,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             if !self.conn.is_handshaking() {
                 return Poll::Ready(Ok(()));
             }
-            match self.process(Want::Read) {
+            match self.process_or_alert(Want::Read, cx) {
                 // Our flight goes out (at the top of the loop) before we
                 // wait for the answer. The client's Finished may end the
                 // handshake with nothing to send: then nothing more comes
@@ -118,12 +118,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 }
                 Ok(Progress::NeedBytes | Progress::Plaintext | Progress::Wrote(_)) => {}
                 Ok(Progress::Closed) => return Poll::Ready(Err(closed())),
-                Err(e) => {
-                    // Best effort: the client learns why, if its socket
-                    // takes the alert at once.
-                    let _ = self.poll_send(cx);
-                    return Poll::Ready(Err(e));
-                }
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
@@ -154,7 +149,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 Err(e) => Err(tls_error(e)),
             };
             self.consumed += discard;
-            if self.consumed == self.incoming.len() {
+            // After the peer's close_notify rustls reads nothing more, so
+            // whatever came with it is dropped rather than held.
+            if self.consumed == self.incoming.len() || self.peer_closed {
                 self.incoming = Vec::new();
                 self.consumed = 0;
             }
@@ -167,6 +164,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 }
             }
         }
+    }
+
+    /// [`Self::process`]; on an error, the alert it queued is sent if the
+    /// socket takes it at once (best effort: the error is what counts).
+    fn process_or_alert(&mut self, want: Want<'_>, cx: &mut Context<'_>) -> io::Result<Progress> {
+        let processed = self.process(want);
+        if processed.is_err() {
+            let _ = self.poll_send(cx);
+        }
+        processed
     }
 
     /// Marks the connection failed and queues the alerts rustls has for
@@ -206,6 +213,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         self.incoming.drain(..self.consumed);
         self.consumed = 0;
         if self.incoming.len() + got.len() > MAX_INCOMING {
+            // What was read is dropped, so the stream has a hole in it:
+            // the connection cannot go on.
+            self.failed = true;
             return Poll::Ready(Err(invalid("TLS message too large")));
         }
         self.incoming.extend_from_slice(got);
@@ -303,7 +313,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
                 }
                 return Poll::Ready(Ok(()));
             }
-            match this.process(Want::Read)? {
+            match this.process_or_alert(Want::Read, cx)? {
                 Progress::Plaintext | Progress::Wrote(_) => {}
                 Progress::Closed => return Poll::Ready(Ok(())),
                 // close_notify: the end of the stream.
@@ -317,9 +327,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
                     match ready!(this.poll_receive(cx)) {
                         Ok(()) => {}
                         // A peer that drops the connection without
-                        // close_notify: the end of the stream all the same
-                        // (HTTP frames its own messages).
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        // close_notify between records: the end of the
+                        // stream all the same (HTTP frames its own
+                        // messages). Within a record, it was cut short.
+                        Err(e)
+                            if e.kind() == io::ErrorKind::UnexpectedEof
+                                && this.consumed == this.incoming.len() =>
+                        {
                             return Poll::Ready(Ok(()))
                         }
                         Err(e) => return Poll::Ready(Err(e)),
@@ -342,9 +356,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        // Nothing may follow our close_notify.
+        if this.closing {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
         let data = &data[..data.len().min(MAX_WRITE)];
         loop {
-            match this.process(Want::Write(data))? {
+            match this.process_or_alert(Want::Write(data), cx)? {
                 Progress::Wrote(n) => {
                     if let Poll::Ready(Err(e)) = this.poll_send(cx) {
                         return Poll::Ready(Err(e));

@@ -110,6 +110,11 @@ async fn an_idle_connection_holds_no_buffer() {
         let held =
             server.incoming.capacity() + server.plaintext.capacity() + server.outgoing.capacity();
         assert_eq!(held, 0, "buffers held by an idle connection");
+        // Once the server has closed (the client has not), nothing may
+        // follow its close_notify.
+        server.shutdown().await.unwrap();
+        let late = server.write(b"late").await.unwrap_err();
+        assert_eq!(late.kind(), io::ErrorKind::BrokenPipe);
     })
     .await;
 }
@@ -119,13 +124,25 @@ async fn close_notify_ends_the_stream_while_the_socket_stays_open() {
     within(async {
         let (mut server, mut client) = pair().await;
         client.write_all(b"last").await.unwrap();
-        client.get_mut().1.send_close_notify();
         client.flush().await.unwrap();
+        // close_notify and bytes after it, in one write.
+        let (tcp, tls) = client.get_mut();
+        tls.send_close_notify();
+        let mut bytes = Vec::new();
+        tls.write_tls(&mut bytes).unwrap();
+        bytes.extend_from_slice(&[0x17; 1000]);
+        tcp.write_all(&bytes).await.unwrap();
         let mut got = Vec::new();
         server.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"last");
-        // Nothing more is read from the socket after close_notify.
+        // Nothing more is read from the socket after close_notify, and
+        // what came with it is not kept.
         assert_eq!(server.read(&mut [0u8; 8]).await.unwrap(), 0);
+        assert_eq!(
+            server.incoming.capacity(),
+            0,
+            "bytes kept after close_notify"
+        );
         server.shutdown().await.unwrap();
     })
     .await;
@@ -140,10 +157,29 @@ async fn a_forged_record_fails_the_connection_and_shutdown_still_works() {
         client.get_mut().0.write_all(&forged).await.unwrap();
         let err = server.read(&mut [0u8; 8]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        // The client is told why, before the connection is dropped.
+        let told = client.read(&mut [0u8; 8]).await.unwrap_err();
+        assert!(told.to_string().contains("alert"), "{told}");
         // rustls is not asked again (it would alert twice).
         assert!(server.read(&mut [0u8; 8]).await.is_err());
         assert!(server.write(b"x").await.is_err());
         server.shutdown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_record_cut_short_by_the_end_of_the_connection_is_an_error() {
+    within(async {
+        let (mut server, mut client) = pair().await;
+        // Half of an application-data record, then the end.
+        let tcp = &mut client.get_mut().0;
+        tcp.write_all(&[0x17, 0x03, 0x03, 0x00, 0x40, 1, 2, 3])
+            .await
+            .unwrap();
+        tcp.shutdown().await.unwrap();
+        let err = server.read(&mut [0u8; 8]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
     })
     .await;
 }
