@@ -30,11 +30,14 @@ say "Starting the sign-in server (data in $COUNTERSIGN_DATA)"
 SERVER_PID=$!
 DEMO_PID=
 trap 'kill $SERVER_PID $DEMO_PID 2>/dev/null; wait $SERVER_PID $DEMO_PID 2>/dev/null' EXIT
-for _ in $(seq 1 100); do
-  [ -f "$COUNTERSIGN_DATA/server.json" ] && break
+# Ready when the runtime file names this process (a file left by another
+# server, or by one that crashed, does not count).
+for _ in $(seq 1 300); do
+  kill -0 $SERVER_PID 2>/dev/null || { echo "error: the server did not start (its message is above)" >&2; exit 1; }
+  grep -qs "\"pid\": $SERVER_PID\b" "$COUNTERSIGN_DATA/server.json" && break
   sleep 0.1
 done
-[ -f "$COUNTERSIGN_DATA/server.json" ] || { echo "error: the server did not start" >&2; exit 1; }
+grep -qs "\"pid\": $SERVER_PID\b" "$COUNTERSIGN_DATA/server.json" || { echo "error: the server did not start within 30 s" >&2; exit 1; }
 
 if ! "$SERVER" user show "$DEMO_USER" >/dev/null 2>&1; then
   say "Creating the demo officer $DEMO_USER (Clark Kent); the temporary password follows"

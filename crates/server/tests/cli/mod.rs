@@ -606,3 +606,51 @@ fn applications_in_the_configuration_file_are_checked_and_kept_there() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn a_server_whose_log_reader_has_gone_still_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("server.toml"),
+        format!(
+            "listen = \"127.0.0.1:{}\"\n[metrics]\nlisten = \"\"\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let mut server = crate::common::server_command(tmp.path())
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !tmp.path().join("data/server.json").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // What read its standard error is gone (a `tee` stopped by Ctrl-C).
+    drop(server.stderr.take());
+    let term = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    let status = status.expect("still running 10 s after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}

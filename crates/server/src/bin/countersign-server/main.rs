@@ -225,10 +225,17 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            note(&format!("error: {e:#}"));
             ExitCode::from(3)
         }
     }
+}
+
+/// Writes `line` to standard error if it is still open (`eprintln!`
+/// panics once its reader is gone, and in the signal task that panic
+/// left the server unable to stop).
+fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -330,16 +337,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(async {
                 let listen = server.config.listen;
                 let running = serve::start(Arc::new(server), tls.config, listen, &dir).await?;
-                eprintln!(
+                note(&format!(
                     "countersign-server: listening on {}; data in {}",
                     running.addr,
                     dir.root().display()
-                );
+                ));
                 tokio::spawn(logging::reload_on_hangup(hangups, config_path, set_level));
                 let handle = running.handle();
                 tokio::spawn(async move {
                     shutdown_signal().await;
-                    eprintln!("countersign-server: stopping");
+                    note("countersign-server: stopping");
                     handle.graceful_shutdown(Some(Duration::from_secs(2)));
                 });
                 running.wait().await?;
