@@ -231,9 +231,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes `line` to standard error if it is still open (`eprintln!`
-/// panics once its reader is gone, and in the signal task that panic
-/// left the server unable to stop).
+/// Writes `line` to standard error if it is still open (`eprintln!` panics
+/// once its reader is gone: in the signal task, the server never stopped).
 fn note(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
