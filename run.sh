@@ -26,6 +26,12 @@ export COUNTERSIGN_HOME="${COUNTERSIGN_HOME:-$PWD/.countersign/device}"
 DEMO_USER="${DEMO_USER:-cs0101}"
 
 say "Starting the sign-in server (data in $COUNTERSIGN_DATA)"
+# A runtime file whose server is gone (killed, crashed) is left over: its
+# pid could come round again and pass for the new server's.
+OLD_PID=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "$COUNTERSIGN_DATA/server.json" 2>/dev/null || true)
+if [ -n "$OLD_PID" ] && ! kill -0 "$OLD_PID" 2>/dev/null; then
+  rm -f "$COUNTERSIGN_DATA/server.json"
+fi
 "$SERVER" serve &
 SERVER_PID=$!
 DEMO_PID=

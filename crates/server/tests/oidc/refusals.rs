@@ -465,8 +465,27 @@ async fn made_up_codes_are_each_refused_and_audited_once_a_minute_per_address() 
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "invalid_grant", "{body}");
     }
+    // A failed client authentication from the same address, in the same
+    // minute, still gets its own row: the made-up codes did not use it up.
+    let guess = sso
+        .ts
+        .http
+        .post(format!("{}/oidc/token", sso.ts.url))
+        .basic_auth("lets", Some("a-guessed-secret"))
+        .form(&[("grant_type", "authorization_code"), ("code", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(guess.status().as_u16(), 401);
     let refused = refusals(&sso, "oidc.token");
-    assert_eq!(refused.len(), 1, "one row, not one per code: {refused:?}");
-    assert_eq!(refused[0].detail, "the code is not valid");
+    let details: Vec<&str> = refused.iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(
+        details,
+        [
+            "the code is not valid",
+            "client=lets client authentication failed"
+        ],
+        "one row for the codes, not one per code, and the guess's own"
+    );
     assert_eq!(refused[0].actor, "scrap");
 }

@@ -43,14 +43,18 @@ pub async fn reload_on_hangup(
     while hangups.recv().await.is_some() {
         match Config::load(path.as_deref(), None) {
             Ok(c) => match set_level(&c.log.level) {
-                Ok(()) => eprintln!(
+                Ok(()) => crate::note(&format!(
                     "countersign-server: SIGHUP: log level now {:?}; other settings apply at the next restart",
                     c.log.level
-                ),
-                Err(e) => eprintln!("countersign-server: SIGHUP: log level not changed: {e}"),
+                )),
+                Err(e) => crate::note(&format!(
+                    "countersign-server: SIGHUP: log level not changed: {e}"
+                )),
             },
             Err(e) => {
-                eprintln!("countersign-server: SIGHUP: the configuration does not load, nothing changed: {e}")
+                crate::note(&format!(
+                    "countersign-server: SIGHUP: the configuration does not load, nothing changed: {e}"
+                ))
             }
         }
     }

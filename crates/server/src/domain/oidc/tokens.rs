@@ -125,13 +125,16 @@ impl Server {
         // The code is taken and its access token stored in one
         // transaction: a replay, whenever it comes, finds the token to
         // revoke.
+        let mut unknown = false;
         let granted = self.write(now, |w| {
             // The refusal's row, and the answer (`why`, unless the row
             // says more).
             let refused =
                 |w: &mut crate::store::Write<'_>, user: i64, why: &'static str, audited: &str| {
-                    let target = w.user_by_id(user)?.map(|u| u.username);
-                    let target = target.unwrap_or_default();
+                    // Only for the row: a failed lookup must not undo what
+                    // the transaction revoked.
+                    let target = w.user_by_id(user).ok().flatten();
+                    let target = target.map(|u| u.username).unwrap_or_default();
                     w.audit(&NewAudit {
                         target: &target,
                         ..row.with("refused", audited)
@@ -142,7 +145,10 @@ impl Server {
                 // Audited below, within a limit: anyone may send codes
                 // for a public application, and an unknown one changes
                 // nothing.
-                TakenCode::Unknown => return Ok(Err(UNKNOWN_CODE)),
+                TakenCode::Unknown => {
+                    unknown = true;
+                    return Ok(Err(UNKNOWN_CODE));
+                }
                 TakenCode::Spent(c) => {
                     let audited = "code used again or expired: its tokens are revoked";
                     let why = "the code was used already or expired";
@@ -173,8 +179,12 @@ impl Server {
             })?;
             Ok(Ok((c, user)))
         })?;
-        if matches!(granted, Err(UNKNOWN_CODE))
-            && self.audit_once_a_minute.take("oidc.token", ip, now)
+        // Its own count: made-up codes must not use up the row a failed
+        // client authentication from the same address gets.
+        if unknown
+            && self
+                .audit_once_a_minute
+                .take("oidc.token.unknown-code", ip, now)
         {
             self.audit(row.with("refused", UNKNOWN_CODE), now)?;
         }
