@@ -132,11 +132,7 @@ fn around(
     found: &mut Found,
     out_of_time: &OutOfTime<'_>,
 ) -> bool {
-    let reach = w.max(h);
-    let (x0, y0) = (x.saturating_sub(reach), y.saturating_sub(reach));
-    let x1 = x.saturating_add(w + reach).min(img.width());
-    let y1 = y.saturating_add(h + reach).min(img.height());
-    let (cw, ch) = (x1.saturating_sub(x0), y1.saturating_sub(y0));
+    let (x0, y0, cw, ch) = regions::widened((x, y, w, h), w.max(h), img.dimensions());
     let grey = image::imageops::crop_imm(img, x0, y0, cw, ch).to_image();
     let mut bits = image::imageops::crop_imm(dark, x0, y0, cw, ch).to_image();
     for &code in &found.codes {
@@ -148,16 +144,11 @@ fn around(
 /// Paints `area` (frame pixels) light in a bitmap whose top-left corner
 /// lies at `origin` in the frame, with two pixels more on every side for
 /// the rounding of a code's box.
-fn blank(bits: &mut GrayImage, (x, y, w, h): regions::Patch, origin: (u32, u32)) {
-    let near = |v: u32, o: u32| v.saturating_sub(2).saturating_sub(o);
-    let far = |v: u32, len: u32, o: u32, max: u32| {
-        v.saturating_add(len)
-            .saturating_add(2)
-            .saturating_sub(o)
-            .min(max)
-    };
-    let (x0, x1) = (near(x, origin.0), far(x, w, origin.0, bits.width()));
-    let (y0, y1) = (near(y, origin.1), far(y, h, origin.1, bits.height()));
+fn blank(bits: &mut GrayImage, area: regions::Patch, origin: (u32, u32)) {
+    let (x, y, w, h) = regions::widened(area, 2, (u32::MAX, u32::MAX));
+    let (x0, y0) = (x.saturating_sub(origin.0), y.saturating_sub(origin.1));
+    let x1 = (x + w).saturating_sub(origin.0).min(bits.width());
+    let y1 = (y + h).saturating_sub(origin.1).min(bits.height());
     for y in y0.min(y1)..y1 {
         for x in x0.min(x1)..x1 {
             bits.put_pixel(x, y, image::Luma([0]));

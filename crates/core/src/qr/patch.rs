@@ -19,10 +19,7 @@ pub(super) fn read_patch(
     out_of_time: &OutOfTime<'_>,
 ) -> bool {
     let margin = w.max(h) / 8 + 8;
-    let (x0, y0) = (x.saturating_sub(margin), y.saturating_sub(margin));
-    let x1 = (x + w + margin).min(img.width());
-    let y1 = (y + h + margin).min(img.height());
-    let (cw, ch) = (x1 - x0, y1 - y0);
+    let (x0, y0, cw, ch) = regions::widened((x, y, w, h), margin, img.dimensions());
     if cw * ch > SMALL_PIXELS {
         // As large as a frame of its own: left to the whole-frame steps.
         return false;

@@ -15,6 +15,15 @@ const BUSY: u32 = 5;
 /// A patch of the frame worth a closer look: `(x, y, width, height)`.
 pub type Patch = (u32, u32, u32, u32);
 
+/// `patch` widened by `by` on every side and cut to a frame of `width` ×
+/// `height` pixels (starting at 0, 0).
+pub fn widened((x, y, w, h): Patch, by: u32, (width, height): (u32, u32)) -> Patch {
+    let (x0, y0) = (x.saturating_sub(by), y.saturating_sub(by));
+    let x1 = x.saturating_add(w).saturating_add(by).min(width);
+    let y1 = y.saturating_add(h).saturating_add(by).min(height);
+    (x0, y0, x1.saturating_sub(x0), y1.saturating_sub(y0))
+}
+
 /// Up to `most` patches, largest first, that are roughly square, at least
 /// 21 modules of 1.5 px across, and not the whole frame.
 pub fn candidates(img: &GrayImage, most: usize) -> Vec<Patch> {
@@ -160,6 +169,18 @@ fn component(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_widened_patch_stays_inside_the_frame() {
+        let frame = (100, 80);
+        assert_eq!(super::widened((40, 30, 10, 10), 5, frame), (35, 25, 20, 20));
+        assert_eq!(super::widened((2, 3, 10, 10), 5, frame), (0, 0, 17, 18));
+        assert_eq!(super::widened((95, 75, 5, 5), 5, frame), (90, 70, 10, 10));
+        // Past the frame's edge (a box found in a larger image), and at
+        // the end of the numbers: empty, no overflow.
+        assert_eq!(super::widened((120, 90, 5, 5), 5, frame).2, 0);
+        assert_eq!(super::widened((u32::MAX - 1, 0, 5, 5), 5, frame).2, 0);
+    }
+
     use super::*;
 
     /// Edge counts pixel by pixel, the plain way.
