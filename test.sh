@@ -42,8 +42,10 @@ PG_DIR=$(mktemp -d /tmp/countersign-pg.XXXXXX)
 trap 'scripts/postgres.sh stop "$PG_DIR"; rm -rf "$PG_DIR"' EXIT
 say "Starting a throwaway PostgreSQL cluster on loopback (scripts/postgres.sh, in $PG_DIR)"
 if PG_URL=$(scripts/postgres.sh start "$PG_DIR"); then
-  say "Running the server, CLI and browser suites again on PostgreSQL ($PG_URL)"
-  COUNTERSIGN_TEST_POSTGRES=$PG_URL cargo test --locked -p countersign-server -p countersign-cli -p countersign-e2e
+  say "Running the server, CLI and browser suites again on PostgreSQL ($PG_URL; the servers connect over TLS, verified against the cluster's CA)"
+  COUNTERSIGN_TEST_POSTGRES=$PG_URL \
+  COUNTERSIGN_TEST_POSTGRES_TLS="sslmode=verify-full&sslrootcert=$PG_DIR/ca.crt" \
+    cargo test --locked -p countersign-server -p countersign-cli -p countersign-e2e
 elif [ -n "${CI:-}" ]; then
   echo "error: the PostgreSQL cluster did not start (logs in $PG_DIR); CI needs the PostgreSQL run" >&2
   tail -20 "$PG_DIR"/*.log >&2 || true

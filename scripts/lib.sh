@@ -6,7 +6,7 @@ say() { printf '\n==> %s\n' "$*" >&2; }
 # Debian packages the project needs, by purpose.
 APT_BUILD="build-essential pkg-config libssl-dev curl ca-certificates"
 APT_TAURI="libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev"
-APT_TEST="oathtool chromium chromium-driver xvfb webkit2gtk-driver postgresql nginx libnginx-mod-stream zbar-tools prometheus"
+APT_TEST="oathtool openssl chromium chromium-driver xvfb webkit2gtk-driver postgresql nginx libnginx-mod-stream zbar-tools prometheus"
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"

@@ -2,12 +2,18 @@
 //! cluster (scripts/postgres.sh) and runs the server suites a second time
 //! with `COUNTERSIGN_TEST_POSTGRES` set to its URL; each server a test
 //! starts then gets a database of its own. Without the variable the
-//! tests use the SQLite default.
+//! tests use the SQLite default. With `COUNTERSIGN_TEST_POSTGRES_TLS` set
+//! too (`sslmode=verify-full&sslrootcert=...`, as `./test.sh` sets it),
+//! the servers reach their databases over verified TLS; the tests' own
+//! look behind a server's back stays plain.
 
 use std::path::Path;
 
 /// The variable naming the test cluster (a URL without a database).
 pub const TEST_CLUSTER_ENV: &str = "COUNTERSIGN_TEST_POSTGRES";
+
+/// The variable holding the URL parameters for TLS to the test cluster.
+pub const TEST_CLUSTER_TLS_ENV: &str = "COUNTERSIGN_TEST_POSTGRES_TLS";
 
 /// The key-encryption key the tests' servers seal shared keys with on
 /// PostgreSQL (32 bytes, base64; a test value, never a real one).
@@ -39,8 +45,28 @@ pub fn cluster() -> Option<String> {
 
 /// The store URL for the server whose data folder is `data`: a database
 /// of its own on the test cluster, the same one each time for the same
-/// folder (a restarted server finds its state). `None` on SQLite.
+/// folder (a restarted server finds its state), over TLS when the tests
+/// ask for it. `None` on SQLite.
 pub fn store_for(data: &Path) -> Option<String> {
+    plain_store_for(data).map(|url| with_tls(&url))
+}
+
+/// `url` with the TLS parameters of `COUNTERSIGN_TEST_POSTGRES_TLS`, if set.
+pub fn with_tls(url: &str) -> String {
+    match std::env::var(TEST_CLUSTER_TLS_ENV) {
+        Ok(tls) if !tls.is_empty() => format!("{url}?{tls}"),
+        _ => url.to_string(),
+    }
+}
+
+/// The database a store URL names (without its parameters).
+pub fn database_of(url: &str) -> String {
+    let path = url.split('?').next().unwrap_or(url);
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+/// [`store_for`], always plain: for the tests' own connections.
+fn plain_store_for(data: &Path) -> Option<String> {
     let cluster = cluster()?;
     let name = database_name(data);
     // The blocking client runs its own runtime: off any test runtime.
@@ -82,7 +108,7 @@ pub fn store_env(cmd: &mut std::process::Command, data: &Path) {
 }
 
 /// A fresh, empty database on the test cluster (for a store copy's
-/// target, or a second look at one server's state).
+/// target, or a second look at one server's state), as a server's URL.
 pub fn database_named(name: &str) -> Option<String> {
     let cluster = cluster()?;
     let name = name.to_string();
@@ -96,7 +122,7 @@ pub fn database_named(name: &str) -> Option<String> {
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
-        Some(format!("{cluster}/{name}"))
+        Some(with_tls(&format!("{cluster}/{name}")))
     })
     .join()
     .unwrap()
@@ -141,7 +167,7 @@ pub fn on_postgres() -> bool {
 pub fn sql(data: &Path, sql: &str, params: &[&str]) -> Vec<Vec<String>> {
     let (data, sql) = (data.to_path_buf(), sql.to_string());
     let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
-    std::thread::spawn(move || match store_for(&data) {
+    std::thread::spawn(move || match plain_store_for(&data) {
         Some(url) => pg_sql(&url, &sql, &params),
         None => lite_sql(&data.join("countersign.db"), &sql, &params),
     })

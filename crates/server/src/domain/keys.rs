@@ -15,11 +15,13 @@
 //! secret is opened under the old key and sealed under a new one in one
 //! transaction, so no officer enrols again.
 //!
-//! The new key is written beside the old one (`master.key.next`) before
-//! the transaction, and moved into place after it. A check value sealed
+//! On SQLite the new key is written beside the old one (`master.key.next`)
+//! before the transaction, and moved into place after it. A check value sealed
 //! under the new key is committed with the secrets, so a start after a
 //! crash knows which key the database holds: [`settle_master_rotation`]
-//! finishes a rotation that committed, and drops one that did not.
+//! finishes a rotation that committed, and drops one that did not. On
+//! PostgreSQL the database holds the key too, sealed under the KEK: it is
+//! replaced in the transaction itself.
 
 use std::path::PathBuf;
 
@@ -30,6 +32,7 @@ use ring::rand::SystemRandom;
 
 use crate::domain::activation::totp_aad;
 use crate::domain::error::Error;
+use crate::domain::shared_keys::SharedKeys;
 use crate::infra::datadir::{write_private, DataDir};
 use crate::store::{NewAudit, Store, StoreError};
 
@@ -41,25 +44,45 @@ fn next_file(dir: &DataDir) -> PathBuf {
     dir.root().join("master.key.next")
 }
 
+/// The master key's file, and its name among the shared keys.
+const MASTER: &str = "master.key";
+
 fn current_file(dir: &DataDir) -> PathBuf {
-    dir.root().join("master.key")
+    dir.root().join(MASTER)
 }
 
 /// Re-seals every stored TOTP secret (removed devices' too) under a new
-/// master key; returns how many. The server must not be running: it holds
-/// the old key in memory (the command holds the data folder's lock, which
-/// a starting server takes too). SQLite only: on PostgreSQL every instance holds
-/// the key, and the shared copy is sealed under the KEK.
-pub fn rotate_master(dir: &DataDir, store: &Store, actor: &str, now: u64) -> Result<usize, Error> {
-    refuse_on_postgres(store, "master key")?;
+/// master key; returns how many. No server may be running: each holds
+/// the old key in memory. (The command holds the data folder's lock,
+/// which a starting server takes too; on PostgreSQL it holds the database
+/// alone, [`Store::exclude_instances`].)
+///
+/// On PostgreSQL the new key, sealed under the KEK (`shared`), replaces
+/// the database's copy in the same transaction as the secrets, so the two
+/// cannot part; the folder's file follows, and any instance takes the
+/// database's copy when it starts.
+pub fn rotate_master(
+    dir: &DataDir,
+    store: &Store,
+    shared: Option<&SharedKeys>,
+    actor: &str,
+    now: u64,
+) -> Result<usize, Error> {
     settle_master_rotation(dir, store)?;
     let rng = SystemRandom::new();
     let old = dir
         .master_key()
         .map_err(|e| Error::Internal(e.to_string()))?;
     let new = SealingKey::generate(&rng)?;
-    write_private(&next_file(dir), new.expose()).map_err(|e| Error::Internal(e.to_string()))?;
-    sync_folder(dir)?;
+    let in_database = match (store.is_postgres(), shared) {
+        (false, _) => None,
+        (true, Some(keys)) => Some(keys.seal(MASTER, new.expose()).map_err(internal)?),
+        (true, None) => return Err(internal("the key-encryption key is needed")),
+    };
+    if in_database.is_none() {
+        write_private(&next_file(dir), new.expose()).map_err(|e| Error::Internal(e.to_string()))?;
+        sync_folder(dir)?;
+    }
     let resealed = store.write(now, |w| {
         let decode = |e: countersign_core::Error| StoreError::Decode(e.to_string());
         let secrets = w.all_totp_secrets()?;
@@ -75,12 +98,22 @@ pub fn rotate_master(dir: &DataDir, store: &Store, actor: &str, now: u64) -> Res
             .seal(&rng, CHECK.as_bytes(), CHECK_AAD)
             .map_err(decode)?;
         w.replace_sealed_secret(CHECK, &check, now)?;
+        if let Some(sealed) = &in_database {
+            w.replace_sealed_secret(MASTER, sealed, now)?;
+        }
         let detail = format!("{} TOTP secrets sealed again", secrets.len());
-        w.audit(&NewAudit::of(actor, "keys.rotate_master", "master.key", "").with("ok", &detail))?;
+        w.audit(&NewAudit::of(actor, "keys.rotate_master", MASTER, "").with("ok", &detail))?;
         Ok(secrets.len())
     });
-    match resealed {
-        Ok(n) => {
+    match (resealed, in_database) {
+        (Ok(n), Some(_)) => {
+            // Committed: the database holds the new key whatever happens
+            // here; a start takes it from there.
+            write_private(&current_file(dir), new.expose())
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            Ok(n)
+        }
+        (Ok(n), None) => {
             // The commit must be on disk before the old key's file is
             // replaced (the store syncs commits lazily). After a failure
             // from here on, `master.key.next` stays for the next start to
@@ -92,9 +125,11 @@ pub fn rotate_master(dir: &DataDir, store: &Store, actor: &str, now: u64) -> Res
             sync_folder(dir)?;
             Ok(n)
         }
-        Err(e) => {
+        (Err(e), in_database) => {
             // Nothing committed: the old key still seals every secret.
-            let _ = std::fs::remove_file(next_file(dir));
+            if in_database.is_none() {
+                let _ = std::fs::remove_file(next_file(dir));
+            }
             Err(e.into())
         }
     }
@@ -153,8 +188,9 @@ fn refused(message: impl Into<String>) -> Error {
     Error::invalid("key_rotation", message)
 }
 
-/// On PostgreSQL every instance holds the keys, and the shared copies are
-/// sealed under the key-encryption key: rotations are not built for that.
+/// The signing and TLS rotations keep their retiring and staged keys in
+/// the data folder, which instances on PostgreSQL do not share: refused
+/// there.
 fn refuse_on_postgres(store: &Store, what: &str) -> Result<(), Error> {
     if store.is_postgres() {
         return Err(refused(format!(
@@ -326,7 +362,7 @@ mod tests {
     fn a_rotation_that_committed_is_finished_at_the_next_start() {
         let (_tmp, dir, store) = folder();
         let old = dir.master_key().unwrap().expose().to_vec();
-        rotate_master(&dir, &store, "test", 1).unwrap();
+        rotate_master(&dir, &store, None, "test", 1).unwrap();
         let new = std::fs::read(current_file(&dir)).unwrap();
         assert_ne!(new, old, "a new key is in place");
         // As if the machine stopped after the commit, before the rename.

@@ -178,6 +178,20 @@ impl Server {
         Ok(keys)
     }
 
+    /// On PostgreSQL, fails if the database's master key is no longer the
+    /// one this instance read (a rotation ended while it started).
+    pub fn check_keys_current(&self) -> anyhow::Result<()> {
+        let Some(keys) = &self.shared_keys else {
+            return Ok(());
+        };
+        match keys.current(&self.store, "master.key")? {
+            Some(db) if db.expose() != self.master_key.expose() => anyhow::bail!(
+                "the master key was rotated while this instance started: start it again"
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes the pins of the TLS set up for serving: the current one and,
     /// while a new key is staged, its announcement for devices.
     pub fn use_tls(&mut self, tls: &crate::infra::tls::Tls) {

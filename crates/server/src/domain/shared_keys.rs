@@ -58,6 +58,9 @@ pub enum SharedKeyError {
     Seal,
 }
 
+/// A key opened from the database (wiped when dropped).
+pub type Opened = countersign_core::SecretBytes;
+
 /// The KEK and the data folder the keys are kept in.
 pub struct SharedKeys {
     kek: SealingKey,
@@ -89,15 +92,22 @@ impl SharedKeys {
             .try_for_each(|name| self.pull_one(store, name))
     }
 
+    /// The key `name` as the database holds it, if it does.
+    pub fn current(&self, store: &Store, name: &str) -> Result<Option<Opened>, SharedKeyError> {
+        let Some(sealed) = store.sealed_secret(name)? else {
+            return Ok(None);
+        };
+        self.kek
+            .open(&sealed, name.as_bytes())
+            .map(Some)
+            .map_err(|_| SharedKeyError::Unseal(name.to_string()))
+    }
+
     /// Writes the key `name` the database holds (if any) into the folder.
     pub fn pull_one(&self, store: &Store, name: &str) -> Result<(), SharedKeyError> {
-        let Some(sealed) = store.sealed_secret(name)? else {
+        let Some(plain) = self.current(store, name)? else {
             return Ok(());
         };
-        let plain = self
-            .kek
-            .open(&sealed, name.as_bytes())
-            .map_err(|_| SharedKeyError::Unseal(name.to_string()))?;
         let path = self.root.join(name);
         let local = std::fs::read(&path).ok().map(Zeroizing::new);
         if local.as_deref().map(Vec::as_slice) != Some(plain.expose()) {
@@ -149,7 +159,8 @@ impl SharedKeys {
         Ok(())
     }
 
-    fn seal(&self, name: &str, plain: &[u8]) -> Result<Vec<u8>, SharedKeyError> {
+    /// `plain` sealed as the key `name`, to be stored in the database.
+    pub fn seal(&self, name: &str, plain: &[u8]) -> Result<Vec<u8>, SharedKeyError> {
         self.kek
             .seal(&SystemRandom::new(), plain, name.as_bytes())
             .map_err(|_| SharedKeyError::Seal)

@@ -66,6 +66,8 @@ pub struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     sweeper: tokio::task::JoinHandle<()>,
     runtime_file: std::path::PathBuf,
+    /// On PostgreSQL, keeps key rotations away while this instance serves.
+    _presence: crate::store::Presence,
 }
 
 impl Running {
@@ -102,6 +104,10 @@ pub async fn start(
     // unknown account at sign-in costs what every later one does (the
     // command line's other commands never need it).
     crate::domain::passwords::dummy_hash()?;
+    let presence = server.store.hold_serving()?;
+    // A rotation that ended between reading the keys and the line above
+    // left this instance with the old ones.
+    server.check_keys_current()?;
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     listener.set_nonblocking(true)?;
@@ -172,6 +178,7 @@ pub async fn start(
         task,
         sweeper,
         runtime_file,
+        _presence: presence,
     })
 }
 

@@ -14,6 +14,7 @@ mod limits;
 mod methods;
 mod oidc;
 mod pg;
+mod pg_tls;
 mod pool;
 pub mod request;
 mod requests;
@@ -37,6 +38,7 @@ pub use copy::Copied;
 pub use devices::{ActivationRow, Binding, DeviceRow, NewDevice};
 pub use methods::{Methods, PhoneCode};
 pub use oidc::{ClientRow, CodeRow, TakenCode, TokenRow, WaitingRequest};
+pub use pg::Presence;
 pub use requests::{NewRegistration, RegistrationRequest};
 pub use sessions::{Factor, FactorMethod, WebSession};
 pub use stage::{Proving, Registering, Stage, StageKind};
@@ -49,7 +51,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL reported an error, or could not be reached.
-    #[error("database error: {0}")]
+    #[error("database error: {}", pg::explain(.0))]
     Postgres(#[from] postgres::Error),
     /// A stored value did not have the expected type or range.
     #[error("database error: {0}")]
@@ -67,6 +69,10 @@ pub enum StoreError {
     /// The store URL names no back end this server has.
     #[error("unsupported store URL (expected postgres://... or postgresql://...)")]
     UnsupportedUrl,
+    /// The PostgreSQL URL asks for a connection this server will not
+    /// make, or names a CA file it cannot read.
+    #[error("the PostgreSQL URL is refused: {0}")]
+    BadUrl(String),
     /// The database lacks migrations this version would run.
     #[error("the database has schema version {0}; this version expects {1} (starting the server migrates it)")]
     Older(i64, i64),
@@ -184,6 +190,27 @@ impl Store {
             origin: String::new(),
             latency: Default::default(),
         })
+    }
+
+    /// Held by a serving instance for its life: on PostgreSQL, a key
+    /// rotation refuses to run while any instance holds it (waited for
+    /// while a rotation runs). Holds nothing on SQLite, where the data
+    /// folder's lock does this.
+    pub fn hold_serving(&self) -> Result<Presence, StoreError> {
+        match &self.pool {
+            pool::Pool::Pg(pg) => Ok(pg.presence(false)?.unwrap_or_else(Presence::none)),
+            pool::Pool::Lite(_) => Ok(Presence::none()),
+        }
+    }
+
+    /// The database to one command, for a key rotation: `None` while an
+    /// instance serves from it (PostgreSQL; on SQLite always granted, the
+    /// data folder's lock does this).
+    pub fn exclude_instances(&self) -> Result<Option<Presence>, StoreError> {
+        match &self.pool {
+            pool::Pool::Pg(pg) => pg.presence(true),
+            pool::Pool::Lite(_) => Ok(Some(Presence::none())),
+        }
     }
 
     /// Whether this store is PostgreSQL.

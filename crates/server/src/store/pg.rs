@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use super::db::{args, Db, PgConn};
+use super::pg_tls::Target;
 use super::schema::MIGRATIONS;
 use super::StoreError;
 
@@ -28,9 +29,35 @@ const WRITE_LOCK: i64 = 0x436f_756e_7472_7367;
 /// together migrate once.
 const MIGRATE_LOCK: i64 = WRITE_LOCK + 1;
 
+/// The advisory lock each serving instance holds, shared, for its life,
+/// and a key rotation takes alone: a rotation never runs beside an
+/// instance that holds the old key in memory.
+const RUNNING_LOCK: i64 = WRITE_LOCK + 2;
+
+/// A connection of its own holding [`RUNNING_LOCK`] (none on SQLite);
+/// the lock goes with it.
+pub struct Presence(Option<postgres::Client>);
+
+impl Presence {
+    /// A guard that holds nothing (SQLite, where the data folder's lock
+    /// does this).
+    pub fn none() -> Self {
+        Presence(None)
+    }
+}
+
+impl Drop for Presence {
+    /// As for [`Pg`]: a blocking client closes on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
 /// Connections to one PostgreSQL database.
 pub(super) struct Pg {
-    url: String,
+    target: Target,
     slots: Vec<Mutex<Option<PgConn>>>,
     next: AtomicUsize,
 }
@@ -39,8 +66,15 @@ impl Pg {
     /// Connects, runs pending migrations, and keeps up to `size`
     /// connections.
     pub(super) fn open(url: &str, size: usize) -> Result<Self, StoreError> {
+        let target = Target::parse(url)?;
+        if target.tls.is_none() && !target.crosses_no_network() {
+            tracing::warn!(
+                "the connection to PostgreSQL is not encrypted: add sslmode=verify-full and \
+                 sslrootcert to the store URL (docs/OPERATIONS.md)"
+            );
+        }
         let pg = Pg {
-            url: url.to_string(),
+            target,
             slots: (0..size.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
         };
@@ -99,7 +133,7 @@ impl Pg {
             let mut slot = self.slot();
             let conn = match slot.take() {
                 Some(c) if !c.client.is_closed() => c,
-                _ => PgConn::new(connect(&self.url)?),
+                _ => PgConn::new(connect(&self.target)?),
             };
             let cell = RefCell::new(conn);
             let out = f(&cell);
@@ -129,9 +163,34 @@ impl Pg {
 }
 
 impl Pg {
+    /// Holds [`RUNNING_LOCK`]: `alone` for a key rotation (`None` while an
+    /// instance holds it), else shared for a serving instance (waiting,
+    /// and saying so, while a rotation runs).
+    pub(super) fn presence(&self, alone: bool) -> Result<Option<Presence>, StoreError> {
+        off_runtime(|| {
+            let mut client = connect(&self.target)?;
+            let (try_sql, wait_sql) = match alone {
+                true => ("SELECT pg_try_advisory_lock($1)", None),
+                false => (
+                    "SELECT pg_try_advisory_lock_shared($1)",
+                    Some("SELECT pg_advisory_lock_shared($1)"),
+                ),
+            };
+            let held: bool = client.query_one(try_sql, &[&RUNNING_LOCK])?.get(0);
+            if !held {
+                let Some(wait_sql) = wait_sql else {
+                    return Ok(None);
+                };
+                tracing::warn!("a key rotation is running on this database: waiting for it to end");
+                client.execute(wait_sql, &[&RUNNING_LOCK])?;
+            }
+            Ok(Some(Presence(Some(client))))
+        })
+    }
+
     /// A connection of its own (not from the pool), off the async workers.
     pub(super) fn connect(&self) -> Result<postgres::Client, StoreError> {
-        off_runtime(|| connect(&self.url))
+        off_runtime(|| connect(&self.target))
     }
 }
 
@@ -151,8 +210,28 @@ impl Drop for Pg {
     }
 }
 
-fn connect(url: &str) -> Result<postgres::Client, StoreError> {
-    Ok(postgres::Client::connect(url, postgres::NoTls)?)
+/// What went wrong, with its causes: the driver's own text names only
+/// the kind ("error performing TLS handshake"). For an error PostgreSQL
+/// reported, its severity, message and code, but not its detail, which
+/// may quote the values of a row.
+pub(super) fn explain(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
+}
+
+fn connect(target: &Target) -> Result<postgres::Client, StoreError> {
+    Ok(match &target.tls {
+        Some(tls) => postgres::Client::connect(&target.url, tls.clone())?,
+        None => postgres::Client::connect(&target.url, postgres::NoTls)?,
+    })
 }
 
 /// Brings the schema to the newest version, once across instances.

@@ -1,6 +1,8 @@
 //! Two instances of the server on one PostgreSQL database: the page that
 //! asks and the device that answers may each be served by either.
 
+mod tls;
+
 use countersign_core::protocol::Decision;
 
 use crate::common::{sse_challenges, TestServer};
@@ -200,7 +202,7 @@ async fn readiness_follows_the_database_and_liveness_does_not() {
     assert_eq!((get("/healthz").await, get("/readyz").await), (200, 200));
     // The database goes away (its connections are cut): a balancer stops
     // sending sign-ins here, but the process is alive and is not restarted.
-    let db = ts.config.store.url.rsplit('/').next().unwrap().to_string();
+    let db = countersign_testkit::postgres::database_of(&ts.config.store.url);
     countersign_testkit::postgres::drop_database(&db);
     assert_eq!((get("/healthz").await, get("/readyz").await), (200, 503));
 }

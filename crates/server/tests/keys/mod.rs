@@ -17,6 +17,22 @@ fn out(o: &Output) -> String {
     )
 }
 
+/// Runs `countersign-server` on `data` and, on PostgreSQL, on the
+/// database of the server that used `data`.
+fn on_store(data: &Path, args: &[&str]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_countersign-server"));
+    cmd.arg("--data").arg(data).args(args);
+    for var in [
+        "COUNTERSIGN_CONFIG",
+        "COUNTERSIGN_LISTEN",
+        "COUNTERSIGN_STORE_URL",
+    ] {
+        cmd.env_remove(var);
+    }
+    countersign_testkit::postgres::store_env(&mut cmd, data);
+    cmd.output().unwrap()
+}
+
 /// Runs `countersign-server` on `data`, which must succeed and say `said`.
 fn succeeds(data: &Path, args: &[&str], said: &str) {
     let o = server(data, args);
@@ -41,26 +57,43 @@ async fn stop(mut ts: TestServer) -> tempfile::TempDir {
 async fn a_rotated_master_key_keeps_enrolled_devices_codes_working() {
     let ts = TestServer::start().await;
     let data = ts.dir.path().to_path_buf();
-    if ts.config.store.is_postgres() {
-        return; // SQLite only; the PostgreSQL refusal is in the domain.
-    }
+    let on_postgres = ts.config.store.is_postgres();
     ts.add_user("cs0501");
     let dev = ts.enroll("cs0501").await;
     assert!(ts.check_totp("cs0501", &dev.otp().code(now())).await);
-    refuses(
-        &data,
-        &["keys", "rotate", "master"],
-        "the server is running",
+    let rotate = || on_store(&data, &["keys", "rotate", "master"]);
+    let o = rotate();
+    assert!(
+        !o.status.success() && out(&o).contains("the server is running"),
+        "{}",
+        out(&o)
     );
-
+    // On PostgreSQL an instance on another machine (another folder) holds
+    // the old key too: the rotation waits for every instance to stop.
+    let other = match on_postgres {
+        true => Some(ts.second_instance().await),
+        false => None,
+    };
     let dir = stop(ts).await;
+    if let Some(other) = other {
+        let o = rotate();
+        assert!(
+            !o.status.success() && out(&o).contains("the server is running on this database"),
+            "{}",
+            out(&o)
+        );
+        drop(stop(other).await);
+    }
     let before = std::fs::read(data.join("master.key")).unwrap();
-    succeeds(
-        &data,
-        &["keys", "rotate", "master"],
-        "1 TOTP secrets sealed again",
+    let o = rotate();
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("1 TOTP secrets sealed again"),
+        "{}",
+        out(&o)
     );
-    assert_ne!(std::fs::read(data.join("master.key")).unwrap(), before);
+    let after = std::fs::read(data.join("master.key")).unwrap();
+    assert_ne!(after, before);
     assert!(!data.join("master.key.next").exists());
 
     // The officer's codes still check: the secret opened under the new key.
@@ -71,6 +104,14 @@ async fn a_rotated_master_key_keeps_enrolled_devices_codes_working() {
         .iter()
         .any(|r| r.action == "keys.rotate_master" && r.outcome == "ok"));
     assert_eq!(ts.server.store.verify_audit().unwrap(), Ok(rows.len()));
+    if on_postgres {
+        // Another instance takes the new key from the database.
+        let other = ts.second_instance().await;
+        assert_eq!(
+            std::fs::read(other.dir.path().join("master.key")).unwrap(),
+            after
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -346,4 +387,46 @@ fn doctor_passes_a_sound_folder_names_what_is_wrong_and_changes_nothing() {
     let bad = server(&data, &["--config", config, "doctor"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(out(&bad).contains("`totp.digits`"), "{}", out(&bad));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_postgres_an_instance_starting_during_a_rotation_waits_for_it() {
+    use countersign_server::store::Store;
+    if !countersign_testkit::postgres::on_postgres() {
+        println!("skipped: needs PostgreSQL (./test.sh runs this on its cluster)");
+        return;
+    }
+    let ts = TestServer::start().await;
+    let url = ts.config.store.url.clone();
+    // The blocking client runs off the test's runtime.
+    let store = std::thread::spawn(move || Store::open_url(&url).unwrap())
+        .join()
+        .unwrap();
+    let store = std::sync::Arc::new(store);
+    let alone = |store: std::sync::Arc<Store>| {
+        std::thread::spawn(move || store.exclude_instances().unwrap())
+            .join()
+            .unwrap()
+    };
+    // A running instance holds the database: no rotation may begin.
+    assert!(
+        alone(store.clone()).is_none(),
+        "a rotation began beside an instance"
+    );
+    let dir = stop(ts).await;
+    let rotation = alone(store.clone()).expect("no instance runs now");
+
+    // An instance starting meanwhile waits until the rotation ends.
+    let starting = tokio::spawn(TestServer::start_on(dir));
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        !starting.is_finished(),
+        "an instance started during a rotation"
+    );
+    drop(rotation);
+    let ts = tokio::time::timeout(std::time::Duration::from_secs(10), starting)
+        .await
+        .expect("the instance started once the rotation ended")
+        .unwrap();
+    assert!(ts.running.is_some());
 }

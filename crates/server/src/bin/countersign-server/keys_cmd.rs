@@ -4,10 +4,11 @@
 use std::path::Path;
 
 use clap::Subcommand;
+use countersign_server::domain::shared_keys::SharedKeys;
 use countersign_server::http::serve;
 use countersign_server::infra::config::Config;
 use countersign_server::infra::datadir::DataDir;
-use countersign_server::store::Store;
+use countersign_server::store::{Presence, Store};
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -19,7 +20,7 @@ pub enum KeysCommand {
 #[derive(Subcommand)]
 pub enum RotateCommand {
     /// Seal every stored TOTP secret again under a new master key, in one
-    /// transaction (stop the server first; SQLite only).
+    /// transaction (stop the server first; on PostgreSQL, every instance).
     Master,
     /// Sign with a new server key; the old one vouches for it to devices
     /// until the grace period ends (stop the server first; SQLite only).
@@ -47,12 +48,23 @@ pub enum RotateCommand {
 /// Runs a `keys` command.
 pub fn run(cmd: KeysCommand, data: &Path, config: &Config) -> anyhow::Result<()> {
     let KeysCommand::Rotate(which) = cmd;
-    let (dir, store, _lock) = stopped_folder(data, config)?;
+    if config.store.is_postgres() && !matches!(which, RotateCommand::Master) {
+        anyhow::bail!(
+            "rotating the signing or TLS key on PostgreSQL is not supported yet (docs/OPERATIONS.md)"
+        );
+    }
+    let stopped = stopped_folder(data, config)?;
+    let (dir, store) = (&stopped.dir, &stopped.store);
     let now = countersign_server::now();
     match which {
         RotateCommand::Master => {
-            let n =
-                countersign_server::domain::keys::rotate_master(&dir, &store, "admin-cli", now)?;
+            let n = countersign_server::domain::keys::rotate_master(
+                dir,
+                store,
+                stopped.shared.as_ref(),
+                "admin-cli",
+                now,
+            )?;
             println!("master key rotated: {n} TOTP secrets sealed again under the new key; start the server");
         }
         RotateCommand::Tls {
@@ -61,7 +73,7 @@ pub fn run(cmd: KeysCommand, data: &Path, config: &Config) -> anyhow::Result<()>
         } => {
             use countersign_server::domain::keys::{rotate_tls, TlsRotation};
             let new_key = new_key.then_some(grace_days);
-            match rotate_tls(&dir, config, &store, "admin-cli", new_key, now)? {
+            match rotate_tls(dir, config, store, "admin-cli", new_key, now)? {
                 TlsRotation::Reissued => println!(
                     "TLS certificate issued again for the same key: every device's pin holds; start the server"
                 ),
@@ -74,8 +86,8 @@ pub fn run(cmd: KeysCommand, data: &Path, config: &Config) -> anyhow::Result<()>
         }
         RotateCommand::Signing { grace_days } => {
             let until = countersign_server::domain::keys::rotate_signing(
-                &dir,
-                &store,
+                dir,
+                store,
                 "admin-cli",
                 grace_days,
                 now,
@@ -90,21 +102,25 @@ pub fn run(cmd: KeysCommand, data: &Path, config: &Config) -> anyhow::Result<()>
     Ok(())
 }
 
+/// A data folder and its store that no server uses, held so while a
+/// rotation runs.
+struct Stopped {
+    dir: DataDir,
+    store: Store,
+    /// On PostgreSQL, the key-encryption key the database's keys are
+    /// sealed under.
+    shared: Option<SharedKeys>,
+    _lock: countersign_server::infra::datadir::FolderLock,
+    /// On PostgreSQL, the database held against starting instances.
+    _alone: Presence,
+}
+
 /// The data folder and its store, checked to be one this user may change
-/// with no server running on it; the folder's lock is held.
-fn stopped_folder(
-    data: &Path,
-    config: &Config,
-) -> anyhow::Result<(
-    DataDir,
-    Store,
-    countersign_server::infra::datadir::FolderLock,
-)> {
-    if config.store.is_postgres() {
-        anyhow::bail!("rotating keys on PostgreSQL is not supported yet (docs/OPERATIONS.md)");
-    }
+/// with no server running on it (on PostgreSQL, none on the database);
+/// the folder's lock is held.
+fn stopped_folder(data: &Path, config: &Config) -> anyhow::Result<Stopped> {
     let dir = DataDir::existing(data);
-    if !dir.database().exists() {
+    if !config.store.is_postgres() && !dir.database().exists() {
         anyhow::bail!("no database in {}: nothing to rotate", data.display());
     }
     if let Some(rt) = serve::running_server(&dir) {
@@ -125,6 +141,32 @@ fn stopped_folder(
         );
     }
     let lock = dir.lock()?;
-    let store = Store::open(&dir.database())?;
-    Ok((dir, store, lock))
+    if !config.store.is_postgres() {
+        let store = Store::open(&dir.database())?;
+        return Ok(Stopped {
+            dir,
+            store,
+            shared: None,
+            _lock: lock,
+            _alone: Presence::none(),
+        });
+    }
+    let store = Store::open_url(&config.store.url)
+        .map_err(|e| anyhow::anyhow!("store {}: {e}", config.store.display_url()))?;
+    let Some(alone) = store.exclude_instances()? else {
+        anyhow::bail!(
+            "the server is running on this database (an instance holds it): stop every instance \
+             first; each holds the old key in memory"
+        );
+    };
+    // The database's keys are the ones in use: the folder takes them.
+    let shared = SharedKeys::new(&config.store, data)?;
+    shared.pull(&store)?;
+    Ok(Stopped {
+        dir,
+        store,
+        shared: Some(shared),
+        _lock: lock,
+        _alone: alone,
+    })
 }
