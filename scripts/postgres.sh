@@ -36,6 +36,13 @@ start)
   openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
     -days 2 -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null
   rm -f "$dir/ca.key" "$dir/server.csr"
+  # One role signs in with a SCRAM password over TLS only, so that a test
+  # can require channel binding (SCRAM-SHA-256-PLUS); the rest is trusted.
+  hba="$dir/data/pg_hba.conf"
+  { echo "hostssl all countersign_scram 127.0.0.1/32 scram-sha-256"
+    echo "host all countersign_scram 127.0.0.1/32 reject"
+    cat "$hba"; } >"$hba.new"
+  cat "$hba.new" >"$hba" && rm "$hba.new"
   chmod 600 "$dir/server.key"
   if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir/server.key" "$dir/server.crt"; fi
   # A loopback port nothing answers on (bash alone: nothing else needed).

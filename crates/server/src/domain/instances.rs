@@ -32,12 +32,15 @@ impl Server {
                 }
             }
             Event::Audit => self.wake_audit_views(),
-            Event::Secret(name) => {
+            // Only the keys instances share (a rotation's check value, say,
+            // is no file of theirs).
+            Event::Secret(name) if crate::domain::shared_keys::SHARED.contains(&name.as_str()) => {
                 if let Some(keys) = &self.shared_keys {
                     keys.pull_one(&self.store, &name)
                         .map_err(|e| Error::Internal(e.to_string()))?;
                 }
             }
+            Event::Secret(_) => {}
         }
         Ok(())
     }

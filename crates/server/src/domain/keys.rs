@@ -109,8 +109,12 @@ pub fn rotate_master(
         (Ok(n), Some(_)) => {
             // Committed: the database holds the new key whatever happens
             // here; a start takes it from there.
-            write_private(&current_file(dir), new.expose())
-                .map_err(|e| Error::Internal(e.to_string()))?;
+            write_private(&current_file(dir), new.expose()).map_err(|e| {
+                Error::Internal(format!(
+                    "the rotation committed, but this folder's master.key was not replaced \
+                     ({e}); each instance takes the new key from the database when it starts"
+                ))
+            })?;
             Ok(n)
         }
         (Ok(n), None) => {

@@ -70,17 +70,36 @@ pub struct Server {
     /// Counts audit rows written by this process, so live help-desk views
     /// wake when something happens instead of polling the database.
     audit_written: watch::Sender<u64>,
+    /// On PostgreSQL, for a serving instance: the connection holding the
+    /// lock that keeps key rotations away, taken before the keys were
+    /// read, until the thread that follows other instances takes it over.
+    presence: std::sync::Mutex<Option<crate::store::Presence>>,
 }
 
 impl Server {
     /// Opens the data folder's database and keys.
     pub fn open(config: Config, dir: &DataDir) -> anyhow::Result<Self> {
+        Self::open_as(config, dir, false)
+    }
+
+    /// [`Server::open`] for `serve`: on PostgreSQL, the lock that keeps
+    /// key rotations away is taken before any key is read (waiting while
+    /// a rotation runs).
+    pub fn open_serving(config: Config, dir: &DataDir) -> anyhow::Result<Self> {
+        Self::open_as(config, dir, true)
+    }
+
+    fn open_as(config: Config, dir: &DataDir, serving: bool) -> anyhow::Result<Self> {
         let store = Arc::new(if config.store.is_postgres() {
             Store::open_url(&config.store.url)
                 .map_err(|e| anyhow::anyhow!("store {}: {e}", config.store.display_url()))?
         } else {
             Store::open(&dir.database())?
         });
+        let presence = match serving {
+            true => Some(store.hold_serving()?),
+            false => None,
+        };
         let shared_keys = if store.is_postgres() {
             Some(Self::share_keys(&config, dir, &store)?)
         } else {
@@ -157,6 +176,7 @@ impl Server {
             hashing: Default::default(),
             telephony: Gateway::new(&config.telephony, dir.root())?,
             audit_written: watch::Sender::new(0),
+            presence: std::sync::Mutex::new(presence),
             config,
         })
     }
@@ -178,15 +198,25 @@ impl Server {
         Ok(keys)
     }
 
+    /// The lock [`Server::open_serving`] took, for the thread that follows
+    /// other instances to keep (once).
+    pub fn take_presence(&self) -> Option<crate::store::Presence> {
+        self.presence
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
     /// On PostgreSQL, fails if the database's master key is no longer the
-    /// one this instance read (a rotation ended while it started).
+    /// one this instance read (a rotation ran while this instance held no
+    /// lock: its connection to the database had broken).
     pub fn check_keys_current(&self) -> anyhow::Result<()> {
         let Some(keys) = &self.shared_keys else {
             return Ok(());
         };
         match keys.current(&self.store, "master.key")? {
             Some(db) if db.expose() != self.master_key.expose() => anyhow::bail!(
-                "the master key was rotated while this instance started: start it again"
+                "the master key was rotated while this instance ran: it must start again to take the new one"
             ),
             _ => Ok(()),
         }

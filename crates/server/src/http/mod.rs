@@ -11,6 +11,7 @@ mod console;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod follow;
 pub mod metrics;
 pub mod mfa_api;
 pub mod oidc;

@@ -66,25 +66,37 @@ pub struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     sweeper: tokio::task::JoinHandle<()>,
     runtime_file: std::path::PathBuf,
-    /// On PostgreSQL, keeps key rotations away while this instance serves.
-    _presence: crate::store::Presence,
+    /// On PostgreSQL, the thread that follows other instances.
+    following: Arc<crate::http::follow::Following>,
+}
+
+impl Drop for Running {
+    /// The thread that follows other instances ends with serving, and the
+    /// lock that keeps key rotations away with it.
+    fn drop(&mut self) {
+        self.following.stop();
+    }
 }
 
 impl Running {
     /// Stops accepting, lets open requests finish (up to 2 s), and waits.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
         self.sweeper.abort();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
         let _ = std::fs::remove_file(&self.runtime_file);
     }
 
-    /// Waits until the server stops by itself.
-    pub async fn wait(self) -> std::io::Result<()> {
-        let r = self.task.await.unwrap_or(Ok(()));
+    /// Waits until the server stops by itself; an error when it stopped
+    /// itself (its keys were rotated under it).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let r = (&mut self.task).await.unwrap_or(Ok(()));
         self.sweeper.abort();
         let _ = std::fs::remove_file(&self.runtime_file);
-        r
+        match self.following.fatal() {
+            Some(why) => Err(std::io::Error::other(why)),
+            None => r,
+        }
     }
 
     /// A handle to ask for shutdown from elsewhere (signal handler).
@@ -104,10 +116,6 @@ pub async fn start(
     // unknown account at sign-in costs what every later one does (the
     // command line's other commands never need it).
     crate::domain::passwords::dummy_hash()?;
-    let presence = server.store.hold_serving()?;
-    // A rotation that ended between reading the keys and the line above
-    // left this instance with the old ones.
-    server.check_keys_current()?;
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     listener.set_nonblocking(true)?;
@@ -153,7 +161,7 @@ pub async fn start(
         }
     };
     let sweeper = tokio::spawn(sweep(server.clone()));
-    follow_other_instances(&server);
+    let following = crate::http::follow::start(&server, handle.clone());
     let (metrics_addr, metrics_stop) = start_metrics(&server).await;
     let runtime = Runtime {
         url: format!("{scheme}://{addr}"),
@@ -178,7 +186,7 @@ pub async fn start(
         task,
         sweeper,
         runtime_file,
-        _presence: presence,
+        following,
     })
 }
 
@@ -223,53 +231,6 @@ async fn sweep(server: Arc<Server>) {
                 }
             }
         }
-    }
-}
-
-/// On PostgreSQL, a thread listens to what other instances announce for
-/// as long as the server lives, connecting again after a break (the
-/// database restarted or failed over) and catching up on what it missed.
-fn follow_other_instances(server: &Arc<Server>) {
-    if !server.store.is_postgres() {
-        return;
-    }
-    let weak = Arc::downgrade(server);
-    let store = server.store.clone();
-    let spawned = std::thread::Builder::new()
-        .name("countersign-follow".into())
-        .spawn(move || {
-            let alive = || weak.strong_count() > 0;
-            while alive() {
-                let with_server = |f: &mut dyn FnMut(&Server)| {
-                    if let Some(s) = weak.upgrade() {
-                        f(&s);
-                    }
-                };
-                let outcome = store.listen(
-                    &alive,
-                    &mut || {
-                        with_server(&mut |s| {
-                            if let Err(e) = s.catch_up(crate::now()) {
-                                tracing::error!(error = %e, "catching up with other instances failed");
-                            }
-                        })
-                    },
-                    &mut |event| {
-                        with_server(&mut |s| {
-                            if let Err(e) = s.on_event(event.clone()) {
-                                tracing::error!(error = %e, "an announcement from another instance failed");
-                            }
-                        })
-                    },
-                );
-                if let Err(e) = outcome {
-                    tracing::warn!(error = %e, "following other instances: connection lost; again in 1 s");
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the thread that follows other instances");
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::db::{Db, PgConn};
-use super::pg::Pg;
+use super::pg::{Pg, Presence};
 use super::StoreError;
 
 /// The channel every instance listens on.
@@ -84,16 +84,27 @@ pub(super) fn notify_sql(db: &Db<'_>, origin: &str, events: &[Event]) -> String 
 }
 
 /// Listens until `alive` says stop or the connection breaks (an error:
-/// the caller connects again). `connected` runs once listening, so that
-/// the caller can catch up on what it may have missed meanwhile.
+/// the caller connects again). The connection holds the serving lock
+/// that keeps key rotations away: `first`'s, or a new one's (taken
+/// again after a break, waiting while a rotation runs). `connected` runs
+/// once listening, so that the caller can catch up on what it may have
+/// missed meanwhile, and check that no rotation ran.
 pub(super) fn listen(
     pg: &Pg,
     origin: &str,
+    first: Option<Presence>,
     alive: &dyn Fn() -> bool,
     connected: &mut dyn FnMut(),
     on: &mut dyn FnMut(Event),
 ) -> Result<(), StoreError> {
-    let conn = RefCell::new(PgConn::new(pg.connect()?));
+    let client = match first.and_then(Presence::into_client) {
+        Some(client) => client,
+        None => pg
+            .presence(false)?
+            .and_then(Presence::into_client)
+            .ok_or(StoreError::NoRow)?,
+    };
+    let conn = RefCell::new(PgConn::new(client));
     Db::Pg(&conn).batch(&format!("LISTEN {CHANNEL}"))?;
     connected();
     let mut conn = conn.into_inner();

@@ -147,6 +147,12 @@ impl Store {
         })
     }
 
+    /// Whether the PostgreSQL database at `url` answers, reached as the
+    /// server reaches it (TLS included); nothing is migrated.
+    pub fn ping_url(url: &str) -> Result<(), StoreError> {
+        pg::ping(url)
+    }
+
     /// Opens an existing SQLite database read-only, to inspect it: no
     /// migration runs, and a database of another schema version is
     /// refused rather than changed.
@@ -210,6 +216,15 @@ impl Store {
         match &self.pool {
             pool::Pool::Pg(pg) => pg.presence(true),
             pool::Pool::Lite(_) => Ok(Some(Presence::none())),
+        }
+    }
+
+    /// The serving instances that keep a rotation away (PostgreSQL: each
+    /// one's address, application name and start; none on SQLite).
+    pub fn serving_instances(&self) -> Result<Vec<String>, StoreError> {
+        match &self.pool {
+            pool::Pool::Pg(pg) => pg.lock_holders(),
+            pool::Pool::Lite(_) => Ok(Vec::new()),
         }
     }
 
@@ -283,16 +298,19 @@ impl Store {
 
     /// Follows what other instances announce, calling `on` for each event,
     /// until `alive` says stop (checked every second) or the connection
-    /// breaks (an error: call again). `connected` runs once listening.
-    /// Returns at once on SQLite, where there are no other instances.
+    /// breaks (an error: call again). The connection holds the serving
+    /// lock ([`Store::hold_serving`]): `first`'s, if given. `connected`
+    /// runs once listening. Returns at once on SQLite, where there are no
+    /// other instances.
     pub fn listen(
         &self,
+        first: Option<Presence>,
         alive: &dyn Fn() -> bool,
         connected: &mut dyn FnMut(),
         on: &mut dyn FnMut(Event),
     ) -> Result<(), StoreError> {
         match &self.pool {
-            pool::Pool::Pg(pg) => bus::listen(pg, &self.origin, alive, connected, on),
+            pool::Pool::Pg(pg) => bus::listen(pg, &self.origin, first, alive, connected, on),
             pool::Pool::Lite(_) => Ok(()),
         }
     }

@@ -44,6 +44,11 @@ impl Presence {
     pub fn none() -> Self {
         Presence(None)
     }
+
+    /// The connection holding the lock, to listen on.
+    pub(super) fn into_client(mut self) -> Option<postgres::Client> {
+        self.0.take()
+    }
 }
 
 impl Drop for Presence {
@@ -163,34 +168,50 @@ impl Pg {
 }
 
 impl Pg {
-    /// Holds [`RUNNING_LOCK`]: `alone` for a key rotation (`None` while an
-    /// instance holds it), else shared for a serving instance (waiting,
-    /// and saying so, while a rotation runs).
-    pub(super) fn presence(&self, alone: bool) -> Result<Option<Presence>, StoreError> {
-        off_runtime(|| {
-            let mut client = connect(&self.target)?;
-            let (try_sql, wait_sql) = match alone {
-                true => ("SELECT pg_try_advisory_lock($1)", None),
-                false => (
-                    "SELECT pg_try_advisory_lock_shared($1)",
-                    Some("SELECT pg_advisory_lock_shared($1)"),
-                ),
-            };
-            let held: bool = client.query_one(try_sql, &[&RUNNING_LOCK])?.get(0);
-            if !held {
-                let Some(wait_sql) = wait_sql else {
-                    return Ok(None);
-                };
-                tracing::warn!("a key rotation is running on this database: waiting for it to end");
-                client.execute(wait_sql, &[&RUNNING_LOCK])?;
-            }
-            Ok(Some(Presence(Some(client))))
+    /// Who holds [`RUNNING_LOCK`]: each connection's client address (or
+    /// "a local socket"), application name and start, for a refusal.
+    pub(super) fn lock_holders(&self) -> Result<Vec<String>, StoreError> {
+        // A bigint advisory key shows as two 32-bit halves in pg_locks.
+        let (high, low) = (RUNNING_LOCK >> 32, RUNNING_LOCK & 0xffff_ffff);
+        self.read(|db| {
+            db.all(
+                "SELECT coalesce(host(a.client_addr), 'a local socket') || ' (' || \
+                 coalesce(a.application_name, '') || ', since ' || \
+                 to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC)' \
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND l.granted \
+                 AND l.classid::bigint = ?1 AND l.objid::bigint = ?2 AND l.objsubid = 1 \
+                 ORDER BY a.backend_start",
+                args![high, low],
+                |r| r.get(0),
+            )
         })
     }
 
-    /// A connection of its own (not from the pool), off the async workers.
-    pub(super) fn connect(&self) -> Result<postgres::Client, StoreError> {
-        off_runtime(|| connect(&self.target))
+    /// Holds [`RUNNING_LOCK`]: `alone` for a key rotation (`None` while an
+    /// instance still holds it after 5 s: one that is stopping lets go
+    /// within a second), else shared for a serving instance (waiting, and
+    /// saying so, while a rotation runs).
+    pub(super) fn presence(&self, alone: bool) -> Result<Option<Presence>, StoreError> {
+        off_runtime(|| {
+            let mut client = connect(&self.target)?;
+            let mut held = |sql: &str| -> Result<bool, StoreError> {
+                Ok(client.query_one(sql, &[&RUNNING_LOCK])?.get(0))
+            };
+            if alone {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while !held("SELECT pg_try_advisory_lock($1)")? {
+                    if std::time::Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+            } else if !held("SELECT pg_try_advisory_lock_shared($1)")? {
+                tracing::warn!("a key rotation is running on this database: waiting for it to end");
+                client.execute("SELECT pg_advisory_lock_shared($1)", &[&RUNNING_LOCK])?;
+            }
+            Ok(Some(Presence(Some(client))))
+        })
     }
 }
 
@@ -208,6 +229,16 @@ impl Drop for Pg {
             let _ = std::thread::spawn(move || drop(conns)).join();
         }
     }
+}
+
+/// Connects to `url` as the store would and asks for nothing but an
+/// answer (no migration), for `doctor`.
+pub(super) fn ping(url: &str) -> Result<(), StoreError> {
+    let target = Target::parse(url)?;
+    off_runtime(|| {
+        connect(&target)?.simple_query("SELECT 1")?;
+        Ok(())
+    })
 }
 
 /// What went wrong, with its causes: the driver's own text names only
@@ -229,8 +260,8 @@ pub(super) fn explain(e: &postgres::Error) -> String {
 
 fn connect(target: &Target) -> Result<postgres::Client, StoreError> {
     Ok(match &target.tls {
-        Some(tls) => postgres::Client::connect(&target.url, tls.clone())?,
-        None => postgres::Client::connect(&target.url, postgres::NoTls)?,
+        Some(tls) => target.config.connect(tls.clone())?,
+        None => target.config.connect(postgres::NoTls)?,
     })
 }
 

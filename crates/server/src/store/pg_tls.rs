@@ -23,46 +23,33 @@ use super::StoreError;
 
 /// Where and how to connect.
 pub(super) struct Target {
-    /// What the driver is given: the URL without the parameters read here.
-    pub(super) url: String,
+    /// The driver's settings: the URL without the parameters read here,
+    /// with TLS required or off.
+    pub(super) config: postgres::Config,
     /// The TLS configuration, when the connection is encrypted.
     pub(super) tls: Option<VerifiedTls>,
 }
 
 impl Target {
-    /// Reads the URL's `sslmode` and `sslrootcert`.
+    /// Reads the URL's `sslmode` and `sslrootcert`; the rest of it goes
+    /// to the driver as written (percent-decoded by the driver alone).
     pub(super) fn parse(url: &str) -> Result<Self, StoreError> {
-        let mut parsed =
-            url::Url::parse(url).map_err(|e| bad(format!("it does not parse: {e}")))?;
-        let mut mode = None;
-        let mut root = None;
-        let mut kept = Vec::new();
-        for (k, v) in parsed.query_pairs() {
-            match &*k {
-                "sslmode" => mode = Some(v.into_owned()),
-                "sslrootcert" => root = Some(v.into_owned()),
-                _ => kept.push((k.into_owned(), v.into_owned())),
+        if url.contains('#') {
+            return Err(bad(
+                "the URL holds a '#': write it as %23 (in a password, say)".into(),
+            ));
+        }
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let (mut mode, mut root, mut kept) = (None, None, Vec::new());
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "sslmode" => mode = Some(decoded(k, v)?),
+                "sslrootcert" => root = Some(decoded(k, v)?),
+                _ => kept.push(pair),
             }
         }
-        let encrypted = match mode.as_deref() {
-            None | Some("disable") => false,
-            Some("require" | "verify-full") => true,
-            Some(m @ ("prefer" | "allow")) => {
-                return Err(bad(format!(
-                    "sslmode={m} falls back to plain text when PostgreSQL offers no TLS, \
-                     which anyone in the middle can arrange: use sslmode=verify-full with \
-                     sslrootcert=FILE, or sslmode=disable on loopback"
-                )))
-            }
-            Some("verify-ca") => {
-                return Err(bad(
-                    "sslmode=verify-ca does not check the host name: use sslmode=verify-full"
-                        .into(),
-                ))
-            }
-            Some(m) => return Err(bad(format!("unknown sslmode {m:?}"))),
-        };
-        let tls = match (encrypted, root) {
+        let tls = match (encrypted(mode.as_deref())?, root) {
             (false, None) => None,
             (false, Some(_)) => return Err(bad(
                 "sslrootcert is set but the connection is not encrypted: add sslmode=verify-full"
@@ -77,40 +64,76 @@ impl Target {
             }
             (true, Some(root)) => Some(VerifiedTls::new(&root)?),
         };
-        if kept.is_empty() {
-            parsed.set_query(None);
-        } else {
-            parsed.query_pairs_mut().clear().extend_pairs(&kept);
+        let rest = match kept.is_empty() {
+            true => base.to_string(),
+            false => format!("{base}?{}", kept.join("&")),
+        };
+        let mut config: postgres::Config = rest.parse().map_err(|e| bad(super::pg::explain(&e)))?;
+        config.ssl_mode(match tls {
+            Some(_) => postgres::config::SslMode::Require,
+            None => postgres::config::SslMode::Disable,
+        });
+        if config.get_application_name().is_none() {
+            // Names the instances in pg_stat_activity.
+            config.application_name("countersign-server");
         }
-        if tls.is_some() {
-            parsed.query_pairs_mut().append_pair("sslmode", "require");
+        if config.get_keepalives_idle() == DRIVER_KEEPALIVE_IDLE {
+            // A database host that vanished is noticed in about a minute,
+            // not two hours.
+            config.keepalives_idle(KEEPALIVE_IDLE);
         }
-        Ok(Target {
-            url: parsed.into(),
-            tls,
+        Ok(Target { config, tls })
+    }
+
+    /// Whether every address the driver may connect to is loopback or a
+    /// Unix socket, where plain text crosses no network.
+    pub(super) fn crosses_no_network(&self) -> bool {
+        use postgres::config::Host;
+        let addrs = self.config.get_hostaddrs();
+        if !addrs.is_empty() {
+            return addrs.iter().all(|a| a.is_loopback());
+        }
+        self.config.get_hosts().iter().all(|h| match h {
+            Host::Unix(_) => true,
+            Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .trim_matches(|c| c == '[' || c == ']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
         })
     }
 }
 
-impl Target {
-    /// Whether the host is loopback or a Unix socket (no host, or a
-    /// path), where plain text crosses no network.
-    pub(super) fn crosses_no_network(&self) -> bool {
-        let Ok(u) = url::Url::parse(&self.url) else {
-            return false;
-        };
-        let host = u.host_str().unwrap_or("");
-        let socket = u
-            .query_pairs()
-            .any(|(k, v)| k == "host" && v.starts_with('/'));
-        host.is_empty()
-            || socket
-            || host == "localhost"
-            || host
-                .trim_matches(|c| c == '[' || c == ']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+/// Whether `sslmode` asks for TLS; the modes refused, with the reason.
+fn encrypted(mode: Option<&str>) -> Result<bool, StoreError> {
+    match mode {
+        None | Some("disable") => Ok(false),
+        Some("require" | "verify-full") => Ok(true),
+        Some(m @ ("prefer" | "allow")) => Err(bad(format!(
+            "sslmode={m} falls back to plain text when PostgreSQL offers no TLS, \
+             which anyone in the middle can arrange: use sslmode=verify-full with \
+             sslrootcert=FILE, or sslmode=disable on loopback"
+        ))),
+        Some("verify-ca") => Err(bad(
+            "sslmode=verify-ca does not check the host name: use sslmode=verify-full".into(),
+        )),
+        Some(m) => Err(bad(format!("unknown sslmode {m:?}"))),
     }
+}
+
+/// The driver's idle time before keep-alive probes, when not set.
+const DRIVER_KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(2 * 60 * 60);
+/// Ours, unless the URL sets one.
+const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A parameter's value, percent-decoded as the driver decodes the others.
+fn decoded(key: &str, value: &str) -> Result<String, StoreError> {
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .map(|v| v.into_owned())
+        .map_err(|_| bad(format!("{key} is not UTF-8 once decoded")))
 }
 
 fn bad(reason: String) -> StoreError {

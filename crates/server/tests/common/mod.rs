@@ -79,7 +79,7 @@ impl TestServer {
         let data = DataDir::open(path).unwrap();
         // As `serve` does: the store first (an instance on PostgreSQL takes
         // the shared TLS key from it), then TLS.
-        let mut server = Server::open(config.clone(), &data).unwrap();
+        let mut server = Server::open_serving(config.clone(), &data).unwrap();
         let t = tls::setup(&config, &data).unwrap();
         server.use_tls(&t);
         let server = Arc::new(server);

@@ -90,3 +90,33 @@ fn a_database_reached_by_a_name_its_certificate_lacks_is_refused() {
         .unwrap()
         .unwrap();
 }
+
+#[test]
+fn a_password_sign_in_is_bound_to_the_tls_connection() {
+    let Some(tls) = tls_run() else {
+        return;
+    };
+    // The cluster admits this role with SCRAM over TLS only
+    // (scripts/postgres.sh); `channel_binding=require` fails unless the
+    // connection's tls-server-end-point hash is offered and matches.
+    let cluster = postgres::cluster().unwrap();
+    let admin = format!("{cluster}/postgres");
+    std::thread::spawn(move || {
+        let mut c = ::postgres::Client::connect(&admin, ::postgres::NoTls).unwrap();
+        c.batch_execute(
+            "DO $$ BEGIN \
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'countersign_scram') THEN \
+                 CREATE ROLE countersign_scram LOGIN PASSWORD 'scram-test-password'; \
+               END IF; END $$",
+        )
+        .unwrap();
+    })
+    .join()
+    .unwrap();
+    let url = cluster.replace("postgres@", "countersign_scram:scram-test-password@");
+    let url = format!("{url}/postgres?channel_binding=require&{tls}");
+    std::thread::spawn(move || Store::ping_url(&url))
+        .join()
+        .unwrap()
+        .unwrap();
+}

@@ -277,9 +277,7 @@ fn database(r: &mut Report, config: &Config, data: &Path) {
     if config.store.is_postgres() {
         // Connects and asks for nothing but an answer: `Store::open_url`
         // would run pending migrations.
-        let answered = postgres::Client::connect(&config.store.url, postgres::NoTls)
-            .and_then(|mut c| c.simple_query("SELECT 1").map(|_| ()));
-        match answered {
+        match Store::ping_url(&config.store.url) {
             Ok(()) => r.say(
                 Verdict::Ok,
                 &format!("PostgreSQL {} answers", config.store.display_url()),

@@ -155,8 +155,9 @@ fn stopped_folder(data: &Path, config: &Config) -> anyhow::Result<Stopped> {
         .map_err(|e| anyhow::anyhow!("store {}: {e}", config.store.display_url()))?;
     let Some(alone) = store.exclude_instances()? else {
         anyhow::bail!(
-            "the server is running on this database (an instance holds it): stop every instance \
-             first; each holds the old key in memory"
+            "the server is running on this database: stop every instance first; each holds \
+             the old key in memory. Connected: {}",
+            store.serving_instances()?.join("; ")
         );
     };
     // The database's keys are the ones in use: the folder takes them.

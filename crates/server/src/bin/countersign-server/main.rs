@@ -326,7 +326,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let mut server = Server::open(config, &dir)?;
+    let mut server = match serving {
+        Some(_) => Server::open_serving(config, &dir)?,
+        None => Server::open(config, &dir)?,
+    };
     let actor = "admin-cli";
     match cli.command {
         Command::Serve { .. } => {
@@ -344,7 +347,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tokio::spawn(logging::reload_on_hangup(hangups, config_path, set_level));
                 let handle = running.handle();
                 tokio::spawn(async move {
-                    shutdown_signal().await;
+                    logging::shutdown_signal().await;
                     note("countersign-server: stopping");
                     handle.graceful_shutdown(Some(Duration::from_secs(2)));
                 });
@@ -479,22 +482,4 @@ fn data_folder(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
             .map(|p| p.data_dir().to_path_buf())
             .context("no home folder to keep data in; pass --data DIR"),
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

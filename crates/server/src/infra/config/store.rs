@@ -26,18 +26,36 @@ impl StoreConfig {
         !self.url.is_empty()
     }
 
-    /// The URL without its password, for messages.
+    /// The URL without its password, for messages. The credentials are
+    /// found as the driver finds them (everything before the first '@'),
+    /// so a password the URL syntax would read otherwise is hidden too,
+    /// and so is a `password` parameter.
     pub fn display_url(&self) -> String {
-        match url::Url::parse(&self.url) {
-            Ok(mut u) => {
-                if u.password().is_some() {
-                    let _ = u.set_password(Some("********"));
-                }
-                u.to_string()
-            }
-            Err(_) if self.url.is_empty() => "sqlite (data folder)".into(),
-            Err(_) => "(unparsable URL)".into(),
+        const HIDDEN: &str = "********";
+        if self.url.is_empty() {
+            return "sqlite (data folder)".into();
         }
+        let Some((scheme, rest)) = self.url.split_once("://") else {
+            return "(unparsable URL)".into();
+        };
+        let rest = match rest.split_once('@') {
+            Some((creds, after)) => match creds.split_once(':') {
+                Some((user, _)) => format!("{user}:{HIDDEN}@{after}"),
+                None => format!("{creds}@{after}"),
+            },
+            None => rest.to_string(),
+        };
+        let Some((base, query)) = rest.split_once('?') else {
+            return format!("{scheme}://{rest}");
+        };
+        let query: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some(("password", _)) => format!("password={HIDDEN}"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        format!("{scheme}://{base}?{}", query.join("&"))
     }
 }
 
@@ -65,5 +83,32 @@ mod tests {
             c.display_url(),
             "postgres://cs:********@db.example/countersign"
         );
+    }
+
+    #[test]
+    fn a_shown_url_hides_every_password_the_driver_would_read() {
+        let shown = |url: &str| {
+            StoreConfig {
+                url: url.into(),
+                kek_file: None,
+            }
+            .display_url()
+        };
+        assert_eq!(
+            shown("postgres://cs:s3cret@db/c?sslmode=disable"),
+            "postgres://cs:********@db/c?sslmode=disable"
+        );
+        // The driver reads the password up to the first '@': "20/x".
+        assert_eq!(
+            shown("postgres://cs:20/x@db/c"),
+            "postgres://cs:********@db/c"
+        );
+        assert_eq!(
+            shown("postgresql:///c?host=/run/postgresql&password=s3cret"),
+            "postgresql:///c?host=/run/postgresql&password=********"
+        );
+        assert_eq!(shown("postgres://cs@db/c"), "postgres://cs@db/c");
+        assert_eq!(shown(""), "sqlite (data folder)");
+        assert_eq!(shown("not a url s3cret"), "(unparsable URL)");
     }
 }

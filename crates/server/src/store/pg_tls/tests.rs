@@ -22,31 +22,43 @@ fn ca_file() -> (tempfile::TempDir, String) {
     (dir, path)
 }
 
+use postgres::config::{Host, SslMode};
+
 #[test]
-fn a_url_without_tls_settings_is_passed_on_unchanged_and_plain() {
+fn a_url_without_tls_settings_is_plain_and_read_by_the_driver_as_written() {
     let t = Target::parse("postgres://cs@127.0.0.1:5432/countersign").unwrap();
     assert!(t.tls.is_none());
-    assert_eq!(t.url, "postgres://cs@127.0.0.1:5432/countersign");
-    let t =
-        Target::parse("postgres://cs@db/countersign?sslmode=disable&application_name=a").unwrap();
+    assert_eq!(t.config.get_ssl_mode(), SslMode::Disable);
+    assert_eq!(t.config.get_dbname(), Some("countersign"));
+    assert_eq!(t.config.get_application_name(), Some("countersign-server"));
+    // Parameters and passwords reach the driver untouched: a space as
+    // %20, a '/' in a password.
+    let t = Target::parse(
+        "postgres://cs:ab/cd+ef@db/countersign?sslmode=disable&options=-c%20statement_timeout%3D5s&application_name=a",
+    )
+    .unwrap();
     assert!(t.tls.is_none());
-    assert_eq!(t.url, "postgres://cs@db/countersign?application_name=a");
+    assert_eq!(t.config.get_password(), Some(&b"ab/cd+ef"[..]));
+    assert_eq!(t.config.get_hosts(), [Host::Tcp("db".into())]);
+    assert_eq!(t.config.get_options(), Some("-c statement_timeout=5s"));
+    assert_eq!(t.config.get_application_name(), Some("a"));
 }
 
 #[test]
 fn verify_full_and_require_both_verify_against_the_named_ca() {
-    let (_dir, ca) = ca_file();
+    let (dir, _) = ca_file();
+    // A '+' in the file's name stays a '+', as libpq reads it.
+    let ca = dir.path().join("c+a.pem");
+    std::fs::copy(dir.path().join("ca.pem"), &ca).unwrap();
     for mode in ["verify-full", "require"] {
         let t = Target::parse(&format!(
-            "postgres://cs@db.example:5432/countersign?application_name=a&sslmode={mode}&sslrootcert={ca}"
+            "postgres://cs@db.example:5432/countersign?application_name=a&sslmode={mode}&sslrootcert={}",
+            ca.display()
         ))
         .unwrap();
         assert!(t.tls.is_some(), "{mode}");
-        // The driver gets what it knows: TLS required, no file name.
-        assert_eq!(
-            t.url,
-            "postgres://cs@db.example:5432/countersign?application_name=a&sslmode=require"
-        );
+        assert_eq!(t.config.get_ssl_mode(), SslMode::Require, "{mode}");
+        assert_eq!(t.config.get_application_name(), Some("a"));
     }
 }
 
@@ -92,6 +104,8 @@ fn a_refusal_never_repeats_the_password() {
         "postgres://cs:hunter2secret@db/c?sslmode=verify-full",
         "postgres://cs:hunter2secret@db/c?sslmode=verify-full&sslrootcert=/none",
         "postgres://cs:hunter2secret@db:notaport/c",
+        "postgres://cs:hunter2secret@db/c?nonsense=1",
+        "postgres://cs:hunter2#secret@db/c",
     ] {
         let why = Target::parse(url).err().expect(url).to_string();
         assert!(!why.contains("hunter2secret"), "{why}");
@@ -105,8 +119,12 @@ fn loopback_and_unix_sockets_are_told_from_the_network() {
     assert!(local("postgres://cs@localhost:5433/c"));
     assert!(local("postgres://cs@[::1]/c"));
     assert!(local("postgresql:///c?host=/var/run/postgresql"));
+    assert!(local("postgresql:///c?host=%2Frun%2Fpostgresql"));
+    assert!(local("postgres://cs@db.example/c?hostaddr=127.0.0.1"));
     assert!(!local("postgres://cs@10.0.0.5/c"));
     assert!(!local("postgres://cs@db.example/c"));
+    assert!(!local("postgres://cs@localhost/c?hostaddr=10.0.0.5"));
+    assert!(!local("postgres://cs@localhost,db.example/c"));
 }
 
 #[test]
