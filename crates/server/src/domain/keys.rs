@@ -192,9 +192,8 @@ fn refused(message: impl Into<String>) -> Error {
     Error::invalid("key_rotation", message)
 }
 
-/// The signing and TLS rotations keep their retiring and staged keys in
-/// the data folder, which instances on PostgreSQL do not share: refused
-/// there.
+/// The TLS rotation keeps its staged key and switch time in the data
+/// folder, which instances on PostgreSQL do not share: refused there.
 fn refuse_on_postgres(store: &Store, what: &str) -> Result<(), Error> {
     if store.is_postgres() {
         return Err(refused(format!(
@@ -221,10 +220,12 @@ fn retiring(dir: &DataDir) -> Result<Option<(SigningKey, u64)>, Error> {
 
 /// What devices are sent while the old signing key retires: the current
 /// key vouched for by the old one. `None` when no rotation is under way;
-/// a retired key's file is removed, and so is one a rotation wrote before
-/// it failed to put the new key in place.
+/// a retired key's file is removed (on PostgreSQL, the database's copy
+/// too), and so is one a rotation wrote before it failed to put the new
+/// key in place.
 pub fn signing_handover(
     dir: &DataDir,
+    store: &Store,
     current: &SigningKey,
     now: u64,
 ) -> Result<Option<KeyUpdate>, Error> {
@@ -232,6 +233,9 @@ pub fn signing_handover(
         return Ok(None);
     };
     if old.public_key() == current.public_key() || now >= retire_at {
+        if store.is_postgres() {
+            store.write(now, |w| w.remove_sealed_secret(RETIRING))?;
+        }
         std::fs::remove_file(dir.root().join(RETIRING)).map_err(internal)?;
         if now >= retire_at {
             tracing::info!("the previous server signing key is retired");
@@ -242,16 +246,19 @@ pub fn signing_handover(
 }
 
 /// Replaces the server's signing key; the old one vouches for the new one
-/// for `grace_days`. Returns when it retires. The server must not be
-/// running (the command holds the folder's lock). SQLite only.
+/// for `grace_days`. Returns when it retires. No server may be running
+/// (the command holds the folder's lock; on PostgreSQL, the database
+/// alone). On PostgreSQL both keys, sealed under the KEK (`shared`),
+/// replace the database's copies in the transaction of the audit row;
+/// the folder's files follow, and each instance takes them at its start.
 pub fn rotate_signing(
     dir: &DataDir,
     store: &Store,
+    shared: Option<&SharedKeys>,
     actor: &str,
     grace_days: u64,
     now: u64,
 ) -> Result<u64, Error> {
-    refuse_on_postgres(store, "signing key")?;
     let current = dir.server_key().map_err(internal)?;
     if let Some((old, retire_at)) = retiring(dir)? {
         if old.public_key() != current.public_key() && now < retire_at {
@@ -267,20 +274,42 @@ pub fn rotate_signing(
         retire_at,
     };
     let json = zeroize::Zeroizing::new(serde_json::to_vec(&old).map_err(internal)?);
-    write_private(&dir.root().join(RETIRING), &json).map_err(internal)?;
-    sync_folder(dir)?;
     let new = SigningKey::generate(&SystemRandom::new())?;
-    write_private(&dir.root().join("server.key"), new.pkcs8().expose()).map_err(internal)?;
-    sync_folder(dir)?;
     let detail = format!(
         "new key {}; the old key {} vouches for it until {}",
         new.public_key(),
         current.public_key(),
         countersign_core::time::format_utc(retire_at)
     );
-    store.write(now, |w| {
+    let audit = |w: &mut crate::store::Write<'_>| {
         w.audit(&NewAudit::of(actor, "keys.rotate_signing", "server.key", "").with("ok", &detail))
-    })?;
+    };
+    if store.is_postgres() {
+        let keys = shared.ok_or_else(|| internal("the key-encryption key is needed"))?;
+        let sealed_new = keys
+            .seal("server.key", new.pkcs8().expose())
+            .map_err(internal)?;
+        let sealed_old = keys.seal(RETIRING, &json).map_err(internal)?;
+        store.write(now, |w| {
+            w.replace_sealed_secret("server.key", &sealed_new, now)?;
+            w.replace_sealed_secret(RETIRING, &sealed_old, now)?;
+            audit(w)
+        })?;
+        let committed = |e: crate::infra::datadir::DataDirError| {
+            Error::Internal(format!(
+                "the rotation committed, but this folder's key files were not replaced ({e}); \
+                 each instance takes the new keys from the database when it starts"
+            ))
+        };
+        write_private(&dir.root().join(RETIRING), &json).map_err(committed)?;
+        write_private(&dir.root().join("server.key"), new.pkcs8().expose()).map_err(committed)?;
+        return Ok(retire_at);
+    }
+    write_private(&dir.root().join(RETIRING), &json).map_err(internal)?;
+    sync_folder(dir)?;
+    write_private(&dir.root().join("server.key"), new.pkcs8().expose()).map_err(internal)?;
+    sync_folder(dir)?;
+    store.write(now, audit)?;
     Ok(retire_at)
 }
 

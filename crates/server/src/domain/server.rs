@@ -150,6 +150,8 @@ impl Server {
             )
         };
         let server_key = dir.server_key()?;
+        let key_update =
+            crate::domain::keys::signing_handover(dir, &store, &server_key, crate::now())?;
         let metrics = crate::infra::metrics::Metrics::new()?;
         store.observe_latency(metrics.store_latency());
         Ok(Server {
@@ -160,7 +162,7 @@ impl Server {
             config_clients,
             web_key: crate::domain::captcha::key(master_key.expose()),
             store,
-            key_update: crate::domain::keys::signing_handover(dir, &server_key, crate::now())?,
+            key_update,
             server_key,
             master_key,
             admin_token_hash: sha256(token.as_bytes()),
@@ -207,19 +209,27 @@ impl Server {
             .take()
     }
 
-    /// On PostgreSQL, fails if the database's master key is no longer the
-    /// one this instance read (a rotation ran while this instance held no
+    /// On PostgreSQL, fails if the database's master or signing key is no
+    /// longer the one this instance read (a rotation ran while this instance held no
     /// lock: its connection to the database had broken).
     pub fn check_keys_current(&self) -> anyhow::Result<()> {
         let Some(keys) = &self.shared_keys else {
             return Ok(());
         };
-        match keys.current(&self.store, "master.key")? {
-            Some(db) if db.expose() != self.master_key.expose() => anyhow::bail!(
-                "the master key was rotated while this instance ran: it must start again to take the new one"
-            ),
-            _ => Ok(()),
+        for (name, mine) in [
+            ("master.key", &self.master_key.expose()[..]),
+            ("server.key", self.server_key.pkcs8().expose()),
+        ] {
+            if let Some(db) = keys.current(&self.store, name)? {
+                if db.expose() != mine {
+                    anyhow::bail!(
+                        "the {} was rotated while this instance ran: it must start again to take the new one",
+                        if name == "master.key" { "master key" } else { "signing key" }
+                    );
+                }
+            }
         }
+        Ok(())
     }
 
     /// Takes the pins of the TLS set up for serving: the current one and,

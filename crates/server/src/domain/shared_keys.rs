@@ -33,6 +33,8 @@ pub const SHARED: &[&str] = &[
     "tls-key.pem",
     "tls-cert.pem",
     "oidc-keys.json",
+    // While a rotated signing key retires (domain::keys).
+    "server-key-retiring.json",
 ];
 
 /// A shared-key problem.

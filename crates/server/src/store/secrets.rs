@@ -32,6 +32,14 @@ impl Write<'_> {
         )? == 1)
     }
 
+    /// Removes `name` (a retired key), if stored.
+    pub fn remove_sealed_secret(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .db()
+            .exec("DELETE FROM sealed_secrets WHERE name = ?1", args![name])?
+            == 1)
+    }
+
     /// Replaces `name` with `sealed` and tells the other instances.
     pub fn replace_sealed_secret(
         &mut self,

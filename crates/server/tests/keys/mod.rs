@@ -122,18 +122,19 @@ async fn a_rotated_master_key_keeps_enrolled_devices_codes_working() {
 async fn a_rotated_signing_key_reaches_devices_through_the_old_one_until_it_retires() {
     let ts = TestServer::start().await;
     let data = ts.dir.path().to_path_buf();
-    if ts.config.store.is_postgres() {
-        return; // SQLite only, as for the master key.
-    }
+    let config = ts.config.clone();
     ts.add_user("cs0504");
     let dev = ts.enroll("cs0504").await;
     let dir = stop(ts).await;
-    succeeds(
-        &data,
-        &["keys", "rotate", "signing", "--grace-days", "30"],
-        "must be enrolled again",
+    let o = on_store(&data, &["keys", "rotate", "signing", "--grace-days", "30"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("must be enrolled again"), "{}", out(&o));
+    let o = on_store(&data, &["keys", "rotate", "signing"]);
+    assert!(
+        !o.status.success() && out(&o).contains("retires at"),
+        "{}",
+        out(&o)
     );
-    refuses(&data, &["keys", "rotate", "signing"], "retires at");
 
     // The device enrolled before: the envelope is signed by a key it does
     // not know, vouched for by the one it does; it follows and approves.
@@ -153,6 +154,17 @@ async fn a_rotated_signing_key_reaches_devices_through_the_old_one_until_it_reti
         .answer(&ts, &dev.response(&id, Decision::Approve, Some(number)))
         .await;
     assert_eq!((status, body["status"].as_str()), (200, Some("approved")));
+    if config.store.is_postgres() {
+        // Another instance, from a folder of its own, signs and vouches
+        // alike: both keys came from the database.
+        let other = ts.second_instance().await;
+        assert_eq!(
+            other.server.server_key.public_key(),
+            ts.server.server_key.public_key()
+        );
+        assert!(other.server.key_update.is_some());
+        drop(stop(other).await);
+    }
 
     // Once the old key has retired (its date moved to the past here), no
     // voucher comes: a device that slept through it cannot check requests.
@@ -162,10 +174,31 @@ async fn a_rotated_signing_key_reaches_devices_through_the_old_one_until_it_reti
         serde_json::from_slice(&std::fs::read(&retiring).unwrap()).unwrap();
     state["retire_at"] = serde_json::json!(now() - 1);
     std::fs::write(&retiring, serde_json::to_vec(&state).unwrap()).unwrap();
+    if config.store.is_postgres() {
+        // The database's copy is the one instances read.
+        let (root, config) = (data.clone(), config.clone());
+        std::thread::spawn(move || {
+            let store = countersign_server::store::Store::open_url(&config.store.url).unwrap();
+            countersign_server::domain::shared_keys::SharedKeys::new(&config.store, &root)
+                .unwrap()
+                .publish(&store, "server-key-retiring.json", now())
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+    }
     let dir = std::mem::replace(&mut ts.dir, tempfile::tempdir().unwrap());
     drop(ts);
     let ts = TestServer::start_on(dir).await;
     assert!(!retiring.exists(), "the retired key is gone");
+    if config.store.is_postgres() {
+        let left = countersign_testkit::postgres::sql(
+            &data,
+            "SELECT count(*) FROM sealed_secrets WHERE name = 'server-key-retiring.json'",
+            &[],
+        );
+        assert_eq!(left, [["0"]], "the database's copy is gone too");
+    }
     ts.push_ok("cs0504").await;
     let got = dev.poll_unchecked(&ts, 5).await;
     assert!(got[0].key_update.is_none());

@@ -23,7 +23,8 @@ pub enum RotateCommand {
     /// transaction (stop the server first; on PostgreSQL, every instance).
     Master,
     /// Sign with a new server key; the old one vouches for it to devices
-    /// until the grace period ends (stop the server first; SQLite only).
+    /// until the grace period ends (stop the server first; on PostgreSQL,
+    /// every instance).
     Signing {
         /// Days the old key vouches for the new one: a device that gets no
         /// request in that time must enrol again.
@@ -48,9 +49,9 @@ pub enum RotateCommand {
 /// Runs a `keys` command.
 pub fn run(cmd: KeysCommand, data: &Path, config: &Config) -> anyhow::Result<()> {
     let KeysCommand::Rotate(which) = cmd;
-    if config.store.is_postgres() && !matches!(which, RotateCommand::Master) {
+    if config.store.is_postgres() && matches!(which, RotateCommand::Tls { .. }) {
         anyhow::bail!(
-            "rotating the signing or TLS key on PostgreSQL is not supported yet (docs/OPERATIONS.md)"
+            "rotating the TLS key on PostgreSQL is not supported yet (docs/OPERATIONS.md)"
         );
     }
     let stopped = stopped_folder(data, config)?;
@@ -88,6 +89,7 @@ pub fn run(cmd: KeysCommand, data: &Path, config: &Config) -> anyhow::Result<()>
             let until = countersign_server::domain::keys::rotate_signing(
                 dir,
                 store,
+                stopped.shared.as_ref(),
                 "admin-cli",
                 grace_days,
                 now,
