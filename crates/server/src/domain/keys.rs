@@ -172,8 +172,7 @@ pub fn settle_master_rotation(dir: &DataDir, store: &Store) -> Result<(), Error>
     Ok(())
 }
 
-/// The retiring signing key and when it retires.
-const RETIRING: &str = "server-key-retiring.json";
+use crate::domain::shared_keys::RETIRING;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Retiring {
@@ -220,12 +219,15 @@ fn retiring(dir: &DataDir) -> Result<Option<(SigningKey, u64)>, Error> {
 
 /// What devices are sent while the old signing key retires: the current
 /// key vouched for by the old one. `None` when no rotation is under way;
-/// a retired key's file is removed (on PostgreSQL, the database's copy
-/// too), and so is one a rotation wrote before it failed to put the new
-/// key in place.
+/// a retired key's file is removed, and so is one a rotation wrote before
+/// it failed to put the new key in place. On PostgreSQL a `serving`
+/// instance removes the database's copy too: it holds the lock that keeps
+/// rotations away, so the row it removes is the one it read, never a
+/// newer rotation's (a command may run beside a rotation).
 pub fn signing_handover(
     dir: &DataDir,
     store: &Store,
+    serving: bool,
     current: &SigningKey,
     now: u64,
 ) -> Result<Option<KeyUpdate>, Error> {
@@ -233,10 +235,14 @@ pub fn signing_handover(
         return Ok(None);
     };
     if old.public_key() == current.public_key() || now >= retire_at {
-        if store.is_postgres() {
+        if store.is_postgres() && serving {
             store.write(now, |w| w.remove_sealed_secret(RETIRING))?;
         }
-        std::fs::remove_file(dir.root().join(RETIRING)).map_err(internal)?;
+        // Another process on this folder may have removed it first.
+        match std::fs::remove_file(dir.root().join(RETIRING)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(internal(e)),
+            _ => {}
+        }
         if now >= retire_at {
             tracing::info!("the previous server signing key is retired");
         }

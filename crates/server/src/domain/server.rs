@@ -151,7 +151,7 @@ impl Server {
         };
         let server_key = dir.server_key()?;
         let key_update =
-            crate::domain::keys::signing_handover(dir, &store, &server_key, crate::now())?;
+            crate::domain::keys::signing_handover(dir, &store, serving, &server_key, crate::now())?;
         let metrics = crate::infra::metrics::Metrics::new()?;
         store.observe_latency(metrics.store_latency());
         Ok(Server {

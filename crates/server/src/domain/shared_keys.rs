@@ -33,9 +33,12 @@ pub const SHARED: &[&str] = &[
     "tls-key.pem",
     "tls-cert.pem",
     "oidc-keys.json",
-    // While a rotated signing key retires (domain::keys).
-    "server-key-retiring.json",
+    RETIRING,
 ];
+
+/// The retiring signing key's file, while a rotated key retires
+/// (`domain::keys`).
+pub const RETIRING: &str = "server-key-retiring.json";
 
 /// A shared-key problem.
 #[derive(Debug, thiserror::Error)]
@@ -87,11 +90,26 @@ impl SharedKeys {
         })
     }
 
-    /// Writes every key the database holds into the data folder.
+    /// Writes every key the database holds into the data folder. A
+    /// retiring signing key the database no longer holds (it retired) is
+    /// removed from the folder too, so that [`SharedKeys::seed`] cannot
+    /// put it back; unless the database holds no signing key yet (a first
+    /// instance, moving a deployment mid-rotation, seeds it).
     pub fn pull(&self, store: &Store) -> Result<(), SharedKeyError> {
         SHARED
             .iter()
-            .try_for_each(|name| self.pull_one(store, name))
+            .try_for_each(|name| self.pull_one(store, name))?;
+        if store.sealed_secret(RETIRING)?.is_none() && store.sealed_secret("server.key")?.is_some()
+        {
+            let path = self.root.join(RETIRING);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(SharedKeyError::Io(path.display().to_string(), e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The key `name` as the database holds it, if it does.

@@ -135,6 +135,16 @@ async fn a_rotated_signing_key_reaches_devices_through_the_old_one_until_it_reti
         "{}",
         out(&o)
     );
+    let retiring_rows = || {
+        countersign_testkit::postgres::sql(
+            &data,
+            "SELECT count(*) FROM sealed_secrets WHERE name = 'server-key-retiring.json'",
+            &[],
+        )
+    };
+    if config.store.is_postgres() {
+        assert_eq!(retiring_rows(), [["1"]], "the rotation shares the old key");
+    }
 
     // The device enrolled before: the envelope is signed by a key it does
     // not know, vouched for by the one it does; it follows and approves.
@@ -154,7 +164,7 @@ async fn a_rotated_signing_key_reaches_devices_through_the_old_one_until_it_reti
         .answer(&ts, &dev.response(&id, Decision::Approve, Some(number)))
         .await;
     assert_eq!((status, body["status"].as_str()), (200, Some("approved")));
-    if config.store.is_postgres() {
+    let other_folder = if config.store.is_postgres() {
         // Another instance, from a folder of its own, signs and vouches
         // alike: both keys came from the database.
         let other = ts.second_instance().await;
@@ -163,8 +173,10 @@ async fn a_rotated_signing_key_reaches_devices_through_the_old_one_until_it_reti
             ts.server.server_key.public_key()
         );
         assert!(other.server.key_update.is_some());
-        drop(stop(other).await);
-    }
+        stop(other).await
+    } else {
+        tempfile::tempdir().unwrap()
+    };
 
     // Once the old key has retired (its date moved to the past here), no
     // voucher comes: a device that slept through it cannot check requests.
@@ -192,12 +204,24 @@ async fn a_rotated_signing_key_reaches_devices_through_the_old_one_until_it_reti
     let ts = TestServer::start_on(dir).await;
     assert!(!retiring.exists(), "the retired key is gone");
     if config.store.is_postgres() {
-        let left = countersign_testkit::postgres::sql(
-            &data,
-            "SELECT count(*) FROM sealed_secrets WHERE name = 'server-key-retiring.json'",
-            &[],
-        );
-        assert_eq!(left, [["0"]], "the database's copy is gone too");
+        assert_eq!(retiring_rows(), [["0"]], "the database's copy is gone too");
+        // The other instance's folder still held the old key: a command
+        // run on it (which holds no lock, and so leaves the database's
+        // rows alone) drops it rather than putting it back.
+        let stale = other_folder.path().join("server-key-retiring.json");
+        assert!(stale.exists());
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_countersign-server"))
+            .arg("--data")
+            .arg(other_folder.path())
+            .args(["audit", "verify"])
+            .env_remove("COUNTERSIGN_CONFIG")
+            .env("COUNTERSIGN_STORE_URL", &config.store.url)
+            .env("COUNTERSIGN_KEK", countersign_testkit::postgres::TEST_KEK)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", out(&o));
+        assert!(!stale.exists(), "the stale folder's old key is gone");
+        assert_eq!(retiring_rows(), [["0"]], "the old key was not put back");
     }
     ts.push_ok("cs0504").await;
     let got = dev.poll_unchecked(&ts, 5).await;
