@@ -31,9 +31,17 @@ fn alone(store: &Arc<Store>) -> Option<Presence> {
         .unwrap()
 }
 
-/// Rotates the master key from another machine's folder, as the command
-/// does once it holds the database alone; the new key.
-fn rotate_from_elsewhere(store: &Arc<Store>, config: &Config) -> Vec<u8> {
+/// Which key a test rotates.
+#[derive(Clone, Copy)]
+enum Key {
+    Master,
+    Signing,
+}
+
+/// Rotates a key from another machine's folder, as the command does once
+/// it holds the database alone; the new key's file.
+fn rotate_from_elsewhere(store: &Arc<Store>, config: &Config, key: Key) -> Vec<u8> {
+    use countersign_server::domain::keys::{rotate_master, rotate_signing};
     let (store, config) = (store.clone(), config.clone());
     std::thread::spawn(move || {
         let elsewhere = tempfile::tempdir().unwrap();
@@ -41,9 +49,17 @@ fn rotate_from_elsewhere(store: &Arc<Store>, config: &Config) -> Vec<u8> {
         let dir = DataDir::open(root).unwrap();
         let keys = SharedKeys::new(&config.store, root).unwrap();
         keys.pull(&store).unwrap();
-        countersign_server::domain::keys::rotate_master(&dir, &store, Some(&keys), "test", now())
-            .unwrap();
-        std::fs::read(root.join("master.key")).unwrap()
+        let file = match key {
+            Key::Master => {
+                rotate_master(&dir, &store, Some(&keys), "test", now()).unwrap();
+                "master.key"
+            }
+            Key::Signing => {
+                rotate_signing(&dir, &store, Some(&keys), "test", 30, now()).unwrap();
+                "server.key"
+            }
+        };
+        std::fs::read(root.join(file)).unwrap()
     })
     .join()
     .unwrap()
@@ -83,7 +99,7 @@ async fn an_instance_starting_during_a_rotation_waits_and_takes_the_new_key() {
         "an instance started during a rotation"
     );
     // ...which, run from another machine's folder, replaces the key.
-    let new_key = rotate_from_elsewhere(&store, &config);
+    let new_key = rotate_from_elsewhere(&store, &config, Key::Master);
     drop(rotation);
     let ts = tokio::time::timeout(Duration::from_secs(10), starting)
         .await
@@ -102,6 +118,21 @@ async fn an_instance_whose_lock_connection_broke_takes_the_lock_again_or_stops()
     if skipped() {
         return;
     }
+    stops_after_a_rotation_in_the_gap(Key::Master, "the master key was rotated").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_whose_signing_key_was_rotated_in_the_gap_stops() {
+    if skipped() {
+        return;
+    }
+    stops_after_a_rotation_in_the_gap(Key::Signing, "the signing key was rotated").await;
+}
+
+/// Cuts a running instance's lock connection twice: after the first cut it
+/// holds the lock again; into the second gap a rotation of `key` slips,
+/// and the instance stops, saying `why`.
+async fn stops_after_a_rotation_in_the_gap(key: Key, why: &str) {
     let mut ts = TestServer::start().await;
     let store = store(&ts.config);
     let config = ts.config.clone();
@@ -130,11 +161,11 @@ async fn an_instance_whose_lock_connection_broke_takes_the_lock_again_or_stops()
             break r;
         }
     };
-    rotate_from_elsewhere(&store, &config);
+    rotate_from_elsewhere(&store, &config, key);
     drop(rotation);
     let stopped = tokio::time::timeout(Duration::from_secs(15), ts.running.take().unwrap().wait())
         .await
         .expect("the instance stopped");
-    let why = stopped.unwrap_err().to_string();
-    assert!(why.contains("the master key was rotated"), "{why}");
+    let said = stopped.unwrap_err().to_string();
+    assert!(said.contains(why), "{said}");
 }
