@@ -32,8 +32,8 @@ use ring::rand::SystemRandom;
 
 use crate::domain::activation::totp_aad;
 use crate::domain::error::Error;
-use crate::domain::shared_keys::SharedKeys;
-use crate::infra::datadir::{write_private, DataDir};
+use crate::domain::shared_keys::{SharedKeys, RETIRING};
+use crate::infra::datadir::{remove_if_present, write_private, DataDir, DataDirError};
 use crate::store::{NewAudit, Store, StoreError};
 
 /// The stored check value's name, and what it seals.
@@ -109,12 +109,7 @@ pub fn rotate_master(
         (Ok(n), Some(_)) => {
             // Committed: the database holds the new key whatever happens
             // here; a start takes it from there.
-            write_private(&current_file(dir), new.expose()).map_err(|e| {
-                Error::Internal(format!(
-                    "the rotation committed, but this folder's master.key was not replaced \
-                     ({e}); each instance takes the new key from the database when it starts"
-                ))
-            })?;
+            write_private(&current_file(dir), new.expose()).map_err(committed)?;
             Ok(n)
         }
         (Ok(n), None) => {
@@ -137,6 +132,15 @@ pub fn rotate_master(
             Err(e.into())
         }
     }
+}
+
+/// On PostgreSQL, a folder's key file not written after the rotation
+/// committed: the rotation stands (instances take the database's keys).
+fn committed(e: DataDirError) -> Error {
+    Error::Internal(format!(
+        "the rotation committed, but this folder's key files were not replaced ({e}); \
+         each instance takes the new keys from the database when it starts"
+    ))
 }
 
 /// Makes the data folder's renames and new files durable.
@@ -171,8 +175,6 @@ pub fn settle_master_rotation(dir: &DataDir, store: &Store) -> Result<(), Error>
     }
     Ok(())
 }
-
-use crate::domain::shared_keys::RETIRING;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Retiring {
@@ -239,10 +241,7 @@ pub fn signing_handover(
             store.write(now, |w| w.remove_sealed_secret(RETIRING))?;
         }
         // Another process on this folder may have removed it first.
-        match std::fs::remove_file(dir.root().join(RETIRING)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(internal(e)),
-            _ => {}
-        }
+        remove_if_present(&dir.root().join(RETIRING)).map_err(internal)?;
         if now >= retire_at {
             tracing::info!("the previous server signing key is retired");
         }
@@ -301,12 +300,6 @@ pub fn rotate_signing(
             w.replace_sealed_secret(RETIRING, &sealed_old, now)?;
             audit(w)
         })?;
-        let committed = |e: crate::infra::datadir::DataDirError| {
-            Error::Internal(format!(
-                "the rotation committed, but this folder's key files were not replaced ({e}); \
-                 each instance takes the new keys from the database when it starts"
-            ))
-        };
         write_private(&dir.root().join(RETIRING), &json).map_err(committed)?;
         write_private(&dir.root().join("server.key"), new.pkcs8().expose()).map_err(committed)?;
         return Ok(retire_at);

@@ -216,15 +216,18 @@ impl Server {
         let Some(keys) = &self.shared_keys else {
             return Ok(());
         };
-        for (name, mine) in [
-            ("master.key", &self.master_key.expose()[..]),
-            ("server.key", self.server_key.pkcs8().expose()),
+        for (name, what, mine) in [
+            ("master.key", "master key", &self.master_key.expose()[..]),
+            (
+                "server.key",
+                "signing key",
+                self.server_key.pkcs8().expose(),
+            ),
         ] {
             if let Some(db) = keys.current(&self.store, name)? {
                 if db.expose() != mine {
                     anyhow::bail!(
-                        "the {} was rotated while this instance ran: it must start again to take the new one",
-                        if name == "master.key" { "master key" } else { "signing key" }
+                        "the {what} was rotated while this instance ran: it must start again to take the new one"
                     );
                 }
             }

@@ -19,7 +19,7 @@ use ring::rand::SystemRandom;
 use zeroize::Zeroizing;
 
 use crate::infra::config::StoreConfig;
-use crate::infra::datadir::write_private;
+use crate::infra::datadir::{remove_if_present, write_private};
 use crate::store::{Store, StoreError};
 
 /// The environment variable holding the KEK (base64 of 32 bytes).
@@ -63,9 +63,6 @@ pub enum SharedKeyError {
     Seal,
 }
 
-/// A key opened from the database (wiped when dropped).
-pub type Opened = countersign_core::SecretBytes;
-
 /// The KEK and the data folder the keys are kept in.
 pub struct SharedKeys {
     kek: SealingKey,
@@ -96,24 +93,26 @@ impl SharedKeys {
     /// put it back; unless the database holds no signing key yet (a first
     /// instance, moving a deployment mid-rotation, seeds it).
     pub fn pull(&self, store: &Store) -> Result<(), SharedKeyError> {
-        SHARED
-            .iter()
-            .try_for_each(|name| self.pull_one(store, name))?;
-        if store.sealed_secret(RETIRING)?.is_none() && store.sealed_secret("server.key")?.is_some()
-        {
-            let path = self.root.join(RETIRING);
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(SharedKeyError::Io(path.display().to_string(), e))
-                }
-                _ => {}
+        let mut held = std::collections::HashSet::new();
+        for name in SHARED {
+            if self.pull_one(store, name)? {
+                held.insert(*name);
             }
+        }
+        if held.contains("server.key") && !held.contains(RETIRING) {
+            let path = self.root.join(RETIRING);
+            remove_if_present(&path)
+                .map_err(|e| SharedKeyError::Io(path.display().to_string(), e))?;
         }
         Ok(())
     }
 
     /// The key `name` as the database holds it, if it does.
-    pub fn current(&self, store: &Store, name: &str) -> Result<Option<Opened>, SharedKeyError> {
+    pub fn current(
+        &self,
+        store: &Store,
+        name: &str,
+    ) -> Result<Option<countersign_core::SecretBytes>, SharedKeyError> {
         let Some(sealed) = store.sealed_secret(name)? else {
             return Ok(None);
         };
@@ -123,10 +122,11 @@ impl SharedKeys {
             .map_err(|_| SharedKeyError::Unseal(name.to_string()))
     }
 
-    /// Writes the key `name` the database holds (if any) into the folder.
-    pub fn pull_one(&self, store: &Store, name: &str) -> Result<(), SharedKeyError> {
+    /// Writes the key `name` the database holds (if any) into the folder;
+    /// whether it held one.
+    pub fn pull_one(&self, store: &Store, name: &str) -> Result<bool, SharedKeyError> {
         let Some(plain) = self.current(store, name)? else {
-            return Ok(());
+            return Ok(false);
         };
         let path = self.root.join(name);
         let local = std::fs::read(&path).ok().map(Zeroizing::new);
@@ -138,7 +138,7 @@ impl SharedKeys {
                 )
             })?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Adds the folder's keys the database lacks, then takes the

@@ -187,6 +187,15 @@ fn damaged(path: &Path, problem: impl ToString) -> DataDirError {
     }
 }
 
+/// Removes the file at `path`; one already gone (another process on the
+/// folder removed it first) is no error.
+pub fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Writes a file readable only by its owner, atomically (temp file + rename),
 /// so a crash never leaves half a key behind.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {

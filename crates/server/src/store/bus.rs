@@ -97,12 +97,12 @@ pub(super) fn listen(
     connected: &mut dyn FnMut(),
     on: &mut dyn FnMut(Event),
 ) -> Result<(), StoreError> {
-    let client = match first.and_then(Presence::into_client) {
-        Some(client) => client,
-        None => pg
-            .presence(false)?
-            .and_then(Presence::into_client)
-            .ok_or(StoreError::NoRow)?,
+    let presence = match first {
+        Some(p) => p,
+        None => pg.hold_shared()?,
+    };
+    let Some(client) = presence.into_client() else {
+        return Ok(()); // Not PostgreSQL's: nothing to listen on.
     };
     let conn = RefCell::new(PgConn::new(client));
     Db::Pg(&conn).batch(&format!("LISTEN {CHANNEL}"))?;

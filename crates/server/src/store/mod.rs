@@ -204,7 +204,7 @@ impl Store {
     /// folder's lock does this.
     pub fn hold_serving(&self) -> Result<Presence, StoreError> {
         match &self.pool {
-            pool::Pool::Pg(pg) => Ok(pg.presence(false)?.unwrap_or_else(Presence::none)),
+            pool::Pool::Pg(pg) => pg.hold_shared(),
             pool::Pool::Lite(_) => Ok(Presence::none()),
         }
     }
@@ -214,7 +214,7 @@ impl Store {
     /// data folder's lock does this).
     pub fn exclude_instances(&self) -> Result<Option<Presence>, StoreError> {
         match &self.pool {
-            pool::Pool::Pg(pg) => pg.presence(true),
+            pool::Pool::Pg(pg) => pg.hold_alone(),
             pool::Pool::Lite(_) => Ok(Some(Presence::none())),
         }
     }

@@ -180,6 +180,7 @@ impl Pg {
                  to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC)' \
                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
                  WHERE l.locktype = 'advisory' AND l.granted \
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                  AND l.classid::bigint = ?1 AND l.objid::bigint = ?2 AND l.objsubid = 1 \
                  ORDER BY a.backend_start",
                 args![high, low],
@@ -188,29 +189,41 @@ impl Pg {
         })
     }
 
-    /// Holds [`RUNNING_LOCK`]: `alone` for a key rotation (`None` while an
-    /// instance still holds it after 5 s: one that is stopping lets go
-    /// within a second), else shared for a serving instance (waiting, and
-    /// saying so, while a rotation runs).
-    pub(super) fn presence(&self, alone: bool) -> Result<Option<Presence>, StoreError> {
+    /// Holds [`RUNNING_LOCK`] shared, for a serving instance, waiting (and
+    /// saying so) while a rotation runs.
+    pub(super) fn hold_shared(&self) -> Result<Presence, StoreError> {
         off_runtime(|| {
             let mut client = connect(&self.target)?;
-            let mut held = |sql: &str| -> Result<bool, StoreError> {
-                Ok(client.query_one(sql, &[&RUNNING_LOCK])?.get(0))
-            };
-            if alone {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-                while !held("SELECT pg_try_advisory_lock($1)")? {
-                    if std::time::Instant::now() >= deadline {
-                        return Ok(None);
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(250));
-                }
-            } else if !held("SELECT pg_try_advisory_lock_shared($1)")? {
+            let held: bool = client
+                .query_one("SELECT pg_try_advisory_lock_shared($1)", &[&RUNNING_LOCK])?
+                .get(0);
+            if !held {
                 tracing::warn!("a key rotation is running on this database: waiting for it to end");
                 client.execute("SELECT pg_advisory_lock_shared($1)", &[&RUNNING_LOCK])?;
             }
-            Ok(Some(Presence(Some(client))))
+            Ok(Presence(Some(client)))
+        })
+    }
+
+    /// Holds [`RUNNING_LOCK`] alone, for a key rotation; `None` while an
+    /// instance still holds it after 5 s (one that is stopping lets go
+    /// within a second).
+    pub(super) fn hold_alone(&self) -> Result<Option<Presence>, StoreError> {
+        off_runtime(|| {
+            let mut client = connect(&self.target)?;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                let held: bool = client
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&RUNNING_LOCK])?
+                    .get(0);
+                if held {
+                    return Ok(Some(Presence(Some(client))));
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Ok(None);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
         })
     }
 }

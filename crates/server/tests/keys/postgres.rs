@@ -169,3 +169,45 @@ async fn stops_after_a_rotation_in_the_gap(key: Key, why: &str) {
     let said = stopped.unwrap_err().to_string();
     assert!(said.contains(why), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_names_this_databases_lock_holders_only_and_prints_no_control_character() {
+    if skipped() {
+        return;
+    }
+    let ts = TestServer::start().await;
+    let data = ts.dir.path().to_path_buf();
+    let url = ts.config.store.url.clone();
+    let dir = stop(ts).await;
+    // Any client may name itself: this one holds the lock as an instance
+    // would, under a name meant to clear the operator's screen.
+    // (Instances of other tests hold the same lock in their databases.)
+    let plain = format!(
+        "{}/{}?application_name=evil%1B%5B2J",
+        countersign_testkit::postgres::cluster().unwrap(),
+        countersign_testkit::postgres::database_of(&url)
+    );
+    let holder = std::thread::spawn(move || {
+        let mut c = ::postgres::Client::connect(&plain, ::postgres::NoTls).unwrap();
+        c.execute(
+            "SELECT pg_advisory_lock_shared($1)",
+            &[&0x436f_756e_7472_7369_i64],
+        )
+        .unwrap();
+        c
+    })
+    .join()
+    .unwrap();
+    let o = super::on_store(&data, &["keys", "rotate", "master"]);
+    std::thread::spawn(move || drop(holder)).join().unwrap();
+    let said = super::out(&o);
+    assert!(!o.status.success(), "{said}");
+    let connected = said.split("Connected: ").nth(1).unwrap_or_default();
+    assert!(
+        connected.starts_with("127.0.0.1 (evil?[2J, since "),
+        "{said}"
+    );
+    assert_eq!(connected.matches(" since ").count(), 1, "{said}");
+    assert!(!said.contains('\x1b'), "{said:?}");
+    drop(dir);
+}

@@ -159,6 +159,7 @@ fn stopped_folder(data: &Path, config: &Config) -> anyhow::Result<Stopped> {
         anyhow::bail!(
             "the server is running on this database: stop every instance first; each holds \
              the old key in memory. Connected: {}",
+            // (PostgreSQL shows application names in printable ASCII only.)
             store.serving_instances()?.join("; ")
         );
     };
