@@ -129,15 +129,27 @@ impl Lite {
     /// commit came between two of its reads (SQLite's WAL mode), which
     /// under load is every time, and its pages are read again from the
     /// file.
+    ///
+    /// A scan always runs as blocking work, free reader or not: it may
+    /// take long, and with one worker (the default on two cores) every
+    /// stream and page would wait for it.
     pub(super) fn read<T>(&self, whole_table: bool, f: impl FnOnce(&Connection) -> T) -> T {
         if self.readers.is_empty() {
             return self.write(|c| f(c));
         }
-        if !whole_table && self.waiting.load(Ordering::SeqCst) == 0 {
+        if whole_table {
+            return blocking(|| self.on_reader(f));
+        }
+        if self.waiting.load(Ordering::SeqCst) == 0 {
             if let Some(conn) = free(&self.writer) {
                 return f(&conn);
             }
         }
+        self.on_reader(f)
+    }
+
+    /// Runs `f` on a free reader, else waits for one.
+    fn on_reader<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let n = self.readers.len();
         for i in 0..n {
@@ -269,6 +281,35 @@ mod tests {
         assert!(!on_writer(lite, false), "a waiting write goes first");
         drop(waiting);
         assert!(on_writer(lite, false), "and then reads take it again");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_long_scan_does_not_hold_up_a_lone_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db")).unwrap());
+        // Everything below runs on the runtime's only worker, as a
+        // server's requests do: a task starts a scan, and then needs the
+        // worker for a moment itself.
+        let waited = tokio::spawn(async move {
+            let s = store.clone();
+            let scan = tokio::spawn(async move {
+                s.scan(|_| {
+                    std::thread::sleep(HELD);
+                    Ok(())
+                })
+            });
+            let t = Instant::now();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let waited = t.elapsed();
+            scan.await.unwrap().unwrap();
+            waited
+        })
+        .await
+        .unwrap();
+        assert!(
+            waited < HELD / 2,
+            "a task beside the scan waited {waited:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,44 +105,7 @@ enum Command {
     },
     /// Load driver: push round trips and idle-stream memory against a
     /// fresh server started as a child process.
-    Bench {
-        /// Devices connected during the round-trip phase.
-        #[arg(long, default_value_t = 1000)]
-        devices: usize,
-        /// Round trips in flight at once.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Seconds of round trips.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Idle streams for the memory figure (0 to skip).
-        #[arg(long, default_value_t = 10_000)]
-        idle_streams: usize,
-        /// Loopback source addresses the idle streams come from
-        /// (127.0.0.2 on), for more streams than one address has ports.
-        #[arg(long, default_value_t = 1)]
-        source_addresses: usize,
-        /// Hold plain server-sent-event streams (as browsers do) instead of
-        /// the upgraded streams devices use.
-        #[arg(long)]
-        sse: bool,
-        /// Then round trips again with this many wrong-password sign-ins
-        /// running beside them (0 to skip).
-        #[arg(long, default_value_t = 20)]
-        wrong_passwords: usize,
-        /// Instead: single sign-on code exchanges by signed-in browsers
-        /// (authorize → code → token → userinfo), `--concurrency` at once.
-        #[arg(long)]
-        sso: bool,
-        /// Run on this PostgreSQL database (empty; `postgres://...`)
-        /// instead of SQLite in the temporary folder.
-        #[arg(long, value_name = "URL")]
-        store: Option<String>,
-        /// Serve instances, behind an nginx balancer when more than one
-        /// (needs --store and Debian's nginx).
-        #[arg(long, default_value_t = 1)]
-        instances: usize,
-    },
+    Bench(bench::BenchOptions),
     /// Write a sealed copy of the data folder (database and keys) to FILE,
     /// while the server runs. SQLite only; PostgreSQL: pg_dump.
     Backup {
@@ -242,35 +205,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         store_cmd::run(cmd)?;
         return Ok(ExitCode::SUCCESS);
     }
-    if let Command::Bench {
-        devices,
-        concurrency,
-        seconds,
-        idle_streams,
-        source_addresses,
-        sse,
-        wrong_passwords,
-        sso,
-        store,
-        instances,
-    } = cli.command
-    {
+    if let Command::Bench(opts) = cli.command {
         let _ = logging::init(false, "info");
-        if sso {
-            bench::sso::run(concurrency.max(1), Duration::from_secs(seconds))?;
+        if opts.sso {
+            bench::sso::run(opts.concurrency, Duration::from_secs(opts.seconds))?;
             return Ok(ExitCode::SUCCESS);
         }
-        let opts = bench::BenchOptions {
-            devices,
-            concurrency: concurrency.max(1),
-            duration: Duration::from_secs(seconds),
-            idle_streams,
-            source_addresses,
-            upgrade: !sse,
-            wrong_passwords,
-            store,
-            instances: instances.max(1),
-        };
         bench::run(&opts)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -318,7 +258,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 false => Some(dir.lock()?),
                 true => None,
             };
-            let rt = tokio::runtime::Runtime::new()?;
+            let workers = config.connections.worker_threads();
+            let threads = if workers == 1 { "thread" } else { "threads" };
+            tracing::info!("serving connections on {workers} worker {threads}");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()?;
             let hangups = rt.block_on(async {
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             })?;
@@ -360,7 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Helpdesk(cmd) => helpdesk::run(&server, &dir, cmd),
         Command::Client(cmd) => clients::run(&server, cmd, actor),
         Command::Oidc(cmd) => clients::run_oidc(&server, &dir, cmd),
-        Command::Bench { .. }
+        Command::Bench(_)
         | Command::Doctor
         | Command::Keys(_)
         | Command::Store(_)

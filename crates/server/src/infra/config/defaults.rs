@@ -11,6 +11,23 @@ impl Default for ConnectionsConfig {
             per_address: 256,
             header_timeout_seconds: 10,
             handshake_timeout_seconds: 10,
+            workers: 0,
+        }
+    }
+}
+
+impl ConnectionsConfig {
+    /// The threads that serve connections: `workers`, or when it is 0 one
+    /// fewer than the cores, at least one. The core left over goes to
+    /// what runs beside them (password hashing, SQLite's checkpoints, and
+    /// on a small machine the database or the balancer): on two cores one
+    /// worker measured faster and cheaper than two (docs/PERFORMANCE.md).
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => {
+                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+            }
+            n => n,
         }
     }
 }

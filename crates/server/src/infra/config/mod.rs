@@ -66,6 +66,9 @@ pub struct ConnectionsConfig {
     pub header_timeout_seconds: u64,
     /// Seconds a client has to finish the TLS handshake.
     pub handshake_timeout_seconds: u64,
+    /// Threads that serve connections; 0: see
+    /// [`ConnectionsConfig::worker_threads`].
+    pub workers: usize,
 }
 
 /// Where text messages and voice calls go.
@@ -311,6 +314,9 @@ impl Config {
                 "connections.header_timeout_seconds",
                 "must be between 1 and 300",
             );
+        }
+        if c.workers > 1024 {
+            return invalid("connections.workers", "must be at most 1024 (0: automatic)");
         }
         if !(1..=300).contains(&c.handshake_timeout_seconds) {
             return invalid(

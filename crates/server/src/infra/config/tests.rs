@@ -57,3 +57,18 @@ fn bad_values_name_the_key() {
         .to_string()
         .starts_with("configuration key `email_domain`"));
 }
+
+#[test]
+fn workers_leave_a_core_unless_set() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let auto = Config::default().connections.worker_threads();
+    assert_eq!(auto, cores.saturating_sub(1).max(1));
+    let c = Config::parse("[connections]\nworkers = 3\n").unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.connections.worker_threads(), 3);
+    let c = Config::parse("[connections]\nworkers = 5000\n").unwrap();
+    assert_eq!(
+        c.validate().unwrap_err().to_string(),
+        "configuration key `connections.workers`: must be at most 1024 (0: automatic)"
+    );
+}

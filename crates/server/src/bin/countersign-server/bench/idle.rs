@@ -57,7 +57,7 @@ pub(super) async fn open(
                 http,
                 to.base.to_string(),
                 d.clone(),
-                opts.upgrade,
+                !opts.sse,
                 None,
             )));
         }

@@ -31,35 +31,10 @@ use tokio::sync::mpsc;
 mod balancer;
 mod idle;
 mod load;
+mod options;
 pub mod sso;
 use load::*;
-
-/// What to measure.
-#[derive(Debug, Clone)]
-pub struct BenchOptions {
-    /// Devices connected during the round-trip phase.
-    pub devices: usize,
-    /// Concurrent round trips in flight.
-    pub concurrency: usize,
-    /// Length of the round-trip phase.
-    pub duration: Duration,
-    /// Idle streams for the memory phase (0: skip).
-    pub idle_streams: usize,
-    /// Loopback source addresses the idle streams come from (127.0.0.2
-    /// on; 1: the default address), for more streams than one address
-    /// has ports.
-    pub source_addresses: usize,
-    /// Streams ask for the upgraded connection (as devices do) rather than
-    /// plain server-sent events.
-    pub upgrade: bool,
-    /// Wrong-password sign-ins kept running beside a second round-trip
-    /// phase (0: no second phase).
-    pub wrong_passwords: usize,
-    /// A PostgreSQL database to run on (None: SQLite).
-    pub store: Option<String>,
-    /// Serve instances (more than one: behind nginx, on `store`).
-    pub instances: usize,
-}
+pub use options::BenchOptions;
 
 pub(super) struct Device {
     id: String,
@@ -103,8 +78,8 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
         &config_path,
         format!(
             "listen = \"127.0.0.1:{}\"\n[push]\nmax_per_window = 1000000\nttl_seconds = 60\n\
-             [connections]\nper_address = 1000000\n[lockout]\nper_address_failures = 1000000\n{store}",
-            ports[0]
+             [connections]\nper_address = 1000000\nworkers = {}\n[lockout]\nper_address_failures = 1000000\n{store}",
+            ports[0], opts.server_workers
         ),
     )?;
     let total = opts.devices.max(opts.idle_streams);
@@ -255,7 +230,7 @@ async fn drive(
             http.clone(),
             base.clone(),
             d.clone(),
-            opts.upgrade,
+            !opts.sse,
             Some(tx),
         )));
     }
@@ -266,7 +241,7 @@ async fn drive(
             buckets[i % opts.concurrency].push((d.clone(), rx));
         }
     }
-    let transport = if opts.upgrade {
+    let transport = if !opts.sse {
         "the upgraded stream"
     } else {
         "plain SSE"
@@ -288,7 +263,7 @@ async fn drive(
     println!("  in flight:           {}", opts.concurrency);
     let ctx = (http.clone(), base.clone(), admin.clone());
     let cpu_before = cpu_of(&pids);
-    let (alone, buckets) = round_trips(&ctx, buckets, opts.duration, false).await?;
+    let (alone, buckets) = round_trips(&ctx, buckets, opts.duration(), false).await?;
     alone.print();
     print_cpu(&pids, cpu_before, &alone);
     println!(
@@ -296,7 +271,7 @@ async fn drive(
          signed receipts (delivered, shown) and the page's status read"
     );
     let cpu_before = cpu_of(&pids);
-    let (full, buckets) = round_trips(&ctx, buckets, opts.duration, true).await?;
+    let (full, buckets) = round_trips(&ctx, buckets, opts.duration(), true).await?;
     full.print();
     print_cpu(&pids, cpu_before, &full);
     let buckets = if opts.wrong_passwords > 0 {
@@ -317,7 +292,7 @@ async fn drive(
                 tokio::spawn(async move { wrong_passwords(http, base, i, stop).await })
             })
             .collect();
-        let (beside, buckets) = round_trips(&ctx, buckets, opts.duration, false).await?;
+        let (beside, buckets) = round_trips(&ctx, buckets, opts.duration(), false).await?;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut checks = 0;
         for s in signins {
@@ -363,7 +338,7 @@ async fn drive(
             "pushes to the {} connected devices beside the idle streams",
             opts.devices
         );
-        let (beside, _) = round_trips(&ctx, buckets, opts.duration, false).await?;
+        let (beside, _) = round_trips(&ctx, buckets, opts.duration(), false).await?;
         beside.print();
         for s in idle {
             s.abort();
