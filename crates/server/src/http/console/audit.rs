@@ -83,19 +83,15 @@ pub(super) async fn page(
     if !csv {
         filter.newest = Some(SHOWN);
     }
-    let rows = s.store.audit_entries(&filter)?;
     if csv {
-        let mut out = String::from("seq,at,actor,action,target,ip,outcome,detail\n");
-        for r in &rows {
-            let cols = [&r.actor, &r.action, &r.target, &r.ip, &r.outcome, &r.detail]
-                .map(|c| csv_field(c));
-            out.push_str(&format!(
-                "{},{},{}\n",
-                r.seq,
-                csv_field(&format_utc(r.at)),
-                cols.join(",")
-            ));
-        }
+        // Every matching row, read and written out off the async workers:
+        // a large log would otherwise hold up every stream and page.
+        let server = s.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::Error>(csv_of(&server.store.audit_entries(&filter)?))
+        })
+        .await
+        .map_err(|e| crate::Error::Internal(format!("the audit export stopped: {e}")))??;
         return Ok((
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -108,6 +104,7 @@ pub(super) async fn page(
         )
             .into_response());
     }
+    let rows = s.store.audit_entries(&filter)?;
     let last = rows.last().map_or(0, |r| r.seq);
     let shown: Vec<&AuditEntry> = rows.iter().rev().collect();
     let fields = q.fields();
@@ -206,4 +203,20 @@ pub(super) async fn events(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// The rows as CSV, with a header line.
+fn csv_of(rows: &[AuditEntry]) -> String {
+    let mut out = String::from("seq,at,actor,action,target,ip,outcome,detail\n");
+    for r in rows {
+        let cols =
+            [&r.actor, &r.action, &r.target, &r.ip, &r.outcome, &r.detail].map(|c| csv_field(c));
+        out.push_str(&format!(
+            "{},{},{}\n",
+            r.seq,
+            csv_field(&format_utc(r.at)),
+            cols.join(",")
+        ));
+    }
+    out
 }

@@ -395,19 +395,26 @@ async fn fix_post(
     let action = form.action.as_str();
     let hours = form.hours.trim().parse().ok();
     let reason = form.reason.as_str();
-    let outcome = Fix::parse(action, form.device.as_deref(), hours).and_then(|fix| {
-        s.apply_fix(
-            &username,
-            &fix,
-            Staff {
-                name: &me.username,
-                role: me.role,
-            },
-            reason,
-            &ip,
-            now(),
-        )
-    });
+    // A password reset hashes the new one (Argon2id): on the hashing
+    // threads, as sign-ins do, not on an async worker.
+    let outcome = match Fix::parse(action, form.device.as_deref(), hours) {
+        Ok(fix) => {
+            let (target, name, role) = (username.clone(), me.username.clone(), me.role);
+            let (reason, ip) = (reason.to_string(), ip.clone());
+            s.hashing(move |s| {
+                s.apply_fix(
+                    &target,
+                    &fix,
+                    Staff { name: &name, role },
+                    &reason,
+                    &ip,
+                    now(),
+                )
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
     match outcome {
         Ok(Some(password)) => {
             let body = html! {

@@ -19,8 +19,8 @@ impl Default for ConnectionsConfig {
 impl ConnectionsConfig {
     /// The threads that serve connections: `workers`, or when it is 0 one
     /// fewer than the cores, at least one. The core left over goes to
-    /// what runs beside them (password hashing, SQLite's checkpoints, and
-    /// on a small machine the database or the balancer): on two cores one
+    /// what runs beside them (password hashing, blocking work handed off,
+    /// and on a small machine the database or the balancer): on two cores one
     /// worker measured faster and cheaper than two (docs/PERFORMANCE.md).
     pub fn worker_threads(&self) -> usize {
         match self.workers {
