@@ -397,19 +397,16 @@ async fn fix_post(
     let reason = form.reason.as_str();
     // A password reset hashes the new one (Argon2id): on the hashing
     // threads, as sign-ins do, not on an async worker.
+    let (target, name, role, why) = (
+        username.clone(),
+        me.username.clone(),
+        me.role,
+        reason.to_string(),
+    );
     let outcome = match Fix::parse(action, form.device.as_deref(), hours) {
         Ok(fix) => {
-            let (target, name, role) = (username.clone(), me.username.clone(), me.role);
-            let (reason, ip) = (reason.to_string(), ip.clone());
             s.hashing(move |s| {
-                s.apply_fix(
-                    &target,
-                    &fix,
-                    Staff { name: &name, role },
-                    &reason,
-                    &ip,
-                    now(),
-                )
+                s.apply_fix(&target, &fix, Staff { name: &name, role }, &why, &ip, now())
             })
             .await
         }
