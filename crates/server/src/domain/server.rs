@@ -286,6 +286,21 @@ impl Server {
             .ok_or_else(|| Error::Internal("the hashing threads stopped".into()))?
     }
 
+    /// Runs `work` that may go through many rows on a blocking thread, so
+    /// that the async workers (one, on two cores) keep serving streams
+    /// and pages meanwhile.
+    pub async fn off_workers<T, F>(self: &Arc<Self>, work: F) -> Result<T, Error>
+    where
+        F: FnOnce(&Server) -> Result<T, Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let s = self.clone();
+        let id = crate::store::request::current();
+        tokio::task::spawn_blocking(move || crate::store::request::on_thread(id, || work(&s)))
+            .await
+            .map_err(|e| Error::Internal(format!("blocking work stopped: {e}")))?
+    }
+
     /// Appends an audit row; a failure to audit fails the operation.
     pub fn audit(&self, e: NewAudit<'_>, now: u64) -> Result<(), Error> {
         self.write(now, |w| w.audit(&e))

@@ -237,10 +237,13 @@ async fn challenge_status(
     if require_admin(&s, &headers).is_err() && !session_follows(&s, &headers, &id)? {
         return Err(Error::not_found("challenge").into());
     }
-    let (_, status) = s.challenge_status(&id, now())?;
+    let (_, mut status) = s.challenge_status(&id, now())?;
     let mut rx = s.hub.watch(&id, status);
-    // Re-read after subscribing, in case it settled in between.
-    let (_, status) = s.challenge_status(&id, now())?;
+    // Re-read after subscribing, in case it settled in between (a final
+    // status stays as it is).
+    if !status.is_final() {
+        status = s.challenge_status(&id, now())?.1;
+    }
     if wants_events(&headers) {
         let stream = stream::unfold(
             (rx, Some(status), false),
@@ -265,7 +268,6 @@ async fn challenge_status(
             .keep_alive(KeepAlive::default())
             .into_response());
     }
-    let mut status = status;
     if !status.is_final() && q.wait > 0 {
         let wait = Duration::from_secs(q.wait.min(MAX_WAIT));
         if let Ok(Ok(())) = tokio::time::timeout(wait, rx.changed()).await {

@@ -86,12 +86,9 @@ pub(super) async fn page(
     if csv {
         // Every matching row, read and written out off the async workers:
         // a large log would otherwise hold up every stream and page.
-        let server = s.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            Ok::<_, crate::Error>(csv_of(&server.store.audit_entries(&filter)?))
-        })
-        .await
-        .map_err(|e| crate::Error::Internal(format!("the audit export stopped: {e}")))??;
+        let out = s
+            .off_workers(move |s| Ok(csv_of(&s.store.audit_entries(&filter)?)))
+            .await?;
         return Ok((
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

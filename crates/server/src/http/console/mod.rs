@@ -473,7 +473,7 @@ async fn push_post(
 // --- Push health ---------------------------------------------------------------
 
 async fn health_page(State(s): AppState, StaffSession(_, me): StaffSession) -> PageResult {
-    let h = s.push_health(60, now())?;
+    let h = s.off_workers(|s| s.push_health(60, now())).await?;
     let pct = |r: f64| format!("{:.1} %", r * 100.0);
     let body = html! {
         h1 { "Push health" }
