@@ -395,21 +395,21 @@ async fn fix_post(
     let action = form.action.as_str();
     let hours = form.hours.trim().parse().ok();
     let reason = form.reason.as_str();
-    // A password reset hashes the new one (Argon2id): on the hashing
-    // threads, as sign-ins do, not on an async worker.
-    let (target, name, role, why) = (
+    let (target, name, role, why, at) = (
         username.clone(),
         me.username.clone(),
         me.role,
         reason.to_string(),
+        now(),
     );
+    let apply = move |s: &Server, fix: Fix| {
+        s.apply_fix(&target, &fix, Staff { name: &name, role }, &why, &ip, at)
+    };
+    // A password reset hashes the new one (Argon2id): on the hashing
+    // threads, as sign-ins do; other fixes run in place, not queued.
     let outcome = match Fix::parse(action, form.device.as_deref(), hours) {
-        Ok(fix) => {
-            s.hashing(move |s| {
-                s.apply_fix(&target, &fix, Staff { name: &name, role }, &why, &ip, now())
-            })
-            .await
-        }
+        Ok(Fix::ResetPassword) => s.hashing(move |s| apply(s, Fix::ResetPassword)).await,
+        Ok(fix) => apply(&s, fix),
         Err(e) => Err(e),
     };
     match outcome {
