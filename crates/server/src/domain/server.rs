@@ -274,14 +274,8 @@ impl Server {
         F: FnOnce(&Server) -> Result<T, Error> + Send + 'static,
         T: Send + 'static,
     {
-        let s = self.clone();
         self.hashing
-            .run({
-                // The request's id goes along, for the audit rows the
-                // work writes.
-                let id = crate::store::request::current();
-                move || crate::store::request::on_thread(id, || work(&s))
-            })
+            .run(self.carrying_request(work))
             .await
             .ok_or_else(|| Error::Internal("the hashing threads stopped".into()))?
     }
@@ -294,11 +288,19 @@ impl Server {
         F: FnOnce(&Server) -> Result<T, Error> + Send + 'static,
         T: Send + 'static,
     {
-        let s = self.clone();
-        let id = crate::store::request::current();
-        tokio::task::spawn_blocking(move || crate::store::request::on_thread(id, || work(&s)))
+        tokio::task::spawn_blocking(self.carrying_request(work))
             .await
             .map_err(|e| Error::Internal(format!("blocking work stopped: {e}")))?
+    }
+
+    /// `work` to run on another thread, with the request's id along for
+    /// the audit rows it writes.
+    fn carrying_request<T, F>(self: &Arc<Self>, work: F) -> impl FnOnce() -> T + Send + 'static
+    where
+        F: FnOnce(&Server) -> T + Send + 'static,
+    {
+        let (s, id) = (self.clone(), crate::store::request::current());
+        move || crate::store::request::on_thread(id, || work(&s))
     }
 
     /// Appends an audit row; a failure to audit fails the operation.

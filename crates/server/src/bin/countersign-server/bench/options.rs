@@ -9,7 +9,7 @@ pub struct BenchOptions {
     #[arg(long, default_value_t = 1000)]
     pub devices: usize,
     /// Round trips in flight at once.
-    #[arg(long, default_value_t = 16, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     pub concurrency: usize,
     /// Seconds of round trips.
     #[arg(long, default_value_t = 10)]
@@ -39,7 +39,7 @@ pub struct BenchOptions {
     pub store: Option<String>,
     /// Serve instances, behind an nginx balancer when more than one
     /// (needs --store and Debian's nginx).
-    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub instances: usize,
     /// Each serve instance's worker threads (`connections.workers`; 0:
     /// the server's default).
@@ -51,13 +51,5 @@ impl BenchOptions {
     /// How long each round-trip phase lasts.
     pub(super) fn duration(&self) -> Duration {
         Duration::from_secs(self.seconds)
-    }
-}
-
-/// A count of at least one.
-fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("`{s}` is not a whole number of at least 1")),
     }
 }
