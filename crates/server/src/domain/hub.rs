@@ -3,54 +3,41 @@
 //! whoever follows it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use countersign_core::api::ChallengeStatus;
 use countersign_core::protocol::Challenge;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
-/// Challenges a device's channel holds for a stream that has not taken
-/// them yet. Each slot is kept for every connected device; a stream that
-/// falls further behind re-reads what is open from the store instead.
-const CHANNEL_SLOTS: usize = 4;
+use super::inbox::{Inbox, Inboxes};
 
 /// Live channels: new challenges to device streams, status changes to
 /// whoever follows a challenge (sign-in page, `push` command).
 #[derive(Default)]
 pub struct Hub {
-    devices: Mutex<HashMap<String, broadcast::Sender<Arc<Challenge>>>>,
+    devices: Inboxes,
     watchers: Mutex<HashMap<String, watch::Sender<ChallengeStatus>>>,
 }
 
 impl Hub {
     /// Subscribes a device stream to its new challenges.
-    pub fn subscribe(&self, device_id: &str) -> broadcast::Receiver<Arc<Challenge>> {
-        let mut map = self.devices.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(device_id.to_string())
-            .or_insert_with(|| broadcast::channel(CHANNEL_SLOTS).0)
-            .subscribe()
+    pub fn subscribe(&self, device_id: &str) -> Inbox {
+        self.devices.open(device_id)
     }
 
     /// Streams currently connected for a device.
     pub fn connected(&self, device_id: &str) -> usize {
-        let map = self.devices.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(device_id)
-            .map_or(0, broadcast::Sender::receiver_count)
+        self.devices.connected(device_id)
     }
 
     /// Streams connected across all devices.
     pub fn total_connected(&self) -> usize {
-        let map = self.devices.lock().unwrap_or_else(|p| p.into_inner());
-        map.values().map(broadcast::Sender::receiver_count).sum()
+        self.devices.total_connected()
     }
 
     /// Devices with a stream open here.
     pub(crate) fn devices_listening(&self) -> Vec<String> {
-        let map = self.devices.lock().unwrap_or_else(|p| p.into_inner());
-        map.iter()
-            .filter(|(_, tx)| tx.receiver_count() > 0)
-            .map(|(id, _)| id.clone())
-            .collect()
+        self.devices.devices_listening()
     }
 
     /// Challenges someone here follows.
@@ -59,15 +46,9 @@ impl Hub {
         map.keys().cloned().collect()
     }
 
+    /// Hands a new challenge to its device's streams here.
     pub(crate) fn publish(&self, challenge: Challenge) {
-        let mut map = self.devices.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = map.get(&challenge.device_id) {
-            if tx.send(Arc::new(challenge.clone())).is_err() {
-                // No stream left: forget the channel; the device fetches
-                // pending challenges when it reconnects.
-                map.remove(&challenge.device_id);
-            }
-        }
+        self.devices.publish(challenge);
     }
 
     /// Follows a challenge's status, starting from `current`.

@@ -179,16 +179,22 @@ impl AddressLimiter {
 /// What limits count against: the address itself for IPv4 (and
 /// anything that does not parse), the /64 network for IPv6.
 pub fn network(ip: &str) -> String {
-    match ip.parse::<IpAddr>() {
-        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                format!("{}/64", Ipv6Addr::from(prefix))
-            }
-        },
+    match ip.parse::<IpAddr>().map(network_of) {
+        Ok(IpAddr::V6(prefix)) => format!("{prefix}/64"),
         Ok(IpAddr::V4(v4)) => v4.to_string(),
         Err(_) => ip.to_string(),
+    }
+}
+
+/// [`network`] as an address: the IPv4 address (also when mapped into
+/// IPv6), or the first address of the IPv6 /64.
+pub fn network_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+        v4 => v4,
     }
 }
 

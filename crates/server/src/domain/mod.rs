@@ -10,6 +10,7 @@ mod error;
 pub mod fixes;
 pub mod helpdesk;
 mod hub;
+pub mod inbox;
 mod instances;
 pub mod keys;
 pub mod limits;

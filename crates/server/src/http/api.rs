@@ -3,7 +3,9 @@
 //! server. Handlers only convert data; the rules live in [`Server`].
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
@@ -18,8 +20,8 @@ use countersign_core::protocol::{
 };
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast::error::RecvError;
 
+use crate::domain::inbox::{Delivery, Inbox};
 use crate::domain::push::Origin;
 use crate::domain::sha256;
 use crate::domain::Code;
@@ -107,16 +109,17 @@ async fn device_challenges(
     s.authenticate_device(&id, bearer(&headers), now)?;
     // Subscribe before reading the pending list, so nothing created in
     // between is missed; duplicates are filtered by id.
-    let mut rx = s.hub.subscribe(&id);
+    let mut inbox = s.hub.subscribe(&id);
     let pending = s.pending_envelopes(&id, now)?;
     if events::wants_upgrade(&headers) {
-        let envelopes = challenge_events(s, id, rx, pending);
+        let envelopes = DeviceEnvelopes::new(s, inbox, pending);
         return events::upgrade(&mut request, envelopes).ok_or_else(|| {
             Error::invalid("no_upgrade", "this connection cannot be upgraded").into()
         });
     }
     if wants_events(&headers) {
-        let stream = challenge_events(s, id, rx, pending).map(|e| Ok::<_, Infallible>(event(&e)));
+        let stream =
+            DeviceEnvelopes::new(s, inbox, pending).map(|e| Ok::<_, Infallible>(event(&e)));
         return Ok(Sse::new(stream)
             .keep_alive(KeepAlive::new().interval(events::KEEP_ALIVE))
             .into_response());
@@ -125,62 +128,84 @@ async fn device_challenges(
         return Ok(Json(pending).into_response());
     }
     let wait = Duration::from_secs(q.wait.min(MAX_WAIT));
-    let got = match tokio::time::timeout(wait, rx.recv()).await {
-        Ok(Ok(c)) => vec![s.envelope((*c).clone(), crate::now())],
-        Ok(Err(RecvError::Lagged(_))) => s.pending_envelopes(&id, crate::now())?,
+    let got = match tokio::time::timeout(wait, inbox.next()).await {
+        Ok(Some(Delivery::Challenge(c))) => vec![s.envelope((*c).clone(), crate::now())],
+        Ok(Some(Delivery::FellBehind)) => s.pending_envelopes(&id, crate::now())?,
         _ => Vec::new(),
     };
     Ok(Json(got).into_response())
 }
 
 /// The envelopes a device stream carries: the pending ones, then each new
-/// one, each once.
-fn challenge_events(
-    s: Arc<Server>,
-    device_id: String,
-    rx: tokio::sync::broadcast::Receiver<Arc<countersign_core::protocol::Challenge>>,
-    pending: Vec<ChallengeEnvelope>,
-) -> impl Stream<Item = ChallengeEnvelope> + Send + 'static {
-    let mut seen = Sent::default();
-    let now = crate::now();
-    let pending: Vec<ChallengeEnvelope> =
-        pending.into_iter().filter(|e| seen.first(e, now)).collect();
-    let first = stream::iter(pending);
-    let live = stream::unfold(
-        (s, device_id, rx, seen),
-        |(s, device_id, mut rx, mut seen)| async move {
-            loop {
-                let received = rx.recv().await;
-                let now = crate::now();
-                let envelopes = match received {
-                    Ok(c) => vec![s.envelope((*c).clone(), now)],
-                    // Fell behind: send everything still open instead. If
-                    // that cannot be read, the stream ends (and is logged):
-                    // the device reconnects and is sent what is open then.
-                    Err(RecvError::Lagged(_)) => {
-                        match s.pending_envelopes(&device_id, now) {
-                            Ok(envelopes) => envelopes,
-                            Err(e) => {
-                                tracing::error!(error = %e, device = %device_id, "cannot read open challenges; closing the stream");
-                                return None;
-                            }
+/// one, each once. Written out as a plain [`Stream`] (not with stream
+/// combinators) because a server holds one per connected device all day,
+/// and this way it holds only its inbox and what it has sent.
+struct DeviceEnvelopes {
+    server: Arc<Server>,
+    inbox: Inbox,
+    sent: Sent,
+    /// Envelopes to send before taking from the inbox again, the next
+    /// one last.
+    ready: Vec<ChallengeEnvelope>,
+}
+
+impl DeviceEnvelopes {
+    fn new(server: Arc<Server>, inbox: Inbox, pending: Vec<ChallengeEnvelope>) -> Self {
+        let mut envelopes = DeviceEnvelopes {
+            server,
+            inbox,
+            sent: Sent::default(),
+            ready: Vec::new(),
+        };
+        envelopes.queue(pending, crate::now());
+        envelopes
+    }
+
+    /// Queues those of `envelopes` not sent before.
+    fn queue(&mut self, envelopes: Vec<ChallengeEnvelope>, now: u64) {
+        self.sent.forget_closed(now);
+        self.ready = envelopes
+            .into_iter()
+            .filter(|e| self.sent.first(e, now))
+            .collect();
+        self.ready.reverse();
+    }
+}
+
+impl Stream for DeviceEnvelopes {
+    type Item = ChallengeEnvelope;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<ChallengeEnvelope>> {
+        let this = &mut *self;
+        loop {
+            if let Some(e) = this.ready.pop() {
+                return Poll::Ready(Some(e));
+            }
+            // Drained: hold no buffer while idle.
+            this.ready = Vec::new();
+            let now = crate::now();
+            let envelopes = match ready!(Pin::new(&mut this.inbox).poll_next(cx)) {
+                Some(Delivery::Challenge(c)) => vec![this.server.envelope((*c).clone(), now)],
+                // Fell behind: send everything still open instead. If that
+                // cannot be read, the stream ends (and is logged): the
+                // device reconnects and is sent what is open then.
+                Some(Delivery::FellBehind) => {
+                    match this.server.pending_envelopes(this.inbox.device_id(), now) {
+                        Ok(envelopes) => envelopes,
+                        Err(e) => {
+                            tracing::error!(error = %e, device = %this.inbox.device_id(), "cannot read open challenges; closing the stream");
+                            return Poll::Ready(None);
                         }
                     }
-                    Err(RecvError::Closed) => return None,
-                };
-                seen.forget_closed(now);
-                let fresh: Vec<ChallengeEnvelope> = envelopes
-                    .into_iter()
-                    .filter(|e| seen.first(e, now))
-                    .collect();
-                if !fresh.is_empty() {
-                    return Some((stream::iter(fresh), (s, device_id, rx, seen)));
                 }
-            }
-        },
-    )
-    .flatten();
-    first.chain(live)
+                None => return Poll::Ready(None),
+            };
+            this.queue(envelopes, now);
+        }
+    }
 }
 
 /// The challenges a stream has sent that are still open: one created
@@ -451,5 +476,21 @@ mod tests {
         sent.forget_closed(200);
         assert_eq!(sent.0.capacity(), 0, "nothing held once all expired");
         assert!(sent.first_of("c1", 300, 200));
+    }
+
+    #[test]
+    fn a_device_stream_fits_a_small_task() {
+        // A server holds one per connected device all day. With its
+        // task's header and trailer this takes 384 bytes (tokio's task
+        // cells come in steps of 128); some 50 bytes more take 512.
+        type Stream = crate::http::events::DeviceStream<
+            hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>,
+            std::pin::Pin<Box<super::DeviceEnvelopes>>,
+        >;
+        let size = std::mem::size_of::<Stream>();
+        assert!(size <= 200, "{size} bytes");
+        // Boxed, on its own.
+        let envelopes = std::mem::size_of::<super::DeviceEnvelopes>();
+        assert!(envelopes <= 80, "{envelopes} bytes");
     }
 }

@@ -79,7 +79,7 @@ pub fn raise_file_limit(configured: usize) -> (u64, usize) {
 pub struct Gate {
     total: usize,
     per_address: Option<usize>,
-    open: Mutex<(usize, HashMap<String, usize>)>,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
 }
 
 impl Gate {
@@ -96,7 +96,7 @@ impl Gate {
     /// A place for a connection from `ip`, held until dropped; `None` when
     /// a cap is reached.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
-        let key = crate::domain::limits::network(&ip.to_string());
+        let key = crate::domain::limits::network_of(ip);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let (total, by_address) = &mut *open;
         let here = by_address.get(&key).copied().unwrap_or(0);
@@ -104,7 +104,7 @@ impl Gate {
             return None;
         }
         *total += 1;
-        by_address.insert(key.clone(), here + 1);
+        by_address.insert(key, here + 1);
         Some(Admitted {
             gate: self.clone(),
             key,
@@ -120,7 +120,7 @@ impl Gate {
 /// A connection's place, given back when it closes.
 pub struct Admitted {
     gate: Arc<Gate>,
-    key: String,
+    key: IpAddr,
 }
 
 impl Drop for Admitted {
@@ -294,6 +294,9 @@ mod tests {
         let _x = gate.admit("2001:db8::1".parse().unwrap()).unwrap();
         assert!(gate.admit("2001:db8::ffff".parse().unwrap()).is_none());
         assert!(gate.admit("2001:db8:0:1::1".parse().unwrap()).is_some());
+        // An IPv4 address mapped into IPv6 counts as itself.
+        let _y = gate.admit("192.0.2.1".parse().unwrap()).unwrap();
+        assert!(gate.admit("::ffff:192.0.2.1".parse().unwrap()).is_none());
     }
 
     #[test]

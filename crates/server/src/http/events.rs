@@ -8,6 +8,9 @@
 //! over and frees its buffers, and the same event-stream text is written on
 //! the bare connection. Browsers and older devices keep plain SSE.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -15,9 +18,9 @@ use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use countersign_core::protocol::ChallengeEnvelope;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The `Upgrade` token a device sends for its challenge stream.
 pub const UPGRADE: &str = "countersign-events";
@@ -47,12 +50,12 @@ where
     S: Stream<Item = ChallengeEnvelope> + Send + 'static,
 {
     let on_upgrade = hyper::upgrade::on(request);
-    // On the heap once: held inline, room for the stream's state is laid
-    // out in each layer of the task's future that holds it.
+    // On the heap once: inline, it would take tokio's task cell for the
+    // stream a size class up (see `DeviceStream`).
     let envelopes = Box::pin(envelopes);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => write_events(TokioIo::new(upgraded), envelopes).await,
+            Ok(upgraded) => DeviceStream::new(TokioIo::new(upgraded), envelopes).await,
             Err(e) => tracing::debug!(error = %e, "challenge stream upgrade failed"),
         }
     });
@@ -64,37 +67,116 @@ where
         .ok()
 }
 
-/// Writes each envelope as an event, and a keep-alive comment when idle,
-/// until the device goes away or the stream ends. The connection is read
-/// too: a device that closes it is noticed at once, and the first read
-/// releases the buffer hyper handed over with it.
-async fn write_events<IO, S>(io: IO, envelopes: S)
+pin_project_lite::pin_project! {
+    /// A device's stream on its own connection: writes each envelope as
+    /// an event, and a keep-alive comment when idle, until the device goes
+    /// away or the envelopes end. The connection is read too: a device
+    /// that closes it is noticed at once, and the first read releases the
+    /// buffer hyper handed over with it.
+    ///
+    /// Written out by hand rather than as `async` code with `select!` and
+    /// `tokio::io::split`: a server holds one of these per connected
+    /// device all day, and this way it is one small task with no shared
+    /// halves. tokio allocates a task in steps of 128 bytes: at up to
+    /// about 210 bytes, this one with its task takes 384 (see
+    /// PERFORMANCE.md, "Many idle streams").
+    pub(crate) struct DeviceStream<IO, S> {
+        io: IO,
+        envelopes: S,
+        #[pin]
+        keep_alive: tokio::time::Sleep,
+        out: Out,
+        // Bytes of `out` written so far.
+        written: usize,
+    }
+}
+
+/// What a [`DeviceStream`] is writing.
+enum Out {
+    Nothing,
+    KeepAlive,
+    Event(Box<[u8]>),
+    /// The envelopes ended: the connection is being closed.
+    Closing,
+}
+
+impl Out {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Out::Nothing | Out::Closing => b"",
+            Out::KeepAlive => b":\n\n",
+            Out::Event(text) => text,
+        }
+    }
+}
+
+impl<IO, S> DeviceStream<IO, S> {
+    /// Writes `envelopes` on `io`.
+    pub(crate) fn new(io: IO, envelopes: S) -> Self {
+        DeviceStream {
+            io,
+            envelopes,
+            keep_alive: tokio::time::sleep(KEEP_ALIVE),
+            out: Out::Nothing,
+            written: 0,
+        }
+    }
+}
+
+impl<IO, S> Future for DeviceStream<IO, S>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
     S: Stream<Item = ChallengeEnvelope> + Unpin,
 {
-    let (mut reader, mut writer) = tokio::io::split(io);
-    let closed = async {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        // A device sends nothing after its request: whatever it sends is
+        // dropped, and the end of its side (or an error) ends the stream.
         let mut ignored = [0u8; 64];
-        while let Ok(1..) = reader.read(&mut ignored).await {}
-    };
-    let write = async {
-        let mut envelopes = envelopes;
         loop {
-            let text = match tokio::time::timeout(KEEP_ALIVE, envelopes.next()).await {
-                Ok(Some(e)) => event_text(&e),
-                Ok(None) => break,
-                Err(_) => ":\n\n".to_string(),
-            };
-            if writer.write_all(text.as_bytes()).await.is_err() || writer.flush().await.is_err() {
-                return;
+            let mut buf = ReadBuf::new(&mut ignored);
+            match Pin::new(&mut *this.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => break,
             }
         }
-        let _ = writer.shutdown().await;
-    };
-    tokio::select! {
-        () = closed => {}
-        () = write => {}
+        loop {
+            if matches!(this.out, Out::Closing) {
+                return Pin::new(&mut *this.io).poll_shutdown(cx).map(|_| ());
+            }
+            if !matches!(this.out, Out::Nothing) {
+                while *this.written < this.out.bytes().len() {
+                    let rest = &this.out.bytes()[*this.written..];
+                    match Pin::new(&mut *this.io).poll_write(cx, rest) {
+                        Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(()),
+                        Poll::Ready(Ok(n)) => *this.written += n,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                match Pin::new(&mut *this.io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Pending => return Poll::Pending,
+                }
+                // Written: the event's text is freed, and the next
+                // keep-alive is due a full interval from now.
+                *this.out = Out::Nothing;
+                *this.written = 0;
+                let next = tokio::time::Instant::now() + KEEP_ALIVE;
+                this.keep_alive.as_mut().reset(next);
+            }
+            match Pin::new(&mut *this.envelopes).poll_next(cx) {
+                Poll::Ready(Some(e)) => *this.out = Out::Event(event_text(&e).into_bytes().into()),
+                Poll::Ready(None) => *this.out = Out::Closing,
+                Poll::Pending => match this.keep_alive.as_mut().poll(cx) {
+                    Poll::Ready(()) => *this.out = Out::KeepAlive,
+                    Poll::Pending => return Poll::Pending,
+                },
+            }
+        }
     }
 }
 
@@ -127,5 +209,79 @@ mod tests {
         assert!(wants_upgrade(&h));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(!wants_upgrade(&h));
+    }
+
+    fn envelope(id: &str) -> ChallengeEnvelope {
+        let key = countersign_core::keys::SigningKey::generate(&ring::rand::SystemRandom::new())
+            .expect("a key");
+        let challenge = crate::domain::inbox::tests::challenge(id, "d1");
+        ChallengeEnvelope::sign(challenge, 100, &key)
+    }
+
+    /// Reads until the blank line that ends an event or a comment.
+    async fn next_block(client: &mut tokio::io::DuplexStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut text = Vec::new();
+        while !text.ends_with(b"\n\n") {
+            let mut byte = [0u8; 1];
+            assert_eq!(
+                client.read(&mut byte).await.expect("read"),
+                1,
+                "stream ended"
+            );
+            text.push(byte[0]);
+        }
+        String::from_utf8(text).expect("text")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_device_stream_sends_events_then_keep_alives_and_ends_with_the_device() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let stream = tokio::spawn(DeviceStream::new(
+            server,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
+        tx.send(envelope("c1")).await.expect("send");
+        let event = next_block(&mut client).await;
+        assert!(
+            event.starts_with("event: challenge\nid: c1\ndata: {"),
+            "{event}"
+        );
+
+        // Nothing more to send: a comment after the keep-alive interval,
+        // and not before it.
+        let start = tokio::time::Instant::now();
+        assert_eq!(next_block(&mut client).await, ":\n\n");
+        assert!(start.elapsed() >= KEEP_ALIVE, "{:?}", start.elapsed());
+
+        // What the device writes is ignored; its going away ends the task.
+        use tokio::io::AsyncWriteExt;
+        client.write_all(b"ignored").await.expect("write");
+        tx.send(envelope("c2")).await.expect("send");
+        assert!(next_block(&mut client).await.contains("id: c2\n"));
+        drop(client);
+        tokio::time::timeout(std::time::Duration::from_secs(1), stream)
+            .await
+            .expect("the stream ends when the device goes away")
+            .expect("no panic");
+    }
+
+    #[tokio::test]
+    async fn a_device_stream_closes_the_connection_when_its_envelopes_end() {
+        use tokio::io::AsyncReadExt;
+        let (mut client, server) = tokio::io::duplex(4096);
+        let stream = tokio::spawn(DeviceStream::new(
+            server,
+            futures_util::stream::iter(vec![envelope("c1")]),
+        ));
+        let mut all = String::new();
+        client
+            .read_to_string(&mut all)
+            .await
+            .expect("read to the end");
+        assert!(all.starts_with("event: challenge\nid: c1\n"), "{all}");
+        assert!(all.ends_with("\n\n"), "{all}");
+        stream.await.expect("no panic");
     }
 }

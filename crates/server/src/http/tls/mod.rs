@@ -34,7 +34,7 @@ const MAX_WRITE: usize = 64 * 1024;
 /// A server-side TLS connection over `IO`.
 ///
 /// Reading may send (what rustls queued), so both directions must be
-/// polled from one task, as hyper and `tokio::io::split` in one task do:
+/// polled from one task, as hyper and the device stream (`http/events.rs`) do:
 /// the socket keeps one waker per direction.
 pub struct TlsStream<IO> {
     io: IO,
