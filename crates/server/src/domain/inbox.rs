@@ -93,24 +93,27 @@ impl Inboxes {
 
     /// Puts `challenge` in the inbox of each stream of its device.
     pub fn publish(&self, challenge: Challenge) {
-        let map = lock(&self.0);
-        let Some(slots) = map.get(challenge.device_id.as_str()) else {
-            // No stream: the device fetches pending challenges when it
-            // connects.
-            return;
-        };
-        let challenge = Arc::new(challenge);
-        for slot in slots {
-            let mut waiting = lock(&slot.waiting);
-            if waiting.challenges.len() < SLOTS {
-                waiting.challenges.push_back(challenge.clone());
-            } else {
-                waiting.fell_behind = true;
-            }
-            if let Some(waker) = waiting.waker.take() {
-                waker.wake();
+        let mut wake = Vec::new();
+        {
+            let map = lock(&self.0);
+            let Some(slots) = map.get(challenge.device_id.as_str()) else {
+                // No stream: the device fetches pending challenges when it
+                // connects.
+                return;
+            };
+            let challenge = Arc::new(challenge);
+            for slot in slots {
+                let mut waiting = lock(&slot.waiting);
+                if waiting.challenges.len() < SLOTS {
+                    waiting.challenges.push_back(challenge.clone());
+                } else {
+                    waiting.fell_behind = true;
+                }
+                wake.extend(waiting.waker.take());
             }
         }
+        // Woken with no lock held.
+        wake.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -213,7 +216,8 @@ pub(crate) mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             publisher.publish(challenge("c1", "d1"));
         });
-        assert_eq!(taken(inbox.next().await), "c1");
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(5), inbox.next());
+        assert_eq!(taken(woken.await.expect("woken by the publish")), "c1");
         publish.await.expect("no panic");
     }
 
@@ -240,6 +244,8 @@ pub(crate) mod tests {
         drop(b);
         assert_eq!(inboxes.connected("d1"), 0);
         assert!(inboxes.devices_listening().is_empty());
+        // A slot refers back to the map; nothing is left holding it.
+        assert_eq!(Arc::strong_count(&inboxes.0), 1);
         // Publishing to a device with no stream keeps nothing.
         inboxes.publish(challenge("c1", "d1"));
         assert_eq!(inboxes.total_connected(), 0);

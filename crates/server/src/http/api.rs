@@ -3,9 +3,8 @@
 //! server. Handlers only convert data; the rules live in [`Server`].
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+
 use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
@@ -18,13 +17,14 @@ use countersign_core::api::{ActivateRequest, Verdict};
 use countersign_core::protocol::{
     ChallengeEnvelope, ChallengeKind, Receipt, Response as DeviceResponse,
 };
-use futures_util::stream::{self, Stream, StreamExt};
+use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::inbox::{Delivery, Inbox};
+use crate::domain::inbox::Delivery;
 use crate::domain::push::Origin;
 use crate::domain::sha256;
 use crate::domain::Code;
+use crate::http::envelopes::DeviceEnvelopes;
 use crate::http::error::ApiError;
 use crate::http::extract::{bearer, session_follows, wants_events, Body, ClientIp};
 use crate::http::{events, AppState};
@@ -134,110 +134,6 @@ async fn device_challenges(
         _ => Vec::new(),
     };
     Ok(Json(got).into_response())
-}
-
-/// The envelopes a device stream carries: the pending ones, then each new
-/// one, each once. Written out as a plain [`Stream`] (not with stream
-/// combinators) because a server holds one per connected device all day,
-/// and this way it holds only its inbox and what it has sent.
-struct DeviceEnvelopes {
-    server: Arc<Server>,
-    inbox: Inbox,
-    sent: Sent,
-    /// Envelopes to send before taking from the inbox again, the next
-    /// one last.
-    ready: Vec<ChallengeEnvelope>,
-}
-
-impl DeviceEnvelopes {
-    fn new(server: Arc<Server>, inbox: Inbox, pending: Vec<ChallengeEnvelope>) -> Self {
-        let mut envelopes = DeviceEnvelopes {
-            server,
-            inbox,
-            sent: Sent::default(),
-            ready: Vec::new(),
-        };
-        envelopes.queue(pending, crate::now());
-        envelopes
-    }
-
-    /// Queues those of `envelopes` not sent before.
-    fn queue(&mut self, envelopes: Vec<ChallengeEnvelope>, now: u64) {
-        self.sent.forget_closed(now);
-        self.ready = envelopes
-            .into_iter()
-            .filter(|e| self.sent.first(e, now))
-            .collect();
-        self.ready.reverse();
-    }
-}
-
-impl Stream for DeviceEnvelopes {
-    type Item = ChallengeEnvelope;
-
-    fn poll_next(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<ChallengeEnvelope>> {
-        let this = &mut *self;
-        loop {
-            if let Some(e) = this.ready.pop() {
-                return Poll::Ready(Some(e));
-            }
-            // Drained: hold no buffer while idle.
-            this.ready = Vec::new();
-            let now = crate::now();
-            let envelopes = match ready!(Pin::new(&mut this.inbox).poll_next(cx)) {
-                Some(Delivery::Challenge(c)) => vec![this.server.envelope((*c).clone(), now)],
-                // Fell behind: send everything still open instead. If that
-                // cannot be read, the stream ends (and is logged): the
-                // device reconnects and is sent what is open then.
-                Some(Delivery::FellBehind) => {
-                    match this.server.pending_envelopes(this.inbox.device_id(), now) {
-                        Ok(envelopes) => envelopes,
-                        Err(e) => {
-                            tracing::error!(error = %e, device = %this.inbox.device_id(), "cannot read open challenges; closing the stream");
-                            return Poll::Ready(None);
-                        }
-                    }
-                }
-                None => return Poll::Ready(None),
-            };
-            this.queue(envelopes, now);
-        }
-    }
-}
-
-/// The challenges a stream has sent that are still open: one created
-/// while the stream started, or sent again after the stream fell behind,
-/// is not sent twice. Expired ones are forgotten at the next push (and an
-/// expired one is never sent), so a stream open all day holds no more
-/// than the challenges of its last pushes.
-#[derive(Default)]
-struct Sent(Vec<(String, u64)>);
-
-impl Sent {
-    /// Whether `e` is to be sent: open at `now` and not sent before. It
-    /// counts as sent from now on.
-    fn first(&mut self, e: &ChallengeEnvelope, now: u64) -> bool {
-        self.first_of(&e.challenge.id, e.challenge.expires_at, now)
-    }
-
-    fn first_of(&mut self, id: &str, expires_at: u64, now: u64) -> bool {
-        if expires_at <= now || self.0.iter().any(|(sent, _)| sent == id) {
-            return false;
-        }
-        self.0.push((id.to_string(), expires_at));
-        true
-    }
-
-    /// Forgets the challenges that have expired by `now`.
-    fn forget_closed(&mut self, now: u64) {
-        self.0.retain(|(_, expires_at)| *expires_at > now);
-        if self.0.is_empty() {
-            self.0 = Vec::new();
-        }
-    }
 }
 
 fn event(e: &ChallengeEnvelope) -> Event {
@@ -455,42 +351,4 @@ async fn admin_streams(
         connected: s.hub.total_connected(),
         device: q.device.map(|d| s.hub.connected(&d)),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Sent;
-
-    #[test]
-    fn a_stream_sends_a_challenge_once_and_forgets_it_when_it_expires() {
-        let mut sent = Sent::default();
-        assert!(sent.first_of("c1", 100, 0));
-        assert!(sent.first_of("c2", 200, 0));
-        assert!(!sent.first_of("c1", 100, 0), "c1 was sent already");
-        sent.forget_closed(150);
-        assert!(!sent.first_of("c2", 200, 150), "c2 is still open");
-        assert!(
-            !sent.first_of("c1", 100, 150),
-            "an expired one is never sent"
-        );
-        sent.forget_closed(200);
-        assert_eq!(sent.0.capacity(), 0, "nothing held once all expired");
-        assert!(sent.first_of("c1", 300, 200));
-    }
-
-    #[test]
-    fn a_device_stream_fits_a_small_task() {
-        // A server holds one per connected device all day. With its
-        // task's header and trailer this takes 384 bytes (tokio's task
-        // cells come in steps of 128); some 50 bytes more take 512.
-        type Stream = crate::http::events::DeviceStream<
-            hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>,
-            std::pin::Pin<Box<super::DeviceEnvelopes>>,
-        >;
-        let size = std::mem::size_of::<Stream>();
-        assert!(size <= 200, "{size} bytes");
-        // Boxed, on its own.
-        let envelopes = std::mem::size_of::<super::DeviceEnvelopes>();
-        assert!(envelopes <= 80, "{envelopes} bytes");
-    }
 }

@@ -242,6 +242,8 @@ mod tests {
             server,
             tokio_stream::wrappers::ReceiverStream::new(rx),
         ));
+        // An event some time after the start...
+        tokio::time::advance(KEEP_ALIVE / 3).await;
         tx.send(envelope("c1")).await.expect("send");
         let event = next_block(&mut client).await;
         assert!(
@@ -249,8 +251,8 @@ mod tests {
             "{event}"
         );
 
-        // Nothing more to send: a comment after the keep-alive interval,
-        // and not before it.
+        // ...then nothing more to send: a comment a whole keep-alive
+        // interval after that event, not after the start.
         let start = tokio::time::Instant::now();
         assert_eq!(next_block(&mut client).await, ":\n\n");
         assert!(start.elapsed() >= KEEP_ALIVE, "{:?}", start.elapsed());
@@ -261,27 +263,91 @@ mod tests {
         tx.send(envelope("c2")).await.expect("send");
         assert!(next_block(&mut client).await.contains("id: c2\n"));
         drop(client);
-        tokio::time::timeout(std::time::Duration::from_secs(1), stream)
+        tokio::time::timeout(Duration::from_secs(1), stream)
             .await
             .expect("the stream ends when the device goes away")
             .expect("no panic");
     }
 
+    /// A connection that notes when it is shut down.
+    struct Noting {
+        io: tokio::io::DuplexStream,
+        shut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl AsyncRead for Noting {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.io).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Noting {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.io).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.io).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            self.shut.store(true, std::sync::atomic::Ordering::SeqCst);
+            Pin::new(&mut self.io).poll_shutdown(cx)
+        }
+    }
+
     #[tokio::test]
-    async fn a_device_stream_closes_the_connection_when_its_envelopes_end() {
+    async fn a_device_stream_shuts_the_connection_down_when_its_envelopes_end() {
         use tokio::io::AsyncReadExt;
         let (mut client, server) = tokio::io::duplex(4096);
+        let shut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let io = Noting {
+            io: server,
+            shut: shut.clone(),
+        };
         let stream = tokio::spawn(DeviceStream::new(
-            server,
+            io,
             futures_util::stream::iter(vec![envelope("c1")]),
         ));
         let mut all = String::new();
-        client
-            .read_to_string(&mut all)
-            .await
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_string(&mut all));
+        read.await
+            .expect("the stream ends")
             .expect("read to the end");
         assert!(all.starts_with("event: challenge\nid: c1\n"), "{all}");
         assert!(all.ends_with("\n\n"), "{all}");
         stream.await.expect("no panic");
+        assert!(
+            shut.load(std::sync::atomic::Ordering::SeqCst),
+            "shut down, not just dropped"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_device_going_away_ends_a_stream_stuck_writing() {
+        // A tiny pipe nobody reads: the event cannot be written whole.
+        let (client, server) = tokio::io::duplex(16);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let stream = tokio::spawn(DeviceStream::new(
+            server,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
+        tx.send(envelope("c1")).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!stream.is_finished(), "waiting to write");
+        drop(client);
+        tokio::time::timeout(Duration::from_secs(5), stream)
+            .await
+            .expect("the stream ends when the device goes away")
+            .expect("no panic");
     }
 }

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod connections;
 mod console;
+mod envelopes;
 pub mod error;
 pub mod events;
 pub mod extract;

@@ -265,10 +265,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .worker_threads(workers)
                 .enable_all()
                 .build()?;
-            let hangups = rt.block_on(async {
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            // Caught from here on, before the server announces itself.
+            let (hangups, stops) = rt.block_on(async {
+                let hangups =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+                std::io::Result::Ok((hangups, logging::StopSignals::catch()?))
             })?;
-            Some((lock, rt, hangups))
+            Some((lock, rt, hangups, stops))
         }
         _ => None,
     };
@@ -279,7 +282,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let actor = "admin-cli";
     match cli.command {
         Command::Serve { .. } => {
-            let (_lock, rt, hangups) = serving.context("serve started without its runtime")?;
+            let (_lock, rt, hangups, stops) =
+                serving.context("serve started without its runtime")?;
             let tls = tls::setup(&server.config, &dir)?;
             server.use_tls(&tls);
             rt.block_on(async {
@@ -293,7 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tokio::spawn(logging::reload_on_hangup(hangups, config_path, set_level));
                 let handle = running.handle();
                 tokio::spawn(async move {
-                    logging::shutdown_signal().await;
+                    stops.wait().await;
                     note("countersign-server: stopping");
                     handle.graceful_shutdown(Some(Duration::from_secs(2)));
                 });
