@@ -71,8 +71,9 @@ pin_project_lite::pin_project! {
     /// A device's stream on its own connection: writes each envelope as
     /// an event, and a keep-alive comment when idle, until the device goes
     /// away or the envelopes end. The connection is read too: a device
-    /// that closes it is noticed at once, and the first read releases the
-    /// buffer hyper handed over with it.
+    /// that closes it (or sends anything, which a device never does) is
+    /// noticed at once, and the first read releases the buffer hyper
+    /// handed over with it.
     ///
     /// Written out by hand rather than as `async` code with `select!` and
     /// `tokio::io::split`: a server holds one of these per connected
@@ -132,16 +133,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        // A device sends nothing after its request: whatever it sends is
-        // dropped, and the end of its side (or an error) ends the stream.
-        let mut ignored = [0u8; 64];
-        loop {
-            let mut buf = ReadBuf::new(&mut ignored);
-            match Pin::new(&mut *this.io).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
-                Poll::Ready(_) => return Poll::Ready(()),
-                Poll::Pending => break,
-            }
+        // A device sends nothing after its request (PROTOCOL.md): the end
+        // of its side, an error, or anything it sends ends the stream. A
+        // client that keeps sending is not read on for nothing.
+        let mut byte = [0u8; 1];
+        if Pin::new(&mut *this.io)
+            .poll_read(cx, &mut ReadBuf::new(&mut byte))
+            .is_ready()
+        {
+            return Poll::Ready(());
         }
         loop {
             if matches!(this.out, Out::Closing) {
@@ -257,9 +257,7 @@ mod tests {
         assert_eq!(next_block(&mut client).await, ":\n\n");
         assert!(start.elapsed() >= KEEP_ALIVE, "{:?}", start.elapsed());
 
-        // What the device writes is ignored; its going away ends the task.
-        use tokio::io::AsyncWriteExt;
-        client.write_all(b"ignored").await.expect("write");
+        // The next event too; then the device going away ends the task.
         tx.send(envelope("c2")).await.expect("send");
         assert!(next_block(&mut client).await.contains("id: c2\n"));
         drop(client);
@@ -267,6 +265,27 @@ mod tests {
             .await
             .expect("the stream ends when the device goes away")
             .expect("no panic");
+    }
+
+    #[tokio::test]
+    async fn a_device_that_sends_anything_is_disconnected() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(4096);
+        let (_tx, rx) = tokio::sync::mpsc::channel::<ChallengeEnvelope>(4);
+        let stream = tokio::spawn(DeviceStream::new(
+            server,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!stream.is_finished(), "an idle device stays connected");
+        client.write_all(b"x").await.expect("write");
+        tokio::time::timeout(Duration::from_secs(5), stream)
+            .await
+            .expect("the stream ends")
+            .expect("no panic");
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.expect("the end");
+        assert!(rest.is_empty(), "nothing more was sent");
     }
 
     /// A connection that notes when it is shut down.
