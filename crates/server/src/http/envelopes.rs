@@ -64,7 +64,14 @@ impl Stream for DeviceEnvelopes {
             this.ready = Vec::new();
             let now = crate::now();
             let envelopes = match ready!(Pin::new(&mut this.inbox).poll_next(cx)) {
-                Some(Delivery::Challenge(c)) => vec![this.server.envelope((*c).clone(), now)],
+                // Signed only once known to be sent.
+                Some(Delivery::Challenge(c)) => {
+                    this.sent.forget_closed(now);
+                    if this.sent.first_of(&c.id, c.expires_at, now) {
+                        return Poll::Ready(Some(this.server.envelope((*c).clone(), now)));
+                    }
+                    continue;
+                }
                 // Fell behind: send everything still open instead. If that
                 // cannot be read, the stream ends (and is logged): the
                 // device reconnects and is sent what is open then.

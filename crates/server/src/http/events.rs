@@ -78,9 +78,9 @@ pin_project_lite::pin_project! {
     /// Written out by hand rather than as `async` code with `select!` and
     /// `tokio::io::split`: a server holds one of these per connected
     /// device all day, and this way it is one small task with no shared
-    /// halves. tokio allocates a task in steps of 128 bytes: at up to
-    /// about 210 bytes, this one with its task takes 384 (see
-    /// PERFORMANCE.md, "Many idle streams").
+    /// halves. tokio allocates a task in steps of 128 bytes: at up to 200
+    /// bytes (a test holds it there), this one with its task takes 384
+    /// (see PERFORMANCE.md, "Smaller device streams").
     pub(crate) struct DeviceStream<IO, S> {
         io: IO,
         envelopes: S,
@@ -96,7 +96,7 @@ pin_project_lite::pin_project! {
 enum Out {
     Nothing,
     KeepAlive,
-    Event(Box<[u8]>),
+    Event(Vec<u8>),
     /// The envelopes ended: the connection is being closed.
     Closing,
 }
@@ -169,7 +169,7 @@ where
                 this.keep_alive.as_mut().reset(next);
             }
             match Pin::new(&mut *this.envelopes).poll_next(cx) {
-                Poll::Ready(Some(e)) => *this.out = Out::Event(event_text(&e).into_bytes().into()),
+                Poll::Ready(Some(e)) => *this.out = Out::Event(event_text(&e).into_bytes()),
                 Poll::Ready(None) => *this.out = Out::Closing,
                 Poll::Pending => match this.keep_alive.as_mut().poll(cx) {
                     Poll::Ready(()) => *this.out = Out::KeepAlive,
