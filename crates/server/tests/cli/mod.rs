@@ -1,5 +1,7 @@
 //! The `countersign-server` command on a temporary data folder.
 
+mod bench;
+
 use countersign_testkit::process::Proc;
 use std::process::{Command, Output};
 

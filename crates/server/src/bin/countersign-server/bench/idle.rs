@@ -2,6 +2,7 @@
 //! whole state's officers are between sign-ins, and the server's resident
 //! memory with them.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,7 @@ pub(super) async fn open(
     opts: &BenchOptions,
     devices: &[Arc<Device>],
     rss_start: Option<u64>,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
+) -> anyhow::Result<Vec<JoinHandle<Result<(), String>>>> {
     let clients = (0..opts.source_addresses.max(1))
         .map(|i| client(to.pin, i))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -41,31 +42,38 @@ pub(super) async fn open(
     let before = rss_kib(to.pid);
     let already = wait_connected(&clients[0], to.bases, to.admin, 0).await;
     eprintln!(
-        "opening {} idle device streams from {} source address{}",
+        "opening {} idle device streams from {} source address{}, {} at a time",
         opts.idle_streams,
         clients.len(),
-        if clients.len() == 1 { "" } else { "es" }
+        if clients.len() == 1 { "" } else { "es" },
+        opts.opening
     );
+    // By default opened about as fast as the server takes them: a server
+    // offered more handshakes than it can finish in its handshake timeout
+    // sheds the late ones, as it should, but then they are not measured.
+    let opening = Arc::new(tokio::sync::Semaphore::new(opts.opening));
     let mut idle = Vec::new();
-    for (n, chunk) in devices[..opts.idle_streams.min(devices.len())]
-        .chunks(200)
+    for (i, d) in devices[..opts.idle_streams.min(devices.len())]
+        .iter()
         .enumerate()
     {
-        for (i, d) in chunk.iter().enumerate() {
-            let http = clients[(n * 200 + i) % clients.len()].clone();
-            idle.push(tokio::spawn(stream_device(
-                http,
-                to.base.to_string(),
-                d.clone(),
-                !opts.sse,
-                None,
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let permit = opening.clone().acquire_owned().await?;
+        idle.push(tokio::spawn(stream_device(
+            clients[i % clients.len()].clone(),
+            to.base.to_string(),
+            d.clone(),
+            !opts.sse,
+            None,
+            Some(permit),
+        )));
     }
     let connected = wait_connected(&clients[0], to.bases, to.admin, already + idle.len())
         .await
         .saturating_sub(already);
+    let (idle, failed) = failures(idle).await;
+    for (why, n) in &failed {
+        println!("  {n} idle streams did not open: {why}");
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(to.pid);
     let mib = |k: Option<u64>| k.unwrap_or(0) / 1024;
@@ -80,6 +88,28 @@ pub(super) async fn open(
         );
     }
     Ok(idle)
+}
+
+/// Splits the streams into those still open and, counted by reason, those
+/// that could not open.
+async fn failures(
+    streams: Vec<JoinHandle<Result<(), String>>>,
+) -> (Vec<JoinHandle<Result<(), String>>>, BTreeMap<String, usize>) {
+    let mut open = Vec::new();
+    let mut failed = BTreeMap::new();
+    for s in streams {
+        if !s.is_finished() {
+            open.push(s);
+            continue;
+        }
+        let why = match s.await {
+            Ok(Ok(())) => "closed by the server".to_string(),
+            Ok(Err(why)) => why,
+            Err(e) => format!("task failed: {e}"),
+        };
+        *failed.entry(why).or_insert(0) += 1;
+    }
+    (open, failed)
 }
 
 /// A client whose connections come from 127.0.0.1 (`i` = 0) or

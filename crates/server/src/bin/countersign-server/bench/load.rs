@@ -124,14 +124,17 @@ pub(super) async fn wrong_password(
 }
 
 /// Holds a device's challenge stream (upgraded or plain SSE); forwards
-/// envelopes to the worker if asked.
+/// envelopes to the worker if asked, and gives back `opening` once the
+/// stream is open. Says why if the stream could not be opened; a stream
+/// that opened and then ended is not an error.
 pub(super) async fn stream_device(
     http: reqwest::Client,
     base: String,
     d: Arc<Device>,
     upgrade: bool,
     tx: Option<mpsc::Sender<ChallengeEnvelope>>,
-) {
+    opening: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<(), String> {
     let mut req = http
         .get(format!("{base}/api/v1/devices/{}/challenges", d.id))
         .bearer_auth(&d.token)
@@ -142,7 +145,14 @@ pub(super) async fn stream_device(
             .header("connection", "upgrade")
             .header("upgrade", countersign_server::http::events::UPGRADE);
     }
-    let Ok(resp) = req.send().await else { return };
+    let resp = req.send().await.map_err(|e| {
+        // The innermost cause names what went wrong (reset, timeout, …).
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        format!("could not connect: {cause}")
+    })?;
     let mut buf = Vec::new();
     let mut deliver = |chunk: &[u8]| {
         buf.extend_from_slice(chunk);
@@ -157,8 +167,16 @@ pub(super) async fn stream_device(
         }
         found
     };
-    let mut chunks = if resp.status() == reqwest::StatusCode::SWITCHING_PROTOCOLS {
-        let Ok(io) = resp.upgrade().await else { return };
+    let status = resp.status();
+    if !status.is_success() && status != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+        return Err(format!("refused: {status}"));
+    }
+    let mut chunks = if status == reqwest::StatusCode::SWITCHING_PROTOCOLS {
+        let io = resp
+            .upgrade()
+            .await
+            .map_err(|e| format!("upgrade failed: {e}"))?;
+        drop(opening);
         futures_util::stream::unfold(io, |mut io| async move {
             let mut chunk = vec![0u8; 4096];
             let n = io.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
@@ -167,6 +185,7 @@ pub(super) async fn stream_device(
         })
         .boxed()
     } else {
+        drop(opening);
         resp.bytes_stream()
             .filter_map(|chunk| async move { chunk.ok().map(|c| c.to_vec()) })
             .boxed()
@@ -178,6 +197,7 @@ pub(super) async fn stream_device(
             }
         }
     }
+    Ok(())
 }
 
 /// Waits until the instances hold `n` streams between them (each

@@ -232,6 +232,7 @@ async fn drive(
             d.clone(),
             !opts.sse,
             Some(tx),
+            None,
         )));
     }
     wait_connected(&http, bases, &admin, opts.devices).await;

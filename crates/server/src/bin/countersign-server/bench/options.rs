@@ -21,6 +21,11 @@ pub struct BenchOptions {
     /// (127.0.0.2 on), for more streams than one address has ports.
     #[arg(long, default_value_t = 1)]
     pub source_addresses: usize,
+    /// Idle streams being opened at once: the driver opens the next when
+    /// one is open. Many more than the server can take in its handshake
+    /// timeout, as in a reconnect storm, and some are refused.
+    #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub opening: usize,
     /// Hold plain server-sent-event streams (as browsers do) instead of
     /// the upgraded streams devices use.
     #[arg(long)]

@@ -1,0 +1,62 @@
+//! The load driver (`countersign-server bench`), small: its figures are
+//! for a reader to compare, but it must run, open every stream it is asked
+//! for and say what it measured.
+
+use std::process::Command;
+
+fn figure<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .unwrap_or_else(|| panic!("no `{label}` in:\n{out}"))
+        .trim()
+}
+
+#[test]
+fn the_load_driver_opens_every_idle_stream_and_reports_its_figures() {
+    let out = Command::new(env!("CARGO_BIN_EXE_countersign-server"))
+        .args([
+            "bench",
+            "--devices",
+            "20",
+            "--concurrency",
+            "2",
+            "--seconds",
+            "1",
+            "--idle-streams",
+            "300",
+            "--opening",
+            "16",
+            "--wrong-passwords",
+            "0",
+        ])
+        .env_remove("COUNTERSIGN_CONFIG")
+        .env_remove("COUNTERSIGN_LISTEN")
+        .env_remove("COUNTERSIGN_STORE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("opening 300 idle device streams from 1 source address, 16 at a time"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("did not open"), "{stdout}");
+    assert!(
+        figure(&stdout, "with 300 idle streams:").ends_with("MiB"),
+        "{stdout}"
+    );
+    assert!(figure(&stdout, "per stream:").ends_with("KiB"), "{stdout}");
+    // Each round-trip phase (short, full, then beside the idle streams)
+    // ran round trips, and every one came back approved.
+    let phases: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("round trips:"))
+        .collect();
+    assert_eq!(phases.len(), 3, "{stdout}");
+    for p in phases {
+        let done: usize = p.split_whitespace().next().unwrap().parse().unwrap();
+        assert!(done > 0, "{p}");
+        assert!(p.ends_with("(0 errors)"), "{p}");
+    }
+}
