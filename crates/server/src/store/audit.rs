@@ -163,6 +163,7 @@ impl Store {
         self.timed(super::Access::Write, || {
             self.pool.transaction_then(|db| {
                 let mut w = Write {
+                    tail: db.take_audit_tail(),
                     db,
                     now,
                     rows: Vec::new(),
@@ -178,6 +179,9 @@ impl Store {
 /// An open write transaction (see [`Store::write`]).
 pub struct Write<'c> {
     db: &'c Db<'c>,
+    /// The audit chain's last row, once known in this transaction: its
+    /// rows are chained without reading the table again.
+    tail: Option<(i64, Vec<u8>)>,
     now: u64,
     rows: Vec<Audited>,
     events: Vec<super::Event>,
@@ -213,19 +217,23 @@ impl Write<'_> {
         self.rows
             .push((e.action.into(), e.outcome.into(), e.detail.into()));
         let (db, now) = (self.db, self.now);
-        let (seq, prev): (i64, Vec<u8>) = db
-            .opt(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                args![],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?
-            .unwrap_or((0, vec![0u8; 32]));
+        let (seq, prev) = match self.tail.take() {
+            Some(tail) => tail,
+            None => db
+                .opt(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                    args![],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
+                .unwrap_or((0, vec![0u8; 32])),
+        };
         let seq = seq + 1;
         let hash = chain_hash(&prev, seq, now, e);
         db.exec(
             "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash, request_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             args![seq, now, e.actor, e.action, e.target, e.ip, e.outcome, e.detail, prev, hash, super::request::current()],
         )?;
+        self.tail = Some((seq, hash));
         Ok(())
     }
 }
@@ -382,6 +390,28 @@ mod tests {
         assert_eq!(store.verify_audit().unwrap(), Ok(3));
         raw(&store, "DELETE FROM audit WHERE seq = 2");
         assert_eq!(store.verify_audit().unwrap(), Err(3));
+    }
+
+    #[test]
+    fn rows_of_one_transaction_chain_to_each_other_and_the_next_to_them() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .write(100, |w| {
+                for a in ["user.add", "user.unlock", "user.disable"] {
+                    w.audit(&row(a))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        store.audit(&row("user.enable"), 101).unwrap();
+        assert_eq!(store.verify_audit().unwrap(), Ok(4));
+        let seqs: Vec<i64> = store
+            .audit_entries(&AuditFilter::default())
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
     }
 
     #[test]

@@ -17,6 +17,10 @@ use super::StoreError;
 pub(super) struct PgConn {
     pub(super) client: postgres::Client,
     prepared: HashMap<String, postgres::Statement>,
+    /// The audit chain's last row (sequence number, hash), read with the
+    /// write lock in the round trip that took it, for the transaction's
+    /// first audit row (see [`super::pg::Pg::transaction`]).
+    pub(super) audit_tail: Option<(i64, Vec<u8>)>,
 }
 
 impl PgConn {
@@ -25,6 +29,7 @@ impl PgConn {
         PgConn {
             client,
             prepared: HashMap::new(),
+            audit_tail: None,
         }
     }
 
@@ -158,6 +163,15 @@ impl Db<'_> {
     }
 
     /// Several statements without parameters (schema changes).
+    /// The audit chain's last row, when the transaction read it already
+    /// (PostgreSQL, with the write lock); taken, so it is used once.
+    pub(super) fn take_audit_tail(&self) -> Option<(i64, Vec<u8>)> {
+        match self {
+            Db::Lite(_) => None,
+            Db::Pg(c) => c.borrow_mut().audit_tail.take(),
+        }
+    }
+
     pub(super) fn batch(&self, sql: &str) -> Result<(), StoreError> {
         match self {
             Db::Lite(c) => Ok(c.execute_batch(sql)?),

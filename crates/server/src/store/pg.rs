@@ -106,11 +106,9 @@ impl Pg {
     ) -> Result<T, StoreError> {
         self.with(|c| {
             let db = Db::Pg(c);
-            let out = db
-                .batch(&format!(
-                    "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
-                ))
-                .and_then(|_| f(&db));
+            let out = begin_write(c).and_then(|_| f(&db));
+            // Good for this transaction only.
+            c.borrow_mut().audit_tail = None;
             match out {
                 Ok((v, tail)) => {
                     db.batch(&format!("{tail}COMMIT"))?;
@@ -320,6 +318,38 @@ pub(super) fn schema_version(db: &Db<'_>) -> Result<i64, StoreError> {
     db.one("SELECT version FROM countersign_schema", args![], |r| {
         r.get(0)
     })
+}
+
+/// Begins a write transaction and takes the write lock; in the same round
+/// trip reads the audit chain's last row, which most writes append to and
+/// which cannot change while the lock is held (kept on the connection for
+/// the transaction's first audit row).
+fn begin_write(c: &RefCell<PgConn>) -> Result<(), StoreError> {
+    use postgres::SimpleQueryMessage;
+    let mut conn = c.borrow_mut();
+    let replies = conn.client.simple_query(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}); \
+         SELECT seq, encode(hash, 'hex') FROM audit ORDER BY seq DESC LIMIT 1"
+    ))?;
+    // The lock's row has one column, the chain's two.
+    let last = replies.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) if r.len() == 2 => Some((r.get(0), r.get(1))),
+        _ => None,
+    });
+    let tail = match last {
+        None => (0, vec![0u8; 32]),
+        Some((Some(seq), Some(hash))) => {
+            let bad = |what: &str| StoreError::Decode(format!("the last audit row's {what}"));
+            let seq = seq.parse().map_err(|_| bad("sequence number"))?;
+            let hash = data_encoding::HEXLOWER
+                .decode(hash.as_bytes())
+                .map_err(|_| bad("hash"))?;
+            (seq, hash)
+        }
+        Some(_) => return Err(StoreError::Decode("the last audit row is empty".into())),
+    };
+    conn.audit_tail = Some(tail);
+    Ok(())
 }
 
 /// Runs `f` where it may block: directly off the runtime, announced on a

@@ -234,3 +234,48 @@ async fn an_account_locks_after_its_failures_on_any_instance() {
         assert_eq!(err.code(), "account_locked", "{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_rows_written_at_once_by_two_instances_form_one_chain() {
+    let Some((a, b)) = two_instances().await else {
+        return;
+    };
+    let before = a.server.store.verify_audit().unwrap().expect("intact");
+    // Each instance's writes take the chain's tail with the write lock;
+    // half of them append two rows in one transaction, the second chained
+    // to the first without reading the table again.
+    let writers: Vec<_> = [&a, &b]
+        .into_iter()
+        .enumerate()
+        .map(|(n, ts)| {
+            let server = ts.server.clone();
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    let target = format!("writer{n}-{i}");
+                    let row =
+                        countersign_server::store::NewAudit::of("system", "test.row", &target, "")
+                            .with("ok", "");
+                    server
+                        .store
+                        .write(countersign_server::now(), |w| {
+                            w.audit(&row)?;
+                            if i % 2 == 0 {
+                                w.audit(&row)?;
+                            }
+                            Ok(())
+                        })
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(
+        a.server.store.verify_audit().unwrap(),
+        Ok(before + 2 * 60),
+        "every row, from both instances, in one intact chain"
+    );
+    assert_eq!(b.server.store.verify_audit().unwrap(), Ok(before + 120));
+}
