@@ -191,7 +191,8 @@ pub struct Write<'c> {
 pub type Audited = (String, String, String);
 
 impl Write<'_> {
-    /// The transaction's connection, for the store's statements.
+    /// The transaction's connection, for the store's statements (never
+    /// to write audit rows: [`Write::audit`] keeps the chain's tail).
     pub(super) fn db(&self) -> &Db<'_> {
         self.db
     }

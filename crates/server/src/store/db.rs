@@ -162,7 +162,6 @@ impl Db<'_> {
         self.opt(sql, args, f)?.ok_or(StoreError::NoRow)
     }
 
-    /// Several statements without parameters (schema changes).
     /// The audit chain's last row, when the transaction read it already
     /// (PostgreSQL, with the write lock); taken, so it is used once.
     pub(super) fn take_audit_tail(&self) -> Option<(i64, Vec<u8>)> {
@@ -172,6 +171,7 @@ impl Db<'_> {
         }
     }
 
+    /// Several statements without parameters (schema changes).
     pub(super) fn batch(&self, sql: &str) -> Result<(), StoreError> {
         match self {
             Db::Lite(c) => Ok(c.execute_batch(sql)?),

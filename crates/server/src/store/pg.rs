@@ -323,12 +323,14 @@ pub(super) fn schema_version(db: &Db<'_>) -> Result<i64, StoreError> {
 /// Begins a write transaction and takes the write lock; in the same round
 /// trip reads the audit chain's last row, which most writes append to and
 /// which cannot change while the lock is held (kept on the connection for
-/// the transaction's first audit row).
+/// the transaction's first audit row). READ COMMITTED whatever the
+/// database's default, so that the read's snapshot is taken after the
+/// lock is granted, not before it was waited for.
 fn begin_write(c: &RefCell<PgConn>) -> Result<(), StoreError> {
     use postgres::SimpleQueryMessage;
     let mut conn = c.borrow_mut();
     let replies = conn.client.simple_query(&format!(
-        "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}); \
+        "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK}); \
          SELECT seq, encode(hash, 'hex') FROM audit ORDER BY seq DESC LIMIT 1"
     ))?;
     // The lock's row has one column, the chain's two.

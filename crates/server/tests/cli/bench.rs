@@ -3,6 +3,7 @@
 //! for and say what it measured.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn figure<'a>(out: &'a str, label: &str) -> &'a str {
     out.lines()
@@ -13,7 +14,9 @@ fn figure<'a>(out: &'a str, label: &str) -> &'a str {
 
 #[test]
 fn the_load_driver_opens_every_idle_stream_and_reports_its_figures() {
-    let out = Command::new(env!("CARGO_BIN_EXE_countersign-server"))
+    let tmp = tempfile::tempdir().unwrap();
+    let (stdout, stderr) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_countersign-server"))
         .args([
             "bench",
             "--devices",
@@ -32,16 +35,32 @@ fn the_load_driver_opens_every_idle_stream_and_reports_its_figures() {
         .env_remove("COUNTERSIGN_CONFIG")
         .env_remove("COUNTERSIGN_LISTEN")
         .env_remove("COUNTERSIGN_STORE_URL")
-        .output()
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // A driver that stalls (a place to open a stream never given back)
+    // fails the test instead of hanging it.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the driver did not finish in 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = std::fs::read_to_string(&stdout).unwrap();
+    let stderr = std::fs::read_to_string(&stderr).unwrap();
+    assert!(status.success(), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("opening 300 idle device streams from 1 source address, 16 at a time"),
         "{stderr}"
     );
-    assert!(!stdout.contains("did not open"), "{stdout}");
+    assert!(!stdout.contains("idle streams did not open"), "{stdout}");
+    assert!(!stdout.contains("closed by the server"), "{stdout}");
     assert!(
         figure(&stdout, "with 300 idle streams:").ends_with("MiB"),
         "{stdout}"
