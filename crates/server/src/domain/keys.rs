@@ -302,6 +302,14 @@ pub fn rotate_signing(
         })?;
         write_private(&dir.root().join(RETIRING), &json).map_err(committed)?;
         write_private(&dir.root().join("server.key"), new.pkcs8().expose()).map_err(committed)?;
+        // Durable as on SQLite, though an instance would also take the
+        // keys from the database at its start.
+        sync_folder(dir).map_err(|e| {
+            Error::Internal(format!(
+                "the rotation committed, but this folder's new key files may not be durable ({e}); \
+                 each instance takes the new keys from the database when it starts"
+            ))
+        })?;
         return Ok(retire_at);
     }
     write_private(&dir.root().join(RETIRING), &json).map_err(internal)?;

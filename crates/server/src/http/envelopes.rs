@@ -144,22 +144,6 @@ mod tests {
         assert!(sent.first_of("c1", 300, 200));
     }
 
-    #[test]
-    fn a_device_stream_fits_a_small_task() {
-        // A server holds one per connected device all day. With its
-        // task's header and trailer this takes 384 bytes (tokio's task
-        // cells come in steps of 128); some 50 bytes more take 512.
-        type Stream = crate::http::events::DeviceStream<
-            hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>,
-            std::pin::Pin<Box<DeviceEnvelopes>>,
-        >;
-        let size = std::mem::size_of::<Stream>();
-        assert!(size <= 200, "{size} bytes");
-        // Boxed, on its own.
-        let envelopes = std::mem::size_of::<DeviceEnvelopes>();
-        assert!(envelopes <= 80, "{envelopes} bytes");
-    }
-
     #[tokio::test]
     async fn a_device_stream_sends_pending_then_new_challenges_each_once() {
         use crate::domain::inbox::tests::challenge;

@@ -79,8 +79,9 @@ pin_project_lite::pin_project! {
     /// `tokio::io::split`: a server holds one of these per connected
     /// device all day, and this way it is one small task with no shared
     /// halves. tokio allocates a task in steps of 128 bytes: at up to 200
-    /// bytes (a test holds it there), this one with its task takes 384
-    /// (see PERFORMANCE.md, "Smaller device streams").
+    /// bytes (`tests::a_device_stream_fits_a_small_task` holds it there),
+    /// this one with its task takes 384 (see PERFORMANCE.md, "Smaller
+    /// device streams").
     pub(crate) struct DeviceStream<IO, S> {
         io: IO,
         envelopes: S,
@@ -192,6 +193,22 @@ pub fn event_text(e: &ChallengeEnvelope) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_stream_fits_a_small_task() {
+        // A server holds one per connected device all day. With its
+        // task's header and trailer this takes 384 bytes (tokio's task
+        // cells come in steps of 128); some 50 bytes more take 512.
+        type Stream = DeviceStream<
+            hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>,
+            std::pin::Pin<Box<crate::http::envelopes::DeviceEnvelopes>>,
+        >;
+        let size = std::mem::size_of::<Stream>();
+        assert!(size <= 200, "{size} bytes");
+        // Boxed, on its own.
+        let envelopes = std::mem::size_of::<crate::http::envelopes::DeviceEnvelopes>();
+        assert!(envelopes <= 80, "{envelopes} bytes");
+    }
 
     #[test]
     fn only_an_upgrade_to_countersign_events_counts() {
