@@ -252,7 +252,8 @@ impl Server {
         now_ms: u64,
     ) -> Result<Verdict, Error> {
         let now = now_ms / 1000;
-        let (row, status) = self.challenge_status(challenge_id, now)?;
+        let (row, device) = self.addressed(challenge_id)?;
+        let status = row.status_at(now);
         let target = row.challenge.account.as_str();
         let actor = format!("device:{}", response.device_id);
         let audit = |outcome: &str, detail: &str| {
@@ -268,8 +269,9 @@ impl Server {
                 now,
             )
         };
-        let device = match self.addressee(
+        let device = match addressee(
             &row,
+            device,
             challenge_id,
             &response.challenge_id,
             &response.device_id,
@@ -366,33 +368,21 @@ impl Server {
         })
     }
 
-    /// The device a message about a challenge must come from: the one the
-    /// challenge was sent to, naming that same challenge.
-    fn addressee(
-        &self,
-        row: &ChallengeRow,
-        challenge_id: &str,
-        claimed: &str,
-        device_id: &str,
-    ) -> Result<DeviceRow, Error> {
-        if claimed != challenge_id || device_id != row.challenge.device_id {
-            return Err(Error::refused(
-                Code::WrongDevice,
-                "this challenge was sent to another device",
-            ));
-        }
+    /// A challenge and the device it was sent to, in one read.
+    fn addressed(&self, id: &str) -> Result<(ChallengeRow, Option<DeviceRow>), Error> {
         self.store
-            .device(device_id)?
-            .ok_or_else(|| Error::not_found("device"))
+            .challenge_and_device(id)?
+            .ok_or_else(|| Error::not_found("challenge"))
     }
 
     /// Records a signed delivery or shown receipt, received at `now_ms`
     /// (Unix milliseconds).
     pub fn receipt(&self, challenge_id: &str, receipt: &Receipt, now_ms: u64) -> Result<(), Error> {
         let now = now_ms / 1000;
-        let (row, _) = self.challenge_status(challenge_id, now)?;
-        let device = self.addressee(
+        let (row, device) = self.addressed(challenge_id)?;
+        let device = addressee(
             &row,
+            device,
             challenge_id,
             &receipt.challenge_id,
             &receipt.device_id,
@@ -480,4 +470,23 @@ impl Server {
 fn since_created(row: &ChallengeRow, now_ms: u64) -> Option<std::time::Duration> {
     (row.created_ms > 0)
         .then(|| std::time::Duration::from_millis(now_ms.saturating_sub(row.created_ms)))
+}
+
+/// The device a message about a challenge must come from: the one the
+/// challenge was sent to (`device`, if not removed), naming that same
+/// challenge.
+fn addressee(
+    row: &ChallengeRow,
+    device: Option<DeviceRow>,
+    challenge_id: &str,
+    claimed: &str,
+    device_id: &str,
+) -> Result<DeviceRow, Error> {
+    if claimed != challenge_id || device_id != row.challenge.device_id {
+        return Err(Error::refused(
+            Code::WrongDevice,
+            "this challenge was sent to another device",
+        ));
+    }
+    device.ok_or_else(|| Error::not_found("device"))
 }

@@ -1,7 +1,7 @@
 //! Push challenges.
 
 use super::db::{args, Row};
-use super::{Store, StoreError, Write};
+use super::{DeviceRow, Store, StoreError, Write};
 use countersign_core::api::ChallengeStatus;
 use countersign_core::protocol::{Challenge, ChallengeKind};
 
@@ -110,6 +110,29 @@ impl Store {
                 args![id],
                 row,
             )
+        })
+    }
+
+    /// A challenge and the device it was sent to (`None` once removed),
+    /// in one read: what an answer or a receipt is checked against.
+    pub fn challenge_and_device(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ChallengeRow, Option<DeviceRow>)>, StoreError> {
+        let sql = format!(
+            "WITH ch AS (SELECT {COLUMNS} FROM challenges WHERE id = ?1) SELECT ch.*, d.* FROM ch \
+             LEFT JOIN (SELECT {} FROM devices WHERE removed_at IS NULL) d ON d.id = ch.device_id",
+            super::devices::COLUMNS
+        );
+        self.read(|db| {
+            db.opt(&sql, args![id], |r| {
+                // The device's columns follow the challenge's 21.
+                let device = match r.get::<Option<String>>(21)? {
+                    Some(_) => Some(super::devices::device_from(r, 21)?),
+                    None => None,
+                };
+                Ok((row(r)?, device))
+            })
         })
     }
 

@@ -104,32 +104,38 @@ pub struct DeviceRow {
     pub receipt_key: Option<[u8; 32]>,
 }
 
-const COLUMNS: &str = "id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, totp_algorithm, \
+pub(super) const COLUMNS: &str = "id, user_id, name, platform, app_version, public_key, token_hash, totp_secret, totp_algorithm, \
                        totp_digits, totp_period, last_totp_step, created_at, last_seen_at, receipt_key";
 
 fn device(r: &Row<'_>) -> Result<DeviceRow, StoreError> {
-    let key: Vec<u8> = r.get(5)?;
+    device_from(r, 0)
+}
+
+/// A device from [`COLUMNS`] starting at column `at` (after a join's
+/// other columns).
+pub(super) fn device_from(r: &Row<'_>, at: usize) -> Result<DeviceRow, StoreError> {
+    let key: Vec<u8> = r.get(at + 5)?;
     let mut public_key = [0u8; 32];
     if key.len() == 32 {
         public_key.copy_from_slice(&key);
     }
     Ok(DeviceRow {
-        id: r.get(0)?,
-        user_id: r.get(1)?,
-        name: r.get(2)?,
-        platform: r.get(3)?,
-        app_version: r.get(4)?,
+        id: r.get(at)?,
+        user_id: r.get(at + 1)?,
+        name: r.get(at + 2)?,
+        platform: r.get(at + 3)?,
+        app_version: r.get(at + 4)?,
         public_key,
-        token_hash: r.get(6)?,
-        totp_secret: r.get(7)?,
-        totp_algorithm: r.get(8)?,
-        totp_digits: r.get(9)?,
-        totp_period: r.get(10)?,
-        last_totp_step: r.get(11)?,
-        created_at: r.get(12)?,
-        last_seen_at: r.get(13)?,
+        token_hash: r.get(at + 6)?,
+        totp_secret: r.get(at + 7)?,
+        totp_algorithm: r.get(at + 8)?,
+        totp_digits: r.get(at + 9)?,
+        totp_period: r.get(at + 10)?,
+        last_totp_step: r.get(at + 11)?,
+        created_at: r.get(at + 12)?,
+        last_seen_at: r.get(at + 13)?,
         receipt_key: r
-            .get::<Option<Vec<u8>>>(14)?
+            .get::<Option<Vec<u8>>>(at + 14)?
             .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok()),
     })
 }

@@ -141,3 +141,45 @@ fn an_officer_without_the_app_gets_no_push() {
     let created = d.s.create_challenge("cs0101", None, &origin, T0 * 1000);
     assert_eq!(refusal(created), Code::NoDevice);
 }
+
+#[test]
+fn a_challenge_is_read_with_its_device_and_without_it_once_removed() {
+    let d = Domain::new();
+    d.officer("cs0101");
+    let (device_id, key) = device(&d, "cs0101", "Pat's phone");
+    let created = sign_in(&d, "cs0101");
+    let (row, with) =
+        d.s.store
+            .challenge_and_device(&created.challenge_id)
+            .unwrap()
+            .expect("the challenge");
+    assert_eq!(row.challenge.id, created.challenge_id);
+    assert_eq!(row.number, created.number);
+    let with = with.expect("its device");
+    assert_eq!(with.id, device_id);
+    assert_eq!(with.public_key, key.public_key().0);
+    assert!(d
+        .s
+        .store
+        .challenge_and_device("no-such-id")
+        .unwrap()
+        .is_none());
+
+    // Once the device is removed, its answer names a device not found.
+    let row = d.s.store.device(&device_id).unwrap().unwrap();
+    d.s.remove_own_device(&row, T0 + 1).unwrap();
+    let (_, without) =
+        d.s.store
+            .challenge_and_device(&created.challenge_id)
+            .unwrap()
+            .expect("the challenge stays");
+    assert!(without.is_none());
+    let status = answer(
+        &d,
+        &created,
+        &(device_id, key),
+        Decision::Approve,
+        Some(created.number),
+    );
+    assert_eq!(refusal(status), Code::NotFound);
+}
