@@ -145,9 +145,11 @@ fn committed(e: DataDirError) -> Error {
 
 /// Makes the data folder's renames and new files durable.
 fn sync_folder(dir: &DataDir) -> Result<(), Error> {
-    std::fs::File::open(dir.root())
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::Internal(format!("syncing the data folder: {e}")))
+    folder_synced(dir).map_err(|e| Error::Internal(format!("syncing the data folder: {e}")))
+}
+
+fn folder_synced(dir: &DataDir) -> std::io::Result<()> {
+    std::fs::File::open(dir.root()).and_then(|f| f.sync_all())
 }
 
 /// After a crash during a rotation: if the database holds secrets sealed
@@ -304,10 +306,11 @@ pub fn rotate_signing(
         write_private(&dir.root().join("server.key"), new.pkcs8().expose()).map_err(committed)?;
         // Durable as on SQLite, though an instance would also take the
         // keys from the database at its start.
-        sync_folder(dir).map_err(|e| {
+        folder_synced(dir).map_err(|e| {
             Error::Internal(format!(
-                "the rotation committed, but this folder's new key files may not be durable ({e}); \
-                 each instance takes the new keys from the database when it starts"
+                "the rotation committed, but this folder's new key files may not be durable \
+                 (syncing the data folder: {e}); each instance takes the new keys from the \
+                 database when it starts"
             ))
         })?;
         return Ok(retire_at);

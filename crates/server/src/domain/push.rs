@@ -488,5 +488,8 @@ fn addressee(
             "this challenge was sent to another device",
         ));
     }
-    device.ok_or_else(|| Error::not_found("device"))
+    // The joined read names the challenge's device; checked all the same.
+    device
+        .filter(|d| d.id == row.challenge.device_id)
+        .ok_or_else(|| Error::not_found("device"))
 }

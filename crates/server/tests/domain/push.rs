@@ -142,22 +142,54 @@ fn an_officer_without_the_app_gets_no_push() {
     assert_eq!(refusal(created), Code::NoDevice);
 }
 
+/// An app activated for `username` with a receipt key: its id, device
+/// key and receipt key.
+fn device_with_receipt_key(d: &Domain, username: &str) -> (String, SigningKey, SigningKey) {
+    let (enrollment, _) =
+        d.s.enrollment(username, "admin", Authority::Proven, T0)
+            .unwrap();
+    let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let receipts = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let request = ActivateRequest {
+        code: enrollment.code,
+        device_key: key.public_key(),
+        receipt_key: Some(receipts.public_key()),
+        device_name: "Pat's phone".into(),
+        platform: "cli".into(),
+        app_version: "test".into(),
+    };
+    let activated = d.s.activate(&request, IP, T0).unwrap();
+    (activated.device_id, key, receipts)
+}
+
 #[test]
 fn a_challenge_is_read_with_its_device_and_without_it_once_removed() {
+    use countersign_core::protocol::{Receipt, ReceiptEvent};
     let d = Domain::new();
     d.officer("cs0101");
-    let (device_id, key) = device(&d, "cs0101", "Pat's phone");
+    d.officer("cs0202");
+    // Beside the device asked: the officer's other device and another
+    // officer's. The read must name the one asked, and no other.
+    device(&d, "cs0202", "Sam's phone");
+    let first = device_with_receipt_key(&d, "cs0101");
+    let second = device_with_receipt_key(&d, "cs0101");
     let created = sign_in(&d, "cs0101");
+    let id = created.challenge_id.as_str();
     let (row, with) =
         d.s.store
-            .challenge_and_device(&created.challenge_id)
+            .challenge_and_device(id)
             .unwrap()
             .expect("the challenge");
-    assert_eq!(row.challenge.id, created.challenge_id);
+    assert_eq!(row.challenge.id, id);
     assert_eq!(row.number, created.number);
+    let (device_id, key, receipts) = [first, second]
+        .into_iter()
+        .find(|(dev, _, _)| *dev == row.challenge.device_id)
+        .expect("asked one of the officer's devices");
     let with = with.expect("its device");
     assert_eq!(with.id, device_id);
     assert_eq!(with.public_key, key.public_key().0);
+    assert_eq!(with.receipt_key, Some(receipts.public_key().0));
     assert!(d
         .s
         .store
@@ -165,21 +197,43 @@ fn a_challenge_is_read_with_its_device_and_without_it_once_removed() {
         .unwrap()
         .is_none());
 
-    // Once the device is removed, its answer names a device not found.
+    // A receipt counts signed with the receipt key, not the device key.
+    let signed = |k: &SigningKey| Receipt::sign(id, &device_id, ReceiptEvent::Delivered, T0 + 1, k);
+    assert_eq!(
+        refusal(d.s.receipt(id, &signed(&key), (T0 + 1) * 1000)),
+        Code::BadSignature
+    );
+    d.s.receipt(id, &signed(&receipts), (T0 + 1) * 1000)
+        .unwrap();
+
+    // Once the device is removed, its answer names a device not found,
+    // though the officer's other device is still active.
     let row = d.s.store.device(&device_id).unwrap().unwrap();
     d.s.remove_own_device(&row, T0 + 1).unwrap();
     let (_, without) =
         d.s.store
-            .challenge_and_device(&created.challenge_id)
+            .challenge_and_device(id)
             .unwrap()
             .expect("the challenge stays");
     assert!(without.is_none());
-    let status = answer(
-        &d,
-        &created,
-        &(device_id, key),
+    let response = Response::sign(
+        id,
+        &device_id,
         Decision::Approve,
         Some(created.number),
+        "",
+        T0 + 1,
+        &key,
+    )
+    .unwrap();
+    let refused = d.s.respond(id, &response, IP, (T0 + 1) * 1000).unwrap_err();
+    assert_eq!(refused.code(), "not_found");
+    assert!(
+        refused.to_string().contains("device not found"),
+        "{refused}"
     );
-    assert_eq!(refusal(status), Code::NotFound);
+    assert_eq!(d.rows("challenge.answer"), ["challenge.answer refused"]);
+    let (_, status) = d.s.challenge_status(id, T0 + 2).unwrap();
+    assert_eq!(status, ChallengeStatus::Pending);
+    d.chain_verifies();
 }
