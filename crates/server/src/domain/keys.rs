@@ -33,7 +33,7 @@ use ring::rand::SystemRandom;
 use crate::domain::activation::totp_aad;
 use crate::domain::error::Error;
 use crate::domain::shared_keys::{SharedKeys, RETIRING};
-use crate::infra::datadir::{remove_if_present, write_private, DataDir, DataDirError};
+use crate::infra::datadir::{remove_if_present, write_private, DataDir};
 use crate::store::{NewAudit, Store, StoreError};
 
 /// The stored check value's name, and what it seals.
@@ -134,11 +134,12 @@ pub fn rotate_master(
     }
 }
 
-/// On PostgreSQL, a folder's key file not written after the rotation
-/// committed: the rotation stands (instances take the database's keys).
-fn committed(e: DataDirError) -> Error {
+/// On PostgreSQL, a folder's key file not written (or not made durable)
+/// after the rotation committed: the rotation stands (instances take the
+/// database's keys).
+fn committed(e: impl std::fmt::Display) -> Error {
     Error::Internal(format!(
-        "the rotation committed, but this folder's key files were not replaced ({e}); \
+        "the rotation committed, but this folder's key files may not have been replaced ({e}); \
          each instance takes the new keys from the database when it starts"
     ))
 }
@@ -306,13 +307,7 @@ pub fn rotate_signing(
         write_private(&dir.root().join("server.key"), new.pkcs8().expose()).map_err(committed)?;
         // Durable as on SQLite, though an instance would also take the
         // keys from the database at its start.
-        folder_synced(dir).map_err(|e| {
-            Error::Internal(format!(
-                "the rotation committed, but this folder's new key files may not be durable \
-                 (syncing the data folder: {e}); each instance takes the new keys from the \
-                 database when it starts"
-            ))
-        })?;
+        folder_synced(dir).map_err(|e| committed(format!("syncing the data folder: {e}")))?;
         return Ok(retire_at);
     }
     write_private(&dir.root().join(RETIRING), &json).map_err(internal)?;

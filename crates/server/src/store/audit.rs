@@ -161,9 +161,9 @@ impl Store {
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.timed(super::Access::Write, || {
-            self.pool.transaction_then(|db| {
+            self.pool.transaction_then(|db, tail| {
                 let mut w = Write {
-                    tail: db.take_audit_tail(),
+                    tail,
                     db,
                     now,
                     rows: Vec::new(),
@@ -181,7 +181,7 @@ pub struct Write<'c> {
     db: &'c Db<'c>,
     /// The audit chain's last row, once known in this transaction: its
     /// rows are chained without reading the table again.
-    tail: Option<(i64, Vec<u8>)>,
+    tail: Option<ChainTail>,
     now: u64,
     rows: Vec<Audited>,
     events: Vec<super::Event>,
@@ -189,6 +189,14 @@ pub struct Write<'c> {
 
 /// An audit row a transaction appended: its action, outcome and detail.
 pub type Audited = (String, String, String);
+
+/// The audit chain's last row: its sequence number and hash.
+pub(super) type ChainTail = (i64, Vec<u8>);
+
+/// What the first row of an empty chain follows.
+pub(super) fn chain_start() -> ChainTail {
+    (0, vec![0u8; 32])
+}
 
 impl Write<'_> {
     /// The transaction's connection, for the store's statements (never
@@ -226,7 +234,7 @@ impl Write<'_> {
                     args![],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?
-                .unwrap_or((0, vec![0u8; 32])),
+                .unwrap_or_else(chain_start),
         };
         let seq = seq + 1;
         let hash = chain_hash(&prev, seq, now, e);

@@ -17,10 +17,6 @@ use super::StoreError;
 pub(super) struct PgConn {
     pub(super) client: postgres::Client,
     prepared: HashMap<String, postgres::Statement>,
-    /// The audit chain's last row (sequence number, hash), read with the
-    /// write lock in the round trip that took it, for the transaction's
-    /// first audit row (see [`super::pg::Pg::transaction`]).
-    pub(super) audit_tail: Option<(i64, Vec<u8>)>,
 }
 
 impl PgConn {
@@ -29,7 +25,6 @@ impl PgConn {
         PgConn {
             client,
             prepared: HashMap::new(),
-            audit_tail: None,
         }
     }
 
@@ -160,15 +155,6 @@ impl Db<'_> {
         f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.opt(sql, args, f)?.ok_or(StoreError::NoRow)
-    }
-
-    /// The audit chain's last row, when the transaction read it already
-    /// (PostgreSQL, with the write lock); taken, so it is used once.
-    pub(super) fn take_audit_tail(&self) -> Option<(i64, Vec<u8>)> {
-        match self {
-            Db::Lite(_) => None,
-            Db::Pg(c) => c.borrow_mut().audit_tail.take(),
-        }
     }
 
     /// Several statements without parameters (schema changes).

@@ -18,6 +18,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
+use super::audit::{chain_start, ChainTail};
 use super::db::{args, Db, PgConn};
 use super::pg_tls::Target;
 use super::schema::MIGRATIONS;
@@ -96,19 +97,18 @@ impl Pg {
     }
 
     /// Runs `f` in one transaction holding the write lock: committed when
-    /// it returns `Ok`, rolled back otherwise. `f` also returns statements
-    /// to run just before the commit, sent with it in one round trip.
+    /// it returns `Ok`, rolled back otherwise. `f` is given the audit
+    /// chain's tail, read with the lock, and also returns statements to
+    /// run just before the commit, sent with it in one round trip.
     /// (The lock is held until the commit is durable, so every round trip
     /// saved here is time other writers do not wait.)
     pub(super) fn transaction<T>(
         &self,
-        f: impl FnOnce(&Db<'_>) -> Result<(T, String), StoreError>,
+        f: impl FnOnce(&Db<'_>, Option<ChainTail>) -> Result<(T, String), StoreError>,
     ) -> Result<T, StoreError> {
         self.with(|c| {
             let db = Db::Pg(c);
-            let out = begin_write(c).and_then(|_| f(&db));
-            // Good for this transaction only.
-            c.borrow_mut().audit_tail = None;
+            let out = begin_write(c).and_then(|tail| f(&db, Some(tail)));
             match out {
                 Ok((v, tail)) => {
                     db.batch(&format!("{tail}COMMIT"))?;
@@ -322,14 +322,12 @@ pub(super) fn schema_version(db: &Db<'_>) -> Result<i64, StoreError> {
 
 /// Begins a write transaction and takes the write lock; in the same round
 /// trip reads the audit chain's last row, which most writes append to and
-/// which cannot change while the lock is held (kept on the connection for
-/// the transaction's first audit row). READ COMMITTED whatever the
+/// which cannot change while the lock is held. READ COMMITTED whatever the
 /// database's default, so that the read's snapshot is taken after the
 /// lock is granted, not before it was waited for.
-fn begin_write(c: &RefCell<PgConn>) -> Result<(), StoreError> {
+fn begin_write(c: &RefCell<PgConn>) -> Result<ChainTail, StoreError> {
     use postgres::SimpleQueryMessage;
-    let mut conn = c.borrow_mut();
-    let replies = conn.client.simple_query(&format!(
+    let replies = c.borrow_mut().client.simple_query(&format!(
         "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK}); \
          SELECT seq, encode(hash, 'hex') FROM audit ORDER BY seq DESC LIMIT 1"
     ))?;
@@ -338,20 +336,18 @@ fn begin_write(c: &RefCell<PgConn>) -> Result<(), StoreError> {
         SimpleQueryMessage::Row(r) if r.len() == 2 => Some((r.get(0), r.get(1))),
         _ => None,
     });
-    let tail = match last {
-        None => (0, vec![0u8; 32]),
+    match last {
+        None => Ok(chain_start()),
         Some((Some(seq), Some(hash))) => {
             let bad = |what: &str| StoreError::Decode(format!("the last audit row's {what}"));
             let seq = seq.parse().map_err(|_| bad("sequence number"))?;
             let hash = data_encoding::HEXLOWER
                 .decode(hash.as_bytes())
                 .map_err(|_| bad("hash"))?;
-            (seq, hash)
+            Ok((seq, hash))
         }
-        Some(_) => return Err(StoreError::Decode("the last audit row is empty".into())),
-    };
-    conn.audit_tail = Some(tail);
-    Ok(())
+        Some(_) => Err(StoreError::Decode("the last audit row is empty".into())),
+    }
 }
 
 /// Runs `f` where it may block: directly off the runtime, announced on a

@@ -21,6 +21,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::audit::ChainTail;
 use super::db::Db;
 use super::pg::Pg;
 use super::StoreError;
@@ -54,19 +55,20 @@ impl Pool {
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.transaction_then(|db| Ok((f(db)?, String::new())))
+        self.transaction_then(|db, _| Ok((f(db)?, String::new())))
     }
 
     /// [`Pool::transaction`], where `f` also returns statements (SQL text,
-    /// PostgreSQL only) to send with the commit.
+    /// PostgreSQL only) to send with the commit. `f` is given the audit
+    /// chain's tail when it was read with the lock (PostgreSQL).
     pub(super) fn transaction_then<T>(
         &self,
-        f: impl FnOnce(&Db<'_>) -> Result<(T, String), StoreError>,
+        f: impl FnOnce(&Db<'_>, Option<ChainTail>) -> Result<(T, String), StoreError>,
     ) -> Result<T, StoreError> {
         match self {
             Pool::Lite(p) => p.write(|c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let (out, _) = f(&Db::Lite(&tx))?;
+                let (out, _) = f(&Db::Lite(&tx), None)?;
                 tx.commit()?;
                 Ok(out)
             }),

@@ -12,6 +12,17 @@ use ring::rand::SystemRandom;
 
 /// An app activated for `username`: its id and key.
 pub(super) fn device(d: &Domain, username: &str, name: &str) -> (String, SigningKey) {
+    activated(d, username, name, None)
+}
+
+/// An app activated for `username`, with `receipts` as its receipt key if
+/// given: its id and device key.
+fn activated(
+    d: &Domain,
+    username: &str,
+    name: &str,
+    receipts: Option<&SigningKey>,
+) -> (String, SigningKey) {
     let (enrollment, _) =
         d.s.enrollment(username, "admin", Authority::Proven, T0)
             .unwrap();
@@ -19,7 +30,7 @@ pub(super) fn device(d: &Domain, username: &str, name: &str) -> (String, Signing
     let request = ActivateRequest {
         code: enrollment.code,
         device_key: key.public_key(),
-        receipt_key: None,
+        receipt_key: receipts.map(SigningKey::public_key),
         device_name: name.into(),
         platform: "cli".into(),
         app_version: "test".into(),
@@ -145,21 +156,9 @@ fn an_officer_without_the_app_gets_no_push() {
 /// An app activated for `username` with a receipt key: its id, device
 /// key and receipt key.
 fn device_with_receipt_key(d: &Domain, username: &str) -> (String, SigningKey, SigningKey) {
-    let (enrollment, _) =
-        d.s.enrollment(username, "admin", Authority::Proven, T0)
-            .unwrap();
-    let key = SigningKey::generate(&SystemRandom::new()).unwrap();
     let receipts = SigningKey::generate(&SystemRandom::new()).unwrap();
-    let request = ActivateRequest {
-        code: enrollment.code,
-        device_key: key.public_key(),
-        receipt_key: Some(receipts.public_key()),
-        device_name: "Pat's phone".into(),
-        platform: "cli".into(),
-        app_version: "test".into(),
-    };
-    let activated = d.s.activate(&request, IP, T0).unwrap();
-    (activated.device_id, key, receipts)
+    let (id, key) = activated(d, username, "Pat's phone", Some(&receipts));
+    (id, key, receipts)
 }
 
 #[test]

@@ -240,42 +240,60 @@ async fn audit_rows_written_at_once_by_two_instances_form_one_chain() {
     let Some((a, b)) = two_instances().await else {
         return;
     };
+    // Where the database's default is REPEATABLE READ, a write's snapshot
+    // would be taken before it waited for the write lock, and its read of
+    // the chain's tail could be stale: sessions opened from here on (the
+    // two stores opened below) get that default.
+    countersign_testkit::postgres::sql(
+        a.dir.path(),
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation \
+         = ''repeatable read''', current_database()); END $$",
+        &[],
+    );
     let before = a.server.store.verify_audit().unwrap().expect("intact");
-    // Each instance's writes take the chain's tail with the write lock;
-    // half of them append two rows in one transaction, the second chained
-    // to the first without reading the table again.
-    let writers: Vec<_> = [&a, &b]
-        .into_iter()
-        .enumerate()
-        .map(|(n, ts)| {
-            let server = ts.server.clone();
-            std::thread::spawn(move || {
-                for i in 0..40 {
-                    let target = format!("writer{n}-{i}");
-                    let row =
-                        countersign_server::store::NewAudit::of("system", "test.row", &target, "")
-                            .with("ok", "");
-                    server
-                        .store
-                        .write(countersign_server::now(), |w| {
-                            w.audit(&row)?;
-                            if i % 2 == 0 {
-                                w.audit(&row)?;
-                            }
-                            Ok(())
-                        })
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
+    // Four writers at once: both instances and two stores opened now.
+    // Each write takes the chain's tail with the write lock; half of them
+    // append two rows in one transaction, the second chained to the first
+    // without reading the table again.
+    let url = a.config.store.url.clone();
+    let mut writers = Vec::new();
+    for (n, server) in [a.server.clone(), b.server.clone()].into_iter().enumerate() {
+        writers.push(std::thread::spawn(move || append(&server.store, n)));
+    }
+    for n in 2..4 {
+        let url = url.clone();
+        writers.push(std::thread::spawn(move || {
+            append(
+                &countersign_server::store::Store::open_url(&url).unwrap(),
+                n,
+            )
+        }));
+    }
     for w in writers {
         w.join().unwrap();
     }
     assert_eq!(
         a.server.store.verify_audit().unwrap(),
-        Ok(before + 2 * 60),
-        "every row, from both instances, in one intact chain"
+        Ok(before + 4 * 60),
+        "every row, from every writer, in one intact chain"
     );
-    assert_eq!(b.server.store.verify_audit().unwrap(), Ok(before + 120));
+    assert_eq!(b.server.store.verify_audit().unwrap(), Ok(before + 240));
+}
+
+/// Appends 60 audit rows in 40 write transactions, as writer `n`.
+fn append(store: &countersign_server::store::Store, n: usize) {
+    for i in 0..40 {
+        let target = format!("writer{n}-{i}");
+        let row = countersign_server::store::NewAudit::of("system", "test.row", &target, "")
+            .with("ok", "");
+        store
+            .write(countersign_server::now(), |w| {
+                w.audit(&row)?;
+                if i % 2 == 0 {
+                    w.audit(&row)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
 }

@@ -125,7 +125,7 @@ pub(super) async fn wrong_password(
 
 /// Holds a device's challenge stream (upgraded or plain SSE); forwards
 /// envelopes to the worker if asked, and gives back `opening` once the
-/// stream is open. Says why if the stream could not be opened; a stream
+/// server has answered. Says why if the stream could not be opened; a stream
 /// that opened and then ended is not an error.
 pub(super) async fn stream_device(
     http: reqwest::Client,
@@ -171,12 +171,13 @@ pub(super) async fn stream_device(
     if !status.is_success() && status != reqwest::StatusCode::SWITCHING_PROTOCOLS {
         return Err(format!("refused: {status}"));
     }
+    // Answered: the server has taken the connection.
+    drop(opening);
     let mut chunks = if status == reqwest::StatusCode::SWITCHING_PROTOCOLS {
         let io = resp
             .upgrade()
             .await
             .map_err(|e| format!("upgrade failed: {e}"))?;
-        drop(opening);
         futures_util::stream::unfold(io, |mut io| async move {
             let mut chunk = vec![0u8; 4096];
             let n = io.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
@@ -185,7 +186,6 @@ pub(super) async fn stream_device(
         })
         .boxed()
     } else {
-        drop(opening);
         resp.bytes_stream()
             .filter_map(|chunk| async move { chunk.ok().map(|c| c.to_vec()) })
             .boxed()
