@@ -84,8 +84,15 @@ impl Shots {
     }
 
     /// The Help Center's picture `name`, at phone size, kept true to the
-    /// screen (`countersign_testkit::help`).
+    /// screen (`countersign_testkit::help`). A passing message (the toast,
+    /// gone after 2.5 s) is waited out first: whether it is still there
+    /// depends on how fast the machine took the shots before, so the picture
+    /// and its words are taken without it.
     fn help(&self, s: &Session, name: &str) {
+        s.wait_for(
+            "document.getElementById('toast').hidden",
+            "the passing message to end",
+        );
         s.resize(360, 740);
         countersign_testkit::help::keep(s, name, "", |png| self.window(s).save(png).unwrap());
     }
