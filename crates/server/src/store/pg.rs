@@ -108,19 +108,17 @@ impl Pg {
     ) -> Result<T, StoreError> {
         self.with(|c| {
             let db = Db::Pg(c);
-            let out = begin_write(c).and_then(|tail| f(&db, Some(tail)));
-            match out {
-                Ok((v, tail)) => {
-                    db.batch(&format!("{tail}COMMIT"))?;
-                    Ok(v)
-                }
-                Err(e) => {
-                    // A broken connection is dropped afterwards; otherwise
-                    // this ends the transaction before the next user.
-                    let _ = db.batch("ROLLBACK");
-                    Err(e)
-                }
+            let out = begin_write(c)
+                .and_then(|tail| f(&db, Some(tail)))
+                .and_then(|(v, tail)| db.batch(&format!("{tail}COMMIT")).map(|()| v));
+            if out.is_err() {
+                // A broken connection is dropped afterwards; otherwise this
+                // ends the transaction (left aborted when a statement sent
+                // with the commit failed, and so the commit was skipped)
+                // before the next user.
+                let _ = db.batch("ROLLBACK");
             }
+            out
         })
     }
 

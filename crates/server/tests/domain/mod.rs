@@ -4,6 +4,7 @@
 //! (nothing, when refused) and in the audit chain.
 
 mod accounts;
+mod audit;
 mod codes;
 mod copy;
 mod fixes;

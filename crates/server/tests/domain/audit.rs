@@ -1,0 +1,100 @@
+//! Audit rows as written: every character of their text kept, and a row
+//! the database refuses taking its whole transaction with it, without
+//! leaving its connection in the failed transaction.
+
+use countersign_server::store::{AuditFilter, NewAudit, StoreError};
+
+use super::{Domain, T0};
+
+/// Text an attacker could put in a username, an address or a detail.
+const AWKWARD: [&str; 6] = [
+    "o'brien",
+    "'); DELETE FROM audit; --",
+    "back\\slash \\x41 E'\\''",
+    "$$ dollar $tag$ quotes $$",
+    "line\nbreak\ttab\r",
+    "Ünïcödé ✓ 𝄞",
+];
+
+/// The rows written at or after `seq`, as (actor, target, ip, detail).
+fn written_after(d: &Domain, seq: i64) -> Vec<(String, String, String, String)> {
+    let filter = AuditFilter {
+        after_seq: Some(seq),
+        ..AuditFilter::default()
+    };
+    let rows = d.s.store.audit_entries(&filter).unwrap();
+    rows.into_iter()
+        .map(|e| (e.actor, e.target, e.ip, e.detail))
+        .collect()
+}
+
+#[test]
+fn audit_rows_keep_every_character_of_their_text() {
+    let d = Domain::new();
+    let before = d.s.store.verify_audit().unwrap().expect("intact");
+    let seq = i64::try_from(before).unwrap();
+    // All of them in one transaction, then one per transaction.
+    d.s.store
+        .write(T0, |w| {
+            for text in AWKWARD {
+                w.audit(&NewAudit::of(text, "test.awkward", text, text).with("ok", text))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    for text in AWKWARD {
+        d.s.store
+            .audit(
+                &NewAudit::of(text, "test.awkward", text, text).with("ok", text),
+                T0,
+            )
+            .unwrap();
+    }
+    let want: Vec<_> = AWKWARD
+        .iter()
+        .chain(AWKWARD.iter())
+        .map(|t| (t.to_string(), t.to_string(), t.to_string(), t.to_string()))
+        .collect();
+    assert_eq!(written_after(&d, seq), want);
+    assert_eq!(d.s.store.verify_audit().unwrap(), Ok(before + 12));
+}
+
+#[test]
+fn a_row_the_database_refuses_leaves_nothing_of_its_transaction() {
+    let d = Domain::new();
+    let before = d.s.store.verify_audit().unwrap().expect("intact");
+    let seq = i64::try_from(before).unwrap();
+    let fine = NewAudit::of("system", "test.fine", "first", "").with("ok", "");
+    let nul = NewAudit::of("system", "test.nul", "nul\0byte", "").with("ok", "");
+    let out = d.s.store.write(T0, |w| {
+        w.audit(&fine)?;
+        w.audit(&nul)
+    });
+    if countersign_testkit::postgres::on_postgres() {
+        // PostgreSQL's text holds no NUL: refused, and the row before it
+        // in the transaction is not kept either.
+        assert!(
+            matches!(out, Err(StoreError::Postgres(_))),
+            "a NUL in PostgreSQL text: {out:?}"
+        );
+        assert_eq!(written_after(&d, seq), vec![]);
+        assert_eq!(d.s.store.verify_audit().unwrap(), Ok(before));
+    } else {
+        // SQLite's text holds it, like any other character.
+        out.unwrap();
+        assert_eq!(written_after(&d, seq).len(), 2);
+    }
+    // The connection is not left in the failed transaction: the store's
+    // next writes and reads go through, on every pooled connection.
+    for i in 0..8 {
+        d.s.store
+            .audit(
+                &NewAudit::of("system", "test.after", &i.to_string(), ""),
+                T0,
+            )
+            .unwrap();
+    }
+    let after = written_after(&d, seq);
+    assert_eq!(after.last().unwrap().1, "7");
+    d.chain_verifies();
+}
