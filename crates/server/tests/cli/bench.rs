@@ -73,6 +73,18 @@ fn the_load_driver_opens_every_idle_stream_and_reports_its_figures() {
         .filter_map(|l| l.trim_start().strip_prefix("round trips:"))
         .collect();
     assert_eq!(phases.len(), 3, "{stdout}");
+    // The two phases that measure the server's CPU say how busy the
+    // machine was and how much of its time the host took.
+    let machine: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("machine:"))
+        .collect();
+    assert_eq!(machine.len(), 2, "{stdout}");
+    for m in machine {
+        let busy: f64 = m.split(" % busy").next().unwrap().trim().parse().unwrap();
+        assert!(busy > 0.0 && busy <= 100.0, "{m}");
+        assert!(m.contains("% stolen by the host"), "{m}");
+    }
     for p in phases {
         let done: usize = p.split_whitespace().next().unwrap().parse().unwrap();
         assert!(done > 0, "{p}");

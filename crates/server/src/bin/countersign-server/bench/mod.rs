@@ -29,6 +29,7 @@ use countersign_server::{now, Server};
 use tokio::sync::mpsc;
 
 mod balancer;
+mod cpu;
 mod idle;
 mod load;
 mod options;
@@ -263,18 +264,18 @@ async fn drive(
     println!("  devices connected:   {}", opts.devices);
     println!("  in flight:           {}", opts.concurrency);
     let ctx = (http.clone(), base.clone(), admin.clone());
-    let cpu_before = cpu_of(&pids);
+    let cpu_before = cpu::before(&pids);
     let (alone, buckets) = round_trips(&ctx, buckets, opts.duration(), false).await?;
     alone.print();
-    print_cpu(&pids, cpu_before, &alone);
+    cpu::print(&pids, &cpu_before, &alone);
     println!(
         "the full round trip, as the app and the sign-in page make it: the same, plus the two \
          signed receipts (delivered, shown) and the page's status read"
     );
-    let cpu_before = cpu_of(&pids);
+    let cpu_before = cpu::before(&pids);
     let (full, buckets) = round_trips(&ctx, buckets, opts.duration(), true).await?;
     full.print();
-    print_cpu(&pids, cpu_before, &full);
+    cpu::print(&pids, &cpu_before, &full);
     let buckets = if opts.wrong_passwords > 0 {
         println!(
             "the same, with {} wrong-password sign-ins running beside (each an Argon2id check)",
@@ -410,34 +411,6 @@ fn store_name(opts: &BenchOptions) -> String {
         .display_url(),
         None => "SQLite (the embedded default)".into(),
     }
-}
-
-/// CPU time the serve processes have used together.
-fn cpu_of(pids: &[u32]) -> Option<Duration> {
-    pids.iter().map(|p| cpu_time(*p)).sum()
-}
-
-/// The serve processes' CPU per round trip since `before`.
-fn print_cpu(pids: &[u32], before: Option<Duration>, phase: &Phase) {
-    if let Some(cpu) = cpu_of(pids).zip(before).map(|(a, b)| a.saturating_sub(b)) {
-        let per = cpu.as_secs_f64() * 1000.0 / phase.latencies.len().max(1) as f64;
-        println!(
-            "  server CPU:          {per:.3} ms per round trip ({:.1} s in all)",
-            cpu.as_secs_f64()
-        );
-    }
-}
-
-/// CPU time (user and system) the process `pid` has used: fields 14 and
-/// 15 of `/proc/PID/stat`, in clock ticks of 1/100 s (Linux's fixed
-/// USER_HZ).
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces: count after its ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
 }
 
 pub(super) fn rss_kib(pid: u32) -> Option<u64> {
