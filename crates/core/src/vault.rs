@@ -9,7 +9,10 @@
 
 use std::num::NonZeroU32;
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+
+/// The length of a sealed blob's nonce, at its start.
+pub use ring::aead::NONCE_LEN;
 use ring::pbkdf2;
 use ring::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
@@ -68,6 +71,9 @@ impl KdfParams {
     }
 }
 
+/// What sealing adds to a plaintext: the nonce and the tag.
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + ring::aead::MAX_TAG_LEN;
+
 /// An AES-256-GCM key: a passcode-derived key-encryption key or a random
 /// data key. Wiped on drop; never printed.
 pub struct SealingKey(KeyBytes);
@@ -108,6 +114,53 @@ impl SealingKey {
             .map_err(|_| Error::Random)?;
         out.extend_from_slice(tag.as_ref());
         Ok(out)
+    }
+
+    /// Seals in place, for large plaintexts (no copy): `buf` holds the
+    /// associated data (its first `aad_len` bytes, left in clear),
+    /// [`NONCE_LEN`] bytes of room for the nonce, then the plaintext. The
+    /// part after the associated data becomes a blob as [`SealingKey::seal`]
+    /// makes it. Reserve [`SEAL_OVERHEAD`] beyond the plaintext so that
+    /// appending the tag does not move the buffer.
+    pub fn seal_after(
+        &self,
+        rng: &dyn SecureRandom,
+        buf: &mut Vec<u8>,
+        aad_len: usize,
+    ) -> Result<(), Error> {
+        if buf.len().saturating_sub(aad_len) < NONCE_LEN {
+            return Err(Error::Field {
+                field: "sealed buffer",
+                problem: "no room for the nonce after the associated data".into(),
+            });
+        }
+        let (aad, rest) = buf.split_at_mut(aad_len);
+        let (nonce, plaintext) = rest.split_at_mut(NONCE_LEN);
+        rng.fill(nonce).map_err(|_| Error::Random)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Random)?;
+        let tag = self
+            .aead()
+            .seal_in_place_separate_tag(nonce, Aad::from(&*aad), plaintext)
+            .map_err(|_| Error::Random)?;
+        buf.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+
+    /// Opens in place what [`SealingKey::seal_after`] sealed: `buf` holds
+    /// the associated data (its first `aad_len` bytes), then the blob.
+    /// Returns the plaintext, which is now in `buf` (wipe it after use).
+    pub fn open_after<'b>(&self, buf: &'b mut [u8], aad_len: usize) -> Result<&'b [u8], Error> {
+        if buf.len().saturating_sub(aad_len) < NONCE_LEN + AES_256_GCM.tag_len() {
+            return Err(Error::Unseal);
+        }
+        let (aad, rest) = buf.split_at_mut(aad_len);
+        let (nonce, sealed) = rest.split_at_mut(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Unseal)?;
+        let plain = self
+            .aead()
+            .open_in_place(nonce, Aad::from(&*aad), sealed)
+            .map_err(|_| Error::Unseal)?;
+        Ok(plain)
     }
 
     /// Decrypts a blob sealed with this key and the same `aad`.
@@ -206,6 +259,51 @@ mod tests {
             !blob.windows(16).any(|w| w == b"JBSWY3DPEHPK3PXP"),
             "no plaintext in the blob"
         );
+    }
+
+    #[test]
+    fn sealing_in_place_makes_the_same_blob_and_binds_the_clear_header() {
+        let rng = SystemRandom::new();
+        let key = SealingKey::generate(&rng).unwrap();
+        let head = b"countersign-backup v1\n{}\n";
+        let secret = b"SQLite format 3 and the folder's keys";
+        let mut buf = Vec::with_capacity(head.len() + SEAL_OVERHEAD + secret.len());
+        buf.extend_from_slice(head);
+        buf.extend_from_slice(&[0; NONCE_LEN]);
+        buf.extend_from_slice(secret);
+        let room = buf.capacity();
+        key.seal_after(&rng, &mut buf, head.len()).unwrap();
+        assert_eq!(buf.capacity(), room, "sealed where it lay, never grown");
+        assert_eq!(buf.len(), room, "the overhead is what sealing adds");
+        assert_eq!(&buf[..head.len()], head, "the header stays in clear");
+        assert!(!buf.windows(secret.len()).any(|w| w == secret));
+        // What follows the header is a blob `open` opens, with the header
+        // as its associated data; and it opens in place.
+        assert_eq!(key.open(&buf[head.len()..], head).unwrap().expose(), secret);
+        assert_eq!(
+            key.open_after(&mut buf.clone(), head.len()).unwrap(),
+            secret
+        );
+        // A blob `seal` made opens in place behind its header too.
+        let blob = key.seal(&rng, secret, head).unwrap();
+        let mut framed = [head.as_slice(), &blob].concat();
+        assert_eq!(key.open_after(&mut framed, head.len()).unwrap(), secret);
+        // An altered header, a flipped bit, a cut buffer: refused.
+        let mut altered = buf.clone();
+        altered[0] ^= 1;
+        let mut flipped = buf.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        let mut cut = buf[..head.len() + SEAL_OVERHEAD - 1].to_vec();
+        for bad in [&mut altered, &mut flipped, &mut cut] {
+            assert!(matches!(
+                key.open_after(bad, head.len()),
+                Err(Error::Unseal)
+            ));
+        }
+        // No room for the nonce: refused, and nothing changed.
+        let mut no_room = head.to_vec();
+        assert!(key.seal_after(&rng, &mut no_room, head.len()).is_err());
+        assert_eq!(no_room, head);
     }
 
     #[test]

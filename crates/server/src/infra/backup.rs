@@ -17,7 +17,9 @@
 
 use std::path::Path;
 
-use countersign_core::vault::{KdfParams, SealingKey, DEFAULT_ITERATIONS};
+use countersign_core::vault::{
+    KdfParams, SealingKey, DEFAULT_ITERATIONS, NONCE_LEN, SEAL_OVERHEAD,
+};
 use countersign_core::Passcode;
 use ring::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
@@ -151,7 +153,9 @@ pub fn key_files(root: &Path) -> Result<Files, BackupError> {
     Ok(files)
 }
 
-/// Seals `files` into a backup file's bytes.
+/// Seals `files` into a backup file's bytes. The payload is laid out and
+/// sealed in the one buffer that is returned, so a backup holds its files
+/// and about one copy of them in memory, not several.
 pub fn seal(
     files: &Files,
     unlock: &Unlock,
@@ -175,22 +179,33 @@ pub fn seal(
         serde_json::to_string(&header).map_err(|_| BackupError::Format("header"))?
     );
     // Sized up front: a growing vector would leave unwiped copies behind.
-    let size = files.iter().map(|(n, b)| 12 + n.len() + b.len()).sum();
-    let mut payload = Zeroizing::new(Vec::with_capacity(size));
+    let payload: usize = files.iter().map(|(n, b)| 12 + n.len() + b.len()).sum();
+    let mut out = Zeroizing::new(Vec::with_capacity(head.len() + SEAL_OVERHEAD + payload));
+    out.extend_from_slice(head.as_bytes());
+    // Room for the nonce, then the payload, sealed where it lies.
+    out.resize(head.len() + NONCE_LEN, 0);
     for (name, bytes) in files {
-        payload.extend_from_slice(&(name.len() as u32).to_be_bytes());
-        payload.extend_from_slice(name.as_bytes());
-        payload.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-        payload.extend_from_slice(bytes);
+        out.extend_from_slice(&(name.len() as u32).to_be_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        out.extend_from_slice(bytes);
     }
-    let sealed = key.seal(rng, &payload, head.as_bytes())?;
-    let mut out = head.into_bytes();
-    out.extend_from_slice(&sealed);
-    Ok(out)
+    key.seal_after(rng, &mut out, head.len())?;
+    // Nothing in clear is left in it to wipe.
+    Ok(std::mem::take(&mut *out))
 }
 
-/// Opens a backup file's bytes: its creation time and files.
-pub fn open(bytes: &[u8], unlock: &Unlock) -> Result<(u64, Files), BackupError> {
+/// The files of an opened backup: each name, and its bytes inside the
+/// opened buffer (no copy).
+pub type Opened<'b> = Vec<(&'static str, &'b [u8])>;
+
+/// Opens a backup file's bytes in place: its creation time and files.
+/// The buffer holds the payload in clear afterwards, even when opening
+/// failed part-way; it is wiped when dropped.
+pub fn open<'b>(
+    bytes: &'b mut Zeroizing<Vec<u8>>,
+    unlock: &Unlock,
+) -> Result<(u64, Opened<'b>), BackupError> {
     let magic_end = bytes
         .iter()
         .position(|b| *b == b'\n')
@@ -211,10 +226,11 @@ pub fn open(bytes: &[u8], unlock: &Unlock) -> Result<(u64, Files), BackupError> 
         (Unlock::Passphrase(_), None) => return Err(BackupError::OtherUnlock("a key file")),
         (Unlock::Key(_), Some(_)) => return Err(BackupError::OtherUnlock("a passphrase")),
     };
-    let (head, sealed) = bytes.split_at(header_end + 1);
-    let payload = key.open(sealed, head).map_err(|_| BackupError::WrongKey)?;
-    let files = unpack(payload.expose())?;
-    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    let payload = key
+        .open_after(bytes, header_end + 1)
+        .map_err(|_| BackupError::WrongKey)?;
+    let files = unpack(payload)?;
+    let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
     if names != header.files.iter().map(String::as_str).collect::<Vec<_>>() {
         return Err(BackupError::Format("its contents differ from its header"));
     }
@@ -222,7 +238,7 @@ pub fn open(bytes: &[u8], unlock: &Unlock) -> Result<(u64, Files), BackupError> 
 }
 
 /// Splits a payload into files; only the names a backup may hold.
-fn unpack(mut rest: &[u8]) -> Result<Files, BackupError> {
+fn unpack(mut rest: &[u8]) -> Result<Opened<'_>, BackupError> {
     const DAMAGED: BackupError = BackupError::Format("its contents are damaged");
     fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], BackupError> {
         if rest.len() < n {
@@ -239,12 +255,11 @@ fn unpack(mut rest: &[u8]) -> Result<Files, BackupError> {
     while !rest.is_empty() {
         let len = u32::from_be_bytes(number(&mut rest)?) as usize;
         let name = std::str::from_utf8(take(&mut rest, len)?).map_err(|_| DAMAGED)?;
-        if name != DATABASE && !KEY_FILES.contains(&name) {
+        let Some(name) = [DATABASE].iter().chain(&KEY_FILES).find(|n| **n == name) else {
             return Err(BackupError::Format("it holds a file a backup never holds"));
-        }
+        };
         let size = usize::try_from(u64::from_be_bytes(number(&mut rest)?)).map_err(|_| DAMAGED)?;
-        let bytes = take(&mut rest, size)?;
-        files.push((name.to_string(), Zeroizing::new(bytes.to_vec())));
+        files.push((*name, take(&mut rest, size)?));
     }
     Ok(files)
 }
@@ -268,21 +283,65 @@ mod tests {
         Unlock::Key(SealingKey::from_bytes(&[b; 32]).unwrap())
     }
 
+    /// Opens a copy of `sealed`: its time and files, as [`Files`].
+    fn opened(sealed: &[u8], unlock: &Unlock) -> Result<(u64, Files), BackupError> {
+        let mut bytes = Zeroizing::new(sealed.to_vec());
+        let (at, files) = open(&mut bytes, unlock)?;
+        let files = files
+            .into_iter()
+            .map(|(n, b)| (n.to_string(), Zeroizing::new(b.to_vec())))
+            .collect();
+        Ok((at, files))
+    }
+
+    #[test]
+    fn a_backup_is_its_two_lines_then_one_blob_sealed_under_them_in_one_buffer() {
+        let rng = SystemRandom::new();
+        let sealed = seal(&files(), &key(1), &rng, 5).unwrap();
+        assert_eq!(sealed.len(), sealed.capacity(), "sized once, never grown");
+        // Read as the format says, without `open`: the two lines are the
+        // associated data of a blob `SealingKey::open` opens whole.
+        let second = sealed
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(1);
+        let (head, blob) = sealed.split_at(second.unwrap().0 + 1);
+        assert!(head.starts_with(b"COUNTERSIGN BACKUP 1\n{"));
+        let payload = SealingKey::from_bytes(&[1; 32])
+            .unwrap()
+            .open(blob, head)
+            .unwrap();
+        // Each file: its name's length (u32), its name, its length (u64),
+        // its bytes.
+        let mut want = Vec::new();
+        for (name, bytes) in files() {
+            want.extend_from_slice(&(name.len() as u32).to_be_bytes());
+            want.extend_from_slice(name.as_bytes());
+            want.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+            want.extend_from_slice(&bytes);
+        }
+        assert_eq!(payload.expose(), want);
+    }
+
     #[test]
     fn a_sealed_backup_opens_with_its_key_only() {
         let rng = SystemRandom::new();
         let sealed = seal(&files(), &key(1), &rng, 1_700_000_000).unwrap();
-        let (at, got) = open(&sealed, &key(1)).unwrap();
+        let (at, got) = opened(&sealed, &key(1)).unwrap();
         assert_eq!(at, 1_700_000_000);
         assert_eq!(got, files());
         assert!(
             !sealed.windows(32).any(|w| w == [7u8; 32]),
             "keys are not in clear"
         );
-        assert!(matches!(open(&sealed, &key(2)), Err(BackupError::WrongKey)));
+        assert!(matches!(
+            opened(&sealed, &key(2)),
+            Err(BackupError::WrongKey)
+        ));
         let pass = Unlock::Passphrase(Passcode::new("correct horse battery staple"));
         assert!(matches!(
-            open(&sealed, &pass),
+            opened(&sealed, &pass),
             Err(BackupError::OtherUnlock(_))
         ));
     }
@@ -292,9 +351,9 @@ mod tests {
         let rng = SystemRandom::new();
         let pass = |p: &str| Unlock::Passphrase(Passcode::new(p));
         let sealed = seal(&files(), &pass("correct horse"), &rng, 5).unwrap();
-        assert_eq!(open(&sealed, &pass("correct horse")).unwrap().1, files());
+        assert_eq!(opened(&sealed, &pass("correct horse")).unwrap().1, files());
         assert!(matches!(
-            open(&sealed, &pass("wrong horse")),
+            opened(&sealed, &pass("wrong horse")),
             Err(BackupError::WrongKey)
         ));
     }
@@ -308,22 +367,22 @@ mod tests {
         let mut altered = sealed.clone();
         altered[at] = b'6';
         assert!(matches!(
-            open(&altered, &key(1)),
+            opened(&altered, &key(1)),
             Err(BackupError::WrongKey)
         ));
         let mut flipped = sealed.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
         assert!(matches!(
-            open(&flipped, &key(1)),
+            opened(&flipped, &key(1)),
             Err(BackupError::WrongKey)
         ));
         assert!(matches!(
-            open(b"hello\n", &key(1)),
+            opened(b"hello\n", &key(1)),
             Err(BackupError::Format(_))
         ));
         assert!(matches!(
-            open(&sealed[..30], &key(1)),
+            opened(&sealed[..30], &key(1)),
             Err(BackupError::Format(_))
         ));
     }

@@ -159,10 +159,13 @@ pub fn restore(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => bail!("cannot read {}: {e}", data.display()),
     };
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    // Opened in place: wiped when dropped.
+    let mut bytes = zeroize::Zeroizing::new(
+        std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+    );
     let unlock = sealing.unlock(false)?;
-    let (created_at, files) = backup::open(&bytes, &unlock)?;
-    if !files.iter().any(|(n, _)| n == DATABASE) {
+    let (created_at, files) = backup::open(&mut bytes, &unlock)?;
+    if !files.iter().any(|(n, _)| *n == DATABASE) {
         bail!("the backup holds no database");
     }
     let dir = DataDir::open(data)?;
@@ -193,7 +196,7 @@ pub fn restore(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> 
 /// Writes the files into a staging folder inside the data folder, checks
 /// the database there, then moves each into place. The staging folder
 /// goes in any case.
-fn stage_and_move(dir: &DataDir, files: &backup::Files) -> anyhow::Result<usize> {
+fn stage_and_move(dir: &DataDir, files: &backup::Opened<'_>) -> anyhow::Result<usize> {
     let stage = tempfile::Builder::new()
         .prefix(".restore-")
         .tempdir_in(dir.root())
