@@ -102,11 +102,34 @@ struct Header {
 /// Files by name, wiped when dropped.
 pub type Files = Vec<(String, Zeroizing<Vec<u8>>)>;
 
+/// A consistent copy of the database, in a hidden folder beside it; the
+/// folder goes when this is dropped.
+pub struct Snapshot {
+    folder: tempfile::TempDir,
+    len: u64,
+}
+
+impl Snapshot {
+    /// The copy's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the copy is empty (never, for a database).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.folder.path().join(DATABASE)
+    }
+}
+
 /// A consistent copy of the SQLite database at `db`, taken while other
 /// connections read and write it: the online backup API copies every page
 /// in one step, under one read transaction (WAL: writers carry on). The
-/// copy is made in a folder beside `db` and removed once read.
-pub fn snapshot_sqlite(db: &Path) -> Result<Zeroizing<Vec<u8>>, BackupError> {
+/// copy is made in a folder beside `db`, removed with the [`Snapshot`].
+pub fn snapshot_sqlite(db: &Path) -> Result<Snapshot, BackupError> {
     let src = rusqlite::Connection::open_with_flags(
         db,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -136,7 +159,8 @@ pub fn snapshot_sqlite(db: &Path) -> Result<Zeroizing<Vec<u8>>, BackupError> {
             }
         }
     }
-    Ok(Zeroizing::new(std::fs::read(&copy).map_err(io(&copy))?))
+    let len = std::fs::metadata(&copy).map_err(io(&copy))?.len();
+    Ok(Snapshot { folder: tmp, len })
 }
 
 /// The key files present in the data folder `root`.
@@ -153,10 +177,12 @@ pub fn key_files(root: &Path) -> Result<Files, BackupError> {
     Ok(files)
 }
 
-/// Seals `files` into a backup file's bytes. The payload is laid out and
-/// sealed in the one buffer that is returned, so a backup holds its files
-/// and about one copy of them in memory, not several.
+/// Seals the database `snapshot` (if any, first) and `files` into a
+/// backup file's bytes. The payload is laid out and sealed in the one
+/// buffer that is returned, the snapshot read straight into it: a backup
+/// holds the database in memory once.
 pub fn seal(
+    snapshot: Option<&Snapshot>,
     files: &Files,
     unlock: &Unlock,
     rng: &dyn SecureRandom,
@@ -172,22 +198,43 @@ pub fn seal(
     let header = Header {
         created_at: now,
         kdf,
-        files: files.iter().map(|(n, _)| n.clone()).collect(),
+        files: snapshot
+            .map(|_| DATABASE.to_string())
+            .into_iter()
+            .chain(files.iter().map(|(n, _)| n.clone()))
+            .collect(),
     };
     let head = format!(
         "{MAGIC}\n{}\n",
         serde_json::to_string(&header).map_err(|_| BackupError::Format("header"))?
     );
     // Sized up front: a growing vector would leave unwiped copies behind.
-    let payload: usize = files.iter().map(|(n, b)| 12 + n.len() + b.len()).sum();
+    let database = match snapshot {
+        Some(s) => usize::try_from(s.len()).map_err(|_| BackupError::Format("database size"))?,
+        None => 0,
+    };
+    let entry = |name: &str, len: usize| 12 + name.len() + len;
+    let payload: usize = snapshot.map_or(0, |_| entry(DATABASE, database))
+        + files.iter().map(|(n, b)| entry(n, b.len())).sum::<usize>();
     let mut out = Zeroizing::new(Vec::with_capacity(head.len() + SEAL_OVERHEAD + payload));
     out.extend_from_slice(head.as_bytes());
     // Room for the nonce, then the payload, sealed where it lies.
     out.resize(head.len() + NONCE_LEN, 0);
-    for (name, bytes) in files {
+    let lead = |out: &mut Vec<u8>, name: &str, len: usize| {
         out.extend_from_slice(&(name.len() as u32).to_be_bytes());
         out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    };
+    if let Some(s) = snapshot {
+        lead(&mut out, DATABASE, database);
+        let at = out.len();
+        out.resize(at + database, 0);
+        let path = s.path();
+        let mut f = std::fs::File::open(&path).map_err(io(&path))?;
+        std::io::Read::read_exact(&mut f, &mut out[at..]).map_err(io(&path))?;
+    }
+    for (name, bytes) in files {
+        lead(&mut out, name, bytes.len());
         out.extend_from_slice(bytes);
     }
     key.seal_after(rng, &mut out, head.len())?;
@@ -297,7 +344,7 @@ mod tests {
     #[test]
     fn a_backup_is_its_two_lines_then_one_blob_sealed_under_them_in_one_buffer() {
         let rng = SystemRandom::new();
-        let sealed = seal(&files(), &key(1), &rng, 5).unwrap();
+        let sealed = seal(None, &files(), &key(1), &rng, 5).unwrap();
         assert_eq!(sealed.len(), sealed.capacity(), "sized once, never grown");
         // Read as the format says, without `open`: the two lines are the
         // associated data of a blob `SealingKey::open` opens whole.
@@ -325,9 +372,33 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_is_sealed_first_read_straight_from_its_copy_which_then_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join(DATABASE);
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES ('kept');")
+            .unwrap();
+        let snapshot = snapshot_sqlite(&db).unwrap();
+        let copy = std::fs::read(snapshot.path()).unwrap();
+        assert!(copy.starts_with(b"SQLite format 3\0"));
+        assert_eq!(snapshot.len(), copy.len() as u64);
+        let keys = vec![("master.key".to_string(), Zeroizing::new(vec![7u8; 32]))];
+        let sealed = seal(Some(&snapshot), &keys, &key(1), &SystemRandom::new(), 5).unwrap();
+        assert_eq!(sealed.len(), sealed.capacity(), "sized once, never grown");
+        let (_, got) = opened(&sealed, &key(1)).unwrap();
+        let database = (DATABASE.to_string(), Zeroizing::new(copy));
+        assert_eq!(got, vec![database, keys[0].clone()]);
+        let folder = snapshot.folder.path().to_path_buf();
+        assert!(folder.starts_with(dir.path()), "made beside the database");
+        drop(snapshot);
+        assert!(!folder.exists(), "the copy in clear goes with the snapshot");
+    }
+
+    #[test]
     fn a_sealed_backup_opens_with_its_key_only() {
         let rng = SystemRandom::new();
-        let sealed = seal(&files(), &key(1), &rng, 1_700_000_000).unwrap();
+        let sealed = seal(None, &files(), &key(1), &rng, 1_700_000_000).unwrap();
         let (at, got) = opened(&sealed, &key(1)).unwrap();
         assert_eq!(at, 1_700_000_000);
         assert_eq!(got, files());
@@ -350,7 +421,7 @@ mod tests {
     fn a_passphrase_backup_opens_with_the_passphrase_only() {
         let rng = SystemRandom::new();
         let pass = |p: &str| Unlock::Passphrase(Passcode::new(p));
-        let sealed = seal(&files(), &pass("correct horse"), &rng, 5).unwrap();
+        let sealed = seal(None, &files(), &pass("correct horse"), &rng, 5).unwrap();
         assert_eq!(opened(&sealed, &pass("correct horse")).unwrap().1, files());
         assert!(matches!(
             opened(&sealed, &pass("wrong horse")),
@@ -361,7 +432,7 @@ mod tests {
     #[test]
     fn an_altered_header_or_payload_does_not_open() {
         let rng = SystemRandom::new();
-        let sealed = seal(&files(), &key(1), &rng, 5).unwrap();
+        let sealed = seal(None, &files(), &key(1), &rng, 5).unwrap();
         let text = String::from_utf8_lossy(&sealed).to_string();
         let at = text.find("\"created_at\":5").unwrap() + "\"created_at\":".len();
         let mut altered = sealed.clone();

@@ -114,16 +114,19 @@ pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> a
     }
     let unlock = sealing.unlock(true)?;
     eprintln!("copying the database with SQLite's online backup (the server may keep running)...");
-    let mut files = vec![(DATABASE.to_string(), backup::snapshot_sqlite(&db)?)];
-    let db_size = files[0].1.len();
-    files.extend(backup::key_files(data)?);
-    eprintln!("sealing {} files...", files.len());
+    let snapshot = backup::snapshot_sqlite(&db)?;
+    let db_size = snapshot.len();
+    let files = backup::key_files(data)?;
+    eprintln!("sealing the database and {} key files...", files.len());
     let sealed = backup::seal(
+        Some(&snapshot),
         &files,
         &unlock,
         &SystemRandom::new(),
         countersign_server::now(),
     )?;
+    // The database's copy in clear goes as soon as it is sealed.
+    drop(snapshot);
     write_new(file, &sealed)?;
     let how = match unlock {
         Unlock::Key(_) => "the key file",
@@ -133,7 +136,7 @@ pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> a
         "backup written: {} ({} bytes: the database, {db_size} bytes, and {} key files), sealed with {how}",
         file.display(),
         sealed.len(),
-        files.len() - 1
+        files.len()
     );
     Ok(())
 }
