@@ -1,8 +1,9 @@
 //! Audit rows as written: every character of their text kept, and a row
-//! the database refuses taking its whole transaction with it, without
-//! leaving its connection in the failed transaction.
+//! the database refuses, or a commit that fails, taking the whole
+//! transaction with it without leaving its connection in the failed
+//! transaction.
 
-use countersign_server::store::{AuditFilter, NewAudit, StoreError};
+use countersign_server::store::{AuditFilter, Event, NewAudit, StoreError};
 
 use super::{Domain, T0};
 
@@ -26,6 +27,22 @@ fn written_after(d: &Domain, seq: i64) -> Vec<(String, String, String, String)> 
     rows.into_iter()
         .map(|e| (e.actor, e.target, e.ip, e.detail))
         .collect()
+}
+
+/// The failed transaction did not leave its connection inside it: the
+/// store's next writes go through, on every pooled connection, and the
+/// chain after `seq` ends with them, intact.
+fn writes_again(d: &Domain, seq: i64) {
+    for i in 0..8 {
+        d.s.store
+            .audit(
+                &NewAudit::of("system", "test.after", &i.to_string(), ""),
+                T0,
+            )
+            .unwrap();
+    }
+    assert_eq!(written_after(d, seq).last().unwrap().1, "7");
+    d.chain_verifies();
 }
 
 #[test]
@@ -84,17 +101,32 @@ fn a_row_the_database_refuses_leaves_nothing_of_its_transaction() {
         out.unwrap();
         assert_eq!(written_after(&d, seq).len(), 2);
     }
-    // The connection is not left in the failed transaction: the store's
-    // next writes and reads go through, on every pooled connection.
-    for i in 0..8 {
-        d.s.store
-            .audit(
-                &NewAudit::of("system", "test.after", &i.to_string(), ""),
-                T0,
-            )
-            .unwrap();
+    writes_again(&d, seq);
+}
+
+#[test]
+fn a_write_whose_commit_fails_leaves_nothing_and_the_next_goes_through() {
+    let d = Domain::new();
+    let before = d.s.store.verify_audit().unwrap().expect("intact");
+    let seq = i64::try_from(before).unwrap();
+    // On PostgreSQL an announcement goes with the commit, in the same
+    // round trip; one longer than a notification may be (8,000 bytes)
+    // fails there, after every statement of the transaction succeeded.
+    let out = d.s.store.write(T0, |w| {
+        w.audit(&NewAudit::of("system", "test.long", "", "").with("ok", ""))?;
+        w.announce(Event::Secret("k".repeat(9_000)));
+        Ok(())
+    });
+    if countersign_testkit::postgres::on_postgres() {
+        assert!(
+            matches!(out, Err(StoreError::Postgres(_))),
+            "an announcement too long to send: {out:?}"
+        );
+        assert_eq!(written_after(&d, seq), vec![], "its audit row rolled back");
+    } else {
+        // SQLite announces nothing: the write simply commits.
+        out.unwrap();
+        assert_eq!(written_after(&d, seq).len(), 1);
     }
-    let after = written_after(&d, seq);
-    assert_eq!(after.last().unwrap().1, "7");
-    d.chain_verifies();
+    writes_again(&d, seq);
 }
