@@ -68,6 +68,27 @@ impl Fix {
     }
 }
 
+/// A fix with what it needs made beforehand: for a password reset, the
+/// new temporary password and its hash. Hashing (Argon2id) is slow and
+/// runs on the hashing threads ([`Server::prepare_fix`]); the commit then
+/// follows in the request itself ([`Server::apply_prepared_fix`]), so a
+/// request dropped while it waited (the browser gone) changes nothing.
+pub struct PreparedFix {
+    fix: Fix,
+    password: Option<(zeroize::Zeroizing<String>, String)>,
+}
+
+impl From<Fix> for PreparedFix {
+    /// A fix with nothing made beforehand: a password reset hashes when
+    /// it is applied.
+    fn from(fix: Fix) -> Self {
+        PreparedFix {
+            fix,
+            password: None,
+        }
+    }
+}
+
 /// Who applies a fix: the name the audit log shows, and their role.
 #[derive(Debug, Clone, Copy)]
 pub struct Staff<'a> {
@@ -92,6 +113,32 @@ impl Server {
         ip: &str,
         now: u64,
     ) -> Result<Option<zeroize::Zeroizing<String>>, Error> {
+        let prepared = PreparedFix::from(fix.clone());
+        self.apply_prepared_fix(username, prepared, staff, reason, ip, now)
+    }
+
+    /// Makes what `fix` to `username` needs beforehand (a password
+    /// reset's hash: call it on the hashing threads). Changes nothing.
+    pub fn prepare_fix(&self, username: &str, fix: Fix) -> Result<PreparedFix, Error> {
+        let password = match fix {
+            Fix::ResetPassword => Some(self.temporary_password_for(&self.user(username)?)?),
+            _ => None,
+        };
+        Ok(PreparedFix { fix, password })
+    }
+
+    /// [`Server::apply_fix`], with what was made beforehand.
+    pub fn apply_prepared_fix(
+        &self,
+        username: &str,
+        prepared: PreparedFix,
+        staff: Staff<'_>,
+        reason: &str,
+        ip: &str,
+        now: u64,
+    ) -> Result<Option<zeroize::Zeroizing<String>>, Error> {
+        let PreparedFix { fix, password } = prepared;
+        let fix = &fix;
         let reason = reason.trim();
         if reason.len() < 3 {
             return Err(Error::invalid(
@@ -136,8 +183,9 @@ impl Server {
                 ),
             ));
         }
-        let (password, hash) = match fix {
-            Fix::ResetPassword => {
+        let (password, hash) = match (fix, password) {
+            (Fix::ResetPassword, Some((password, hash))) => (Some(password), hash),
+            (Fix::ResetPassword, None) => {
                 let (password, hash) = self.temporary_password_for(&user)?;
                 (Some(password), hash)
             }

@@ -57,7 +57,7 @@ pub struct DeviceView {
     pub streams: usize,
 }
 
-pub use super::fixes::{Fix, Staff};
+pub use super::fixes::{Fix, PreparedFix, Staff};
 
 /// Push figures over a window.
 #[derive(Debug, Clone, Serialize)]

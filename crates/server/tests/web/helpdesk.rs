@@ -432,3 +432,77 @@ async fn a_challenge_keeps_its_millisecond() {
     let t = ts.server.timeline(&id, now()).unwrap();
     assert_eq!(t.steps[0].at_ms, Some(at), "{:?}", t.steps);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_reset_whose_browser_left_while_it_waited_changes_nothing() {
+    let ts = TestServer::start().await;
+    signed_in(&ts, &Browser::new(&ts), "cs1011").await;
+    let staff = Browser::new(&ts);
+    signed_in(&ts, &staff, "hd0011").await;
+    ts.server
+        .set_role("hd0011", Role::Helpdesk, "admin", now())
+        .unwrap();
+    let (_, _, page) = staff.get("/helpdesk/users/cs1011").await;
+    let before = ts.server.user("cs1011").unwrap().password_hash;
+
+    // Every hashing thread busy until the gate opens: the reset waits in
+    // their queue, as behind a burst of sign-ins.
+    let gate = std::sync::Arc::new(tokio::sync::RwLock::new(()));
+    let closed = gate.write().await;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let busy: Vec<_> = (0..threads)
+        .map(|_| {
+            let (s, gate) = (ts.server.clone(), gate.clone());
+            tokio::spawn(async move {
+                s.hashing(move |_| {
+                    drop(gate.blocking_read());
+                    Ok(())
+                })
+                .await
+            })
+        })
+        .collect();
+    // The help desk asks for a reset, and gives up waiting (the browser
+    // closed, the connection with it).
+    let reset = staff.post(
+        "/helpdesk/users/cs1011/fix",
+        &page,
+        &[
+            ("action", "reset-password"),
+            ("reason", "forgot it, ticket 9"),
+        ],
+    );
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(800), reset).await;
+    assert!(waited.is_err(), "the reset waited behind the busy threads");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(closed);
+    for b in busy {
+        b.await.unwrap().unwrap();
+    }
+    // The reset's hashing, queued behind them, has run by now; give a
+    // commit that should not come time to come.
+    ts.server.hashing(|_| Ok(())).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    // No one saw a new password, so none was set: the officer's stays.
+    assert_eq!(ts.server.user("cs1011").unwrap().password_hash, before);
+    let filter = countersign_server::store::AuditFilter {
+        action: Some("helpdesk.reset_password".into()),
+        ..Default::default()
+    };
+    assert_eq!(ts.server.store.audit_entries(&filter).unwrap().len(), 0);
+    // The same reset, waited for, goes through.
+    let (_, _, page) = staff.get("/helpdesk/users/cs1011").await;
+    let (_, _, page) = staff
+        .post(
+            "/helpdesk/users/cs1011/fix",
+            &page,
+            &[
+                ("action", "reset-password"),
+                ("reason", "forgot it, ticket 9"),
+            ],
+        )
+        .await;
+    assert!(page.contains("Temporary password"), "{page}");
+    assert_ne!(ts.server.user("cs1011").unwrap().password_hash, before);
+}

@@ -16,7 +16,6 @@ use countersign_core::methods::mask;
 use countersign_core::time::format_utc;
 use maud::{html, Markup};
 
-use crate::domain::helpdesk::{Fix, Staff};
 use crate::http::extract::ClientIp;
 use crate::http::pages::views::{csrf, error};
 use crate::http::pages::Posted;
@@ -59,6 +58,7 @@ macro_rules! staff_form {
 }
 
 mod audit;
+mod fix;
 mod svg;
 mod timeline;
 
@@ -67,7 +67,7 @@ pub fn routes() -> Router<Arc<Server>> {
     Router::new()
         .route("/helpdesk", get(search_page))
         .route("/helpdesk/users/{username}", get(user_page))
-        .route("/helpdesk/users/{username}/fix", post(fix_post))
+        .route("/helpdesk/users/{username}/fix", post(fix::post))
         .route("/helpdesk/users/{username}/push", post(push_post))
         .route("/helpdesk/challenges/{id}", get(timeline::page))
         .route("/helpdesk/challenges/{id}/events", get(timeline::events))
@@ -370,63 +370,6 @@ fn user_body(
         }))
         p { a href=(format!("/helpdesk/audit?user={}", user.username)) { "Audit log for this user" } }
     })
-}
-
-/// A fix from the user's page: `action`, and what it needs.
-#[derive(Deserialize)]
-struct FixForm {
-    #[serde(default)]
-    action: String,
-    #[serde(default)]
-    hours: String,
-    #[serde(default)]
-    reason: String,
-    device: Option<String>,
-}
-
-async fn fix_post(
-    State(s): AppState,
-    ClientIp(ip): ClientIp,
-    Path(username): Path<String>,
-    posted: Posted<FixForm>,
-) -> PageResult {
-    let (session, me, form) = staff_form!(s, posted);
-    let user = s.user(&username)?;
-    let action = form.action.as_str();
-    let hours = form.hours.trim().parse().ok();
-    let reason = form.reason.as_str();
-    let (target, name, role, why, at) = (
-        username.clone(),
-        me.username.clone(),
-        me.role,
-        reason.to_string(),
-        now(),
-    );
-    let apply = move |s: &Server, fix: Fix| {
-        s.apply_fix(&target, &fix, Staff { name: &name, role }, &why, &ip, at)
-    };
-    // A password reset hashes the new one (Argon2id): on the hashing
-    // threads, as sign-ins do; other fixes run in place, not queued.
-    let outcome = match Fix::parse(action, form.device.as_deref(), hours) {
-        Ok(Fix::ResetPassword) => s.hashing(move |s| apply(s, Fix::ResetPassword)).await,
-        Ok(fix) => apply(&s, fix),
-        Err(e) => Err(e),
-    };
-    match outcome {
-        Ok(Some(password)) => {
-            let body = html! {
-                h1 { "Temporary password" }
-                p { "Read this to " (user.first_name) " " (user.last_name) " by phone. It is shown once; the officer must change it at the next sign-in." }
-                p.number.password { (password.as_str()) }
-                p { a href=(format!("/helpdesk/users/{username}")) { "Back to " (username) } }
-            };
-            Ok(console(&s, "Temporary password", &me, body))
-        }
-        Ok(None) => {
-            Ok(Redirect::to(&format!("/helpdesk/users/{username}?done={action}")).into_response())
-        }
-        Err(e) => refused(&s, &session, &me, &user, e),
-    }
 }
 
 /// The user's page again, with the refusal's message (other errors pass).

@@ -1,0 +1,84 @@
+//! A help-desk fix posted from a user's page: applied with its reason,
+//! and a password reset's new temporary password shown once.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect};
+use maud::html;
+use serde::Deserialize;
+
+use super::{console, refused};
+use crate::domain::helpdesk::{Fix, PreparedFix, Staff};
+use crate::http::extract::ClientIp;
+use crate::http::pages::Posted;
+use crate::http::pages::{AppState, PageResult};
+use crate::store::StageKind;
+use crate::{now, Server};
+
+/// A fix from the user's page: `action`, and what it needs.
+#[derive(Deserialize)]
+pub(super) struct FixForm {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    hours: String,
+    #[serde(default)]
+    reason: String,
+    device: Option<String>,
+}
+
+pub(super) async fn post(
+    State(s): AppState,
+    ClientIp(ip): ClientIp,
+    Path(username): Path<String>,
+    posted: Posted<FixForm>,
+) -> PageResult {
+    let (session, me, form) = staff_form!(s, posted);
+    let user = s.user(&username)?;
+    let action = form.action.as_str();
+    let hours = form.hours.trim().parse().ok();
+    let reason = form.reason.as_str();
+    let (target, name, role, why, at) = (
+        username.clone(),
+        me.username.clone(),
+        me.role,
+        reason.to_string(),
+        now(),
+    );
+    let apply = move |s: &Server, fix: PreparedFix| {
+        s.apply_prepared_fix(&target, fix, Staff { name: &name, role }, &why, &ip, at)
+    };
+    // A password reset hashes the new one (Argon2id) on the hashing
+    // threads, as sign-ins do, and commits here once that is done: if the
+    // browser left meanwhile, this request is dropped at the wait and
+    // the password stays as it was (no one would have seen the new one).
+    // Other fixes run in place, not queued.
+    let outcome = match Fix::parse(action, form.device.as_deref(), hours) {
+        Ok(Fix::ResetPassword) => {
+            let who = username.clone();
+            match s
+                .hashing(move |s| s.prepare_fix(&who, Fix::ResetPassword))
+                .await
+            {
+                Ok(prepared) => apply(&s, prepared),
+                Err(e) => Err(e),
+            }
+        }
+        Ok(fix) => apply(&s, fix.into()),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(Some(password)) => {
+            let body = html! {
+                h1 { "Temporary password" }
+                p { "Read this to " (user.first_name) " " (user.last_name) " by phone. It is shown once; the officer must change it at the next sign-in." }
+                p.number.password { (password.as_str()) }
+                p { a href=(format!("/helpdesk/users/{username}")) { "Back to " (username) } }
+            };
+            Ok(console(&s, "Temporary password", &me, body))
+        }
+        Ok(None) => {
+            Ok(Redirect::to(&format!("/helpdesk/users/{username}?done={action}")).into_response())
+        }
+        Err(e) => refused(&s, &session, &me, &user, e),
+    }
+}
