@@ -68,25 +68,18 @@ impl Fix {
     }
 }
 
-/// A fix with what it needs made beforehand: for a password reset, the
-/// new temporary password and its hash. Hashing (Argon2id) is slow and
-/// runs on the hashing threads ([`Server::prepare_fix`]); the commit then
-/// follows in the request itself ([`Server::apply_prepared_fix`]), so a
-/// request dropped while it waited (the browser gone) changes nothing.
+/// A fix to one account with what it needs made beforehand: for a
+/// password reset, the new temporary password and its hash. Hashing
+/// (Argon2id) is slow and runs on the hashing threads
+/// ([`Server::prepare_fix`]); the commit then follows in the request
+/// itself ([`Server::apply_prepared_fix`]), so a request dropped while it
+/// waited (the browser gone) changes nothing.
 pub struct PreparedFix {
+    /// The account it was made for (a temporary password is made from
+    /// the officer's names).
+    username: String,
     fix: Fix,
     password: Option<(zeroize::Zeroizing<String>, String)>,
-}
-
-impl From<Fix> for PreparedFix {
-    /// A fix with nothing made beforehand: a password reset hashes when
-    /// it is applied.
-    fn from(fix: Fix) -> Self {
-        PreparedFix {
-            fix,
-            password: None,
-        }
-    }
 }
 
 /// Who applies a fix: the name the audit log shows, and their role.
@@ -113,54 +106,59 @@ impl Server {
         ip: &str,
         now: u64,
     ) -> Result<Option<zeroize::Zeroizing<String>>, Error> {
-        let prepared = PreparedFix::from(fix.clone());
-        self.apply_prepared_fix(username, prepared, staff, reason, ip, now)
-    }
-
-    /// Makes what `fix` to `username` needs beforehand (a password
-    /// reset's hash: call it on the hashing threads). Changes nothing.
-    pub fn prepare_fix(&self, username: &str, fix: Fix) -> Result<PreparedFix, Error> {
-        let password = match fix {
-            Fix::ResetPassword => Some(self.temporary_password_for(&self.user(username)?)?),
-            _ => None,
+        let prepared = PreparedFix {
+            username: username.to_string(),
+            fix: fix.clone(),
+            password: None,
         };
-        Ok(PreparedFix { fix, password })
+        self.apply_prepared_fix(prepared, staff, reason, ip, now)
     }
 
-    /// [`Server::apply_fix`], with what was made beforehand.
-    pub fn apply_prepared_fix(
+    /// Makes what `fix` to `username` needs beforehand: a password
+    /// reset's hash (call it on the hashing threads), unless the fix will
+    /// be refused anyway (no valid reason, an account above `staff_role`).
+    /// Changes nothing.
+    pub fn prepare_fix(
         &self,
         username: &str,
+        fix: Fix,
+        staff_role: Role,
+        reason: &str,
+    ) -> Result<PreparedFix, Error> {
+        let password = match fix {
+            Fix::ResetPassword => {
+                let user = self.user(username)?;
+                let refused = valid_reason(reason).is_err() || user.role > staff_role;
+                (!refused)
+                    .then(|| self.temporary_password_for(&user))
+                    .transpose()?
+            }
+            _ => None,
+        };
+        Ok(PreparedFix {
+            username: username.to_string(),
+            fix,
+            password,
+        })
+    }
+
+    /// [`Server::apply_fix`] to the account `prepared` was made for, with
+    /// what was made beforehand.
+    pub fn apply_prepared_fix(
+        &self,
         prepared: PreparedFix,
         staff: Staff<'_>,
         reason: &str,
         ip: &str,
         now: u64,
     ) -> Result<Option<zeroize::Zeroizing<String>>, Error> {
-        let PreparedFix { fix, password } = prepared;
-        let fix = &fix;
-        let reason = reason.trim();
-        if reason.len() < 3 {
-            return Err(Error::invalid(
-                "reason_required",
-                "Give a reason (it goes into the audit log).",
-            ));
-        }
-        if let Some(c) = countersign_core::text::first_unsafe(reason) {
-            return Err(Error::invalid(
-                "invalid_reason",
-                format!(
-                    "The reason must be one line of text without control characters (found U+{:04X}).",
-                    u32::from(c)
-                ),
-            ));
-        }
-        if reason.chars().count() > 500 {
-            return Err(Error::invalid(
-                "reason_too_long",
-                "Keep the reason under 500 characters.",
-            ));
-        }
+        let PreparedFix {
+            username,
+            fix,
+            password,
+        } = prepared;
+        let (username, fix) = (username.as_str(), &fix);
+        let reason = valid_reason(reason)?;
         let user = self.user(username)?;
         let Staff {
             name: staff,
@@ -239,4 +237,32 @@ impl Server {
         }
         Ok(password)
     }
+}
+
+/// The reason a fix is given, trimmed: refused if empty or nearly so,
+/// not one line of plain text, or too long for the audit log.
+fn valid_reason(reason: &str) -> Result<&str, Error> {
+    let reason = reason.trim();
+    if reason.len() < 3 {
+        return Err(Error::invalid(
+            "reason_required",
+            "Give a reason (it goes into the audit log).",
+        ));
+    }
+    if let Some(c) = countersign_core::text::first_unsafe(reason) {
+        return Err(Error::invalid(
+            "invalid_reason",
+            format!(
+                "The reason must be one line of text without control characters (found U+{:04X}).",
+                u32::from(c)
+            ),
+        ));
+    }
+    if reason.chars().count() > 500 {
+        return Err(Error::invalid(
+            "reason_too_long",
+            "Keep the reason under 500 characters.",
+        ));
+    }
+    Ok(reason)
 }

@@ -74,6 +74,48 @@ fn a_password_reset_gives_a_temporary_password_and_ends_the_old_one() {
 }
 
 #[test]
+fn a_reset_prepared_beforehand_is_checked_like_any_and_goes_to_its_own_account() {
+    let d = Domain::new();
+    d.officer("admin1");
+    d.s.set_role("admin1", Role::Admin, "root", T0).unwrap();
+    let old = d.officer("cs0101");
+    d.officer("cs0102");
+    // Above the staff member's role, or without a reason: prepared all
+    // the same (it changes nothing), refused when applied, and audited
+    // as a refusal of the account it was prepared for.
+    let prepared =
+        d.s.prepare_fix("admin1", Fix::ResetPassword, DESK.role, "forgot it")
+            .unwrap();
+    let r = d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0);
+    assert_eq!(refusal(r), Code::RoleTooHigh);
+    let prepared =
+        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK.role, "")
+            .unwrap();
+    let r = d.s.apply_prepared_fix(prepared, DESK, "", IP, T0);
+    assert!(matches!(refusal(r), Code::Invalid(_)));
+    assert_eq!(d.rows("helpdesk."), ["helpdesk.reset_password refused"]);
+    assert!(d.s.check_password("cs0101", old, IP, T0).is_ok());
+    // Prepared and applied: the account it was made for, no other.
+    let prepared =
+        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK.role, "forgot it")
+            .unwrap();
+    let temporary =
+        d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0)
+            .unwrap()
+            .expect("a temporary password to read out");
+    assert!(d.s.check_password("cs0101", &temporary, IP, T0).is_ok());
+    assert!(d.s.check_password("cs0102", old, IP, T0).is_ok());
+    let filter = countersign_server::store::AuditFilter {
+        action: Some("user.reset_password".into()),
+        ..Default::default()
+    };
+    let rows = d.s.store.audit_entries(&filter).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].target, "cs0101");
+    d.chain_verifies();
+}
+
+#[test]
 fn a_methods_reset_removes_every_method_and_another_officers_device_is_not_found() {
     let d = Domain::new();
     d.officer("cs0101");

@@ -449,12 +449,15 @@ async fn a_password_reset_whose_browser_left_while_it_waited_changes_nothing() {
     // their queue, as behind a burst of sign-ins.
     let gate = std::sync::Arc::new(tokio::sync::RwLock::new(()));
     let closed = gate.write().await;
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let busy: Vec<_> = (0..threads)
+    // (As many jobs as cores: more than there are hashing threads.)
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let busy: Vec<_> = (0..cores)
         .map(|_| {
-            let (s, gate) = (ts.server.clone(), gate.clone());
+            let (s, gate, running) = (ts.server.clone(), gate.clone(), running.clone());
             tokio::spawn(async move {
                 s.hashing(move |_| {
+                    running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     drop(gate.blocking_read());
                     Ok(())
                 })
@@ -462,6 +465,17 @@ async fn a_password_reset_whose_browser_left_while_it_waited_changes_nothing() {
             })
         })
         .collect();
+    // Every hashing thread has taken one (the rest wait in the queue).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut taken = 0;
+    while std::time::Instant::now() < deadline {
+        taken = running.load(std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if taken > 0 && running.load(std::sync::atomic::Ordering::SeqCst) == taken {
+            break;
+        }
+    }
+    assert!(taken > 0, "no hashing thread took a job");
     // The help desk asks for a reset, and gives up waiting (the browser
     // closed, the connection with it).
     let reset = staff.post(
@@ -472,7 +486,7 @@ async fn a_password_reset_whose_browser_left_while_it_waited_changes_nothing() {
             ("reason", "forgot it, ticket 9"),
         ],
     );
-    let waited = tokio::time::timeout(std::time::Duration::from_millis(800), reset).await;
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(2), reset).await;
     assert!(waited.is_err(), "the reset waited behind the busy threads");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     drop(closed);

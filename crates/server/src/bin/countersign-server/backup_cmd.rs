@@ -113,18 +113,16 @@ pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> a
         );
     }
     let unlock = sealing.unlock(true)?;
+    // The key first (a passphrase takes a moment): the copy in clear
+    // waits on disk only while it is sealed.
+    let rng = SystemRandom::new();
+    let sealer = backup::Sealer::new(&unlock, &rng)?;
     eprintln!("copying the database with SQLite's online backup (the server may keep running)...");
     let snapshot = backup::snapshot_sqlite(&db)?;
     let db_size = snapshot.len();
     let files = backup::key_files(data)?;
     eprintln!("sealing the database and {} key files...", files.len());
-    let sealed = backup::seal(
-        Some(&snapshot),
-        &files,
-        &unlock,
-        &SystemRandom::new(),
-        countersign_server::now(),
-    )?;
+    let sealed = sealer.seal(Some(&snapshot), &files, &rng, countersign_server::now())?;
     // The database's copy in clear goes as soon as it is sealed.
     drop(snapshot);
     write_new(file, &sealed)?;

@@ -7,7 +7,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{console, refused};
-use crate::domain::helpdesk::{Fix, PreparedFix, Staff};
+use crate::domain::helpdesk::{Fix, Staff};
 use crate::http::extract::ClientIp;
 use crate::http::pages::Posted;
 use crate::http::pages::{AppState, PageResult};
@@ -37,33 +37,23 @@ pub(super) async fn post(
     let action = form.action.as_str();
     let hours = form.hours.trim().parse().ok();
     let reason = form.reason.as_str();
-    let (target, name, role, why, at) = (
-        username.clone(),
-        me.username.clone(),
-        me.role,
-        reason.to_string(),
-        now(),
-    );
-    let apply = move |s: &Server, fix: PreparedFix| {
-        s.apply_prepared_fix(&target, fix, Staff { name: &name, role }, &why, &ip, at)
+    let (role, at) = (me.role, now());
+    let staff = Staff {
+        name: &me.username,
+        role,
     };
     // A password reset hashes the new one (Argon2id) on the hashing
     // threads, as sign-ins do, and commits here once that is done: if the
-    // browser left meanwhile, this request is dropped at the wait and
-    // the password stays as it was (no one would have seen the new one).
-    // Other fixes run in place, not queued.
+    // browser left while it waited, this request is dropped at the wait
+    // and the password stays as it was. Other fixes run in place.
     let outcome = match Fix::parse(action, form.device.as_deref(), hours) {
         Ok(Fix::ResetPassword) => {
-            let who = username.clone();
-            match s
-                .hashing(move |s| s.prepare_fix(&who, Fix::ResetPassword))
-                .await
-            {
-                Ok(prepared) => apply(&s, prepared),
-                Err(e) => Err(e),
-            }
+            let (who, why) = (username.clone(), reason.to_string());
+            let prepare = move |s: &Server| s.prepare_fix(&who, Fix::ResetPassword, role, &why);
+            let prepared = s.hashing(prepare).await;
+            prepared.and_then(|p| s.apply_prepared_fix(p, staff, reason, &ip, at))
         }
-        Ok(fix) => apply(&s, fix.into()),
+        Ok(fix) => s.apply_fix(&username, &fix, staff, reason, &ip, at),
         Err(e) => Err(e),
     };
     match outcome {
