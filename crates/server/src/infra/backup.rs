@@ -163,6 +163,27 @@ pub fn snapshot_sqlite(db: &Path) -> Result<Snapshot, BackupError> {
     Ok(Snapshot { folder: tmp, len })
 }
 
+/// Removes the database copies that backups stopped part-way (killed)
+/// left in the data folder `root`: `.backup-*` folders last changed at
+/// least `age` ago, each holding the database in clear. A running
+/// backup's copy is younger. Returns how many were removed.
+pub fn sweep_stale_copies(root: &Path, age: std::time::Duration) -> Result<usize, BackupError> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(root).map_err(io(root))? {
+        let entry = entry.map_err(io(root))?;
+        let path = entry.path();
+        // The entry itself, not what a link would point to.
+        let meta = entry.metadata().map_err(io(&path))?;
+        let ours = entry.file_name().to_string_lossy().starts_with(".backup-");
+        let stale = meta.modified().ok().and_then(|m| m.elapsed().ok()) >= Some(age);
+        if ours && meta.is_dir() && stale {
+            std::fs::remove_dir_all(&path).map_err(io(&path))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// The key files present in the data folder `root`.
 pub fn key_files(root: &Path) -> Result<Files, BackupError> {
     let mut files = Vec::new();

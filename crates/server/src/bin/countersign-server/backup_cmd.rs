@@ -117,6 +117,13 @@ pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> a
     // waits on disk only while it is sealed.
     let rng = SystemRandom::new();
     let sealer = backup::Sealer::new(&unlock, &rng)?;
+    let swept = backup::sweep_stale_copies(data, std::time::Duration::from_secs(3600))?;
+    if swept > 0 {
+        eprintln!(
+            "removed {swept} database cop{} left in the data folder by a backup that did not finish",
+            if swept == 1 { "y" } else { "ies" }
+        );
+    }
     eprintln!("copying the database with SQLite's online backup (the server may keep running)...");
     let snapshot = backup::snapshot_sqlite(&db)?;
     let db_size = snapshot.len();

@@ -159,3 +159,32 @@ fn a_payload_naming_another_file_is_refused() {
         Err(BackupError::Format(_))
     ));
 }
+
+#[test]
+fn copies_left_by_backups_that_did_not_finish_are_swept_once_old() {
+    let root = tempfile::tempdir().unwrap();
+    let make = |name: &str, hours_ago: u64| {
+        let dir = root.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join(DATABASE), b"SQLite format 3\0").unwrap();
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(hours_ago * 3600);
+        std::fs::File::open(&dir)
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
+        dir
+    };
+    let left = make(".backup-left", 2);
+    let running = make(".backup-running", 0);
+    let other = make(".restore-old", 2);
+    let file = root.path().join(".backup-file");
+    std::fs::write(&file, b"not a folder").unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(sweep_stale_copies(root.path(), hour).unwrap(), 1);
+    assert!(!left.exists(), "the old copy went");
+    assert!(
+        running.exists() && other.exists() && file.exists(),
+        "nothing else did"
+    );
+    assert_eq!(sweep_stale_copies(root.path(), hour).unwrap(), 0);
+}
