@@ -99,19 +99,10 @@ impl SealingKey {
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rng.fill(&mut nonce).map_err(|_| Error::Random)?;
-        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
-        out.extend_from_slice(&nonce);
+        let mut out = Vec::with_capacity(SEAL_OVERHEAD + plaintext.len());
+        out.resize(NONCE_LEN, 0);
         out.extend_from_slice(plaintext);
-        let tag = self
-            .aead()
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut out[NONCE_LEN..],
-            )
-            .map_err(|_| Error::Random)?;
+        let tag = self.seal_blob(rng, aad, &mut out)?;
         out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
@@ -134,14 +125,8 @@ impl SealingKey {
                 problem: "no room for the nonce after the associated data".into(),
             });
         }
-        let (aad, rest) = buf.split_at_mut(aad_len);
-        let (nonce, plaintext) = rest.split_at_mut(NONCE_LEN);
-        rng.fill(nonce).map_err(|_| Error::Random)?;
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Random)?;
-        let tag = self
-            .aead()
-            .seal_in_place_separate_tag(nonce, Aad::from(&*aad), plaintext)
-            .map_err(|_| Error::Random)?;
+        let (aad, blob) = buf.split_at_mut(aad_len);
+        let tag = self.seal_blob(rng, aad, blob)?;
         buf.extend_from_slice(tag.as_ref());
         Ok(())
     }
@@ -150,32 +135,49 @@ impl SealingKey {
     /// the associated data (its first `aad_len` bytes), then the blob.
     /// Returns the plaintext, which is now in `buf` (wipe it after use).
     pub fn open_after<'b>(&self, buf: &'b mut [u8], aad_len: usize) -> Result<&'b [u8], Error> {
-        if buf.len().saturating_sub(aad_len) < NONCE_LEN + AES_256_GCM.tag_len() {
+        if buf.len() < aad_len {
             return Err(Error::Unseal);
         }
-        let (aad, rest) = buf.split_at_mut(aad_len);
-        let (nonce, sealed) = rest.split_at_mut(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Unseal)?;
-        let plain = self
-            .aead()
-            .open_in_place(nonce, Aad::from(&*aad), sealed)
-            .map_err(|_| Error::Unseal)?;
-        Ok(plain)
+        let (aad, blob) = buf.split_at_mut(aad_len);
+        self.open_blob(aad, blob)
     }
 
     /// Decrypts a blob sealed with this key and the same `aad`.
     pub fn open(&self, blob: &[u8], aad: &[u8]) -> Result<SecretBytes, Error> {
+        let mut buf = Zeroizing::new(blob.to_vec());
+        let plain = self.open_blob(aad, &mut buf)?;
+        Ok(SecretBytes::new(plain.to_vec()))
+    }
+
+    /// Seals `blob` (room for the nonce, then the plaintext) in place
+    /// under a fresh random nonce, which it writes first; the tag, to
+    /// append, is returned.
+    fn seal_blob(
+        &self,
+        rng: &dyn SecureRandom,
+        aad: &[u8],
+        blob: &mut [u8],
+    ) -> Result<ring::aead::Tag, Error> {
+        let (nonce, plaintext) = blob.split_at_mut(NONCE_LEN);
+        rng.fill(nonce).map_err(|_| Error::Random)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Random)?;
+        self.aead()
+            .seal_in_place_separate_tag(nonce, Aad::from(aad), plaintext)
+            .map_err(|_| Error::Random)
+    }
+
+    /// Opens `blob` (nonce, ciphertext, tag) in place; the plaintext.
+    fn open_blob<'b>(&self, aad: &[u8], blob: &'b mut [u8]) -> Result<&'b [u8], Error> {
         if blob.len() < NONCE_LEN + AES_256_GCM.tag_len() {
             return Err(Error::Unseal);
         }
-        let (nonce, sealed) = blob.split_at(NONCE_LEN);
+        let (nonce, sealed) = blob.split_at_mut(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Unseal)?;
-        let mut buf = Zeroizing::new(sealed.to_vec());
         let plain = self
             .aead()
-            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .open_in_place(nonce, Aad::from(aad), sealed)
             .map_err(|_| Error::Unseal)?;
-        Ok(SecretBytes::new(plain.to_vec()))
+        Ok(plain)
     }
 
     /// Seals another key under this one (data-key wrapping).

@@ -106,18 +106,13 @@ pub type Files = Vec<(String, Zeroizing<Vec<u8>>)>;
 /// folder goes when this is dropped.
 pub struct Snapshot {
     folder: tempfile::TempDir,
-    len: u64,
+    size: u64,
 }
 
 impl Snapshot {
     /// The copy's size in bytes.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether the copy is empty (never, for a database).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    pub fn size(&self) -> u64 {
+        self.size
     }
 
     fn path(&self) -> std::path::PathBuf {
@@ -159,8 +154,8 @@ pub fn snapshot_sqlite(db: &Path) -> Result<Snapshot, BackupError> {
             }
         }
     }
-    let len = std::fs::metadata(&copy).map_err(io(&copy))?.len();
-    Ok(Snapshot { folder: tmp, len })
+    let size = std::fs::metadata(&copy).map_err(io(&copy))?.len();
+    Ok(Snapshot { folder: tmp, size })
 }
 
 /// Removes the database copies that backups stopped part-way (killed)
@@ -223,21 +218,7 @@ impl Sealer {
             },
         })
     }
-}
 
-/// Seals the database `snapshot` (if any, first) and `files` into a
-/// backup file's bytes, under `unlock` (see [`Sealer::seal`]).
-pub fn seal(
-    snapshot: Option<&Snapshot>,
-    files: &Files,
-    unlock: &Unlock,
-    rng: &dyn SecureRandom,
-    now: u64,
-) -> Result<Vec<u8>, BackupError> {
-    Sealer::new(unlock, rng)?.seal(snapshot, files, rng, now)
-}
-
-impl Sealer {
     /// Seals the database `snapshot` (if any, first) and `files` into a
     /// backup file's bytes. The payload is laid out and sealed in the one
     /// buffer that is returned, the snapshot read straight into it: a
@@ -249,10 +230,9 @@ impl Sealer {
         rng: &dyn SecureRandom,
         now: u64,
     ) -> Result<Vec<u8>, BackupError> {
-        let (key, kdf) = (&self.key, self.kdf.clone());
         let header = Header {
             created_at: now,
-            kdf,
+            kdf: self.kdf.clone(),
             files: snapshot
                 .map(|_| DATABASE.to_string())
                 .into_iter()
@@ -266,7 +246,7 @@ impl Sealer {
         // Sized up front: a growing vector would leave unwiped copies behind.
         let database = match snapshot {
             Some(s) => {
-                usize::try_from(s.len()).map_err(|_| BackupError::Format("database size"))?
+                usize::try_from(s.size()).map_err(|_| BackupError::Format("database size"))?
             }
             None => 0,
         };
@@ -294,7 +274,7 @@ impl Sealer {
             lead(&mut out, name, bytes.len());
             out.extend_from_slice(bytes);
         }
-        key.seal_after(rng, &mut out, head.len())?;
+        self.key.seal_after(rng, &mut out, head.len())?;
         // Nothing in clear is left in it to wipe.
         Ok(std::mem::take(&mut *out))
     }

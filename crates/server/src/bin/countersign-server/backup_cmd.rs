@@ -126,7 +126,7 @@ pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> a
     }
     eprintln!("copying the database with SQLite's online backup (the server may keep running)...");
     let snapshot = backup::snapshot_sqlite(&db)?;
-    let db_size = snapshot.len();
+    let db_size = snapshot.size();
     let files = backup::key_files(data)?;
     eprintln!("sealing the database and {} key files...", files.len());
     let sealed = sealer.seal(Some(&snapshot), &files, &rng, countersign_server::now())?;

@@ -17,6 +17,17 @@ fn key(b: u8) -> Unlock {
     Unlock::Key(SealingKey::from_bytes(&[b; 32]).unwrap())
 }
 
+/// Seals as `backup` does, the key derived from `unlock`.
+fn seal(
+    snapshot: Option<&Snapshot>,
+    files: &Files,
+    unlock: &Unlock,
+    rng: &SystemRandom,
+    now: u64,
+) -> Result<Vec<u8>, BackupError> {
+    Sealer::new(unlock, rng)?.seal(snapshot, files, rng, now)
+}
+
 /// Opens a copy of `sealed`: its time and files, as [`Files`].
 fn opened(sealed: &[u8], unlock: &Unlock) -> Result<(u64, Files), BackupError> {
     let mut bytes = Zeroizing::new(sealed.to_vec());
@@ -69,7 +80,7 @@ fn a_snapshot_is_sealed_first_read_straight_from_its_copy_which_then_goes() {
     let snapshot = snapshot_sqlite(&db).unwrap();
     let copy = std::fs::read(snapshot.path()).unwrap();
     assert!(copy.starts_with(b"SQLite format 3\0"));
-    assert_eq!(snapshot.len(), copy.len() as u64);
+    assert_eq!(snapshot.size(), copy.len() as u64);
     let keys = vec![("master.key".to_string(), Zeroizing::new(vec![7u8; 32]))];
     let sealed = seal(Some(&snapshot), &keys, &key(1), &SystemRandom::new(), 5).unwrap();
     assert_eq!(sealed.len(), sealed.capacity(), "sized once, never grown");
