@@ -201,15 +201,16 @@ impl Server {
 
     /// A user's devices with their live streams.
     pub fn devices_view(&self, user: &UserRow) -> Result<Vec<DeviceView>, Error> {
-        Ok(self
-            .store
+        self.store
             .devices_of(user.id)?
             .into_iter()
-            .map(|d| DeviceView {
-                streams: self.hub.connected(&d.id),
-                device: d,
+            .map(|d| {
+                Ok(DeviceView {
+                    streams: self.streams_of(&d.id)?,
+                    device: d,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// A challenge's timeline.
@@ -293,7 +294,7 @@ impl Server {
             }
         };
         Ok(Health {
-            connected: self.hub.total_connected(),
+            connected: self.streams_total()?,
             per_minute,
             total: rows.len(),
             latencies_ms: latencies,

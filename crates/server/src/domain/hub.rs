@@ -40,6 +40,11 @@ impl Hub {
         self.devices.devices_listening()
     }
 
+    /// Devices with a stream open here, as shared ids.
+    pub(crate) fn devices_listening_ids(&self) -> std::collections::HashSet<std::sync::Arc<str>> {
+        self.devices.devices_listening_ids()
+    }
+
     /// Challenges someone here follows.
     pub(crate) fn followed(&self) -> Vec<String> {
         let map = self.watchers.lock().unwrap_or_else(|p| p.into_inner());

@@ -91,6 +91,12 @@ impl Inboxes {
         lock(&self.0).keys().map(|id| id.to_string()).collect()
     }
 
+    /// Devices with a stream connected, as the map's own ids (no copies
+    /// of the text).
+    pub fn devices_listening_ids(&self) -> std::collections::HashSet<Arc<str>> {
+        lock(&self.0).keys().cloned().collect()
+    }
+
     /// Puts `challenge` in the inbox of each stream of its device.
     pub fn publish(&self, challenge: Challenge) {
         let mut wake = Vec::new();

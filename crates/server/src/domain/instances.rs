@@ -3,6 +3,9 @@
 //! stream that must carry a new challenge, and the page that follows it,
 //! may each be held by any instance.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use countersign_core::api::ChallengeStatus;
 
 use crate::store::Event;
@@ -64,5 +67,56 @@ impl Server {
         }
         self.wake_audit_views();
         Ok(())
+    }
+}
+
+/// Devices whose streams this instance last reported (see
+/// [`Server::report_streams`]).
+pub type Reported = HashSet<Arc<str>>;
+
+impl Server {
+    /// Tells the database which devices stream here now, as the change
+    /// since `reported`, and that this instance still serves (PostgreSQL;
+    /// nothing on SQLite). Returns what is now reported: `reported`
+    /// unchanged when the database could not be told (the next report
+    /// sends the change again).
+    pub fn report_streams(&self, reported: Reported) -> Reported {
+        let now = self.hub.devices_listening_ids();
+        let opened: Vec<&str> = now.difference(&reported).map(|d| &**d).collect();
+        let closed: Vec<&str> = reported.difference(&now).map(|d| &**d).collect();
+        match self.store.report_streams(&opened, &closed) {
+            // The database had forgotten this instance (its first report,
+            // or a break long enough for the others to remove its rows):
+            // what it holds is only what was just opened.
+            Ok(true) if opened.len() < now.len() => {
+                let opened: Reported = opened.iter().map(|&d| Arc::from(d)).collect();
+                opened
+            }
+            Ok(_) => now,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not tell other instances which devices stream here");
+                reported
+            }
+        }
+    }
+
+    /// Stops counting this instance's streams (it stops serving), and
+    /// forgets instances that stopped reporting a minute ago.
+    pub fn withdraw_streams(&self, this_instance: bool) {
+        if let Err(e) = self.store.withdraw_streams(this_instance) {
+            tracing::warn!(error = %e, "could not remove the record of streams");
+        }
+    }
+
+    /// Streams a device has open on every serving instance: here, each
+    /// stream; on another instance, one however many it holds there.
+    pub fn streams_of(&self, device_id: &str) -> Result<usize, Error> {
+        Ok(self.hub.connected(device_id) + self.store.streams_elsewhere(Some(device_id))?)
+    }
+
+    /// Streams open on every serving instance, counted as
+    /// [`Server::streams_of`] does.
+    pub fn streams_total(&self) -> Result<usize, Error> {
+        Ok(self.hub.total_connected() + self.store.streams_elsewhere(None)?)
     }
 }

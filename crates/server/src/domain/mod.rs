@@ -11,7 +11,7 @@ pub mod fixes;
 pub mod helpdesk;
 mod hub;
 pub mod inbox;
-mod instances;
+pub mod instances;
 pub mod keys;
 pub mod limits;
 pub mod methods;

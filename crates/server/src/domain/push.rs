@@ -135,6 +135,9 @@ impl Server {
         };
         let number = random_number(&self.rng)?;
         let detail = format!("challenge {} to device {}", challenge.id, device.id);
+        // Read before the write, so no other instance waits on it.
+        let connected = self.hub.connected(&device.id) > 0
+            || self.store.streams_elsewhere(Some(&device.id))? > 0;
         // The challenge and its audit row commit together.
         self.write(now, |w| {
             w.insert_challenge(&NewChallenge {
@@ -142,7 +145,7 @@ impl Server {
                 user_id: user.id,
                 number,
                 created_ms: now_ms,
-                connected: self.hub.connected(&device.id) > 0,
+                connected,
             })?;
             w.announce(Event::Created(challenge.id.clone()));
             w.audit(&NewAudit {

@@ -330,9 +330,10 @@ async fn admin_push(
 /// Body of `GET /api/v1/admin/streams[?device=ID]`.
 #[derive(Serialize, Deserialize)]
 pub struct Streams {
-    /// Request streams open across all devices.
+    /// Request streams open across all devices, on every serving
+    /// instance (one per device on each other instance).
     pub connected: usize,
-    /// Those of the device asked about.
+    /// Those of the device asked about, counted alike.
     pub device: Option<usize>,
 }
 
@@ -348,7 +349,7 @@ async fn admin_streams(
 ) -> Result<Json<Streams>, ApiError> {
     require_admin(&s, &headers)?;
     Ok(Json(Streams {
-        connected: s.hub.total_connected(),
-        device: q.device.map(|d| s.hub.connected(&d)),
+        connected: s.streams_total()?,
+        device: q.device.map(|d| s.streams_of(&d)).transpose()?,
     }))
 }

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mfa_api;
 pub mod oidc;
 pub mod pages;
+pub mod reporting;
 pub mod serve;
 pub mod tls;
 

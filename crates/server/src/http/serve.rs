@@ -68,6 +68,8 @@ pub struct Running {
     runtime_file: std::path::PathBuf,
     /// On PostgreSQL, the thread that follows other instances.
     following: Arc<crate::http::follow::Following>,
+    /// On PostgreSQL, the task that tells others which devices stream here.
+    reporting: crate::http::reporting::Reporting,
 }
 
 impl Drop for Running {
@@ -84,6 +86,7 @@ impl Running {
         self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
         self.sweeper.abort();
         let _ = (&mut self.task).await;
+        self.reporting.stop().await;
         let _ = std::fs::remove_file(&self.runtime_file);
     }
 
@@ -92,6 +95,7 @@ impl Running {
     pub async fn wait(mut self) -> std::io::Result<()> {
         let r = (&mut self.task).await.unwrap_or(Ok(()));
         self.sweeper.abort();
+        self.reporting.stop().await;
         let _ = std::fs::remove_file(&self.runtime_file);
         match self.following.fatal() {
             Some(why) => Err(std::io::Error::other(why)),
@@ -162,6 +166,7 @@ pub async fn start(
     };
     let sweeper = tokio::spawn(sweep(server.clone()));
     let following = crate::http::follow::start(&server, handle.clone());
+    let reporting = crate::http::reporting::start(&server);
     let (metrics_addr, metrics_stop) = start_metrics(&server).await;
     let runtime = Runtime {
         url: format!("{scheme}://{addr}"),
@@ -187,6 +192,7 @@ pub async fn start(
         sweeper,
         runtime_file,
         following,
+        reporting,
     })
 }
 

@@ -22,6 +22,7 @@ mod schema;
 mod secrets;
 mod sessions;
 mod stage;
+mod streams;
 mod users;
 
 use std::path::Path;
@@ -42,6 +43,7 @@ pub use pg::Presence;
 pub use requests::{NewRegistration, RegistrationRequest};
 pub use sessions::{Factor, FactorMethod, WebSession};
 pub use stage::{Proving, Registering, Stage, StageKind};
+pub use streams::INSTANCE_ALIVE_SECONDS;
 pub use users::{NewUser, Role, UserRow};
 
 /// A storage failure.

@@ -453,7 +453,27 @@ UPDATE users SET temporary_until = CAST(strftime('%s', 'now') AS INTEGER) + 7 * 
         lite: "ALTER TABLE web_sessions DROP COLUMN verified;",
         pg: "ALTER TABLE web_sessions DROP COLUMN verified;",
     },
+    Migration {
+        // Which instance holds streams of which device (see
+        // store/streams.rs); one SQLite instance knows its own.
+        lite: "",
+        pg: INSTANCE_STREAMS,
+    },
 ];
+
+/// Serving instances and the devices streaming from each (PostgreSQL).
+const INSTANCE_STREAMS: &str = r#"
+CREATE TABLE instances (
+    id TEXT PRIMARY KEY,
+    seen_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE instance_streams (
+    device_id TEXT NOT NULL,
+    instance TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    PRIMARY KEY (device_id, instance)
+);
+CREATE INDEX instance_streams_instance ON instance_streams(instance);
+"#;
 
 /// Limits several instances share (used on PostgreSQL; one SQLite
 /// instance keeps them in memory).

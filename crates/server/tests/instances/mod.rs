@@ -297,3 +297,105 @@ fn append(store: &countersign_server::store::Store, n: usize) {
             .unwrap();
     }
 }
+
+/// Waits up to `secs` for `f` to hold, checking every 100 ms.
+async fn within(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    f()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_held_by_one_instance_counts_on_the_other_until_it_ends() {
+    let Some((a, b)) = two_instances().await else {
+        return;
+    };
+    a.add_user("cs2111");
+    let dev = a.enroll("cs2111").await;
+    let user = a.server.store.user_by_name("cs2111").unwrap().unwrap();
+    let streams_on_a = || a.server.streams_of(dev.id()).unwrap();
+    assert_eq!(streams_on_a(), 0);
+
+    let stream = dev.open_stream(&b).await;
+    assert!(
+        within(6, || streams_on_a() == 1).await,
+        "A did not count the stream held by B"
+    );
+    // What the help desk and the admin API on A show.
+    assert_eq!(a.server.devices_view(&user).unwrap()[0].streams, 1);
+    assert_eq!(a.server.streams_total().unwrap(), 1);
+    let seen: serde_json::Value = a
+        .http
+        .get(format!(
+            "{}/api/v1/admin/streams?device={}",
+            a.url,
+            dev.id()
+        ))
+        .bearer_auth(&a.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["connected"], 1, "{seen}");
+    assert_eq!(seen["device"], 1, "{seen}");
+    // A push asked on A records the device as connected when asked.
+    let (id, _) = a.push_ok("cs2111").await;
+    let row = a.server.store.challenge(&id).unwrap().unwrap();
+    assert_eq!(row.connected_when_asked, Some(true));
+
+    drop(stream);
+    assert!(
+        within(6, || streams_on_a() == 0).await,
+        "A still counts a stream that ended on B"
+    );
+    let (id, _) = a.push_ok("cs2111").await;
+    let row = a.server.store.challenge(&id).unwrap().unwrap();
+    assert_eq!(row.connected_when_asked, Some(false));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_of_an_instance_that_stops_no_longer_count() {
+    let Some((a, mut b)) = two_instances().await else {
+        return;
+    };
+    a.add_user("cs2112");
+    let dev = a.enroll("cs2112").await;
+    let streams_on_a = || a.server.streams_of(dev.id()).unwrap();
+
+    // Stopped cleanly: it withdraws its streams as it stops.
+    let _stream = dev.open_stream(&b).await;
+    assert!(within(6, || streams_on_a() == 1).await);
+    b.running.take().unwrap().shutdown().await;
+    assert_eq!(
+        streams_on_a(),
+        0,
+        "a stopped instance's stream still counts"
+    );
+
+    // Killed (it stops reporting, and withdraws nothing): its streams
+    // drop out once it has not reported for INSTANCE_ALIVE_SECONDS.
+    let mut c = a.second_instance().await;
+    let _stream = dev.open_stream(&c).await;
+    assert!(within(6, || streams_on_a() == 1).await);
+    let killed = std::time::Instant::now();
+    // Dropped without `shutdown`: its reporting task ends unannounced.
+    drop(c.running.take());
+    let alive = u64::from(countersign_server::store::INSTANCE_ALIVE_SECONDS);
+    assert!(
+        within(alive + 4, || streams_on_a() == 0).await,
+        "a killed instance's stream still counts after {:?}",
+        killed.elapsed()
+    );
+    assert!(
+        killed.elapsed() >= std::time::Duration::from_secs(alive - 3),
+        "dropped out after {:?}, before it could have been judged gone",
+        killed.elapsed()
+    );
+}
