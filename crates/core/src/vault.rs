@@ -99,12 +99,13 @@ impl SealingKey {
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let mut out = Vec::with_capacity(SEAL_OVERHEAD + plaintext.len());
+        // Wiped if sealing fails while it still holds the plaintext.
+        let mut out = Zeroizing::new(Vec::with_capacity(SEAL_OVERHEAD + plaintext.len()));
         out.resize(NONCE_LEN, 0);
         out.extend_from_slice(plaintext);
         let tag = self.seal_blob(rng, aad, &mut out)?;
         out.extend_from_slice(tag.as_ref());
-        Ok(out)
+        Ok(std::mem::take(&mut *out))
     }
 
     /// Seals in place, for large plaintexts (no copy): `buf` holds the
@@ -261,6 +262,30 @@ mod tests {
             !blob.windows(16).any(|w| w == b"JBSWY3DPEHPK3PXP"),
             "no plaintext in the blob"
         );
+    }
+
+    #[test]
+    fn each_seal_takes_a_fresh_nonce_in_place_or_not() {
+        // One key seals many things (every secret of a vault, a backup
+        // with a key file): a repeated nonce would undo AES-GCM.
+        let rng = SystemRandom::new();
+        let key = params().derive(&Passcode::new("246810")).unwrap();
+        let mut nonces = std::collections::HashSet::new();
+        for _ in 0..64 {
+            let blob = key.seal(&rng, b"same secret", b"same place").unwrap();
+            assert!(
+                nonces.insert(blob[..NONCE_LEN].to_vec()),
+                "a nonce came twice"
+            );
+            let mut buf = b"hdr".to_vec();
+            buf.resize(3 + NONCE_LEN, 0);
+            buf.extend_from_slice(b"same secret");
+            key.seal_after(&rng, &mut buf, 3).unwrap();
+            assert!(
+                nonces.insert(buf[3..3 + NONCE_LEN].to_vec()),
+                "a nonce came twice in place"
+            );
+        }
     }
 
     #[test]

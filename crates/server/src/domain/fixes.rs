@@ -116,22 +116,18 @@ impl Server {
 
     /// Makes what `fix` to `username` needs beforehand: a password
     /// reset's hash (call it on the hashing threads), unless the fix will
-    /// be refused anyway (no valid reason, an account above `staff_role`).
-    /// Changes nothing.
+    /// be refused anyway for want of a valid reason. Whether the account
+    /// is within the staff member's role is checked when it is applied,
+    /// as it stands then. Changes nothing.
     pub fn prepare_fix(
         &self,
         username: &str,
         fix: Fix,
-        staff_role: Role,
         reason: &str,
     ) -> Result<PreparedFix, Error> {
         let password = match fix {
-            Fix::ResetPassword => {
-                let user = self.user(username)?;
-                let refused = valid_reason(reason).is_err() || user.role > staff_role;
-                (!refused)
-                    .then(|| self.temporary_password_for(&user))
-                    .transpose()?
+            Fix::ResetPassword if valid_reason(reason).is_ok() => {
+                Some(self.temporary_password_for(&self.user(username)?)?)
             }
             _ => None,
         };

@@ -158,25 +158,45 @@ pub fn snapshot_sqlite(db: &Path) -> Result<Snapshot, BackupError> {
     Ok(Snapshot { folder: tmp, size })
 }
 
+/// What [`sweep_stale_copies`] did.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Copies removed.
+    pub removed: usize,
+    /// Copies that could not be removed, each with why (the operator must
+    /// remove them: each holds the database in clear).
+    pub left: Vec<String>,
+}
+
 /// Removes the database copies that backups stopped part-way (killed)
 /// left in the data folder `root`: `.backup-*` folders last changed at
 /// least `age` ago, each holding the database in clear. A running
-/// backup's copy is younger. Returns how many were removed.
-pub fn sweep_stale_copies(root: &Path, age: std::time::Duration) -> Result<usize, BackupError> {
-    let mut removed = 0;
+/// backup's copy is younger. Only the folder's listing can fail it: an
+/// entry gone meanwhile (removed by a backup beside this one) is passed
+/// over, and one that cannot be removed (another user's) is reported in
+/// [`Swept::left`], so the backup still goes on.
+pub fn sweep_stale_copies(root: &Path, age: std::time::Duration) -> Result<Swept, BackupError> {
+    let mut swept = Swept::default();
     for entry in std::fs::read_dir(root).map_err(io(root))? {
-        let entry = entry.map_err(io(root))?;
-        let path = entry.path();
+        let Ok(entry) = entry else { continue };
+        if !entry.file_name().to_string_lossy().starts_with(".backup-") {
+            continue;
+        }
         // The entry itself, not what a link would point to.
-        let meta = entry.metadata().map_err(io(&path))?;
-        let ours = entry.file_name().to_string_lossy().starts_with(".backup-");
-        let stale = meta.modified().ok().and_then(|m| m.elapsed().ok()) >= Some(age);
-        if ours && meta.is_dir() && stale {
-            std::fs::remove_dir_all(&path).map_err(io(&path))?;
-            removed += 1;
+        let stale = entry.metadata().is_ok_and(|meta| {
+            meta.is_dir() && meta.modified().ok().and_then(|m| m.elapsed().ok()) >= Some(age)
+        });
+        if !stale {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => swept.removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => swept.left.push(format!("{}: {e}", path.display())),
         }
     }
-    Ok(removed)
+    Ok(swept)
 }
 
 /// The key files present in the data folder `root`.

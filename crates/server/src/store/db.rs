@@ -17,6 +17,9 @@ use super::StoreError;
 pub(super) struct PgConn {
     pub(super) client: postgres::Client,
     prepared: HashMap<String, postgres::Statement>,
+    /// Left in a state no next user may inherit (a transaction that would
+    /// not roll back): closed instead of going back to the pool.
+    pub(super) spoiled: bool,
 }
 
 impl PgConn {
@@ -25,6 +28,7 @@ impl PgConn {
         PgConn {
             client,
             prepared: HashMap::new(),
+            spoiled: false,
         }
     }
 

@@ -115,8 +115,11 @@ impl Pg {
                 // A broken connection is dropped afterwards; otherwise this
                 // ends the transaction (left aborted when a statement sent
                 // with the commit failed, and so the commit was skipped)
-                // before the next user.
-                let _ = db.batch("ROLLBACK");
+                // before the next user; a connection that cannot is
+                // closed, lest the next user's writes join this one.
+                if db.batch("ROLLBACK").is_err() {
+                    c.borrow_mut().spoiled = true;
+                }
             }
             out
         })
@@ -139,7 +142,7 @@ impl Pg {
             let cell = RefCell::new(conn);
             let out = f(&cell);
             let conn = cell.into_inner();
-            if !conn.client.is_closed() {
+            if !conn.client.is_closed() && !conn.spoiled {
                 *slot = Some(conn);
             }
             out

@@ -84,20 +84,41 @@ fn a_reset_prepared_beforehand_is_checked_like_any_and_goes_to_its_own_account()
     // the same (it changes nothing), refused when applied, and audited
     // as a refusal of the account it was prepared for.
     let prepared =
-        d.s.prepare_fix("admin1", Fix::ResetPassword, DESK.role, "forgot it")
+        d.s.prepare_fix("admin1", Fix::ResetPassword, "forgot it")
             .unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0);
     assert_eq!(refusal(r), Code::RoleTooHigh);
-    let prepared =
-        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK.role, "")
-            .unwrap();
+    let prepared = d.s.prepare_fix("cs0101", Fix::ResetPassword, "").unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, "", IP, T0);
     assert!(matches!(refusal(r), Code::Invalid(_)));
-    assert_eq!(d.rows("helpdesk."), ["helpdesk.reset_password refused"]);
+    // Made for an officer who became an administrator before it was
+    // applied: refused as the account stands when applied.
+    let prepared =
+        d.s.prepare_fix("cs0102", Fix::ResetPassword, "forgot it")
+            .unwrap();
+    d.s.set_role("cs0102", Role::Admin, "root", T0).unwrap();
+    let r = d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0);
+    assert_eq!(refusal(r), Code::RoleTooHigh);
+    d.s.set_role("cs0102", Role::Officer, "root", T0).unwrap();
+    // Prepared with a reason, applied without one: the reason applied is
+    // the one checked.
+    let prepared =
+        d.s.prepare_fix("cs0102", Fix::ResetPassword, "forgot it")
+            .unwrap();
+    let r = d.s.apply_prepared_fix(prepared, DESK, " ", IP, T0);
+    assert!(matches!(refusal(r), Code::Invalid(_)));
+    assert_eq!(
+        d.rows("helpdesk."),
+        [
+            "helpdesk.reset_password refused",
+            "helpdesk.reset_password refused"
+        ]
+    );
     assert!(d.s.check_password("cs0101", old, IP, T0).is_ok());
+    assert!(d.s.check_password("cs0102", old, IP, T0).is_ok());
     // Prepared and applied: the account it was made for, no other.
     let prepared =
-        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK.role, "forgot it")
+        d.s.prepare_fix("cs0101", Fix::ResetPassword, "forgot it")
             .unwrap();
     let temporary =
         d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0)

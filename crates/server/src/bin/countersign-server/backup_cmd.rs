@@ -118,10 +118,17 @@ pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> a
     let rng = SystemRandom::new();
     let sealer = backup::Sealer::new(&unlock, &rng)?;
     let swept = backup::sweep_stale_copies(data, std::time::Duration::from_secs(3600))?;
-    if swept > 0 {
+    if swept.removed > 0 {
         eprintln!(
-            "removed {swept} database cop{} left in the data folder by a backup that did not finish",
-            if swept == 1 { "y" } else { "ies" }
+            "removed {} database cop{} left in the data folder by a backup that did not finish",
+            swept.removed,
+            if swept.removed == 1 { "y" } else { "ies" }
+        );
+    }
+    for left in &swept.left {
+        eprintln!(
+            "warning: could not remove a database copy left by a backup that did not finish \
+             (it holds the database in clear; remove it): {left}"
         );
     }
     eprintln!("copying the database with SQLite's online backup (the server may keep running)...");

@@ -37,24 +37,37 @@ pub(super) async fn post(
     let action = form.action.as_str();
     let hours = form.hours.trim().parse().ok();
     let reason = form.reason.as_str();
-    let (role, at) = (me.role, now());
-    let staff = Staff {
-        name: &me.username,
-        role,
-    };
     // A password reset hashes the new one (Argon2id) on the hashing
     // threads, as sign-ins do, and commits here once that is done: if the
     // browser left while it waited, this request is dropped at the wait
     // and the password stays as it was. Other fixes run in place.
-    let outcome = match Fix::parse(action, form.device.as_deref(), hours) {
+    let (me, outcome) = match Fix::parse(action, form.device.as_deref(), hours) {
         Ok(Fix::ResetPassword) => {
             let (who, why) = (username.clone(), reason.to_string());
-            let prepare = move |s: &Server| s.prepare_fix(&who, Fix::ResetPassword, role, &why);
+            let prepare = move |s: &Server| s.prepare_fix(&who, Fix::ResetPassword, &why);
             let prepared = s.hashing(prepare).await;
-            prepared.and_then(|p| s.apply_prepared_fix(p, staff, reason, &ip, at))
+            // The staff member as they are now, after the wait: one
+            // demoted or disabled meanwhile applies nothing.
+            let me = match super::staff_of(&s, session.clone())? {
+                Ok((_, me)) => me,
+                Err(answer) => return Ok(answer),
+            };
+            let staff = Staff {
+                name: &me.username,
+                role: me.role,
+            };
+            let outcome = prepared.and_then(|p| s.apply_prepared_fix(p, staff, reason, &ip, now()));
+            (me, outcome)
         }
-        Ok(fix) => s.apply_fix(&username, &fix, staff, reason, &ip, at),
-        Err(e) => Err(e),
+        Ok(fix) => {
+            let staff = Staff {
+                name: &me.username,
+                role: me.role,
+            };
+            let outcome = s.apply_fix(&username, &fix, staff, reason, &ip, now());
+            (me, outcome)
+        }
+        Err(e) => (me, Err(e)),
     };
     match outcome {
         Ok(Some(password)) => {

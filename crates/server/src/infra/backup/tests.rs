@@ -190,12 +190,27 @@ fn copies_left_by_backups_that_did_not_finish_are_swept_once_old() {
     let other = make(".restore-old", 2);
     let file = root.path().join(".backup-file");
     std::fs::write(&file, b"not a folder").unwrap();
+    // A link by the name, to an old folder elsewhere: neither goes.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("kept");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::File::open(&target)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    let link = root.path().join(".backup-link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
     let hour = std::time::Duration::from_secs(3600);
-    assert_eq!(sweep_stale_copies(root.path(), hour).unwrap(), 1);
+    let swept = sweep_stale_copies(root.path(), hour).unwrap();
+    assert_eq!((swept.removed, swept.left.len()), (1, 0), "{swept:?}");
     assert!(!left.exists(), "the old copy went");
     assert!(
         running.exists() && other.exists() && file.exists(),
         "nothing else did"
     );
-    assert_eq!(sweep_stale_copies(root.path(), hour).unwrap(), 0);
+    assert!(
+        link.symlink_metadata().is_ok() && target.exists(),
+        "the link and its folder stay"
+    );
+    assert_eq!(sweep_stale_copies(root.path(), hour).unwrap().removed, 0);
 }
