@@ -4,7 +4,7 @@
 
 use crate::domain::accounts::{admin_row, reset_methods_in, reset_password_in};
 use crate::domain::Code;
-use crate::store::{NewAudit, Role};
+use crate::store::{NewAudit, Role, UserRow};
 use crate::{Error, Server};
 
 /// A fix the help desk applies; each needs a reason.
@@ -92,6 +92,32 @@ pub struct Staff<'a> {
 }
 
 impl Server {
+    /// Refuses (and audits as `row`, refused) an act of staff with
+    /// `staff_role` on an account above that role, saying that only an
+    /// administrator can `act`: help-desk staff must not take over, or
+    /// trouble, an administrator.
+    pub(crate) fn within_role(
+        &self,
+        user: &UserRow,
+        staff_role: Role,
+        (row, act): (NewAudit<'_>, &str),
+        now: u64,
+    ) -> Result<(), Error> {
+        if user.role <= staff_role {
+            return Ok(());
+        }
+        let (theirs, yours) = (user.role.as_str(), staff_role.as_str());
+        let roles = format!("target is {theirs}, actor {yours}");
+        self.audit(row.with("refused", &roles), now)?;
+        Err(Error::refused(
+            Code::RoleTooHigh,
+            format!(
+                "{} is {theirs} and you are {yours}: only an administrator can {act}.",
+                user.username
+            ),
+        ))
+    }
+
     /// Applies `fix` to `username` for `staff`, with `reason` in the audit
     /// log. Returns a new temporary password for
     /// [`Fix::ResetPassword`]. An account with a higher role than the
@@ -161,22 +187,7 @@ impl Server {
             role: staff_role,
         } = staff;
         let row = NewAudit::of(staff, fix.action(), username, ip);
-        if user.role > staff_role {
-            let roles = format!(
-                "target is {}, actor {}",
-                user.role.as_str(),
-                staff_role.as_str()
-            );
-            self.audit(row.with("refused", &roles), now)?;
-            return Err(Error::refused(
-                Code::RoleTooHigh,
-                format!(
-                    "{username} is {} and you are {}: only an administrator can fix this account.",
-                    user.role.as_str(),
-                    staff_role.as_str()
-                ),
-            ));
-        }
+        self.within_role(&user, staff_role, (row, "fix this account"), now)?;
         let (password, hash) = match (fix, password) {
             (Fix::ResetPassword, Some((password, hash))) => (Some(password), hash),
             (Fix::ResetPassword, None) => {

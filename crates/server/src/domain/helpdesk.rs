@@ -9,8 +9,12 @@ use countersign_core::Answer;
 use serde::Serialize;
 
 use crate::domain::push::Origin;
-use crate::store::{ChallengeRow, DeviceRow, UserRow};
+use crate::store::{ChallengeRow, DeviceRow, NewAudit, UserRow};
 use crate::{Error, Server};
+
+/// The longest label a test push may carry (what the device shows as the
+/// application asking).
+pub const TEST_LABEL_MAX: usize = 64;
 
 /// One step of a challenge's life.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -223,26 +227,40 @@ impl Server {
     }
 
     /// A test push from the help desk to one of `username`'s devices, at
-    /// `now_ms` (Unix milliseconds).
+    /// `now_ms` (Unix milliseconds), labelled `label` (at most
+    /// [`TEST_LABEL_MAX`] characters). An account above the staff
+    /// member's role is refused, and the refusal audited, as for a fix: a
+    /// push uses up the account's allowance of requests.
     pub fn helpdesk_push(
         &self,
         username: &str,
         device_id: Option<&str>,
         label: &str,
-        staff: &str,
+        staff: Staff<'_>,
         ip: &str,
         now_ms: u64,
     ) -> Result<(String, u8), Error> {
+        let label = label.trim();
+        if label.chars().count() > TEST_LABEL_MAX {
+            return Err(Error::invalid(
+                "invalid_label",
+                format!("The label is at most {TEST_LABEL_MAX} characters."),
+            ));
+        }
+        let user = self.user(username)?;
+        let row = NewAudit::of(staff.name, "helpdesk.push", &user.username, ip);
+        let act = "send this account a test push";
+        self.within_role(&user, staff.role, (row, act), now_ms / 1000)?;
         let origin = Origin {
-            application: if label.trim().is_empty() {
+            application: if label.is_empty() {
                 "Help desk test"
             } else {
-                label.trim()
+                label
             },
             ip,
             location: "",
             kind: ChallengeKind::Test,
-            actor: staff,
+            actor: staff.name,
         };
         let created = self.create_challenge(username, device_id, &origin, now_ms)?;
         Ok((created.challenge_id, created.number))

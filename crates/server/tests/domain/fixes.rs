@@ -163,3 +163,31 @@ fn a_methods_reset_removes_every_method_and_another_officers_device_is_not_found
     );
     d.chain_verifies();
 }
+
+#[test]
+fn a_test_push_to_an_account_above_the_staff_members_role_is_refused() {
+    let d = Domain::new();
+    d.officer("admin1");
+    d.s.set_role("admin1", Role::Admin, "root", T0).unwrap();
+    let (device, _) = super::push::device(&d, "admin1", "Admin's phone");
+    let at = T0 * 1000;
+    // Help-desk staff: refused and audited, and the admin's allowance of
+    // requests is untouched (no challenge made).
+    let r =
+        d.s.helpdesk_push("admin1", Some(&device), "ALEA Portal", DESK, IP, at);
+    assert_eq!(refusal(r), Code::RoleTooHigh);
+    assert_eq!(d.rows("helpdesk.push"), ["helpdesk.push refused"]);
+    assert!(d.rows("challenge.create").is_empty());
+    // An administrator may; a label past its length is refused first.
+    let admin = Staff {
+        name: "root",
+        role: Role::Admin,
+    };
+    let long = "x".repeat(65);
+    let r =
+        d.s.helpdesk_push("admin1", Some(&device), &long, admin, IP, at);
+    assert!(matches!(refusal(r), Code::Invalid("invalid_label")));
+    d.s.helpdesk_push("admin1", Some(&device), &"x".repeat(64), admin, IP, at)
+        .unwrap();
+    assert_eq!(d.rows("challenge.create").len(), 1);
+}

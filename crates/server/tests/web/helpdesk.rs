@@ -12,6 +12,12 @@ use countersign_server::store::Role;
 use super::{answers, approve_from_page, assert_audited, between, Browser};
 use crate::common::{TestDevice, TestServer};
 
+/// The help-desk member these tests act as.
+const HD0001: Staff<'static> = Staff {
+    name: "hd0001",
+    role: Role::Helpdesk,
+};
+
 /// A user with the app (returned) and security questions, signed in
 /// through the pages (password change, number matching) in `b`.
 pub(super) async fn signed_in(ts: &TestServer, b: &Browser, username: &str) -> TestDevice {
@@ -337,10 +343,7 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
         .apply_fix(
             "cs1001",
             &countersign_server::domain::helpdesk::Fix::Unlock,
-            Staff {
-                name: "hd0001",
-                role: Role::Helpdesk,
-            },
+            HD0001,
             "ticket 9",
             "",
             now(),
@@ -427,7 +430,7 @@ async fn a_challenge_keeps_its_millisecond() {
     let at = now() * 1000 + 789;
     let (id, _) = ts
         .server
-        .helpdesk_push("cs1003", None, "", "hd0001", "", at)
+        .helpdesk_push("cs1003", None, "", HD0001, "", at)
         .unwrap();
     let t = ts.server.timeline(&id, now()).unwrap();
     assert_eq!(t.steps[0].at_ms, Some(at), "{:?}", t.steps);

@@ -16,6 +16,7 @@ use countersign_core::methods::mask;
 use countersign_core::time::format_utc;
 use maud::{html, Markup};
 
+use crate::domain::helpdesk::Staff;
 use crate::http::extract::ClientIp;
 use crate::http::pages::views::{csrf, error};
 use crate::http::pages::Posted;
@@ -326,7 +327,7 @@ fn user_body(
                     (csrf(&session.csrf))
                     input type="hidden" name="device" value=(d.device.id);
                     label for=(format!("label-{}", d.device.id)) { "Label shown on the device" }
-                    input id=(format!("label-{}", d.device.id)) type="text" name="label" value="Help desk test" maxlength="64";
+                    input id=(format!("label-{}", d.device.id)) type="text" name="label" value="Help desk test" maxlength=(crate::domain::helpdesk::TEST_LABEL_MAX);
                     button type="submit" { "Send a test push" }
                 }
                 (fix_form("remove-device", "Remove this device", html! { input type="hidden" name="device" value=(d.device.id); }))
@@ -400,11 +401,15 @@ async fn push_post(
     posted: Posted<PushForm>,
 ) -> PageResult {
     let (session, me, form) = staff_form!(s, posted);
+    let staff = Staff {
+        name: &me.username,
+        role: me.role,
+    };
     match s.helpdesk_push(
         &username,
         form.device.as_deref(),
         &form.label,
-        &me.username,
+        staff,
         &ip,
         now_ms(),
     ) {
