@@ -305,6 +305,34 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
     assert!(!page.contains("ticket 7"), "filtered by outcome: {page}");
     let (_, _, page) = staff.get("/helpdesk/audit?actor=hd0001&until=1").await;
     assert!(!page.contains("ticket 7"), "filtered by time: {page}");
+    // A username in another case is the account, as at sign-in.
+    let (_, _, page) = staff
+        .get("/helpdesk/audit?actor=HD0001&action=helpdesk.")
+        .await;
+    assert!(page.contains("ticket 7"), "actor in capitals: {page}");
+    // A time that is not one is said, not dropped: no rows, the form kept.
+    for bad in ["abc", "-5", "99999999999999999999"] {
+        let (status, _, page) = staff
+            .get(&format!("/helpdesk/audit?actor=hd0001&since={bad}"))
+            .await;
+        assert_eq!(status, 400, "since={bad}");
+        assert!(
+            page.contains(&format!("Since: &quot;{bad}&quot; is not a time")),
+            "{page}"
+        );
+        assert!(
+            !page.contains("ticket 7") && page.contains("value=\"hd0001\""),
+            "{page}"
+        );
+        let (status, _, _) = staff
+            .get(&format!("/helpdesk/audit?format=csv&until={bad}"))
+            .await;
+        assert_eq!(status, 400, "CSV until={bad}");
+        let (status, _, _) = staff
+            .get(&format!("/helpdesk/audit/events?since={bad}"))
+            .await;
+        assert_eq!(status, 400, "live tail since={bad}");
+    }
     let csv = staff
         .http
         .get(format!("{}/helpdesk/audit?format=csv&user=cs1001", ts.url))

@@ -4,18 +4,19 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use countersign_core::percent_encode;
 use countersign_core::time::format_utc;
 use futures_util::stream;
-use maud::html;
+use maud::{html, Markup};
 
 use super::StaffSession;
 use super::{console, may_still_watch};
 use crate::http::pages::{AppState, PageResult};
-use crate::store::{csv_field, AuditEntry, AuditFilter};
+use crate::store::{csv_field, AuditEntry, AuditFilter, UserRow};
+use crate::{now, Server};
 
 /// Rows the page shows (and a live tail sends at once), newest first.
 const SHOWN: usize = 200;
@@ -57,19 +58,41 @@ impl AuditQuery {
     }
 }
 
-fn filter_of(q: &AuditQuery) -> AuditFilter {
+/// The filters, or what is wrong with one of them. A username in any
+/// case stands for the account's own spelling, as at sign-in; a time is
+/// Unix seconds.
+fn filter_of(s: &Server, q: &AuditQuery) -> Result<AuditFilter, String> {
     let text = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
-    let time = |v: &str| text(v).and_then(|v| v.parse::<u64>().ok());
-    AuditFilter {
-        user: text(&q.user),
-        actor: text(&q.actor),
+    let time = |label: &str, v: &str| match text(v) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .and_then(|t| u64::try_from(t).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                let shown: String = v.chars().take(40).collect();
+                format!(
+                "{label}: \"{shown}\" is not a time. Give Unix seconds, digits only (now is {}).",
+                now()
+            )
+            }),
+    };
+    let name = |v: &str| -> Result<Option<String>, String> {
+        let Some(v) = text(v) else { return Ok(None) };
+        let user = s.store.user_by_name(&v).map_err(|e| e.to_string())?;
+        Ok(Some(user.map_or(v, |u| u.username)))
+    };
+    Ok(AuditFilter {
+        user: name(&q.user)?,
+        actor: name(&q.actor)?,
         action: text(&q.action),
         outcome: text(&q.outcome),
-        since: time(&q.since),
-        until: time(&q.until),
+        since: time("Since", &q.since)?,
+        until: time("Until", &q.until)?,
         after_seq: None,
         newest: None,
-    }
+    })
 }
 
 pub(super) async fn page(
@@ -77,7 +100,10 @@ pub(super) async fn page(
     StaffSession(_, me): StaffSession,
     Query(q): Query<AuditQuery>,
 ) -> PageResult {
-    let mut filter = filter_of(&q);
+    let mut filter = match filter_of(&s, &q) {
+        Ok(filter) => filter,
+        Err(why) => return Ok(bad_filter(&s, &me, &q, &why)),
+    };
     let csv = q.format == "csv";
     // The page shows the newest rows; the export has every matching one.
     if !csv {
@@ -104,35 +130,15 @@ pub(super) async fn page(
     let rows = s.store.audit_entries(&filter)?;
     let last = rows.last().map_or(0, |r| r.seq);
     let shown: Vec<&AuditEntry> = rows.iter().rev().collect();
-    let fields = q.fields();
-    let value = |k: &str| {
-        fields
-            .iter()
-            .find(|(name, _)| *name == k)
-            .map_or("", |(_, v)| *v)
-    };
-    let query: String = fields
+    let query: String = q
+        .fields()
         .iter()
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| format!("&{k}={}", percent_encode(v)))
         .collect();
-    let field = |name: &str, label: &str| {
-        html! {
-            label for=(format!("f-{name}")) { (label) }
-            input id=(format!("f-{name}")) type="text" name=(name) value=(value(name));
-        }
-    };
     let body = html! {
         h1 { "Audit log" }
-        form.filters method="get" action="/helpdesk/audit" {
-            (field("user", "User (actor or target)"))
-            (field("actor", "Actor"))
-            (field("action", "Action (prefix, e.g. signin.)"))
-            (field("outcome", "Outcome"))
-            (field("since", "Since (Unix time)"))
-            (field("until", "Until (Unix time)"))
-            button type="submit" { "Filter" }
-        }
+        (filters(&q))
         p {
             a href=(format!("/helpdesk/audit?format=csv{query}")) download="audit.csv" { "Export CSV" }
             " · Newest first, at most " (SHOWN) " shown (the export has every matching row); new rows appear as they are written."
@@ -155,7 +161,10 @@ pub(super) async fn events(
     StaffSession(viewer, _): StaffSession,
     Query(q): Query<AuditQuery>,
 ) -> PageResult {
-    let mut filter = filter_of(&q);
+    let mut filter = match filter_of(&s, &q) {
+        Ok(filter) => filter,
+        Err(why) => return Ok((StatusCode::BAD_REQUEST, why).into_response()),
+    };
     filter.after_seq = q.after.parse().ok().or(Some(0));
     filter.newest = Some(SHOWN);
     let changes = s.audit_changes();
@@ -200,6 +209,43 @@ pub(super) async fn events(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// The filter form, filled in as asked.
+fn filters(q: &AuditQuery) -> Markup {
+    let fields = q.fields();
+    let field = |name: &str, label: &str| {
+        let value = fields
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or("", |(_, v)| *v);
+        html! {
+            label for=(format!("f-{name}")) { (label) }
+            input id=(format!("f-{name}")) type="text" name=(name) value=(value);
+        }
+    };
+    html! {
+        form.filters method="get" action="/helpdesk/audit" {
+            (field("user", "User (actor or target)"))
+            (field("actor", "Actor"))
+            (field("action", "Action (prefix, e.g. signin.)"))
+            (field("outcome", "Outcome"))
+            (field("since", "Since (Unix time)"))
+            (field("until", "Until (Unix time)"))
+            button type="submit" { "Filter" }
+        }
+    }
+}
+
+/// The page for a filter that could not be read: what was wrong, the
+/// form to mend it, and no rows (400).
+fn bad_filter(s: &Server, me: &UserRow, q: &AuditQuery, why: &str) -> Response {
+    let body = html! {
+        h1 { "Audit log" }
+        p.error role="alert" { (why) }
+        (filters(q))
+    };
+    (StatusCode::BAD_REQUEST, console(s, "Audit log", me, body)).into_response()
 }
 
 /// The rows as CSV, with a header line.
