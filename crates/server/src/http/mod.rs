@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mfa_api;
 pub mod oidc;
 pub mod pages;
+mod refusals;
 pub mod reporting;
 pub mod serve;
 pub mod tls;
@@ -42,6 +43,10 @@ pub fn router(server: Arc<Server>) -> Router {
         .merge(pages::router(&server))
         .merge(console::routes())
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            refusals::reword,
+        ))
         .layer(axum::middleware::map_response(move |resp| {
             hsts(https, resp)
         }))

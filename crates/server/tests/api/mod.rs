@@ -923,3 +923,98 @@ async fn guessing_activation_codes_counts_against_the_address() {
         .activate(&request(&good.code), "198.51.100.4", t)
         .is_ok());
 }
+
+/// What axum refuses before a handler runs (a query, a path, a form that
+/// does not parse, a body over the limit) is said in the caller's form:
+/// JSON on the API and to applications, the site's page to a browser.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_that_do_not_parse_are_refused_in_the_callers_form() {
+    let ts = TestServer::start().await;
+    let get = |path: &str| {
+        ts.http
+            .get(format!("{}{path}", ts.url))
+            .bearer_auth(&ts.admin_token)
+            .send()
+    };
+    for (path, names) in [
+        ("/api/v1/challenges/x?wait=abc", "wait"),
+        ("/api/v1/challenges/x?wait=-1", "wait"),
+        ("/api/v1/challenges/%ff", "UTF-8"),
+    ] {
+        let resp = get(path).await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        assert_eq!(resp.headers()["content-type"], "application/json", "{path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "invalid_request", "{path}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(names), "{path}: {message}");
+    }
+    // An application's token request over the limit: OAuth's form.
+    let resp = ts
+        .http
+        .post(format!("{}/oidc/token", ts.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 100_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    // A sign-in form with a field twice: a page that says so.
+    let browser = reqwest::Client::builder()
+        .use_preconfigured_tls(
+            countersign_core::pin::PinnedVerifier::client_config(ts.server.tls_pin.unwrap())
+                .unwrap(),
+        )
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let page = browser
+        .get(format!("{}/signin", ts.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = crate::common::between(&page, "name=\"csrf\" value=\"", "\"");
+    let resp = browser
+        .post(format!("{}/signin", ts.url))
+        .body(format!("csrf={csrf}&email=cs0001&email=cs0002"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("duplicate field"), "{page}");
+    assert!(page.contains("<h1>Something went wrong</h1>"), "{page}");
+    // The forms of the later steps say the same, and a form too large
+    // says that it is.
+    let post = |body: String| {
+        browser
+            .post(format!("{}/recover/password", ts.url))
+            .body(body)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send()
+    };
+    let resp = post(format!("csrf={csrf}&new=a&new=b")).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("could not be read (") && page.contains("duplicate field"),
+        "{page}"
+    );
+    let long = "x".repeat(12_000);
+    let resp = post(format!("csrf={csrf}&new={long}&confirm={long}"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("more than a form may hold (16 KiB)"),
+        "{page}"
+    );
+}

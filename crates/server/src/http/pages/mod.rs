@@ -221,17 +221,21 @@ pub(crate) fn html(s: &Server, title: &str, body: Markup) -> Response {
 
 /// [`html`] with "Sign-in options" under the banner (the email step).
 pub(crate) fn framed(s: &Server, title: &str, body: Markup, sign_in_options: bool) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page_text(s, title, body, sign_in_options),
+    )
+        .into_response()
+}
+
+/// The whole page's HTML, framed as [`framed`] does.
+pub(crate) fn page_text(s: &Server, title: &str, body: Markup, sign_in_options: bool) -> String {
     let frame = views::Frame {
         org: &s.config.org_name,
         banner: &s.config.banner,
         sign_in_options,
     };
-    let markup = views::layout(&frame, title, body);
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        markup.into_string(),
-    )
-        .into_response()
+    views::layout(&frame, title, body).into_string()
 }
 
 /// The HTTP status of a refusal shown on a page (401 if it is not a

@@ -329,7 +329,7 @@ impl<F: DeserializeOwned + Send> FromRequest<Arc<Server>> for Posted<F> {
         let session = load(s, req.headers()).map_err(|e| ApiError::from(e).into_response())?;
         let Form(signed) = Form::<Signed<F>>::from_request(req, s)
             .await
-            .map_err(|_| unreadable(s))?;
+            .map_err(|e| unreadable(s, &e))?;
         let csrf_ok = !signed.csrf.is_empty()
             && session.as_ref().is_some_and(|session| {
                 countersign_core::secret::constant_time_eq(
@@ -374,13 +374,24 @@ impl<F> Posted<F> {
     }
 }
 
-/// A form whose fields do not read (a field sent twice, say).
-fn unreadable(s: &Server) -> Response {
-    let body = views::info(
-        "Request refused",
-        &["This form could not be read. Start again."],
-    );
-    (StatusCode::BAD_REQUEST, html(s, "Request refused", body)).into_response()
+/// A form that does not read (a field sent twice, more than a form may
+/// hold), and why.
+fn unreadable(s: &Server, e: &axum::extract::rejection::FormRejection) -> Response {
+    let (status, why) = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let kib = crate::http::extract::MAX_BODY / 1024;
+        let why = format!(
+            "What was sent is more than a form may hold ({kib} KiB). Type less, and start again."
+        );
+        (StatusCode::PAYLOAD_TOO_LARGE, why)
+    } else {
+        let why = format!(
+            "This form could not be read ({}). Start again.",
+            e.body_text()
+        );
+        (StatusCode::BAD_REQUEST, why)
+    };
+    let body = views::info("Request refused", &[why.as_str()]);
+    (status, html(s, "Request refused", body)).into_response()
 }
 
 /// A form with no fields but its token.
