@@ -71,31 +71,31 @@ impl Server {
 }
 
 /// Devices whose streams this instance last reported (see
-/// [`Server::report_streams`]).
-pub type Reported = HashSet<Arc<str>>;
+/// [`Server::report_streams`]); `None` when not known to be in the
+/// database (no report yet, or the last one failed).
+pub type Reported = Option<HashSet<Arc<str>>>;
 
 impl Server {
     /// Tells the database which devices stream here now, as the change
-    /// since `reported`, and that this instance still serves (PostgreSQL;
-    /// nothing on SQLite). Returns what is now reported: `reported`
-    /// unchanged when the database could not be told (the next report
-    /// sends the change again).
+    /// since `reported` when that is known to be there, and that this
+    /// instance still serves (PostgreSQL; nothing on SQLite). Returns what
+    /// is now reported: `None` when the database could not be told (the
+    /// next report then sends every device again, whatever part of this
+    /// one was kept).
     pub fn report_streams(&self, reported: Reported) -> Reported {
         let now = self.hub.devices_listening_ids();
-        let opened: Vec<&str> = now.difference(&reported).map(|d| &**d).collect();
-        let closed: Vec<&str> = reported.difference(&now).map(|d| &**d).collect();
-        match self.store.report_streams(&opened, &closed) {
-            // The database had forgotten this instance (its first report,
-            // or a break long enough for the others to remove its rows):
-            // what it holds is only what was just opened.
-            Ok(true) if opened.len() < now.len() => {
-                let opened: Reported = opened.iter().map(|&d| Arc::from(d)).collect();
-                opened
-            }
-            Ok(_) => now,
+        let all: Vec<&str> = now.iter().map(|d| &**d).collect();
+        let change = reported.as_ref().map(|last| {
+            let opened: Vec<&str> = now.difference(last).map(|d| &**d).collect();
+            let closed: Vec<&str> = last.difference(&now).map(|d| &**d).collect();
+            (opened, closed)
+        });
+        let change = change.as_ref().map(|(o, c)| (o.as_slice(), c.as_slice()));
+        match self.store.report_streams(&all, change) {
+            Ok(()) => Some(now),
             Err(e) => {
                 tracing::warn!(error = %e, "could not tell other instances which devices stream here");
-                reported
+                None
             }
         }
     }

@@ -330,10 +330,11 @@ async fn admin_push(
 /// Body of `GET /api/v1/admin/streams[?device=ID]`.
 #[derive(Serialize, Deserialize)]
 pub struct Streams {
-    /// Request streams open across all devices, on every serving
-    /// instance (one per device on each other instance).
+    /// Request streams this instance holds, across all devices (per
+    /// instance, so that a balancer's spread can be read; the help desk
+    /// counts every instance's).
     pub connected: usize,
-    /// Those of the device asked about, counted alike.
+    /// Those of the device asked about, here.
     pub device: Option<usize>,
 }
 
@@ -349,7 +350,7 @@ async fn admin_streams(
 ) -> Result<Json<Streams>, ApiError> {
     require_admin(&s, &headers)?;
     Ok(Json(Streams {
-        connected: s.streams_total()?,
-        device: q.device.map(|d| s.streams_of(&d)).transpose()?,
+        connected: s.hub.total_connected(),
+        device: q.device.map(|d| s.hub.connected(&d)),
     }))
 }

@@ -15,6 +15,9 @@ use crate::Server;
 /// [`crate::store::INSTANCE_ALIVE_SECONDS`].
 const EVERY: Duration = Duration::from_secs(2);
 
+/// How long a stop waits for the last report and the withdrawal.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
 /// Reports between two removals of instances gone for a minute.
 const FORGET_EVERY: u64 = 30;
 
@@ -39,13 +42,20 @@ pub fn start(server: &Arc<Server>) -> Reporting {
 }
 
 impl Reporting {
-    /// Stops reporting and removes this instance's rows.
+    /// Stops reporting and removes this instance's rows, waiting at most
+    /// [`STOP_WAIT`] for a database that does not answer (the rows then
+    /// age out as a killed instance's do).
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
+                tracing::warn!(
+                    "the database did not answer: this instance's streams age out instead"
+                );
+                task.abort();
+            }
         }
     }
 }
@@ -63,7 +73,7 @@ impl Drop for Reporting {
 async fn report(server: Arc<Server>, mut stopped: oneshot::Receiver<()>) {
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut reported = Reported::default();
+    let mut reported: Reported = None;
     for n in 0u64.. {
         tokio::select! {
             _ = &mut stopped => break,
@@ -81,7 +91,8 @@ async fn report(server: Arc<Server>, mut stopped: oneshot::Receiver<()>) {
             now
         })
         .await
-        .unwrap_or_default();
+        // It panicked: what the database holds is not known.
+        .unwrap_or(None);
     }
     let _ = tokio::task::spawn_blocking(move || server.withdraw_streams(true)).await;
 }

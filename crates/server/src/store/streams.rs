@@ -27,38 +27,57 @@ fn elsewhere() -> String {
 }
 
 impl Store {
-    /// Reports this instance serving, and the devices whose streams here
-    /// began (`opened`) or ended (`closed`) since its last report. Every
-    /// few seconds, even with nothing changed: the report is what keeps
-    /// the instance counted. `true` when the database did not know this
-    /// instance (its first report, or its rows were removed after a long
-    /// break): every device streaming here must then be reported as
-    /// opened. Nothing on SQLite.
-    pub fn report_streams(&self, opened: &[&str], closed: &[&str]) -> Result<bool, StoreError> {
+    /// Reports this instance serving, and the devices streaming from it:
+    /// `now`, all of them, and `change`, the devices whose streams began
+    /// and ended since the last report, when the database holds that
+    /// report. Without `change` (the first report, or the last one
+    /// failed), or when the database no longer knew this instance (a
+    /// break long enough for the others to remove its rows), its rows are
+    /// made to be `now`. Every few seconds, even with nothing changed: the
+    /// report is what keeps the instance counted. Nothing on SQLite.
+    pub fn report_streams(
+        &self,
+        now: &[&str],
+        change: Option<(&[&str], &[&str])>,
+    ) -> Result<(), StoreError> {
         if !self.is_postgres() {
-            return Ok(false);
+            return Ok(());
         }
         let list = |ids: &[&str]| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
         self.own_rows(|db| {
-            let fresh = db.exec("UPDATE instances SET seen_at = now() WHERE id = ?1", args![self.origin])? == 0;
+            let seen = "UPDATE instances SET seen_at = now() WHERE id = ?1";
+            let fresh = db.exec(seen, args![self.origin])? == 0;
             if fresh {
-                db.exec("INSERT INTO instances (id, seen_at) VALUES (?1, now())", args![self.origin])?;
+                let new = "INSERT INTO instances (id, seen_at) VALUES (?1, now())";
+                db.exec(new, args![self.origin])?;
             }
-            if !closed.is_empty() {
+            let (opened, closed) = match change.filter(|_| !fresh) {
+                Some((opened, closed)) => (list(opened), list(closed)),
+                None => {
+                    let now = list(now);
+                    db.exec(
+                        "DELETE FROM instance_streams WHERE instance = ?1 \
+                         AND device_id NOT IN (SELECT jsonb_array_elements_text(CAST(?2 AS TEXT)::jsonb))",
+                        args![self.origin, now],
+                    )?;
+                    (now, "[]".to_string())
+                }
+            };
+            if closed != "[]" {
                 db.exec(
                     "DELETE FROM instance_streams WHERE instance = ?1 \
                      AND device_id IN (SELECT jsonb_array_elements_text(CAST(?2 AS TEXT)::jsonb))",
-                    args![self.origin, list(closed)],
+                    args![self.origin, closed],
                 )?;
             }
-            if !opened.is_empty() {
+            if opened != "[]" {
                 db.exec(
                     "INSERT INTO instance_streams (device_id, instance) \
                      SELECT jsonb_array_elements_text(CAST(?2 AS TEXT)::jsonb), ?1 ON CONFLICT DO NOTHING",
-                    args![self.origin, list(opened)],
+                    args![self.origin, opened],
                 )?;
             }
-            Ok(fresh)
+            Ok(())
         })
     }
 
@@ -86,15 +105,23 @@ impl Store {
         if !self.is_postgres() {
             return Ok(0);
         }
+        let elsewhere = elsewhere();
         self.read(|db| {
-            let n: i64 = db.one(
-                &format!(
-                    "SELECT COUNT(*) FROM instance_streams WHERE (CAST(?2 AS TEXT) IS NULL OR device_id = ?2) AND {}",
-                    elsewhere()
-                ),
-                args![self.origin, device],
-                |r| r.get(0),
-            )?;
+            // Two statements, not one with an optional device: the one a
+            // push asks must stay a look-up by key whatever plan the other
+            // would make PostgreSQL choose.
+            let n: i64 = match device {
+                Some(device) => db.one(
+                    &format!("SELECT COUNT(*) FROM instance_streams WHERE device_id = ?2 AND {elsewhere}"),
+                    args![self.origin, device],
+                    |r| r.get(0),
+                )?,
+                None => db.one(
+                    &format!("SELECT COUNT(*) FROM instance_streams WHERE {elsewhere}"),
+                    args![self.origin],
+                    |r| r.get(0),
+                )?,
+            };
             Ok(n as usize)
         })
     }

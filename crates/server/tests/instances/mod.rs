@@ -343,8 +343,9 @@ async fn a_stream_held_by_one_instance_counts_on_the_other_until_it_ends() {
         .json()
         .await
         .unwrap();
-    assert_eq!(seen["connected"], 1, "{seen}");
-    assert_eq!(seen["device"], 1, "{seen}");
+    // The admin API counts this instance's own (how a balancer spreads).
+    assert_eq!(seen["connected"], 0, "{seen}");
+    assert_eq!(seen["device"], 0, "{seen}");
     // A push asked on A records the device as connected when asked.
     let (id, _) = a.push_ok("cs2111").await;
     let row = a.server.store.challenge(&id).unwrap().unwrap();
@@ -397,5 +398,45 @@ async fn streams_of_an_instance_that_stops_no_longer_count() {
         killed.elapsed() >= std::time::Duration::from_secs(alive - 3),
         "dropped out after {:?}, before it could have been judged gone",
         killed.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_instance_counts_its_own_streams_once_and_reports_again_when_forgotten() {
+    let Some((a, b)) = two_instances().await else {
+        return;
+    };
+    a.add_user("cs2113");
+    let dev = a.enroll("cs2113").await;
+    let streams_on_a = || a.server.streams_of(dev.id()).unwrap();
+    // One stream here and two there: A's own rows are not counted again,
+    // and B's two count as one.
+    let _here = dev.open_stream(&a).await;
+    let _there = dev.open_stream(&b).await;
+    let _there_too = dev.open_stream(&b).await;
+    assert!(
+        within(6, || streams_on_a() == 2).await,
+        "{}",
+        streams_on_a()
+    );
+    assert_eq!(a.server.streams_total().unwrap(), 2);
+    assert_eq!(
+        b.server.streams_of(dev.id()).unwrap(),
+        3,
+        "B's own two and A's one"
+    );
+
+    // The database forgets both instances (as the others do with one cut
+    // off for a minute): each reports all its streams again.
+    let rows = countersign_testkit::postgres::sql(a.dir.path(), "DELETE FROM instances", &[]);
+    assert!(rows.is_empty());
+    assert_eq!(
+        streams_on_a(),
+        1,
+        "only A's own stream, until B reports again"
+    );
+    assert!(
+        within(6, || streams_on_a() == 2).await,
+        "B did not report its streams again"
     );
 }
