@@ -17,7 +17,7 @@ pub mod metrics;
 pub mod mfa_api;
 pub mod oidc;
 pub mod pages;
-mod refusals;
+pub(crate) mod refusals;
 pub mod reporting;
 pub mod serve;
 pub mod tls;

@@ -1017,4 +1017,47 @@ async fn requests_that_do_not_parse_are_refused_in_the_callers_form() {
         page.contains("more than a form may hold (16 KiB)"),
         "{page}"
     );
+    // A single sign-on page in a browser is a page; our own plain answers
+    // stay as they are.
+    let resp = browser
+        .get(format!("{}/oidc/continue?request=a&request=b", ts.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    let resp = browser
+        .get(format!("{}/help/img/none.png", ts.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.text().await.unwrap(), "no such picture");
+}
+
+/// The help-desk console's answers carry the site's headers: never
+/// framed, never cached.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_is_never_framed_or_cached() {
+    let ts = TestServer::start().await;
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(
+            countersign_core::pin::PinnedVerifier::client_config(ts.server.tls_pin.unwrap())
+                .unwrap(),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["/helpdesk", "/helpdesk/audit", "/helpdesk/users/cs0001"] {
+        let resp = client
+            .get(format!("{}{path}", ts.url))
+            .send()
+            .await
+            .unwrap();
+        let h = resp.headers();
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
 }

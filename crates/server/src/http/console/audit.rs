@@ -15,8 +15,9 @@ use maud::{html, Markup};
 use super::StaffSession;
 use super::{console, may_still_watch};
 use crate::http::pages::{AppState, PageResult};
+use crate::http::refusals::own_refusal;
 use crate::store::{csv_field, AuditEntry, AuditFilter, UserRow};
-use crate::{now, Server};
+use crate::{now, Error, Server};
 
 /// Rows the page shows (and a live tail sends at once), newest first.
 const SHOWN: usize = 200;
@@ -61,7 +62,8 @@ impl AuditQuery {
 /// The filters, or what is wrong with one of them. A username in any
 /// case stands for the account's own spelling, as at sign-in; a time is
 /// Unix seconds.
-fn filter_of(s: &Server, q: &AuditQuery) -> Result<AuditFilter, String> {
+/// (Outer error: the store failed, not the filter.)
+fn filter_of(s: &Server, q: &AuditQuery) -> Result<Result<AuditFilter, String>, Error> {
     let text = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
     let time = |label: &str, v: &str| match text(v) {
         None => Ok(None),
@@ -78,21 +80,23 @@ fn filter_of(s: &Server, q: &AuditQuery) -> Result<AuditFilter, String> {
             )
             }),
     };
-    let name = |v: &str| -> Result<Option<String>, String> {
+    let name = |v: &str| -> Result<Option<String>, Error> {
         let Some(v) = text(v) else { return Ok(None) };
-        let user = s.store.user_by_name(&v).map_err(|e| e.to_string())?;
-        Ok(Some(user.map_or(v, |u| u.username)))
+        Ok(Some(s.store.user_by_name(&v)?.map_or(v, |u| u.username)))
     };
-    Ok(AuditFilter {
-        user: name(&q.user)?,
-        actor: name(&q.actor)?,
-        action: text(&q.action),
-        outcome: text(&q.outcome),
-        since: time("Since", &q.since)?,
-        until: time("Until", &q.until)?,
-        after_seq: None,
-        newest: None,
-    })
+    let (user, actor) = (name(&q.user)?, name(&q.actor)?);
+    Ok((|| {
+        Ok(AuditFilter {
+            user,
+            actor,
+            action: text(&q.action),
+            outcome: text(&q.outcome),
+            since: time("Since", &q.since)?,
+            until: time("Until", &q.until)?,
+            after_seq: None,
+            newest: None,
+        })
+    })())
 }
 
 pub(super) async fn page(
@@ -100,7 +104,7 @@ pub(super) async fn page(
     StaffSession(_, me): StaffSession,
     Query(q): Query<AuditQuery>,
 ) -> PageResult {
-    let mut filter = match filter_of(&s, &q) {
+    let mut filter = match filter_of(&s, &q)? {
         Ok(filter) => filter,
         Err(why) => return Ok(bad_filter(&s, &me, &q, &why)),
     };
@@ -161,9 +165,11 @@ pub(super) async fn events(
     StaffSession(viewer, _): StaffSession,
     Query(q): Query<AuditQuery>,
 ) -> PageResult {
-    let mut filter = match filter_of(&s, &q) {
+    let mut filter = match filter_of(&s, &q)? {
         Ok(filter) => filter,
-        Err(why) => return Ok((StatusCode::BAD_REQUEST, why).into_response()),
+        // A live tail's address is the page's own: only a hand-made one
+        // gets here (no page shows the text of this answer).
+        Err(why) => return Ok(own_refusal(StatusCode::BAD_REQUEST, why)),
     };
     filter.after_seq = q.after.parse().ok().or(Some(0));
     filter.newest = Some(SHOWN);

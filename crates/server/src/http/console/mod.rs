@@ -75,6 +75,11 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/helpdesk/audit", get(audit::page))
         .route("/helpdesk/audit/events", get(audit::events))
         .route("/helpdesk/health", get(health_page))
+        // Pages with officers' details, one click from a test push: never
+        // framed, never cached, as the sign-in pages.
+        .layer(axum::middleware::from_fn(
+            crate::http::pages::security_headers,
+        ))
 }
 
 /// The signed-in staff member, or the answer for anyone else.

@@ -105,7 +105,7 @@ async fn image(Path(file): Path<String>) -> Response {
             *bytes,
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, "no such picture").into_response(),
+        None => crate::http::refusals::own_refusal(StatusCode::NOT_FOUND, "no such picture"),
     }
 }
 

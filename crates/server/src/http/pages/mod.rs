@@ -135,7 +135,9 @@ async fn refusals_as_pages(
 #[derive(Clone)]
 pub(crate) struct FormTargets(pub(crate) Vec<String>);
 
-async fn security_headers(req: Request, next: Next) -> Response {
+/// The headers every page of the site carries (the console's too): its
+/// content policy, no framing, no sniffing, no referrer, not cached.
+pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let extra: String = resp
         .extensions()
