@@ -186,7 +186,8 @@ impl Server {
             name: staff,
             role: staff_role,
         } = staff;
-        let row = NewAudit::of(staff, fix.action(), username, ip);
+        // The account's own spelling, whatever case the page's address had.
+        let row = NewAudit::of(staff, fix.action(), &user.username, ip);
         self.within_role(&user, staff_role, (row, "fix this account"), now)?;
         let (password, hash) = match (fix, password) {
             (Fix::ResetPassword, Some((password, hash))) => (Some(password), hash),
@@ -234,7 +235,7 @@ impl Server {
                 }
             };
             if let Some(action) = change {
-                w.audit(&admin_row(staff, action, username))?;
+                w.audit(&admin_row(staff, action, &user.username))?;
             }
             w.audit(&row.with("ok", &detail))?;
             Ok(true)

@@ -88,7 +88,7 @@ impl Server {
                 NewAudit {
                     actor: origin.actor,
                     action: "challenge.create",
-                    target: username,
+                    target: &user.username,
                     ip: origin.ip,
                     outcome,
                     detail,
@@ -151,7 +151,7 @@ impl Server {
             w.audit(&NewAudit {
                 actor: origin.actor,
                 action: "challenge.create",
-                target: username,
+                target: &user.username,
                 ip: origin.ip,
                 outcome: "ok",
                 detail: &detail,

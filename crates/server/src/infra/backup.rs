@@ -178,18 +178,32 @@ pub struct Swept {
 pub fn sweep_stale_copies(root: &Path, age: std::time::Duration) -> Result<Swept, BackupError> {
     let mut swept = Swept::default();
     for entry in std::fs::read_dir(root).map_err(io(root))? {
-        let Ok(entry) = entry else { continue };
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                swept
+                    .left
+                    .push(format!("an entry of {}: {e}", root.display()));
+                continue;
+            }
+        };
         if !entry.file_name().to_string_lossy().starts_with(".backup-") {
             continue;
         }
+        let path = entry.path();
         // The entry itself, not what a link would point to.
-        let stale = entry.metadata().is_ok_and(|meta| {
-            meta.is_dir() && meta.modified().ok().and_then(|m| m.elapsed().ok()) >= Some(age)
-        });
-        if !stale {
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                swept.left.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        let age_of = meta.modified().ok().and_then(|m| m.elapsed().ok());
+        if !meta.is_dir() || age_of < Some(age) {
             continue;
         }
-        let path = entry.path();
         match std::fs::remove_dir_all(&path) {
             Ok(()) => swept.removed += 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

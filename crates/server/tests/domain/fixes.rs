@@ -191,3 +191,16 @@ fn a_test_push_to_an_account_above_the_staff_members_role_is_refused() {
         .unwrap();
     assert_eq!(d.rows("challenge.create").len(), 1);
 }
+
+#[test]
+fn a_fix_asked_in_capitals_is_audited_under_the_accounts_own_name() {
+    let d = Domain::new();
+    d.officer("cs0101");
+    d.s.apply_fix("CS0101", &Fix::Unlock, DESK, "called in", IP, T0)
+        .unwrap();
+    let rows = d.s.store.audit_entries(&Default::default()).unwrap();
+    let fix = rows.iter().find(|r| r.action == "helpdesk.unlock").unwrap();
+    assert_eq!(fix.target, "cs0101");
+    let unlock = rows.iter().find(|r| r.action == "user.unlock").unwrap();
+    assert_eq!(unlock.target, "cs0101");
+}

@@ -258,6 +258,13 @@ async fn recovery_needs_the_captcha_a_method_and_a_password_under_the_rules() {
         "the app's request is the default proof"
     );
     assert!(page.contains("Verify your identity"), "{page}");
+    // The phone's prompt says it is a recovery, not a sign-in.
+    let user = ts.server.store.user_by_name("cs0801").unwrap().unwrap();
+    let asked = ts.server.store.challenges_of(user.id, 1).unwrap();
+    assert_eq!(
+        asked[0].challenge.application,
+        "Account recovery (password reset)"
+    );
     let (_, _, page) = b.get("/signin/mfa/other").await;
     assert!(page.contains("Answer my security questions"), "{page}");
     let (_, _, page) = b.get("/signin/mfa/questions").await;

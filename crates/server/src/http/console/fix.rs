@@ -46,9 +46,15 @@ pub(super) async fn post(
             let (who, why) = (username.clone(), reason.to_string());
             let prepare = move |s: &Server| s.prepare_fix(&who, Fix::ResetPassword, &why);
             let prepared = s.hashing(prepare).await;
-            // The staff member as they are now, after the wait: one
-            // demoted or disabled meanwhile applies nothing.
-            let me = match super::staff_of(&s, session.clone())? {
+            // The staff member and their session as they are now, after
+            // the wait: one signed out, demoted or disabled meanwhile
+            // applies nothing.
+            let now_session = s.store.session(&session.id_hash, now())?;
+            let Some(now_session) = now_session.filter(|n| n.stage.kind() == StageKind::Done)
+            else {
+                return Ok(Redirect::to("/signin").into_response());
+            };
+            let me = match super::staff_of(&s, now_session)? {
                 Ok((_, me)) => me,
                 Err(answer) => return Ok(answer),
             };

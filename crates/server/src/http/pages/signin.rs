@@ -336,6 +336,9 @@ pub(crate) fn advance_with(
     .into_response())
 }
 
+/// What the phone's prompt names as asking during an account recovery.
+pub(crate) const RECOVERY_LABEL: &str = "Account recovery (password reset)";
+
 /// The session's challenge if still pending, else a new one.
 pub(crate) fn current_or_new_challenge(
     s: &Server,
@@ -348,8 +351,14 @@ pub(crate) fn current_or_new_challenge(
             return Ok((row.challenge.id, row.number));
         }
     }
-    // The application the officer is signing in to, as the prompt names it.
-    let app = sso::application_of(s, &session.return_to)?;
+    // The application the officer is signing in to, as the prompt names
+    // it; a recovery says so, so that an officer who did not start one
+    // knows someone else is at their account.
+    let app = if session.stage.kind() == StageKind::Recover {
+        Some(RECOVERY_LABEL.to_string())
+    } else {
+        sso::application_of(s, &session.return_to)?
+    };
     let origin = Origin {
         application: app.as_deref().unwrap_or(&s.config.web.application),
         ip,
