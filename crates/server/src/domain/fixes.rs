@@ -91,6 +91,16 @@ pub struct Staff<'a> {
     pub role: Role,
 }
 
+impl<'a> Staff<'a> {
+    /// A staff member as their account stands.
+    pub fn of(user: &'a UserRow) -> Self {
+        Staff {
+            name: &user.username,
+            role: user.role,
+        }
+    }
+}
+
 impl Server {
     /// Refuses (and audits as `row`, refused) an act of staff with
     /// `staff_role` on an account above that role, saying that only an

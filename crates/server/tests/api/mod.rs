@@ -962,14 +962,7 @@ async fn requests_that_do_not_parse_are_refused_in_the_callers_form() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request", "{body}");
     // A sign-in form with a field twice: a page that says so.
-    let browser = reqwest::Client::builder()
-        .use_preconfigured_tls(
-            countersign_core::pin::PinnedVerifier::client_config(ts.server.tls_pin.unwrap())
-                .unwrap(),
-        )
-        .cookie_store(true)
-        .build()
-        .unwrap();
+    let browser = ts.client_builder().cookie_store(true).build().unwrap();
     let page = browser
         .get(format!("{}/signin", ts.url))
         .send()
@@ -1040,11 +1033,8 @@ async fn requests_that_do_not_parse_are_refused_in_the_callers_form() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_is_never_framed_or_cached() {
     let ts = TestServer::start().await;
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(
-            countersign_core::pin::PinnedVerifier::client_config(ts.server.tls_pin.unwrap())
-                .unwrap(),
-        )
+    let client = ts
+        .client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -117,6 +117,14 @@ impl TestServer {
         Self::boot(dir, config).await
     }
 
+    /// A client that trusts this server's pinned key, to set up further
+    /// (cookies, redirects).
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder().use_preconfigured_tls(
+            PinnedVerifier::client_config(self.server.tls_pin.unwrap()).unwrap(),
+        )
+    }
+
     /// Where Prometheus would scrape this server.
     pub fn metrics_url(&self) -> String {
         let addr = self.running.as_ref().unwrap().metrics_addr.unwrap();

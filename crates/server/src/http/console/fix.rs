@@ -32,7 +32,7 @@ pub(super) async fn post(
     Path(username): Path<String>,
     posted: Posted<FixForm>,
 ) -> PageResult {
-    let (session, me, form) = staff_form!(s, posted);
+    let (session, mut me, form) = staff_form!(s, posted);
     let user = s.user(&username)?;
     let action = form.action.as_str();
     let hours = form.hours.trim().parse().ok();
@@ -41,7 +41,8 @@ pub(super) async fn post(
     // threads, as sign-ins do, and commits here once that is done: if the
     // browser left while it waited, this request is dropped at the wait
     // and the password stays as it was. Other fixes run in place.
-    let (me, outcome) = match Fix::parse(action, form.device.as_deref(), hours) {
+    let fix = Fix::parse(action, form.device.as_deref(), hours);
+    let prepared = match fix {
         Ok(Fix::ResetPassword) => {
             let (who, why) = (username.clone(), reason.to_string());
             let prepare = move |s: &Server| s.prepare_fix(&who, Fix::ResetPassword, &why);
@@ -54,26 +55,21 @@ pub(super) async fn post(
             else {
                 return Ok(Redirect::to("/signin").into_response());
             };
-            let me = match super::staff_of(&s, now_session)? {
+            me = match super::staff_of(&s, now_session)? {
                 Ok((_, me)) => me,
                 Err(answer) => return Ok(answer),
             };
-            let staff = Staff {
-                name: &me.username,
-                role: me.role,
-            };
-            let outcome = prepared.and_then(|p| s.apply_prepared_fix(p, staff, reason, &ip, now()));
-            (me, outcome)
+            Some(prepared)
         }
-        Ok(fix) => {
-            let staff = Staff {
-                name: &me.username,
-                role: me.role,
-            };
-            let outcome = s.apply_fix(&username, &fix, staff, reason, &ip, now());
-            (me, outcome)
+        _ => None,
+    };
+    let staff = Staff::of(&me);
+    let outcome = match (fix, prepared) {
+        (_, Some(prepared)) => {
+            prepared.and_then(|p| s.apply_prepared_fix(p, staff, reason, &ip, now()))
         }
-        Err(e) => (me, Err(e)),
+        (Ok(fix), None) => s.apply_fix(&username, &fix, staff, reason, &ip, now()),
+        (Err(e), None) => Err(e),
     };
     match outcome {
         Ok(Some(password)) => {

@@ -406,10 +406,7 @@ async fn push_post(
     posted: Posted<PushForm>,
 ) -> PageResult {
     let (session, me, form) = staff_form!(s, posted);
-    let staff = Staff {
-        name: &me.username,
-        role: me.role,
-    };
+    let staff = Staff::of(&me);
     match s.helpdesk_push(
         &username,
         form.device.as_deref(),
