@@ -55,7 +55,7 @@ impl Server {
             w.audit(&NewAudit {
                 actor,
                 action: "device.enroll_link",
-                target: username,
+                target: &user.username,
                 ip: "",
                 outcome: "ok",
                 detail: &id,

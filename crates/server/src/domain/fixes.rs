@@ -99,24 +99,30 @@ impl<'a> Staff<'a> {
             role: user.role,
         }
     }
+
+    /// Whether they may act on `user`'s account: only on one whose role
+    /// is not above theirs.
+    pub fn may_act_on(&self, user: &UserRow) -> bool {
+        user.role <= self.role
+    }
 }
 
 impl Server {
-    /// Refuses (and audits as `row`, refused) an act of staff with
-    /// `staff_role` on an account above that role, saying that only an
+    /// Refuses (and audits as `row`, refused) an act of `staff` on an
+    /// account above their role, saying that only an
     /// administrator can `act`: help-desk staff must not take over, or
     /// trouble, an administrator.
     pub(crate) fn within_role(
         &self,
         user: &UserRow,
-        staff_role: Role,
+        staff: Staff<'_>,
         (row, act): (NewAudit<'_>, &str),
         now: u64,
     ) -> Result<(), Error> {
-        if user.role <= staff_role {
+        if staff.may_act_on(user) {
             return Ok(());
         }
-        let (theirs, yours) = (user.role.as_str(), staff_role.as_str());
+        let (theirs, yours) = (user.role.as_str(), staff.role.as_str());
         let roles = format!("target is {theirs}, actor {yours}");
         self.audit(row.with("refused", &roles), now)?;
         Err(Error::refused(
@@ -192,13 +198,9 @@ impl Server {
         let (username, fix) = (username.as_str(), &fix);
         let reason = valid_reason(reason)?;
         let user = self.user(username)?;
-        let Staff {
-            name: staff,
-            role: staff_role,
-        } = staff;
         // The account's own spelling, whatever case the page's address had.
-        let row = NewAudit::of(staff, fix.action(), &user.username, ip);
-        self.within_role(&user, staff_role, (row, "fix this account"), now)?;
+        let row = NewAudit::of(staff.name, fix.action(), &user.username, ip);
+        self.within_role(&user, staff, (row, "fix this account"), now)?;
         let (password, hash) = match (fix, password) {
             (Fix::ResetPassword, Some((password, hash))) => (Some(password), hash),
             (Fix::ResetPassword, None) => {
@@ -245,7 +247,7 @@ impl Server {
                 }
             };
             if let Some(action) = change {
-                w.audit(&admin_row(staff, action, &user.username))?;
+                w.audit(&admin_row(staff.name, action, &user.username))?;
             }
             w.audit(&row.with("ok", &detail))?;
             Ok(true)

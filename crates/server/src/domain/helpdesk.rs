@@ -250,7 +250,7 @@ impl Server {
         let user = self.user(username)?;
         let row = NewAudit::of(staff.name, "helpdesk.push", &user.username, ip);
         let act = "send this account a test push";
-        self.within_role(&user, staff.role, (row, act), now_ms / 1000)?;
+        self.within_role(&user, staff, (row, act), now_ms / 1000)?;
         let origin = Origin {
             application: if label.is_empty() {
                 "Help desk test"

@@ -41,7 +41,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .merge(oidc::routes(&server))
         .merge(mfa_api::routes())
         .merge(pages::router(&server))
-        .merge(console::routes())
+        .merge(console::routes(&server))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             server.clone(),

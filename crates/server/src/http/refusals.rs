@@ -32,6 +32,65 @@ pub(crate) fn own_refusal(status: StatusCode, text: impl Into<String>) -> Respon
     resp
 }
 
+/// What axum's refusal `text` says, in words for the caller: which part
+/// of the request could not be read, then the parser's detail (which
+/// names the field).
+pub(crate) fn plainly(text: &str) -> String {
+    const PARTS: [(&str, &str); 9] = [
+        (
+            "Failed to deserialize query string",
+            "A value in the query is not valid",
+        ),
+        (
+            "Failed to deserialize form body",
+            "A field of the form is not valid",
+        ),
+        (
+            "Failed to deserialize form",
+            "A field of the form is not valid",
+        ),
+        ("Invalid URL", "The address is not valid"),
+        (
+            "Failed to deserialize the JSON body into the target type",
+            "The JSON body does not hold what this request takes",
+        ),
+        (
+            "Failed to parse the request body as JSON",
+            "The body is not valid JSON",
+        ),
+        (
+            "Failed to buffer the request body",
+            "The body could not be read",
+        ),
+        (
+            "Request body didn't contain valid UTF-8",
+            "The body is not valid UTF-8",
+        ),
+        (
+            "Form requests must have `Content-Type: application/x-www-form-urlencoded`",
+            "A form must be sent as application/x-www-form-urlencoded",
+        ),
+    ];
+    let text = text.trim().trim_end_matches('.');
+    if text.is_empty() {
+        return "The request could not be read.".to_string();
+    }
+    for (theirs, ours) in PARTS {
+        if let Some(rest) = text.strip_prefix(theirs) {
+            let detail = rest.trim_start_matches(':').trim();
+            return if detail.is_empty() {
+                format!("{ours}.")
+            } else {
+                format!("{ours} ({detail}).")
+            };
+        }
+    }
+    if text == "Expected request with `Content-Type: application/json`" {
+        return "The body must be sent as application/json.".to_string();
+    }
+    format!("The request could not be read: {text}.")
+}
+
 /// Who reads an answer, by the path asked.
 enum Reader {
     Api,
@@ -57,13 +116,14 @@ pub(crate) async fn reword(
     next: axum::middleware::Next,
 ) -> Response {
     let reader = reader(request.uri().path());
+    let method = request.method().clone();
     let resp = next.run(request).await;
-    let plain = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    let typed = resp.headers().get(header::CONTENT_TYPE);
+    let plain = typed.is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    // The router's own answer to a method a route does not take is empty.
+    let wrong_method = resp.status() == StatusCode::METHOD_NOT_ALLOWED && typed.is_none();
     let ours = resp.extensions().get::<Own>().is_some();
-    if !(plain && resp.status().is_client_error()) || ours {
+    if !((plain && resp.status().is_client_error()) || wrong_method) || ours {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
@@ -71,13 +131,13 @@ pub(crate) async fn reword(
         .await
         .unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
-    let text = text.trim().trim_end_matches('.');
     let message = if parts.status == StatusCode::PAYLOAD_TOO_LARGE {
         "What was sent is too large.".to_string()
-    } else if text.is_empty() {
-        "The request could not be read.".to_string()
+    } else if wrong_method {
+        // The methods it takes go in `Allow`, added after this layer.
+        format!("This address does not take {method}.")
     } else {
-        format!("The request could not be read: {text}.")
+        plainly(&text)
     };
     let (content_type, body) = match reader {
         Reader::Api => (
@@ -91,11 +151,11 @@ pub(crate) async fn reword(
         ),
         Reader::Browser => {
             let body = html! {
-                h1 { "Something went wrong" }
+                h1 { "Request refused" }
                 (error(Some(&message)))
                 p { a href="/signin" { "Start again" } }
             };
-            let title = "Something went wrong";
+            let title = "Request refused";
             let page = crate::http::pages::page_text(&s, title, body, false);
             ("text/html; charset=utf-8", page)
         }

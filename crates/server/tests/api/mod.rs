@@ -948,6 +948,29 @@ async fn requests_that_do_not_parse_are_refused_in_the_callers_form() {
         assert_eq!(body["code"], "invalid_request", "{path}: {body}");
         let message = body["message"].as_str().unwrap();
         assert!(message.contains(names), "{path}: {message}");
+        // In the API's words, not the parser's.
+        assert!(
+            message.contains("is not valid (") && !message.contains("Failed to"),
+            "{path}: {message}"
+        );
+    }
+    // A method a route does not take: said in the caller's form, with
+    // what it takes.
+    for (path, key, words) in [
+        ("/api/v1/devices/activate", "code", "message"),
+        ("/oidc/token", "error", "error_description"),
+    ] {
+        let resp = get(path).await.unwrap();
+        assert_eq!(resp.status(), 405, "{path}");
+        assert!(resp.headers()["allow"].to_str().unwrap().contains("POST"));
+        assert_eq!(resp.headers()["content-type"], "application/json", "{path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body[key], "invalid_request", "{path}: {body}");
+        let message = body[words].as_str().unwrap();
+        assert!(
+            message.contains("This address does not take GET."),
+            "{path}: {body}"
+        );
     }
     // An application's token request over the limit: OAuth's form.
     let resp = ts
@@ -961,7 +984,7 @@ async fn requests_that_do_not_parse_are_refused_in_the_callers_form() {
     assert_eq!(resp.status(), 413);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request", "{body}");
-    // A sign-in form with a field twice: a page that says so.
+    // A sign-in or recovery form with a field twice: a page that says so.
     let browser = ts.client_builder().cookie_store(true).build().unwrap();
     let page = browser
         .get(format!("{}/signin", ts.url))
@@ -972,18 +995,34 @@ async fn requests_that_do_not_parse_are_refused_in_the_callers_form() {
         .await
         .unwrap();
     let csrf = crate::common::between(&page, "name=\"csrf\" value=\"", "\"");
+    let twice = "A field of the form is not valid (duplicate field";
+    for (path, fields) in [
+        ("/signin", "email=cs0001&email=cs0002"),
+        ("/recover", "email=cs0001&captcha=a&captcha=b"),
+    ] {
+        let resp = browser
+            .post(format!("{}{path}", ts.url))
+            .body(format!("csrf={csrf}&{fields}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+        let page = resp.text().await.unwrap();
+        assert!(page.contains(twice), "{path}: {page}");
+        assert!(page.contains("<h1>Request refused</h1>"), "{path}: {page}");
+    }
+    // A page's address asked with a method it does not take: a page.
     let resp = browser
-        .post(format!("{}/signin", ts.url))
-        .body(format!("csrf={csrf}&email=cs0001&email=cs0002"))
-        .header("content-type", "application/x-www-form-urlencoded")
+        .get(format!("{}/helpdesk/users/cs0001/fix", ts.url))
         .send()
         .await
         .unwrap();
-    assert!(resp.status().is_client_error(), "{}", resp.status());
+    assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
     let page = resp.text().await.unwrap();
-    assert!(page.contains("duplicate field"), "{page}");
-    assert!(page.contains("<h1>Something went wrong</h1>"), "{page}");
+    assert!(page.contains("This address does not take GET."), "{page}");
     // The forms of the later steps say the same, and a form too large
     // says that it is.
     let post = |body: String| {
@@ -996,10 +1035,7 @@ async fn requests_that_do_not_parse_are_refused_in_the_callers_form() {
     let resp = post(format!("csrf={csrf}&new=a&new=b")).await.unwrap();
     assert_eq!(resp.status(), 400);
     let page = resp.text().await.unwrap();
-    assert!(
-        page.contains("could not be read (") && page.contains("duplicate field"),
-        "{page}"
-    );
+    assert!(page.contains(twice), "{page}");
     let long = "x".repeat(12_000);
     let resp = post(format!("csrf={csrf}&new={long}&confirm={long}"))
         .await

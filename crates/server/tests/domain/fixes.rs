@@ -203,4 +203,13 @@ fn a_fix_asked_in_capitals_is_audited_under_the_accounts_own_name() {
     assert_eq!(fix.target, "cs0101");
     let unlock = rows.iter().find(|r| r.action == "user.unlock").unwrap();
     assert_eq!(unlock.target, "cs0101");
+    // An enrolment code asked for in capitals, too.
+    d.s.enrollment("CS0101", "hd0001", Authority::Proven, T0)
+        .unwrap();
+    let rows = d.s.store.audit_entries(&Default::default()).unwrap();
+    let link = rows
+        .iter()
+        .find(|r| r.action == "device.enroll_link")
+        .unwrap();
+    assert_eq!(link.target, "cs0101");
 }

@@ -179,7 +179,21 @@ async fn staff_cannot_fix_an_account_above_their_role() {
         .unwrap();
     let hash_before = ts.server.user("ad1301").unwrap().password_hash;
 
+    // The administrator's page offers no fix and no test push, and says why.
     let (_, _, page) = staff.get("/helpdesk/users/ad1301").await;
+    assert!(
+        !page.contains("/helpdesk/users/ad1301/fix") && !page.contains("/push\""),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "This account is admin and you are helpdesk: only an administrator can fix it"
+        ),
+        "{page}"
+    );
+    // A form posted by hand is still refused (the token from a peer's page).
+    let (_, _, page) = staff.get("/helpdesk/users/hd1301").await;
+    assert!(page.contains("/helpdesk/users/hd1301/fix"), "{page}");
     for action in ["reset-password", "reset-methods", "unlock"] {
         let (status, _, page) = staff
             .post(

@@ -419,6 +419,98 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
     );
 }
 
+/// What the console cannot show or read is said as a page, naming what
+/// was wrong, and nothing typed is shown back raw; its live streams are
+/// never stored by a cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_says_what_was_wrong_as_a_page() {
+    let ts = TestServer::start().await;
+    let staff = Browser::new(&ts);
+    signed_in(&ts, &staff, "hd0201").await;
+    ts.server
+        .set_role("hd0201", Role::Helpdesk, "admin", now())
+        .unwrap();
+    ts.add_user("cs1201");
+    ts.server
+        .apply_fix(
+            "cs1201",
+            &countersign_server::domain::helpdesk::Fix::Unlock,
+            HD0001,
+            "ticket 21",
+            "",
+            now(),
+        )
+        .unwrap();
+
+    // Nobody by that name, no such challenge: a page, not JSON.
+    for path in ["/helpdesk/users/nobody", "/helpdesk/challenges/none"] {
+        let resp = staff
+            .http
+            .get(format!("{}{path}", ts.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+        assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+        assert!(resp.text().await.unwrap().contains("<h1>Not found</h1>"));
+    }
+
+    // The audit filters: a user as an address at the domain is the account.
+    let (_, _, page) = staff
+        .get("/helpdesk/audit?user=CS1201@ALACOP.GOV&action=helpdesk.")
+        .await;
+    assert!(page.contains("ticket 21"), "{page}");
+    // A signed time, a format the page does not give, a control character:
+    // each refused, saying which; the control character is not shown back.
+    for (query, says) in [
+        ("since=%2B5", "Since: &quot;+5&quot; is not a time"),
+        ("until=1e9", "Until: &quot;1e9&quot; is not a time"),
+        (
+            "format=xml",
+            "Format: &quot;xml&quot; is not one this page gives",
+        ),
+        (
+            "user=cs1201%00",
+            "The user filter holds a control character",
+        ),
+        (
+            "action=a%1b%5b31m",
+            "The action filter holds a control character",
+        ),
+    ] {
+        let (status, _, page) = staff.get(&format!("/helpdesk/audit?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(page.contains(says), "{query}: {page}");
+        assert!(!page.contains("ticket 21"), "{query}: no rows");
+        assert!(
+            !page.contains('\0') && !page.contains('\x1b'),
+            "{query}: shown back raw"
+        );
+    }
+    // The live tail checks where it starts.
+    for after in ["abc", "-1", "%2B5"] {
+        let resp = staff
+            .http
+            .get(format!("{}/helpdesk/audit/events?after={after}", ts.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "after={after}");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("is not a row number"), "{text}");
+    }
+    // Live streams are not kept by a cache.
+    let resp = staff
+        .http
+        .get(format!("{}/helpdesk/audit/events?after=0", ts.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+}
+
 /// The live timeline and audit tail wait for the next audit row, not for a
 /// polling period: a row wakes them at once (the limit given here, an
 /// hour, is what they would otherwise wait).

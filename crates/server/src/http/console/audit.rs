@@ -60,28 +60,23 @@ impl AuditQuery {
 }
 
 /// The filters, or what is wrong with one of them. A username in any
-/// case stands for the account's own spelling, as at sign-in; a time is
-/// Unix seconds.
+/// case, or as an address at the organisation's domain, stands for the
+/// account's own spelling, as at sign-in; a time is Unix seconds.
 /// (Outer error: the store failed, not the filter.)
 fn filter_of(s: &Server, q: &AuditQuery) -> Result<Result<AuditFilter, String>, Error> {
+    if let Err(why) = readable(q) {
+        return Ok(Err(why));
+    }
     let text = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
-    let time = |label: &str, v: &str| match text(v) {
-        None => Ok(None),
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .and_then(|t| u64::try_from(t).ok())
-            .map(Some)
-            .ok_or_else(|| {
-                let shown: String = v.chars().take(40).collect();
-                format!(
-                "{label}: \"{shown}\" is not a time. Give Unix seconds, digits only (now is {}).",
-                now()
-            )
-            }),
-    };
     let name = |v: &str| -> Result<Option<String>, Error> {
         let Some(v) = text(v) else { return Ok(None) };
+        let domain = format!("@{}", s.config.email_domain);
+        let v = match v.len().checked_sub(domain.len()) {
+            Some(at) if v.is_char_boundary(at) && v[at..].eq_ignore_ascii_case(&domain) => {
+                v[..at].to_string()
+            }
+            _ => v,
+        };
         Ok(Some(s.store.user_by_name(&v)?.map_or(v, |u| u.username)))
     };
     let (user, actor) = (name(&q.user)?, name(&q.actor)?);
@@ -91,12 +86,56 @@ fn filter_of(s: &Server, q: &AuditQuery) -> Result<Result<AuditFilter, String>, 
             actor,
             action: text(&q.action),
             outcome: text(&q.outcome),
-            since: time("Since", &q.since)?,
-            until: time("Until", &q.until)?,
+            since: number("Since", &q.since, "a time. Give Unix seconds")?,
+            until: number("Until", &q.until, "a time. Give Unix seconds")?,
             after_seq: None,
             newest: None,
         })
     })())
+}
+
+/// What no filter may hold: a control character (no row holds one), or
+/// a format this page does not give.
+fn readable(q: &AuditQuery) -> Result<(), String> {
+    for (label, v) in q.fields() {
+        if v.chars().any(char::is_control) {
+            return Err(format!(
+                "The {label} filter holds a control character: type it again."
+            ));
+        }
+    }
+    match q.format.as_str() {
+        "" | "csv" => Ok(()),
+        other => Err(format!(
+            "Format: \"{}\" is not one this page gives. Leave it out for the page, or give csv.",
+            shown(other)
+        )),
+    }
+}
+
+/// `v` as a whole number (digits only, no sign), `None` when empty.
+fn number<T: std::str::FromStr>(label: &str, v: &str, what: &str) -> Result<Option<T>, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| v.parse::<T>().ok())
+        .flatten()
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "{label}: \"{}\" is not {what}, digits only (now is {}).",
+                shown(v),
+                now()
+            )
+        })
+}
+
+/// At most 40 characters of what was typed, to say it back.
+fn shown(v: &str) -> String {
+    v.chars().filter(|c| !c.is_control()).take(40).collect()
 }
 
 pub(super) async fn page(
@@ -171,7 +210,10 @@ pub(super) async fn events(
         // gets here (no page shows the text of this answer).
         Err(why) => return Ok(own_refusal(StatusCode::BAD_REQUEST, why)),
     };
-    filter.after_seq = q.after.parse().ok().or(Some(0));
+    filter.after_seq = match number("After", &q.after, "a row number") {
+        Ok(after) => Some(after.unwrap_or(0)),
+        Err(why) => return Ok(own_refusal(StatusCode::BAD_REQUEST, why)),
+    };
     filter.newest = Some(SHOWN);
     let changes = s.audit_changes();
     let stream = stream::unfold(
@@ -221,10 +263,14 @@ pub(super) async fn events(
 fn filters(q: &AuditQuery) -> Markup {
     let fields = q.fields();
     let field = |name: &str, label: &str| {
-        let value = fields
+        // As typed, less any control character (refused, and never shown).
+        let value: String = fields
             .iter()
             .find(|(k, _)| *k == name)
-            .map_or("", |(_, v)| *v);
+            .map_or("", |(_, v)| *v)
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
         html! {
             label for=(format!("f-{name}")) { (label) }
             input id=(format!("f-{name}")) type="text" name=(name) value=(value);

@@ -64,7 +64,7 @@ mod svg;
 mod timeline;
 
 /// The console's routes.
-pub fn routes() -> Router<Arc<Server>> {
+pub fn routes(server: &Arc<Server>) -> Router<Arc<Server>> {
     Router::new()
         .route("/helpdesk", get(search_page))
         .route("/helpdesk/users/{username}", get(user_page))
@@ -75,6 +75,12 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/helpdesk/audit", get(audit::page))
         .route("/helpdesk/audit/events", get(audit::events))
         .route("/helpdesk/health", get(health_page))
+        // A refusal (a user or challenge not found) is a page, as on the
+        // sign-in pages.
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            crate::http::pages::refusals_as_pages,
+        ))
         // Pages with officers' details, one click from a test push: never
         // framed, never cached, as the sign-in pages.
         .layer(axum::middleware::from_fn(
@@ -256,7 +262,7 @@ async fn user_page(
         &s,
         &user.username,
         &me,
-        user_body(&s, &session, &user, done, None)?,
+        user_body(&s, (&session, &me), &user, done, None)?,
     ))
 }
 
@@ -266,14 +272,17 @@ struct DoneQuery {
     done: Option<String>,
 }
 
+/// The user's page for the staff member `me` (with their `session`): the
+/// forms to push and fix only when their role reaches the account's.
 fn user_body(
     s: &Server,
-    session: &WebSession,
+    (session, me): (&WebSession, &UserRow),
     user: &UserRow,
     done: Option<&str>,
     problem: Option<&str>,
 ) -> Result<Markup, Error> {
     let t = now();
+    let may_act = Staff::of(me).may_act_on(user);
     let m = s.store.methods_of(user.id)?;
     let devices = s.devices_view(user)?;
     let challenges = s.store.challenges_of(user.id, 10)?;
@@ -328,14 +337,16 @@ fn user_body(
                         @if d.streams > 0 { "yes (" (d.streams) " stream" @if d.streams > 1 { "s" } ")" } @else { "no: no request stream open" }
                     }
                 }
-                form method="post" action=(format!("{base}/push")) {
-                    (csrf(&session.csrf))
-                    input type="hidden" name="device" value=(d.device.id);
-                    label for=(format!("label-{}", d.device.id)) { "Label shown on the device" }
-                    input id=(format!("label-{}", d.device.id)) type="text" name="label" value="Help desk test" maxlength=(crate::domain::helpdesk::TEST_LABEL_MAX);
-                    button type="submit" { "Send a test push" }
+                @if may_act {
+                    form method="post" action=(format!("{base}/push")) {
+                        (csrf(&session.csrf))
+                        input type="hidden" name="device" value=(d.device.id);
+                        label for=(format!("label-{}", d.device.id)) { "Label shown on the device" }
+                        input id=(format!("label-{}", d.device.id)) type="text" name="label" value="Help desk test" maxlength=(crate::domain::helpdesk::TEST_LABEL_MAX);
+                        button type="submit" { "Send a test push" }
+                    }
+                    (fix_form("remove-device", "Remove this device", html! { input type="hidden" name="device" value=(d.device.id); }))
                 }
-                (fix_form("remove-device", "Remove this device", html! { input type="hidden" name="device" value=(d.device.id); }))
             }
         }
         h2 { "Recent challenges" }
@@ -365,15 +376,22 @@ fn user_body(
             }
         }
         h2 { "Fix the account" }
-        p { "Each action is recorded in the audit log with your name and the reason." }
-        (fix_form("unlock", "Unlock", html! {}))
-        (fix_form("reset-password", "Reset password", html! {}))
-        (fix_form("reset-methods", "Reset methods (register again)", html! {}))
-        (fix_form("clear-push-block", "Clear push block", html! {}))
-        (fix_form("extend-skip-setup", "Extend setup deadline", html! {
-            label for="hours" { "Hours" }
-            input #hours type="number" name="hours" min="1" max="720" value="24" required;
-        }))
+        @if may_act {
+            p { "Each action is recorded in the audit log with your name and the reason." }
+            (fix_form("unlock", "Unlock", html! {}))
+            (fix_form("reset-password", "Reset password", html! {}))
+            (fix_form("reset-methods", "Reset methods (register again)", html! {}))
+            (fix_form("clear-push-block", "Clear push block", html! {}))
+            (fix_form("extend-skip-setup", "Extend setup deadline", html! {
+                label for="hours" { "Hours" }
+                input #hours type="number" name="hours" min="1" max="720" value="24" required;
+            }))
+        } @else {
+            p #above-role {
+                "This account is " (user.role.as_str()) " and you are " (me.role.as_str())
+                ": only an administrator can fix it or send it a test push."
+            }
+        }
         p { a href=(format!("/helpdesk/audit?user={}", user.username)) { "Audit log for this user" } }
     })
 }
@@ -383,7 +401,7 @@ fn refused(s: &Server, session: &WebSession, me: &UserRow, user: &UserRow, e: Er
     let Error::Refused { code, message } = e else {
         return Err(e.into());
     };
-    let body = user_body(s, session, user, None, Some(&message))?;
+    let body = user_body(s, (session, me), user, None, Some(&message))?;
     Ok((
         crate::http::pages::refusal(code),
         console(s, &user.username, me, body),

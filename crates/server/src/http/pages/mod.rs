@@ -90,7 +90,7 @@ pub fn router(server: &Arc<Server>) -> Router<Arc<Server>> {
 /// A browser never sees a JSON error: a page's refusal (push limited,
 /// locked, too many attempts, a session that ended) is shown as a page
 /// with the same status, the banner, what happened and the way on.
-async fn refusals_as_pages(
+pub(crate) async fn refusals_as_pages(
     axum::extract::State(s): axum::extract::State<Arc<Server>>,
     req: Request,
     next: Next,
@@ -116,6 +116,7 @@ async fn refusals_as_pages(
         "account_disabled" | "push_blocked" => {
             ("Contact the help desk", "The help desk can tell you more.")
         }
+        "not_found" => ("Not found", "Check the address, or go back and try again."),
         "unauthorized" => (
             "Sign in again",
             "Your session ended. Start again from the sign-in page.",
@@ -158,7 +159,9 @@ pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
     set(h, "referrer-policy", "no-referrer");
-    if !h.contains_key(header::CACHE_CONTROL) {
+    // A live stream says `no-cache` (axum's default), which still lets a
+    // cache keep what it showed: these pages are never kept.
+    if h.get(header::CACHE_CONTROL).is_none_or(|v| v == "no-cache") {
         set(h, "cache-control", "no-store");
     }
     resp

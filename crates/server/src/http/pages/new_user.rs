@@ -3,10 +3,10 @@
 
 use serde::Deserialize;
 
+use crate::http::pages::PageForm;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::Form;
 
 use super::presession::PreSession;
 use super::{forbidden, html, refusal, views, AppState, Page, PageResult};
@@ -40,7 +40,7 @@ pub(super) async fn post(
     State(s): AppState,
     headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(NewUserPost { csrf, form }): Form<NewUserPost>,
+    PageForm(NewUserPost { csrf, form }): PageForm<NewUserPost>,
 ) -> PageResult {
     let Some(pre) = PreSession::from_headers(&headers).filter(|p| p.form_ok(Some(&csrf))) else {
         return Ok(forbidden(&s));

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
-use axum::{Form, Router};
+use axum::Router;
 use maud::{html, Markup};
 
 use super::presession::PreSession;
@@ -23,7 +23,7 @@ use super::{
 };
 use crate::domain::captcha;
 use crate::http::extract::ClientIp;
-use crate::http::pages::{NewPasswordForm, Posted};
+use crate::http::pages::{NewPasswordForm, PageForm, Posted};
 use crate::http::pages::{PageSession, ResetStep};
 use crate::store::NewAudit;
 use crate::store::StageKind;
@@ -109,7 +109,7 @@ async fn start_post(
     State(s): AppState,
     headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(form): Form<StartForm>,
+    PageForm(form): PageForm<StartForm>,
 ) -> PageResult {
     let Some(mut pre) = PreSession::from_headers(&headers) else {
         return Ok(Redirect::to("/recover").into_response());

@@ -327,9 +327,7 @@ impl<F: DeserializeOwned + Send> FromRequest<Arc<Server>> for Posted<F> {
 
     async fn from_request(req: Request, s: &Arc<Server>) -> Result<Self, Response> {
         let session = load(s, req.headers()).map_err(|e| ApiError::from(e).into_response())?;
-        let Form(signed) = Form::<Signed<F>>::from_request(req, s)
-            .await
-            .map_err(|e| unreadable(s, &e))?;
+        let PageForm(signed) = PageForm::<Signed<F>>::from_request(req, s).await?;
         let csrf_ok = !signed.csrf.is_empty()
             && session.as_ref().is_some_and(|session| {
                 countersign_core::secret::constant_time_eq(
@@ -374,6 +372,22 @@ impl<F> Posted<F> {
     }
 }
 
+/// A posted form, as axum's `Form`; one that does not read gets the
+/// "Request refused" page saying why, on every page alike (the steps
+/// before a session through it, the later ones through [`Posted`]).
+pub(crate) struct PageForm<F>(pub(crate) F);
+
+impl<F: DeserializeOwned + Send> FromRequest<Arc<Server>> for PageForm<F> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, s: &Arc<Server>) -> Result<Self, Response> {
+        match Form::<F>::from_request(req, s).await {
+            Ok(Form(form)) => Ok(PageForm(form)),
+            Err(e) => Err(unreadable(s, &e)),
+        }
+    }
+}
+
 /// A form that does not read (a field sent twice, more than a form may
 /// hold), and why.
 fn unreadable(s: &Server, e: &axum::extract::rejection::FormRejection) -> Response {
@@ -385,8 +399,8 @@ fn unreadable(s: &Server, e: &axum::extract::rejection::FormRejection) -> Respon
         (StatusCode::PAYLOAD_TOO_LARGE, why)
     } else {
         let why = format!(
-            "This form could not be read ({}). Start again.",
-            e.body_text()
+            "{} Start again.",
+            crate::http::refusals::plainly(&e.body_text())
         );
         (StatusCode::BAD_REQUEST, why)
     };

@@ -4,6 +4,7 @@
 use super::*;
 use crate::domain::push::Origin;
 use crate::http::extract::ClientIp;
+use crate::http::pages::PageForm;
 use crate::http::pages::{NewPasswordStep, PageSession, PasswordStep, StayStep};
 use crate::store::StageKind;
 use crate::store::{NewAudit, WebSession};
@@ -11,7 +12,6 @@ use crate::{now, now_ms, Error, Server};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use countersign_core::api::ChallengeStatus;
 use countersign_core::protocol::ChallengeKind;
 use presession::PreSession;
@@ -99,7 +99,7 @@ pub(crate) struct EmailForm {
 pub(crate) async fn signin_post(
     State(s): AppState,
     headers: HeaderMap,
-    Form(form): Form<EmailForm>,
+    PageForm(form): PageForm<EmailForm>,
 ) -> PageResult {
     let Some(pre) = PreSession::from_headers(&headers) else {
         return Ok(Redirect::to("/signin").into_response());

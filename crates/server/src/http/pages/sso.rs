@@ -8,10 +8,10 @@
 //! the continuation as its `return_to`, and the sign-in pages say which
 //! application the officer is signing in to.
 
+use crate::http::pages::PageForm;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
-use axum::Form;
 use serde::Deserialize;
 
 use super::{html, load, save, stage_url, views, AppState, PageResult, Posted};
@@ -85,7 +85,7 @@ pub(crate) async fn authorize_form(
     State(s): AppState,
     headers: HeaderMap,
     ClientIp(ip): ClientIp,
-    Form(pairs): Form<Vec<(String, String)>>,
+    PageForm(pairs): PageForm<Vec<(String, String)>>,
 ) -> PageResult {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
