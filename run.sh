@@ -35,7 +35,10 @@ fi
 "$SERVER" serve &
 SERVER_PID=$!
 DEMO_PID=
-trap 'kill $SERVER_PID $DEMO_PID 2>/dev/null; wait $SERVER_PID $DEMO_PID 2>/dev/null' EXIT
+# On the way out (the app closed, Ctrl-C) stop both, keeping the script's
+# own exit status: a server already gone, or one stopped by this signal,
+# is not a failure of the script.
+trap 'status=$?; set +e; kill $SERVER_PID $DEMO_PID 2>/dev/null; wait $SERVER_PID $DEMO_PID 2>/dev/null; exit $status' EXIT
 # Ready when the runtime file names this process (a file left by another
 # server, or by one that crashed, does not count).
 for _ in $(seq 1 300); do
