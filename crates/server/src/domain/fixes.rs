@@ -55,6 +55,13 @@ impl Fix {
         })
     }
 
+    /// Whether it hands the account to whoever receives what it gives (a
+    /// new password, registration afresh): counted against the staff
+    /// member's resets an hour (`users.helpdesk_resets_per_hour`).
+    fn hands_over(&self) -> bool {
+        matches!(self, Fix::ResetPassword | Fix::ResetMethods)
+    }
+
     /// The audit action.
     fn action(&self) -> &'static str {
         match self {
@@ -158,17 +165,22 @@ impl Server {
 
     /// Makes what `fix` to `username` needs beforehand: a password
     /// reset's hash (call it on the hashing threads), unless the fix will
-    /// be refused anyway for want of a valid reason. Whether the account
+    /// be refused anyway for want of a valid reason or because `staff` has
+    /// used up their resets for the hour. Whether the account
     /// is within the staff member's role is checked when it is applied,
     /// as it stands then. Changes nothing.
     pub fn prepare_fix(
         &self,
         username: &str,
         fix: Fix,
+        staff: &str,
         reason: &str,
+        now: u64,
     ) -> Result<PreparedFix, Error> {
         let password = match fix {
-            Fix::ResetPassword if valid_reason(reason).is_ok() => {
+            Fix::ResetPassword
+                if valid_reason(reason).is_ok() && !self.resets_used_up(staff, now)? =>
+            {
                 Some(self.temporary_password_for(&self.user(username)?)?)
             }
             _ => None,
@@ -201,6 +213,11 @@ impl Server {
         // The account's own spelling, whatever case the page's address had.
         let row = NewAudit::of(staff.name, fix.action(), &user.username, ip);
         self.within_role(&user, staff, (row, "fix this account"), now)?;
+        let max_resets = self.config.users.helpdesk_resets_per_hour;
+        // Checked before hashing a password (and exactly in the commit).
+        if fix.hands_over() && self.resets_used_up(staff.name, now)? {
+            return Err(self.resets_refused(row, now));
+        }
         let (password, hash) = match (fix, password) {
             (Fix::ResetPassword, Some((password, hash))) => (Some(password), hash),
             (Fix::ResetPassword, None) => {
@@ -214,9 +231,15 @@ impl Server {
             _ => true,
         };
         let temporary_until = self.temporary_until(now);
-        // The change, the account row it stands for (`user.*`) and the
-        // fix's own row commit together.
-        let done = self.write(now, |w| {
+        // The change, the account row it stands for (`user.*`), the fix's
+        // own row and its count against the staff member's resets commit
+        // together.
+        let applied = self.write(now, |w| {
+            if fix.hands_over()
+                && !w.take_address_event(RESETS, staff.name, resets_since(now), max_resets, now)?
+            {
+                return Ok(Applied::Limited);
+            }
             let (change, detail) = match fix {
                 Fix::Unlock => {
                     w.clear_failures(user.id)?;
@@ -232,7 +255,7 @@ impl Server {
                 }
                 Fix::RemoveDevice(id) => {
                     if !owned || !w.remove_device(id, now)? {
-                        return Ok(false);
+                        return Ok(Applied::NoDevice);
                     }
                     (None, format!("device {id}: {reason}"))
                 }
@@ -250,13 +273,65 @@ impl Server {
                 w.audit(&admin_row(staff.name, action, &user.username))?;
             }
             w.audit(&row.with("ok", &detail))?;
-            Ok(true)
+            Ok(Applied::Done)
         })?;
-        if !done {
-            return Err(Error::not_found("device"));
+        match applied {
+            Applied::Done => Ok(password),
+            Applied::NoDevice => Err(Error::not_found("device")),
+            Applied::Limited => Err(self.resets_refused(row, now)),
         }
-        Ok(password)
     }
+
+    /// Whether `staff` has applied `users.helpdesk_resets_per_hour` resets
+    /// in the last hour.
+    fn resets_used_up(&self, staff: &str, now: u64) -> Result<bool, Error> {
+        let (done, _) = self
+            .store
+            .address_events(RESETS, staff, resets_since(now))?;
+        Ok(done >= self.config.users.helpdesk_resets_per_hour)
+    }
+
+    /// Audits `row` as refused for the staff member's resets being used
+    /// up, and says so.
+    fn resets_refused(&self, row: NewAudit<'_>, now: u64) -> Error {
+        let max = self.config.users.helpdesk_resets_per_hour;
+        if let Err(e) = self.audit(
+            row.with("refused", &format!("{max} resets in the last hour")),
+            now,
+        ) {
+            return e;
+        }
+        Error::refused(
+            Code::TooManyRequests,
+            format!(
+                "You have reset {max} accounts in the last hour, the most one staff member \
+                 may. Ask another staff member or an administrator, or try again later."
+            ),
+        )
+    }
+
+    /// Forgets the staff members' resets counted more than an hour ago.
+    pub fn forget_old_resets(&self, now: u64) -> Result<(), Error> {
+        self.write(now, |w| w.purge_limits(RESETS, resets_since(now), now))
+    }
+}
+
+/// Where a staff member's resets are counted (`address_events`, by the
+/// staff member's name), in the database so every instance counts them.
+const RESETS: &str = "helpdesk-reset";
+
+/// The start of the hour in which resets count.
+fn resets_since(now: u64) -> u64 {
+    (now + 1).saturating_sub(3600)
+}
+
+/// How a fix's transaction ended.
+enum Applied {
+    Done,
+    /// The device is not the account's (or is gone).
+    NoDevice,
+    /// The staff member's resets for the hour are used up: nothing changed.
+    Limited,
 }
 
 /// The reason a fix is given, trimmed: refused if empty or nearly so,

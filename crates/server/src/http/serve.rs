@@ -236,6 +236,9 @@ async fn sweep(server: Arc<Server>) {
                     tracing::error!(error = %e, "forgetting old failures failed");
                 }
             }
+            if let Err(e) = server.forget_old_resets(crate::now()) {
+                tracing::error!(error = %e, "forgetting old help-desk resets failed");
+            }
         }
     }
 }

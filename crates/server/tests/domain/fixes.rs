@@ -84,17 +84,19 @@ fn a_reset_prepared_beforehand_is_checked_like_any_and_goes_to_its_own_account()
     // the same (it changes nothing), refused when applied, and audited
     // as a refusal of the account it was prepared for.
     let prepared =
-        d.s.prepare_fix("admin1", Fix::ResetPassword, "forgot it")
+        d.s.prepare_fix("admin1", Fix::ResetPassword, DESK.name, "forgot it", T0)
             .unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0);
     assert_eq!(refusal(r), Code::RoleTooHigh);
-    let prepared = d.s.prepare_fix("cs0101", Fix::ResetPassword, "").unwrap();
+    let prepared =
+        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK.name, "", T0)
+            .unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, "", IP, T0);
     assert!(matches!(refusal(r), Code::Invalid(_)));
     // Made for an officer who became an administrator before it was
     // applied: refused as the account stands when applied.
     let prepared =
-        d.s.prepare_fix("cs0102", Fix::ResetPassword, "forgot it")
+        d.s.prepare_fix("cs0102", Fix::ResetPassword, DESK.name, "forgot it", T0)
             .unwrap();
     d.s.set_role("cs0102", Role::Admin, "root", T0).unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0);
@@ -103,7 +105,7 @@ fn a_reset_prepared_beforehand_is_checked_like_any_and_goes_to_its_own_account()
     // Prepared with a reason, applied without one: the reason applied is
     // the one checked.
     let prepared =
-        d.s.prepare_fix("cs0102", Fix::ResetPassword, "forgot it")
+        d.s.prepare_fix("cs0102", Fix::ResetPassword, DESK.name, "forgot it", T0)
             .unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, " ", IP, T0);
     assert!(matches!(refusal(r), Code::Invalid(_)));
@@ -118,7 +120,7 @@ fn a_reset_prepared_beforehand_is_checked_like_any_and_goes_to_its_own_account()
     assert!(d.s.check_password("cs0102", old, IP, T0).is_ok());
     // Prepared and applied: the account it was made for, no other.
     let prepared =
-        d.s.prepare_fix("cs0101", Fix::ResetPassword, "forgot it")
+        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK.name, "forgot it", T0)
             .unwrap();
     let temporary =
         d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0)
@@ -212,4 +214,93 @@ fn a_fix_asked_in_capitals_is_audited_under_the_accounts_own_name() {
         .find(|r| r.action == "device.enroll_link")
         .unwrap();
     assert_eq!(link.target, "cs0101");
+}
+
+#[test]
+fn a_staff_member_may_reset_only_so_many_accounts_an_hour() {
+    let mut config = countersign_server::infra::config::Config::default();
+    config.users.helpdesk_resets_per_hour = 3;
+    let d = Domain::with(config);
+    for u in ["cs0101", "cs0102", "cs0103", "cs0104"] {
+        d.officer(u);
+    }
+    d.questions("cs0104", Authority::Proven);
+    let other = Staff {
+        name: "desk2",
+        role: Role::Helpdesk,
+    };
+    // Password and methods resets count together; other fixes do not.
+    d.s.apply_fix("cs0101", &Fix::ResetPassword, DESK, "forgot it", IP, T0)
+        .unwrap();
+    d.s.apply_fix("cs0102", &Fix::ResetMethods, DESK, "new phone", IP, T0 + 10)
+        .unwrap();
+    d.s.apply_fix("cs0103", &Fix::Unlock, DESK, "locked out", IP, T0 + 20)
+        .unwrap();
+    d.s.apply_fix(
+        "cs0103",
+        &Fix::ResetPassword,
+        DESK,
+        "forgot it",
+        IP,
+        T0 + 30,
+    )
+    .unwrap();
+    // The fourth in the hour: refused, audited, nothing changed, and no
+    // password hashed for it beforehand.
+    let before = d.s.user("cs0104").unwrap().password_hash;
+    let prepared =
+        d.s.prepare_fix(
+            "cs0104",
+            Fix::ResetPassword,
+            DESK.name,
+            "forgot it",
+            T0 + 40,
+        )
+        .unwrap();
+    let r =
+        d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0 + 40);
+    assert_eq!(refusal(r), Code::TooManyRequests);
+    let r =
+        d.s.apply_fix("cs0104", &Fix::ResetMethods, DESK, "new phone", IP, T0 + 41);
+    assert_eq!(refusal(r), Code::TooManyRequests);
+    assert_eq!(d.s.user("cs0104").unwrap().password_hash, before);
+    assert!(d.s.methods("cs0104").unwrap().count() > 0);
+    assert_eq!(
+        d.rows("helpdesk.reset_"),
+        [
+            "helpdesk.reset_password ok",
+            "helpdesk.reset_methods ok",
+            "helpdesk.reset_password ok",
+            "helpdesk.reset_password refused",
+            "helpdesk.reset_methods refused",
+        ]
+    );
+    // Other fixes, and another staff member, go on.
+    d.s.apply_fix("cs0104", &Fix::Unlock, DESK, "locked out", IP, T0 + 50)
+        .unwrap();
+    d.s.apply_fix(
+        "cs0104",
+        &Fix::ResetMethods,
+        other,
+        "new phone",
+        IP,
+        T0 + 60,
+    )
+    .unwrap();
+    // An hour after the first, one more; forgetting old counts keeps the
+    // rest.
+    d.s.forget_old_resets(T0 + 3600).unwrap();
+    d.s.apply_fix(
+        "cs0101",
+        &Fix::ResetMethods,
+        DESK,
+        "new phone",
+        IP,
+        T0 + 3600,
+    )
+    .unwrap();
+    let r =
+        d.s.apply_fix("cs0102", &Fix::ResetMethods, DESK, "again", IP, T0 + 3601);
+    assert_eq!(refusal(r), Code::TooManyRequests);
+    d.chain_verifies();
 }

@@ -45,7 +45,9 @@ pub(super) async fn post(
     let prepared = match fix {
         Ok(Fix::ResetPassword) => {
             let (who, why) = (username.clone(), reason.to_string());
-            let prepare = move |s: &Server| s.prepare_fix(&who, Fix::ResetPassword, &why);
+            let by = me.username.clone();
+            let prepare =
+                move |s: &Server| s.prepare_fix(&who, Fix::ResetPassword, &by, &why, now());
             let prepared = s.hashing(prepare).await;
             // The staff member and their session as they are now, after
             // the wait: one signed out, demoted or disabled meanwhile

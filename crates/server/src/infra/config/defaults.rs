@@ -132,6 +132,7 @@ impl Default for UsersConfig {
             temporary_password_template: DEFAULT_TEMPLATE.into(),
             skip_setup_hours: 24,
             temporary_password_days: 7,
+            helpdesk_resets_per_hour: 20,
         }
     }
 }

@@ -198,6 +198,8 @@ pub struct UsersConfig {
     /// Days a temporary password (a new account's, or a reset's) works;
     /// the help desk issues a new one after that.
     pub temporary_password_days: u64,
+    /// Password and methods resets one help-desk member may apply an hour.
+    pub helpdesk_resets_per_hour: u32,
 }
 
 /// Logging.
@@ -354,6 +356,12 @@ impl Config {
         }
         if !(1..=90).contains(&self.users.temporary_password_days) {
             return invalid("users.temporary_password_days", "must be between 1 and 90");
+        }
+        if !(1..=1000).contains(&self.users.helpdesk_resets_per_hour) {
+            return invalid(
+                "users.helpdesk_resets_per_hour",
+                "must be between 1 and 1000",
+            );
         }
         if self.users.skip_setup_hours > 24 * 30 {
             return invalid("users.skip_setup_hours", "must be at most 720 (30 days)");
