@@ -168,10 +168,10 @@ pub struct Swept {
     pub left: Vec<String>,
 }
 
-/// Removes the database copies that backups stopped part-way (killed)
-/// left in the data folder `root`: `.backup-*` folders last changed at
-/// least `age` ago, each holding the database in clear. A running
-/// backup's copy is younger. Only the folder's listing can fail it: an
+/// Removes the copies that backups and restores stopped part-way
+/// (killed) left in the data folder `root`: `.backup-*` and `.restore-*`
+/// folders last changed at least `age` ago, each holding the database in
+/// clear (a restore's, the key files too). A running one's is younger. Only the folder's listing can fail it: an
 /// entry gone meanwhile (removed by a backup beside this one) is passed
 /// over, and one that cannot be removed (another user's) is reported in
 /// [`Swept::left`], so the backup still goes on.
@@ -187,7 +187,9 @@ pub fn sweep_stale_copies(root: &Path, age: std::time::Duration) -> Result<Swept
                 continue;
             }
         };
-        if !entry.file_name().to_string_lossy().starts_with(".backup-") {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(".backup-") || name.starts_with(".restore-")) {
             continue;
         }
         let path = entry.path();

@@ -156,15 +156,31 @@ async fn a_backup_taken_under_load_restores_to_a_server_that_approves_earlier_de
     assert!(verify.status.success(), "{}", text(&verify.stdout));
 }
 
+/// A data folder in `dir` with one officer, `username`.
+fn with_officer(dir: &std::path::Path, username: &str) -> std::path::PathBuf {
+    let data = dir.join("data");
+    let out = server(
+        &data,
+        &["user", "add", username, "--first", "Ada", "--last", "Ng"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    data
+}
+
+/// A backup of `data` sealed under a new key file, both in `dir`: the key
+/// file's path and the backup's.
+fn backed_up(dir: &std::path::Path, data: &std::path::Path) -> (String, String) {
+    let key = key_file(dir, "k");
+    let file = dir.join("b.backup").to_str().unwrap().to_string();
+    let out = server(data, &["backup", &file, "--key-file", &key]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    (key, file)
+}
+
 #[test]
 fn a_passphrase_backup_needs_a_long_passphrase_and_the_same_one_to_restore() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let out = server(
-        &data,
-        &["user", "add", "cs0311", "--first", "Ada", "--last", "Ng"],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let data = with_officer(tmp.path(), "cs0311");
     let file = tmp.path().join("b.backup");
     let file = file.to_str().unwrap();
     let pass = |name: &str, p: &str| {
@@ -198,12 +214,7 @@ fn a_passphrase_backup_needs_a_long_passphrase_and_the_same_one_to_restore() {
 #[test]
 fn a_restore_whose_audit_chain_breaks_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let out = server(
-        &data,
-        &["user", "add", "cs0321", "--first", "Ada", "--last", "Ng"],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let data = with_officer(tmp.path(), "cs0321");
     // Someone altered an audit row before the backup was taken.
     let db = rusqlite::Connection::open(data.join("countersign.db")).unwrap();
     let changed = db
@@ -211,11 +222,8 @@ fn a_restore_whose_audit_chain_breaks_leaves_nothing_behind() {
         .unwrap();
     assert_eq!(changed, 1);
     drop(db);
-    let key = key_file(tmp.path(), "k");
-    let file = tmp.path().join("b.backup");
-    let file = file.to_str().unwrap();
-    let out = server(&data, &["backup", file, "--key-file", &key]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (key, file) = backed_up(tmp.path(), &data);
+    let file = file.as_str();
     let target = tmp.path().join("restored");
     let out = server(&target, &["restore", file, "--key-file", &key]);
     assert!(!out.status.success());
@@ -228,4 +236,38 @@ fn a_restore_whose_audit_chain_breaks_leaves_nothing_behind() {
         !target.exists(),
         "the folder the restore made is gone again"
     );
+}
+
+/// A restore killed part-way leaves its staging folder (the database and
+/// keys in clear) in the data folder: the next restore removes it once
+/// it has stood ten minutes, and refuses a folder with a younger one (a
+/// restore may be running).
+#[test]
+fn a_restore_clears_what_a_killed_restore_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = with_officer(tmp.path(), "cs0331");
+    let (key, file) = backed_up(tmp.path(), &data);
+    let file = file.as_str();
+
+    let target = tmp.path().join("restored");
+    let stage = target.join(".restore-killed");
+    std::fs::create_dir_all(&stage).unwrap();
+    std::fs::write(stage.join("countersign.db"), b"SQLite format 3\0").unwrap();
+    let out = server(&target, &["restore", file, "--key-file", &key]);
+    assert!(
+        !out.status.success(),
+        "a young one may be a running restore"
+    );
+    assert!(text(&out.stderr).contains("is not empty (.restore-killed)"));
+    assert!(stage.exists());
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(601);
+    std::fs::File::open(&stage)
+        .unwrap()
+        .set_modified(then)
+        .unwrap();
+    let out = server(&target, &["restore", file, "--key-file", &key]);
+    assert!(out.status.success(), "restore: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("removed what a restore that did not finish left"));
+    assert!(!stage.exists());
+    assert!(target.join("countersign.db").exists());
 }

@@ -156,6 +156,20 @@ pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> a
 /// `restore FILE`, into an empty data folder.
 pub fn restore(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> anyhow::Result<()> {
     on_postgres(config)?;
+    // A restore killed part-way left its staging folder (the database and
+    // keys in clear); one untouched for ten minutes is not running.
+    if data.is_dir() {
+        let swept = backup::sweep_stale_copies(data, std::time::Duration::from_secs(600))?;
+        if swept.removed > 0 {
+            eprintln!(
+                "removed what a restore that did not finish left in {}",
+                data.display()
+            );
+        }
+        for left in &swept.left {
+            eprintln!("warning: could not remove what a restore that did not finish left: {left}");
+        }
+    }
     let existed = match std::fs::read_dir(data) {
         Ok(entries) => {
             let names: Vec<String> = entries

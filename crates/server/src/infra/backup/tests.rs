@@ -187,7 +187,8 @@ fn copies_left_by_backups_that_did_not_finish_are_swept_once_old() {
     };
     let left = make(".backup-left", 2);
     let running = make(".backup-running", 0);
-    let other = make(".restore-old", 2);
+    let restoring = make(".restore-old", 2);
+    let other = make(".other-old", 2);
     let file = root.path().join(".backup-file");
     std::fs::write(&file, b"not a folder").unwrap();
     // A link by the name, to an old folder elsewhere: neither goes.
@@ -202,8 +203,9 @@ fn copies_left_by_backups_that_did_not_finish_are_swept_once_old() {
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let hour = std::time::Duration::from_secs(3600);
     let swept = sweep_stale_copies(root.path(), hour).unwrap();
-    assert_eq!((swept.removed, swept.left.len()), (1, 0), "{swept:?}");
+    assert_eq!((swept.removed, swept.left.len()), (2, 0), "{swept:?}");
     assert!(!left.exists(), "the old copy went");
+    assert!(!restoring.exists(), "and a killed restore's");
     assert!(
         running.exists() && other.exists() && file.exists(),
         "nothing else did"
