@@ -25,6 +25,16 @@ pub enum Fix {
 }
 
 impl Fix {
+    /// Every action's name, as forms and the command line give it.
+    pub const ACTIONS: [&'static str; 6] = [
+        "unlock",
+        "reset-password",
+        "reset-methods",
+        "remove-device",
+        "clear-push-block",
+        "extend-skip-setup",
+    ];
+
     /// Reads a form's or command line's action.
     pub fn parse(action: &str, device: Option<&str>, hours: Option<u64>) -> Result<Self, Error> {
         let missing = |what: &str| Error::invalid("invalid_fix", format!("{action} needs {what}"));
@@ -49,17 +59,21 @@ impl Fix {
             other => {
                 return Err(Error::invalid(
                     "invalid_fix",
-                    format!("unknown fix '{other}': unlock, reset-password, reset-methods, remove-device, clear-push-block or extend-skip-setup"),
+                    format!("unknown fix '{other}': one of {}", Fix::ACTIONS.join(", ")),
                 ))
             }
         })
     }
 
     /// Whether it hands the account to whoever receives what it gives (a
-    /// new password, registration afresh): counted against the staff
-    /// member's resets an hour (`users.helpdesk_resets_per_hour`).
+    /// new password, registration afresh; removing the last device does
+    /// that too): counted against the staff member's resets an hour
+    /// (`users.helpdesk_resets_per_hour`).
     fn hands_over(&self) -> bool {
-        matches!(self, Fix::ResetPassword | Fix::ResetMethods)
+        matches!(
+            self,
+            Fix::ResetPassword | Fix::ResetMethods | Fix::RemoveDevice(_)
+        )
     }
 
     /// The audit action.
@@ -87,6 +101,9 @@ pub struct PreparedFix {
     username: String,
     fix: Fix,
     password: Option<(zeroize::Zeroizing<String>, String)>,
+    /// Counted already against the staff member's resets (before the
+    /// hash was made, so that no more are hashed than may be applied).
+    counted: bool,
 }
 
 /// Who applies a fix: the name the audit log shows, and their role.
@@ -159,36 +176,43 @@ impl Server {
             username: username.to_string(),
             fix: fix.clone(),
             password: None,
+            counted: false,
         };
         self.apply_prepared_fix(prepared, staff, reason, ip, now)
     }
 
     /// Makes what `fix` to `username` needs beforehand: a password
-    /// reset's hash (call it on the hashing threads), unless the fix will
-    /// be refused anyway for want of a valid reason or because `staff` has
-    /// used up their resets for the hour. Whether the account
-    /// is within the staff member's role is checked when it is applied,
-    /// as it stands then. Changes nothing.
+    /// reset's hash (call it on the hashing threads), counted against
+    /// `staff`'s resets first. Nothing is hashed for a reset that will be
+    /// refused anyway: no valid reason, an account above the staff
+    /// member's role, their resets for the hour used up. The fix is
+    /// checked again when it is applied, as things stand then (a reset
+    /// counted here stays counted if it is refused then). Changes nothing
+    /// else.
     pub fn prepare_fix(
         &self,
         username: &str,
         fix: Fix,
-        staff: &str,
+        staff: Staff<'_>,
         reason: &str,
         now: u64,
     ) -> Result<PreparedFix, Error> {
-        let password = match fix {
+        let user = self.user(username)?;
+        let (password, counted) = match fix {
             Fix::ResetPassword
-                if valid_reason(reason).is_ok() && !self.resets_used_up(staff, now)? =>
+                if valid_reason(reason).is_ok()
+                    && staff.may_act_on(&user)
+                    && self.take_reset(staff.name, now)? =>
             {
-                Some(self.temporary_password_for(&self.user(username)?)?)
+                (Some(self.temporary_password_for(&user)?), true)
             }
-            _ => None,
+            _ => (None, false),
         };
         Ok(PreparedFix {
             username: username.to_string(),
             fix,
             password,
+            counted,
         })
     }
 
@@ -206,6 +230,7 @@ impl Server {
             username,
             fix,
             password,
+            counted,
         } = prepared;
         let (username, fix) = (username.as_str(), &fix);
         let reason = valid_reason(reason)?;
@@ -214,8 +239,10 @@ impl Server {
         let row = NewAudit::of(staff.name, fix.action(), &user.username, ip);
         self.within_role(&user, staff, (row, "fix this account"), now)?;
         let max_resets = self.config.users.helpdesk_resets_per_hour;
-        // Checked before hashing a password (and exactly in the commit).
-        if fix.hands_over() && self.resets_used_up(staff.name, now)? {
+        // Not counted yet: checked before hashing a password, and counted
+        // exactly in the commit.
+        let to_count = fix.hands_over() && !counted;
+        if to_count && self.resets_used_up(staff.name, now)? {
             return Err(self.resets_refused(row, now));
         }
         let (password, hash) = match (fix, password) {
@@ -226,16 +253,17 @@ impl Server {
             }
             _ => (None, String::new()),
         };
-        let owned = match fix {
-            Fix::RemoveDevice(id) => self.store.devices_of(user.id)?.iter().any(|d| &d.id == id),
-            _ => true,
-        };
+        if let Fix::RemoveDevice(id) = fix {
+            if !self.store.devices_of(user.id)?.iter().any(|d| &d.id == id) {
+                return Err(Error::not_found("device"));
+            }
+        }
         let temporary_until = self.temporary_until(now);
         // The change, the account row it stands for (`user.*`), the fix's
         // own row and its count against the staff member's resets commit
         // together.
         let applied = self.write(now, |w| {
-            if fix.hands_over()
+            if to_count
                 && !w.take_address_event(RESETS, staff.name, resets_since(now), max_resets, now)?
             {
                 return Ok(Applied::Limited);
@@ -254,7 +282,9 @@ impl Server {
                     (Some("user.reset_methods"), reason.to_string())
                 }
                 Fix::RemoveDevice(id) => {
-                    if !owned || !w.remove_device(id, now)? {
+                    // Removed meanwhile (checked above): nothing to do,
+                    // though the removal counted.
+                    if !w.remove_device(id, now)? {
                         return Ok(Applied::NoDevice);
                     }
                     (None, format!("device {id}: {reason}"))
@@ -280,6 +310,15 @@ impl Server {
             Applied::NoDevice => Err(Error::not_found("device")),
             Applied::Limited => Err(self.resets_refused(row, now)),
         }
+    }
+
+    /// Counts a reset by `staff` if they have not used up their resets
+    /// for the hour (`false`: nothing counted).
+    fn take_reset(&self, staff: &str, now: u64) -> Result<bool, Error> {
+        let max = self.config.users.helpdesk_resets_per_hour;
+        self.write(now, |w| {
+            w.take_address_event(RESETS, staff, resets_since(now), max, now)
+        })
     }
 
     /// Whether `staff` has applied `users.helpdesk_resets_per_hour` resets

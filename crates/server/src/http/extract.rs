@@ -39,7 +39,11 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
                 format!("the request body exceeds {MAX_BODY} bytes"),
             )
             .into()),
-            Err(r) => Err(Error::invalid("invalid_json", r.body_text()).into()),
+            Err(r) => Err(Error::invalid(
+                "invalid_json",
+                crate::http::refusals::plainly(&r.body_text()),
+            )
+            .into()),
         }
     }
 }

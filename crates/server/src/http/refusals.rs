@@ -12,9 +12,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use maud::html;
 
-use crate::http::pages::views::error;
+use crate::http::pages::views;
 use crate::Server;
 
 /// The most of a plain refusal's text that is read (axum's are short).
@@ -120,10 +119,12 @@ pub(crate) async fn reword(
     let resp = next.run(request).await;
     let typed = resp.headers().get(header::CONTENT_TYPE);
     let plain = typed.is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
-    // The router's own answer to a method a route does not take is empty.
+    // The router's own answers to a method a route does not take, and to
+    // an address no route has, are empty.
     let wrong_method = resp.status() == StatusCode::METHOD_NOT_ALLOWED && typed.is_none();
+    let nowhere = resp.status() == StatusCode::NOT_FOUND && typed.is_none();
     let ours = resp.extensions().get::<Own>().is_some();
-    if !((plain && resp.status().is_client_error()) || wrong_method) || ours {
+    if !((plain && resp.status().is_client_error()) || wrong_method || nowhere) || ours {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
@@ -136,26 +137,38 @@ pub(crate) async fn reword(
     } else if wrong_method {
         // The methods it takes go in `Allow`, added after this layer.
         format!("This address does not take {method}.")
+    } else if nowhere {
+        "Nothing is at this address.".to_string()
     } else {
         plainly(&text)
+    };
+    let code = if nowhere {
+        "not_found"
+    } else {
+        "invalid_request"
     };
     let (content_type, body) = match reader {
         Reader::Api => (
             "application/json",
-            serde_json::json!({"code": "invalid_request", "message": message}).to_string(),
+            serde_json::json!({"code": code, "message": message}).to_string(),
         ),
-        Reader::OAuth => (
-            "application/json",
-            serde_json::json!({"error": "invalid_request", "error_description": message})
-                .to_string(),
-        ),
+        Reader::OAuth => {
+            // As every answer of the token endpoint (RFC 6749, 5.1).
+            parts
+                .headers
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let body =
+                serde_json::json!({"error": "invalid_request", "error_description": message});
+            ("application/json", body.to_string())
+        }
         Reader::Browser => {
-            let body = html! {
-                h1 { "Request refused" }
-                (error(Some(&message)))
-                p { a href="/signin" { "Start again" } }
+            let title = if nowhere {
+                "Not found"
+            } else {
+                "Request refused"
             };
-            let title = "Request refused";
+            let body = views::info(title, &[&message]);
+            crate::http::pages::set_security_headers(&mut parts.headers, "");
             let page = crate::http::pages::page_text(&s, title, body, false);
             ("text/html; charset=utf-8", page)
         }

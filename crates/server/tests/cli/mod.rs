@@ -656,3 +656,67 @@ fn a_server_whose_log_reader_has_gone_still_stops_on_sigterm() {
     let status = status.expect("still running 10 s after SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+/// `helpdesk fix` counts a staff member's resets under their account's
+/// own name, in any case typed, and refuses a name that is not one line
+/// of plain text.
+#[test]
+fn helpdesk_fix_counts_resets_under_the_staff_members_own_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    let cfg = tmp.path().join("server.toml");
+    std::fs::write(&cfg, "[users]\nhelpdesk_resets_per_hour = 1\n").unwrap();
+    let c = cfg.to_str().unwrap();
+    for user in ["hd0501", "cs0501", "cs0502"] {
+        let add = run(
+            tmp.path(),
+            &[
+                "--config", c, "user", "add", user, "--first", "A", "--last", "B",
+            ],
+        );
+        assert!(add.status.success(), "{}", text(&add.stderr));
+    }
+    let fix = |user: &str, staff: &str| {
+        run(
+            tmp.path(),
+            &[
+                "--config",
+                c,
+                "helpdesk",
+                "fix",
+                user,
+                "reset-methods",
+                "--reason",
+                "new phone",
+                "--staff",
+                staff,
+            ],
+        )
+    };
+    let first = fix("cs0501", "hd0501");
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    for staff in ["HD0501", " hd0501 "] {
+        let again = fix("cs0502", staff);
+        assert!(!again.status.success(), "{staff:?} is hd0501");
+        assert!(
+            text(&again.stderr).contains("reset 1 accounts in the last hour"),
+            "{}",
+            text(&again.stderr)
+        );
+    }
+    for staff in ["hd0501\u{202e}", "evil\nline", "  "] {
+        let bad = fix("cs0502", staff);
+        assert!(!bad.status.success(), "{staff:?}");
+        assert!(
+            text(&bad.stderr).contains("--staff must be a name on one line"),
+            "{}",
+            text(&bad.stderr)
+        );
+    }
+    let audit = text(&run(tmp.path(), &["--config", c, "audit", "--format", "csv"]).stdout);
+    assert!(
+        audit.contains("\"hd0501\",\"helpdesk.reset_methods\",\"cs0502\"")
+            && !audit.contains("HD0501"),
+        "{audit}"
+    );
+}

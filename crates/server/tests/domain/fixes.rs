@@ -84,19 +84,19 @@ fn a_reset_prepared_beforehand_is_checked_like_any_and_goes_to_its_own_account()
     // the same (it changes nothing), refused when applied, and audited
     // as a refusal of the account it was prepared for.
     let prepared =
-        d.s.prepare_fix("admin1", Fix::ResetPassword, DESK.name, "forgot it", T0)
+        d.s.prepare_fix("admin1", Fix::ResetPassword, DESK, "forgot it", T0)
             .unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0);
     assert_eq!(refusal(r), Code::RoleTooHigh);
     let prepared =
-        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK.name, "", T0)
+        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK, "", T0)
             .unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, "", IP, T0);
     assert!(matches!(refusal(r), Code::Invalid(_)));
     // Made for an officer who became an administrator before it was
     // applied: refused as the account stands when applied.
     let prepared =
-        d.s.prepare_fix("cs0102", Fix::ResetPassword, DESK.name, "forgot it", T0)
+        d.s.prepare_fix("cs0102", Fix::ResetPassword, DESK, "forgot it", T0)
             .unwrap();
     d.s.set_role("cs0102", Role::Admin, "root", T0).unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0);
@@ -105,7 +105,7 @@ fn a_reset_prepared_beforehand_is_checked_like_any_and_goes_to_its_own_account()
     // Prepared with a reason, applied without one: the reason applied is
     // the one checked.
     let prepared =
-        d.s.prepare_fix("cs0102", Fix::ResetPassword, DESK.name, "forgot it", T0)
+        d.s.prepare_fix("cs0102", Fix::ResetPassword, DESK, "forgot it", T0)
             .unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, " ", IP, T0);
     assert!(matches!(refusal(r), Code::Invalid(_)));
@@ -120,7 +120,7 @@ fn a_reset_prepared_beforehand_is_checked_like_any_and_goes_to_its_own_account()
     assert!(d.s.check_password("cs0102", old, IP, T0).is_ok());
     // Prepared and applied: the account it was made for, no other.
     let prepared =
-        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK.name, "forgot it", T0)
+        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK, "forgot it", T0)
             .unwrap();
     let temporary =
         d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0)
@@ -219,74 +219,70 @@ fn a_fix_asked_in_capitals_is_audited_under_the_accounts_own_name() {
 #[test]
 fn a_staff_member_may_reset_only_so_many_accounts_an_hour() {
     let mut config = countersign_server::infra::config::Config::default();
-    config.users.helpdesk_resets_per_hour = 3;
+    config.users.helpdesk_resets_per_hour = 4;
     let d = Domain::with(config);
-    for u in ["cs0101", "cs0102", "cs0103", "cs0104"] {
+    for u in ["cs0101", "cs0102", "cs0103", "cs0104", "admin1"] {
         d.officer(u);
     }
+    d.s.set_role("admin1", Role::Admin, "root", T0).unwrap();
     d.questions("cs0104", Authority::Proven);
+    let (device, _) = super::push::device(&d, "cs0104", "Phone");
     let other = Staff {
         name: "desk2",
         role: Role::Helpdesk,
     };
-    // Password and methods resets count together; other fixes do not.
+    // Password and methods resets and device removals count together;
+    // other fixes do not, nor a reset refused for the account's role
+    // (nothing is hashed for it either).
     d.s.apply_fix("cs0101", &Fix::ResetPassword, DESK, "forgot it", IP, T0)
         .unwrap();
     d.s.apply_fix("cs0102", &Fix::ResetMethods, DESK, "new phone", IP, T0 + 10)
         .unwrap();
     d.s.apply_fix("cs0103", &Fix::Unlock, DESK, "locked out", IP, T0 + 20)
         .unwrap();
-    d.s.apply_fix(
-        "cs0103",
-        &Fix::ResetPassword,
-        DESK,
-        "forgot it",
-        IP,
-        T0 + 30,
-    )
-    .unwrap();
-    // The fourth in the hour: refused, audited, nothing changed, and no
-    // password hashed for it beforehand.
+    // A password reset as the console makes it: prepared, then applied.
+    let reset = |user: &str, at: u64| {
+        let prepared =
+            d.s.prepare_fix(user, Fix::ResetPassword, DESK, "forgot it", at)
+                .unwrap();
+        d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, at)
+    };
+    assert_eq!(refusal(reset("admin1", T0 + 25)), Code::RoleTooHigh);
+    // A reset is counted when its password is prepared, before hashing:
+    // one prepared and never applied (the browser left) still counts.
+    reset("cs0103", T0 + 30).unwrap();
+    let _dropped =
+        d.s.prepare_fix("cs0104", Fix::ResetPassword, DESK, "forgot it", T0 + 35)
+            .unwrap();
+    // Past the limit: refused and audited, nothing changed.
     let before = d.s.user("cs0104").unwrap().password_hash;
-    let prepared =
-        d.s.prepare_fix(
-            "cs0104",
-            Fix::ResetPassword,
-            DESK.name,
-            "forgot it",
-            T0 + 40,
-        )
-        .unwrap();
-    let r =
-        d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0 + 40);
-    assert_eq!(refusal(r), Code::TooManyRequests);
+    assert_eq!(refusal(reset("cs0104", T0 + 40)), Code::TooManyRequests);
     let r =
         d.s.apply_fix("cs0104", &Fix::ResetMethods, DESK, "new phone", IP, T0 + 41);
     assert_eq!(refusal(r), Code::TooManyRequests);
+    let remove = Fix::RemoveDevice(device.clone());
+    let r =
+        d.s.apply_fix("cs0104", &remove, DESK, "lost it", IP, T0 + 42);
+    assert_eq!(refusal(r), Code::TooManyRequests);
     assert_eq!(d.s.user("cs0104").unwrap().password_hash, before);
-    assert!(d.s.methods("cs0104").unwrap().count() > 0);
+    assert!(d.s.methods("cs0104").unwrap().app);
     assert_eq!(
-        d.rows("helpdesk.reset_"),
+        d.rows("helpdesk.re"),
         [
             "helpdesk.reset_password ok",
             "helpdesk.reset_methods ok",
+            "helpdesk.reset_password refused",
             "helpdesk.reset_password ok",
             "helpdesk.reset_password refused",
             "helpdesk.reset_methods refused",
+            "helpdesk.remove_device refused",
         ]
     );
     // Other fixes, and another staff member, go on.
     d.s.apply_fix("cs0104", &Fix::Unlock, DESK, "locked out", IP, T0 + 50)
         .unwrap();
-    d.s.apply_fix(
-        "cs0104",
-        &Fix::ResetMethods,
-        other,
-        "new phone",
-        IP,
-        T0 + 60,
-    )
-    .unwrap();
+    d.s.apply_fix("cs0104", &remove, other, "lost it", IP, T0 + 60)
+        .unwrap();
     // An hour after the first, one more; forgetting old counts keeps the
     // rest.
     d.s.forget_old_resets(T0 + 3600).unwrap();

@@ -469,24 +469,35 @@ async fn the_console_says_what_was_wrong_as_a_page() {
             "format=xml",
             "Format: &quot;xml&quot; is not one this page gives",
         ),
+        ("user=cs1201%00", "The user filter holds a control"),
+        ("action=a%1b%5b31m", "The action filter holds a control"),
         (
-            "user=cs1201%00",
-            "The user filter holds a control character",
+            "outcome=ok%E2%80%AE",
+            "The outcome filter holds a control or text-direction",
         ),
-        (
-            "action=a%1b%5b31m",
-            "The action filter holds a control character",
-        ),
+        ("since=9223372036854775808", "is not a time"),
+        ("user=@alacop.gov", "User: give a username before the @."),
     ] {
         let (status, _, page) = staff.get(&format!("/helpdesk/audit?{query}")).await;
         assert_eq!(status, 400, "{query}");
         assert!(page.contains(says), "{query}: {page}");
         assert!(!page.contains("ticket 21"), "{query}: no rows");
         assert!(
-            !page.contains('\0') && !page.contains('\x1b'),
+            !page.contains('\0') && !page.contains('\x1b') && !page.contains('\u{202e}'),
             "{query}: shown back raw"
         );
     }
+    // An account's page by its address, as at sign-in; a confirmation
+    // only of a fix's own name.
+    let (status, _, page) = staff
+        .get("/helpdesk/users/CS1201@alacop.gov?done=unlock")
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Done: unlock."), "{page}");
+    let (_, _, page) = staff
+        .get("/helpdesk/users/cs1201?done=call-us-on-555-0100")
+        .await;
+    assert!(!page.contains("555"), "{page}");
     // The live tail checks where it starts.
     for after in ["abc", "-1", "%2B5"] {
         let resp = staff

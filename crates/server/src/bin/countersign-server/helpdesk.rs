@@ -56,7 +56,8 @@ pub enum HelpdeskCommand {
         /// Hours to add, for extend-skip-setup.
         #[arg(long)]
         hours: Option<u64>,
-        /// Your name, as the audit log should show it.
+        /// Your name, as the audit log should show it (an account's name
+        /// in any case stands for the account; resets count per name).
         #[arg(long, default_value = "admin-cli")]
         staff: String,
     },
@@ -202,6 +203,18 @@ pub fn run(server: &Server, dir: &DataDir, cmd: HelpdeskCommand) -> anyhow::Resu
             staff,
         } => {
             let fix = Fix::parse(&action, device.as_deref(), hours)?;
+            let staff = staff.trim();
+            if staff.is_empty() || countersign_core::text::first_unsafe(staff).is_some() {
+                anyhow::bail!(
+                    "--staff must be a name on one line, without control or text-direction characters"
+                );
+            }
+            // A staff member's account by its own spelling, so that their
+            // resets count together whatever case is typed.
+            let staff = server
+                .store
+                .user_by_name(staff)?
+                .map_or_else(|| staff.to_string(), |u| u.username);
             // Whoever holds the data folder administers the server.
             let fixed = server.apply_fix(
                 &username,

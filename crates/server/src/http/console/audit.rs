@@ -68,39 +68,47 @@ fn filter_of(s: &Server, q: &AuditQuery) -> Result<Result<AuditFilter, String>, 
         return Ok(Err(why));
     }
     let text = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
-    let name = |v: &str| -> Result<Option<String>, Error> {
-        let Some(v) = text(v) else { return Ok(None) };
-        let domain = format!("@{}", s.config.email_domain);
-        let v = match v.len().checked_sub(domain.len()) {
-            Some(at) if v.is_char_boundary(at) && v[at..].eq_ignore_ascii_case(&domain) => {
-                v[..at].to_string()
-            }
-            _ => v,
+    let name = |label: &str, v: &str| -> Result<Result<Option<String>, String>, Error> {
+        let Some(v) = text(v) else {
+            return Ok(Ok(None));
         };
-        Ok(Some(s.store.user_by_name(&v)?.map_or(v, |u| u.username)))
+        let v = super::without_domain(s, &v);
+        if v.is_empty() {
+            return Ok(Err(format!("{label}: give a username before the @.")));
+        }
+        Ok(Ok(Some(
+            s.store
+                .user_by_name(v)?
+                .map_or(v.to_string(), |u| u.username),
+        )))
     };
-    let (user, actor) = (name(&q.user)?, name(&q.actor)?);
+    let (user, actor) = (name("User", &q.user)?, name("Actor", &q.actor)?);
+    // Times are kept as the database's signed 64-bit integers (digits
+    // only: never negative).
+    let time = |label: &str, v: &str| {
+        number::<i64>(label, v, "a time. Give Unix seconds").map(|t| t.map(|t| t.unsigned_abs()))
+    };
     Ok((|| {
         Ok(AuditFilter {
-            user,
-            actor,
+            user: user?,
+            actor: actor?,
             action: text(&q.action),
             outcome: text(&q.outcome),
-            since: number("Since", &q.since, "a time. Give Unix seconds")?,
-            until: number("Until", &q.until, "a time. Give Unix seconds")?,
+            since: time("Since", &q.since)?,
+            until: time("Until", &q.until)?,
             after_seq: None,
             newest: None,
         })
     })())
 }
 
-/// What no filter may hold: a control character (no row holds one), or
-/// a format this page does not give.
+/// What no filter may hold: a control or text-direction character (no
+/// row holds one), or a format this page does not give.
 fn readable(q: &AuditQuery) -> Result<(), String> {
     for (label, v) in q.fields() {
-        if v.chars().any(char::is_control) {
+        if countersign_core::text::first_unsafe(v).is_some() {
             return Err(format!(
-                "The {label} filter holds a control character: type it again."
+                "The {label} filter holds a control or text-direction character: type it again."
             ));
         }
     }
@@ -135,7 +143,13 @@ fn number<T: std::str::FromStr>(label: &str, v: &str, what: &str) -> Result<Opti
 
 /// At most 40 characters of what was typed, to say it back.
 fn shown(v: &str) -> String {
-    v.chars().filter(|c| !c.is_control()).take(40).collect()
+    shown_back(v).take(40).collect()
+}
+
+/// `v` without the characters never shown back (control and
+/// text-direction ones).
+fn shown_back(v: &str) -> impl Iterator<Item = char> + '_ {
+    v.chars().filter(|&c| !countersign_core::text::is_unsafe(c))
 }
 
 pub(super) async fn page(
@@ -263,14 +277,14 @@ pub(super) async fn events(
 fn filters(q: &AuditQuery) -> Markup {
     let fields = q.fields();
     let field = |name: &str, label: &str| {
-        // As typed, less any control character (refused, and never shown).
-        let value: String = fields
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map_or("", |(_, v)| *v)
-            .chars()
-            .filter(|c| !c.is_control())
-            .collect();
+        // As typed, less any character refused and never shown back.
+        let value: String = shown_back(
+            fields
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map_or("", |(_, v)| *v),
+        )
+        .collect();
         html! {
             label for=(format!("f-{name}")) { (label) }
             input id=(format!("f-{name}")) type="text" name=(name) value=(value);

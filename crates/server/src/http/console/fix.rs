@@ -45,9 +45,11 @@ pub(super) async fn post(
     let prepared = match fix {
         Ok(Fix::ResetPassword) => {
             let (who, why) = (username.clone(), reason.to_string());
-            let by = me.username.clone();
-            let prepare =
-                move |s: &Server| s.prepare_fix(&who, Fix::ResetPassword, &by, &why, now());
+            let (by, role) = (me.username.clone(), me.role);
+            let prepare = move |s: &Server| {
+                let staff = Staff { name: &by, role };
+                s.prepare_fix(&who, Fix::ResetPassword, staff, &why, now())
+            };
             let prepared = s.hashing(prepare).await;
             // The staff member and their session as they are now, after
             // the wait: one signed out, demoted or disabled meanwhile

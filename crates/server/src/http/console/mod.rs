@@ -256,14 +256,30 @@ async fn user_page(
     Path(username): Path<String>,
     Query(q): Query<DoneQuery>,
 ) -> PageResult {
-    let user = s.user(&username)?;
-    let done = q.done.as_deref();
+    let user = s.user(without_domain(&s, &username))?;
+    // Only a fix's own name is confirmed: the link is anyone's to make.
+    let done = q
+        .done
+        .as_deref()
+        .filter(|d| crate::domain::helpdesk::Fix::ACTIONS.contains(d));
     Ok(console(
         &s,
         &user.username,
         &me,
         user_body(&s, (&session, &me), &user, done, None)?,
     ))
+}
+
+/// `typed` without the organisation's email domain (`name@domain` is
+/// the account `name`, as at sign-in), in any case.
+fn without_domain<'t>(s: &Server, typed: &'t str) -> &'t str {
+    let domain = format!("@{}", s.config.email_domain);
+    match typed.len().checked_sub(domain.len()) {
+        Some(at) if typed.is_char_boundary(at) && typed[at..].eq_ignore_ascii_case(&domain) => {
+            &typed[..at]
+        }
+        _ => typed,
+    }
 }
 
 /// `?done=`: the fix just applied, to confirm.

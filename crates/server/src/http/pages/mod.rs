@@ -121,10 +121,7 @@ pub(crate) async fn refusals_as_pages(
             "Sign in again",
             "Your session ended. Start again from the sign-in page.",
         ),
-        _ if status.is_server_error() => (
-            "Something went wrong",
-            "The server could not complete the request. Try again in a moment.",
-        ),
+        _ if status.is_server_error() => ("Something went wrong", "Try again in a moment."),
         _ => ("Request refused", "Start again from the sign-in page."),
     };
     let body = views::info(title, &[&refused.message, next_step]);
@@ -145,11 +142,17 @@ pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
         .get::<FormTargets>()
         .map(|t| t.0.iter().map(|o| format!(" {o}")).collect())
         .unwrap_or_default();
+    set_security_headers(resp.headers_mut(), &extra);
+    resp
+}
+
+/// [`security_headers`] on `h`, the forms allowed to post to `extra`
+/// (space-separated origins) too.
+pub(crate) fn set_security_headers(h: &mut HeaderMap, extra: &str) {
     let csp = format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
          form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'"
     );
-    let h = resp.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
     };
@@ -164,7 +167,6 @@ pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     if h.get(header::CACHE_CONTROL).is_none_or(|v| v == "no-cache") {
         set(h, "cache-control", "no-store");
     }
-    resp
 }
 
 /// The organisation's logo (`web.logo`), or Countersign's own.
