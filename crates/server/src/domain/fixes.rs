@@ -65,17 +65,6 @@ impl Fix {
         })
     }
 
-    /// Whether it hands the account to whoever receives what it gives (a
-    /// new password, registration afresh; removing the last device does
-    /// that too): counted against the staff member's resets an hour
-    /// (`users.helpdesk_resets_per_hour`).
-    fn hands_over(&self) -> bool {
-        matches!(
-            self,
-            Fix::ResetPassword | Fix::ResetMethods | Fix::RemoveDevice(_)
-        )
-    }
-
     /// The audit action.
     fn action(&self) -> &'static str {
         match self {
@@ -101,9 +90,9 @@ pub struct PreparedFix {
     username: String,
     fix: Fix,
     password: Option<(zeroize::Zeroizing<String>, String)>,
-    /// Counted already against the staff member's resets (before the
-    /// hash was made, so that no more are hashed than may be applied).
-    counted: bool,
+    /// The staff member it was counted against already, if any (before
+    /// the hash was made, so that no more are hashed than may be applied).
+    counted: Option<String>,
 }
 
 /// Who applies a fix: the name the audit log shows, and their role.
@@ -162,7 +151,12 @@ impl Server {
     /// log. Returns a new temporary password for
     /// [`Fix::ResetPassword`]. An account with a higher role than the
     /// actor's is refused (and the refusal audited): help-desk staff must
-    /// not take over an administrator.
+    /// not take over an administrator. A password reset, a methods reset
+    /// and the removal of an account's last method each hand the account
+    /// to whoever receives what they give: asked from an address, at
+    /// most `users.helpdesk_resets_per_hour` of them an hour pass per
+    /// staff member, counted with the change itself (refused and
+    /// audited past that).
     pub fn apply_fix(
         &self,
         username: &str,
@@ -176,44 +170,46 @@ impl Server {
             username: username.to_string(),
             fix: fix.clone(),
             password: None,
-            counted: false,
+            counted: None,
         };
         self.apply_prepared_fix(prepared, staff, reason, ip, now)
     }
 
     /// Makes what `fix` to `username` needs beforehand: a password
     /// reset's hash (call it on the hashing threads), counted against
-    /// `staff`'s resets first. Nothing is hashed for a reset that will be
-    /// refused anyway: no valid reason, an account above the staff
-    /// member's role, their resets for the hour used up. The fix is
-    /// checked again when it is applied, as things stand then (a reset
-    /// counted here stays counted if it is refused then). Changes nothing
-    /// else.
+    /// `staff`'s resets first (see [`Server::apply_fix`]). Nothing is
+    /// hashed for a reset that will be refused anyway: no valid reason, an
+    /// account above the staff member's role, their resets for the hour
+    /// used up. The fix is checked again when it is applied, as things
+    /// stand then; a reset counted here stays counted (unaudited) if it
+    /// is then refused or never applied. Changes nothing else.
     pub fn prepare_fix(
         &self,
         username: &str,
         fix: Fix,
         staff: Staff<'_>,
-        reason: &str,
+        (reason, ip): (&str, &str),
         now: u64,
     ) -> Result<PreparedFix, Error> {
         let user = self.user(username)?;
-        let (password, counted) = match fix {
-            Fix::ResetPassword
-                if valid_reason(reason).is_ok()
-                    && staff.may_act_on(&user)
-                    && self.take_reset(staff.name, now)? =>
-            {
-                (Some(self.temporary_password_for(&user)?), true)
-            }
-            _ => (None, false),
-        };
-        Ok(PreparedFix {
+        let wanted =
+            fix == Fix::ResetPassword && valid_reason(reason).is_ok() && staff.may_act_on(&user);
+        let mut prepared = PreparedFix {
             username: username.to_string(),
             fix,
-            password,
-            counted,
-        })
+            password: None,
+            counted: None,
+        };
+        if !wanted {
+            return Ok(prepared);
+        }
+        let count = counts_resets(ip);
+        if count && !self.take_reset(staff.name, now)? {
+            return Ok(prepared);
+        }
+        prepared.counted = count.then(|| staff.name.to_string());
+        prepared.password = Some(self.temporary_password_for(&user)?);
+        Ok(prepared)
     }
 
     /// [`Server::apply_fix`] to the account `prepared` was made for, with
@@ -241,7 +237,17 @@ impl Server {
         let max_resets = self.config.users.helpdesk_resets_per_hour;
         // Not counted yet: checked before hashing a password, and counted
         // exactly in the commit.
-        let to_count = fix.hands_over() && !counted;
+        let to_count = counts_resets(ip)
+            && counted.as_deref() != Some(staff.name)
+            && match fix {
+                Fix::ResetPassword | Fix::ResetMethods => true,
+                // Removing the last method is a methods reset.
+                Fix::RemoveDevice(_) => {
+                    let methods = self.store.methods_of(user.id)?;
+                    methods.count() == 1 && self.store.devices_of(user.id)?.len() == 1
+                }
+                _ => false,
+            };
         if to_count && self.resets_used_up(staff.name, now)? {
             return Err(self.resets_refused(row, now));
         }
@@ -253,16 +259,16 @@ impl Server {
             }
             _ => (None, String::new()),
         };
-        if let Fix::RemoveDevice(id) = fix {
-            if !self.store.devices_of(user.id)?.iter().any(|d| &d.id == id) {
-                return Err(Error::not_found("device"));
-            }
-        }
         let temporary_until = self.temporary_until(now);
         // The change, the account row it stands for (`user.*`), the fix's
         // own row and its count against the staff member's resets commit
         // together.
         let applied = self.write(now, |w| {
+            if let Fix::RemoveDevice(id) = fix {
+                if !w.holds_device(user.id, id)? {
+                    return Ok(Applied::NoDevice);
+                }
+            }
             if to_count
                 && !w.take_address_event(RESETS, staff.name, resets_since(now), max_resets, now)?
             {
@@ -282,11 +288,7 @@ impl Server {
                     (Some("user.reset_methods"), reason.to_string())
                 }
                 Fix::RemoveDevice(id) => {
-                    // Removed meanwhile (checked above): nothing to do,
-                    // though the removal counted.
-                    if !w.remove_device(id, now)? {
-                        return Ok(Applied::NoDevice);
-                    }
+                    w.remove_device(id, now)?;
                     (None, format!("device {id}: {reason}"))
                 }
                 Fix::ClearPushBlock => {
@@ -343,8 +345,9 @@ impl Server {
         Error::refused(
             Code::TooManyRequests,
             format!(
-                "You have reset {max} accounts in the last hour, the most one staff member \
-                 may. Ask another staff member or an administrator, or try again later."
+                "You have applied {max} resets in the last hour (of a password, of methods, \
+                 or of an account's last device), the most one staff member may. Ask another \
+                 staff member or an administrator, or try again later."
             ),
         )
     }
@@ -358,6 +361,13 @@ impl Server {
 /// Where a staff member's resets are counted (`address_events`, by the
 /// staff member's name), in the database so every instance counts them.
 const RESETS: &str = "helpdesk-reset";
+
+/// Whether fixes asked from `ip` count against the staff member's resets:
+/// not a command on the server itself (no address), whose user holds the
+/// data folder and so administers the server anyway.
+fn counts_resets(ip: &str) -> bool {
+    !ip.is_empty()
+}
 
 /// The start of the hour in which resets count.
 fn resets_since(now: u64) -> u64 {

@@ -169,13 +169,18 @@ pub struct Swept {
 }
 
 /// Removes the copies that backups and restores stopped part-way
-/// (killed) left in the data folder `root`: `.backup-*` and `.restore-*`
-/// folders last changed at least `age` ago, each holding the database in
-/// clear (a restore's, the key files too). A running one's is younger. Only the folder's listing can fail it: an
+/// (killed) left in the data folder `root`: folders named with one of
+/// `prefixes` (`.backup-`, `.restore-`) last changed at least `age` ago,
+/// each holding the database in clear (a restore's, the keys too). A
+/// running one's is younger. Only the folder's listing can fail it: an
 /// entry gone meanwhile (removed by a backup beside this one) is passed
 /// over, and one that cannot be removed (another user's) is reported in
 /// [`Swept::left`], so the backup still goes on.
-pub fn sweep_stale_copies(root: &Path, age: std::time::Duration) -> Result<Swept, BackupError> {
+pub fn sweep_stale_copies(
+    root: &Path,
+    prefixes: &[&str],
+    age: std::time::Duration,
+) -> Result<Swept, BackupError> {
     let mut swept = Swept::default();
     for entry in std::fs::read_dir(root).map_err(io(root))? {
         let entry = match entry {
@@ -189,7 +194,7 @@ pub fn sweep_stale_copies(root: &Path, age: std::time::Duration) -> Result<Swept
         };
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with(".backup-") || name.starts_with(".restore-")) {
+        if !prefixes.iter().any(|p| name.starts_with(p)) {
             continue;
         }
         let path = entry.path();

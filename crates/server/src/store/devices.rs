@@ -295,6 +295,17 @@ impl Write<'_> {
         Ok(n == 1)
     }
 
+    /// Whether `id` is one of `user_id`'s active devices, as this write
+    /// sees it.
+    pub fn holds_device(&self, user_id: i64, id: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.db().one(
+            "SELECT COUNT(*) FROM devices WHERE id = ?1 AND user_id = ?2 AND removed_at IS NULL",
+            args![id, user_id],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
     /// Removes a device (kept for the audit trail, no longer usable).
     pub fn remove_device(&self, id: &str, now: u64) -> Result<bool, StoreError> {
         let n = self.db().exec(

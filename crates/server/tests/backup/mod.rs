@@ -270,4 +270,19 @@ fn a_restore_clears_what_a_killed_restore_left() {
     assert!(text(&out.stderr).contains("removed what a restore that did not finish left"));
     assert!(!stage.exists());
     assert!(target.join("countersign.db").exists());
+    // A live data folder named by mistake: refused, an old staging folder
+    // and a running backup's copy in it left alone.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for name in [".restore-old", ".backup-running"] {
+        let dir = data.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::File::open(&dir)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let out = server(&data, &["restore", file, "--key-file", &key]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("is not empty"));
+    assert!(data.join(".restore-old").exists() && data.join(".backup-running").exists());
 }

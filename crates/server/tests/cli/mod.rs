@@ -657,11 +657,12 @@ fn a_server_whose_log_reader_has_gone_still_stops_on_sigterm() {
     assert!(status.success(), "{status:?}");
 }
 
-/// `helpdesk fix` counts a staff member's resets under their account's
-/// own name, in any case typed, and refuses a name that is not one line
-/// of plain text.
+/// `helpdesk fix` records a staff member under their account's own name,
+/// in any case typed, refuses a name that is not one line of plain text,
+/// and is not held to the help desk's resets an hour (whoever runs it
+/// holds the data folder).
 #[test]
-fn helpdesk_fix_counts_resets_under_the_staff_members_own_name() {
+fn helpdesk_fix_records_the_staff_members_own_name() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("data")).unwrap();
     let cfg = tmp.path().join("server.toml");
@@ -693,16 +694,13 @@ fn helpdesk_fix_counts_resets_under_the_staff_members_own_name() {
             ],
         )
     };
-    let first = fix("cs0501", "hd0501");
-    assert!(first.status.success(), "{}", text(&first.stderr));
-    for staff in ["HD0501", " hd0501 "] {
-        let again = fix("cs0502", staff);
-        assert!(!again.status.success(), "{staff:?} is hd0501");
-        assert!(
-            text(&again.stderr).contains("reset 1 accounts in the last hour"),
-            "{}",
-            text(&again.stderr)
-        );
+    for (user, staff) in [
+        ("cs0501", "hd0501"),
+        ("cs0502", "HD0501"),
+        ("cs0502", " hd0501 "),
+    ] {
+        let done = fix(user, staff);
+        assert!(done.status.success(), "{staff:?}: {}", text(&done.stderr));
     }
     for staff in ["hd0501\u{202e}", "evil\nline", "  "] {
         let bad = fix("cs0502", staff);

@@ -84,19 +84,19 @@ fn a_reset_prepared_beforehand_is_checked_like_any_and_goes_to_its_own_account()
     // the same (it changes nothing), refused when applied, and audited
     // as a refusal of the account it was prepared for.
     let prepared =
-        d.s.prepare_fix("admin1", Fix::ResetPassword, DESK, "forgot it", T0)
+        d.s.prepare_fix("admin1", Fix::ResetPassword, DESK, ("forgot it", IP), T0)
             .unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0);
     assert_eq!(refusal(r), Code::RoleTooHigh);
     let prepared =
-        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK, "", T0)
+        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK, ("", IP), T0)
             .unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, "", IP, T0);
     assert!(matches!(refusal(r), Code::Invalid(_)));
     // Made for an officer who became an administrator before it was
     // applied: refused as the account stands when applied.
     let prepared =
-        d.s.prepare_fix("cs0102", Fix::ResetPassword, DESK, "forgot it", T0)
+        d.s.prepare_fix("cs0102", Fix::ResetPassword, DESK, ("forgot it", IP), T0)
             .unwrap();
     d.s.set_role("cs0102", Role::Admin, "root", T0).unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0);
@@ -105,7 +105,7 @@ fn a_reset_prepared_beforehand_is_checked_like_any_and_goes_to_its_own_account()
     // Prepared with a reason, applied without one: the reason applied is
     // the one checked.
     let prepared =
-        d.s.prepare_fix("cs0102", Fix::ResetPassword, DESK, "forgot it", T0)
+        d.s.prepare_fix("cs0102", Fix::ResetPassword, DESK, ("forgot it", IP), T0)
             .unwrap();
     let r = d.s.apply_prepared_fix(prepared, DESK, " ", IP, T0);
     assert!(matches!(refusal(r), Code::Invalid(_)));
@@ -120,7 +120,7 @@ fn a_reset_prepared_beforehand_is_checked_like_any_and_goes_to_its_own_account()
     assert!(d.s.check_password("cs0102", old, IP, T0).is_ok());
     // Prepared and applied: the account it was made for, no other.
     let prepared =
-        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK, "forgot it", T0)
+        d.s.prepare_fix("cs0101", Fix::ResetPassword, DESK, ("forgot it", IP), T0)
             .unwrap();
     let temporary =
         d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, T0)
@@ -221,19 +221,24 @@ fn a_staff_member_may_reset_only_so_many_accounts_an_hour() {
     let mut config = countersign_server::infra::config::Config::default();
     config.users.helpdesk_resets_per_hour = 4;
     let d = Domain::with(config);
-    for u in ["cs0101", "cs0102", "cs0103", "cs0104", "admin1"] {
+    for u in ["cs0101", "cs0102", "cs0103", "cs0104", "cs0105", "admin1"] {
         d.officer(u);
     }
     d.s.set_role("admin1", Role::Admin, "root", T0).unwrap();
-    d.questions("cs0104", Authority::Proven);
-    let (device, _) = super::push::device(&d, "cs0104", "Phone");
-    let other = Staff {
-        name: "desk2",
-        role: Role::Helpdesk,
+    // cs0104's phone is its only method; cs0105 has questions beside it.
+    let (only, _) = super::push::device(&d, "cs0104", "Phone");
+    let (spare, _) = super::push::device(&d, "cs0105", "Phone");
+    d.questions("cs0105", Authority::Proven);
+    let counted = |at: u64| {
+        let (n, _) =
+            d.s.store
+                .address_events("helpdesk-reset", DESK.name, (at + 1).saturating_sub(3600))
+                .unwrap();
+        n
     };
-    // Password and methods resets and device removals count together;
-    // other fixes do not, nor a reset refused for the account's role
-    // (nothing is hashed for it either).
+    // Password and methods resets count; other fixes do not, nor a reset
+    // refused for the account's role (nothing is hashed for it either),
+    // nor removing a device that is not the account's last method.
     d.s.apply_fix("cs0101", &Fix::ResetPassword, DESK, "forgot it", IP, T0)
         .unwrap();
     d.s.apply_fix("cs0102", &Fix::ResetMethods, DESK, "new phone", IP, T0 + 10)
@@ -243,49 +248,67 @@ fn a_staff_member_may_reset_only_so_many_accounts_an_hour() {
     // A password reset as the console makes it: prepared, then applied.
     let reset = |user: &str, at: u64| {
         let prepared =
-            d.s.prepare_fix(user, Fix::ResetPassword, DESK, "forgot it", at)
+            d.s.prepare_fix(user, Fix::ResetPassword, DESK, ("forgot it", IP), at)
                 .unwrap();
         d.s.apply_prepared_fix(prepared, DESK, "forgot it", IP, at)
     };
     assert_eq!(refusal(reset("admin1", T0 + 25)), Code::RoleTooHigh);
+    let spare_removed = Fix::RemoveDevice(spare);
+    d.s.apply_fix("cs0105", &spare_removed, DESK, "lost it", IP, T0 + 26)
+        .unwrap();
+    assert_eq!(counted(T0 + 26), 2);
     // A reset is counted when its password is prepared, before hashing:
     // one prepared and never applied (the browser left) still counts.
     reset("cs0103", T0 + 30).unwrap();
     let _dropped =
-        d.s.prepare_fix("cs0104", Fix::ResetPassword, DESK, "forgot it", T0 + 35)
-            .unwrap();
-    // Past the limit: refused and audited, nothing changed.
+        d.s.prepare_fix(
+            "cs0104",
+            Fix::ResetPassword,
+            DESK,
+            ("forgot it", IP),
+            T0 + 35,
+        )
+        .unwrap();
+    assert_eq!(counted(T0 + 35), 4);
+    // Past the limit: refused and audited, nothing changed; removing an
+    // account's last method is a methods reset.
     let before = d.s.user("cs0104").unwrap().password_hash;
     assert_eq!(refusal(reset("cs0104", T0 + 40)), Code::TooManyRequests);
     let r =
         d.s.apply_fix("cs0104", &Fix::ResetMethods, DESK, "new phone", IP, T0 + 41);
     assert_eq!(refusal(r), Code::TooManyRequests);
-    let remove = Fix::RemoveDevice(device.clone());
+    let remove = Fix::RemoveDevice(only);
     let r =
         d.s.apply_fix("cs0104", &remove, DESK, "lost it", IP, T0 + 42);
     assert_eq!(refusal(r), Code::TooManyRequests);
     assert_eq!(d.s.user("cs0104").unwrap().password_hash, before);
     assert!(d.s.methods("cs0104").unwrap().app);
+    assert_eq!(counted(T0 + 42), 4);
     assert_eq!(
         d.rows("helpdesk.re"),
         [
             "helpdesk.reset_password ok",
             "helpdesk.reset_methods ok",
             "helpdesk.reset_password refused",
+            "helpdesk.remove_device ok",
             "helpdesk.reset_password ok",
             "helpdesk.reset_password refused",
             "helpdesk.reset_methods refused",
             "helpdesk.remove_device refused",
         ]
     );
-    // Other fixes, and another staff member, go on.
+    // Other fixes, another staff member, and commands on the server itself
+    // (no address) go on.
     d.s.apply_fix("cs0104", &Fix::Unlock, DESK, "locked out", IP, T0 + 50)
         .unwrap();
-    d.s.apply_fix("cs0104", &remove, other, "lost it", IP, T0 + 60)
+    d.s.apply_fix("cs0104", &remove, other_desk(), "lost it", IP, T0 + 60)
+        .unwrap();
+    d.s.apply_fix("cs0103", &Fix::ResetMethods, DESK, "new phone", "", T0 + 61)
         .unwrap();
     // An hour after the first, one more; forgetting old counts keeps the
     // rest.
     d.s.forget_old_resets(T0 + 3600).unwrap();
+    assert_eq!(counted(T0 + 3600), 3);
     d.s.apply_fix(
         "cs0101",
         &Fix::ResetMethods,
@@ -299,4 +322,12 @@ fn a_staff_member_may_reset_only_so_many_accounts_an_hour() {
         d.s.apply_fix("cs0102", &Fix::ResetMethods, DESK, "again", IP, T0 + 3601);
     assert_eq!(refusal(r), Code::TooManyRequests);
     d.chain_verifies();
+}
+
+/// Another help-desk member.
+fn other_desk() -> Staff<'static> {
+    Staff {
+        name: "desk2",
+        role: Role::Helpdesk,
+    }
 }

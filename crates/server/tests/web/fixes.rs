@@ -276,3 +276,42 @@ async fn the_console_needs_a_second_factor_and_a_password_change_ends_other_sess
     let (status, _, _) = b.get("/helpdesk/audit/events").await;
     assert_eq!(status, 403);
 }
+
+/// The console's password reset past the staff member's resets for the
+/// hour: the page says so (429), and the officer's password stands.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_refuses_a_reset_past_the_hours_limit() {
+    let ts = TestServer::start_with(|c| c.users.helpdesk_resets_per_hour = 1).await;
+    let staff = Browser::new(&ts);
+    signed_in(&ts, &staff, "hd1501").await;
+    ts.server
+        .set_role("hd1501", Role::Helpdesk, "admin", now())
+        .unwrap();
+    ts.add_user("cs1501");
+    ts.add_user("cs1502");
+    let (_, _, page) = staff.get("/helpdesk/users/cs1501").await;
+    let (status, _, done) = staff
+        .post(
+            "/helpdesk/users/cs1501/fix",
+            &page,
+            &[("action", "reset-password"), ("reason", "ticket 1")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(done.contains("Temporary password"), "{done}");
+    let before = ts.server.user("cs1502").unwrap().password_hash;
+    let (status, _, refused) = staff
+        .post(
+            "/helpdesk/users/cs1502/fix",
+            &page,
+            &[("action", "reset-password"), ("reason", "ticket 2")],
+        )
+        .await;
+    assert_eq!(status, 429);
+    assert!(
+        refused.contains("You have applied 1 resets in the last hour"),
+        "{refused}"
+    );
+    assert_eq!(ts.server.user("cs1502").unwrap().password_hash, before);
+    assert_audited(&ts, &[("helpdesk.reset_password", "refused")]);
+}

@@ -117,7 +117,11 @@ pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> a
     // waits on disk only while it is sealed.
     let rng = SystemRandom::new();
     let sealer = backup::Sealer::new(&unlock, &rng)?;
-    let swept = backup::sweep_stale_copies(data, std::time::Duration::from_secs(3600))?;
+    let swept = backup::sweep_stale_copies(
+        data,
+        &[".backup-", ".restore-"],
+        std::time::Duration::from_secs(3600),
+    )?;
     if swept.removed > 0 {
         eprintln!(
             "removed {} database cop{} left in the data folder by a backup that did not finish",
@@ -157,9 +161,17 @@ pub fn backup(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> a
 pub fn restore(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> anyhow::Result<()> {
     on_postgres(config)?;
     // A restore killed part-way left its staging folder (the database and
-    // keys in clear); one untouched for ten minutes is not running.
-    if data.is_dir() {
-        let swept = backup::sweep_stale_copies(data, std::time::Duration::from_secs(600))?;
+    // keys in clear); one untouched for ten minutes is not running. Only
+    // in a folder that holds nothing else: a live data folder named by
+    // mistake is refused below, untouched.
+    let only_staging = std::fs::read_dir(data).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .all(|e| e.file_name().to_string_lossy().starts_with(".restore-"))
+    });
+    if only_staging {
+        let swept =
+            backup::sweep_stale_copies(data, &[".restore-"], std::time::Duration::from_secs(600))?;
         if swept.removed > 0 {
             eprintln!(
                 "removed what a restore that did not finish left in {}",

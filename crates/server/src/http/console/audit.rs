@@ -86,7 +86,9 @@ fn filter_of(s: &Server, q: &AuditQuery) -> Result<Result<AuditFilter, String>, 
     // Times are kept as the database's signed 64-bit integers (digits
     // only: never negative).
     let time = |label: &str, v: &str| {
-        number::<i64>(label, v, "a time. Give Unix seconds").map(|t| t.map(|t| t.unsigned_abs()))
+        number::<i64>(label, v, "a time")
+            .map(|t| t.map(|t| t.unsigned_abs()))
+            .map_err(|why| format!("{why} Give Unix seconds, digits only (now is {}).", now()))
     };
     Ok((|| {
         Ok(AuditFilter {
@@ -121,7 +123,8 @@ fn readable(q: &AuditQuery) -> Result<(), String> {
     }
 }
 
-/// `v` as a whole number (digits only, no sign), `None` when empty.
+/// `v` as a whole number (digits only, no sign, within `T`), `None` when
+/// empty; otherwise what is wrong, saying that it is not `what`.
 fn number<T: std::str::FromStr>(label: &str, v: &str, what: &str) -> Result<Option<T>, String> {
     let v = v.trim();
     if v.is_empty() {
@@ -132,13 +135,7 @@ fn number<T: std::str::FromStr>(label: &str, v: &str, what: &str) -> Result<Opti
         .then(|| v.parse::<T>().ok())
         .flatten()
         .map(Some)
-        .ok_or_else(|| {
-            format!(
-                "{label}: \"{}\" is not {what}, digits only (now is {}).",
-                shown(v),
-                now()
-            )
-        })
+        .ok_or_else(|| format!("{label}: \"{}\" is not {what}.", shown(v)))
 }
 
 /// At most 40 characters of what was typed, to say it back.
@@ -224,7 +221,7 @@ pub(super) async fn events(
         // gets here (no page shows the text of this answer).
         Err(why) => return Ok(own_refusal(StatusCode::BAD_REQUEST, why)),
     };
-    filter.after_seq = match number("After", &q.after, "a row number") {
+    filter.after_seq = match number("After", &q.after, "a row number (digits only)") {
         Ok(after) => Some(after.unwrap_or(0)),
         Err(why) => return Ok(own_refusal(StatusCode::BAD_REQUEST, why)),
     };

@@ -44,11 +44,11 @@ pub(super) async fn post(
     let fix = Fix::parse(action, form.device.as_deref(), hours);
     let prepared = match fix {
         Ok(Fix::ResetPassword) => {
-            let (who, why) = (username.clone(), reason.to_string());
+            let (who, why, from) = (username.clone(), reason.to_string(), ip.clone());
             let (by, role) = (me.username.clone(), me.role);
             let prepare = move |s: &Server| {
                 let staff = Staff { name: &by, role };
-                s.prepare_fix(&who, Fix::ResetPassword, staff, &why, now())
+                s.prepare_fix(&who, Fix::ResetPassword, staff, (&why, &from), now())
             };
             let prepared = s.hashing(prepare).await;
             // The staff member and their session as they are now, after

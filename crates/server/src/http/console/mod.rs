@@ -271,15 +271,9 @@ async fn user_page(
 }
 
 /// `typed` without the organisation's email domain (`name@domain` is
-/// the account `name`, as at sign-in), in any case.
+/// the account `name`, as at sign-in).
 fn without_domain<'t>(s: &Server, typed: &'t str) -> &'t str {
-    let domain = format!("@{}", s.config.email_domain);
-    match typed.len().checked_sub(domain.len()) {
-        Some(at) if typed.is_char_boundary(at) && typed[at..].eq_ignore_ascii_case(&domain) => {
-            &typed[..at]
-        }
-        _ => typed,
-    }
+    crate::http::pages::strip_email_domain(s, typed).unwrap_or(typed)
 }
 
 /// `?done=`: the fix just applied, to confirm.

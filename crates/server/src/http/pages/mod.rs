@@ -13,6 +13,7 @@ mod session;
 mod signin;
 
 pub(crate) use session::*;
+pub(crate) use signin::strip_email_domain;
 use signin::*;
 
 use std::sync::Arc;

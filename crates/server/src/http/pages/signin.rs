@@ -281,12 +281,20 @@ pub(crate) async fn update_post(
 /// The username in what was typed: a bare username, or an address in the
 /// configured domain (anything else is no username).
 pub(crate) fn username_of(s: &Server, typed: &str) -> String {
-    let email = typed.trim().to_lowercase();
-    match email.split_once('@') {
-        Some((user, domain)) if domain == s.config.email_domain => user.to_string(),
-        Some(_) => String::new(),
-        None => email,
+    let typed = typed.trim();
+    match strip_email_domain(s, typed) {
+        Some(user) => user.to_lowercase(),
+        None if typed.contains('@') => String::new(),
+        None => typed.to_lowercase(),
     }
+}
+
+/// `typed` without `@` and the organisation's email domain (in any case),
+/// when it ends so: the account's name as an address stands for it.
+pub(crate) fn strip_email_domain<'t>(s: &Server, typed: &'t str) -> Option<&'t str> {
+    let domain = format!("@{}", s.config.email_domain);
+    let at = typed.len().checked_sub(domain.len())?;
+    (typed.is_char_boundary(at) && typed[at..].eq_ignore_ascii_case(&domain)).then(|| &typed[..at])
 }
 
 /// Where a sign-in goes once the password is settled: proof with a

@@ -202,7 +202,7 @@ fn copies_left_by_backups_that_did_not_finish_are_swept_once_old() {
     let link = root.path().join(".backup-link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let hour = std::time::Duration::from_secs(3600);
-    let swept = sweep_stale_copies(root.path(), hour).unwrap();
+    let swept = sweep_stale_copies(root.path(), &[".backup-", ".restore-"], hour).unwrap();
     assert_eq!((swept.removed, swept.left.len()), (2, 0), "{swept:?}");
     assert!(!left.exists(), "the old copy went");
     assert!(!restoring.exists(), "and a killed restore's");
@@ -214,5 +214,10 @@ fn copies_left_by_backups_that_did_not_finish_are_swept_once_old() {
         link.symlink_metadata().is_ok() && target.exists(),
         "the link and its folder stay"
     );
-    assert_eq!(sweep_stale_copies(root.path(), hour).unwrap().removed, 0);
+    assert_eq!(
+        sweep_stale_copies(root.path(), &[".backup-", ".restore-"], hour)
+            .unwrap()
+            .removed,
+        0
+    );
 }

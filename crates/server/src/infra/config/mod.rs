@@ -198,7 +198,7 @@ pub struct UsersConfig {
     /// Days a temporary password (a new account's, or a reset's) works;
     /// the help desk issues a new one after that.
     pub temporary_password_days: u64,
-    /// Password and methods resets one help-desk member may apply an hour.
+    /// Resets (of a password, methods, a last device) one staff member may apply an hour.
     pub helpdesk_resets_per_hour: u32,
 }
 
