@@ -115,6 +115,7 @@ pub(crate) async fn reword(
     next: axum::middleware::Next,
 ) -> Response {
     let reader = reader(request.uri().path());
+    let back = views::way_back(request.uri().path());
     let method = request.method().clone();
     let resp = next.run(request).await;
     let typed = resp.headers().get(header::CONTENT_TYPE);
@@ -167,7 +168,7 @@ pub(crate) async fn reword(
             } else {
                 "Request refused"
             };
-            let body = views::info(title, &[&message]);
+            let body = views::info_back(title, &[&message], back);
             crate::http::pages::set_security_headers(&mut parts.headers, "");
             let page = crate::http::pages::page_text(&s, title, body, false);
             ("text/html; charset=utf-8", page)

@@ -452,7 +452,12 @@ async fn the_console_says_what_was_wrong_as_a_page() {
             .unwrap();
         assert_eq!(resp.status(), 404, "{path}");
         assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
-        assert!(resp.text().await.unwrap().contains("<h1>Not found</h1>"));
+        let page = resp.text().await.unwrap();
+        assert!(page.contains("<h1>Not found</h1>"), "{page}");
+        assert!(
+            page.contains("<a href=\"/helpdesk\">Back to the help desk</a>"),
+            "{page}"
+        );
     }
 
     // The audit filters: a user as an address at the domain is the account.

@@ -96,6 +96,7 @@ pub(crate) async fn refusals_as_pages(
     req: Request,
     next: Next,
 ) -> Response {
+    let back = views::way_back(req.uri().path());
     let resp = next.run(req).await;
     let Some(refused) = resp
         .extensions()
@@ -125,7 +126,7 @@ pub(crate) async fn refusals_as_pages(
         _ if status.is_server_error() => ("Something went wrong", "Try again in a moment."),
         _ => ("Request refused", "Start again from the sign-in page."),
     };
-    let body = views::info(title, &[&refused.message, next_step]);
+    let body = views::info_back(title, &[&refused.message, next_step], back);
     (status, html(&s, title, body)).into_response()
 }
 

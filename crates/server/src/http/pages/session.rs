@@ -381,16 +381,21 @@ impl<F: DeserializeOwned + Send> FromRequest<Arc<Server>> for PageForm<F> {
     type Rejection = Response;
 
     async fn from_request(req: Request, s: &Arc<Server>) -> Result<Self, Response> {
+        let back = views::way_back(req.uri().path());
         match Form::<F>::from_request(req, s).await {
             Ok(Form(form)) => Ok(PageForm(form)),
-            Err(e) => Err(unreadable(s, &e)),
+            Err(e) => Err(unreadable(s, &e, back)),
         }
     }
 }
 
 /// A form that does not read (a field sent twice, more than a form may
 /// hold), and why.
-fn unreadable(s: &Server, e: &axum::extract::rejection::FormRejection) -> Response {
+fn unreadable(
+    s: &Server,
+    e: &axum::extract::rejection::FormRejection,
+    back: (&str, &str),
+) -> Response {
     let (status, why) = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         let kib = crate::http::extract::MAX_BODY / 1024;
         let why = format!(
@@ -404,7 +409,7 @@ fn unreadable(s: &Server, e: &axum::extract::rejection::FormRejection) -> Respon
         );
         (StatusCode::BAD_REQUEST, why)
     };
-    let body = views::info("Request refused", &[why.as_str()]);
+    let body = views::info_back("Request refused", &[why.as_str()], back);
     (status, html(s, "Request refused", body)).into_response()
 }
 

@@ -288,9 +288,24 @@ pub fn new_user_sent(email: &str, id: i64) -> Markup {
 
 /// A plain information page.
 pub fn info(title: &str, paragraphs: &[&str]) -> Markup {
+    info_back(title, paragraphs, way_back("/signin"))
+}
+
+/// A plain information page with its way back (`(href, text)`).
+pub fn info_back(title: &str, paragraphs: &[&str], (href, text): (&str, &str)) -> Markup {
     html! {
         h1 { (title) }
         @for p in paragraphs { p { (p) } }
-        p { a href="/signin" { "Back to sign in" } }
+        p { a href=(href) { (text) } }
+    }
+}
+
+/// The way back from a refusal of the address `path`: the help desk's
+/// front page for the console's addresses, sign-in for the rest.
+pub fn way_back(path: &str) -> (&'static str, &'static str) {
+    if path == "/helpdesk" || path.starts_with("/helpdesk/") {
+        ("/helpdesk", "Back to the help desk")
+    } else {
+        ("/signin", "Back to sign in")
     }
 }
