@@ -6,11 +6,27 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-/// Whether `c` could change how a terminal shows what follows: C0 and C1
-/// controls, DEL, and the Unicode bidirectional overrides and isolates
-/// (which reorder text on screen).
+/// Whether `c` could change how a terminal or page shows what follows,
+/// or hide in it: C0 and C1 controls, DEL, the Unicode bidirectional
+/// overrides, isolates and marks (which reorder text on screen), the line
+/// and paragraph separators, and the invisible zero-width space, word
+/// joiner and byte-order mark (a name holding one looks like another).
+/// The zero-width joiner and non-joiner stay: scripts and emoji need them.
 pub fn is_unsafe(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{061C}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{200B}'
+                | '\u{2060}'
+                | '\u{FEFF}'
+        )
 }
 
 /// The first character of `s` that [`is_unsafe`], if any.
@@ -57,5 +73,13 @@ mod tests {
         assert_eq!(first_unsafe("ok"), None);
         assert_eq!(first_unsafe("a\tb\x1b"), Some('\t'));
         assert_eq!(first_unsafe("x\u{2067}"), Some('\u{2067}'));
+        for hidden in ['\u{200F}', '\u{061C}', '\u{2028}', '\u{200B}', '\u{FEFF}'] {
+            assert_eq!(first_unsafe(&format!("help{hidden}1")), Some(hidden));
+        }
+        assert_eq!(
+            first_unsafe("👩\u{200D}💻 phone"),
+            None,
+            "emoji keep their joiner"
+        );
     }
 }

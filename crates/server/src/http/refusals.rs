@@ -99,9 +99,13 @@ enum Reader {
 
 fn reader(path: &str) -> Reader {
     const OAUTH: [&str; 3] = ["/oidc/token", "/oidc/userinfo", "/oidc/jwks"];
-    if path.starts_with("/api/") {
+    let under = |root: &str| {
+        path.strip_prefix(root)
+            .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+    };
+    if under("/api") {
         Reader::Api
-    } else if OAUTH.contains(&path) || path.starts_with("/.well-known/") {
+    } else if OAUTH.contains(&path) || under("/.well-known") {
         Reader::OAuth
     } else {
         Reader::Browser

@@ -207,8 +207,7 @@ pub fn sweep_stale_copies(
                 continue;
             }
         };
-        let age_of = meta.modified().ok().and_then(|m| m.elapsed().ok());
-        if !meta.is_dir() || age_of < Some(age) {
+        if !meta.is_dir() || unchanged_for(&path) < Some(age) {
             continue;
         }
         match std::fs::remove_dir_all(&path) {
@@ -218,6 +217,18 @@ pub fn sweep_stale_copies(
         }
     }
     Ok(swept)
+}
+
+/// How long since the folder `dir`, or anything directly in it, last
+/// changed (`None` if that cannot be read): a copy still being written
+/// is younger, whatever its folder's own time.
+pub fn unchanged_for(dir: &Path) -> Option<std::time::Duration> {
+    let mut newest = std::fs::symlink_metadata(dir).ok()?.modified().ok()?;
+    for entry in std::fs::read_dir(dir).ok()? {
+        let changed = entry.ok()?.metadata().ok()?.modified().ok()?;
+        newest = newest.max(changed);
+    }
+    newest.elapsed().ok()
 }
 
 /// The key files present in the data folder `root`.

@@ -253,18 +253,34 @@ fn a_restore_clears_what_a_killed_restore_left() {
     let stage = target.join(".restore-killed");
     std::fs::create_dir_all(&stage).unwrap();
     std::fs::write(stage.join("countersign.db"), b"SQLite format 3\0").unwrap();
-    let out = server(&target, &["restore", file, "--key-file", &key]);
-    assert!(
-        !out.status.success(),
-        "a young one may be a running restore"
-    );
-    assert!(text(&out.stderr).contains("is not empty (.restore-killed)"));
-    assert!(stage.exists());
     let then = std::time::SystemTime::now() - std::time::Duration::from_secs(601);
-    std::fs::File::open(&stage)
-        .unwrap()
-        .set_modified(then)
-        .unwrap();
+    let age = |path: &std::path::Path| {
+        std::fs::File::open(path)
+            .unwrap()
+            .set_modified(then)
+            .unwrap()
+    };
+    // Young, or an old folder with a file just written in it, or an old
+    // one beside a young one: a restore may be running; nothing goes.
+    let young = target.join(".restore-young");
+    std::fs::create_dir(&young).unwrap();
+    for step in ["young", "a file just written", "beside a young one"] {
+        if step == "a file just written" {
+            std::fs::remove_dir(&young).unwrap();
+            age(&stage);
+        }
+        if step == "beside a young one" {
+            age(&stage.join("countersign.db"));
+            std::fs::create_dir(&young).unwrap();
+        }
+        let out = server(&target, &["restore", file, "--key-file", &key]);
+        assert!(!out.status.success(), "{step}");
+        let err = text(&out.stderr);
+        assert!(err.contains("is not empty (.restore-"), "{step}: {err}");
+        assert!(stage.exists(), "{step}");
+    }
+    std::fs::remove_dir(&young).unwrap();
+    age(&stage);
     let out = server(&target, &["restore", file, "--key-file", &key]);
     assert!(out.status.success(), "restore: {}", text(&out.stderr));
     assert!(text(&out.stderr).contains("removed what a restore that did not finish left"));

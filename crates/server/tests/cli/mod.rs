@@ -702,7 +702,14 @@ fn helpdesk_fix_records_the_staff_members_own_name() {
         let done = fix(user, staff);
         assert!(done.status.success(), "{staff:?}: {}", text(&done.stderr));
     }
-    for staff in ["hd0501\u{202e}", "evil\nline", "  "] {
+    for staff in [
+        "hd0501\u{202e}",
+        "\u{feff}hd0501",
+        "hd\u{200f}0501",
+        "a\u{2028}b",
+        "evil\nline",
+        "  ",
+    ] {
         let bad = fix("cs0502", staff);
         assert!(!bad.status.success(), "{staff:?}");
         assert!(

@@ -480,6 +480,14 @@ async fn the_console_says_what_was_wrong_as_a_page() {
             "outcome=ok%E2%80%AE",
             "The outcome filter holds a control or text-direction",
         ),
+        (
+            "outcome=ok%E2%80%8F",
+            "The outcome filter holds a control or text-direction",
+        ),
+        (
+            "user=%EF%BB%BFcs1201",
+            "The user filter holds a control or text-direction",
+        ),
         ("since=9223372036854775808", "is not a time"),
         ("user=@alacop.gov", "User: give a username before the @."),
     ] {
@@ -488,7 +496,7 @@ async fn the_console_says_what_was_wrong_as_a_page() {
         assert!(page.contains(says), "{query}: {page}");
         assert!(!page.contains("ticket 21"), "{query}: no rows");
         assert!(
-            !page.contains('\0') && !page.contains('\x1b') && !page.contains('\u{202e}'),
+            !page.contains(['\0', '\x1b', '\u{202e}', '\u{200f}', '\u{feff}']),
             "{query}: shown back raw"
         );
     }

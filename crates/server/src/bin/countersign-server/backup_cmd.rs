@@ -162,16 +162,19 @@ pub fn restore(data: &Path, config: &Config, file: &Path, sealing: &Sealing) -> 
     on_postgres(config)?;
     // A restore killed part-way left its staging folder (the database and
     // keys in clear); one untouched for ten minutes is not running. Only
-    // in a folder that holds nothing else: a live data folder named by
-    // mistake is refused below, untouched.
-    let only_staging = std::fs::read_dir(data).is_ok_and(|entries| {
-        entries
-            .filter_map(Result::ok)
-            .all(|e| e.file_name().to_string_lossy().starts_with(".restore-"))
+    // in a folder that holds nothing else, all of it that old: otherwise
+    // (a live data folder named by mistake, a restore running) it is
+    // refused below with nothing removed.
+    let ten_minutes = std::time::Duration::from_secs(600);
+    let only_stale_staging = std::fs::read_dir(data).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).all(|e| {
+            e.file_name().to_string_lossy().starts_with(".restore-")
+                && e.file_type().is_ok_and(|t| t.is_dir())
+                && backup::unchanged_for(&e.path()).is_some_and(|age| age >= ten_minutes)
+        })
     });
-    if only_staging {
-        let swept =
-            backup::sweep_stale_copies(data, &[".restore-"], std::time::Duration::from_secs(600))?;
+    if only_stale_staging {
+        let swept = backup::sweep_stale_copies(data, &[".restore-"], ten_minutes)?;
         if swept.removed > 0 {
             eprintln!(
                 "removed what a restore that did not finish left in {}",

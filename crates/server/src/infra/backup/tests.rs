@@ -179,13 +179,23 @@ fn copies_left_by_backups_that_did_not_finish_are_swept_once_old() {
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join(DATABASE), b"SQLite format 3\0").unwrap();
         let then = std::time::SystemTime::now() - std::time::Duration::from_secs(hours_ago * 3600);
-        std::fs::File::open(&dir)
-            .unwrap()
-            .set_modified(then)
-            .unwrap();
+        for path in [dir.join(DATABASE), dir.clone()] {
+            std::fs::File::open(&path)
+                .unwrap()
+                .set_modified(then)
+                .unwrap();
+        }
         dir
     };
     let left = make(".backup-left", 2);
+    // Old itself, but with a file written in it just now: still being
+    // written.
+    let writing = make(".backup-writing", 2);
+    std::fs::write(writing.join("more"), b"x").unwrap();
+    std::fs::File::open(&writing)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
     let running = make(".backup-running", 0);
     let restoring = make(".restore-old", 2);
     let other = make(".other-old", 2);
@@ -207,7 +217,7 @@ fn copies_left_by_backups_that_did_not_finish_are_swept_once_old() {
     assert!(!left.exists(), "the old copy went");
     assert!(!restoring.exists(), "and a killed restore's");
     assert!(
-        running.exists() && other.exists() && file.exists(),
+        running.exists() && writing.exists() && other.exists() && file.exists(),
         "nothing else did"
     );
     assert!(
