@@ -111,13 +111,26 @@ impl Session {
             wait_for_port(p, what);
         }
         let launched = Instant::now();
-        let v: Value = http
-            .post(format!("{base}/session"))
-            .json(&json!({"capabilities": {"alwaysMatch": caps}}))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        // A driver that has just said it listens has, rarely, reset the
+        // first connection: that request is sent again (twice at most);
+        // an answer, even a refusal, is taken as it is.
+        let body = json!({"capabilities": {"alwaysMatch": caps}});
+        let mut tries = 0;
+        let resp = loop {
+            tries += 1;
+            match http.post(format!("{base}/session")).json(&body).send() {
+                Ok(resp) => break resp,
+                Err(e) if tries < 3 && (e.is_connect() || e.is_request()) => {
+                    eprintln!("{what}: opening a session failed ({e}); trying again");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => panic!(
+                    "{what}: opening a session failed: {e}; see {}",
+                    log_path.display()
+                ),
+            }
+        };
+        let v: Value = resp.json().unwrap();
         let id = v["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no session: {v}; see {}", log_path.display()))
