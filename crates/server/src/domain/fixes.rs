@@ -248,7 +248,10 @@ impl Server {
                 }
                 _ => false,
             };
-        if to_count && self.resets_used_up(staff.name, now)? {
+        // Only a password still to be hashed here needs checking first:
+        // every other count is checked where it is taken, in the commit.
+        let unhashed = *fix == Fix::ResetPassword && password.is_none();
+        if to_count && unhashed && self.resets_used_up(staff.name, now)? {
             return Err(self.resets_refused(row, now));
         }
         let (password, hash) = match (fix, password) {
