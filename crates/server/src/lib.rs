@@ -36,3 +36,13 @@ pub fn now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// A server on the default configuration in a temporary data folder, for
+/// unit tests; the folder goes when the first value is dropped.
+#[cfg(test)]
+pub(crate) fn scratch_server() -> (tempfile::TempDir, std::sync::Arc<Server>) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let data = infra::datadir::DataDir::open(dir.path()).expect("a data folder");
+    let server = Server::open(infra::config::Config::default(), &data).expect("a server");
+    (dir, std::sync::Arc::new(server))
+}

@@ -51,6 +51,12 @@ impl Hub {
         map.keys().cloned().collect()
     }
 
+    /// Tells the streams due a keep-alive at `tick` (see
+    /// [`super::inbox::KEEP_ALIVE_TICKS`]).
+    pub(crate) fn keep_alive(&self, tick: u64) {
+        self.devices.keep_alive(tick);
+    }
+
     /// Hands a new challenge to its device's streams here.
     pub(crate) fn publish(&self, challenge: Challenge) {
         self.devices.publish(challenge);

@@ -4,10 +4,19 @@
 //! One small inbox per stream rather than a channel per device: a server
 //! holds a stream for every officer all day, and an empty inbox holds no
 //! buffer and no waiter list, only the stream's waker.
+//!
+//! The inboxes also say when a stream's keep-alive is due, so a stream
+//! needs no timer of its own (a timer made each stream's task a size
+//! class larger): [`Inboxes::keep_alive`] is called every tick, and each
+//! inbox is due once every [`KEEP_ALIVE_TICKS`] ticks. The inboxes are
+//! spread evenly over the ticks, and the ticks are short, so the
+//! keep-alives of many streams are written a few at a time, not in bursts
+//! that would hold up pushes.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
 use countersign_core::protocol::Challenge;
@@ -18,11 +27,31 @@ use futures_util::Stream;
 /// re-reads what is open from the store instead.
 const SLOTS: usize = 4;
 
+/// An inbox is due a keep-alive once every this many ticks.
+pub const KEEP_ALIVE_TICKS: usize = 300;
+
 type ByDevice = Mutex<HashMap<Arc<str>, Vec<Arc<Slot>>>>;
 
-/// The inboxes of the streams connected to this server, by device.
-#[derive(Default)]
-pub struct Inboxes(Arc<ByDevice>);
+/// The inboxes of the streams connected to this server, by device and by
+/// the tick their keep-alives are due at.
+pub struct Inboxes {
+    by_device: Arc<ByDevice>,
+    /// Every open inbox (and, until its tick comes, a closed one) in one
+    /// of [`KEEP_ALIVE_TICKS`] lists.
+    by_tick: Box<[Mutex<Vec<Weak<Slot>>>]>,
+    /// The tick the next inbox opened is due its keep-alives at.
+    next_tick: AtomicUsize,
+}
+
+impl Default for Inboxes {
+    fn default() -> Self {
+        Inboxes {
+            by_device: Arc::default(),
+            by_tick: (0..KEEP_ALIVE_TICKS).map(|_| Mutex::default()).collect(),
+            next_tick: AtomicUsize::new(0),
+        }
+    }
+}
 
 /// One stream's inbox: registered from [`Inboxes::open`] until dropped.
 /// As a [`Stream`] it yields each delivery and never ends.
@@ -37,6 +66,8 @@ pub enum Delivery {
     Challenge(Arc<Challenge>),
     /// More challenges came than the inbox holds: some were dropped.
     FellBehind,
+    /// Time the stream showed it is alive.
+    KeepAlive,
 }
 
 struct Slot {
@@ -50,6 +81,7 @@ struct Slot {
 struct Waiting {
     challenges: VecDeque<Arc<Challenge>>,
     fell_behind: bool,
+    keep_alive: bool,
     waker: Option<Waker>,
 }
 
@@ -60,48 +92,54 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Inboxes {
     /// Opens an inbox for a stream of `device_id`.
     pub fn open(&self, device_id: &str) -> Inbox {
-        let mut map = lock(&self.0);
+        let mut map = lock(&self.by_device);
         let device_id = match map.get_key_value(device_id) {
             Some((id, _)) => id.clone(),
             None => device_id.into(),
         };
         let slot = Arc::new(Slot {
             device_id,
-            inboxes: self.0.clone(),
+            inboxes: self.by_device.clone(),
             waiting: Mutex::default(),
         });
         map.entry(slot.device_id.clone())
             .or_insert_with(|| Vec::with_capacity(1))
             .push(slot.clone());
+        drop(map);
+        let tick = self.next_tick.fetch_add(1, Ordering::Relaxed) % KEEP_ALIVE_TICKS;
+        lock(&self.by_tick[tick]).push(Arc::downgrade(&slot));
         Inbox { slot }
     }
 
     /// Streams connected for `device_id`.
     pub fn connected(&self, device_id: &str) -> usize {
-        lock(&self.0).get(device_id).map_or(0, Vec::len)
+        lock(&self.by_device).get(device_id).map_or(0, Vec::len)
     }
 
     /// Streams connected across all devices.
     pub fn total_connected(&self) -> usize {
-        lock(&self.0).values().map(Vec::len).sum()
+        lock(&self.by_device).values().map(Vec::len).sum()
     }
 
     /// Devices with a stream connected.
     pub fn devices_listening(&self) -> Vec<String> {
-        lock(&self.0).keys().map(|id| id.to_string()).collect()
+        lock(&self.by_device)
+            .keys()
+            .map(|id| id.to_string())
+            .collect()
     }
 
     /// Devices with a stream connected, as the map's own ids (no copies
     /// of the text).
     pub fn devices_listening_ids(&self) -> std::collections::HashSet<Arc<str>> {
-        lock(&self.0).keys().cloned().collect()
+        lock(&self.by_device).keys().cloned().collect()
     }
 
     /// Puts `challenge` in the inbox of each stream of its device.
     pub fn publish(&self, challenge: Challenge) {
         let mut wake = Vec::new();
         {
-            let map = lock(&self.0);
+            let map = lock(&self.by_device);
             let Some(slots) = map.get(challenge.device_id.as_str()) else {
                 // No stream: the device fetches pending challenges when it
                 // connects.
@@ -119,6 +157,24 @@ impl Inboxes {
             }
         }
         // Woken with no lock held.
+        wake.into_iter().for_each(Waker::wake);
+    }
+
+    /// Tells the inboxes due at `tick` (counted modulo
+    /// [`KEEP_ALIVE_TICKS`]) that their stream's keep-alive is due, and
+    /// forgets those closed since their last tick.
+    pub fn keep_alive(&self, tick: u64) {
+        let ticks = KEEP_ALIVE_TICKS as u64;
+        let mut wake = Vec::new();
+        lock(&self.by_tick[(tick % ticks) as usize]).retain(|slot| {
+            let Some(slot) = slot.upgrade() else {
+                return false;
+            };
+            let mut waiting = lock(&slot.waiting);
+            waiting.keep_alive = true;
+            wake.extend(waiting.waker.take());
+            true
+        });
         wake.into_iter().for_each(Waker::wake);
     }
 }
@@ -146,6 +202,9 @@ impl Stream for Inbox {
                 waiting.challenges = VecDeque::new();
             }
             return Poll::Ready(Some(Delivery::Challenge(challenge)));
+        }
+        if std::mem::take(&mut waiting.keep_alive) {
+            return Poll::Ready(Some(Delivery::KeepAlive));
         }
         if !waiting
             .waker
@@ -251,9 +310,64 @@ pub(crate) mod tests {
         assert_eq!(inboxes.connected("d1"), 0);
         assert!(inboxes.devices_listening().is_empty());
         // A slot refers back to the map; nothing is left holding it.
-        assert_eq!(Arc::strong_count(&inboxes.0), 1);
+        assert_eq!(Arc::strong_count(&inboxes.by_device), 1);
+        // Nor does a tick: each list forgets the inboxes closed since.
+        (0..KEEP_ALIVE_TICKS as u64).for_each(|t| inboxes.keep_alive(t));
+        assert!(inboxes.by_tick.iter().all(|list| lock(list).is_empty()));
         // Publishing to a device with no stream keeps nothing.
         inboxes.publish(challenge("c1", "d1"));
         assert_eq!(inboxes.total_connected(), 0);
+    }
+
+    /// Whether `inbox` holds something to take now.
+    fn ready(inbox: &mut Inbox) -> Option<Delivery> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(inbox).poll_next(&mut cx) {
+            Poll::Ready(d) => d,
+            Poll::Pending => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_inbox_is_due_a_keep_alive_once_every_so_many_ticks_spread_evenly() {
+        let inboxes = Inboxes::default();
+        let ticks = KEEP_ALIVE_TICKS as u64;
+        let mut all: Vec<Inbox> = (0..2 * ticks)
+            .map(|n| inboxes.open(&format!("d{}", n % 3)))
+            .collect();
+        for tick in ticks..3 * ticks {
+            inboxes.keep_alive(tick);
+            let due: Vec<usize> = all
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(n, inbox)| match ready(inbox) {
+                    Some(Delivery::KeepAlive) => Some(n),
+                    None => None,
+                    Some(other) => panic!("{other:?}"),
+                })
+                .collect();
+            // Two of them each tick, and each inbox once in so many ticks.
+            let t = (tick % ticks) as usize;
+            assert_eq!(due, vec![t, t + ticks as usize], "tick {tick}");
+        }
+        // A challenge comes before a keep-alive due at the same time, and
+        // a waiting stream is woken for either.
+        let mut inbox = inboxes.open("d9");
+        let waiting = tokio::spawn(async move {
+            let first = inbox.next().await;
+            (first, inbox)
+        });
+        tokio::task::yield_now().await;
+        inboxes.keep_alive(2 * ticks);
+        let (first, mut inbox) = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("woken by its tick")
+            .expect("no panic");
+        assert!(matches!(first, Some(Delivery::KeepAlive)), "{first:?}");
+        inboxes.publish(challenge("c1", "d9"));
+        inboxes.keep_alive(2 * ticks);
+        assert_eq!(taken(ready(&mut inbox)), "c1");
+        assert!(matches!(ready(&mut inbox), Some(Delivery::KeepAlive)));
+        assert!(ready(&mut inbox).is_none(), "one keep-alive a tick");
     }
 }

@@ -24,7 +24,7 @@ use crate::domain::inbox::Delivery;
 use crate::domain::push::Origin;
 use crate::domain::sha256;
 use crate::domain::Code;
-use crate::http::envelopes::DeviceEnvelopes;
+use crate::http::envelopes::{DeviceEnvelopes, Outgoing};
 use crate::http::error::ApiError;
 use crate::http::extract::{bearer, session_follows, wants_events, Body, ClientIp};
 use crate::http::{events, AppState};
@@ -118,20 +118,26 @@ async fn device_challenges(
         });
     }
     if wants_events(&headers) {
-        let stream =
-            DeviceEnvelopes::new(s, inbox, pending).map(|e| Ok::<_, Infallible>(event(&e)));
-        return Ok(Sse::new(stream)
-            .keep_alive(KeepAlive::new().interval(events::KEEP_ALIVE))
-            .into_response());
+        let stream = DeviceEnvelopes::new(s, inbox, pending).map(|next| {
+            Ok::<_, Infallible>(match next {
+                Outgoing::Challenge(e) => event(&e),
+                Outgoing::KeepAlive => Event::default().comment(""),
+            })
+        });
+        return Ok(Sse::new(stream).into_response());
     }
     if !pending.is_empty() || q.wait == 0 {
         return Ok(Json(pending).into_response());
     }
-    let wait = Duration::from_secs(q.wait.min(MAX_WAIT));
-    let got = match tokio::time::timeout(wait, inbox.next()).await {
-        Ok(Some(Delivery::Challenge(c))) => vec![s.envelope((*c).clone(), crate::now())],
-        Ok(Some(Delivery::FellBehind)) => s.pending_envelopes(&id, crate::now())?,
-        _ => Vec::new(),
+    let until = tokio::time::Instant::now() + Duration::from_secs(q.wait.min(MAX_WAIT));
+    let got = loop {
+        match tokio::time::timeout_at(until, inbox.next()).await {
+            Ok(Some(Delivery::Challenge(c))) => break vec![s.envelope((*c).clone(), crate::now())],
+            Ok(Some(Delivery::FellBehind)) => break s.pending_envelopes(&id, crate::now())?,
+            // A long poll answers by the end of its wait anyway.
+            Ok(Some(Delivery::KeepAlive)) => continue,
+            _ => break Vec::new(),
+        }
     };
     Ok(Json(got).into_response())
 }

@@ -1,5 +1,6 @@
 //! What a device stream carries: its pending challenges, then each new
-//! one from its inbox, each once, signed for delivery.
+//! one from its inbox, each once, signed for delivery, and a keep-alive
+//! whenever its inbox says one is due.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,13 +12,34 @@ use futures_util::Stream;
 use crate::domain::inbox::{Delivery, Inbox};
 use crate::Server;
 
+/// What a device stream writes next.
+// Handed straight to be written, never kept: boxing the envelope would only
+// add an allocation per push.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A challenge, signed.
+    Challenge(ChallengeEnvelope),
+    /// A comment that shows the stream is alive (every
+    /// [`crate::http::events::KEEP_ALIVE`]).
+    KeepAlive,
+}
+
 /// The envelopes a device stream carries: the pending ones, then each new
-/// one, each once. Written out as a plain [`Stream`] (not with stream
-/// combinators) because a server holds one per connected device all day,
-/// and this way it holds only its inbox and what it has sent.
+/// one, each once, with keep-alives between. Written out as a plain
+/// [`Stream`] (not with stream combinators) because a server holds one per
+/// connected device all day, and this way an idle one holds only its
+/// inbox: what it has sent and what waits to be are on the heap only while
+/// there is any.
 pub(crate) struct DeviceEnvelopes {
     server: Arc<Server>,
     inbox: Inbox,
+    held: Option<Box<Held>>,
+}
+
+/// What a [`DeviceEnvelopes`] keeps between calls.
+#[derive(Default)]
+struct Held {
     sent: Sent,
     /// Envelopes to send before taking from the inbox again, the next
     /// one last.
@@ -30,8 +52,7 @@ impl DeviceEnvelopes {
         let mut envelopes = DeviceEnvelopes {
             server,
             inbox,
-            sent: Sent::default(),
-            ready: Vec::new(),
+            held: None,
         };
         envelopes.queue(pending, crate::now());
         envelopes
@@ -39,39 +60,54 @@ impl DeviceEnvelopes {
 
     /// Queues those of `envelopes` not sent before.
     fn queue(&mut self, envelopes: Vec<ChallengeEnvelope>, now: u64) {
-        self.sent.forget_closed(now);
-        self.ready = envelopes
+        let held = self.held.get_or_insert_with(Box::default);
+        held.sent.forget_closed(now);
+        held.ready = envelopes
             .into_iter()
-            .filter(|e| self.sent.first(e, now))
+            .filter(|e| held.sent.first(e, now))
             .collect();
-        self.ready.reverse();
+        held.ready.reverse();
+        self.forget_closed(now);
+    }
+
+    /// Forgets the challenges that expired by `now`, and frees what is
+    /// held once nothing is.
+    fn forget_closed(&mut self, now: u64) {
+        if let Some(held) = &mut self.held {
+            held.sent.forget_closed(now);
+            if held.ready.is_empty() {
+                held.ready = Vec::new();
+                if held.sent.0.is_empty() {
+                    self.held = None;
+                }
+            }
+        }
     }
 }
 
 impl Stream for DeviceEnvelopes {
-    type Item = ChallengeEnvelope;
+    type Item = Outgoing;
 
-    fn poll_next(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<ChallengeEnvelope>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
         let this = &mut *self;
         loop {
-            if let Some(e) = this.ready.pop() {
-                return Poll::Ready(Some(e));
+            if let Some(e) = this.held.as_mut().and_then(|h| h.ready.pop()) {
+                return Poll::Ready(Some(Outgoing::Challenge(e)));
             }
-            // Drained: hold no buffer while idle.
-            this.ready = Vec::new();
+            // Drained: hold nothing more than needed while idle.
             let now = crate::now();
+            this.forget_closed(now);
             let envelopes = match ready!(Pin::new(&mut this.inbox).poll_next(cx)) {
                 // Signed only once known to be sent.
                 Some(Delivery::Challenge(c)) => {
-                    this.sent.forget_closed(now);
-                    if this.sent.first_of(&c.id, c.expires_at, now) {
-                        return Poll::Ready(Some(this.server.envelope((*c).clone(), now)));
+                    let held = this.held.get_or_insert_with(Box::default);
+                    if held.sent.first_of(&c.id, c.expires_at, now) {
+                        let envelope = this.server.envelope((*c).clone(), now);
+                        return Poll::Ready(Some(Outgoing::Challenge(envelope)));
                     }
                     continue;
                 }
+                Some(Delivery::KeepAlive) => return Poll::Ready(Some(Outgoing::KeepAlive)),
                 // Fell behind: send everything still open instead. If that
                 // cannot be read, the stream ends (and is logged): the
                 // device reconnects and is sent what is open then.
@@ -93,9 +129,9 @@ impl Stream for DeviceEnvelopes {
 
 /// The challenges a stream has sent that are still open: one created
 /// while the stream started, or sent again after the stream fell behind,
-/// is not sent twice. Expired ones are forgotten at the next push (and an
-/// expired one is never sent), so a stream open all day holds no more
-/// than the challenges of its last pushes.
+/// is not sent twice. Expired ones are forgotten at the stream's next
+/// keep-alive or push (and an expired one is never sent), so an idle
+/// stream holds none for long.
 #[derive(Default)]
 struct Sent(Vec<(String, u64)>);
 
@@ -148,10 +184,7 @@ mod tests {
     async fn a_device_stream_sends_pending_then_new_challenges_each_once() {
         use crate::domain::inbox::tests::challenge;
         use futures_util::StreamExt;
-        let dir = tempfile::tempdir().unwrap();
-        let data = crate::infra::datadir::DataDir::open(dir.path()).unwrap();
-        let config = crate::infra::config::Config::default();
-        let s = std::sync::Arc::new(crate::Server::open(config, &data).unwrap());
+        let (_dir, s) = crate::scratch_server();
         let open = |id: &str| countersign_core::protocol::Challenge {
             expires_at: crate::now() + 60,
             ..challenge(id, "d1")
@@ -173,11 +206,45 @@ mod tests {
         s.hub.publish(open("c1"));
         s.hub.publish(open("c9"));
         assert_eq!(next_id(&mut stream).await, "c9", "c1 is not sent twice");
+        // Its inbox (the first opened here) is due its keep-alive at tick 0.
+        s.hub.keep_alive(1);
+        let quiet = tokio::time::timeout(std::time::Duration::from_millis(50), stream.next());
+        assert!(quiet.await.is_err(), "not due at tick 1");
+        s.hub.keep_alive(0);
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next());
+        let next = next.await.expect("due at tick 0");
+        assert!(matches!(next, Some(super::Outgoing::KeepAlive)), "{next:?}");
+        assert!(stream.held.is_some(), "c9 is still open");
+    }
+
+    #[tokio::test]
+    async fn an_idle_stream_forgets_what_it_sent_once_expired() {
+        use crate::domain::inbox::tests::challenge;
+        use futures_util::StreamExt;
+        let (_dir, s) = crate::scratch_server();
+        let mut stream = DeviceEnvelopes::new(s.clone(), s.hub.subscribe("d1"), Vec::new());
+        assert!(stream.held.is_none(), "nothing held before a push");
+        s.hub.publish(countersign_core::protocol::Challenge {
+            // Two seconds: one could pass before it is sent.
+            expires_at: crate::now() + 2,
+            ..challenge("c1", "d1")
+        });
+        assert_eq!(next_id(&mut stream).await, "c1");
+        assert!(stream.held.is_some(), "c1 is remembered while open");
+        // Its next keep-alive after c1 expired frees what it held.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        s.hub.keep_alive(0);
+        let next = stream.next().await;
+        assert!(matches!(next, Some(super::Outgoing::KeepAlive)), "{next:?}");
+        assert!(stream.held.is_none(), "c1 has expired");
     }
 
     async fn next_id(stream: &mut DeviceEnvelopes) -> String {
         use futures_util::StreamExt;
         let next = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next());
-        next.await.expect("an envelope").expect("open").challenge.id
+        match next.await.expect("an envelope").expect("open") {
+            super::Outgoing::Challenge(e) => e.challenge.id,
+            other => panic!("expected a challenge, got {other:?}"),
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! over and frees its buffers, and the same event-stream text is written on
 //! the bare connection. Browsers and older devices keep plain SSE.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -22,11 +23,14 @@ use futures_util::Stream;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::domain::inbox::KEEP_ALIVE_TICKS;
+use crate::http::envelopes::Outgoing;
+
 /// The `Upgrade` token a device sends for its challenge stream.
 pub const UPGRADE: &str = "countersign-events";
 /// The event name of a challenge, in both transports.
 pub const CHALLENGE: &str = "challenge";
-/// A comment line is sent this often when nothing else is, so a dead
+/// A comment line is sent on every device stream this often, so a dead
 /// connection is noticed and proxies keep it open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -45,9 +49,9 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
 
 /// Answers `101` and writes `envelopes` on the connection once hyper has
 /// handed it over. `None` when the connection cannot be upgraded (HTTP/2).
-pub fn upgrade<S>(request: &mut Request, envelopes: S) -> Option<Response>
+pub(crate) fn upgrade<S>(request: &mut Request, envelopes: S) -> Option<Response>
 where
-    S: Stream<Item = ChallengeEnvelope> + Send + 'static,
+    S: Stream<Item = Outgoing> + Send + 'static,
 {
     let on_upgrade = hyper::upgrade::on(request);
     // On the heap once: inline, it would take tokio's task cell for the
@@ -67,60 +71,51 @@ where
         .ok()
 }
 
-pin_project_lite::pin_project! {
-    /// A device's stream on its own connection: writes each envelope as
-    /// an event, and a keep-alive comment when idle, until the device goes
-    /// away or the envelopes end. The connection is read too: a device
-    /// that closes it (or sends anything, which a device never does) is
-    /// noticed at once, and the first read releases the buffer hyper
-    /// handed over with it.
-    ///
-    /// Written out by hand rather than as `async` code with `select!` and
-    /// `tokio::io::split`: a server holds one of these per connected
-    /// device all day, and this way it is one small task with no shared
-    /// halves. tokio allocates a task in steps of 128 bytes: at up to 200
-    /// bytes (`tests::a_device_stream_fits_a_small_task` holds it there),
-    /// this one with its task takes 384 (see PERFORMANCE.md, "Smaller
-    /// device streams").
-    pub(crate) struct DeviceStream<IO, S> {
-        io: IO,
-        envelopes: S,
-        #[pin]
-        keep_alive: tokio::time::Sleep,
-        out: Out,
-        // Bytes of `out` written so far.
-        written: usize,
-    }
+/// A device's stream on its own connection: writes each challenge as an
+/// event and each keep-alive as a comment, as its source gives them, until
+/// the device goes away or the source ends. The connection is read too: a
+/// device that closes it (or sends anything, which a device never does) is
+/// noticed at once, and the first read releases the buffer hyper handed
+/// over with it.
+///
+/// Written out by hand rather than as `async` code with `select!` and
+/// `tokio::io::split`, with no timer of its own (the source says when a
+/// keep-alive is due) and nothing inline but the connection and two
+/// pointers: a server holds one of these per connected device all day, and
+/// tokio allocates a task in steps of 128 bytes. At up to 72 bytes
+/// (`tests::a_device_stream_fits_a_small_task` holds it there) this one
+/// with its task takes 256 (see PERFORMANCE.md, "Smaller device streams").
+pub(crate) struct DeviceStream<IO, S> {
+    io: IO,
+    /// `None` once the source ended: the connection is being closed.
+    source: Option<S>,
+    /// What is being written, while it is.
+    out: Option<Box<Writing>>,
 }
 
-/// What a [`DeviceStream`] is writing.
-enum Out {
-    Nothing,
-    KeepAlive,
-    Event(Vec<u8>),
-    /// The envelopes ended: the connection is being closed.
-    Closing,
+/// Bytes being written on a [`DeviceStream`].
+struct Writing {
+    bytes: Cow<'static, [u8]>,
+    written: usize,
 }
 
-impl Out {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Out::Nothing | Out::Closing => b"",
-            Out::KeepAlive => b":\n\n",
-            Out::Event(text) => text,
-        }
+impl Writing {
+    fn of(next: Outgoing) -> Box<Writing> {
+        let bytes = match next {
+            Outgoing::Challenge(e) => Cow::Owned(event_text(&e).into_bytes()),
+            Outgoing::KeepAlive => Cow::Borrowed(&b":\n\n"[..]),
+        };
+        Box::new(Writing { bytes, written: 0 })
     }
 }
 
 impl<IO, S> DeviceStream<IO, S> {
-    /// Writes `envelopes` on `io`.
-    pub(crate) fn new(io: IO, envelopes: S) -> Self {
+    /// Writes what `source` gives on `io`.
+    pub(crate) fn new(io: IO, source: S) -> Self {
         DeviceStream {
             io,
-            envelopes,
-            keep_alive: tokio::time::sleep(KEEP_ALIVE),
-            out: Out::Nothing,
-            written: 0,
+            source: Some(source),
+            out: None,
         }
     }
 }
@@ -128,56 +123,61 @@ impl<IO, S> DeviceStream<IO, S> {
 impl<IO, S> Future for DeviceStream<IO, S>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
-    S: Stream<Item = ChallengeEnvelope> + Unpin,
+    S: Stream<Item = Outgoing> + Unpin,
 {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
+        let this = self.get_mut();
         // A device sends nothing after its request (PROTOCOL.md): the end
         // of its side, an error, or anything it sends ends the stream. A
         // client that keeps sending is not read on for nothing.
         let mut byte = [0u8; 1];
-        if Pin::new(&mut *this.io)
+        if Pin::new(&mut this.io)
             .poll_read(cx, &mut ReadBuf::new(&mut byte))
             .is_ready()
         {
             return Poll::Ready(());
         }
         loop {
-            if matches!(this.out, Out::Closing) {
-                return Pin::new(&mut *this.io).poll_shutdown(cx).map(|_| ());
-            }
-            if !matches!(this.out, Out::Nothing) {
-                while *this.written < this.out.bytes().len() {
-                    let rest = &this.out.bytes()[*this.written..];
-                    match Pin::new(&mut *this.io).poll_write(cx, rest) {
+            if let Some(out) = &mut this.out {
+                while out.written < out.bytes.len() {
+                    let rest = &out.bytes[out.written..];
+                    match Pin::new(&mut this.io).poll_write(cx, rest) {
                         Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(()),
-                        Poll::Ready(Ok(n)) => *this.written += n,
+                        Poll::Ready(Ok(n)) => out.written += n,
                         Poll::Pending => return Poll::Pending,
                     }
                 }
-                match Pin::new(&mut *this.io).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => {}
+                match Pin::new(&mut this.io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => this.out = None,
                     Poll::Ready(Err(_)) => return Poll::Ready(()),
                     Poll::Pending => return Poll::Pending,
                 }
-                // Written: the event's text is freed, and the next
-                // keep-alive is due a full interval from now.
-                *this.out = Out::Nothing;
-                *this.written = 0;
-                let next = tokio::time::Instant::now() + KEEP_ALIVE;
-                this.keep_alive.as_mut().reset(next);
             }
-            match Pin::new(&mut *this.envelopes).poll_next(cx) {
-                Poll::Ready(Some(e)) => *this.out = Out::Event(event_text(&e).into_bytes()),
-                Poll::Ready(None) => *this.out = Out::Closing,
-                Poll::Pending => match this.keep_alive.as_mut().poll(cx) {
-                    Poll::Ready(()) => *this.out = Out::KeepAlive,
-                    Poll::Pending => return Poll::Pending,
-                },
+            let Some(source) = &mut this.source else {
+                return Pin::new(&mut this.io).poll_shutdown(cx).map(|_| ());
+            };
+            match Pin::new(source).poll_next(cx) {
+                Poll::Ready(Some(next)) => this.out = Some(Writing::of(next)),
+                Poll::Ready(None) => this.source = None,
+                Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+/// Tells the streams connected here when their keep-alives are due: a few
+/// every tick (50 ms), each stream's every [`KEEP_ALIVE`] (see
+/// [`crate::domain::inbox`]). Runs until aborted.
+pub(crate) async fn keep_alives(server: std::sync::Arc<crate::Server>) {
+    let mut tick = tokio::time::interval(KEEP_ALIVE / KEEP_ALIVE_TICKS as u32);
+    // Late ticks are not made up in a burst: a stream's keep-alive is
+    // then just late, as with a timer of its own.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for n in 0u64.. {
+        tick.tick().await;
+        server.hub.keep_alive(n);
     }
 }
 
@@ -193,21 +193,22 @@ pub fn event_text(e: &ChallengeEnvelope) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::inbox::Delivery;
 
     #[test]
     fn a_device_stream_fits_a_small_task() {
         // A server holds one per connected device all day. With its
-        // task's header and trailer this takes 384 bytes (tokio's task
-        // cells come in steps of 128); some 50 bytes more take 512.
+        // task's header and trailer this takes 256 bytes (tokio's task
+        // cells come in steps of 128); 88 bytes measured as 384.
         type Stream = DeviceStream<
             hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>,
             std::pin::Pin<Box<crate::http::envelopes::DeviceEnvelopes>>,
         >;
         let size = std::mem::size_of::<Stream>();
-        assert!(size <= 200, "{size} bytes");
+        assert!(size <= 72, "{size} bytes");
         // Boxed, on its own.
         let envelopes = std::mem::size_of::<crate::http::envelopes::DeviceEnvelopes>();
-        assert!(envelopes <= 80, "{envelopes} bytes");
+        assert!(envelopes <= 24, "{envelopes} bytes");
     }
 
     #[test]
@@ -251,31 +252,29 @@ mod tests {
         String::from_utf8(text).expect("text")
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_device_stream_sends_events_then_keep_alives_and_ends_with_the_device() {
+    #[tokio::test]
+    async fn a_device_stream_writes_events_and_keep_alives_and_ends_with_the_device() {
         let (mut client, server) = tokio::io::duplex(4096);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let stream = tokio::spawn(DeviceStream::new(
             server,
             tokio_stream::wrappers::ReceiverStream::new(rx),
         ));
-        // An event some time after the start...
-        tokio::time::advance(KEEP_ALIVE / 3).await;
-        tx.send(envelope("c1")).await.expect("send");
+        tx.send(Outgoing::Challenge(envelope("c1")))
+            .await
+            .expect("send");
         let event = next_block(&mut client).await;
         assert!(
             event.starts_with("event: challenge\nid: c1\ndata: {"),
             "{event}"
         );
-
-        // ...then nothing more to send: a comment a whole keep-alive
-        // interval after that event, not after the start.
-        let start = tokio::time::Instant::now();
+        tx.send(Outgoing::KeepAlive).await.expect("send");
         assert_eq!(next_block(&mut client).await, ":\n\n");
-        assert!(start.elapsed() >= KEEP_ALIVE, "{:?}", start.elapsed());
 
         // The next event too; then the device going away ends the task.
-        tx.send(envelope("c2")).await.expect("send");
+        tx.send(Outgoing::Challenge(envelope("c2")))
+            .await
+            .expect("send");
         assert!(next_block(&mut client).await.contains("id: c2\n"));
         drop(client);
         tokio::time::timeout(Duration::from_secs(1), stream)
@@ -284,11 +283,35 @@ mod tests {
             .expect("no panic");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn each_stream_is_due_a_keep_alive_every_interval() {
+        use futures_util::StreamExt;
+        let (_dir, server) = crate::scratch_server();
+        let mut first = server.hub.subscribe("d1");
+        let mut second = server.hub.subscribe("d2");
+        let ticker = tokio::spawn(keep_alives(server.clone()));
+        async fn next(inbox: &mut crate::domain::inbox::Inbox) -> Option<Delivery> {
+            let next = tokio::time::timeout(KEEP_ALIVE * 2, inbox.next());
+            next.await.expect("a keep-alive in time")
+        }
+        let start = tokio::time::Instant::now();
+        for round in 0..3u32 {
+            let due = next(&mut first).await;
+            assert!(matches!(due, Some(Delivery::KeepAlive)), "{due:?}");
+            assert_eq!(start.elapsed(), KEEP_ALIVE * round, "the first");
+            let due = next(&mut second).await;
+            assert!(matches!(due, Some(Delivery::KeepAlive)), "{due:?}");
+            let tick = KEEP_ALIVE / KEEP_ALIVE_TICKS as u32;
+            assert_eq!(start.elapsed(), KEEP_ALIVE * round + tick, "the second");
+        }
+        ticker.abort();
+    }
+
     #[tokio::test]
     async fn a_device_that_sends_anything_is_disconnected() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut client, server) = tokio::io::duplex(4096);
-        let (_tx, rx) = tokio::sync::mpsc::channel::<ChallengeEnvelope>(4);
+        let (_tx, rx) = tokio::sync::mpsc::channel::<Outgoing>(4);
         let stream = tokio::spawn(DeviceStream::new(
             server,
             tokio_stream::wrappers::ReceiverStream::new(rx),
@@ -352,7 +375,7 @@ mod tests {
         };
         let stream = tokio::spawn(DeviceStream::new(
             io,
-            futures_util::stream::iter(vec![envelope("c1")]),
+            futures_util::stream::iter(vec![Outgoing::Challenge(envelope("c1"))]),
         ));
         let mut all = String::new();
         let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_string(&mut all));
@@ -377,7 +400,8 @@ mod tests {
             server,
             tokio_stream::wrappers::ReceiverStream::new(rx),
         ));
-        tx.send(envelope("c1")).await.expect("send");
+        let event = Outgoing::Challenge(envelope("c1"));
+        tx.send(event).await.expect("send");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!stream.is_finished(), "waiting to write");
         drop(client);

@@ -65,6 +65,7 @@ pub struct Running {
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     sweeper: tokio::task::JoinHandle<()>,
+    keep_alives: tokio::task::JoinHandle<()>,
     runtime_file: std::path::PathBuf,
     /// On PostgreSQL, the thread that follows other instances.
     following: Arc<crate::http::follow::Following>,
@@ -85,6 +86,7 @@ impl Running {
     pub async fn shutdown(mut self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
         self.sweeper.abort();
+        self.keep_alives.abort();
         let _ = (&mut self.task).await;
         self.reporting.stop().await;
         let _ = std::fs::remove_file(&self.runtime_file);
@@ -95,6 +97,7 @@ impl Running {
     pub async fn wait(mut self) -> std::io::Result<()> {
         let r = (&mut self.task).await.unwrap_or(Ok(()));
         self.sweeper.abort();
+        self.keep_alives.abort();
         self.reporting.stop().await;
         let _ = std::fs::remove_file(&self.runtime_file);
         match self.following.fatal() {
@@ -165,6 +168,7 @@ pub async fn start(
         }
     };
     let sweeper = tokio::spawn(sweep(server.clone()));
+    let keep_alives = tokio::spawn(crate::http::events::keep_alives(server.clone()));
     let following = crate::http::follow::start(&server, handle.clone());
     let reporting = crate::http::reporting::start(&server);
     let (metrics_addr, metrics_stop) = start_metrics(&server).await;
@@ -190,6 +194,7 @@ pub async fn start(
         handle,
         task,
         sweeper,
+        keep_alives,
         runtime_file,
         following,
         reporting,

@@ -172,6 +172,59 @@ async fn challenge_arrives_on_the_upgraded_stream_and_a_closed_one_is_let_go() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn both_kinds_of_device_stream_carry_keep_alive_comments() {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncReadExt;
+    let ts = TestServer::start().await;
+    ts.add_user("cs0104");
+    let dev = ts.enroll("cs0104").await;
+    let stream = |upgraded: bool| {
+        let mut request = ts
+            .http
+            .get(dev.challenges_url(&ts))
+            .bearer_auth(&dev.activation.channel_token)
+            .header("accept", "text/event-stream");
+        if upgraded {
+            request = request
+                .header("connection", "upgrade")
+                .header("upgrade", countersign_server::http::events::UPGRADE);
+        }
+        request.send()
+    };
+    let (upgraded, plain) = (stream(true).await.unwrap(), stream(false).await.unwrap());
+    assert_eq!(
+        (upgraded.status().as_u16(), plain.status().as_u16()),
+        (101, 200)
+    );
+    let mut upgraded = upgraded.upgrade().await.unwrap();
+    let mut plain = plain.bytes_stream();
+    // Each stream's first comment comes within one interval, nothing
+    // else before it (no challenge is pending).
+    let within = countersign_server::http::events::KEEP_ALIVE + Duration::from_secs(2);
+    let upgraded = async {
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 64];
+        while !text.ends_with(b"\n\n") {
+            let n = upgraded.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the server closed the stream");
+            text.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8(text).unwrap()
+    };
+    let plain = async {
+        let mut text = Vec::new();
+        while !text.ends_with(b"\n\n") {
+            text.extend_from_slice(&plain.next().await.expect("open").unwrap());
+        }
+        String::from_utf8(text).unwrap()
+    };
+    let both = tokio::time::timeout(within, futures_util::future::join(upgraded, plain));
+    let (upgraded, plain) = both.await.expect("a keep-alive on each within 17 s");
+    assert_eq!(upgraded, ":\n\n");
+    assert!(plain.starts_with(':'), "a comment: {plain:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn approve_deny_report_and_wrong_number() {
     let ts = TestServer::start().await;
     ts.add_user("cs0103");

@@ -65,7 +65,11 @@ fn the_load_driver_opens_every_idle_stream_and_reports_its_figures() {
         figure(&stdout, "with 300 idle streams:").ends_with("MiB"),
         "{stdout}"
     );
-    assert!(figure(&stdout, "per stream:").ends_with("KiB"), "{stdout}");
+    let per_stream = figure(&stdout, "per stream:");
+    assert!(
+        per_stream.contains(" KiB (") && per_stream.ends_with(" bytes)"),
+        "{stdout}"
+    );
     // Each round-trip phase (short, full, then beside the idle streams)
     // ran round trips, and every one came back approved.
     let phases: Vec<&str> = stdout

@@ -295,16 +295,12 @@ mod verify;
 mod tests {
     use super::*;
     use crate::http::error::ApiError;
-    use crate::infra::config::Config;
-    use crate::infra::datadir::DataDir;
     use crate::Error;
     use tower::ServiceExt;
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_refusal_reaches_a_browser_as_a_page_not_json() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::open(dir.path()).unwrap();
-        let s = Arc::new(Server::open(Config::default(), &data).unwrap());
+        let (_dir, s) = crate::scratch_server();
         let refuse = || async {
             Err::<Response, ApiError>(
                 Error::refused(Code::PushLimited, "Too many sign-in requests.").into(),

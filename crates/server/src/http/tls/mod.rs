@@ -22,6 +22,8 @@ use rustls::unbuffered::{
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use held::Held;
+
 /// Bytes read from the socket at a time, into a buffer on the stack.
 const READ_CHUNK: usize = 8 * 1024;
 /// Most received bytes held before they form a message: a handshake
@@ -39,15 +41,12 @@ const MAX_WRITE: usize = 64 * 1024;
 pub struct TlsStream<IO> {
     io: IO,
     conn: UnbufferedServerConnection,
-    /// Received bytes, processed up to `consumed`.
-    incoming: Vec<u8>,
-    consumed: usize,
-    /// Decrypted bytes, read up to `taken`.
-    plaintext: Vec<u8>,
-    taken: usize,
-    /// Encrypted bytes, written up to `sent`.
-    outgoing: Vec<u8>,
-    sent: usize,
+    /// Received bytes; used once processed.
+    incoming: Held,
+    /// Decrypted bytes; used once read.
+    plaintext: Held,
+    /// Encrypted bytes; used once sent.
+    outgoing: Held,
     /// The socket reached its end.
     eof: bool,
     /// The peer sent close_notify: no more application data comes.
@@ -85,12 +84,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         let mut tls = TlsStream {
             io,
             conn,
-            incoming: Vec::new(),
-            consumed: 0,
-            plaintext: Vec::new(),
-            taken: 0,
-            outgoing: Vec::new(),
-            sent: 0,
+            incoming: Held::default(),
+            plaintext: Held::default(),
+            outgoing: Held::default(),
             eof: false,
             peer_closed: false,
             closing: false,
@@ -112,7 +108,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 // handshake with nothing to send: then nothing more comes
                 // until the client's request, which is not ours to wait for.
                 Ok(Progress::NeedBytes)
-                    if self.outgoing.is_empty() && self.conn.is_handshaking() =>
+                    if self.outgoing.is_used_up() && self.conn.is_handshaking() =>
                 {
                     ready!(self.poll_receive(cx))?
                 }
@@ -131,9 +127,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             return Err(invalid("the TLS connection failed"));
         }
         loop {
-            let status = self
-                .conn
-                .process_tls_records(&mut self.incoming[self.consumed..]);
+            let status = self.conn.process_tls_records(self.incoming.unused_mut());
             let mut discard = status.discard;
             let step = match status.state {
                 Ok(state) => {
@@ -148,12 +142,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 }
                 Err(e) => Err(tls_error(e)),
             };
-            self.consumed += discard;
+            self.incoming.used(discard);
             // After the peer's close_notify rustls reads nothing more, so
             // whatever came with it is dropped rather than held.
-            if self.consumed == self.incoming.len() || self.peer_closed {
-                self.incoming = Vec::new();
-                self.consumed = 0;
+            if self.peer_closed {
+                self.incoming.free();
             }
             match step {
                 Ok(Some(progress)) => return Ok(progress),
@@ -182,12 +175,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     fn fail(&mut self) {
         self.failed = true;
         while self.conn.wants_write() {
-            let status = self
-                .conn
-                .process_tls_records(&mut self.incoming[self.consumed..]);
+            let status = self.conn.process_tls_records(self.incoming.unused_mut());
             match status.state {
                 Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                    if encode(&mut data, &mut self.outgoing).is_err() {
+                    if encode(&mut data, self.outgoing.vec()).is_err() {
                         break;
                     }
                 }
@@ -210,37 +201,35 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             self.eof = true;
             return Poll::Ready(Ok(()));
         }
-        self.incoming.drain(..self.consumed);
-        self.consumed = 0;
+        self.incoming.compact();
         if self.incoming.len() + got.len() > MAX_INCOMING {
             // What was read is dropped, so the stream has a hole in it:
             // the connection cannot go on.
             self.failed = true;
             return Poll::Ready(Err(invalid("TLS message too large")));
         }
-        self.incoming.extend_from_slice(got);
+        self.incoming.extend(got);
         Poll::Ready(Ok(()))
     }
 
     /// Writes `outgoing` to the socket, then frees it.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.sent < self.outgoing.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.outgoing[self.sent..]))?;
+        while !self.outgoing.is_used_up() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.outgoing.unused()))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.sent += n;
+            self.outgoing.used(n);
         }
-        self.outgoing = Vec::new();
-        self.sent = 0;
+        self.outgoing.free();
         Poll::Ready(Ok(()))
     }
 }
 
 /// Where [`TlsStream::process`] puts what rustls hands over.
 struct Handover<'a> {
-    plaintext: &'a mut Vec<u8>,
-    outgoing: &'a mut Vec<u8>,
+    plaintext: &'a mut Held,
+    outgoing: &'a mut Held,
     peer_closed: &'a mut bool,
     closing: &'a mut bool,
     discard: &'a mut usize,
@@ -258,12 +247,12 @@ impl Handover<'_> {
                 while let Some(record) = records.next_record() {
                     let record = record.map_err(tls_error)?;
                     *self.discard += record.discard;
-                    self.plaintext.extend_from_slice(record.payload);
+                    self.plaintext.extend(record.payload);
                 }
                 Some(Progress::Plaintext)
             }
             ConnectionState::EncodeTlsData(mut data) => {
-                encode(&mut data, self.outgoing)?;
+                encode(&mut data, self.outgoing.vec())?;
                 None
             }
             // The encoded bytes are in `outgoing`, sent in order before
@@ -280,10 +269,12 @@ impl Handover<'_> {
             ConnectionState::Closed => Some(Progress::Closed),
             ConnectionState::WriteTraffic(mut traffic) => Some(match want {
                 Want::Read => Progress::NeedBytes,
-                Want::Write(data) => Progress::Wrote(encrypt(&mut traffic, data, self.outgoing)?),
+                Want::Write(data) => {
+                    Progress::Wrote(encrypt(&mut traffic, data, self.outgoing.vec())?)
+                }
                 Want::Close => {
                     if !*self.closing {
-                        close_notify(&mut traffic, self.outgoing)?;
+                        close_notify(&mut traffic, self.outgoing.vec())?;
                         *self.closing = true;
                     }
                     Progress::Wrote(0)
@@ -303,14 +294,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
-            if this.taken < this.plaintext.len() {
-                let n = buf.remaining().min(this.plaintext.len() - this.taken);
-                buf.put_slice(&this.plaintext[this.taken..this.taken + n]);
-                this.taken += n;
-                if this.taken == this.plaintext.len() {
-                    this.plaintext = Vec::new();
-                    this.taken = 0;
-                }
+            let unread = this.plaintext.unused();
+            if !unread.is_empty() {
+                let n = buf.remaining().min(unread.len());
+                buf.put_slice(&unread[..n]);
+                this.plaintext.used(n);
                 return Poll::Ready(Ok(()));
             }
             match this.process_or_alert(Want::Read, cx)? {
@@ -332,7 +320,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
                         // messages). Within a record, it was cut short.
                         Err(e)
                             if e.kind() == io::ErrorKind::UnexpectedEof
-                                && this.consumed == this.incoming.len() =>
+                                && this.incoming.is_used_up() =>
                         {
                             return Poll::Ready(Ok(()))
                         }
@@ -492,6 +480,7 @@ fn closed() -> io::Error {
 }
 
 mod acceptor;
+mod held;
 #[cfg(test)]
 mod tests;
 

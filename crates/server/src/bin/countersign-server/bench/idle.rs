@@ -85,9 +85,10 @@ pub(super) async fn open(
     println!("  before idle streams: {} MiB", mib(before));
     println!("  with {connected} idle streams: {} MiB", mib(after));
     if let (Some(b), Some(a)) = (before, after) {
+        let per_stream = a.saturating_sub(b) as f64 / connected.max(1) as f64;
         println!(
-            "  per stream:          {:.1} KiB",
-            a.saturating_sub(b) as f64 / connected.max(1) as f64
+            "  per stream:          {per_stream:.1} KiB ({:.0} bytes)",
+            per_stream * 1024.0
         );
     }
     Ok(idle)
