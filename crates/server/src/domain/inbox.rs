@@ -192,8 +192,13 @@ impl Stream for Inbox {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
         let mut waiting = lock(&self.slot.waiting);
         if waiting.fell_behind {
-            // Whatever is still held is open in the store too.
-            *waiting = Waiting::default();
+            // Whatever is still held is open in the store too. A keep-alive
+            // due stays due: what is re-read may all have been sent.
+            let keep_alive = waiting.keep_alive;
+            *waiting = Waiting {
+                keep_alive,
+                ..Waiting::default()
+            };
             return Poll::Ready(Some(Delivery::FellBehind));
         }
         if let Some(challenge) = waiting.challenges.pop_front() {
@@ -293,9 +298,15 @@ pub(crate) mod tests {
         for n in 0..=SLOTS {
             inboxes.publish(challenge(&format!("c{n}"), "d1"));
         }
+        inboxes.keep_alive(0);
         assert!(matches!(inbox.next().await, Some(Delivery::FellBehind)));
         inboxes.publish(challenge("later", "d1"));
         assert_eq!(taken(inbox.next().await), "later");
+        let due = inbox.next().await;
+        assert!(
+            matches!(due, Some(Delivery::KeepAlive)),
+            "still due: {due:?}"
+        );
     }
 
     #[test]

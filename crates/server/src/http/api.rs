@@ -121,7 +121,7 @@ async fn device_challenges(
         let stream = DeviceEnvelopes::new(s, inbox, pending).map(|next| {
             Ok::<_, Infallible>(match next {
                 Outgoing::Challenge(e) => event(&e),
-                Outgoing::KeepAlive => Event::default().comment(""),
+                Outgoing::KeepAlive => Event::DEFAULT_KEEP_ALIVE,
             })
         });
         return Ok(Sse::new(stream).into_response());

@@ -30,8 +30,9 @@ use crate::http::envelopes::Outgoing;
 pub const UPGRADE: &str = "countersign-events";
 /// The event name of a challenge, in both transports.
 pub const CHALLENGE: &str = "challenge";
-/// A comment line is sent on every device stream this often, so a dead
-/// connection is noticed and proxies keep it open.
+/// A comment line is sent on every device stream this often (the first
+/// within this time of the stream's start), so a dead connection is
+/// noticed and proxies keep it open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Whether the request asks for the upgraded stream.
@@ -169,7 +170,8 @@ where
 
 /// Tells the streams connected here when their keep-alives are due: a few
 /// every tick (50 ms), each stream's every [`KEEP_ALIVE`] (see
-/// [`crate::domain::inbox`]). Runs until aborted.
+/// [`crate::domain::inbox`]). Runs until aborted; `serve` starts it, so
+/// a router served any other way sends no keep-alives.
 pub(crate) async fn keep_alives(server: std::sync::Arc<crate::Server>) {
     let mut tick = tokio::time::interval(KEEP_ALIVE / KEEP_ALIVE_TICKS as u32);
     // Late ticks are not made up in a burst: a stream's keep-alive is

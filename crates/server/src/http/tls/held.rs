@@ -64,7 +64,8 @@ impl Held {
     }
 
     /// The bytes as a vector to append to (allocated if need be). Used
-    /// bytes stay in front.
+    /// bytes stay in front: a caller may append, or truncate back to a
+    /// length it saw, never below the bytes already used.
     pub(super) fn vec(&mut self) -> &mut Vec<u8> {
         &mut self.0.get_or_insert_with(Box::default).all
     }
