@@ -166,15 +166,23 @@ impl Inboxes {
     pub fn keep_alive(&self, tick: u64) {
         let ticks = KEEP_ALIVE_TICKS as u64;
         let mut wake = Vec::new();
-        lock(&self.by_tick[(tick % ticks) as usize]).retain(|slot| {
-            let Some(slot) = slot.upgrade() else {
-                return false;
-            };
-            let mut waiting = lock(&slot.waiting);
-            waiting.keep_alive = true;
-            wake.extend(waiting.waker.take());
-            true
-        });
+        {
+            let mut list = lock(&self.by_tick[(tick % ticks) as usize]);
+            list.retain(|slot| {
+                let Some(slot) = slot.upgrade() else {
+                    return false;
+                };
+                let mut waiting = lock(&slot.waiting);
+                waiting.keep_alive = true;
+                wake.extend(waiting.waker.take());
+                true
+            });
+            // After a surge of connections, give the room back.
+            let len = list.len();
+            if list.capacity() > 2 * len + 8 {
+                list.shrink_to(len + len / 4);
+            }
+        }
         wake.into_iter().for_each(Waker::wake);
     }
 }
@@ -325,6 +333,14 @@ pub(crate) mod tests {
         // Nor does a tick: each list forgets the inboxes closed since.
         (0..KEEP_ALIVE_TICKS as u64).for_each(|t| inboxes.keep_alive(t));
         assert!(inboxes.by_tick.iter().all(|list| lock(list).is_empty()));
+        // A surge's room is given back at the next tick.
+        let surge: Vec<Inbox> = (0..20 * KEEP_ALIVE_TICKS)
+            .map(|_| inboxes.open("d1"))
+            .collect();
+        assert!(lock(&inboxes.by_tick[0]).capacity() >= 20);
+        drop(surge);
+        inboxes.keep_alive(0);
+        assert_eq!(lock(&inboxes.by_tick[0]).capacity(), 0);
         // Publishing to a device with no stream keeps nothing.
         inboxes.publish(challenge("c1", "d1"));
         assert_eq!(inboxes.total_connected(), 0);
