@@ -61,12 +61,13 @@ impl DeviceEnvelopes {
     /// Queues those of `envelopes` not sent before.
     fn queue(&mut self, envelopes: Vec<ChallengeEnvelope>, now: u64) {
         let held = self.held.get_or_insert_with(Box::default);
-        held.sent.forget_closed(now);
         held.ready = envelopes
             .into_iter()
             .filter(|e| held.sent.first(e, now))
             .collect();
         held.ready.reverse();
+        // Expired ones are never sent (`Sent::first`); now they are
+        // forgotten, and nothing is held if nothing is left.
         self.forget_closed(now);
     }
 

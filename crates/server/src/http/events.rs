@@ -85,7 +85,7 @@ where
 /// pointers: a server holds one of these per connected device all day, and
 /// tokio allocates a task in steps of 128 bytes. At up to 72 bytes
 /// (`tests::a_device_stream_fits_a_small_task` holds it there) this one
-/// with its task takes 256 (see PERFORMANCE.md, "Smaller device streams").
+/// with its task takes 256 (see PERFORMANCE.md, "Streams with no timer of their own").
 pub(crate) struct DeviceStream<IO, S> {
     io: IO,
     /// `None` once the source ended: the connection is being closed.
