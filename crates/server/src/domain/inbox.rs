@@ -310,7 +310,7 @@ pub(crate) mod tests {
         assert!(matches!(inbox.next().await, Some(Delivery::FellBehind)));
         inboxes.publish(challenge("later", "d1"));
         assert_eq!(taken(inbox.next().await), "later");
-        let due = inbox.next().await;
+        let due = ready(&mut inbox);
         assert!(
             matches!(due, Some(Delivery::KeepAlive)),
             "still due: {due:?}"
