@@ -71,6 +71,9 @@ pub struct Running {
     following: Arc<crate::http::follow::Following>,
     /// On PostgreSQL, the task that tells others which devices stream here.
     reporting: crate::http::reporting::Reporting,
+    /// On SQLite, the thread that checkpoints the log, so that no async
+    /// worker waits for its sync; stopped when dropped.
+    _checkpoints: Option<crate::store::Checkpoints>,
 }
 
 impl Drop for Running {
@@ -167,6 +170,7 @@ pub async fn start(
             tokio::spawn(srv.acceptor(acceptor).serve(app))
         }
     };
+    let checkpoints = server.store.checkpoint_in_background()?;
     let sweeper = tokio::spawn(sweep(server.clone()));
     let keep_alives = tokio::spawn(crate::http::events::keep_alives(server.clone()));
     let following = crate::http::follow::start(&server, handle.clone());
@@ -198,6 +202,7 @@ pub async fn start(
         runtime_file,
         following,
         reporting,
+        _checkpoints: checkpoints,
     })
 }
 

@@ -7,6 +7,7 @@
 mod audit;
 mod bus;
 mod challenges;
+mod checkpoint;
 mod copy;
 mod db;
 mod devices;
@@ -35,6 +36,7 @@ use schema::MIGRATIONS;
 pub use audit::{csv_field, AuditEntry, AuditFilter, NewAudit, Write};
 pub use bus::Event;
 pub use challenges::{ChallengeRow, NewChallenge};
+pub use checkpoint::Checkpoints;
 pub use copy::Copied;
 pub use devices::{ActivationRow, Binding, DeviceRow, NewDevice};
 pub use methods::{Methods, PhoneCode};
@@ -277,6 +279,25 @@ impl Store {
                 Ok(())
             }),
             pool::Pool::Pg(_) => Ok(()),
+        }
+    }
+
+    /// Starts checkpointing SQLite's log on a thread of its own (see
+    /// [`checkpoint`]) until the returned value is dropped: for a server,
+    /// whose async workers must not wait for the log's sync. `None` on
+    /// PostgreSQL and for a database with no file.
+    pub fn checkpoint_in_background(&self) -> Result<Option<Checkpoints>, StoreError> {
+        match &self.pool {
+            pool::Pool::Lite(p) => {
+                let Some(path) = p.path() else {
+                    return Ok(None);
+                };
+                let checkpoints = Checkpoints::start(path)?;
+                // The writer's own checkpoint becomes the rare backstop.
+                p.write(|c| c.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP))?;
+                Ok(Some(checkpoints))
+            }
+            pool::Pool::Pg(_) => Ok(None),
         }
     }
 

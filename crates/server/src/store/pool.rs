@@ -15,7 +15,7 @@
 //! When one is free, the statements (microseconds) run in place: handing
 //! each of them to another thread measured slower (docs/PERFORMANCE.md).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
@@ -91,6 +91,8 @@ pub(super) struct Lite {
     /// to them (a free writer would otherwise go to whichever read tries
     /// first, ahead of the write woken to take it).
     waiting: AtomicUsize,
+    /// The database file, when there is one (not in memory).
+    path: Option<PathBuf>,
 }
 
 impl Lite {
@@ -111,7 +113,14 @@ impl Lite {
             readers,
             next: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
+            path: path.map(Path::to_path_buf),
         })
+    }
+
+    /// The database file, if any: `None` for an in-memory database and
+    /// for one opened read-only to inspect it.
+    pub(super) fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// Runs `f` on the writer.
