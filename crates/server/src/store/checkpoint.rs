@@ -8,14 +8,22 @@
 //! stream and request waits with it (docs/PERFORMANCE.md, "Checkpoints
 //! off the worker").
 //!
-//! This thread checkpoints every [`INTERVAL`] on its own connection, in
-//! SQLite's passive mode: it never waits for, or holds up, a reader or
-//! the writer. The writer's own checkpoint stays, moved to
-//! [`BACKSTOP`] pages: the log starts over only after a checkpoint that
-//! nothing was written behind, which under steady writes only the writer
-//! makes, and it then finds little left to copy or sync. Commits also
-//! reach the disk within about [`INTERVAL`], not whenever the log next
-//! passes 1,000 pages.
+//! This thread checkpoints on its own connection, in SQLite's passive
+//! mode: it never waits for a reader or the writer, and neither waits for
+//! it (a checkpoint the writer tries meanwhile is skipped, and tried again
+//! at its next commit). It turns every [`INTERVAL`] while there is
+//! something to copy, less often, down to once a second, while there is
+//! not. The writer's own checkpoint stays as a backstop, moved to
+//! [`BACKSTOP`] pages: the log starts over only once a checkpoint has
+//! reached its end with nothing written behind it, which under steady
+//! writes the writer's backstop, run right after its commit, may be the
+//! first to do; it then finds little left to copy. SQLite syncs the
+//! database file only then, so that sync (on the worker) still carries
+//! the pages copied since the last one.
+//!
+//! The thread never opens the database file other than through SQLite:
+//! closing any other descriptor of it would drop every lock this process
+//! holds on it (POSIX), with the server's connections still open.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -26,11 +34,15 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::StoreError;
 
-/// How often the thread checkpoints.
+/// How often the thread checkpoints while there is something to copy.
 pub const INTERVAL: Duration = Duration::from_millis(20);
 
+/// The longest wait between two turns, while nothing is written.
+pub const IDLE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Pages in the log past which the writer checkpoints itself, while the
-/// thread runs (SQLite's default: 1,000).
+/// thread runs (SQLite's default: 1,000). It stays so once the thread
+/// stops: a server's store ends with it.
 pub const BACKSTOP: u32 = 10_000;
 
 /// The checkpointing thread: stopped, and waited for, when dropped.
@@ -45,14 +57,12 @@ impl Checkpoints {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)?;
         // As the writer's: the log is synced before it is copied, the
-        // database file after.
+        // database file once a checkpoint reaches the log's end.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let file = std::fs::File::open(path)
-            .map_err(|e| StoreError::Decode(format!("{}: {e}", path.display())))?;
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoints".into())
-            .spawn(move || run(&conn, &file, &stopped))
+            .spawn(move || run(&conn, &stopped))
             .map_err(|e| StoreError::Decode(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Checkpoints {
             stop: Some(stop),
@@ -70,16 +80,24 @@ impl Drop for Checkpoints {
     }
 }
 
-/// Where a checkpoint left the log: its pages, and how many of them are
-/// copied into the database file.
-type Progress = (i64, i64);
+/// What a checkpoint reports: whether it was busy (another checkpoint
+/// ran), the pages in the log and how many of them are copied back.
+type Progress = (bool, i64, i64);
 
-fn run(conn: &Connection, file: &std::fs::File, stopped: &mpsc::Receiver<()>) {
+fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
     let mut failing = false;
-    let mut last: Progress = (0, 0);
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
-        match turn(conn, file, &mut last) {
-            Ok(()) => failing = false,
+    let mut last: Progress = (false, 0, 0);
+    let mut wait = INTERVAL;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+        let progress = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
+        });
+        match progress {
+            Ok(now) => {
+                failing = false;
+                wait = next_wait(wait, last, now);
+                last = now;
+            }
             Err(e) if !failing => {
                 // Said once per spell of failures, not at every turn; the
                 // writer's own checkpoints go on meanwhile.
@@ -91,26 +109,15 @@ fn run(conn: &Connection, file: &std::fs::File, stopped: &mpsc::Receiver<()>) {
     }
 }
 
-/// One passive checkpoint (a busy answer, when another checkpoint runs,
-/// is a row, not an error: the next turn catches up), then the database
-/// file's sync if the checkpoint copied pages into it but stopped short
-/// of the log's end (commits came meanwhile). SQLite syncs the file only
-/// when a checkpoint reaches the end, which under steady writes only the
-/// writer's backstop does, and that sync would then carry every page
-/// copied since, on the worker.
-fn turn(conn: &Connection, file: &std::fs::File, last: &mut Progress) -> Result<(), String> {
-    let now: Progress = conn
-        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get(1)?, r.get(2)?))
-        })
-        .map_err(|e| e.to_string())?;
-    let copied = now.1 > 0 && now != *last;
-    *last = now;
-    if copied && now.1 < now.0 {
-        file.sync_data()
-            .map_err(|e| format!("cannot sync the database file: {e}"))?;
+/// The wait before the next turn: [`INTERVAL`] when the log moved since
+/// the last turn or the checkpoint found another running, else twice the
+/// last wait, up to [`IDLE_INTERVAL`].
+fn next_wait(wait: Duration, last: Progress, now: Progress) -> Duration {
+    if now.0 || now != last {
+        INTERVAL
+    } else {
+        (wait * 2).min(IDLE_INTERVAL)
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -119,26 +126,23 @@ mod tests {
     use crate::store::Store;
 
     /// The users the database file itself holds, ignoring the log (none
-    /// while even the schema is only in the log).
-    fn users_in_file(path: &Path) -> i64 {
+    /// while even the schema is only in the log). An error while the
+    /// thread may be copying pages in: the file can be half written.
+    fn users_in_file(path: &Path) -> rusqlite::Result<i64> {
         let uri = url::Url::from_file_path(path).unwrap();
         let conn = Connection::open_with_flags(
             format!("{uri}?immutable=1"),
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
-        )
-        .unwrap();
-        let schema: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'users'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        )?;
+        let schema: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'users'",
+            [],
+            |r| r.get(0),
+        )?;
         if schema == 0 {
-            return 0;
+            return Ok(0);
         }
         conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
-            .unwrap()
     }
 
     fn add_user(store: &Store, name: &str) {
@@ -161,14 +165,14 @@ mod tests {
         // Without the thread the commit stays in the log.
         std::thread::sleep(INTERVAL * 4);
         assert_eq!(
-            users_in_file(&path),
+            users_in_file(&path).unwrap(),
             0,
             "a commit was checkpointed with no thread"
         );
         let checkpoints = store.checkpoint_in_background().unwrap().unwrap();
         add_user(&store, "after");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while users_in_file(&path) < 2 {
+        while users_in_file(&path).map_or(true, |n| n < 2) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the log was never copied back"
@@ -179,8 +183,44 @@ mod tests {
         drop(checkpoints);
         add_user(&store, "later");
         std::thread::sleep(INTERVAL * 4);
-        assert_eq!(users_in_file(&path), 2);
+        assert_eq!(users_in_file(&path).unwrap(), 2);
         assert_eq!(store.list_users().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn the_writer_checkpoints_itself_only_as_a_backstop_while_the_thread_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("db")).unwrap();
+        let own = || match &store.pool {
+            crate::store::pool::Pool::Lite(p) => p
+                .write(|c| c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get::<_, u32>(0)))
+                .unwrap(),
+            crate::store::pool::Pool::Pg(_) => unreachable!("a SQLite store"),
+        };
+        assert_eq!(own(), 1000);
+        let _checkpoints = store.checkpoint_in_background().unwrap().unwrap();
+        assert_eq!(own(), BACKSTOP);
+    }
+
+    #[test]
+    fn turns_come_often_while_the_log_moves_and_slow_down_while_it_does_not() {
+        let quiet = (false, 40, 40);
+        // Moved, or another checkpoint running: soon again.
+        assert_eq!(next_wait(IDLE_INTERVAL, quiet, (false, 45, 40)), INTERVAL);
+        assert_eq!(next_wait(IDLE_INTERVAL, quiet, (true, -1, -1)), INTERVAL);
+        assert_eq!(
+            next_wait(IDLE_INTERVAL, (true, -1, -1), (true, -1, -1)),
+            INTERVAL
+        );
+        // A log that started over moved too.
+        assert_eq!(next_wait(IDLE_INTERVAL, quiet, (false, 3, 0)), INTERVAL);
+        // Unchanged: twice as long each turn, up to a second.
+        assert_eq!(next_wait(INTERVAL, quiet, quiet), INTERVAL * 2);
+        let mut wait = INTERVAL;
+        for _ in 0..20 {
+            wait = next_wait(wait, quiet, quiet);
+        }
+        assert_eq!(wait, IDLE_INTERVAL);
     }
 
     #[test]

@@ -275,8 +275,24 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         match &self.pool {
             pool::Pool::Lite(p) => p.write(|c| {
-                c.query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))?;
-                Ok(())
+                // Busy, or stopped short, while another checkpoint runs (a
+                // serving process's thread): tried again, for up to 5 s.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                loop {
+                    let (busy, log, copied): (i64, i64, i64) =
+                        c.query_row("PRAGMA wal_checkpoint(FULL)", [], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })?;
+                    if busy == 0 && log == copied {
+                        return Ok(());
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Decode(
+                            "the database's log could not be written back: another checkpoint or a reader held it for 5 s".into(),
+                        ));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
             }),
             pool::Pool::Pg(_) => Ok(()),
         }
@@ -284,8 +300,10 @@ impl Store {
 
     /// Starts checkpointing SQLite's log on a thread of its own (see
     /// [`checkpoint`]) until the returned value is dropped: for a server,
-    /// whose async workers must not wait for the log's sync. `None` on
-    /// PostgreSQL and for a database with no file.
+    /// whose async workers must not wait for the log's sync. The writer's
+    /// own checkpoint is then a backstop at [`checkpoint::BACKSTOP`]
+    /// pages, and stays so. `None` on PostgreSQL and for a database with
+    /// no file.
     pub fn checkpoint_in_background(&self) -> Result<Option<Checkpoints>, StoreError> {
         match &self.pool {
             pool::Pool::Lite(p) => {
