@@ -98,13 +98,15 @@ fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
                 wait = next_wait(wait, last, now);
                 last = now;
             }
-            Err(e) if !failing => {
+            Err(e) => {
                 // Said once per spell of failures, not at every turn; the
                 // writer's own checkpoints go on meanwhile.
-                tracing::warn!(error = %e, "background checkpoint failed");
+                if !failing {
+                    tracing::warn!(error = %e, "background checkpoint failed");
+                }
                 failing = true;
+                wait = (wait * 2).min(IDLE_INTERVAL);
             }
-            Err(_) => {}
         }
     }
 }

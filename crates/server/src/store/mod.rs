@@ -276,7 +276,10 @@ impl Store {
         match &self.pool {
             pool::Pool::Lite(p) => p.write(|c| {
                 // Busy, or stopped short, while another checkpoint runs (a
-                // serving process's thread): tried again, for up to 5 s.
+                // serving process's thread; the one caller, the master
+                // key's rotation, runs with the server stopped, so this is
+                // a safeguard): tried again for 5 s, each try waiting up
+                // to the busy timeout.
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
                 loop {
                     let (busy, log, copied): (i64, i64, i64) =
@@ -288,7 +291,7 @@ impl Store {
                     }
                     if std::time::Instant::now() >= deadline {
                         return Err(StoreError::Decode(
-                            "the database's log could not be written back: another checkpoint or a reader held it for 5 s".into(),
+                            "the database's log could not be written back: another checkpoint or a reader held it too long".into(),
                         ));
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));
