@@ -154,6 +154,8 @@ pub async fn start(
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(header_timeout);
+    // Before serving, so that a failure to start it leaves nothing running.
+    let checkpoints = server.store.checkpoint_in_background()?;
     let capped = connections::Capped::new(axum_server::accept::DefaultAcceptor, gate.clone());
     let task = match tls {
         Some(config) => {
@@ -170,7 +172,6 @@ pub async fn start(
             tokio::spawn(srv.acceptor(acceptor).serve(app))
         }
     };
-    let checkpoints = server.store.checkpoint_in_background()?;
     let sweeper = tokio::spawn(sweep(server.clone()));
     let keep_alives = tokio::spawn(crate::http::events::keep_alives(server.clone()));
     let following = crate::http::follow::start(&server, handle.clone());

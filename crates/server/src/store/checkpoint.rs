@@ -82,17 +82,22 @@ impl Drop for Checkpoints {
 
 /// What a checkpoint reports: whether it was busy (another checkpoint
 /// ran), the pages in the log and how many of them are copied back.
-type Progress = (bool, i64, i64);
+pub(super) type Progress = (bool, i64, i64);
+
+/// Runs a checkpoint in `mode` (`PASSIVE`, `FULL`...) on `conn` and says
+/// how far it got. A busy checkpoint is a row, not an error.
+pub(super) fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<Progress> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
+    })
+}
 
 fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
     let mut failing = false;
     let mut last: Progress = (false, 0, 0);
     let mut wait = INTERVAL;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
-        let progress = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
-        });
-        match progress {
+        match checkpoint(conn, "PASSIVE") {
             Ok(now) => {
                 failing = false;
                 wait = next_wait(wait, last, now);

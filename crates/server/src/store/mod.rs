@@ -282,11 +282,8 @@ impl Store {
                 // to the busy timeout.
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
                 loop {
-                    let (busy, log, copied): (i64, i64, i64) =
-                        c.query_row("PRAGMA wal_checkpoint(FULL)", [], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                        })?;
-                    if busy == 0 && log == copied {
+                    let (busy, log, copied) = checkpoint::checkpoint(c, "FULL")?;
+                    if !busy && log == copied {
                         return Ok(());
                     }
                     if std::time::Instant::now() >= deadline {
@@ -404,6 +401,34 @@ mod tests {
             Store::open(&path).unwrap().schema_version().unwrap(),
             MIGRATIONS.len() as i64
         );
+    }
+
+    #[test]
+    fn a_flush_that_a_reader_keeps_from_the_end_of_the_log_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("db");
+        let store = Store::open(&path).unwrap();
+        store.flush().unwrap();
+        // A reader in the middle of a read holds the log as it was.
+        let reader = Connection::open(&path).unwrap();
+        reader
+            .execute_batch("BEGIN; SELECT COUNT(*) FROM users;")
+            .unwrap();
+        let user = NewUser {
+            username: "cs0501",
+            first_name: "",
+            last_name: "",
+            password_hash: "x",
+            temporary_until: 0,
+        };
+        store.write(1, |w| w.insert_user(&user, 1)).unwrap();
+        let err = store.flush().unwrap_err();
+        assert!(
+            err.to_string().contains("could not be written back"),
+            "{err}"
+        );
+        reader.execute_batch("COMMIT").unwrap();
+        store.flush().unwrap();
     }
 
     #[test]

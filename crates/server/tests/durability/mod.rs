@@ -349,3 +349,40 @@ async fn fifty_kills_during_mixed_writes_lose_nothing_acknowledged() {
         acked.wrong_passwords
     );
 }
+
+/// The users the database file itself holds by `name`, the log left
+/// aside; an error while the server may be copying pages in.
+fn named_users_in_file(path: &Path, name: &str) -> rusqlite::Result<i64> {
+    let uri = url::Url::from_file_path(path).unwrap();
+    let conn = rusqlite::Connection::open_with_flags(
+        format!("{uri}?immutable=1"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.query_row(
+        "SELECT COUNT(*) FROM users WHERE username = ?1",
+        [name],
+        |r| r.get(0),
+    )
+}
+
+/// A serving process writes its log back into the database file by itself,
+/// so a commit is on disk soon after it, with no later write to carry it
+/// (and no async worker waiting for that sync).
+#[tokio::test(flavor = "multi_thread")]
+async fn while_serving_a_commit_reaches_the_database_file_with_no_write_after_it() {
+    let ts = crate::common::TestServer::start().await;
+    if ts.config.store.is_postgres() {
+        // PostgreSQL's commits are durable when they return: no log to copy.
+        return;
+    }
+    let db = ts.dir.path().join("countersign.db");
+    ts.add_user("cs0401");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while named_users_in_file(&db, "cs0401").map_or(true, |n| n == 0) {
+        assert!(
+            Instant::now() < deadline,
+            "the commit stayed in the log for 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
