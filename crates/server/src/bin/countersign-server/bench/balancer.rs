@@ -48,17 +48,21 @@ impl Nginx {
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting nginx (apt-get install nginx libnginx-mod-stream)")?;
+        // Stopped on drop, should it not come up.
+        let mut nginx = Nginx { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
+            let exited = nginx.child.try_wait()?.is_some();
+            if exited || Instant::now() > deadline {
                 bail!(
-                    "nginx did not start (see {}/nginx-error.log)",
+                    "nginx did not start (see {}/nginx-error.log; its stream module is \
+                     Debian's libnginx-mod-stream)",
                     dir.display()
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Nginx { child, port })
+        Ok(nginx)
     }
 
     /// The address the driver uses.

@@ -86,9 +86,10 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     let total = opts.devices.max(opts.idle_streams);
     eprintln!("seeding {total} users and devices in {}", tmp.display());
     let devices = seed(&tmp, &config_path, total)?;
-    let mut children = Vec::new();
+    // Stopped on every way out, an error included: none outlives the bench.
+    let mut children = Servers(Vec::new());
     for port in &ports {
-        children.push(start_child(&tmp, &config_path, *port)?);
+        children.0.push(start_child(&tmp, &config_path, *port)?);
     }
     let balancer = match ports.len() {
         1 => None,
@@ -102,14 +103,23 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(drive(&tmp, &children, &bases, &front, opts, devices));
+        .block_on(drive(&tmp, &children.0, &bases, &front, opts, devices));
     drop(balancer);
-    for mut child in children {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(children);
     let _ = std::fs::remove_dir_all(&tmp);
     result
+}
+
+/// The serve processes the bench started.
+struct Servers(Vec<Child>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 fn tempdir() -> anyhow::Result<std::path::PathBuf> {
@@ -184,6 +194,7 @@ fn start_child(dir: &Path, config_path: &Path, port: u16) -> anyhow::Result<Chil
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting the server")?;
+    let mut child = Servers(vec![child]);
     let data = DataDir::open(dir)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while running_server(&data).is_none_or(|r| !r.url.ends_with(&format!(":{port}"))) {
@@ -192,7 +203,7 @@ fn start_child(dir: &Path, config_path: &Path, port: u16) -> anyhow::Result<Chil
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(child)
+    Ok(child.0.remove(0))
 }
 
 /// The running server's address and TLS pin, from its runtime file.
