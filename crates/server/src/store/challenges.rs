@@ -67,6 +67,23 @@ const COLUMNS: &str = "id, device_id, application, ip, location, kind, created_a
                        delivered_at, shown_at, answered_at, (SELECT username FROM users WHERE users.id = challenges.user_id), \
                        created_ms, delivered_ms, response, shown_ms, answered_ms, connected_when_asked";
 
+/// A device's pending challenges: `status = 'pending'` lets both back
+/// ends use the index of pending challenges alone.
+fn pending_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM challenges WHERE device_id = ?1 AND status = 'pending' AND expires_at > ?2 \
+         ORDER BY created_at, rowid"
+    )
+}
+
+/// Pending challenges past their expiry, marked expired.
+fn overdue_sql() -> String {
+    format!(
+        "UPDATE challenges SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?1 \
+         RETURNING {COLUMNS}"
+    )
+}
+
 fn row(r: &Row<'_>) -> Result<ChallengeRow, StoreError> {
     let kind: String = r.get(5)?;
     let status: String = r.get(10)?;
@@ -142,11 +159,7 @@ impl Store {
         device_id: &str,
         now: u64,
     ) -> Result<Vec<ChallengeRow>, StoreError> {
-        self.read(|db| {
-            db.all(&format!(
-                "SELECT {COLUMNS} FROM challenges WHERE device_id = ?1 AND status = 'pending' AND expires_at > ?2 ORDER BY created_at, rowid"
-            ), args![device_id, now], row)
-        })
+        self.read(|db| db.all(&pending_sql(), args![device_id, now], row))
     }
 
     /// Challenges created for a user since `since`.
@@ -235,8 +248,27 @@ impl Write<'_> {
 
     /// Marks pending challenges past their expiry as expired; returns them.
     pub fn expire_challenges(&self, now: u64) -> Result<Vec<ChallengeRow>, StoreError> {
-        self.db().all(&format!(
-            "UPDATE challenges SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?1 RETURNING {COLUMNS}"
-        ), args![now], row)
+        self.db().all(&overdue_sql(), args![now], row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::plan;
+
+    #[test]
+    fn pending_challenges_are_found_through_the_index_of_the_pending() {
+        let store = Store::open_in_memory().unwrap();
+        let pending = plan(&store, &pending_sql(), args!["d1", 100u64]);
+        assert!(
+            pending.contains("INDEX challenges_device_pending (device_id=?)"),
+            "{pending}"
+        );
+        let overdue = plan(&store, &overdue_sql(), args![100u64]);
+        assert!(
+            overdue.contains("INDEX challenges_expiring (expires_at<?)"),
+            "{overdue}"
+        );
     }
 }

@@ -386,8 +386,16 @@ fn private(path: &Path) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// How SQLite would run `sql` (EXPLAIN QUERY PLAN), one step a line.
+    pub(in crate::store) fn plan(store: &Store, sql: &str, args: &[db::Value<'_>]) -> String {
+        let steps: Vec<String> = store
+            .read(|db| db.all(&format!("EXPLAIN QUERY PLAN {sql}"), args, |r| r.get(3)))
+            .unwrap();
+        steps.join("\n")
+    }
 
     #[test]
     fn migrations_run_once() {
