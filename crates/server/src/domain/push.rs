@@ -83,19 +83,8 @@ impl Server {
         let now = now_ms / 1000;
         check_origin(origin)?;
         let user = self.user(username)?;
-        let audit = |outcome: &str, detail: &str| {
-            self.audit(
-                NewAudit {
-                    actor: origin.actor,
-                    action: "challenge.create",
-                    target: &user.username,
-                    ip: origin.ip,
-                    outcome,
-                    detail,
-                },
-                now,
-            )
-        };
+        let row = NewAudit::of(origin.actor, "challenge.create", &user.username, origin.ip);
+        let audit = |outcome, detail| self.audit(row.with(outcome, detail), now);
         if user.disabled {
             audit("refused", "disabled")?;
             return Err(Error::refused(
@@ -112,16 +101,6 @@ impl Server {
         let device = self.target_device(&user, device_id)?;
         let p = &self.config.push;
         let window_start = now.saturating_sub(p.window_minutes * 60);
-        if self.store.challenges_since(user.id, window_start)? >= p.max_per_window {
-            audit("refused", "push-fatigue limit")?;
-            return Err(Error::refused(
-                Code::PushLimited,
-                format!(
-                    "Too many sign-in requests. Wait up to {} minutes or use a code.",
-                    p.window_minutes
-                ),
-            ));
-        }
         let challenge = Challenge {
             id: random_id(&self.rng)?,
             device_id: device.id.clone(),
@@ -138,8 +117,14 @@ impl Server {
         // Read before the write, so no other instance waits on it.
         let connected = self.hub.connected(&device.id) > 0
             || self.store.streams_elsewhere(Some(&device.id))? > 0;
-        // The challenge and its audit row commit together.
-        self.write(now, |w| {
+        // The count, the challenge and its audit row commit together: on
+        // PostgreSQL the write lock is held from the count, so pushes made
+        // at once, on any instance, get the limit and no more.
+        let limited = self.write(now, |w| {
+            if w.challenges_since(user.id, window_start)? >= p.max_per_window {
+                w.audit(&row.with("refused", "push-fatigue limit"))?;
+                return Ok(true);
+            }
             w.insert_challenge(&NewChallenge {
                 challenge: &challenge,
                 user_id: user.id,
@@ -148,15 +133,18 @@ impl Server {
                 connected,
             })?;
             w.announce(Event::Created(challenge.id.clone()));
-            w.audit(&NewAudit {
-                actor: origin.actor,
-                action: "challenge.create",
-                target: &user.username,
-                ip: origin.ip,
-                outcome: "ok",
-                detail: &detail,
-            })
+            w.audit(&row.with("ok", &detail))?;
+            Ok(false)
         })?;
+        if limited {
+            return Err(Error::refused(
+                Code::PushLimited,
+                format!(
+                    "Too many sign-in requests. Wait up to {} minutes or use a code.",
+                    p.window_minutes
+                ),
+            ));
+        }
         let created = Created {
             challenge_id: challenge.id.clone(),
             number,

@@ -162,17 +162,6 @@ impl Store {
         self.read(|db| db.all(&pending_sql(), args![device_id, now], row))
     }
 
-    /// Challenges created for a user since `since`.
-    pub fn challenges_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
-        self.read(|db| {
-            db.one(
-                "SELECT COUNT(*) FROM challenges WHERE user_id = ?1 AND created_at >= ?2",
-                args![user_id, since],
-                |r| r.get(0),
-            )
-        })
-    }
-
     /// A user's challenges, newest first (a scan: every one of the user's
     /// challenges is sorted).
     pub fn challenges_of(
@@ -202,6 +191,16 @@ impl Store {
 }
 
 impl Write<'_> {
+    /// Challenges created for a user since `since` (the push limit's count,
+    /// made in the write that adds the next one).
+    pub fn challenges_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
+        self.db().one(
+            "SELECT COUNT(*) FROM challenges WHERE user_id = ?1 AND created_at >= ?2",
+            args![user_id, since],
+            |r| r.get(0),
+        )
+    }
+
     /// Stores a new pending challenge.
     pub fn insert_challenge(&self, c: &NewChallenge<'_>) -> Result<(), StoreError> {
         let ch = c.challenge;

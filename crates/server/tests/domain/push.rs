@@ -236,3 +236,55 @@ fn a_challenge_is_read_with_its_device_and_without_it_once_removed() {
     assert_eq!(status, ChallengeStatus::Pending);
     d.chain_verifies();
 }
+
+/// Pushes made at once, from several threads, get the push limit and no
+/// more: the count and the new challenge are one write.
+#[test]
+fn pushes_made_at_once_get_the_push_limit_and_no_more() {
+    let mut config = countersign_server::infra::config::Config::default();
+    config.push.max_per_window = 5;
+    let d = Domain::with(config);
+    d.officer("cs2110");
+    device(&d, "cs2110", "phone");
+    let origin = Origin {
+        application: "LETS",
+        ip: IP,
+        location: "",
+        kind: ChallengeKind::SignIn,
+        actor: "cs2110",
+    };
+    let (created, limited) = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..4)
+                        .map(|_| d.s.create_challenge("cs2110", None, &origin, T0 * 1000))
+                        .map(|r| match r {
+                            Ok(_) => (1, 0),
+                            Err(e) => {
+                                assert_eq!(e.code(), "push_limited", "{e}");
+                                (0, 1)
+                            }
+                        })
+                        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    });
+    assert_eq!((created, limited), (5, 27));
+    // Each push left its audit row, and the chain holds.
+    let rows = d.rows("challenge.create");
+    let count = |line: &str| rows.iter().filter(|r| *r == line).count();
+    assert_eq!(
+        (
+            count("challenge.create ok"),
+            count("challenge.create refused")
+        ),
+        (5, 27)
+    );
+    d.chain_verifies();
+}
