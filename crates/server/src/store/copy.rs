@@ -98,7 +98,11 @@ impl Store {
             Ok(())
         })?;
         target.pool.transaction(|db| {
-            if replace {
+            if replace && db.is_pg() {
+                // One statement for all: no foreign-key cascade row by row
+                // (challenges are indexed by device only while pending).
+                db.batch(&format!("TRUNCATE {}", TABLES.join(", ")))?;
+            } else if replace {
                 for table in TABLES.iter().rev() {
                     db.exec(&format!("DELETE FROM {table}"), args![])?;
                 }

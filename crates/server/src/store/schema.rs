@@ -460,7 +460,7 @@ UPDATE users SET temporary_until = CAST(strftime('%s', 'now') AS INTEGER) + 7 * 
     },
     Migration {
         // Fewer index pages per write (docs/PERFORMANCE.md): `audit(target, at)`
-        // serves all `(target, seq)` did; challenges are sought by status only pending.
+        // finds a user's rows; challenges are sought by status only pending.
         lite: LEANER_INDEXES,
         pg: LEANER_INDEXES,
     },

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-/// A running nginx, stopped when dropped.
+/// A running nginx, stopped when dropped: one process (`master_process
+/// off`), since workers outlive a master that is killed.
 pub struct Nginx {
     child: Child,
     port: u16,
@@ -30,7 +31,7 @@ impl Nginx {
             &conf,
             format!(
                 "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n\
-                 worker_processes 1;\nerror_log {dir}/nginx-error.log;\npid {dir}/nginx.pid;\n\
+                 master_process off;\nerror_log {dir}/nginx-error.log;\npid {dir}/nginx.pid;\n\
                  events {{ worker_connections 65536; }}\n\
                  stream {{\n  upstream countersign {{\n{servers}  }}\n\
                  \x20 server {{\n    listen 127.0.0.1:{port};\n    proxy_pass countersign;\n\

@@ -106,7 +106,6 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
         .block_on(drive(&tmp, &children.0, &bases, &front, opts, devices));
     drop(balancer);
     drop(children);
-    let _ = std::fs::remove_dir_all(&tmp);
     result
 }
 
@@ -122,7 +121,24 @@ impl Drop for Servers {
     }
 }
 
-fn tempdir() -> anyhow::Result<std::path::PathBuf> {
+/// The bench's temporary data folder (its database and key-encryption
+/// key), removed on every way out.
+struct Scratch(std::path::PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> anyhow::Result<Scratch> {
     let mut b = [0u8; 8];
     ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut b)
         .map_err(|_| anyhow::anyhow!("random generator failed"))?;
@@ -131,7 +147,7 @@ fn tempdir() -> anyhow::Result<std::path::PathBuf> {
         data_encoding::HEXLOWER.encode(&b)
     ));
     std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+    Ok(Scratch(dir))
 }
 
 /// Creates users and activates one device each, through the library.

@@ -25,15 +25,12 @@ pub fn run(concurrency: usize, duration: Duration) -> anyhow::Result<()> {
     std::fs::write(&config_path, format!("listen = \"127.0.0.1:{port}\"\n"))?;
     eprintln!("seeding {SESSIONS} signed-in sessions in {}", tmp.display());
     let (cookies, secret) = seed(&tmp, &config_path)?;
-    let mut child = start_child(&tmp, &config_path, port)?;
-    let result = tokio::runtime::Builder::new_multi_thread()
+    // Stopped, and the folder removed, on every way out.
+    let _child = Servers(vec![start_child(&tmp, &config_path, port)?]);
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(drive(&tmp, concurrency, duration, cookies, secret));
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&tmp);
-    result
+        .block_on(drive(&tmp, concurrency, duration, cookies, secret))
 }
 
 /// Officers with a signed-in session each, and the application.
