@@ -273,6 +273,23 @@ impl Write<'_> {
         std::mem::take(&mut self.rows)
     }
 
+    /// Rows with `action` and `outcome` about `target` since `since`
+    /// (per-account limits that outlive a restart), counted in the write
+    /// that adds the next one.
+    pub fn audit_count(
+        &self,
+        target: &str,
+        action: &str,
+        outcome: &str,
+        since: u64,
+    ) -> Result<u32, StoreError> {
+        self.db.one(
+            "SELECT COUNT(*) FROM audit WHERE target = ?1 AND at >= ?2 AND action = ?3 AND outcome = ?4",
+            args![target, since, action, outcome],
+            |r| r.get(0),
+        )
+    }
+
     /// Appends an audit row within the transaction.
     pub fn audit(&mut self, e: &NewAudit<'_>) -> Result<(), StoreError> {
         self.rows
@@ -306,24 +323,6 @@ impl Store {
             db.opt(
                 "SELECT at FROM audit ORDER BY seq DESC LIMIT 1",
                 args![],
-                |r| r.get(0),
-            )
-        })
-    }
-
-    /// Rows with `action` and `outcome` about `target` since `since`
-    /// (per-account limits that outlive a restart).
-    pub fn audit_count(
-        &self,
-        target: &str,
-        action: &str,
-        outcome: &str,
-        since: u64,
-    ) -> Result<u32, StoreError> {
-        self.scan(|db| {
-            db.one(
-                "SELECT COUNT(*) FROM audit WHERE target = ?1 AND at >= ?2 AND action = ?3 AND outcome = ?4",
-                args![target, since, action, outcome],
                 |r| r.get(0),
             )
         })

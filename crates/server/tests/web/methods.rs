@@ -24,12 +24,7 @@ pub(super) async fn first_sign_in(ts: &TestServer, b: &Browser, user: &str) -> S
 async fn start_recovery(b: &Browser, email: &str) -> (u16, String, String) {
     let (_, _, mut page) = b.get("/recover").await;
     for _ in 0..3 {
-        let answer = countersign_testkit::captcha::solve(
-            &captcha_png(&page),
-            &countersign_server::domain::captcha::font(),
-            countersign_server::domain::captcha::CELL,
-            countersign_server::domain::captcha::LENGTH,
-        );
+        let answer = read_captcha(&page);
         let (status, path, next) = b
             .post("/recover", &page, &[("email", email), ("captcha", &answer)])
             .await;
@@ -39,6 +34,36 @@ async fn start_recovery(b: &Browser, email: &str) -> (u16, String, String) {
         page = next;
     }
     panic!("the CAPTCHA was misread three times");
+}
+
+/// An officer signed in once, with security questions: one who may
+/// recover the account online.
+async fn recoverable(ts: &TestServer, username: &str) {
+    let _ = first_sign_in(ts, &Browser::new(ts), username).await;
+    let chosen: Vec<(usize, String)> = answers()
+        .chunks(2)
+        .map(|p| (p[0].1.parse().unwrap(), p[1].1.to_string()))
+        .collect();
+    ts.server
+        .register_answers(
+            username,
+            &chosen,
+            countersign_server::domain::methods::Authority::Proven,
+            "",
+            countersign_server::now(),
+        )
+        .unwrap()
+        .unwrap();
+}
+
+/// The CAPTCHA on `page`, as read by the test suite's reader.
+fn read_captcha(page: &str) -> String {
+    countersign_testkit::captcha::solve(
+        &captcha_png(page),
+        &countersign_server::domain::captcha::font(),
+        countersign_server::domain::captcha::CELL,
+        countersign_server::domain::captcha::LENGTH,
+    )
 }
 
 fn captcha_png(page: &str) -> Vec<u8> {
@@ -428,21 +453,7 @@ async fn methods_are_added_and_removed_on_my_sign_ins() {
 #[tokio::test(flavor = "multi_thread")]
 async fn recovery_is_limited_per_account() {
     let ts = TestServer::start().await;
-    let _ = first_sign_in(&ts, &Browser::new(&ts), "cs0811").await;
-    let chosen: Vec<(usize, String)> = answers()
-        .chunks(2)
-        .map(|p| (p[0].1.parse().unwrap(), p[1].1.to_string()))
-        .collect();
-    ts.server
-        .register_answers(
-            "cs0811",
-            &chosen,
-            countersign_server::domain::methods::Authority::Proven,
-            "",
-            countersign_server::now(),
-        )
-        .unwrap()
-        .unwrap();
+    recoverable(&ts, "cs0811").await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
         let b = Browser::new(&ts);
@@ -461,6 +472,40 @@ async fn recovery_is_limited_per_account() {
         .count();
     assert_eq!(ok, 5, "{statuses:?}");
     assert_eq!(statuses[5].0, 429, "{statuses:?}");
+}
+
+/// Recoveries started at once get the limit and no more: the count and
+/// the row that counts each are one write.
+#[tokio::test(flavor = "multi_thread")]
+async fn recoveries_started_at_once_get_the_limit_and_no_more() {
+    let ts = TestServer::start().await;
+    recoverable(&ts, "cs0812").await;
+    // Every picture read first, then every form sent at once.
+    let mut forms = Vec::new();
+    while forms.len() < 12 {
+        let b = Browser::new(&ts);
+        let (_, _, page) = b.get("/recover").await;
+        let answer = read_captcha(&page);
+        forms.push((b, page, answer));
+    }
+    let fields: Vec<[(&str, &str); 2]> = forms
+        .iter()
+        .map(|(_, _, answer)| [("email", "cs0812"), ("captcha", answer.as_str())])
+        .collect();
+    let posts = forms.iter().zip(&fields);
+    let results = futures_util::future::join_all(
+        posts.map(|((b, page, _), fields)| b.post("/recover", page, fields)),
+    )
+    .await;
+    let count = |status: u16| results.iter().filter(|r| r.0 == status).count();
+    let started = results
+        .iter()
+        .filter(|r| r.1.starts_with("/signin/mfa"))
+        .count();
+    let seen: Vec<_> = results.iter().map(|r| (r.0, &r.1)).collect();
+    // A misread picture (401) is refused before the account is counted.
+    assert_eq!(started, 5, "{seen:?}");
+    assert_eq!(count(429) + count(401), 7, "{seen:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

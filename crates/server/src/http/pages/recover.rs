@@ -146,30 +146,36 @@ async fn start_post(
         return start_form(&s, &mut pre, email, Some(message), StatusCode::UNAUTHORIZED);
     }
     let username = super::username_of(&s, email);
-    // Per account: a few recoveries an hour, whoever starts them.
-    let started =
-        s.store
-            .audit_count(&username, "recover.start", "ok", now().saturating_sub(3600))?;
-    if started >= RECOVERIES_PER_HOUR {
-        audit(&username, "refused", "too many recoveries for this account")?;
-        let body = info(
-            TITLE,
-            &["Too many attempts to recover this account in the last hour. Try again later, or contact the help desk."],
-        );
-        return Ok((StatusCode::TOO_MANY_REQUESTS, page(&s, TITLE, body)).into_response());
-    }
     let eligible = match s.store.user_by_name(&username)? {
         Some(user) => {
             !user.disabled && !user.must_change && s.store.methods_of(user.id)?.count() > 0
         }
         None => false,
     };
-    if !eligible {
-        audit(
-            &username,
-            "refused",
-            "unknown account or no method registered",
-        )?;
+    // Per account: a few recoveries an hour, whoever starts them. The count
+    // and the row that counts this one are one write, so recoveries started
+    // at once, on any instance, get the limit and no more.
+    let t = now();
+    let row = NewAudit::of(&username, "recover.start", &username, &ip);
+    let (too_many, started) = s.write(t, |w| {
+        let since = t.saturating_sub(3600);
+        let too_many =
+            w.audit_count(&username, "recover.start", "ok", since)? >= RECOVERIES_PER_HOUR;
+        w.audit(&match (too_many, eligible) {
+            (true, _) => row.with("refused", "too many recoveries for this account"),
+            (false, false) => row.with("refused", "unknown account or no method registered"),
+            (false, true) => row.with("ok", ""),
+        })?;
+        Ok((too_many, eligible && !too_many))
+    })?;
+    if too_many {
+        let body = info(
+            TITLE,
+            &["Too many attempts to recover this account in the last hour. Try again later, or contact the help desk."],
+        );
+        return Ok((StatusCode::TOO_MANY_REQUESTS, page(&s, TITLE, body)).into_response());
+    }
+    if !started {
         let body = info(
             TITLE,
             &[
@@ -179,7 +185,6 @@ async fn start_post(
         );
         return Ok(page(&s, TITLE, body));
     }
-    audit(&username, "ok", "")?;
     // From here on there is a session to keep.
     let mut session = fresh(StageKind::Recover);
     session.username = username;
