@@ -122,22 +122,21 @@ impl Server {
         now: u64,
     ) -> Result<i64, Error> {
         let row = NewAudit::of("", "registration.request", &r.email, ip);
-        let recent = self
-            .store
-            .registrations_from(ip, now.saturating_sub(3600))?;
-        if recent >= MAX_PER_IP_PER_HOUR {
-            self.audit(
-                row.with("refused", "too many requests from this address"),
-                now,
-            )?;
-            return Err(Error::refused(Code::TooManyRequests,
-                "Too many requests were sent from this network. Try again in an hour, or call the help desk.",
-            ));
-        }
-        self.write(now, |w| {
+        // The count and the request are one write: requests sent at once,
+        // to any instance, get the limit and no more.
+        let queued = self.write(now, |w| {
+            if w.registrations_from(ip, now.saturating_sub(3600))? >= MAX_PER_IP_PER_HOUR {
+                w.audit(&row.with("refused", "too many requests from this address"))?;
+                return Ok(None);
+            }
             let id = w.add_registration(r, ip, now)?;
             w.audit(&row.with("queued", &format!("request #{id}")))?;
-            Ok(id)
+            Ok(Some(id))
+        })?;
+        queued.ok_or_else(|| {
+            Error::refused(Code::TooManyRequests,
+                "Too many requests were sent from this network. Try again in an hour, or call the help desk.",
+            )
         })
     }
 

@@ -74,17 +74,6 @@ fn request(r: &Row<'_>) -> Result<RegistrationRequest, StoreError> {
 }
 
 impl Store {
-    /// Requests sent from `ip` since `since`.
-    pub fn registrations_from(&self, ip: &str, since: u64) -> Result<u64, StoreError> {
-        self.read(|db| {
-            db.one(
-                "SELECT COUNT(*) FROM registration_requests WHERE ip = ?1 AND created_at >= ?2",
-                args![ip, since],
-                |r| r.get(0),
-            )
-        })
-    }
-
     /// Requests, oldest first: the pending ones, or all.
     pub fn registrations(&self, all: bool) -> Result<Vec<RegistrationRequest>, StoreError> {
         self.scan(|db| {
@@ -112,6 +101,16 @@ impl Store {
 }
 
 impl Write<'_> {
+    /// Requests sent from `ip` since `since`, counted in the write that
+    /// adds the next one.
+    pub fn registrations_from(&self, ip: &str, since: u64) -> Result<u64, StoreError> {
+        self.db().one(
+            "SELECT COUNT(*) FROM registration_requests WHERE ip = ?1 AND created_at >= ?2",
+            args![ip, since],
+            |r| r.get(0),
+        )
+    }
+
     /// Queues a request; returns its number.
     pub fn add_registration(
         &self,

@@ -142,3 +142,45 @@ fn an_officer_changes_the_password_once_a_day_and_never_back_to_a_recent_one() {
         ]
     );
 }
+
+/// Registration requests sent at once from one address get the limit and
+/// no more: the count and the request are one write.
+#[test]
+fn registration_requests_sent_at_once_get_the_limit_and_no_more() {
+    use countersign_server::domain::registration::MAX_PER_IP_PER_HOUR;
+    use countersign_server::store::NewRegistration;
+    let d = &Domain::new();
+    let queued: usize = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                s.spawn(move || {
+                    (0..2)
+                        .filter(|i| {
+                            let r = NewRegistration {
+                                first_name: "Pat".into(),
+                                last_name: "Doe".into(),
+                                email: format!("pat{t}-{i}@example.gov"),
+                                agency: "State Police".into(),
+                                phone: String::new(),
+                                reason: "Patrol".into(),
+                            };
+                            match d.s.request_registration(&r, IP, T0) {
+                                Ok(_) => true,
+                                Err(e) => {
+                                    assert_eq!(refusal(Err::<(), _>(e)), Code::TooManyRequests);
+                                    false
+                                }
+                            }
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert_eq!(queued as u64, MAX_PER_IP_PER_HOUR);
+    let rows = d.rows("registration.request");
+    let count = |line: &str| rows.iter().filter(|r| *r == line).count();
+    assert_eq!(count("registration.request queued"), 5);
+    assert_eq!(count("registration.request refused"), 11);
+}
