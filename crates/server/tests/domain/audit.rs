@@ -131,6 +131,12 @@ fn a_write_whose_commit_fails_leaves_nothing_and_the_next_goes_through() {
     writes_again(&d, seq);
 }
 
+/// The sequence numbers of the rows `f` selects.
+fn seqs(d: &Domain, f: &AuditFilter) -> Vec<i64> {
+    let rows = d.s.store.audit_entries(f).unwrap();
+    rows.iter().map(|e| e.seq).collect()
+}
+
 /// Every combination of the audit view's filters finds exactly the rows
 /// a plain reading of the filters names, newest-first limit included (on
 /// either back end: the query names only the filters given).
@@ -185,28 +191,14 @@ fn every_combination_of_filters_finds_the_rows_it_names() {
                 && f.after_seq.is_none_or(|s| e.seq > s)
         };
         let expected: Vec<i64> = all.iter().filter(named).map(|e| e.seq).collect();
-        let found: Vec<i64> =
-            d.s.store
-                .audit_entries(&f)
-                .unwrap()
-                .iter()
-                .map(|e| e.seq)
-                .collect();
-        assert_eq!(found, expected, "filters {mask:07b}");
+        assert_eq!(seqs(&d, &f), expected, "filters {mask:07b}");
         // The newest two of them, still oldest first.
         let newest = AuditFilter {
             newest: Some(2),
             ..f
         };
-        let found: Vec<i64> =
-            d.s.store
-                .audit_entries(&newest)
-                .unwrap()
-                .iter()
-                .map(|e| e.seq)
-                .collect();
         assert_eq!(
-            found,
+            seqs(&d, &newest),
             expected[expected.len().saturating_sub(2)..],
             "newest 2, filters {mask:07b}"
         );
