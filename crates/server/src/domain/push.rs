@@ -118,9 +118,9 @@ impl Server {
         let connected = self.hub.connected(&device.id) > 0
             || self.store.streams_elsewhere(Some(&device.id))? > 0;
         // The count, the challenge and its audit row commit together: on
-        // PostgreSQL the write lock is held from the count, so pushes made
-        // at once, on any instance, get the limit and no more.
-        let limited = self.write(now, |w| {
+        // PostgreSQL the account's push lock is held from the count, so
+        // pushes made at once, on any instance, get the limit and no more.
+        let limited = self.concurrent_write(now, |w| {
             if w.challenges_since(user.id, window_start)? >= p.max_per_window {
                 w.audit(&row.with("refused", "push-fatigue limit"))?;
                 return Ok(true);
@@ -190,7 +190,7 @@ impl Server {
         ) {
             return Err(unauthorized());
         }
-        self.write(now, |w| w.touch_device(device_id, now))?;
+        self.concurrent_write(now, |w| w.touch_device(device_id, now))?;
         Ok(device)
     }
 
@@ -309,7 +309,7 @@ impl Server {
         );
         // The answer, a report's push block and their audit rows commit
         // together.
-        let answered = self.write(now, |w| {
+        let answered = self.concurrent_write(now, |w| {
             if !w.answer_challenge(challenge_id, verdict, &json, now, now_ms)? {
                 return Ok(false);
             }
@@ -388,7 +388,7 @@ impl Server {
             "challenge.delivered"
         };
         let actor = format!("device:{}", receipt.device_id);
-        let first = self.write(now, |w| {
+        let first = self.concurrent_write(now, |w| {
             // A repeat (the device re-fetched the request) writes nothing.
             let first = w.record_receipt(challenge_id, shown, now_ms)?;
             if first {

@@ -305,7 +305,7 @@ impl Server {
 
     /// Appends an audit row; a failure to audit fails the operation.
     pub fn audit(&self, e: NewAudit<'_>, now: u64) -> Result<(), Error> {
-        self.write(now, |w| w.audit(&e))
+        self.concurrent_write(now, |w| w.audit(&e))
     }
 
     /// Runs `change` (state changes and their audit rows) in one
@@ -315,15 +315,38 @@ impl Server {
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, Error> {
+        self.write_as(true, now, change)
+    }
+
+    /// [`Server::write`] beside other writes: see
+    /// [`Store::concurrent_write`] for the changes it may run.
+    pub fn concurrent_write<T>(
+        &self,
+        now: u64,
+        change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, Error> {
+        self.write_as(false, now, change)
+    }
+
+    fn write_as<T>(
+        &self,
+        serialised: bool,
+        now: u64,
+        change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, Error> {
         let mut audited = Vec::new();
-        let out = self.store.write(now, |w| {
+        let change = |w: &mut Write<'_>| {
             let out = change(w)?;
             audited = w.take_audited();
             if !audited.is_empty() {
                 w.announce(Event::Audit);
             }
             Ok(out)
-        })?;
+        };
+        let out = match serialised {
+            true => self.store.write(now, change),
+            false => self.store.concurrent_write(now, change),
+        }?;
         if !audited.is_empty() {
             for (action, outcome, detail) in &audited {
                 self.metrics.audited(action, outcome, detail);

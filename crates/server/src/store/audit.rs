@@ -8,7 +8,7 @@
 use ring::digest::{Context, SHA256};
 use serde::Serialize;
 
-use super::db::{args, Arg, Db, Row, Value};
+use super::db::{args, Arg, Row, Value};
 use super::{Store, StoreError};
 
 /// A row to append.
@@ -165,9 +165,14 @@ fn entries_query(f: &AuditFilter) -> (String, Vec<Value<'_>>) {
     (sql, values)
 }
 
-fn chain_hash(prev: &[u8], seq: i64, at: u64, e: &NewAudit<'_>) -> Vec<u8> {
+/// What every row's hash starts with.
+pub(super) const CHAIN_DOMAIN: &str = "countersign/v1/audit";
+
+/// A row's hash: SHA-256 over the chain's domain, the previous hash, the
+/// row's sequence number, time and each field with its length.
+pub(super) fn chain_hash(prev: &[u8], seq: i64, at: u64, e: &NewAudit<'_>) -> Vec<u8> {
     let mut ctx = Context::new(&SHA256);
-    ctx.update(b"countersign/v1/audit");
+    ctx.update(CHAIN_DOMAIN.as_bytes());
     ctx.update(prev);
     ctx.update(&seq.to_be_bytes());
     ctx.update(&at.to_be_bytes());
@@ -195,124 +200,12 @@ fn entry(r: &Row<'_>) -> Result<AuditEntry, StoreError> {
         request_id: r.get(10)?,
     })
 }
-
 impl Store {
     /// Appends a row. The read of the last hash and the insert share one
     /// immediate transaction, so concurrent writers (the server and an admin
     /// command) still form a single chain.
     pub fn audit(&self, e: &NewAudit<'_>, now: u64) -> Result<(), StoreError> {
         self.write(now, |w| w.audit(e))
-    }
-
-    /// Runs `change` in one immediate transaction: what it writes, audit
-    /// rows included, commits together or not at all. A state change and
-    /// its audit row written this way cannot be parted by a crash.
-    pub fn write<T>(
-        &self,
-        now: u64,
-        change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        self.timed(super::Access::Write, || {
-            self.pool.transaction_then(|db, tail| {
-                let mut w = Write {
-                    tail,
-                    db,
-                    now,
-                    rows: Vec::new(),
-                    events: Vec::new(),
-                };
-                let out = change(&mut w)?;
-                Ok((out, super::bus::notify_sql(db, &self.origin, &w.events)))
-            })
-        })
-    }
-}
-
-/// An open write transaction (see [`Store::write`]).
-pub struct Write<'c> {
-    db: &'c Db<'c>,
-    /// The audit chain's last row, once known in this transaction: its
-    /// rows are chained without reading the table again.
-    tail: Option<ChainTail>,
-    now: u64,
-    rows: Vec<Audited>,
-    events: Vec<super::Event>,
-}
-
-/// An audit row a transaction appended: its action, outcome and detail.
-pub type Audited = (String, String, String);
-
-/// The audit chain's last row: its sequence number and hash.
-pub(super) type ChainTail = (i64, Vec<u8>);
-
-/// What the first row of an empty chain follows.
-pub(super) fn chain_start() -> ChainTail {
-    (0, vec![0u8; 32])
-}
-
-impl Write<'_> {
-    /// The transaction's connection, for the store's statements (never
-    /// to write audit rows: [`Write::audit`] keeps the chain's tail).
-    pub(super) fn db(&self) -> &Db<'_> {
-        self.db
-    }
-
-    /// Tells the other instances of a change when this transaction
-    /// commits (see [`super::bus`]).
-    pub fn announce(&mut self, e: super::Event) {
-        self.events.push(e);
-    }
-
-    /// Whether an audit row was appended in this transaction.
-    pub fn audited(&self) -> bool {
-        !self.rows.is_empty()
-    }
-
-    /// The audit rows appended in this transaction, taken out.
-    pub fn take_audited(&mut self) -> Vec<Audited> {
-        std::mem::take(&mut self.rows)
-    }
-
-    /// Rows with `action` and `outcome` about `target` since `since`
-    /// (per-account limits that outlive a restart), counted in the write
-    /// that adds the next one.
-    pub fn audit_count(
-        &self,
-        target: &str,
-        action: &str,
-        outcome: &str,
-        since: u64,
-    ) -> Result<u32, StoreError> {
-        self.db.one(
-            "SELECT COUNT(*) FROM audit WHERE target = ?1 AND at >= ?2 AND action = ?3 AND outcome = ?4",
-            args![target, since, action, outcome],
-            |r| r.get(0),
-        )
-    }
-
-    /// Appends an audit row within the transaction.
-    pub fn audit(&mut self, e: &NewAudit<'_>) -> Result<(), StoreError> {
-        self.rows
-            .push((e.action.into(), e.outcome.into(), e.detail.into()));
-        let (db, now) = (self.db, self.now);
-        let (seq, prev) = match self.tail.take() {
-            Some(tail) => tail,
-            None => db
-                .opt(
-                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                    args![],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?
-                .unwrap_or_else(chain_start),
-        };
-        let seq = seq + 1;
-        let hash = chain_hash(&prev, seq, now, e);
-        db.exec(
-            "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash, request_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            args![seq, now, e.actor, e.action, e.target, e.ip, e.outcome, e.detail, prev, hash, super::request::current()],
-        )?;
-        self.tail = Some((seq, hash));
-        Ok(())
     }
 }
 

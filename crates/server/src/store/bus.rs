@@ -68,17 +68,21 @@ impl Event {
 /// The statements that send `events` when the transaction commits
 /// (PostgreSQL only; run with the commit, in one round trip). Payloads
 /// are ids, statuses and key names of our own making; quoted all the same.
-pub(super) fn notify_sql(db: &Db<'_>, origin: &str, events: &[Event]) -> String {
+pub(super) fn notify_sql(
+    db: &Db<'_>,
+    origin: &str,
+    events: &[Event],
+) -> Result<String, StoreError> {
     if !db.is_pg() {
-        return String::new();
+        return Ok(String::new());
     }
     events
         .iter()
         .map(|e| {
-            format!(
-                "SELECT pg_notify('{CHANNEL}', '{}');",
-                e.payload(origin).replace('\'', "''")
-            )
+            Ok(format!(
+                "SELECT pg_notify('{CHANNEL}', {});",
+                super::db::pg_literal(&e.payload(origin))?
+            ))
         })
         .collect()
 }

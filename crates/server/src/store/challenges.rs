@@ -190,10 +190,24 @@ impl Store {
     }
 }
 
+/// The first key of each account's push lock ("Cp").
+const PUSH_LOCK: i64 = 0x4370;
+
 impl Write<'_> {
     /// Challenges created for a user since `since` (the push limit's count,
-    /// made in the write that adds the next one).
+    /// made in the write that adds the next one). On PostgreSQL this first
+    /// takes the account's push lock, held until the commit, so the counts
+    /// and the challenges they admit go one write at a time per account,
+    /// on every instance, also in concurrent writes (SQLite has one writer).
     pub fn challenges_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
+        if self.db().is_pg() {
+            // Two-key advisory locks are apart from the store's one-key
+            // ones; accounts whose ids share 31 bits share a lock.
+            self.db().exec(
+                "SELECT pg_advisory_xact_lock(?1, ?2)",
+                args![PUSH_LOCK, user_id & 0x7fff_ffff],
+            )?;
+        }
         self.db().one(
             "SELECT COUNT(*) FROM challenges WHERE user_id = ?1 AND created_at >= ?2",
             args![user_id, since],

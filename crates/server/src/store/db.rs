@@ -170,6 +170,22 @@ impl Db<'_> {
     }
 }
 
+/// `s` as a PostgreSQL string constant, for statements sent as text with
+/// a commit. The escape form (`E'...'`) reads the same whatever the
+/// server's `standard_conforming_strings`; a NUL, which no PostgreSQL
+/// text can hold, is refused.
+pub(super) fn pg_literal(s: &str) -> Result<String, StoreError> {
+    if s.contains('\0') {
+        return Err(StoreError::Decode(
+            "text with a NUL character cannot be stored".into(),
+        ));
+    }
+    Ok(format!(
+        "E'{}'",
+        s.replace('\\', "\\\\").replace('\'', "''")
+    ))
+}
+
 /// `?N` → `$N` (the store's SQL has no `?` inside string literals).
 fn dollar_placeholders(sql: &str) -> String {
     sql.replace('?', "$")

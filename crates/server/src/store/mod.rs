@@ -25,6 +25,7 @@ mod sessions;
 mod stage;
 mod streams;
 mod users;
+mod write;
 
 use std::path::Path;
 
@@ -33,7 +34,7 @@ use rusqlite::Connection;
 use db::Db;
 use schema::MIGRATIONS;
 
-pub use audit::{csv_field, AuditEntry, AuditFilter, NewAudit, Write};
+pub use audit::{csv_field, AuditEntry, AuditFilter, NewAudit};
 pub use bus::Event;
 pub use challenges::{ChallengeRow, NewChallenge};
 pub use checkpoint::Checkpoints;
@@ -47,6 +48,7 @@ pub use sessions::{Factor, FactorMethod, WebSession};
 pub use stage::{Proving, Registering, Stage, StageKind};
 pub use streams::INSTANCE_ALIVE_SECONDS;
 pub use users::{NewUser, Role, UserRow};
+pub use write::Write;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +59,8 @@ pub enum StoreError {
     /// PostgreSQL reported an error, or could not be reached.
     #[error("database error: {}", pg::explain(.0))]
     Postgres(#[from] postgres::Error),
-    /// A stored value did not have the expected type or range.
+    /// A stored value, or one to store, did not have the expected type or
+    /// range.
     #[error("database error: {0}")]
     Decode(String),
     /// A row that must exist did not.

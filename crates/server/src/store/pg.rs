@@ -5,9 +5,14 @@
 //!
 //! Writes are serialised across every instance by one transaction-scoped
 //! advisory lock, taken first in each write transaction. That keeps the
-//! rules SQLite's single writer gave for free: the audit chain has one
-//! tail, and a check made inside a write ("only while the account has no
-//! method") cannot race a write on another instance. Reads take no lock.
+//! rule SQLite's single writer gave for free: a check made inside a write
+//! ("only while the account has no method") cannot race a write on
+//! another instance. The hot writes of a push (create, receipts, answer)
+//! need no such check and run beside each other
+//! ([`super::Store::concurrent_write`]). The audit chain has its own lock,
+//! taken by every write with audit rows only as it commits: the chain has
+//! one tail, and no write holds it for longer than its commit. Reads take
+//! no lock.
 //!
 //! The store is synchronous (the domain calls it in place), so this uses
 //! the blocking client of rust-postgres (tokio-postgres underneath, on its
@@ -18,7 +23,6 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
-use super::audit::{chain_start, ChainTail};
 use super::db::{args, Db, PgConn};
 use super::pg_tls::Target;
 use super::schema::MIGRATIONS;
@@ -96,20 +100,28 @@ impl Pg {
         self.with(|c| f(&Db::Pg(c)))
     }
 
-    /// Runs `f` in one transaction holding the write lock: committed when
-    /// it returns `Ok`, rolled back otherwise. `f` is given the audit
-    /// chain's tail, read with the lock, and also returns statements to
-    /// run just before the commit, sent with it in one round trip.
-    /// (The lock is held until the commit is durable, so every round trip
-    /// saved here is time other writers do not wait.)
+    /// Runs `f` in one transaction, holding the write lock from its start
+    /// when `serialised`: committed when it returns `Ok`, rolled back
+    /// otherwise. `f` also returns statements to run just before the
+    /// commit, sent with it in one round trip (the audit rows, which take
+    /// the chain's lock: it is held until the commit is durable, so it is
+    /// taken only then).
     pub(super) fn transaction<T>(
         &self,
-        f: impl FnOnce(&Db<'_>, Option<ChainTail>) -> Result<(T, String), StoreError>,
+        serialised: bool,
+        f: impl FnOnce(&Db<'_>) -> Result<(T, String), StoreError>,
     ) -> Result<T, StoreError> {
         self.with(|c| {
             let db = Db::Pg(c);
-            let out = begin_write(c)
-                .and_then(|tail| f(&db, Some(tail)))
+            let begin = match serialised {
+                true => format!(
+                    "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+                ),
+                false => "BEGIN ISOLATION LEVEL READ COMMITTED".to_string(),
+            };
+            let out = db
+                .batch(&begin)
+                .and_then(|()| f(&db))
                 .and_then(|(v, tail)| db.batch(&format!("{tail}COMMIT")).map(|()| v));
             if out.is_err() {
                 // A broken connection is dropped afterwards; otherwise this
@@ -326,31 +338,6 @@ pub(super) fn schema_version(db: &Db<'_>) -> Result<i64, StoreError> {
 /// which cannot change while the lock is held. READ COMMITTED whatever the
 /// database's default, so that the read's snapshot is taken after the
 /// lock is granted, not before it was waited for.
-fn begin_write(c: &RefCell<PgConn>) -> Result<ChainTail, StoreError> {
-    use postgres::SimpleQueryMessage;
-    let replies = c.borrow_mut().client.simple_query(&format!(
-        "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK}); \
-         SELECT seq, encode(hash, 'hex') FROM audit ORDER BY seq DESC LIMIT 1"
-    ))?;
-    // The lock's row has one column, the chain's two.
-    let last = replies.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(r) if r.len() == 2 => Some((r.get(0), r.get(1))),
-        _ => None,
-    });
-    match last {
-        None => Ok(chain_start()),
-        Some((Some(seq), Some(hash))) => {
-            let bad = |what: &str| StoreError::Decode(format!("the last audit row's {what}"));
-            let seq = seq.parse().map_err(|_| bad("sequence number"))?;
-            let hash = data_encoding::HEXLOWER
-                .decode(hash.as_bytes())
-                .map_err(|_| bad("hash"))?;
-            Ok((seq, hash))
-        }
-        Some(_) => Err(StoreError::Decode("the last audit row is empty".into())),
-    }
-}
-
 /// Runs `f` where it may block: directly off the runtime, announced on a
 /// worker of a multi-threaded runtime. A current-thread runtime cannot
 /// lend its only thread to the blocking client: refused with an error.

@@ -21,7 +21,6 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::audit::ChainTail;
 use super::db::Db;
 use super::pg::Pg;
 use super::StoreError;
@@ -55,24 +54,25 @@ impl Pool {
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.transaction_then(|db, _| Ok((f(db)?, String::new())))
+        self.transaction_then(true, |db| Ok((f(db)?, String::new())))
     }
 
     /// [`Pool::transaction`], where `f` also returns statements (SQL text,
-    /// PostgreSQL only) to send with the commit. `f` is given the audit
-    /// chain's tail when it was read with the lock (PostgreSQL).
+    /// PostgreSQL only) to send with the commit. Unless `serialised`, it
+    /// runs beside other writers on PostgreSQL (SQLite has one writer).
     pub(super) fn transaction_then<T>(
         &self,
-        f: impl FnOnce(&Db<'_>, Option<ChainTail>) -> Result<(T, String), StoreError>,
+        serialised: bool,
+        f: impl FnOnce(&Db<'_>) -> Result<(T, String), StoreError>,
     ) -> Result<T, StoreError> {
         match self {
             Pool::Lite(p) => p.write(|c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let (out, _) = f(&Db::Lite(&tx), None)?;
+                let (out, _) = f(&Db::Lite(&tx))?;
                 tx.commit()?;
                 Ok(out)
             }),
-            Pool::Pg(p) => p.transaction(f),
+            Pool::Pg(p) => p.transaction(serialised, f),
         }
     }
 }

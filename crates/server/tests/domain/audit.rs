@@ -88,10 +88,10 @@ fn a_row_the_database_refuses_leaves_nothing_of_its_transaction() {
         w.audit(&nul)
     });
     if countersign_testkit::postgres::on_postgres() {
-        // PostgreSQL's text holds no NUL: refused, and the row before it
-        // in the transaction is not kept either.
+        // PostgreSQL's text holds no NUL: refused, saying so, and the row
+        // before it in the transaction is not kept either.
         assert!(
-            matches!(out, Err(StoreError::Postgres(_))),
+            matches!(&out, Err(StoreError::Decode(m)) if m.contains("NUL")),
             "a NUL in PostgreSQL text: {out:?}"
         );
         assert_eq!(written_after(&d, seq), vec![]);
@@ -129,6 +129,56 @@ fn a_write_whose_commit_fails_leaves_nothing_and_the_next_goes_through() {
         assert_eq!(written_after(&d, seq).len(), 1);
     }
     writes_again(&d, seq);
+}
+
+/// A push's hot writes do not wait for a serialised write still open: on
+/// PostgreSQL the concurrent write commits while the other holds the
+/// write lock, and both audit rows join one chain in the order they
+/// committed. On SQLite, with its one writer, it waits its turn.
+#[test]
+fn a_concurrent_write_does_not_wait_for_a_serialised_one_and_both_rows_join_the_chain() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let d = Domain::new();
+    let before = d.s.store.verify_audit().unwrap().expect("intact");
+    let seq = i64::try_from(before).unwrap();
+    let row = |target| NewAudit::of("system", "test.order", target, "").with("ok", "");
+    let (inside, entered) = mpsc::channel();
+    let (go, wait) = mpsc::channel::<()>();
+    let on_postgres = countersign_testkit::postgres::on_postgres();
+    let store = &d.s.store;
+    std::thread::scope(|s| {
+        let held = s.spawn(move || {
+            store.write(T0, |w| {
+                w.audit(&row("held"))?;
+                inside.send(()).unwrap();
+                // Bounded, so that a write that did wait ends the test with
+                // the wrong order rather than hanging it.
+                let _ = wait.recv_timeout(Duration::from_secs(10));
+                Ok(())
+            })
+        });
+        entered.recv().unwrap();
+        if on_postgres {
+            d.s.store
+                .concurrent_write(T0, |w| w.audit(&row("beside")))
+                .unwrap();
+            go.send(()).unwrap();
+        } else {
+            go.send(()).unwrap();
+            d.s.store
+                .concurrent_write(T0, |w| w.audit(&row("beside")))
+                .unwrap();
+        }
+        held.join().unwrap().unwrap();
+    });
+    let order: Vec<_> = written_after(&d, seq).into_iter().map(|r| r.1).collect();
+    let want = match on_postgres {
+        true => ["beside", "held"],
+        false => ["held", "beside"],
+    };
+    assert_eq!(order, want);
+    assert_eq!(d.s.store.verify_audit().unwrap(), Ok(before + 2));
 }
 
 /// The sequence numbers of the rows `f` selects.
