@@ -98,6 +98,14 @@ impl Store {
             Ok(())
         })?;
         target.pool.transaction(|db| {
+            if db.is_pg() {
+                // The audit rows go in with their own sequence numbers: no
+                // serving instance may append to the chain meanwhile.
+                db.batch(&format!(
+                    "SELECT pg_advisory_xact_lock({})",
+                    super::write::CHAIN_LOCK
+                ))?;
+            }
             if replace && db.is_pg() {
                 // One statement for all: no foreign-key cascade row by row
                 // (challenges are indexed by device only while pending).

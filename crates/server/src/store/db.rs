@@ -170,10 +170,10 @@ impl Db<'_> {
     }
 }
 
-/// `s` as a PostgreSQL string constant, for statements sent as text with
-/// a commit. The escape form (`E'...'`) reads the same whatever the
-/// server's `standard_conforming_strings`; a NUL, which no PostgreSQL
-/// text can hold, is refused.
+/// `s` as a PostgreSQL text expression, for statements sent as text with
+/// a commit: its UTF-8 bytes in hex, decoded by the server, so no quote,
+/// backslash or client encoding can change how it reads. A NUL, which no
+/// PostgreSQL text can hold, is refused.
 pub(super) fn pg_literal(s: &str) -> Result<String, StoreError> {
     if s.contains('\0') {
         return Err(StoreError::Decode(
@@ -181,8 +181,8 @@ pub(super) fn pg_literal(s: &str) -> Result<String, StoreError> {
         ));
     }
     Ok(format!(
-        "E'{}'",
-        s.replace('\\', "\\\\").replace('\'', "''")
+        "convert_from(decode('{}', 'hex'), 'UTF8')",
+        data_encoding::HEXLOWER.encode(s.as_bytes())
     ))
 }
 

@@ -28,7 +28,8 @@ use super::pg_tls::Target;
 use super::schema::MIGRATIONS;
 use super::StoreError;
 
-/// The advisory lock every write transaction holds ("Countrsg").
+/// The advisory lock every serialised write holds from its start
+/// ("Countrsg"); see [`super::Store::write`].
 const WRITE_LOCK: i64 = 0x436f_756e_7472_7367;
 /// The advisory lock held while migrating, so that instances starting
 /// together migrate once.
@@ -105,7 +106,9 @@ impl Pg {
     /// otherwise. `f` also returns statements to run just before the
     /// commit, sent with it in one round trip (the audit rows, which take
     /// the chain's lock: it is held until the commit is durable, so it is
-    /// taken only then).
+    /// taken only then). READ COMMITTED whatever the database's default:
+    /// a statement after a lock must see what committed before the lock
+    /// was granted (the chain's last row, the push limit's count).
     pub(super) fn transaction<T>(
         &self,
         serialised: bool,
@@ -333,11 +336,6 @@ pub(super) fn schema_version(db: &Db<'_>) -> Result<i64, StoreError> {
     })
 }
 
-/// Begins a write transaction and takes the write lock; in the same round
-/// trip reads the audit chain's last row, which most writes append to and
-/// which cannot change while the lock is held. READ COMMITTED whatever the
-/// database's default, so that the read's snapshot is taken after the
-/// lock is granted, not before it was waited for.
 /// Runs `f` where it may block: directly off the runtime, announced on a
 /// worker of a multi-threaded runtime. A current-thread runtime cannot
 /// lend its only thread to the blocking client: refused with an error.

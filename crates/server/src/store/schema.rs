@@ -464,6 +464,13 @@ UPDATE users SET temporary_until = CAST(strftime('%s', 'now') AS INTEGER) + 7 * 
         lite: LEANER_INDEXES,
         pg: LEANER_INDEXES,
     },
+    Migration {
+        // A mark: instances of earlier versions chain audit rows under the
+        // write lock, not the chain's own, so they must not serve beside
+        // this one; started on this database, they refuse it as newer.
+        lite: "",
+        pg: "COMMENT ON TABLE audit IS 'chained under the chain lock as each write commits';",
+    },
 ];
 const LEANER_INDEXES: &str =
     "DROP INDEX audit_target_seq; DROP INDEX challenges_device; DROP INDEX challenges_pending; \

@@ -6,6 +6,12 @@
 //! that read the tail and compute the hash themselves: the chain is
 //! locked for the commit alone, so writes on every instance run side by
 //! side until then.
+//!
+//! Locks on PostgreSQL are taken in one order, so that no two writes wait
+//! for each other: the write lock first (serialised writes only), then
+//! rows and the account's push lock, and the chain's lock last, with
+//! nothing waited for after it but the commit. A concurrent write never
+//! takes the write lock.
 
 use super::audit::{chain_hash, NewAudit, CHAIN_DOMAIN};
 use super::db::{args, Db};
@@ -31,9 +37,9 @@ impl Store {
     /// [`Store::write`] for a change whose checks are conditions on the
     /// rows it changes (`UPDATE ... WHERE status = 'pending'`) or take a
     /// lock of their own (the push limit's, per account). On PostgreSQL
-    /// it runs beside other writes and waits only for the rows it
-    /// touches, and for the audit chain's lock during its commit; on
-    /// SQLite every write is serialised anyway.
+    /// it runs beside other writes and waits only for the rows and locks
+    /// it takes itself, and for the audit chain's lock during its commit;
+    /// on SQLite every write is serialised anyway.
     pub fn concurrent_write<T>(
         &self,
         now: u64,
@@ -73,7 +79,7 @@ impl Store {
 /// The PostgreSQL advisory lock that orders the audit chain ("Cs chain"):
 /// taken by each write with audit rows just before its commit, in the
 /// same round trip, and held until the commit is durable.
-const CHAIN_LOCK: i64 = 0x4373_2063_6861_696e;
+pub(super) const CHAIN_LOCK: i64 = 0x4373_2063_6861_696e;
 
 /// An open write transaction (see [`Store::write`]).
 pub struct Write<'c> {
@@ -178,13 +184,14 @@ fn chained_insert(at: u64, e: &NewAudit<'_>) -> Result<String, StoreError> {
     use super::db::pg_literal as lit;
     let at = i64::try_from(at)
         .map_err(|_| StoreError::Decode(format!("{at} does not fit a database integer")))?;
+    let domain = lit(CHAIN_DOMAIN)?;
     let fields = ["actor", "action", "target", "ip", "outcome", "detail"]
         .map(|f| format!(" || int8send(octet_length(convert_to({f}, 'UTF8'))::int8) || convert_to({f}, 'UTF8')"))
         .concat();
     Ok(format!(
         "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash, request_id) \
          SELECT seq, at, actor, action, target, ip, outcome, detail, prev, \
-         sha256('{CHAIN_DOMAIN}'::bytea || prev || int8send(seq) || int8send(at){fields}), request_id \
+         sha256(convert_to({domain}, 'UTF8') || prev || int8send(seq) || int8send(at){fields}), request_id \
          FROM (SELECT COALESCE(t.seq, 0) + 1 AS seq, COALESCE(t.hash, decode(repeat('00', 32), 'hex')) AS prev, v.* \
          FROM (VALUES ({at}::int8, {}, {}, {}, {}, {}, {}, {})) \
          AS v (at, actor, action, target, ip, outcome, detail, request_id) \
