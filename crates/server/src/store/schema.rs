@@ -7,6 +7,10 @@
 
 use super::oidc;
 
+mod shared;
+
+use shared::{INSTANCE_STREAMS, SHARED_LIMITS};
+
 /// One step of the schema, for each back end.
 pub(super) struct Migration {
     /// SQLite's text.
@@ -476,32 +480,3 @@ const LEANER_INDEXES: &str =
     "DROP INDEX audit_target_seq; DROP INDEX challenges_device; DROP INDEX challenges_pending; \
     CREATE INDEX challenges_device_pending ON challenges(device_id) WHERE status = 'pending'; \
     CREATE INDEX challenges_expiring ON challenges(expires_at) WHERE status = 'pending';";
-
-/// Serving instances and the devices streaming from each (PostgreSQL).
-const INSTANCE_STREAMS: &str = r#"
-CREATE TABLE instances (
-    id TEXT PRIMARY KEY,
-    seen_at TIMESTAMPTZ NOT NULL
-);
-CREATE TABLE instance_streams (
-    device_id TEXT NOT NULL,
-    instance TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
-    PRIMARY KEY (device_id, instance)
-);
-CREATE INDEX instance_streams_instance ON instance_streams(instance);
-"#;
-
-/// Limits several instances share (used on PostgreSQL; one SQLite
-/// instance keeps them in memory).
-const SHARED_LIMITS: &str = r#"
-CREATE TABLE address_events (
-    kind TEXT NOT NULL,
-    network TEXT NOT NULL,
-    at BIGINT NOT NULL
-);
-CREATE INDEX address_events_network ON address_events(kind, network, at);
-CREATE TABLE used_once (
-    key TEXT PRIMARY KEY,
-    until BIGINT NOT NULL
-);
-"#;
