@@ -3,18 +3,12 @@
 //! answers count towards the account lockout and the per-address limit,
 //! exactly like wrong passwords.
 
-use countersign_core::methods::{check_answers, normalise_answer, AnswerProblem, PhoneNumber};
-use countersign_core::secret::constant_time_eq;
+use countersign_core::methods::{check_answers, normalise_answer, AnswerProblem};
 
 use crate::domain::accounts::{hash_password, verify_password};
-use crate::domain::sha256;
 use crate::domain::Code;
-use crate::infra::telephony::{Channel, Message};
-use crate::store::{Methods, NewAudit, PhoneCode, StoreError, UserRow, Write};
+use crate::store::{Methods, NewAudit, StoreError, UserRow, Write};
 use crate::{Error, Server};
-
-/// Wrong entries one phone code survives.
-const CODE_ATTEMPTS: u32 = 5;
 
 /// What a code is for; a code sent for one purpose is refused for another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +22,7 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Purpose::Register => "register",
             Purpose::SignIn => "signin",
@@ -154,158 +148,6 @@ impl Server {
         Ok(all)
     }
 
-    /// Sends a six-digit code to `number` (the registered phone when
-    /// `None`) by text or call; returns the code's id for the session.
-    pub async fn send_phone_code(
-        &self,
-        username: &str,
-        number: Option<&PhoneNumber>,
-        channel: Channel,
-        purpose: Purpose,
-        ip: &str,
-        now: u64,
-    ) -> Result<String, Error> {
-        let action = "method.phone.send";
-        let user = self.usable_user(username, action, ip, now)?;
-        let to = match number {
-            Some(n) => n.as_str().to_string(),
-            None => self.store.methods_of(user.id)?.phone.ok_or_else(|| {
-                Error::refused(Code::NoPhone, "No phone is registered for this account.")
-            })?,
-        };
-        let t = &self.config.telephony;
-        if self
-            .store
-            .phone_codes_since(user.id, now.saturating_sub(t.window_minutes * 60))?
-            >= t.max_per_window
-        {
-            self.method_audit(username, action, ip, "refused", "sending limit", now)?;
-            return Err(Error::refused(Code::TooManyCodes,
-                format!(
-                    "Too many codes were sent to this account. Wait {} minutes, or use another method.",
-                    t.window_minutes
-                ),
-            ));
-        }
-        let code = self.random_digits(6)?;
-        let id = countersign_core::protocol::random_id(&self.rng)?;
-        let sent = PhoneCode {
-            id: id.clone(),
-            user_id: user.id,
-            number: to.clone(),
-            channel: channel.as_str().into(),
-            purpose: purpose.as_str().into(),
-            code_hash: code_hash(&id, &code).to_vec(),
-            created_at: now,
-            expires_at: now + t.code_minutes * 60,
-            attempts: 0,
-            used_at: None,
-        };
-        let text = zeroize::Zeroizing::new(match channel {
-            Channel::Sms => format!(
-                "{} verification code: {}. It expires in {} minutes. Never share it.",
-                self.config.org_name, *code, t.code_minutes
-            ),
-            Channel::Voice => {
-                let spoken: Vec<String> = code.chars().map(String::from).collect();
-                format!(
-                    "This is {}. Your verification code is {}. Again, your code is {}.",
-                    self.config.org_name,
-                    spoken.join(" "),
-                    spoken.join(" ")
-                )
-            }
-        });
-        let detail = format!(
-            "{} to {}",
-            channel.as_str(),
-            countersign_core::methods::mask(&to)
-        );
-        let outcome = self
-            .telephony
-            .send(&Message {
-                to: &to,
-                channel,
-                text: &text,
-                at: now,
-            })
-            .await;
-        // The code is stored with the sending's audit row, after the send:
-        // a failed send counts towards the limit too, but cannot be used.
-        let result = match outcome {
-            Ok(()) => purpose.as_str(),
-            Err(_) => "failed",
-        };
-        self.write(now, |w| {
-            w.insert_phone_code(&sent)?;
-            if outcome.is_err() {
-                w.use_phone_code(&id, now)?;
-            }
-            w.audit(&method_row(username, action, ip, result, &detail))
-        })?;
-        outcome.map(|()| id).map_err(Error::from)
-    }
-
-    /// Checks a code sent by [`Server::send_phone_code`]. `Ok(Some(number))`
-    /// (the phone it went to) when right; `Ok(None)` when wrong; refused
-    /// when the code is used, expired, for another purpose, or tried too
-    /// often.
-    pub fn check_phone_code(
-        &self,
-        username: &str,
-        code_id: &str,
-        code: &str,
-        purpose: Purpose,
-        ip: &str,
-        now: u64,
-    ) -> Result<Option<String>, Error> {
-        let action = "method.phone.check";
-        let user = self.usable_user(username, action, ip, now)?;
-        let sent = self
-            .store
-            .phone_code(code_id)?
-            .filter(|c| c.user_id == user.id && c.purpose == purpose.as_str());
-        let Some(sent) = sent else {
-            return Err(Error::refused(Code::NoCode, "Send a new code first."));
-        };
-        let tried = self.write(now, |w| w.try_phone_code(code_id, CODE_ATTEMPTS, now))?;
-        if !tried {
-            self.method_audit(
-                username,
-                action,
-                ip,
-                "refused",
-                "code used, expired or tried too often",
-                now,
-            )?;
-            return Err(Error::refused(
-                Code::CodeExpired,
-                "That code can no longer be used. Send a new code.",
-            ));
-        }
-        let code = code.trim();
-        let right = code.len() == 6 && constant_time_eq(&code_hash(code_id, code), &sent.code_hash);
-        if !right {
-            self.failed(&user, action, ip, "wrong code", now)?;
-            return Ok(None);
-        }
-        let used = self.write(now, |w| {
-            let used = w.use_phone_code(code_id, now)?;
-            if used {
-                w.clear_failures(user.id)?;
-                w.audit(&method_row(username, action, ip, "ok", purpose.as_str()))?;
-            }
-            Ok(used)
-        })?;
-        if !used {
-            return Err(Error::refused(
-                Code::CodeExpired,
-                "That code was already used. Send a new code.",
-            ));
-        }
-        Ok(Some(sent.number))
-    }
-
     /// Registers `number` as the user's phone (after its code was checked).
     pub fn register_phone(
         &self,
@@ -393,7 +235,7 @@ impl Server {
     }
 
     /// The user, if a code or answer may be tried for them now.
-    fn usable_user(
+    pub(super) fn usable_user(
         &self,
         username: &str,
         action: &str,
@@ -422,7 +264,7 @@ impl Server {
     }
 
     /// Counts a failure against the account and the address.
-    fn failed(
+    pub(super) fn failed(
         &self,
         user: &UserRow,
         action: &str,
@@ -455,7 +297,7 @@ impl Server {
         })
     }
 
-    fn method_audit(
+    pub(super) fn method_audit(
         &self,
         username: &str,
         action: &str,
@@ -469,7 +311,7 @@ impl Server {
 }
 
 /// The audit row of something the user did with a method.
-fn method_row<'a>(
+pub(super) fn method_row<'a>(
     username: &'a str,
     action: &'a str,
     ip: &'a str,
@@ -484,9 +326,4 @@ fn method_row<'a>(
         outcome,
         detail,
     }
-}
-
-/// What is stored of a sent code: SHA-256 over its id and digits.
-fn code_hash(id: &str, code: &str) -> [u8; 32] {
-    sha256(zeroize::Zeroizing::new(format!("{id}:{code}")).as_bytes())
 }

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod methods;
 pub mod oidc;
 pub mod passwords;
+mod phone_codes;
 pub mod push;
 pub mod registration;
 mod server;

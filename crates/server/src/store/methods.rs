@@ -113,20 +113,19 @@ impl Store {
             )
         })
     }
-
-    /// Codes sent to `user_id` since `since` (the sending limit).
-    pub fn phone_codes_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
-        self.read(|db| {
-            db.one(
-                "SELECT COUNT(*) FROM phone_codes WHERE user_id = ?1 AND created_at >= ?2",
-                args![user_id, since],
-                |r| r.get(0),
-            )
-        })
-    }
 }
 
 impl Write<'_> {
+    /// Codes sent to `user_id` since `since` (the sending limit), counted
+    /// in the write that stores the next one.
+    pub fn phone_codes_since(&self, user_id: i64, since: u64) -> Result<u32, StoreError> {
+        self.db().one(
+            "SELECT COUNT(*) FROM phone_codes WHERE user_id = ?1 AND created_at >= ?2",
+            args![user_id, since],
+            |r| r.get(0),
+        )
+    }
+
     /// Registers (or replaces) the user's verified phone. With
     /// `first_only`, only if the user has no method yet: `false` if refused.
     pub fn set_phone(

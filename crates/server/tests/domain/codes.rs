@@ -204,3 +204,39 @@ async fn a_phone_code_works_once_for_its_purpose_and_wrong_tries_lock_the_accoun
     assert_eq!(refusal(late), Code::AccountLocked);
     d.chain_verifies();
 }
+
+/// Codes sent at once, from several threads, get the sending limit and no
+/// more: the count and the code's row are one write, made before the send.
+#[test]
+fn codes_sent_at_once_get_the_sending_limit_and_no_more() {
+    let mut config = countersign_server::infra::config::Config::default();
+    config.telephony.max_per_window = 5;
+    let d = Domain::with(config);
+    d.officer("cs0102");
+    d.s.register_phone("cs0102", "+12025550124", Authority::FirstMethod, IP, T0)
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let (sent, limited) = super::at_once(8, 2, "too_many_codes", || {
+        let send =
+            d.s.send_phone_code("cs0102", None, Channel::Sms, Purpose::SignIn, IP, T0);
+        rt.handle().block_on(send)
+    });
+    assert_eq!((sent, limited), (5, 11));
+    let outbox = d._dir.path().join("outbox");
+    let texts = std::fs::read_dir(&outbox).unwrap().count();
+    assert_eq!(texts, 5, "texts in {}", outbox.display());
+    let rows = d.rows("method.phone.send");
+    let count = |line: &str| rows.iter().filter(|r| *r == line).count();
+    assert_eq!(
+        (
+            count("method.phone.send signin"),
+            count("method.phone.send refused")
+        ),
+        (5, 11),
+        "{rows:?}"
+    );
+    d.chain_verifies();
+}

@@ -23,6 +23,39 @@ const T0: u64 = 1_900_000_000;
 /// The address every request comes from.
 const IP: &str = "192.0.2.7";
 
+/// Runs `f` `each` times on each of `threads` threads, all at once:
+/// how many succeeded, and how many were refused with `code`. Any other
+/// error fails the test.
+fn at_once<T>(
+    threads: usize,
+    each: usize,
+    code: &str,
+    f: impl Fn() -> Result<T, Error> + Sync,
+) -> (usize, usize) {
+    let sum = |a: (usize, usize), b: (usize, usize)| (a.0 + b.0, a.1 + b.1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..each)
+                        .map(|_| match f() {
+                            Ok(_) => (1, 0),
+                            Err(e) => {
+                                assert_eq!(e.code(), code, "{e}");
+                                (0, 1)
+                            }
+                        })
+                        .fold((0, 0), sum)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .fold((0, 0), sum)
+    })
+}
+
 /// A server on a temporary data folder.
 struct Domain {
     _dir: tempfile::TempDir,

@@ -253,27 +253,8 @@ fn pushes_made_at_once_get_the_push_limit_and_no_more() {
         kind: ChallengeKind::SignIn,
         actor: "cs2110",
     };
-    let (created, limited) = std::thread::scope(|s| {
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                s.spawn(|| {
-                    (0..4)
-                        .map(|_| d.s.create_challenge("cs2110", None, &origin, T0 * 1000))
-                        .map(|r| match r {
-                            Ok(_) => (1, 0),
-                            Err(e) => {
-                                assert_eq!(e.code(), "push_limited", "{e}");
-                                (0, 1)
-                            }
-                        })
-                        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().unwrap())
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    let (created, limited) = super::at_once(8, 4, "push_limited", || {
+        d.s.create_challenge("cs2110", None, &origin, T0 * 1000)
     });
     assert_eq!((created, limited), (5, 27));
     // Each push left its audit row, and the chain holds.
