@@ -103,7 +103,18 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(drive(&tmp, &children.0, &bases, &front, opts, devices));
+        .block_on(async {
+            // Stopped by Ctrl-C or `kill`, the bench still stops its
+            // servers and removes its folder (below).
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut interrupt = signal(SignalKind::interrupt())?;
+            let mut terminate = signal(SignalKind::terminate())?;
+            tokio::select! {
+                r = drive(&tmp, &children.0, &bases, &front, opts, devices) => r,
+                _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted")),
+                _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
+            }
+        });
     drop(balancer);
     drop(children);
     result
@@ -214,6 +225,9 @@ fn start_child(dir: &Path, config_path: &Path, port: u16) -> anyhow::Result<Chil
     let data = DataDir::open(dir)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while running_server(&data).is_none_or(|r| !r.url.ends_with(&format!(":{port}"))) {
+        if let Some(status) = child.0[0].try_wait()? {
+            bail!("the server exited as it started ({status}); its messages are above");
+        }
         if Instant::now() > deadline {
             bail!("the server did not start");
         }
