@@ -5,44 +5,13 @@
 //! statements that differ name both texts ([`Db::pick`]).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::error::Error as StdError;
 
 use bytes::BytesMut;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
+pub(super) use super::pg_conn::{pg_literal, PgConn};
 use super::StoreError;
-
-/// A PostgreSQL connection with the statements it has prepared.
-pub(super) struct PgConn {
-    pub(super) client: postgres::Client,
-    prepared: HashMap<String, postgres::Statement>,
-    /// Left in a state no next user may inherit (a transaction that would
-    /// not roll back): closed instead of going back to the pool.
-    pub(super) spoiled: bool,
-}
-
-impl PgConn {
-    /// Wraps a connected client.
-    pub(super) fn new(client: postgres::Client) -> Self {
-        PgConn {
-            client,
-            prepared: HashMap::new(),
-            spoiled: false,
-        }
-    }
-
-    /// The statement for `sql` (SQLite placeholders), prepared once per
-    /// connection.
-    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, StoreError> {
-        if let Some(s) = self.prepared.get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self.client.prepare(&dollar_placeholders(sql))?;
-        self.prepared.insert(sql.to_string(), s.clone());
-        Ok(s)
-    }
-}
 
 /// A connection as the store's queries see it.
 pub(super) enum Db<'c> {
@@ -94,6 +63,10 @@ impl Db<'_> {
                 .execute(rusqlite::params_from_iter(args))?),
             Db::Pg(c) => {
                 let mut c = c.borrow_mut();
+                if let Some(n) = c.exec_with_begin(sql, args)? {
+                    return Ok(n);
+                }
+                c.flush()?;
                 let stmt = c.statement(sql)?;
                 let n = c.client.execute(&stmt, &pg_args(args))?;
                 Ok(usize::try_from(n).unwrap_or(usize::MAX))
@@ -144,6 +117,7 @@ impl Db<'_> {
             }
             Db::Pg(c) => {
                 let mut c = c.borrow_mut();
+                c.flush()?;
                 let stmt = c.statement(sql)?;
                 let rows = c.client.query(&stmt, &pg_args(args))?;
                 rows.iter().take(limit).map(|r| f(&Row::Pg(r))).collect()
@@ -165,30 +139,9 @@ impl Db<'_> {
     pub(super) fn batch(&self, sql: &str) -> Result<(), StoreError> {
         match self {
             Db::Lite(c) => Ok(c.execute_batch(sql)?),
-            Db::Pg(c) => Ok(c.borrow_mut().client.batch_execute(sql)?),
+            Db::Pg(c) => c.borrow_mut().batch(sql),
         }
     }
-}
-
-/// `s` as a PostgreSQL text expression, for statements sent as text with
-/// a commit: its UTF-8 bytes in hex, decoded by the server, so no quote,
-/// backslash or client encoding can change how it reads. A NUL, which no
-/// PostgreSQL text can hold, is refused.
-pub(super) fn pg_literal(s: &str) -> Result<String, StoreError> {
-    if s.contains('\0') {
-        return Err(StoreError::Decode(
-            "text with a NUL character cannot be stored".into(),
-        ));
-    }
-    Ok(format!(
-        "convert_from(decode('{}', 'hex'), 'UTF8')",
-        data_encoding::HEXLOWER.encode(s.as_bytes())
-    ))
-}
-
-/// `?N` → `$N` (the store's SQL has no `?` inside string literals).
-fn dollar_placeholders(sql: &str) -> String {
-    sql.replace('?', "$")
 }
 
 fn pg_args<'a>(args: &'a [Value<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
@@ -429,6 +382,7 @@ plain_columns!(
 
 #[cfg(test)]
 mod tests {
+    use super::super::pg_conn::dollar_placeholders;
     use super::*;
 
     #[test]

@@ -15,6 +15,7 @@ mod limits;
 mod methods;
 mod oidc;
 mod pg;
+mod pg_conn;
 mod pg_tls;
 mod pool;
 pub mod request;

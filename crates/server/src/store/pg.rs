@@ -116,17 +116,22 @@ impl Pg {
     ) -> Result<T, StoreError> {
         self.with(|c| {
             let db = Db::Pg(c);
-            let begin = match serialised {
-                true => format!(
+            let begun = match serialised {
+                true => db.batch(&format!(
                     "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
-                ),
-                false => "BEGIN ISOLATION LEVEL READ COMMITTED".to_string(),
+                )),
+                // Sent with the first statement (see `pg_conn`).
+                false => {
+                    c.borrow_mut()
+                        .defer("BEGIN ISOLATION LEVEL READ COMMITTED".into());
+                    Ok(())
+                }
             };
-            let out = db
-                .batch(&begin)
+            let out = begun
                 .and_then(|()| f(&db))
                 .and_then(|(v, tail)| db.batch(&format!("{tail}COMMIT")).map(|()| v));
-            if out.is_err() {
+            // A `BEGIN` never sent began nothing: there is nothing to end.
+            if out.is_err() && c.borrow_mut().began() {
                 // A broken connection is dropped afterwards; otherwise this
                 // ends the transaction (left aborted when a statement sent
                 // with the commit failed, and so the commit was skipped)

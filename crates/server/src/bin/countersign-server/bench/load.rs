@@ -275,7 +275,9 @@ pub(super) async fn round_trip(
     let created: Created = http
         .post(format!("{base}/api/v1/admin/push"))
         .bearer_auth(admin)
-        .json(&serde_json::json!({"username": "", "device_id": d.id, "application": "bench"}))
+        .json(
+            &serde_json::json!({"username": d.username, "device_id": d.id, "application": "bench"}),
+        )
         .send()
         .await?
         .error_for_status()?

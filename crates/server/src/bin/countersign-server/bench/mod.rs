@@ -39,6 +39,9 @@ pub use options::BenchOptions;
 
 pub(super) struct Device {
     id: String,
+    /// Its officer, named in each push as the sign-in page names the
+    /// session's user.
+    username: String,
     token: String,
     key: SigningKey,
 }
@@ -198,6 +201,7 @@ fn seed(dir: &Path, config_path: &Path, n: usize) -> anyhow::Result<Vec<Device>>
         let a = server.activate(&req, "127.0.0.1", t)?;
         devices.push(Device {
             id: a.device_id,
+            username,
             token: a.channel_token,
             key,
         });
