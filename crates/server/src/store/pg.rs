@@ -131,7 +131,8 @@ impl Pg {
                 .and_then(|()| f(&db))
                 .and_then(|(v, tail)| db.batch(&format!("{tail}COMMIT")).map(|()| v));
             // A `BEGIN` never sent began nothing: there is nothing to end.
-            if out.is_err() && c.borrow_mut().began() {
+            let unsent = c.borrow_mut().forget_begin();
+            if out.is_err() && !unsent {
                 // A broken connection is dropped afterwards; otherwise this
                 // ends the transaction (left aborted when a statement sent
                 // with the commit failed, and so the commit was skipped)

@@ -3,12 +3,19 @@
 //!
 //! The blocking client sends one statement per network round trip. A
 //! concurrent write ([`super::Store::concurrent_write`]) begins its
-//! transaction in the round trip of its first change, that change's
-//! values written into the text as literals; a write that only audits
-//! sends `BEGIN`, its rows and `COMMIT` at once.
+//! transaction in the round trip of its first statement run by
+//! [`super::db::Db::exec`], that statement's values written into its
+//! text as constants of its parameters' types (a query that comes first
+//! sends the `BEGIN` alone); a write that only audits sends `BEGIN`, its
+//! rows and `COMMIT` at once.
+//!
+//! Statements sent as text are written whole, values included, to
+//! PostgreSQL's own log when they fail (`log_min_error_statement`):
+//! docs/OPERATIONS.md says what that log may then hold.
 
 use std::collections::HashMap;
 
+use postgres::types::Type;
 use postgres::SimpleQueryMessage;
 
 use super::db::Value;
@@ -52,10 +59,10 @@ impl PgConn {
         self.begin = Some(begin);
     }
 
-    /// Whether a transaction was begun on the server: false while its
-    /// `BEGIN` is still held back (which this forgets).
-    pub(super) fn began(&mut self) -> bool {
-        self.begin.take().is_none()
+    /// Forgets a held-back `BEGIN`: true if there was one, so that no
+    /// transaction was begun on the server.
+    pub(super) fn forget_begin(&mut self) -> bool {
+        self.begin.take().is_some()
     }
 
     /// Sends a held-back `BEGIN`, if any, on its own.
@@ -82,12 +89,15 @@ impl PgConn {
         sql: &str,
         args: &[Value<'_>],
     ) -> Result<Option<usize>, StoreError> {
-        let Some(begin) = &self.begin else {
+        if self.begin.is_none() {
+            return Ok(None);
+        }
+        // Prepared once per connection, for its parameters' types.
+        let types = self.statement(sql)?.params().to_vec();
+        let Some(sql) = inline(sql, args, &types)? else {
             return Ok(None);
         };
-        let Some(sql) = inline(sql, args)? else {
-            return Ok(None);
-        };
+        let begin = self.begin.as_deref().unwrap_or_default();
         let text = format!("{begin};{sql}");
         self.begin = None;
         let replies = self.client.simple_query(&text)?;
@@ -106,50 +116,61 @@ pub(super) fn dollar_placeholders(sql: &str) -> String {
     sql.replace('?', "$")
 }
 
-/// `sql` with each `?N` replaced by a literal of its value; `None` when a
-/// value (bytes) has none here. Numbers and text become untyped quoted
-/// constants, which PostgreSQL types from where they stand, as it types
-/// a parameter. Text uses the escape form (`E'...'`), which reads the
-/// same whatever `standard_conforming_strings` says; the client always
-/// speaks UTF-8 (rust-postgres sets `client_encoding` when it connects),
-/// in which no byte of a multi-byte character is a quote or backslash.
-fn inline(sql: &str, args: &[Value<'_>]) -> Result<Option<String>, StoreError> {
+/// `sql` with each `?N` replaced by a literal of its value, cast to the
+/// type PostgreSQL gave that parameter when it prepared `sql`, so the
+/// statement means what it means with parameters. Text and bytes go as
+/// hex the server decodes: no quote, backslash or client encoding can
+/// change how they read. `None` (send it prepared instead) when a `?`
+/// stands inside a quoted string, a quoted name or a comment.
+fn inline(sql: &str, args: &[Value<'_>], types: &[Type]) -> Result<Option<String>, StoreError> {
     let mut out = String::with_capacity(sql.len() + 64);
-    let mut rest = sql;
-    while let Some(at) = rest.find('?') {
-        out.push_str(&rest[..at]);
-        let digits = rest[at + 1..]
-            .find(|c: char| !c.is_ascii_digit())
-            .map_or(rest.len() - at - 1, |n| n);
-        let n: usize = rest[at + 1..at + 1 + digits]
-            .parse()
-            .map_err(|_| StoreError::Decode(format!("a bad placeholder in {sql}")))?;
-        let value = n
-            .checked_sub(1)
-            .and_then(|i| args.get(i))
-            .ok_or_else(|| StoreError::Decode(format!("no value for ?{n} in {sql}")))?;
-        match literal(*value)? {
-            Some(l) => out.push_str(&l),
-            None => return Ok(None),
+    let mut quote: Option<char> = None;
+    let mut chars = sql.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), '?') => return Ok(None),
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '-') if sql[at..].starts_with("--") => return Ok(None),
+            (None, '/') if sql[at..].starts_with("/*") => return Ok(None),
+            (None, '?') => {
+                let mut n = 0usize;
+                while let Some((_, d)) = chars.next_if(|(_, d)| d.is_ascii_digit()) {
+                    n = n
+                        .saturating_mul(10)
+                        .saturating_add(d as usize - '0' as usize);
+                }
+                let i = n
+                    .checked_sub(1)
+                    .filter(|&i| i < args.len() && i < types.len());
+                let i =
+                    i.ok_or_else(|| StoreError::Decode(format!("no value for ?{n} in {sql}")))?;
+                out.push_str(&literal(args[i], &types[i])?);
+                continue;
+            }
+            (None, _) => {}
         }
-        rest = &rest[at + 1 + digits..];
+        out.push(c);
     }
-    out.push_str(rest);
     Ok(Some(out))
 }
 
-/// One value as an untyped constant; `None` for bytes.
-fn literal(v: Value<'_>) -> Result<Option<String>, StoreError> {
-    Ok(Some(match v {
+/// One value as a constant of type `ty`.
+fn literal(v: Value<'_>, ty: &Type) -> Result<String, StoreError> {
+    let value = match v {
         Value::Null => "NULL".into(),
         Value::Int(n) => format!("'{n}'"),
         Value::Unsigned(n) => format!("'{}'", i64::try_from(n).map_err(|_| too_big(n))?),
-        Value::Text(s) => {
-            refuse_nul(s)?;
-            format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-        }
-        Value::Bytes(_) => return Ok(None),
-    }))
+        Value::Text(s) => pg_literal(s)?,
+        Value::Bytes(b) => format!("decode('{}', 'hex')", data_encoding::HEXLOWER.encode(b)),
+    };
+    let name = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    Ok(format!(
+        "({value})::{}.{}",
+        name(ty.schema()),
+        name(ty.name())
+    ))
 }
 
 fn too_big(n: u64) -> StoreError {
@@ -182,20 +203,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_are_written_in_as_untyped_constants_and_text_cannot_break_out() {
-        let sql = "UPDATE t SET a = ?2, b = ?10, c = ?1 WHERE d = ?3";
-        let mut args = vec![Value::Text("it's a \\ test"), Value::Int(-5), Value::Null];
+    fn values_are_written_in_as_constants_of_their_parameters_types() {
+        let sql = "UPDATE t SET a = ?2, b = ?10, c = ?1 WHERE d = ?3 AND e = ?11";
+        let mut args = vec![Value::Text("it's \\ E'x'"), Value::Int(-5), Value::Null];
         args.extend((4..=9).map(|_| Value::Int(0)));
-        args.push(Value::Unsigned(7));
+        args.extend([Value::Unsigned(7), Value::Bytes(&[0, 255])]);
+        let mut types = vec![Type::TEXT, Type::INT8, Type::BOOL];
+        types.extend((4..=9).map(|_| Type::INT4));
+        types.extend([Type::INT8, Type::BYTEA]);
+        let hex = data_encoding::HEXLOWER.encode(b"it's \\ E'x'");
         assert_eq!(
-            inline(sql, &args).unwrap().unwrap(),
-            "UPDATE t SET a = '-5', b = '7', c = E'it''s a \\\\ test' WHERE d = NULL"
+            inline(sql, &args, &types).unwrap().unwrap(),
+            format!(
+                "UPDATE t SET a = ('-5')::\"pg_catalog\".\"int8\", b = ('7')::\"pg_catalog\".\"int8\", \
+                 c = (convert_from(decode('{hex}', 'hex'), 'UTF8'))::\"pg_catalog\".\"text\" \
+                 WHERE d = (NULL)::\"pg_catalog\".\"bool\" AND e = (decode('00ff', 'hex'))::\"pg_catalog\".\"bytea\""
+            )
         );
-        assert!(inline("SELECT ?1", &[Value::Bytes(b"x")])
-            .unwrap()
-            .is_none());
-        assert!(inline("SELECT ?1", &[Value::Text("a\0b")]).is_err());
-        assert!(inline("SELECT ?2", &[Value::Int(1)]).is_err());
-        assert!(inline("SELECT ?1", &[Value::Unsigned(u64::MAX)]).is_err());
+    }
+
+    #[test]
+    fn a_placeholder_in_quotes_or_a_comment_leaves_the_statement_to_parameters() {
+        let one = [Value::Int(1)];
+        let ty = [Type::INT8];
+        for sql in [
+            "SELECT '?1'",
+            "SELECT \"a?1\"",
+            "SELECT 1 -- ?1",
+            "SELECT /* ?1 */ 1",
+        ] {
+            assert_eq!(inline(sql, &one, &ty).unwrap(), None, "{sql}");
+        }
+        let quoted = inline("SELECT 'it''s', ?1", &one, &ty).unwrap();
+        assert_eq!(
+            quoted.as_deref(),
+            Some("SELECT 'it''s', ('1')::\"pg_catalog\".\"int8\"")
+        );
+    }
+
+    #[test]
+    fn values_that_cannot_be_written_in_are_refused() {
+        let ty = [Type::TEXT];
+        assert!(inline("SELECT ?1", &[Value::Text("a\0b")], &ty).is_err());
+        assert!(inline("SELECT ?2", &[Value::Int(1)], &ty).is_err());
+        assert!(inline("SELECT ?1", &[Value::Unsigned(u64::MAX)], &[Type::INT8]).is_err());
     }
 }

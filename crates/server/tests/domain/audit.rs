@@ -3,7 +3,7 @@
 //! transaction with it without leaving its connection in the failed
 //! transaction.
 
-use countersign_server::store::{AuditFilter, Event, NewAudit, StoreError};
+use countersign_server::store::{AuditFilter, Event, NewAudit, NewChallenge, StoreError};
 
 use super::{Domain, IP, T0};
 
@@ -34,12 +34,13 @@ fn written_after(d: &Domain, seq: i64) -> Vec<(String, String, String, String)> 
 /// chain after `seq` ends with them, intact.
 fn writes_again(d: &Domain, seq: i64) {
     for i in 0..8 {
-        d.s.store
-            .audit(
-                &NewAudit::of("system", "test.after", &i.to_string(), ""),
-                T0,
-            )
-            .unwrap();
+        let target = i.to_string();
+        let row = NewAudit::of("system", "test.after", &target, "");
+        match i % 2 {
+            0 => d.s.store.audit(&row, T0),
+            _ => d.s.store.concurrent_write(T0, |w| w.audit(&row)),
+        }
+        .unwrap();
     }
     assert_eq!(written_after(d, seq).last().unwrap().1, "7");
     d.chain_verifies();
@@ -179,6 +180,43 @@ fn a_concurrent_write_does_not_wait_for_a_serialised_one_and_both_rows_join_the_
     };
     assert_eq!(order, want);
     assert_eq!(d.s.store.verify_audit().unwrap(), Ok(before + 2));
+}
+
+/// A concurrent write that fails leaves nothing behind and its connection
+/// clean, whether it failed before sending anything or in the round trip
+/// that begins its transaction (on PostgreSQL, its first statement goes
+/// with the `BEGIN`): the writes after it go through, on every pooled
+/// connection, and the chain holds.
+#[test]
+fn a_concurrent_write_that_fails_leaves_nothing_and_the_next_goes_through() {
+    let d = Domain::new();
+    d.officer("cs0301");
+    super::push::device(&d, "cs0301", "phone");
+    let created = super::push::sign_in(&d, "cs0301");
+    let before = d.s.store.verify_audit().unwrap().expect("intact");
+    let seq = i64::try_from(before).unwrap();
+    let row = |action| NewAudit::of("system", action, "", "").with("ok", "");
+    let early = d.s.store.concurrent_write(T0, |w| {
+        w.audit(&row("test.early"))?;
+        Err::<(), _>(StoreError::NoRow)
+    });
+    assert!(matches!(early, Err(StoreError::NoRow)), "{early:?}");
+    // The same challenge again: its id is taken, so the database refuses
+    // the insert that begins the transaction.
+    let stored = d.s.store.challenge(&created.challenge_id).unwrap().unwrap();
+    let again = d.s.store.concurrent_write(T0, |w| {
+        w.insert_challenge(&NewChallenge {
+            challenge: &stored.challenge,
+            user_id: stored.user_id,
+            number: stored.number,
+            created_ms: T0 * 1000,
+            connected: false,
+        })?;
+        w.audit(&row("test.again"))
+    });
+    assert!(again.is_err(), "a second challenge with one id: {again:?}");
+    assert_eq!(written_after(&d, seq), vec![]);
+    writes_again(&d, seq);
 }
 
 /// The sequence numbers of the rows `f` selects.
