@@ -118,10 +118,14 @@ pub(super) fn dollar_placeholders(sql: &str) -> String {
 
 /// `sql` with each `?N` replaced by a literal of its value, cast to the
 /// type PostgreSQL gave that parameter when it prepared `sql`, so the
-/// statement means what it means with parameters. Text and bytes go as
-/// hex the server decodes: no quote, backslash or client encoding can
-/// change how they read. `None` (send it prepared instead) when a `?`
-/// stands inside a quoted string, a quoted name or a comment.
+/// statement means what it means with parameters. Text goes in the
+/// escape form (`E'...'`), which reads the same whatever
+/// `standard_conforming_strings` says; the client always speaks UTF-8
+/// (rust-postgres sets `client_encoding` as it connects, over any role or
+/// database setting), in which no byte of a multi-byte character is a
+/// quote or a backslash. Bytes go as hex. `None` (send it prepared
+/// instead) when a `?` stands inside a quoted string, a quoted name or a
+/// comment.
 fn inline(sql: &str, args: &[Value<'_>], types: &[Type]) -> Result<Option<String>, StoreError> {
     let mut out = String::with_capacity(sql.len() + 64);
     let mut quote: Option<char> = None;
@@ -162,7 +166,13 @@ fn literal(v: Value<'_>, ty: &Type) -> Result<String, StoreError> {
         Value::Null => "NULL".into(),
         Value::Int(n) => format!("'{n}'"),
         Value::Unsigned(n) => format!("'{}'", i64::try_from(n).map_err(|_| too_big(n))?),
-        Value::Text(s) => pg_literal(s)?,
+        // A constant, not a function of one: the planner can look it up
+        // in an index (`convert_from`, as `pg_literal` writes text, is
+        // only stable, and an UPDATE's row was then found by a scan).
+        Value::Text(s) => {
+            refuse_nul(s)?;
+            format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+        }
         Value::Bytes(b) => format!("decode('{}', 'hex')", data_encoding::HEXLOWER.encode(b)),
     };
     let name = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
@@ -211,13 +221,12 @@ mod tests {
         let mut types = vec![Type::TEXT, Type::INT8, Type::BOOL];
         types.extend((4..=9).map(|_| Type::INT4));
         types.extend([Type::INT8, Type::BYTEA]);
-        let hex = data_encoding::HEXLOWER.encode(b"it's \\ E'x'");
         assert_eq!(
             inline(sql, &args, &types).unwrap().unwrap(),
-            format!(
-                "UPDATE t SET a = ('-5')::\"pg_catalog\".\"int8\", b = ('7')::\"pg_catalog\".\"int8\", \
-                 c = (convert_from(decode('{hex}', 'hex'), 'UTF8'))::\"pg_catalog\".\"text\" \
-                 WHERE d = (NULL)::\"pg_catalog\".\"bool\" AND e = (decode('00ff', 'hex'))::\"pg_catalog\".\"bytea\""
+            concat!(
+                r#"UPDATE t SET a = ('-5')::"pg_catalog"."int8", b = ('7')::"pg_catalog"."int8", "#,
+                r#"c = (E'it''s \\ E''x''')::"pg_catalog"."text" "#,
+                r#"WHERE d = (NULL)::"pg_catalog"."bool" AND e = (decode('00ff', 'hex'))::"pg_catalog"."bytea""#
             )
         );
     }
