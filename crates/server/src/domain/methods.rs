@@ -1,7 +1,8 @@
 //! Registering and using the methods besides the app: a phone that gets a
 //! one-time code by text or call, and security questions. Wrong codes and
 //! answers count towards the account lockout and the per-address limit,
-//! exactly like wrong passwords.
+//! exactly like wrong passwords. (Sending and checking the codes:
+//! `phone_codes`.)
 
 use countersign_core::methods::{check_answers, normalise_answer, AnswerProblem};
 

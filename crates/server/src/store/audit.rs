@@ -201,9 +201,11 @@ fn entry(r: &Row<'_>) -> Result<AuditEntry, StoreError> {
     })
 }
 impl Store {
-    /// Appends a row. The read of the last hash and the insert share one
-    /// immediate transaction, so concurrent writers (the server and an admin
-    /// command) still form a single chain.
+    /// Appends a row, in a write of its own: on SQLite the read of the
+    /// last hash and the insert share one immediate transaction; on
+    /// PostgreSQL one insert reads the tail at commit under the chain's
+    /// lock. Either way concurrent writers (the server, an admin command,
+    /// other instances) still form a single chain.
     pub fn audit(&self, e: &NewAudit<'_>, now: u64) -> Result<(), StoreError> {
         self.write(now, |w| w.audit(e))
     }

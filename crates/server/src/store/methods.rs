@@ -199,7 +199,8 @@ impl Write<'_> {
         )? > 0)
     }
 
-    /// Records a code sent to a phone.
+    /// Records a code about to be sent to a phone (stored before the
+    /// send, so that the sending limit counts it).
     pub fn insert_phone_code(&self, c: &PhoneCode) -> Result<(), StoreError> {
         self.db().exec(
             "INSERT INTO phone_codes (id, user_id, number, channel, purpose, code_hash, created_at, expires_at) \

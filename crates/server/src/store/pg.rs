@@ -3,16 +3,16 @@
 //! a proxy dropped it), so an instance rides out a database failover
 //! without a restart.
 //!
-//! Writes are serialised across every instance by one transaction-scoped
-//! advisory lock, taken first in each write transaction. That keeps the
-//! rule SQLite's single writer gave for free: a check made inside a write
-//! ("only while the account has no method") cannot race a write on
-//! another instance. The hot writes of a push (create, receipts, answer)
-//! need no such check and run beside each other
-//! ([`super::Store::concurrent_write`]). The audit chain has its own lock,
-//! taken by every write with audit rows only as it commits: the chain has
-//! one tail, and no write holds it for longer than its commit. Reads take
-//! no lock.
+//! Serialised writes ([`super::Store::write`]) take one transaction-scoped
+//! advisory lock first, on every instance. That keeps the rule SQLite's
+//! single writer gave for free: a check made inside such a write ("only
+//! while the account has no method") cannot race a write on another
+//! instance. Concurrent writes ([`super::Store::concurrent_write`]: a
+//! push's creation, receipts and answer, a device's contact, writes that
+//! only audit) need no such check, take no such lock and run beside all
+//! others. The audit chain has its own lock, taken by every write with
+//! audit rows only as it commits: the chain has one tail, and no write
+//! holds it for longer than its commit. Reads take no lock.
 //!
 //! The store is synchronous (the domain calls it in place), so this uses
 //! the blocking client of rust-postgres (tokio-postgres underneath, on its

@@ -1,7 +1,8 @@
 //! One PostgreSQL connection: the statements it has prepared, and the
 //! `BEGIN` of a transaction held back to go with its first statement.
 //!
-//! The blocking client sends one statement per network round trip. A
+//! Each call of the blocking client is one network round trip (it does
+//! not pipeline); several statements share one only as one text. A
 //! concurrent write ([`super::Store::concurrent_write`]) begins its
 //! transaction in the round trip of its first statement run by
 //! [`super::db::Db::exec`], that statement's values written into its

@@ -48,8 +48,9 @@ impl Pool {
         }
     }
 
-    /// Runs `f` in one transaction, serialised with every other writer:
-    /// committed when it returns `Ok`, rolled back otherwise.
+    /// Runs `f` in one transaction, serialised with every other
+    /// serialised write: committed when it returns `Ok`, rolled back
+    /// otherwise.
     pub(super) fn transaction<T>(
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,

@@ -109,7 +109,8 @@ pub(super) fn chain_start() -> ChainTail {
 
 impl Write<'_> {
     /// The transaction's connection, for the store's statements (never
-    /// to write audit rows: [`Write::audit`] keeps the chain's tail).
+    /// to write audit rows: [`Write::audit`] chains them, with the tail
+    /// on SQLite, under the chain's lock at commit on PostgreSQL).
     pub(super) fn db(&self) -> &Db<'_> {
         self.db
     }
@@ -132,7 +133,10 @@ impl Write<'_> {
 
     /// Rows with `action` and `outcome` about `target` since `since`
     /// (per-account limits that outlive a restart), counted in the write
-    /// that adds the next one.
+    /// that adds the next one, which must be serialised
+    /// ([`Store::write`]) for the count to hold across instances. On
+    /// PostgreSQL it does not see rows this transaction appended (they
+    /// are inserted at commit): count before appending.
     pub fn audit_count(
         &self,
         target: &str,
