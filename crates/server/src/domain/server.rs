@@ -14,7 +14,7 @@ use crate::domain::shared_keys::SharedKeys;
 use crate::infra::config::Config;
 use crate::infra::datadir::DataDir;
 use crate::infra::telephony::Gateway;
-use crate::store::{Event, NewAudit, Store, StoreError, Write};
+use crate::store::{Event, NewAudit, Order, Store, StoreError, Write};
 use crate::Error;
 
 /// Everything a request needs.
@@ -315,7 +315,7 @@ impl Server {
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, Error> {
-        self.write_as(true, now, change)
+        self.write_in(Order::Serialised, now, change)
     }
 
     /// [`Server::write`] beside other writes: see
@@ -325,12 +325,12 @@ impl Server {
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, Error> {
-        self.write_as(false, now, change)
+        self.write_in(Order::Concurrent, now, change)
     }
 
-    fn write_as<T>(
+    fn write_in<T>(
         &self,
-        serialised: bool,
+        order: Order,
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, Error> {
@@ -343,10 +343,7 @@ impl Server {
             }
             Ok(out)
         };
-        let out = match serialised {
-            true => self.store.write(now, change),
-            false => self.store.concurrent_write(now, change),
-        }?;
+        let out = self.store.write_in(order, now, change)?;
         if !audited.is_empty() {
             for (action, outcome, detail) in &audited {
                 self.metrics.audited(action, outcome, detail);

@@ -49,7 +49,7 @@ pub use sessions::{Factor, FactorMethod, WebSession};
 pub use stage::{Proving, Registering, Stage, StageKind};
 pub use streams::INSTANCE_ALIVE_SECONDS;
 pub use users::{NewUser, Role, UserRow};
-pub use write::Write;
+pub use write::{Order, Write};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

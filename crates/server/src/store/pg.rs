@@ -26,7 +26,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 use super::db::{args, Db, PgConn};
 use super::pg_tls::Target;
 use super::schema::MIGRATIONS;
-use super::StoreError;
+use super::{Order, StoreError};
 
 /// The advisory lock every serialised write holds from its start
 /// ("Countrsg"); see [`super::Store::write`].
@@ -102,7 +102,7 @@ impl Pg {
     }
 
     /// Runs `f` in one transaction, holding the write lock from its start
-    /// when `serialised`: committed when it returns `Ok`, rolled back
+    /// when serialised: committed when it returns `Ok`, rolled back
     /// otherwise. `f` also returns statements to run just before the
     /// commit, sent with it in one round trip (the audit rows, which take
     /// the chain's lock: it is held until the commit is durable, so it is
@@ -111,17 +111,17 @@ impl Pg {
     /// was granted (the chain's last row, the push limit's count).
     pub(super) fn transaction<T>(
         &self,
-        serialised: bool,
+        order: Order,
         f: impl FnOnce(&Db<'_>) -> Result<(T, String), StoreError>,
     ) -> Result<T, StoreError> {
         self.with(|c| {
             let db = Db::Pg(c);
-            let begun = match serialised {
-                true => db.batch(&format!(
+            let begun = match order {
+                Order::Serialised => db.batch(&format!(
                     "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
                 )),
                 // Sent with the first statement (see `pg_conn`).
-                false => {
+                Order::Concurrent => {
                     c.borrow_mut()
                         .defer("BEGIN ISOLATION LEVEL READ COMMITTED".into());
                     Ok(())

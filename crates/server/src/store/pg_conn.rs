@@ -94,8 +94,8 @@ impl PgConn {
             return Ok(None);
         }
         // Prepared once per connection, for its parameters' types.
-        let types = self.statement(sql)?.params().to_vec();
-        let Some(sql) = inline(sql, args, &types)? else {
+        let prepared = self.statement(sql)?;
+        let Some(sql) = inline(sql, args, prepared.params())? else {
             return Ok(None);
         };
         let begin = self.begin.as_deref().unwrap_or_default();

@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::db::Db;
 use super::pg::Pg;
-use super::StoreError;
+use super::{Order, StoreError};
 
 /// Either back end's connections.
 pub(super) enum Pool {
@@ -55,15 +55,15 @@ impl Pool {
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.transaction_then(true, |db| Ok((f(db)?, String::new())))
+        self.transaction_then(Order::Serialised, |db| Ok((f(db)?, String::new())))
     }
 
     /// [`Pool::transaction`], where `f` also returns statements (SQL text,
-    /// PostgreSQL only) to send with the commit. Unless `serialised`, it
-    /// runs beside other writers on PostgreSQL (SQLite has one writer).
+    /// PostgreSQL only) to send with the commit. A concurrent one runs
+    /// beside other writers on PostgreSQL (SQLite has one writer).
     pub(super) fn transaction_then<T>(
         &self,
-        serialised: bool,
+        order: Order,
         f: impl FnOnce(&Db<'_>) -> Result<(T, String), StoreError>,
     ) -> Result<T, StoreError> {
         match self {
@@ -73,7 +73,7 @@ impl Pool {
                 tx.commit()?;
                 Ok(out)
             }),
-            Pool::Pg(p) => p.transaction(serialised, f),
+            Pool::Pg(p) => p.transaction(order, f),
         }
     }
 }

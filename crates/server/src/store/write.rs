@@ -31,7 +31,7 @@ impl Store {
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.write_as(true, now, change)
+        self.write_in(Order::Serialised, now, change)
     }
 
     /// [`Store::write`] for a change whose checks are conditions on the
@@ -45,17 +45,18 @@ impl Store {
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.write_as(false, now, change)
+        self.write_in(Order::Concurrent, now, change)
     }
 
-    fn write_as<T>(
+    /// [`Store::write`] or [`Store::concurrent_write`], as `order` says.
+    pub fn write_in<T>(
         &self,
-        serialised: bool,
+        order: Order,
         now: u64,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.timed(super::Access::Write, || {
-            self.pool.transaction_then(serialised, |db| {
+            self.pool.transaction_then(order, |db| {
                 let mut w = Write {
                     db,
                     tail: None,
@@ -74,6 +75,15 @@ impl Store {
             })
         })
     }
+}
+
+/// Whether a write waits for every other (see [`Store::write`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Serialised with every other serialised write, on every instance.
+    Serialised,
+    /// Beside other writes ([`Store::concurrent_write`]).
+    Concurrent,
 }
 
 /// The PostgreSQL advisory lock that orders the audit chain ("Cs chain"):
@@ -119,11 +129,6 @@ impl Write<'_> {
     /// commits (see [`super::bus`]).
     pub fn announce(&mut self, e: super::Event) {
         self.events.push(e);
-    }
-
-    /// Whether an audit row was appended in this transaction.
-    pub fn audited(&self) -> bool {
-        !self.rows.is_empty()
     }
 
     /// The audit rows appended in this transaction, taken out.
@@ -186,20 +191,27 @@ impl Write<'_> {
 /// the chain is locked only while the commit is sent.
 fn chained_insert(at: u64, e: &NewAudit<'_>) -> Result<String, StoreError> {
     use super::db::pg_literal as lit;
+    // What every row's statement shares, written once.
+    static HEAD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let domain = data_encoding::HEXLOWER.encode(CHAIN_DOMAIN.as_bytes());
+        let fields = ["actor", "action", "target", "ip", "outcome", "detail"]
+            .map(|f| format!(" || int8send(octet_length(convert_to({f}, 'UTF8'))::int8) || convert_to({f}, 'UTF8')"))
+            .concat();
+        format!(
+            "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash, request_id) \
+             SELECT seq, at, actor, action, target, ip, outcome, detail, prev, \
+             sha256(decode('{domain}', 'hex') || prev || int8send(seq) || int8send(at){fields}), request_id \
+             FROM (SELECT COALESCE(t.seq, 0) + 1 AS seq, COALESCE(t.hash, decode(repeat('00', 32), 'hex')) AS prev, v.* \
+             FROM (VALUES "
+        )
+    });
     let at = i64::try_from(at)
         .map_err(|_| StoreError::Decode(format!("{at} does not fit a database integer")))?;
-    let domain = lit(CHAIN_DOMAIN)?;
-    let fields = ["actor", "action", "target", "ip", "outcome", "detail"]
-        .map(|f| format!(" || int8send(octet_length(convert_to({f}, 'UTF8'))::int8) || convert_to({f}, 'UTF8')"))
-        .concat();
     Ok(format!(
-        "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash, request_id) \
-         SELECT seq, at, actor, action, target, ip, outcome, detail, prev, \
-         sha256(convert_to({domain}, 'UTF8') || prev || int8send(seq) || int8send(at){fields}), request_id \
-         FROM (SELECT COALESCE(t.seq, 0) + 1 AS seq, COALESCE(t.hash, decode(repeat('00', 32), 'hex')) AS prev, v.* \
-         FROM (VALUES ({at}::int8, {}, {}, {}, {}, {}, {}, {})) \
+        "{}({at}::int8, {}, {}, {}, {}, {}, {}, {})) \
          AS v (at, actor, action, target, ip, outcome, detail, request_id) \
          LEFT JOIN (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1) AS t ON true) AS r;",
+        *HEAD,
         lit(e.actor)?,
         lit(e.action)?,
         lit(e.target)?,
