@@ -157,7 +157,7 @@ async fn start_post(
     // at once, on any instance, get the limit and no more.
     let t = now();
     let row = NewAudit::of(&username, "recover.start", &username, &ip);
-    let (too_many, started) = s.write(t, |w| {
+    let too_many = s.write(t, |w| {
         let since = t.saturating_sub(3600);
         let too_many =
             w.audit_count(&username, "recover.start", "ok", since)? >= RECOVERIES_PER_HOUR;
@@ -166,7 +166,7 @@ async fn start_post(
             (false, false) => row.with("refused", "unknown account or no method registered"),
             (false, true) => row.with("ok", ""),
         })?;
-        Ok((too_many, eligible && !too_many))
+        Ok(too_many)
     })?;
     if too_many {
         let body = info(
@@ -175,7 +175,7 @@ async fn start_post(
         );
         return Ok((StatusCode::TOO_MANY_REQUESTS, page(&s, TITLE, body)).into_response());
     }
-    if !started {
+    if !eligible {
         let body = info(
             TITLE,
             &[
