@@ -1178,3 +1178,34 @@ async fn the_console_is_never_framed_or_cached() {
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
     }
 }
+
+/// A test push that names both an officer and a device goes to that
+/// device only if it is the officer's: another officer's device is
+/// refused as no device, and nothing is created for either.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_naming_an_officer_and_another_officers_device_is_refused() {
+    let ts = TestServer::start().await;
+    ts.add_user("cs0150");
+    ts.add_user("cs0151");
+    let own = ts.enroll("cs0150").await;
+    let other = ts.enroll("cs0151").await;
+    let push = |device: &str| {
+        ts.http
+            .post(format!("{}/api/v1/admin/push", ts.url))
+            .bearer_auth(&ts.admin_token)
+            .json(&serde_json::json!({"username": "cs0150", "device_id": device, "application": "LETS"}))
+            .send()
+    };
+    let pending = |username: &str| {
+        let user = ts.server.user(username).unwrap();
+        ts.server.store.challenges_of(user.id, 10).unwrap().len()
+    };
+    let (status, code) = error_code(push(other.id()).await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (409, "no_device"));
+    assert_eq!((pending("cs0150"), pending("cs0151")), (0, 0));
+    let resp = push(own.id()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["device_id"].as_str(), Some(own.id()));
+    assert_eq!((pending("cs0150"), pending("cs0151")), (1, 0));
+}
