@@ -43,6 +43,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .merge(pages::router(&server))
         .merge(console::routes(&server))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::from_fn(settle))
         .layer(axum::middleware::from_fn_with_state(
             server.clone(),
             refusals::reword,
@@ -87,6 +88,16 @@ async fn tag_request(
         resp.headers_mut().insert("x-request-id", value);
     }
     resp
+}
+
+/// Answers a request only once the writes made while serving it, and
+/// any it read, are committed (see [`crate::store::settled`]); if their
+/// commit failed, the answer is that failure.
+async fn settle(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match crate::store::settled(next.run(request)).await {
+        Ok(resp) => resp,
+        Err(e) => axum::response::IntoResponse::into_response(error::ApiError::from(e)),
+    }
 }
 
 /// Over HTTPS, every response tells browsers to come back only over HTTPS

@@ -74,6 +74,7 @@ pub struct Running {
     /// On SQLite, the thread that checkpoints the log, so that no async
     /// worker waits for its sync; stopped when dropped.
     _checkpoints: Option<crate::store::Checkpoints>,
+    server: Arc<Server>,
 }
 
 impl Drop for Running {
@@ -91,8 +92,7 @@ impl Running {
         self.sweeper.abort();
         self.keep_alives.abort();
         let _ = (&mut self.task).await;
-        self.reporting.stop().await;
-        let _ = std::fs::remove_file(&self.runtime_file);
+        self.stopped().await;
     }
 
     /// Waits until the server stops by itself; an error when it stopped
@@ -101,11 +101,28 @@ impl Running {
         let r = (&mut self.task).await.unwrap_or(Ok(()));
         self.sweeper.abort();
         self.keep_alives.abort();
-        self.reporting.stop().await;
-        let _ = std::fs::remove_file(&self.runtime_file);
+        self.stopped().await;
         match self.following.fatal() {
             Some(why) => Err(std::io::Error::other(why)),
             None => r,
+        }
+    }
+
+    /// What every way of stopping ends with, once no request is served.
+    async fn stopped(&mut self) {
+        self.reporting.stop().await;
+        let _ = std::fs::remove_file(&self.runtime_file);
+        // How well writes shared commits (store::batch), for the operator
+        // and the load driver, whose output this joins.
+        if let Some((writes, commits)) = self.server.store.commits() {
+            let per_commit = writes as f64 / commits.max(1) as f64;
+            tracing::info!(
+                target: "countersign_server::store",
+                writes,
+                commits,
+                per_commit = %format!("{per_commit:.1}"),
+                "SQLite writes and the commits that carried them"
+            );
         }
     }
 
@@ -204,6 +221,7 @@ pub async fn start(
         following,
         reporting,
         _checkpoints: checkpoints,
+        server,
     })
 }
 

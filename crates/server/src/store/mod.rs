@@ -5,6 +5,7 @@
 //! are Unix seconds.
 
 mod audit;
+mod batch;
 mod bus;
 mod challenges;
 mod checkpoint;
@@ -36,6 +37,7 @@ use db::Db;
 use schema::MIGRATIONS;
 
 pub use audit::{csv_field, AuditEntry, AuditFilter, NewAudit};
+pub use batch::settled;
 pub use bus::Event;
 pub use challenges::{ChallengeRow, NewChallenge};
 pub use checkpoint::Checkpoints;
@@ -149,7 +151,7 @@ impl Store {
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut origin)
             .map_err(|_| StoreError::Decode("the random generator failed".into()))?;
         Ok(Store {
-            pool: pool::Pool::Pg(pg::Pg::open(url, PG_CONNECTIONS)?),
+            pool: pool::Pool::Pg(Box::new(pg::Pg::open(url, PG_CONNECTIONS)?)),
             origin: data_encoding::HEXLOWER.encode(&origin),
             latency: Default::default(),
         })
@@ -233,6 +235,16 @@ impl Store {
         match &self.pool {
             pool::Pool::Pg(pg) => pg.lock_holders(),
             pool::Pool::Lite(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// SQLite: the writes made and the transactions committed since the
+    /// store opened; their ratio is how many writes a commit carried (see
+    /// [`settled`]). `None` on PostgreSQL, where each write commits alone.
+    pub fn commits(&self) -> Option<(u64, u64)> {
+        match &self.pool {
+            pool::Pool::Lite(p) => Some(p.commits()),
+            pool::Pool::Pg(_) => None,
         }
     }
 

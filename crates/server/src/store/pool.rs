@@ -17,10 +17,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::batch::{self, Writer};
 use super::db::Db;
 use super::pg::Pg;
 use super::{Order, StoreError};
@@ -30,7 +31,7 @@ pub(super) enum Pool {
     /// The embedded default.
     Lite(Lite),
     /// Shared by several instances.
-    Pg(Pg),
+    Pg(Box<Pg>),
 }
 
 impl Pool {
@@ -67,12 +68,7 @@ impl Pool {
         f: impl FnOnce(&Db<'_>) -> Result<(T, String), StoreError>,
     ) -> Result<T, StoreError> {
         match self {
-            Pool::Lite(p) => p.write(|c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let (out, _) = f(&Db::Lite(&tx))?;
-                tx.commit()?;
-                Ok(out)
-            }),
+            Pool::Lite(p) => p.transaction(|c| Ok(f(&Db::Lite(c))?.0)),
             Pool::Pg(p) => p.transaction(order, f),
         }
     }
@@ -83,7 +79,7 @@ const READERS: usize = 4;
 
 /// SQLite's writer and readers.
 pub(super) struct Lite {
-    writer: Mutex<Connection>,
+    writer: Arc<Mutex<Writer>>,
     /// Empty for an in-memory database, which only its own connection
     /// sees: reads then use the writer.
     readers: Vec<Mutex<Connection>>,
@@ -110,7 +106,7 @@ impl Lite {
             }
         }
         Ok(Lite {
-            writer: Mutex::new(writer),
+            writer: Arc::new(Mutex::new(Writer::new(writer))),
             readers,
             next: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
@@ -124,10 +120,33 @@ impl Lite {
         self.path.as_deref()
     }
 
-    /// Runs `f` on the writer.
+    /// Writes made and transactions committed on the writer so far.
+    pub(super) fn commits(&self) -> (u64, u64) {
+        self.on_writer(|w| w.counts())
+    }
+
+    /// Runs `f` on the writer, any open batch committed first.
     pub(super) fn write<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        if let Some(mut conn) = free(&self.writer) {
-            return f(&mut conn);
+        self.on_writer(|w| f(w.settled()))
+    }
+
+    /// Runs `f` in a transaction on the writer: inside a request, as part
+    /// of the open batch (see [`batch`]); elsewhere committed before this
+    /// returns.
+    pub(super) fn transaction<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // An in-memory store (tests of the domain) has no reader to serve
+        // reads from outside a batch: it commits every write at once.
+        let deferring = !self.readers.is_empty();
+        self.on_writer(|w| w.write(&self.writer, deferring, f))
+    }
+
+    /// Runs `f` with the writer, waiting for it if need be.
+    fn on_writer<T>(&self, f: impl FnOnce(&mut Writer) -> T) -> T {
+        if let Some(mut w) = free(&self.writer) {
+            return f(&mut w);
         }
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let _waited = Waited(&self.waiting);
@@ -149,12 +168,17 @@ impl Lite {
         if self.readers.is_empty() {
             return self.write(|c| f(c));
         }
+        if batch::joined_open() {
+            // This request's writes are not committed yet: only the
+            // writer sees them.
+            return self.on_writer(|w| f(&w.conn));
+        }
         if whole_table {
             return blocking(|| self.on_reader(f));
         }
         if self.waiting.load(Ordering::SeqCst) == 0 {
-            if let Some(conn) = free(&self.writer) {
-                return f(&conn);
+            if let Some(w) = free(&self.writer) {
+                return f(w.for_read());
             }
         }
         self.on_reader(f)
@@ -184,7 +208,7 @@ impl Drop for Waited<'_> {
 }
 
 /// The connection if nobody holds it.
-fn free(conn: &Mutex<Connection>) -> Option<MutexGuard<'_, Connection>> {
+pub(super) fn free<C>(conn: &Mutex<C>) -> Option<MutexGuard<'_, C>> {
     match conn.try_lock() {
         Ok(c) => Some(c),
         Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
@@ -194,14 +218,14 @@ fn free(conn: &Mutex<Connection>) -> Option<MutexGuard<'_, Connection>> {
 
 /// The connection, waiting for it. A poisoned lock (a panic while holding
 /// it) is taken over: SQLite rolled back any open transaction.
-fn take(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+pub(super) fn take<C>(conn: &Mutex<C>) -> MutexGuard<'_, C> {
     conn.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs `f`, announcing to the runtime that it blocks when called on a
 /// worker of a multi-threaded one. (`block_in_place` is refused on a
 /// current-thread runtime, which tests use; there it simply blocks.)
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     let on_worker = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if on_worker {
@@ -330,5 +354,33 @@ mod tests {
         let t = Instant::now();
         assert!(store.user_by_name("nobody").unwrap().is_none());
         assert!(t.elapsed() < HELD / 2, "a read waited {:?}", t.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_request_reads_its_own_writes_though_reads_would_go_to_a_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db")).unwrap());
+        let s = store.clone();
+        let seen = crate::store::settled(async move {
+            s.write(1, |w| w.audit(&NewAudit::of("t", "test", "mine", "")))?;
+            let crate::store::pool::Pool::Lite(lite) = &s.pool else {
+                unreachable!("a file store is SQLite")
+            };
+            // A write waiting for the writer sends reads to the readers,
+            // which see only what is committed.
+            lite.waiting
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _waiting = super::Waited(&lite.waiting);
+            s.read(|db| {
+                db.one(
+                    "SELECT COUNT(*) FROM audit",
+                    crate::store::db::args![],
+                    |r| r.get::<i64>(0),
+                )
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen.unwrap(), 1);
     }
 }

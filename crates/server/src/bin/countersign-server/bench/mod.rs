@@ -127,8 +127,20 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
 struct Servers(Vec<Child>);
 
 impl Drop for Servers {
+    /// Asks each to stop (SIGTERM, through `kill(1)`: the crate has no
+    /// unsafe code), so that it says how its writes shared commits as it
+    /// stops; kills any still running after 5 s.
     fn drop(&mut self) {
         for child in &mut self.0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        for child in &mut self.0 {
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -219,7 +231,7 @@ fn start_child(dir: &Path, config_path: &Path, port: u16) -> anyhow::Result<Chil
         .arg("serve")
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
-        .env("COUNTERSIGN_LOG", "warn")
+        .env("COUNTERSIGN_LOG", "warn,countersign_server::store=info")
         .env_remove("COUNTERSIGN_LISTEN")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
