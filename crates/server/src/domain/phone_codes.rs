@@ -77,6 +77,9 @@ impl Server {
                 ),
             ));
         }
+        // The code and the count that limits sending are on disk before
+        // the message goes: a message cannot be taken back.
+        self.store.commit_now()?;
         let text = zeroize::Zeroizing::new(match channel {
             Channel::Sms => format!(
                 "{} verification code: {}. It expires in {} minutes. Never share it.",

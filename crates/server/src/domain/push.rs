@@ -151,8 +151,17 @@ impl Server {
             device_id: device.id.clone(),
             expires_at: challenge.expires_at,
         };
-        self.hub.publish(challenge);
+        // The device hears of the challenge once it is committed.
+        let hub = self.hub.clone();
+        self.store.after_commit(move || hub.publish(challenge));
         Ok(created)
+    }
+
+    /// Tells whoever follows the challenge its new status, once the write
+    /// that set it has committed.
+    fn settle_after_commit(&self, challenge_id: &str, status: ChallengeStatus) {
+        let (hub, id) = (self.hub.clone(), challenge_id.to_string());
+        self.store.after_commit(move || hub.settle(&id, status));
     }
 
     fn target_device(&self, user: &UserRow, device_id: Option<&str>) -> Result<DeviceRow, Error> {
@@ -282,7 +291,7 @@ impl Server {
         }
         if status == ChallengeStatus::Expired {
             audit("expired", "answered after expiry")?;
-            self.hub.settle(challenge_id, ChallengeStatus::Expired);
+            self.settle_after_commit(challenge_id, ChallengeStatus::Expired);
             return Ok(Verdict {
                 challenge_id: challenge_id.into(),
                 status,
@@ -352,7 +361,7 @@ impl Server {
         if let Some(after) = since_created(&row, now_ms) {
             self.metrics.answered(after);
         }
-        self.hub.settle(challenge_id, verdict);
+        self.settle_after_commit(challenge_id, verdict);
         Ok(Verdict {
             challenge_id: challenge_id.into(),
             status: verdict,
@@ -429,7 +438,7 @@ impl Server {
             Ok(expired)
         })?;
         for row in &expired {
-            self.hub.settle(&row.challenge.id, ChallengeStatus::Expired);
+            self.settle_after_commit(&row.challenge.id, ChallengeStatus::Expired);
         }
         Ok(expired.len())
     }

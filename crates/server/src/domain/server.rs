@@ -40,7 +40,7 @@ pub struct Server {
     /// The staged TLS key, if any (see [`crate::infra::tls`]).
     pub tls_next: Option<crate::infra::tls::NextKey>,
     /// Live channels to devices and sign-in pages.
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
     /// On PostgreSQL: the keys this instance shares with the others.
     pub shared_keys: Option<Arc<SharedKeys>>,
     /// Randomness.
@@ -169,7 +169,7 @@ impl Server {
             tls_pin: None,
             pin_update: None,
             tls_next: None,
-            hub: Hub::default(),
+            hub: Arc::default(),
             shared_keys,
             rng: SystemRandom::new(),
             address_failures,
@@ -348,7 +348,10 @@ impl Server {
             for (action, outcome, detail) in &audited {
                 self.metrics.audited(action, outcome, detail);
             }
-            self.wake_audit_views();
+            // Live views read the rows from a reader: once committed.
+            let written = self.audit_written.clone();
+            self.store
+                .after_commit(move || written.send_modify(|n| *n = n.wrapping_add(1)));
         }
         Ok(out)
     }

@@ -112,6 +112,8 @@ impl Running {
     async fn stopped(&mut self) {
         self.reporting.stop().await;
         let _ = std::fs::remove_file(&self.runtime_file);
+        // Writes whose requests were cut short by the stop still commit.
+        self.server.store.commit_pending();
         // How well writes shared commits (store::batch), for the operator
         // and the load driver, whose output this joins.
         if let Some((writes, commits)) = self.server.store.commits() {

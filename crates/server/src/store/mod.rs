@@ -28,6 +28,7 @@ mod stage;
 mod streams;
 mod users;
 mod write;
+mod writer;
 
 use std::path::Path;
 
@@ -62,6 +63,11 @@ pub enum StoreError {
     /// PostgreSQL reported an error, or could not be reached.
     #[error("database error: {}", pg::explain(.0))]
     Postgres(#[from] postgres::Error),
+    /// Writes made while serving a request were lost with the batch that
+    /// held them (see [`settled`]): its commit failed, or SQLite rolled
+    /// it back.
+    #[error("database error: the write was not committed: {0}")]
+    NotCommitted(String),
     /// A stored value, or one to store, did not have the expected type or
     /// range.
     #[error("database error: {0}")]
@@ -235,16 +241,6 @@ impl Store {
         match &self.pool {
             pool::Pool::Pg(pg) => pg.lock_holders(),
             pool::Pool::Lite(_) => Ok(Vec::new()),
-        }
-    }
-
-    /// SQLite: the writes made and the transactions committed since the
-    /// store opened; their ratio is how many writes a commit carried (see
-    /// [`settled`]). `None` on PostgreSQL, where each write commits alone.
-    pub fn commits(&self) -> Option<(u64, u64)> {
-        match &self.pool {
-            pool::Pool::Lite(p) => Some(p.commits()),
-            pool::Pool::Pg(_) => None,
         }
     }
 

@@ -21,9 +21,10 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::batch::{self, Writer};
+use super::batch::{self, Mine};
 use super::db::Db;
 use super::pg::Pg;
+use super::writer::{Then, Writer};
 use super::{Order, StoreError};
 
 /// Either back end's connections.
@@ -50,8 +51,9 @@ impl Pool {
     }
 
     /// Runs `f` in one transaction, serialised with every other
-    /// serialised write: committed when it returns `Ok`, rolled back
-    /// otherwise.
+    /// serialised write: committed when it returns `Ok` (on SQLite, inside
+    /// a request, with the request's batch: see [`super::batch`]), rolled
+    /// back otherwise.
     pub(super) fn transaction<T>(
         &self,
         f: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
@@ -143,14 +145,47 @@ impl Lite {
         self.on_writer(|w| w.write(&self.writer, deferring, f))
     }
 
-    /// Runs `f` with the writer, waiting for it if need be.
-    fn on_writer<T>(&self, f: impl FnOnce(&mut Writer) -> T) -> T {
-        if let Some(mut w) = free(&self.writer) {
-            return f(&mut w);
+    /// Runs `f` with the writer, waiting for it if need be (counted in
+    /// [`Lite::waiting`]).
+    pub(super) fn on_writer<T>(&self, f: impl FnOnce(&mut Writer) -> T) -> T {
+        let _waited = free(&self.writer).is_none().then(|| {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            Waited(&self.waiting)
+        });
+        with_writer(&self.writer, f)
+    }
+
+    /// Runs `then` once the running request's writes have committed: now
+    /// if they have (or there are none), never if they were lost.
+    pub(super) fn after_commit(&self, then: Then) {
+        match batch::mine() {
+            Mine::Committed => then(),
+            Mine::Lost(_) => {}
+            Mine::Open(mine) => {
+                if let Some(then) = self.on_writer(|w| w.after(&mine, then)) {
+                    // The batch ended meanwhile.
+                    if mine.failure().is_none() {
+                        then();
+                    }
+                }
+            }
         }
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _waited = Waited(&self.waiting);
-        blocking(|| f(&mut take(&self.writer)))
+    }
+
+    /// Commits the running request's writes now, if they wait for their
+    /// batch's commit: `Err` if they, or earlier ones, were lost.
+    pub(super) fn commit_now(&self) -> Result<(), StoreError> {
+        match batch::mine() {
+            Mine::Committed => Ok(()),
+            Mine::Lost(e) => Err(StoreError::NotCommitted(e)),
+            Mine::Open(mine) => {
+                self.on_writer(|w| w.commit_if(&mine))?;
+                match mine.failure() {
+                    Some(e) => Err(StoreError::NotCommitted(e)),
+                    None => Ok(()),
+                }
+            }
+        }
     }
 
     /// Runs `f` on the writer when nobody holds it and `whole_table` is
@@ -163,22 +198,27 @@ impl Lite {
     ///
     /// A scan always runs as blocking work, free reader or not: it may
     /// take long, and with one worker (the default on two cores) every
-    /// stream and page would wait for it.
+    /// stream and page would wait for it. Except in a request whose
+    /// writes wait for their batch's commit: only the writer sees them,
+    /// so its reads, scans too, run there. A read outside any request
+    /// never sees an open batch (see [`super::batch`]).
     pub(super) fn read<T>(&self, whole_table: bool, f: impl FnOnce(&Connection) -> T) -> T {
         if self.readers.is_empty() {
             return self.write(|c| f(c));
         }
-        if batch::joined_open() {
+        if matches!(batch::mine(), Mine::Open(_)) {
             // This request's writes are not committed yet: only the
-            // writer sees them.
-            return self.on_writer(|w| f(&w.conn));
+            // writer sees them (and a request may read there).
+            return self.on_writer(|w| f(w.for_read().unwrap_or(&w.conn)));
         }
         if whole_table {
             return blocking(|| self.on_reader(f));
         }
         if self.waiting.load(Ordering::SeqCst) == 0 {
             if let Some(w) = free(&self.writer) {
-                return f(w.for_read());
+                if let Some(conn) = w.for_read() {
+                    return f(conn);
+                }
             }
         }
         self.on_reader(f)
@@ -217,9 +257,25 @@ pub(super) fn free<C>(conn: &Mutex<C>) -> Option<MutexGuard<'_, C>> {
 }
 
 /// The connection, waiting for it. A poisoned lock (a panic while holding
-/// it) is taken over: SQLite rolled back any open transaction.
+/// it) is taken over: a reader's transaction ended with its statement,
+/// and a panicking write's savepoint was undone as it unwound.
 pub(super) fn take<C>(conn: &Mutex<C>) -> MutexGuard<'_, C> {
     conn.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `f` with the writer, waiting for it as blocking work if another
+/// thread holds it; then, with the writer let go, what a commit `f` made
+/// left to run.
+pub(super) fn with_writer<T>(writer: &Mutex<Writer>, f: impl FnOnce(&mut Writer) -> T) -> T {
+    let run = |w: &mut Writer| (f(w), std::mem::take(&mut w.ready));
+    let (out, ready) = match free(writer) {
+        Some(mut w) => run(&mut w),
+        None => blocking(|| run(&mut take(writer))),
+    };
+    for then in ready {
+        then();
+    }
+    out
 }
 
 /// Runs `f`, announcing to the runtime that it blocks when called on a

@@ -22,6 +22,12 @@ impl Store {
     /// rows included, commits together or not at all. A state change and
     /// its audit row written this way cannot be parted by a crash.
     ///
+    /// On SQLite, inside a request, it returns before the commit: the
+    /// request's writes share a transaction with others' (see
+    /// [`super::batch`]); tell others of the change with
+    /// [`Store::after_commit`], and commit with [`Store::commit_now`]
+    /// before acting outside the server.
+    ///
     /// It is serialised with every other such write, on every instance,
     /// so a check made inside it ("only while the account has no method")
     /// holds until it commits. See [`Store::concurrent_write`] for the

@@ -14,9 +14,13 @@ pub fn init(json: bool, level: &str) -> SetLevel {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("COUNTERSIGN_LOG")
         .unwrap_or_else(|_| EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")));
+    // A line that cannot be written (whatever read stderr is gone) is
+    // dropped: by default the logger would say so with `eprintln!`, which
+    // panics on the same closed stderr.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let parse = |l: &str| EnvFilter::try_new(l).map_err(|e| e.to_string());
     if json {
         let builder = builder.json().with_filter_reloading();

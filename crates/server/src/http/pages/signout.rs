@@ -148,6 +148,8 @@ pub(super) async fn post(
         w.end_signins(&session.sid, t)
     })?;
     let deliveries = s.logout_tokens(&clients, &session.sid, &subject, t)?;
+    // The session is gone on disk before applications are told so.
+    s.store.commit_now()?;
     s.deliver_logouts(deliveries, ip);
     Ok(Page {
         body: Redirect::to(&format!("/signout/wait{}", leaving.query())).into_response(),
