@@ -45,6 +45,12 @@ impl Hub {
         self.devices.devices_listening_ids()
     }
 
+    /// Whether someone here follows the challenge `id`.
+    pub(crate) fn follows(&self, id: &str) -> bool {
+        let map = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        map.contains_key(id)
+    }
+
     /// Challenges someone here follows.
     pub(crate) fn followed(&self) -> Vec<String> {
         let map = self.watchers.lock().unwrap_or_else(|p| p.into_inner());

@@ -14,10 +14,18 @@ use crate::{Error, Server};
 impl Server {
     /// Acts on another instance's announcement: a new challenge goes to
     /// this instance's streams of its device, a settled one to whoever
-    /// follows it here, audit rows wake live views.
+    /// follows it here, audit rows wake live views (a challenge created or
+    /// settled comes with its audit rows, announced with it).
     pub fn on_event(&self, e: Event) -> Result<(), Error> {
+        if matches!(e, Event::Created(..) | Event::Settled(..)) {
+            self.wake_audit_views();
+        }
         match e {
-            Event::Created(id) => {
+            // Read only where the device streams, or the challenge is
+            // followed: two reads fewer per push on every other instance.
+            Event::Created(_, device) if self.hub.connected(&device) == 0 => {}
+            Event::Settled(id, _) if !self.hub.follows(&id) => {}
+            Event::Created(id, _) => {
                 if let Some(row) = self.store.challenge(&id)? {
                     if row.status == ChallengeStatus::Pending {
                         self.hub.publish(row.challenge);

@@ -132,7 +132,7 @@ impl Server {
                 created_ms: now_ms,
                 connected,
             })?;
-            w.announce(Event::Created(challenge.id.clone()));
+            w.announce(Event::Created(challenge.id.clone(), device.id.clone()));
             w.audit(&row.with("ok", &detail))?;
             Ok(false)
         })?;

@@ -338,7 +338,8 @@ impl Server {
         let change = |w: &mut Write<'_>| {
             let out = change(w)?;
             audited = w.take_audited();
-            if !audited.is_empty() {
+            // A challenge's announcement stands for its audit rows too.
+            if !audited.is_empty() && !w.announces() {
                 w.announce(Event::Audit);
             }
             Ok(out)

@@ -22,13 +22,17 @@ const CHANNEL: &str = "countersign";
 /// A change other instances act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A push challenge was created (its id): the device's stream may be
-    /// held by another instance.
-    Created(String),
+    /// A push challenge was created (its id, and its device's): the
+    /// device's stream may be held by another instance. The device is a
+    /// hint, so that an instance without its stream reads nothing; one
+    /// that has it reads the challenge, and its device, from the row.
+    Created(String, String),
     /// A challenge reached a final status (id, status as stored): the page
     /// that follows it may be served by another instance.
     Settled(String, String),
-    /// Audit rows were written: live help-desk views refresh.
+    /// Audit rows were written (and nothing else announced: a challenge
+    /// created or settled stands for its rows): live help-desk views
+    /// refresh.
     Audit,
     /// A shared key was replaced (its name): each instance takes the new
     /// one from the database.
@@ -38,7 +42,7 @@ pub enum Event {
 impl Event {
     fn payload(&self, origin: &str) -> String {
         match self {
-            Event::Created(id) => format!("{origin} created {id}"),
+            Event::Created(id, device) => format!("{origin} created {id} {device}"),
             Event::Settled(id, status) => format!("{origin} settled {id} {status}"),
             Event::Audit => format!("{origin} audit"),
             Event::Secret(name) => format!("{origin} secret {name}"),
@@ -53,7 +57,9 @@ impl Event {
             return None;
         }
         let event = match (words.next()?, words.next(), words.next()) {
-            ("created", Some(id), None) => Event::Created(id.to_string()),
+            ("created", Some(id), Some(device)) => {
+                Event::Created(id.to_string(), device.to_string())
+            }
             ("settled", Some(id), Some(status)) => {
                 Event::Settled(id.to_string(), status.to_string())
             }
@@ -131,7 +137,7 @@ mod tests {
     #[test]
     fn events_read_back_and_an_instance_skips_its_own() {
         for e in [
-            Event::Created("c1".into()),
+            Event::Created("c1".into(), "d1".into()),
             Event::Settled("c1".into(), "approved".into()),
             Event::Audit,
             Event::Secret("oidc-keys.json".into()),
@@ -143,7 +149,8 @@ mod tests {
             "",
             "a",
             "a created",
-            "a created x y",
+            "a created x",
+            "a created x y z",
             "a unknown x",
             "a audit x",
         ] {

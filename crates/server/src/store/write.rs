@@ -137,6 +137,11 @@ impl Write<'_> {
         self.events.push(e);
     }
 
+    /// Whether this transaction tells other instances of anything yet.
+    pub fn announces(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The audit rows appended in this transaction, taken out.
     pub fn take_audited(&mut self) -> Vec<Audited> {
         std::mem::take(&mut self.rows)

@@ -57,6 +57,26 @@ async fn a_push_created_on_one_instance_reaches_a_device_streaming_from_the_othe
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_push_on_one_instance_wakes_live_audit_views_on_the_other() {
+    let Some((a, b)) = two_instances().await else {
+        return;
+    };
+    a.add_user("cs2102");
+    a.enroll("cs2102").await;
+    // What the setup announced has reached B by now.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let mut views = b.server.audit_changes();
+    // A push announces the challenge alone: it stands for its audit row.
+    a.push_ok("cs2102").await;
+    let t = std::time::Instant::now();
+    views.next(std::time::Duration::from_secs(5)).await;
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(4),
+        "B's live audit views did not wake for A's push"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_push_limit_counts_across_instances() {
     let Some((a, b)) = two_instances().await else {
         return;
