@@ -23,7 +23,8 @@ impl Server {
         match e {
             // Read only where the device streams, or the challenge is
             // followed: two reads fewer per push on every other instance.
-            Event::Created(_, device) if self.hub.connected(&device) == 0 => {}
+            Event::Created(_, device) if !device.is_empty() && self.hub.connected(&device) == 0 => {
+            }
             Event::Settled(id, _) if !self.hub.follows(&id) => {}
             Event::Created(id, _) => {
                 if let Some(row) = self.store.challenge(&id)? {

@@ -339,7 +339,7 @@ impl Server {
             let out = change(w)?;
             audited = w.take_audited();
             // A challenge's announcement stands for its audit rows too.
-            if !audited.is_empty() && !w.announces() {
+            if !audited.is_empty() && !w.announces_a_challenge() {
                 w.announce(Event::Audit);
             }
             Ok(out)

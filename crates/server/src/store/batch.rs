@@ -40,12 +40,33 @@ tokio::task_local! {
     static JOINED: RefCell<Joined>;
 }
 
-/// The batches a request saw: the last one, and why an earlier one, if
-/// any, did not commit.
+/// The batches a request saw, written in or read from (its answer waits
+/// for them), and those it wrote in (what follows its writes waits for
+/// these alone): the last of each, and why an earlier one, if any, did
+/// not commit.
 #[derive(Default)]
 struct Joined {
+    seen: Seen,
+    written: Seen,
+}
+
+/// The last batch of a kind, and the failure of an earlier one.
+#[derive(Default)]
+struct Seen {
     last: Option<Arc<Batch>>,
     failed: Option<String>,
+}
+
+impl Seen {
+    /// Records `batch`. A batch recorded before has ended once the writer
+    /// holds another: only its failure, if it failed, is kept.
+    fn record(&mut self, batch: &Arc<Batch>) {
+        if let Some(before) = self.last.replace(batch.clone()) {
+            if self.failed.is_none() && !Arc::ptr_eq(&before, batch) {
+                self.failed = before.failure();
+            }
+        }
+    }
 }
 
 /// A transaction that several writes share, and how it ended.
@@ -95,7 +116,7 @@ pub async fn settled<F: Future>(f: F) -> Result<F::Output, StoreError> {
     JOINED
         .scope(RefCell::new(Joined::default()), async {
             let out = f.await;
-            let Joined { last, mut failed } = JOINED.with(|j| j.take());
+            let Seen { last, mut failed } = JOINED.with(|j| j.take().seen);
             if let Some(batch) = last {
                 failed = failed.or(batch.wait().await);
             }
@@ -112,17 +133,15 @@ pub(super) fn in_request() -> bool {
     JOINED.try_with(|_| ()).is_ok()
 }
 
-/// Records that the running task's request saw `batch`: `false` outside a
-/// request. A batch it saw before has ended once the writer holds
-/// another: only its failure, if it failed, is kept.
-pub(super) fn join(batch: &Arc<Batch>) -> bool {
+/// Records that the running task's request read from `batch`, or wrote
+/// in it: `false` outside a request.
+pub(super) fn join(batch: &Arc<Batch>, wrote: bool) -> bool {
     JOINED
         .try_with(|j| {
             let mut j = j.borrow_mut();
-            if let Some(before) = j.last.replace(batch.clone()) {
-                if j.failed.is_none() && !Arc::ptr_eq(&before, batch) {
-                    j.failed = before.failure();
-                }
+            j.seen.record(batch);
+            if wrote {
+                j.written.record(batch);
             }
         })
         .is_ok()
@@ -142,7 +161,7 @@ pub(super) enum Mine {
 pub(super) fn mine() -> Mine {
     JOINED
         .try_with(|j| {
-            let j = j.borrow();
+            let j = &j.borrow().written;
             if let Some(e) = &j.failed {
                 return Mine::Lost(e.clone());
             }

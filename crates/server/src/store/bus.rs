@@ -60,6 +60,8 @@ impl Event {
             ("created", Some(id), Some(device)) => {
                 Event::Created(id.to_string(), device.to_string())
             }
+            // An earlier version's, naming no device: read wherever it is heard.
+            ("created", Some(id), None) => Event::Created(id.to_string(), String::new()),
             ("settled", Some(id), Some(status)) => {
                 Event::Settled(id.to_string(), status.to_string())
             }
@@ -135,6 +137,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_earlier_versions_announcement_of_a_challenge_names_no_device() {
+        assert_eq!(
+            Event::parse("a created c1", "b"),
+            Some(Event::Created("c1".into(), String::new()))
+        );
+    }
+
+    #[test]
     fn events_read_back_and_an_instance_skips_its_own() {
         for e in [
             Event::Created("c1".into(), "d1".into()),
@@ -149,7 +159,6 @@ mod tests {
             "",
             "a",
             "a created",
-            "a created x",
             "a created x y z",
             "a unknown x",
             "a audit x",

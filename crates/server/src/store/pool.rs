@@ -209,13 +209,16 @@ impl Lite {
         if matches!(batch::mine(), Mine::Open(_)) {
             // This request's writes are not committed yet: only the
             // writer sees them (and a request may read there).
-            return self.on_writer(|w| f(w.for_read().unwrap_or(&w.conn)));
+            return self.on_writer(|w| {
+                w.for_read();
+                f(&w.conn)
+            });
         }
         if whole_table {
             return blocking(|| self.on_reader(f));
         }
         if self.waiting.load(Ordering::SeqCst) == 0 {
-            if let Some(w) = free(&self.writer) {
+            if let Some(mut w) = free(&self.writer) {
                 if let Some(conn) = w.for_read() {
                     return f(conn);
                 }

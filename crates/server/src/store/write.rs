@@ -137,9 +137,12 @@ impl Write<'_> {
         self.events.push(e);
     }
 
-    /// Whether this transaction tells other instances of anything yet.
-    pub fn announces(&self) -> bool {
-        !self.events.is_empty()
+    /// Whether this transaction tells other instances of a challenge
+    /// (created or settled), which stands for its audit rows too.
+    pub fn announces_a_challenge(&self) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e, super::Event::Created(..) | super::Event::Settled(..)))
     }
 
     /// The audit rows appended in this transaction, taken out.

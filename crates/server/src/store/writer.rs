@@ -61,10 +61,14 @@ impl Writer {
 
     /// The connection to read on, if this read may see the open batch: a
     /// request may, and then waits for its commit; a read outside any
-    /// request may not (`None`: read on a reader).
-    pub(super) fn for_read(&self) -> Option<&Connection> {
+    /// request may not (`None`: read on a reader). A batch that no task
+    /// will commit (a panicking write opened it) is committed first.
+    pub(super) fn for_read(&mut self) -> Option<&Connection> {
+        if self.open.is_some() && !self.scheduled {
+            let _ = self.commit();
+        }
         match &self.open {
-            Some(b) if !batch::join(b) => None,
+            Some(b) if !batch::join(b, false) => None,
             _ => Some(&self.conn),
         }
     }
@@ -106,7 +110,7 @@ impl Writer {
             return committed.map(|()| out);
         }
         if let Some(b) = &self.open {
-            batch::join(b);
+            batch::join(b, true);
             if !self.scheduled {
                 self.scheduled = true;
                 tokio::spawn(commit_later(writer.clone(), b.clone()));

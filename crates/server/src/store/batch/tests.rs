@@ -260,17 +260,9 @@ async fn a_request_commits_its_writes_before_acting_outside_the_server() {
 #[tokio::test]
 async fn a_batch_left_open_by_a_panicking_write_is_still_committed_for_requests() {
     let (_dir, store, committed) = store();
-    let s = store.clone();
     // Outside any request: the write opens the batch itself and would
     // commit it, but panics half-way.
-    let panicked = std::thread::spawn(move || {
-        s.write(1, |w| -> Result<(), StoreError> {
-            w.audit(&NewAudit::of("t", "test", "half", ""))?;
-            panic!("a bug in a write");
-        })
-    })
-    .join();
-    assert!(panicked.is_err());
+    orphan_batch(&store);
     let s = store.clone();
     let answer = tokio::time::timeout(
         std::time::Duration::from_secs(5),
@@ -317,4 +309,71 @@ async fn a_full_disk_loses_no_answered_write() {
     let answered_ok = answers.iter().filter(|a| a.is_ok()).count() as i64;
     assert_eq!(committed(), answered_ok, "{answers:?}");
     assert_eq!(store.verify_audit().unwrap(), Ok(answered_ok as usize));
+}
+
+/// Leaves a batch open that no task will commit: a write outside any
+/// request opens it and panics half-way.
+fn orphan_batch(store: &Arc<Store>) {
+    let s = store.clone();
+    let panicked = std::thread::spawn(move || {
+        s.write(1, |w| -> Result<(), StoreError> {
+            w.audit(&NewAudit::of("t", "test", "half", ""))?;
+            panic!("a bug in a write");
+        })
+    })
+    .join();
+    assert!(panicked.is_err());
+}
+
+#[tokio::test]
+async fn a_request_that_only_reads_is_not_held_by_a_batch_nobody_commits() {
+    let (_dir, store, _) = store();
+    orphan_batch(&store);
+    let s = store.clone();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        settled(async move {
+            s.read(|db| db.one("SELECT COUNT(*) FROM audit", args![], |r| r.get::<i64>(0)))
+        }),
+    )
+    .await
+    .expect("the answer waited for a commit nobody makes");
+    assert_eq!(read.unwrap().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn what_follows_a_requests_writes_does_not_wait_for_a_batch_it_only_read() {
+    let (_dir, store, committed) = store();
+    let told = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (doomed_written, wait_for_doomed) = tokio::sync::oneshot::channel::<()>();
+    // Another request's write that will not commit, made while this
+    // request's own write is committed already.
+    let s = store.clone();
+    let other = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        settled(async move {
+            doomed(&s)?;
+            let _ = doomed_written.send(());
+            Ok::<_, StoreError>(())
+        })
+        .await
+    });
+    let (s, t) = (store.clone(), told.clone());
+    let answer = settled(async move {
+        row(&s, "mine")?;
+        wait_for_doomed.await.unwrap();
+        // Reads the other request's open batch, then follows its own,
+        // committed, write with an action.
+        s.read(|db| db.one("SELECT COUNT(*) FROM audit", args![], |r| r.get::<i64>(0)))?;
+        s.after_commit(move || t.store(true, std::sync::atomic::Ordering::SeqCst));
+        Ok::<_, StoreError>(())
+    })
+    .await;
+    assert!(other.await.unwrap().is_err());
+    assert!(answer.is_err(), "answered from a batch that was lost");
+    assert!(
+        told.load(std::sync::atomic::Ordering::SeqCst),
+        "its own committed write was never followed"
+    );
+    assert_eq!(committed(), 1);
 }
