@@ -66,7 +66,7 @@ pub struct Server {
     /// The applications registered in the configuration file, checked.
     pub config_clients: Vec<crate::domain::oidc::Client>,
     /// Figures for Prometheus (see [`crate::infra::metrics`]).
-    pub metrics: crate::infra::metrics::Metrics,
+    pub metrics: Arc<crate::infra::metrics::Metrics>,
     /// Counts audit rows written by this process, so live help-desk views
     /// wake when something happens instead of polling the database.
     audit_written: watch::Sender<u64>,
@@ -152,7 +152,7 @@ impl Server {
         let server_key = dir.server_key()?;
         let key_update =
             crate::domain::keys::signing_handover(dir, &store, serving, &server_key, crate::now())?;
-        let metrics = crate::infra::metrics::Metrics::new()?;
+        let metrics = Arc::new(crate::infra::metrics::Metrics::new()?);
         store.observe_latency(metrics.store_latency());
         Ok(Server {
             metrics,
@@ -346,13 +346,16 @@ impl Server {
         };
         let out = self.store.write_in(order, now, change)?;
         if !audited.is_empty() {
-            for (action, outcome, detail) in &audited {
-                self.metrics.audited(action, outcome, detail);
-            }
-            // Live views read the rows from a reader: once committed.
-            let written = self.audit_written.clone();
-            self.store
-                .after_commit(move || written.send_modify(|n| *n = n.wrapping_add(1)));
+            // Counted, and live views (which read from a reader) woken,
+            // once the rows are committed: an alert on fraud reports must
+            // not fire for a report a full disk lost.
+            let (metrics, written) = (self.metrics.clone(), self.audit_written.clone());
+            self.store.after_commit(move || {
+                for (action, outcome, detail) in &audited {
+                    metrics.audited(action, outcome, detail);
+                }
+                written.send_modify(|n| *n = n.wrapping_add(1));
+            });
         }
         Ok(out)
     }

@@ -72,20 +72,30 @@ impl Seen {
 /// A transaction that several writes share, and how it ended.
 #[derive(Debug)]
 pub(super) struct Batch {
-    /// `None` while open; then whether it committed, or why not.
+    /// `None` while open; then whether it committed, or why not (set with
+    /// the writer held).
     ended: watch::Sender<Option<Result<(), String>>>,
+    /// Whether those waiting for the batch may go on: once what its
+    /// commit set off has run, so that an answer comes after it.
+    told: watch::Sender<bool>,
 }
 
 impl Batch {
     pub(super) fn new() -> Arc<Self> {
         Arc::new(Batch {
             ended: watch::Sender::new(None),
+            told: watch::Sender::new(false),
         })
     }
 
-    /// Records how the batch ended and wakes those waiting for it.
+    /// Records how the batch ended.
     pub(super) fn end(&self, outcome: Result<(), String>) {
         self.ended.send_replace(Some(outcome));
+    }
+
+    /// Lets those waiting for the batch go on.
+    pub(super) fn tell(&self) {
+        self.told.send_replace(true);
     }
 
     /// Whether the batch has been committed or rolled back.
@@ -104,7 +114,7 @@ impl Batch {
     /// Waits for the batch's end: why it did not commit, if it did not.
     async fn wait(&self) -> Option<String> {
         // The sender lives as long as the batch: the wait ends with it.
-        let _ = self.ended.subscribe().wait_for(Option::is_some).await;
+        let _ = self.told.subscribe().wait_for(|told| *told).await;
         self.failure()
     }
 }

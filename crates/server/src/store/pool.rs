@@ -268,15 +268,20 @@ pub(super) fn take<C>(conn: &Mutex<C>) -> MutexGuard<'_, C> {
 
 /// Runs `f` with the writer, waiting for it as blocking work if another
 /// thread holds it; then, with the writer let go, what a commit `f` made
-/// left to run.
+/// set off, and only then are the batch's waiters let go on (a request's
+/// answer comes after what its commit set off).
 pub(super) fn with_writer<T>(writer: &Mutex<Writer>, f: impl FnOnce(&mut Writer) -> T) -> T {
     let run = |w: &mut Writer| (f(w), std::mem::take(&mut w.ready));
     let (out, ready) = match free(writer) {
         Some(mut w) => run(&mut w),
         None => blocking(|| run(&mut take(writer))),
     };
-    for then in ready {
+    let (actions, ended) = ready;
+    for then in actions {
         then();
+    }
+    for batch in ended {
+        batch.tell();
     }
     out
 }

@@ -28,8 +28,9 @@ pub(super) struct Writer {
     /// What to run once the open batch commits.
     then: Vec<Then>,
     /// What to run now that a batch has committed, once the connection is
-    /// let go (so that it may use the store).
-    pub(super) ready: Vec<Then>,
+    /// let go (so that it may use the store), and then the batches whose
+    /// waiters may go on.
+    pub(super) ready: (Vec<Then>, Vec<Arc<Batch>>),
     /// Writes made and transactions committed on this connection.
     counts: (u64, u64),
 }
@@ -41,7 +42,7 @@ impl Writer {
             open: None,
             scheduled: false,
             then: Vec::new(),
-            ready: Vec::new(),
+            ready: (Vec::new(), Vec::new()),
             counts: (0, 0),
         }
     }
@@ -162,9 +163,10 @@ impl Writer {
         self.scheduled = false;
         let then = std::mem::take(&mut self.then);
         if outcome.is_ok() {
-            self.ready.extend(then);
+            self.ready.0.extend(then);
         }
         batch.end(outcome);
+        self.ready.1.push(batch);
     }
 }
 

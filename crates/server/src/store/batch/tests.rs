@@ -377,3 +377,27 @@ async fn what_follows_a_requests_writes_does_not_wait_for_a_batch_it_only_read()
     );
     assert_eq!(committed(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_comes_after_what_its_commit_set_off() {
+    let (_dir, store, _) = store();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (s, d) = (store.clone(), done.clone());
+    settled(async move {
+        row(&s, "answered")?;
+        // Slow, on whichever worker commits: the other is free to run
+        // this request on as soon as it is let go.
+        s.after_commit(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            d.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        Ok::<_, StoreError>(())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        done.load(std::sync::atomic::Ordering::SeqCst),
+        "answered before what the commit set off had run"
+    );
+}
