@@ -148,11 +148,7 @@ impl Lite {
     /// Runs `f` with the writer, waiting for it if need be (counted in
     /// [`Lite::waiting`]).
     pub(super) fn on_writer<T>(&self, f: impl FnOnce(&mut Writer) -> T) -> T {
-        let _waited = free(&self.writer).is_none().then(|| {
-            self.waiting.fetch_add(1, Ordering::SeqCst);
-            Waited(&self.waiting)
-        });
-        with_writer(&self.writer, f)
+        with_writer(&self.writer, Some(&self.waiting), f)
     }
 
     /// Runs `then` once the running request's writes have committed: now
@@ -270,11 +266,22 @@ pub(super) fn take<C>(conn: &Mutex<C>) -> MutexGuard<'_, C> {
 /// thread holds it; then, with the writer let go, what a commit `f` made
 /// set off, and only then are the batch's waiters let go on (a request's
 /// answer comes after what its commit set off).
-pub(super) fn with_writer<T>(writer: &Mutex<Writer>, f: impl FnOnce(&mut Writer) -> T) -> T {
+pub(super) fn with_writer<T>(
+    writer: &Mutex<Writer>,
+    waiting: Option<&AtomicUsize>,
+    f: impl FnOnce(&mut Writer) -> T,
+) -> T {
     let run = |w: &mut Writer| (f(w), std::mem::take(&mut w.ready));
     let (out, ready) = match free(writer) {
         Some(mut w) => run(&mut w),
-        None => blocking(|| run(&mut take(writer))),
+        None => {
+            // Counted while it waits (see [`Lite::waiting`]).
+            let _waited = waiting.map(|n| {
+                n.fetch_add(1, Ordering::SeqCst);
+                Waited(n)
+            });
+            blocking(|| run(&mut take(writer)))
+        }
     };
     let (actions, ended) = ready;
     for then in actions {

@@ -176,7 +176,7 @@ async fn commit_later(writer: Arc<Mutex<Writer>>, batch: Arc<Batch>) {
     for _ in 0..TURNS {
         tokio::task::yield_now().await;
     }
-    super::pool::with_writer(&writer, |w| {
+    super::pool::with_writer(&writer, None, |w| {
         if let Err(e) = w.commit_if(&batch) {
             tracing::error!(error = %e, "a batch of writes could not be committed");
         }

@@ -264,13 +264,10 @@ async fn a_batch_left_open_by_a_panicking_write_is_still_committed_for_requests(
     // commit it, but panics half-way.
     orphan_batch(&store);
     let s = store.clone();
-    let answer = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        settled(async move { row(&s, "next") }),
-    )
-    .await
-    .expect("the answer waited for a commit nobody makes");
-    answer.unwrap().unwrap();
+    answered_within_5_s(settled(async move { row(&s, "next") }))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(committed(), 1, "the half-made write is undone");
     assert_eq!(store.verify_audit().unwrap(), Ok(1));
 }
@@ -311,6 +308,13 @@ async fn a_full_disk_loses_no_answered_write() {
     assert_eq!(store.verify_audit().unwrap(), Ok(answered_ok as usize));
 }
 
+/// `answer`, which must not wait for a commit nobody makes.
+async fn answered_within_5_s<T>(answer: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(5), answer)
+        .await
+        .expect("the answer waited for a commit nobody makes")
+}
+
 /// Leaves a batch open that no task will commit: a write outside any
 /// request opens it and panics half-way.
 fn orphan_batch(store: &Arc<Store>) {
@@ -330,14 +334,10 @@ async fn a_request_that_only_reads_is_not_held_by_a_batch_nobody_commits() {
     let (_dir, store, _) = store();
     orphan_batch(&store);
     let s = store.clone();
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        settled(async move {
-            s.read(|db| db.one("SELECT COUNT(*) FROM audit", args![], |r| r.get::<i64>(0)))
-        }),
-    )
-    .await
-    .expect("the answer waited for a commit nobody makes");
+    let read = answered_within_5_s(settled(async move {
+        s.read(|db| db.one("SELECT COUNT(*) FROM audit", args![], |r| r.get::<i64>(0)))
+    }))
+    .await;
     assert_eq!(read.unwrap().unwrap(), 0);
 }
 
