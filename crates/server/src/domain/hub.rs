@@ -118,10 +118,10 @@ impl Drop for Following {
     fn drop(&mut self) {
         let mut map = self.hub.watchers.lock().unwrap_or_else(|p| p.into_inner());
         // This follower's receiver is still counted. A challenge settled
-        // and then followed again has another channel: not this one's.
-        let last = map
-            .get(&self.id)
-            .is_some_and(|tx| tx.receiver_count() <= 1 && tx.subscribe().same_channel(&self.rx));
+        // (its sender dropped: this receiver is closed) and followed again
+        // has another channel, not this one's.
+        let last =
+            !self.rx.is_closed() && map.get(&self.id).is_some_and(|tx| tx.receiver_count() <= 1);
         if last {
             map.remove(&self.id);
         }

@@ -17,7 +17,7 @@ impl Server {
     /// follows it here, audit rows wake live views (a challenge created or
     /// settled comes with its audit rows, announced with it).
     pub fn on_event(&self, e: Event) -> Result<(), Error> {
-        if matches!(e, Event::Created(..) | Event::Settled(..)) {
+        if matches!(e, Event::Created(..) | Event::Settled(..) | Event::Audit) {
             self.wake_audit_views();
         }
         match e {
@@ -43,7 +43,7 @@ impl Server {
                     }
                 }
             }
-            Event::Audit => self.wake_audit_views(),
+            Event::Audit => {}
             // Only the keys instances share (a rotation's check value, say,
             // is no file of theirs).
             Event::Secret(name) if crate::domain::shared_keys::SHARED.contains(&name.as_str()) => {

@@ -29,7 +29,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
 
@@ -72,9 +72,9 @@ impl Seen {
 /// A transaction that several writes share, and how it ended.
 #[derive(Debug)]
 pub(super) struct Batch {
-    /// `None` while open; then whether it committed, or why not (set with
-    /// the writer held).
-    ended: watch::Sender<Option<Result<(), String>>>,
+    /// Unset while open; then whether it committed, or why not (set once,
+    /// with the writer held).
+    ended: OnceLock<Result<(), String>>,
     /// Whether those waiting for the batch may go on: once what its
     /// commit set off has run, so that an answer comes after it.
     told: watch::Sender<bool>,
@@ -83,14 +83,14 @@ pub(super) struct Batch {
 impl Batch {
     pub(super) fn new() -> Arc<Self> {
         Arc::new(Batch {
-            ended: watch::Sender::new(None),
+            ended: OnceLock::new(),
             told: watch::Sender::new(false),
         })
     }
 
     /// Records how the batch ended.
     pub(super) fn end(&self, outcome: Result<(), String>) {
-        self.ended.send_replace(Some(outcome));
+        let _ = self.ended.set(outcome);
     }
 
     /// Lets those waiting for the batch go on.
@@ -100,20 +100,18 @@ impl Batch {
 
     /// Whether the batch has been committed or rolled back.
     fn ended(&self) -> bool {
-        self.ended.borrow().is_some()
+        self.ended.get().is_some()
     }
 
     /// Why the batch did not commit, once it ended so.
     pub(super) fn failure(&self) -> Option<String> {
-        match self.ended.borrow().as_ref() {
-            Some(Err(e)) => Some(e.clone()),
-            _ => None,
-        }
+        self.ended.get()?.clone().err()
     }
 
-    /// Waits for the batch's end: why it did not commit, if it did not.
+    /// Waits until the batch's waiters are told (after what its commit
+    /// set off has run): why it did not commit, if it did not.
     async fn wait(&self) -> Option<String> {
-        // The sender lives as long as the batch: the wait ends with it.
+        // `self` owns the sender: the wait cannot fail, and ends at `tell`.
         let _ = self.told.subscribe().wait_for(|told| *told).await;
         self.failure()
     }

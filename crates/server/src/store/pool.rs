@@ -247,7 +247,7 @@ impl Drop for Waited<'_> {
 }
 
 /// The connection if nobody holds it.
-pub(super) fn free<C>(conn: &Mutex<C>) -> Option<MutexGuard<'_, C>> {
+fn free<C>(conn: &Mutex<C>) -> Option<MutexGuard<'_, C>> {
     match conn.try_lock() {
         Ok(c) => Some(c),
         Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
@@ -258,7 +258,7 @@ pub(super) fn free<C>(conn: &Mutex<C>) -> Option<MutexGuard<'_, C>> {
 /// The connection, waiting for it. A poisoned lock (a panic while holding
 /// it) is taken over: a reader's transaction ended with its statement,
 /// and a panicking write's savepoint was undone as it unwound.
-pub(super) fn take<C>(conn: &Mutex<C>) -> MutexGuard<'_, C> {
+fn take<C>(conn: &Mutex<C>) -> MutexGuard<'_, C> {
     conn.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -275,7 +275,7 @@ pub(super) fn with_writer<T>(
     let (out, ready) = match free(writer) {
         Some(mut w) => run(&mut w),
         None => {
-            // Counted while it waits (see [`Lite::waiting`]).
+            // Counted while it waits, and runs (see [`Lite::waiting`]).
             let _waited = waiting.map(|n| {
                 n.fetch_add(1, Ordering::SeqCst);
                 Waited(n)
@@ -296,7 +296,7 @@ pub(super) fn with_writer<T>(
 /// Runs `f`, announcing to the runtime that it blocks when called on a
 /// worker of a multi-threaded one. (`block_in_place` is refused on a
 /// current-thread runtime, which tests use; there it simply blocks.)
-pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
     let on_worker = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if on_worker {

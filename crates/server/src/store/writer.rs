@@ -123,21 +123,24 @@ impl Writer {
     /// Runs `then` once `mine`, the running request's open batch, has
     /// committed: given back if that batch has already ended.
     pub(super) fn after(&mut self, mine: &Arc<Batch>, then: Then) -> Option<Then> {
-        match &self.open {
-            Some(b) if Arc::ptr_eq(b, mine) => {
-                self.then.push(then);
-                None
-            }
-            _ => Some(then),
+        if !self.holds(mine) {
+            return Some(then);
         }
+        self.then.push(then);
+        None
     }
 
     /// Commits `mine` now if it is the open batch.
     pub(super) fn commit_if(&mut self, mine: &Arc<Batch>) -> Result<(), StoreError> {
-        match &self.open {
-            Some(b) if Arc::ptr_eq(b, mine) => self.commit(),
-            _ => Ok(()),
+        match self.holds(mine) {
+            true => self.commit(),
+            false => Ok(()),
         }
+    }
+
+    /// Whether `mine` is the open batch.
+    fn holds(&self, mine: &Arc<Batch>) -> bool {
+        self.open.as_ref().is_some_and(|b| Arc::ptr_eq(b, mine))
     }
 
     /// Commits the open batch, if any, and tells its waiters how it went.
