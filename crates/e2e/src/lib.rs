@@ -105,23 +105,39 @@ impl Stack {
         }
     }
 
-    /// Starts `countersign-server serve` and waits until it answers.
+    /// Starts `countersign-server serve` and waits until it answers. Its
+    /// log goes to `server.log` in the stack's folder, and is shown if the
+    /// server does not start.
     pub fn start_server(&mut self) {
         assert!(self.server.is_none(), "the server is already running");
-        let server = Proc::spawn(
+        let log_path = self.tmp.path().join("server.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        let mut server = Proc::spawn(
             self.server_command(&["serve"])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null()),
+                .stderr(log),
         )
         .unwrap();
-        self.server = Some(server);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
             || !self.tmp.path().join("data/server.json").exists()
         {
-            assert!(Instant::now() < deadline, "the server did not start");
+            let ended = server.exited();
+            if ended.is_some() || Instant::now() >= deadline {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!(
+                    "the server did not start on port {} ({}); its log:\n{log}",
+                    self.port,
+                    ended.map_or("still running".into(), |s| s.to_string()),
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        self.server = Some(server);
     }
 
     /// Stops the server gracefully (SIGTERM), as an operator would.

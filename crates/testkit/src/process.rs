@@ -15,6 +15,11 @@ impl Proc {
         cmd.process_group(0).spawn().map(Proc)
     }
 
+    /// How it ended, if it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.try_wait().ok().flatten()
+    }
+
     /// Its process id.
     pub fn id(&self) -> u32 {
         self.0.id()
@@ -31,7 +36,11 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        // Quietly: the group may be gone already.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -50,13 +59,35 @@ pub fn free_port() -> u16 {
     free_ports::<1>()[0]
 }
 
-/// `N` different loopback ports nobody listens on now. (Taken one at a
-/// time, the system may well hand out the same port twice.)
+/// `N` different loopback ports nobody listens on now, chosen at random
+/// below the system's ephemeral range. A port the system hands out itself
+/// (`bind` to port 0) comes from that range, where any outgoing connection
+/// of another test may take it before the server binds it.
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<std::net::TcpListener> = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
+    use std::hash::{BuildHasher, Hasher};
+    const LOWEST: u16 = 10_000;
+    let below = ephemeral_ports_start().max(LOWEST + 1_000);
+    let mut held: Vec<std::net::TcpListener> = Vec::with_capacity(N);
+    while held.len() < N {
+        // A fresh random key each time: the standard library's hasher seed.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = LOWEST + (random % u64::from(below - LOWEST)) as u16;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
     std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
+
+/// The first port of the range the system picks outgoing connections'
+/// ports from (Linux's default range starts at 32768).
+fn ephemeral_ports_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// Waits until something listens on `port`.

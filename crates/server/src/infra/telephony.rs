@@ -271,11 +271,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_webhook_that_fails_gives_a_clear_refusal() {
         // A port nothing listens on.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = countersign_testkit::free_port();
         let config = TelephonyConfig {
             mode: TelephonyMode::Webhook,
             webhook_url: format!("http://127.0.0.1:{port}/send"),

@@ -2,6 +2,7 @@
 
 mod bench;
 
+use countersign_testkit::free_port;
 use countersign_testkit::process::Proc;
 use std::process::{Command, Output};
 
@@ -265,14 +266,6 @@ fn serve_limited_on_loopback(dir: &std::path::Path, config: &str) -> (Proc, Stri
     let addr = format!("127.0.0.1:{}", free_port());
     let (server, _) = serve_limited(dir, &format!("listen = \"{addr}\"\n{config}"));
     (server, addr)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The pinned TLS client configuration for a server's runtime file.
@@ -609,31 +602,39 @@ fn applications_in_the_configuration_file_are_checked_and_kept_there() {
     );
 }
 
-#[test]
-fn a_server_whose_log_reader_has_gone_still_stops_on_sigterm() {
-    let tmp = tempfile::tempdir().unwrap();
+/// Writes a configuration on a free port (no metrics listener), starts
+/// `serve` with its standard error to `stderr`, and waits until it is
+/// ready.
+fn serve_ready(dir: &std::path::Path, stderr: std::process::Stdio) -> std::process::Child {
     std::fs::write(
-        tmp.path().join("server.toml"),
+        dir.join("server.toml"),
         format!(
             "listen = \"127.0.0.1:{}\"\n[metrics]\nlisten = \"\"\n",
             free_port()
         ),
     )
     .unwrap();
-    let mut server = crate::common::server_command(tmp.path())
+    let server = crate::common::server_command(dir)
         .arg("serve")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !tmp.path().join("data/server.json").exists() {
+    while !dir.join("data/server.json").exists() {
         assert!(
             std::time::Instant::now() < deadline,
             "the server did not start"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    server
+}
+
+#[test]
+fn a_server_whose_log_reader_has_gone_still_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = serve_ready(tmp.path(), std::process::Stdio::piped());
     // What read its standard error is gone (a `tee` stopped by Ctrl-C).
     drop(server.stderr.take());
     let term = Command::new("kill")
@@ -655,6 +656,23 @@ fn a_server_whose_log_reader_has_gone_still_stops_on_sigterm() {
     let _ = server.wait();
     let status = status.expect("still running 10 s after SIGTERM");
     assert!(status.success(), "{status:?}");
+}
+
+/// A log written to a file (or a journal) is plain text: colours are for a
+/// terminal, and their escape codes would be kept in the file.
+#[test]
+fn a_log_written_to_a_file_has_no_colour_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("server.log");
+    let mut server = serve_ready(tmp.path(), std::fs::File::create(&log).unwrap().into());
+    let term = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    assert!(term.unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("serving connections"), "{text}");
+    assert!(!text.contains('\x1b'), "{text:?}");
 }
 
 /// `helpdesk fix` records a staff member under their account's own name,

@@ -195,11 +195,7 @@ async fn wrong_passwords(http: reqwest::Client, base: String, acked: Arc<Mutex<A
 async fn fifty_kills_during_mixed_writes_lose_nothing_acknowledged() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = countersign_testkit::free_port();
     std::fs::write(
         dir.join("server.toml"),
         format!(

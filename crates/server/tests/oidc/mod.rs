@@ -51,11 +51,7 @@ impl Sso {
         config: impl FnOnce(&mut countersign_server::infra::config::Config),
         tweak: impl FnOnce(&mut NewClient),
     ) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = countersign_testkit::free_port();
         let ts = TestServer::start_with(|c| {
             c.listen = format!("127.0.0.1:{port}").parse().unwrap();
             config(c);

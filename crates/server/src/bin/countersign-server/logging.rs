@@ -1,6 +1,7 @@
 //! The server's logs: text or JSON on stderr, and a filter SIGHUP can
 //! change while the server runs.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use countersign_server::infra::config::Config;
@@ -14,12 +15,15 @@ pub fn init(json: bool, level: &str) -> SetLevel {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("COUNTERSIGN_LOG")
         .unwrap_or_else(|_| EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")));
+    // Colours only for a person at a terminal: a file or a journal would
+    // keep the escape codes.
     // A line that cannot be written (whatever read stderr is gone) is
     // dropped: by default the logger would say so with `eprintln!`, which
     // panics on the same closed stderr.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .log_internal_errors(false);
     let parse = |l: &str| EnvFilter::try_new(l).map_err(|e| e.to_string());
     if json {
