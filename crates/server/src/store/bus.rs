@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
 
-use super::db::{Db, PgConn};
+use super::db::{args, Db, PgConn};
 use super::pg::{Pg, Presence};
 use super::StoreError;
 
@@ -87,10 +87,9 @@ pub(super) fn notify_sql(
     events
         .iter()
         .map(|e| {
-            Ok(format!(
-                "SELECT pg_notify('{CHANNEL}', {});",
-                super::db::pg_literal(&e.payload(origin))?
-            ))
+            let payload = e.payload(origin);
+            let notify = db.execute_text("SELECT pg_notify(?1, ?2)", args![CHANNEL, payload])?;
+            Ok(notify + ";")
         })
         .collect()
 }

@@ -10,7 +10,7 @@ use std::error::Error as StdError;
 use bytes::BytesMut;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
-pub(super) use super::pg_conn::{pg_literal, PgConn};
+pub(super) use super::pg_conn::PgConn;
 use super::StoreError;
 
 /// A connection as the store's queries see it.
@@ -133,6 +133,18 @@ impl Db<'_> {
         f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.opt(sql, args, f)?.ok_or(StoreError::NoRow)
+    }
+
+    /// PostgreSQL: `sql` with `args` as a statement to send later in one
+    /// text with others (the commit), prepared all the same; see
+    /// [`PgConn::execute_text`]. SQLite has no use for it.
+    pub(super) fn execute_text(&self, sql: &str, args: &[Value<'_>]) -> Result<String, StoreError> {
+        match self {
+            Db::Lite(_) => Err(StoreError::Decode(
+                "statements sent as text are for PostgreSQL".into(),
+            )),
+            Db::Pg(c) => c.borrow_mut().execute_text(sql, args),
+        }
     }
 
     /// Several statements without parameters (schema changes).

@@ -5,10 +5,12 @@
 //! not pipeline); several statements share one only as one text. A
 //! concurrent write ([`super::Store::concurrent_write`]) begins its
 //! transaction in the round trip of its first statement run by
-//! [`super::db::Db::exec`], that statement's values written into its
-//! text as constants of its parameters' types (a query that comes first
-//! sends the `BEGIN` alone); a write that only audits sends `BEGIN`, its
-//! rows and `COMMIT` at once.
+//! [`super::db::Db::exec`] (a query that comes first sends the `BEGIN`
+//! alone); a write that only audits sends `BEGIN`, its rows and `COMMIT`
+//! at once. A statement sent in such a text is prepared all the same: it
+//! goes as `EXECUTE` of a statement prepared (SQL `PREPARE`) once per
+//! connection, its values written in as constants, so PostgreSQL neither
+//! parses nor plans it afresh each time.
 //!
 //! Statements sent as text are written whole, values included, to
 //! PostgreSQL's own log when they fail (`log_min_error_statement`):
@@ -16,7 +18,6 @@
 
 use std::collections::HashMap;
 
-use postgres::types::Type;
 use postgres::SimpleQueryMessage;
 
 use super::db::Value;
@@ -26,6 +27,9 @@ use super::StoreError;
 pub(super) struct PgConn {
     pub(super) client: postgres::Client,
     prepared: HashMap<String, postgres::Statement>,
+    /// The names of the statements prepared with SQL `PREPARE`, by their
+    /// text, for `EXECUTE` in statements sent as text.
+    named: HashMap<String, String>,
     /// Left in a state no next user may inherit (a transaction that would
     /// not roll back): closed instead of going back to the pool.
     pub(super) spoiled: bool,
@@ -39,6 +43,7 @@ impl PgConn {
         PgConn {
             client,
             prepared: HashMap::new(),
+            named: HashMap::new(),
             spoiled: false,
             begin: None,
         }
@@ -82,9 +87,34 @@ impl PgConn {
         }
     }
 
-    /// Runs `sql` with a held-back `BEGIN` in one round trip, its values
-    /// written in: the number of rows it changed. `None` (nothing sent)
-    /// when there is no `BEGIN` held back or a value has no literal here.
+    /// `sql` (SQLite placeholders) with `args`, as a statement to send in
+    /// a text with others: `EXECUTE` of the statement prepared once on this
+    /// connection (in a round trip of its own the first time, apart from
+    /// any `BEGIN` held back), its values written in.
+    pub(super) fn execute_text(
+        &mut self,
+        sql: &str,
+        args: &[Value<'_>],
+    ) -> Result<String, StoreError> {
+        let values = constants(args)?;
+        let name = match self.named.get(sql) {
+            Some(name) => name,
+            None => {
+                let name = format!("cs_{}", self.named.len());
+                let prepare = format!("PREPARE {name} AS {}", dollar_placeholders(sql));
+                self.client.batch_execute(&prepare)?;
+                self.named.entry(sql.to_string()).or_insert(name)
+            }
+        };
+        Ok(match values.is_empty() {
+            true => format!("EXECUTE {name}"),
+            false => format!("EXECUTE {name}({values})"),
+        })
+    }
+
+    /// Runs `sql` with a held-back `BEGIN` in one round trip: the number
+    /// of rows it changed. `None` (nothing sent) when there is no `BEGIN`
+    /// held back.
     pub(super) fn exec_with_begin(
         &mut self,
         sql: &str,
@@ -93,15 +123,9 @@ impl PgConn {
         if self.begin.is_none() {
             return Ok(None);
         }
-        // Prepared once per connection, for its parameters' types.
-        let prepared = self.statement(sql)?;
-        let Some(sql) = inline(sql, args, prepared.params())? else {
-            return Ok(None);
-        };
-        let begin = self.begin.as_deref().unwrap_or_default();
-        let text = format!("{begin};{sql}");
-        self.begin = None;
-        let replies = self.client.simple_query(&text)?;
+        let execute = self.execute_text(sql, args)?;
+        let begin = self.begin.take().unwrap_or_default();
+        let replies = self.client.simple_query(&format!("{begin};{execute}"))?;
         let changed = replies.iter().rev().find_map(|m| match m {
             SimpleQueryMessage::CommandComplete(n) => Some(*n),
             _ => None,
@@ -117,71 +141,28 @@ pub(super) fn dollar_placeholders(sql: &str) -> String {
     sql.replace('?', "$")
 }
 
-/// `sql` with each `?N` replaced by a literal of its value, cast to the
-/// type PostgreSQL gave that parameter when it prepared `sql`, so the
-/// statement means what it means with parameters. Text goes in the
-/// escape form (`E'...'`), which reads the same whatever
+/// `args` as constants, comma-separated, for an `EXECUTE`: each takes the
+/// type of its statement's parameter, as a value sent apart would. Text
+/// goes in the escape form (`E'...'`), which reads the same whatever
 /// `standard_conforming_strings` says; the client always speaks UTF-8
 /// (rust-postgres sets `client_encoding` as it connects, over any role or
 /// database setting), in which no byte of a multi-byte character is a
-/// quote or a backslash. Bytes go as hex. `None` (send it prepared
-/// instead) when a `?` stands inside a quoted string, a quoted name or a
-/// comment.
-fn inline(sql: &str, args: &[Value<'_>], types: &[Type]) -> Result<Option<String>, StoreError> {
-    let mut out = String::with_capacity(sql.len() + 64);
-    let mut quote: Option<char> = None;
-    let mut chars = sql.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), '?') => return Ok(None),
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '-') if sql[at..].starts_with("--") => return Ok(None),
-            (None, '/') if sql[at..].starts_with("/*") => return Ok(None),
-            (None, '?') => {
-                let mut n = 0usize;
-                while let Some((_, d)) = chars.next_if(|(_, d)| d.is_ascii_digit()) {
-                    n = n
-                        .saturating_mul(10)
-                        .saturating_add(d as usize - '0' as usize);
-                }
-                let i = n
-                    .checked_sub(1)
-                    .filter(|&i| i < args.len() && i < types.len());
-                let i =
-                    i.ok_or_else(|| StoreError::Decode(format!("no value for ?{n} in {sql}")))?;
-                out.push_str(&literal(args[i], &types[i])?);
-                continue;
+/// quote or a backslash. Bytes go as hex.
+fn constants(args: &[Value<'_>]) -> Result<String, StoreError> {
+    let mut out = Vec::with_capacity(args.len());
+    for v in args {
+        out.push(match *v {
+            Value::Null => "NULL".to_string(),
+            Value::Int(n) => format!("'{n}'"),
+            Value::Unsigned(n) => format!("'{}'", i64::try_from(n).map_err(|_| too_big(n))?),
+            Value::Text(s) => {
+                refuse_nul(s)?;
+                format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
             }
-            (None, _) => {}
-        }
-        out.push(c);
+            Value::Bytes(b) => format!("decode('{}', 'hex')", data_encoding::HEXLOWER.encode(b)),
+        });
     }
-    Ok(Some(out))
-}
-
-/// One value as a constant of type `ty`.
-fn literal(v: Value<'_>, ty: &Type) -> Result<String, StoreError> {
-    let value = match v {
-        Value::Null => "NULL".into(),
-        Value::Int(n) => format!("'{n}'"),
-        Value::Unsigned(n) => format!("'{}'", i64::try_from(n).map_err(|_| too_big(n))?),
-        // A constant, not a function of one: the planner can look it up
-        // in an index (`convert_from`, as `pg_literal` writes text, is
-        // only stable, and an UPDATE's row was then found by a scan).
-        Value::Text(s) => {
-            refuse_nul(s)?;
-            format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-        }
-        Value::Bytes(b) => format!("decode('{}', 'hex')", data_encoding::HEXLOWER.encode(b)),
-    };
-    let name = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    Ok(format!(
-        "({value})::{}.{}",
-        name(ty.schema()),
-        name(ty.name())
-    ))
+    Ok(out.join(", "))
 }
 
 fn too_big(n: u64) -> StoreError {
@@ -197,65 +178,67 @@ fn refuse_nul(s: &str) -> Result<(), StoreError> {
     }
 }
 
-/// `s` as a PostgreSQL text expression, for statements sent as text with
-/// a commit: its UTF-8 bytes in hex, decoded by the server, so no quote,
-/// backslash or client encoding can change how it reads. A NUL, which no
-/// PostgreSQL text can hold, is refused.
-pub(super) fn pg_literal(s: &str) -> Result<String, StoreError> {
-    refuse_nul(s)?;
-    Ok(format!(
-        "convert_from(decode('{}', 'hex'), 'UTF8')",
-        data_encoding::HEXLOWER.encode(s.as_bytes())
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn values_are_written_in_as_constants_of_their_parameters_types() {
-        let sql = "UPDATE t SET a = ?2, b = ?10, c = ?1 WHERE d = ?3 AND e = ?11";
-        let mut args = vec![Value::Text("it's \\ E'x'"), Value::Int(-5), Value::Null];
-        args.extend((4..=9).map(|_| Value::Int(0)));
-        args.extend([Value::Unsigned(7), Value::Bytes(&[0, 255])]);
-        let mut types = vec![Type::TEXT, Type::INT8, Type::BOOL];
-        types.extend((4..=9).map(|_| Type::INT4));
-        types.extend([Type::INT8, Type::BYTEA]);
+    fn values_are_written_in_as_constants() {
+        let args = [
+            Value::Text("it's \\ E'x'"),
+            Value::Int(-5),
+            Value::Null,
+            Value::Unsigned(7),
+            Value::Bytes(&[0, 255]),
+        ];
         assert_eq!(
-            inline(sql, &args, &types).unwrap().unwrap(),
-            concat!(
-                r#"UPDATE t SET a = ('-5')::"pg_catalog"."int8", b = ('7')::"pg_catalog"."int8", "#,
-                r#"c = (E'it''s \\ E''x''')::"pg_catalog"."text" "#,
-                r#"WHERE d = (NULL)::"pg_catalog"."bool" AND e = (decode('00ff', 'hex'))::"pg_catalog"."bytea""#
-            )
+            constants(&args).unwrap(),
+            r#"E'it''s \\ E''x''', '-5', NULL, '7', decode('00ff', 'hex')"#
         );
-    }
-
-    #[test]
-    fn a_placeholder_in_quotes_or_a_comment_leaves_the_statement_to_parameters() {
-        let one = [Value::Int(1)];
-        let ty = [Type::INT8];
-        for sql in [
-            "SELECT '?1'",
-            "SELECT \"a?1\"",
-            "SELECT 1 -- ?1",
-            "SELECT /* ?1 */ 1",
-        ] {
-            assert_eq!(inline(sql, &one, &ty).unwrap(), None, "{sql}");
-        }
-        let quoted = inline("SELECT 'it''s', ?1", &one, &ty).unwrap();
-        assert_eq!(
-            quoted.as_deref(),
-            Some("SELECT 'it''s', ('1')::\"pg_catalog\".\"int8\"")
-        );
+        assert_eq!(constants(&[]).unwrap(), "");
     }
 
     #[test]
     fn values_that_cannot_be_written_in_are_refused() {
-        let ty = [Type::TEXT];
-        assert!(inline("SELECT ?1", &[Value::Text("a\0b")], &ty).is_err());
-        assert!(inline("SELECT ?2", &[Value::Int(1)], &ty).is_err());
-        assert!(inline("SELECT ?1", &[Value::Unsigned(u64::MAX)], &[Type::INT8]).is_err());
+        assert!(constants(&[Value::Text("a\0b")]).is_err());
+        assert!(constants(&[Value::Unsigned(u64::MAX)]).is_err());
+    }
+
+    /// On the test cluster: a statement sent with a held-back `BEGIN` is
+    /// prepared once per connection, and its values (quotes, backslashes,
+    /// placeholders' look-alikes, control characters, bytes) reach the row
+    /// exactly as given.
+    #[test]
+    fn a_statement_sent_with_its_begin_is_prepared_once_and_keeps_its_values() {
+        let Some(cluster) = countersign_testkit::postgres::cluster() else {
+            println!("skipped: needs PostgreSQL (./test.sh runs this on its cluster)");
+            return;
+        };
+        let client = postgres::Client::connect(&format!("{cluster}/postgres"), postgres::NoTls);
+        let mut conn = PgConn::new(client.unwrap());
+        let table = "CREATE TEMP TABLE t (id BIGINT PRIMARY KEY, s TEXT, b BYTEA)";
+        conn.client.batch_execute(table).unwrap();
+        let text = "it's \\ E'x' ?1 $1 -- /* \u{1b}[2J\r é";
+        let bytes = [0, 255, b'\'', b'\\'];
+        for id in [1, 2] {
+            conn.defer("BEGIN".into());
+            let args = [Value::Int(id), Value::Text(text), Value::Bytes(&bytes)];
+            let sql = "INSERT INTO t (id, s, b) VALUES (?1, ?2, ?3)";
+            assert_eq!(conn.exec_with_begin(sql, &args).unwrap(), Some(1));
+            conn.batch("COMMIT").unwrap();
+        }
+        let rows = conn.client.query("SELECT id, s, b FROM t ORDER BY id", &[]);
+        let rows: Vec<(i64, String, Vec<u8>)> = rows
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let row = |id| (id, text.to_string(), bytes.to_vec());
+        assert_eq!(rows, vec![row(1), row(2)]);
+        let named = "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'cs\\_%'";
+        let prepared: i64 = conn.client.query_one(named, &[]).unwrap().get(0);
+        assert_eq!(prepared, 1);
+        // Dropped off the async runtime's threads, as the store does.
+        std::thread::spawn(move || drop(conn)).join().unwrap();
     }
 }

@@ -176,7 +176,11 @@ impl Write<'_> {
             .push((e.action.into(), e.outcome.into(), e.detail.into()));
         let (db, now) = (self.db, self.now);
         if db.is_pg() {
-            self.chained.push_str(&chained_insert(now, e)?);
+            let request = super::request::current();
+            let row = args![now, e.actor, e.action, e.target, e.ip, e.outcome, e.detail, request];
+            let append = db.execute_text(&CHAINED_INSERT, row)?;
+            self.chained.push_str(&append);
+            self.chained.push(';');
             return Ok(());
         }
         let (seq, prev) = match self.tail.take() {
@@ -200,38 +204,23 @@ impl Write<'_> {
     }
 }
 
-/// SQL (PostgreSQL) that appends `e` to the chain as [`chain_hash`] would:
-/// the tail is read, and the hash computed, by the statement itself, so
-/// the chain is locked only while the commit is sent.
-fn chained_insert(at: u64, e: &NewAudit<'_>) -> Result<String, StoreError> {
-    use super::db::pg_literal as lit;
-    // What every row's statement shares, written once.
-    static HEAD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let domain = data_encoding::HEXLOWER.encode(CHAIN_DOMAIN.as_bytes());
-        let fields = ["actor", "action", "target", "ip", "outcome", "detail"]
-            .map(|f| format!(" || int8send(octet_length(convert_to({f}, 'UTF8'))::int8) || convert_to({f}, 'UTF8')"))
-            .concat();
-        format!(
-            "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash, request_id) \
-             SELECT seq, at, actor, action, target, ip, outcome, detail, prev, \
-             sha256(decode('{domain}', 'hex') || prev || int8send(seq) || int8send(at){fields}), request_id \
-             FROM (SELECT COALESCE(t.seq, 0) + 1 AS seq, COALESCE(t.hash, decode(repeat('00', 32), 'hex')) AS prev, v.* \
-             FROM (VALUES "
-        )
-    });
-    let at = i64::try_from(at)
-        .map_err(|_| StoreError::Decode(format!("{at} does not fit a database integer")))?;
-    Ok(format!(
-        "{}({at}::int8, {}, {}, {}, {}, {}, {}, {})) \
+/// The statement (PostgreSQL) that appends a row to the chain as
+/// [`chain_hash`] would: the tail is read, and the hash computed, by the
+/// statement itself, so the chain is locked only while the commit is
+/// sent. Its values: at, actor, action, target, ip, outcome, detail,
+/// request id.
+static CHAINED_INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let domain = data_encoding::HEXLOWER.encode(CHAIN_DOMAIN.as_bytes());
+    let fields = ["actor", "action", "target", "ip", "outcome", "detail"]
+        .map(|f| format!(" || int8send(octet_length(convert_to({f}, 'UTF8'))::int8) || convert_to({f}, 'UTF8')"))
+        .concat();
+    format!(
+        "INSERT INTO audit (seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash, request_id) \
+         SELECT seq, at, actor, action, target, ip, outcome, detail, prev, \
+         sha256(decode('{domain}', 'hex') || prev || int8send(seq) || int8send(at){fields}), request_id \
+         FROM (SELECT COALESCE(t.seq, 0) + 1 AS seq, COALESCE(t.hash, decode(repeat('00', 32), 'hex')) AS prev, v.* \
+         FROM (VALUES (?1::int8, ?2::text, ?3::text, ?4::text, ?5::text, ?6::text, ?7::text, ?8::text)) \
          AS v (at, actor, action, target, ip, outcome, detail, request_id) \
-         LEFT JOIN (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1) AS t ON true) AS r;",
-        *HEAD,
-        lit(e.actor)?,
-        lit(e.action)?,
-        lit(e.target)?,
-        lit(e.ip)?,
-        lit(e.outcome)?,
-        lit(e.detail)?,
-        lit(&super::request::current())?,
-    ))
-}
+         LEFT JOIN (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1) AS t ON true) AS r"
+    )
+});
