@@ -45,9 +45,13 @@ start)
   cat "$hba.new" >"$hba" && rm "$hba.new"
   chmod 600 "$dir/server.key"
   if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir/server.key" "$dir/server.crt"; fi
-  # A loopback port nothing answers on (bash alone: nothing else needed).
+  # A loopback port nothing answers on (bash alone: nothing else needed),
+  # below the range the system gives outgoing connections, one of which
+  # could otherwise hold it by the time PostgreSQL binds it.
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$low" -gt 12000 ] 2>/dev/null || low=32768
   for _ in $(seq 100); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (low - 10000)))
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
   done
   # Loopback only; the socket folder is the cluster's own. fsync stays on:
