@@ -95,10 +95,17 @@ pub struct AuditFilter {
     pub action: Option<String>,
     /// Only rows with this outcome.
     pub outcome: Option<String>,
-    /// Only rows after this sequence number (a live tail).
+    /// Only rows after this sequence number (a live tail, an export's
+    /// next page).
     pub after_seq: Option<i64>,
+    /// Only rows up to this sequence number (an export stops at the row
+    /// that was the last as it began).
+    pub through_seq: Option<i64>,
     /// Only the newest this many (still returned oldest first).
     pub newest: Option<usize>,
+    /// Only the oldest this many, instead of the newest: an export reads
+    /// its rows in such pages, each after the last row of the one before.
+    pub oldest: Option<usize>,
 }
 
 /// One CSV field of an audit export: always quoted, and a leading formula
@@ -149,16 +156,21 @@ fn entries_query(f: &AuditFilter) -> (String, Vec<Value<'_>>) {
     if let Some(after) = &f.after_seq {
         only("seq > {}", after.value());
     }
+    if let Some(through) = &f.through_seq {
+        only("seq <= {}", through.value());
+    }
     let filter = match filters.is_empty() {
         true => String::new(),
         false => format!("WHERE {} ", filters.join(" AND ")),
     };
-    let limit = f
-        .newest
-        .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let (order, limit) = match f.oldest {
+        Some(n) => ("ASC", Some(n)),
+        None => ("DESC", f.newest),
+    };
+    let limit = limit.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
     let sql = format!(
         "SELECT seq, at, actor, action, target, ip, outcome, detail, prev_hash, hash, request_id FROM audit \
-         {filter}ORDER BY seq DESC LIMIT ?{}",
+         {filter}ORDER BY seq {order} LIMIT ?{}",
         values.len() + 1
     );
     values.push(Value::Int(limit));
@@ -227,8 +239,19 @@ impl Store {
     pub fn audit_entries(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let (sql, values) = entries_query(f);
         let mut rows = self.scan(|db| db.all(&sql, &values, entry))?;
-        rows.reverse();
+        if f.oldest.is_none() {
+            rows.reverse();
+        }
         Ok(rows)
+    }
+
+    /// The last audit row's sequence number (0 when there is none).
+    pub fn last_audit_seq(&self) -> Result<i64, StoreError> {
+        self.read(|db| {
+            db.one("SELECT COALESCE(MAX(seq), 0) FROM audit", args![], |r| {
+                r.get(0)
+            })
+        })
     }
 
     /// Recomputes the whole chain. `Ok(n)` with the number of rows when

@@ -250,10 +250,12 @@ fn every_combination_of_filters_finds_the_rows_it_names() {
         action: Some("signin.".into()),
         outcome: Some("ok".into()),
         after_seq: Some(first + 2),
+        through_seq: Some(first + 33),
         newest: None,
+        oldest: None,
     };
     let mut tried = 0;
-    for mask in 0..128u8 {
+    for mask in 0..=255u8 {
         let on = |bit: u8| mask & (1 << bit) != 0;
         let f = AuditFilter {
             user: full.user.clone().filter(|_| on(0)),
@@ -263,7 +265,9 @@ fn every_combination_of_filters_finds_the_rows_it_names() {
             action: full.action.clone().filter(|_| on(4)),
             outcome: full.outcome.clone().filter(|_| on(5)),
             after_seq: full.after_seq.filter(|_| on(6)),
+            through_seq: full.through_seq.filter(|_| on(7)),
             newest: None,
+            oldest: None,
         };
         let named = |e: &&countersign_server::store::AuditEntry| {
             f.user
@@ -277,21 +281,61 @@ fn every_combination_of_filters_finds_the_rows_it_names() {
                     .is_none_or(|a| e.action.starts_with(a.as_str()))
                 && f.outcome.as_ref().is_none_or(|o| &e.outcome == o)
                 && f.after_seq.is_none_or(|s| e.seq > s)
+                && f.through_seq.is_none_or(|s| e.seq <= s)
         };
         let expected: Vec<i64> = all.iter().filter(named).map(|e| e.seq).collect();
-        assert_eq!(seqs(&d, &f), expected, "filters {mask:07b}");
-        // The newest two of them, still oldest first.
+        assert_eq!(seqs(&d, &f), expected, "filters {mask:08b}");
+        // The newest two of them, still oldest first; and the oldest two.
         let newest = AuditFilter {
             newest: Some(2),
-            ..f
+            ..f.clone()
         };
         assert_eq!(
             seqs(&d, &newest),
             expected[expected.len().saturating_sub(2)..],
-            "newest 2, filters {mask:07b}"
+            "newest 2, filters {mask:08b}"
+        );
+        let oldest = AuditFilter {
+            oldest: Some(2),
+            ..f
+        };
+        assert_eq!(
+            seqs(&d, &oldest),
+            expected[..expected.len().min(2)],
+            "oldest 2, filters {mask:08b}"
         );
         tried += usize::from(!expected.is_empty());
     }
     // The filters' values were chosen so that most combinations match rows.
-    assert!(tried > 100, "only {tried} combinations matched any row");
+    assert!(tried > 200, "only {tried} combinations matched any row");
+}
+
+/// An export's pages: the oldest few after one row and up to another,
+/// oldest first, so that pages read one after the other meet exactly.
+#[test]
+fn pages_of_the_oldest_rows_meet_and_stop_at_the_row_given() {
+    let d = Domain::new();
+    for i in 0..10 {
+        let target = i.to_string();
+        let row = NewAudit::of("system", "test.page", &target, IP).with("ok", "");
+        d.s.store.audit(&row, T0 + i).unwrap();
+    }
+    let matching = AuditFilter {
+        action: Some("test.page".into()),
+        ..AuditFilter::default()
+    };
+    let all = seqs(&d, &matching);
+    assert_eq!(all.len(), 10);
+    let page = |after, through| {
+        let f = AuditFilter {
+            after_seq: Some(after),
+            through_seq: Some(through),
+            oldest: Some(4),
+            ..matching.clone()
+        };
+        seqs(&d, &f)
+    };
+    assert_eq!(page(0, all[9]), all[0..4]);
+    assert_eq!(page(all[3], all[9]), all[4..8]);
+    assert_eq!(page(all[7], all[8]), all[8..9]);
 }

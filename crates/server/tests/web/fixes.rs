@@ -12,7 +12,7 @@ use countersign_server::domain::helpdesk::Staff;
 use countersign_server::now;
 use countersign_server::store::Role;
 
-use super::helpdesk::signed_in;
+use super::helpdesk::{signed_in, staff_member};
 use super::{approve_from_page, assert_audited, Browser, NEW};
 use crate::common::{TestDevice, TestServer};
 
@@ -32,11 +32,7 @@ async fn sign_in_again(ts: &TestServer, b: &Browser, user: &str, dev: &TestDevic
 #[tokio::test(flavor = "multi_thread")]
 async fn fixes_end_every_session_of_the_officer() {
     let ts = TestServer::start().await;
-    let staff = Browser::new(&ts);
-    signed_in(&ts, &staff, "hd0101").await;
-    ts.server
-        .set_role("hd0101", Role::Helpdesk, "admin", now())
-        .unwrap();
+    let _staff = staff_member(&ts, "hd0101", Role::Helpdesk).await;
 
     type Apply = fn(&TestServer, &str);
     let fixes: [(&str, Apply); 4] = [
@@ -121,11 +117,7 @@ async fn live_streams_close_when_the_viewer_signs_out_loses_the_role_or_is_disab
         }),
     ];
     for (staff_name, revoke) in cases {
-        let staff = Browser::new(&ts);
-        signed_in(&ts, &staff, staff_name).await;
-        ts.server
-            .set_role(staff_name, Role::Helpdesk, "admin", now())
-            .unwrap();
+        let staff = staff_member(&ts, staff_name, Role::Helpdesk).await;
         let open = |path: String| {
             let http = staff.http.clone();
             let url = format!("{}{path}", ts.url);
@@ -167,16 +159,8 @@ async fn live_streams_close_when_the_viewer_signs_out_loses_the_role_or_is_disab
 #[tokio::test(flavor = "multi_thread")]
 async fn staff_cannot_fix_an_account_above_their_role() {
     let ts = TestServer::start().await;
-    let staff = Browser::new(&ts);
-    signed_in(&ts, &staff, "hd1301").await;
-    ts.server
-        .set_role("hd1301", Role::Helpdesk, "admin", now())
-        .unwrap();
-    let admin = Browser::new(&ts);
-    signed_in(&ts, &admin, "ad1301").await;
-    ts.server
-        .set_role("ad1301", Role::Admin, "admin", now())
-        .unwrap();
+    let staff = staff_member(&ts, "hd1301", Role::Helpdesk).await;
+    let admin = staff_member(&ts, "ad1301", Role::Admin).await;
     let hash_before = ts.server.user("ad1301").unwrap().password_hash;
 
     // The administrator's page offers no fix and no test push, and says why.
@@ -282,11 +266,7 @@ async fn the_console_needs_a_second_factor_and_a_password_change_ends_other_sess
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_refuses_a_reset_past_the_hours_limit() {
     let ts = TestServer::start_with(|c| c.users.helpdesk_resets_per_hour = 1).await;
-    let staff = Browser::new(&ts);
-    signed_in(&ts, &staff, "hd1501").await;
-    ts.server
-        .set_role("hd1501", Role::Helpdesk, "admin", now())
-        .unwrap();
+    let staff = staff_member(&ts, "hd1501", Role::Helpdesk).await;
     ts.add_user("cs1501");
     ts.add_user("cs1502");
     let (_, _, page) = staff.get("/helpdesk/users/cs1501").await;

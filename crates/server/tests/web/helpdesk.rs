@@ -7,7 +7,7 @@ use countersign_core::protocol::{Decision, Receipt, ReceiptEvent};
 use countersign_server::domain::helpdesk::Staff;
 use countersign_server::domain::methods::Authority;
 use countersign_server::now;
-use countersign_server::store::Role;
+use countersign_server::store::{NewAudit, Role};
 
 use super::{answers, approve_from_page, assert_audited, between, Browser};
 use crate::common::{TestDevice, TestServer};
@@ -39,6 +39,15 @@ pub(super) async fn signed_in(ts: &TestServer, b: &Browser, username: &str) -> T
     let (_, path, _) = b.post("/signin/stay", &page, &[("stay", "no")]).await;
     assert_eq!(path, "/my");
     dev
+}
+
+/// A staff member with `role`, signed in through the pages in a browser
+/// of their own.
+pub(super) async fn staff_member(ts: &TestServer, username: &str, role: Role) -> Browser {
+    let b = Browser::new(ts);
+    signed_in(ts, &b, username).await;
+    ts.server.set_role(username, role, "admin", now()).unwrap();
+    b
 }
 
 async fn receipt(ts: &TestServer, dev: &TestDevice, id: &str, event: ReceiptEvent) {
@@ -425,11 +434,7 @@ async fn staff_follow_a_test_push_and_fix_the_account_officers_are_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_says_what_was_wrong_as_a_page() {
     let ts = TestServer::start().await;
-    let staff = Browser::new(&ts);
-    signed_in(&ts, &staff, "hd0201").await;
-    ts.server
-        .set_role("hd0201", Role::Helpdesk, "admin", now())
-        .unwrap();
+    let staff = staff_member(&ts, "hd0201", Role::Helpdesk).await;
     ts.add_user("cs1201");
     ts.server
         .apply_fix(
@@ -538,6 +543,50 @@ async fn the_console_says_what_was_wrong_as_a_page() {
 /// The live timeline and audit tail wait for the next audit row, not for a
 /// polling period: a row wakes them at once (the limit given here, an
 /// hour, is what they would otherwise wait).
+/// An export of more rows than it reads at a time has every matching row,
+/// once each and oldest first.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_larger_than_its_pages_has_every_matching_row_once() {
+    let ts = TestServer::start().await;
+    let staff = staff_member(&ts, "hd0301", Role::Helpdesk).await;
+    // 2,500 rows, every other one matching: the matches fill more than
+    // one page of the export's reads (1,000 rows).
+    ts.server
+        .store
+        .write(now(), |w| {
+            for i in 0..2_500 {
+                let action = ["test.export", "test.other"][i % 2];
+                let target = format!("row {i}");
+                let row = NewAudit::of("system", action, &target, "");
+                w.audit(&row.with("ok", ""))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let resp = staff
+        .http
+        .get(format!(
+            "{}/helpdesk/audit?format=csv&action=test.export",
+            ts.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let csv = resp.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("seq,at,actor,action,target,ip,outcome,detail")
+    );
+    let targets: Vec<&str> = lines.map(|l| l.split(',').nth(4).unwrap()).collect();
+    let expected: Vec<String> = (0..2_500)
+        .step_by(2)
+        .map(|i| format!("\"row {i}\""))
+        .collect();
+    assert_eq!(targets, expected);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn live_views_wake_on_each_audit_row() {
     let ts = TestServer::start().await;
@@ -584,11 +633,7 @@ async fn a_challenge_keeps_its_millisecond() {
 async fn a_password_reset_whose_browser_left_while_it_waited_changes_nothing() {
     let ts = TestServer::start().await;
     signed_in(&ts, &Browser::new(&ts), "cs1011").await;
-    let staff = Browser::new(&ts);
-    signed_in(&ts, &staff, "hd0011").await;
-    ts.server
-        .set_role("hd0011", Role::Helpdesk, "admin", now())
-        .unwrap();
+    let staff = staff_member(&ts, "hd0011", Role::Helpdesk).await;
     let (_, _, page) = staff.get("/helpdesk/users/cs1011").await;
     let before = ts.server.user("cs1011").unwrap().password_hash;
 

@@ -9,7 +9,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use countersign_core::percent_encode;
 use countersign_core::time::format_utc;
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use maud::{html, Markup};
 
 use super::StaffSession;
@@ -21,6 +21,9 @@ use crate::{now, Error, Server};
 
 /// Rows the page shows (and a live tail sends at once), newest first.
 const SHOWN: usize = 200;
+
+/// Rows an export reads at a time.
+const EXPORT_PAGE: usize = 1_000;
 
 /// The audit page's query: its filters, all optional.
 #[derive(Default, serde::Deserialize)]
@@ -98,8 +101,7 @@ fn filter_of(s: &Server, q: &AuditQuery) -> Result<Result<AuditFilter, String>, 
             outcome: text(&q.outcome),
             since: time("Since", &q.since)?,
             until: time("Until", &q.until)?,
-            after_seq: None,
-            newest: None,
+            ..AuditFilter::default()
         })
     })())
 }
@@ -158,17 +160,8 @@ pub(super) async fn page(
         Ok(filter) => filter,
         Err(why) => return Ok(bad_filter(&s, &me, &q, &why)),
     };
-    let csv = q.format == "csv";
-    // The page shows the newest rows; the export has every matching one.
-    if !csv {
-        filter.newest = Some(SHOWN);
-    }
-    if csv {
-        // Every matching row, read and written out off the async workers:
-        // a large log would otherwise hold up every stream and page.
-        let out = s
-            .off_workers(move |s| Ok(csv_of(&s.store.audit_entries(&filter)?)))
-            .await?;
+    if q.format == "csv" {
+        let last = s.store.last_audit_seq()?;
         return Ok((
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -177,10 +170,12 @@ pub(super) async fn page(
                     "attachment; filename=\"audit.csv\"",
                 ),
             ],
-            out,
+            export(s, filter, last),
         )
             .into_response());
     }
+    // The page shows the newest rows; the export has every matching one.
+    filter.newest = Some(SHOWN);
     let rows = s.store.audit_entries(&filter)?;
     let last = rows.last().map_or(0, |r| r.seq);
     let shown: Vec<&AuditEntry> = rows.iter().rev().collect();
@@ -312,8 +307,45 @@ fn bad_filter(s: &Server, me: &UserRow, q: &AuditQuery, why: &str) -> Response {
 }
 
 /// The rows as CSV, with a header line.
-fn csv_of(rows: &[AuditEntry]) -> String {
-    let mut out = String::from("seq,at,actor,action,target,ip,outcome,detail\n");
+/// Every row `filter` selects up to row `last`, as CSV, read a page at a
+/// time off the async workers and sent as it is read: an export of a
+/// large log holds one page in memory, not the log. A failed read ends
+/// the body short, which the browser shows as a failed download.
+fn export(s: std::sync::Arc<Server>, mut filter: AuditFilter, last: i64) -> axum::body::Body {
+    filter.through_seq = Some(last);
+    filter.oldest = Some(EXPORT_PAGE);
+    let head = String::from("seq,at,actor,action,target,ip,outcome,detail\n");
+    let pages = stream::unfold(Some((s, filter, 0)), |state| async move {
+        let (s, mut filter, after) = state?;
+        filter.after_seq = Some(after);
+        let page = filter.clone();
+        match s
+            .off_workers(move |s| Ok(s.store.audit_entries(&page)?))
+            .await
+        {
+            Ok(rows) => {
+                let next = match rows.len() < EXPORT_PAGE {
+                    true => None,
+                    false => rows.last().map(|r| (s, filter, r.seq)),
+                };
+                Some((Ok(csv_rows(&rows)), next))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "an audit export stopped short");
+                Some((
+                    Err(std::io::Error::other("the audit log could not be read")),
+                    None,
+                ))
+            }
+        }
+    });
+    let head = stream::once(async { Ok::<_, std::io::Error>(head) });
+    axum::body::Body::from_stream(head.chain(pages))
+}
+
+/// Audit rows as lines of CSV.
+fn csv_rows(rows: &[AuditEntry]) -> String {
+    let mut out = String::new();
     for r in rows {
         let cols =
             [&r.actor, &r.action, &r.target, &r.ip, &r.outcome, &r.detail].map(|c| csv_field(c));
