@@ -743,3 +743,64 @@ fn helpdesk_fix_records_the_staff_members_own_name() {
         "{audit}"
     );
 }
+
+/// `audit` reads a large log a page at a time: every row, once each and
+/// oldest first, in each format, from a log of more rows than a page.
+#[test]
+fn audit_writes_out_a_log_larger_than_its_pages_whole() {
+    use countersign_server::store::{NewAudit, Store, EXPORT_PAGE};
+    let tmp = tempfile::tempdir().unwrap();
+    let add = ["user", "add", "cs0301", "--first", "Ada", "--last", "Ng"];
+    assert!(run(tmp.path(), &add).status.success());
+    let data = tmp.path().join("data");
+    let rows = 2 * EXPORT_PAGE + 500;
+    std::thread::spawn(move || {
+        let store = match countersign_testkit::postgres::store_for(&data) {
+            Some(url) => Store::open_url(&url),
+            None => Store::open(&data.join("countersign.db")),
+        };
+        store
+            .unwrap()
+            .write(countersign_server::now(), |w| {
+                for i in 0..rows {
+                    let target = format!("row {i}");
+                    w.audit(&NewAudit::of("system", "test.export", &target, "").with("ok", ""))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    let expected: Vec<String> = (0..rows).map(|i| format!("row {i}")).collect();
+    let exported = |format: &str| {
+        let out = run(tmp.path(), &["audit", "--format", format]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+
+    let json: Vec<serde_json::Value> = serde_json::from_str(&exported("json")).unwrap();
+    let targets: Vec<&str> = json
+        .iter()
+        .filter(|r| r["action"] == "test.export")
+        .map(|r| r["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, expected);
+    let seqs: Vec<i64> = json.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "oldest first, once each"
+    );
+
+    let csv = exported("csv");
+    let targets: Vec<String> = csv
+        .lines()
+        .filter(|l| l.contains("\"test.export\""))
+        .map(|l| l.split(',').nth(4).unwrap().trim_matches('"').to_string())
+        .collect();
+    assert_eq!(targets, expected);
+
+    let lines = exported("text");
+    let shown = lines.lines().filter(|l| l.contains("test.export")).count();
+    assert_eq!(shown, rows);
+}

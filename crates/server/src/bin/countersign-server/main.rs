@@ -3,13 +3,12 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use countersign_core::api::ChallengeStatus;
-use countersign_core::text::printable;
 use countersign_server::http::api::PushRequest;
 use countersign_server::http::serve;
 use countersign_server::infra::config::Config;
 use countersign_server::infra::datadir::DataDir;
 use countersign_server::infra::tls;
-use countersign_server::store::{csv_field, AuditFilter};
+use countersign_server::store::AuditFilter;
 use countersign_server::Server;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -19,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod admin;
+mod audit_cmd;
 mod backup_cmd;
 
 mod bench;
@@ -375,50 +375,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             since,
             format,
         } => {
-            let rows = server.store.audit_entries(&AuditFilter {
+            let filter = AuditFilter {
                 user,
                 since,
                 ..AuditFilter::default()
-            })?;
-            let mut out = std::io::stdout().lock();
-            match format {
-                Format::Json => serde_json::to_writer_pretty(&mut out, &rows)?,
-                Format::Csv => {
-                    writeln!(
-                        out,
-                        "seq,at,actor,action,target,ip,outcome,detail,hash,request_id"
-                    )?;
-                    for r in &rows {
-                        let cols = [
-                            &r.actor,
-                            &r.action,
-                            &r.target,
-                            &r.ip,
-                            &r.outcome,
-                            &r.detail,
-                            &r.hash,
-                            &r.request_id,
-                        ]
-                        .map(|c| csv_field(c));
-                        writeln!(out, "{},{},{}", r.seq, r.at, cols.join(","))?;
-                    }
-                }
-                Format::Text => {
-                    for r in &rows {
-                        writeln!(
-                            out,
-                            "{:>6} {} {:<14} {:<22} {:<16} {:<10} {}",
-                            r.seq,
-                            r.at,
-                            printable(&r.actor),
-                            printable(&r.action),
-                            printable(&r.target),
-                            printable(&r.outcome),
-                            printable(&r.detail)
-                        )?;
-                    }
-                }
-            }
+            };
+            audit_cmd::print(server.store.clone(), &filter, format)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -16,14 +16,11 @@ use super::StaffSession;
 use super::{console, may_still_watch};
 use crate::http::pages::{AppState, PageResult};
 use crate::http::refusals::own_refusal;
-use crate::store::{csv_field, AuditEntry, AuditFilter, UserRow};
+use crate::store::{csv_field, AuditEntry, AuditExport, AuditFilter, UserRow};
 use crate::{now, Error, Server};
 
 /// Rows the page shows (and a live tail sends at once), newest first.
 const SHOWN: usize = 200;
-
-/// Rows an export reads at a time.
-const EXPORT_PAGE: usize = 1_000;
 
 /// The audit page's query: its filters, all optional.
 #[derive(Default, serde::Deserialize)]
@@ -161,7 +158,7 @@ pub(super) async fn page(
         Err(why) => return Ok(bad_filter(&s, &me, &q, &why)),
     };
     if q.format == "csv" {
-        let last = s.store.last_audit_seq()?;
+        let rows = AuditExport::new(s.store.clone(), &filter)?;
         return Ok((
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -170,7 +167,7 @@ pub(super) async fn page(
                     "attachment; filename=\"audit.csv\"",
                 ),
             ],
-            export(s, filter, last),
+            export(s, rows),
         )
             .into_response());
     }
@@ -307,40 +304,35 @@ fn bad_filter(s: &Server, me: &UserRow, q: &AuditQuery, why: &str) -> Response {
 }
 
 /// The rows as CSV, with a header line.
-/// Every row `filter` selects up to row `last`, as CSV, read a page at a
-/// time off the async workers and sent as it is read: an export of a
-/// large log holds one page in memory, not the log. A failed read ends
-/// the body short, which the browser shows as a failed download.
-fn export(s: std::sync::Arc<Server>, mut filter: AuditFilter, last: i64) -> axum::body::Body {
-    filter.through_seq = Some(last);
-    filter.oldest = Some(EXPORT_PAGE);
+/// Every row `filter` selects, as CSV, read a page at a time off the
+/// async workers and sent as it is read (see [`AuditExport`]). A failed
+/// read ends the body short, which the browser shows as a failed
+/// download.
+fn export(s: std::sync::Arc<Server>, rows: AuditExport) -> axum::body::Body {
     let head = String::from("seq,at,actor,action,target,ip,outcome,detail\n");
-    let pages = stream::unfold(Some((s, filter, 0)), |state| async move {
-        let (s, mut filter, after) = state?;
-        filter.after_seq = Some(after);
-        let page = filter.clone();
-        match s
-            .off_workers(move |s| Ok(s.store.audit_entries(&page)?))
-            .await
-        {
-            Ok(rows) => {
-                let next = match rows.len() < EXPORT_PAGE {
-                    true => None,
-                    false => rows.last().map(|r| (s, filter, r.seq)),
-                };
-                Some((Ok(csv_rows(&rows)), next))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "an audit export stopped short");
-                Some((
-                    Err(std::io::Error::other("the audit log could not be read")),
-                    None,
-                ))
-            }
+    let pages = stream::unfold(Some((s, rows)), |state| async move {
+        let (s, mut rows) = state?;
+        let read = s
+            .off_workers(move |_| {
+                let page = rows.next_page();
+                Ok((rows, page))
+            })
+            .await;
+        match read {
+            Ok((rows, Ok(Some(page)))) => Some((Ok(csv_rows(&page)), Some((s, rows)))),
+            Ok((_, Ok(None))) => None,
+            Ok((_, Err(e))) => Some((Err(stopped_short(&e)), None)),
+            Err(e) => Some((Err(stopped_short(&e)), None)),
         }
     });
     let head = stream::once(async { Ok::<_, std::io::Error>(head) });
     axum::body::Body::from_stream(head.chain(pages))
+}
+
+/// Logs why an export stopped short; the error that ends its body.
+fn stopped_short(e: &dyn std::fmt::Display) -> std::io::Error {
+    tracing::error!(error = %e, "an audit export stopped short");
+    std::io::Error::other("the audit log could not be read")
 }
 
 /// Audit rows as lines of CSV.
