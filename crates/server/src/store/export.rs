@@ -23,7 +23,10 @@ impl AuditExport {
     pub fn new(store: Arc<Store>, filter: &AuditFilter) -> Result<Self, StoreError> {
         let filter = AuditFilter {
             after_seq: Some(filter.after_seq.unwrap_or(0)),
-            through_seq: Some(store.last_audit_seq()?),
+            through_seq: Some(match (store.last_audit_seq()?, filter.through_seq) {
+                (last, Some(given)) => last.min(given),
+                (last, None) => last,
+            }),
             newest: None,
             oldest: Some(EXPORT_PAGE),
             ..filter.clone()

@@ -540,9 +540,6 @@ async fn the_console_says_what_was_wrong_as_a_page() {
     assert_eq!(resp.headers()["cache-control"], "no-store");
 }
 
-/// The live timeline and audit tail wait for the next audit row, not for a
-/// polling period: a row wakes them at once (the limit given here, an
-/// hour, is what they would otherwise wait).
 /// An export of more rows than it reads at a time has every matching row,
 /// once each and oldest first.
 #[tokio::test(flavor = "multi_thread")]
@@ -587,6 +584,9 @@ async fn an_export_larger_than_its_pages_has_every_matching_row_once() {
     assert_eq!(targets, expected);
 }
 
+/// The live timeline and audit tail wait for the next audit row, not for a
+/// polling period: a row wakes them at once (the limit given here, an
+/// hour, is what they would otherwise wait).
 #[tokio::test(flavor = "multi_thread")]
 async fn live_views_wake_on_each_audit_row() {
     let ts = TestServer::start().await;

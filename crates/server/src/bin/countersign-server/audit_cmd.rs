@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use countersign_core::text::printable;
 use countersign_server::store::{csv_field, AuditEntry, AuditExport, AuditFilter, Store};
-use serde::Serializer;
+use serde::ser::{SerializeSeq, Serializer};
 
 use crate::Format;
 
@@ -19,7 +19,15 @@ pub fn print(store: Arc<Store>, filter: &AuditFilter, format: Format) -> anyhow:
         Format::Json => {
             let pretty = serde_json::ser::PrettyFormatter::new();
             let mut json = serde_json::Serializer::with_formatter(&mut out, pretty);
-            json.collect_seq(rows)?;
+            let mut list = json.serialize_seq(None)?;
+            for r in rows {
+                list.serialize_element(&r)?;
+            }
+            // A list cut short is left unclosed, so that nothing reads it
+            // as the whole log.
+            if failed.is_none() {
+                list.end()?;
+            }
         }
         Format::Csv => {
             writeln!(

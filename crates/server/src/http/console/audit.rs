@@ -303,36 +303,39 @@ fn bad_filter(s: &Server, me: &UserRow, q: &AuditQuery, why: &str) -> Response {
     (StatusCode::BAD_REQUEST, console(s, "Audit log", me, body)).into_response()
 }
 
-/// The rows as CSV, with a header line.
 /// Every row `filter` selects, as CSV, read a page at a time off the
 /// async workers and sent as it is read (see [`AuditExport`]). A failed
 /// read ends the body short, which the browser shows as a failed
 /// download.
 fn export(s: std::sync::Arc<Server>, rows: AuditExport) -> axum::body::Body {
     let head = String::from("seq,at,actor,action,target,ip,outcome,detail\n");
-    let pages = stream::unfold(Some((s, rows)), |state| async move {
-        let (s, mut rows) = state?;
-        let read = s
-            .off_workers(move |_| {
-                let page = rows.next_page();
-                Ok((rows, page))
-            })
-            .await;
-        match read {
-            Ok((rows, Ok(Some(page)))) => Some((Ok(csv_rows(&page)), Some((s, rows)))),
-            Ok((_, Ok(None))) => None,
-            Ok((_, Err(e))) => Some((Err(stopped_short(&e)), None)),
-            Err(e) => Some((Err(stopped_short(&e)), None)),
+    // The request's span, for the log line of an export that stops short
+    // (the body is sent after the handler has returned).
+    let span = tracing::Span::current();
+    let pages = stream::unfold(Some((s, rows)), move |state| {
+        let span = span.clone();
+        async move {
+            let (s, mut rows) = state?;
+            let read = s
+                .off_workers(move |_| {
+                    let page = rows.next_page().map(|page| page.map(|p| csv_rows(&p)));
+                    Ok((rows, page))
+                })
+                .await;
+            let stopped = |e: &dyn std::fmt::Display| {
+                span.in_scope(|| tracing::error!(error = %e, "an audit export stopped short"));
+                std::io::Error::other("the audit log could not be read")
+            };
+            match read {
+                Ok((rows, Ok(Some(csv)))) => Some((Ok(csv), Some((s, rows)))),
+                Ok((_, Ok(None))) => None,
+                Ok((_, Err(e))) => Some((Err(stopped(&e)), None)),
+                Err(e) => Some((Err(stopped(&e)), None)),
+            }
         }
     });
     let head = stream::once(async { Ok::<_, std::io::Error>(head) });
     axum::body::Body::from_stream(head.chain(pages))
-}
-
-/// Logs why an export stopped short; the error that ends its body.
-fn stopped_short(e: &dyn std::fmt::Display) -> std::io::Error {
-    tracing::error!(error = %e, "an audit export stopped short");
-    std::io::Error::other("the audit log could not be read")
 }
 
 /// Audit rows as lines of CSV.
