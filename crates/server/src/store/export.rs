@@ -1,5 +1,6 @@
 //! An export of the audit log, read a page at a time: a large log's
-//! export holds one page in memory, not the log.
+//! export holds one page in memory, not the log (a user's rows are read
+//! at once: see [`AuditExport::new`]).
 
 use std::sync::Arc;
 
@@ -21,6 +22,14 @@ pub struct AuditExport {
 impl AuditExport {
     /// Begins an export of the rows `filter` selects.
     pub fn new(store: Arc<Store>, filter: &AuditFilter) -> Result<Self, StoreError> {
+        // A user's rows in one read: paged, `actor = ? OR target = ?` would
+        // read and sort all of them for every page, and an index on
+        // `(target, seq)` that serves them in order costs every audit
+        // row's write about a quarter more (docs/PERFORMANCE.md).
+        let page = match filter.user {
+            Some(_) => None,
+            None => Some(EXPORT_PAGE),
+        };
         let filter = AuditFilter {
             after_seq: Some(filter.after_seq.unwrap_or(0)),
             through_seq: Some(match (store.last_audit_seq()?, filter.through_seq) {
@@ -28,7 +37,7 @@ impl AuditExport {
                 (last, None) => last,
             }),
             newest: None,
-            oldest: Some(EXPORT_PAGE),
+            oldest: page,
             ..filter.clone()
         };
         Ok(AuditExport {
@@ -47,7 +56,7 @@ impl AuditExport {
         }
         let rows = self.store.audit_entries(&self.filter);
         let rows = rows.inspect_err(|_| self.done = true)?;
-        self.done = rows.len() < EXPORT_PAGE;
+        self.done = self.filter.oldest.is_none_or(|page| rows.len() < page);
         self.filter.after_seq = rows.last().map(|r| r.seq).or(self.filter.after_seq);
         Ok(Some(rows).filter(|rows| !rows.is_empty()))
     }

@@ -475,13 +475,6 @@ UPDATE users SET temporary_until = CAST(strftime('%s', 'now') AS INTEGER) + 7 * 
         lite: "",
         pg: "COMMENT ON TABLE audit IS 'chained under the chain lock as each write commits';",
     },
-    Migration {
-        // A user's rows as a target, in order: an export reads them a page
-        // at a time, and `audit(target, at)` would have each page read and
-        // sort all of them (docs/PERFORMANCE.md, "Audit exports").
-        lite: "CREATE INDEX audit_target_seq ON audit(target, seq);",
-        pg: "CREATE INDEX audit_target_seq ON audit(target, seq);",
-    },
 ];
 const LEANER_INDEXES: &str =
     "DROP INDEX audit_target_seq; DROP INDEX challenges_device; DROP INDEX challenges_pending; \

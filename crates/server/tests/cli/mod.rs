@@ -803,4 +803,16 @@ fn audit_writes_out_a_log_larger_than_its_pages_whole() {
     let lines = exported("text");
     let shown = lines.lines().filter(|l| l.contains("test.export")).count();
     assert_eq!(shown, rows);
+
+    // By user (the rows' actor): read in one go, the same rows.
+    let out = run(
+        tmp.path(),
+        &["audit", "--user", "system", "--format", "csv"],
+    );
+    let by_user: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"test.export\""))
+        .map(|l| l.split(',').nth(4).unwrap().trim_matches('"').to_string())
+        .collect();
+    assert_eq!(by_user, expected);
 }
