@@ -26,18 +26,13 @@ impl AuditExport {
         // read and sort all of them for every page, and an index on
         // `(target, seq)` that serves them in order costs every audit
         // row's write about a quarter more (docs/PERFORMANCE.md).
-        let page = match filter.user {
-            Some(_) => None,
-            None => Some(EXPORT_PAGE),
-        };
+        let page_size = filter.user.is_none().then_some(EXPORT_PAGE);
+        let last = store.last_audit_seq()?;
         let filter = AuditFilter {
             after_seq: Some(filter.after_seq.unwrap_or(0)),
-            through_seq: Some(match (store.last_audit_seq()?, filter.through_seq) {
-                (last, Some(given)) => last.min(given),
-                (last, None) => last,
-            }),
+            through_seq: Some(filter.through_seq.map_or(last, |given| given.min(last))),
             newest: None,
-            oldest: page,
+            oldest: page_size,
             ..filter.clone()
         };
         Ok(AuditExport {
